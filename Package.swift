@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// megatron: a PTD-P (tensor × pipeline × data parallel) GPT trainer for CPU clusters over MPI.
+//
+// Build switch: release builds generate code for the building CPU (`-march=native`; AVX-512 on the
+// reference machine, 3–4× faster kernels than the generic x86-64 target). To build a binary that
+// runs on other x86-64 machines, set `MEGATRON_MARCH` before building, e.g.
+//     MEGATRON_MARCH=x86-64-v3 swift build -c release     # AVX2 + FMA machines
+//     MEGATRON_MARCH=none swift build -c release          # the toolchain's default target
+import PackageDescription
+import Foundation
+
+let march = ProcessInfo.processInfo.environment["MEGATRON_MARCH"] ?? "native"
+let cpuFlags: [String] = march == "none" ? [] : ["-Xcc", "-march=\(march)"]
+/// Compute targets: CPU-specific code generation, and optimised even in debug builds.
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(cpuFlags),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "megatron",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "megatron", targets: ["megatron"]),
+        .library(name: "MegatronCore", targets: ["MegatronCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - C libraries (systemLibrary shims: static inline getters only)
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+
+        // MARK: - Libraries
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Distributed", dependencies: ["CMPI"]),
+        .target(name: "Checkpoint", dependencies: ["CHDF5"]),
+        .target(name: "MegatronCore", dependencies: ["Tensor", "Distributed", "Checkpoint"],
+                swiftSettings: kernelSettings),
+
+        // MARK: - The command-line tool
+        .executableTarget(name: "megatron", dependencies: [
+            "MegatronCore", "Tensor", "Distributed", "Checkpoint",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // MARK: - Tests (mirror Sources; CLITests run the built binary)
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["megatron"]),
+    ]
+)

@@ -1,0 +1,19 @@
+/* CMPI: Open MPI for Swift. Only static inline getters for the handle macros Swift cannot
+   import (Open MPI defines them as casts of addresses of globals). Imported only by Distributed. */
+#ifndef CMPI_SHIM_H
+#define CMPI_SHIM_H
+#include <mpi.h>
+static inline MPI_Comm     mpi_comm_world(void)    { return MPI_COMM_WORLD; }
+static inline MPI_Comm     mpi_comm_null(void)     { return MPI_COMM_NULL; }
+static inline MPI_Datatype mpi_float(void)         { return MPI_FLOAT; }
+static inline MPI_Datatype mpi_double(void)        { return MPI_DOUBLE; }
+static inline MPI_Datatype mpi_int(void)           { return MPI_INT; }
+static inline MPI_Datatype mpi_int64(void)         { return MPI_INT64_T; }
+static inline MPI_Datatype mpi_byte(void)          { return MPI_BYTE; }
+static inline MPI_Op       mpi_sum(void)           { return MPI_SUM; }
+static inline MPI_Op       mpi_max(void)           { return MPI_MAX; }
+static inline MPI_Op       mpi_min(void)           { return MPI_MIN; }
+static inline void *       mpi_in_place(void)      { return MPI_IN_PLACE; }
+static inline MPI_Status * mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+static inline MPI_Errhandler mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+#endif

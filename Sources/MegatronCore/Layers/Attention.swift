@@ -1,0 +1,165 @@
+// Attention.swift — causal multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per
+// (batch, head) and by query tiles: a tile of scores [T, keys ≤ i0+T] lives in per-thread scratch,
+// the causal upper triangle beyond the tile is never computed, and only the log-sum-exp per row
+// is saved. Backward recomputes the probabilities from it (flash-attention style).
+//
+// QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
+// (d columns each), so a tensor-parallel column split gives each rank whole heads.
+import Foundation
+import Tensor
+
+public struct AttentionShape: Sendable {
+    public let seq: Int, batch: Int, heads: Int, headDim: Int
+    public init(seq: Int, batch: Int, heads: Int, headDim: Int) {
+        self.seq = seq; self.batch = batch; self.heads = heads; self.headDim = headDim
+    }
+    public var hidden: Int { heads * headDim }
+    /// Query rows per tile.
+    public var tile: Int { min(seq, 64) }
+    /// Scratch floats each worker thread needs.
+    public var scratchPerWorker: Int { 2 * tile * seq }
+}
+
+public enum CausalSelfAttention {
+    /// - qkv: [s, b, 3h] (per head q|k|v)   - context: [s, b, h] (overwritten)   - lse: [b, a, s] (saved)
+    /// - scratch: `threads × shape.scratchPerWorker` floats
+    public static func forward(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+                               lse: UnsafeMutablePointer<Float>, shape: AttentionShape,
+                               dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>) {
+        let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
+        let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
+        let scale = 1 / Float(d).squareRoot()
+        ThreadBudget.withSingleThreadedBLAS {
+            ThreadBudget.parallelChunks(b * a) { worker, tasks in
+                let S = scratch + worker * shape.scratchPerWorker
+                for task in tasks {
+                    let bi = task / a, head = task % a
+                    let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
+                    let o = context + bi * h + head * d
+                    let lseRow = lse + task * s
+                    var i0 = 0
+                    while i0 < s {
+                        let rows = min(T, s - i0), keys = i0 + rows
+                        BLAS.sgemm(transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
+                                   b: k, ldb: ld, c: S, ldc: keys)
+                        for r in 0..<rows {
+                            let i = i0 + r
+                            let row = S + r * keys
+                            let l = softmaxRowInPlace(row, valid: i + 1, width: keys)
+                            lseRow[i] = l
+                            if p > 0, let stream {
+                                let base = (task * s + i) * s
+                                for j in 0...i { row[j] *= stream.scale(index: base + j, p: p) }
+                            }
+                        }
+                        BLAS.sgemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
+                        i0 += rows
+                    }
+                }
+            }
+        }
+    }
+
+    /// - dcontext: [s, b, h]   - qkv, lse: as saved by forward   - dqkv: [s, b, 3h] (overwritten)
+    public static func backward(dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+                                dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape,
+                                dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>) {
+        let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
+        let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
+        let scale = 1 / Float(d).squareRoot()
+        ThreadBudget.withSingleThreadedBLAS {
+            ThreadBudget.parallelChunks(b * a) { worker, tasks in
+                let A = scratch + worker * shape.scratchPerWorker
+                let B = A + T * s
+                for task in tasks {
+                    let bi = task / a, head = task % a
+                    let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
+                    let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
+                    let dO = dcontext + bi * h + head * d
+                    let lseRow = lse + task * s
+                    for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
+                    var i0 = 0
+                    while i0 < s {
+                        let rows = min(T, s - i0), keys = i0 + rows
+                        // A = P (recomputed probabilities), zero above the diagonal.
+                        BLAS.sgemm(transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
+                                   b: k, ldb: ld, c: A, ldc: keys)
+                        for r in 0..<rows {
+                            let i = i0 + r
+                            expRowInPlace(A + r * keys, valid: i + 1, width: keys, shift: lseRow[i])
+                        }
+                        if p > 0, let stream {
+                            // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
+                            for r in 0..<rows {
+                                let i = i0 + r, base = (task * s + i) * s
+                                for j in 0..<keys { B[r * keys + j] = j <= i ? A[r * keys + j] * stream.scale(index: base + j, p: p) : 0 }
+                            }
+                            BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
+                                       beta: 1, c: dv, ldc: ld)
+                            BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
+                            for r in 0..<rows {
+                                let i = i0 + r, base = (task * s + i) * s
+                                for j in 0...i { B[r * keys + j] *= stream.scale(index: base + j, p: p) }
+                            }
+                        } else {
+                            BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
+                                       beta: 1, c: dv, ldc: ld)
+                            BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
+                        }
+                        // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+                        for r in 0..<rows { softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale) }
+                        BLAS.sgemm(m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, c: dq + i0 * ld, ldc: ld)
+                        BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
+                                   beta: 1, c: dk, ldc: ld)
+                        i0 += rows
+                    }
+                }
+            }
+        }
+    }
+
+    /// Softmax over `row[0..<valid]`, zeros in `row[valid..<width]`; returns log Σ exp (the LSE).
+    @inline(__always)
+    static func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) -> Float {
+        var mv = F16(repeating: -.infinity)
+        var j = 0
+        while j + 16 <= valid { mv = pointwiseMax(mv, load16(row, j)); j += 16 }
+        var m = mv.max()
+        while j < valid { m = max(m, row[j]); j += 1 }
+        var sv = F16(repeating: 0)
+        j = 0
+        while j + 16 <= valid { let e = simdExp(load16(row, j) - m); store16(e, row, j); sv += e; j += 16 }
+        var sum = sv.sum()
+        while j < valid { let e = scalarExp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        let inv = 1 / sum
+        j = 0
+        while j + 16 <= valid { store16(load16(row, j) * inv, row, j); j += 16 }
+        while j < valid { row[j] *= inv; j += 1 }
+        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
+        return m + Foundation.log(sum)
+    }
+
+    /// `row[j] = exp(row[j] − shift)` for j < valid, 0 beyond.
+    @inline(__always)
+    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, shift: Float) {
+        var j = 0
+        while j + 16 <= valid { store16(simdExp(load16(row, j) - shift), row, j); j += 16 }
+        while j < valid { row[j] = scalarExp(row[j] - shift); j += 1 }
+        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
+    }
+
+    /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale`.
+    @inline(__always)
+    static func softmaxBackwardRow(_ P: UnsafeMutablePointer<Float>, dP: UnsafePointer<Float>, width: Int, scale: Float) {
+        var acc = F16(repeating: 0)
+        var j = 0
+        while j + 16 <= width { acc = acc.addingProduct(load16(P, j), load16(dP, j)); j += 16 }
+        var dot = acc.sum()
+        while j < width { dot += P[j] * dP[j]; j += 1 }
+        j = 0
+        while j + 16 <= width { store16(load16(P, j) * (load16(dP, j) - dot) * scale, P, j); j += 16 }
+        while j < width { P[j] = P[j] * (dP[j] - dot) * scale; j += 1 }
+    }
+}
+
+@inline(__always) func pointwiseMax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .> a) }

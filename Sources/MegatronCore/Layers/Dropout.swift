@@ -1,0 +1,45 @@
+// Dropout.swift — inverted dropout whose mask is a pure function of (seed, site, step, element):
+// element e is dropped when Philox(key, e) < p. Backward regenerates the same mask instead of
+// storing it, and a resumed run draws exactly the masks of the uninterrupted one.
+import Tensor
+
+/// Identifies one dropout application: the generator key (seed + site name) and the counter words
+/// (iteration and micro-batch), so no two applications share a mask.
+public struct DropoutStream: Sendable {
+    public let rng: Philox4x32
+    public let step: UInt32
+    public let microbatch: UInt32
+
+    public init(seed: Int, site: String, step: Int, microbatch: Int) {
+        rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash(site))
+        self.step = UInt32(truncatingIfNeeded: step)
+        self.microbatch = UInt32(truncatingIfNeeded: microbatch)
+    }
+
+    /// Keep-scale for element `index`: 0 if dropped, 1/(1−p) if kept.
+    @inline(__always)
+    public func scale(index: Int, p: Float) -> Float {
+        rng.uniform(index: index, step, microbatch) < p ? 0 : 1 / (1 - p)
+    }
+}
+
+public enum Dropout {
+    /// In place: `x[i] *= mask(i)/(1−p)` for elements `offset ..< offset + count` of the stream.
+    /// Used unchanged for forward (on activations) and backward (on their gradients).
+    public static func apply(_ x: UnsafeMutablePointer<Float>, count n: Int, p: Float, stream: DropoutStream, offset: Int = 0) {
+        guard p > 0 else { return }
+        let keep = 1 / (1 - p)
+        ThreadBudget.parallelFor(n, grain: 1 << 12) { r in
+            var i = r.lowerBound
+            while i < r.upperBound {
+                let e = offset + i
+                let w = stream.rng.block(UInt32(truncatingIfNeeded: e >> 2), UInt32(truncatingIfNeeded: e >> 34),
+                                         stream.step, stream.microbatch)
+                let lane = e & 3
+                let u = Float(w[lane] >> 8) * 0x1p-24
+                x[i] = u < p ? 0 : x[i] * keep
+                i += 1
+            }
+        }
+    }
+}

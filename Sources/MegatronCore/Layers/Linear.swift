@@ -1,0 +1,32 @@
+// Linear.swift — y = x·Wᵀ + b with Megatron's weight layout W [out, in]. Forward and both backward
+// products are single SGEMM calls on contiguous panels; no transpose is ever copied.
+// The tensor-parallel Column/RowParallelLinear wrap these with their communication pairs.
+import Tensor
+
+public enum Linear {
+    /// - x: [n, in]   - weight: [out, in]   - bias: [out] or nil   - y: [n, out] (overwritten)
+    public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                               y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int) {
+        var beta: Float = 0
+        if let bias {
+            ThreadBudget.parallelFor(n, grain: 64) { rr in
+                for r in rr { (y + r * m).update(from: bias, count: m) }
+            }
+            beta = 1
+        }
+        BLAS.sgemm(transB: true, m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, beta: beta, c: y, ldc: m)
+    }
+
+    /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
+    /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
+    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
+                                accumulateInput: Bool = false) {
+        if let dx {
+            BLAS.sgemm(m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
+        }
+        BLAS.sgemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
+        if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
+    }
+}

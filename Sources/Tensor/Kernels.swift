@@ -1,0 +1,68 @@
+// Kernels.swift — fused elementwise passes over raw pointers: add, scale, axpy, sum of squares.
+// Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
+
+@inline(__always) func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
+    UnsafeRawPointer(p + i).loadUnaligned(as: F16.self)
+}
+@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: F16.self)
+}
+
+public enum Kernels {
+    /// `out[i] = a[i] + b[i]` (out may alias a or b).
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           into out: UnsafeMutablePointer<Float>, count n: Int) {
+        ThreadBudget.parallelFor(n, grain: 1 << 14) { r in
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound { store16(load16(a, i) + load16(b, i), out, i); i += 16 }
+            while i < r.upperBound { out[i] = a[i] + b[i]; i += 1 }
+        }
+    }
+
+    /// `y[i] += x[i]`.
+    public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        add(UnsafePointer(y), x, into: y, count: n)
+    }
+
+    /// `x[i] *= s`.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by s: Float, count n: Int) {
+        ThreadBudget.parallelFor(n, grain: 1 << 14) { r in
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound { store16(load16(x, i) * s, x, i); i += 16 }
+            while i < r.upperBound { x[i] *= s; i += 1 }
+        }
+    }
+
+    /// Σ x[i]² in Double, summed in fixed blocks so the result does not depend on the thread count.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
+        let block = 1 << 16
+        let blocks = (n + block - 1) / block
+        if blocks == 0 { return 0 }
+        var partial = [Double](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { part in
+            let out = part.baseAddress!
+            ThreadBudget.parallelFor(blocks) { br in
+                for bIdx in br {
+                    let lo = bIdx * block, hi = min(n, lo + block)
+                    var acc = F16(repeating: 0)
+                    var i = lo
+                    var s: Double = 0
+                    while i + 16 <= hi {
+                        let v = load16(x, i); acc = acc.addingProduct(v, v); i += 16
+                        if (i - lo) & 1023 == 0 { s += Double(acc.sum()); acc = F16(repeating: 0) }
+                    }
+                    s += Double(acc.sum())
+                    while i < hi { s += Double(x[i]) * Double(x[i]); i += 1 }
+                    out[bIdx] = s
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
+    /// True when every element is finite.
+    public static func allFinite(_ x: UnsafePointer<Float>, count n: Int) -> Bool {
+        for i in 0..<n where !x[i].isFinite { return false }
+        return true
+    }
+}

@@ -1,0 +1,58 @@
+// Parallel.swift — one thread budget per rank, shared by OpenBLAS and our kernels (DESIGN §11).
+// `ThreadBudget.parallelFor` splits a range into contiguous chunks, one per thread.
+import Dispatch
+
+public enum ThreadBudget {
+    nonisolated(unsafe) private static var count = 1
+
+    /// Set once at start-up (before any kernel runs): OpenBLAS and our loops use `n` threads.
+    public static func configure(threads n: Int) {
+        count = max(1, n)
+        BLAS.setThreads(count)
+    }
+
+    public static var threads: Int { count }
+
+    /// Runs `body(range)` over `0..<n` split into at most `threads` contiguous chunks whose sizes are
+    /// multiples of `grain` (except the last). Runs inline when the work is a single chunk.
+    public static func parallelFor(_ n: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        parallelChunks(n, grain: grain) { _, range in body(range) }
+    }
+
+    /// Like `parallelFor`, also passing the chunk's worker index in `0..<threads`, so a caller can
+    /// give each worker its own preallocated scratch.
+    public static func parallelChunks(_ n: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+        if n <= 0 { return }
+        let g = max(1, grain)
+        let units = (n + g - 1) / g
+        let parts = min(count, units)
+        if parts <= 1 { body(0, 0..<n); return }
+        let perPart = (units + parts - 1) / parts
+        withoutActuallyEscaping(body) { body in
+            // The kernels hand raw pointers to disjoint ranges; the closure is safe to share.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = p * perPart * g
+                let hi = min(n, (p + 1) * perPart * g)
+                if lo < hi { shared.value(p, lo..<hi) }
+            }
+        }
+    }
+}
+
+/// Wraps a value the caller guarantees is used race-free across threads.
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}
+
+public extension ThreadBudget {
+    /// Runs `body` with OpenBLAS on one thread, for regions where our own threads each call small
+    /// GEMMs in parallel (attention tiles); restores the budget afterwards.
+    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        if threads == 1 { return try body() }
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(threads) }
+        return try body()
+    }
+}
