@@ -1,0 +1,31 @@
+// ConfigError.swift — what can be wrong with a config, each message naming the key(s), the value
+// and what to do. The CLI maps every ConfigError to exit code 2, before any work starts.
+
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadableFile(path: String, reason: String)
+    case invalidJSON(path: String, reason: String)
+    case unknownKey(key: String, source: String, suggestion: String)
+    case wrongType(key: String, expected: String, found: String)
+    case missingKey(key: String)
+    case invalidValue(key: String, value: String, rule: String)
+    case inconsistent(keys: [String], rule: String)
+
+    public var description: String {
+        switch self {
+        case .unreadableFile(let p, let r):
+            return "cannot read config file '\(p)': \(r). Check the path (configs/ holds ready-made ones)."
+        case .invalidJSON(let p, let r):
+            return "config file '\(p)' is not valid JSON: \(r)"
+        case .unknownKey(let k, let src, let s):
+            return "unknown config key '\(k)' in \(src); did you mean '\(s)'? (`megatron train --help` lists every key)"
+        case .wrongType(let k, let e, let f):
+            return "config key '\(k)' must be \(e), but got \(f)"
+        case .missingKey(let k):
+            return "config key '\(k)' is required: set it in the config file or pass --\(k.replacingOccurrences(of: "_", with: "-")) VALUE"
+        case .invalidValue(let k, let v, let rule):
+            return "config key '\(k)' = \(v) is invalid: \(rule)"
+        case .inconsistent(let keys, let rule):
+            return "config keys \(keys.map { "'\($0)'" }.joined(separator: " and ")) are inconsistent: \(rule)"
+        }
+    }
+}

@@ -1,0 +1,133 @@
+// ConfigKeys.swift — the one table of config keys: JSON name, field, and help. JSON files, the
+// `--kebab-case` flags that override them, `megatron train --help` and the README's key list all
+// come from here.
+
+public enum ConfigField: Sendable {
+    case int(WritableKeyPath<TrainingConfig, Int> & Sendable)
+    case optionalInt(WritableKeyPath<TrainingConfig, Int?> & Sendable)
+    case double(WritableKeyPath<TrainingConfig, Double> & Sendable)
+    case optionalDouble(WritableKeyPath<TrainingConfig, Double?> & Sendable)
+    case string(WritableKeyPath<TrainingConfig, String> & Sendable)
+    case optionalString(WritableKeyPath<TrainingConfig, String?> & Sendable)
+    case bool(WritableKeyPath<TrainingConfig, Bool> & Sendable)
+    case stringList(WritableKeyPath<TrainingConfig, [String]> & Sendable)
+
+    public var typeName: String {
+        switch self {
+        case .int, .optionalInt: return "an integer"
+        case .double, .optionalDouble: return "a number"
+        case .string, .optionalString: return "a string"
+        case .bool: return "true or false"
+        case .stringList: return "a string or a list of strings/numbers"
+        }
+    }
+}
+
+public struct ConfigKey: Sendable {
+    public let name: String
+    public let field: ConfigField
+    public let help: String
+    /// The flag spelling: `train_iters` → `--train-iters`.
+    public var flag: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
+}
+
+public enum ConfigKeys {
+    public static let all: [ConfigKey] = [
+        // Model
+        ConfigKey(name: "num_layers", field: .optionalInt(\.numLayers), help: "transformer layers (required)"),
+        ConfigKey(name: "hidden_size", field: .optionalInt(\.hiddenSize), help: "hidden size h (required)"),
+        ConfigKey(name: "ffn_hidden_size", field: .optionalInt(\.ffnHiddenSize), help: "MLP hidden size (default 4·hidden_size)"),
+        ConfigKey(name: "num_attention_heads", field: .optionalInt(\.numAttentionHeads), help: "attention heads (required)"),
+        ConfigKey(name: "seq_length", field: .optionalInt(\.seqLength), help: "tokens per sample (required)"),
+        ConfigKey(name: "max_position_embeddings", field: .optionalInt(\.maxPositionEmbeddings), help: "position table size (default seq_length)"),
+        ConfigKey(name: "hidden_dropout", field: .double(\.hiddenDropout), help: "dropout on embeddings and residual branches (0.1)"),
+        ConfigKey(name: "attention_dropout", field: .double(\.attentionDropout), help: "dropout on attention probabilities (0.1)"),
+        ConfigKey(name: "init_method_std", field: .double(\.initMethodStd), help: "std of the normal init (0.02); output projections use std/√(2·num_layers)"),
+        ConfigKey(name: "norm_epsilon", field: .double(\.normEpsilon), help: "LayerNorm epsilon (1e-5)"),
+        ConfigKey(name: "make_vocab_size_divisible_by", field: .int(\.makeVocabSizeDivisibleBy), help: "pad the vocabulary to a multiple of this (128); padded rows never affect results"),
+        // Batch and optimisation
+        ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
+        ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),
+        ConfigKey(name: "train_iters", field: .optionalInt(\.trainIters), help: "iterations to train (required)"),
+        ConfigKey(name: "lr", field: .optionalDouble(\.lr), help: "peak learning rate (required)"),
+        ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
+        ConfigKey(name: "lr_decay_style", field: .string(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),
+        ConfigKey(name: "lr_warmup_iters", field: .int(\.lrWarmupIters), help: "linear warm-up iterations (0)"),
+        ConfigKey(name: "lr_warmup_fraction", field: .optionalDouble(\.lrWarmupFraction), help: "warm-up as a fraction of lr_decay_iters (instead of lr_warmup_iters)"),
+        ConfigKey(name: "lr_decay_iters", field: .optionalInt(\.lrDecayIters), help: "iterations over which the LR decays (default train_iters)"),
+        ConfigKey(name: "weight_decay", field: .double(\.weightDecay), help: "AdamW decoupled weight decay (0.01); none on biases and norms"),
+        ConfigKey(name: "adam_beta1", field: .double(\.adamBeta1), help: "Adam β1 (0.9)"),
+        ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
+        ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
+        ConfigKey(name: "clip_grad", field: .double(\.clipGrad), help: "clip the global gradient norm to this (1.0; 0 disables)"),
+        ConfigKey(name: "seed", field: .int(\.seed), help: "seed of init, dropout and data order (1234)"),
+        // Checkpoints
+        ConfigKey(name: "save", field: .optionalString(\.save), help: "directory to save HDF5 checkpoints into"),
+        ConfigKey(name: "load", field: .optionalString(\.load), help: "directory to resume from (its latest_checkpointed_iteration.txt)"),
+        ConfigKey(name: "save_interval", field: .optionalInt(\.saveInterval), help: "save every N iterations (and always at the end)"),
+        // Evaluation and logging
+        ConfigKey(name: "eval_interval", field: .int(\.evalInterval), help: "validate every N iterations (1000)"),
+        ConfigKey(name: "eval_iters", field: .int(\.evalIters), help: "validation iterations per evaluation (100)"),
+        ConfigKey(name: "skip_train", field: .bool(\.skipTrain), help: "only evaluate (with load: the checkpoint's validation loss)"),
+        ConfigKey(name: "log_interval", field: .int(\.logInterval), help: "print the training log line every N iterations (100)"),
+        ConfigKey(name: "metrics_file", field: .optionalString(\.metricsFile), help: "append one JSON line of metrics per iteration to this file"),
+        // Data
+        ConfigKey(name: "data_path", field: .stringList(\.dataPath), help: "token file(s); empty: the built-in corpus (texts of /usr/share/common-licenses)"),
+        ConfigKey(name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
+        ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
+        ConfigKey(name: "tokenizer_type", field: .string(\.tokenizerType), help: "ByteLevelTokenizer or NullTokenizer (with vocab_size)"),
+        ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
+        ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
+        ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
+        // Machine
+        ConfigKey(name: "num_threads", field: .int(\.numThreads), help: "threads per rank for BLAS and kernels (0: cores / ranks on this node)"),
+        ConfigKey(name: "blas_coretype", field: .string(\.blasCoretype), help: "auto: best OpenBLAS kernels for this CPU; env: keep OPENBLAS_CORETYPE; or a name like SkylakeX"),
+    ]
+
+    public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
+
+    /// The known key nearest to `name` (edit distance), for "did you mean" messages.
+    public static func nearest(to name: String) -> String {
+        all.min { editDistance($0.name, name) < editDistance($1.name, name) }?.name ?? ""
+    }
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev = Array(0...b.count)
+    var cur = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        cur[0] = i
+        for j in 1...b.count {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&prev, &cur)
+    }
+    return prev[b.count]
+}
+
+public extension ConfigKeys {
+    /// The effective config as a JSON object (every key, sorted), stored in checkpoints.
+    static func json(of c: TrainingConfig) -> String {
+        func quote(_ s: String) -> String {
+            "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        let fields = all.map { key -> String in
+            let v: String
+            switch key.field {
+            case .int(let kp): v = "\(c[keyPath: kp])"
+            case .optionalInt(let kp): v = c[keyPath: kp].map { "\($0)" } ?? "null"
+            case .double(let kp): v = "\(c[keyPath: kp])"
+            case .optionalDouble(let kp): v = c[keyPath: kp].map { "\($0)" } ?? "null"
+            case .string(let kp): v = quote(c[keyPath: kp])
+            case .optionalString(let kp): v = c[keyPath: kp].map(quote) ?? "null"
+            case .bool(let kp): v = "\(c[keyPath: kp])"
+            case .stringList(let kp): v = "[" + c[keyPath: kp].map(quote).joined(separator: ", ") + "]"
+            }
+            return "\(quote(key.name)): \(v)"
+        }
+        return "{" + fields.joined(separator: ", ") + "}"
+    }
+}

@@ -1,0 +1,152 @@
+// ConfigLoader.swift — reads a JSON config file and `--key value` flag overrides into a
+// TrainingConfig, using the key table. Unknown keys suggest the nearest known one; type errors
+// name the key and the expected type.
+import Foundation
+
+/// A parsed JSON value (numbers keep whether they were written as integers).
+indirect enum JSONValue: Decodable {
+    case bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    var describe: String {
+        switch self {
+        case .bool(let b): return "\(b) (a boolean)"
+        case .int(let i): return "\(i) (an integer)"
+        case .double(let d): return "\(d) (a number)"
+        case .string(let s): return "\"\(s)\" (a string)"
+        case .array: return "a list"
+        case .object: return "an object"
+        case .null: return "null"
+        }
+    }
+}
+
+public enum ConfigLoader {
+    /// Loads `path` (if given), then applies `flags` (`--train-iters 50`, `--skip-train`), then validates.
+    public static func load(path: String?, flags: [String], worldSize: Int = 1) throws -> TrainingConfig {
+        var config = TrainingConfig()
+        if let path { try applyFile(path, to: &config) }
+        try applyFlags(flags, to: &config)
+        try ConfigValidation.validate(config, worldSize: worldSize)
+        return config
+    }
+
+    public static func applyFile(_ path: String, to config: inout TrainingConfig) throws {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw ConfigError.unreadableFile(path: path, reason: exists ? "permission denied or not a file" : "no such file")
+        }
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
+            throw ConfigError.invalidJSON(path: path, reason: jsonReason(error))
+        }
+        guard case .object(let dict) = value else {
+            throw ConfigError.invalidJSON(path: path, reason: "the top level must be an object of key: value pairs")
+        }
+        for (name, v) in dict.sorted(by: { $0.key < $1.key }) {
+            guard let key = ConfigKeys.named(name) else {
+                throw ConfigError.unknownKey(key: name, source: "'\(path)'", suggestion: ConfigKeys.nearest(to: name))
+            }
+            try set(key, v, in: &config)
+        }
+    }
+
+    public static func applyFlags(_ flags: [String], to config: inout TrainingConfig) throws {
+        var i = 0
+        while i < flags.count {
+            let flag = flags[i]
+            guard flag.hasPrefix("--"), flag.count > 2 else {
+                throw ConfigError.invalidValue(key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value")
+            }
+            var body = String(flag.dropFirst(2))
+            var inlineValue: String? = nil
+            if let eq = body.firstIndex(of: "=") { inlineValue = String(body[body.index(after: eq)...]); body = String(body[..<eq]) }
+            let name = body.replacingOccurrences(of: "-", with: "_")
+            guard let key = ConfigKeys.named(name) else {
+                throw ConfigError.unknownKey(key: flag, source: "the command line",
+                                             suggestion: "--" + ConfigKeys.nearest(to: name).replacingOccurrences(of: "_", with: "-"))
+            }
+            var raw = inlineValue
+            if raw == nil {
+                if case .bool = key.field, i + 1 >= flags.count || flags[i + 1].hasPrefix("--") {
+                    raw = "true"
+                } else {
+                    guard i + 1 < flags.count else {
+                        throw ConfigError.wrongType(key: name, expected: key.field.typeName, found: "nothing (flag \(flag) needs a value)")
+                    }
+                    i += 1
+                    raw = flags[i]
+                }
+            }
+            try set(key, parseFlagValue(raw!, for: key.field), in: &config)
+            i += 1
+        }
+    }
+
+    /// Flag values are strings; read them as the key's type so `--lr 3e-4` and `--save none` work.
+    static func parseFlagValue(_ s: String, for field: ConfigField) -> JSONValue {
+        switch field {
+        case .int, .optionalInt, .double, .optionalDouble:
+            if s == "null" || s == "none" { return .null }
+            if let i = Int(s) { return .int(i) }
+            if let d = Double(s) { return .double(d) }
+            return .string(s)
+        case .bool:
+            if s == "true" { return .bool(true) }
+            if s == "false" { return .bool(false) }
+            return .string(s)
+        case .string, .optionalString:
+            return s == "null" || s == "none" ? .null : .string(s)
+        case .stringList:
+            return .array(s.split(separator: ",").map { .string(String($0)) })
+        }
+    }
+
+    static func set(_ key: ConfigKey, _ v: JSONValue, in c: inout TrainingConfig) throws {
+        let wrong = ConfigError.wrongType(key: key.name, expected: key.field.typeName, found: v.describe)
+        switch (key.field, v) {
+        case (.int(let kp), .int(let i)): c[keyPath: kp] = i
+        case (.optionalInt(let kp), .int(let i)): c[keyPath: kp] = i
+        case (.optionalInt(let kp), .null): c[keyPath: kp] = nil
+        case (.double(let kp), .int(let i)): c[keyPath: kp] = Double(i)
+        case (.double(let kp), .double(let d)): c[keyPath: kp] = d
+        case (.optionalDouble(let kp), .int(let i)): c[keyPath: kp] = Double(i)
+        case (.optionalDouble(let kp), .double(let d)): c[keyPath: kp] = d
+        case (.optionalDouble(let kp), .null): c[keyPath: kp] = nil
+        case (.string(let kp), .string(let s)): c[keyPath: kp] = s
+        case (.optionalString(let kp), .string(let s)): c[keyPath: kp] = s
+        case (.optionalString(let kp), .null): c[keyPath: kp] = nil
+        case (.bool(let kp), .bool(let b)): c[keyPath: kp] = b
+        case (.stringList(let kp), .string(let s)): c[keyPath: kp] = [s]
+        case (.stringList(let kp), .array(let items)):
+            c[keyPath: kp] = try items.map { item -> String in
+                switch item {
+                case .string(let s): return s
+                case .int(let i): return String(i)
+                case .double(let d): return String(d)
+                default: throw wrong
+                }
+            }
+        default: throw wrong
+        }
+    }
+
+    private static func jsonReason(_ error: Error) -> String {
+        if case DecodingError.dataCorrupted(let ctx) = error {
+            let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            return underlying ?? ctx.debugDescription
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,116 @@
+// ConfigValidation.swift — the rules a config must satisfy before any work starts. Each failure
+// names the key(s), the value(s) and a valid alternative. Later parallelism rules join here.
+
+import Foundation
+
+public enum ConfigValidation {
+    public static let tokenizers = ["ByteLevelTokenizer", "NullTokenizer"]
+
+    public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
+        for (name, value) in [("num_layers", c.numLayers), ("hidden_size", c.hiddenSize),
+                              ("num_attention_heads", c.numAttentionHeads), ("seq_length", c.seqLength),
+                              ("micro_batch_size", c.microBatchSize), ("train_iters", c.trainIters)] {
+            guard let v = value else { throw ConfigError.missingKey(key: name) }
+            if v <= 0 { throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be a positive integer") }
+        }
+        guard let lr = c.lr else { throw ConfigError.missingKey(key: "lr") }
+        let h = c.hiddenSize!, a = c.numAttentionHeads!, s = c.seqLength!, mbs = c.microBatchSize!
+        if h % a != 0 {
+            throw ConfigError.inconsistent(keys: ["hidden_size", "num_attention_heads"],
+                                           rule: "hidden_size \(h) must be divisible by num_attention_heads \(a) (e.g. num_attention_heads \(largestDivisor(of: h, atMost: a)))")
+        }
+        if let f = c.ffnHiddenSize, f <= 0 { throw ConfigError.invalidValue(key: "ffn_hidden_size", value: "\(f)", rule: "must be positive") }
+        let maxPos = c.maxPositionEmbeddings ?? s
+        if maxPos <= 0 { throw ConfigError.invalidValue(key: "max_position_embeddings", value: "\(maxPos)", rule: "must be positive") }
+        if s > maxPos {
+            throw ConfigError.inconsistent(keys: ["seq_length", "max_position_embeddings"],
+                                           rule: "seq_length \(s) exceeds max_position_embeddings \(maxPos); raise max_position_embeddings to at least \(s) or lower seq_length")
+        }
+        let dp = worldSize
+        if let gbs = c.globalBatchSize {
+            if gbs <= 0 { throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive") }
+            if gbs % (mbs * dp) != 0 {
+                let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
+                throw ConfigError.inconsistent(keys: ["global_batch_size", "micro_batch_size"],
+                                               rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) = \(mbs * dp); try global_batch_size \(lower)")
+            }
+        }
+        if lr <= 0 || !lr.isFinite { throw ConfigError.invalidValue(key: "lr", value: "\(lr)", rule: "must be a positive number") }
+        if c.minLR < 0 || c.minLR > lr {
+            throw ConfigError.inconsistent(keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(lr)")
+        }
+        guard LRDecayStyle(rawValue: c.lrDecayStyle) != nil else {
+            throw ConfigError.invalidValue(key: "lr_decay_style", value: "\"\(c.lrDecayStyle)\"", rule: "must be one of constant, linear, cosine")
+        }
+        if c.lrWarmupIters < 0 { throw ConfigError.invalidValue(key: "lr_warmup_iters", value: "\(c.lrWarmupIters)", rule: "must be ≥ 0") }
+        if let f = c.lrWarmupFraction {
+            if !(0...1).contains(f) { throw ConfigError.invalidValue(key: "lr_warmup_fraction", value: "\(f)", rule: "must be in [0, 1]") }
+            if c.lrWarmupIters > 0 {
+                throw ConfigError.inconsistent(keys: ["lr_warmup_fraction", "lr_warmup_iters"], rule: "set only one of them")
+            }
+        }
+        if let d = c.lrDecayIters, d <= 0 { throw ConfigError.invalidValue(key: "lr_decay_iters", value: "\(d)", rule: "must be positive") }
+        for (name, p) in [("hidden_dropout", c.hiddenDropout), ("attention_dropout", c.attentionDropout)] where !(p >= 0 && p < 1) {
+            throw ConfigError.invalidValue(key: name, value: "\(p)", rule: "must be in [0, 1)")
+        }
+        for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2)] where !(v >= 0 && v < 1) {
+            throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be in [0, 1)")
+        }
+        if c.adamEps <= 0 { throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive") }
+        if c.weightDecay < 0 { throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0") }
+        if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
+        if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
+        if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }
+        if c.makeVocabSizeDivisibleBy <= 0 {
+            throw ConfigError.invalidValue(key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
+        }
+        for (name, v) in [("eval_interval", c.evalInterval), ("log_interval", c.logInterval)] where v <= 0 {
+            throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be positive")
+        }
+        if c.evalIters < 0 { throw ConfigError.invalidValue(key: "eval_iters", value: "\(c.evalIters)", rule: "must be ≥ 0") }
+        if let si = c.saveInterval {
+            if si <= 0 { throw ConfigError.invalidValue(key: "save_interval", value: "\(si)", rule: "must be positive") }
+            if c.save == nil {
+                throw ConfigError.inconsistent(keys: ["save_interval", "save"], rule: "save_interval \(si) needs a save directory; set save (e.g. --save checkpoints)")
+            }
+        }
+        _ = try parseSplit(c.split)
+        guard tokenizers.contains(c.tokenizerType) else {
+            throw ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(c.tokenizerType)\"",
+                                           rule: "this build supports \(tokenizers.joined(separator: ", ")); the GPT-2 BPE and BERT WordPiece tokenizers come with the data pipeline")
+        }
+        if c.tokenizerType == "NullTokenizer" {
+            guard let v = c.vocabSize else {
+                throw ConfigError.inconsistent(keys: ["tokenizer_type", "vocab_size"], rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
+            }
+            if v < 2 { throw ConfigError.invalidValue(key: "vocab_size", value: "\(v)", rule: "must be at least 2") }
+            if !c.mockData && !c.dataPath.isEmpty {
+                throw ConfigError.inconsistent(keys: ["tokenizer_type", "data_path"], rule: "token files need the data pipeline; use mock_data true with NullTokenizer")
+            }
+        }
+        if !c.dataPath.isEmpty && !c.mockData {
+            throw ConfigError.invalidValue(key: "data_path", value: "\(c.dataPath)",
+                                           rule: "Megatron .bin/.idx datasets come with the data pipeline; leave data_path empty for the built-in corpus or set mock_data true")
+        }
+        if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
+    }
+
+    /// "969,30,1" → normalised weights (train, valid, test).
+    public static func parseSplit(_ s: String) throws -> [Double] {
+        let parts = s.split(separator: s.contains(",") ? "," : "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...3).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+            throw ConfigError.invalidValue(key: "split", value: "\"\(s)\"", rule: "must be up to three non-negative weights like \"969,30,1\"")
+        }
+        var w = parts.map { $0! }
+        while w.count < 3 { w.append(0) }
+        let total = w.reduce(0, +)
+        guard total > 0 else { throw ConfigError.invalidValue(key: "split", value: "\"\(s)\"", rule: "the weights must not all be zero") }
+        return w.map { $0 / total }
+    }
+
+    static func largestDivisor(of n: Int, atMost k: Int) -> Int {
+        var d = min(n, k)
+        while d > 1 && n % d != 0 { d -= 1 }
+        return max(1, d)
+    }
+}

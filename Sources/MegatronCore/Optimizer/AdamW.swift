@@ -1,0 +1,67 @@
+// AdamW.swift — Adam with decoupled weight decay, Megatron's semantics (Apex FusedAdam, adam_w_mode):
+//     m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²
+//     p -= lr · ( (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε) + wd·p )
+// with wd = 0 for biases and norm parameters (1-D, see ParameterSpec.weightDecay). One fused pass.
+import Tensor
+
+public struct AdamWHyperparameters: Sendable, Equatable {
+    public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+    }
+}
+
+public final class AdamW: @unchecked Sendable {
+    public let hyper: AdamWHyperparameters
+    /// First and second moments ("exp_avg", "exp_avg_sq"), shaped like the parameters.
+    public let expAvg: ParameterArena, expAvgSq: ParameterArena
+    /// Completed steps (the t of the bias corrections).
+    public var step = 0
+
+    public init(table: ParameterTable, hyper: AdamWHyperparameters) {
+        self.hyper = hyper
+        expAvg = ParameterArena(table: table)
+        expAvgSq = ParameterArena(table: table)
+    }
+
+    /// One update of every parameter in `params` from `grads` at learning rate `lr`.
+    public func update(params: ParameterArena, grads: ParameterArena, lr: Float) {
+        step += 1
+        let h = hyper
+        let bc1 = 1 - pow(h.beta1, step), bc2 = 1 - pow(h.beta2, step)
+        for (slot, spec) in params.table.specs.enumerated() {
+            let p = params.pointer(slot), g = grads.pointer(slot)
+            let m = expAvg.pointer(slot), v = expAvgSq.pointer(slot)
+            let wd = spec.weightDecay ? h.weightDecay : 0
+            ThreadBudget.parallelFor(spec.count, grain: 1 << 14) { r in
+                var i = r.lowerBound
+                let b1 = F16(repeating: h.beta1), b2 = F16(repeating: h.beta2)
+                while i + 16 <= r.upperBound {
+                    let gi = load16(g, i)
+                    let mi = (1 - h.beta1) * gi + b1 * load16(m, i)
+                    let vi = ((1 - h.beta2) * gi * gi).addingProduct(b2, load16(v, i))
+                    let pi = load16(p, i)
+                    let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * pi
+                    store16(mi, m, i); store16(vi, v, i)
+                    store16(pi - lr * upd, p, i)
+                    i += 16
+                }
+                while i < r.upperBound {
+                    let gi = g[i]
+                    let mi = (1 - h.beta1) * gi + h.beta1 * m[i]
+                    let vi = (1 - h.beta2) * gi * gi + h.beta2 * v[i]
+                    let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * p[i]
+                    m[i] = mi; v[i] = vi
+                    p[i] -= lr * upd
+                    i += 1
+                }
+            }
+        }
+    }
+}
+
+@inline(__always) func pow(_ x: Float, _ n: Int) -> Float {
+    var r: Float = 1
+    for _ in 0..<n { r *= x }
+    return r
+}

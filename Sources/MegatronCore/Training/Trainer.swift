@@ -1,0 +1,190 @@
+// Trainer.swift — the training loop of one model replica: micro-batches with gradient
+// accumulation, global-norm clipping, AdamW, the LR schedule, periodic validation, logging and
+// checkpoints. A step of iteration k:
+//     zero grads → for each micro-batch: forward+backward (loss scaled by 1/(tokens·microbatches))
+//     → grad norm → clip → AdamW at lr(k) → schedule += global batch → log, validate, save
+import Checkpoint
+import Foundation
+import Tensor
+
+public struct TrainingSummary: Sendable {
+    public var lastIteration: Int
+    public var lastTrainLoss: Double?
+    public var lastValidLoss: Double?
+}
+
+public final class Trainer {
+    public let config: TrainingConfig
+    public let model: GPTModel
+    public let optimizer: AdamW
+    public private(set) var schedule: LRSchedule
+    public private(set) var progress = TrainingProgress()
+    let trainOrder: ShuffledOrder
+    let valid: SampleSource?
+    let log: RankLog
+    let microBatch: Int, globalBatch: Int, numMicrobatches: Int, seqLength: Int, trainIters: Int
+    let saveDirectory: CheckpointDirectory?
+    var lastSavedIteration: Int? = nil
+
+    /// Builds data, model, optimizer and schedule from a validated config.
+    public init(config c: TrainingConfig, log: RankLog, threads: Int) throws {
+        config = c
+        self.log = log
+        microBatch = c.microBatchSize!
+        globalBatch = c.globalBatchSize ?? microBatch
+        numMicrobatches = globalBatch / microBatch
+        seqLength = c.seqLength!
+        trainIters = c.trainIters!
+        let gpt = Trainer.modelConfig(c)
+        // Data
+        if c.mockData {
+            trainOrder = ShuffledOrder(source: MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed), seed: c.seed)
+            valid = MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed + 1)
+        } else {
+            let corpus = try TokenCorpus.licenseTexts()
+            let weights = try ConfigValidation.parseSplit(c.split)
+            let ranges = corpus.splitRanges(weights)
+            let train = TokenWindows(tokens: corpus.tokens, range: ranges[0], seqLength: seqLength)
+            if train.count == 0 { throw DataError.splitTooSmall(split: "train", tokens: ranges[0].count, needed: seqLength + 1) }
+            trainOrder = ShuffledOrder(source: train, seed: c.seed)
+            let v = TokenWindows(tokens: corpus.tokens, range: ranges[1], seqLength: seqLength)
+            if c.evalIters > 0 && weights[1] > 0 && v.count == 0 {
+                throw DataError.splitTooSmall(split: "valid", tokens: ranges[1].count, needed: seqLength + 1)
+            }
+            valid = v.count > 0 ? v : nil
+            log(" > built-in corpus: \(corpus.documents) documents from \(corpus.source), \(corpus.tokens.count) byte tokens; samples train \(train.count), valid \(v.count)")
+        }
+        model = GPTModel(config: gpt, microBatch: microBatch, threads: threads)
+        optimizer = AdamW(table: model.table, hyper: AdamWHyperparameters(
+            beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps), weightDecay: Float(c.weightDecay)))
+        let decayIters = c.lrDecayIters ?? trainIters
+        let gbs = globalBatch
+        let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
+        schedule = LRSchedule(maxLR: c.lr!, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * globalBatch,
+                              style: LRDecayStyle(rawValue: c.lrDecayStyle) ?? .linear)
+        saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
+    }
+
+    public static func modelConfig(_ c: TrainingConfig) -> GPTConfig {
+        let vocab = c.tokenizerType == "NullTokenizer" ? (c.vocabSize ?? 2) : ByteLevelTokenizer().vocabSize
+        return GPTConfig(numLayers: c.numLayers!, hiddenSize: c.hiddenSize!, numAttentionHeads: c.numAttentionHeads!,
+                         ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength!,
+                         maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength!, vocabSize: vocab,
+                         paddedVocabSize: GPTConfig.paddedVocab(vocab, divisibleBy: c.makeVocabSizeDivisibleBy, tensorParallel: 1),
+                         hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
+                         initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
+    }
+
+    /// Resumes from `config.load` when it names a checkpoint.
+    public func loadIfRequested() throws {
+        guard let load = config.load else { return }
+        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), model: model, optimizer: optimizer, schedule: &schedule)
+        log(" > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples \(progress.consumedSamples))")
+    }
+
+    /// Runs training (and validation) to `train_iters`; with `skip_train`, only validation.
+    public func run(metrics: MetricsWriter?) throws -> TrainingSummary {
+        if let dir = saveDirectory { try dir.checkWritable() }
+        var summary = TrainingSummary(lastIteration: progress.iteration)
+        if config.skipTrain {
+            summary.lastValidLoss = evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")
+            return summary
+        }
+        if progress.iteration >= trainIters { log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train") }
+        let flops = model.config.flopsPerIteration(globalBatch: globalBatch)
+        var window = (iters: 0, loss: 0.0, ms: 0.0)
+        while progress.iteration < trainIters {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let (loss, norm, lr) = try step()
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            let it = progress.iteration
+            var m = IterationMetrics(iteration: it, consumedSamples: progress.consumedSamples, lmLoss: loss, lr: lr, gradNorm: norm,
+                                     stepMs: ms, tokensPerSecond: Double(globalBatch * seqLength) / (ms / 1000),
+                                     tflops: flops / (ms / 1000) / 1e12, globalBatchSize: globalBatch,
+                                     skippedIterations: 0, nanIterations: 0)
+            summary.lastIteration = it
+            summary.lastTrainLoss = loss
+            window.iters += 1; window.loss += loss; window.ms += ms
+            if it % config.logInterval == 0 || it == trainIters {
+                let avgMs = window.ms / Double(window.iters)
+                log(TrainingLogFormat.line(iteration: it, trainIters: trainIters, consumedSamples: progress.consumedSamples,
+                                           msPerIteration: avgMs, tflopsPerRank: flops / (avgMs / 1000) / 1e12,
+                                           tokensPerSecond: Double(globalBatch * seqLength) / (avgMs / 1000), lr: lr,
+                                           globalBatch: globalBatch, lmLoss: window.loss / Double(window.iters), gradNorm: norm,
+                                           skipped: 0, nan: 0))
+                window = (0, 0, 0)
+            }
+            if config.evalIters > 0, valid != nil, it % config.evalInterval == 0 || it == trainIters {
+                m.validLoss = evaluateAndPrint(label: "iteration \(it) on validation set")
+                summary.lastValidLoss = m.validLoss
+            }
+            metrics?.write(m.jsonLine)
+            if let si = config.saveInterval, it % si == 0 { try save() }
+        }
+        if saveDirectory != nil, lastSavedIteration != progress.iteration, progress.iteration > 0 { try save() }
+        return summary
+    }
+
+    /// One iteration: returns (lm loss, grad norm before clipping, learning rate used).
+    func step() throws -> (Double, Double, Double) {
+        let nextIteration = progress.iteration + 1
+        model.grads.zero()
+        let tokensPerMicro = microBatch * seqLength
+        let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches))
+        var lossSum = 0.0
+        for micro in 0..<numMicrobatches {
+            let first = progress.consumedSamples + micro * microBatch
+            let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
+            BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: trainOrder.source,
+                               indices: indices, seqLength: seqLength)
+            lossSum += model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
+        }
+        let loss = lossSum / Double(tokensPerMicro * numMicrobatches)
+        let lr = schedule.learningRate
+        let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        let norm = Kernels.sumOfSquares(model.grads.storage.base, count: model.grads.storage.count).squareRoot()
+        guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        if config.clipGrad > 0 {
+            let coeff = config.clipGrad / (norm + 1e-6)
+            if coeff < 1 { Kernels.scale(model.grads.storage.base, by: Float(coeff), count: model.grads.storage.count) }
+        }
+        optimizer.update(params: model.params, grads: model.grads, lr: Float(lr))
+        schedule.advance(samples: globalBatch)
+        progress.iteration = nextIteration
+        progress.consumedSamples += globalBatch
+        return (loss, norm, lr)
+    }
+
+    /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same
+    /// samples at every evaluation, so values are comparable across a run and across resumes).
+    public func evaluate() -> Double? {
+        guard let valid, config.evalIters > 0 else { return nil }
+        var total = 0.0
+        var count = 0
+        for batch in 0..<(config.evalIters * numMicrobatches) {
+            let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }
+            BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: valid,
+                               indices: indices, seqLength: seqLength)
+            total += model.lossSum()
+            count += microBatch * seqLength
+        }
+        return total / Double(count)
+    }
+
+    func evaluateAndPrint(label: String) -> Double? {
+        guard let v = evaluate() else { return nil }
+        for line in TrainingLogFormat.validation(label: label, loss: v) { log(line) }
+        return v
+    }
+
+    func save() throws {
+        guard let dir = saveDirectory else { return }
+        let start = DispatchTime.now().uptimeNanoseconds
+        try ModelCheckpoint.save(to: dir, model: model, optimizer: optimizer, schedule: schedule, progress: progress,
+                                 configJSON: ConfigKeys.json(of: config))
+        lastSavedIteration = progress.iteration
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        log(" > saved checkpoint at iteration \(progress.iteration) to \(dir.iterationPath(progress.iteration)) (\(String(format: "%.0f", ms)) ms)")
+    }
+}

@@ -1,0 +1,104 @@
+// TrainingLog.swift — Megatron's training log line (core_v0.9.0 format, fields separated by " |"),
+// the validation block, and the per-iteration JSON-lines metrics file.
+import Foundation
+
+/// Prints on one rank only (the last rank logs training in Megatron; with one rank it is rank 0).
+public struct RankLog: Sendable {
+    public let enabled: Bool
+    public init(enabled: Bool) { self.enabled = enabled }
+    public func callAsFunction(_ line: String) {
+        guard enabled else { return }
+        print(line)
+        fflush(nil)
+    }
+}
+
+public struct IterationMetrics {
+    public var iteration: Int
+    public var consumedSamples: Int
+    public var lmLoss: Double
+    public var lr: Double
+    public var gradNorm: Double
+    public var stepMs: Double
+    public var tokensPerSecond: Double
+    public var tflops: Double
+    public var globalBatchSize: Int
+    public var skippedIterations: Int
+    public var nanIterations: Int
+    public var validLoss: Double? = nil
+
+    /// One JSON object; floats in shortest round-trip form, so equal values print equal.
+    public var jsonLine: String {
+        var fields: [(String, String)] = [
+            ("iteration", "\(iteration)"), ("consumed_samples", "\(consumedSamples)"), ("lm_loss", num(lmLoss)),
+            ("lr", num(lr)), ("grad_norm", num(gradNorm)), ("step_ms", num(stepMs)),
+            ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
+            ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
+        ]
+        if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    private func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+}
+
+public enum TrainingLogFormat {
+    /// ` [time] iteration k/N | consumed samples: … | … |` averaged over the logging interval.
+    public static func line(iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
+                            tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
+                            lmLoss: Double, gradNorm: Double, skipped: Int, nan: Int) -> String {
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        stamp.locale = Locale(identifier: "en_US_POSIX")
+        var s = " [\(stamp.string(from: Date()))] iteration \(pad(iteration, 8))/\(pad(trainIters, 8)) |"
+        s += " consumed samples: \(pad(consumedSamples, 12)) |"
+        s += " elapsed time per iteration (ms): \(String(format: "%.1f", msPerIteration)) |"
+        s += " throughput per GPU (TFLOP/s/GPU): \(String(format: "%.3f", tflopsPerRank)) |"
+        s += " tokens per second: \(String(format: "%.1f", tokensPerSecond)) |"
+        s += " learning rate: \(sci(lr)) |"
+        s += " global batch size: \(pad(globalBatch, 5)) |"
+        s += " lm loss: \(sci(lmLoss)) |"
+        s += " loss scale: 1.0 |"
+        s += " grad norm: \(String(format: "%.3f", gradNorm)) |"
+        s += " number of skipped iterations: \(pad(skipped, 3)) |"
+        s += " number of nan iterations: \(pad(nan, 3)) |"
+        return s
+    }
+
+    public static func validation(label: String, loss: Double) -> [String] {
+        let body = " validation loss at \(label) | lm loss value: \(sci(loss)) | lm loss PPL: \(sci(exp(min(20, loss)))) | "
+        let rule = String(repeating: "-", count: body.count + 1)
+        return [rule, body, rule]
+    }
+
+    static func pad(_ v: Int, _ w: Int) -> String {
+        let s = "\(v)"
+        return String(repeating: " ", count: max(0, w - s.count)) + s
+    }
+
+    /// Python's `{:.6E}`: 6.000000E-04.
+    static func sci(_ x: Double) -> String { String(format: "%.6E", x) }
+}
+
+/// Appends JSON lines to the metrics file, flushing each line.
+public final class MetricsWriter {
+    private let handle: FileHandle
+    public let path: String
+
+    public init(path: String, truncate: Bool) throws {
+        self.path = path
+        let fm = FileManager.default
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        if truncate || !fm.fileExists(atPath: path) {
+            guard fm.createFile(atPath: path, contents: nil) else { throw TrainingError.metricsFile(path: path) }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError.metricsFile(path: path) }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+
+    public func write(_ line: String) { handle.write(Data((line + "\n").utf8)) }
+
+    deinit { try? handle.close() }
+}

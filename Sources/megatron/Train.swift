@@ -1,0 +1,76 @@
+// Train.swift — `megatron train --config FILE [--key value …]`: validate the config (exit 2 on any
+// config error, before any work), pick the BLAS kernels, start MPI, train, save, validate.
+import ArgumentParser
+import Distributed
+import Foundation
+import MegatronCore
+import Tensor
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a GPT model from a JSON config (keys are Megatron-LM's argument names).",
+        discussion: "Config keys (each also a --kebab-case flag that overrides the file):\n"
+            + ConfigKeys.all.map { "  \($0.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \($0.help)" }.joined(separator: "\n"))
+
+    @Option(help: "JSON config file (keys in snake_case, e.g. configs/gpt2-tiny.json).")
+    var config: String?
+
+    @Argument(parsing: .allUnrecognized, help: "Overrides: --train-iters 50 --save ckpt …")
+    var overrides: [String] = []
+
+    func run() throws {
+        let cfg: TrainingConfig
+        do {
+            cfg = try ConfigLoader.load(path: config, flags: overrides, worldSize: 1)
+        } catch let e as ConfigError {
+            CLIErrors.fail(e, code: 2)
+        }
+        let blasNote = BLASKernels.select(cfg.blasCoretype)   // may re-exec this process
+        let runtime: MPIRuntime
+        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
+        let world = runtime.world
+        if world.size != 1 {
+            let e = ConfigError.invalidValue(key: "world size", value: "\(world.size)",
+                rule: "this build trains on a single rank (tensor, pipeline and data parallelism are not built yet); run without mpirun or with -np 1")
+            CLIErrors.fail(e, code: 2, runtime: runtime, rank: world.rank)
+        }
+        let threads = CLIThreads.resolve(cfg.numThreads)
+        ThreadBudget.configure(threads: threads)
+        let log = RankLog(enabled: world.rank == 0)
+        do {
+            let trainer = try Trainer(config: cfg, log: log, threads: threads)
+            let m = trainer.model.config
+            log(" > megatron: world \(world.size) (tensor 1 × pipeline 1 × data 1), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
+            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(trainer.model.table.parameterCount) parameters; micro-batch \(cfg.microBatchSize!), global batch \(cfg.globalBatchSize ?? cfg.microBatchSize!); activations \(trainer.model.acts.bytes / (1 << 20)) MiB")
+            try trainer.loadIfRequested()
+            let metrics = try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) }
+            let summary = try trainer.run(metrics: metrics)
+            if let l = summary.lastTrainLoss { log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))") }
+        } catch {
+            CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank)
+        }
+        runtime.finalize()
+    }
+}
+
+enum CLIErrors {
+    /// Prints `error: …` (with the rank when there are several) and ends the process — and, under
+    /// MPI, the whole job, so no other rank waits forever.
+    static func fail(_ error: Error, code: Int32, runtime: MPIRuntime? = nil, rank: Int? = nil) -> Never {
+        let prefix = (runtime?.world.size ?? 1) > 1 ? "error (rank \(rank ?? 0)): " : "error: "
+        FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
+        if let runtime, runtime.world.size > 1 { runtime.abort(code: code) }
+        runtime?.finalize()
+        exit(code)
+    }
+}
+
+enum CLIThreads {
+    /// `num_threads` 0 means the cores this process may use divided by the ranks on this node.
+    static func resolve(_ setting: Int) -> Int {
+        if setting > 0 { return setting }
+        let env = ProcessInfo.processInfo.environment
+        let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+    }
+}
