@@ -143,12 +143,9 @@ public final class Trainer {
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        let norm = Kernels.sumOfSquares(model.grads.storage.base, count: model.grads.storage.count).squareRoot()
+        let norm = GradClipping.globalNorm(model.grads)
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        if config.clipGrad > 0 {
-            let coeff = config.clipGrad / (norm + 1e-6)
-            if coeff < 1 { Kernels.scale(model.grads.storage.base, by: Float(coeff), count: model.grads.storage.count) }
-        }
+        GradClipping.clip(model.grads, norm: norm, maxNorm: config.clipGrad)
         optimizer.update(params: model.params, grads: model.grads, lr: Float(lr))
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration

@@ -1,0 +1,195 @@
+// LayerGradientTests.swift — every layer's backward against central finite differences of its
+// forward: loss = Σ out·R for a fixed random R, so ∂loss/∂out = R.
+import MegatronCore
+import Tensor
+import XCTest
+
+/// Deterministic test data.
+struct TestRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> Float {
+        state = splitMix64(state)
+        return Float(state >> 40) * 0x1p-24 * 2 - 1
+    }
+    mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
+}
+
+final class LayerGradientTests: XCTestCase {
+    override func setUp() { ThreadBudget.configure(threads: 2) }
+
+    /// Compares `analytic` with central differences of `loss` with respect to `x` (perturbed in place).
+    func checkGradient(_ x: inout [Float], analytic: [Float], eps: Float = 1e-2, tol: Float = 5e-3,
+                       _ what: String, loss: ([Float]) -> Double) {
+        var maxRef: Float = 0, maxDiff: Float = 0
+        for i in 0..<x.count {
+            let keep = x[i]
+            x[i] = keep + eps; let lp = loss(x)
+            x[i] = keep - eps; let lm = loss(x)
+            x[i] = keep
+            let numeric = Float((lp - lm) / Double(2 * eps))
+            maxRef = max(maxRef, abs(numeric))
+            maxDiff = max(maxDiff, abs(numeric - analytic[i]))
+        }
+        XCTAssertGreaterThan(maxRef, 0, "\(what): gradient is identically zero, the check would be vacuous")
+        XCTAssertLessThanOrEqual(maxDiff, tol * maxRef, "\(what): max |numeric − analytic| \(maxDiff), max |grad| \(maxRef)")
+    }
+
+    func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+
+    func testLinear() {
+        let n = 5, k = 7, m = 6
+        var rnd = TestRandom(1)
+        var x = rnd.array(n * k), w = rnd.array(m * k), b = rnd.array(m)
+        let R = rnd.array(n * m)
+        func fwd(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: n * m)
+            Linear.forward(x: x, weight: w, bias: b, y: &y, rows: n, inFeatures: k, outFeatures: m)
+            return y
+        }
+        var dx = [Float](repeating: 0, count: n * k), dw = [Float](repeating: 0, count: m * k), db = [Float](repeating: 0, count: m)
+        Linear.backward(dy: R, x: x, weight: w, dx: &dx, dweight: &dw, dbias: &db, rows: n, inFeatures: k, outFeatures: m)
+        checkGradient(&x, analytic: dx, "Linear dx") { dot(fwd($0, w, b), R) }
+        checkGradient(&w, analytic: dw, "Linear dweight") { dot(fwd(x, $0, b), R) }
+        checkGradient(&b, analytic: db, "Linear dbias") { dot(fwd(x, w, $0), R) }
+    }
+
+    func testLayerNorm() {
+        let n = 6, h = 40
+        var rnd = TestRandom(2)
+        var x = rnd.array(n * h, scale: 2), w = rnd.array(h).map { 1 + 0.3 * $0 }, b = rnd.array(h, scale: 0.3)
+        let R = rnd.array(n * h)
+        func fwd(_ x: [Float], _ w: [Float], _ b: [Float]) -> [Float] {
+            var y = [Float](repeating: 0, count: n * h), mean = [Float](repeating: 0, count: n), rstd = mean
+            LayerNorm.forward(x: x, weight: w, bias: b, y: &y, mean: &mean, rstd: &rstd, rows: n, width: h, eps: 1e-5)
+            return y
+        }
+        var y = [Float](repeating: 0, count: n * h), mean = [Float](repeating: 0, count: n), rstd = mean
+        LayerNorm.forward(x: x, weight: w, bias: b, y: &y, mean: &mean, rstd: &rstd, rows: n, width: h, eps: 1e-5)
+        var dx = [Float](repeating: 0, count: n * h), dw = [Float](repeating: 0, count: h), db = dw
+        LayerNorm.backward(dy: R, x: x, weight: w, mean: mean, rstd: rstd, dx: &dx, dweight: &dw, dbias: &db, rows: n, width: h)
+        checkGradient(&x, analytic: dx, eps: 3e-3, "LayerNorm dx") { dot(fwd($0, w, b), R) }
+        checkGradient(&w, analytic: dw, "LayerNorm dweight") { dot(fwd(x, $0, b), R) }
+        checkGradient(&b, analytic: db, "LayerNorm dbias") { dot(fwd(x, w, $0), R) }
+    }
+
+    func testGELU() {
+        var rnd = TestRandom(3)
+        var x = rnd.array(80, scale: 4)
+        let R = rnd.array(80)
+        var dx = [Float](repeating: 0, count: 80)
+        GELU.backward(dy: R, x: x, dx: &dx, count: 80)
+        checkGradient(&x, analytic: dx, eps: 1e-3, "GELU") { x in
+            var y = [Float](repeating: 0, count: 80)
+            GELU.forward(x: x, y: &y, count: 80)
+            return dot(y, R)
+        }
+        // Against the tanh formula directly.
+        for v in x {
+            let ref = 0.5 * Double(v) * (1 + tanh(0.7978845608028654 * (Double(v) + 0.044715 * pow(Double(v), 3))))
+            XCTAssertEqual(Double(v.geluValue), ref, accuracy: 1e-6 * max(1, abs(ref)))
+        }
+    }
+
+    func attentionCase(seq: Int, dropout: Float) {
+        let b = 2, a = 2, d = 4, h = a * d
+        let shape = AttentionShape(seq: seq, batch: b, heads: a, headDim: d)
+        var rnd = TestRandom(4)
+        var qkv = rnd.array(seq * b * 3 * h, scale: 1.5)
+        let R = rnd.array(seq * b * h)
+        let stream = dropout > 0 ? DropoutStream(seed: 7, site: "test", step: 1, microbatch: 0) : nil
+        var scratch = [Float](repeating: 0, count: 2 * shape.scratchPerWorker)
+        var lse = [Float](repeating: 0, count: b * a * seq)
+        func fwd(_ qkv: [Float]) -> [Float] {
+            var ctx = [Float](repeating: 0, count: seq * b * h)
+            CausalSelfAttention.forward(qkv: qkv, context: &ctx, lse: &lse, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
+            return ctx
+        }
+        let ctx = fwd(qkv)
+        // Reference forward: naive softmax attention per (batch, head, query).
+        for bi in 0..<b { for head in 0..<a { for i in 0..<seq {
+            var scores = [Double](repeating: 0, count: i + 1)
+            for j in 0...i {
+                var s = 0.0
+                for e in 0..<d { s += Double(qkv[(i * b + bi) * 3 * h + head * 3 * d + e]) * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + d + e]) }
+                scores[j] = s / Double(d).squareRoot()
+            }
+            let mx = scores.max()!
+            let z = scores.reduce(0) { $0 + exp($1 - mx) }
+            for e in 0..<d {
+                var o = 0.0
+                for j in 0...i {
+                    let keep = stream.map { Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout)) } ?? 1
+                    o += exp(scores[j] - mx) / z * keep * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + 2 * d + e])
+                }
+                XCTAssertEqual(Double(ctx[(i * b + bi) * h + head * d + e]), o, accuracy: 1e-5 * max(1, abs(o)))
+            }
+        } } }
+        var dqkv = [Float](repeating: 0, count: qkv.count)
+        CausalSelfAttention.backward(dcontext: R, qkv: qkv, lse: lse, dqkv: &dqkv, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
+        checkGradient(&qkv, analytic: dqkv, eps: 3e-3, "attention (s=\(seq), dropout \(dropout))") { dot(fwd($0), R) }
+    }
+
+    func testAttentionSingleTile() { attentionCase(seq: 9, dropout: 0) }
+    func testAttentionSeveralTiles() { attentionCase(seq: 70, dropout: 0) }
+    func testAttentionWithDropout() { attentionCase(seq: 12, dropout: 0.3) }
+
+    func testVocabCrossEntropyIgnoresPaddedRows() {
+        let n = 6, h = 8, v = 13, vp = 16
+        var rnd = TestRandom(5)
+        var x = rnd.array(n * h), e = rnd.array(vp * h)
+        let targets: [Int32] = (0..<n).map { Int32($0 * 5 % v) }
+        var logits = [Float](repeating: 0, count: n * v), rowLoss = [Double](repeating: 0, count: n)
+        func loss(_ x: [Float], _ e: [Float]) -> Double {
+            VocabCrossEntropy.forward(x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits, rowLoss: &rowLoss)
+        }
+        // Reference loss in Double.
+        var ref = 0.0
+        for r in 0..<n {
+            let z = (0..<v).map { c in (0..<h).reduce(0.0) { $0 + Double(x[r * h + $1]) * Double(e[c * h + $1]) } }
+            let m = z.max()!
+            ref += m + log(z.reduce(0) { $0 + exp($1 - m) }) - z[Int(targets[r])]
+        }
+        XCTAssertEqual(loss(x, e), ref, accuracy: 1e-5 * ref)
+        var dx = [Float](repeating: 0, count: n * h), de = [Float](repeating: 0, count: vp * h)
+        _ = VocabCrossEntropy.forward(x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits,
+                                      rowLoss: &rowLoss, dx: &dx, dembedding: &de, gradScale: 1)
+        checkGradient(&x, analytic: dx, eps: 3e-3, "cross entropy dx") { loss($0, e) }
+        checkGradient(&e, analytic: de, eps: 3e-3, "cross entropy dembedding") { loss(x, $0) }
+        XCTAssertTrue(de[(v * h)...].allSatisfy { $0 == 0 }, "padded rows must get no gradient")
+        // Changing padded rows changes nothing.
+        var e2 = e
+        for i in (v * h)..<(vp * h) { e2[i] = 1000 }
+        XCTAssertEqual(loss(x, e2), loss(x, e))
+    }
+
+    func testEmbedding() {
+        let s = 4, b = 3, h = 20, vp = 10
+        var rnd = TestRandom(6)
+        var word = rnd.array(vp * h), pos = rnd.array(s * h)
+        let tokens: [Int32] = (0..<(s * b)).map { Int32($0 * 7 % vp) }
+        let R = rnd.array(s * b * h)
+        func fwd(_ w: [Float], _ p: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: s * b * h)
+            Embedding.forward(tokens: tokens, word: w, position: p, out: &out, seq: s, batch: b, hidden: h)
+            return out
+        }
+        var dw = [Float](repeating: 0, count: vp * h), dp = [Float](repeating: 0, count: s * h)
+        Embedding.backward(dout: R, tokens: tokens, dword: &dw, dposition: &dp, seq: s, batch: b, hidden: h)
+        checkGradient(&word, analytic: dw, "embedding dword") { dot(fwd($0, pos), R) }
+        checkGradient(&pos, analytic: dp, "embedding dposition") { dot(fwd(word, $0), R) }
+    }
+
+    func testDropoutKeepsExpectedFractionAndIsDeterministic() {
+        let n = 100_000
+        var x = [Float](repeating: 1, count: n)
+        let s = DropoutStream(seed: 3, site: "x", step: 9, microbatch: 1)
+        Dropout.apply(&x, count: n, p: 0.25, stream: s)
+        let kept = x.filter { $0 != 0 }.count
+        XCTAssertEqual(Double(kept) / Double(n), 0.75, accuracy: 0.01)
+        XCTAssertTrue(x.allSatisfy { $0 == 0 || abs($0 - 1 / 0.75) < 1e-6 })
+        var y = [Float](repeating: 1, count: n)
+        Dropout.apply(&y, count: n, p: 0.25, stream: s)
+        XCTAssertEqual(x, y)
+    }
+}
