@@ -6,6 +6,9 @@ import Foundation
 public struct Philox4x32: Sendable {
     public var key: (UInt32, UInt32)
 
+    /// A raw 64-bit key, as in the Random123 reference (used by the known-answer test).
+    public init(key0: UInt32, key1: UInt32) { key = (key0, key1) }
+
     public init(seed: UInt64, stream: UInt64) {
         // Mix the seed and stream so nearby seeds/streams give unrelated keys.
         let k = splitMix64(seed &+ 0x9E37_79B9_7F4A_7C15 &* splitMix64(stream))

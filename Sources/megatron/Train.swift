@@ -61,7 +61,10 @@ enum CLIErrors {
         FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
         if let runtime, runtime.world.size > 1 { runtime.abort(code: code) }
         runtime?.finalize()
-        exit(code)
+        fflush(nil)
+        // _exit, not exit: after a failed write HDF5's atexit teardown would retry closing the
+        // broken file and crash. Output is flushed and checkpoints are already safe on disk.
+        _exit(code)
     }
 }
 

@@ -1,0 +1,57 @@
+// CLIHarness.swift — runs the built `megatron` binary (next to this test bundle, or $MEGATRON_BIN)
+// in a scratch directory and captures its exit code and output.
+import Foundation
+import XCTest
+
+struct RunResult {
+    let code: Int32
+    let stdout: String
+    let stderr: String
+}
+
+enum CLI {
+    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["MEGATRON_BIN"] { return b }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("megatron").path
+    }
+
+    static func config(_ name: String) -> String { repoRoot.appendingPathComponent("configs/\(name)").path }
+
+    /// A fresh scratch directory for one test.
+    static func scratch(_ name: String) -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-cli-\(getpid())-\(name)")
+        try? FileManager.default.removeItem(at: dir)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Runs `megatron args…` (through `/bin/sh -c` when `shellPrefix` is given, e.g. "ulimit -f 64;").
+    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil) throws -> RunResult {
+        let p = Process()
+        if let shellPrefix {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", shellPrefix + " exec \"$0\" \"$@\"", binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = args
+        }
+        p.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_MCA_pml"] = "ob1"; env["OMPI_MCA_btl"] = "self,vader"
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return RunResult(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func jsonLines(_ url: URL) throws -> [[String: Any]] {
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+}
