@@ -67,7 +67,7 @@ public final class ShuffledOrder: @unchecked Sendable {
         let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash("shuffle.\(epoch)"))
         if n < 2 { return p }
         for i in stride(from: n - 1, to: 0, by: -1) {
-            let j = Int(UInt64(rng.block(UInt32(truncatingIfNeeded: i), 0, 0, 0)[0]) * UInt64(i + 1) >> 32)
+            let j = Int((UInt64(rng.block(UInt32(truncatingIfNeeded: i), 0, 0, 0)[0]) * UInt64(i + 1)) >> 32)
             p.swapAt(i, j)
         }
         return p

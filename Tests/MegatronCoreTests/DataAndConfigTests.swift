@@ -1,0 +1,64 @@
+// DataAndConfigTests.swift — the built-in corpus and sample order, the LR schedule's shape, and
+// config loading (flags override the file; defaults are Megatron's).
+import Foundation
+import MegatronCore
+import XCTest
+
+final class DataAndConfigTests: XCTestCase {
+    func testEmptyCorpusIsAClearError() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-empty-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try TokenCorpus.licenseTexts(directory: dir.path)) {
+            XCTAssertTrue("\($0)".contains("is empty") && "\($0)".contains(dir.path), "\($0)")
+        }
+        XCTAssertThrowsError(try TokenCorpus.licenseTexts(directory: dir.path + "/absent")) {
+            XCTAssertTrue("\($0)".contains("cannot read"), "\($0)")
+        }
+    }
+
+    func testShuffledOrderIsAPermutationPerEpochAndResumable() {
+        let source = TokenWindows(tokens: (0..<1000).map { Int32($0 % 257) }, range: 0..<1000, seqLength: 10)
+        XCTAssertEqual(source.count, 99)
+        let a = ShuffledOrder(source: source, seed: 5), b = ShuffledOrder(source: source, seed: 5)
+        let epoch0 = (0..<99).map { a.sampleIndex($0) }
+        XCTAssertEqual(Set(epoch0), Set(0..<99))
+        XCTAssertNotEqual(epoch0, Array(0..<99))
+        let epoch1 = (99..<198).map { a.sampleIndex($0) }
+        XCTAssertNotEqual(epoch0, epoch1)
+        // Starting anywhere (a resume) gives the same samples.
+        XCTAssertEqual((150..<160).map { b.sampleIndex($0) }, Array(epoch1[51..<61]))
+    }
+
+    func testLRScheduleWarmupAndDecay() {
+        var s = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 10, decaySteps: 110, style: .cosine)
+        XCTAssertEqual(s.learningRate, 0)                        // Megatron: the first warm-up LR is 0
+        s.numSteps = 5; XCTAssertEqual(s.learningRate, 5e-4, accuracy: 1e-12)
+        s.numSteps = 10; XCTAssertEqual(s.learningRate, 1e-3, accuracy: 1e-12)
+        s.numSteps = 60; XCTAssertEqual(s.learningRate, 5.5e-4, accuracy: 1e-12)   // cosine midpoint
+        s.numSteps = 110; XCTAssertEqual(s.learningRate, 1e-4, accuracy: 1e-12)
+        s.numSteps = 500; XCTAssertEqual(s.learningRate, 1e-4)
+        var lin = LRSchedule(maxLR: 1, minLR: 0, warmupSteps: 0, decaySteps: 100, style: .linear)
+        lin.numSteps = 25; XCTAssertEqual(lin.learningRate, 0.75, accuracy: 1e-12)
+    }
+
+    func testFlagsOverrideFileAndDefaultsAreMegatrons() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(getpid()).json").path
+        try #"{"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "seq_length": 16, "micro_batch_size": 2, "train_iters": 5, "lr": 0.001}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try ConfigLoader.load(path: path, flags: ["--train-iters", "9", "--lr=3e-4", "--skip-train", "--split", "8,1,1"])
+        XCTAssertEqual(c.trainIters, 9)
+        XCTAssertEqual(c.lr, 3e-4)
+        XCTAssertTrue(c.skipTrain)
+        XCTAssertEqual(c.split, "8,1,1")
+        XCTAssertEqual(c.weightDecay, 0.01); XCTAssertEqual(c.clipGrad, 1.0); XCTAssertEqual(c.adamBeta2, 0.999)
+        XCTAssertEqual(c.hiddenDropout, 0.1); XCTAssertEqual(c.seed, 1234); XCTAssertEqual(c.lrDecayStyle, "linear")
+    }
+
+    func testMegatronFLOPsFormula() {
+        // GPT-2 124M shapes: 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)).
+        let c = GPTConfig(numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024, vocabSize: 50257)
+        XCTAssertEqual(c.paddedVocabSize, 50304)
+        let (B, s, L, h, V) = (4.0, 1024.0, 12.0, 768.0, 50304.0)
+        XCTAssertEqual(c.flopsPerIteration(globalBatch: 4), 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h)), accuracy: 1)
+    }
+}
