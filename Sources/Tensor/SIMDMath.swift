@@ -11,7 +11,11 @@ public func simdExp(_ xin: F16) -> F16 {
     let x = xin.replacing(with: hiClamp, where: xin .> hiClamp)
     let underflow = x .< F16(repeating: -87.0)
     let xs = x.replacing(with: F16(repeating: -87.0), where: underflow)
-    let n = (xs * 1.442695040888963).rounded(.toNearestOrEven)
+    // n = round(x·log2 e) without a float→int conversion (Swift's generic SIMD conversion is scalar):
+    // adding 1.5·2²³ rounds to an integer held in the low mantissa bits of t.
+    let magic = F16(repeating: 12_582_912.0)
+    let t = (xs * 1.442695040888963) + magic
+    let n = t - magic
     // r = x − n·ln2 in two steps (Cody–Waite split of ln2) to keep r accurate.
     var r = xs.addingProduct(n, F16(repeating: -0.693145751953125))
     r = r.addingProduct(n, F16(repeating: -1.428606765330187e-06))
@@ -23,7 +27,8 @@ public func simdExp(_ xin: F16) -> F16 {
     p = F16(repeating: 0.5).addingProduct(p, r)
     p = F16(repeating: 1.0).addingProduct(p, r)
     p = F16(repeating: 1.0).addingProduct(p, r)
-    let bits = (SIMD16<Int32>(truncatingIfNeeded: SIMD16<Int32>(n)) &+ 127) &<< 23
+    // 2ⁿ: the integer n sits in t's bits as 0x4B40_0000 + n; move it into the exponent field.
+    let bits = (unsafeBitCast(t, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
     let scale = unsafeBitCast(bits, to: F16.self)
     return (p * scale).replacing(with: 0, where: underflow)
 }

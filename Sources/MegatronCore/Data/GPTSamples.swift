@@ -49,13 +49,18 @@ public struct MockSamples: SampleSource {
 public final class ShuffledOrder: @unchecked Sendable {
     public let source: SampleSource
     public let seed: Int
+    /// False for sources that are already random (mock data): k → k mod count.
+    public let shuffles: Bool
     private var epoch = -1
     private var permutation: [Int] = []
 
-    public init(source: SampleSource, seed: Int) { self.source = source; self.seed = seed }
+    public init(source: SampleSource, seed: Int, shuffles: Bool = true) {
+        self.source = source; self.seed = seed; self.shuffles = shuffles
+    }
 
     public func sampleIndex(_ k: Int) -> Int {
         let n = source.count
+        if !shuffles { return k % n }
         let e = k / n
         if e != epoch { permutation = Self.permutation(count: n, seed: seed, epoch: e); epoch = e }
         return permutation[k % n]

@@ -15,7 +15,7 @@ public struct AttentionShape: Sendable {
     }
     public var hidden: Int { heads * headDim }
     /// Query rows per tile.
-    public var tile: Int { min(seq, 64) }
+    public var tile: Int { min(seq, 128) }
     /// Scratch floats each worker thread needs.
     public var scratchPerWorker: Int { 2 * tile * seq }
 }

@@ -6,8 +6,14 @@ import Foundation
 import Tensor
 
 public enum VocabCrossEntropy {
-    /// Rows per chunk so one chunk of logits stays near 16M floats (64 MB).
-    public static func chunkRows(rows n: Int, vocab v: Int) -> Int { max(1, min(n, (1 << 24) / max(v, 1))) }
+    /// Rows per chunk: at most 64M floats (256 MB) of logits, split into equal chunks (multiples of
+    /// 16 rows) so no small tail GEMM runs at a fraction of the BLAS rate.
+    public static func chunkRows(rows n: Int, vocab v: Int) -> Int {
+        let cap = max(1, min(n, (1 << 26) / max(v, 1)))
+        let chunks = (n + cap - 1) / cap
+        let even = (n + chunks - 1) / chunks
+        return min(cap, max(1, (even + 15) / 16 * 16))
+    }
 
     /// Returns the per-row losses summed (Double, in row order).
     /// - x: [n, h]   - embedding: [Vp, h] (rows 0..<V used)   - targets: [n]

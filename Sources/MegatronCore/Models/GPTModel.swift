@@ -41,6 +41,8 @@ public final class GPTModel: @unchecked Sendable {
     public let params: ParameterArena
     public let grads: ParameterArena
     public let acts: GPTActivations
+    /// When set, forward/backward add their per-phase wall times to it (`megatron benchmark`).
+    public var timer: PhaseTimer? = nil
 
     /// Builds the model with parameters initialised from `config.seed` and activation memory for
     /// micro-batches of `microBatch` sequences.
@@ -73,17 +75,21 @@ public final class GPTModel: @unchecked Sendable {
     /// Forward through the final LayerNorm for the tokens in `acts.tokens` ([s, b]).
     public func forwardHidden(_ ctx: PassContext) {
         let c = config, m = acts, n = m.rows, h = c.hiddenSize
-        Embedding.forward(tokens: m.tokens.base, word: params.pointer(slots.wordEmbeddings),
-                          position: params.pointer(slots.positionEmbeddings), out: m.residual[0],
-                          seq: m.seq, batch: m.batch, hidden: h)
-        if let s = embeddingStream(ctx) { Dropout.apply(m.residual[0], count: n * h, p: c.hiddenDropout, stream: s) }
+        timer.measure("fwd embedding") {
+            Embedding.forward(tokens: m.tokens.base, word: params.pointer(slots.wordEmbeddings),
+                              position: params.pointer(slots.positionEmbeddings), out: m.residual[0],
+                              seq: m.seq, batch: m.batch, hidden: h)
+            if let s = embeddingStream(ctx) { Dropout.apply(m.residual[0], count: n * h, p: c.hiddenDropout, stream: s) }
+        }
         for l in 0..<c.numLayers {
             TransformerLayer.forward(x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: params,
-                                     acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx))
+                                     acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
-        LayerNorm.forward(x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
-                          bias: params.pointer(slots.finalNormBias), y: m.finalNorm, mean: m.finalMean,
-                          rstd: m.finalRstd, rows: n, width: h, eps: c.normEpsilon)
+        timer.measure("fwd layernorm") {
+            LayerNorm.forward(x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
+                              bias: params.pointer(slots.finalNormBias), y: m.finalNorm, mean: m.finalMean,
+                              rstd: m.finalRstd, rows: n, width: h, eps: c.normEpsilon)
+        }
     }
 
     /// Evaluation: the summed token loss of the micro-batch in `acts.tokens`/`acts.targets`.
@@ -100,22 +106,28 @@ public final class GPTModel: @unchecked Sendable {
         let c = config, m = acts, n = m.rows, h = c.hiddenSize
         forwardHidden(ctx)
         // LM head + cross entropy + their backward, chunked; writes ∂loss/∂LN_f(x) into tmpH.
-        let loss = VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(slots.wordEmbeddings),
-                                             targets: m.targets.base, rows: n, hidden: h, vocab: c.vocabSize,
-                                             logits: m.logits, rowLoss: m.rowLoss, dx: m.tmpH,
-                                             dembedding: grads.pointer(slots.wordEmbeddings), gradScale: gradScale)
-        m.dResidual.update(repeating: 0, count: n * h)
-        LayerNorm.backward(dy: m.tmpH, x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
-                           mean: m.finalMean, rstd: m.finalRstd, dx: m.dResidual,
-                           dweight: grads.pointer(slots.finalNormWeight), dbias: grads.pointer(slots.finalNormBias),
-                           rows: n, width: h)
+        let loss = timer.measure("lm head + cross entropy (fwd+bwd)") {
+            VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(slots.wordEmbeddings),
+                                      targets: m.targets.base, rows: n, hidden: h, vocab: c.vocabSize,
+                                      logits: m.logits, rowLoss: m.rowLoss, dx: m.tmpH,
+                                      dembedding: grads.pointer(slots.wordEmbeddings), gradScale: gradScale)
+        }
+        timer.measure("bwd layernorm") {
+            m.dResidual.update(repeating: 0, count: n * h)
+            LayerNorm.backward(dy: m.tmpH, x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
+                               mean: m.finalMean, rstd: m.finalRstd, dx: m.dResidual,
+                               dweight: grads.pointer(slots.finalNormWeight), dbias: grads.pointer(slots.finalNormBias),
+                               rows: n, width: h)
+        }
         for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
             TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: params,
-                                      grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx))
+                                      grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
-        if let s = embeddingStream(ctx) { Dropout.apply(m.dResidual, count: n * h, p: c.hiddenDropout, stream: s) }
-        Embedding.backward(dout: m.dResidual, tokens: m.tokens.base, dword: grads.pointer(slots.wordEmbeddings),
-                           dposition: grads.pointer(slots.positionEmbeddings), seq: m.seq, batch: m.batch, hidden: h)
+        timer.measure("bwd embedding") {
+            if let s = embeddingStream(ctx) { Dropout.apply(m.dResidual, count: n * h, p: c.hiddenDropout, stream: s) }
+            Embedding.backward(dout: m.dResidual, tokens: m.tokens.base, dword: grads.pointer(slots.wordEmbeddings),
+                               dposition: grads.pointer(slots.positionEmbeddings), seq: m.seq, batch: m.batch, hidden: h)
+        }
         return loss
     }
 }

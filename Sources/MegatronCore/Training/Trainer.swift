@@ -38,7 +38,7 @@ public final class Trainer {
         let gpt = Trainer.modelConfig(c)
         // Data
         if c.mockData {
-            trainOrder = ShuffledOrder(source: MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed), seed: c.seed)
+            trainOrder = ShuffledOrder(source: MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed), seed: c.seed, shuffles: false)
             valid = MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed + 1)
         } else {
             let corpus = try TokenCorpus.licenseTexts()
@@ -126,27 +126,29 @@ public final class Trainer {
     }
 
     /// One iteration: returns (lm loss, grad norm before clipping, learning rate used).
-    func step() throws -> (Double, Double, Double) {
+    public func step() throws -> (Double, Double, Double) {
         let nextIteration = progress.iteration + 1
-        model.grads.zero()
+        model.timer.measure("zero grads") { model.grads.zero() }
         let tokensPerMicro = microBatch * seqLength
         let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches))
         var lossSum = 0.0
         for micro in 0..<numMicrobatches {
             let first = progress.consumedSamples + micro * microBatch
             let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
-            BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: trainOrder.source,
-                               indices: indices, seqLength: seqLength)
+            model.timer.measure("data") {
+                BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: trainOrder.source,
+                                   indices: indices, seqLength: seqLength)
+            }
             lossSum += model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
         }
         let loss = lossSum / Double(tokensPerMicro * numMicrobatches)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        let norm = GradClipping.globalNorm(model.grads)
+        let norm = model.timer.measure("grad norm + clip") { GradClipping.globalNorm(model.grads) }
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        GradClipping.clip(model.grads, norm: norm, maxNorm: config.clipGrad)
-        optimizer.update(params: model.params, grads: model.grads, lr: Float(lr))
+        model.timer.measure("grad norm + clip") { GradClipping.clip(model.grads, norm: norm, maxNorm: config.clipGrad) }
+        model.timer.measure("optimizer (AdamW)") { optimizer.update(params: model.params, grads: model.grads, lr: Float(lr)) }
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration
         progress.consumedSamples += globalBatch

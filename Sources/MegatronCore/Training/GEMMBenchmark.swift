@@ -1,0 +1,66 @@
+// GEMMBenchmark.swift — the SGEMM rate of OpenBLAS on exactly the matrix products one training
+// step of this model runs (every linear layer's forward and two backward products, the chunked LM
+// head's three), weighted by how often each runs. It is the yardstick `megatron benchmark`
+// divides the model's throughput by. Attention's per-head tile products are not included.
+import Foundation
+import Tensor
+
+public struct GEMMShape: Sendable {
+    public let name: String
+    public let m: Int, n: Int, k: Int
+    public let transA: Bool, transB: Bool
+    /// Calls per training micro-batch.
+    public let calls: Int
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+public enum GEMMBenchmark {
+    public static func shapes(config c: GPTConfig, microBatch b: Int) -> [GEMMShape] {
+        let rows = c.seqLength * b, h = c.hiddenSize, f = c.ffnHiddenSize, L = c.numLayers, V = c.vocabSize
+        var out: [GEMMShape] = []
+        for (name, i, o) in [("qkv", h, 3 * h), ("proj", h, h), ("fc1", h, f), ("fc2", f, h)] {
+            out.append(GEMMShape(name: "\(name) forward", m: rows, n: o, k: i, transA: false, transB: true, calls: L))
+            out.append(GEMMShape(name: "\(name) dgrad", m: rows, n: i, k: o, transA: false, transB: false, calls: L))
+            out.append(GEMMShape(name: "\(name) wgrad", m: o, n: i, k: rows, transA: true, transB: false, calls: L))
+        }
+        let chunk = VocabCrossEntropy.chunkRows(rows: rows, vocab: V)
+        var r = 0
+        var sizes: [Int: Int] = [:]
+        while r < rows { sizes[min(chunk, rows - r), default: 0] += 1; r += chunk }
+        for (cr, count) in sizes.sorted(by: { $0.key > $1.key }) {
+            out.append(GEMMShape(name: "lm head forward [\(cr) rows]", m: cr, n: V, k: h, transA: false, transB: true, calls: count))
+            out.append(GEMMShape(name: "lm head dgrad [\(cr) rows]", m: cr, n: h, k: V, transA: false, transB: false, calls: count))
+            out.append(GEMMShape(name: "lm head wgrad [\(cr) rows]", m: V, n: h, k: cr, transA: true, transB: false, calls: count))
+        }
+        return out
+    }
+
+    /// Times each shape (best of `repeats` after a warm-up) and returns per-shape seconds and the
+    /// overall rate Σ calls·flops / Σ calls·seconds in FLOP/s.
+    public static func measure(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
+        let maxA = shapes.map { $0.m * $0.k }.max() ?? 0, maxB = shapes.map { $0.k * $0.n }.max() ?? 0
+        let maxC = shapes.map { $0.m * $0.n }.max() ?? 0
+        let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
+        for i in 0..<maxA { a[i] = Float(i % 13) * 0.01 }
+        for i in 0..<maxB { b[i] = Float(i % 11) * 0.01 }
+        var per: [Double] = []
+        var totalFlops = 0.0, totalSeconds = 0.0
+        for s in shapes {
+            let run = {
+                BLAS.sgemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: s.transA ? s.m : s.k,
+                           b: b.base, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
+            }
+            run()
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                run()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            per.append(best)
+            totalFlops += Double(s.calls) * s.flops
+            totalSeconds += Double(s.calls) * best
+        }
+        return (per, totalFlops / totalSeconds)
+    }
+}

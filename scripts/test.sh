@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# scripts/test.sh — installs what the tests need, builds (release: the tests check numerics and run
+# the real binary), and runs every test. CI runs this through .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_packages
+echo "==> building (release, with tests)"
+swift build -c release --build-tests
+echo "==> running tests"
+swift test -c release --skip-build "$@"
