@@ -48,8 +48,7 @@ public enum CausalSelfAttention {
                             let l = softmaxRowInPlace(row, valid: i + 1, width: keys)
                             lseRow[i] = l
                             if p > 0, let stream {
-                                let base = (task * s + i) * s
-                                for j in 0...i { row[j] *= stream.scale(index: base + j, p: p) }
+                                stream.applyMask(row, into: row, count: i + 1, start: (task * s + i) * s, p: p)
                             }
                         }
                         BLAS.sgemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
@@ -91,15 +90,16 @@ public enum CausalSelfAttention {
                         if p > 0, let stream {
                             // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
                             for r in 0..<rows {
-                                let i = i0 + r, base = (task * s + i) * s
-                                for j in 0..<keys { B[r * keys + j] = j <= i ? A[r * keys + j] * stream.scale(index: base + j, p: p) : 0 }
+                                let i = i0 + r
+                                stream.applyMask(A + r * keys, into: B + r * keys, count: i + 1, start: (task * s + i) * s, p: p)
+                                if i + 1 < keys { (B + r * keys + i + 1).update(repeating: 0, count: keys - i - 1) }
                             }
                             BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
                                        beta: 1, c: dv, ldc: ld)
                             BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
                             for r in 0..<rows {
-                                let i = i0 + r, base = (task * s + i) * s
-                                for j in 0...i { B[r * keys + j] *= stream.scale(index: base + j, p: p) }
+                                let i = i0 + r
+                                stream.applyMask(B + r * keys, into: B + r * keys, count: i + 1, start: (task * s + i) * s, p: p)
                             }
                         } else {
                             BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,

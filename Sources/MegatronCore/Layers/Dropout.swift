@@ -21,6 +21,22 @@ public struct DropoutStream: Sendable {
     public func scale(index: Int, p: Float) -> Float {
         rng.uniform(index: index, step, microbatch) < p ? 0 : 1 / (1 - p)
     }
+
+    /// `x[i] = src[i] · scale(index: start + i)` for i < n, using all four words of each Philox
+    /// block (elements 4q…4q+3 share block q), so a mask costs a quarter block per element.
+    @inline(__always)
+    public func applyMask(_ src: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count n: Int, start: Int, p: Float) {
+        let keep = 1 / (1 - p)
+        var e = start, i = 0
+        while i < n {
+            let w = rng.block(UInt32(truncatingIfNeeded: e >> 2), UInt32(truncatingIfNeeded: e >> 34), step, microbatch)
+            var lane = e & 3
+            while lane < 4 && i < n {
+                x[i] = Float(w[lane] >> 8) * 0x1p-24 < p ? 0 : src[i] * keep
+                lane += 1; i += 1; e += 1
+            }
+        }
+    }
 }
 
 public enum Dropout {
@@ -28,18 +44,8 @@ public enum Dropout {
     /// Used unchanged for forward (on activations) and backward (on their gradients).
     public static func apply(_ x: UnsafeMutablePointer<Float>, count n: Int, p: Float, stream: DropoutStream, offset: Int = 0) {
         guard p > 0 else { return }
-        let keep = 1 / (1 - p)
         ThreadBudget.parallelFor(n, grain: 1 << 12) { r in
-            var i = r.lowerBound
-            while i < r.upperBound {
-                let e = offset + i
-                let w = stream.rng.block(UInt32(truncatingIfNeeded: e >> 2), UInt32(truncatingIfNeeded: e >> 34),
-                                         stream.step, stream.microbatch)
-                let lane = e & 3
-                let u = Float(w[lane] >> 8) * 0x1p-24
-                x[i] = u < p ? 0 : x[i] * keep
-                i += 1
-            }
+            stream.applyMask(x + r.lowerBound, into: x + r.lowerBound, count: r.count, start: offset + r.lowerBound, p: p)
         }
     }
 }

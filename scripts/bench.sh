@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — training speed measured in one run against references measured in the same
+# run: OpenBLAS's SGEMM rate on the model's own GEMM shapes (inside `megatron benchmark`), and,
+# when torch is installed, PyTorch eager fp32 on the same model shape and thread count.
+#   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024) and gpt2-tiny
+#   STEPS=5 scripts/bench.sh
+# Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_packages
+swift build -c release 2>&1 | grep -E "error|Build complete" || true
+BIN=.build/release/megatron
+OUT=runs/bench
+STEPS=${STEPS:-3}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$OUT"
+
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; environment OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+echo
+echo "== gpt2-124m, micro-batch 4, seq 1024, blas_coretype auto (the default)"
+"$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 --attention-dropout 0 \
+    --num-threads "$THREADS" --steps "$STEPS" --json "$OUT/gpt2-124m.json"
+echo
+echo "== gpt2-124m with OPENBLAS_CORETYPE=Haswell kept (blas_coretype env), one step, for comparison"
+OPENBLAS_CORETYPE=Haswell "$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 \
+    --attention-dropout 0 --num-threads "$THREADS" --blas-coretype env --steps 1 --json "$OUT/gpt2-124m-haswell.json" \
+    | grep -E "^benchmark|SGEMM rate|^step"
+echo
+echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
+"$BIN" benchmark --config configs/gpt2-tiny.json --num-threads "$THREADS" --steps 20 --json "$OUT/gpt2-tiny.json" \
+    | grep -E "^benchmark|SGEMM rate|^step"
+echo
+if python3 -c "import torch" 2>/dev/null; then
+    echo "== PyTorch eager fp32 on the gpt2-124m shape, $THREADS threads"
+    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
+    python3 - "$OUT" <<'PY'
+import json, sys
+d = sys.argv[1]
+ours, torch_, hw = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m", "torch-124m", "gpt2-124m-haswell"))
+print(f"\nsummary (gpt2-124m, mb 4, seq 1024): megatron {ours['tokens_per_s']:.1f} tokens/s = {ours['ratio_to_sgemm']:.2f} of the "
+      f"SGEMM rate ({ours['sgemm_gflops']:.0f} GFLOP/s on the model's shapes); {ours['tokens_per_s'] / torch_['tokens_per_s']:.2f}x "
+      f"PyTorch eager ({torch_['tokens_per_s']:.1f} tokens/s); with the Haswell preset kept: {hw['tokens_per_s']:.1f} tokens/s")
+PY
+else
+    echo "(torch is not installed: pip install torch to add the PyTorch eager reference)"
+fi

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""PyTorch eager fp32 reference for scripts/bench.sh: training steps of GPT-2 124M-shaped model
+(pre-LN, tanh-GELU, tied embeddings, AdamW) on random tokens with the same micro-batch, sequence
+length and thread count as the megatron benchmark. Prints tokens/s and model TFLOP/s (Megatron's
+formula) and writes them as JSON.
+
+    python3 scripts/bench_torch.py --layers 12 --hidden 768 --heads 12 --seq 1024 --micro-batch 4 --threads 2 --json out.json
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, h, a):
+        super().__init__()
+        self.a = a
+        self.ln1, self.ln2 = nn.LayerNorm(h), nn.LayerNorm(h)
+        self.qkv, self.proj = nn.Linear(h, 3 * h), nn.Linear(h, h)
+        self.fc1, self.fc2 = nn.Linear(h, 4 * h), nn.Linear(4 * h, h)
+
+    def forward(self, x):
+        b, s, h = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(h, dim=2)
+        q, k, v = (t.view(b, s, self.a, h // self.a).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, s, h)
+        x = x + self.proj(y)
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, layers, h, a, s, vocab):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, h), nn.Embedding(s, h)
+        self.blocks = nn.ModuleList(Block(h, a) for _ in range(layers))
+        self.lnf = nn.LayerNorm(h)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for blk in self.blocks:
+            x = blk(x)
+        logits = self.lnf(x) @ self.wte.weight.T
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for name, default in [("layers", 12), ("hidden", 768), ("heads", 12), ("seq", 1024), ("micro-batch", 4),
+                          ("threads", 2), ("vocab", 50257), ("padded-vocab", 50304), ("steps", 3)]:
+        p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--json")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = GPT(a.layers, a.hidden, a.heads, a.seq, a.vocab)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    idx = torch.randint(0, a.vocab, (a.micro_batch, a.seq))
+    tgt = torch.randint(0, a.vocab, (a.micro_batch, a.seq))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        model(idx, tgt).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    step()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    sec = (time.perf_counter() - t0) / a.steps
+    B, s, L, h, V = a.micro_batch, a.seq, a.layers, a.hidden, a.padded_vocab
+    flops = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
+    out = {"step_ms": sec * 1000, "tokens_per_s": B * s / sec, "tflops": flops / sec / 1e12, "threads": a.threads,
+           "torch": torch.__version__}
+    print(f"pytorch eager fp32: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f)
+
+
+if __name__ == "__main__":
+    main()
