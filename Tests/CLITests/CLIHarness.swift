@@ -28,7 +28,7 @@ enum CLI {
     }
 
     /// Runs `megatron args…` (through `/bin/sh -c` when `shellPrefix` is given, e.g. "ulimit -f 64;").
-    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil) throws -> RunResult {
+    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, environment extra: [String: String] = [:]) throws -> RunResult {
         let p = Process()
         if let shellPrefix {
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -40,6 +40,7 @@ enum CLI {
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["OMPI_MCA_pml"] = "ob1"; env["OMPI_MCA_btl"] = "self,vader"
+        env.merge(extra) { _, new in new }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
