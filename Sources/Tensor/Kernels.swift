@@ -1,10 +1,12 @@
 // Kernels.swift — fused elementwise passes over raw pointers: add, scale, axpy, sum of squares.
 // Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
 
-@inline(__always) func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
+/// 16 floats from `p + i` (any alignment).
+@inline(__always) public func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
     UnsafeRawPointer(p + i).loadUnaligned(as: F16.self)
 }
-@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+/// Stores 16 floats at `p + i` (any alignment).
+@inline(__always) public func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: F16.self)
 }
 

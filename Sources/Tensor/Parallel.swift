@@ -1,5 +1,7 @@
 // Parallel.swift — one thread budget per rank, shared by OpenBLAS and our kernels (DESIGN §11).
 // `ThreadBudget.parallelFor` splits a range into contiguous chunks, one per thread.
+// The budget is process-wide state on purpose: it mirrors OpenBLAS's own thread count, which is
+// process-global; it is set once at start-up and never changes while a step runs.
 import Dispatch
 
 public enum ThreadBudget {

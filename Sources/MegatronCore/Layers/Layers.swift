@@ -12,16 +12,6 @@
 // allocation, no hidden state. What backward needs, forward writes into buffers the caller owns.
 import Tensor
 
-@inline(__always) func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
-    UnsafeRawPointer(p + i).loadUnaligned(as: F16.self)
-}
-@inline(__always) func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
-    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: F16.self)
-}
-
-/// Column ranges for column-parallel loops: multiples of 16 floats, so SIMD loads stay whole.
-let columnGrain = 16
-
 public enum ColumnSums {
     /// `out[c] (+)= Σ_r x[r, c]` for `x [rows, cols]`, parallel over column blocks (deterministic).
     public static func accumulate(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
