@@ -44,16 +44,27 @@ public final class MPIRuntime: @unchecked Sendable {
     public static var wallTime: Double { MPI_Wtime() }
 }
 
-/// A communicator with its rank and size; owned sub-communicators are freed on deinit.
+/// Bytes sent and seconds spent in collectives of one communicator since the last reset.
+public struct CommunicationCounters: Sendable {
+    public var bytes = 0
+    public var seconds = 0.0
+    public var calls = 0
+}
+
+/// A communicator with its rank and size; owned sub-communicators are freed on deinit. Every
+/// collective adds its payload bytes (what this rank contributes) and wall time to `counters`.
 public final class Communicator: @unchecked Sendable {
     let handle: MPI_Comm?
     private let owned: Bool
     public let rank: Int
     public let size: Int
+    public let name: String
+    public var counters = CommunicationCounters()
 
-    init(handle: MPI_Comm?, owned: Bool) {
+    init(handle: MPI_Comm?, owned: Bool, name: String = "world") {
         self.handle = handle
         self.owned = owned
+        self.name = name
         var r: Int32 = 0, s: Int32 = 0
         MPI_Comm_rank(handle, &r)
         MPI_Comm_size(handle, &s)
@@ -69,32 +80,76 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
-    /// `MPI_Comm_split`: ranks with the same `color` form a group, ordered by `key`.
-    public func split(color: Int, key: Int) throws -> Communicator {
+    /// `MPI_Comm_split`: ranks with the same `color` form a group, ordered by `key`; a nil color
+    /// leaves this rank out (the result is nil).
+    public func split(color: Int?, key: Int, name: String) throws -> Communicator? {
         var sub: MPI_Comm? = nil
-        try check(MPI_Comm_split(handle, Int32(color), Int32(key), &sub), "MPI_Comm_split")
-        return Communicator(handle: sub, owned: true)
+        try check(MPI_Comm_split(handle, color.map { Int32($0) } ?? MPI_UNDEFINED, Int32(key), &sub), "MPI_Comm_split(\(name))")
+        guard color != nil else { return nil }
+        MPI_Comm_set_errhandler(sub, mpi_errors_return())
+        return Communicator(handle: sub, owned: true, name: name)
     }
 
-    public func barrier() throws { try check(MPI_Barrier(handle), "MPI_Barrier") }
+    @inline(__always)
+    private func timed(_ bytes: Int, _ what: String, _ body: () -> Int32) throws {
+        let t0 = MPI_Wtime()
+        let rc = body()
+        counters.seconds += MPI_Wtime() - t0
+        counters.bytes += bytes
+        counters.calls += 1
+        try check(rc, "\(what) on the \(name) group")
+    }
+
+    public func barrier() throws { try check(MPI_Barrier(handle), "MPI_Barrier(\(name))") }
 
     /// In-place sum over the group.
     public func allReduceSum(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try check(MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_sum(), handle), "MPI_Allreduce(sum)")
+        try timed(count * 4, "MPI_Allreduce(sum)") { MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_sum(), handle) }
+    }
+
+    /// In-place maximum over the group.
+    public func allReduceMax(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
+        if size == 1 { return }
+        try timed(count * 4, "MPI_Allreduce(max)") { MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle) }
+    }
+
+    /// Concatenates every rank's `count` floats in rank order into `output` (size × count).
+    public func allGather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws {
+        if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
+        try timed(count * 4, "MPI_Allgather") { MPI_Allgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle) }
+    }
+
+    /// In-place all-gather: block `rank` of `buffer` (size × count) is this rank's; on return every block is filled.
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        if size == 1 { return }
+        try timed(count * 4, "MPI_Allgather") { MPI_Allgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle) }
+    }
+
+    /// Sums `input` (size × count) over the group and leaves block `rank` of the sum in `output` (count).
+    public func reduceScatter(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws {
+        if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
+        try timed(count * size * 4, "MPI_Reduce_scatter_block") {
+            MPI_Reduce_scatter_block(input, output, Int32(count), mpi_float(), mpi_sum(), handle)
+        }
     }
 
     public func allReduceSum(_ x: Double) throws -> Double {
         if size == 1 { return x }
         var v = x, out = 0.0
-        try check(MPI_Allreduce(&v, &out, 1, mpi_double(), mpi_sum(), handle), "MPI_Allreduce(sum)")
+        try timed(8, "MPI_Allreduce(sum)") { MPI_Allreduce(&v, &out, 1, mpi_double(), mpi_sum(), handle) }
         return out
     }
 
     public func allReduceMax(_ x: Int) throws -> Int {
         if size == 1 { return x }
         var v = Int64(x), out: Int64 = 0
-        try check(MPI_Allreduce(&v, &out, 1, mpi_int64(), mpi_max(), handle), "MPI_Allreduce(max)")
+        try check(MPI_Allreduce(&v, &out, 1, mpi_int64(), mpi_max(), handle), "MPI_Allreduce(max) on the \(name) group")
         return Int(out)
     }
+
+    /// The smallest `x` over the group.
+    public func allReduceMin(_ x: Int) throws -> Int { -(try allReduceMax(-x)) }
+
+    public func resetCounters() { counters = CommunicationCounters() }
 }

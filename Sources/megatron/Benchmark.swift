@@ -27,7 +27,9 @@ struct Benchmark: ParsableCommand {
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
         do {
-            let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads)
+            let runtime = try MPIRuntime.start()
+            defer { runtime.finalize() }
+            let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads, parallel: try .single(runtime.world))
             let m = trainer.model.config
             let gbs = cfg.globalBatchSize ?? cfg.microBatchSize!
             print("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize!), global batch \(gbs), \(threads) threads, OpenBLAS \(BLAS.coreName) [\(blasNote)]")

@@ -19,31 +19,30 @@ struct Train: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        let cfg: TrainingConfig
-        do {
-            cfg = try ConfigLoader.load(path: config, flags: overrides, worldSize: 1)
-        } catch let e as ConfigError {
-            CLIErrors.fail(e, code: 2)
-        }
-        let blasNote = BLASKernels.select(cfg.blasCoretype)   // may re-exec this process
+        var cfg = TrainingConfig()
+        var configError: ConfigError? = nil
+        do { cfg = try ConfigLoader.parse(path: config, flags: overrides) } catch let e as ConfigError { configError = e }
+        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""   // may re-exec this process
         let runtime: MPIRuntime
         do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
         let world = runtime.world
-        if world.size != 1 {
-            let e = ConfigError.invalidValue(key: "world size", value: "\(world.size)",
-                rule: "this build trains on a single rank (tensor, pipeline and data parallelism are not built yet); run without mpirun or with -np 1")
-            CLIErrors.fail(e, code: 2, runtime: runtime, rank: world.rank)
+        if configError == nil {
+            do { try ConfigValidation.validate(cfg, worldSize: world.size) } catch let e as ConfigError { configError = e }
         }
+        CLIErrors.agreeOnConfig(configError, runtime: runtime)
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
         let log = RankLog(enabled: world.rank == 0)
         do {
-            let trainer = try Trainer(config: cfg, log: log, threads: threads)
+            let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
+            if world.size > 1 { log(parallel.layout.description) }
+            let trainer = try Trainer(config: cfg, log: log, threads: threads, parallel: parallel)
             let m = trainer.model.config
-            log(" > megatron: world \(world.size) (tensor 1 × pipeline 1 × data 1), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
-            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(trainer.model.table.parameterCount) parameters; micro-batch \(cfg.microBatchSize!), global batch \(cfg.globalBatchSize ?? cfg.microBatchSize!); activations \(trainer.model.acts.bytes / (1 << 20)) MiB")
+            let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
+            log(" > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
+            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(trainer.model.table.parameterCount) parameters; micro-batch \(cfg.microBatchSize!), global batch \(cfg.globalBatchSize ?? cfg.microBatchSize!); activations \(trainer.model.acts.bytes / (1 << 20)) MiB per rank")
             try trainer.loadIfRequested()
-            let metrics = try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) }
+            let metrics = world.rank == 0 ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
             let summary = try trainer.run(metrics: metrics)
             if let l = summary.lastTrainLoss { log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))") }
         } catch {
@@ -54,6 +53,21 @@ struct Train: ParsableCommand {
 }
 
 enum CLIErrors {
+    /// Every rank validated the config; one all-reduce tells all of them whether any rank failed,
+    /// before any other collective. The lowest failing rank prints its error; every rank exits 2.
+    static func agreeOnConfig(_ error: ConfigError?, runtime: MPIRuntime) {
+        let world = runtime.world
+        let first = (try? world.allReduceMin(error == nil ? Int.max : world.rank)) ?? (error == nil ? Int.max : world.rank)
+        guard first != Int.max else { return }
+        if world.rank == first, let error {
+            let prefix = world.size > 1 ? "error (rank \(world.rank)): " : "error: "
+            FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
+        }
+        runtime.finalize()
+        fflush(nil)
+        _exit(2)
+    }
+
     /// Prints `error: …` (with the rank when there are several) and ends the process — and, under
     /// MPI, the whole job, so no other rank waits forever.
     static func fail(_ error: Error, code: Int32, runtime: MPIRuntime? = nil, rank: Int? = nil) -> Never {

@@ -119,7 +119,7 @@ final class LayerGradientTests: XCTestCase {
             for e in 0..<d {
                 var o = 0.0
                 for j in 0...i {
-                    let keep = stream.map { Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout)) } ?? 1
+                    let keep = stream.map { Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout)) } ?? 1  // global head = local here
                     o += exp(scores[j] - mx) / z * keep * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + 2 * d + e])
                 }
                 XCTAssertEqual(Double(ctx[(i * b + bi) * h + head * d + e]), o, accuracy: 1e-5 * max(1, abs(o)))

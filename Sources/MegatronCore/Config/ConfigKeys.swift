@@ -45,6 +45,10 @@ public enum ConfigKeys {
         ConfigKey(name: "init_method_std", field: .double(\.initMethodStd), help: "std of the normal init (0.02); output projections use std/√(2·num_layers)"),
         ConfigKey(name: "norm_epsilon", field: .double(\.normEpsilon), help: "LayerNorm epsilon (1e-5)"),
         ConfigKey(name: "make_vocab_size_divisible_by", field: .int(\.makeVocabSizeDivisibleBy), help: "pad the vocabulary to a multiple of this (128); padded rows never affect results"),
+        // Parallelism
+        ConfigKey(name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize), help: "tensor-parallel size t (1); the data-parallel size is world / (t·p)"),
+        ConfigKey(name: "pipeline_model_parallel_size", field: .int(\.pipelineModelParallelSize), help: "pipeline-parallel size p (1)"),
+        ConfigKey(name: "sequence_parallel", field: .bool(\.sequenceParallel), help: "split LayerNorm/dropout regions along the sequence across the tensor group (false; off when t = 1)"),
         // Batch and optimisation
         ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
         ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),

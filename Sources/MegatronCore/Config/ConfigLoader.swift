@@ -34,10 +34,17 @@ indirect enum JSONValue: Decodable {
 public enum ConfigLoader {
     /// Loads `path` (if given), then applies `flags` (`--train-iters 50`, `--skip-train`), then validates.
     public static func load(path: String?, flags: [String], worldSize: Int = 1) throws -> TrainingConfig {
+        let config = try parse(path: path, flags: flags)
+        try ConfigValidation.validate(config, worldSize: worldSize)
+        return config
+    }
+
+    /// The file and the flags, checked for unknown keys and types but not yet validated (the rules
+    /// need the world size, known only once MPI has started).
+    public static func parse(path: String?, flags: [String]) throws -> TrainingConfig {
         var config = TrainingConfig()
         if let path { try applyFile(path, to: &config) }
         try applyFlags(flags, to: &config)
-        try ConfigValidation.validate(config, worldSize: worldSize)
         return config
     }
 

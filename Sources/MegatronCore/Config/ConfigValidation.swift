@@ -1,5 +1,5 @@
 // ConfigValidation.swift — the rules a config must satisfy before any work starts. Each failure
-// names the key(s), the value(s) and a valid alternative. Later parallelism rules join here.
+// names the key(s), the value(s) and a valid alternative. Every rank runs them before any collective.
 
 import Foundation
 
@@ -26,13 +26,38 @@ public enum ConfigValidation {
             throw ConfigError.inconsistent(keys: ["seq_length", "max_position_embeddings"],
                                            rule: "seq_length \(s) exceeds max_position_embeddings \(maxPos); raise max_position_embeddings to at least \(s) or lower seq_length")
         }
-        let dp = worldSize
+        // The grid: world = t · p · d.
+        let t = c.tensorModelParallelSize, p = c.pipelineModelParallelSize
+        if t <= 0 { throw ConfigError.invalidValue(key: "tensor_model_parallel_size", value: "\(t)", rule: "must be a positive integer") }
+        if p <= 0 { throw ConfigError.invalidValue(key: "pipeline_model_parallel_size", value: "\(p)", rule: "must be a positive integer") }
+        if worldSize % (t * p) != 0 {
+            throw ConfigError.inconsistent(keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],
+                                           rule: "the world size \(worldSize) must be a multiple of tensor_model_parallel_size \(t) × pipeline_model_parallel_size \(p) = \(t * p); run with -np \(max(t * p, worldSize / (t * p) * t * p)) or choose sizes whose product divides \(worldSize)")
+        }
+        if a % t != 0 {
+            throw ConfigError.inconsistent(keys: ["num_attention_heads", "tensor_model_parallel_size"],
+                                           rule: "num_attention_heads \(a) must be divisible by tensor_model_parallel_size \(t) (each rank computes whole heads); try tensor_model_parallel_size \(largestDivisor(of: a, atMost: t))")
+        }
+        if h % t != 0 {
+            throw ConfigError.inconsistent(keys: ["hidden_size", "tensor_model_parallel_size"],
+                                           rule: "hidden_size \(h) must be divisible by tensor_model_parallel_size \(t); try tensor_model_parallel_size \(largestDivisor(of: h, atMost: t))")
+        }
+        let ffn = c.ffnHiddenSize ?? 4 * h
+        if ffn % t != 0 {
+            throw ConfigError.inconsistent(keys: ["ffn_hidden_size", "tensor_model_parallel_size"],
+                                           rule: "ffn_hidden_size \(ffn) must be divisible by tensor_model_parallel_size \(t); try tensor_model_parallel_size \(largestDivisor(of: ffn, atMost: t))")
+        }
+        if c.sequenceParallel && t > 1 && s % t != 0 {
+            throw ConfigError.inconsistent(keys: ["seq_length", "tensor_model_parallel_size", "sequence_parallel"],
+                                           rule: "with sequence_parallel, seq_length \(s) must be divisible by tensor_model_parallel_size \(t); try seq_length \(max(t, s / t * t)) or sequence_parallel false")
+        }
+        let dp = worldSize / (t * p)
         if let gbs = c.globalBatchSize {
             if gbs <= 0 { throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive") }
             if gbs % (mbs * dp) != 0 {
                 let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
                 throw ConfigError.inconsistent(keys: ["global_batch_size", "micro_batch_size"],
-                                               rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) = \(mbs * dp); try global_batch_size \(lower)")
+                                               rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)")
             }
         }
         if lr <= 0 || !lr.isFinite { throw ConfigError.invalidValue(key: "lr", value: "\(lr)", rule: "must be a positive number") }
@@ -91,6 +116,14 @@ public enum ConfigValidation {
         if !c.dataPath.isEmpty && !c.mockData {
             throw ConfigError.invalidValue(key: "data_path", value: "\(c.dataPath)",
                                            rule: "Megatron .bin/.idx datasets come with the data pipeline; leave data_path empty for the built-in corpus or set mock_data true")
+        }
+        if p > 1 {
+            throw ConfigError.invalidValue(key: "pipeline_model_parallel_size", value: "\(p)",
+                                           rule: "pipeline parallelism is not built yet; use pipeline_model_parallel_size 1")
+        }
+        if dp > 1 {
+            throw ConfigError.inconsistent(keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],
+                                           rule: "data parallelism is not built yet, so the world size \(worldSize) must equal t·p = \(t * p); run with -np \(t * p) or set tensor_model_parallel_size \(worldSize / p)")
         }
         if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
     }

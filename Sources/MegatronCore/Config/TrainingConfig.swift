@@ -15,6 +15,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var initMethodStd: Double = 0.02
     public var normEpsilon: Double = 1e-5
     public var makeVocabSizeDivisibleBy: Int = 128
+    // Parallelism
+    public var tensorModelParallelSize: Int = 1
+    public var pipelineModelParallelSize: Int = 1
+    public var sequenceParallel: Bool = false
     // Batch and schedule
     public var microBatchSize: Int? = nil
     public var globalBatchSize: Int? = nil

@@ -9,9 +9,15 @@ import Foundation
 import Tensor
 
 public struct AttentionShape: Sendable {
-    public let seq: Int, batch: Int, heads: Int, headDim: Int
-    public init(seq: Int, batch: Int, heads: Int, headDim: Int) {
+    /// `heads` are the heads this rank computes: global heads headOffset ..< headOffset + heads of totalHeads.
+    public let seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int, totalHeads: Int
+    public init(seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int = 0, totalHeads: Int? = nil) {
         self.seq = seq; self.batch = batch; self.heads = heads; self.headDim = headDim
+        self.headOffset = headOffset; self.totalHeads = totalHeads ?? heads
+    }
+    /// Dropout element index of (batch bi, local head, query i, key 0): global, so masks do not depend on t.
+    @inline(__always) func dropoutRowStart(batch bi: Int, head: Int, query i: Int) -> Int {
+        ((bi * totalHeads + headOffset + head) * seq + i) * seq
     }
     public var hidden: Int { heads * headDim }
     /// Query rows per tile.
@@ -48,7 +54,7 @@ public enum CausalSelfAttention {
                             let l = softmaxRowInPlace(row, valid: i + 1, width: keys)
                             lseRow[i] = l
                             if p > 0, let stream {
-                                stream.applyMask(row, into: row, count: i + 1, start: (task * s + i) * s, p: p)
+                                stream.applyMask(row, into: row, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         }
                         BLAS.sgemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
@@ -91,7 +97,7 @@ public enum CausalSelfAttention {
                             // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
                             for r in 0..<rows {
                                 let i = i0 + r
-                                stream.applyMask(A + r * keys, into: B + r * keys, count: i + 1, start: (task * s + i) * s, p: p)
+                                stream.applyMask(A + r * keys, into: B + r * keys, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                                 if i + 1 < keys { (B + r * keys + i + 1).update(repeating: 0, count: keys - i - 1) }
                             }
                             BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
@@ -99,7 +105,7 @@ public enum CausalSelfAttention {
                             BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
                             for r in 0..<rows {
                                 let i = i0 + r
-                                stream.applyMask(B + r * keys, into: B + r * keys, count: i + 1, start: (task * s + i) * s, p: p)
+                                stream.applyMask(B + r * keys, into: B + r * keys, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         } else {
                             BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,

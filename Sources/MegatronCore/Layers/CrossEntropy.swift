@@ -1,13 +1,14 @@
 // CrossEntropy.swift — the LM head (logits = x·Eᵀ with the tied word embedding E) fused with the
 // softmax cross entropy and, when training, its backward — in chunks of rows, so the full [n, V]
-// logits are never held. Only the V real vocabulary rows of E enter: padded rows never affect a
+// logits are never held, and vocab-parallel: each tensor rank holds Vp/t rows of E. Only the V real vocabulary rows of E enter: padded rows never affect a
 // loss, a gradient or a prediction, whatever the padding.
 import Foundation
 import Tensor
 
 public enum VocabCrossEntropy {
     /// Rows per chunk: at most 64M floats (256 MB) of logits, split into equal chunks (multiples of
-    /// 16 rows) so no small tail GEMM runs at a fraction of the BLAS rate.
+    /// 16 rows) so no small tail GEMM runs at a fraction of the BLAS rate. Computed from the global
+    /// vocabulary, so every tensor rank runs the same chunks (and the same collectives).
     public static func chunkRows(rows n: Int, vocab v: Int) -> Int {
         let cap = max(1, min(n, (1 << 26) / max(v, 1)))
         let chunks = (n + cap - 1) / cap
@@ -15,33 +16,61 @@ public enum VocabCrossEntropy {
         return min(cap, max(1, (even + 15) / 16 * 16))
     }
 
-    /// Returns the per-row losses summed (Double, in row order).
-    /// - x: [n, h]   - embedding: [Vp, h] (rows 0..<V used)   - targets: [n]
-    /// - logits: scratch of `chunkRows(n, V) × V` floats   - rowLoss: scratch of n Doubles
-    /// - dx: [n, h] overwritten, dembedding: [Vp, h] accumulated, with dloss/dlogit scaled by `gradScale`
-    ///   (both nil for evaluation)
-    public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                               rows n: Int, hidden h: Int, vocab v: Int,
-                               logits: UnsafeMutablePointer<Float>, rowLoss: UnsafeMutablePointer<Double>,
+    /// Vocab-parallel LM head + cross entropy (Megatron's `_VocabParallelCrossEntropy`): each rank
+    /// computes logits for its real vocabulary rows only; per row the max is all-reduced (MAX), then
+    /// Σexp and the target's logit in one all-reduce (SUM). Returns the per-row losses summed
+    /// (Double, in row order), the same on every rank.
+    /// - x: [n, h] (all rows)   - embedding: this rank's [Vp/t, h] rows   - targets: [n]
+    /// - logits: `chunkRows × max(1, vocab.realRows)` floats   - rowStats: `3 × chunkRows` floats
+    /// - dx: [n, h] ∂loss/∂x from this rank's vocabulary slice (partial: the caller reduces it),
+    ///   dembedding: [Vp/t, h] accumulated, both scaled by `gradScale`; nil for evaluation
+    public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
+                               targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
+                               logits: UnsafeMutablePointer<Float>, rowStats: UnsafeMutablePointer<Float>,
+                               rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
                                dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
-                               gradScale: Float = 1) -> Double {
-        let C = chunkRows(rows: n, vocab: v)
+                               gradScale: Float = 1) throws -> Double {
+        let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
             let xc = x + c0 * h
-            BLAS.sgemm(transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
+            let rowMax = rowStats, sumAndTarget = rowStats + C     // [rows] max, then [rows] Σexp | [rows] target logit
+            if v > 0 { BLAS.sgemm(transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v) }
+            ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                for r in rr { rowMax[r] = v > 0 ? rowMaximum(logits + r * v, width: v) : -.infinity }
+            }
+            try tp.group?.allReduceMax(rowMax, count: rows)
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr {
-                    let t = Int(targets[c0 + r])
-                    precondition(t >= 0 && t < v, "target id \(t) outside the vocabulary [0, \(v))")
-                    rowLoss[c0 + r] = lossRow(logits + r * v, width: v, target: t, training: training, gradScale: gradScale)
+                    let t = Int(targets[c0 + r]) - v0
+                    let z = logits + r * v
+                    sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
+                    sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: training) : 0
                 }
             }
+            try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
+            for r in 0..<rows {
+                rowLoss[c0 + r] = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+            }
             if let dx, let dembedding {
-                BLAS.sgemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
-                BLAS.sgemm(transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding, ldc: h)
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr {
+                        let z = logits + r * v, k = gradScale / sumAndTarget[r]
+                        var j = 0
+                        while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
+                        while j < v { z[j] *= k; j += 1 }
+                        let t = Int(targets[c0 + r]) - v0
+                        if t >= 0 && t < v { z[t] -= gradScale }
+                    }
+                }
+                if v > 0 {
+                    BLAS.sgemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
+                    BLAS.sgemm(transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding, ldc: h)
+                } else {
+                    (dx + c0 * h).update(repeating: 0, count: rows * h)
+                }
             }
             c0 += rows
         }
@@ -50,32 +79,43 @@ public enum VocabCrossEntropy {
         return total
     }
 
-    /// loss = log Σ exp(z) − z[target]; when training the row becomes (softmax − onehot)·gradScale.
+    /// Single-rank form: all V rows of `embedding` are this rank's (scratch allocated here; for tests
+    /// and tools, not for the training step).
+    public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                               rows n: Int, hidden h: Int, vocab v: Int,
+                               logits: UnsafeMutablePointer<Float>, rowLoss: UnsafeMutablePointer<Double>,
+                               dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
+                               gradScale: Float = 1) -> Double {
+        let C = chunkRows(rows: n, vocab: v)
+        let stats = FloatBuffer(count: 3 * C)
+        // With no tensor group there is no communication, so this cannot throw.
+        return (try? forward(x: x, embedding: embedding, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
+                             rows: n, hidden: h, chunkRows: C, logits: logits, rowStats: stats.base, rowLoss: rowLoss,
+                             tensorParallel: .single, dx: dx, dembedding: dembedding, gradScale: gradScale)) ?? .nan
+    }
+
     @inline(__always)
-    static func lossRow(_ z: UnsafeMutablePointer<Float>, width v: Int, target t: Int, training: Bool, gradScale: Float) -> Double {
+    static func rowMaximum(_ z: UnsafePointer<Float>, width v: Int) -> Float {
         var mv = F16(repeating: -.infinity)
         var j = 0
         while j + 16 <= v { mv = pointwiseMax(mv, load16(z, j)); j += 16 }
         var m = mv.max()
         while j < v { m = max(m, z[j]); j += 1 }
-        let zt = z[t]
+        return m
+    }
+
+    /// Σ exp(z − shift); with `store` the exponentials replace z.
+    @inline(__always)
+    static func expSum(_ z: UnsafeMutablePointer<Float>, width v: Int, shift m: Float, store: Bool) -> Float {
         var sv = F16(repeating: 0)
-        j = 0
-        if training {
+        var j = 0
+        if store {
             while j + 16 <= v { let e = simdExp(load16(z, j) - m); store16(e, z, j); sv += e; j += 16 }
         } else {
             while j + 16 <= v { sv += simdExp(load16(z, j) - m); j += 16 }
         }
         var sum = sv.sum()
-        while j < v { let e = scalarExp(z[j] - m); if training { z[j] = e }; sum += e; j += 1 }
-        let loss = Double(m) + Foundation.log(Double(sum)) - Double(zt)
-        if training {
-            let k = gradScale / sum
-            j = 0
-            while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
-            while j < v { z[j] *= k; j += 1 }
-            z[t] -= gradScale
-        }
-        return loss
+        while j < v { let e = scalarExp(z[j] - m); if store { z[j] = e }; sum += e; j += 1 }
+        return sum
     }
 }

@@ -1,36 +1,82 @@
-// Embedding.swift — GPT input embedding: out[i, b] = wordEmbeddings[token[i, b]] + positionEmbeddings[i].
+// Embedding.swift — GPT input embedding: out[i, b] = wordEmbeddings[token[i, b]] + positionEmbeddings[i],
+// with the word table split by vocabulary rows across tensor ranks (VocabParallelEmbedding).
 // Backward scatters into both tables; it runs column-parallel so no two threads touch one element.
 import Tensor
 
 public enum Embedding {
+    /// Single rank: out = word[token] + position[i].
     /// - tokens: [s, b]   - word: [Vp, h]   - position: [maxPositions, h]   - out: [s, b, h]
     public static func forward(tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, position: UnsafePointer<Float>,
                                out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
+        forward(tokens: tokens, word: word, vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
+                position: position, out: out, seq: s, batch: b, hidden: h)
+    }
+
+    /// VocabParallelEmbedding's local part: rows of tokens outside this rank's vocabulary slice are
+    /// zero (the tensor group's all-reduce completes them); `position` (if given) is added.
+    public static func forward(tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, vocab: VocabShard,
+                               position: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
         ThreadBudget.parallelFor(s * b, grain: 16) { rr in
             for r in rr {
-                let w = word + Int(tokens[r]) * h, p = position + (r / b) * h, o = out + r * h
-                var c = 0
-                while c + 16 <= h { store16(load16(w, c) + load16(p, c), o, c); c += 16 }
-                while c < h { o[c] = w[c] + p[c]; c += 1 }
+                let o = out + r * h
+                let t = Int(tokens[r]) - vocab.start
+                if t >= 0 && t < vocab.rows {
+                    let w = word + t * h
+                    if let position {
+                        let p = position + (r / b) * h
+                        var c = 0
+                        while c + 16 <= h { store16(load16(w, c) + load16(p, c), o, c); c += 16 }
+                        while c < h { o[c] = w[c] + p[c]; c += 1 }
+                    } else {
+                        o.update(from: w, count: h)
+                    }
+                } else if let position {
+                    o.update(from: position + (r / b) * h, count: h)
+                } else {
+                    o.update(repeating: 0, count: h)
+                }
             }
         }
     }
 
+    /// `out[i, b] += position[i]` (after the tensor group's all-reduce of the word part).
+    public static func addPosition(_ out: UnsafeMutablePointer<Float>, position: UnsafePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
+        ThreadBudget.parallelFor(s * b, grain: 16) { rr in
+            for r in rr {
+                let o = out + r * h, p = position + (r / b) * h
+                var c = 0
+                while c + 16 <= h { store16(load16(o, c) + load16(p, c), o, c); c += 16 }
+                while c < h { o[c] += p[c]; c += 1 }
+            }
+        }
+    }
+
+    /// Single rank backward.
     /// - dout: [s, b, h]   - dword: [Vp, h] +=   - dposition: [maxPositions, h] +=
     public static func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
                                 dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
                                 seq s: Int, batch b: Int, hidden h: Int) {
+        backward(dout: dout, tokens: tokens, dword: dword, vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
+                 dposition: dposition, seq: s, batch: b, hidden: h)
+    }
+
+    /// Backward of the vocab-parallel embedding: only this rank's vocabulary rows get gradient.
+    public static func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
+                                vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
         ThreadBudget.parallelFor(h, grain: 64) { cr in
             for r in 0..<(s * b) {
-                let d = dout + r * h, w = dword + Int(tokens[r]) * h, p = dposition + (r / b) * h
+                let d = dout + r * h, p = dposition + (r / b) * h
+                let t = Int(tokens[r]) - vocab.start
+                let inSlice = t >= 0 && t < vocab.rows
+                let w = dword + (inSlice ? t : 0) * h
                 var c = cr.lowerBound
                 while c + 16 <= cr.upperBound {
                     let v = load16(d, c)
-                    store16(load16(w, c) + v, w, c)
+                    if inSlice { store16(load16(w, c) + v, w, c) }
                     store16(load16(p, c) + v, p, c)
                     c += 16
                 }
-                while c < cr.upperBound { w[c] += d[c]; p[c] += d[c]; c += 1 }
+                while c < cr.upperBound { if inSlice { w[c] += d[c] }; p[c] += d[c]; c += 1 }
             }
         }
     }

@@ -13,55 +13,72 @@ struct ArenaPlan {
     }
 }
 
-/// Per-layer saved tensors (pointers into the activation arena). Shapes: n = s·b rows.
+/// Per-layer saved tensors (pointers into the activation arena): [n, ·] rows are all tokens,
+/// [nS, ·] the rows this rank holds in the residual stream.
 public struct LayerActivations {
-    public let ln1: UnsafeMutablePointer<Float>       // [n, h]
-    public let ln1Mean: UnsafeMutablePointer<Float>   // [n]
-    public let ln1Rstd: UnsafeMutablePointer<Float>   // [n]
-    public let qkv: UnsafeMutablePointer<Float>       // [n, 3h]
-    public let context: UnsafeMutablePointer<Float>   // [n, h]
-    public let lse: UnsafeMutablePointer<Float>       // [b, a, s]
-    public let mid: UnsafeMutablePointer<Float>       // [n, h]  residual after attention
-    public let ln2: UnsafeMutablePointer<Float>       // [n, h]
-    public let ln2Mean: UnsafeMutablePointer<Float>   // [n]
-    public let ln2Rstd: UnsafeMutablePointer<Float>   // [n]
-    public let fc1: UnsafeMutablePointer<Float>       // [n, f]  pre-activation
-    public let gelu: UnsafeMutablePointer<Float>      // [n, f]
+    public let ln1: UnsafeMutablePointer<Float>       // [n, h]   (gathered under SP)
+    public let ln1Mean: UnsafeMutablePointer<Float>   // [nS]
+    public let ln1Rstd: UnsafeMutablePointer<Float>   // [nS]
+    public let qkv: UnsafeMutablePointer<Float>       // [n, 3h/t]  this rank's heads
+    public let context: UnsafeMutablePointer<Float>   // [n, h/t]
+    public let lse: UnsafeMutablePointer<Float>       // [b, a/t, s]
+    public let mid: UnsafeMutablePointer<Float>       // [nS, h]  residual after attention
+    public let ln2: UnsafeMutablePointer<Float>       // [n, h]   (gathered under SP)
+    public let ln2Mean: UnsafeMutablePointer<Float>   // [nS]
+    public let ln2Rstd: UnsafeMutablePointer<Float>   // [nS]
+    public let fc1: UnsafeMutablePointer<Float>       // [n, f/t]  pre-activation
+    public let gelu: UnsafeMutablePointer<Float>      // [n, f/t]
 }
 
 public final class GPTActivations: @unchecked Sendable {
-    public let seq: Int, batch: Int
+    public let seq: Int, batch: Int, hidden: Int
+    public let tensorParallel: TensorParallel
+    /// All rows n = s·b (tensor-parallel regions), and the rows this rank holds in the residual
+    /// stream (n/t with sequence parallelism) with the first one's index.
     public var rows: Int { seq * batch }
+    public let shardRows: Int, shardRowOffset: Int
+    public let attentionShape: AttentionShape
     let arena: FloatBuffer
-    public let residual: [UnsafeMutablePointer<Float>]   // L+1 × [n, h]
+    public let residual: [UnsafeMutablePointer<Float>]   // L+1 × [nS, h]
     public let layers: [LayerActivations]
-    public let finalNorm: UnsafeMutablePointer<Float>    // [n, h]
-    public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>
+    public let finalNorm: UnsafeMutablePointer<Float>    // [n, h] (gathered under SP)
+    public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>   // [nS]
     // Scratch, reused by every layer.
     public let tmpH: UnsafeMutablePointer<Float>          // [n, h]
     public let tmpH2: UnsafeMutablePointer<Float>         // [n, h]
-    public let tmpWide: UnsafeMutablePointer<Float>       // [n, max(f, 3h)]
-    public let dResidual: UnsafeMutablePointer<Float>     // [n, h]
-    public let logits: UnsafeMutablePointer<Float>        // [chunk, V]
+    public let tmpS: UnsafeMutablePointer<Float>          // [n, h] (holds [nS, h] shards)
+    public let tmpWide: UnsafeMutablePointer<Float>       // [n, max(f, 3h)/t]
+    public let dResidual: UnsafeMutablePointer<Float>     // [nS, h]
+    public let logits: UnsafeMutablePointer<Float>       // [chunk, local vocabulary]
+    public let rowStats: UnsafeMutablePointer<Float>      // [3 · chunk]
     public let attentionScratch: UnsafeMutablePointer<Float>
     public let tokens: Int32Buffer, targets: Int32Buffer  // [s, b]
     public let rowLoss: UnsafeMutablePointer<Double>      // [n]
 
-    public init(config c: GPTConfig, microBatch b: Int, threads: Int) {
-        seq = c.seqLength; batch = b
-        let n = c.seqLength * b, h = c.hiddenSize, f = c.ffnHiddenSize
-        let attn = AttentionShape(seq: c.seqLength, batch: b, heads: c.numAttentionHeads, headDim: c.headDim)
+    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single) {
+        seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
+        let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
+        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
+        shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
+        let nS = shardRows
+        attentionShape = AttentionShape(seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
+                                        headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
         var plan = ArenaPlan()
-        let res = (0...c.numLayers).map { _ in plan.take(n * h) }
+        let res = (0...c.numLayers).map { _ in plan.take(nS * h) }
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
         let lo: [O] = (0..<c.numLayers).map { _ in
-            (plan.take(n * h), plan.take(n), plan.take(n), plan.take(3 * n * h), plan.take(n * h),
-             plan.take(n * c.numAttentionHeads), plan.take(n * h), plan.take(n * h), plan.take(n), plan.take(n),
-             plan.take(n * f), plan.take(n * f))
+            (plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
+             plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
+             plan.take(n * fL), plan.take(n * fL))
         }
-        let fn = plan.take(n * h), fm = plan.take(n), fr = plan.take(n)
-        let t1 = plan.take(n * h), t2 = plan.take(n * h), tw = plan.take(n * max(f, 3 * h)), dr = plan.take(n * h)
-        let lg = plan.take(VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize) * c.vocabSize)
+        let fn = plan.take(n * h), fm = plan.take(nS), fr = plan.take(nS)
+        let t1 = plan.take(n * h), t2 = plan.take(n * h), ts = plan.take(n * h)
+        let tw = plan.take(n * max(fL, 3 * hL)), dr = plan.take(nS * h)
+        let vocab = VocabShard(config: c, tensorParallel: tp)
+        let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
+        let lg = plan.take(chunk * max(1, vocab.realRows))
+        let rs = plan.take(3 * chunk)
+        let attn = attentionShape
         let asc = plan.take(max(1, threads) * attn.scratchPerWorker)
         arena = FloatBuffer(count: plan.total)
         let base = arena.base
@@ -72,8 +89,8 @@ public final class GPTActivations: @unchecked Sendable {
                              ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)
         }
         finalNorm = base + fn; finalMean = base + fm; finalRstd = base + fr
-        tmpH = base + t1; tmpH2 = base + t2; tmpWide = base + tw; dResidual = base + dr
-        logits = base + lg; attentionScratch = base + asc
+        tmpH = base + t1; tmpH2 = base + t2; tmpS = base + ts; tmpWide = base + tw; dResidual = base + dr
+        logits = base + lg; rowStats = base + rs; attentionScratch = base + asc
         tokens = Int32Buffer(count: n); targets = Int32Buffer(count: n)
         rowLoss = .allocate(capacity: max(n, 1))
         rowLoss.initialize(repeating: 0, count: max(n, 1))
@@ -83,4 +100,16 @@ public final class GPTActivations: @unchecked Sendable {
 
     /// Bytes held by the activation arena.
     public var bytes: Int { arena.count * 4 }
+}
+
+/// The rows of the (padded) word embedding this tensor rank owns, and how many of them are real
+/// vocabulary entries: rank r owns [r·Vp/t, (r+1)·Vp/t); rows ≥ V are padding and never used.
+public struct VocabShard: Sendable {
+    public let start: Int, rows: Int, realRows: Int
+    public init(start: Int, rows: Int, realRows: Int) { self.start = start; self.rows = rows; self.realRows = realRows }
+    public init(config c: GPTConfig, tensorParallel tp: TensorParallel) {
+        rows = c.paddedVocabSize / tp.size
+        start = tp.rank * rows
+        realRows = max(0, min(rows, c.vocabSize - start))
+    }
 }

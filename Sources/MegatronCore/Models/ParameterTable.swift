@@ -1,5 +1,5 @@
 // ParameterTable.swift — every parameter is declared once, as (name, global shape, tensor-parallel
-// split axis, init rule). Arena offsets, views, checkpoint keys, weight-decay groups and (later)
+// split axis, init rule); each rank holds its slice of it. Arena offsets, views, checkpoint keys, weight-decay groups and (later)
 // shards and data-parallel buckets all derive from this table. Names follow Megatron core.
 import Tensor
 
@@ -11,36 +11,53 @@ public enum Initialization: Sendable, Equatable {
 
 public struct ParameterSpec: Sendable {
     public let name: String
+    /// The global shape (what t = 1 holds).
     public let shape: [Int]
     /// Axis split across tensor-parallel ranks (0: output rows / vocabulary, 1: input columns), nil if replicated.
     public let tensorParallelAxis: Int?
     public let initialization: Initialization
-    public var count: Int { shape.elementCount }
+    /// Replicated parameters whose gradients are partial under sequence parallelism (norms), all-reduced over the tensor group.
+    public let sequenceParallel: Bool
+    /// This rank's slice: its shape and where it starts in the global tensor.
+    public let localShape: [Int]
+    public let globalOffset: [Int]
+    /// Elements this rank holds.
+    public var count: Int { localShape.elementCount }
     /// Megatron's rule: biases and norm parameters (1-D) get no weight decay.
     public var weightDecay: Bool { shape.count > 1 }
 }
 
-/// The declared parameters and their offsets in one flat arena (64-byte aligned each).
+/// The declared parameters and their offsets in one flat arena (64-byte aligned each), for tensor
+/// rank `tensorRank` of `tensorSize`.
 public struct ParameterTable: Sendable {
     public private(set) var specs: [ParameterSpec] = []
     public private(set) var offsets: [Int] = []
     public private(set) var totalCount = 0
+    public let tensorRank: Int, tensorSize: Int
 
-    public init() {}
+    public init(tensorRank: Int = 0, tensorSize: Int = 1) { self.tensorRank = tensorRank; self.tensorSize = tensorSize }
 
-    /// Declares a parameter and returns its slot.
-    public mutating func declare(_ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization) -> Int {
+    /// Declares a parameter and returns its slot. A split axis must divide by the tensor size.
+    public mutating func declare(_ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
+                                 sequenceParallel: Bool = false) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
-        specs.append(ParameterSpec(name: name, shape: shape, tensorParallelAxis: split, initialization: initialization))
+        var local = shape, offset = shape.map { _ in 0 }
+        if let axis = split {
+            precondition(shape[axis] % tensorSize == 0, "\(name): dimension \(shape[axis]) does not split into \(tensorSize)")
+            local[axis] = shape[axis] / tensorSize
+            offset[axis] = tensorRank * local[axis]
+        }
+        specs.append(ParameterSpec(name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
+                                   sequenceParallel: sequenceParallel, localShape: local, globalOffset: offset))
         offsets.append(totalCount)
-        totalCount += (shape.elementCount + 15) / 16 * 16
+        totalCount += (local.elementCount + 15) / 16 * 16
         return specs.count - 1
     }
 
     public func slot(named name: String) -> Int? { specs.firstIndex { $0.name == name } }
 
-    /// Number of real parameters (without alignment padding).
-    public var parameterCount: Int { specs.reduce(0) { $0 + $1.count } }
+    /// Number of parameters of the whole model (global shapes, without alignment padding).
+    public var parameterCount: Int { specs.reduce(0) { $0 + $1.shape.elementCount } }
 }
 
 /// A flat arena shaped by a `ParameterTable`: used for values, gradients and each Adam moment.
@@ -69,9 +86,18 @@ public final class ParameterArena: @unchecked Sendable {
             case .ones: p.update(repeating: 1, count: spec.count)
             case .normal(let std):
                 let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash(spec.name))
-                ThreadBudget.parallelFor(spec.count, grain: 1 << 14) { r in
-                    rng.fillNormal(UnsafeMutableBufferPointer(start: p + r.lowerBound, count: r.count),
-                                   start: r.lowerBound, mean: 0, std: std)
+                // View the tensor as [rows, cols] (1-D: one row): local row r of a slice at global
+                // (r0, c0) is a contiguous run of global row r0 + r.
+                let twoD = spec.shape.count > 1
+                let cols = twoD ? spec.localShape.last! : spec.count
+                let globalCols = twoD ? spec.shape.last! : spec.shape.elementCount
+                let r0 = twoD ? spec.globalOffset[0] : 0, c0 = twoD ? spec.globalOffset.last! : (spec.globalOffset.first ?? 0)
+                let rows = spec.count / max(cols, 1)
+                ThreadBudget.parallelFor(rows, grain: max(1, (1 << 14) / max(cols, 1))) { rr in
+                    for r in rr {
+                        rng.fillNormal(UnsafeMutableBufferPointer(start: p + r * cols, count: cols),
+                                       start: (r0 + r) * globalCols + c0, mean: 0, std: std)
+                    }
                 }
             }
         }

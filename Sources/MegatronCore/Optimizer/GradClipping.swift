@@ -1,12 +1,20 @@
 // GradClipping.swift — global gradient norm and Megatron's clipping: when ‖g‖ > clip, every
 // gradient is scaled by clip/(‖g‖ + 1e-6). The norm is summed in Double over fixed blocks, so it
-// does not depend on the thread count. (Across a grid, each parameter will count exactly once.)
+// does not depend on the thread count; across tensor ranks every parameter counts exactly once.
+import Distributed
 import Tensor
 
 public enum GradClipping {
-    /// ‖g‖₂ over every gradient in the arena (alignment padding is always zero).
-    public static func globalNorm(_ grads: ParameterArena) -> Double {
-        Kernels.sumOfSquares(grads.storage.base, count: grads.storage.count).squareRoot()
+    /// ‖g‖₂ over the whole model: every parameter counted exactly once — a split parameter by every
+    /// tensor rank (each holds a different slice), a replicated one by tensor rank 0 only — summed
+    /// per parameter in Double and all-reduced over `group` (the model-parallel group).
+    public static func globalNorm(_ grads: ParameterArena, group: Communicator? = nil) throws -> Double {
+        var local = 0.0
+        for (slot, spec) in grads.table.specs.enumerated() where spec.tensorParallelAxis != nil || grads.table.tensorRank == 0 {
+            local += Kernels.sumOfSquares(grads.pointer(slot), count: spec.count)
+        }
+        let total = try group?.allReduceSum(local) ?? local
+        return total.squareRoot()
     }
 
     /// Scales the gradients so their norm is at most `maxNorm` (0 disables). Returns the coefficient used.

@@ -25,17 +25,21 @@ public final class Trainer {
     let microBatch: Int, globalBatch: Int, numMicrobatches: Int, seqLength: Int, trainIters: Int
     let saveDirectory: CheckpointDirectory?
     var lastSavedIteration: Int? = nil
+    public let parallel: ParallelState
 
-    /// Builds data, model, optimizer and schedule from a validated config.
-    public init(config c: TrainingConfig, log: RankLog, threads: Int) throws {
+    /// Builds data, model, optimizer and schedule from a validated config, on this rank's place in
+    /// `parallel`'s grid.
+    public init(config c: TrainingConfig, log: RankLog, threads: Int, parallel: ParallelState) throws {
         config = c
         self.log = log
+        self.parallel = parallel
         microBatch = c.microBatchSize!
         globalBatch = c.globalBatchSize ?? microBatch
         numMicrobatches = globalBatch / microBatch
         seqLength = c.seqLength!
         trainIters = c.trainIters!
         let gpt = Trainer.modelConfig(c)
+        let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         // Data
         if c.mockData {
             trainOrder = ShuffledOrder(source: MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed), seed: c.seed, shuffles: false)
@@ -54,7 +58,7 @@ public final class Trainer {
             valid = v.count > 0 ? v : nil
             log(" > built-in corpus: \(corpus.documents) documents from \(corpus.source), \(corpus.tokens.count) byte tokens; samples train \(train.count), valid \(v.count)")
         }
-        model = GPTModel(config: gpt, microBatch: microBatch, threads: threads)
+        model = GPTModel(config: gpt, microBatch: microBatch, threads: threads, tensorParallel: tp)
         optimizer = AdamW(table: model.table, hyper: AdamWHyperparameters(
             beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps), weightDecay: Float(c.weightDecay)))
         let decayIters = c.lrDecayIters ?? trainIters
@@ -70,7 +74,8 @@ public final class Trainer {
         return GPTConfig(numLayers: c.numLayers!, hiddenSize: c.hiddenSize!, numAttentionHeads: c.numAttentionHeads!,
                          ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength!,
                          maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength!, vocabSize: vocab,
-                         paddedVocabSize: GPTConfig.paddedVocab(vocab, divisibleBy: c.makeVocabSizeDivisibleBy, tensorParallel: 1),
+                         paddedVocabSize: GPTConfig.paddedVocab(vocab, divisibleBy: c.makeVocabSizeDivisibleBy,
+                                                                tensorParallel: c.tensorModelParallelSize),
                          hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
                          initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
     }
@@ -78,44 +83,52 @@ public final class Trainer {
     /// Resumes from `config.load` when it names a checkpoint.
     public func loadIfRequested() throws {
         guard let load = config.load else { return }
-        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), model: model, optimizer: optimizer, schedule: &schedule)
+        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), model: model, optimizer: optimizer,
+                                            schedule: &schedule, parallel: parallel)
         log(" > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples \(progress.consumedSamples))")
     }
 
     /// Runs training (and validation) to `train_iters`; with `skip_train`, only validation.
     public func run(metrics: MetricsWriter?) throws -> TrainingSummary {
-        if let dir = saveDirectory { try dir.checkWritable() }
+        if let dir = saveDirectory, parallel.world.rank == 0 { try dir.checkWritable() }
         var summary = TrainingSummary(lastIteration: progress.iteration)
         if config.skipTrain {
-            summary.lastValidLoss = evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")
+            summary.lastValidLoss = try evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")
             return summary
         }
         if progress.iteration >= trainIters { log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train") }
         let flops = model.config.flopsPerIteration(globalBatch: globalBatch)
-        var window = (iters: 0, loss: 0.0, ms: 0.0)
+        var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0)
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
+            parallel.tensor.resetCounters()
             let (loss, norm, lr) = try step()
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             let it = progress.iteration
+            let comm = parallel.tensor.counters
             var m = IterationMetrics(iteration: it, consumedSamples: progress.consumedSamples, lmLoss: loss, lr: lr, gradNorm: norm,
                                      stepMs: ms, tokensPerSecond: Double(globalBatch * seqLength) / (ms / 1000),
-                                     tflops: flops / (ms / 1000) / 1e12, globalBatchSize: globalBatch,
-                                     skippedIterations: 0, nanIterations: 0)
+                                     tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: globalBatch,
+                                     skippedIterations: 0, nanIterations: 0, commBytesTP: comm.bytes, commSecondsTP: comm.seconds)
             summary.lastIteration = it
             summary.lastTrainLoss = loss
-            window.iters += 1; window.loss += loss; window.ms += ms
+            window.iters += 1; window.loss += loss; window.ms += ms; window.commBytes += comm.bytes; window.commS += comm.seconds
             if it % config.logInterval == 0 || it == trainIters {
                 let avgMs = window.ms / Double(window.iters)
-                log(TrainingLogFormat.line(iteration: it, trainIters: trainIters, consumedSamples: progress.consumedSamples,
-                                           msPerIteration: avgMs, tflopsPerRank: flops / (avgMs / 1000) / 1e12,
-                                           tokensPerSecond: Double(globalBatch * seqLength) / (avgMs / 1000), lr: lr,
-                                           globalBatch: globalBatch, lmLoss: window.loss / Double(window.iters), gradNorm: norm,
-                                           skipped: 0, nan: 0))
-                window = (0, 0, 0)
+                var line = TrainingLogFormat.line(iteration: it, trainIters: trainIters, consumedSamples: progress.consumedSamples,
+                                                  msPerIteration: avgMs, tflopsPerRank: flops / (avgMs / 1000) / 1e12 / Double(parallel.world.size),
+                                                  tokensPerSecond: Double(globalBatch * seqLength) / (avgMs / 1000), lr: lr,
+                                                  globalBatch: globalBatch, lmLoss: window.loss / Double(window.iters), gradNorm: norm,
+                                                  skipped: 0, nan: 0)
+                if parallel.layout.tensor > 1 {
+                    let n = Double(window.iters)
+                    line += String(format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6, window.commS / n * 1000)
+                }
+                log(line)
+                window = (0, 0, 0, 0, 0)
             }
             if config.evalIters > 0, valid != nil, it % config.evalInterval == 0 || it == trainIters {
-                m.validLoss = evaluateAndPrint(label: "iteration \(it) on validation set")
+                m.validLoss = try evaluateAndPrint(label: "iteration \(it) on validation set")
                 summary.lastValidLoss = m.validLoss
             }
             metrics?.write(m.jsonLine)
@@ -139,13 +152,14 @@ public final class Trainer {
                 BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: trainOrder.source,
                                    indices: indices, seqLength: seqLength)
             }
-            lossSum += model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
+            lossSum += try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
         }
+        try model.finalizeGradients()
         let loss = lossSum / Double(tokensPerMicro * numMicrobatches)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        let norm = model.timer.measure("grad norm + clip") { GradClipping.globalNorm(model.grads) }
+        let norm = try model.timer.measure("grad norm + clip") { try GradClipping.globalNorm(model.grads, group: parallel.modelParallel) }
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
         model.timer.measure("grad norm + clip") { GradClipping.clip(model.grads, norm: norm, maxNorm: config.clipGrad) }
         model.timer.measure("optimizer (AdamW)") { optimizer.update(params: model.params, grads: model.grads, lr: Float(lr)) }
@@ -157,7 +171,7 @@ public final class Trainer {
 
     /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same
     /// samples at every evaluation, so values are comparable across a run and across resumes).
-    public func evaluate() -> Double? {
+    public func evaluate() throws -> Double? {
         guard let valid, config.evalIters > 0 else { return nil }
         var total = 0.0
         var count = 0
@@ -165,14 +179,14 @@ public final class Trainer {
             let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }
             BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: valid,
                                indices: indices, seqLength: seqLength)
-            total += model.lossSum()
+            total += try model.lossSum()
             count += microBatch * seqLength
         }
         return total / Double(count)
     }
 
-    func evaluateAndPrint(label: String) -> Double? {
-        guard let v = evaluate() else { return nil }
+    func evaluateAndPrint(label: String) throws -> Double? {
+        guard let v = try evaluate() else { return nil }
         for line in TrainingLogFormat.validation(label: label, loss: v) { log(line) }
         return v
     }
@@ -181,7 +195,7 @@ public final class Trainer {
         guard let dir = saveDirectory else { return }
         let start = DispatchTime.now().uptimeNanoseconds
         try ModelCheckpoint.save(to: dir, model: model, optimizer: optimizer, schedule: schedule, progress: progress,
-                                 configJSON: ConfigKeys.json(of: config))
+                                 configJSON: ConfigKeys.json(of: config), parallel: parallel)
         lastSavedIteration = progress.iteration
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         log(" > saved checkpoint at iteration \(progress.iteration) to \(dir.iterationPath(progress.iteration)) (\(String(format: "%.0f", ms)) ms)")
