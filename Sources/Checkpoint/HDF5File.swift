@@ -146,6 +146,22 @@ public final class HDF5File {
         }
     }
 
+    /// An integer-array attribute of dataset `name` (e.g. "global_offset").
+    public func intArrayAttribute(of name: String, _ key: String) throws -> [Int] {
+        let ds = H5Dopen2(id, name, h5p_default())
+        if ds < 0 { throw HDF5Error.missing(path: path, object: name) }
+        defer { H5Dclose(ds) }
+        guard H5Aexists(ds, key) > 0 else { throw HDF5Error.missing(path: path, object: "\(name)@\(key)") }
+        let a = H5Aopen(ds, key, h5p_default())
+        defer { H5Aclose(a) }
+        let space = H5Aget_space(a)
+        defer { H5Sclose(space) }
+        let n = max(1, Int(H5Sget_simple_extent_npoints(space)))
+        var values = [Int64](repeating: 0, count: n)
+        if H5Aread(a, h5t_native_int64(), &values) < 0 { throw HDF5Error.operationFailed(path: path, object: "\(name)@\(key)", operation: "read attribute") }
+        return values.map { Int($0) }
+    }
+
     public func exists(_ name: String) -> Bool {
         // Check each path component, as H5Lexists requires the parents to exist.
         var prefix = ""

@@ -28,9 +28,13 @@ enum CLI {
     }
 
     /// Runs `megatron args…` (through `/bin/sh -c` when `shellPrefix` is given, e.g. "ulimit -f 64;").
-    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, environment extra: [String: String] = [:]) throws -> RunResult {
+    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, program: String? = nil,
+                    environment extra: [String: String] = [:]) throws -> RunResult {
         let p = Process()
-        if let shellPrefix {
+        if let program {
+            p.executableURL = URL(fileURLWithPath: program)
+            p.arguments = args
+        } else if let shellPrefix {
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", shellPrefix + " exec \"$0\" \"$@\"", binary] + args
         } else {
@@ -48,6 +52,15 @@ enum CLI {
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return RunResult(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Runs `mpirun -np ranks <binary> args…` (root-safe, oversubscribed, one BLAS thread per rank).
+    static func mpirun(ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
+                       environment extra: [String: String] = [:]) throws -> RunResult {
+        var env = extra
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
+        return try run(["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
     }
 
     static func jsonLines(_ url: URL) throws -> [[String: Any]] {
