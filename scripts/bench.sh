@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench.sh — training speed measured in one run against references measured in the same
-# run: OpenBLAS's SGEMM rate on the model's own GEMM shapes (inside `megatron benchmark`), and,
-# when torch is installed, PyTorch eager fp32 on the same model shape and thread count.
+# run: OpenBLAS's SGEMM rate on the model's own GEMM shapes (inside `megatron benchmark`), a tensor-
+# parallel t = 2 run on the same cores (time, communication share, bytes against the analytic
+# count), and, when torch is installed, PyTorch eager fp32 on the same model shape and thread count.
 #   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024) and gpt2-tiny
 #   STEPS=5 scripts/bench.sh
 # Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
@@ -27,6 +28,15 @@ OPENBLAS_CORETYPE=Haswell "$BIN" benchmark --config configs/gpt2-124m.json --glo
     --attention-dropout 0 --num-threads "$THREADS" --blas-coretype env --steps 1 --json "$OUT/gpt2-124m-haswell.json" \
     | grep -E "^benchmark|SGEMM rate|^step"
 echo
+echo "== gpt2-124m, tensor parallel t = 2 on the same cores (2 ranks × 1 thread), beside t = 1 above"
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 \
+    --attention-dropout 0 --tensor-model-parallel-size 2 --num-threads 1 --steps "$STEPS" --json "$OUT/gpt2-124m-t2.json" \
+    | grep -E "^benchmark|^step|communication"
+echo
+echo "== gpt2-tiny, t = 2 (2 ranks × 1 thread)"
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark --config configs/gpt2-tiny.json --tensor-model-parallel-size 2 \
+    --num-threads 1 --steps 20 --json "$OUT/gpt2-tiny-t2.json" | grep -E "^benchmark|^step|communication"
+echo
 echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
 "$BIN" benchmark --config configs/gpt2-tiny.json --num-threads "$THREADS" --steps 20 --json "$OUT/gpt2-tiny.json" \
     | grep -E "^benchmark|SGEMM rate|^step"
@@ -37,10 +47,12 @@ if python3 -c "import torch" 2>/dev/null; then
     python3 - "$OUT" <<'PY'
 import json, sys
 d = sys.argv[1]
-ours, torch_, hw = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m", "torch-124m", "gpt2-124m-haswell"))
+ours, torch_, hw, t2 = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m", "torch-124m", "gpt2-124m-haswell", "gpt2-124m-t2"))
 print(f"\nsummary (gpt2-124m, mb 4, seq 1024): megatron {ours['tokens_per_s']:.1f} tokens/s = {ours['ratio_to_sgemm']:.2f} of the "
       f"SGEMM rate ({ours['sgemm_gflops']:.0f} GFLOP/s on the model's shapes); {ours['tokens_per_s'] / torch_['tokens_per_s']:.2f}x "
-      f"PyTorch eager ({torch_['tokens_per_s']:.1f} tokens/s); with the Haswell preset kept: {hw['tokens_per_s']:.1f} tokens/s")
+      f"PyTorch eager ({torch_['tokens_per_s']:.1f} tokens/s); with the Haswell preset kept: {hw['tokens_per_s']:.1f} tokens/s; "
+      f"t = 2: {t2['step_ms']:.0f} ms/iteration vs {ours['step_ms']:.0f} at t = 1, {100 * t2['comm_fraction']:.1f}% in communication, "
+      f"{t2['comm_bytes_tp'] / 1e6:.1f} MB/iteration (analytic {t2['analytic_bytes_all'] / 1e6:.1f} MB; layers alone {t2['analytic_bytes_layers'] / 1e6:.1f} MB)")
 PY
 else
     echo "(torch is not installed: pip install torch to add the PyTorch eager reference)"

@@ -18,53 +18,83 @@ struct Benchmark: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Config overrides: --micro-batch-size 4 …") var overrides: [String] = []
 
     func run() throws {
-        var cfg: TrainingConfig
-        do {
-            cfg = try ConfigLoader.load(path: config, flags: overrides + ["--eval-iters", "0"], worldSize: 1)
-        } catch let e as ConfigError { CLIErrors.fail(e, code: 2) }
+        var cfg = TrainingConfig()
+        var configError: ConfigError? = nil
+        do { cfg = try ConfigLoader.parse(path: config, flags: overrides + ["--eval-iters", "0"]) } catch let e as ConfigError { configError = e }
         cfg.save = nil; cfg.load = nil; cfg.metricsFile = nil
-        let blasNote = BLASKernels.select(cfg.blasCoretype)
+        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""
+        let runtime: MPIRuntime
+        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
+        let world = runtime.world
+        if configError == nil {
+            do { try ConfigValidation.validate(cfg, worldSize: world.size) } catch let e as ConfigError { configError = e }
+        }
+        CLIErrors.agreeOnConfig(configError, runtime: runtime)
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
+        let out = RankLog(enabled: world.rank == 0)
         do {
-            let runtime = try MPIRuntime.start()
-            defer { runtime.finalize() }
-            let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads, parallel: try .single(runtime.world))
+            let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
+            let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads, parallel: parallel)
             let m = trainer.model.config
             let gbs = cfg.globalBatchSize ?? cfg.microBatchSize!
-            print("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize!), global batch \(gbs), \(threads) threads, OpenBLAS \(BLAS.coreName) [\(blasNote)]")
+            let t = parallel.layout.tensor
+            out("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize!), global batch \(gbs), world \(world.size) (tensor \(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]")
 
-            let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize!)
-            let (perShape, sgemmRate) = GEMMBenchmark.measure(shapes)
-            for (s, t) in zip(shapes, perShape) {
-                print(String(format: "  sgemm %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k, s.flops / t / 1e9))
+            var sgemmRate: Double? = nil
+            if world.size == 1 {
+                let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize!)
+                let (perShape, rate) = GEMMBenchmark.measure(shapes)
+                for (s, t) in zip(shapes, perShape) {
+                    out(String(format: "  sgemm %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k, s.flops / t / 1e9))
+                }
+                out(String(format: "SGEMM rate on the model's GEMM shapes: %.1f GFLOP/s", rate / 1e9))
+                sgemmRate = rate
             }
-            print(String(format: "SGEMM rate on the model's GEMM shapes: %.1f GFLOP/s", sgemmRate / 1e9))
 
             _ = try trainer.step()   // warm-up: page-in of every buffer
             let timer = PhaseTimer()
             trainer.model.timer = timer
+            parallel.tensor.resetCounters()
+            try world.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<steps { _ = try trainer.step() }
+            try world.barrier()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
             trainer.model.timer = nil
             let flops = m.flopsPerIteration(globalBatch: gbs)
             let tokensPerSecond = Double(gbs * m.seqLength) / seconds
             let tflops = flops / seconds / 1e12
-            let ratio = flops / seconds / sgemmRate
-            print(String(format: "step %.1f ms | %.1f tokens/s | model %.3f TFLOP/s (Megatron's formula) | %.2f of the SGEMM rate",
-                         seconds * 1000, tokensPerSecond, tflops, ratio))
-            print("time per step by phase (all layers):")
-            let total = timer.seconds.values.reduce(0, +)
-            for name in timer.order.sorted(by: { timer.seconds[$0]! > timer.seconds[$1]! }) {
-                let s = timer.seconds[name]! / Double(steps)
-                print(String(format: "  %-36@ %9.1f ms  %5.1f%%", name as NSString, s * 1000, 100 * timer.seconds[name]! / total))
+            var line = String(format: "step %.1f ms | %.1f tokens/s | model %.3f TFLOP/s (Megatron's formula, all ranks)", seconds * 1000, tokensPerSecond, tflops)
+            if let sgemmRate { line += String(format: " | %.2f of the SGEMM rate", flops / seconds / sgemmRate) }
+            out(line)
+            var json: [String: Any] = ["step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
+                                       "blas_core": BLAS.coreName, "world": world.size, "tensor": t]
+            if let sgemmRate { json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate }
+            if t > 1 {
+                let c = parallel.tensor.counters
+                let bytes = Double(c.bytes) / Double(steps), commSeconds = c.seconds / Double(steps)
+                let micro = Double(gbs / cfg.microBatchSize!), sbh = Double(m.seqLength * cfg.microBatchSize! * m.hiddenSize)
+                let megatron = 4 * Double(m.numLayers) * sbh * 4 * micro
+                let ours = (4 * Double(m.numLayers) + 2) * sbh * 4 * micro + 3 * Double(m.seqLength * cfg.microBatchSize!) * 4 * micro
+                out(String(format: "tensor-parallel communication per iteration (rank 0): %.2f MB in %.1f ms = %.1f%% of the step; analytic: %.2f MB for the layers' 4 all-reduces of s·b·h per layer per micro-batch (Megatron's count), %.2f MB with the embedding and LM-head all-reduces and the cross-entropy statistics",
+                           bytes / 1e6, commSeconds * 1000, 100 * commSeconds / seconds, megatron / 1e6, ours / 1e6))
+                json["comm_bytes_tp"] = bytes; json["comm_s_tp"] = commSeconds; json["comm_fraction"] = commSeconds / seconds
+                json["analytic_bytes_layers"] = megatron; json["analytic_bytes_all"] = ours
             }
-            if let json {
-                let text = String(format: "{\"step_ms\": %.3f, \"tokens_per_s\": %.3f, \"tflops\": %.5f, \"sgemm_gflops\": %.3f, \"ratio_to_sgemm\": %.4f, \"threads\": %d, \"blas_core\": \"%@\"}\n",
-                                  seconds * 1000, tokensPerSecond, tflops, sgemmRate / 1e9, ratio, threads, BLAS.coreName as NSString)
-                try text.write(toFile: json, atomically: true, encoding: .utf8)
+            if world.rank == 0 {
+                out("time per step by phase (rank 0, all layers):")
+                let total = timer.seconds.values.reduce(0, +)
+                for name in timer.order.sorted(by: { timer.seconds[$0]! > timer.seconds[$1]! }) {
+                    let s = timer.seconds[name]! / Double(steps)
+                    out(String(format: "  %-36@ %9.1f ms  %5.1f%%", name as NSString, s * 1000, 100 * timer.seconds[name]! / total))
+                }
+                if let path = self.json {
+                    let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+                    try data.write(to: URL(fileURLWithPath: path))
+                }
             }
-        } catch { CLIErrors.fail(error, code: 1) }
+        } catch { CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank) }
+        runtime.finalize()
     }
 }
