@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
         let log = RankLog(enabled: world.rank == 0)
         do {
             let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
-            if world.size > 1 { log(parallel.layout.description) }
+            log(parallel.layout.description)
             let trainer = try Trainer(config: cfg, log: log, threads: threads, parallel: parallel)
             let m = trainer.model.config
             let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""

@@ -89,6 +89,11 @@ public final class ParallelState: @unchecked Sendable {
         embedding = try world.split(color: onEmbeddingStage ? tp + t * dp : nil, key: pp, name: "embedding")
     }
 
+    /// The groups whose traffic is reported per iteration, by their metrics names.
+    public var groups: [(String, Communicator)] {
+        [("tp", tensor), ("dp", data), ("pp", pipeline), ("mp", modelParallel)]
+    }
+
     /// A single-rank state (t = p = d = 1) on `world`.
     public static func single(_ world: Communicator) throws -> ParallelState { try ParallelState(world: world, tensor: 1, pipeline: 1) }
 }

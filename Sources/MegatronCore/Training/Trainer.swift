@@ -101,7 +101,7 @@ public final class Trainer {
         var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0)
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
-            parallel.tensor.resetCounters()
+            for (_, group) in parallel.groups { group.resetCounters() }
             let (loss, norm, lr) = try step()
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             let it = progress.iteration
@@ -109,7 +109,8 @@ public final class Trainer {
             var m = IterationMetrics(iteration: it, consumedSamples: progress.consumedSamples, lmLoss: loss, lr: lr, gradNorm: norm,
                                      stepMs: ms, tokensPerSecond: Double(globalBatch * seqLength) / (ms / 1000),
                                      tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: globalBatch,
-                                     skippedIterations: 0, nanIterations: 0, commBytesTP: comm.bytes, commSecondsTP: comm.seconds)
+                                     skippedIterations: 0, nanIterations: 0,
+                                     communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
             summary.lastIteration = it
             summary.lastTrainLoss = loss
             window.iters += 1; window.loss += loss; window.ms += ms; window.commBytes += comm.bytes; window.commS += comm.seconds

@@ -25,8 +25,8 @@ public struct IterationMetrics {
     public var globalBatchSize: Int
     public var skippedIterations: Int
     public var nanIterations: Int
-    public var commBytesTP: Int = 0
-    public var commSecondsTP: Double = 0
+    /// Per communication group ("tp", "dp", "pp", "mp"): bytes and seconds of this iteration.
+    public var communication: [(group: String, bytes: Int, seconds: Double)] = []
     public var validLoss: Double? = nil
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
@@ -36,8 +36,7 @@ public struct IterationMetrics {
             ("lr", num(lr)), ("grad_norm", num(gradNorm)), ("step_ms", num(stepMs)),
             ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
             ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
-            ("comm_bytes_tp", "\(commBytesTP)"), ("comm_s_tp", num(commSecondsTP)),
-        ]
+        ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
         if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
