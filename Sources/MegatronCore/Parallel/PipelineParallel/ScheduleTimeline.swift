@@ -1,0 +1,54 @@
+// ScheduleTimeline.swift — draws a schedule's timeline: as text (one row per rank, one cell per
+// time unit) and as Chrome/Perfetto trace JSON (chrome://tracing, ui.perfetto.dev). The same trace
+// format serves simulated timelines (unit costs) and, later, measured ones.
+import Foundation
+
+public enum ScheduleTimeline {
+    /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells), `·` idle;
+    /// with v > 1 chunks the cell ends with the chunk's letter (F3a, F3b, …).
+    public static func text(_ s: PipelineSchedule, _ report: ScheduleReport) -> String {
+        let width = Int(report.makespan.rounded(.up))
+        let cell = s.chunks > 1 ? 5 : 4
+        var lines: [String] = []
+        let ruler = (0..<width).map { t in t % 5 == 0 ? String(t).padding(toLength: cell, withPad: " ", startingAt: 0) : String(repeating: " ", count: cell) }
+        lines.append("time    " + ruler.joined())
+        for r in 0..<s.stages {
+            var cells = [String](repeating: "·".padding(toLength: cell, withPad: " ", startingAt: 0), count: width)
+            for e in report.timeline[r] {
+                let label: String
+                switch e.action {
+                case .forward(let c, let k): label = "F\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
+                case .backward(let c, let k): label = "B\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
+                default: continue
+                }
+                for t in Int(e.start)..<min(width, Int(e.end.rounded(.up))) {
+                    cells[t] = label.padding(toLength: cell, withPad: " ", startingAt: 0)
+                }
+            }
+            lines.append("rank \(r)  " + cells.joined())
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Chrome trace events: one thread per rank, one complete event per compute (and wait) span;
+    /// `unitMicroseconds` converts timeline units to the trace's microseconds.
+    public static func chromeTrace(_ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String) -> String {
+        var events: [String] = []
+        for (r, rankEvents) in timeline.enumerated() {
+            events.append(#"{"name": "thread_name", "ph": "M", "pid": 0, "tid": \#(r), "args": {"name": "rank \#(r)"}}"#)
+            for e in rankEvents {
+                let (name, category): (String, String)
+                switch e.action {
+                case .forward(let c, let k): (name, category) = ("forward mb \(k) chunk \(c)", "forward")
+                case .backward(let c, let k): (name, category) = ("backward mb \(k) chunk \(c)", "backward")
+                case .receiveActivation(let c, let k, _): (name, category) = ("wait activation mb \(k) chunk \(c)", "wait")
+                case .receiveGradient(let c, let k, _): (name, category) = ("wait gradient mb \(k) chunk \(c)", "wait")
+                default: continue
+                }
+                events.append(String(format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
+                                     name as NSString, category as NSString, r, e.start * unitMicroseconds, (e.end - e.start) * unitMicroseconds))
+            }
+        }
+        return "{\"otherData\": {\"label\": \"\(label)\"}, \"traceEvents\": [\n" + events.joined(separator: ",\n") + "\n]}\n"
+    }
+}
