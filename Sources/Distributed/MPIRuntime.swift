@@ -148,8 +148,45 @@ public final class Communicator: @unchecked Sendable {
         return Int(out)
     }
 
+    // MARK: Point-to-point (pipeline)
+
+    /// Starts a non-blocking send of `count` floats to group rank `destination`; the buffer must stay
+    /// untouched until the returned request completes.
+    public func isend(_ x: UnsafePointer<Float>, count: Int, to destination: Int, tag: Int) throws -> Request {
+        let request = Request(communicator: self)
+        try timed(count * 4, "MPI_Isend to rank \(destination)") {
+            MPI_Isend(x, Int32(count), mpi_float(), Int32(destination), Int32(tag), handle, &request.handle)
+        }
+        return request
+    }
+
+    /// Receives `count` floats from group rank `source` with `tag` (blocking); the wait is counted.
+    public func recv(_ x: UnsafeMutablePointer<Float>, count: Int, from source: Int, tag: Int) throws {
+        try timed(0, "MPI_Recv from rank \(source)") {
+            MPI_Recv(x, Int32(count), mpi_float(), Int32(source), Int32(tag), handle, mpi_status_ignore())
+        }
+    }
+
     /// The smallest `x` over the group.
     public func allReduceMin(_ x: Int) throws -> Int { -(try allReduceMax(-x)) }
 
     public func resetCounters() { counters = CommunicationCounters() }
+}
+
+/// An outstanding non-blocking operation.
+public final class Request: @unchecked Sendable {
+    var handle: MPI_Request? = nil
+    let communicator: Communicator
+    public private(set) var completed = false
+
+    init(communicator: Communicator) { self.communicator = communicator }
+
+    public func wait() throws {
+        if completed { return }
+        let t0 = MPI_Wtime()
+        let rc = MPI_Wait(&handle, mpi_status_ignore())
+        communicator.counters.seconds += MPI_Wtime() - t0
+        completed = true
+        try check(rc, "MPI_Wait on the \(communicator.name) group")
+    }
 }

@@ -55,7 +55,7 @@ final class GPTReferenceTests: XCTestCase {
         // Logits: recompute from the final LayerNorm output (the LM head never stores them whole).
         var logits = [Float](repeating: 0, count: n * c.vocabSize)
         BLAS.sgemm(transB: true, m: n, n: c.vocabSize, k: c.hiddenSize, a: model.acts.finalNorm, lda: c.hiddenSize,
-                   b: model.params.pointer(model.slots.wordEmbeddings), ldb: c.hiddenSize, c: &logits, ldc: c.vocabSize)
+                   b: model.params.pointer(try XCTUnwrap(model.slots.wordEmbeddings)), ldb: c.hiddenSize, c: &logits, ldc: c.vocabSize)
         let refLogits = try fx.file.readFloats("logits")
         XCTAssertEqual(refLogits.shape, [c.seqLength, fx.microBatch, c.vocabSize])
         logits.withUnsafeBufferPointer { assertClose($0.baseAddress!, refLogits.values, tol: 1e-5, "logits") }
@@ -66,7 +66,7 @@ final class GPTReferenceTests: XCTestCase {
             assertClose(model.grads.pointer(slot), ref.values, tol: 1e-5, "grad of \(spec.name)")
         }
         // Padded vocabulary rows never receive gradient.
-        let wteGrad = model.grads.pointer(model.slots.wordEmbeddings)
+        let wteGrad = model.grads.pointer(try XCTUnwrap(model.slots.wordEmbeddings))
         for i in (c.vocabSize * c.hiddenSize)..<(c.paddedVocabSize * c.hiddenSize) where wteGrad[i] != 0 {
             XCTFail("padded vocabulary row \(i / c.hiddenSize) has gradient \(wteGrad[i])"); break
         }

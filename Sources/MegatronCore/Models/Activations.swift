@@ -55,7 +55,9 @@ public final class GPTActivations: @unchecked Sendable {
     public let tokens: Int32Buffer, targets: Int32Buffer  // [s, b]
     public let rowLoss: UnsafeMutablePointer<Double>      // [n]
 
-    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single) {
+    /// Memory for `layers` transformer layers (the layers of this model chunk; all by default).
+    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single, layers: Int? = nil) {
+        let layerCount = layers ?? c.numLayers
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
@@ -64,9 +66,9 @@ public final class GPTActivations: @unchecked Sendable {
         attentionShape = AttentionShape(seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
                                         headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
         var plan = ArenaPlan()
-        let res = (0...c.numLayers).map { _ in plan.take(nS * h) }
+        let res = (0...layerCount).map { _ in plan.take(nS * h) }
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
-        let lo: [O] = (0..<c.numLayers).map { _ in
+        let lo: [O] = (0..<layerCount).map { _ in
             (plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
              plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
              plan.take(n * fL), plan.take(n * fL))
@@ -83,7 +85,7 @@ public final class GPTActivations: @unchecked Sendable {
         arena = FloatBuffer(count: plan.total)
         let base = arena.base
         residual = res.map { base + $0 }
-        layers = lo.map { o in
+        self.layers = lo.map { o in
             LayerActivations(ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
                              context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
                              ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)

@@ -8,22 +8,58 @@
 // parallelism each rank holds its slice of every split parameter (heads, ffn columns, vocabulary rows).
 import Tensor
 
-public struct GPTSlots: Sendable {
-    public let wordEmbeddings: Int, positionEmbeddings: Int
-    public let layers: [TransformerLayerSlots]
-    public let finalNormWeight: Int, finalNormBias: Int
+/// What one model chunk holds: some of the transformer layers (by global index), and on the first
+/// stage the embeddings, on the last the final LayerNorm and the LM head.
+public struct StagePlan: Sendable, Equatable {
+    public let layers: [Int]
+    public let hasEmbedding: Bool, hasHead: Bool
 
-    /// The whole parameter table of a GPT, declared once, sliced for tensor rank `rank` of `size`.
-    public static func declare(config c: GPTConfig, tensorRank: Int = 0, tensorSize: Int = 1) -> (ParameterTable, GPTSlots) {
+    public init(layers: [Int], hasEmbedding: Bool, hasHead: Bool) {
+        self.layers = layers; self.hasEmbedding = hasEmbedding; self.hasHead = hasHead
+    }
+
+    /// The whole model on one stage.
+    public static func whole(_ c: GPTConfig) -> StagePlan { StagePlan(layers: Array(0..<c.numLayers), hasEmbedding: true, hasHead: true) }
+
+    /// Megatron's partition: with p stages and v chunks per stage, chunk c of stage r holds layers
+    /// (c·p + r)·k ..< (c·p + r + 1)·k, k = L/(p·v); the embedding lives on chunk 0 of stage 0, the
+    /// head on chunk v − 1 of stage p − 1.
+    public static func chunk(_ c: Int, ofStage r: Int, stages p: Int, chunks v: Int, layers L: Int) -> StagePlan {
+        let k = L / (p * v), first = (c * p + r) * k
+        return StagePlan(layers: Array(first..<(first + k)), hasEmbedding: r == 0 && c == 0, hasHead: r == p - 1 && c == v - 1)
+    }
+}
+
+public struct GPTSlots: Sendable {
+    /// The word embedding used for the input lookup (first stage) and for the LM head (last stage:
+    /// the same slot when both are here, else the tied copy `output_layer.weight`).
+    public let wordEmbeddings: Int?, outputLayer: Int?
+    public let positionEmbeddings: Int?
+    public let layers: [TransformerLayerSlots]
+    public let finalNormWeight: Int?, finalNormBias: Int?
+
+    /// The parameter table of one model chunk, declared once, sliced for tensor rank `rank` of `size`.
+    public static func declare(config c: GPTConfig, tensorRank: Int = 0, tensorSize: Int = 1, stage: StagePlan? = nil) -> (ParameterTable, GPTSlots) {
+        let stage = stage ?? .whole(c)
         var t = ParameterTable(tensorRank: tensorRank, tensorSize: tensorSize)
-        let wte = t.declare("embedding.word_embeddings.weight", [c.paddedVocabSize, c.hiddenSize], split: 0,
-                            .normal(std: c.initMethodStd))
-        let wpe = t.declare("embedding.position_embeddings.weight", [c.maxPositionEmbeddings, c.hiddenSize],
-                            .normal(std: c.initMethodStd))
-        let layers = (0..<c.numLayers).map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
-        let fw = t.declare("decoder.final_layernorm.weight", [c.hiddenSize], .ones, sequenceParallel: true)
-        let fb = t.declare("decoder.final_layernorm.bias", [c.hiddenSize], .zeros, sequenceParallel: true)
-        return (t, GPTSlots(wordEmbeddings: wte, positionEmbeddings: wpe, layers: layers, finalNormWeight: fw, finalNormBias: fb))
+        let wteName = "embedding.word_embeddings.weight"
+        var wte: Int? = nil, wpe: Int? = nil, head: Int? = nil
+        if stage.hasEmbedding {
+            wte = t.declare(wteName, [c.paddedVocabSize, c.hiddenSize], split: 0, .normal(std: c.initMethodStd))
+            wpe = t.declare("embedding.position_embeddings.weight", [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
+        }
+        let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
+        var fw: Int? = nil, fb: Int? = nil
+        if stage.hasHead {
+            fw = t.declare("decoder.final_layernorm.weight", [c.hiddenSize], .ones, sequenceParallel: true)
+            fb = t.declare("decoder.final_layernorm.bias", [c.hiddenSize], .zeros, sequenceParallel: true)
+            // Tied to the word embedding: the same tensor here, or a copy that starts from the same
+            // values and whose gradient is all-reduced with the first stage's (embedding group).
+            head = wte ?? t.declare("output_layer.weight", [c.paddedVocabSize, c.hiddenSize], split: 0,
+                                    .normal(std: c.initMethodStd), initFrom: wteName)
+        }
+        return (t, GPTSlots(wordEmbeddings: wte, outputLayer: head, positionEmbeddings: wpe, layers: layers,
+                            finalNormWeight: fw, finalNormBias: fb))
     }
 }
 
@@ -41,8 +77,11 @@ public final class GPTModel: @unchecked Sendable {
     public let slots: GPTSlots
     public let params: ParameterArena
     public let grads: ParameterArena
-    public let acts: GPTActivations
+    /// The activation memory of the micro-batch being computed (a pipeline swaps in one per micro-batch in flight).
+    public var acts: GPTActivations
     public let tensorParallel: TensorParallel
+    public let stage: StagePlan
+    let threads: Int
     public let vocab: VocabShard
     /// When set, forward/backward add their per-phase wall times to it (`megatron benchmark`).
     public var timer: PhaseTimer? = nil
@@ -50,24 +89,31 @@ public final class GPTModel: @unchecked Sendable {
     /// Builds this rank's part of the model with parameters initialised from `config.seed` (each
     /// element a function of seed, name and global index, so any t starts from the same weights)
     /// and activation memory for micro-batches of `microBatch` sequences.
-    public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single) {
+    public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single, stage: StagePlan? = nil) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
         precondition(config.numAttentionHeads % tp.size == 0 && config.ffnHiddenSize % tp.size == 0
                      && config.paddedVocabSize % tp.size == 0, "sizes must divide by the tensor-parallel size (validated before)")
         self.config = config
         tensorParallel = tp
-        (table, slots) = GPTSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size)
+        self.stage = stage ?? .whole(config)
+        self.threads = threads
+        (table, slots) = GPTSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: self.stage)
         params = ParameterArena(table: table)
         grads = ParameterArena(table: table)
-        acts = GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tp)
+        acts = GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tp, layers: self.stage.layers.count)
         vocab = VocabShard(config: config, tensorParallel: tp)
         params.initialize(seed: config.seed)
+    }
+
+    /// Another activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
+    public func makeActivations() -> GPTActivations {
+        GPTActivations(config: config, microBatch: acts.batch, threads: threads, tensorParallel: tensorParallel, layers: stage.layers.count)
     }
 
     private func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
         let c = config
         func stream(_ site: String, _ p: Float) -> DropoutStream? {
-            ctx.training && p > 0 ? DropoutStream(seed: c.seed, site: "layer.\(l).\(site)", step: ctx.iteration, microbatch: ctx.microbatch) : nil
+            ctx.training && p > 0 ? DropoutStream(seed: c.seed, site: "layer.\(stage.layers[l]).\(site)", step: ctx.iteration, microbatch: ctx.microbatch) : nil
         }
         return LayerDropout(hidden: c.hiddenDropout, attention: c.attentionDropout,
                             attentionStream: stream("attention", c.attentionDropout),
@@ -80,78 +126,77 @@ public final class GPTModel: @unchecked Sendable {
             ? DropoutStream(seed: config.seed, site: "embedding", step: ctx.iteration, microbatch: ctx.microbatch) : nil
     }
 
-    /// Forward through the final LayerNorm for the tokens in `acts.tokens` ([s, b]); leaves the
-    /// final LayerNorm output for all n rows in `acts.finalNorm`.
-    public func forwardHidden(_ ctx: PassContext) throws {
+    /// Forward of this chunk for the micro-batch in `acts`: from the tokens (first stage) or from the
+    /// input activation already in `acts.residual[0]`, through its layers to `acts.residual[last]`;
+    /// on the last stage also the final LayerNorm and the LM head + cross entropy, whose backward is
+    /// fused in when `gradScale` is given (training): ∂loss/∂LN_f(x) stays in `acts.tmpH` for
+    /// `backwardStage`. Returns the summed token loss on the last stage, nil elsewhere.
+    @discardableResult
+    public func forwardStage(_ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
         let c = config, m = acts, tp = tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let offset = m.shardRowOffset * h
-        try timer.measure("fwd embedding") {
-            // VocabParallelEmbedding: local rows, g (all-reduce), + positions; then this rank's sequence slice.
-            let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
-            let wpe = params.pointer(slots.positionEmbeddings)
-            Embedding.forward(tokens: m.tokens.base, word: params.pointer(slots.wordEmbeddings), vocab: vocab,
-                              position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
-            if tp.size > 1 {
-                try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
-                Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
+        if stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpeSlot = slots.positionEmbeddings {
+            try timer.measure("fwd embedding") {
+                // VocabParallelEmbedding: local rows, g (all-reduce), + positions; then this rank's sequence slice.
+                let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
+                let wpe = params.pointer(wpeSlot)
+                Embedding.forward(tokens: m.tokens.base, word: params.pointer(wte), vocab: vocab,
+                                  position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
+                if tp.size > 1 {
+                    try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
+                    Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
+                }
+                if tp.sequenceParallel { tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h) }
+                if let s = embeddingStream(ctx) { Dropout.apply(m.residual[0], count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }
             }
-            if tp.sequenceParallel { tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h) }
-            if let s = embeddingStream(ctx) { Dropout.apply(m.residual[0], count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }
         }
-        for l in 0..<c.numLayers {
+        for l in 0..<stage.layers.count {
             try TransformerLayer.forward(x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: params,
                                          acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
+        guard stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias, let head = slots.outputLayer else { return nil }
         try timer.measure("fwd layernorm") {
-            LayerNorm.forward(x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
-                              bias: params.pointer(slots.finalNormBias), y: m.finalNorm + offset, mean: m.finalMean,
-                              rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
+            LayerNorm.forward(x: m.residual[stage.layers.count], weight: params.pointer(fw), bias: params.pointer(fb),
+                              y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
             if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
         }
-    }
-
-    /// Evaluation: the summed token loss of the micro-batch in `acts.tokens`/`acts.targets`.
-    public func lossSum() throws -> Double {
-        try forwardHidden(PassContext(iteration: 0, microbatch: 0, training: false))
-        return try VocabCrossEntropy.forward(x: acts.finalNorm, embedding: params.pointer(slots.wordEmbeddings), vocab: vocab,
-                                             targets: acts.targets.base, rows: acts.rows, hidden: config.hiddenSize,
-                                             chunkRows: VocabCrossEntropy.chunkRows(rows: acts.rows, vocab: config.vocabSize),
-                                             logits: acts.logits, rowStats: acts.rowStats, rowLoss: acts.rowLoss,
-                                             tensorParallel: tensorParallel)
-    }
-
-    /// Training: forward, loss, backward. Gradients of `gradScale · Σ token losses` are added to
-    /// `grads`. Returns the summed token loss.
-    public func forwardBackward(gradScale: Float, _ ctx: PassContext) throws -> Double {
-        let c = config, m = acts, tp = tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let offset = m.shardRowOffset * h
-        try forwardHidden(ctx)
-        // LM head + cross entropy + their backward, chunked; ∂loss/∂LN_f(x) (partial over the vocabulary) into tmpH.
-        let loss = try timer.measure("lm head + cross entropy (fwd+bwd)") {
-            try VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(slots.wordEmbeddings), vocab: vocab,
+        // LM head + cross entropy (+ their backward when training), chunked.
+        return try timer.measure("lm head + cross entropy (fwd+bwd)") {
+            try VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(head), vocab: vocab,
                                           targets: m.targets.base, rows: n, hidden: h,
                                           chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize),
                                           logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
-                                          dx: m.tmpH, dembedding: grads.pointer(slots.wordEmbeddings), gradScale: gradScale)
+                                          dx: gradScale == nil ? nil : m.tmpH,
+                                          dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1)
         }
-        try timer.measure("bwd layernorm") {
-            var dNorm = UnsafePointer(m.tmpH)
-            if tp.sequenceParallel {
-                try tp.gatherFromSequenceParallelRegionBackward(m.tmpH, into: m.tmpS, shardCount: nS * h)
-                dNorm = UnsafePointer(m.tmpS)
-            } else {
-                try tp.copyToTensorModelParallelRegionBackward(m.tmpH, count: n * h)
+    }
+
+    /// Backward of this chunk for the micro-batch in `acts` (after `forwardStage` with a gradScale):
+    /// from the LM head's gradient (last stage) or from ∂loss/∂output already in `acts.dResidual`;
+    /// leaves ∂loss/∂input in `acts.dResidual` (to send to the previous stage), or, on the first
+    /// stage, runs the embedding backward.
+    public func backwardStage(_ ctx: PassContext) throws {
+        let c = config, m = acts, tp = tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
+        let offset = m.shardRowOffset * h, L = stage.layers.count
+        if stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias {
+            try timer.measure("bwd layernorm") {
+                var dNorm = UnsafePointer(m.tmpH)
+                if tp.sequenceParallel {
+                    try tp.gatherFromSequenceParallelRegionBackward(m.tmpH, into: m.tmpS, shardCount: nS * h)
+                    dNorm = UnsafePointer(m.tmpS)
+                } else {
+                    try tp.copyToTensorModelParallelRegionBackward(m.tmpH, count: n * h)
+                }
+                m.dResidual.update(repeating: 0, count: nS * h)
+                LayerNorm.backward(dy: dNorm, x: m.residual[L], weight: params.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
+                                   dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
             }
-            m.dResidual.update(repeating: 0, count: nS * h)
-            LayerNorm.backward(dy: dNorm, x: m.residual[c.numLayers], weight: params.pointer(slots.finalNormWeight),
-                               mean: m.finalMean, rstd: m.finalRstd, dx: m.dResidual,
-                               dweight: grads.pointer(slots.finalNormWeight), dbias: grads.pointer(slots.finalNormBias),
-                               rows: nS, width: h)
         }
-        for l in stride(from: c.numLayers - 1, through: 0, by: -1) {
+        for l in stride(from: L - 1, through: 0, by: -1) {
             try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: params,
                                           grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
+        guard stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
         try timer.measure("bwd embedding") {
             if let s = embeddingStream(ctx) { Dropout.apply(m.dResidual, count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }
             var full = UnsafePointer(m.dResidual)
@@ -160,9 +205,21 @@ public final class GPTModel: @unchecked Sendable {
                 try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
                 full = UnsafePointer(m.tmpH)
             }
-            Embedding.backward(dout: full, tokens: m.tokens.base, dword: grads.pointer(slots.wordEmbeddings), vocab: vocab,
-                               dposition: grads.pointer(slots.positionEmbeddings), seq: m.seq, batch: m.batch, hidden: h)
+            Embedding.backward(dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
+                               dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
         }
+    }
+
+    /// Evaluation of the whole model on one stage: the summed token loss of the micro-batch in `acts`.
+    public func lossSum() throws -> Double {
+        try forwardStage(PassContext(iteration: 0, microbatch: 0, training: false)) ?? 0
+    }
+
+    /// Training of the whole model on one stage: forward, loss, backward. Gradients of
+    /// `gradScale · Σ token losses` are added to `grads`. Returns the summed token loss.
+    public func forwardBackward(gradScale: Float, _ ctx: PassContext) throws -> Double {
+        let loss = try forwardStage(ctx, gradScale: gradScale) ?? 0
+        try backwardStage(ctx)
         return loss
     }
 

@@ -18,6 +18,8 @@ public struct ParameterSpec: Sendable {
     public let initialization: Initialization
     /// Replicated parameters whose gradients are partial under sequence parallelism (norms), all-reduced over the tensor group.
     public let sequenceParallel: Bool
+    /// The name whose values this parameter starts from (a tied copy starts from the original).
+    public let initKey: String
     /// This rank's slice: its shape and where it starts in the global tensor.
     public let localShape: [Int]
     public let globalOffset: [Int]
@@ -39,7 +41,7 @@ public struct ParameterTable: Sendable {
 
     /// Declares a parameter and returns its slot. A split axis must divide by the tensor size.
     public mutating func declare(_ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
-                                 sequenceParallel: Bool = false) -> Int {
+                                 sequenceParallel: Bool = false, initFrom initKey: String? = nil) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
         var local = shape, offset = shape.map { _ in 0 }
         if let axis = split {
@@ -48,7 +50,7 @@ public struct ParameterTable: Sendable {
             offset[axis] = tensorRank * local[axis]
         }
         specs.append(ParameterSpec(name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
-                                   sequenceParallel: sequenceParallel, localShape: local, globalOffset: offset))
+                                   sequenceParallel: sequenceParallel, initKey: initKey ?? name, localShape: local, globalOffset: offset))
         offsets.append(totalCount)
         totalCount += (local.elementCount + 15) / 16 * 16
         return specs.count - 1
@@ -85,7 +87,7 @@ public final class ParameterArena: @unchecked Sendable {
             case .zeros: p.update(repeating: 0, count: spec.count)
             case .ones: p.update(repeating: 1, count: spec.count)
             case .normal(let std):
-                let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash(spec.name))
+                let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash(spec.initKey))
                 // View the tensor as [rows, cols] (1-D: one row): local row r of a slice at global
                 // (r0, c0) is a contiguous run of global row r0 + r.
                 let twoD = spec.shape.count > 1
