@@ -49,6 +49,8 @@ public enum ConfigKeys {
         ConfigKey(name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize), help: "tensor-parallel size t (1); the data-parallel size is world / (t·p)"),
         ConfigKey(name: "pipeline_model_parallel_size", field: .int(\.pipelineModelParallelSize), help: "pipeline-parallel size p (1)"),
         ConfigKey(name: "sequence_parallel", field: .bool(\.sequenceParallel), help: "split LayerNorm/dropout regions along the sequence across the tensor group (false; off when t = 1)"),
+        ConfigKey(name: "num_layers_per_virtual_pipeline_stage", field: .optionalInt(\.numLayersPerVirtualPipelineStage), help: "layers per model chunk: v = num_layers / p / this chunks per rank, the interleaved 1F1B schedule (unset: v = 1, 1F1B)"),
+        ConfigKey(name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline), help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
         // Batch and optimisation
         ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
         ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),

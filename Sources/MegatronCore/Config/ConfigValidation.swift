@@ -117,9 +117,26 @@ public enum ConfigValidation {
             throw ConfigError.invalidValue(key: "data_path", value: "\(c.dataPath)",
                                            rule: "Megatron .bin/.idx datasets come with the data pipeline; leave data_path empty for the built-in corpus or set mock_data true")
         }
-        if p > 1 {
-            throw ConfigError.invalidValue(key: "pipeline_model_parallel_size", value: "\(p)",
-                                           rule: "pipeline parallelism is not built yet; use pipeline_model_parallel_size 1")
+        let layers = c.numLayers!
+        if layers % p != 0 {
+            throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size"],
+                                           rule: "num_layers \(layers) does not split into pipeline_model_parallel_size \(p) equal stages (no layer is ever dropped); try num_layers \(max(p, layers / p * p)) or pipeline_model_parallel_size \(largestDivisor(of: layers, atMost: p))")
+        }
+        if let n = c.numLayersPerVirtualPipelineStage {
+            if n <= 0 { throw ConfigError.invalidValue(key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive") }
+            if p == 1 {
+                throw ConfigError.inconsistent(keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
+                                               rule: "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove num_layers_per_virtual_pipeline_stage")
+            }
+            if (layers / p) % n != 0 {
+                throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage"],
+                                               rule: "each stage's \(layers / p) layers (num_layers \(layers) / p \(p)) must split into chunks of num_layers_per_virtual_pipeline_stage \(n); try \(largestDivisor(of: layers / p, atMost: n))")
+            }
+            let v = layers / p / n, m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
+            if v > 1 && m % p != 0 {
+                throw ConfigError.inconsistent(keys: ["global_batch_size", "pipeline_model_parallel_size"],
+                                               rule: "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / (micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size \(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)")
+            }
         }
         if dp > 1 {
             throw ConfigError.inconsistent(keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],

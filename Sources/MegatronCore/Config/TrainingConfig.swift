@@ -19,6 +19,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var tensorModelParallelSize: Int = 1
     public var pipelineModelParallelSize: Int = 1
     public var sequenceParallel: Bool = false
+    public var numLayersPerVirtualPipelineStage: Int? = nil
+    public var scatterGatherTensorsInPipeline: Bool = true
     // Batch and schedule
     public var microBatchSize: Int? = nil
     public var globalBatchSize: Int? = nil

@@ -31,6 +31,9 @@ public struct StagePlan: Sendable, Equatable {
 }
 
 public struct GPTSlots: Sendable {
+    /// The last stage's copy of the word embedding when the first stage is another rank (Megatron's name).
+    public static let tiedOutputLayerName = "output_layer.weight"
+
     /// The word embedding used for the input lookup (first stage) and for the LM head (last stage:
     /// the same slot when both are here, else the tied copy `output_layer.weight`).
     public let wordEmbeddings: Int?, outputLayer: Int?
@@ -55,7 +58,7 @@ public struct GPTSlots: Sendable {
             fb = t.declare("decoder.final_layernorm.bias", [c.hiddenSize], .zeros, sequenceParallel: true)
             // Tied to the word embedding: the same tensor here, or a copy that starts from the same
             // values and whose gradient is all-reduced with the first stage's (embedding group).
-            head = wte ?? t.declare("output_layer.weight", [c.paddedVocabSize, c.hiddenSize], split: 0,
+            head = wte ?? t.declare(tiedOutputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0,
                                     .normal(std: c.initMethodStd), initFrom: wteName)
         }
         return (t, GPTSlots(wordEmbeddings: wte, outputLayer: head, positionEmbeddings: wpe, layers: layers,

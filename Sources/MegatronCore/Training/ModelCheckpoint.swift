@@ -30,7 +30,7 @@ public enum ModelCheckpoint {
     /// Writes the checkpoint of `progress.iteration` atomically into `directory`: world rank 0
     /// prepares the temporary directory, every model-parallel rank of data-parallel rank 0 writes its
     /// shard file, all ranks agree on success, then rank 0 renames the directory and moves the pointer.
-    public static func save(to directory: CheckpointDirectory, model: GPTModel, optimizer: AdamW, schedule: LRSchedule,
+    public static func save(to directory: CheckpointDirectory, chunks: [GPTModel], optimizers: [AdamW], schedule: LRSchedule,
                             progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
         let it = progress.iteration, world = parallel.world
         var failure: Error? = nil
@@ -45,7 +45,7 @@ public enum ModelCheckpoint {
             CheckpointDirectory.rankFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank))
         if parallel.dataRank == 0 {
             do {
-                try writeShard(path: path, model: model, optimizer: optimizer, schedule: schedule, progress: progress,
+                try writeShard(path: path, chunks: chunks, optimizers: optimizers, schedule: schedule, progress: progress,
                                configJSON: configJSON, parallel: parallel)
             } catch { failure = error }
         }
@@ -62,8 +62,9 @@ public enum ModelCheckpoint {
         }
     }
 
-    static func writeShard(path: String, model: GPTModel, optimizer: AdamW, schedule: LRSchedule,
+    static func writeShard(path: String, chunks: [GPTModel], optimizers: [AdamW], schedule: LRSchedule,
                            progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
+        let model = chunks[0], optimizer = optimizers[0]
         let f = try HDF5File.create(path)
         try f.setAttribute("format", string: format)
         try f.setAttribute("format_version", int: formatVersion)
@@ -83,19 +84,22 @@ public enum ModelCheckpoint {
         try f.setAttribute("pipeline_model_parallel_rank", int: parallel.pipelineRank)
         for (k, v) in shapeAttributes(model.config) { try f.setAttribute(k, int: v) }
         try f.setAttribute("config_json", string: configJSON)
-        for (slot, spec) in model.table.specs.enumerated() {
-            let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
-            try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: model.params.pointer(slot), attributes: attrs)
-            try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: optimizer.expAvg.pointer(slot), attributes: attrs)
-            try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: optimizer.expAvgSq.pointer(slot), attributes: attrs)
+        for (chunk, opt) in zip(chunks, optimizers) {
+            for (slot, spec) in chunk.table.specs.enumerated() {
+                let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
+                try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: chunk.params.pointer(slot), attributes: attrs)
+                try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: opt.expAvg.pointer(slot), attributes: attrs)
+                try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: opt.expAvgSq.pointer(slot), attributes: attrs)
+            }
         }
         try f.flush()
     }
 
     /// Reads this rank's shard of the latest checkpoint of `directory` into the model, optimizer and
     /// schedule. The checkpoint must come from the same tensor/pipeline sizes.
-    public static func load(from directory: CheckpointDirectory, model: GPTModel, optimizer: AdamW,
+    public static func load(from directory: CheckpointDirectory, chunks: [GPTModel], optimizers: [AdamW],
                             schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
+        let model = chunks[0]
         let it = try directory.latestIteration()
         let path = (directory.iterationPath(it) as NSString).appendingPathComponent(
             CheckpointDirectory.rankFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank))
@@ -120,12 +124,14 @@ public enum ModelCheckpoint {
             let stored = try f.intAttribute(k)
             if stored != v { throw TrainingError.checkpointMismatch(path: path, key: k, checkpoint: "\(stored)", config: "\(v)") }
         }
-        for (slot, spec) in model.table.specs.enumerated() {
-            try f.readFloats("model/" + spec.name, shape: spec.localShape, into: model.params.pointer(slot))
-            try f.readFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, into: optimizer.expAvg.pointer(slot))
-            try f.readFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, into: optimizer.expAvgSq.pointer(slot))
+        for (chunk, opt) in zip(chunks, optimizers) {
+            for (slot, spec) in chunk.table.specs.enumerated() {
+                try f.readFloats("model/" + spec.name, shape: spec.localShape, into: chunk.params.pointer(slot))
+                try f.readFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, into: opt.expAvg.pointer(slot))
+                try f.readFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, into: opt.expAvgSq.pointer(slot))
+            }
+            opt.step = try f.intAttribute("optimizer_step")
         }
-        optimizer.step = try f.intAttribute("optimizer_step")
         schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
         var progress = TrainingProgress()
         progress.iteration = try f.intAttribute("iteration")

@@ -1,6 +1,6 @@
 // Trainer.swift — the training loop of one model replica: micro-batches with gradient
-// accumulation, global-norm clipping, AdamW, the LR schedule, periodic validation, logging and
-// checkpoints. A step of iteration k:
+// accumulation (or a pipeline schedule, Trainer+Pipeline.swift), global-norm clipping, AdamW, the
+// LR schedule, periodic validation, logging and checkpoints. A step of iteration k:
 //     zero grads → for each micro-batch: forward+backward (loss scaled by 1/(tokens·microbatches))
 //     → grad norm → clip → AdamW at lr(k) → schedule += global batch → log, validate, save
 import Checkpoint
@@ -15,8 +15,13 @@ public struct TrainingSummary: Sendable {
 
 public final class Trainer {
     public let config: TrainingConfig
-    public let model: GPTModel
-    public let optimizer: AdamW
+    /// This rank's model chunks (one, or v with the interleaved pipeline schedule) and their optimizers.
+    public let chunks: [GPTModel]
+    public let optimizers: [AdamW]
+    public var model: GPTModel { chunks[0] }
+    /// With pipeline parallelism: the executor and this iteration's training and evaluation schedules.
+    let executor: PipelineExecutor?
+    let trainSchedule: PipelineSchedule?, evalSchedule: PipelineSchedule?
     public private(set) var schedule: LRSchedule
     public private(set) var progress = TrainingProgress()
     let trainOrder: ShuffledOrder
@@ -26,6 +31,8 @@ public final class Trainer {
     let saveDirectory: CheckpointDirectory?
     var lastSavedIteration: Int? = nil
     public let parallel: ParallelState
+    /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
+    var lastPipelineIdleFraction: Double? = nil
 
     /// Builds data, model, optimizer and schedule from a validated config, on this rank's place in
     /// `parallel`'s grid.
@@ -58,9 +65,25 @@ public final class Trainer {
             valid = v.count > 0 ? v : nil
             log(" > built-in corpus: \(corpus.documents) documents from \(corpus.source), \(corpus.tokens.count) byte tokens; samples train \(train.count), valid \(v.count)")
         }
-        model = GPTModel(config: gpt, microBatch: microBatch, threads: threads, tensorParallel: tp)
-        optimizer = AdamW(table: model.table, hyper: AdamWHyperparameters(
-            beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps), weightDecay: Float(c.weightDecay)))
+        let p = parallel.layout.pipeline, layers = c.numLayers!
+        let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
+        chunks = (0..<v).map { chunk in
+            GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
+                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers))
+        }
+        let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
+                                         weightDecay: Float(c.weightDecay))
+        optimizers = chunks.map { AdamW(table: $0.table, hyper: hyper) }
+        if p > 1 {
+            let m = (c.globalBatchSize ?? c.microBatchSize!) / c.microBatchSize!
+            let train = try PipelineSchedule.make(kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m)
+            let eval = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: m)
+            trainSchedule = train; evalSchedule = eval
+            executor = PipelineExecutor(chunks: chunks, parallel: parallel, schedules: [train, eval],
+                                        scatterGather: c.scatterGatherTensorsInPipeline)
+        } else {
+            trainSchedule = nil; evalSchedule = nil; executor = nil
+        }
         let decayIters = c.lrDecayIters ?? trainIters
         let gbs = globalBatch
         let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
@@ -83,7 +106,7 @@ public final class Trainer {
     /// Resumes from `config.load` when it names a checkpoint.
     public func loadIfRequested() throws {
         guard let load = config.load else { return }
-        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), model: model, optimizer: optimizer,
+        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), chunks: chunks, optimizers: optimizers,
                                             schedule: &schedule, parallel: parallel)
         log(" > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples \(progress.consumedSamples))")
     }
@@ -142,32 +165,42 @@ public final class Trainer {
     /// One iteration: returns (lm loss, grad norm before clipping, learning rate used).
     public func step() throws -> (Double, Double, Double) {
         let nextIteration = progress.iteration + 1
-        model.timer.measure("zero grads") { model.grads.zero() }
+        model.timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
         let tokensPerMicro = microBatch * seqLength
         let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches))
         var lossSum = 0.0
-        for micro in 0..<numMicrobatches {
-            let first = progress.consumedSamples + micro * microBatch
-            let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
-            model.timer.measure("data") {
-                BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: trainOrder.source,
-                                   indices: indices, seqLength: seqLength)
+        if let executor, let trainSchedule {
+            lossSum = try pipelineStep(executor, trainSchedule, iteration: nextIteration, gradScale: gradScale)
+        } else {
+            for micro in 0..<numMicrobatches {
+                model.timer.measure("data") { fillTraining(micro, model.acts) }
+                lossSum += try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
             }
-            lossSum += try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
         }
-        try model.finalizeGradients()
+        for chunk in chunks { try chunk.finalizeGradients() }
         let loss = lossSum / Double(tokensPerMicro * numMicrobatches)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        let norm = try model.timer.measure("grad norm + clip") { try GradClipping.globalNorm(model.grads, group: parallel.modelParallel) }
+        let norm = try model.timer.measure("grad norm + clip") {
+            try GradClipping.globalNorm(chunks.map(\.grads), excluding: [GPTSlots.tiedOutputLayerName], group: parallel.modelParallel)
+        }
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        model.timer.measure("grad norm + clip") { GradClipping.clip(model.grads, norm: norm, maxNorm: config.clipGrad) }
-        model.timer.measure("optimizer (AdamW)") { optimizer.update(params: model.params, grads: model.grads, lr: Float(lr)) }
+        model.timer.measure("grad norm + clip") { for chunk in chunks { GradClipping.clip(chunk.grads, norm: norm, maxNorm: config.clipGrad) } }
+        model.timer.measure("optimizer (AdamW)") {
+            for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: Float(lr)) }
+        }
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration
         progress.consumedSamples += globalBatch
         return (loss, norm, lr)
+    }
+
+    /// Writes training micro-batch `micro` of the next iteration into `acts`.
+    func fillTraining(_ micro: Int, _ acts: GPTActivations) {
+        let first = progress.consumedSamples + micro * microBatch
+        let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
+        BatchAssembly.fill(tokens: acts.tokens.base, targets: acts.targets.base, from: trainOrder.source, indices: indices, seqLength: seqLength)
     }
 
     /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same
@@ -176,13 +209,23 @@ public final class Trainer {
         guard let valid, config.evalIters > 0 else { return nil }
         var total = 0.0
         var count = 0
-        for batch in 0..<(config.evalIters * numMicrobatches) {
-            let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }
-            BatchAssembly.fill(tokens: model.acts.tokens.base, targets: model.acts.targets.base, from: valid,
-                               indices: indices, seqLength: seqLength)
-            total += try model.lossSum()
-            count += microBatch * seqLength
+        for iteration in 0..<config.evalIters {
+            let fill = { (micro: Int, acts: GPTActivations) in
+                let batch = iteration * self.numMicrobatches + micro
+                let indices = (0..<self.microBatch).map { (batch * self.microBatch + $0) % valid.count }
+                BatchAssembly.fill(tokens: acts.tokens.base, targets: acts.targets.base, from: valid, indices: indices, seqLength: self.seqLength)
+            }
+            if let executor, let evalSchedule {
+                total += try executor.run(evalSchedule, iteration: 0, gradScale: nil, fill: fill)
+            } else {
+                for micro in 0..<numMicrobatches {
+                    fill(micro, model.acts)
+                    total += try model.lossSum()
+                }
+            }
+            count += numMicrobatches * microBatch * seqLength
         }
+        if executor != nil { total = try parallel.pipeline.allReduceSum(total) }
         return total / Double(count)
     }
 
@@ -195,7 +238,7 @@ public final class Trainer {
     func save() throws {
         guard let dir = saveDirectory else { return }
         let start = DispatchTime.now().uptimeNanoseconds
-        try ModelCheckpoint.save(to: dir, model: model, optimizer: optimizer, schedule: schedule, progress: progress,
+        try ModelCheckpoint.save(to: dir, chunks: chunks, optimizers: optimizers, schedule: schedule, progress: progress,
                                  configJSON: ConfigKeys.json(of: config), parallel: parallel)
         lastSavedIteration = progress.iteration
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6

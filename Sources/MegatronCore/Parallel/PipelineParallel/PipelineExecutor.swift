@@ -1,0 +1,165 @@
+// PipelineExecutor.swift — runs this rank's list of a PipelineSchedule over MPI point-to-point.
+// Receives block (the schedule puts each right before the compute that needs it); sends copy the
+// tensor into a pooled buffer and are non-blocking until the end of the iteration — exactly the
+// semantics the ScheduleSimulator proved deadlock-free. Each (chunk, micro-batch) in flight owns an
+// activation set from its chunk's pool, sized by the schedule's peak.
+//
+// Tags cannot confuse directions, chunks or micro-batches (p = 2 included, where the next and
+// previous stage are the same rank): tag = direction + 2·(receiving chunk + v·micro-batch).
+// With t > 1 and no sequence parallelism, the PTD-P scatter/gather optimisation sends each tensor
+// rank's 1/t of the boundary activation and all-gathers it over the tensor group on arrival.
+import Distributed
+import Tensor
+
+public final class PipelineExecutor {
+    public let chunks: [GPTModel]
+    public let parallel: ParallelState
+    let scatterGather: Bool
+    private var free: [[GPTActivations]]
+    private var active: [[Int: GPTActivations]]
+    private var sendBuffers: [FloatBuffer] = []
+    private var freeSendBuffers: [FloatBuffer] = []
+    private var requests: [Request] = []
+    /// Wall time of this iteration spent computing (the rest of the step is communication and idle).
+    public private(set) var computeSeconds = 0.0
+
+    public init(chunks: [GPTModel], parallel: ParallelState, schedules: [PipelineSchedule], scatterGather: Bool) {
+        self.chunks = chunks
+        self.parallel = parallel
+        self.scatterGather = scatterGather
+        // Activation sets per chunk: the most micro-batches of that chunk in flight at once on this rank.
+        let r = parallel.pipelineRank
+        var need = [Int](repeating: 1, count: chunks.count)
+        for s in schedules {
+            var inFlight = [Int](repeating: 0, count: chunks.count)
+            for a in s.actions[r] {
+                switch a {
+                case .forward(let c, _): inFlight[c] += 1; need[c] = max(need[c], inFlight[c])
+                case .backward(let c, _): inFlight[c] -= 1
+                default: break
+                }
+                if s.kind == .forwardOnly, case .forward(let c, _) = a { inFlight[c] -= 1 }
+            }
+        }
+        free = chunks.enumerated().map { c, model in [model.acts] + (1..<max(1, need[c])).map { _ in model.makeActivations() } }
+        active = chunks.map { _ in [:] }
+    }
+
+    /// Bytes of activation memory held by this rank's pools.
+    public var activationBytes: Int { free.flatMap { $0 }.reduce(0) { $0 + $1.bytes } + active.flatMap { $0.values }.reduce(0) { $0 + $1.bytes } }
+
+    /// Runs one iteration. `fill(microbatch, acts)` writes the micro-batch's tokens and targets.
+    /// Training (`gradScale` given) accumulates every chunk's gradients. Returns the summed token
+    /// loss over the micro-batches on the last stage, 0 elsewhere.
+    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, GPTActivations) -> Void) throws -> Double {
+        let r = parallel.pipelineRank, pipe = parallel.pipeline
+        var loss = 0.0
+        computeSeconds = 0
+        for action in schedule.actions[r] {
+            switch action {
+            case .receiveActivation(let c, let k, let peer):
+                let slot = acquire(c, k, fill: fill)
+                try receive(into: slot.residual[0], count: boundaryCount(slot), from: peer, tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+            case .forward(let c, let k):
+                let slot = active[c][k] ?? acquire(c, k, fill: fill)
+                let model = chunks[c]
+                model.acts = slot
+                let t0 = MPIRuntime.wallTime
+                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: k, training: gradScale != nil), gradScale: gradScale) { loss += l }
+                computeSeconds += MPIRuntime.wallTime - t0
+                if gradScale == nil && !sends(after: action, in: schedule) { release(c, k) }
+            case .sendActivation(let c, let k, let peer):
+                let slot = try active[c][k].unwrap("activation of micro-batch \(k)")
+                try send(slot.residual[chunks[c].stage.layers.count], count: boundaryCount(slot), to: peer,
+                         tag: tag(gradient: false, chunk: c + (r == parallel.layout.pipeline - 1 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
+                if gradScale == nil { release(c, k) }
+            case .receiveGradient(let c, let k, let peer):
+                let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
+                try receive(into: slot.dResidual, count: boundaryCount(slot), from: peer, tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+            case .backward(let c, let k):
+                let slot = try active[c][k].unwrap("backward of micro-batch \(k)")
+                let model = chunks[c]
+                model.acts = slot
+                let t0 = MPIRuntime.wallTime
+                try model.backwardStage(PassContext(iteration: iteration, microbatch: k, training: true))
+                computeSeconds += MPIRuntime.wallTime - t0
+                if !sends(after: action, in: schedule) { release(c, k) }
+            case .sendGradient(let c, let k, let peer):
+                let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
+                try send(slot.dResidual, count: boundaryCount(slot), to: peer,
+                         tag: tag(gradient: true, chunk: c - (r == 0 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
+                release(c, k)
+            }
+        }
+        try finishSends()
+        return loss
+    }
+
+    // MARK: Slots, sends, receives
+
+    private func acquire(_ c: Int, _ k: Int, fill: (Int, GPTActivations) -> Void) -> GPTActivations {
+        let slot = free[c].popLast() ?? chunks[c].makeActivations()
+        active[c][k] = slot
+        fill(k, slot)
+        return slot
+    }
+
+    private func release(_ c: Int, _ k: Int) {
+        if let slot = active[c].removeValue(forKey: k) { free[c].append(slot) }
+    }
+
+    /// Whether a send for the same (chunk, micro-batch) follows `action` directly in this rank's list.
+    private func sends(after action: PipelineAction, in s: PipelineSchedule) -> Bool {
+        switch action {
+        case .forward(let c, _): return chunks[c].stage.hasHead == false
+        case .backward(let c, _): return chunks[c].stage.hasEmbedding == false
+        default: return false
+        }
+    }
+
+    /// Elements of the boundary activation ([n/t, h] rows this rank holds in the residual stream).
+    private func boundaryCount(_ slot: GPTActivations) -> Int { slot.shardRows * slot.hidden }
+
+    private func tag(gradient: Bool, chunk: Int, microbatch: Int, v: Int) -> Int { (gradient ? 1 : 0) + 2 * (chunk + v * microbatch) }
+
+    /// The part of a boundary tensor this tensor rank transfers: all of it, or its 1/t under scatter/gather.
+    private func part(_ count: Int) -> (offset: Int, count: Int) {
+        let tp = chunks[0].tensorParallel
+        guard scatterGather, tp.size > 1, !tp.sequenceParallel, count % tp.size == 0 else { return (0, count) }
+        let each = count / tp.size
+        return (tp.rank * each, each)
+    }
+
+    private func send(_ x: UnsafePointer<Float>, count: Int, to peer: Int, tag: Int, _ pipe: Communicator) throws {
+        let (offset, n) = part(count)
+        let buffer = freeSendBuffers.firstIndex { $0.count >= n }.map { freeSendBuffers.remove(at: $0) } ?? FloatBuffer(count: n)
+        buffer.base.update(from: x + offset, count: n)
+        sendBuffers.append(buffer)
+        requests.append(try pipe.isend(buffer.base, count: n, to: peer, tag: tag))
+    }
+
+    private func receive(into x: UnsafeMutablePointer<Float>, count: Int, from peer: Int, tag: Int, _ pipe: Communicator) throws {
+        let (offset, n) = part(count)
+        try pipe.recv(x + offset, count: n, from: peer, tag: tag)
+        if n != count { try chunks[0].tensorParallel.group?.allGatherInPlace(x, count: n) }
+    }
+
+    private func finishSends() throws {
+        for r in requests { try r.wait() }
+        requests.removeAll()
+        freeSendBuffers += sendBuffers
+        sendBuffers.removeAll()
+    }
+}
+
+struct PipelineStateError: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "pipeline executor: no activation set for the \(what); the schedule and the executor disagree" }
+}
+
+extension Optional where Wrapped == GPTActivations {
+    func unwrap(_ what: String) throws -> GPTActivations {
+        guard let v = self else { throw PipelineStateError(what: what) }
+        return v
+    }
+}
