@@ -40,6 +40,17 @@ final class ParallelConfigTests: XCTestCase {
                             mentions: ["'global_batch_size'", "'micro_batch_size'", "data-parallel size 2"])
     }
 
+    func testLayersNotDivisibleByPipelineStagesAreNeverDropped() throws {
+        try expectGridError(["--pipeline-model-parallel-size", "4", "--num-layers", "6"],
+                            mentions: ["'num_layers'", "'pipeline_model_parallel_size'", "num_layers 6", "no layer is ever dropped"])
+    }
+
+    func testInterleavingNeedsMicrobatchesDivisibleByStages() throws {
+        try expectGridError(["--pipeline-model-parallel-size", "4", "--num-layers", "8", "--num-layers-per-virtual-pipeline-stage", "1",
+                             "--micro-batch-size", "8"],
+                            mentions: ["'global_batch_size'", "'pipeline_model_parallel_size'", "micro-batches 2", "try global_batch_size 32"])
+    }
+
     func testErrorFoundOnlyBySomeRanks() throws {
         // Rank 0 gets a valid config, ranks 1–3 a missing file: all four exit 2, promptly.
         let dir = CLI.scratch("mpmd")

@@ -77,6 +77,7 @@ public enum ConfigKeys {
         ConfigKey(name: "skip_train", field: .bool(\.skipTrain), help: "only evaluate (with load: the checkpoint's validation loss)"),
         ConfigKey(name: "log_interval", field: .int(\.logInterval), help: "print the training log line every N iterations (100)"),
         ConfigKey(name: "metrics_file", field: .optionalString(\.metricsFile), help: "append one JSON line of metrics per iteration to this file"),
+        ConfigKey(name: "trace_dir", field: .optionalString(\.traceDir), help: "write each rank's measured timeline (forward, backward, send, receive wait, optimizer) as Chrome trace JSON here"),
         // Data
         ConfigKey(name: "data_path", field: .stringList(\.dataPath), help: "token file(s); empty: the built-in corpus (texts of /usr/share/common-licenses)"),
         ConfigKey(name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),

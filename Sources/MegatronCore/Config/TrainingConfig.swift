@@ -47,6 +47,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var skipTrain: Bool = false
     public var logInterval: Int = 100
     public var metricsFile: String? = nil
+    public var traceDir: String? = nil
     // Data
     public var dataPath: [String] = []
     public var mockData: Bool = false

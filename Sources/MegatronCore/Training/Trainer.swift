@@ -19,6 +19,8 @@ public final class Trainer {
     public let chunks: [GPTModel]
     public let optimizers: [AdamW]
     public var model: GPTModel { chunks[0] }
+    /// Activation memory of this rank (every chunk, every micro-batch in flight).
+    public var activationBytes: Int { executor?.activationBytes ?? chunks.reduce(0) { $0 + $1.acts.bytes } }
     /// With pipeline parallelism: the executor and this iteration's training and evaluation schedules.
     let executor: PipelineExecutor?
     let trainSchedule: PipelineSchedule?, evalSchedule: PipelineSchedule?
@@ -33,6 +35,8 @@ public final class Trainer {
     public let parallel: ParallelState
     /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
     var lastPipelineIdleFraction: Double? = nil
+    /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
+    var currentTracer: StepTracer? = nil
 
     /// Builds data, model, optimizer and schedule from a validated config, on this rank's place in
     /// `parallel`'s grid.
@@ -122,9 +126,14 @@ public final class Trainer {
         if progress.iteration >= trainIters { log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train") }
         let flops = model.config.flopsPerIteration(globalBatch: globalBatch)
         var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0)
+        var bubbleWindow = 0.0
+        let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
+        executor?.trace = tracer == nil ? nil : []
+        executor?.traceOrigin = tracer?.origin ?? 0
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
             for (_, group) in parallel.groups { group.resetCounters() }
+            currentTracer = tracer
             let (loss, norm, lr) = try step()
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             let it = progress.iteration
@@ -134,6 +143,13 @@ public final class Trainer {
                                      tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: globalBatch,
                                      skippedIterations: 0, nanIterations: 0,
                                      communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
+            if let idle = lastPipelineIdleFraction {
+                var mine = Float(idle)
+                var all = [Float](repeating: 0, count: parallel.world.size)
+                try parallel.world.allGather(&mine, count: 1, into: &all)
+                m.pipelineIdle = all.map(Double.init)
+                bubbleWindow += all.map { Double($0) / max(1e-9, 1 - Double($0)) }.reduce(0, +) / Double(all.count)
+            }
             summary.lastIteration = it
             summary.lastTrainLoss = loss
             window.iters += 1; window.loss += loss; window.ms += ms; window.commBytes += comm.bytes; window.commS += comm.seconds
@@ -148,6 +164,11 @@ public final class Trainer {
                     let n = Double(window.iters)
                     line += String(format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6, window.commS / n * 1000)
                 }
+                if let s = trainSchedule {
+                    line += String(format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
+                                   bubbleWindow / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
+                    bubbleWindow = 0
+                }
                 log(line)
                 window = (0, 0, 0, 0, 0)
             }
@@ -159,6 +180,10 @@ public final class Trainer {
             if let si = config.saveInterval, it % si == 0 { try save() }
         }
         if saveDirectory != nil, lastSavedIteration != progress.iteration, progress.iteration > 0 { try save() }
+        if let tracer, let dir = config.traceDir {
+            let path = try tracer.write(to: dir, pipelineEvents: executor?.trace ?? [], label: "megatron train, world rank \(parallel.world.rank)")
+            log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
+        }
         return summary
     }
 
@@ -174,7 +199,9 @@ public final class Trainer {
         } else {
             for micro in 0..<numMicrobatches {
                 model.timer.measure("data") { fillTraining(micro, model.acts) }
-                lossSum += try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
+                lossSum += try currentTracer.span("forward+backward mb \(micro)") {
+                    try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
+                }
             }
         }
         for chunk in chunks { try chunk.finalizeGradients() }
@@ -187,8 +214,10 @@ public final class Trainer {
         }
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
         model.timer.measure("grad norm + clip") { for chunk in chunks { GradClipping.clip(chunk.grads, norm: norm, maxNorm: config.clipGrad) } }
-        model.timer.measure("optimizer (AdamW)") {
-            for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: Float(lr)) }
+        currentTracer.span("optimizer") {
+            model.timer.measure("optimizer (AdamW)") {
+                for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: Float(lr)) }
+            }
         }
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration

@@ -28,6 +28,8 @@ public struct IterationMetrics {
     /// Per communication group ("tp", "dp", "pp", "mp"): bytes and seconds of this iteration.
     public var communication: [(group: String, bytes: Int, seconds: Double)] = []
     public var validLoss: Double? = nil
+    /// With pipeline parallelism: every rank's idle share of the iteration (world rank order).
+    public var pipelineIdle: [Double]? = nil
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
@@ -37,6 +39,7 @@ public struct IterationMetrics {
             ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
             ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
         ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
+        if let idle = pipelineIdle { fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]")) }
         if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

@@ -22,6 +22,10 @@ public final class PipelineExecutor {
     private var requests: [Request] = []
     /// Wall time of this iteration spent computing (the rest of the step is communication and idle).
     public private(set) var computeSeconds = 0.0
+    /// When set, every compute, receive wait and send of the following iterations is appended here
+    /// (seconds since `traceOrigin`), in the timeline format the schedule tools draw.
+    public var trace: [TimelineEvent]? = nil
+    public var traceOrigin = 0.0
 
     public init(chunks: [GPTModel], parallel: ParallelState, schedules: [PipelineSchedule], scatterGather: Bool) {
         self.chunks = chunks
@@ -56,6 +60,8 @@ public final class PipelineExecutor {
         var loss = 0.0
         computeSeconds = 0
         for action in schedule.actions[r] {
+            let t0 = MPIRuntime.wallTime
+            defer { trace?.append(TimelineEvent(rank: r, action: action, start: t0 - traceOrigin, end: MPIRuntime.wallTime - traceOrigin)) }
             switch action {
             case .receiveActivation(let c, let k, let peer):
                 let slot = acquire(c, k, fill: fill)

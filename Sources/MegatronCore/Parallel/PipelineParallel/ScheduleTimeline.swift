@@ -4,6 +4,11 @@
 import Foundation
 
 public enum ScheduleTimeline {
+    /// A named span outside the schedule's actions (e.g. "optimizer"), for measured traces.
+    public struct Span: Sendable { public let rank: Int, name: String, start: Double, end: Double
+        public init(rank: Int, name: String, start: Double, end: Double) { self.rank = rank; self.name = name; self.start = start; self.end = end }
+    }
+
     /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells), `·` idle;
     /// with v > 1 chunks the cell ends with the chunk's letter (F3a, F3b, …).
     public static func text(_ s: PipelineSchedule, _ report: ScheduleReport) -> String {
@@ -30,11 +35,13 @@ public enum ScheduleTimeline {
         return lines.joined(separator: "\n")
     }
 
-    /// Chrome trace events: one thread per rank, one complete event per compute (and wait) span;
+    /// Chrome trace events: one thread per rank, one complete event per compute, wait and send span
+    /// (`extra` adds named spans such as the optimizer);
     /// `unitMicroseconds` converts timeline units to the trace's microseconds.
-    public static func chromeTrace(_ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String) -> String {
+    public static func chromeTrace(_ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String, extra: [Span] = []) -> String {
         var events: [String] = []
-        for (r, rankEvents) in timeline.enumerated() {
+        for rankEvents in timeline {
+            guard let r = rankEvents.first?.rank else { continue }
             events.append(#"{"name": "thread_name", "ph": "M", "pid": 0, "tid": \#(r), "args": {"name": "rank \#(r)"}}"#)
             for e in rankEvents {
                 let (name, category): (String, String)
@@ -43,11 +50,16 @@ public enum ScheduleTimeline {
                 case .backward(let c, let k): (name, category) = ("backward mb \(k) chunk \(c)", "backward")
                 case .receiveActivation(let c, let k, _): (name, category) = ("wait activation mb \(k) chunk \(c)", "wait")
                 case .receiveGradient(let c, let k, _): (name, category) = ("wait gradient mb \(k) chunk \(c)", "wait")
-                default: continue
+                case .sendActivation(let c, let k, _): (name, category) = ("send activation mb \(k) chunk \(c)", "send")
+                case .sendGradient(let c, let k, _): (name, category) = ("send gradient mb \(k) chunk \(c)", "send")
                 }
                 events.append(String(format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
                                      name as NSString, category as NSString, r, e.start * unitMicroseconds, (e.end - e.start) * unitMicroseconds))
             }
+        }
+        for span in extra {
+            events.append(String(format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
+                                 span.name as NSString, span.name as NSString, span.rank, span.start * unitMicroseconds, (span.end - span.start) * unitMicroseconds))
         }
         return "{\"otherData\": {\"label\": \"\(label)\"}, \"traceEvents\": [\n" + events.joined(separator: ",\n") + "\n]}\n"
     }
