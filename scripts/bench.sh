@@ -2,7 +2,9 @@
 # scripts/bench.sh — training speed measured in one run against references measured in the same
 # run: OpenBLAS's SGEMM rate on the model's own GEMM shapes (inside `megatron benchmark`), a tensor-
 # parallel t = 2 run on the same cores (time, communication share, bytes against the analytic
-# count), and, when torch is installed, PyTorch eager fp32 on the same model shape and thread count.
+# count), pipeline runs p = 2 with v = 1 and 2 beside p = 1 (bubble against theory, bytes between
+# stages with scatter/gather on and off), and, when torch is installed, PyTorch eager fp32 on the
+# same model shape and thread count.
 #   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024) and gpt2-tiny
 #   STEPS=5 scripts/bench.sh
 # Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
@@ -36,6 +38,20 @@ echo
 echo "== gpt2-tiny, t = 2 (2 ranks × 1 thread)"
 OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark --config configs/gpt2-tiny.json --tensor-model-parallel-size 2 \
     --num-threads 1 --steps 20 --json "$OUT/gpt2-tiny-t2.json" | grep -E "^benchmark|^step|communication"
+echo
+echo "== pipeline: gpt2-124m, micro-batch 2, global batch 8 (m = 4), p = 1 (2 threads) beside p = 2 with v = 1 and v = 2 (2 ranks × 1 thread)"
+PP="--config configs/gpt2-124m.json --micro-batch-size 2 --global-batch-size 8 --hidden-dropout 0 --attention-dropout 0 --steps 1"
+"$BIN" benchmark $PP --num-threads "$THREADS" --json "$OUT/pp1.json" | grep -E "^step"
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $PP --num-threads 1 --pipeline-model-parallel-size 2 --json "$OUT/pp2v1.json" \
+    | grep -E "^step|^pipeline"
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $PP --num-threads 1 --pipeline-model-parallel-size 2 \
+    --num-layers-per-virtual-pipeline-stage 3 --json "$OUT/pp2v2.json" | grep -E "^step|^pipeline"
+echo
+echo "== bytes between stages, scatter/gather on and off: gpt2-tiny (8 layers), t = 2 × p = 2 (4 ranks)"
+for sg in true false; do
+    OPENBLAS_NUM_THREADS=1 mpirun -np 4 "$BIN" benchmark --config configs/gpt2-tiny.json --num-layers 8 --tensor-model-parallel-size 2 \
+        --pipeline-model-parallel-size 2 --scatter-gather-tensors-in-pipeline $sg --num-threads 1 --steps 10 | grep -E "^pipeline"
+done
 echo
 echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
 "$BIN" benchmark --config configs/gpt2-tiny.json --num-threads "$THREADS" --steps 20 --json "$OUT/gpt2-tiny.json" \

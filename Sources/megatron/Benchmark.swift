@@ -55,10 +55,18 @@ struct Benchmark: ParsableCommand {
             _ = try trainer.step()   // warm-up: page-in of every buffer
             let timer = PhaseTimer()
             trainer.model.timer = timer
-            parallel.tensor.resetCounters()
+            for (_, group) in parallel.groups { group.resetCounters() }
             try world.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<steps { _ = try trainer.step() }
+            var bubbles: [Double] = []
+            for _ in 0..<steps {
+                _ = try trainer.step()
+                if let idle = trainer.lastPipelineIdleFraction {
+                    var mine = Float(idle / max(1e-9, 1 - idle)), all = [Float](repeating: 0, count: world.size)
+                    try world.allGather(&mine, count: 1, into: &all)
+                    bubbles.append(all.reduce(0) { $0 + Double($1) } / Double(all.count))
+                }
+            }
             try world.barrier()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
             trainer.model.timer = nil
@@ -81,6 +89,15 @@ struct Benchmark: ParsableCommand {
                            bytes / 1e6, commSeconds * 1000, 100 * commSeconds / seconds, megatron / 1e6, ours / 1e6))
                 json["comm_bytes_tp"] = bytes; json["comm_s_tp"] = commSeconds; json["comm_fraction"] = commSeconds / seconds
                 json["analytic_bytes_layers"] = megatron; json["analytic_bytes_all"] = ours
+            }
+            if let s = trainer.trainSchedule {
+                let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
+                let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
+                let theory = Double(s.stages - 1) / Double(s.chunks * s.microbatches)
+                out(String(format: "pipeline p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) vs theory (p−1)/(v·m) = %.3f; sent between stages per iteration (rank 0): %.2f MB (scatter/gather %@)",
+                           s.stages, s.chunks, s.microbatches, bubble, theory, bytes / 1e6, cfg.scatterGatherTensorsInPipeline && t > 1 && !cfg.sequenceParallel ? "on" : "off"))
+                json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
+                json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
             }
             if world.rank == 0 {
                 out("time per step by phase (rank 0, all layers):")

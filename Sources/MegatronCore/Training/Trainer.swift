@@ -23,7 +23,8 @@ public final class Trainer {
     public var activationBytes: Int { executor?.activationBytes ?? chunks.reduce(0) { $0 + $1.acts.bytes } }
     /// With pipeline parallelism: the executor and this iteration's training and evaluation schedules.
     let executor: PipelineExecutor?
-    let trainSchedule: PipelineSchedule?, evalSchedule: PipelineSchedule?
+    public let trainSchedule: PipelineSchedule?
+    let evalSchedule: PipelineSchedule?
     public private(set) var schedule: LRSchedule
     public private(set) var progress = TrainingProgress()
     let trainOrder: ShuffledOrder
@@ -34,7 +35,7 @@ public final class Trainer {
     var lastSavedIteration: Int? = nil
     public let parallel: ParallelState
     /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
-    var lastPipelineIdleFraction: Double? = nil
+    public internal(set) var lastPipelineIdleFraction: Double? = nil
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
     var currentTracer: StepTracer? = nil
 
