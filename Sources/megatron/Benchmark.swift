@@ -18,20 +18,11 @@ struct Benchmark: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Config overrides: --micro-batch-size 4 …") var overrides: [String] = []
 
     func run() throws {
-        var cfg = TrainingConfig()
-        var configError: ConfigError? = nil
-        do { cfg = try ConfigLoader.parse(path: config, flags: overrides + ["--eval-iters", "0"]) } catch let e as ConfigError { configError = e }
-        cfg.save = nil; cfg.load = nil; cfg.metricsFile = nil
-        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""
-        let runtime: MPIRuntime
-        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
-        let world = runtime.world
-        if configError == nil {
-            do { try ConfigValidation.validate(cfg, worldSize: world.size) } catch let e as ConfigError { configError = e }
+        let start = Startup.begin(configPath: config, flags: overrides + ["--eval-iters", "0"]) { cfg in
+            cfg.save = nil; cfg.load = nil; cfg.metricsFile = nil; cfg.traceDir = nil
         }
-        CLIErrors.agreeOnConfig(configError, runtime: runtime)
-        let threads = CLIThreads.resolve(cfg.numThreads)
-        ThreadBudget.configure(threads: threads)
+        let (cfg, runtime, blasNote, threads) = (start.config, start.runtime, start.blasNote, start.threads)
+        let world = runtime.world
         let out = RankLog(enabled: world.rank == 0)
         do {
             let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)

@@ -19,19 +19,9 @@ struct Train: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        var cfg = TrainingConfig()
-        var configError: ConfigError? = nil
-        do { cfg = try ConfigLoader.parse(path: config, flags: overrides) } catch let e as ConfigError { configError = e }
-        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""   // may re-exec this process
-        let runtime: MPIRuntime
-        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
+        let start = Startup.begin(configPath: config, flags: overrides)
+        let (cfg, runtime, blasNote, threads) = (start.config, start.runtime, start.blasNote, start.threads)
         let world = runtime.world
-        if configError == nil {
-            do { try ConfigValidation.validate(cfg, worldSize: world.size) } catch let e as ConfigError { configError = e }
-        }
-        CLIErrors.agreeOnConfig(configError, runtime: runtime)
-        let threads = CLIThreads.resolve(cfg.numThreads)
-        ThreadBudget.configure(threads: threads)
         let log = RankLog(enabled: world.rank == 0)
         do {
             let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)

@@ -1,0 +1,37 @@
+// Startup.swift — what every MPI subcommand does first, in this order: read the config (file +
+// flags), pick the BLAS kernels (may re-execute the process, so before MPI starts), start MPI,
+// validate the config against the world size on every rank, agree across ranks (exit 2 on any
+// config error, before any other collective), and set the thread budget.
+import Distributed
+import Foundation
+import MegatronCore
+import Tensor
+
+struct Startup {
+    let config: TrainingConfig
+    let runtime: MPIRuntime
+    let blasNote: String
+    let threads: Int
+
+    /// `adjust` edits the parsed config before validation (e.g. the benchmark turns off saving).
+    static func begin(configPath: String?, flags: [String], adjust: (inout TrainingConfig) -> Void = { _ in }) -> Startup {
+        var cfg = TrainingConfig()
+        var configError: ConfigError? = nil
+        do { cfg = try ConfigLoader.parse(path: configPath, flags: flags) } catch let e as ConfigError { configError = e } catch {
+            configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")
+        }
+        adjust(&cfg)
+        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""   // may re-exec this process
+        let runtime: MPIRuntime
+        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
+        if configError == nil {
+            do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size) } catch let e as ConfigError { configError = e } catch {
+                configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")
+            }
+        }
+        CLIErrors.agreeOnConfig(configError, runtime: runtime)
+        let threads = CLIThreads.resolve(cfg.numThreads)
+        ThreadBudget.configure(threads: threads)
+        return Startup(config: cfg, runtime: runtime, blasNote: blasNote, threads: threads)
+    }
+}
