@@ -148,6 +148,16 @@ public final class Communicator: @unchecked Sendable {
         return Int(out)
     }
 
+    /// Starts an in-place sum over the group (non-blocking); `x` must stay untouched until the request completes.
+    public func iallReduceSum(_ x: UnsafeMutablePointer<Float>, count: Int) throws -> Request {
+        let request = Request(communicator: self)
+        if size == 1 { request.markCompleted(); return request }
+        try timed(count * 4, "MPI_Iallreduce(sum)") {
+            MPI_Iallreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_sum(), handle, &request.handle)
+        }
+        return request
+    }
+
     // MARK: Point-to-point (pipeline)
 
     /// Starts a non-blocking send of `count` floats to group rank `destination`; the buffer must stay
@@ -180,6 +190,8 @@ public final class Request: @unchecked Sendable {
     public private(set) var completed = false
 
     init(communicator: Communicator) { self.communicator = communicator }
+
+    func markCompleted() { completed = true }
 
     public func wait() throws {
         if completed { return }

@@ -51,6 +51,7 @@ public enum ConfigKeys {
         ConfigKey(name: "sequence_parallel", field: .bool(\.sequenceParallel), help: "split LayerNorm/dropout regions along the sequence across the tensor group (false; off when t = 1)"),
         ConfigKey(name: "num_layers_per_virtual_pipeline_stage", field: .optionalInt(\.numLayersPerVirtualPipelineStage), help: "layers per model chunk: v = num_layers / p / this chunks per rank, the interleaved 1F1B schedule (unset: v = 1, 1F1B)"),
         ConfigKey(name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline), help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
+        ConfigKey(name: "ddp_bucket_size", field: .optionalInt(\.ddpBucketSize), help: "gradient elements per data-parallel all-reduce bucket (max(40M, 1M·d)); buckets start during the last backward"),
         // Batch and optimisation
         ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
         ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),

@@ -138,10 +138,7 @@ public enum ConfigValidation {
                                                rule: "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / (micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size \(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)")
             }
         }
-        if dp > 1 {
-            throw ConfigError.inconsistent(keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],
-                                           rule: "data parallelism is not built yet, so the world size \(worldSize) must equal t·p = \(t * p); run with -np \(t * p) or set tensor_model_parallel_size \(worldSize / p)")
-        }
+        if let b = c.ddpBucketSize, b <= 0 { throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive") }
         if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
     }
 

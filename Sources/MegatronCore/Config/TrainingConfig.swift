@@ -21,6 +21,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var sequenceParallel: Bool = false
     public var numLayersPerVirtualPipelineStage: Int? = nil
     public var scatterGatherTensorsInPipeline: Bool = true
+    public var ddpBucketSize: Int? = nil
     // Batch and schedule
     public var microBatchSize: Int? = nil
     public var globalBatchSize: Int? = nil

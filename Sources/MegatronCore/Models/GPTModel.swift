@@ -88,6 +88,9 @@ public final class GPTModel: @unchecked Sendable {
     public let vocab: VocabShard
     /// When set, forward/backward add their per-phase wall times to it (`megatron benchmark`).
     public var timer: PhaseTimer? = nil
+    /// When set (the step's last micro-batch), `backwardStage` reports the slots whose gradients
+    /// are final as soon as they are, so data-parallel reduction can start (GradientBuckets).
+    public var onGradientsFinal: (([Int]) -> Void)? = nil
 
     /// Builds this rank's part of the model with parameters initialised from `config.seed` (each
     /// element a function of seed, name and global index, so any t starts from the same weights)
@@ -195,10 +198,15 @@ public final class GPTModel: @unchecked Sendable {
                                    dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
             }
         }
+        if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
+            onGradientsFinal?([fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
+        }
         for l in stride(from: L - 1, through: 0, by: -1) {
             try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: params,
                                           grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
+            onGradientsFinal?(slots.layers[l].all)
         }
+        defer { if stage.hasEmbedding { onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 }) } }
         guard stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
         try timer.measure("bwd embedding") {
             if let s = embeddingStream(ctx) { Dropout.apply(m.dResidual, count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }

@@ -12,6 +12,12 @@ public struct TransformerLayerSlots: Sendable {
     public let inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias: Int
     public let mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: Int
 
+    /// Every slot of the layer.
+    public var all: [Int] {
+        [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias,
+         mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias]
+    }
+
     /// Declares the layer's parameters: init N(0, σ); output projections use σ/√(2·numLayers).
     public init(declaringIn table: inout ParameterTable, layer l: Int, config c: GPTConfig) {
         let p = "decoder.layers.\(l)."

@@ -38,6 +38,8 @@ public final class Trainer {
     public internal(set) var lastPipelineIdleFraction: Double? = nil
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
     var currentTracer: StepTracer? = nil
+    /// With data parallelism: the bucketed gradient all-reduce over the data-parallel group.
+    public let buckets: GradientBuckets?
 
     /// Builds data, model, optimizer and schedule from a validated config, on this rank's place in
     /// `parallel`'s grid.
@@ -46,8 +48,9 @@ public final class Trainer {
         self.log = log
         self.parallel = parallel
         microBatch = c.microBatchSize!
-        globalBatch = c.globalBatchSize ?? microBatch
-        numMicrobatches = globalBatch / microBatch
+        let d = parallel.layout.data
+        globalBatch = c.globalBatchSize ?? microBatch * d
+        numMicrobatches = globalBatch / (microBatch * d)
         seqLength = c.seqLength!
         trainIters = c.trainIters!
         let gpt = Trainer.modelConfig(c)
@@ -80,7 +83,7 @@ public final class Trainer {
                                          weightDecay: Float(c.weightDecay))
         optimizers = chunks.map { AdamW(table: $0.table, hyper: hyper) }
         if p > 1 {
-            let m = (c.globalBatchSize ?? c.microBatchSize!) / c.microBatchSize!
+            let m = numMicrobatches
             let train = try PipelineSchedule.make(kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m)
             let eval = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: m)
             trainSchedule = train; evalSchedule = eval
@@ -89,6 +92,9 @@ public final class Trainer {
         } else {
             trainSchedule = nil; evalSchedule = nil; executor = nil
         }
+        buckets = d > 1 ? GradientBuckets(chunks: chunks, group: parallel.data, bucketElements: c.ddpBucketSize ?? max(40_000_000, 1_000_000 * d)) : nil
+        let (dpRank, dpSize) = (parallel.dataRank, d)
+        executor?.microbatchIndex = { $0 * dpSize + dpRank }
         let decayIters = c.lrDecayIters ?? trainIters
         let gbs = globalBatch
         let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
@@ -192,21 +198,32 @@ public final class Trainer {
     public func step() throws -> (Double, Double, Double) {
         let nextIteration = progress.iteration + 1
         model.timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
-        let tokensPerMicro = microBatch * seqLength
-        let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches))
+        let tokensPerMicro = microBatch * seqLength, d = parallel.layout.data
+        // Every data-parallel rank scales by the global token count; the all-reduce then sums.
+        let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches * d))
         var lossSum = 0.0
         if let executor, let trainSchedule {
             lossSum = try pipelineStep(executor, trainSchedule, iteration: nextIteration, gradScale: gradScale)
         } else {
             for micro in 0..<numMicrobatches {
                 model.timer.measure("data") { fillTraining(micro, model.acts) }
+                if micro == numMicrobatches - 1, let buckets {
+                    buckets.beginLastMicrobatch()
+                    model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
+                }
+                defer { model.onGradientsFinal = nil }
                 lossSum += try currentTracer.span("forward+backward mb \(micro)") {
-                    try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro, training: true))
+                    try model.forwardBackward(gradScale: gradScale, PassContext(iteration: nextIteration, microbatch: micro * d + parallel.dataRank, training: true))
                 }
             }
         }
+        if let buckets {
+            if executor != nil { buckets.beginLastMicrobatch() }
+            try model.timer.measure("dp gradient all-reduce (wait)") { try buckets.finish() }
+            lossSum = try parallel.data.allReduceSum(lossSum)
+        }
         for chunk in chunks { try chunk.finalizeGradients() }
-        let loss = lossSum / Double(tokensPerMicro * numMicrobatches)
+        let loss = lossSum / Double(tokensPerMicro * numMicrobatches * d)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
@@ -226,9 +243,11 @@ public final class Trainer {
         return (loss, norm, lr)
     }
 
-    /// Writes training micro-batch `micro` of the next iteration into `acts`.
+    /// Writes this data-parallel rank's training micro-batch `micro` of the next iteration into
+    /// `acts` — Megatron's sampler: micro-batch k of rank j holds samples k·(b·d) + j·b ..< +b of the
+    /// global batch.
     func fillTraining(_ micro: Int, _ acts: GPTActivations) {
-        let first = progress.consumedSamples + micro * microBatch
+        let first = progress.consumedSamples + (micro * parallel.layout.data + parallel.dataRank) * microBatch
         let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
         BatchAssembly.fill(tokens: acts.tokens.base, targets: acts.targets.base, from: trainOrder.source, indices: indices, seqLength: seqLength)
     }
@@ -240,8 +259,9 @@ public final class Trainer {
         var total = 0.0
         var count = 0
         for iteration in 0..<config.evalIters {
+            let d = parallel.layout.data, dpRank = parallel.dataRank
             let fill = { (micro: Int, acts: GPTActivations) in
-                let batch = iteration * self.numMicrobatches + micro
+                let batch = (iteration * self.numMicrobatches + micro) * d + dpRank
                 let indices = (0..<self.microBatch).map { (batch * self.microBatch + $0) % valid.count }
                 BatchAssembly.fill(tokens: acts.tokens.base, targets: acts.targets.base, from: valid, indices: indices, seqLength: self.seqLength)
             }
@@ -253,9 +273,10 @@ public final class Trainer {
                     total += try model.lossSum()
                 }
             }
-            count += numMicrobatches * microBatch * seqLength
+            count += numMicrobatches * parallel.layout.data * microBatch * seqLength
         }
         if executor != nil { total = try parallel.pipeline.allReduceSum(total) }
+        total = try parallel.data.allReduceSum(total)
         return total / Double(count)
     }
 

@@ -26,6 +26,8 @@ public final class PipelineExecutor {
     /// (seconds since `traceOrigin`), in the timeline format the schedule tools draw.
     public var trace: [TimelineEvent]? = nil
     public var traceOrigin = 0.0
+    /// The micro-batch's index in the whole global batch (keys dropout): k·d + data-parallel rank.
+    public var microbatchIndex: (Int) -> Int = { $0 }
 
     public init(chunks: [GPTModel], parallel: ParallelState, schedules: [PipelineSchedule], scatterGather: Bool) {
         self.chunks = chunks
@@ -71,7 +73,7 @@ public final class PipelineExecutor {
                 let model = chunks[c]
                 model.acts = slot
                 let t0 = MPIRuntime.wallTime
-                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: k, training: gradScale != nil), gradScale: gradScale) { loss += l }
+                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil), gradScale: gradScale) { loss += l }
                 computeSeconds += MPIRuntime.wallTime - t0
                 if gradScale == nil && !sends(after: action, in: schedule) { release(c, k) }
             case .sendActivation(let c, let k, let peer):
@@ -87,7 +89,7 @@ public final class PipelineExecutor {
                 let model = chunks[c]
                 model.acts = slot
                 let t0 = MPIRuntime.wallTime
-                try model.backwardStage(PassContext(iteration: iteration, microbatch: k, training: true))
+                try model.backwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
                 computeSeconds += MPIRuntime.wallTime - t0
                 if !sends(after: action, in: schedule) { release(c, k) }
             case .sendGradient(let c, let k, let peer):
