@@ -53,6 +53,12 @@ for sg in true false; do
         --pipeline-model-parallel-size 2 --scatter-gather-tensors-in-pipeline $sg --num-threads 1 --steps 10 | grep -E "^pipeline"
 done
 echo
+echo "== data parallelism, weak scaling: gpt2-124m, micro-batch 2 per rank; d = 1 (1 thread) beside d = 2 (2 ranks × 1 thread)"
+DP="--config configs/gpt2-124m.json --micro-batch-size 2 --hidden-dropout 0 --attention-dropout 0 --steps 1 --num-threads 1 --ddp-bucket-size 10000000"
+"$BIN" benchmark $DP --global-batch-size 2 --json "$OUT/dp1.json" | grep -E "^step"
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $DP --global-batch-size 4 --json "$OUT/dp2.json" | grep -E "^step|^data-parallel"
+python3 -c "import json; a=json.load(open('$OUT/dp1.json')); b=json.load(open('$OUT/dp2.json')); print(f'weak-scaling efficiency d = 2: {b[\"tokens_per_s\"] / (2 * a[\"tokens_per_s\"]):.2f}')"
+echo
 echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
 "$BIN" benchmark --config configs/gpt2-tiny.json --num-threads "$THREADS" --steps 20 --json "$OUT/gpt2-tiny.json" \
     | grep -E "^benchmark|SGEMM rate|^step"

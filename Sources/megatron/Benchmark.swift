@@ -90,6 +90,15 @@ struct Benchmark: ParsableCommand {
                 json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
                 json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
             }
+            if let buckets = trainer.buckets {
+                let bytes = Double(parallel.data.counters.bytes) / Double(steps)
+                let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4
+                let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
+                out(String(format: "data-parallel d = %d: %.2f MB reduced per iteration (rank 0; analytic: one all-reduce of this rank's %.2f MB of gradients, plus the loss); %d buckets, %.0f%% of the gradient elements had their all-reduce started before the backward pass ended; %.1f ms spent waiting for the reduction after it",
+                           parallel.layout.data, bytes / 1e6, analytic / 1e6, buckets.bucketCount, 100 * hidden,
+                           (timer.seconds["dp gradient all-reduce (wait)"] ?? 0) / Double(steps) * 1000))
+                json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
+            }
             if world.rank == 0 {
                 out("time per step by phase (rank 0, all layers):")
                 let total = timer.seconds.values.reduce(0, +)
