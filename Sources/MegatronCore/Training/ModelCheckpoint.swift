@@ -95,40 +95,37 @@ public enum ModelCheckpoint {
         try f.flush()
     }
 
-    /// Reads this rank's shard of the latest checkpoint of `directory` into the model, optimizer and
-    /// schedule. The checkpoint must come from the same tensor/pipeline sizes.
+    /// Reads the latest checkpoint of `directory` into this rank's chunks and optimizers — on any
+    /// grid: every tensor is assembled from whichever rank files hold pieces of it (each piece
+    /// carries its global offset) and this rank's slice is cut out. Rows beyond the vocabulary padding
+    /// of the writing grid stay zero (padding never affects results); the last stage's tied
+    /// `output_layer.weight` comes from the word embedding when the writer had no separate copy.
     public static func load(from directory: CheckpointDirectory, chunks: [GPTModel], optimizers: [AdamW],
                             schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
-        let model = chunks[0]
         let it = try directory.latestIteration()
-        let path = (directory.iterationPath(it) as NSString).appendingPathComponent(
-            CheckpointDirectory.rankFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank))
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CheckpointError.incompatible(path: path, reason: "this rank's file is missing; was the checkpoint written with tensor_model_parallel_size \(parallel.layout.tensor) and pipeline_model_parallel_size \(parallel.layout.pipeline)?")
-        }
-        let f = try HDF5File.openReadOnly(path)
+        let dir = directory.iterationPath(it)
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("mp_rank_") && $0.hasSuffix(".h5") }.sorted()
+        guard !names.isEmpty else { throw CheckpointError.incompatible(path: dir, reason: "it holds no mp_rank_*.h5 files") }
+        let files = try names.map { try HDF5File.openReadOnly((dir as NSString).appendingPathComponent($0)) }
+        let f = files[0]
         guard (try? f.stringAttribute("format")) == format else {
-            throw CheckpointError.incompatible(path: path, reason: "it is not a \(format) checkpoint")
+            throw CheckpointError.incompatible(path: f.path, reason: "it is not a \(format) checkpoint")
         }
         let version = try f.intAttribute("format_version")
         guard version == formatVersion else {
-            throw CheckpointError.incompatible(path: path, reason: "format_version \(version); this build reads version \(formatVersion)")
+            throw CheckpointError.incompatible(path: f.path, reason: "format_version \(version); this build reads version \(formatVersion)")
         }
-        for (key, mine) in [("tensor_model_parallel_size", parallel.layout.tensor), ("pipeline_model_parallel_size", parallel.layout.pipeline)] {
-            let stored = (try? f.intAttribute(key)) ?? 1
-            if stored != mine {
-                throw CheckpointError.incompatible(path: path, reason: "it was written with \(key) \(stored); load it with --\(key.replacingOccurrences(of: "_", with: "-")) \(stored) (loading on a different grid is not supported yet)")
-            }
-        }
-        for (k, v) in shapeAttributes(model.config) {
+        for (k, v) in shapeAttributes(chunks[0].config) where k != "padded_vocab_size" {
             let stored = try f.intAttribute(k)
-            if stored != v { throw TrainingError.checkpointMismatch(path: path, key: k, checkpoint: "\(stored)", config: "\(v)") }
+            if stored != v { throw TrainingError.checkpointMismatch(path: f.path, key: k, checkpoint: "\(stored)", config: "\(v)") }
         }
         for (chunk, opt) in zip(chunks, optimizers) {
             for (slot, spec) in chunk.table.specs.enumerated() {
-                try f.readFloats("model/" + spec.name, shape: spec.localShape, into: chunk.params.pointer(slot))
-                try f.readFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, into: opt.expAvg.pointer(slot))
-                try f.readFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, into: opt.expAvgSq.pointer(slot))
+                let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
+                    ? "embedding.word_embeddings.weight" : spec.name
+                for (group, arena) in [("model/", chunk.params), ("optimizer/exp_avg/", opt.expAvg), ("optimizer/exp_avg_sq/", opt.expAvgSq)] {
+                    try assemble(group + source, into: arena.pointer(slot), spec: spec, from: files)
+                }
             }
             opt.step = try f.intAttribute("optimizer_step")
         }
@@ -137,5 +134,42 @@ public enum ModelCheckpoint {
         progress.iteration = try f.intAttribute("iteration")
         progress.consumedSamples = try f.intAttribute("consumed_samples")
         return progress
+    }
+
+    /// Fills this rank's slice of tensor `name` (`spec.localShape` at `spec.globalOffset`) from the
+    /// pieces in `files`, viewing every tensor as [rows, cols] (1-D: one row).
+    static func assemble(_ name: String, into out: UnsafeMutablePointer<Float>, spec: ParameterSpec, from files: [HDF5File]) throws {
+        let twoD = spec.shape.count > 1
+        let cols = twoD ? spec.localShape[1] : spec.count
+        let (r0, c0) = twoD ? (spec.globalOffset[0], spec.globalOffset[1]) : (0, spec.globalOffset.first ?? 0)
+        let rows = twoD ? spec.localShape[0] : 1
+        out.update(repeating: 0, count: spec.count)
+        var covered = 0, wanted = 0
+        var found = false
+        for file in files where file.exists(name) {
+            found = true
+            let piece = try file.readFloats(name)
+            let offset = try file.intArrayAttribute(of: name, "global_offset")
+            let globalShape = try file.intArrayAttribute(of: name, "global_shape")
+            if twoD && globalShape.count == 2 && globalShape[1] != spec.shape[1] || !twoD && globalShape.count != 1 {
+                throw CheckpointError.incompatible(path: file.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)")
+            }
+            if wanted == 0 { wanted = min(rows, max(0, (twoD ? globalShape[0] : 1) - r0)) * cols }
+            let pRows = twoD ? piece.shape[0] : 1, pCols = twoD ? piece.shape[1] : piece.values.count
+            let (pr0, pc0) = twoD ? (offset[0], offset[1]) : (0, offset[0])
+            // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols).
+            let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0), cHi = min(c0 + cols, pc0 + pCols)
+            guard rLo < rHi, cLo < cHi else { continue }
+            piece.values.withUnsafeBufferPointer { src in
+                for r in rLo..<rHi {
+                    (out + (r - r0) * cols + (cLo - c0)).update(from: src.baseAddress! + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
+                }
+            }
+            covered += (rHi - rLo) * (cHi - cLo)
+        }
+        guard found else { throw CheckpointError.incompatible(path: files[0].path, reason: "no rank file holds '\(name)'") }
+        guard covered >= wanted else {
+            throw CheckpointError.incompatible(path: files[0].path, reason: "the rank files cover only \(covered) of the \(wanted) elements of '\(name)' this rank needs")
+        }
     }
 }
