@@ -65,11 +65,6 @@ public final class HDF5File {
                          data: UnsafeRawPointer(data), attributes: attributes)
     }
 
-    public func writeInt32s(_ name: String, shape: [Int], data: UnsafePointer<Int32>) throws {
-        try writeDataset(name, shape: shape, fileType: h5t_std_i32le(), memType: h5t_native_int32(),
-                         data: UnsafeRawPointer(data), attributes: [:])
-    }
-
     private func writeDataset(_ name: String, shape: [Int], fileType: hid_t, memType: hid_t,
                               data: UnsafeRawPointer, attributes: [String: [Int]]) throws {
         let fail = { (op: String) in HDF5Error.operationFailed(path: self.path, object: name, operation: op) }

@@ -28,8 +28,6 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     public func zero() { base.update(repeating: 0, count: count) }
-
-    public var array: [Float] { Array(UnsafeBufferPointer(start: base, count: count)) }
 }
 
 /// An Int32 block (token ids), zero-initialised.

@@ -1,4 +1,4 @@
-// Kernels.swift — fused elementwise passes over raw pointers: add, scale, axpy, sum of squares.
+// Kernels.swift — fused elementwise passes over raw pointers: add, scale, sum of squares.
 // Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
 
 /// 16 floats from `p + i` (any alignment).
@@ -19,11 +19,6 @@ public enum Kernels {
             while i + 16 <= r.upperBound { store16(load16(a, i) + load16(b, i), out, i); i += 16 }
             while i < r.upperBound { out[i] = a[i] + b[i]; i += 1 }
         }
-    }
-
-    /// `y[i] += x[i]`.
-    public static func accumulate(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
-        add(UnsafePointer(y), x, into: y, count: n)
     }
 
     /// `x[i] *= s`.
@@ -60,11 +55,5 @@ public enum Kernels {
             }
         }
         return partial.reduce(0, +)
-    }
-
-    /// True when every element is finite.
-    public static func allFinite(_ x: UnsafePointer<Float>, count n: Int) -> Bool {
-        for i in 0..<n where !x[i].isFinite { return false }
-        return true
     }
 }

@@ -74,8 +74,6 @@ public final class ParameterArena: @unchecked Sendable {
 
     @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> { storage.base + table.offsets[slot] }
 
-    public func pointer(named name: String) -> UnsafeMutablePointer<Float>? { table.slot(named: name).map(pointer) }
-
     public func zero() { storage.zero() }
 
     /// Fills every parameter from its init rule. Element i of parameter `name` is a function of

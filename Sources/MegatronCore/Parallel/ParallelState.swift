@@ -93,7 +93,4 @@ public final class ParallelState: @unchecked Sendable {
     public var groups: [(String, Communicator)] {
         [("tp", tensor), ("dp", data), ("pp", pipeline), ("mp", modelParallel)]
     }
-
-    /// A single-rank state (t = p = d = 1) on `world`.
-    public static func single(_ world: Communicator) throws -> ParallelState { try ParallelState(world: world, tensor: 1, pipeline: 1) }
 }
