@@ -75,7 +75,7 @@ public final class PipelineExecutor {
                 let t0 = MPIRuntime.wallTime
                 if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil), gradScale: gradScale) { loss += l }
                 computeSeconds += MPIRuntime.wallTime - t0
-                if gradScale == nil && !sends(after: action, in: schedule) { release(c, k) }
+                if gradScale == nil && !sendsOutput(after: action) { release(c, k) }
             case .sendActivation(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("activation of micro-batch \(k)")
                 try send(slot.residual[chunks[c].stage.layers.count], count: boundaryCount(slot), to: peer,
@@ -91,7 +91,7 @@ public final class PipelineExecutor {
                 let t0 = MPIRuntime.wallTime
                 try model.backwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
                 computeSeconds += MPIRuntime.wallTime - t0
-                if !sends(after: action, in: schedule) { release(c, k) }
+                if !sendsOutput(after: action) { release(c, k) }
             case .sendGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
                 try send(slot.dResidual, count: boundaryCount(slot), to: peer,
@@ -116,8 +116,9 @@ public final class PipelineExecutor {
         if let slot = active[c].removeValue(forKey: k) { free[c].append(slot) }
     }
 
-    /// Whether a send for the same (chunk, micro-batch) follows `action` directly in this rank's list.
-    private func sends(after action: PipelineAction, in s: PipelineSchedule) -> Bool {
+    /// Whether the schedule sends this compute's output on: forwards of every chunk but the last
+    /// stage's, backwards of every chunk but the first stage's.
+    private func sendsOutput(after action: PipelineAction) -> Bool {
         switch action {
         case .forward(let c, _): return chunks[c].stage.hasHead == false
         case .backward(let c, _): return chunks[c].stage.hasEmbedding == false
