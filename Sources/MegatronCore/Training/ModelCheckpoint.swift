@@ -148,18 +148,20 @@ public enum ModelCheckpoint {
         var found = false
         for file in files where file.exists(name) {
             found = true
-            let piece = try file.readFloats(name)
             let offset = try file.intArrayAttribute(of: name, "global_offset")
             let globalShape = try file.intArrayAttribute(of: name, "global_shape")
             if twoD && globalShape.count == 2 && globalShape[1] != spec.shape[1] || !twoD && globalShape.count != 1 {
                 throw CheckpointError.incompatible(path: file.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)")
             }
             if wanted == 0 { wanted = min(rows, max(0, (twoD ? globalShape[0] : 1) - r0)) * cols }
-            let pRows = twoD ? piece.shape[0] : 1, pCols = twoD ? piece.shape[1] : piece.values.count
+            let localShape = file.shape(of: name) ?? []
+            let pRows = twoD ? localShape[0] : 1, pCols = twoD ? localShape[1] : localShape.reduce(1, *)
             let (pr0, pc0) = twoD ? (offset[0], offset[1]) : (0, offset[0])
-            // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols).
+            // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols);
+            // pieces that do not overlap this rank's slice are never read.
             let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0), cHi = min(c0 + cols, pc0 + pCols)
             guard rLo < rHi, cLo < cHi else { continue }
+            let piece = try file.readFloats(name)
             piece.values.withUnsafeBufferPointer { src in
                 for r in rLo..<rHi {
                     (out + (r - r0) * cols + (cLo - c0)).update(from: src.baseAddress! + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
