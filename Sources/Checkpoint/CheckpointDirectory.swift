@@ -1,6 +1,8 @@
 // CheckpointDirectory.swift — Megatron's checkpoint layout, made atomic:
 //     <save>/latest_checkpointed_iteration.txt        the iteration of the newest complete checkpoint
 //     <save>/iter_0000020/mp_rank_00_000.h5            one HDF5 file per model-parallel rank (tp, pp)
+//     <save>/iter_0000020/distrib_optim_00_000_001.h5  with the distributed optimizer: one optimizer
+//                                                      shard per (tp, pp, dp) rank
 // A checkpoint is written into `iter_0000020.tmp`, renamed when every file is complete, and only
 // then does the pointer move (itself written to a temporary name and renamed). A failure leaves the
 // previous checkpoint and pointer untouched and removes the partial directory.
@@ -43,6 +45,11 @@ public struct CheckpointDirectory: Sendable {
     /// Megatron's per-rank file name: tensor rank (2 digits) and pipeline rank (3 digits).
     public static func rankFileName(tensorRank: Int, pipelineRank: Int) -> String {
         String(format: "mp_rank_%02d_%03d.h5", tensorRank, pipelineRank)
+    }
+
+    /// The distributed optimizer's shard of data-parallel rank `dataRank` for model-parallel rank (t, p).
+    public static func optimizerShardFileName(tensorRank: Int, pipelineRank: Int, dataRank: Int) -> String {
+        String(format: "distrib_optim_%02d_%03d_%03d.h5", tensorRank, pipelineRank, dataRank)
     }
 
     public func iterationPath(_ iteration: Int) -> String { (root as NSString).appendingPathComponent(Self.iterationName(iteration)) }

@@ -158,6 +158,35 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
+    /// Starts a non-blocking reduce-scatter with per-rank counts: `input` (Σ counts) is summed over
+    /// the group and rank r receives elements [Σ counts[..<r], + counts[r]) of the sum in `output`.
+    /// Uneven counts let any group size split any length (no padding element is ever reduced).
+    public func ireduceScatter(_ input: UnsafePointer<Float>, counts: [Int32], into output: UnsafeMutablePointer<Float>) throws -> Request {
+        let request = Request(communicator: self)
+        if size == 1 { output.update(from: input, count: Int(counts[0])); request.markCompleted(); return request }
+        let c = request.keep(counts)
+        let total = counts.reduce(0) { $0 + Int($1) }
+        try timed(total * 4, "MPI_Ireduce_scatter") {
+            MPI_Ireduce_scatter(input, output, c, mpi_float(), mpi_sum(), handle, &request.handle)
+        }
+        return request
+    }
+
+    /// Starts a non-blocking in-place all-gather with per-rank counts: rank r's block of `buffer`
+    /// starts at Σ counts[..<r]; on completion every block holds its owner's values.
+    public func iallGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32]) throws -> Request {
+        let request = Request(communicator: self)
+        if size == 1 { request.markCompleted(); return request }
+        var displacements = [Int32](repeating: 0, count: counts.count)
+        for r in 1..<counts.count { displacements[r] = displacements[r - 1] + counts[r - 1] }
+        let c = request.keep(counts), d = request.keep(displacements)
+        let total = counts.reduce(0) { $0 + Int($1) }
+        try timed(total * 4, "MPI_Iallgatherv") {
+            MPI_Iallgatherv(mpi_in_place(), 0, mpi_float(), buffer, c, d, mpi_float(), handle, &request.handle)
+        }
+        return request
+    }
+
     // MARK: Point-to-point (pipeline)
 
     /// Starts a non-blocking send of `count` floats to group rank `destination`; the buffer must stay
@@ -188,8 +217,19 @@ public final class Request: @unchecked Sendable {
     var handle: MPI_Request? = nil
     let communicator: Communicator
     public private(set) var completed = false
+    /// Count and displacement arrays of a v-collective: MPI may read them until the request completes.
+    private var kept: [UnsafeMutablePointer<Int32>] = []
 
     init(communicator: Communicator) { self.communicator = communicator }
+    deinit { for p in kept { p.deallocate() } }
+
+    /// A copy of `values` at a stable address that lives as long as the request.
+    func keep(_ values: [Int32]) -> UnsafeMutablePointer<Int32> {
+        let p = UnsafeMutablePointer<Int32>.allocate(capacity: values.count)
+        p.initialize(from: values, count: values.count)
+        kept.append(p)
+        return p
+    }
 
     func markCompleted() { completed = true }
 

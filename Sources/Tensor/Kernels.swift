@@ -1,4 +1,4 @@
-// Kernels.swift — fused elementwise passes over raw pointers: add, scale, sum of squares.
+// Kernels.swift — fused elementwise passes over raw pointers: add, scale, finiteness, sum of squares.
 // Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
 
 /// 16 floats from `p + i` (any alignment).
@@ -28,6 +28,16 @@ public enum Kernels {
             while i + 16 <= r.upperBound { store16(load16(x, i) * s, x, i); i += 16 }
             while i < r.upperBound { x[i] *= s; i += 1 }
         }
+    }
+
+    /// True when no element is ±∞ or NaN (x·0 is NaN exactly for those; one vector pass).
+    public static func allFinite(_ x: UnsafePointer<Float>, count n: Int) -> Bool {
+        var acc = F16(repeating: 0)
+        var i = 0
+        while i + 16 <= n { acc += load16(x, i) * 0; i += 16 }
+        var tail: Float = 0
+        while i < n { tail += x[i] * 0; i += 1 }
+        return acc.sum() == 0 && tail == 0
     }
 
     /// Σ x[i]² in Double, summed in fixed blocks so the result does not depend on the thread count.

@@ -92,11 +92,15 @@ struct Benchmark: ParsableCommand {
             }
             if let buckets = trainer.buckets {
                 let bytes = Double(parallel.data.counters.bytes) / Double(steps)
-                let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4
+                let sharded = trainer.optimizer.isDistributed
+                // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and all-gather the parameters.
+                let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
                 let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
-                out(String(format: "data-parallel d = %d: %.2f MB reduced per iteration (rank 0; analytic: one all-reduce of this rank's %.2f MB of gradients, plus the loss); %d buckets, %.0f%% of the gradient elements had their all-reduce started before the backward pass ended; %.1f ms spent waiting for the reduction after it",
-                           parallel.layout.data, bytes / 1e6, analytic / 1e6, buckets.bucketCount, 100 * hidden,
-                           (timer.seconds["dp gradient all-reduce (wait)"] ?? 0) / Double(steps) * 1000))
+                out(String(format: "data-parallel d = %d%@: %.2f MB moved per iteration (rank 0; analytic: %@ %.2f MB, plus the loss); %d buckets, %.0f%% of the gradient elements had their reduction started before the backward pass ended; %.1f ms spent waiting for the reduction after it",
+                           parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
+                           sharded ? "a reduce-scatter of the gradients and an all-gather of the parameters," : "one all-reduce of this rank's gradients,",
+                           analytic / 1e6, buckets.bucketCount, 100 * hidden,
+                           (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000))
                 json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
             }
             if world.rank == 0 {

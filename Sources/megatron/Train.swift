@@ -31,6 +31,10 @@ struct Train: ParsableCommand {
             let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
             log(" > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
             log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch \(cfg.microBatchSize!), global batch \(cfg.globalBatchSize ?? cfg.microBatchSize!); activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
+            // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
+            if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
+                trainer.injectOverflowAt = Set(spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+            }
             try trainer.loadIfRequested()
             let metrics = world.rank == 0 ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
             let summary = try trainer.run(metrics: metrics)

@@ -1,7 +1,8 @@
 // DataParallelTests.swift — data parallelism equals one rank: under `mpirun`, 40 iterations at
-// (t, p, d) = (1,1,2), (1,1,3), (2,2,2) with v = 2 and (1,2,3) give the lm_loss of one rank at
-// every iteration within 1e-5 relative, with small buckets so several all-reduces overlap the
-// backward pass; the data-parallel traffic equals one all-reduce of every gradient.
+// (t, p, d) = (1,1,2), (1,1,3), (2,2,2) with v = 2 and (1,2,3), each with and without the
+// distributed optimizer, give the lm_loss of one rank at every iteration within 1e-5 relative, with
+// small buckets so several reductions overlap the backward pass; the data-parallel traffic equals
+// one all-reduce of every gradient (distributed optimizer: a reduce-scatter plus an all-gather).
 import Foundation
 import XCTest
 
@@ -21,7 +22,8 @@ final class DataParallelTests: XCTestCase {
                              "--num-layers-per-virtual-pipeline-stage", "2"]),
             ("p2d3", 6, ["--pipeline-model-parallel-size", "2"]),
         ]
-        for (name, ranks, args) in grids {
+        let variants = grids.flatMap { [$0, ($0.0 + "-distopt", $0.1, $0.2 + ["--use-distributed-optimizer"])] }
+        for (name, ranks, args) in variants {
             let r = try CLI.mpirun(ranks: ranks, common + args + ["--metrics-file", "\(name).jsonl"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
             let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
@@ -36,5 +38,7 @@ final class DataParallelTests: XCTestCase {
         // d = 2: one all-reduce of the whole gradient arena (428,672 parameters, 64-byte aligned) plus the loss.
         let d2 = try CLI.jsonLines(dir.appendingPathComponent("d2.jsonl"))
         XCTAssertEqual(d2[0]["comm_bytes_dp"] as? Int, 428_672 * 4 + 8)
+        let sharded = try CLI.jsonLines(dir.appendingPathComponent("d2-distopt.jsonl"))
+        XCTAssertEqual(sharded[0]["comm_bytes_dp"] as? Int, 2 * 428_672 * 4 + 8, "reduce-scatter + all-gather of the arena, plus the loss")
     }
 }

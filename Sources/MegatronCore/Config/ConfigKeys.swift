@@ -52,6 +52,7 @@ public enum ConfigKeys {
         ConfigKey(name: "num_layers_per_virtual_pipeline_stage", field: .optionalInt(\.numLayersPerVirtualPipelineStage), help: "layers per model chunk: v = num_layers / p / this chunks per rank, the interleaved 1F1B schedule (unset: v = 1, 1F1B)"),
         ConfigKey(name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline), help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
         ConfigKey(name: "ddp_bucket_size", field: .optionalInt(\.ddpBucketSize), help: "gradient elements per data-parallel all-reduce bucket (max(40M, 1M·d)); buckets start during the last backward"),
+        ConfigKey(name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer), help: "shard the Adam moments and main gradients across the data-parallel group: reduce-scatter the gradients, update the own shard, all-gather the parameters (false)"),
         // Batch and optimisation
         ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
         ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),
@@ -67,6 +68,7 @@ public enum ConfigKeys {
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
         ConfigKey(name: "clip_grad", field: .double(\.clipGrad), help: "clip the global gradient norm to this (1.0; 0 disables)"),
+        ConfigKey(name: "loss_scale", field: .optionalDouble(\.lossScale), help: "static loss scale: backward runs on loss·scale, gradients are unscaled before clipping and a step with an overflow is skipped (unset: none in fp32)"),
         ConfigKey(name: "seed", field: .int(\.seed), help: "seed of init, dropout and data order (1234)"),
         // Checkpoints
         ConfigKey(name: "save", field: .optionalString(\.save), help: "directory to save HDF5 checkpoints into"),

@@ -83,6 +83,9 @@ public enum ConfigValidation {
         }
         if c.adamEps <= 0 { throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive") }
         if c.weightDecay < 0 { throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0") }
+        if let s = c.lossScale, !(s > 0 && s.isFinite) {
+            throw ConfigError.invalidValue(key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
+        }
         if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
         if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
         if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }

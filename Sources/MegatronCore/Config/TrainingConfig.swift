@@ -22,6 +22,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var numLayersPerVirtualPipelineStage: Int? = nil
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
+    public var useDistributedOptimizer: Bool = false
     // Batch and schedule
     public var microBatchSize: Int? = nil
     public var globalBatchSize: Int? = nil
@@ -37,6 +38,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var adamBeta2: Double = 0.999
     public var adamEps: Double = 1e-8
     public var clipGrad: Double = 1.0
+    public var lossScale: Double? = nil
     public var seed: Int = 1234
     // Checkpoints
     public var save: String? = nil

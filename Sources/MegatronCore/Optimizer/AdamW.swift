@@ -27,34 +27,46 @@ public final class AdamW: @unchecked Sendable {
     /// One update of every parameter in `params` from `grads` at learning rate `lr`.
     public func update(params: ParameterArena, grads: ParameterArena, lr: Float) {
         step += 1
-        let h = hyper
-        let bc1 = 1 - pow(h.beta1, step), bc2 = 1 - pow(h.beta2, step)
+        let corrections = AdamW.biasCorrections(hyper, step: step)
         for (slot, spec) in params.table.specs.enumerated() {
-            let p = params.pointer(slot), g = grads.pointer(slot)
-            let m = expAvg.pointer(slot), v = expAvgSq.pointer(slot)
-            let wd = spec.weightDecay ? h.weightDecay : 0
-            ThreadBudget.parallelFor(spec.count, grain: 1 << 14) { r in
-                var i = r.lowerBound
-                let b1 = F16(repeating: h.beta1), b2 = F16(repeating: h.beta2)
-                while i + 16 <= r.upperBound {
-                    let gi = load16(g, i)
-                    let mi = (1 - h.beta1) * gi + b1 * load16(m, i)
-                    let vi = ((1 - h.beta2) * gi * gi).addingProduct(b2, load16(v, i))
-                    let pi = load16(p, i)
-                    let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * pi
-                    store16(mi, m, i); store16(vi, v, i)
-                    store16(pi - lr * upd, p, i)
-                    i += 16
-                }
-                while i < r.upperBound {
-                    let gi = g[i]
-                    let mi = (1 - h.beta1) * gi + h.beta1 * m[i]
-                    let vi = (1 - h.beta2) * gi * gi + h.beta2 * v[i]
-                    let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * p[i]
-                    m[i] = mi; v[i] = vi
-                    p[i] -= lr * upd
-                    i += 1
-                }
+            AdamW.apply(hyper, params: params.pointer(slot), grads: grads.pointer(slot), expAvg: expAvg.pointer(slot),
+                        expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr,
+                        weightDecay: spec.weightDecay ? hyper.weightDecay : 0, corrections: corrections)
+        }
+    }
+
+    /// (1 − β1ᵗ, 1 − β2ᵗ) for step t.
+    static func biasCorrections(_ h: AdamWHyperparameters, step: Int) -> (Float, Float) {
+        (1 - pow(h.beta1, step), 1 - pow(h.beta2, step))
+    }
+
+    /// The fused AdamW update of `count` contiguous elements, threaded. Vector body and scalar tail do
+    /// identical arithmetic, so an element's result does not depend on where a range (or shard) starts.
+    static func apply(_ h: AdamWHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
+                      expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
+                      lr: Float, weightDecay wd: Float, corrections: (Float, Float)) {
+        let (bc1, bc2) = corrections
+        ThreadBudget.parallelFor(count, grain: 1 << 14) { r in
+            var i = r.lowerBound
+            let b1 = F16(repeating: h.beta1), b2 = F16(repeating: h.beta2)
+            while i + 16 <= r.upperBound {
+                let gi = load16(g, i)
+                let mi = (1 - h.beta1) * gi + b1 * load16(m, i)
+                let vi = ((1 - h.beta2) * gi * gi).addingProduct(b2, load16(v, i))
+                let pi = load16(p, i)
+                let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * pi
+                store16(mi, m, i); store16(vi, v, i)
+                store16(pi - lr * upd, p, i)
+                i += 16
+            }
+            while i < r.upperBound {
+                let gi = g[i]
+                let mi = (1 - h.beta1) * gi + h.beta1 * m[i]
+                let vi = ((1 - h.beta2) * gi * gi).addingProduct(h.beta2, v[i])   // the vector path's arithmetic exactly
+                let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * p[i]
+                m[i] = mi; v[i] = vi
+                p[i] -= lr * upd
+                i += 1
             }
         }
     }

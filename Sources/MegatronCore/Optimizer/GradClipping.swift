@@ -25,13 +25,24 @@ public enum GradClipping {
         try globalNorm([grads], group: group)
     }
 
+    /// The factor that brings the norm to at most `maxNorm`: maxNorm/(norm + 1e-6) when below 1,
+    /// else 1 (also when `maxNorm` is 0, which disables clipping).
+    public static func coefficient(norm: Double, maxNorm: Double) -> Double {
+        guard maxNorm > 0 else { return 1 }
+        return min(1, maxNorm / (norm + 1e-6))
+    }
+
+    /// Multiplies every gradient by `coefficient` (nothing to do at 1).
+    public static func scale(_ grads: ParameterArena, by coefficient: Double) {
+        guard coefficient < 1 else { return }
+        Kernels.scale(grads.storage.base, by: Float(coefficient), count: grads.storage.count)
+    }
+
     /// Scales the gradients so their norm is at most `maxNorm` (0 disables). Returns the coefficient used.
     @discardableResult
     public static func clip(_ grads: ParameterArena, norm: Double, maxNorm: Double) -> Double {
-        guard maxNorm > 0 else { return 1 }
-        let coeff = maxNorm / (norm + 1e-6)
-        guard coeff < 1 else { return 1 }
-        Kernels.scale(grads.storage.base, by: Float(coeff), count: grads.storage.count)
-        return coeff
+        let c = coefficient(norm: norm, maxNorm: maxNorm)
+        scale(grads, by: c)
+        return c
     }
 }

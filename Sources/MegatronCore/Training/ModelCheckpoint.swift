@@ -4,8 +4,15 @@
 //   model/<name>                      parameters, attrs global_shape / global_offset
 //   optimizer/exp_avg/<name>, optimizer/exp_avg_sq/<name>   Adam moments, same attrs
 //   root attributes: format, format_version, iteration, consumed_samples, optimizer step,
-//   opt_param_scheduler_* (LR schedule), rng_seed (all randomness is counter-based Philox keyed by
-//   seed and step, so the seed is the whole generator state), model sizes and the config as JSON.
+//   opt_param_scheduler_* (LR schedule), grad_scaler_* (loss scaler, when there is one), rng_seed
+//   (all randomness is counter-based Philox keyed by seed and step, so the seed is the whole
+//   generator state), model sizes and the config as JSON.
+// With the distributed optimizer the Adam moments are not in mp_rank files; every (tp, pp, dp) rank
+// writes distrib_optim_TT_PPP_DDD.h5 with its shard: for each parameter it owns elements of,
+//   exp_avg/<name>, exp_avg_sq/<name>   1-D runs of the rank's local tensor, attrs flat_offset (where
+//                                       the run starts in it), local_shape, global_shape, global_offset
+// Loading gathers the runs back into local tensors, then proceeds as for mp_rank files — so either
+// form loads into either form, on any grid.
 import Checkpoint
 import Foundation
 import Tensor
@@ -30,8 +37,8 @@ public enum ModelCheckpoint {
     /// Writes the checkpoint of `progress.iteration` atomically into `directory`: world rank 0
     /// prepares the temporary directory, every model-parallel rank of data-parallel rank 0 writes its
     /// shard file, all ranks agree on success, then rank 0 renames the directory and moves the pointer.
-    public static func save(to directory: CheckpointDirectory, chunks: [GPTModel], optimizers: [AdamW], schedule: LRSchedule,
-                            progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
+    public static func save(to directory: CheckpointDirectory, chunks: [GPTModel], optimizer: TrainingOptimizer, lossScaler: LossScaler?,
+                            schedule: LRSchedule, progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
         let it = progress.iteration, world = parallel.world
         var failure: Error? = nil
         var tmp = directory.iterationPath(it) + ".tmp"
@@ -45,9 +52,15 @@ public enum ModelCheckpoint {
             CheckpointDirectory.rankFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank))
         if parallel.dataRank == 0 {
             do {
-                try writeShard(path: path, chunks: chunks, optimizers: optimizers, schedule: schedule, progress: progress,
-                               configJSON: configJSON, parallel: parallel)
+                try writeShard(path: path, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
+                               progress: progress, configJSON: configJSON, parallel: parallel)
             } catch { failure = error }
+        }
+        if case .distributed(let sharded) = optimizer, failure == nil {
+            let name = CheckpointDirectory.optimizerShardFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank,
+                                                                  dataRank: parallel.dataRank)
+            do { try writeOptimizerShard(path: (tmp as NSString).appendingPathComponent(name), sharded, chunks: chunks, parallel: parallel) }
+            catch { failure = error }
         }
         let failedRank = try world.allReduceMin(failure == nil ? Int.max : world.rank)
         if failedRank == Int.max && world.rank == 0 {
@@ -62,9 +75,9 @@ public enum ModelCheckpoint {
         }
     }
 
-    static func writeShard(path: String, chunks: [GPTModel], optimizers: [AdamW], schedule: LRSchedule,
+    static func writeShard(path: String, chunks: [GPTModel], optimizer: TrainingOptimizer, lossScaler: LossScaler?, schedule: LRSchedule,
                            progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
-        let model = chunks[0], optimizer = optimizers[0]
+        let model = chunks[0]
         let f = try HDF5File.create(path)
         try f.setAttribute("format", string: format)
         try f.setAttribute("format_version", int: formatVersion)
@@ -77,6 +90,13 @@ public enum ModelCheckpoint {
         try f.setAttribute("opt_param_scheduler_warmup_steps", int: schedule.warmupSteps)
         try f.setAttribute("opt_param_scheduler_decay_steps", int: schedule.decaySteps)
         try f.setAttribute("opt_param_scheduler_decay_style", string: schedule.style.rawValue)
+        try f.setAttribute("use_distributed_optimizer", int: optimizer.isDistributed ? 1 : 0)
+        try f.setAttribute("data_parallel_size", int: parallel.layout.data)
+        if let lossScaler {
+            try f.setAttribute("grad_scaler_scale", double: Double(lossScaler.scale))
+            try f.setAttribute("grad_scaler_growth_tracker", int: lossScaler.growthTracker)
+            try f.setAttribute("grad_scaler_hysteresis_tracker", int: lossScaler.hysteresisTracker)
+        }
         try f.setAttribute("rng_seed", int: model.config.seed)
         try f.setAttribute("tensor_model_parallel_size", int: parallel.layout.tensor)
         try f.setAttribute("pipeline_model_parallel_size", int: parallel.layout.pipeline)
@@ -84,13 +104,35 @@ public enum ModelCheckpoint {
         try f.setAttribute("pipeline_model_parallel_rank", int: parallel.pipelineRank)
         for (k, v) in shapeAttributes(model.config) { try f.setAttribute(k, int: v) }
         try f.setAttribute("config_json", string: configJSON)
-        for (chunk, opt) in zip(chunks, optimizers) {
+        for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
                 try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: chunk.params.pointer(slot), attributes: attrs)
-                try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: opt.expAvg.pointer(slot), attributes: attrs)
-                try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: opt.expAvgSq.pointer(slot), attributes: attrs)
+                if case .perChunk(let optimizers) = optimizer {
+                    try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: optimizers[c].expAvg.pointer(slot), attributes: attrs)
+                    try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: optimizers[c].expAvgSq.pointer(slot), attributes: attrs)
+                }
             }
+        }
+        try f.flush()
+    }
+
+    /// Writes this data-parallel rank's shard of the distributed optimizer's moments.
+    static func writeOptimizerShard(path: String, _ optimizer: DistributedOptimizer, chunks: [GPTModel], parallel: ParallelState) throws {
+        let f = try HDF5File.create(path)
+        try f.setAttribute("format", string: format)
+        try f.setAttribute("format_version", int: formatVersion)
+        try f.setAttribute("tensor_model_parallel_rank", int: parallel.tensorRank)
+        try f.setAttribute("pipeline_model_parallel_rank", int: parallel.pipelineRank)
+        try f.setAttribute("data_parallel_rank", int: parallel.dataRank)
+        try f.setAttribute("data_parallel_size", int: parallel.layout.data)
+        try f.setAttribute("optimizer_step", int: optimizer.step)
+        for s in optimizer.segments {
+            let spec = chunks[s.chunk].table.specs[s.slot]
+            let attrs = ["flat_offset": [s.elementOffset], "local_shape": spec.localShape,
+                         "global_shape": spec.shape, "global_offset": spec.globalOffset]
+            try f.writeFloats("exp_avg/" + spec.name, shape: [s.count], data: optimizer.expAvg.base + s.shardOffset, attributes: attrs)
+            try f.writeFloats("exp_avg_sq/" + spec.name, shape: [s.count], data: optimizer.expAvgSq.base + s.shardOffset, attributes: attrs)
         }
         try f.flush()
     }
@@ -100,13 +142,15 @@ public enum ModelCheckpoint {
     /// carries its global offset) and this rank's slice is cut out. Rows beyond the vocabulary padding
     /// of the writing grid stay zero (padding never affects results); the last stage's tied
     /// `output_layer.weight` comes from the word embedding when the writer had no separate copy.
-    public static func load(from directory: CheckpointDirectory, chunks: [GPTModel], optimizers: [AdamW],
-                            schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
+    public static func load(from directory: CheckpointDirectory, chunks: [GPTModel], optimizer: TrainingOptimizer,
+                            lossScaler: inout LossScaler?, schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
         let it = try directory.latestIteration()
         let dir = directory.iterationPath(it)
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("mp_rank_") && $0.hasSuffix(".h5") }.sorted()
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".h5") }.sorted()
+        let names = entries.filter { $0.hasPrefix("mp_rank_") }
         guard !names.isEmpty else { throw CheckpointError.incompatible(path: dir, reason: "it holds no mp_rank_*.h5 files") }
         let files = try names.map { try HDF5File.openReadOnly((dir as NSString).appendingPathComponent($0)) }
+        let shardFiles = try entries.filter { $0.hasPrefix("distrib_optim_") }.map { try HDF5File.openReadOnly((dir as NSString).appendingPathComponent($0)) }
         let f = files[0]
         guard (try? f.stringAttribute("format")) == format else {
             throw CheckpointError.incompatible(path: f.path, reason: "it is not a \(format) checkpoint")
@@ -119,15 +163,29 @@ public enum ModelCheckpoint {
             let stored = try f.intAttribute(k)
             if stored != v { throw TrainingError.checkpointMismatch(path: f.path, key: k, checkpoint: "\(stored)", config: "\(v)") }
         }
-        for (chunk, opt) in zip(chunks, optimizers) {
+        // Moments go straight into per-chunk optimizers; the distributed optimizer takes its shard of full-size arenas.
+        let moments: [(ParameterArena, ParameterArena)]
+        switch optimizer {
+        case .perChunk(let optimizers): moments = optimizers.map { ($0.expAvg, $0.expAvgSq) }
+        case .distributed: moments = chunks.map { (ParameterArena(table: $0.table), ParameterArena(table: $0.table)) }
+        }
+        for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
                     ? "embedding.word_embeddings.weight" : spec.name
-                for (group, arena) in [("model/", chunk.params), ("optimizer/exp_avg/", opt.expAvg), ("optimizer/exp_avg_sq/", opt.expAvgSq)] {
-                    try assemble(group + source, into: arena.pointer(slot), spec: spec, from: files)
-                }
+                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
+                try assemble(source, into: moments[c].0.pointer(slot), spec: spec,
+                             from: pieces("optimizer/exp_avg/" + source, files, [("exp_avg/" + source, shardFiles)]), checkpoint: dir)
+                try assemble(source, into: moments[c].1.pointer(slot), spec: spec,
+                             from: pieces("optimizer/exp_avg_sq/" + source, files, [("exp_avg_sq/" + source, shardFiles)]), checkpoint: dir)
             }
-            opt.step = try f.intAttribute("optimizer_step")
+        }
+        if case .distributed(let sharded) = optimizer { sharded.loadState(expAvg: moments.map(\.0), expAvgSq: moments.map(\.1)) }
+        optimizer.step = try f.intAttribute("optimizer_step")
+        if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
+            lossScaler!.restore(scale: Float(try f.doubleAttribute("grad_scaler_scale")),
+                                growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
+                                hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
         }
         schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
         var progress = TrainingProgress()
@@ -136,42 +194,91 @@ public enum ModelCheckpoint {
         return progress
     }
 
-    /// Fills this rank's slice of tensor `name` (`spec.localShape` at `spec.globalOffset`) from the
-    /// pieces in `files`, viewing every tensor as [rows, cols] (1-D: one row).
-    static func assemble(_ name: String, into out: UnsafeMutablePointer<Float>, spec: ParameterSpec, from files: [HDF5File]) throws {
+    /// A stored local tensor of some rank: where it sits in the global tensor, and how to read it.
+    struct Piece {
+        let path: String
+        let globalShape: [Int], globalOffset: [Int], localShape: [Int]
+        let read: () throws -> [Float]
+    }
+
+    /// The pieces of dataset `name` in whole-tensor files, plus those reassembled from the 1-D runs
+    /// of optimizer-shard files (`runs`: dataset name and the shard files, grouped here by the
+    /// model-parallel rank that wrote them).
+    static func pieces(_ name: String, _ files: [HDF5File], _ runs: [(String, [HDF5File])]) throws -> [Piece] {
+        var result: [Piece] = []
+        for file in files where file.exists(name) {
+            result.append(Piece(path: file.path, globalShape: try file.intArrayAttribute(of: name, "global_shape"),
+                                globalOffset: try file.intArrayAttribute(of: name, "global_offset"),
+                                localShape: file.shape(of: name) ?? [], read: { try file.readFloats(name).values }))
+        }
+        for (runName, shardFiles) in runs {
+            var bySource: [[Int]: [HDF5File]] = [:]
+            for file in shardFiles where file.exists(runName) {
+                let key = [try file.intAttribute("tensor_model_parallel_rank"), try file.intAttribute("pipeline_model_parallel_rank")]
+                bySource[key, default: []].append(file)
+            }
+            for key in bySource.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                let group = bySource[key]!, first = group[0]
+                let localShape = try first.intArrayAttribute(of: runName, "local_shape")
+                let count = localShape.reduce(1, *)
+                result.append(Piece(path: first.path, globalShape: try first.intArrayAttribute(of: runName, "global_shape"),
+                                    globalOffset: try first.intArrayAttribute(of: runName, "global_offset"), localShape: localShape, read: {
+                    var values = [Float](repeating: 0, count: count)
+                    var covered = 0
+                    for file in group {
+                        let start = try file.intArrayAttribute(of: runName, "flat_offset")[0]
+                        let run = try file.readFloats(runName).values
+                        guard start >= 0, start + run.count <= count else {
+                            throw CheckpointError.incompatible(path: file.path, reason: "'\(runName)' runs past its tensor of \(count) elements")
+                        }
+                        values.replaceSubrange(start..<start + run.count, with: run)
+                        covered += run.count
+                    }
+                    guard covered == count else {
+                        throw CheckpointError.incompatible(path: first.path, reason: "the optimizer shards of tensor rank \(key[0]), pipeline rank \(key[1]) cover \(covered) of the \(count) elements of '\(runName)': a distrib_optim file is missing")
+                    }
+                    return values
+                }))
+            }
+        }
+        return result
+    }
+
+    /// Fills this rank's slice of tensor `name` (`spec.localShape` at `spec.globalOffset`) from
+    /// `pieces`, viewing every tensor as [rows, cols] (1-D: one row).
+    static func assemble(_ name: String, into out: UnsafeMutablePointer<Float>, spec: ParameterSpec, from pieces: [Piece],
+                         checkpoint: String) throws {
         let twoD = spec.shape.count > 1
         let cols = twoD ? spec.localShape[1] : spec.count
         let (r0, c0) = twoD ? (spec.globalOffset[0], spec.globalOffset[1]) : (0, spec.globalOffset.first ?? 0)
         let rows = twoD ? spec.localShape[0] : 1
         out.update(repeating: 0, count: spec.count)
         var covered = 0, wanted = 0
-        var found = false
-        for file in files where file.exists(name) {
-            found = true
-            let offset = try file.intArrayAttribute(of: name, "global_offset")
-            let globalShape = try file.intArrayAttribute(of: name, "global_shape")
+        guard let firstPath = pieces.first?.path else {
+            throw CheckpointError.incompatible(path: checkpoint, reason: "no rank file holds '\(name)'")
+        }
+        for piece in pieces {
+            let globalShape = piece.globalShape, offset = piece.globalOffset, localShape = piece.localShape
             if twoD && globalShape.count == 2 && globalShape[1] != spec.shape[1] || !twoD && globalShape.count != 1 {
-                throw CheckpointError.incompatible(path: file.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)")
+                throw CheckpointError.incompatible(path: piece.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)")
             }
             if wanted == 0 { wanted = min(rows, max(0, (twoD ? globalShape[0] : 1) - r0)) * cols }
-            let localShape = file.shape(of: name) ?? []
             let pRows = twoD ? localShape[0] : 1, pCols = twoD ? localShape[1] : localShape.reduce(1, *)
             let (pr0, pc0) = twoD ? (offset[0], offset[1]) : (0, offset[0])
             // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols);
             // pieces that do not overlap this rank's slice are never read.
             let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0), cHi = min(c0 + cols, pc0 + pCols)
             guard rLo < rHi, cLo < cHi else { continue }
-            let piece = try file.readFloats(name)
-            piece.values.withUnsafeBufferPointer { src in
+            let values = try piece.read()
+            values.withUnsafeBufferPointer { src in
                 for r in rLo..<rHi {
                     (out + (r - r0) * cols + (cLo - c0)).update(from: src.baseAddress! + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
                 }
             }
             covered += (rHi - rLo) * (cHi - cLo)
         }
-        guard found else { throw CheckpointError.incompatible(path: files[0].path, reason: "no rank file holds '\(name)'") }
         guard covered >= wanted else {
-            throw CheckpointError.incompatible(path: files[0].path, reason: "the rank files cover only \(covered) of the \(wanted) elements of '\(name)' this rank needs")
+            throw CheckpointError.incompatible(path: firstPath, reason: "the rank files cover only \(covered) of the \(wanted) elements of '\(name)' this rank needs")
         }
     }
 }

@@ -1,9 +1,12 @@
 // Trainer.swift — the training loop of one model replica: micro-batches with gradient
 // accumulation (or a pipeline schedule, Trainer+Pipeline.swift), global-norm clipping, AdamW, the
 // LR schedule, periodic validation, logging and checkpoints. A step of iteration k:
-//     zero grads → for each micro-batch: forward+backward (loss scaled by 1/(tokens·microbatches))
-//     → grad norm → clip → AdamW at lr(k) → schedule += global batch → log, validate, save
+//     zero grads → for each micro-batch: forward+backward (loss scaled by scale/(tokens·microbatches·d))
+//     → data-parallel all-reduce (or reduce-scatter, distributed optimizer) → [loss scaler: unscale,
+//     overflow anywhere → skip the step] → grad norm → clip → AdamW at lr(k) [→ all-gather params]
+//     → schedule += global batch → log, validate, save
 import Checkpoint
+import Distributed
 import Foundation
 import Tensor
 
@@ -15,9 +18,14 @@ public struct TrainingSummary: Sendable {
 
 public final class Trainer {
     public let config: TrainingConfig
-    /// This rank's model chunks (one, or v with the interleaved pipeline schedule) and their optimizers.
+    /// This rank's model chunks (one, or v with the interleaved pipeline schedule) and their optimizer.
     public let chunks: [GPTModel]
-    public let optimizers: [AdamW]
+    public let optimizer: TrainingOptimizer
+    /// Loss scaling (reduced precision): the backward pass runs on loss·scale and an overflow skips the step.
+    public var lossScaler: LossScaler? = nil
+    /// Test hook: at these iterations model-parallel rank (0, 0) of every replica finds +∞ in a
+    /// gradient after the reduction (an overflow, as fp16 would produce).
+    public var injectOverflowAt: Set<Int> = []
     public var model: GPTModel { chunks[0] }
     /// Activation memory of this rank (every chunk, every micro-batch in flight).
     public var activationBytes: Int { executor?.activationBytes ?? chunks.reduce(0) { $0 + $1.acts.bytes } }
@@ -81,7 +89,6 @@ public final class Trainer {
         }
         let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
                                          weightDecay: Float(c.weightDecay))
-        optimizers = chunks.map { AdamW(table: $0.table, hyper: hyper) }
         if p > 1 {
             let m = numMicrobatches
             let train = try PipelineSchedule.make(kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m)
@@ -92,7 +99,16 @@ public final class Trainer {
         } else {
             trainSchedule = nil; evalSchedule = nil; executor = nil
         }
-        buckets = d > 1 ? GradientBuckets(chunks: chunks, group: parallel.data, bucketElements: c.ddpBucketSize ?? max(40_000_000, 1_000_000 * d)) : nil
+        let tied: Set<String> = p > 1 ? ["embedding.word_embeddings.weight", GPTSlots.tiedOutputLayerName] : []
+        let buckets = d > 1 || c.useDistributedOptimizer
+            ? GradientBuckets(chunks: chunks, group: parallel.data, bucketElements: c.ddpBucketSize ?? max(40_000_000, 1_000_000 * d), isolated: tied)
+            : nil
+        self.buckets = buckets
+        if c.useDistributedOptimizer, let buckets {
+            optimizer = .distributed(DistributedOptimizer(chunks: chunks, buckets: buckets, group: parallel.data, hyper: hyper))
+        } else {
+            optimizer = .perChunk(chunks.map { AdamW(table: $0.table, hyper: hyper) })
+        }
         let (dpRank, dpSize) = (parallel.dataRank, d)
         executor?.microbatchIndex = { $0 * dpSize + dpRank }
         let decayIters = c.lrDecayIters ?? trainIters
@@ -101,6 +117,7 @@ public final class Trainer {
         schedule = LRSchedule(maxLR: c.lr!, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * globalBatch,
                               style: LRDecayStyle(rawValue: c.lrDecayStyle) ?? .linear)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
+        lossScaler = c.lossScale.map { LossScaler.constant(Float($0)) }
     }
 
     public static func modelConfig(_ c: TrainingConfig) -> GPTConfig {
@@ -117,8 +134,8 @@ public final class Trainer {
     /// Resumes from `config.load` when it names a checkpoint.
     public func loadIfRequested() throws {
         guard let load = config.load else { return }
-        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), chunks: chunks, optimizers: optimizers,
-                                            schedule: &schedule, parallel: parallel)
+        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
+                                            lossScaler: &lossScaler, schedule: &schedule, parallel: parallel)
         log(" > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples \(progress.consumedSamples))")
     }
 
@@ -132,7 +149,7 @@ public final class Trainer {
         }
         if progress.iteration >= trainIters { log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train") }
         let flops = model.config.flopsPerIteration(globalBatch: globalBatch)
-        var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0)
+        var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0)
         var bubbleWindow = 0.0
         let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
         executor?.trace = tracer == nil ? nil : []
@@ -141,15 +158,19 @@ public final class Trainer {
             let start = DispatchTime.now().uptimeNanoseconds
             for (_, group) in parallel.groups { group.resetCounters() }
             currentTracer = tracer
-            let (loss, norm, lr) = try step()
+            let scaleUsed = Double(lossScaler?.scale ?? 1)
+            let result = try step()
+            let (loss, norm, lr) = (result.loss, result.gradNorm, result.lr)
+            if result.skipped { window.skipped += 1 }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             let it = progress.iteration
             let comm = parallel.tensor.counters
             var m = IterationMetrics(iteration: it, consumedSamples: progress.consumedSamples, lmLoss: loss, lr: lr, gradNorm: norm,
                                      stepMs: ms, tokensPerSecond: Double(globalBatch * seqLength) / (ms / 1000),
                                      tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: globalBatch,
-                                     skippedIterations: 0, nanIterations: 0,
+                                     skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
                                      communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
+            m.lossScale = scaleUsed
             if let idle = lastPipelineIdleFraction {
                 var mine = Float(idle)
                 var all = [Float](repeating: 0, count: parallel.world.size)
@@ -159,14 +180,14 @@ public final class Trainer {
             }
             summary.lastIteration = it
             summary.lastTrainLoss = loss
-            window.iters += 1; window.loss += loss; window.ms += ms; window.commBytes += comm.bytes; window.commS += comm.seconds
+            window.iters += 1; window.loss += result.skipped ? 0 : loss; window.ms += ms; window.commBytes += comm.bytes; window.commS += comm.seconds
             if it % config.logInterval == 0 || it == trainIters {
                 let avgMs = window.ms / Double(window.iters)
                 var line = TrainingLogFormat.line(iteration: it, trainIters: trainIters, consumedSamples: progress.consumedSamples,
                                                   msPerIteration: avgMs, tflopsPerRank: flops / (avgMs / 1000) / 1e12 / Double(parallel.world.size),
                                                   tokensPerSecond: Double(globalBatch * seqLength) / (avgMs / 1000), lr: lr,
-                                                  globalBatch: globalBatch, lmLoss: window.loss / Double(window.iters), gradNorm: norm,
-                                                  skipped: 0, nan: 0)
+                                                  globalBatch: globalBatch, lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),   // Megatron: skipped steps not averaged
+                                                  lossScale: Double(lossScaler?.scale ?? 1), gradNorm: norm, skipped: window.skipped, nan: 0)
                 if parallel.layout.tensor > 1 {
                     let n = Double(window.iters)
                     line += String(format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6, window.commS / n * 1000)
@@ -177,7 +198,7 @@ public final class Trainer {
                     bubbleWindow = 0
                 }
                 log(line)
-                window = (0, 0, 0, 0, 0)
+                window = (0, 0, 0, 0, 0, 0)
             }
             if config.evalIters > 0, valid != nil, it % config.evalInterval == 0 || it == trainIters {
                 m.validLoss = try evaluateAndPrint(label: "iteration \(it) on validation set")
@@ -194,13 +215,24 @@ public final class Trainer {
         return summary
     }
 
-    /// One iteration: returns (lm loss, grad norm before clipping, learning rate used).
-    public func step() throws -> (Double, Double, Double) {
+    /// What one iteration did.
+    public struct StepResult {
+        public var loss: Double
+        /// ‖g‖ before clipping; nil when the step was skipped.
+        public var gradNorm: Double?
+        public var lr: Double
+        /// The loss scaler found an overflow: no update, the scale backs off.
+        public var skipped: Bool
+    }
+
+    /// One iteration.
+    public func step() throws -> StepResult {
         let nextIteration = progress.iteration + 1
         model.timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
         let tokensPerMicro = microBatch * seqLength, d = parallel.layout.data
         // Every data-parallel rank scales by the global token count; the all-reduce then sums.
-        let gradScale = Float(1.0 / Double(tokensPerMicro * numMicrobatches * d))
+        let lossScale = lossScaler?.scale ?? 1
+        let gradScale = Float(Double(lossScale) / Double(tokensPerMicro * numMicrobatches * d))
         var lossSum = 0.0
         if let executor, let trainSchedule {
             lossSum = try pipelineStep(executor, trainSchedule, iteration: nextIteration, gradScale: gradScale)
@@ -219,28 +251,78 @@ public final class Trainer {
         }
         if let buckets {
             if executor != nil { buckets.beginLastMicrobatch() }
-            try model.timer.measure("dp gradient all-reduce (wait)") { try buckets.finish() }
-            lossSum = try parallel.data.allReduceSum(lossSum)
+            try model.timer.measure("dp gradient reduction (wait)") { try buckets.finish() }
+            if d > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
-        for chunk in chunks { try chunk.finalizeGradients() }
+        switch optimizer {
+        case .perChunk: for chunk in chunks { try chunk.finalizeGradients() }
+        case .distributed(let sharded):
+            try sharded.allReduceSequenceParallelGradients(over: config.sequenceParallel ? chunks[0].tensorParallel.group : nil)
+        }
+        if injectOverflowAt.contains(nextIteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 {
+            switch optimizer {
+            case .perChunk: chunks[0].grads.storage.base[0] = .infinity
+            case .distributed(let sharded): sharded.mainGrad.base[0] = .infinity
+            }
+        }
         let loss = lossSum / Double(tokensPerMicro * numMicrobatches * d)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.map { saveDirectory!.iterationPath($0) } ?? config.load
         guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        let norm = try model.timer.measure("grad norm + clip") {
-            try GradClipping.globalNorm(chunks.map(\.grads), excluding: [GPTSlots.tiedOutputLayerName], group: parallel.modelParallel)
+        // The group over which every parameter's gradient is held exactly once: model-parallel ranks,
+        // and with the distributed optimizer also the data-parallel shards (the whole world).
+        let statsGroup = optimizer.isDistributed ? parallel.world : parallel.modelParallel
+        if lossScaler != nil {
+            let overflow = try model.timer.measure("unscale + overflow check") { try unscaleAndCheck(lossScale, group: statsGroup) }
+            lossScaler!.update(foundOverflow: overflow)
+            if overflow {
+                progress.iteration = nextIteration
+                progress.consumedSamples += globalBatch
+                return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true)
+            }
+        }
+        let excluded: Set<String> = [GPTSlots.tiedOutputLayerName]
+        let norm = try model.timer.measure("grad norm + clip") { () throws -> Double in
+            switch optimizer {
+            case .perChunk: return try GradClipping.globalNorm(chunks.map(\.grads), excluding: excluded, group: statsGroup)
+            case .distributed(let sharded): return try statsGroup.allReduceSum(sharded.localSumOfSquares(excluding: excluded)).squareRoot()
+            }
         }
         guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: nextIteration, lr: lr, lastCheckpoint: lastCheckpoint) }
-        model.timer.measure("grad norm + clip") { for chunk in chunks { GradClipping.clip(chunk.grads, norm: norm, maxNorm: config.clipGrad) } }
-        currentTracer.span("optimizer") {
-            model.timer.measure("optimizer (AdamW)") {
-                for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: Float(lr)) }
+        let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
+        try currentTracer.span("optimizer") {
+            switch optimizer {
+            case .perChunk(let optimizers):
+                model.timer.measure("grad norm + clip") { for chunk in chunks { GradClipping.scale(chunk.grads, by: coefficient) } }
+                model.timer.measure("optimizer (AdamW)") {
+                    for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: Float(lr)) }
+                }
+            case .distributed(let sharded):
+                if coefficient < 1 { model.timer.measure("grad norm + clip") { sharded.scaleGradients(by: Float(coefficient)) } }
+                try model.timer.measure("optimizer (AdamW shard + param all-gather)") { try sharded.update(lr: Float(lr)) }
             }
         }
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration
         progress.consumedSamples += globalBatch
-        return (loss, norm, lr)
+        return StepResult(loss: loss, gradNorm: norm, lr: lr, skipped: false)
+    }
+
+    /// Multiplies the gradients by 1/`scale` and returns whether any rank of `group` holds a
+    /// non-finite one (Megatron's found_inf, reduced with MAX).
+    func unscaleAndCheck(_ scale: Float, group: Communicator) throws -> Bool {
+        var finite = true
+        switch optimizer {
+        case .perChunk:
+            for chunk in chunks {
+                if scale != 1 { Kernels.scale(chunk.grads.storage.base, by: 1 / scale, count: chunk.grads.storage.count) }
+                finite = finite && Kernels.allFinite(chunk.grads.storage.base, count: chunk.grads.storage.count)
+            }
+        case .distributed(let sharded):
+            if scale != 1 { sharded.scaleGradients(by: 1 / scale) }
+            finite = sharded.gradientsAreFinite()
+        }
+        return try group.allReduceMax(finite ? 0 : 1) != 0
     }
 
     /// Writes this data-parallel rank's training micro-batch `micro` of the next iteration into
@@ -289,7 +371,7 @@ public final class Trainer {
     func save() throws {
         guard let dir = saveDirectory else { return }
         let start = DispatchTime.now().uptimeNanoseconds
-        try ModelCheckpoint.save(to: dir, chunks: chunks, optimizers: optimizers, schedule: schedule, progress: progress,
+        try ModelCheckpoint.save(to: dir, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule, progress: progress,
                                  configJSON: ConfigKeys.json(of: config), parallel: parallel)
         lastSavedIteration = progress.iteration
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6

@@ -18,12 +18,15 @@ public struct IterationMetrics {
     public var consumedSamples: Int
     public var lmLoss: Double
     public var lr: Double
-    public var gradNorm: Double
+    /// nil when the step was skipped (loss-scale overflow).
+    public var gradNorm: Double?
     public var stepMs: Double
     public var tokensPerSecond: Double
     public var tflops: Double
     public var globalBatchSize: Int
     public var skippedIterations: Int
+    /// The loss scale this step ran with (1 without loss scaling).
+    public var lossScale: Double = 1
     public var nanIterations: Int
     /// Per communication group ("tp", "dp", "pp", "mp"): bytes and seconds of this iteration.
     public var communication: [(group: String, bytes: Int, seconds: Double)] = []
@@ -35,7 +38,7 @@ public struct IterationMetrics {
     public var jsonLine: String {
         var fields: [(String, String)] = [
             ("iteration", "\(iteration)"), ("consumed_samples", "\(consumedSamples)"), ("lm_loss", num(lmLoss)),
-            ("lr", num(lr)), ("grad_norm", num(gradNorm)), ("step_ms", num(stepMs)),
+            ("lr", num(lr)), ("loss_scale", num(lossScale)), ("grad_norm", gradNorm.map(num) ?? "null"), ("step_ms", num(stepMs)),
             ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
             ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
         ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
@@ -51,7 +54,7 @@ public enum TrainingLogFormat {
     /// ` [time] iteration k/N | consumed samples: … | … |` averaged over the logging interval.
     public static func line(iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
                             tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
-                            lmLoss: Double, gradNorm: Double, skipped: Int, nan: Int) -> String {
+                            lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int) -> String {
         let stamp = DateFormatter()
         stamp.dateFormat = "yyyy-MM-dd HH:mm:ss"
         stamp.locale = Locale(identifier: "en_US_POSIX")
@@ -63,8 +66,8 @@ public enum TrainingLogFormat {
         s += " learning rate: \(sci(lr)) |"
         s += " global batch size: \(pad(globalBatch, 5)) |"
         s += " lm loss: \(sci(lmLoss)) |"
-        s += " loss scale: 1.0 |"
-        s += " grad norm: \(String(format: "%.3f", gradNorm)) |"
+        s += " loss scale: \(sci(lossScale)) |"
+        if let gradNorm { s += " grad norm: \(String(format: "%.3f", gradNorm)) |" }
         s += " number of skipped iterations: \(pad(skipped, 3)) |"
         s += " number of nan iterations: \(pad(nan, 3)) |"
         return s

@@ -4,15 +4,28 @@
 // During the step's last micro-batch the model reports parameters whose gradients are final; a
 // bucket whose parameters are all final starts its non-blocking all-reduce at once, overlapping the
 // rest of the backward pass. `finish` starts what is left and waits for everything.
+// With the distributed optimizer each bucket is reduce-scattered instead: data-parallel rank r
+// receives the summed gradients of its own contiguous piece of every bucket (see
+// DistributedOptimizer) — the pieces differ by at most one element, so any d works, odd d included.
+// Parameters named in `isolated` (the tied word embedding and its copy on the last stage) get a
+// bucket of their own, so both stages split them identically and their updates stay bitwise equal.
 import Distributed
 
 public final class GradientBuckets {
-    struct Bucket {
-        let chunk: Int
-        let offset: Int, count: Int
-        let slots: [Int]
+    public struct Bucket {
+        public let chunk: Int
+        /// The bucket's range of the chunk's gradient arena (parameters plus their alignment padding).
+        public let offset: Int, count: Int
+        public let slots: [Int]
         var pending = 0
         var request: Request? = nil
+    }
+
+    /// Where a bucket's reduce-scatter leaves this rank's piece: per-rank element counts and the output.
+    public struct ScatterTarget {
+        public let counts: [Int32]
+        public let output: UnsafeMutablePointer<Float>
+        public init(counts: [Int32], output: UnsafeMutablePointer<Float>) { self.counts = counts; self.output = output }
     }
 
     let chunks: [GPTModel]
@@ -24,7 +37,10 @@ public final class GradientBuckets {
     public private(set) var overlappedElements = 0
     public private(set) var totalElements = 0
 
-    public init(chunks: [GPTModel], group: Communicator, bucketElements: Int) {
+    /// Set by the distributed optimizer: reduce-scatter bucket b into `scatterTargets[b]`.
+    public var scatterTargets: [ScatterTarget]? = nil
+
+    public init(chunks: [GPTModel], group: Communicator, bucketElements: Int, isolated: Set<String> = []) {
         self.chunks = chunks
         self.group = group
         for (c, model) in chunks.enumerated() {
@@ -42,6 +58,11 @@ public final class GradientBuckets {
             }
             var size = 0
             for slot in stride(from: table.specs.count - 1, through: 0, by: -1) {
+                if isolated.contains(table.specs[slot].name) {
+                    close(); size = 0
+                    current = [slot]; close()
+                    continue
+                }
                 current.append(slot)
                 size += table.specs[slot].count
                 if size >= bucketElements { close(); size = 0 }
@@ -53,6 +74,8 @@ public final class GradientBuckets {
     }
 
     public var bucketCount: Int { buckets.count }
+    /// The buckets in reduction order.
+    public var layout: [Bucket] { buckets }
 
     /// Before the step's last micro-batch: nothing is final yet.
     public func beginLastMicrobatch() {
@@ -82,8 +105,13 @@ public final class GradientBuckets {
 
     private func start(_ b: Int) {
         let bucket = buckets[b]
+        let grads = chunks[bucket.chunk].grads.storage.base + bucket.offset
         do {
-            buckets[b].request = try group.iallReduceSum(chunks[bucket.chunk].grads.storage.base + bucket.offset, count: bucket.count)
+            if let target = scatterTargets?[b] {
+                buckets[b].request = try group.ireduceScatter(grads, counts: target.counts, into: target.output)
+            } else {
+                buckets[b].request = try group.iallReduceSum(grads, count: bucket.count)
+            }
         } catch { failure = failure ?? error }
     }
 }
