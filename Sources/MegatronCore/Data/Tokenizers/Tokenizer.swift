@@ -1,0 +1,51 @@
+// Tokenizer.swift — what every tokenizer offers (Megatron's MegatronTokenizer): vocabulary size,
+// the end-of-document id, encode and decode; `Tokenizers.make` builds one from the config keys
+// `tokenizer_type`, `vocab_file`, `merge_file`, with errors that name the key and the file.
+import Foundation
+
+public protocol Tokenizer: Sendable {
+    var name: String { get }
+    var vocabSize: Int { get }
+    /// The id appended after each document (`--append-eod`).
+    var eod: Int32 { get }
+    func encode(_ text: UnsafeBufferPointer<UInt8>) -> [Int32]
+    func decode(_ ids: [Int32]) -> [UInt8]
+}
+
+extension Tokenizer {
+    public func encode(_ bytes: [UInt8]) -> [Int32] { bytes.withUnsafeBufferPointer { encode($0) } }
+}
+
+public enum TokenizerError: Error, CustomStringConvertible {
+    case unreadable(path: String, key: String)
+    case malformed(path: String, reason: String)
+    case mismatch(vocab: String, merges: String, line: Int, token: String)
+    case missingFile(key: String, tokenizer: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let p, let k): return "cannot read '\(p)' (`\(k)`): check the path"
+        case .malformed(let p, let r): return "'\(p)' is not a valid tokenizer file: \(r)"
+        case .mismatch(let v, let m, let l, let t):
+            return "the vocabulary and merges do not match: '\(m)' line \(l) uses token '\(t)', which '\(v)' does not have; pass the vocab.json and merges.txt of the same tokenizer"
+        case .missingFile(let k, let t): return "\(t) needs `\(k)`"
+        }
+    }
+}
+
+public enum Tokenizers {
+    /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`).
+    public static func make(type: String, vocabFile: String?, mergeFile: String?) throws -> Tokenizer {
+        switch type {
+        case "GPT2BPETokenizer":
+            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type) }
+            guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type) }
+            return try GPT2BPETokenizer(vocabFile: vocabFile, mergeFile: mergeFile)
+        case "BertWordPieceLowerCase":
+            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type) }
+            return try BertWordPieceTokenizer(vocabFile: vocabFile, lowerCase: true)
+        default:
+            return ByteLevelTokenizer()
+        }
+    }
+}
