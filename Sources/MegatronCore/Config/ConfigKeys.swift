@@ -82,10 +82,11 @@ public enum ConfigKeys {
         ConfigKey(name: "metrics_file", field: .optionalString(\.metricsFile), help: "append one JSON line of metrics per iteration to this file"),
         ConfigKey(name: "trace_dir", field: .optionalString(\.traceDir), help: "write each rank's measured timeline (forward, backward, send, receive wait, optimizer) as Chrome trace JSON here"),
         // Data
-        ConfigKey(name: "data_path", field: .stringList(\.dataPath), help: "token file(s); empty: the built-in corpus (texts of /usr/share/common-licenses)"),
+        ConfigKey(name: "data_path", field: .stringList(\.dataPath), help: "a preprocessed dataset prefix (P_text_document), or weights and prefixes alternating to blend several; empty: the built-in corpus (texts of /usr/share/common-licenses)"),
+        ConfigKey(name: "data_cache_path", field: .optionalString(\.dataCachePath), help: "where the sample indices are cached (default: <data dir>/cache/GPTDataset_indices)"),
         ConfigKey(name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
         ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
-        ConfigKey(name: "tokenizer_type", field: .string(\.tokenizerType), help: "ByteLevelTokenizer or NullTokenizer (with vocab_size)"),
+        ConfigKey(name: "tokenizer_type", field: .string(\.tokenizerType), help: "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with vocab_size)"),
         ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),

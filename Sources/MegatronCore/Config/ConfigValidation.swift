@@ -4,7 +4,7 @@
 import Foundation
 
 public enum ConfigValidation {
-    public static let tokenizers = ["ByteLevelTokenizer", "NullTokenizer"]
+    public static let tokenizers = ["ByteLevelTokenizer", "NullTokenizer", "GPT2BPETokenizer"]
 
     public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
         for (name, value) in [("num_layers", c.numLayers), ("hidden_size", c.hiddenSize),
@@ -105,20 +105,34 @@ public enum ConfigValidation {
         _ = try parseSplit(c.split)
         guard tokenizers.contains(c.tokenizerType) else {
             throw ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(c.tokenizerType)\"",
-                                           rule: "this build supports \(tokenizers.joined(separator: ", ")); the GPT-2 BPE and BERT WordPiece tokenizers come with the data pipeline")
+                                           rule: "training supports \(tokenizers.joined(separator: ", ")) (BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)")
+        }
+        if c.tokenizerType == "GPT2BPETokenizer" {
+            for (key, value) in [("vocab_file", c.vocabFile), ("merge_file", c.mergeFile)] {
+                guard let path = value else {
+                    throw ConfigError.inconsistent(keys: ["tokenizer_type", key], rule: "GPT2BPETokenizer needs \(key) (GPT-2's \(key == "vocab_file" ? "vocab.json" : "merges.txt"))")
+                }
+                guard FileManager.default.isReadableFile(atPath: path) else {
+                    throw ConfigError.invalidValue(key: key, value: "\"\(path)\"", rule: "must be a readable file")
+                }
+            }
         }
         if c.tokenizerType == "NullTokenizer" {
             guard let v = c.vocabSize else {
                 throw ConfigError.inconsistent(keys: ["tokenizer_type", "vocab_size"], rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
             }
             if v < 2 { throw ConfigError.invalidValue(key: "vocab_size", value: "\(v)", rule: "must be at least 2") }
-            if !c.mockData && !c.dataPath.isEmpty {
-                throw ConfigError.inconsistent(keys: ["tokenizer_type", "data_path"], rule: "token files need the data pipeline; use mock_data true with NullTokenizer")
+            if !c.mockData && c.dataPath.isEmpty {
+                throw ConfigError.inconsistent(keys: ["tokenizer_type", "data_path"], rule: "NullTokenizer has no text to read: give data_path (preprocessed token files) or mock_data true")
             }
         }
         if !c.dataPath.isEmpty && !c.mockData {
-            throw ConfigError.invalidValue(key: "data_path", value: "\(c.dataPath)",
-                                           rule: "Megatron .bin/.idx datasets come with the data pipeline; leave data_path empty for the built-in corpus or set mock_data true")
+            for prefix in try parseDataPath(c.dataPath).prefixes {
+                for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
+                    throw ConfigError.invalidValue(key: "data_path", value: "\"\(prefix)\"",
+                                                   rule: "'\(file)' is missing or unreadable; data_path names the prefix that `megatron preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx")
+                }
+            }
         }
         let layers = c.numLayers!
         if layers % p != 0 {
@@ -146,6 +160,20 @@ public enum ConfigValidation {
     }
 
     /// "969,30,1" → normalised weights (train, valid, test).
+    /// `data_path`: one prefix, or weights and prefixes alternating ("0.3", "A", "0.7", "B").
+    public static func parseDataPath(_ items: [String]) throws -> (weights: [Double], prefixes: [String]) {
+        if items.count == 1 { return ([1], items) }
+        let bad = ConfigError.invalidValue(key: "data_path", value: "\(items)", rule: "must be one prefix, or weights and prefixes alternating: [0.3, \"A\", 0.7, \"B\"]")
+        guard items.count % 2 == 0 else { throw bad }
+        var weights: [Double] = [], prefixes: [String] = []
+        for k in stride(from: 0, to: items.count, by: 2) {
+            guard let w = Double(items[k]), w >= 0, w.isFinite else { throw bad }
+            weights.append(w); prefixes.append(items[k + 1])
+        }
+        guard weights.reduce(0, +) > 0 else { throw bad }
+        return (weights, prefixes)
+    }
+
     public static func parseSplit(_ s: String) throws -> [Double] {
         let parts = s.split(separator: s.contains(",") ? "," : "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard (1...3).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {

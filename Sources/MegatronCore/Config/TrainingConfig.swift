@@ -53,6 +53,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var traceDir: String? = nil
     // Data
     public var dataPath: [String] = []
+    public var dataCachePath: String? = nil
     public var mockData: Bool = false
     public var split: String = "969,30,1"
     public var tokenizerType: String = "ByteLevelTokenizer"

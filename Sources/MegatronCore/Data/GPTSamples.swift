@@ -68,8 +68,13 @@ public final class ShuffledOrder: @unchecked Sendable {
 
     /// Fisher–Yates driven by Philox(seed, "shuffle", epoch).
     static func permutation(count n: Int, seed: Int, epoch: Int) -> [Int] {
+        permutation(count: n, seed: seed, label: "shuffle.\(epoch)")
+    }
+
+    /// Fisher–Yates driven by Philox(seed, stream named `label`).
+    static func permutation(count n: Int, seed: Int, label: String) -> [Int] {
         var p = Array(0..<n)
-        let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash("shuffle.\(epoch)"))
+        let rng = Philox4x32(seed: UInt64(truncatingIfNeeded: seed), stream: stableHash(label))
         if n < 2 { return p }
         for i in stride(from: n - 1, to: 0, by: -1) {
             let j = Int((UInt64(rng.block(UInt32(truncatingIfNeeded: i), 0, 0, 0)[0]) * UInt64(i + 1)) >> 32)

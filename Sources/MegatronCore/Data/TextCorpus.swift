@@ -1,7 +1,8 @@
 // TextCorpus.swift — the built-in corpus every Debian machine has: the license texts under
-// /usr/share/common-licenses (one document per distinct file, sorted by name), byte-tokenised with
-// `<|endoftext|>` after each document, and split into train/valid/test by the `split` weights over
-// the token stream (contiguous ranges). The Megatron .bin/.idx datasets arrive with the data pipeline.
+// /usr/share/common-licenses (one document per distinct file, sorted by name), tokenised (one token
+// per byte by default) with `<|endoftext|>` after each document, and split into train/valid/test by
+// the `split` weights over the token stream (contiguous ranges). Preprocessed Megatron datasets
+// (`data_path`) are read by GPTDataset instead.
 import Foundation
 
 public enum DataError: Error, CustomStringConvertible {
@@ -29,13 +30,12 @@ public struct TokenCorpus: Sendable {
     public static let defaultDirectory = "/usr/share/common-licenses"
 
     /// Reads every regular file of `directory` (symlinks resolved, duplicates skipped).
-    public static func licenseTexts(directory: String = defaultDirectory) throws -> TokenCorpus {
+    public static func licenseTexts(directory: String = defaultDirectory, tokenizer: Tokenizer = ByteLevelTokenizer()) throws -> TokenCorpus {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory) else { throw DataError.unreadable(path: directory) }
         var seen = Set<String>()
         var tokens: [Int32] = []
         var docs = 0
-        let tokenizer = ByteLevelTokenizer()
         for name in names.sorted() {
             let path = (directory as NSString).appendingPathComponent(name)
             let resolved = (path as NSString).resolvingSymlinksInPath

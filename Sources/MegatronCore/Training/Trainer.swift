@@ -61,14 +61,22 @@ public final class Trainer {
         numMicrobatches = globalBatch / (microBatch * d)
         seqLength = c.seqLength!
         trainIters = c.trainIters!
-        let gpt = Trainer.modelConfig(c)
+        let tokenizer: Tokenizer? = c.tokenizerType == "NullTokenizer" ? nil
+            : try Tokenizers.make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile)
+        let gpt = Trainer.modelConfig(c, vocabSize: tokenizer?.vocabSize ?? c.vocabSize ?? 2)
         let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         // Data
         if c.mockData {
             trainOrder = ShuffledOrder(source: MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed), seed: c.seed, shuffles: false)
             valid = MockSamples(vocabSize: gpt.vocabSize, seqLength: seqLength, seed: c.seed + 1)
+        } else if !c.dataPath.isEmpty {
+            let evalSamples = c.evalIters > 0 ? (trainIters / c.evalInterval + 1) * c.evalIters * globalBatch : 0
+            let (train, v) = try Trainer.megatronDatasets(c, trainSamples: trainIters * globalBatch, validSamples: evalSamples,
+                                                          parallel: parallel, log: log)
+            trainOrder = ShuffledOrder(source: train, seed: c.seed, shuffles: false)
+            valid = v
         } else {
-            let corpus = try TokenCorpus.licenseTexts()
+            let corpus = try TokenCorpus.licenseTexts(tokenizer: tokenizer ?? ByteLevelTokenizer())
             let weights = try ConfigValidation.parseSplit(c.split)
             let ranges = corpus.splitRanges(weights)
             let train = TokenWindows(tokens: corpus.tokens, range: ranges[0], seqLength: seqLength)
@@ -79,7 +87,7 @@ public final class Trainer {
                 throw DataError.splitTooSmall(split: "valid", tokens: ranges[1].count, needed: seqLength + 1)
             }
             valid = v.count > 0 ? v : nil
-            log(" > built-in corpus: \(corpus.documents) documents from \(corpus.source), \(corpus.tokens.count) byte tokens; samples train \(train.count), valid \(v.count)")
+            log(" > built-in corpus: \(corpus.documents) documents from \(corpus.source), \(corpus.tokens.count) \(tokenizer?.name ?? "") tokens; samples train \(train.count), valid \(v.count)")
         }
         let p = parallel.layout.pipeline, layers = c.numLayers!
         let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
@@ -120,15 +128,63 @@ public final class Trainer {
         lossScaler = c.lossScale.map { LossScaler.constant(Float($0)) }
     }
 
-    public static func modelConfig(_ c: TrainingConfig) -> GPTConfig {
-        let vocab = c.tokenizerType == "NullTokenizer" ? (c.vocabSize ?? 2) : ByteLevelTokenizer().vocabSize
-        return GPTConfig(numLayers: c.numLayers!, hiddenSize: c.hiddenSize!, numAttentionHeads: c.numAttentionHeads!,
+    public static func modelConfig(_ c: TrainingConfig, vocabSize vocab: Int) -> GPTConfig {
+        GPTConfig(numLayers: c.numLayers!, hiddenSize: c.hiddenSize!, numAttentionHeads: c.numAttentionHeads!,
                          ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength!,
                          maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength!, vocabSize: vocab,
                          paddedVocabSize: GPTConfig.paddedVocab(vocab, divisibleBy: c.makeVocabSizeDivisibleBy,
                                                                 tensorParallel: c.tensorModelParallelSize),
                          hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
                          initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
+    }
+
+    /// The train and validation samples of `data_path` (one dataset, or a weighted blend): each
+    /// dataset's sequences split by `split`, and Megatron's sample index per split. World rank 0
+    /// builds and caches the indices first; the other ranks then load them from the cache.
+    static func megatronDatasets(_ c: TrainingConfig, trainSamples: Int, validSamples: Int, parallel: ParallelState,
+                                 log: RankLog) throws -> (SampleSource, SampleSource?) {
+        let (weights, prefixes) = try ConfigValidation.parseDataPath(c.dataPath)
+        let split = try ConfigValidation.parseSplit(c.split)
+        let blended = prefixes.count > 1
+        let trainCounts = blended ? BlendedSamples.perSourceSamples(weights: weights, count: trainSamples) : [trainSamples]
+        let validCounts = blended ? BlendedSamples.perSourceSamples(weights: weights, count: validSamples) : [validSamples]
+        func build(writeCache: Bool) throws -> (train: [SampleSource], valid: [SampleSource]) {
+            var built: (train: [SampleSource], valid: [SampleSource]) = ([], [])
+            for (k, prefix) in prefixes.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let dataset = try IndexedDataset(prefix: prefix)
+                let bounds = GPTDataset.splitBounds(split, count: dataset.sequenceCount)
+                let train = try GPTDataset(dataset: dataset, split: "train", documents: bounds[0], numSamples: trainCounts[k],
+                                           seqLength: c.seqLength!, seed: c.seed, cacheDirectory: c.dataCachePath, writeCache: writeCache)
+                built.train.append(train)
+                var line = " > dataset \(prefix): \(dataset.documentCount) documents, \(dataset.sequenceCount) sequences; train \(bounds[0].count) sequences → \(train.count) samples"
+                if validSamples > 0 && !bounds[1].isEmpty {
+                    let v = try GPTDataset(dataset: dataset, split: "valid", documents: bounds[1], numSamples: validCounts[k],
+                                           seqLength: c.seqLength!, seed: c.seed, cacheDirectory: c.dataCachePath, writeCache: writeCache)
+                    built.valid.append(v)
+                    line += ", valid \(bounds[1].count) sequences → \(v.count) samples"
+                }
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+                line += train.loadedFromCache ? String(format: "; sample index loaded from the cache %@ (%.0f ms)", train.cachePrefix, ms)
+                    : String(format: "; sample index built in %.0f ms, cached at %@", ms, train.cachePrefix)
+                if writeCache { log(line) }
+            }
+            return built
+        }
+        // Rank 0 builds and caches; after the barrier every other rank finds the cache. (An error
+        // on rank 0 aborts the job, so no rank waits at the barrier forever.)
+        let world = parallel.world
+        var built: (train: [SampleSource], valid: [SampleSource]) = world.rank == 0 ? try build(writeCache: true) : ([], [])
+        if world.size > 1 {
+            try world.barrier()
+            if world.rank != 0 { built = try build(writeCache: false) }
+        }
+        let train: SampleSource = blended ? BlendedSamples(sources: built.train, weights: weights, count: trainSamples) : built.train[0]
+        var valid: SampleSource? = nil
+        if built.valid.count == prefixes.count {
+            valid = blended ? BlendedSamples(sources: built.valid, weights: weights, count: validSamples) : built.valid[0]
+        }
+        return (train, valid)
     }
 
     /// Resumes from `config.load` when it names a checkpoint.

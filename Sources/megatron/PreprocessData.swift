@@ -1,0 +1,51 @@
+// PreprocessData.swift — `megatron preprocess-data`: Megatron's tools/preprocess_data.py.
+// JSON lines or plain text in, `{output-prefix}_{key}_document.bin/.idx` (MMIDIDX) out, tokenized
+// by --workers threads. On a terminal a progress line (documents/s, MB/s) updates in place;
+// otherwise one summary line is printed at the end. Bad input exits 1 naming the file and line,
+// and leaves no output behind.
+import ArgumentParser
+import Foundation
+import MegatronCore
+
+struct PreprocessData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preprocess-data",
+        abstract: "Tokenize JSON lines or plain text into Megatron .bin/.idx datasets.")
+
+    @Option(help: "A .jsonl file (one JSON object per line) or a plain text file (one document per blank-line-separated paragraph).")
+    var input: String
+    @Option(parsing: .upToNextOption, help: "JSON keys to tokenize (each its own dataset).") var jsonKeys: [String] = ["text"]
+    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase or ByteLevelTokenizer.") var tokenizerType: String = "GPT2BPETokenizer"
+    @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
+    @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
+    @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
+    @Option(help: "Output prefix P: writes P_{key}_document.bin/.idx.") var outputPrefix: String
+    @Option(help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
+
+    func run() throws {
+        let types = ["GPT2BPETokenizer", "BertWordPieceLowerCase", "ByteLevelTokenizer"]
+        guard types.contains(tokenizerType) else {
+            CLIErrors.fail(ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(tokenizerType)\"", rule: "must be one of \(types.joined(separator: ", "))"), code: 2)
+        }
+        let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        let terminal = isatty(2) != 0
+        let start = Date()
+        func rate(_ docs: Int, _ bytes: Int) -> String {
+            let s = max(1e-9, Date().timeIntervalSince(start))
+            return String(format: "%d documents, %.1f MB (%.0f documents/s, %.2f MB/s)", docs, Double(bytes) / 1e6, Double(docs) / s, Double(bytes) / 1e6 / s)
+        }
+        do {
+            let (type, vocab, merges) = (tokenizerType, vocabFile, mergeFile)
+            let summary = try Preprocess.run(input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
+                                             makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
+                                             progress: { docs, bytes in
+                                                 if terminal { FileHandle.standardError.write(Data("\r > \(rate(docs, bytes))   ".utf8)) }
+                                             })
+            if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            print(" > preprocess-data: \(rate(summary.documents, summary.bytes)) with \(workers) worker(s) → \(summary.tokens) tokens in \(summary.outputs.map { $0 + ".bin/.idx" }.joined(separator: ", "))")
+        } catch {
+            if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+            CLIErrors.fail(error, code: 1)
+        }
+    }
+}
