@@ -150,7 +150,7 @@ public final class IndexedDataset: @unchecked Sendable {
         }
         let n = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 18, as: UInt64.self)))
         let docs = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 26, as: UInt64.self)))
-        guard n >= 0, docs >= 1, n < size, docs < size else { munmap(idx.0, idx.1); throw fail("implausible counts (sequences \(n), documents \(docs - 1))") }
+        guard n >= 0, docs >= 1, n < 1 << 40, docs < 1 << 40 else { munmap(idx.0, idx.1); throw fail("implausible counts (sequences \(n), documents \(docs - 1))") }
         let expected = 34 + 12 * n + 8 * docs
         guard size >= expected else { munmap(idx.0, idx.1); throw fail("\(size) bytes, but \(n) sequences and \(docs - 1) documents need \(expected) (truncated?)") }
         dtype = dt
