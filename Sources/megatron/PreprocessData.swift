@@ -29,20 +29,19 @@ struct PreprocessData: ParsableCommand {
         }
         let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
         let terminal = isatty(2) != 0
-        let start = Date()
-        func rate(_ docs: Int, _ bytes: Int) -> String {
-            let s = max(1e-9, Date().timeIntervalSince(start))
+        func rate(_ docs: Int, _ bytes: Int, seconds: Double) -> String {
+            let s = max(1e-9, seconds)
             return String(format: "%d documents, %.1f MB (%.0f documents/s, %.2f MB/s)", docs, Double(bytes) / 1e6, Double(docs) / s, Double(bytes) / 1e6 / s)
         }
         do {
             let (type, vocab, merges) = (tokenizerType, vocabFile, mergeFile)
             let summary = try Preprocess.run(input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
                                              makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
-                                             progress: { docs, bytes in
-                                                 if terminal { FileHandle.standardError.write(Data("\r > \(rate(docs, bytes))   ".utf8)) }
+                                             progress: { docs, bytes, seconds in
+                                                 if terminal { FileHandle.standardError.write(Data("\r > \(rate(docs, bytes, seconds: seconds))   ".utf8)) }
                                              })
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            print(" > preprocess-data: \(rate(summary.documents, summary.bytes)) with \(workers) worker(s) → \(summary.tokens) tokens in \(summary.outputs.map { $0 + ".bin/.idx" }.joined(separator: ", "))")
+            print(" > preprocess-data: \(rate(summary.documents, summary.bytes, seconds: summary.seconds)) with \(workers) worker(s) → \(summary.tokens) tokens in \(summary.outputs.map { $0 + ".bin/.idx" }.joined(separator: ", "))")
         } catch {
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
             CLIErrors.fail(error, code: 1)

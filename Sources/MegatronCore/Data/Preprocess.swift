@@ -24,6 +24,8 @@ public struct PreprocessSummary: Sendable {
     public var tokens = 0
     public var bytes = 0
     public var outputs: [String] = []
+    /// Seconds from the first document to the last file written (tokenizer loading excluded).
+    public var seconds = 0.0
 }
 
 public enum Preprocess {
@@ -33,10 +35,10 @@ public enum Preprocess {
         let fields: [[Data]]
     }
 
-    /// Tokenizes `input` into `{prefix}_{key}_document.bin/.idx`. `progress(documents, bytes)`
+    /// Tokenizes `input` into `{prefix}_{key}_document.bin/.idx`. `progress(documents, bytes, seconds)`
     /// is called after every batch.
     public static func run(input: String, jsonKeys: [String], prefix: String, appendEOD: Bool, workers: Int,
-                           makeTokenizer: () throws -> Tokenizer, progress: (Int, Int) -> Void = { _, _ in }) throws -> PreprocessSummary {
+                           makeTokenizer: () throws -> Tokenizer, progress: (_ documents: Int, _ bytes: Int, _ seconds: Double) -> Void = { _, _, _ in }) throws -> PreprocessSummary {
         guard let data = FileManager.default.contents(atPath: input) else {
             throw PreprocessError.unreadable(path: input, reason: FileManager.default.fileExists(atPath: input) ? "permission denied" : "no such file")
         }
@@ -47,6 +49,7 @@ public enum Preprocess {
         var writers: [IndexedDatasetWriter] = []
         for key in keys { writers.append(try IndexedDatasetWriter(prefix: "\(prefix)_\(key)_document", dtype: dtype)) }
         var summary = PreprocessSummary()
+        let start = DispatchTime.now().uptimeNanoseconds
         do {
             var batch: [RawDocument] = []
             var batchBytes = 0
@@ -55,7 +58,7 @@ public enum Preprocess {
                 for doc in tokenized { for (k, sequences) in doc.enumerated() { try writers[k].addDocument(sequences) } }
                 summary.documents += batch.count
                 summary.bytes += batchBytes
-                progress(summary.documents, summary.bytes)
+                progress(summary.documents, summary.bytes, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 batch.removeAll(keepingCapacity: true); batchBytes = 0
             }
             try forEachDocument(data, path: input, json: isJSON, keys: keys) { doc, bytes in
@@ -68,6 +71,7 @@ public enum Preprocess {
             for w in writers { w.abandon() }
             throw error
         }
+        summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         summary.tokens = writers.reduce(0) { $0 + $1.tokenCount }
         summary.outputs = keys.map { "\(prefix)_\($0)_document" }
         return summary
