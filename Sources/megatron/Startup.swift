@@ -14,10 +14,19 @@ struct Startup {
     let threads: Int
 
     /// `adjust` edits the parsed config before validation (e.g. the benchmark turns off saving).
-    static func begin(configPath: String?, flags: [String], adjust: (inout TrainingConfig) -> Void = { _ in }) -> Startup {
+    /// `base` (JSON text and where it came from) is applied before the flags when there is no file.
+    static func begin(configPath: String?, flags: [String], base: (json: String, source: String)? = nil,
+                      adjust: (inout TrainingConfig) -> Void = { _ in }) -> Startup {
         var cfg = TrainingConfig()
         var configError: ConfigError? = nil
-        do { cfg = try ConfigLoader.parse(path: configPath, flags: flags) } catch let e as ConfigError { configError = e } catch {
+        do {
+            if configPath == nil, let base {
+                try ConfigLoader.applyJSON(Data(base.json.utf8), source: base.source, to: &cfg)
+                try ConfigLoader.applyFlags(flags, to: &cfg)
+            } else {
+                cfg = try ConfigLoader.parse(path: configPath, flags: flags)
+            }
+        } catch let e as ConfigError { configError = e } catch {
             configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")
         }
         adjust(&cfg)

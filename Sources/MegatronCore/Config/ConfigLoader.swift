@@ -54,6 +54,11 @@ public enum ConfigLoader {
             let exists = FileManager.default.fileExists(atPath: path)
             throw ConfigError.unreadableFile(path: path, reason: exists ? "permission denied or not a file" : "no such file")
         }
+        try applyJSON(data, source: path, to: &config)
+    }
+
+    /// Applies a JSON object of config keys (`source` names it in errors).
+    public static func applyJSON(_ data: Data, source path: String, to config: inout TrainingConfig) throws {
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw ConfigError.invalidJSON(path: path, reason: jsonReason(error))

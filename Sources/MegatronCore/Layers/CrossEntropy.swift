@@ -24,12 +24,13 @@ public enum VocabCrossEntropy {
     /// - logits: `chunkRows × max(1, vocab.realRows)` floats   - rowStats: `3 × chunkRows` floats
     /// - dx: [n, h] ∂loss/∂x from this rank's vocabulary slice (partial: the caller reduces it),
     ///   dembedding: [Vp/t, h] accumulated, both scaled by `gradScale`; nil for evaluation
+    /// - targetIsArgmax: [n], whether each row's target logit is the maximum over the vocabulary
     public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
                                targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
                                logits: UnsafeMutablePointer<Float>, rowStats: UnsafeMutablePointer<Float>,
                                rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
                                dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
-                               gradScale: Float = 1) throws -> Double {
+                               gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
         var c0 = 0
@@ -53,6 +54,8 @@ public enum VocabCrossEntropy {
             try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
             for r in 0..<rows {
                 rowLoss[c0 + r] = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+                // The target's logit is the row maximum: it is the (greedy) prediction.
+                targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
             }
             if let dx, let dembedding {
                 ThreadBudget.parallelFor(rows, grain: 4) { rr in

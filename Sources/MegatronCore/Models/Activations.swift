@@ -30,7 +30,19 @@ public struct LayerActivations {
     public let gelu: UnsafeMutablePointer<Float>      // [n, f/t]
 }
 
+/// Evaluation of chosen tokens only (zero-shot tasks): the rows to score (row = position·b + sample,
+/// ascending), and per scored row its loss and whether the target is the arg-max prediction. The
+/// LM head runs on those rows alone, so unscored positions cost no vocabulary GEMM.
+public final class TokenScoring: @unchecked Sendable {
+    public var rows: [Int]
+    public internal(set) var losses: [Double] = []
+    public internal(set) var targetIsArgmax: [Bool] = []
+    public init(rows: [Int]) { self.rows = rows }
+}
+
 public final class GPTActivations: @unchecked Sendable {
+    /// When set (evaluation), only these rows reach the LM head.
+    public var scoring: TokenScoring? = nil
     public let seq: Int, batch: Int, hidden: Int
     public let tensorParallel: TensorParallel
     /// All rows n = s·b (tensor-parallel regions), and the rows this rank holds in the residual

@@ -166,6 +166,7 @@ public final class GPTModel: @unchecked Sendable {
                               y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
             if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
         }
+        if gradScale == nil, let scoring = m.scoring { return try scoreRows(scoring, head: head) }
         // LM head + cross entropy (+ their backward when training), chunked.
         return try timer.measure("lm head + cross entropy (fwd+bwd)") {
             try VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(head), vocab: vocab,
@@ -175,6 +176,31 @@ public final class GPTModel: @unchecked Sendable {
                                           dx: gradScale == nil ? nil : m.tmpH,
                                           dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1)
         }
+    }
+
+    /// Evaluation of `scoring.rows` only: their final hidden states are gathered into `tmpH` (free
+    /// in evaluation) and run through the LM head and cross entropy. Returns their summed loss.
+    func scoreRows(_ scoring: TokenScoring, head: Int) throws -> Double {
+        let m = acts, h = config.hiddenSize, k = scoring.rows.count
+        var targets = [Int32](repeating: 0, count: k)
+        for (i, r) in scoring.rows.enumerated() {
+            (m.tmpH + i * h).update(from: m.finalNorm + r * h, count: h)
+            targets[i] = m.targets.base[r]
+        }
+        var matches = [Bool](repeating: false, count: k)
+        let total = try timer.measure("lm head + cross entropy (scored rows)") {
+            try targets.withUnsafeBufferPointer { t in
+                try matches.withUnsafeMutableBufferPointer { match in
+                    try VocabCrossEntropy.forward(x: m.tmpH, embedding: params.pointer(head), vocab: vocab, targets: t.baseAddress!, rows: k,
+                                                  hidden: h, chunkRows: VocabCrossEntropy.chunkRows(rows: m.rows, vocab: config.vocabSize),
+                                                  logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tensorParallel,
+                                                  targetIsArgmax: match.baseAddress)
+                }
+            }
+        }
+        scoring.losses = (0..<k).map { m.rowLoss[$0] }
+        scoring.targetIsArgmax = matches
+        return total
     }
 
     /// Backward of this chunk for the micro-batch in `acts` (after `forwardStage` with a gradScale):

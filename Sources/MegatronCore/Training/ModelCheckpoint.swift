@@ -144,6 +144,45 @@ public enum ModelCheckpoint {
     /// `output_layer.weight` comes from the word embedding when the writer had no separate copy.
     public static func load(from directory: CheckpointDirectory, chunks: [GPTModel], optimizer: TrainingOptimizer,
                             lossScaler: inout LossScaler?, schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
+        let (dir, files, shardFiles) = try open(directory, config: chunks[0].config)
+        let f = files[0]
+        // Moments go straight into per-chunk optimizers; the distributed optimizer takes its shard of full-size arenas.
+        let moments: [(ParameterArena, ParameterArena)]
+        switch optimizer {
+        case .perChunk(let optimizers): moments = optimizers.map { ($0.expAvg, $0.expAvgSq) }
+        case .distributed: moments = chunks.map { (ParameterArena(table: $0.table), ParameterArena(table: $0.table)) }
+        }
+        // A weights-only checkpoint (e.g. imported from Hugging Face) starts a fresh optimizer.
+        let hasOptimizerState = !shardFiles.isEmpty || files.contains { $0.exists("optimizer") }
+        for (c, chunk) in chunks.enumerated() {
+            for (slot, spec) in chunk.table.specs.enumerated() {
+                let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
+                    ? "embedding.word_embeddings.weight" : spec.name
+                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
+                guard hasOptimizerState else { continue }
+                try assemble(source, into: moments[c].0.pointer(slot), spec: spec,
+                             from: pieces("optimizer/exp_avg/" + source, files, [("exp_avg/" + source, shardFiles)]), checkpoint: dir)
+                try assemble(source, into: moments[c].1.pointer(slot), spec: spec,
+                             from: pieces("optimizer/exp_avg_sq/" + source, files, [("exp_avg_sq/" + source, shardFiles)]), checkpoint: dir)
+            }
+        }
+        if case .distributed(let sharded) = optimizer { sharded.loadState(expAvg: moments.map(\.0), expAvgSq: moments.map(\.1)) }
+        optimizer.step = hasOptimizerState ? try f.intAttribute("optimizer_step") : 0
+        if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
+            lossScaler!.restore(scale: Float(try f.doubleAttribute("grad_scaler_scale")),
+                                growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
+                                hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
+        }
+        schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
+        var progress = TrainingProgress()
+        progress.iteration = try f.intAttribute("iteration")
+        progress.consumedSamples = try f.intAttribute("consumed_samples")
+        return progress
+    }
+
+    /// The latest iteration's directory, its model files (mp_rank_*) and optimizer shards, after
+    /// checking the format and that the stored model sizes match `config`.
+    static func open(_ directory: CheckpointDirectory, config: GPTConfig) throws -> (String, [HDF5File], [HDF5File]) {
         let it = try directory.latestIteration()
         let dir = directory.iterationPath(it)
         let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".h5") }.sorted()
@@ -159,39 +198,34 @@ public enum ModelCheckpoint {
         guard version == formatVersion else {
             throw CheckpointError.incompatible(path: f.path, reason: "format_version \(version); this build reads version \(formatVersion)")
         }
-        for (k, v) in shapeAttributes(chunks[0].config) where k != "padded_vocab_size" {
+        for (k, v) in shapeAttributes(config) where k != "padded_vocab_size" {
             let stored = try f.intAttribute(k)
             if stored != v { throw TrainingError.checkpointMismatch(path: f.path, key: k, checkpoint: "\(stored)", config: "\(v)") }
         }
-        // Moments go straight into per-chunk optimizers; the distributed optimizer takes its shard of full-size arenas.
-        let moments: [(ParameterArena, ParameterArena)]
-        switch optimizer {
-        case .perChunk(let optimizers): moments = optimizers.map { ($0.expAvg, $0.expAvgSq) }
-        case .distributed: moments = chunks.map { (ParameterArena(table: $0.table), ParameterArena(table: $0.table)) }
-        }
-        for (c, chunk) in chunks.enumerated() {
+        return (dir, files, shardFiles)
+    }
+
+    /// The stored training config (JSON) of the latest checkpoint in `directory`, if any.
+    public static func storedConfigJSON(root: String) -> String? {
+        let directory = CheckpointDirectory(root: root)
+        guard let it = try? directory.latestIteration() else { return nil }
+        let dir = directory.iterationPath(it)
+        guard let name = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter({ $0.hasPrefix("mp_rank_") && $0.hasSuffix(".h5") }).sorted().first,
+              let f = try? HDF5File.openReadOnly((dir as NSString).appendingPathComponent(name)) else { return nil }
+        return try? f.stringAttribute("config_json")
+    }
+
+    /// Loads only the model weights (evaluation, fine-tuning); returns the checkpoint's iteration.
+    public static func loadWeights(from directory: CheckpointDirectory, chunks: [GPTModel]) throws -> Int {
+        let (dir, files, _) = try open(directory, config: chunks[0].config)
+        for chunk in chunks {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
                     ? "embedding.word_embeddings.weight" : spec.name
                 try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
-                try assemble(source, into: moments[c].0.pointer(slot), spec: spec,
-                             from: pieces("optimizer/exp_avg/" + source, files, [("exp_avg/" + source, shardFiles)]), checkpoint: dir)
-                try assemble(source, into: moments[c].1.pointer(slot), spec: spec,
-                             from: pieces("optimizer/exp_avg_sq/" + source, files, [("exp_avg_sq/" + source, shardFiles)]), checkpoint: dir)
             }
         }
-        if case .distributed(let sharded) = optimizer { sharded.loadState(expAvg: moments.map(\.0), expAvgSq: moments.map(\.1)) }
-        optimizer.step = try f.intAttribute("optimizer_step")
-        if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
-            lossScaler!.restore(scale: Float(try f.doubleAttribute("grad_scaler_scale")),
-                                growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
-                                hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
-        }
-        schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
-        var progress = TrainingProgress()
-        progress.iteration = try f.intAttribute("iteration")
-        progress.consumedSamples = try f.intAttribute("consumed_samples")
-        return progress
+        return try files[0].intAttribute("iteration")
     }
 
     /// A stored local tensor of some rank: where it sits in the global tensor, and how to read it.

@@ -56,8 +56,10 @@ public final class PipelineExecutor {
 
     /// Runs one iteration. `fill(microbatch, acts)` writes the micro-batch's tokens and targets.
     /// Training (`gradScale` given) accumulates every chunk's gradients. Returns the summed token
-    /// loss over the micro-batches on the last stage, 0 elsewhere.
-    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, GPTActivations) -> Void) throws -> Double {
+    /// loss over the micro-batches on the last stage, 0 elsewhere. `collect(microbatch, acts)`, if
+    /// given, sees each micro-batch on the last stage right after its forward (evaluation results).
+    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, GPTActivations) -> Void,
+                    collect: ((Int, GPTActivations) -> Void)? = nil) throws -> Double {
         let r = parallel.pipelineRank, pipe = parallel.pipeline
         var loss = 0.0
         computeSeconds = 0
@@ -73,7 +75,10 @@ public final class PipelineExecutor {
                 let model = chunks[c]
                 model.acts = slot
                 let t0 = MPIRuntime.wallTime
-                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil), gradScale: gradScale) { loss += l }
+                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil), gradScale: gradScale) {
+                    loss += l
+                    collect?(k, slot)
+                }
                 computeSeconds += MPIRuntime.wallTime - t0
                 if gradScale == nil && !sendsOutput(after: action) { release(c, k) }
             case .sendActivation(let c, let k, let peer):

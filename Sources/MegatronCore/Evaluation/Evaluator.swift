@@ -1,0 +1,119 @@
+// Evaluator.swift — forward-only scoring of evaluation windows on any (t, p, d) grid: the model is
+// built on this rank's place in the grid (chunks, tensor slices) and loaded from a checkpoint
+// (weights only); data-parallel replica r scores windows r, r + d, …, in batches of
+// micro_batch_size × m micro-batches (the forward-only pipeline schedule when p > 1). Only the
+// scored label positions reach the LM head. Sums are reduced over the pipeline and data groups,
+// so every rank ends with the same totals.
+import Checkpoint
+import Foundation
+import Tensor
+
+public struct EvalTotals: Sendable {
+    /// Σ token loss over scored positions, scored positions, windows whose every scored target is
+    /// the arg-max prediction, windows.
+    public var lossSum = 0.0
+    public var scoredTokens = 0
+    public var allCorrect = 0
+    public var windows = 0
+}
+
+public final class Evaluator {
+    public let config: TrainingConfig
+    public let chunks: [GPTModel]
+    public let parallel: ParallelState
+    let executor: PipelineExecutor?
+    let schedule: PipelineSchedule?
+    let microBatch: Int, microbatches: Int
+
+    public init(config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState) throws {
+        config = c
+        self.parallel = parallel
+        microBatch = c.microBatchSize!
+        let d = parallel.layout.data
+        microbatches = max(1, (c.globalBatchSize ?? microBatch * d) / (microBatch * d))
+        let gpt = Trainer.modelConfig(c, vocabSize: vocabSize)
+        let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
+        let p = parallel.layout.pipeline, layers = c.numLayers!
+        let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
+        chunks = (0..<v).map { chunk in
+            GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
+                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers))
+        }
+        if p > 1 {
+            let s = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: microbatches)
+            schedule = s
+            executor = PipelineExecutor(chunks: chunks, parallel: parallel, schedules: [s], scatterGather: c.scatterGatherTensorsInPipeline)
+        } else {
+            schedule = nil; executor = nil
+        }
+    }
+
+    /// Loads the model weights of the latest checkpoint in `directory` (written on any grid).
+    public func load(from directory: String) throws -> Int {
+        try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: directory), chunks: chunks)
+    }
+
+    /// Scores `count` windows (`window(i)`); `progress(windows done by this replica, of its total)`
+    /// is called after every batch.
+    public func run(count: Int, window: (Int) -> EvalWindow, progress: (Int, Int) -> Void = { _, _ in }) throws -> EvalTotals {
+        let d = parallel.layout.data, dpRank = parallel.dataRank, b = microBatch, m = microbatches
+        let mine = stride(from: dpRank, to: count, by: d).map { $0 }
+        let s = config.seqLength!
+        var totals = EvalTotals()
+        var batchStart = 0
+        while batchStart < mine.count {
+            var batchWindows: [[EvalWindow?]] = []      // [micro-batch][sample]
+            for k in 0..<m {
+                batchWindows.append((0..<b).map { j in
+                    let i = batchStart + k * b + j
+                    return i < mine.count ? window(mine[i]) : nil
+                })
+            }
+            let fill = { (k: Int, acts: GPTActivations) in
+                var rows: [Int] = []
+                for j in 0..<b {
+                    let w = batchWindows[k][j]
+                    for pos in 0..<s {
+                        acts.tokens.base[pos * b + j] = w?.tokens[pos] ?? 0
+                        acts.targets.base[pos * b + j] = w?.tokens[pos + 1] ?? 0
+                    }
+                    for pos in w?.scored ?? [] { rows.append(pos * b + j) }
+                }
+                rows.sort()
+                acts.scoring = TokenScoring(rows: rows)
+            }
+            let collect = { (k: Int, acts: GPTActivations) in
+                guard let scoring = acts.scoring else { return }
+                var allRight = [Bool](repeating: true, count: b)
+                for (idx, row) in scoring.rows.enumerated() {
+                    totals.lossSum += scoring.losses[idx]
+                    if !scoring.targetIsArgmax[idx] { allRight[row % b] = false }
+                }
+                totals.scoredTokens += scoring.rows.count
+                for j in 0..<b where batchWindows[k][j] != nil {
+                    totals.windows += 1
+                    if allRight[j] { totals.allCorrect += 1 }
+                }
+            }
+            if let executor, let schedule {
+                _ = try executor.run(schedule, iteration: 0, gradScale: nil, fill: fill, collect: collect)
+            } else {
+                let model = chunks[0]
+                for k in 0..<m where batchWindows[k].contains(where: { $0 != nil }) {
+                    fill(k, model.acts)
+                    _ = try model.lossSum()
+                    collect(k, model.acts)
+                }
+            }
+            batchStart += b * m
+            progress(min(batchStart, mine.count), mine.count)
+        }
+        for chunk in chunks { chunk.acts.scoring = nil }
+        // Results live on the last stage of each replica: sum over the pipeline, then over replicas.
+        var sums = [totals.lossSum, Double(totals.scoredTokens), Double(totals.allCorrect), Double(totals.windows)]
+        for group in [parallel.pipeline, parallel.data] where group.size > 1 {
+            for i in sums.indices { sums[i] = try group.allReduceSum(sums[i]) }
+        }
+        return EvalTotals(lossSum: sums[0], scoredTokens: Int(sums[1].rounded()), allCorrect: Int(sums[2].rounded()), windows: Int(sums[3].rounded()))
+    }
+}
