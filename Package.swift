@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint"]),
+        .testTarget(name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor"],
+                    exclude: ["Fixtures"]),
     ]
 )

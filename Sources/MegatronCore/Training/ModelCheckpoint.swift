@@ -77,40 +77,69 @@ public enum ModelCheckpoint {
 
     static func writeShard(path: String, chunks: [GPTModel], optimizer: TrainingOptimizer, lossScaler: LossScaler?, schedule: LRSchedule,
                            progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
-        let model = chunks[0]
+        var state = RankFileState(config: chunks[0].config, configJSON: configJSON, iteration: progress.iteration,
+                                  consumedSamples: progress.consumedSamples, optimizerStep: optimizer.step, schedule: schedule,
+                                  tensorSize: parallel.layout.tensor, pipelineSize: parallel.layout.pipeline,
+                                  tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank)
+        state.distributedOptimizer = optimizer.isDistributed
+        state.dataParallelSize = parallel.layout.data
+        state.lossScaler = lossScaler
+        let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in
+            if case .perChunk(let optimizers) = optimizer { return (optimizers[c].expAvg, optimizers[c].expAvgSq) }
+            return nil
+        }
+        try writeRankFile(path: path, state: state, chunks: zip(chunks, moments).map { ($0.params, $1) })
+    }
+
+    /// What a rank file records besides the tensors.
+    public struct RankFileState {
+        public var config: GPTConfig
+        public var configJSON: String
+        public var iteration: Int, consumedSamples: Int, optimizerStep: Int
+        public var schedule: LRSchedule
+        public var tensorSize: Int, pipelineSize: Int, tensorRank: Int, pipelineRank: Int
+        public var distributedOptimizer = false
+        public var dataParallelSize = 1
+        public var lossScaler: LossScaler? = nil
+    }
+
+    /// Writes one mp_rank file: every chunk's parameters (and moments, when given) with their
+    /// global shape and offset, and `state` as root attributes.
+    static func writeRankFile(path: String, state: RankFileState, chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)]) throws {
         let f = try HDF5File.create(path)
+        let schedule = state.schedule
         try f.setAttribute("format", string: format)
         try f.setAttribute("format_version", int: formatVersion)
-        try f.setAttribute("iteration", int: progress.iteration)
-        try f.setAttribute("consumed_samples", int: progress.consumedSamples)
-        try f.setAttribute("optimizer_step", int: optimizer.step)
+        try f.setAttribute("iteration", int: state.iteration)
+        try f.setAttribute("consumed_samples", int: state.consumedSamples)
+        try f.setAttribute("optimizer_step", int: state.optimizerStep)
         try f.setAttribute("opt_param_scheduler_num_steps", int: schedule.numSteps)
         try f.setAttribute("opt_param_scheduler_max_lr", double: schedule.maxLR)
         try f.setAttribute("opt_param_scheduler_min_lr", double: schedule.minLR)
         try f.setAttribute("opt_param_scheduler_warmup_steps", int: schedule.warmupSteps)
         try f.setAttribute("opt_param_scheduler_decay_steps", int: schedule.decaySteps)
         try f.setAttribute("opt_param_scheduler_decay_style", string: schedule.style.rawValue)
-        try f.setAttribute("use_distributed_optimizer", int: optimizer.isDistributed ? 1 : 0)
-        try f.setAttribute("data_parallel_size", int: parallel.layout.data)
-        if let lossScaler {
+        try f.setAttribute("use_distributed_optimizer", int: state.distributedOptimizer ? 1 : 0)
+        try f.setAttribute("data_parallel_size", int: state.dataParallelSize)
+        if let lossScaler = state.lossScaler {
             try f.setAttribute("grad_scaler_scale", double: Double(lossScaler.scale))
             try f.setAttribute("grad_scaler_growth_tracker", int: lossScaler.growthTracker)
             try f.setAttribute("grad_scaler_hysteresis_tracker", int: lossScaler.hysteresisTracker)
         }
-        try f.setAttribute("rng_seed", int: model.config.seed)
-        try f.setAttribute("tensor_model_parallel_size", int: parallel.layout.tensor)
-        try f.setAttribute("pipeline_model_parallel_size", int: parallel.layout.pipeline)
-        try f.setAttribute("tensor_model_parallel_rank", int: parallel.tensorRank)
-        try f.setAttribute("pipeline_model_parallel_rank", int: parallel.pipelineRank)
-        for (k, v) in shapeAttributes(model.config) { try f.setAttribute(k, int: v) }
-        try f.setAttribute("config_json", string: configJSON)
-        for (c, chunk) in chunks.enumerated() {
-            for (slot, spec) in chunk.table.specs.enumerated() {
+        try f.setAttribute("rng_seed", int: state.config.seed)
+        try f.setAttribute("tensor_model_parallel_size", int: state.tensorSize)
+        try f.setAttribute("pipeline_model_parallel_size", int: state.pipelineSize)
+        try f.setAttribute("tensor_model_parallel_rank", int: state.tensorRank)
+        try f.setAttribute("pipeline_model_parallel_rank", int: state.pipelineRank)
+        for (k, v) in shapeAttributes(state.config) { try f.setAttribute(k, int: v) }
+        try f.setAttribute("config_json", string: state.configJSON)
+        for (params, moments) in chunks {
+            for (slot, spec) in params.table.specs.enumerated() {
                 let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
-                try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: chunk.params.pointer(slot), attributes: attrs)
-                if case .perChunk(let optimizers) = optimizer {
-                    try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: optimizers[c].expAvg.pointer(slot), attributes: attrs)
-                    try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: optimizers[c].expAvgSq.pointer(slot), attributes: attrs)
+                try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                if let (m, v) = moments {
+                    try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: m.pointer(slot), attributes: attrs)
+                    try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: v.pointer(slot), attributes: attrs)
                 }
             }
         }

@@ -1,0 +1,184 @@
+// HFGPT2.swift — Hugging Face GPT-2 (`config.json` + `model.safetensors`) to and from our model.
+// The mapping (HF → ours; HF's Conv1D stores weights as [in, out], ours as [out, in]):
+//   wte [V, h] → embedding.word_embeddings.weight [Vp, h] (rows V… zero: padding)
+//   wpe → embedding.position_embeddings.weight;  ln_f → decoder.final_layernorm
+//   h.i.ln_1 → input_layernorm;  h.i.ln_2 → pre_mlp_layernorm
+//   h.i.attn.c_attn [h, 3h] → self_attention.linear_qkv [3h, h]: HF's output columns are
+//       [q heads | k heads | v heads], ours are per head [q | k | v] (Megatron's layout), so
+//       our row head·3D + j·D + d is HF column j·h + head·D + d
+//   h.i.attn.c_proj [h, h] → linear_proj [h, h]ᵀ;  h.i.mlp.c_fc [h, f] → linear_fc1 [f, h]ᵀ;
+//   h.i.mlp.c_proj [f, h] → linear_fc2 [h, f]ᵀ;  lm_head is tied to wte.
+// Names may carry a "transformer." prefix (GPT2LMHeadModel) or not (GPT2Model).
+import Checkpoint
+import Foundation
+
+public enum HFGPT2 {
+    /// Imports a GPT-2 directory as a whole model (iteration 0, no optimizer state).
+    public static func importModel(directory: String) throws -> WholeModel {
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
+        guard let data = FileManager.default.contents(atPath: configPath),
+              let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ConversionError.invalid("cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 directory has config.json and model.safetensors)")
+        }
+        func int(_ key: String, _ fallback: String? = nil) throws -> Int {
+            if let v = hf[key] as? Int { return v }
+            if let f = fallback, let v = hf[f] as? Int { return v }
+            throw ConversionError.invalid("'\(configPath)' lacks the integer '\(key)'")
+        }
+        if let type = hf["model_type"] as? String, type != "gpt2" {
+            throw ConversionError.invalid("'\(configPath)' describes model_type '\(type)'; only gpt2 converts")
+        }
+        let activation = hf["activation_function"] as? String ?? "gelu_new"
+        guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
+            throw ConversionError.invalid("'\(configPath)': activation_function '\(activation)'; this model uses GPT-2's tanh GELU (gelu_new)")
+        }
+        for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
+            throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
+        }
+        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"), positions = try int("n_positions", "n_ctx")
+        let vocab = try int("vocab_size")
+        var cfg = TrainingConfig()
+        cfg.numLayers = layers; cfg.hiddenSize = h; cfg.numAttentionHeads = heads
+        cfg.ffnHiddenSize = hf["n_inner"] as? Int
+        cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
+        cfg.normEpsilon = hf["layer_norm_epsilon"] as? Double ?? 1e-5
+        cfg.initMethodStd = hf["initializer_range"] as? Double ?? 0.02
+        cfg.hiddenDropout = hf["resid_pdrop"] as? Double ?? 0.1
+        cfg.attentionDropout = hf["attn_pdrop"] as? Double ?? 0.1
+        cfg.tokenizerType = "GPT2BPETokenizer"
+        cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
+        let jsonText = ConfigKeys.json(of: cfg)
+        let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
+
+        let tensors = try Safetensors.read(weightsPath)
+        let prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
+        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let t = tensors[prefix + name] else { throw ConversionError.missing(name: prefix + name, source: weightsPath) }
+            guard t.shape == shape else { throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: weightsPath) }
+            return t.values
+        }
+        let d = h / heads
+        return try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
+            let f = spec.shape.count > 1 ? spec.shape[0] : 0
+            func transpose(_ w: [Float], rows inRows: Int, cols outCols: Int) {
+                // HF [in, out] → ours [out, in]
+                for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
+            }
+            let name = spec.name
+            switch name {
+            case "embedding.word_embeddings.weight":
+                out.update(repeating: 0, count: spec.count)
+                let w = try tensor("wte.weight", [vocab, h])
+                w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: vocab * h) }
+            case "embedding.position_embeddings.weight":
+                let w = try tensor("wpe.weight", [positions, h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
+            case "decoder.final_layernorm.weight", "decoder.final_layernorm.bias":
+                let w = try tensor("ln_f." + (name.hasSuffix("weight") ? "weight" : "bias"), [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+            default:
+                // decoder.layers.<i>.<rest>
+                let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
+                guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
+                    throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+                }
+                let p = "h.\(i)."
+                switch parts[3] {
+                case "input_layernorm.weight": let w = try tensor(p + "ln_1.weight", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                case "input_layernorm.bias": let w = try tensor(p + "ln_1.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                case "pre_mlp_layernorm.weight": let w = try tensor(p + "ln_2.weight", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                case "pre_mlp_layernorm.bias": let w = try tensor(p + "ln_2.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                case "self_attention.linear_qkv.weight":
+                    let w = try tensor(p + "attn.c_attn.weight", [h, 3 * h])
+                    for head in 0..<heads { for j in 0..<3 { for e in 0..<d {
+                        let r = head * 3 * d + j * d + e, c = j * h + head * d + e
+                        for i in 0..<h { out[r * h + i] = w[i * 3 * h + c] }
+                    } } }
+                case "self_attention.linear_qkv.bias":
+                    let b = try tensor(p + "attn.c_attn.bias", [3 * h])
+                    for head in 0..<heads { for j in 0..<3 { for e in 0..<d { out[head * 3 * d + j * d + e] = b[j * h + head * d + e] } } }
+                case "self_attention.linear_proj.weight": transpose(try tensor(p + "attn.c_proj.weight", [h, h]), rows: h, cols: h)
+                case "self_attention.linear_proj.bias": let w = try tensor(p + "attn.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                case "mlp.linear_fc1.weight": transpose(try tensor(p + "mlp.c_fc.weight", [h, f]), rows: h, cols: f)
+                case "mlp.linear_fc1.bias": let w = try tensor(p + "mlp.c_fc.bias", [spec.shape[0]]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
+                case "mlp.linear_fc2.weight":
+                    let ffn = spec.shape[1]
+                    transpose(try tensor(p + "mlp.c_proj.weight", [ffn, h]), rows: ffn, cols: h)
+                case "mlp.linear_fc2.bias": let w = try tensor(p + "mlp.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+                }
+            }
+        }, state: { gpt in
+            ModelCheckpoint.RankFileState(config: gpt, configJSON: jsonText, iteration: 0, consumedSamples: 0, optimizerStep: 0,
+                                          schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
+                                          tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
+        })
+    }
+
+    /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not exist).
+    public static func export(_ model: WholeModel, to directory: String) throws {
+        let fm = FileManager.default
+        guard !fm.fileExists(atPath: directory) else {
+            throw ConversionError.invalid("'\(directory)' already exists; choose a new directory for the export")
+        }
+        let g = model.gpt, h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize, V = g.vocabSize
+        let params = model.params, table = params.table
+        func values(_ name: String) throws -> UnsafeMutablePointer<Float> {
+            guard let slot = table.slot(named: name) else { throw ConversionError.missing(name: name, source: "the checkpoint") }
+            return params.pointer(slot)
+        }
+        func copy(_ name: String, _ count: Int) throws -> [Float] { Array(UnsafeBufferPointer(start: try values(name), count: count)) }
+        func transposed(_ name: String, rows outRows: Int, cols inCols: Int) throws -> [Float] {
+            // ours [out, in] → HF [in, out]
+            let w = try values(name)
+            var r = [Float](repeating: 0, count: outRows * inCols)
+            for o in 0..<outRows { for i in 0..<inCols { r[i * outRows + o] = w[o * inCols + i] } }
+            return r
+        }
+        var t: [String: SafetensorsTensor] = [:]
+        t["transformer.wte.weight"] = .init(shape: [V, h], values: try copy("embedding.word_embeddings.weight", V * h))
+        t["transformer.wpe.weight"] = .init(shape: [g.maxPositionEmbeddings, h], values: try copy("embedding.position_embeddings.weight", g.maxPositionEmbeddings * h))
+        t["transformer.ln_f.weight"] = .init(shape: [h], values: try copy("decoder.final_layernorm.weight", h))
+        t["transformer.ln_f.bias"] = .init(shape: [h], values: try copy("decoder.final_layernorm.bias", h))
+        for i in 0..<g.numLayers {
+            let p = "decoder.layers.\(i).", q = "transformer.h.\(i)."
+            t[q + "ln_1.weight"] = .init(shape: [h], values: try copy(p + "input_layernorm.weight", h))
+            t[q + "ln_1.bias"] = .init(shape: [h], values: try copy(p + "input_layernorm.bias", h))
+            t[q + "ln_2.weight"] = .init(shape: [h], values: try copy(p + "pre_mlp_layernorm.weight", h))
+            t[q + "ln_2.bias"] = .init(shape: [h], values: try copy(p + "pre_mlp_layernorm.bias", h))
+            let qkv = try values(p + "self_attention.linear_qkv.weight"), qkvBias = try values(p + "self_attention.linear_qkv.bias")
+            var w = [Float](repeating: 0, count: h * 3 * h), b = [Float](repeating: 0, count: 3 * h)
+            for head in 0..<heads { for j in 0..<3 { for e in 0..<d {
+                let r = head * 3 * d + j * d + e, c = j * h + head * d + e
+                for k in 0..<h { w[k * 3 * h + c] = qkv[r * h + k] }
+                b[c] = qkvBias[r]
+            } } }
+            t[q + "attn.c_attn.weight"] = .init(shape: [h, 3 * h], values: w)
+            t[q + "attn.c_attn.bias"] = .init(shape: [3 * h], values: b)
+            t[q + "attn.c_proj.weight"] = .init(shape: [h, h], values: try transposed(p + "self_attention.linear_proj.weight", rows: h, cols: h))
+            t[q + "attn.c_proj.bias"] = .init(shape: [h], values: try copy(p + "self_attention.linear_proj.bias", h))
+            t[q + "mlp.c_fc.weight"] = .init(shape: [h, f], values: try transposed(p + "mlp.linear_fc1.weight", rows: f, cols: h))
+            t[q + "mlp.c_fc.bias"] = .init(shape: [f], values: try copy(p + "mlp.linear_fc1.bias", f))
+            t[q + "mlp.c_proj.weight"] = .init(shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
+            t[q + "mlp.c_proj.bias"] = .init(shape: [h], values: try copy(p + "mlp.linear_fc2.bias", h))
+        }
+        let config: [String: Any] = [
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": h, "n_layer": g.numLayers, "n_head": heads,
+            "n_positions": g.maxPositionEmbeddings, "n_ctx": g.maxPositionEmbeddings, "n_inner": f, "vocab_size": V,
+            "activation_function": "gelu_new", "layer_norm_epsilon": Double(g.normEpsilon), "initializer_range": Double(g.initMethodStd),
+            "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout), "attn_pdrop": Double(g.attentionDropout),
+            "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": true, "torch_dtype": "float32",
+        ]
+        let tmp = directory + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        do {
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent("config.json")))
+            try Safetensors.write((tmp as NSString).appendingPathComponent("model.safetensors"), tensors: t, metadata: ["format": "pt"])
+            try fm.moveItem(atPath: tmp, toPath: directory)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
+        }
+    }
+}
