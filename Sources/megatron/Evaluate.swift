@@ -19,6 +19,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "WikiText: tokens between window starts; each window scores its last this many (default 32).") var overlappingEval: Int = 32
     @Flag(help: "LAMBADA: the target is the whole last word (all its BPE pieces), not the last token.") var strictLambada = false
     @Option(help: "Write the results as JSON here.") var resultsFile: String?
+    @Option(help: "Score only the first N windows/examples (benchmarks; the metrics then cover only those).") var limitWindows: Int?
     @Option(help: "Config file (default: the config stored in the checkpoint).") var config: String?
     @Argument(parsing: .allUnrecognized, help: "Config overrides: --micro-batch-size 8 --vocab-file … --merge-file …")
     var overrides: [String] = []
@@ -68,20 +69,23 @@ struct Evaluate: ParsableCommand {
                 let tokens = tokenizer.encode(Array(WikiTextDetokenizer.detokenize(raw).utf8))
                 let windows = LMWindows(tokens: tokens, seqLength: s, overlap: overlappingEval, pad: tokenizer.eod)
                 log(" > \(original) original tokens, \(tokens.count) \(tokenizer.name) tokens, \(windows.count) windows (overlapping_eval \(windows.overlap))")
-                let totals = try evaluator.run(count: windows.count, window: windows.window, progress: progress)
+                let count = min(windows.count, limitWindows ?? windows.count)
+                let totals = try evaluator.run(count: count, window: windows.window, progress: progress)
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-                let avg = totals.lossSum / Double(tokens.count - 1)
+                // Megatron divides by T − 1, which is the scored count when every window runs.
+                let avg = totals.lossSum / Double(count < windows.count ? max(1, totals.scoredTokens) : tokens.count - 1)
                 let ratio = Double(tokens.count - 1) / Double(original - 1)
                 let ppl = Foundation.exp(min(20, avg)), adjusted = Foundation.exp(min(20, avg * ratio))
                 log(String(format: " validation results on WIKITEXT103 | avg loss: %.4E | ppl: %.4E | adjusted ppl: %.4E | token ratio: %@ |",
                            avg, ppl, adjusted, "\(ratio)"))
                 results.merge(["avg_loss": avg, "ppl": ppl, "adjusted_ppl": adjusted, "token_ratio": ratio, "num_original_tokens": original,
-                               "num_tokenized_tokens": tokens.count, "scored_tokens": totals.scoredTokens, "windows": windows.count,
+                               "num_tokenized_tokens": tokens.count, "scored_tokens": totals.scoredTokens, "windows": count,
+                               "tokens_per_s": Double(count * s) / max(1e-9, MPIRuntime.wallTime - t0),
                                "overlapping_eval": windows.overlap]) { $1 }
             } else {
                 let examples = try LambadaExamples.load(path: validData, tokenizer: tokenizer, strict: strictLambada, seqLength: s)
                 log(" > \(examples.count) LAMBADA examples (\(strictLambada ? "strict: the whole last word" : "non-strict: the last token"))")
-                let totals = try evaluator.run(count: examples.count, window: { examples[$0] }, progress: progress)
+                let totals = try evaluator.run(count: min(examples.count, limitWindows ?? examples.count), window: { examples[$0] }, progress: progress)
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
                 let accuracy = Double(totals.allCorrect) / Double(max(1, totals.windows))
                 log(String(format: " validation results on LAMBADA | number correct: %.4E | total examples: %.4E | avg accuracy: %.4E",

@@ -30,10 +30,12 @@ public final class Evaluator {
         self.parallel = parallel
         microBatch = c.microBatchSize!
         let d = parallel.layout.data
-        microbatches = max(1, (c.globalBatchSize ?? microBatch * d) / (microBatch * d))
+        // With a pipeline, 2p micro-batches in flight keep the stages busy unless a batch size is given.
+        let p = parallel.layout.pipeline
+        microbatches = max(1, c.globalBatchSize.map { $0 / (microBatch * d) } ?? (p > 1 ? 2 * p : 1))
         let gpt = Trainer.modelConfig(c, vocabSize: vocabSize)
         let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
-        let p = parallel.layout.pipeline, layers = c.numLayers!
+        let layers = c.numLayers!
         let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
         chunks = (0..<v).map { chunk in
             GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
