@@ -32,7 +32,8 @@ public final class Evaluator {
         let d = parallel.layout.data
         // With a pipeline, 2p micro-batches in flight keep the stages busy unless a batch size is given.
         let p = parallel.layout.pipeline
-        microbatches = max(1, c.globalBatchSize.map { $0 / (microBatch * d) } ?? (p > 1 ? 2 * p : 1))
+        let b = c.microBatchSize!
+        microbatches = max(1, c.globalBatchSize.map { $0 / (b * d) } ?? (p > 1 ? 2 * p : 1))
         let gpt = Trainer.modelConfig(c, vocabSize: vocabSize)
         let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         let layers = c.numLayers!
