@@ -29,7 +29,7 @@ final class HFConversionTests: XCTestCase {
         let b = ids.count, s = ids[0].count
         cfg.seqLength = s
         let gpt = Trainer.modelConfig(cfg, vocabSize: vocab)
-        let model = GPTModel(config: gpt, microBatch: b, threads: 1)
+        let model = GPTModel(config: gpt, microBatch: b, threads: ThreadBudget.threads)
         _ = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: ckpt.path), chunks: [model])
         let acts = model.acts
         for i in 0..<s {

@@ -68,6 +68,9 @@ public enum ConfigKeys {
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
         ConfigKey(name: "clip_grad", field: .double(\.clipGrad), help: "clip the global gradient norm to this (1.0; 0 disables)"),
+        ConfigKey(name: "recompute_granularity", field: .optionalString(\.recomputeGranularity), help: "activation recomputation: full (with recompute_method) or selective (core attention; always the case here: attention is tiled and never stores s×s probabilities)"),
+        ConfigKey(name: "recompute_method", field: .optionalString(\.recomputeMethod), help: "with full: uniform (groups of recompute_num_layers layers) or block (the first recompute_num_layers layers of each chunk)"),
+        ConfigKey(name: "recompute_num_layers", field: .optionalInt(\.recomputeNumLayers), help: "layers per recomputed group (uniform) or recomputed layers per chunk (block)"),
         ConfigKey(name: "loss_scale", field: .optionalDouble(\.lossScale), help: "static loss scale: backward runs on loss·scale, gradients are unscaled before clipping and a step with an overflow is skipped (unset: none in fp32)"),
         ConfigKey(name: "seed", field: .int(\.seed), help: "seed of init, dropout and data order (1234)"),
         // Checkpoints

@@ -83,6 +83,22 @@ public enum ConfigValidation {
         }
         if c.adamEps <= 0 { throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive") }
         if c.weightDecay < 0 { throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0") }
+        if let g = c.recomputeGranularity {
+            guard g == "full" || g == "selective" else {
+                throw ConfigError.invalidValue(key: "recompute_granularity", value: "\"\(g)\"", rule: "must be full or selective")
+            }
+            if g == "full" {
+                guard let m = c.recomputeMethod, m == "uniform" || m == "block" else {
+                    throw ConfigError.inconsistent(keys: ["recompute_granularity", "recompute_method"], rule: "full recomputation needs recompute_method uniform or block")
+                }
+                guard let n = c.recomputeNumLayers, n >= (m == "block" ? 0 : 1) else {
+                    throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_num_layers"],
+                                                   rule: "\(m) recomputation needs recompute_num_layers ≥ \(m == "block" ? 0 : 1)")
+                }
+            }
+        } else if c.recomputeMethod != nil {
+            throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_granularity"], rule: "recompute_method needs recompute_granularity full")
+        }
         if let s = c.lossScale, !(s > 0 && s.isFinite) {
             throw ConfigError.invalidValue(key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
         }

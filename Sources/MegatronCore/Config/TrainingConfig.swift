@@ -39,6 +39,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var adamEps: Double = 1e-8
     public var clipGrad: Double = 1.0
     public var lossScale: Double? = nil
+    public var recomputeGranularity: String? = nil
+    public var recomputeMethod: String? = nil
+    public var recomputeNumLayers: Int? = nil
     public var seed: Int = 1234
     // Checkpoints
     public var save: String? = nil

@@ -52,7 +52,9 @@ public final class GPTActivations: @unchecked Sendable {
     public let attentionShape: AttentionShape
     let arena: FloatBuffer
     public let residual: [UnsafeMutablePointer<Float>]   // L+1 × [nS, h]
+    /// Each layer's saved-activation set (layers recomputed together share sets; see RecomputePlan).
     public let layers: [LayerActivations]
+    public let recompute: RecomputePlan
     public let finalNorm: UnsafeMutablePointer<Float>    // [n, h] (gathered under SP)
     public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>   // [nS]
     // Scratch, reused by every layer.
@@ -67,9 +69,13 @@ public final class GPTActivations: @unchecked Sendable {
     public let tokens: Int32Buffer, targets: Int32Buffer  // [s, b]
     public let rowLoss: UnsafeMutablePointer<Double>      // [n]
 
-    /// Memory for `layers` transformer layers (the layers of this model chunk; all by default).
-    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single, layers: Int? = nil) {
+    /// Memory for `layers` transformer layers (the layers of this model chunk; all by default),
+    /// with one saved-activation set per layer or, under `recompute`, the plan's shared sets.
+    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single, layers: Int? = nil,
+                recompute: RecomputePlan? = nil) {
         let layerCount = layers ?? c.numLayers
+        let plan_ = recompute ?? .none(layers: layerCount)
+        precondition(plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
@@ -80,7 +86,7 @@ public final class GPTActivations: @unchecked Sendable {
         var plan = ArenaPlan()
         let res = (0...layerCount).map { _ in plan.take(nS * h) }
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
-        let lo: [O] = (0..<layerCount).map { _ in
+        let lo: [O] = (0..<plan_.sets).map { _ in
             (plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
              plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
              plan.take(n * fL), plan.take(n * fL))
@@ -93,15 +99,18 @@ public final class GPTActivations: @unchecked Sendable {
         let lg = plan.take(chunk * max(1, vocab.realRows))
         let rs = plan.take(3 * chunk)
         let attn = attentionShape
-        let asc = plan.take(max(1, threads) * attn.scratchPerWorker)
+        // Attention scratch per worker: as many as the thread budget may run, whatever `threads` says.
+        let asc = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
         arena = FloatBuffer(count: plan.total)
         let base = arena.base
         residual = res.map { base + $0 }
-        self.layers = lo.map { o in
+        let sets = lo.map { o in
             LayerActivations(ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
                              context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
                              ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)
         }
+        self.layers = plan_.setOf.map { sets[$0] }
+        self.recompute = plan_
         finalNorm = base + fn; finalMean = base + fm; finalRstd = base + fr
         tmpH = base + t1; tmpH2 = base + t2; tmpS = base + ts; tmpWide = base + tw; dResidual = base + dr
         logits = base + lg; rowStats = base + rs; attentionScratch = base + asc

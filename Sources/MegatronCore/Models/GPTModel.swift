@@ -94,8 +94,10 @@ public final class GPTModel: @unchecked Sendable {
 
     /// Builds this rank's part of the model with parameters initialised from `config.seed` (each
     /// element a function of seed, name and global index, so any t starts from the same weights)
-    /// and activation memory for micro-batches of `microBatch` sequences.
-    public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single, stage: StagePlan? = nil) {
+    /// and activation memory for micro-batches of `microBatch` sequences (saved activations shared
+    /// by recomputed layers per `recompute`).
+    public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single, stage: StagePlan? = nil,
+                recompute: RecomputePlan? = nil) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
         precondition(config.numAttentionHeads % tp.size == 0 && config.ffnHiddenSize % tp.size == 0
                      && config.paddedVocabSize % tp.size == 0, "sizes must divide by the tensor-parallel size (validated before)")
@@ -106,14 +108,16 @@ public final class GPTModel: @unchecked Sendable {
         (table, slots) = GPTSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: self.stage)
         params = ParameterArena(table: table)
         grads = ParameterArena(table: table)
-        acts = GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tp, layers: self.stage.layers.count)
+        acts = GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tp, layers: self.stage.layers.count,
+                              recompute: recompute)
         vocab = VocabShard(config: config, tensorParallel: tp)
         params.initialize(seed: config.seed)
     }
 
     /// Another activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
     public func makeActivations() -> GPTActivations {
-        GPTActivations(config: config, microBatch: acts.batch, threads: threads, tensorParallel: tensorParallel, layers: stage.layers.count)
+        GPTActivations(config: config, microBatch: acts.batch, threads: threads, tensorParallel: tensorParallel, layers: stage.layers.count,
+                       recompute: acts.recompute)
     }
 
     private func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
@@ -228,6 +232,15 @@ public final class GPTModel: @unchecked Sendable {
             onGradientsFinal?([fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
         }
         for l in stride(from: L - 1, through: 0, by: -1) {
+            if let group = m.recompute.groupEnding(at: l) {
+                // Recomputation: the group's forward again, from its kept input, into its shared sets.
+                try timer.measure("recompute forward") {
+                    for r in group {
+                        try TransformerLayer.forward(x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: params,
+                                                     acts: m.layers[r], model: m, config: c, dropout: layerDropout(r, ctx), timer: nil)
+                    }
+                }
+            }
             try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: params,
                                           grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
             onGradientsFinal?(slots.layers[l].all)

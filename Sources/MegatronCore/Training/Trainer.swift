@@ -93,7 +93,9 @@ public final class Trainer {
         let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
         chunks = (0..<v).map { chunk in
             GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
-                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers))
+                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers),
+                     recompute: .make(granularity: c.recomputeGranularity, method: c.recomputeMethod, numLayers: c.recomputeNumLayers,
+                                      layers: layers / p / v))
         }
         let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
                                          weightDecay: Float(c.weightDecay))
@@ -207,6 +209,7 @@ public final class Trainer {
         let flops = model.config.flopsPerIteration(globalBatch: globalBatch)
         var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0)
         var bubbleWindow = 0.0
+        var reportedMemory = false
         let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
         executor?.trace = tracer == nil ? nil : []
         executor?.traceOrigin = tracer?.origin ?? 0
@@ -227,6 +230,13 @@ public final class Trainer {
                                      skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
                                      communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
             m.lossScale = scaleUsed
+            m.activationBytes = activationBytes
+            m.peakResidentMB = peakResidentMegabytes()
+            if it == progress.iteration && !reportedMemory {
+                reportedMemory = true
+                log(String(format: " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f", parallel.world.rank, it,
+                           Double(activationBytes) / 1048576, m.peakResidentMB))
+            }
             if let idle = lastPipelineIdleFraction {
                 var mine = Float(idle)
                 var all = [Float](repeating: 0, count: parallel.world.size)

@@ -27,6 +27,9 @@ public struct IterationMetrics {
     public var skippedIterations: Int
     /// The loss scale this step ran with (1 without loss scaling).
     public var lossScale: Double = 1
+    /// This rank's activation memory (planned, bytes) and peak resident memory so far (MB).
+    public var activationBytes = 0
+    public var peakResidentMB = 0.0
     public var nanIterations: Int
     /// Per communication group ("tp", "dp", "pp", "mp"): bytes and seconds of this iteration.
     public var communication: [(group: String, bytes: Int, seconds: Double)] = []
@@ -41,6 +44,7 @@ public struct IterationMetrics {
             ("lr", num(lr)), ("loss_scale", num(lossScale)), ("grad_norm", gradNorm.map(num) ?? "null"), ("step_ms", num(stepMs)),
             ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
             ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
+            ("activation_bytes", "\(activationBytes)"), ("peak_rss_mb", num(peakResidentMB)),
         ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
         if let idle = pipelineIdle { fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]")) }
         if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }
@@ -48,6 +52,13 @@ public struct IterationMetrics {
     }
 
     private func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+}
+
+/// Peak resident memory of this process so far, in MB (getrusage).
+public func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024     // Linux reports KiB
 }
 
 public enum TrainingLogFormat {
