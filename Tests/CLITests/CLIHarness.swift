@@ -68,4 +68,23 @@ enum CLI {
             try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
     }
+
+    /// Resumes training from `ckpt` to iteration 20 on each grid (name, ranks, extra flags) and
+    /// checks every continued lm_loss against `full` (the uninterrupted run from iteration 11):
+    /// bitwise on the grid named `sameGrid`, within 1e-5 relative elsewhere.
+    static func checkResumes(_ grids: [(String, Int, [String])], common: [String], full: [[String: Any]], sameGrid: String, in dir: URL,
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        for (name, ranks, args) in grids {
+            let run = common + args + ["--train-iters", "20", "--load", "ckpt", "--metrics-file", "\(name).jsonl"]
+            let r = ranks == 1 ? try CLI.run(run, in: dir) : try CLI.mpirun(ranks: ranks, run, in: dir)
+            XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)", file: file, line: line)
+            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+            XCTAssertEqual(lines.map { $0["iteration"] as? Int }, (11...20).map { $0 }, name, file: file, line: line)
+            for (a, b) in zip(full, lines) {
+                let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
+                if name == sameGrid { XCTAssertEqual(lb, la, "same grid resumes bitwise (iteration \(a["iteration"]!))", file: file, line: line) }
+                else { XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "\(name) iteration \(a["iteration"]!)", file: file, line: line) }
+            }
+        }
+    }
 }

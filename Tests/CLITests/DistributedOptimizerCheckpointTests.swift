@@ -29,18 +29,7 @@ final class DistributedOptimizerCheckpointTests: XCTestCase {
             ("t1p1d3-distopt", 3, ["--use-distributed-optimizer"]),
             ("t2p2d2-distopt", 8, grid222),
         ]
-        for (name, ranks, args) in grids {
-            let run = common + args + ["--train-iters", "20", "--load", "ckpt", "--metrics-file", "\(name).jsonl"]
-            let r = ranks == 1 ? try CLI.run(run, in: dir) : try CLI.mpirun(ranks: ranks, run, in: dir)
-            XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
-            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
-            XCTAssertEqual(lines.map { $0["iteration"] as? Int }, (11...20).map { $0 }, name)
-            for (a, b) in zip(full, lines) {
-                let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
-                if name == "t2p2d2-distopt" { XCTAssertEqual(lb, la, "same grid resumes bitwise (iteration \(a["iteration"]!))") }
-                else { XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "\(name) iteration \(a["iteration"]!)") }
-            }
-        }
+        try CLI.checkResumes(grids, common: common, full: full, sameGrid: "t2p2d2-distopt", in: dir)
 
         // Without one shard the moments of its elements are unknown: an error naming what is missing.
         try FileManager.default.removeItem(at: dir.appendingPathComponent("ckpt/iter_0000010/distrib_optim_01_001_001.h5"))

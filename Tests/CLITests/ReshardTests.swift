@@ -17,17 +17,6 @@ final class ReshardTests: XCTestCase {
             ("t1p1", 1, []), ("t1p2", 2, ["--pipeline-model-parallel-size", "2"]),
             ("t4p1", 4, ["--tensor-model-parallel-size", "4"]), ("t2p2", 4, grid22),
         ]
-        for (name, ranks, args) in grids {
-            let run = common + args + ["--train-iters", "20", "--load", "ckpt", "--metrics-file", "\(name).jsonl"]
-            let r = ranks == 1 ? try CLI.run(run, in: dir) : try CLI.mpirun(ranks: ranks, run, in: dir)
-            XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
-            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
-            XCTAssertEqual(lines.map { $0["iteration"] as? Int }, (11...20).map { $0 }, name)
-            for (a, b) in zip(full, lines) {
-                let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
-                if name == "t2p2" { XCTAssertEqual(lb, la, "same grid resumes bitwise (iteration \(a["iteration"]!))") }
-                else { XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "\(name) iteration \(a["iteration"]!)") }
-            }
-        }
+        try CLI.checkResumes(grids, common: common, full: full, sameGrid: "t2p2", in: dir)
     }
 }
