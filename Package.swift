@@ -36,8 +36,11 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
 
+        // MARK: - C kernels (bf16 GEMM: AVX512-BF16 selected at run time, portable fallback)
+        .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+
         // MARK: - Libraries
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CBF16"], swiftSettings: kernelSettings),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoint", dependencies: ["CHDF5"]),
         .target(name: "MegatronCore", dependencies: ["Tensor", "Distributed", "Checkpoint"],

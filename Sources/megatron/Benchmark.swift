@@ -32,7 +32,7 @@ struct Benchmark: ParsableCommand {
             let t = parallel.layout.tensor
             out("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize!), global batch \(gbs), world \(world.size) (tensor \(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]")
 
-            var sgemmRate: Double? = nil
+            var sgemmRate: Double? = nil, bf16Rate: Double? = nil, bf16Peak = 0.0
             if world.size == 1 {
                 let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize!)
                 let (perShape, rate) = GEMMBenchmark.measure(shapes)
@@ -41,6 +41,19 @@ struct Benchmark: ParsableCommand {
                 }
                 out(String(format: "SGEMM rate on the model's GEMM shapes: %.1f GFLOP/s", rate / 1e9))
                 sgemmRate = rate
+                let (bf16PerShape, bf16) = GEMMBenchmark.measureBF16(shapes)
+                for (s, t) in zip(shapes, bf16PerShape) {
+                    out(String(format: "  bf16  %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k, s.flops / t / 1e9))
+                }
+                bf16Rate = bf16
+                out(String(format: "bf16 GEMM rate on the same shapes (%@, B packing included): %.1f GFLOP/s = %.2f× SGEMM",
+                           BF16.native ? "AVX512-BF16 kernel" : "portable kernel", bf16 / 1e9, bf16 / rate))
+                let peak = BF16.peakGFLOPS
+                bf16Peak = peak.dpbf16
+                if peak.dpbf16 > 0 {
+                    out(String(format: "single-core peaks on this CPU: vdpbf16ps %.1f GFLOP/s, fp32 FMA (512-bit) %.1f GFLOP/s (bf16/fp32 %.2f); the bf16 GEMM reaches %.0f%% of %d cores' vdpbf16ps peak",
+                               peak.dpbf16, peak.fma, peak.dpbf16 / peak.fma, 100 * bf16 / 1e9 / (peak.dpbf16 * Double(threads)), threads))
+                }
             }
 
             _ = try trainer.step()   // warm-up: page-in of every buffer
@@ -70,6 +83,10 @@ struct Benchmark: ParsableCommand {
             var json: [String: Any] = ["step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
                                        "blas_core": BLAS.coreName, "world": world.size, "tensor": t]
             if let sgemmRate { json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate }
+            if let bf16Rate, let sgemmRate {
+                json["bf16_gemm_gflops"] = bf16Rate / 1e9; json["bf16_over_sgemm"] = bf16Rate / sgemmRate
+                json["dpbf16_peak_gflops_per_core"] = bf16Peak
+            }
             if t > 1 {
                 let c = parallel.tensor.counters
                 let bytes = Double(c.bytes) / Double(steps), commSeconds = c.seconds / Double(steps)

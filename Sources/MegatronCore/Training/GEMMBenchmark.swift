@@ -63,4 +63,37 @@ public enum GEMMBenchmark {
         }
         return (per, totalFlops / totalSeconds)
     }
+
+    /// The same shapes with bf16 operands (BF16.gemm: AVX512-BF16 or the portable kernel),
+    /// packing of B included in each call. Returns the overall rate in FLOP/s.
+    public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
+        let maxA = shapes.map { $0.m * $0.k }.max() ?? 0, maxB = shapes.map { $0.k * $0.n }.max() ?? 0
+        let maxC = shapes.map { $0.m * $0.n }.max() ?? 0
+        let a = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxA)), b = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxB))
+        defer { a.deallocate(); b.deallocate() }
+        let af = FloatBuffer(count: maxA), bf = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
+        for i in 0..<maxA { af[i] = Float(i % 13) * 0.01 }
+        for i in 0..<maxB { bf[i] = Float(i % 11) * 0.01 }
+        BF16.round(af.base, into: a, count: maxA)
+        BF16.round(bf.base, into: b, count: maxB)
+        var totalFlops = 0.0, totalSeconds = 0.0
+        var per: [Double] = []
+        for s in shapes {
+            let run = {
+                BF16.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k,
+                          b: b, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
+            }
+            run()
+            var best = Double.infinity
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                run()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            per.append(best)
+            totalFlops += Double(s.calls) * s.flops
+            totalSeconds += Double(s.calls) * best
+        }
+        return (per, totalFlops / totalSeconds)
+    }
 }

@@ -1,0 +1,231 @@
+// bf16gemm.c — see include/bf16gemm.h. Packed B: panel p (columns 16p…16p+15) holds, for each
+// k pair q, 16 columns × 2 values: packed[p·16·kp + q·32 + 2·jj + (k & 1)], kp = k rounded up to
+// even, zero padded (columns past n and the odd k). Rows of A are packed per block into the same
+// pair order, so one 32-bit broadcast feeds vdpbf16ps, which adds a[2q]·b[2q] + a[2q+1]·b[2q+1]
+// to each fp32 lane. Blocking: KB pairs of k at a time (B panels stay in L1/L2), 2 panels (32
+// columns) × 8 rows per microkernel = 16 accumulators.
+#include "bf16gemm.h"
+#include <stdlib.h>
+#include <string.h>
+#include <immintrin.h>
+
+#define NR 16
+#define MR 8
+#define KB 256      /* k pairs per block */
+
+void bf16_round(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }   /* NaN: keep it, quiet */
+        u += 0x7fffu + ((u >> 16) & 1u);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+
+void bf16_widen(const uint16_t *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)x[i] << 16;
+        memcpy(&y[i], &u, 4);
+    }
+}
+
+static inline int pairs(int k) { return (k + 1) / 2; }
+
+size_t bf16_packed_b_count(int n, int k) { return (size_t)((n + NR - 1) / NR) * NR * 2 * (size_t)pairs(k); }
+
+void bf16_pack_b(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *packed, int p0, int p1) {
+    int kp = pairs(k);
+    for (int p = p0; p < p1; p++) {
+        uint16_t *out = packed + (size_t)p * NR * 2 * kp;
+        for (int q = 0; q < kp; q++) {
+            for (int jj = 0; jj < NR; jj++) {
+                int j = p * NR + jj;
+                for (int h = 0; h < 2; h++) {
+                    int kk = 2 * q + h;
+                    out[(size_t)q * 2 * NR + 2 * jj + h] = (j < n && kk < k) ? B[(long)j * sj + (long)kk * sk] : 0;
+                }
+            }
+        }
+    }
+}
+
+/* Packs rows [i0, i0 + rows) of A into rows × kp pairs (zero padded to MR rows and even k). */
+static void pack_a(int k, const uint16_t *A, long si, long sk, int i0, int rows, uint16_t *out) {
+    int kp = pairs(k);
+    for (int r = 0; r < MR; r++) {
+        uint16_t *o = out + (size_t)r * 2 * kp;
+        if (r >= rows) { memset(o, 0, (size_t)2 * kp * sizeof(uint16_t)); continue; }
+        const uint16_t *a = A + (long)(i0 + r) * si;
+        if (sk == 1) { memcpy(o, a, (size_t)k * sizeof(uint16_t)); if (k & 1) o[k] = 0; }
+        else { for (int kk = 0; kk < k; kk++) o[kk] = a[(long)kk * sk]; if (k & 1) o[k] = 0; }
+    }
+}
+
+/* C tile (rows × cols, cols ≤ 32) += or = the block's products, held in acc[r][2]. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline void store_tile(float *C, long ldc, int rows, int cols, float beta, int first, __m512 acc[MR][2]) {
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? 0xffff : (cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0);
+    for (int r = 0; r < rows; r++) {
+        float *c = C + (long)r * ldc;
+        __m512 v0 = acc[r][0], v1 = acc[r][1];
+        if (!first || beta != 0.0f) {
+            float s = first ? beta : 1.0f;
+            v0 = _mm512_fmadd_ps(_mm512_set1_ps(s), _mm512_maskz_loadu_ps(m0, c), v0);
+            if (m1) v1 = _mm512_fmadd_ps(_mm512_set1_ps(s), _mm512_maskz_loadu_ps(m1, c + 16), v1);
+        }
+        _mm512_mask_storeu_ps(c, m0, v0);
+        if (m1) _mm512_mask_storeu_ps(c + 16, m1, v1);
+    }
+}
+
+/* The 8 × 32 microkernel over k pairs [q0, q1): 16 accumulators in registers, two B vectors and
+   one broadcast A pair per row per step (written out so the accumulators never leave registers). */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline void kernel_8x32(const uint16_t *a, int kp, const uint16_t *b0, const uint16_t *b1, int q0, int q1, __m512 acc[MR][2]) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    const int32_t *a0 = (const int32_t *)(a), *a1 = (const int32_t *)(a + 2 * (size_t)kp), *a2 = (const int32_t *)(a + 4 * (size_t)kp),
+                  *a3 = (const int32_t *)(a + 6 * (size_t)kp), *a4 = (const int32_t *)(a + 8 * (size_t)kp), *a5 = (const int32_t *)(a + 10 * (size_t)kp),
+                  *a6 = (const int32_t *)(a + 12 * (size_t)kp), *a7 = (const int32_t *)(a + 14 * (size_t)kp);
+    for (int q = q0; q < q1; q++) {
+        __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + (size_t)q * 2 * NR);
+        __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + (size_t)q * 2 * NR);
+        __m512bh x;
+#define ROW(i, ci0, ci1) x = (__m512bh)_mm512_set1_epi32(a##i[q]); ci0 = _mm512_dpbf16_ps(ci0, x, v0); ci1 = _mm512_dpbf16_ps(ci1, x, v1);
+        ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
+        ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
+#undef ROW
+    }
+    acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21; acc[3][0] = c30; acc[3][1] = c31;
+    acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51; acc[6][0] = c60; acc[6][1] = c61; acc[7][0] = c70; acc[7][1] = c71;
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void rows_native(int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+                        float *C, long ldc, float beta, int i0, int i1) {
+    int kp = pairs(k), panels = (n + NR - 1) / NR;
+    int blocks = (i1 - i0 + MR - 1) / MR;
+    size_t blockSize = (size_t)MR * 2 * kp;
+    /* Every row of this range packed once (MR-row blocks); then for each k block, each pair of B
+       panels (32 columns × KB pairs, 32 KB) stays in cache while every row block passes over it. */
+    uint16_t *a = aligned_alloc(64, (blocks * blockSize * sizeof(uint16_t) + 63) / 64 * 64);
+    for (int b = 0; b < blocks; b++) {
+        int i = i0 + b * MR;
+        pack_a(k, A, si, sk, i, i1 - i < MR ? i1 - i : MR, a + b * blockSize);
+    }
+    for (int q0 = 0; q0 < kp; q0 += KB) {
+        int q1 = q0 + KB < kp ? q0 + KB : kp;
+        for (int p = 0; p < panels; p += 2) {
+            const uint16_t *b0 = packed + (size_t)p * NR * 2 * kp;
+            const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kp : b0;
+            int cols = n - p * NR;
+            if (cols > 2 * NR) cols = 2 * NR;
+            for (int b = 0; b < blocks; b++) {
+                int i = i0 + b * MR, rows = i1 - i < MR ? i1 - i : MR;
+                __m512 acc[MR][2];
+                kernel_8x32(a + b * blockSize, kp, b0, b1, q0, q1, acc);
+                store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, acc);
+            }
+        }
+    }
+    free(a);
+}
+
+/* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
+static void rows_portable(int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+                          float *C, long ldc, float beta, int i0, int i1) {
+    int kp = pairs(k), panels = (n + NR - 1) / NR;
+    float *arow = malloc((size_t)2 * kp * sizeof(float));
+    float acc[NR];
+    for (int i = i0; i < i1; i++) {
+        for (int kk = 0; kk < 2 * kp; kk++) {
+            uint32_t u = kk < k ? (uint32_t)A[(long)i * si + (long)kk * sk] << 16 : 0;
+            memcpy(&arow[kk], &u, 4);
+        }
+        for (int p = 0; p < panels; p++) {
+            const uint16_t *b = packed + (size_t)p * NR * 2 * kp;
+            for (int jj = 0; jj < NR; jj++) acc[jj] = 0;
+            for (int q = 0; q < kp; q++) {
+                for (int jj = 0; jj < NR; jj++) {
+                    uint32_t u0 = (uint32_t)b[(size_t)q * 2 * NR + 2 * jj] << 16, u1 = (uint32_t)b[(size_t)q * 2 * NR + 2 * jj + 1] << 16;
+                    float b0, b1;
+                    memcpy(&b0, &u0, 4); memcpy(&b1, &u1, 4);
+                    acc[jj] += arow[2 * q] * b0 + arow[2 * q + 1] * b1;
+                }
+            }
+            for (int jj = 0; jj < NR && p * NR + jj < n; jj++) {
+                float *c = C + (long)i * ldc + p * NR + jj;
+                *c = (beta != 0.0f ? beta * *c : 0.0f) + acc[jj];
+            }
+        }
+    }
+    free(arow);
+}
+
+static int force_portable = 0;
+void bf16_use_portable(int on) { force_portable = on; }
+
+int bf16_native(void) {
+    static int cached = -1;
+    if (force_portable) return 0;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
+    }
+    return cached;
+}
+
+void bf16_gemm_rows(int m, int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+                    float *C, long ldc, float beta, int i0, int i1) {
+    (void)m;
+    if (i0 >= i1 || n <= 0) return;
+    if (k <= 0) {
+        for (int i = i0; i < i1; i++) for (int j = 0; j < n; j++) C[(long)i * ldc + j] = beta != 0.0f ? beta * C[(long)i * ldc + j] : 0.0f;
+        return;
+    }
+    if (bf16_native()) rows_native(n, k, A, si, sk, packed, C, ldc, beta, i0, i1);
+    else rows_portable(n, k, A, si, sk, packed, C, ldc, beta, i0, i1);
+}
+
+/* Peak rates: 12 independent accumulator chains, so only throughput limits the loop. */
+#include <time.h>
+static double seconds_now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static double peak_dpbf16(void) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = x;
+    const long n = 20000000;
+    double t = seconds_now();
+    for (long i = 0; i < n; i++) {
+        c0 = _mm512_dpbf16_ps(c0, x, y); c1 = _mm512_dpbf16_ps(c1, x, y); c2 = _mm512_dpbf16_ps(c2, x, y);
+        c3 = _mm512_dpbf16_ps(c3, x, y); c4 = _mm512_dpbf16_ps(c4, x, y); c5 = _mm512_dpbf16_ps(c5, x, y);
+        c6 = _mm512_dpbf16_ps(c6, x, y); c7 = _mm512_dpbf16_ps(c7, x, y); c8 = _mm512_dpbf16_ps(c8, x, y);
+        c9 = _mm512_dpbf16_ps(c9, x, y); c10 = _mm512_dpbf16_ps(c10, x, y); c11 = _mm512_dpbf16_ps(c11, x, y);
+        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    }
+    return (double)n * 12 * 64 / (seconds_now() - t) / 1e9;
+}
+
+__attribute__((target("avx512f")))
+static double peak_fma(void) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+    __m512 f = _mm512_set1_ps(1.0001f), g = _mm512_set1_ps(0.9999f);
+    const long n = 20000000;
+    double t = seconds_now();
+    for (long i = 0; i < n; i++) {
+        c0 = _mm512_fmadd_ps(c0, f, g); c1 = _mm512_fmadd_ps(c1, f, g); c2 = _mm512_fmadd_ps(c2, f, g);
+        c3 = _mm512_fmadd_ps(c3, f, g); c4 = _mm512_fmadd_ps(c4, f, g); c5 = _mm512_fmadd_ps(c5, f, g);
+        c6 = _mm512_fmadd_ps(c6, f, g); c7 = _mm512_fmadd_ps(c7, f, g); c8 = _mm512_fmadd_ps(c8, f, g);
+        c9 = _mm512_fmadd_ps(c9, f, g); c10 = _mm512_fmadd_ps(c10, f, g); c11 = _mm512_fmadd_ps(c11, f, g);
+        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
+    }
+    return (double)n * 12 * 32 / (seconds_now() - t) / 1e9;
+}
+
+double bf16_peak_dpbf16_gflops(void) { return bf16_native() ? peak_dpbf16() : 0; }
+double bf16_peak_fma_gflops(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") ? peak_fma() : 0; }

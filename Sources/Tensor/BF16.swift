@@ -1,0 +1,44 @@
+// BF16.swift — bfloat16 storage and matrix products (the CBF16 kernel: AVX512-BF16 `vdpbf16ps` when
+// the CPU has it, a portable fp32 loop otherwise). Conversions round to nearest even, bit-exact.
+// `gemm` takes the BLAS sgemm convention (row-major, C[m,n] = β·C + op(A)·op(B)) with bf16
+// operands and fp32 accumulation and output; B is packed once, shared by all threads, and the rows
+// of C are split over the thread budget.
+import CBF16
+
+public enum BF16 {
+    /// True when the AVX512-BF16 kernel runs on this CPU.
+    public static var native: Bool { bf16_native() != 0 }
+
+    /// Single-core peak rates (GFLOP/s) of vdpbf16ps and of 512-bit fp32 FMA on this CPU (0 if absent).
+    public static var peakGFLOPS: (dpbf16: Double, fma: Double) { (bf16_peak_dpbf16_gflops(), bf16_peak_fma_gflops()) }
+
+    /// Forces the portable kernel (for tests); false restores the automatic choice.
+    public static func usePortable(_ on: Bool) { bf16_use_portable(on ? 1 : 0) }
+
+    public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count n: Int) {
+        ThreadBudget.parallelFor(n, grain: 1 << 16) { r in bf16_round(x + r.lowerBound, y + r.lowerBound, r.count) }
+    }
+
+    public static func widen(_ x: UnsafePointer<UInt16>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        ThreadBudget.parallelFor(n, grain: 1 << 16) { r in bf16_widen(x + r.lowerBound, y + r.lowerBound, r.count) }
+    }
+
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        let (si, ska) = transA ? (1, lda) : (lda, 1)
+        let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
+        let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, bf16_packed_b_count(Int32(n), Int32(k))))
+        defer { packed.deallocate() }
+        let panels = (n + 15) / 16
+        ThreadBudget.parallelFor(panels, grain: 4) { r in
+            bf16_pack_b(Int32(n), Int32(k), b, sj, skb, packed, Int32(r.lowerBound), Int32(r.upperBound))
+        }
+        let blocks = (m + 7) / 8
+        ThreadBudget.parallelFor(blocks, grain: 1) { r in
+            bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, si, ska, packed, c, ldc, beta,
+                           Int32(r.lowerBound * 8), Int32(min(m, r.upperBound * 8)))
+        }
+    }
+}
