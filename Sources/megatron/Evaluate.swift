@@ -38,6 +38,12 @@ struct Evaluate: ParsableCommand {
             cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.dataPath = []; cfg.mockData = false
             cfg.metricsFile = nil; cfg.traceDir = nil; cfg.skipTrain = true
             if cfg.trainIters == nil { cfg.trainIters = 1 }
+            // The grid is this run's (checkpoints load on any grid), not the training run's.
+            if !overrides.contains("--tensor-model-parallel-size") { cfg.tensorModelParallelSize = 1 }
+            if !overrides.contains("--pipeline-model-parallel-size") { cfg.pipelineModelParallelSize = 1 }
+            if !overrides.contains("--num-layers-per-virtual-pipeline-stage") { cfg.numLayersPerVirtualPipelineStage = nil }
+            if !overrides.contains("--sequence-parallel") { cfg.sequenceParallel = false }
+            cfg.useDistributedOptimizer = false
             // Batching is the evaluation's own: micro_batch_size × data-parallel size unless given.
             if !overrides.contains("--global-batch-size") { cfg.globalBatchSize = nil }
             if cfg.lr == nil { cfg.lr = 0 }

@@ -121,6 +121,12 @@ final class HFConversionTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["convert-checkpoint", "--load", "ck11", "--save", "ck41", "--target-tensor-parallel-size", "4"], in: dir).code, 0)
         XCTAssertEqual(try CLI.run(["convert-checkpoint", "--load", "ck41", "--save", "ck22v", "--target-tensor-parallel-size", "2",
                                     "--target-pipeline-parallel-size", "2", "--target-num-layers-per-virtual-pipeline-stage", "1"], in: dir).code, 0)
+        // A checkpoint trained at t = 2 × p = 2 evaluates on one rank without naming a grid.
+        try String(repeating: " = Title = \n The cat sat on the mat , and it was happy . \n", count: 40)
+            .write(to: dir.appendingPathComponent("wiki.test.tokens"), atomically: true, encoding: .utf8)
+        let eval = try CLI.run(["evaluate", "--task", "wikitext103", "--valid-data", "wiki.test.tokens", "--load", "ck22"], in: dir)
+        XCTAssertEqual(eval.code, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("validation results on WIKITEXT103"), eval.stdout)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("ck41/iter_0000006").path).sorted()
         XCTAssertEqual(files, (0..<4).map { String(format: "mp_rank_%02d_000.h5", $0) })
         let models = try ["ck22", "ck11", "ck41", "ck22v"].map { try WholeModel.load(checkpoint: dir.appendingPathComponent($0).path) }
