@@ -1,7 +1,8 @@
 // GEMMBenchmark.swift — the SGEMM rate of OpenBLAS on exactly the matrix products one training
 // step of this model runs (every linear layer's forward and two backward products, the chunked LM
 // head's three), weighted by how often each runs. It is the yardstick `megatron benchmark`
-// divides the model's throughput by. Attention's per-head tile products are not included.
+// divides the model's throughput by, and the same shapes in bf16 (BF16.gemm). Attention's per-head
+// tile products are not included.
 import Foundation
 import Tensor
 
@@ -38,56 +39,52 @@ public enum GEMMBenchmark {
     /// Times each shape (best of `repeats` after a warm-up) and returns per-shape seconds and the
     /// overall rate Σ calls·flops / Σ calls·seconds in FLOP/s.
     public static func measure(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
-        let maxA = shapes.map { $0.m * $0.k }.max() ?? 0, maxB = shapes.map { $0.k * $0.n }.max() ?? 0
-        let maxC = shapes.map { $0.m * $0.n }.max() ?? 0
+        let (maxA, maxB, maxC) = sizes(shapes)
         let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
-        for i in 0..<maxA { a[i] = Float(i % 13) * 0.01 }
-        for i in 0..<maxB { b[i] = Float(i % 11) * 0.01 }
-        var per: [Double] = []
-        var totalFlops = 0.0, totalSeconds = 0.0
-        for s in shapes {
-            let run = {
-                BLAS.sgemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: s.transA ? s.m : s.k,
-                           b: b.base, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
-            }
-            run()
-            var best = Double.infinity
-            for _ in 0..<repeats {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                run()
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            }
-            per.append(best)
-            totalFlops += Double(s.calls) * s.flops
-            totalSeconds += Double(s.calls) * best
+        fill(a, b, maxA, maxB)
+        return time(shapes, repeats: repeats) { s in
+            BLAS.sgemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: s.transA ? s.m : s.k,
+                       b: b.base, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
         }
-        return (per, totalFlops / totalSeconds)
     }
 
     /// The same shapes with bf16 operands (BF16.gemm: AVX512-BF16 or the portable kernel),
-    /// packing of B included in each call. Returns the overall rate in FLOP/s.
+    /// packing of B included in each call.
     public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
-        let maxA = shapes.map { $0.m * $0.k }.max() ?? 0, maxB = shapes.map { $0.k * $0.n }.max() ?? 0
-        let maxC = shapes.map { $0.m * $0.n }.max() ?? 0
+        let (maxA, maxB, maxC) = sizes(shapes)
         let a = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxA)), b = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxB))
         defer { a.deallocate(); b.deallocate() }
         let af = FloatBuffer(count: maxA), bf = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
-        for i in 0..<maxA { af[i] = Float(i % 13) * 0.01 }
-        for i in 0..<maxB { bf[i] = Float(i % 11) * 0.01 }
+        fill(af, bf, maxA, maxB)
         BF16.round(af.base, into: a, count: maxA)
         BF16.round(bf.base, into: b, count: maxB)
-        var totalFlops = 0.0, totalSeconds = 0.0
+        return time(shapes, repeats: repeats) { s in
+            BF16.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k,
+                      b: b, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
+        }
+    }
+
+    /// The largest A, B and C any shape needs.
+    static func sizes(_ shapes: [GEMMShape]) -> (Int, Int, Int) {
+        (shapes.map { $0.m * $0.k }.max() ?? 0, shapes.map { $0.k * $0.n }.max() ?? 0, shapes.map { $0.m * $0.n }.max() ?? 0)
+    }
+
+    static func fill(_ a: FloatBuffer, _ b: FloatBuffer, _ countA: Int, _ countB: Int) {
+        for i in 0..<countA { a[i] = Float(i % 13) * 0.01 }
+        for i in 0..<countB { b[i] = Float(i % 11) * 0.01 }
+    }
+
+    /// Best of `repeats` timings (after a warm-up) of `run` per shape, and the overall rate
+    /// Σ calls·flops / Σ calls·seconds in FLOP/s.
+    static func time(_ shapes: [GEMMShape], repeats: Int, _ run: (GEMMShape) -> Void) -> (perShape: [Double], rate: Double) {
         var per: [Double] = []
+        var totalFlops = 0.0, totalSeconds = 0.0
         for s in shapes {
-            let run = {
-                BF16.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.transA ? s.m : s.k,
-                          b: b, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
-            }
-            run()
+            run(s)
             var best = Double.infinity
             for _ in 0..<repeats {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                run()
+                run(s)
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             per.append(best)
