@@ -56,15 +56,14 @@ public enum Safetensors {
                 throw SafetensorsError.malformed(path: path, reason: "tensor '\(name)' (\(dtype) \(shape)) has data_offsets \(offsets), which do not hold \(count * width) bytes inside the \(dataSize)-byte data section")
             }
             let start = headerEnd + offsets[0]
+            // One conversion loop per dtype (the switch stays out of the per-element loop).
             let values: [Float] = data.withUnsafeBytes { raw in
                 let base = raw.baseAddress! + start
-                return (0..<count).map { i -> Float in
-                    switch dtype {
-                    case "F32": return Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    case "F16": return Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
-                    case "BF16": return Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-                    default: return Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                    }
+                switch dtype {
+                case "F32": return (0..<count).map { Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+                case "F16": return (0..<count).map { Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))) }
+                case "BF16": return (0..<count).map { Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
+                default: return (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
                 }
             }
             out[name] = SafetensorsTensor(shape: shape, values: values)

@@ -69,7 +69,7 @@ struct Evaluate: ParsableCommand {
             var results: [String: Any] = ["task": task, "checkpoint": load, "iteration": iteration, "valid_data": validData, "seq_length": s]
             if task == "wikitext103" {
                 guard let raw = FileManager.default.contents(atPath: validData).flatMap({ String(data: $0, encoding: .utf8) }) else {
-                    throw LambadaError.badLine(path: validData, line: 0, reason: "cannot read the file as UTF-8")
+                    throw EvaluationDataError.unreadable(path: validData)
                 }
                 let original = WikiTextDetokenizer.originalTokenCount(raw)
                 let tokens = tokenizer.encode(Array(WikiTextDetokenizer.detokenize(raw).utf8))

@@ -59,8 +59,8 @@ public enum HFGPT2 {
             return t.values
         }
         let d = h / heads
+        let f = cfg.ffnHiddenSize ?? 4 * h
         return try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
-            let f = spec.shape.count > 1 ? spec.shape[0] : 0
             func transpose(_ w: [Float], rows inRows: Int, cols outCols: Int) {
                 // HF [in, out] → ours [out, in]
                 for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
@@ -99,10 +99,8 @@ public enum HFGPT2 {
                 case "self_attention.linear_proj.weight": transpose(try tensor(p + "attn.c_proj.weight", [h, h]), rows: h, cols: h)
                 case "self_attention.linear_proj.bias": let w = try tensor(p + "attn.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
                 case "mlp.linear_fc1.weight": transpose(try tensor(p + "mlp.c_fc.weight", [h, f]), rows: h, cols: f)
-                case "mlp.linear_fc1.bias": let w = try tensor(p + "mlp.c_fc.bias", [spec.shape[0]]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
-                case "mlp.linear_fc2.weight":
-                    let ffn = spec.shape[1]
-                    transpose(try tensor(p + "mlp.c_proj.weight", [ffn, h]), rows: ffn, cols: h)
+                case "mlp.linear_fc1.bias": let w = try tensor(p + "mlp.c_fc.bias", [f]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: f) }
+                case "mlp.linear_fc2.weight": transpose(try tensor(p + "mlp.c_proj.weight", [f, h]), rows: f, cols: h)
                 case "mlp.linear_fc2.bias": let w = try tensor(p + "mlp.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
                 default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
                 }

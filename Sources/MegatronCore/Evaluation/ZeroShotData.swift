@@ -109,12 +109,14 @@ public struct LMWindows: Sendable {
     }
 }
 
-public enum LambadaError: Error, CustomStringConvertible {
+public enum EvaluationDataError: Error, CustomStringConvertible {
     case badLine(path: String, line: Int, reason: String)
     case tooLong(path: String, line: Int, tokens: Int, seqLength: Int)
+    case unreadable(path: String)
 
     public var description: String {
         switch self {
+        case .unreadable(let p): return "cannot read '\(p)' as UTF-8 text: check --valid-data"
         case .badLine(let p, let l, let r): return "\(p) line \(l): \(r) (LAMBADA needs one {\"text\": …} object per line)"
         case .tooLong(let p, let l, let t, let s): return "\(p) line \(l): the example has \(t) tokens, more than seq_length + 1 = \(s + 1); raise --seq-length"
         }
@@ -125,18 +127,18 @@ public enum LambadaError: Error, CustomStringConvertible {
 public enum LambadaExamples {
     public static func load(path: String, tokenizer: Tokenizer, strict: Bool, seqLength: Int) throws -> [EvalWindow] {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw LambadaError.badLine(path: path, line: 0, reason: "cannot read the file as UTF-8")
+            throw EvaluationDataError.unreadable(path: path)
         }
         var windows: [EvalWindow] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let passage = object["text"] as? String else {
-                throw LambadaError.badLine(path: path, line: n + 1, reason: "not a JSON object with a \"text\" string")
+                throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "not a JSON object with a \"text\" string")
             }
             let (context, target) = split(passage, tokenizer: tokenizer, strict: strict)
-            guard !target.isEmpty else { throw LambadaError.badLine(path: path, line: n + 1, reason: "the passage has no last word") }
+            guard !target.isEmpty else { throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "the passage has no last word") }
             var tokens = context + target
-            if tokens.count > seqLength + 1 { throw LambadaError.tooLong(path: path, line: n + 1, tokens: tokens.count, seqLength: seqLength) }
+            if tokens.count > seqLength + 1 { throw EvaluationDataError.tooLong(path: path, line: n + 1, tokens: tokens.count, seqLength: seqLength) }
             let scored = Array((context.count - 1)..<(tokens.count - 1))
             tokens += [Int32](repeating: tokenizer.eod, count: seqLength + 1 - tokens.count)
             windows.append(EvalWindow(tokens: tokens, scored: scored))

@@ -185,8 +185,7 @@ public enum ModelCheckpoint {
         let hasOptimizerState = !shardFiles.isEmpty || files.contains { $0.exists("optimizer") }
         for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
-                let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
-                    ? "embedding.word_embeddings.weight" : spec.name
+                let source = storedName(of: spec, in: files)
                 try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
                 guard hasOptimizerState else { continue }
                 try assemble(source, into: moments[c].0.pointer(slot), spec: spec,
@@ -234,6 +233,13 @@ public enum ModelCheckpoint {
         return (dir, files, shardFiles)
     }
 
+    /// Where `spec`'s values are stored: its own name, or, for a tied output layer the writer kept
+    /// no separate copy of, the word embedding.
+    static func storedName(of spec: ParameterSpec, in files: [HDF5File]) -> String {
+        spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
+            ? "embedding.word_embeddings.weight" : spec.name
+    }
+
     /// The stored training config (JSON) of the latest checkpoint in `directory`, if any.
     public static func storedConfigJSON(root: String) -> String? {
         let directory = CheckpointDirectory(root: root)
@@ -249,8 +255,7 @@ public enum ModelCheckpoint {
         let (dir, files, _) = try open(directory, config: chunks[0].config)
         for chunk in chunks {
             for (slot, spec) in chunk.table.specs.enumerated() {
-                let source = spec.name == GPTSlots.tiedOutputLayerName && !files.contains { $0.exists("model/" + spec.name) }
-                    ? "embedding.word_embeddings.weight" : spec.name
+                let source = storedName(of: spec, in: files)
                 try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
             }
         }
