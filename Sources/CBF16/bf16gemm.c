@@ -13,14 +13,52 @@
 #define MR 8
 #define KB 256      /* k pairs per block */
 
+static int force_portable = 0;
+
+static inline int pairs(int k) { return (k + 1) / 2; }
+
+/* One fp32 value rounded to bf16 bits (nearest even; NaN stays NaN, quiet). */
+static inline uint16_t rne(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Element idx of an operand held as bf16 bits or as fp32 (rounded here). */
+static inline uint16_t element(const void *src, int f32, long idx) {
+    return f32 ? rne(((const float *)src)[idx]) : ((const uint16_t *)src)[idx];
+}
+
 void bf16_round(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = rne(x[i]);
+}
+
+void bf16_round_in_place(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7fffffffu) > 0x7f800000u) { y[i] = (uint16_t)((u >> 16) | 0x40); continue; }   /* NaN: keep it, quiet */
-        u += 0x7fffu + ((u >> 16) & 1u);
-        y[i] = (uint16_t)(u >> 16);
+        uint32_t u = (uint32_t)rne(x[i]) << 16;
+        memcpy(&x[i], &u, 4);
     }
+}
+
+/* fp16 (IEEE binary16) rounding: F16C's vcvtps2ph with round-to-nearest-even when the CPU has
+   AVX-512, else the compiler's _Float16 conversion (also nearest even). */
+__attribute__((target("avx512f")))
+static void fp16_round_avx512(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_storeu_ps(x + i, _mm512_cvtph_ps(h));
+    }
+    for (; i < n; i++) x[i] = (float)(_Float16)x[i];
+}
+
+void fp16_round_in_place(float *x, size_t n) {
+    static int avx512 = -1;
+    if (avx512 < 0) { __builtin_cpu_init(); avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0; }
+    if (avx512 && !force_portable) { fp16_round_avx512(x, n); return; }
+    for (size_t i = 0; i < n; i++) x[i] = (float)(_Float16)x[i];
 }
 
 void bf16_widen(const uint16_t *x, float *y, size_t n) {
@@ -30,11 +68,9 @@ void bf16_widen(const uint16_t *x, float *y, size_t n) {
     }
 }
 
-static inline int pairs(int k) { return (k + 1) / 2; }
-
 size_t bf16_packed_b_count(int n, int k) { return (size_t)((n + NR - 1) / NR) * NR * 2 * (size_t)pairs(k); }
 
-void bf16_pack_b(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *packed, int p0, int p1) {
+void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint16_t *packed, int p0, int p1) {
     int kp = pairs(k);
     for (int p = p0; p < p1; p++) {
         uint16_t *out = packed + (size_t)p * NR * 2 * kp;
@@ -43,7 +79,7 @@ void bf16_pack_b(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *pa
                 int j = p * NR + jj;
                 for (int h = 0; h < 2; h++) {
                     int kk = 2 * q + h;
-                    out[(size_t)q * 2 * NR + 2 * jj + h] = (j < n && kk < k) ? B[(long)j * sj + (long)kk * sk] : 0;
+                    out[(size_t)q * 2 * NR + 2 * jj + h] = (j < n && kk < k) ? element(B, b_f32, (long)j * sj + (long)kk * sk) : 0;
                 }
             }
         }
@@ -51,14 +87,15 @@ void bf16_pack_b(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *pa
 }
 
 /* Packs rows [i0, i0 + rows) of A into rows × kp pairs (zero padded to MR rows and even k). */
-static void pack_a(int k, const uint16_t *A, long si, long sk, int i0, int rows, uint16_t *out) {
+static void pack_a(int k, const void *A, int a_f32, long si, long sk, int i0, int rows, uint16_t *out) {
     int kp = pairs(k);
     for (int r = 0; r < MR; r++) {
         uint16_t *o = out + (size_t)r * 2 * kp;
         if (r >= rows) { memset(o, 0, (size_t)2 * kp * sizeof(uint16_t)); continue; }
-        const uint16_t *a = A + (long)(i0 + r) * si;
-        if (sk == 1) { memcpy(o, a, (size_t)k * sizeof(uint16_t)); if (k & 1) o[k] = 0; }
-        else { for (int kk = 0; kk < k; kk++) o[kk] = a[(long)kk * sk]; if (k & 1) o[k] = 0; }
+        long row = (long)(i0 + r) * si;
+        if (sk == 1 && !a_f32) memcpy(o, (const uint16_t *)A + row, (size_t)k * sizeof(uint16_t));
+        else for (int kk = 0; kk < k; kk++) o[kk] = element(A, a_f32, row + (long)kk * sk);
+        if (k & 1) o[k] = 0;
     }
 }
 
@@ -105,7 +142,7 @@ static inline void kernel_8x32(const uint16_t *a, int kp, const uint16_t *b0, co
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void rows_native(int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                         float *C, long ldc, float beta, int i0, int i1) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
     int blocks = (i1 - i0 + MR - 1) / MR;
@@ -115,7 +152,7 @@ static void rows_native(int n, int k, const uint16_t *A, long si, long sk, const
     uint16_t *a = aligned_alloc(64, (blocks * blockSize * sizeof(uint16_t) + 63) / 64 * 64);
     for (int b = 0; b < blocks; b++) {
         int i = i0 + b * MR;
-        pack_a(k, A, si, sk, i, i1 - i < MR ? i1 - i : MR, a + b * blockSize);
+        pack_a(k, A, a_f32, si, sk, i, i1 - i < MR ? i1 - i : MR, a + b * blockSize);
     }
     for (int q0 = 0; q0 < kp; q0 += KB) {
         int q1 = q0 + KB < kp ? q0 + KB : kp;
@@ -136,14 +173,14 @@ static void rows_native(int n, int k, const uint16_t *A, long si, long sk, const
 }
 
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
-static void rows_portable(int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+static void rows_portable(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                           float *C, long ldc, float beta, int i0, int i1) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
     float *arow = malloc((size_t)2 * kp * sizeof(float));
     float acc[NR];
     for (int i = i0; i < i1; i++) {
         for (int kk = 0; kk < 2 * kp; kk++) {
-            uint32_t u = kk < k ? (uint32_t)A[(long)i * si + (long)kk * sk] << 16 : 0;
+            uint32_t u = kk < k ? (uint32_t)element(A, a_f32, (long)i * si + (long)kk * sk) << 16 : 0;
             memcpy(&arow[kk], &u, 4);
         }
         for (int p = 0; p < panels; p++) {
@@ -166,7 +203,6 @@ static void rows_portable(int n, int k, const uint16_t *A, long si, long sk, con
     free(arow);
 }
 
-static int force_portable = 0;
 void bf16_use_portable(int on) { force_portable = on; }
 
 int bf16_native(void) {
@@ -179,7 +215,7 @@ int bf16_native(void) {
     return cached;
 }
 
-void bf16_gemm_rows(int m, int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                     float *C, long ldc, float beta, int i0, int i1) {
     (void)m;
     if (i0 >= i1 || n <= 0) return;
@@ -187,8 +223,8 @@ void bf16_gemm_rows(int m, int n, int k, const uint16_t *A, long si, long sk, co
         for (int i = i0; i < i1; i++) for (int j = 0; j < n; j++) C[(long)i * ldc + j] = beta != 0.0f ? beta * C[(long)i * ldc + j] : 0.0f;
         return;
     }
-    if (bf16_native()) rows_native(n, k, A, si, sk, packed, C, ldc, beta, i0, i1);
-    else rows_portable(n, k, A, si, sk, packed, C, ldc, beta, i0, i1);
+    if (bf16_native()) rows_native(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
+    else rows_portable(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
 }
 
 /* Peak rates: 12 independent accumulator chains, so only throughput limits the loop. */

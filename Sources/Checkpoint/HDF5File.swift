@@ -65,6 +65,27 @@ public final class HDF5File {
                          data: UnsafeRawPointer(data), attributes: attributes)
     }
 
+    /// Writes 16-bit floats (`bits`, row-major) as a dataset of a real HDF5 16-bit float type, so
+    /// readers get floats: h5py returns float32 for bfloat16 (a non-standard float) and float16
+    /// for fp16; `readFloats` converts either to fp32 exactly. Chunked and checksummed as above.
+    public func writeHalfFloats(_ name: String, shape: [Int], bits: UnsafePointer<UInt16>, format: HalfFloatFormat,
+                                attributes: [String: [Int]] = [:]) throws {
+        let type = try format.makeType(path: path)
+        defer { H5Tclose(type) }
+        try writeDataset(name, shape: shape, fileType: type, memType: type, data: UnsafeRawPointer(bits), attributes: attributes)
+    }
+
+    /// The stored float width of dataset `name` in bytes (2 for 16-bit floats, 4 for fp32), nil if absent.
+    public func floatSize(of name: String) -> Int? {
+        guard exists(name) else { return nil }
+        let ds = H5Dopen2(id, name, h5p_default())
+        if ds < 0 { return nil }
+        defer { H5Dclose(ds) }
+        let type = H5Dget_type(ds)
+        defer { H5Tclose(type) }
+        return H5Tget_size(type)
+    }
+
     private func writeDataset(_ name: String, shape: [Int], fileType: hid_t, memType: hid_t,
                               data: UnsafeRawPointer, attributes: [String: [Int]]) throws {
         let fail = { (op: String) in HDF5Error.operationFailed(path: self.path, object: name, operation: op) }
@@ -256,4 +277,23 @@ private func silenceHDF5Errors() { H5Eset_auto2(0, nil, nil) }
 
 extension Array where Element == Int {
     var elementCount: Int { reduce(1, *) }
+}
+
+/// The two 16-bit float layouts, as HDF5 float types (toolchain notes §5): IEEE binary16 (sign,
+/// 5 exponent bits, bias 15, 10 mantissa bits) and bfloat16 (fp32's top half: 8 exponent bits,
+/// bias 127, 7 mantissa bits). Values are converted to bits by the caller, round-to-nearest-even
+/// (HDF5's own fp32 → bf16 conversion rounds ties away from zero).
+public enum HalfFloatFormat: String, Sendable {
+    case bfloat16, float16
+
+    func makeType(path: String) throws -> hid_t {
+        let t = H5Tcopy(h5t_ieee_f32le())
+        let (spos, epos, esize, msize, bias): (Int, Int, Int, Int, Int) = self == .bfloat16 ? (15, 7, 8, 7, 127) : (15, 10, 5, 10, 15)
+        guard t >= 0, H5Tset_fields(t, spos, epos, esize, 0, msize) >= 0, H5Tset_size(t, 2) >= 0,
+              H5Tset_precision(t, 16) >= 0, H5Tset_ebias(t, bias) >= 0 else {
+            if t >= 0 { H5Tclose(t) }
+            throw HDF5Error.operationFailed(path: path, object: rawValue, operation: "make the 16-bit float type")
+        }
+        return t
+    }
 }

@@ -23,9 +23,25 @@ public enum BF16 {
         ThreadBudget.parallelFor(n, grain: 1 << 16) { r in bf16_widen(x + r.lowerBound, y + r.lowerBound, r.count) }
     }
 
+    /// bf16 operands (bits).
     public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                             a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        product(transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: false, lda: lda,
+                b: UnsafeRawPointer(b), bF32: false, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// fp32 operands, each element rounded to bf16 (nearest even) as it is packed; exact and free
+    /// when the values are bf16 already (mixed-precision training keeps them so).
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        product(transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
+                b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    private static func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
+                                b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         let (si, ska) = transA ? (1, lda) : (lda, 1)
         let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
@@ -33,11 +49,11 @@ public enum BF16 {
         defer { packed.deallocate() }
         let panels = (n + 15) / 16
         ThreadBudget.parallelFor(panels, grain: 4) { r in
-            bf16_pack_b(Int32(n), Int32(k), b, sj, skb, packed, Int32(r.lowerBound), Int32(r.upperBound))
+            bf16_pack_b(Int32(n), Int32(k), b, bF32 ? 1 : 0, sj, skb, packed, Int32(r.lowerBound), Int32(r.upperBound))
         }
         let blocks = (m + 7) / 8
         ThreadBudget.parallelFor(blocks, grain: 1) { r in
-            bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, si, ska, packed, c, ldc, beta,
+            bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta,
                            Int32(r.lowerBound * 8), Int32(min(m, r.upperBound * 8)))
         }
     }

@@ -1,7 +1,8 @@
 // bf16gemm.h — bfloat16 matrix products with fp32 accumulation, for CPUs with AVX512-BF16
 // (vdpbf16ps) and a portable fallback, plus exact fp32 <-> bf16 conversion (round to nearest even).
 //   C[i, j] = beta · C[i, j] + Σ_k A[i, k] · B[j, k]
-// A and B are read through element strides (any layout: A[i,k] = A[i·a_si + k·a_sk]). B is packed
+// A and B are read through element strides (any layout: A[i,k] = A[i·a_si + k·a_sk]), as bf16 bits
+// or as fp32 (flag `*_f32`: each element rounded to bf16 while packing). B is packed
 // once into panels of 16 columns × k pairs (bf16_pack_b, which callers may split over threads by
 // panels), then rows of C are computed in any split (bf16_gemm_rows, one call per thread).
 #ifndef BF16GEMM_H
@@ -16,15 +17,20 @@ void bf16_use_portable(int on);
 
 /// fp32 -> bf16, round to nearest even (NaN stays NaN, quiet); exact for every input, denormals included.
 void bf16_round(const float *x, uint16_t *y, size_t n);
+/// Rounds fp32 values in place to the nearest bf16 value (kept as fp32).
+void bf16_round_in_place(float *x, size_t n);
+/// Rounds fp32 values in place to the nearest IEEE fp16 value (kept as fp32): nearest even,
+/// beyond ±65504 (from 65520) to ±∞, subnormals below 2^-14.
+void fp16_round_in_place(float *x, size_t n);
 /// bf16 -> fp32 (exact).
 void bf16_widen(const uint16_t *x, float *y, size_t n);
 
 /// Elements of the packed form of an n × k B.
 size_t bf16_packed_b_count(int n, int k);
 /// Packs panels [p0, p1) (16 columns each) of B[j, k] = B[j·sj + k·sk] into `packed`.
-void bf16_pack_b(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *packed, int p0, int p1);
+void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint16_t *packed, int p0, int p1);
 /// Rows [i0, i1) of C (row stride ldc) from A[i, k] = A[i·si + k·sk] and the packed B.
-void bf16_gemm_rows(int m, int n, int k, const uint16_t *A, long si, long sk, const uint16_t *packed,
+void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                     float *C, long ldc, float beta, int i0, int i1);
 
 /// Single-core peak instruction rates in GFLOP/s, measured by a loop of 12 independent chains:

@@ -102,6 +102,15 @@ public enum ConfigValidation {
         if let s = c.lossScale, !(s > 0 && s.isFinite) {
             throw ConfigError.invalidValue(key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
         }
+        if c.bf16 && c.fp16 { throw ConfigError.inconsistent(keys: ["bf16", "fp16"], rule: "choose one reduced precision") }
+        if !(c.initialLossScale > 0 && c.initialLossScale.isFinite) {
+            throw ConfigError.invalidValue(key: "initial_loss_scale", value: "\(c.initialLossScale)", rule: "must be a positive number")
+        }
+        if !(c.minLossScale > 0 && c.minLossScale <= c.initialLossScale) {
+            throw ConfigError.invalidValue(key: "min_loss_scale", value: "\(c.minLossScale)", rule: "must be positive and at most initial_loss_scale")
+        }
+        if c.lossScaleWindow < 1 { throw ConfigError.invalidValue(key: "loss_scale_window", value: "\(c.lossScaleWindow)", rule: "must be ≥ 1") }
+        if c.hysteresis < 1 { throw ConfigError.invalidValue(key: "hysteresis", value: "\(c.hysteresis)", rule: "must be ≥ 1") }
         if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
         if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
         if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }

@@ -39,6 +39,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var adamEps: Double = 1e-8
     public var clipGrad: Double = 1.0
     public var lossScale: Double? = nil
+    public var bf16: Bool = false
+    public var fp16: Bool = false
+    public var initialLossScale: Double = 4_294_967_296
+    public var minLossScale: Double = 1
+    public var lossScaleWindow: Int = 1000
+    public var hysteresis: Int = 2
     public var recomputeGranularity: String? = nil
     public var recomputeMethod: String? = nil
     public var recomputeNumLayers: Int? = nil

@@ -5,6 +5,7 @@
 // the vocabulary padding of the target t. Output is atomic (a temporary directory renamed at the end).
 import Checkpoint
 import Foundation
+import Tensor
 
 public enum ConversionError: Error, CustomStringConvertible {
     case tensor(name: String, found: [Int], expected: [Int], source: String)
@@ -60,7 +61,7 @@ public final class WholeModel {
         probe.tensorModelParallelSize = 1
         let (_, files, shards) = try ModelCheckpoint.open(directory, config: Trainer.modelConfig(probe, vocabSize: vocab))
         let model = try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
-            try ModelCheckpoint.assemble(spec.name, into: out, spec: spec, from: ModelCheckpoint.pieces("model/" + spec.name, files, []), checkpoint: dir)
+            try ModelCheckpoint.assemble(spec.name, into: out, spec: spec, from: ModelCheckpoint.parameterPieces(spec.name, files), checkpoint: dir)
         }, state: { gpt in
             var s = ModelCheckpoint.RankFileState(config: gpt, configJSON: json, iteration: it, consumedSamples: (try? first.intAttribute("consumed_samples")) ?? 0,
                                                   optimizerStep: (try? first.intAttribute("optimizer_step")) ?? 0,
@@ -71,6 +72,7 @@ public final class WholeModel {
                                                                        style: LRDecayStyle(rawValue: (try? first.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear") ?? .linear),
                                                   tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
             s.schedule.numSteps = (try? first.intAttribute("opt_param_scheduler_num_steps")) ?? 0
+            s.precision = Precision(rawValue: (try? first.stringAttribute("precision")) ?? "fp32") ?? .fp32
             if first.hasAttribute("grad_scaler_scale") {
                 var scaler = LossScaler.constant(Float((try? first.doubleAttribute("grad_scaler_scale")) ?? 1))
                 scaler.restore(scale: scaler.scale, growthTracker: (try? first.intAttribute("grad_scaler_growth_tracker")) ?? 0,

@@ -40,7 +40,8 @@ public final class Evaluator {
         let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
         chunks = (0..<v).map { chunk in
             GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
-                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers))
+                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers),
+                     precision: Trainer.precision(c))
         }
         if p > 1 {
             let s = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: microbatches)

@@ -25,12 +25,14 @@ public enum VocabCrossEntropy {
     /// - dx: [n, h] ∂loss/∂x from this rank's vocabulary slice (partial: the caller reduces it),
     ///   dembedding: [Vp/t, h] accumulated, both scaled by `gradScale`; nil for evaluation
     /// - targetIsArgmax: [n], whether each row's target logit is the maximum over the vocabulary
+    /// - precision: of the two GEMMs (x and the embedding arrive in it already; the logits' gradient is rounded here)
     public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
                                targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
                                logits: UnsafeMutablePointer<Float>, rowStats: UnsafeMutablePointer<Float>,
                                rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
                                dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
-                               gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil) throws -> Double {
+                               gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
+                               precision: Precision = .fp32) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
         var c0 = 0
@@ -38,7 +40,7 @@ public enum VocabCrossEntropy {
             let rows = min(C, n - c0)
             let xc = x + c0 * h
             let rowMax = rowStats, sumAndTarget = rowStats + C     // [rows] max, then [rows] Σexp | [rows] target logit
-            if v > 0 { BLAS.sgemm(transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v) }
+            if v > 0 { precision.gemm(transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v) }
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr { rowMax[r] = v > 0 ? rowMaximum(logits + r * v, width: v) : -.infinity }
             }
@@ -69,8 +71,10 @@ public enum VocabCrossEntropy {
                     }
                 }
                 if v > 0 {
-                    BLAS.sgemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
-                    BLAS.sgemm(transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding, ldc: h)
+                    // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
+                    precision.round(logits, count: rows * v)
+                    precision.gemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
+                    precision.gemm(transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding, ldc: h)
                 } else {
                     (dx + c0 * h).update(repeating: 0, count: rows * h)
                 }

@@ -1,12 +1,14 @@
 // Linear.swift — y = x·Wᵀ + b with Megatron's weight layout W [out, in]. Forward and both backward
-// products are single SGEMM calls on contiguous panels; no transpose is ever copied.
+// products are single GEMM calls on contiguous panels (SGEMM, or the reduced-precision product of
+// `Precision.gemm` on 16-bit operands); no transpose is ever copied.
 // The tensor-parallel Column/RowParallelLinear wrap these with their communication pairs.
 import Tensor
 
 public enum Linear {
     /// - x: [n, in]   - weight: [out, in]   - bias: [out] or nil   - y: [n, out] (overwritten)
     public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                               y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int) {
+                               y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
+                               precision: Precision = .fp32) {
         var beta: Float = 0
         if let bias {
             ThreadBudget.parallelFor(n, grain: 64) { rr in
@@ -14,7 +16,7 @@ public enum Linear {
             }
             beta = 1
         }
-        BLAS.sgemm(transB: true, m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, beta: beta, c: y, ldc: m)
+        precision.gemm(transB: true, m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, beta: beta, c: y, ldc: m)
     }
 
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
@@ -22,11 +24,11 @@ public enum Linear {
     public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
                                 dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-                                accumulateInput: Bool = false) {
+                                accumulateInput: Bool = false, precision: Precision = .fp32) {
         if let dx {
-            BLAS.sgemm(m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
+            precision.gemm(m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
         }
-        BLAS.sgemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
+        precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
         if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
     }
 }

@@ -45,6 +45,8 @@ public final class GPTActivations: @unchecked Sendable {
     public var scoring: TokenScoring? = nil
     public let seq: Int, batch: Int, hidden: Int
     public let tensorParallel: TensorParallel
+    /// The format of the matrix work (GEMM operands are rounded to it where they are produced).
+    public let precision: Precision
     /// All rows n = s·b (tensor-parallel regions), and the rows this rank holds in the residual
     /// stream (n/t with sequence parallelism) with the first one's index.
     public var rows: Int { seq * batch }
@@ -72,7 +74,8 @@ public final class GPTActivations: @unchecked Sendable {
     /// Memory for `layers` transformer layers (the layers of this model chunk; all by default),
     /// with one saved-activation set per layer or, under `recompute`, the plan's shared sets.
     public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single, layers: Int? = nil,
-                recompute: RecomputePlan? = nil) {
+                recompute: RecomputePlan? = nil, precision: Precision = .fp32) {
+        self.precision = precision
         let layerCount = layers ?? c.numLayers
         let plan_ = recompute ?? .none(layers: layerCount)
         precondition(plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")

@@ -78,7 +78,13 @@ public final class GPTModel: @unchecked Sendable {
     public let config: GPTConfig
     public let table: ParameterTable
     public let slots: GPTSlots
+    /// The fp32 main parameters (optimizer, checkpoints).
     public let params: ParameterArena
+    /// What forward and backward read: `params` itself in fp32; in reduced precision a copy with
+    /// every matrix (2-D) parameter rounded to 16 bits and vectors (biases, norms) exact, refreshed
+    /// from `params` by `syncWeights()` after they change.
+    public let weights: ParameterArena
+    public let precision: Precision
     public let grads: ParameterArena
     /// The activation memory of the micro-batch being computed (a pipeline swaps in one per micro-batch in flight).
     public var acts: GPTActivations
@@ -97,7 +103,7 @@ public final class GPTModel: @unchecked Sendable {
     /// and activation memory for micro-batches of `microBatch` sequences (saved activations shared
     /// by recomputed layers per `recompute`).
     public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single, stage: StagePlan? = nil,
-                recompute: RecomputePlan? = nil) {
+                recompute: RecomputePlan? = nil, precision: Precision = .fp32) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
         precondition(config.numAttentionHeads % tp.size == 0 && config.ffnHiddenSize % tp.size == 0
                      && config.paddedVocabSize % tp.size == 0, "sizes must divide by the tensor-parallel size (validated before)")
@@ -107,17 +113,30 @@ public final class GPTModel: @unchecked Sendable {
         self.threads = threads
         (table, slots) = GPTSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: self.stage)
         params = ParameterArena(table: table)
+        self.precision = precision
+        weights = precision.isReduced ? ParameterArena(table: table) : params
         grads = ParameterArena(table: table)
         acts = GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tp, layers: self.stage.layers.count,
-                              recompute: recompute)
+                              recompute: recompute, precision: precision)
         vocab = VocabShard(config: config, tensorParallel: tp)
         params.initialize(seed: config.seed)
+        syncWeights()
+    }
+
+    /// Refreshes the 16-bit model weights from the fp32 main parameters (reduced precision; a no-op
+    /// in fp32). Call after anything writes `params`: an optimizer step, a checkpoint load.
+    public func syncWeights() {
+        guard precision.isReduced else { return }
+        for (slot, spec) in table.specs.enumerated() {
+            weights.pointer(slot).update(from: params.pointer(slot), count: spec.count)
+            if spec.shape.count > 1 { precision.round(weights.pointer(slot), count: spec.count) }
+        }
     }
 
     /// Another activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
     public func makeActivations() -> GPTActivations {
         GPTActivations(config: config, microBatch: acts.batch, threads: threads, tensorParallel: tensorParallel, layers: stage.layers.count,
-                       recompute: acts.recompute)
+                       recompute: acts.recompute, precision: precision)
     }
 
     private func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
@@ -149,8 +168,8 @@ public final class GPTModel: @unchecked Sendable {
             try timer.measure("fwd embedding") {
                 // VocabParallelEmbedding: local rows, g (all-reduce), + positions; then this rank's sequence slice.
                 let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
-                let wpe = params.pointer(wpeSlot)
-                Embedding.forward(tokens: m.tokens.base, word: params.pointer(wte), vocab: vocab,
+                let wpe = weights.pointer(wpeSlot)
+                Embedding.forward(tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
                                   position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
                 if tp.size > 1 {
                     try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
@@ -161,24 +180,26 @@ public final class GPTModel: @unchecked Sendable {
             }
         }
         for l in 0..<stage.layers.count {
-            try TransformerLayer.forward(x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: params,
+            try TransformerLayer.forward(x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
                                          acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
         guard stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias, let head = slots.outputLayer else { return nil }
         try timer.measure("fwd layernorm") {
-            LayerNorm.forward(x: m.residual[stage.layers.count], weight: params.pointer(fw), bias: params.pointer(fb),
+            LayerNorm.forward(x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
                               y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
+            precision.round(m.finalNorm + offset, count: nS * h)
             if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
         }
         if gradScale == nil, let scoring = m.scoring { return try scoreRows(scoring, head: head) }
         // LM head + cross entropy (+ their backward when training), chunked.
         return try timer.measure("lm head + cross entropy (fwd+bwd)") {
-            try VocabCrossEntropy.forward(x: m.finalNorm, embedding: params.pointer(head), vocab: vocab,
+            try VocabCrossEntropy.forward(x: m.finalNorm, embedding: weights.pointer(head), vocab: vocab,
                                           targets: m.targets.base, rows: n, hidden: h,
                                           chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize),
                                           logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
                                           dx: gradScale == nil ? nil : m.tmpH,
-                                          dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1)
+                                          dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1,
+                                          precision: precision)
         }
     }
 
@@ -195,10 +216,10 @@ public final class GPTModel: @unchecked Sendable {
         let total = try timer.measure("lm head + cross entropy (scored rows)") {
             try targets.withUnsafeBufferPointer { t in
                 try matches.withUnsafeMutableBufferPointer { match in
-                    try VocabCrossEntropy.forward(x: m.tmpH, embedding: params.pointer(head), vocab: vocab, targets: t.baseAddress!, rows: k,
+                    try VocabCrossEntropy.forward(x: m.tmpH, embedding: weights.pointer(head), vocab: vocab, targets: t.baseAddress!, rows: k,
                                                   hidden: h, chunkRows: VocabCrossEntropy.chunkRows(rows: m.rows, vocab: config.vocabSize),
                                                   logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tensorParallel,
-                                                  targetIsArgmax: match.baseAddress)
+                                                  targetIsArgmax: match.baseAddress, precision: self.precision)
                 }
             }
         }
@@ -224,7 +245,7 @@ public final class GPTModel: @unchecked Sendable {
                     try tp.copyToTensorModelParallelRegionBackward(m.tmpH, count: n * h)
                 }
                 m.dResidual.update(repeating: 0, count: nS * h)
-                LayerNorm.backward(dy: dNorm, x: m.residual[L], weight: params.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
+                LayerNorm.backward(dy: dNorm, x: m.residual[L], weight: weights.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
                                    dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
             }
         }
@@ -236,12 +257,12 @@ public final class GPTModel: @unchecked Sendable {
                 // Recomputation: the group's forward again, from its kept input, into its shared sets.
                 try timer.measure("recompute forward") {
                     for r in group {
-                        try TransformerLayer.forward(x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: params,
+                        try TransformerLayer.forward(x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: weights,
                                                      acts: m.layers[r], model: m, config: c, dropout: layerDropout(r, ctx), timer: nil)
                     }
                 }
             }
-            try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: params,
+            try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
                                           grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
             onGradientsFinal?(slots.layers[l].all)
         }

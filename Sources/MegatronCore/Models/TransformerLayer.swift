@@ -5,6 +5,9 @@
 // Tensor parallelism (Megatron paper §3): QKV and FC1 are column-parallel (each rank owns whole
 // heads and an ffn slice), Proj and FC2 row-parallel; LayerNorms and residuals are replicated, or
 // split along the sequence with sequence parallelism.
+// Reduced precision (`m.precision` bf16/fp16): every tensor that enters a GEMM — LN outputs, QKV,
+// the attention context, FC1's output, GELU's output, and each incoming gradient — is rounded to
+// 16 bits where it is produced; weights arrive rounded (GPTModel.weights). All else stays fp32.
 import Tensor
 
 /// The parameter slots of one layer in the `ParameterTable` (Megatron core names).
@@ -55,22 +58,25 @@ public enum TransformerLayer {
                                config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h
+        let offset = m.shardRowOffset * h, pr = m.precision
         timer.measure("fwd layernorm") {
             LayerNorm.forward(x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln1 + offset,
                               mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            pr.round(a.ln1 + offset, count: nS * h)
         }
         try timer.measure("fwd qkv (column-parallel)") {
             try ColumnParallelLinear.forward(input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
-                                             rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+                                             rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+            pr.round(a.qkv, count: n * 3 * hL)
         }
         timer.measure("fwd attention core") {
             CausalSelfAttention.forward(qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape,
                                         dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+            pr.round(a.context, count: n * hL)
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
             try RowParallelLinear.forward(input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS)
+                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
             biasDropoutAdd(branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
@@ -79,15 +85,20 @@ public enum TransformerLayer {
         timer.measure("fwd layernorm") {
             LayerNorm.forward(x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: a.ln2 + offset,
                               mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            pr.round(a.ln2 + offset, count: nS * h)
         }
         try timer.measure("fwd fc1 (column-parallel)") {
             try ColumnParallelLinear.forward(input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
-                                             rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
+                                             rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+            pr.round(a.fc1, count: n * fL)
         }
-        timer.measure("fwd gelu") { GELU.forward(x: a.fc1, y: a.gelu, count: n * fL) }
+        timer.measure("fwd gelu") {
+            GELU.forward(x: a.fc1, y: a.gelu, count: n * fL)
+            pr.round(a.gelu, count: n * fL)
+        }
         let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
             try RowParallelLinear.forward(input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
-                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS)
+                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
             biasDropoutAdd(branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.mid, out: out, rows: nS, width: h,
@@ -101,19 +112,22 @@ public enum TransformerLayer {
                                 model m: GPTActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h
+        let offset = m.shardRowOffset * h, pr = m.precision
         // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2)
         let dMLP = timer.measure("bwd dropout") { branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset) }
         try timer.measure("bwd fc2 (row-parallel)") {
             try RowParallelLinear.backward(dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                                            dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
-                                           rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp)
+                                           rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
         }
-        timer.measure("bwd gelu") { GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL) }
+        timer.measure("bwd gelu") {
+            GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
+            pr.round(m.tmpWide, count: n * fL)
+        }
         let dLN2 = try timer.measure("bwd fc1 (column-parallel)") {
             try ColumnParallelLinear.backward(dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
                                               dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
-                                              outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS)
+                                              outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
         }
         timer.measure("bwd layernorm") {
             LayerNorm.backward(dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
@@ -124,16 +138,18 @@ public enum TransformerLayer {
         try timer.measure("bwd proj (row-parallel)") {
             try RowParallelLinear.backward(dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                                            dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                                           rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp)
+                                           rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
+            pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure("bwd attention core") {
             CausalSelfAttention.backward(dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
                                          dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+            pr.round(m.tmpWide, count: n * 3 * hL)
         }
         let dLN1 = try timer.measure("bwd qkv (column-parallel)") {
             try ColumnParallelLinear.backward(dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
                                               dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
-                                              outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS)
+                                              outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
         }
         timer.measure("bwd layernorm") {
             LayerNorm.backward(dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
@@ -143,14 +159,16 @@ public enum TransformerLayer {
 
     /// The gradient of a residual branch's (row-parallel) output through its dropout, for the rows
     /// this rank holds, placed where RowParallelLinear.backward expects it: in `tmpH` at this rank's
-    /// row offset under SP (it gathers the rest), else `dres` itself or a masked copy in `tmpH`.
+    /// row offset under SP (it gathers the rest), else `dres` itself or a masked (or, in reduced
+    /// precision, rounded) copy in `tmpH`.
     static func branchGradient(_ dres: UnsafeMutablePointer<Float>, _ m: GPTActivations, p: Float,
                                stream: DropoutStream?, elementOffset: Int) -> UnsafeMutablePointer<Float> {
         let count = m.shardRows * m.hidden
-        if !m.tensorParallel.sequenceParallel && stream == nil { return dres }
+        if !m.tensorParallel.sequenceParallel && stream == nil && !m.precision.isReduced { return dres }
         let mine = m.tmpH + (m.tensorParallel.sequenceParallel ? elementOffset : 0)
         mine.update(from: dres, count: count)
         if let stream { Dropout.apply(mine, count: count, p: p, stream: stream, offset: elementOffset) }
+        m.precision.round(mine, count: count)
         return m.tmpH
     }
 

@@ -3,6 +3,10 @@
 // that rank's slices:
 //   model/<name>                      parameters, attrs global_shape / global_offset
 //   optimizer/exp_avg/<name>, optimizer/exp_avg_sq/<name>   Adam moments, same attrs
+// In bf16/fp16 training (root attribute `precision`) model/<name> of a matrix holds the 16-bit model
+// weight as a real HDF5 16-bit float type (bfloat16 or IEEE half: h5py reads floats), and
+//   optimizer/fp32_from_fp16_params/<name>   its fp32 main parameter (Megatron's key)
+// which every load prefers, so a checkpoint loads into any precision without losing a bit.
 //   root attributes: format, format_version, iteration, consumed_samples, optimizer step,
 //   opt_param_scheduler_* (LR schedule), grad_scaler_* (loss scaler, when there is one), rng_seed
 //   (all randomness is counter-based Philox keyed by seed and step, so the seed is the whole
@@ -84,6 +88,7 @@ public enum ModelCheckpoint {
         state.distributedOptimizer = optimizer.isDistributed
         state.dataParallelSize = parallel.layout.data
         state.lossScaler = lossScaler
+        state.precision = chunks[0].precision
         let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in
             if case .perChunk(let optimizers) = optimizer { return (optimizers[c].expAvg, optimizers[c].expAvgSq) }
             return nil
@@ -101,7 +106,12 @@ public enum ModelCheckpoint {
         public var distributedOptimizer = false
         public var dataParallelSize = 1
         public var lossScaler: LossScaler? = nil
+        /// The model weights' format; reduced precision also stores the fp32 main parameters.
+        public var precision: Precision = .fp32
     }
+
+    /// Where reduced-precision checkpoints keep the fp32 main parameters of 16-bit weights.
+    static let mainParameterGroup = "optimizer/fp32_from_fp16_params/"
 
     /// Writes one mp_rank file: every chunk's parameters (and moments, when given) with their
     /// global shape and offset, and `state` as root attributes.
@@ -133,10 +143,20 @@ public enum ModelCheckpoint {
         try f.setAttribute("pipeline_model_parallel_rank", int: state.pipelineRank)
         for (k, v) in shapeAttributes(state.config) { try f.setAttribute(k, int: v) }
         try f.setAttribute("config_json", string: state.configJSON)
+        try f.setAttribute("precision", string: state.precision.rawValue)
         for (params, moments) in chunks {
             for (slot, spec) in params.table.specs.enumerated() {
                 let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
-                try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                if state.precision.isReduced && spec.shape.count > 1 {
+                    let bits = halfBits(params.pointer(slot), count: spec.count, precision: state.precision)
+                    try bits.withUnsafeBufferPointer {
+                        try f.writeHalfFloats("model/" + spec.name, shape: spec.localShape, bits: $0.baseAddress!,
+                                              format: state.precision == .bf16 ? .bfloat16 : .float16, attributes: attrs)
+                    }
+                    try f.writeFloats(mainParameterGroup + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                } else {
+                    try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                }
                 if let (m, v) = moments {
                     try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: m.pointer(slot), attributes: attrs)
                     try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: v.pointer(slot), attributes: attrs)
@@ -144,6 +164,26 @@ public enum ModelCheckpoint {
             }
         }
         try f.flush()
+    }
+
+    /// The 16-bit model weight of main parameters `x`: rounded to nearest even, as bits.
+    static func halfBits(_ x: UnsafePointer<Float>, count: Int, precision: Precision) -> [UInt16] {
+        var bits = [UInt16](repeating: 0, count: count)
+        bits.withUnsafeMutableBufferPointer { out in
+            if precision == .bf16 {
+                BF16.round(x, into: out.baseAddress!, count: count)
+            } else {
+                for i in 0..<count { out[i] = Float16(x[i]).bitPattern }
+            }
+        }
+        return bits
+    }
+
+    /// The pieces holding the values of parameter `source`: its fp32 main parameter when the
+    /// checkpoint has one (reduced-precision training), else its model weight.
+    static func parameterPieces(_ source: String, _ files: [HDF5File]) throws -> [Piece] {
+        let main = try pieces(mainParameterGroup + source, files, [])
+        return main.isEmpty ? try pieces("model/" + source, files, []) : main
     }
 
     /// Writes this data-parallel rank's shard of the distributed optimizer's moments.
@@ -186,7 +226,7 @@ public enum ModelCheckpoint {
         for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 let source = storedName(of: spec, in: files)
-                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
+                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: parameterPieces(source, files), checkpoint: dir)
                 guard hasOptimizerState else { continue }
                 try assemble(source, into: moments[c].0.pointer(slot), spec: spec,
                              from: pieces("optimizer/exp_avg/" + source, files, [("exp_avg/" + source, shardFiles)]), checkpoint: dir)
@@ -194,6 +234,7 @@ public enum ModelCheckpoint {
                              from: pieces("optimizer/exp_avg_sq/" + source, files, [("exp_avg_sq/" + source, shardFiles)]), checkpoint: dir)
             }
         }
+        for chunk in chunks { chunk.syncWeights() }
         if case .distributed(let sharded) = optimizer { sharded.loadState(expAvg: moments.map(\.0), expAvgSq: moments.map(\.1)) }
         optimizer.step = hasOptimizerState ? try f.intAttribute("optimizer_step") : 0
         if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
@@ -256,8 +297,9 @@ public enum ModelCheckpoint {
         for chunk in chunks {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 let source = storedName(of: spec, in: files)
-                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: pieces("model/" + source, files, []), checkpoint: dir)
+                try assemble(source, into: chunk.params.pointer(slot), spec: spec, from: parameterPieces(source, files), checkpoint: dir)
             }
+            chunk.syncWeights()
         }
         return try files[0].intAttribute("iteration")
     }

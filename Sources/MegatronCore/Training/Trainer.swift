@@ -91,11 +91,17 @@ public final class Trainer {
         }
         let p = parallel.layout.pipeline, layers = c.numLayers!
         let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
+        let precision = Trainer.precision(c)
         chunks = (0..<v).map { chunk in
             GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
                      stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers),
                      recompute: .make(granularity: c.recomputeGranularity, method: c.recomputeMethod, numLayers: c.recomputeNumLayers,
-                                      layers: layers / p / v))
+                                      layers: layers / p / v),
+                     precision: precision)
+        }
+        if precision.isReduced {
+            let product = precision == .bf16 && BF16.native ? "the AVX512-BF16 kernel (vdpbf16ps)" : "SGEMM on 16-bit values (exact products)"
+            log(" > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main parameters, gradients, optimizer, LayerNorm, softmax and loss")
         }
         let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
                                          weightDecay: Float(c.weightDecay))
@@ -127,8 +133,14 @@ public final class Trainer {
         schedule = LRSchedule(maxLR: c.lr!, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * globalBatch,
                               style: LRDecayStyle(rawValue: c.lrDecayStyle) ?? .linear)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
+        // Megatron: a given loss_scale is constant in any precision; fp16 without one scales dynamically; bf16 needs none.
         lossScaler = c.lossScale.map { LossScaler.constant(Float($0)) }
+            ?? (c.fp16 ? LossScaler.dynamic(initialScale: Float(c.initialLossScale), minScale: Float(c.minLossScale),
+                                           growthInterval: c.lossScaleWindow, hysteresis: c.hysteresis) : nil)
     }
+
+    /// The model's number format from the config's bf16 / fp16 keys.
+    public static func precision(_ c: TrainingConfig) -> Precision { c.bf16 ? .bf16 : c.fp16 ? .fp16 : .fp32 }
 
     public static func modelConfig(_ c: TrainingConfig, vocabSize vocab: Int) -> GPTConfig {
         GPTConfig(numLayers: c.numLayers!, hiddenSize: c.hiddenSize!, numAttentionHeads: c.numAttentionHeads!,
@@ -367,6 +379,7 @@ public final class Trainer {
                 if coefficient < 1 { model.timer.measure("grad norm + clip") { sharded.scaleGradients(by: Float(coefficient)) } }
                 try model.timer.measure("optimizer (AdamW shard + param all-gather)") { try sharded.update(lr: Float(lr)) }
             }
+            model.timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
         schedule.advance(samples: globalBatch)
         progress.iteration = nextIteration

@@ -14,9 +14,9 @@ public enum ColumnParallelLinear {
     /// - weight: [outLocal, in]   - bias: [outLocal]   - output: [n, outLocal]
     public static func forward(input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-                               tensorParallel tp: TensorParallel) throws {
+                               tensorParallel tp: TensorParallel, precision: Precision = .fp32) throws {
         if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(input, shardCount: n / tp.size * k) }
-        Linear.forward(x: input, weight: weight, bias: bias, y: output, rows: n, inFeatures: k, outFeatures: m)
+        Linear.forward(x: input, weight: weight, bias: bias, y: output, rows: n, inFeatures: k, outFeatures: m, precision: precision)
     }
 
     /// Returns ∂loss/∂input for the rows this rank holds ([n/t, in] under SP, else [n, in]), summed
@@ -24,9 +24,10 @@ public enum ColumnParallelLinear {
     public static func backward(dy: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
                                 rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-                                partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>) throws -> UnsafePointer<Float> {
+                                partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
+                                precision: Precision = .fp32) throws -> UnsafePointer<Float> {
         Linear.backward(dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
-                        rows: n, inFeatures: k, outFeatures: m)
+                        rows: n, inFeatures: k, outFeatures: m, precision: precision)
         if tp.sequenceParallel {
             try tp.gatherFromSequenceParallelRegionBackward(partial, into: shard, shardCount: n / tp.size * k)
             return UnsafePointer(shard)
@@ -42,8 +43,8 @@ public enum RowParallelLinear {
     ///   SP, else [n, out]), without bias.
     public static func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows n: Int, inFeatures k: Int,
                                outFeatures m: Int, tensorParallel tp: TensorParallel, partial: UnsafeMutablePointer<Float>,
-                               shard: UnsafeMutablePointer<Float>) throws -> UnsafeMutablePointer<Float> {
-        Linear.forward(x: input, weight: weight, bias: nil, y: partial, rows: n, inFeatures: k, outFeatures: m)
+                               shard: UnsafeMutablePointer<Float>, precision: Precision = .fp32) throws -> UnsafeMutablePointer<Float> {
+        Linear.forward(x: input, weight: weight, bias: nil, y: partial, rows: n, inFeatures: k, outFeatures: m, precision: precision)
         if tp.sequenceParallel {
             try tp.reduceScatterToSequenceParallelRegionForward(partial, into: shard, shardCount: n / tp.size * m)
             return shard
@@ -56,9 +57,10 @@ public enum RowParallelLinear {
     /// - dx: [n, inLocal] overwritten   - dweight += , dbias += (from all n rows: complete on every rank)
     public static func backward(dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                 dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
-                                rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel) throws {
+                                rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
+                                precision: Precision = .fp32) throws {
         if tp.sequenceParallel { try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m) }
         Linear.backward(dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
-                        rows: n, inFeatures: k, outFeatures: m)
+                        rows: n, inFeatures: k, outFeatures: m, precision: precision)
     }
 }

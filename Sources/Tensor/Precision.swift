@@ -1,0 +1,38 @@
+// Precision.swift — the number format of a model's matrix work (Megatron's --bf16 / --fp16).
+// In reduced precision every GEMM operand — weights, the activations that feed a GEMM and the
+// gradients that flow back into one — holds a 16-bit value (rounded to nearest even, kept in fp32
+// storage), products are exact and accumulate in fp32, and the outputs are fp32. LayerNorm,
+// softmax, GELU, the residual stream and the loss stay fp32; main parameters, gradients and the
+// optimizer state are fp32 (the trainer's concern).
+import CBF16
+
+public enum Precision: String, Sendable, CaseIterable {
+    case fp32, bf16, fp16
+
+    /// Whether values are rounded to a 16-bit format.
+    public var isReduced: Bool { self != .fp32 }
+
+    /// Rounds `x[0..<count]` in place to this format (fp32: unchanged). fp16 overflows to ±∞ beyond
+    /// 65504, which the loss scaler's overflow check then finds.
+    public func round(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        switch self {
+        case .fp32: return
+        case .bf16: ThreadBudget.parallelFor(n, grain: 1 << 15) { r in bf16_round_in_place(x + r.lowerBound, r.count) }
+        case .fp16: ThreadBudget.parallelFor(n, grain: 1 << 15) { r in fp16_round_in_place(x + r.lowerBound, r.count) }
+        }
+    }
+
+    /// Row-major `C = op(A)·op(B) + β·C` (BLAS sgemm convention) on operands already in this
+    /// format. bf16 runs the AVX512-BF16 kernel (vdpbf16ps) when the CPU has it; fp16, fp32 and
+    /// bf16 without the instruction run SGEMM, which on 16-bit values is the same arithmetic:
+    /// exact products (11 or 8 significant bits squared fit fp32's 24) accumulated in fp32.
+    public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if self == .bf16 && BF16.native {
+            BF16.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+}
