@@ -1,0 +1,73 @@
+// PrecisionTests.swift — the reduced-precision primitives the bf16/fp16 model uses: in-place fp16
+// rounding against Swift's own Float16 conversion (an independent nearest-even implementation) on
+// edge values (ties, the largest half, the overflow threshold 65520, subnormals, ±0, ±∞) and a
+// million random values, both paths; in-place bf16 rounding equal to the bit-exact BF16.round; and
+// the GEMM on fp32 operands (rounded while packed) equal bit for bit to the GEMM on the same values
+// pre-rounded to bf16 bits, native and portable, every transpose.
+import Tensor
+import XCTest
+
+final class PrecisionTests: XCTestCase {
+    func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var state = seed
+        return (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return (Float(UInt32(truncatingIfNeeded: state >> 33)) / Float(UInt32.max) * 2 - 1) * scale
+        }
+    }
+
+    func testFP16RoundingMatchesFloat16() {
+        var inputs: [Float] = [0, -0.0, 1, -1, 65504, -65504, 65519.996, 65520, -65520, 1e9, .infinity, -.infinity,
+                               0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ffcp-15, 1 + 0x1p-11, 1 + 0x1.8p-10, 2049, 2051, 0.1]
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        for _ in 0..<1_000_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            // Exponents around fp16's range (2^-30 … 2^20), random mantissas and signs.
+            let bits = UInt32(truncatingIfNeeded: state >> 32)
+            let exponent = UInt32(97 + (bits >> 23) % 51)
+            inputs.append(Float(bitPattern: (bits & 0x8000_0000) | exponent << 23 | (bits & 0x7F_FFFF)))
+        }
+        let expected = inputs.map { Float(Float16($0)) }
+        for portable in [false, true] {
+            BF16.usePortable(portable)
+            defer { BF16.usePortable(false) }
+            var x = inputs
+            x.withUnsafeMutableBufferPointer { Precision.fp16.round($0.baseAddress!, count: $0.count) }
+            var mismatches = 0
+            for i in x.indices where x[i].bitPattern != expected[i].bitPattern {
+                if mismatches < 5 { XCTFail("portable \(portable): \(inputs[i]) → \(x[i]), Float16 gives \(expected[i])") }
+                mismatches += 1
+            }
+            XCTAssertEqual(mismatches, 0, "portable \(portable)")
+            XCTAssertEqual(x[6], 65504, "just below the threshold stays finite")
+            XCTAssertEqual(x[7], .infinity, "65520 overflows to ∞ (the loss scaler's signal)")
+        }
+    }
+
+    func testBF16InPlaceRoundingEqualsBitExactRounding() {
+        var x = randomFloats(100_003, seed: 7, scale: 1000) + [Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), .infinity]
+        var bits = [UInt16](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { s in bits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
+        x.withUnsafeMutableBufferPointer { Precision.bf16.round($0.baseAddress!, count: $0.count) }
+        for i in x.indices { XCTAssertEqual(x[i].bitPattern, UInt32(bits[i]) << 16, "element \(i)") }
+    }
+
+    func testFloatOperandGEMMEqualsRoundedBitsGEMM() {
+        let (m, n, k) = (37, 45, 29)
+        let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2)
+        var aBits = [UInt16](repeating: 0, count: a.count), bBits = [UInt16](repeating: 0, count: b.count)
+        a.withUnsafeBufferPointer { s in aBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
+        b.withUnsafeBufferPointer { s in bBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
+        for portable in [false, true] {
+            BF16.usePortable(portable)
+            defer { BF16.usePortable(false) }
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let lda = ta ? m : k, ldb = tb ? k : n
+                var fromFloats = [Float](repeating: 0.5, count: m * n), fromBits = fromFloats
+                BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: &fromFloats, ldc: n)
+                BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: aBits, lda: lda, b: bBits, ldb: ldb, beta: 1, c: &fromBits, ldc: n)
+                XCTAssertEqual(fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern), "portable \(portable) transA \(ta) transB \(tb)")
+            }
+        }
+    }
+}
