@@ -2,7 +2,9 @@
 // full recomputation (uniform groups of 1 and 3, block of 5 of 8 layers) and selective give
 // bitwise the losses and gradient norms of no recomputation, on one rank and at t = 2 with
 // sequence parallelism × p = 2; the planned activation memory falls by exactly one per-layer set
-// for every layer that no longer keeps its own.
+// for every layer that no longer keeps its own, and the layers' activations stay within 20% of
+// Korthikanti et al.'s formula (Table 2, selective form, tensors at our 4-byte width, 1-byte masks)
+// for each setting: 34·sbh per layer (/t with SP) and 2·sbh per kept input at 16 bits.
 import Foundation
 import XCTest
 
@@ -37,6 +39,20 @@ final class RecomputeTests: XCTestCase {
         XCTAssertEqual(try bytes("none") - bytes("uniform3"), 5 * perLayer, "8 sets → 3")
         XCTAssertEqual(try bytes("none") - bytes("block5"), 4 * perLayer, "8 sets → 1 shared + 3 own")
         XCTAssertEqual(try bytes("selective"), try bytes("none"), "attention never stores s × s probabilities: nothing to save")
+        // The paper's count (Table 2: 34·sbh per layer and 2·sbh per layer input at 16 bits, 2 of
+        // the 34 being one-byte dropout masks) at 4-byte tensors: 66·sbh and 4·sbh (/t with SP).
+        func checkFormula(_ lines: [[String: Any]], sbh: Double, t: Double, layers: Double, fullSets: Double, _ name: String) throws {
+            let layer = (2 * 34 - 2) * sbh / t, input = 4 * sbh / t
+            let expected = layers * input + fullSets * (layer - input)
+            let held = Double(try XCTUnwrap(lines.first?["layer_activation_bytes"] as? Int))
+            let reported = try XCTUnwrap(lines.first?["layer_activation_formula_bytes"] as? Double)
+            XCTAssertEqual(reported, expected, accuracy: 1e-9 * expected, "\(name): the logged formula value")
+            XCTAssertEqual(held, expected, accuracy: 0.2 * expected, "\(name): held \(held) vs formula \(expected)")
+        }
+        let sbh = 64.0 * 8 * 64
+        for (name, sets) in [("none", 8.0), ("uniform1", 1), ("uniform3", 3), ("block5", 4), ("selective", 8)] {
+            try checkFormula(try XCTUnwrap(runs[name]), sbh: sbh, t: 1, layers: 8, fullSets: sets, name)
+        }
 
         let grid = ["--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2", "--micro-batch-size", "4"]
         for (name, args) in [("grid-none", [String]()), ("grid-uniform2", ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "2"])] {
@@ -44,6 +60,9 @@ final class RecomputeTests: XCTestCase {
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
             runs[name] = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
         }
+        // Rank 0 holds 4 layers of micro-batch 4, split over t = 2 with SP.
+        try checkFormula(try XCTUnwrap(runs["grid-none"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 4, "t=2 + SP, none")
+        try checkFormula(try XCTUnwrap(runs["grid-uniform2"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 2, "t=2 + SP, uniform 2")
         XCTAssertEqual(try XCTUnwrap(runs["grid-uniform2"]).map { $0["lm_loss"] as? Double },
                        try XCTUnwrap(runs["grid-none"]).map { $0["lm_loss"] as? Double }, "t=2 + SP × p=2: bitwise")
     }

@@ -8,9 +8,10 @@ struct ArenaPlan {
     private(set) var total = 0
     mutating func take(_ count: Int) -> Int {
         let o = total
-        total += (count + 15) / 16 * 16
+        total += ArenaPlan.aligned(count)
         return o
     }
+    static func aligned(_ count: Int) -> Int { (count + 15) / 16 * 16 }
 }
 
 /// Per-layer saved tensors (pointers into the activation arena): [n, ·] rows are all tokens,
@@ -57,6 +58,9 @@ public final class GPTActivations: @unchecked Sendable {
     /// Each layer's saved-activation set (layers recomputed together share sets; see RecomputePlan).
     public let layers: [LayerActivations]
     public let recompute: RecomputePlan
+    /// Bytes the transformer layers hold: their inputs (residual[1...L]) and saved-activation sets —
+    /// what Korthikanti et al.'s per-layer formula counts (ActivationMemory.swift).
+    public let layerBytes: Int
     public let finalNorm: UnsafeMutablePointer<Float>    // [n, h] (gathered under SP)
     public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>   // [nS]
     // Scratch, reused by every layer.
@@ -88,12 +92,14 @@ public final class GPTActivations: @unchecked Sendable {
                                         headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
         var plan = ArenaPlan()
         let res = (0...layerCount).map { _ in plan.take(nS * h) }
+        let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layerCount
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
         let lo: [O] = (0..<plan_.sets).map { _ in
             (plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
              plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
              plan.take(n * fL), plan.take(n * fL))
         }
+        layerBytes = (plan.total - layersStart) * 4
         let fn = plan.take(n * h), fm = plan.take(nS), fr = plan.take(nS)
         let t1 = plan.take(n * h), t2 = plan.take(n * h), ts = plan.take(n * h)
         let tw = plan.take(n * max(fL, 3 * hL)), dr = plan.take(nS * h)

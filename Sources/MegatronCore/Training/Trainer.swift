@@ -29,6 +29,19 @@ public final class Trainer {
     public var model: GPTModel { chunks[0] }
     /// Activation memory of this rank (every chunk, every micro-batch in flight).
     public var activationBytes: Int { executor?.activationBytes ?? chunks.reduce(0) { $0 + $1.acts.bytes } }
+    /// The transformer layers' share of one micro-batch's activations (every chunk), and what
+    /// Korthikanti et al.'s formula gives for it at our 4-byte storage (attention probabilities are
+    /// never stored, so its selective form).
+    public var layerActivationBytes: (held: Int, formula: Double) {
+        let held = chunks.reduce(0) { $0 + $1.acts.layerBytes }
+        let formula = chunks.reduce(0.0) { total, chunk in
+            let c = chunk.config, tp = chunk.tensorParallel
+            let f = ActivationMemoryFormula(seq: c.seqLength, microBatch: chunk.acts.batch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+                                            tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
+            return total + f.peakBytes(layers: chunk.stage.layers.count, plan: chunk.acts.recompute, elementBytes: 4, selective: true)
+        }
+        return (held, formula)
+    }
     /// With pipeline parallelism: the executor and this iteration's training and evaluation schedules.
     let executor: PipelineExecutor?
     public let trainSchedule: PipelineSchedule?
@@ -243,11 +256,15 @@ public final class Trainer {
                                      communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
             m.lossScale = scaleUsed
             m.activationBytes = activationBytes
+            let layerMemory = layerActivationBytes
+            m.layerActivationBytes = layerMemory.held
+            m.layerActivationFormulaBytes = layerMemory.formula
             m.peakResidentMB = peakResidentMegabytes()
             if it == progress.iteration && !reportedMemory {
                 reportedMemory = true
-                log(String(format: " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f", parallel.world.rank, it,
-                           Double(activationBytes) / 1048576, m.peakResidentMB))
+                log(String(format: " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f | transformer layers per micro-batch: %.2f held vs %.2f by Korthikanti et al. (Table 2 at 4-byte elements)",
+                           parallel.world.rank, it, Double(activationBytes) / 1048576, m.peakResidentMB,
+                           Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
             }
             if let idle = lastPipelineIdleFraction {
                 var mine = Float(idle)

@@ -29,6 +29,9 @@ public struct IterationMetrics {
     public var lossScale: Double = 1
     /// This rank's activation memory (planned, bytes) and peak resident memory so far (MB).
     public var activationBytes = 0
+    /// The transformer layers' activations of one micro-batch, held and by the formula.
+    public var layerActivationBytes = 0
+    public var layerActivationFormulaBytes = 0.0
     public var peakResidentMB = 0.0
     public var nanIterations: Int
     /// Per communication group ("tp", "dp", "pp", "mp"): bytes and seconds of this iteration.
@@ -44,7 +47,8 @@ public struct IterationMetrics {
             ("lr", num(lr)), ("loss_scale", num(lossScale)), ("grad_norm", gradNorm.map(num) ?? "null"), ("step_ms", num(stepMs)),
             ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
             ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
-            ("activation_bytes", "\(activationBytes)"), ("peak_rss_mb", num(peakResidentMB)),
+            ("activation_bytes", "\(activationBytes)"), ("layer_activation_bytes", "\(layerActivationBytes)"),
+            ("layer_activation_formula_bytes", num(layerActivationFormulaBytes)), ("peak_rss_mb", num(peakResidentMB)),
         ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
         if let idle = pipelineIdle { fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]")) }
         if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }

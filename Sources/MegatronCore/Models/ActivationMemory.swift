@@ -1,0 +1,42 @@
+// ActivationMemory.swift — the activation memory of the transformer layers by the formula of
+// Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", Table 2
+// (megatron-notes §6), to set beside what GPTActivations actually holds. Per layer, in units of
+// s·b·h and for 16-bit tensors with 1-byte dropout masks:
+//     no parallelism 34 + 5as/h;  TP 10 + 24/t + 5as/(ht);  TP+SP (34 + 5as/h)/t;
+//     selective recomputation drops the 5as/h (attention probabilities);  full recomputation 2 (the input).
+// The 34 is 16 tensors of one element per (s, b, h) at 2 bytes — the inputs of both LayerNorms, of
+// QKV and FC1 (4, replicated without SP), Q, K, V, the attention context, FC1's output and GELU's
+// output (12, split over t) — plus 2 one-byte masks. Written for any element width w, the tensors
+// count w bytes each and the masks stay 1 byte, so w = 2 gives Table 2 exactly.
+public struct ActivationMemoryFormula: Sendable {
+    public let seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int, sequenceParallel: Bool
+
+    public init(seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false) {
+        self.seq = seq; self.microBatch = microBatch; self.hidden = hidden; self.heads = heads
+        self.tensorParallel = tensorParallel; self.sequenceParallel = sequenceParallel && tensorParallel > 1
+    }
+
+    var sbh: Double { Double(seq * microBatch * hidden) }
+
+    /// One layer's saved activations in bytes; `selective` leaves out the attention probabilities.
+    public func layerBytes(elementBytes w: Int = 2, selective: Bool) -> Double {
+        let t = Double(tensorParallel), w = Double(w)
+        var replicated = 4 * w + 2                           // LN1/LN2/QKV/FC1 inputs, two dropout masks
+        let split = 12 * w / t                               // Q, K, V, context, FC1 out (4), GELU out (4)
+        let attention = selective ? 0 : (2 * w + 1) * Double(heads * seq) / Double(hidden) / t   // 5as/(ht) at w = 2
+        if sequenceParallel { replicated /= t }
+        return sbh * (replicated + split + attention)
+    }
+
+    /// The layer input alone (what full recomputation keeps): 2·sbh at w = 2, /t with SP.
+    public func inputBytes(elementBytes w: Int = 2) -> Double {
+        sbh * Double(w) / Double(sequenceParallel ? tensorParallel : 1)
+    }
+
+    /// The layers' activations at the backward's peak under `plan` for `layers` layers: every
+    /// layer's input, plus the rest of a full layer for each layer whose activations are held at
+    /// once (all of them; a recomputed group's; the kept layers and one recomputed layer in block).
+    public func peakBytes(layers: Int, plan: RecomputePlan, elementBytes w: Int = 2, selective: Bool) -> Double {
+        Double(layers) * inputBytes(elementBytes: w) + Double(plan.sets) * (layerBytes(elementBytes: w, selective: selective) - inputBytes(elementBytes: w))
+    }
+}
