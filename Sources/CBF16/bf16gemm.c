@@ -5,31 +5,15 @@
 // to each fp32 lane. Blocking: KB pairs of k at a time (B panels stay in L1/L2), 2 panels (32
 // columns) × 8 rows per microkernel = 16 accumulators.
 #include "bf16gemm.h"
+#include "bf16_internal.h"
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
 
-#define NR 16
 #define MR 8
 #define KB 256      /* k pairs per block */
 
-static int force_portable = 0;
-
-static inline int pairs(int k) { return (k + 1) / 2; }
-
-/* One fp32 value rounded to bf16 bits (nearest even; NaN stays NaN, quiet). */
-static inline uint16_t rne(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* Element idx of an operand held as bf16 bits or as fp32 (rounded here). */
-static inline uint16_t element(const void *src, int f32, long idx) {
-    return f32 ? rne(((const float *)src)[idx]) : ((const uint16_t *)src)[idx];
-}
+static int forced_kernel = -1;   /* bf16_force_kernel; -1: the fastest available */
 
 void bf16_round(const float *x, uint16_t *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = rne(x[i]);
@@ -57,7 +41,7 @@ static void fp16_round_avx512(float *x, size_t n) {
 void fp16_round_in_place(float *x, size_t n) {
     static int avx512 = -1;
     if (avx512 < 0) { __builtin_cpu_init(); avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0; }
-    if (avx512 && !force_portable) { fp16_round_avx512(x, n); return; }
+    if (avx512 && forced_kernel != 0) { fp16_round_avx512(x, n); return; }
     for (size_t i = 0; i < n; i++) x[i] = (float)(_Float16)x[i];
 }
 
@@ -68,10 +52,11 @@ void bf16_widen(const uint16_t *x, float *y, size_t n) {
     }
 }
 
-size_t bf16_packed_b_count(int n, int k) { return (size_t)((n + NR - 1) / NR) * NR * 2 * (size_t)pairs(k); }
+size_t bf16_packed_b_count(int n, int k) { return (size_t)((n + NR - 1) / NR) * NR * 2 * (size_t)padded_pairs(k); }
 
 void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint16_t *packed, int p0, int p1) {
-    int kp = pairs(k);
+    int kp = padded_pairs(k);
+    if (b_f32 && bf16_kernel() >= 1 && bf16_pack_b_f32_vector(n, k, (const float *)B, sj, sk, packed, p0, p1)) return;
     for (int p = p0; p < p1; p++) {
         uint16_t *out = packed + (size_t)p * NR * 2 * kp;
         for (int q = 0; q < kp; q++) {
@@ -144,7 +129,7 @@ static inline void kernel_8x32(const uint16_t *a, int kp, const uint16_t *b0, co
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                         float *C, long ldc, float beta, int i0, int i1) {
-    int kp = pairs(k), panels = (n + NR - 1) / NR;
+    int kp = pairs(k), kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
     int blocks = (i1 - i0 + MR - 1) / MR;
     size_t blockSize = (size_t)MR * 2 * kp;
     /* Every row of this range packed once (MR-row blocks); then for each k block, each pair of B
@@ -157,8 +142,8 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
     for (int q0 = 0; q0 < kp; q0 += KB) {
         int q1 = q0 + KB < kp ? q0 + KB : kp;
         for (int p = 0; p < panels; p += 2) {
-            const uint16_t *b0 = packed + (size_t)p * NR * 2 * kp;
-            const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kp : b0;
+            const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb;
+            const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
             int cols = n - p * NR;
             if (cols > 2 * NR) cols = 2 * NR;
             for (int b = 0; b < blocks; b++) {
@@ -175,7 +160,7 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
 static void rows_portable(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                           float *C, long ldc, float beta, int i0, int i1) {
-    int kp = pairs(k), panels = (n + NR - 1) / NR;
+    int kp = pairs(k), kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
     float *arow = malloc((size_t)2 * kp * sizeof(float));
     float acc[NR];
     for (int i = i0; i < i1; i++) {
@@ -184,7 +169,7 @@ static void rows_portable(int n, int k, const void *A, int a_f32, long si, long 
             memcpy(&arow[kk], &u, 4);
         }
         for (int p = 0; p < panels; p++) {
-            const uint16_t *b = packed + (size_t)p * NR * 2 * kp;
+            const uint16_t *b = packed + (size_t)p * NR * 2 * kpb;
             for (int jj = 0; jj < NR; jj++) acc[jj] = 0;
             for (int q = 0; q < kp; q++) {
                 for (int jj = 0; jj < NR; jj++) {
@@ -203,17 +188,26 @@ static void rows_portable(int n, int k, const void *A, int a_f32, long si, long 
     free(arow);
 }
 
-void bf16_use_portable(int on) { force_portable = on; }
-
-int bf16_native(void) {
+/* Kernels, slowest to fastest: 0 portable, 1 AVX512-BF16, 2 AMX. */
+static int avx512bf16_available(void) {
     static int cached = -1;
-    if (force_portable) return 0;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 1 : 0;
     }
     return cached;
 }
+
+void bf16_force_kernel(int kernel) { forced_kernel = kernel; }
+
+int bf16_best_kernel(void) { return bf16_amx_available() ? 2 : avx512bf16_available() ? 1 : 0; }
+
+int bf16_kernel(void) {
+    int best = bf16_best_kernel();
+    return forced_kernel >= 0 && forced_kernel < best ? forced_kernel : best;
+}
+
+int bf16_row_block(void) { return bf16_kernel() == 2 ? 32 : MR; }
 
 void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                     float *C, long ldc, float beta, int i0, int i1) {
@@ -223,8 +217,11 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
         for (int i = i0; i < i1; i++) for (int j = 0; j < n; j++) C[(long)i * ldc + j] = beta != 0.0f ? beta * C[(long)i * ldc + j] : 0.0f;
         return;
     }
-    if (bf16_native()) rows_native(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
-    else rows_portable(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
+    switch (bf16_kernel()) {
+    case 2: bf16_rows_amx(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1); break;
+    case 1: rows_native(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1); break;
+    default: rows_portable(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
+    }
 }
 
 /* Peak rates: 12 independent accumulator chains, so only throughput limits the loop. */
@@ -263,5 +260,5 @@ static double peak_fma(void) {
     return (double)n * 12 * 32 / (seconds_now() - t) / 1e9;
 }
 
-double bf16_peak_dpbf16_gflops(void) { return bf16_native() ? peak_dpbf16() : 0; }
+double bf16_peak_dpbf16_gflops(void) { return avx512bf16_available() ? peak_dpbf16() : 0; }
 double bf16_peak_fma_gflops(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") ? peak_fma() : 0; }

@@ -1,19 +1,42 @@
-// BF16.swift — bfloat16 storage and matrix products (the CBF16 kernel: AVX512-BF16 `vdpbf16ps` when
-// the CPU has it, a portable fp32 loop otherwise). Conversions round to nearest even, bit-exact.
+// BF16.swift — bfloat16 storage and matrix products (the CBF16 kernels: Intel AMX tiles or
+// AVX512-BF16 `vdpbf16ps` when the CPU has them, a portable fp32 loop otherwise). Conversions round to nearest even, bit-exact.
 // `gemm` takes the BLAS sgemm convention (row-major, C[m,n] = β·C + op(A)·op(B)) with bf16
 // operands and fp32 accumulation and output; B is packed once, shared by all threads, and the rows
 // of C are split over the thread budget.
 import CBF16
 
 public enum BF16 {
-    /// True when the AVX512-BF16 kernel runs on this CPU.
-    public static var native: Bool { bf16_native() != 0 }
+    /// The kernels, slowest to fastest.
+    public enum Kernel: Int32, Sendable, CaseIterable {
+        /// fp32 arithmetic on widened values (any CPU).
+        case portable = 0
+        /// AVX512-BF16's vdpbf16ps, an 8 × 32 register tile.
+        case avx512bf16 = 1
+        /// Intel AMX's TDPBF16PS on 16 × 16 fp32 tiles (Linux grants the tile state on request).
+        case amx = 2
 
-    /// Single-core peak rates (GFLOP/s) of vdpbf16ps and of 512-bit fp32 FMA on this CPU (0 if absent).
-    public static var peakGFLOPS: (dpbf16: Double, fma: Double) { (bf16_peak_dpbf16_gflops(), bf16_peak_fma_gflops()) }
+        public var name: String { ["portable", "AVX512-BF16 (vdpbf16ps)", "AMX (TDPBF16PS)"][Int(rawValue)] }
+    }
 
-    /// Forces the portable kernel (for tests); false restores the automatic choice.
-    public static func usePortable(_ on: Bool) { bf16_use_portable(on ? 1 : 0) }
+    /// The kernel products run on: the fastest the CPU and OS offer, unless forced lower.
+    public static var kernel: Kernel { Kernel(rawValue: bf16_kernel()) ?? .portable }
+
+    /// The fastest kernel this machine offers, whatever is forced.
+    public static var bestKernel: Kernel { Kernel(rawValue: bf16_best_kernel()) ?? .portable }
+
+    /// True when a bf16 instruction set (AVX512-BF16 or AMX) runs the products.
+    public static var native: Bool { kernel != .portable }
+
+    /// Single-core peak rates (GFLOP/s) of AMX TDPBF16PS, vdpbf16ps and 512-bit fp32 FMA on this CPU (0 if absent).
+    public static var peakGFLOPS: (amx: Double, dpbf16: Double, fma: Double) {
+        (bf16_peak_amx_gflops(), bf16_peak_dpbf16_gflops(), bf16_peak_fma_gflops())
+    }
+
+    /// Runs products on `kernel` (tests compare kernels; one the machine lacks falls back to the
+    /// fastest below it); nil restores the automatic choice.
+    public static func force(_ kernel: Kernel?) {
+        bf16_force_kernel(kernel.map(\.rawValue) ?? -1)
+    }
 
     public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count n: Int) {
         ThreadBudget.parallelFor(n, grain: 1 << 16) { r in bf16_round(x + r.lowerBound, y + r.lowerBound, r.count) }
@@ -51,10 +74,11 @@ public enum BF16 {
         ThreadBudget.parallelFor(panels, grain: 4) { r in
             bf16_pack_b(Int32(n), Int32(k), b, bF32 ? 1 : 0, sj, skb, packed, Int32(r.lowerBound), Int32(r.upperBound))
         }
-        let blocks = (m + 7) / 8
+        let rowBlock = Int(bf16_row_block())
+        let blocks = (m + rowBlock - 1) / rowBlock
         ThreadBudget.parallelFor(blocks, grain: 1) { r in
             bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta,
-                           Int32(r.lowerBound * 8), Int32(min(m, r.upperBound * 8)))
+                           Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
         }
     }
 }

@@ -46,13 +46,14 @@ struct Benchmark: ParsableCommand {
                     out(String(format: "  bf16  %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k, s.flops / t / 1e9))
                 }
                 bf16Rate = bf16
-                out(String(format: "bf16 GEMM rate on the same shapes (%@, B packing included): %.1f GFLOP/s = %.2f× SGEMM",
-                           BF16.native ? "AVX512-BF16 kernel" : "portable kernel", bf16 / 1e9, bf16 / rate))
+                out(String(format: "bf16 GEMM rate on the same shapes (%@ kernel, fp32 operands rounded while packing): %.1f GFLOP/s = %.2f× SGEMM",
+                           BF16.kernel.name as NSString, bf16 / 1e9, bf16 / rate))
                 let peak = BF16.peakGFLOPS
-                bf16Peak = peak.dpbf16
-                if peak.dpbf16 > 0 {
-                    out(String(format: "single-core peaks on this CPU: vdpbf16ps %.1f GFLOP/s, fp32 FMA (512-bit) %.1f GFLOP/s (bf16/fp32 %.2f); the bf16 GEMM reaches %.0f%% of %d cores' vdpbf16ps peak",
-                               peak.dpbf16, peak.fma, peak.dpbf16 / peak.fma, 100 * bf16 / 1e9 / (peak.dpbf16 * Double(threads)), threads))
+                let kernelPeak = BF16.kernel == .amx ? peak.amx : peak.dpbf16
+                bf16Peak = kernelPeak
+                if kernelPeak > 0 {
+                    out(String(format: "single-core peaks on this CPU: AMX TDPBF16PS %.1f, vdpbf16ps %.1f, fp32 FMA (512-bit) %.1f GFLOP/s; the bf16 GEMM reaches %.0f%% of %d cores' %@ peak",
+                               peak.amx, peak.dpbf16, peak.fma, 100 * bf16 / 1e9 / (kernelPeak * Double(threads)), threads, BF16.kernel.name as NSString))
                 }
             }
 
@@ -85,7 +86,7 @@ struct Benchmark: ParsableCommand {
             if let sgemmRate { json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate }
             if let bf16Rate, let sgemmRate {
                 json["bf16_gemm_gflops"] = bf16Rate / 1e9; json["bf16_over_sgemm"] = bf16Rate / sgemmRate
-                json["dpbf16_peak_gflops_per_core"] = bf16Peak
+                json["bf16_kernel"] = BF16.kernel.name; json["bf16_kernel_peak_gflops_per_core"] = bf16Peak
             }
             if t > 1 {
                 let c = parallel.tensor.counters

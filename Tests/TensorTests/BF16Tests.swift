@@ -56,10 +56,10 @@ final class BF16Tests: XCTestCase {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
         }
-        let shapes = [(1, 1, 1), (1, 17, 3), (7, 33, 5), (8, 16, 2), (8, 32, 512), (13, 50, 129), (64, 48, 1000), (3, 100, 1), (9, 31, 513)]
-        for portable in BF16.native ? [false, true] : [true] {
-            BF16.usePortable(portable)
-            defer { BF16.usePortable(false) }
+        let shapes = [(1, 1, 1), (1, 17, 3), (7, 33, 5), (8, 16, 2), (8, 32, 512), (13, 50, 129), (64, 48, 1000), (3, 100, 1), (9, 31, 513), (70, 40, 1100), (96, 64, 2100)]
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
             for (m, n, k) in shapes {
                 for transA in [false, true] {
                     for transB in [false, true] {
@@ -85,7 +85,7 @@ final class BF16Tests: XCTestCase {
                                     }
                                     let got = Double(c[i * n + j])
                                     if abs(got - ref) > 1e-6 * Double(k + 1) * mag + 1e-7 {
-                                        XCTFail("portable \(portable) m\(m) n\(n) k\(k) tA \(transA) tB \(transB) β \(beta) [\(i),\(j)]: \(got) vs \(ref)")
+                                        XCTFail("\(kernel) m\(m) n\(n) k\(k) tA \(transA) tB \(transB) β \(beta) [\(i),\(j)]: \(got) vs \(ref)")
                                         return
                                     }
                                 }

@@ -28,17 +28,17 @@ final class PrecisionTests: XCTestCase {
             inputs.append(Float(bitPattern: (bits & 0x8000_0000) | exponent << 23 | (bits & 0x7F_FFFF)))
         }
         let expected = inputs.map { Float(Float16($0)) }
-        for portable in [false, true] {
-            BF16.usePortable(portable)
-            defer { BF16.usePortable(false) }
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
             var x = inputs
             x.withUnsafeMutableBufferPointer { Precision.fp16.round($0.baseAddress!, count: $0.count) }
             var mismatches = 0
             for i in x.indices where x[i].bitPattern != expected[i].bitPattern {
-                if mismatches < 5 { XCTFail("portable \(portable): \(inputs[i]) → \(x[i]), Float16 gives \(expected[i])") }
+                if mismatches < 5 { XCTFail("\(kernel): \(inputs[i]) → \(x[i]), Float16 gives \(expected[i])") }
                 mismatches += 1
             }
-            XCTAssertEqual(mismatches, 0, "portable \(portable)")
+            XCTAssertEqual(mismatches, 0, "\(kernel)")
             XCTAssertEqual(x[6], 65504, "just below the threshold stays finite")
             XCTAssertEqual(x[7], .infinity, "65520 overflows to ∞ (the loss scaler's signal)")
         }
@@ -53,20 +53,26 @@ final class PrecisionTests: XCTestCase {
     }
 
     func testFloatOperandGEMMEqualsRoundedBitsGEMM() {
-        let (m, n, k) = (37, 45, 29)
+        // Small and odd, and large enough for the vector packers (whole 16-column panels, 32-wide k runs).
+        for (m, n, k) in [(37, 45, 29), (70, 64, 101), (33, 48, 1100)] {
+            checkFloatOperands(m: m, n: n, k: k)
+        }
+    }
+
+    func checkFloatOperands(m: Int, n: Int, k: Int) {
         let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2)
         var aBits = [UInt16](repeating: 0, count: a.count), bBits = [UInt16](repeating: 0, count: b.count)
         a.withUnsafeBufferPointer { s in aBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
         b.withUnsafeBufferPointer { s in bBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
-        for portable in [false, true] {
-            BF16.usePortable(portable)
-            defer { BF16.usePortable(false) }
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let lda = ta ? m : k, ldb = tb ? k : n
                 var fromFloats = [Float](repeating: 0.5, count: m * n), fromBits = fromFloats
                 BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: &fromFloats, ldc: n)
                 BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: aBits, lda: lda, b: bBits, ldb: ldb, beta: 1, c: &fromBits, ldc: n)
-                XCTAssertEqual(fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern), "portable \(portable) transA \(ta) transB \(tb)")
+                XCTAssertEqual(fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern), "\(kernel) \(m)×\(n)×\(k) transA \(ta) transB \(tb)")
             }
         }
     }

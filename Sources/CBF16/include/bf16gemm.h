@@ -10,10 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// 1 when the AVX512-BF16 kernel runs on this CPU, 0 when the portable fallback does.
-int bf16_native(void);
-/// Forces the portable kernel (tests compare both paths); 0 restores the automatic choice.
-void bf16_use_portable(int on);
+/// The kernel products run on: 0 portable (fp32 arithmetic), 1 AVX512-BF16 (vdpbf16ps), 2 AMX
+/// (TDPBF16PS tiles) — the fastest this CPU and OS offer, unless forced lower.
+int bf16_kernel(void);
+/// The fastest kernel this machine offers, whatever is forced.
+int bf16_best_kernel(void);
+/// Forces a kernel (tests compare them; a kernel the CPU lacks is never chosen); -1 restores the choice.
+void bf16_force_kernel(int kernel);
+/// Rows per block of the current kernel (callers split rows among threads in multiples of it).
+int bf16_row_block(void);
 
 /// fp32 -> bf16, round to nearest even (NaN stays NaN, quiet); exact for every input, denormals included.
 void bf16_round(const float *x, uint16_t *y, size_t n);
@@ -37,5 +42,7 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
 /// vdpbf16ps (64 FLOP each; 0 without AVX512-BF16) and 512-bit fp32 FMA (32 FLOP each).
 double bf16_peak_dpbf16_gflops(void);
 double bf16_peak_fma_gflops(void);
+/// Single-core peak of AMX TDPBF16PS (16·16·32·2 FLOP each), 0 without AMX.
+double bf16_peak_amx_gflops(void);
 
 #endif

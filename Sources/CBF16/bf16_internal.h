@@ -1,0 +1,35 @@
+/* bf16_internal.h — what the kernels of bf16gemm.c and bf16amx.c share: the packed-B layout
+   (panels of NR = 16 columns, k in pairs padded to 16 pairs) and fp32 -> bf16 rounding. */
+#ifndef BF16_INTERNAL_H
+#define BF16_INTERNAL_H
+#include <stdint.h>
+#include <string.h>
+
+#define NR 16
+
+static inline int pairs(int k) { return (k + 1) / 2; }
+/* k pairs of a packed B panel, rounded up to 16 (one AMX tile of pairs); the extra pairs are zero. */
+static inline int padded_pairs(int k) { return (pairs(k) + 15) & ~15; }
+
+/* One fp32 value rounded to bf16 bits (nearest even; NaN stays NaN, quiet). */
+static inline uint16_t rne(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Element idx of an operand held as bf16 bits or as fp32 (rounded here). */
+static inline uint16_t element(const void *src, int f32, long idx) {
+    return f32 ? rne(((const float *)src)[idx]) : ((const uint16_t *)src)[idx];
+}
+
+/* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */
+int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1);
+
+/* The AMX kernel (bf16amx.c): rows [i0, i1) of C, as bf16_gemm_rows. */
+int bf16_amx_available(void);
+void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                   float *C, long ldc, float beta, int i0, int i1);
+#endif
