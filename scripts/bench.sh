@@ -3,8 +3,9 @@
 # run: OpenBLAS's SGEMM rate on the model's own GEMM shapes (inside `megatron benchmark`), a tensor-
 # parallel t = 2 run on the same cores (time, communication share, bytes against the analytic
 # count), pipeline runs p = 2 with v = 1 and 2 beside p = 1 (bubble against theory, bytes between
-# stages with scatter/gather on and off), and, when torch is installed, PyTorch eager fp32 on the
-# same model shape and thread count.
+# stages with scatter/gather on and off), bf16 training beside fp32 (the bf16 GEMM kernel's rate
+# beside SGEMM's on the model's shapes is in the first run), and, when torch is installed, PyTorch
+# eager fp32 and CPU bf16 autocast on the same model shape and thread count.
 #   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024) and gpt2-tiny
 #   STEPS=5 scripts/bench.sh
 # Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
@@ -24,6 +25,10 @@ echo
 echo "== gpt2-124m, micro-batch 4, seq 1024, blas_coretype auto (the default)"
 "$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 --attention-dropout 0 \
     --num-threads "$THREADS" --steps "$STEPS" --json "$OUT/gpt2-124m.json"
+echo
+echo "== gpt2-124m in bf16 (bf16: true), beside fp32 above"
+"$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 --attention-dropout 0 \
+    --num-threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/gpt2-124m-bf16.json" | grep -E "^step"
 echo
 echo "== gpt2-124m with OPENBLAS_CORETYPE=Haswell kept (blas_coretype env), one step, for comparison"
 OPENBLAS_CORETYPE=Haswell "$BIN" benchmark --config configs/gpt2-124m.json --global-batch-size 4 --hidden-dropout 0 \
@@ -64,12 +69,18 @@ echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
     | grep -E "^benchmark|SGEMM rate|^step"
 echo
 if python3 -c "import torch" 2>/dev/null; then
-    echo "== PyTorch eager fp32 on the gpt2-124m shape, $THREADS threads"
+    echo "== PyTorch eager fp32 and bf16 autocast on the gpt2-124m shape, $THREADS threads"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
+    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-124m-bf16.json"
     python3 - "$OUT" <<'PY'
 import json, sys
 d = sys.argv[1]
 ours, torch_, hw, t2 = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m", "torch-124m", "gpt2-124m-haswell", "gpt2-124m-t2"))
+bf16, torch_bf16 = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m-bf16", "torch-124m-bf16"))
+print(f"\nbf16 (gpt2-124m, mb 4, seq 1024): bf16 GEMM ({ours['bf16_kernel']}) {ours['bf16_gemm_gflops']:.0f} GFLOP/s = "
+      f"{ours['bf16_over_sgemm']:.2f}x SGEMM on the model's shapes; training {bf16['tokens_per_s']:.1f} tokens/s = "
+      f"{bf16['tokens_per_s'] / ours['tokens_per_s']:.2f}x our fp32 and {bf16['tokens_per_s'] / torch_bf16['tokens_per_s']:.2f}x "
+      f"PyTorch bf16 autocast ({torch_bf16['tokens_per_s']:.1f} tokens/s)")
 print(f"\nsummary (gpt2-124m, mb 4, seq 1024): megatron {ours['tokens_per_s']:.1f} tokens/s = {ours['ratio_to_sgemm']:.2f} of the "
       f"SGEMM rate ({ours['sgemm_gflops']:.0f} GFLOP/s on the model's shapes); {ours['tokens_per_s'] / torch_['tokens_per_s']:.2f}x "
       f"PyTorch eager ({torch_['tokens_per_s']:.1f} tokens/s); with the Haswell preset kept: {hw['tokens_per_s']:.1f} tokens/s; "
@@ -77,5 +88,12 @@ print(f"\nsummary (gpt2-124m, mb 4, seq 1024): megatron {ours['tokens_per_s']:.1
       f"{t2['comm_bytes_tp'] / 1e6:.1f} MB/iteration (analytic {t2['analytic_bytes_all'] / 1e6:.1f} MB; layers alone {t2['analytic_bytes_layers'] / 1e6:.1f} MB)")
 PY
 else
-    echo "(torch is not installed: pip install torch to add the PyTorch eager reference)"
+    python3 - "$OUT" <<'PY'
+import json, sys
+d = sys.argv[1]
+ours, bf16 = (json.load(open(f"{d}/{n}.json")) for n in ("gpt2-124m", "gpt2-124m-bf16"))
+print(f"bf16 (gpt2-124m): bf16 GEMM {ours['bf16_over_sgemm']:.2f}x SGEMM; training {bf16['tokens_per_s']:.1f} tokens/s = "
+      f"{bf16['tokens_per_s'] / ours['tokens_per_s']:.2f}x fp32")
+PY
+    echo "(torch is not installed: pip install torch to add the PyTorch eager references)"
 fi

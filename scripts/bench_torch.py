@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch eager fp32 reference for scripts/bench.sh: training steps of GPT-2 124M-shaped model
+"""PyTorch eager references for scripts/bench.sh: training steps of GPT-2 124M-shaped model
 (pre-LN, tanh-GELU, tied embeddings, AdamW) on random tokens with the same micro-batch, sequence
-length and thread count as the megatron benchmark. Prints tokens/s and model TFLOP/s (Megatron's
-formula) and writes them as JSON.
+length and thread count as the megatron benchmark, in fp32 or (--bf16) under CPU bf16 autocast.
+Prints tokens/s and model TFLOP/s (Megatron's formula) and writes them as JSON.
 
     python3 scripts/bench_torch.py --layers 12 --hidden 768 --heads 12 --seq 1024 --micro-batch 4 --threads 2 --json out.json
+    python3 scripts/bench_torch.py --bf16 --json out-bf16.json
 """
 import argparse
 import json
@@ -54,6 +55,7 @@ def main():
                           ("threads", 2), ("vocab", 50257), ("padded-vocab", 50304), ("steps", 3)]:
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--json")
+    p.add_argument("--bf16", action="store_true", help="run forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,7 +66,9 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        model(idx, tgt).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            loss = model(idx, tgt)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
@@ -75,9 +79,10 @@ def main():
     sec = (time.perf_counter() - t0) / a.steps
     B, s, L, h, V = a.micro_batch, a.seq, a.layers, a.hidden, a.padded_vocab
     flops = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
+    label = "bf16 autocast" if a.bf16 else "fp32"
     out = {"step_ms": sec * 1000, "tokens_per_s": B * s / sec, "tflops": flops / sec / 1e12, "threads": a.threads,
-           "torch": torch.__version__}
-    print(f"pytorch eager fp32: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
+           "torch": torch.__version__, "precision": label}
+    print(f"pytorch eager {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f)

@@ -4,8 +4,8 @@
 // Each thread packs its rows of A into 32-row blocks (two A tiles), k padded to tile multiples,
 // and runs a 32 × 32 block of C as four accumulator tiles over KBA pairs of k at a time; C is
 // reloaded between k blocks (interior tiles straight from C, edge tiles through a staging block).
-// Loop order per k block: row block outer, panel pairs inner, so a row block's A (32 rows × KBA
-// pairs, 64 KB) stays in L2 while the k block of B passes over it.
+// Loop order per k block: column blocks of about 768 KB of packed B (kept in L2), row blocks, then
+// the column block's panel pairs, so a row block's A (32 rows × the k block) stays in L1/L2.
 // Linux grants AMX's tile state per process on request (arch_prctl ARCH_REQ_XCOMP_PERM); without
 // the grant, the CPU feature or a Linux that knows it, this kernel is not used.
 #include "bf16gemm.h"
@@ -18,6 +18,7 @@
 
 #define MA 32       /* rows per block: two A tiles */
 #define KBA 512     /* k pairs per block */
+#define NB_BYTES (768 * 1024)   /* packed B per column block */
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
@@ -129,6 +130,17 @@ int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint1
 
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } tile_config;
 
+/* Tiles 0-7 as 16 rows × 64 bytes: C tiles 0-3 (16 × 16 fp32), A tiles 4-5, B tiles 6-7. The tile
+   configuration belongs to the calling thread. */
+__attribute__((target("amx-tile")))
+static void configure_tiles(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+}
+
 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
 void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                    float *C, long ldc, float beta, int i0, int i1) {
@@ -142,47 +154,50 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
     }
     if (beta != 0.0f && beta != 1.0f)
         for (int i = i0; i < i1; i++) for (int j = 0; j < n; j++) C[(long)i * ldc + j] *= beta;
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-    _tile_loadconfig(&cfg);
+    configure_tiles();
     float stage[MA * 32] __attribute__((aligned(64)));
     for (int q0 = 0; q0 < kpb; q0 += KBA) {
         int q1 = q0 + KBA < kpb ? q0 + KBA : kpb;
         int load = q0 > 0 || beta != 0.0f;                 /* accumulate onto C, else start from zero */
-        for (int b = 0; b < blocks; b++) {
-            int r0 = i0 + b * MA, rows = i1 - r0 < MA ? i1 - r0 : MA;
-            const uint16_t *ab = a + (size_t)b * MA * stride;
-            for (int p = 0; p < panels; p += 2) {
-                int cols = n - p * NR < 2 * NR ? n - p * NR : 2 * NR;
-                const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb;
-                const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
-                float *c = C + (long)r0 * ldc + p * NR;
-                int full = rows == MA && cols == 2 * NR;
-                float *t = full ? c : stage;
-                long ts = full ? ldc : 32;
-                if (!full) {
-                    memset(stage, 0, sizeof stage);
-                    if (load) for (int r = 0; r < rows; r++) memcpy(stage + r * 32, c + (long)r * ldc, (size_t)cols * sizeof(float));
+        /* Column blocks whose B (this k block) fits in about half of L2, so it stays there while
+           every row block passes; a row block's A (32 rows × the k block) stays in L1. */
+        int panelsPerBlock = (int)(NB_BYTES / ((size_t)(q1 - q0) * 2 * NR * sizeof(uint16_t))) & ~1;
+        if (panelsPerBlock < 2) panelsPerBlock = 2;
+        for (int pb = 0; pb < panels; pb += panelsPerBlock) {
+            int pe = pb + panelsPerBlock < panels ? pb + panelsPerBlock : panels;
+            for (int b = 0; b < blocks; b++) {
+                int r0 = i0 + b * MA, rows = i1 - r0 < MA ? i1 - r0 : MA;
+                const uint16_t *ab = a + (size_t)b * MA * stride;
+                for (int p = pb; p < pe; p += 2) {
+                    int cols = n - p * NR < 2 * NR ? n - p * NR : 2 * NR;
+                    const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb;
+                    const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
+                    float *c = C + (long)r0 * ldc + p * NR;
+                    int full = rows == MA && cols == 2 * NR;
+                    float *t = full ? c : stage;
+                    long ts = full ? ldc : 32;
+                    if (!full) {
+                        memset(stage, 0, sizeof stage);
+                        if (load) for (int r = 0; r < rows; r++) memcpy(stage + r * 32, c + (long)r * ldc, (size_t)cols * sizeof(float));
+                    }
+                    if (load) {
+                        _tile_loadd(0, t, ts * 4); _tile_loadd(1, t + 16, ts * 4);
+                        _tile_loadd(2, t + 16 * ts, ts * 4); _tile_loadd(3, t + 16 * ts + 16, ts * 4);
+                    } else {
+                        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+                    }
+                    for (int q = q0; q < q1; q += 16) {
+                        _tile_loadd(4, ab + 2 * q, stride * 2);
+                        _tile_loadd(5, ab + (size_t)16 * stride + 2 * q, stride * 2);
+                        _tile_loadd(6, b0 + (size_t)q * 2 * NR, 64);
+                        _tile_loadd(7, b1 + (size_t)q * 2 * NR, 64);
+                        _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7);
+                        _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
+                    }
+                    _tile_stored(0, t, ts * 4); _tile_stored(1, t + 16, ts * 4);
+                    _tile_stored(2, t + 16 * ts, ts * 4); _tile_stored(3, t + 16 * ts + 16, ts * 4);
+                    if (!full) for (int r = 0; r < rows; r++) memcpy(c + (long)r * ldc, stage + r * 32, (size_t)cols * sizeof(float));
                 }
-                if (load) {
-                    _tile_loadd(0, t, ts * 4); _tile_loadd(1, t + 16, ts * 4);
-                    _tile_loadd(2, t + 16 * ts, ts * 4); _tile_loadd(3, t + 16 * ts + 16, ts * 4);
-                } else {
-                    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-                }
-                for (int q = q0; q < q1; q += 16) {
-                    _tile_loadd(4, ab + 2 * q, stride * 2);
-                    _tile_loadd(5, ab + (size_t)16 * stride + 2 * q, stride * 2);
-                    _tile_loadd(6, b0 + (size_t)q * 2 * NR, 64);
-                    _tile_loadd(7, b1 + (size_t)q * 2 * NR, 64);
-                    _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
-                }
-                _tile_stored(0, t, ts * 4); _tile_stored(1, t + 16, ts * 4);
-                _tile_stored(2, t + 16 * ts, ts * 4); _tile_stored(3, t + 16 * ts + 16, ts * 4);
-                if (!full) for (int r = 0; r < rows; r++) memcpy(c + (long)r * ldc, stage + r * 32, (size_t)cols * sizeof(float));
             }
         }
     }
@@ -194,11 +209,7 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
 #include <time.h>
 __attribute__((target("amx-tile,amx-bf16")))
 static double peak_amx(void) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-    _tile_loadconfig(&cfg);
+    configure_tiles();
     static uint16_t ones[16 * 32] __attribute__((aligned(64)));
     for (int i = 0; i < 16 * 32; i++) ones[i] = 0x3f80;
     _tile_loadd(4, ones, 64); _tile_loadd(5, ones, 64); _tile_loadd(6, ones, 64); _tile_loadd(7, ones, 64);

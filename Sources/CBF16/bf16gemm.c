@@ -1,6 +1,7 @@
-// bf16gemm.c — see include/bf16gemm.h. Packed B: panel p (columns 16p…16p+15) holds, for each
-// k pair q, 16 columns × 2 values: packed[p·16·kp + q·32 + 2·jj + (k & 1)], kp = k rounded up to
-// even, zero padded (columns past n and the odd k). Rows of A are packed per block into the same
+// bf16gemm.c — see include/bf16gemm.h; the AVX512-BF16 and portable kernels, kernel selection,
+// rounding. Packed B: panel p (columns 16p…16p+15) holds, for each k pair q, 16 columns × 2
+// values: packed[p·16·kp + q·32 + 2·jj + (k & 1)], kp = the pairs of k rounded up to 16, zero
+// padded (columns past n, the odd k, the pairs past k). Rows of A are packed per block into the same
 // pair order, so one 32-bit broadcast feeds vdpbf16ps, which adds a[2q]·b[2q] + a[2q+1]·b[2q+1]
 // to each fp32 lane. Blocking: KB pairs of k at a time (B panels stay in L1/L2), 2 panels (32
 // columns) × 8 rows per microkernel = 16 accumulators.

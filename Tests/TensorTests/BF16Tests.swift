@@ -1,7 +1,8 @@
 // BF16Tests.swift — fp32 → bf16 rounding against an independent nearest-even reference (computed
 // by comparing the two bf16 neighbours in Double), on edge values and a million random bit
-// patterns; the bf16 GEMM, native and portable kernels, against an fp64 product of the same bf16
-// inputs on random and edge shapes (1, odd, not multiples of the 8 × 32 tile), every transpose
+// patterns; the bf16 GEMM, on every kernel this CPU offers (AMX, AVX512-BF16, portable), against an fp64 product of the same bf16
+// inputs on random and edge shapes (1, odd, not multiples of the 8 × 32 or 32 × 32 blocks, more
+// than one k block), every transpose
 // combination and β ∈ {0, 1.5}, within fp32 accumulation error.
 import Tensor
 import XCTest

@@ -3,7 +3,7 @@
 // edge values (ties, the largest half, the overflow threshold 65520, subnormals, ±0, ±∞) and a
 // million random values, both paths; in-place bf16 rounding equal to the bit-exact BF16.round; and
 // the GEMM on fp32 operands (rounded while packed) equal bit for bit to the GEMM on the same values
-// pre-rounded to bf16 bits, native and portable, every transpose.
+// pre-rounded to bf16 bits, on every available kernel (the vector packers included), every transpose.
 import Tensor
 import XCTest
 

@@ -1,9 +1,10 @@
-// bf16gemm.h — bfloat16 matrix products with fp32 accumulation, for CPUs with AVX512-BF16
-// (vdpbf16ps) and a portable fallback, plus exact fp32 <-> bf16 conversion (round to nearest even).
+// bf16gemm.h — bfloat16 matrix products with fp32 accumulation, for CPUs with Intel AMX
+// (TDPBF16PS, bf16amx.c) or AVX512-BF16 (vdpbf16ps), with a portable fallback; plus exact
+// fp32 <-> bf16 conversion and fp32 -> bf16/fp16 rounding in place (round to nearest even).
 //   C[i, j] = beta · C[i, j] + Σ_k A[i, k] · B[j, k]
 // A and B are read through element strides (any layout: A[i,k] = A[i·a_si + k·a_sk]), as bf16 bits
 // or as fp32 (flag `*_f32`: each element rounded to bf16 while packing). B is packed
-// once into panels of 16 columns × k pairs (bf16_pack_b, which callers may split over threads by
+// once into panels of 16 columns × k pairs, padded to 16 pairs (bf16_pack_b, which callers may split over threads by
 // panels), then rows of C are computed in any split (bf16_gemm_rows, one call per thread).
 #ifndef BF16GEMM_H
 #define BF16GEMM_H

@@ -113,7 +113,7 @@ public final class Trainer {
                      precision: precision)
         }
         if precision.isReduced {
-            let product = precision == .bf16 && BF16.native ? "the AVX512-BF16 kernel (vdpbf16ps)" : "SGEMM on 16-bit values (exact products)"
+            let product = precision == .bf16 && BF16.native ? "the \(BF16.kernel.name) kernel" : "SGEMM on 16-bit values (exact products)"
             log(" > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main parameters, gradients, optimizer, LayerNorm, softmax and loss")
         }
         let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
