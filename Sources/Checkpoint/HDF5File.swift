@@ -75,17 +75,6 @@ public final class HDF5File {
         try writeDataset(name, shape: shape, fileType: type, memType: type, data: UnsafeRawPointer(bits), attributes: attributes)
     }
 
-    /// The stored float width of dataset `name` in bytes (2 for 16-bit floats, 4 for fp32), nil if absent.
-    public func floatSize(of name: String) -> Int? {
-        guard exists(name) else { return nil }
-        let ds = H5Dopen2(id, name, h5p_default())
-        if ds < 0 { return nil }
-        defer { H5Dclose(ds) }
-        let type = H5Dget_type(ds)
-        defer { H5Tclose(type) }
-        return H5Tget_size(type)
-    }
-
     private func writeDataset(_ name: String, shape: [Int], fileType: hid_t, memType: hid_t,
                               data: UnsafeRawPointer, attributes: [String: [Int]]) throws {
         let fail = { (op: String) in HDF5Error.operationFailed(path: self.path, object: name, operation: op) }
