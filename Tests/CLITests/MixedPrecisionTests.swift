@@ -3,7 +3,8 @@
 //   (t, p, d) = (2, 2, 2) grid with v = 2: every iteration's loss within 2% of fp32's, the mean of the
 //   last 20 within 0.5%, and the grid within 1% of one rank in bf16.
 // - fp16's dynamic loss scaler: from 2^32 the first steps overflow and are skipped, and the scale
-//   follows Megatron's rule (hysteresis 2, then halving on every overflow) step by step; an injected
+//   follows Megatron's rule (hysteresis 2, then halving on every overflow) step by step, identically
+//   on one rank and on the (2, 2, 2) grid with the distributed optimizer; an injected
 //   overflow is skipped and halves the scale, and the scale doubles after loss_scale_window clean steps.
 // - Checkpoints: 16-bit weights that h5py reads as floats, each the rounding of its stored fp32 main
 //   parameter (Tests/Scripts/half_checkpoint_check.py); bf16 resumes bit for bit; bf16 → fp32,
@@ -59,7 +60,8 @@ final class MixedPrecisionTests: XCTestCase {
 
     func testFP16DynamicLossScaling() throws {
         let dir = CLI.scratch("fp16-scaler")
-        let common = ["train", "--config", CLI.config("gpt2-tiny.json"), "--eval-iters", "0", "--num-threads", "1", "--fp16"]
+        let common = ["train", "--config", CLI.config("gpt2-tiny.json"), "--eval-iters", "0", "--num-threads", "1", "--fp16",
+                      "--num-layers", "8", "--micro-batch-size", "2", "--global-batch-size", "16"]
         // Megatron's defaults: 2^32, hysteresis 2, window 1000.
         let natural = try CLI.run(common + ["--train-iters", "30", "--log-interval", "30", "--metrics-file", "natural.jsonl"], in: dir)
         XCTAssertEqual(natural.code, 0, natural.stderr)
@@ -72,6 +74,18 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertLessThan(lines.last!["lm_loss"] as? Double ?? 9, lines[firstClean]["lm_loss"] as? Double ?? 0, "training proceeds")
         let total = skipped.filter { $0 }.count
         XCTAssertTrue(natural.stdout.contains(String(format: "number of skipped iterations: %3d", total)), natural.stdout)
+        // The same run on the (2,2,2) grid with the distributed optimizer: every rank finds the
+        // same overflows (found-inf is reduced over the world), so skips and losses match.
+        let grid = try CLI.mpirun(ranks: 8, common + ["--train-iters", "30", "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2",
+                                                      "--use-distributed-optimizer", "--metrics-file", "grid.jsonl"], in: dir)
+        XCTAssertEqual(grid.code, 0, grid.stderr)
+        let onGrid = try CLI.jsonLines(dir.appendingPathComponent("grid.jsonl"))
+        XCTAssertEqual(onGrid.map { $0["skipped_iterations"] as? Int }, lines.map { $0["skipped_iterations"] as? Int }, "the grid skips the same steps")
+        XCTAssertEqual(onGrid.map { $0["loss_scale"] as? Double }, scales)
+        for (a, b) in zip(lines, onGrid) {
+            let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
+            XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "fp16 at (2,2,2) vs one rank, iteration \(a["iteration"]!)")
+        }
 
         // An injected overflow at step 6, with growth after 4 clean steps.
         let injected = try CLI.run(common + ["--train-iters", "12", "--initial-loss-scale", "1024", "--loss-scale-window", "4",
