@@ -147,7 +147,7 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
     int kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
     int stride = 2 * kpb;                                   /* bf16 per packed A row */
     int blocks = (i1 - i0 + MA - 1) / MA;
-    uint16_t *a = aligned_alloc(64, ((size_t)blocks * MA * stride * sizeof(uint16_t) + 63) / 64 * 64);
+    uint16_t *a = bf16_thread_workspace(1, (size_t)blocks * MA * stride * sizeof(uint16_t));
     for (int b = 0; b < blocks; b++) {
         int r0 = i0 + b * MA;
         pack_rows(k, A, a_f32, si, sk, r0, i1 - r0 < MA ? i1 - r0 : MA, a + (size_t)b * MA * stride, stride);
@@ -202,7 +202,6 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
         }
     }
     _tile_release();
-    free(a);
 }
 
 /* Peak: four independent accumulator tiles fed by the same two A and two B tiles. */

@@ -135,7 +135,7 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
     size_t blockSize = (size_t)MR * 2 * kp;
     /* Every row of this range packed once (MR-row blocks); then for each k block, each pair of B
        panels (32 columns × KB pairs, 32 KB) stays in cache while every row block passes over it. */
-    uint16_t *a = aligned_alloc(64, (blocks * blockSize * sizeof(uint16_t) + 63) / 64 * 64);
+    uint16_t *a = bf16_thread_workspace(1, blocks * blockSize * sizeof(uint16_t));
     for (int b = 0; b < blocks; b++) {
         int i = i0 + b * MR;
         pack_a(k, A, a_f32, si, sk, i, i1 - i < MR ? i1 - i : MR, a + b * blockSize);
@@ -155,7 +155,6 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
             }
         }
     }
-    free(a);
 }
 
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
@@ -187,6 +186,17 @@ static void rows_portable(int n, int k, const void *A, int a_f32, long si, long 
         }
     }
     free(arow);
+}
+
+void *bf16_thread_workspace(int slot, size_t bytes) {
+    static __thread void *buffers[2];
+    static __thread size_t capacity[2];
+    if (bytes > capacity[slot]) {
+        free(buffers[slot]);
+        capacity[slot] = (bytes + 4095) / 4096 * 4096;
+        buffers[slot] = aligned_alloc(64, capacity[slot]);
+    }
+    return buffers[slot];
 }
 
 /* Kernels, slowest to fastest: 0 portable, 1 AVX512-BF16, 2 AMX. */

@@ -68,8 +68,8 @@ public enum BF16 {
         guard m > 0, n > 0 else { return }
         let (si, ska) = transA ? (1, lda) : (lda, 1)
         let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
-        let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, bf16_packed_b_count(Int32(n), Int32(k))))
-        defer { packed.deallocate() }
+        let count = max(1, bf16_packed_b_count(Int32(n), Int32(k)))
+        let packed = bf16_thread_workspace(0, count * 2).assumingMemoryBound(to: UInt16.self)
         let panels = (n + 15) / 16
         ThreadBudget.parallelFor(panels, grain: 4) { r in
             bf16_pack_b(Int32(n), Int32(k), b, bF32 ? 1 : 0, sj, skb, packed, Int32(r.lowerBound), Int32(r.upperBound))

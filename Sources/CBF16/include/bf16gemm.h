@@ -31,6 +31,10 @@ void fp16_round_in_place(float *x, size_t n);
 /// bf16 -> fp32 (exact).
 void bf16_widen(const uint16_t *x, float *y, size_t n);
 
+/// A 64-byte aligned buffer of at least `bytes` owned by the calling thread, grown as needed and
+/// kept for the thread's life (slot 0: the caller's packed B, slot 1: a kernel's packed rows of A),
+/// so repeated products allocate and fault in no memory.
+void *bf16_thread_workspace(int slot, size_t bytes);
 /// Elements of the packed form of an n × k B.
 size_t bf16_packed_b_count(int n, int k);
 /// Packs panels [p0, p1) (16 columns each) of B[j, k] = B[j·sj + k·sk] into `packed`.
