@@ -94,13 +94,12 @@ public final class WholeModel {
         return model
     }
 
-    /// This model's tensor `name` (whole, as a piece at offset 0) for slicing into any rank's layout.
+    /// This model's tensor `name` (whole, as a piece at offset 0, read in place) for slicing into any rank's layout.
     func piece(_ arena: ParameterArena, _ name: String) -> [ModelCheckpoint.Piece] {
         guard let slot = arena.table.slot(named: name) else { return [] }
         let spec = arena.table.specs[slot]
-        let values = Array(UnsafeBufferPointer(start: arena.pointer(slot), count: spec.count))
         return [ModelCheckpoint.Piece(path: "the converted model", globalShape: spec.shape, globalOffset: spec.shape.map { _ in 0 },
-                                      localShape: spec.shape, read: { values })]
+                                      localShape: spec.shape, values: .memory(arena.pointer(slot)))]
     }
 
     /// Writes the model as a checkpoint for tensor size `t`, pipeline size `p` and `layersPerVirtualStage`

@@ -304,11 +304,13 @@ public enum ModelCheckpoint {
         return try files[0].intAttribute("iteration")
     }
 
-    /// A stored local tensor of some rank: where it sits in the global tensor, and how to read it.
+    /// A stored local tensor of some rank: where it sits in the global tensor, and its values.
     struct Piece {
         let path: String
         let globalShape: [Int], globalOffset: [Int], localShape: [Int]
-        let read: () throws -> [Float]
+        /// Read from files when a slice needs them, or already in memory (read in place, never copied).
+        enum Values { case read(() throws -> [Float]), memory(UnsafePointer<Float>) }
+        let values: Values
     }
 
     /// The pieces of dataset `name` in whole-tensor files, plus those reassembled from the 1-D runs
@@ -319,7 +321,7 @@ public enum ModelCheckpoint {
         for file in files where file.exists(name) {
             result.append(Piece(path: file.path, globalShape: try file.intArrayAttribute(of: name, "global_shape"),
                                 globalOffset: try file.intArrayAttribute(of: name, "global_offset"),
-                                localShape: file.shape(of: name) ?? [], read: { try file.readFloats(name).values }))
+                                localShape: file.shape(of: name) ?? [], values: .read { try file.readFloats(name).values }))
         }
         for (runName, shardFiles) in runs {
             var bySource: [[Int]: [HDF5File]] = [:]
@@ -332,7 +334,7 @@ public enum ModelCheckpoint {
                 let localShape = try first.intArrayAttribute(of: runName, "local_shape")
                 let count = localShape.reduce(1, *)
                 result.append(Piece(path: first.path, globalShape: try first.intArrayAttribute(of: runName, "global_shape"),
-                                    globalOffset: try first.intArrayAttribute(of: runName, "global_offset"), localShape: localShape, read: {
+                                    globalOffset: try first.intArrayAttribute(of: runName, "global_offset"), localShape: localShape, values: .read {
                     var values = [Float](repeating: 0, count: count)
                     var covered = 0
                     for file in group {
@@ -379,11 +381,14 @@ public enum ModelCheckpoint {
             // pieces that do not overlap this rank's slice are never read.
             let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0), cHi = min(c0 + cols, pc0 + pCols)
             guard rLo < rHi, cLo < cHi else { continue }
-            let values = try piece.read()
-            values.withUnsafeBufferPointer { src in
+            func copyOverlap(from src: UnsafePointer<Float>) {
                 for r in rLo..<rHi {
-                    (out + (r - r0) * cols + (cLo - c0)).update(from: src.baseAddress! + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
+                    (out + (r - r0) * cols + (cLo - c0)).update(from: src + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
                 }
+            }
+            switch piece.values {
+            case .memory(let src): copyOverlap(from: src)
+            case .read(let read): try read().withUnsafeBufferPointer { copyOverlap(from: $0.baseAddress!) }
             }
             covered += (rHi - rLo) * (cHi - cLo)
         }
