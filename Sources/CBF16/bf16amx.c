@@ -7,7 +7,9 @@
 // Loop order per k block: column blocks of about 768 KB of packed B (kept in L2), row blocks, then
 // the column block's panel pairs, so a row block's A (32 rows × the k block) stays in L1/L2.
 // Linux grants AMX's tile state per process on request (arch_prctl ARCH_REQ_XCOMP_PERM); without
-// the grant, the CPU feature or a Linux that knows it, this kernel is not used.
+// the grant, the CPU feature or a Linux that knows it, this kernel is not used. The AVX-512 packers
+// of fp32 operands here (exact nearest-even rounding, 16 lanes at a time) also serve the
+// AVX512-BF16 kernel's B.
 #include "bf16gemm.h"
 #include "bf16_internal.h"
 #include <immintrin.h>
@@ -32,10 +34,8 @@ int bf16_amx_available(void) {
     return state;
 }
 
-/* 16 fp32 -> 16 bf16 bits, nearest even, exactly as rne() (NaN kept, quiet). */
-
-
-/* The rounded bf16 bits of 16 fp32 values in the low half of each 32-bit lane. */
+/* The bf16 bits of 16 fp32 values, nearest even exactly as rne() (NaN kept, quiet), in the low
+   half of each 32-bit lane. */
 __attribute__((target("avx512f,avx512bw")))
 static inline __m512i round16_lanes(__m512 x) {
     __m512i u = _mm512_castps_si512(x);
