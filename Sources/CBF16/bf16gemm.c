@@ -239,19 +239,24 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
 #include <time.h>
 static double seconds_now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
+/* Twelve chains c0…c11 updated by STEP(c) n times; the empty asm keeps each chain alive. */
+#define TWELVE_CHAINS(n, STEP)                                                                                     \
+    for (long i = 0; i < (n); i++) {                                                                               \
+        c0 = STEP(c0); c1 = STEP(c1); c2 = STEP(c2); c3 = STEP(c3); c4 = STEP(c4); c5 = STEP(c5);                  \
+        c6 = STEP(c6); c7 = STEP(c7); c8 = STEP(c8); c9 = STEP(c9); c10 = STEP(c10); c11 = STEP(c11);              \
+        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7),    \
+                         "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));                                               \
+    }
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static double peak_dpbf16(void) {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
     __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = x;
     const long n = 20000000;
     double t = seconds_now();
-    for (long i = 0; i < n; i++) {
-        c0 = _mm512_dpbf16_ps(c0, x, y); c1 = _mm512_dpbf16_ps(c1, x, y); c2 = _mm512_dpbf16_ps(c2, x, y);
-        c3 = _mm512_dpbf16_ps(c3, x, y); c4 = _mm512_dpbf16_ps(c4, x, y); c5 = _mm512_dpbf16_ps(c5, x, y);
-        c6 = _mm512_dpbf16_ps(c6, x, y); c7 = _mm512_dpbf16_ps(c7, x, y); c8 = _mm512_dpbf16_ps(c8, x, y);
-        c9 = _mm512_dpbf16_ps(c9, x, y); c10 = _mm512_dpbf16_ps(c10, x, y); c11 = _mm512_dpbf16_ps(c11, x, y);
-        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
-    }
+#define DPBF16(c) _mm512_dpbf16_ps(c, x, y)
+    TWELVE_CHAINS(n, DPBF16)
+#undef DPBF16
     return (double)n * 12 * 64 / (seconds_now() - t) / 1e9;
 }
 
@@ -261,13 +266,9 @@ static double peak_fma(void) {
     __m512 f = _mm512_set1_ps(1.0001f), g = _mm512_set1_ps(0.9999f);
     const long n = 20000000;
     double t = seconds_now();
-    for (long i = 0; i < n; i++) {
-        c0 = _mm512_fmadd_ps(c0, f, g); c1 = _mm512_fmadd_ps(c1, f, g); c2 = _mm512_fmadd_ps(c2, f, g);
-        c3 = _mm512_fmadd_ps(c3, f, g); c4 = _mm512_fmadd_ps(c4, f, g); c5 = _mm512_fmadd_ps(c5, f, g);
-        c6 = _mm512_fmadd_ps(c6, f, g); c7 = _mm512_fmadd_ps(c7, f, g); c8 = _mm512_fmadd_ps(c8, f, g);
-        c9 = _mm512_fmadd_ps(c9, f, g); c10 = _mm512_fmadd_ps(c10, f, g); c11 = _mm512_fmadd_ps(c11, f, g);
-        __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11));
-    }
+#define FMA(c) _mm512_fmadd_ps(c, f, g)
+    TWELVE_CHAINS(n, FMA)
+#undef FMA
     return (double)n * 12 * 32 / (seconds_now() - t) / 1e9;
 }
 

@@ -39,25 +39,28 @@ public enum GEMMBenchmark {
     /// Times each shape (best of `repeats` after a warm-up) and returns per-shape seconds and the
     /// overall rate Σ calls·flops / Σ calls·seconds in FLOP/s.
     public static func measure(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
-        let (maxA, maxB, maxC) = sizes(shapes)
-        let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
-        fill(a, b, maxA, maxB)
-        return time(shapes, repeats: repeats) { s in
-            BLAS.sgemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: s.transA ? s.m : s.k,
-                       b: b.base, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
+        measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
+            BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
-    /// The same shapes with bf16 operands (BF16.gemm: AVX512-BF16 or the portable kernel),
-    /// packing of B included in each call.
+    /// The same shapes on the bf16 kernel (BF16.gemm) with fp32 operands, as bf16 training passes
+    /// them (rounded while packed), packing included in each call.
     public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
+        measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
+            BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    typealias Product = (Bool, Bool, Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void
+
+    /// `product` (sgemm convention) timed on every shape, over operands sized for the largest.
+    static func measure(_ shapes: [GEMMShape], repeats: Int, product: Product) -> (perShape: [Double], rate: Double) {
         let (maxA, maxB, maxC) = sizes(shapes)
         let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
         fill(a, b, maxA, maxB)
-        // fp32 operands, as bf16 training passes them (rounded while packed).
         return time(shapes, repeats: repeats) { s in
-            BF16.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: s.transA ? s.m : s.k,
-                      b: b.base, ldb: s.transB ? s.k : s.n, beta: 0, c: c.base, ldc: s.n)
+            product(s.transA, s.transB, s.m, s.n, s.k, a.base, s.transA ? s.m : s.k, b.base, s.transB ? s.k : s.n, 0, c.base, s.n)
         }
     }
 
