@@ -53,11 +53,13 @@ let package = Package(
         ]),
 
         // MARK: - Tests (mirror Sources; CLITests run the built binary)
+        // Shared helpers: running the binary (alone or under mpirun), metrics files, loss and tensor comparison.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
-        .testTarget(name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint"],
+        .testTarget(name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint", "TestSupport"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor"],
+        .testTarget(name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor", "TestSupport"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -52,6 +52,14 @@ public struct CheckpointDirectory: Sendable {
         String(format: "distrib_optim_%02d_%03d_%03d.h5", tensorRank, pipelineRank, dataRank)
     }
 
+    /// The model files (mp_rank_*.h5) and distributed-optimizer shards (distrib_optim_*.h5) of the
+    /// checkpoint directory `dir`, each sorted by name, as full paths.
+    public static func listFiles(in dir: String) -> (rankFiles: [String], optimizerShards: [String]) {
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".h5") }.sorted()
+        let full = { (names: [String]) in names.map { (dir as NSString).appendingPathComponent($0) } }
+        return (full(entries.filter { $0.hasPrefix("mp_rank_") }), full(entries.filter { $0.hasPrefix("distrib_optim_") }))
+    }
+
     public func iterationPath(_ iteration: Int) -> String { (root as NSString).appendingPathComponent(Self.iterationName(iteration)) }
     public var pointerPath: String { (root as NSString).appendingPathComponent(Self.pointerName) }
 

@@ -28,13 +28,13 @@ struct Benchmark: ParsableCommand {
             let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
             let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads, parallel: parallel)
             let m = trainer.model.config
-            let gbs = cfg.globalBatchSize ?? cfg.microBatchSize!
+            let gbs = trainer.globalBatch
             let t = parallel.layout.tensor
-            out("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize!), global batch \(gbs), world \(world.size) (tensor \(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]")
+            out("benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), micro-batch \(cfg.microBatchSize), global batch \(gbs), world \(world.size) (tensor \(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]")
 
             var sgemmRate: Double? = nil, bf16Rate: Double? = nil, bf16Peak = 0.0
             if world.size == 1 {
-                let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize!)
+                let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize)
                 let (perShape, rate) = GEMMBenchmark.measure(shapes)
                 for (s, t) in zip(shapes, perShape) {
                     out(String(format: "  sgemm %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k, s.flops / t / 1e9))
@@ -59,7 +59,7 @@ struct Benchmark: ParsableCommand {
 
             _ = try trainer.step()   // warm-up: page-in of every buffer
             let timer = PhaseTimer()
-            trainer.model.timer = timer
+            trainer.timer = timer
             for (_, group) in parallel.groups { group.resetCounters() }
             try world.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -74,7 +74,7 @@ struct Benchmark: ParsableCommand {
             }
             try world.barrier()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
-            trainer.model.timer = nil
+            trainer.timer = nil
             let flops = m.flopsPerIteration(globalBatch: gbs)
             let tokensPerSecond = Double(gbs * m.seqLength) / seconds
             let tflops = flops / seconds / 1e12
@@ -91,15 +91,15 @@ struct Benchmark: ParsableCommand {
             if t > 1 {
                 let c = parallel.tensor.counters
                 let bytes = Double(c.bytes) / Double(steps), commSeconds = c.seconds / Double(steps)
-                let micro = Double(gbs / cfg.microBatchSize!), sbh = Double(m.seqLength * cfg.microBatchSize! * m.hiddenSize)
+                let micro = Double(gbs / cfg.microBatchSize), sbh = Double(m.seqLength * cfg.microBatchSize * m.hiddenSize)
                 let megatron = 4 * Double(m.numLayers) * sbh * 4 * micro
-                let ours = (4 * Double(m.numLayers) + 2) * sbh * 4 * micro + 3 * Double(m.seqLength * cfg.microBatchSize!) * 4 * micro
+                let ours = (4 * Double(m.numLayers) + 2) * sbh * 4 * micro + 3 * Double(m.seqLength * cfg.microBatchSize) * 4 * micro
                 out(String(format: "tensor-parallel communication per iteration (rank 0): %.2f MB in %.1f ms = %.1f%% of the step; analytic: %.2f MB for the layers' 4 all-reduces of s·b·h per layer per micro-batch (Megatron's count), %.2f MB with the embedding and LM-head all-reduces and the cross-entropy statistics",
                            bytes / 1e6, commSeconds * 1000, 100 * commSeconds / seconds, megatron / 1e6, ours / 1e6))
                 json["comm_bytes_tp"] = bytes; json["comm_s_tp"] = commSeconds; json["comm_fraction"] = commSeconds / seconds
                 json["analytic_bytes_layers"] = megatron; json["analytic_bytes_all"] = ours
             }
-            if let s = trainer.trainSchedule {
+            if let s = trainer.partition.trainSchedule {
                 let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
                 let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
                 let theory = Double(s.stages - 1) / Double(s.chunks * s.microbatches)
@@ -108,9 +108,9 @@ struct Benchmark: ParsableCommand {
                 json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
                 json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
             }
-            if let buckets = trainer.buckets {
+            if let buckets = trainer.partition.buckets {
                 let bytes = Double(parallel.data.counters.bytes) / Double(steps)
-                let sharded = trainer.optimizer.isDistributed
+                let sharded = trainer.optimizer.isSharded
                 // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and all-gather the parameters.
                 let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
                 let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))

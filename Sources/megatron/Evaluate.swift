@@ -29,7 +29,7 @@ struct Evaluate: ParsableCommand {
         guard task == "wikitext103" || task == "lambada" else {
             CLIErrors.fail(ConfigError.invalidValue(key: "task", value: "\"\(self.task)\"", rule: "must be wikitext103 or lambada"), code: 2)
         }
-        let stored = ModelCheckpoint.storedConfigJSON(root: load)
+        let stored = CheckpointReader.storedConfigJSON(root: load)
         if config == nil && stored == nil {
             CLIErrors.fail(ConfigError.invalidValue(key: "load", value: "\"\(load)\"", rule: "holds no readable checkpoint with a stored config; check the path or pass --config"), code: 2)
         }
@@ -37,7 +37,7 @@ struct Evaluate: ParsableCommand {
             // Evaluation reads only the weights and the task file.
             cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.dataPath = []; cfg.mockData = false
             cfg.metricsFile = nil; cfg.traceDir = nil; cfg.skipTrain = true
-            if cfg.trainIters == nil { cfg.trainIters = 1 }
+            if cfg.trainIters <= 0 { cfg.trainIters = 1 }
             // The grid is this run's (checkpoints load on any grid), not the training run's.
             if !overrides.contains("--tensor-model-parallel-size") { cfg.tensorModelParallelSize = 1 }
             if !overrides.contains("--pipeline-model-parallel-size") { cfg.pipelineModelParallelSize = 1 }
@@ -46,7 +46,7 @@ struct Evaluate: ParsableCommand {
             cfg.useDistributedOptimizer = false
             // Batching is the evaluation's own: micro_batch_size × data-parallel size unless given.
             if !overrides.contains("--global-batch-size") { cfg.globalBatchSize = nil }
-            if cfg.lr == nil { cfg.lr = 0 }
+            if cfg.lr <= 0 { cfg.lr = 1 }   // unused: evaluation takes no step
         }
         let (cfg, runtime, threads) = (start.config, start.runtime, start.threads)
         let world = runtime.world
@@ -56,8 +56,8 @@ struct Evaluate: ParsableCommand {
             let tokenizer = try Tokenizers.make(type: cfg.tokenizerType, vocabFile: cfg.vocabFile, mergeFile: cfg.mergeFile)
             let evaluator = try Evaluator(config: cfg, vocabSize: tokenizer.vocabSize, threads: threads, parallel: parallel)
             let iteration = try evaluator.load(from: load)
-            let s = cfg.seqLength!
-            log(" > evaluate \(task) on \(validData): checkpoint \(load) iteration \(iteration); grid tensor \(parallel.layout.tensor) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data); seq_length \(s), micro-batch \(cfg.microBatchSize!), \(tokenizer.name)")
+            let s = cfg.seqLength
+            log(" > evaluate \(task) on \(validData): checkpoint \(load) iteration \(iteration); grid tensor \(parallel.layout.tensor) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data); seq_length \(s), micro-batch \(cfg.microBatchSize), \(tokenizer.name)")
             let terminal = world.rank == 0 && isatty(2) != 0
             let t0 = MPIRuntime.wallTime
             let progress = { (done: Int, total: Int) in

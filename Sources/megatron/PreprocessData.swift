@@ -23,9 +23,9 @@ struct PreprocessData: ParsableCommand {
     @Option(help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
 
     func run() throws {
-        let types = ["GPT2BPETokenizer", "BertWordPieceLowerCase", "ByteLevelTokenizer"]
-        guard types.contains(tokenizerType) else {
-            CLIErrors.fail(ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(tokenizerType)\"", rule: "must be one of \(types.joined(separator: ", "))"), code: 2)
+        let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .byteLevel]
+        guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
+            CLIErrors.fail(ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(tokenizerType)\"", rule: "must be one of \(types.map(\.rawValue).joined(separator: ", "))"), code: 2)
         }
         let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
         let terminal = isatty(2) != 0
@@ -34,7 +34,7 @@ struct PreprocessData: ParsableCommand {
             return String(format: "%d documents, %.1f MB (%.0f documents/s, %.2f MB/s)", docs, Double(bytes) / 1e6, Double(docs) / s, Double(bytes) / 1e6 / s)
         }
         do {
-            let (type, vocab, merges) = (tokenizerType, vocabFile, mergeFile)
+            let (vocab, merges) = (vocabFile, mergeFile)
             let summary = try Preprocess.run(input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
                                              makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
                                              progress: { docs, bytes, seconds in

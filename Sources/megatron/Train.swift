@@ -30,7 +30,7 @@ struct Train: ParsableCommand {
             let m = trainer.model.config
             let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
             log(" > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
-            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch \(cfg.microBatchSize!), global batch \(cfg.globalBatchSize ?? cfg.microBatchSize!); activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
+            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch \(cfg.microBatchSize), global batch \(trainer.globalBatch); activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
             // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
             if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
                 trainer.injectOverflowAt = Set(spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })

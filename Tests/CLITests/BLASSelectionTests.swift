@@ -1,6 +1,7 @@
 // BLASSelectionTests.swift — `blas_coretype auto` (the default) replaces a preset
 // OPENBLAS_CORETYPE by re-executing once and says so; `env` keeps the preset.
 import Foundation
+import TestSupport
 import XCTest
 
 final class BLASSelectionTests: XCTestCase {

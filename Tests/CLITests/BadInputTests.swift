@@ -2,6 +2,7 @@
 // any work; bad files, an unwritable or full checkpoint directory and a diverging run give a clear
 // error, a non-zero exit and no half-written checkpoint.
 import Foundation
+import TestSupport
 import XCTest
 
 final class BadInputTests: XCTestCase {

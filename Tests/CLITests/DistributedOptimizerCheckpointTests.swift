@@ -4,6 +4,7 @@
 // with it (odd d: every shard re-cut), the losses equal the uninterrupted (2,2,2) run within 1e-5
 // relative; at (2,2,2) itself the resume is bitwise. A missing shard file is a clear error.
 import Foundation
+import TestSupport
 import XCTest
 
 final class DistributedOptimizerCheckpointTests: XCTestCase {

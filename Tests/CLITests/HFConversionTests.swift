@@ -10,6 +10,7 @@ import Checkpoint
 import Foundation
 import MegatronCore
 import Tensor
+import TestSupport
 import XCTest
 
 final class HFConversionTests: XCTestCase {
@@ -25,24 +26,24 @@ final class HFConversionTests: XCTestCase {
     func ourLogits(checkpoint ckpt: URL, ids: [[Int32]], vocab: Int, lastTargets: [Int32]? = nil)
         throws -> (logits: [Float], losses: [Double], lastIsArgmax: [Bool]) {
         var cfg = TrainingConfig()
-        try ConfigLoader.applyJSON(Data(try XCTUnwrap(ModelCheckpoint.storedConfigJSON(root: ckpt.path)).utf8), source: "test", to: &cfg)
+        try ConfigLoader.applyJSON(Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: ckpt.path)).utf8), source: "test", to: &cfg)
         let b = ids.count, s = ids[0].count
         cfg.seqLength = s
-        let gpt = Trainer.modelConfig(cfg, vocabSize: vocab)
+        let gpt = GPTConfig(training: cfg, vocabSize: vocab)
         let model = GPTModel(config: gpt, microBatch: b, threads: ThreadBudget.threads)
         _ = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: ckpt.path), chunks: [model])
-        let acts = model.acts
+        let acts = model.makeActivations()
         for i in 0..<s {
             for j in 0..<b { acts.tokens.base[i * b + j] = ids[j][i]; acts.targets.base[i * b + j] = i + 1 < s ? ids[j][i + 1] : lastTargets?[j] ?? 0 }
         }
         acts.scoring = TokenScoring(rows: Array(0..<((lastTargets == nil ? s - 1 : s) * b)))
-        _ = try model.lossSum()
+        _ = try model.lossSum(acts)
         let losses = acts.scoring!.losses
         let lastIsArgmax = lastTargets == nil ? [] : Array(acts.scoring!.targetIsArgmax.suffix(b))
         acts.scoring = nil
         let h = gpt.hiddenSize, n = s * b
         var logits = [Float](repeating: 0, count: n * vocab)
-        let wte = model.params.pointer(try XCTUnwrap(model.table.slot(named: "embedding.word_embeddings.weight")))
+        let wte = model.params.pointer(try XCTUnwrap(model.table.slot(named: GPTSlots.wordEmbeddingsName)))
         logits.withUnsafeMutableBufferPointer { out in
             BLAS.sgemm(transB: true, m: n, n: vocab, k: h, a: acts.finalNorm, lda: h, b: wte, ldb: h, c: out.baseAddress!, ldc: vocab)
         }

@@ -1,6 +1,7 @@
 // MPIMappingTests.swift — runs MegatronCoreTests.TensorParallelMappingTests inside this test bundle
 // under `mpirun -np 2` and `-np 4`; every rank must pass every test.
 import Foundation
+import TestSupport
 import XCTest
 
 final class MPIMappingTests: XCTestCase {

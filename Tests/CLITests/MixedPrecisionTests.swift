@@ -10,12 +10,11 @@
 //   parameter (Tests/Scripts/half_checkpoint_check.py); bf16 resumes bit for bit; bf16 → fp32,
 //   fp32 → bf16 and bf16 → a resharded t = 2 run all continue from the same main parameters.
 import Foundation
+import TestSupport
 import XCTest
 
 final class MixedPrecisionTests: XCTestCase {
-    static func losses(_ dir: URL, _ name: String) throws -> [Double] {
-        try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl")).map { try XCTUnwrap($0["lm_loss"] as? Double) }
-    }
+    static func losses(_ dir: URL, _ name: String) throws -> [Double] { try CLI.losses(dir, name) }
 
     func testBF16TracksFP32OnOneRankAndTheGrid() throws {
         let dir = CLI.scratch("bf16-track")
@@ -32,13 +31,12 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertEqual(fp32.count, 200)
         XCTAssertLessThan(fp32.suffix(20).reduce(0, +) / 20, fp32[0] - 2, "the model learns")
         for (name, run) in [("bf16 on one rank", bf16), ("bf16 at (2,2,2)", onGrid)] {
-            XCTAssertEqual(run.count, 200, name)
-            for (i, (a, b)) in zip(fp32, run).enumerated() { XCTAssertEqual(b, a, accuracy: 0.02 * a, "\(name), iteration \(i + 1)") }
+            assertLossesMatch(run, fp32, count: 200, relativeTolerance: 0.02, name)
             let meanA = fp32.suffix(20).reduce(0, +) / 20, meanB = run.suffix(20).reduce(0, +) / 20
             XCTAssertEqual(meanB, meanA, accuracy: 0.005 * meanA, "\(name): mean of the last 20 iterations")
             XCTAssertTrue(zip(fp32, run).contains { abs($0 - $1) > 1e-5 * $0 }, "\(name) computes in fp32: the bf16 path is not active")
         }
-        for (i, (a, b)) in zip(bf16, onGrid).enumerated() { XCTAssertEqual(b, a, accuracy: 0.01 * a, "grid vs one rank in bf16, iteration \(i + 1)") }
+        assertLossesMatch(onGrid, bf16, count: 200, relativeTolerance: 0.01, "grid vs one rank in bf16")
     }
 
     /// Megatron's dynamic scaler replayed from the observed overflow pattern: the scale each step used.
@@ -82,10 +80,8 @@ final class MixedPrecisionTests: XCTestCase {
         let onGrid = try CLI.jsonLines(dir.appendingPathComponent("grid.jsonl"))
         XCTAssertEqual(onGrid.map { $0["skipped_iterations"] as? Int }, lines.map { $0["skipped_iterations"] as? Int }, "the grid skips the same steps")
         XCTAssertEqual(onGrid.map { $0["loss_scale"] as? Double }, scales)
-        for (a, b) in zip(lines, onGrid) {
-            let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
-            XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "fp16 at (2,2,2) vs one rank, iteration \(a["iteration"]!)")
-        }
+        assertLossesMatch(try CLI.losses(dir, "grid"), try CLI.losses(dir, "natural"), count: 30, relativeTolerance: 1e-5,
+                          "fp16 at (2,2,2) vs one rank")
 
         // An injected overflow at step 6, with growth after 4 clean steps.
         let injected = try CLI.run(common + ["--train-iters", "12", "--initial-loss-scale", "1024", "--loss-scale-window", "4",
@@ -127,16 +123,16 @@ final class MixedPrecisionTests: XCTestCase {
         }
         let bf16 = try Self.losses(dir, "bf16"), fp32 = try Self.losses(dir, "fp32")
         XCTAssertEqual(try resume("bf16", ["--bf16"], "bf16-again"), Array(bf16[3...]), "bf16 resumes bit for bit")
-        for (a, b) in zip(try resume("bf16", [], "bf16-to-fp32"), bf16[3...]) { XCTAssertEqual(a, b, accuracy: 0.01 * b, "bf16 → fp32") }
-        for (a, b) in zip(try resume("fp32", ["--bf16"], "fp32-to-bf16"), fp32[3...]) { XCTAssertEqual(a, b, accuracy: 0.01 * b, "fp32 → bf16") }
+        let rest = 3   // iterations 4...6
+        guard bf16.count == 6, fp32.count == 6 else { return XCTFail("the 6-iteration runs wrote \(bf16.count) and \(fp32.count) lines") }
+        assertLossesMatch(try resume("bf16", [], "bf16-to-fp32"), Array(bf16[3...]), count: rest, relativeTolerance: 0.01, "bf16 → fp32")
+        assertLossesMatch(try resume("fp32", ["--bf16"], "fp32-to-bf16"), Array(fp32[3...]), count: rest, relativeTolerance: 0.01, "fp32 → bf16")
         // Resharded to t = 2 by convert-checkpoint (which keeps the main parameters), then bf16 on two ranks.
         let convert = try CLI.run(["convert-checkpoint", "--load", "ck-bf16", "--save", "ck-bf16-t2", "--target-tensor-parallel-size", "2"], in: dir)
         XCTAssertEqual(convert.code, 0, convert.stderr)
         let t2 = try CLI.mpirun(ranks: 2, common + ["--bf16", "--tensor-model-parallel-size", "2", "--load", "ck-bf16-t2",
                                                     "--metrics-file", "t2.jsonl"], in: dir)
         XCTAssertEqual(t2.code, 0, t2.stderr)
-        let continued = try Self.losses(dir, "t2")
-        XCTAssertEqual(continued.count, 3, "continues from iteration 3")
-        for (a, b) in zip(continued, bf16[3...]) { XCTAssertEqual(a, b, accuracy: 0.01 * b, "bf16 resharded to t = 2") }
+        assertLossesMatch(try Self.losses(dir, "t2"), Array(bf16[3...]), count: 3, relativeTolerance: 0.01, "bf16 resharded to t = 2, from iteration 3")
     }
 }

@@ -2,6 +2,7 @@
 // at 4 ranks the job exits 2 within seconds with one message naming the keys and values — also
 // when only some ranks find the error (ranks started with different configs).
 import Foundation
+import TestSupport
 import XCTest
 
 final class ParallelConfigTests: XCTestCase {

@@ -5,6 +5,7 @@
 // bitwise equal on the first and last stage; `trace_dir` writes every rank's measured timeline.
 import Checkpoint
 import Foundation
+import TestSupport
 import XCTest
 
 final class PipelineParallelTests: XCTestCase {
@@ -37,11 +38,8 @@ final class PipelineParallelTests: XCTestCase {
             var stageBytes: [String: Int] = [:]
             for (name, ranks, args) in layouts {
                 let lines = try train(ranks: ranks, args + mb, in: dir, name: "\(name)-\(microBatch)")
-                XCTAssertEqual(lines.count, Self.iterations, name)
-                for (a, b) in zip(reference, lines) {
-                    let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
-                    XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "\(name), m = \(16 / microBatch), iteration \(a["iteration"]!)")
-                }
+                assertLossesMatch(try lines.map { try XCTUnwrap($0["lm_loss"] as? Double) }, try reference.map { try XCTUnwrap($0["lm_loss"] as? Double) },
+                                  count: Self.iterations, relativeTolerance: 1e-5, "\(name), m = \(16 / microBatch)")
                 XCTAssertNotNil(lines[0]["pipeline_idle_fraction"], "\(name) reports no pipeline idle fractions")
                 stageBytes[name] = lines[0]["comm_bytes_pp"] as? Int
             }

@@ -2,6 +2,7 @@
 // cannot silently fall behind the code.
 import Foundation
 import MegatronCore
+import TestSupport
 import XCTest
 
 final class READMETests: XCTestCase {

@@ -1,6 +1,7 @@
 // RankFailureTests.swift — a rank killed mid-training (SIGKILL from outside) ends the whole job with a
 // non-zero code within 10 seconds and a message naming the rank, and the last checkpoint still loads.
 import Foundation
+import TestSupport
 import XCTest
 
 final class RankFailureTests: XCTestCase {

@@ -2,6 +2,7 @@
 // saved at (t, p) = (2, 2) after 10 iterations, continued to 20 on (1, 1), (1, 2) and (4, 1), the
 // losses equal the uninterrupted (2, 2) run within 1e-5 relative; on (2, 2) itself the resume is bitwise.
 import Foundation
+import TestSupport
 import XCTest
 
 final class ReshardTests: XCTestCase {

@@ -1,6 +1,7 @@
 // ScheduleCommandTests.swift — `megatron schedule` prints every rank's timeline, the bubble against
 // theory, and writes a Chrome trace that parses and covers every rank; invalid (p, v, m) exit 2.
 import Foundation
+import TestSupport
 import XCTest
 
 final class ScheduleCommandTests: XCTestCase {

@@ -2,6 +2,7 @@
 // checkpoints at 20 and 40; then, with iteration 40's checkpoint deleted and the pointer moved back
 // to 20, `--load` reproduces iterations 21…40 bit for bit. Checkpoints are readable by h5dump.
 import Foundation
+import TestSupport
 import XCTest
 
 final class TrainResumeTests: XCTestCase {
@@ -55,6 +56,7 @@ final class TrainResumeTests: XCTestCase {
         XCTAssertEqual(second.code, 0, second.stderr)
         let resumed = try CLI.jsonLines(dir.appendingPathComponent("r.jsonl"))
         XCTAssertEqual(resumed.map { $0["iteration"] as? Int }, (21...40).map { $0 })
+        XCTAssertEqual(lines.count, 40, "the uninterrupted run")
         for (a, b) in zip(lines[20...], resumed) {
             for key in Self.exactFields {
                 XCTAssertEqual("\(a[key] ?? "absent")", "\(b[key] ?? "absent")", "\(key) at iteration \(a["iteration"]!)")

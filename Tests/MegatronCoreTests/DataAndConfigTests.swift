@@ -51,7 +51,7 @@ final class DataAndConfigTests: XCTestCase {
         XCTAssertTrue(c.skipTrain)
         XCTAssertEqual(c.split, "8,1,1")
         XCTAssertEqual(c.weightDecay, 0.01); XCTAssertEqual(c.clipGrad, 1.0); XCTAssertEqual(c.adamBeta2, 0.999)
-        XCTAssertEqual(c.hiddenDropout, 0.1); XCTAssertEqual(c.seed, 1234); XCTAssertEqual(c.lrDecayStyle, "linear")
+        XCTAssertEqual(c.hiddenDropout, 0.1); XCTAssertEqual(c.seed, 1234); XCTAssertEqual(c.lrDecayStyle, .linear)
     }
 
     func testMegatronFLOPsFormula() {

@@ -11,6 +11,7 @@ public enum ConfigField: Sendable {
     case optionalString(WritableKeyPath<TrainingConfig, String?> & Sendable)
     case bool(WritableKeyPath<TrainingConfig, Bool> & Sendable)
     case stringList(WritableKeyPath<TrainingConfig, [String]> & Sendable)
+    case choice(ChoiceField)
 
     public var typeName: String {
         switch self {
@@ -19,14 +20,52 @@ public enum ConfigField: Sendable {
         case .string, .optionalString: return "a string"
         case .bool: return "true or false"
         case .stringList: return "a string or a list of strings/numbers"
+        case .choice(let c): return "one of " + c.allowed.joined(separator: ", ")
         }
     }
+
+    /// A key whose value is one of `E`'s names.
+    static func choice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ kp: WritableKeyPath<TrainingConfig, E> & Sendable
+    ) -> ConfigField where E.RawValue == String {
+        .choice(ChoiceField(allowed: E.allCases.map(\.rawValue), optional: false,
+                            get: { $0[keyPath: kp].rawValue },
+                            set: { c, name in
+                                guard let name, let v = E(rawValue: name) else { return false }
+                                c[keyPath: kp] = v
+                                return true
+                            }))
+    }
+
+    /// A key whose value is one of `E`'s names, or unset (null).
+    static func optionalChoice<E: RawRepresentable & CaseIterable & Sendable>(
+        _ kp: WritableKeyPath<TrainingConfig, E?> & Sendable
+    ) -> ConfigField where E.RawValue == String {
+        .choice(ChoiceField(allowed: E.allCases.map(\.rawValue), optional: true,
+                            get: { $0[keyPath: kp]?.rawValue },
+                            set: { c, name in
+                                guard let name else { c[keyPath: kp] = nil; return true }
+                                guard let v = E(rawValue: name) else { return false }
+                                c[keyPath: kp] = v
+                                return true
+                            }))
+    }
+}
+
+/// Reads and writes an enum-valued key by name; `set` returns false for a name not in `allowed`.
+public struct ChoiceField: Sendable {
+    public let allowed: [String]
+    public let optional: Bool
+    let get: @Sendable (TrainingConfig) -> String?
+    let set: @Sendable (inout TrainingConfig, String?) -> Bool
 }
 
 public struct ConfigKey: Sendable {
     public let name: String
     public let field: ConfigField
     public let help: String
+    /// Required keys have no default; validation names the one that is missing.
+    public var required = false
     /// The flag spelling: `train_iters` → `--train-iters`.
     public var flag: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
 }
@@ -34,11 +73,11 @@ public struct ConfigKey: Sendable {
 public enum ConfigKeys {
     public static let all: [ConfigKey] = [
         // Model
-        ConfigKey(name: "num_layers", field: .optionalInt(\.numLayers), help: "transformer layers (required)"),
-        ConfigKey(name: "hidden_size", field: .optionalInt(\.hiddenSize), help: "hidden size h (required)"),
+        ConfigKey(name: "num_layers", field: .int(\.numLayers), help: "transformer layers (required)", required: true),
+        ConfigKey(name: "hidden_size", field: .int(\.hiddenSize), help: "hidden size h (required)", required: true),
         ConfigKey(name: "ffn_hidden_size", field: .optionalInt(\.ffnHiddenSize), help: "MLP hidden size (default 4·hidden_size)"),
-        ConfigKey(name: "num_attention_heads", field: .optionalInt(\.numAttentionHeads), help: "attention heads (required)"),
-        ConfigKey(name: "seq_length", field: .optionalInt(\.seqLength), help: "tokens per sample (required)"),
+        ConfigKey(name: "num_attention_heads", field: .int(\.numAttentionHeads), help: "attention heads (required)", required: true),
+        ConfigKey(name: "seq_length", field: .int(\.seqLength), help: "tokens per sample (required)", required: true),
         ConfigKey(name: "max_position_embeddings", field: .optionalInt(\.maxPositionEmbeddings), help: "position table size (default seq_length)"),
         ConfigKey(name: "hidden_dropout", field: .double(\.hiddenDropout), help: "dropout on embeddings and residual branches (0.1)"),
         ConfigKey(name: "attention_dropout", field: .double(\.attentionDropout), help: "dropout on attention probabilities (0.1)"),
@@ -54,12 +93,12 @@ public enum ConfigKeys {
         ConfigKey(name: "ddp_bucket_size", field: .optionalInt(\.ddpBucketSize), help: "gradient elements per data-parallel all-reduce bucket (max(40M, 1M·d)); buckets start during the last backward"),
         ConfigKey(name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer), help: "shard the Adam moments and main gradients across the data-parallel group: reduce-scatter the gradients, update the own shard, all-gather the parameters (false)"),
         // Batch and optimisation
-        ConfigKey(name: "micro_batch_size", field: .optionalInt(\.microBatchSize), help: "sequences per micro-batch (required)"),
+        ConfigKey(name: "micro_batch_size", field: .int(\.microBatchSize), help: "sequences per micro-batch (required)", required: true),
         ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),
-        ConfigKey(name: "train_iters", field: .optionalInt(\.trainIters), help: "iterations to train (required)"),
-        ConfigKey(name: "lr", field: .optionalDouble(\.lr), help: "peak learning rate (required)"),
+        ConfigKey(name: "train_iters", field: .int(\.trainIters), help: "iterations to train (required)", required: true),
+        ConfigKey(name: "lr", field: .double(\.lr), help: "peak learning rate (required)", required: true),
         ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
-        ConfigKey(name: "lr_decay_style", field: .string(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),
+        ConfigKey(name: "lr_decay_style", field: .choice(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),
         ConfigKey(name: "lr_warmup_iters", field: .int(\.lrWarmupIters), help: "linear warm-up iterations (0)"),
         ConfigKey(name: "lr_warmup_fraction", field: .optionalDouble(\.lrWarmupFraction), help: "warm-up as a fraction of lr_decay_iters (instead of lr_warmup_iters)"),
         ConfigKey(name: "lr_decay_iters", field: .optionalInt(\.lrDecayIters), help: "iterations over which the LR decays (default train_iters)"),
@@ -68,8 +107,8 @@ public enum ConfigKeys {
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
         ConfigKey(name: "clip_grad", field: .double(\.clipGrad), help: "clip the global gradient norm to this (1.0; 0 disables)"),
-        ConfigKey(name: "recompute_granularity", field: .optionalString(\.recomputeGranularity), help: "activation recomputation: full (with recompute_method) or selective (core attention; always the case here: attention is tiled and never stores s×s probabilities)"),
-        ConfigKey(name: "recompute_method", field: .optionalString(\.recomputeMethod), help: "with full: uniform (groups of recompute_num_layers layers) or block (the first recompute_num_layers layers of each chunk)"),
+        ConfigKey(name: "recompute_granularity", field: .optionalChoice(\.recomputeGranularity), help: "activation recomputation: full (with recompute_method) or selective (core attention; always the case here: attention is tiled and never stores s×s probabilities)"),
+        ConfigKey(name: "recompute_method", field: .optionalChoice(\.recomputeMethod), help: "with full: uniform (groups of recompute_num_layers layers) or block (the first recompute_num_layers layers of each chunk)"),
         ConfigKey(name: "recompute_num_layers", field: .optionalInt(\.recomputeNumLayers), help: "layers per recomputed group (uniform) or recomputed layers per chunk (block)"),
         ConfigKey(name: "loss_scale", field: .optionalDouble(\.lossScale), help: "static loss scale: backward runs on loss·scale, gradients are unscaled before clipping and a step with an overflow is skipped (unset: none in fp32 and bf16, dynamic in fp16)"),
         ConfigKey(name: "bf16", field: .bool(\.bf16), help: "bfloat16 matrix work: 16-bit weights and GEMM operands, fp32 main parameters, gradient accumulation, LayerNorm, softmax and loss (false)"),
@@ -95,7 +134,7 @@ public enum ConfigKeys {
         ConfigKey(name: "data_cache_path", field: .optionalString(\.dataCachePath), help: "where the sample indices are cached (default: <data dir>/cache/GPTDataset_indices)"),
         ConfigKey(name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
         ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
-        ConfigKey(name: "tokenizer_type", field: .string(\.tokenizerType), help: "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with vocab_size)"),
+        ConfigKey(name: "tokenizer_type", field: .choice(\.tokenizerType), help: "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with vocab_size)"),
         ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
@@ -145,6 +184,7 @@ public extension ConfigKeys {
             case .optionalString(let kp): v = c[keyPath: kp].map(quote) ?? "null"
             case .bool(let kp): v = "\(c[keyPath: kp])"
             case .stringList(let kp): v = "[" + c[keyPath: kp].map(quote).joined(separator: ", ") + "]"
+            case .choice(let f): v = f.get(c).map(quote) ?? "null"
             }
             return "\(quote(key.name)): \(v)"
         }

@@ -118,7 +118,7 @@ public enum ConfigLoader {
             if s == "true" { return .bool(true) }
             if s == "false" { return .bool(false) }
             return .string(s)
-        case .string, .optionalString:
+        case .string, .optionalString, .choice:
             return s == "null" || s == "none" ? .null : .string(s)
         case .stringList:
             return .array(s.split(separator: ",").map { .string(String($0)) })
@@ -126,6 +126,11 @@ public enum ConfigLoader {
     }
 
     static func set(_ key: ConfigKey, _ v: JSONValue, in c: inout TrainingConfig) throws {
+        try assign(key, v, in: &c)
+        c.providedKeys.insert(key.name)
+    }
+
+    private static func assign(_ key: ConfigKey, _ v: JSONValue, in c: inout TrainingConfig) throws {
         let wrong = ConfigError.wrongType(key: key.name, expected: key.field.typeName, found: v.describe)
         switch (key.field, v) {
         case (.int(let kp), .int(let i)): c[keyPath: kp] = i
@@ -140,6 +145,11 @@ public enum ConfigLoader {
         case (.optionalString(let kp), .string(let s)): c[keyPath: kp] = s
         case (.optionalString(let kp), .null): c[keyPath: kp] = nil
         case (.bool(let kp), .bool(let b)): c[keyPath: kp] = b
+        case (.choice(let f), .string(let s)):
+            guard f.set(&c, s) else {
+                throw ConfigError.invalidValue(key: key.name, value: "\"\(s)\"", rule: "must be one of \(f.allowed.joined(separator: ", "))")
+            }
+        case (.choice(let f), .null) where f.optional: _ = f.set(&c, nil)
         case (.stringList(let kp), .string(let s)): c[keyPath: kp] = [s]
         case (.stringList(let kp), .array(let items)):
             c[keyPath: kp] = try items.map { item -> String in

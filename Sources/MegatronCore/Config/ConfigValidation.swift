@@ -4,17 +4,45 @@
 import Foundation
 
 public enum ConfigValidation {
-    public static let tokenizers = ["ByteLevelTokenizer", "NullTokenizer", "GPT2BPETokenizer"]
+    /// The tokenizers a GPT model trains with.
+    public static let trainingTokenizers: [TokenizerType] = [.byteLevel, .null, .gpt2BPE]
 
+    /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,
+    /// optimiser, precision, recomputation, logging, data, pipeline.
     public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
-        for (name, value) in [("num_layers", c.numLayers), ("hidden_size", c.hiddenSize),
-                              ("num_attention_heads", c.numAttentionHeads), ("seq_length", c.seqLength),
-                              ("micro_batch_size", c.microBatchSize), ("train_iters", c.trainIters)] {
-            guard let v = value else { throw ConfigError.missingKey(key: name) }
-            if v <= 0 { throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be a positive integer") }
+        try validateRequired(c)
+        try validateModel(c)
+        try validateGrid(c, worldSize: worldSize)
+        try validateBatch(c, worldSize: worldSize)
+        try validateOptimizer(c)
+        try validatePrecision(c)
+        try validateRecompute(c)
+        try validateLogging(c)
+        try validateData(c)
+        try validatePipeline(c, worldSize: worldSize)
+        if let b = c.ddpBucketSize, b <= 0 { throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive") }
+        if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
+    }
+
+    /// Required keys: set (a missing one is named as missing) and positive.
+    static func validateRequired(_ c: TrainingConfig) throws {
+        for key in ConfigKeys.all where key.required {
+            let value: Double
+            switch key.field {
+            case .int(let kp): value = Double(c[keyPath: kp])
+            case .double(let kp): value = c[keyPath: kp]
+            default: continue
+            }
+            if !c.providedKeys.contains(key.name) && value == 0 { throw ConfigError.missingKey(key: key.name) }
+            if !(value > 0 && value.isFinite) {
+                let rule = key.field.typeName == "an integer" ? "must be a positive integer" : "must be a positive number"
+                throw ConfigError.invalidValue(key: key.name, value: "\(key.field.typeName == "an integer" ? "\(Int(value))" : "\(value)")", rule: rule)
+            }
         }
-        guard let lr = c.lr else { throw ConfigError.missingKey(key: "lr") }
-        let h = c.hiddenSize!, a = c.numAttentionHeads!, s = c.seqLength!, mbs = c.microBatchSize!
+    }
+
+    static func validateModel(_ c: TrainingConfig) throws {
+        let h = c.hiddenSize, a = c.numAttentionHeads, s = c.seqLength
         if h % a != 0 {
             throw ConfigError.inconsistent(keys: ["hidden_size", "num_attention_heads"],
                                            rule: "hidden_size \(h) must be divisible by num_attention_heads \(a) (e.g. num_attention_heads \(largestDivisor(of: h, atMost: a)))")
@@ -26,8 +54,19 @@ public enum ConfigValidation {
             throw ConfigError.inconsistent(keys: ["seq_length", "max_position_embeddings"],
                                            rule: "seq_length \(s) exceeds max_position_embeddings \(maxPos); raise max_position_embeddings to at least \(s) or lower seq_length")
         }
-        // The grid: world = t · p · d.
-        let t = c.tensorModelParallelSize, p = c.pipelineModelParallelSize
+        for (name, p) in [("hidden_dropout", c.hiddenDropout), ("attention_dropout", c.attentionDropout)] where !(p >= 0 && p < 1) {
+            throw ConfigError.invalidValue(key: name, value: "\(p)", rule: "must be in [0, 1)")
+        }
+        if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
+        if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }
+        if c.makeVocabSizeDivisibleBy <= 0 {
+            throw ConfigError.invalidValue(key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
+        }
+    }
+
+    /// The grid: world = t · p · d, and what t must divide.
+    static func validateGrid(_ c: TrainingConfig, worldSize: Int) throws {
+        let t = c.tensorModelParallelSize, p = c.pipelineModelParallelSize, h = c.hiddenSize, a = c.numAttentionHeads, s = c.seqLength
         if t <= 0 { throw ConfigError.invalidValue(key: "tensor_model_parallel_size", value: "\(t)", rule: "must be a positive integer") }
         if p <= 0 { throw ConfigError.invalidValue(key: "pipeline_model_parallel_size", value: "\(p)", rule: "must be a positive integer") }
         if worldSize % (t * p) != 0 {
@@ -51,21 +90,23 @@ public enum ConfigValidation {
             throw ConfigError.inconsistent(keys: ["seq_length", "tensor_model_parallel_size", "sequence_parallel"],
                                            rule: "with sequence_parallel, seq_length \(s) must be divisible by tensor_model_parallel_size \(t); try seq_length \(max(t, s / t * t)) or sequence_parallel false")
         }
-        let dp = worldSize / (t * p)
-        if let gbs = c.globalBatchSize {
-            if gbs <= 0 { throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive") }
-            if gbs % (mbs * dp) != 0 {
-                let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
-                throw ConfigError.inconsistent(keys: ["global_batch_size", "micro_batch_size"],
-                                               rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)")
-            }
+    }
+
+    static func validateBatch(_ c: TrainingConfig, worldSize: Int) throws {
+        let mbs = c.microBatchSize, dp = worldSize / (c.tensorModelParallelSize * c.pipelineModelParallelSize)
+        guard let gbs = c.globalBatchSize else { return }
+        if gbs <= 0 { throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive") }
+        if gbs % (mbs * dp) != 0 {
+            let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
+            throw ConfigError.inconsistent(keys: ["global_batch_size", "micro_batch_size"],
+                                           rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)")
         }
-        if lr <= 0 || !lr.isFinite { throw ConfigError.invalidValue(key: "lr", value: "\(lr)", rule: "must be a positive number") }
-        if c.minLR < 0 || c.minLR > lr {
-            throw ConfigError.inconsistent(keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(lr)")
-        }
-        guard LRDecayStyle(rawValue: c.lrDecayStyle) != nil else {
-            throw ConfigError.invalidValue(key: "lr_decay_style", value: "\"\(c.lrDecayStyle)\"", rule: "must be one of constant, linear, cosine")
+    }
+
+    /// Learning-rate schedule, AdamW and clipping.
+    static func validateOptimizer(_ c: TrainingConfig) throws {
+        if c.minLR < 0 || c.minLR > c.lr {
+            throw ConfigError.inconsistent(keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(c.lr)")
         }
         if c.lrWarmupIters < 0 { throw ConfigError.invalidValue(key: "lr_warmup_iters", value: "\(c.lrWarmupIters)", rule: "must be ≥ 0") }
         if let f = c.lrWarmupFraction {
@@ -75,30 +116,16 @@ public enum ConfigValidation {
             }
         }
         if let d = c.lrDecayIters, d <= 0 { throw ConfigError.invalidValue(key: "lr_decay_iters", value: "\(d)", rule: "must be positive") }
-        for (name, p) in [("hidden_dropout", c.hiddenDropout), ("attention_dropout", c.attentionDropout)] where !(p >= 0 && p < 1) {
-            throw ConfigError.invalidValue(key: name, value: "\(p)", rule: "must be in [0, 1)")
-        }
         for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2)] where !(v >= 0 && v < 1) {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be in [0, 1)")
         }
         if c.adamEps <= 0 { throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive") }
         if c.weightDecay < 0 { throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0") }
-        if let g = c.recomputeGranularity {
-            guard g == "full" || g == "selective" else {
-                throw ConfigError.invalidValue(key: "recompute_granularity", value: "\"\(g)\"", rule: "must be full or selective")
-            }
-            if g == "full" {
-                guard let m = c.recomputeMethod, m == "uniform" || m == "block" else {
-                    throw ConfigError.inconsistent(keys: ["recompute_granularity", "recompute_method"], rule: "full recomputation needs recompute_method uniform or block")
-                }
-                guard let n = c.recomputeNumLayers, n >= (m == "block" ? 0 : 1) else {
-                    throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_num_layers"],
-                                                   rule: "\(m) recomputation needs recompute_num_layers ≥ \(m == "block" ? 0 : 1)")
-                }
-            }
-        } else if c.recomputeMethod != nil {
-            throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_granularity"], rule: "recompute_method needs recompute_granularity full")
-        }
+        if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
+    }
+
+    /// bf16 / fp16 and the loss scaler.
+    static func validatePrecision(_ c: TrainingConfig) throws {
         if let s = c.lossScale, !(s > 0 && s.isFinite) {
             throw ConfigError.invalidValue(key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
         }
@@ -111,12 +138,27 @@ public enum ConfigValidation {
         }
         if c.lossScaleWindow < 1 { throw ConfigError.invalidValue(key: "loss_scale_window", value: "\(c.lossScaleWindow)", rule: "must be ≥ 1") }
         if c.hysteresis < 1 { throw ConfigError.invalidValue(key: "hysteresis", value: "\(c.hysteresis)", rule: "must be ≥ 1") }
-        if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
-        if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
-        if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }
-        if c.makeVocabSizeDivisibleBy <= 0 {
-            throw ConfigError.invalidValue(key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
+    }
+
+    static func validateRecompute(_ c: TrainingConfig) throws {
+        guard let g = c.recomputeGranularity else {
+            if c.recomputeMethod != nil {
+                throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_granularity"], rule: "recompute_method needs recompute_granularity full")
+            }
+            return
         }
+        guard g == .full else { return }
+        guard let m = c.recomputeMethod else {
+            throw ConfigError.inconsistent(keys: ["recompute_granularity", "recompute_method"], rule: "full recomputation needs recompute_method uniform or block")
+        }
+        let least = m == .block ? 0 : 1
+        guard let n = c.recomputeNumLayers, n >= least else {
+            throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_num_layers"],
+                                           rule: "\(m.rawValue) recomputation needs recompute_num_layers ≥ \(least)")
+        }
+    }
+
+    static func validateLogging(_ c: TrainingConfig) throws {
         for (name, v) in [("eval_interval", c.evalInterval), ("log_interval", c.logInterval)] where v <= 0 {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be positive")
         }
@@ -127,12 +169,16 @@ public enum ConfigValidation {
                 throw ConfigError.inconsistent(keys: ["save_interval", "save"], rule: "save_interval \(si) needs a save directory; set save (e.g. --save checkpoints)")
             }
         }
+    }
+
+    /// Tokenizer, its files, and the dataset files.
+    static func validateData(_ c: TrainingConfig) throws {
         _ = try parseSplit(c.split)
-        guard tokenizers.contains(c.tokenizerType) else {
-            throw ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(c.tokenizerType)\"",
-                                           rule: "training supports \(tokenizers.joined(separator: ", ")) (BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)")
+        guard trainingTokenizers.contains(c.tokenizerType) else {
+            throw ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
+                                           rule: "training supports \(trainingTokenizers.map(\.rawValue).joined(separator: ", ")) (BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)")
         }
-        if c.tokenizerType == "GPT2BPETokenizer" {
+        if c.tokenizerType == .gpt2BPE {
             for (key, value) in [("vocab_file", c.vocabFile), ("merge_file", c.mergeFile)] {
                 guard let path = value else {
                     throw ConfigError.inconsistent(keys: ["tokenizer_type", key], rule: "GPT2BPETokenizer needs \(key) (GPT-2's \(key == "vocab_file" ? "vocab.json" : "merges.txt"))")
@@ -142,7 +188,7 @@ public enum ConfigValidation {
                 }
             }
         }
-        if c.tokenizerType == "NullTokenizer" {
+        if c.tokenizerType == .null {
             guard let v = c.vocabSize else {
                 throw ConfigError.inconsistent(keys: ["tokenizer_type", "vocab_size"], rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
             }
@@ -151,37 +197,25 @@ public enum ConfigValidation {
                 throw ConfigError.inconsistent(keys: ["tokenizer_type", "data_path"], rule: "NullTokenizer has no text to read: give data_path (preprocessed token files) or mock_data true")
             }
         }
-        if !c.dataPath.isEmpty && !c.mockData {
-            for prefix in try parseDataPath(c.dataPath).prefixes {
-                for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
-                    throw ConfigError.invalidValue(key: "data_path", value: "\"\(prefix)\"",
-                                                   rule: "'\(file)' is missing or unreadable; data_path names the prefix that `megatron preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx")
-                }
+        guard !c.dataPath.isEmpty && !c.mockData else { return }
+        for prefix in try parseDataPath(c.dataPath).prefixes {
+            for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
+                throw ConfigError.invalidValue(key: "data_path", value: "\"\(prefix)\"",
+                                               rule: "'\(file)' is missing or unreadable; data_path names the prefix that `megatron preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx")
             }
         }
-        let layers = c.numLayers!
-        if layers % p != 0 {
-            throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size"],
-                                           rule: "num_layers \(layers) does not split into pipeline_model_parallel_size \(p) equal stages (no layer is ever dropped); try num_layers \(max(p, layers / p * p)) or pipeline_model_parallel_size \(largestDivisor(of: layers, atMost: p))")
+    }
+
+    /// Stages and virtual stages (PipelineLayout's rules) and the interleaved schedule's micro-batches.
+    static func validatePipeline(_ c: TrainingConfig, worldSize: Int) throws {
+        let p = c.pipelineModelParallelSize, mbs = c.microBatchSize
+        let layout = try PipelineLayout(layers: c.numLayers, stages: p, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
+        let dp = worldSize / (c.tensorModelParallelSize * p), v = layout.chunks
+        let m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
+        if v > 1 && m % p != 0 {
+            throw ConfigError.inconsistent(keys: ["global_batch_size", "pipeline_model_parallel_size"],
+                                           rule: "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / (micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size \(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)")
         }
-        if let n = c.numLayersPerVirtualPipelineStage {
-            if n <= 0 { throw ConfigError.invalidValue(key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive") }
-            if p == 1 {
-                throw ConfigError.inconsistent(keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
-                                               rule: "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove num_layers_per_virtual_pipeline_stage")
-            }
-            if (layers / p) % n != 0 {
-                throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage"],
-                                               rule: "each stage's \(layers / p) layers (num_layers \(layers) / p \(p)) must split into chunks of num_layers_per_virtual_pipeline_stage \(n); try \(largestDivisor(of: layers / p, atMost: n))")
-            }
-            let v = layers / p / n, m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
-            if v > 1 && m % p != 0 {
-                throw ConfigError.inconsistent(keys: ["global_batch_size", "pipeline_model_parallel_size"],
-                                               rule: "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / (micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size \(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)")
-            }
-        }
-        if let b = c.ddpBucketSize, b <= 0 { throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive") }
-        if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
     }
 
     /// "969,30,1" → normalised weights (train, valid, test).

@@ -1,14 +1,17 @@
 // TrainingConfig.swift — every setting of `megatron train`, named as Megatron-LM's arguments in
 // snake_case, with Megatron's defaults. A config file holds only what differs from these.
 // The key table that maps names to these fields is in ConfigKeys.swift; checks in ConfigValidation.swift.
+// Required keys (num_layers, hidden_size, num_attention_heads, seq_length, micro_batch_size,
+// train_iters, lr) hold 0 until set; validation rejects a config where one is missing, so a
+// validated config has every one of them. Choice keys are enums (ConfigChoices.swift).
 
 public struct TrainingConfig: Sendable, Equatable {
     // Model
-    public var numLayers: Int? = nil
-    public var hiddenSize: Int? = nil
+    public var numLayers: Int = 0
+    public var hiddenSize: Int = 0
     public var ffnHiddenSize: Int? = nil
-    public var numAttentionHeads: Int? = nil
-    public var seqLength: Int? = nil
+    public var numAttentionHeads: Int = 0
+    public var seqLength: Int = 0
     public var maxPositionEmbeddings: Int? = nil
     public var hiddenDropout: Double = 0.1
     public var attentionDropout: Double = 0.1
@@ -24,12 +27,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var ddpBucketSize: Int? = nil
     public var useDistributedOptimizer: Bool = false
     // Batch and schedule
-    public var microBatchSize: Int? = nil
+    public var microBatchSize: Int = 0
     public var globalBatchSize: Int? = nil
-    public var trainIters: Int? = nil
-    public var lr: Double? = nil
+    public var trainIters: Int = 0
+    public var lr: Double = 0
     public var minLR: Double = 0
-    public var lrDecayStyle: String = "linear"
+    public var lrDecayStyle: LRDecayStyle = .linear
     public var lrWarmupIters: Int = 0
     public var lrWarmupFraction: Double? = nil
     public var lrDecayIters: Int? = nil
@@ -45,8 +48,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var minLossScale: Double = 1
     public var lossScaleWindow: Int = 1000
     public var hysteresis: Int = 2
-    public var recomputeGranularity: String? = nil
-    public var recomputeMethod: String? = nil
+    public var recomputeGranularity: RecomputeGranularity? = nil
+    public var recomputeMethod: RecomputeMethod? = nil
     public var recomputeNumLayers: Int? = nil
     public var seed: Int = 1234
     // Checkpoints
@@ -65,13 +68,16 @@ public struct TrainingConfig: Sendable, Equatable {
     public var dataCachePath: String? = nil
     public var mockData: Bool = false
     public var split: String = "969,30,1"
-    public var tokenizerType: String = "ByteLevelTokenizer"
+    public var tokenizerType: TokenizerType = .byteLevel
     public var vocabSize: Int? = nil
     public var vocabFile: String? = nil
     public var mergeFile: String? = nil
     // Machine
     public var numThreads: Int = 0
     public var blasCoretype: String = "auto"
+
+    /// The keys a file or flag set (ConfigLoader), so a missing required key is named as missing.
+    public internal(set) var providedKeys: Set<String> = []
 
     public init() {}
 }

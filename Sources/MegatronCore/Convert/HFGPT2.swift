@@ -21,33 +21,8 @@ public enum HFGPT2 {
               let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ConversionError.invalid("cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 directory has config.json and model.safetensors)")
         }
-        func int(_ key: String, _ fallback: String? = nil) throws -> Int {
-            if let v = hf[key] as? Int { return v }
-            if let f = fallback, let v = hf[f] as? Int { return v }
-            throw ConversionError.invalid("'\(configPath)' lacks the integer '\(key)'")
-        }
-        if let type = hf["model_type"] as? String, type != "gpt2" {
-            throw ConversionError.invalid("'\(configPath)' describes model_type '\(type)'; only gpt2 converts")
-        }
-        let activation = hf["activation_function"] as? String ?? "gelu_new"
-        guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
-            throw ConversionError.invalid("'\(configPath)': activation_function '\(activation)'; this model uses GPT-2's tanh GELU (gelu_new)")
-        }
-        for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
-            throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
-        }
-        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"), positions = try int("n_positions", "n_ctx")
-        let vocab = try int("vocab_size")
-        var cfg = TrainingConfig()
-        cfg.numLayers = layers; cfg.hiddenSize = h; cfg.numAttentionHeads = heads
-        cfg.ffnHiddenSize = hf["n_inner"] as? Int
-        cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
-        cfg.normEpsilon = hf["layer_norm_epsilon"] as? Double ?? 1e-5
-        cfg.initMethodStd = hf["initializer_range"] as? Double ?? 0.02
-        cfg.hiddenDropout = hf["resid_pdrop"] as? Double ?? 0.1
-        cfg.attentionDropout = hf["attn_pdrop"] as? Double ?? 0.1
-        cfg.tokenizerType = "GPT2BPETokenizer"
-        cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
+        let (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
+        let h = cfg.hiddenSize, heads = cfg.numAttentionHeads, positions = cfg.seqLength
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
 
@@ -67,13 +42,13 @@ public enum HFGPT2 {
             }
             let name = spec.name
             switch name {
-            case "embedding.word_embeddings.weight":
+            case GPTSlots.wordEmbeddingsName:
                 out.update(repeating: 0, count: spec.count)
                 let w = try tensor("wte.weight", [vocab, h])
                 w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: vocab * h) }
-            case "embedding.position_embeddings.weight":
+            case GPTSlots.positionEmbeddingsName:
                 let w = try tensor("wpe.weight", [positions, h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
-            case "decoder.final_layernorm.weight", "decoder.final_layernorm.bias":
+            case GPTSlots.finalNormWeightName, GPTSlots.finalNormBiasName:
                 let w = try tensor("ln_f." + (name.hasSuffix("weight") ? "weight" : "bias"), [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
             default:
                 // decoder.layers.<i>.<rest>
@@ -106,10 +81,43 @@ public enum HFGPT2 {
                 }
             }
         }, state: { gpt in
-            ModelCheckpoint.RankFileState(config: gpt, configJSON: jsonText, iteration: 0, consumedSamples: 0, optimizerStep: 0,
+            ModelCheckpoint.RankFileState(sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: jsonText, iteration: 0, consumedSamples: 0, optimizerStep: 0,
                                           schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
                                           tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
         })
+    }
+
+    /// The training config a GPT-2 config.json describes (checked for what this model supports),
+    /// and its vocabulary size.
+    static func trainingConfig(_ hf: [String: Any], configPath: String) throws -> (TrainingConfig, Int) {
+        func int(_ key: String, _ fallback: String? = nil) throws -> Int {
+            if let v = hf[key] as? Int { return v }
+            if let f = fallback, let v = hf[f] as? Int { return v }
+            throw ConversionError.invalid("'\(configPath)' lacks the integer '\(key)'")
+        }
+        if let type = hf["model_type"] as? String, type != "gpt2" {
+            throw ConversionError.invalid("'\(configPath)' describes model_type '\(type)'; only gpt2 converts")
+        }
+        let activation = hf["activation_function"] as? String ?? "gelu_new"
+        guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
+            throw ConversionError.invalid("'\(configPath)': activation_function '\(activation)'; this model uses GPT-2's tanh GELU (gelu_new)")
+        }
+        for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
+            throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
+        }
+        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"), positions = try int("n_positions", "n_ctx")
+        let vocab = try int("vocab_size")
+        var cfg = TrainingConfig()
+        cfg.numLayers = layers; cfg.hiddenSize = h; cfg.numAttentionHeads = heads
+        cfg.ffnHiddenSize = hf["n_inner"] as? Int
+        cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
+        cfg.normEpsilon = hf["layer_norm_epsilon"] as? Double ?? 1e-5
+        cfg.initMethodStd = hf["initializer_range"] as? Double ?? 0.02
+        cfg.hiddenDropout = hf["resid_pdrop"] as? Double ?? 0.1
+        cfg.attentionDropout = hf["attn_pdrop"] as? Double ?? 0.1
+        cfg.tokenizerType = .gpt2BPE
+        cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
+        return (cfg, vocab)
     }
 
     /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not exist).
@@ -133,10 +141,10 @@ public enum HFGPT2 {
             return r
         }
         var t: [String: SafetensorsTensor] = [:]
-        t["transformer.wte.weight"] = .init(shape: [V, h], values: try copy("embedding.word_embeddings.weight", V * h))
-        t["transformer.wpe.weight"] = .init(shape: [g.maxPositionEmbeddings, h], values: try copy("embedding.position_embeddings.weight", g.maxPositionEmbeddings * h))
-        t["transformer.ln_f.weight"] = .init(shape: [h], values: try copy("decoder.final_layernorm.weight", h))
-        t["transformer.ln_f.bias"] = .init(shape: [h], values: try copy("decoder.final_layernorm.bias", h))
+        t["transformer.wte.weight"] = .init(shape: [V, h], values: try copy(GPTSlots.wordEmbeddingsName, V * h))
+        t["transformer.wpe.weight"] = .init(shape: [g.maxPositionEmbeddings, h], values: try copy(GPTSlots.positionEmbeddingsName, g.maxPositionEmbeddings * h))
+        t["transformer.ln_f.weight"] = .init(shape: [h], values: try copy(GPTSlots.finalNormWeightName, h))
+        t["transformer.ln_f.bias"] = .init(shape: [h], values: try copy(GPTSlots.finalNormBiasName, h))
         for i in 0..<g.numLayers {
             let p = "decoder.layers.\(i).", q = "transformer.h.\(i)."
             t[q + "ln_1.weight"] = .init(shape: [h], values: try copy(p + "input_layernorm.weight", h))

@@ -36,7 +36,7 @@ public final class WholeModel {
         c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.numLayersPerVirtualPipelineStage = nil
         self.trainingConfig = c
         self.configJSON = configJSON
-        gpt = Trainer.modelConfig(c, vocabSize: vocabSize)
+        gpt = GPTConfig(training: c, vocabSize: vocabSize)
         let (table, _) = GPTSlots.declare(config: gpt)
         params = ParameterArena(table: table)
         for (slot, spec) in table.specs.enumerated() { try fill(spec, params.pointer(slot)) }
@@ -45,53 +45,51 @@ public final class WholeModel {
 
     /// Reads the latest checkpoint under `root`, whatever grid (and optimizer) wrote it.
     public static func load(checkpoint root: String) throws -> WholeModel {
-        let directory = CheckpointDirectory(root: root)
-        guard let json = ModelCheckpoint.storedConfigJSON(root: root),
+        guard let json = CheckpointReader.storedConfigJSON(root: root),
               let dict = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             throw ConversionError.invalid("'\(root)' holds no readable checkpoint with a stored config")
         }
         var cfg = TrainingConfig()
         try ConfigLoader.applyJSON(Data(json.utf8), source: "the config stored in \(root)", to: &cfg)
-        let it = try directory.latestIteration()
-        let dir = directory.iterationPath(it)
-        let first = try HDF5File.openReadOnly((dir as NSString).appendingPathComponent(
-            ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasPrefix("mp_rank_") && $0.hasSuffix(".h5") }.sorted().first ?? "mp_rank_00_000.h5"))
-        let vocab = try first.intAttribute("vocab_size")
+        let reader = try CheckpointReader(CheckpointDirectory(root: root))
+        let vocab = try reader.first.intAttribute("vocab_size")
         var probe = cfg
         probe.tensorModelParallelSize = 1
-        let (_, files, shards) = try ModelCheckpoint.open(directory, config: Trainer.modelConfig(probe, vocabSize: vocab))
+        try reader.checkSizes(ModelCheckpoint.shapeAttributes(GPTConfig(training: probe, vocabSize: vocab)))
         let model = try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
-            try ModelCheckpoint.assemble(spec.name, into: out, spec: spec, from: ModelCheckpoint.parameterPieces(spec.name, files), checkpoint: dir)
-        }, state: { gpt in
-            var s = ModelCheckpoint.RankFileState(config: gpt, configJSON: json, iteration: it, consumedSamples: (try? first.intAttribute("consumed_samples")) ?? 0,
-                                                  optimizerStep: (try? first.intAttribute("optimizer_step")) ?? 0,
-                                                  schedule: LRSchedule(maxLR: (try? first.doubleAttribute("opt_param_scheduler_max_lr")) ?? cfg.lr ?? 0,
-                                                                       minLR: (try? first.doubleAttribute("opt_param_scheduler_min_lr")) ?? cfg.minLR,
-                                                                       warmupSteps: (try? first.intAttribute("opt_param_scheduler_warmup_steps")) ?? 0,
-                                                                       decaySteps: (try? first.intAttribute("opt_param_scheduler_decay_steps")) ?? 0,
-                                                                       style: LRDecayStyle(rawValue: (try? first.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear") ?? .linear),
-                                                  tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
-            s.schedule.numSteps = (try? first.intAttribute("opt_param_scheduler_num_steps")) ?? 0
-            s.precision = Precision(rawValue: (try? first.stringAttribute("precision")) ?? "fp32") ?? .fp32
-            if first.hasAttribute("grad_scaler_scale") {
-                var scaler = LossScaler.constant(Float((try? first.doubleAttribute("grad_scaler_scale")) ?? 1))
-                scaler.restore(scale: scaler.scale, growthTracker: (try? first.intAttribute("grad_scaler_growth_tracker")) ?? 0,
-                               hysteresisTracker: (try? first.intAttribute("grad_scaler_hysteresis_tracker")) ?? 1)
-                s.lossScaler = scaler
-            }
-            return s
-        })
-        if !shards.isEmpty || files.contains(where: { $0.exists("optimizer") }) {
+            try reader.readParameter(spec, into: out)
+        }, state: { gpt in storedState(reader, gpt: gpt, json: json, cfg: cfg) })
+        if reader.hasOptimizerState {
             let m = ParameterArena(table: model.params.table), v = ParameterArena(table: model.params.table)
             for (slot, spec) in model.params.table.specs.enumerated() {
-                try ModelCheckpoint.assemble(spec.name, into: m.pointer(slot), spec: spec,
-                                             from: ModelCheckpoint.pieces("optimizer/exp_avg/" + spec.name, files, [("exp_avg/" + spec.name, shards)]), checkpoint: dir)
-                try ModelCheckpoint.assemble(spec.name, into: v.pointer(slot), spec: spec,
-                                             from: ModelCheckpoint.pieces("optimizer/exp_avg_sq/" + spec.name, files, [("exp_avg_sq/" + spec.name, shards)]), checkpoint: dir)
+                try reader.readMoments(spec, expAvg: m.pointer(slot), expAvgSq: v.pointer(slot))
             }
             model.moments = (m, v)
         }
         return model
+    }
+
+    /// The training state recorded in a checkpoint's first rank file, for a model of `gpt`'s sizes at t = p = 1.
+    static func storedState(_ reader: CheckpointReader, gpt: GPTConfig, json: String, cfg: TrainingConfig) -> ModelCheckpoint.RankFileState {
+        let f = reader.first
+        let schedule = LRSchedule(maxLR: (try? f.doubleAttribute("opt_param_scheduler_max_lr")) ?? cfg.lr,
+                                  minLR: (try? f.doubleAttribute("opt_param_scheduler_min_lr")) ?? cfg.minLR,
+                                  warmupSteps: reader.intAttribute("opt_param_scheduler_warmup_steps", default: 0),
+                                  decaySteps: reader.intAttribute("opt_param_scheduler_decay_steps", default: 0),
+                                  style: LRDecayStyle(rawValue: (try? f.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear") ?? .linear)
+        var s = ModelCheckpoint.RankFileState(sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: json,
+                                              iteration: reader.iteration, consumedSamples: reader.intAttribute("consumed_samples", default: 0),
+                                              optimizerStep: reader.intAttribute("optimizer_step", default: 0), schedule: schedule,
+                                              tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
+        s.schedule.numSteps = reader.intAttribute("opt_param_scheduler_num_steps", default: 0)
+        s.precision = Precision(rawValue: (try? f.stringAttribute("precision")) ?? "fp32") ?? .fp32
+        if f.hasAttribute("grad_scaler_scale") {
+            var scaler = LossScaler.constant(Float((try? f.doubleAttribute("grad_scaler_scale")) ?? 1))
+            scaler.restore(scale: scaler.scale, growthTracker: reader.intAttribute("grad_scaler_growth_tracker", default: 0),
+                           hysteresisTracker: reader.intAttribute("grad_scaler_hysteresis_tracker", default: 1))
+            s.lossScaler = scaler
+        }
+        return s
     }
 
     /// This model's tensor `name` (whole, as a piece at offset 0, read in place) for slicing into any rank's layout.
@@ -105,17 +103,13 @@ public final class WholeModel {
     /// Writes the model as a checkpoint for tensor size `t`, pipeline size `p` and `layersPerVirtualStage`
     /// (nil: one chunk per stage) under `root` (iteration as recorded), atomically.
     public func write(to root: String, tensor t: Int, pipeline p: Int, layersPerVirtualStage: Int?) throws -> String {
-        let L = gpt.numLayers
-        guard t >= 1, p >= 1, L % p == 0, gpt.numAttentionHeads % t == 0, gpt.ffnHiddenSize % t == 0 else {
-            throw ConversionError.invalid("the target grid (t = \(t), p = \(p)) does not divide the model: \(L) layers must split into p stages, \(gpt.numAttentionHeads) heads and ffn \(gpt.ffnHiddenSize) into t")
-        }
-        let v = layersPerVirtualStage.map { L / p / $0 } ?? 1
-        if let n = layersPerVirtualStage, (L / p) % n != 0 || p < 2 {
-            throw ConversionError.invalid("num_layers_per_virtual_pipeline_stage \(n) needs p ≥ 2 and must divide each stage's \(L / p) layers")
-        }
         var target = trainingConfig
         target.tensorModelParallelSize = t; target.pipelineModelParallelSize = p; target.numLayersPerVirtualPipelineStage = layersPerVirtualStage
-        let targetGPT = Trainer.modelConfig(target, vocabSize: gpt.vocabSize)
+        // The target grid obeys the training rules: the same checks as a config, on a world of t·p.
+        guard t >= 1, p >= 1 else { throw ConversionError.invalid("the target grid needs t ≥ 1 and p ≥ 1 (got t = \(t), p = \(p))") }
+        try ConfigValidation.validateGrid(target, worldSize: t * p)
+        let layout = try PipelineLayout(target)
+        let targetGPT = GPTConfig(training: target, vocabSize: gpt.vocabSize)
         var json = configJSON
         json["tensor_model_parallel_size"] = t
         json["pipeline_model_parallel_size"] = p
@@ -128,13 +122,12 @@ public final class WholeModel {
             for pr in 0..<p {
                 for tr in 0..<t {
                     var chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)] = []
-                    for c in 0..<v {
-                        let (table, _) = GPTSlots.declare(config: targetGPT, tensorRank: tr, tensorSize: t,
-                                                          stage: .chunk(c, ofStage: pr, stages: p, chunks: v, layers: L))
+                    for plan in layout.plans(stage: pr) {
+                        let (table, _) = GPTSlots.declare(config: targetGPT, tensorRank: tr, tensorSize: t, stage: plan)
                         let arenas = (0..<(moments == nil ? 1 : 3)).map { _ in ParameterArena(table: table) }
                         let sources = [params] + (moments.map { [$0.0, $0.1] } ?? [])
                         for (slot, spec) in table.specs.enumerated() {
-                            let name = spec.name == GPTSlots.tiedOutputLayerName ? "embedding.word_embeddings.weight" : spec.name
+                            let name = spec.initKey   // a tied copy is sliced from the parameter it is tied to
                             for (arena, source) in zip(arenas, sources) {
                                 try ModelCheckpoint.assemble(name, into: arena.pointer(slot), spec: spec, from: piece(source, name), checkpoint: "the converted model")
                             }
@@ -142,7 +135,7 @@ public final class WholeModel {
                         chunks.append((arenas[0], arenas.count == 3 ? (arenas[1], arenas[2]) : nil))
                     }
                     var s = state
-                    s.config = targetGPT; s.configJSON = jsonText
+                    s.sizes = ModelCheckpoint.shapeAttributes(targetGPT); s.configJSON = jsonText
                     s.tensorSize = t; s.pipelineSize = p; s.tensorRank = tr; s.pipelineRank = pr
                     s.distributedOptimizer = false; s.dataParallelSize = 1
                     let path = (tmp as NSString).appendingPathComponent(CheckpointDirectory.rankFileName(tensorRank: tr, pipelineRank: pr))

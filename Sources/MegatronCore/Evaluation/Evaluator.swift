@@ -19,38 +19,24 @@ public struct EvalTotals: Sendable {
 
 public final class Evaluator {
     public let config: TrainingConfig
-    public let chunks: [GPTModel]
     public let parallel: ParallelState
-    let executor: PipelineExecutor?
-    let schedule: PipelineSchedule?
+    /// This rank's chunks (forward only) and their activation memory or pipeline executor.
+    public let partition: ModelPartition<GPTModel>
     let microBatch: Int, microbatches: Int
 
     public init(config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState) throws {
         config = c
         self.parallel = parallel
-        microBatch = c.microBatchSize!
-        let d = parallel.layout.data
+        let b = c.microBatchSize, d = parallel.layout.data, p = parallel.layout.pipeline
+        microBatch = b
         // With a pipeline, 2p micro-batches in flight keep the stages busy unless a batch size is given.
-        let p = parallel.layout.pipeline
-        let b = c.microBatchSize!
         microbatches = max(1, c.globalBatchSize.map { $0 / (b * d) } ?? (p > 1 ? 2 * p : 1))
-        let gpt = Trainer.modelConfig(c, vocabSize: vocabSize)
-        let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
-        let layers = c.numLayers!
-        let v = c.numLayersPerVirtualPipelineStage.map { layers / p / $0 } ?? 1
-        chunks = (0..<v).map { chunk in
-            GPTModel(config: gpt, microBatch: c.microBatchSize!, threads: threads, tensorParallel: tp,
-                     stage: .chunk(chunk, ofStage: parallel.pipelineRank, stages: p, chunks: v, layers: layers),
-                     precision: Trainer.precision(c))
-        }
-        if p > 1 {
-            let s = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: microbatches)
-            schedule = s
-            executor = PipelineExecutor(chunks: chunks, parallel: parallel, schedules: [s], scatterGather: c.scatterGatherTensorsInPipeline)
-        } else {
-            schedule = nil; executor = nil
-        }
+        var options = ModelPartition<GPTModel>.Options(microbatches: microbatches, training: false)
+        options.scatterGather = c.scatterGatherTensorsInPipeline
+        partition = try .gpt(config: c, vocabSize: vocabSize, threads: threads, parallel: parallel, options: options)
     }
+
+    public var chunks: [GPTModel] { partition.chunks }
 
     /// Loads the model weights of the latest checkpoint in `directory` (written on any grid).
     public func load(from directory: String) throws -> Int {
@@ -62,7 +48,7 @@ public final class Evaluator {
     public func run(count: Int, window: (Int) -> EvalWindow, progress: (Int, Int) -> Void = { _, _ in }) throws -> EvalTotals {
         let d = parallel.layout.data, dpRank = parallel.dataRank, b = microBatch, m = microbatches
         let mine = stride(from: dpRank, to: count, by: d).map { $0 }
-        let s = config.seqLength!
+        let s = config.seqLength
         var totals = EvalTotals()
         var batchStart = 0
         while batchStart < mine.count {
@@ -99,20 +85,20 @@ public final class Evaluator {
                     if allRight[j] { totals.allCorrect += 1 }
                 }
             }
-            if let executor, let schedule {
+            if let executor = partition.executor, let schedule = partition.evalSchedule {
                 _ = try executor.run(schedule, iteration: 0, gradScale: nil, fill: fill, collect: collect)
             } else {
-                let model = chunks[0]
+                let model = chunks[0], acts = partition.activations[0]
                 for k in 0..<m where batchWindows[k].contains(where: { $0 != nil }) {
-                    fill(k, model.acts)
-                    _ = try model.lossSum()
-                    collect(k, model.acts)
+                    fill(k, acts)
+                    _ = try model.lossSum(acts)
+                    collect(k, acts)
                 }
             }
             batchStart += b * m
             progress(min(batchStart, mine.count), mine.count)
         }
-        for chunk in chunks { chunk.acts.scoring = nil }
+        for c in chunks.indices { for acts in partition.activationSets(chunk: c) { acts.scoring = nil } }
         // Results live on the last stage of each replica: sum over the pipeline, then over replicas.
         var sums = [totals.lossSum, Double(totals.scoredTokens), Double(totals.allCorrect), Double(totals.windows)]
         for group in [parallel.pipeline, parallel.data] where group.size > 1 {

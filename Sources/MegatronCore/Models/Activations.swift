@@ -41,7 +41,7 @@ public final class TokenScoring: @unchecked Sendable {
     public init(rows: [Int]) { self.rows = rows }
 }
 
-public final class GPTActivations: @unchecked Sendable {
+public final class GPTActivations: ChunkActivations, @unchecked Sendable {
     /// When set (evaluation), only these rows reach the LM head.
     public var scoring: TokenScoring? = nil
     public let seq: Int, batch: Int, hidden: Int
@@ -63,7 +63,11 @@ public final class GPTActivations: @unchecked Sendable {
     public let layerBytes: Int
     public let finalNorm: UnsafeMutablePointer<Float>    // [n, h] (gathered under SP)
     public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>   // [nS]
-    // Scratch, reused by every layer.
+    /// ∂loss/∂LN_f(x) [n, h] on the last stage: written by the LM head's fused backward at the end
+    /// of a training forward, read by the final LayerNorm's backward first thing in backward. It
+    /// shares memory with the scratch `tmpH`, which no layer uses between those two points.
+    public var headGradient: UnsafeMutablePointer<Float> { tmpH }
+    // Scratch, reused by every layer: valid only within one call.
     public let tmpH: UnsafeMutablePointer<Float>          // [n, h]
     public let tmpH2: UnsafeMutablePointer<Float>         // [n, h]
     public let tmpS: UnsafeMutablePointer<Float>          // [n, h] (holds [nS, h] shards)
@@ -132,6 +136,11 @@ public final class GPTActivations: @unchecked Sendable {
 
     /// Bytes held by the activation arena.
     public var bytes: Int { arena.count * 4 }
+
+    public var stageInput: UnsafeMutablePointer<Float> { residual[0] }
+    public var stageOutput: UnsafeMutablePointer<Float> { residual[residual.count - 1] }
+    public var boundaryGradient: UnsafeMutablePointer<Float> { dResidual }
+    public var boundaryCount: Int { shardRows * hidden }
 }
 
 /// The rows of the (padded) word embedding this tensor rank owns, and how many of them are real

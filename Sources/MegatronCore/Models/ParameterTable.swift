@@ -20,6 +20,10 @@ public struct ParameterSpec: Sendable {
     public let sequenceParallel: Bool
     /// The name whose values this parameter starts from (a tied copy starts from the original).
     public let initKey: String
+    /// A copy of another parameter kept on another pipeline stage (a tied weight): it starts from
+    /// `initKey`'s values, its gradient is summed with the original's, it counts once in the
+    /// gradient norm (as the original), and a checkpoint without it loads it from the original.
+    public var isTiedCopy: Bool { initKey != name }
     /// This rank's slice: its shape and where it starts in the global tensor.
     public let localShape: [Int]
     public let globalOffset: [Int]
@@ -41,7 +45,7 @@ public struct ParameterTable: Sendable {
 
     /// Declares a parameter and returns its slot. A split axis must divide by the tensor size.
     public mutating func declare(_ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
-                                 sequenceParallel: Bool = false, initFrom initKey: String? = nil) -> Int {
+                                 sequenceParallel: Bool = false, tiedTo initKey: String? = nil) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
         var local = shape, offset = shape.map { _ in 0 }
         if let axis = split {

@@ -23,9 +23,9 @@ public struct RecomputePlan: Sendable, Equatable {
         RecomputePlan(setOf: Array(0..<layers), sets: layers, groups: [])
     }
 
-    public static func make(granularity: String?, method: String?, numLayers: Int?, layers: Int) -> RecomputePlan {
-        guard granularity == "full", let n = numLayers, layers > 0 else { return .none(layers: layers) }
-        if method == "block" {
+    public static func make(granularity: RecomputeGranularity?, method: RecomputeMethod?, numLayers: Int?, layers: Int) -> RecomputePlan {
+        guard granularity == .full, let n = numLayers, layers > 0 else { return .none(layers: layers) }
+        if method == .block {
             let r = min(max(n, 0), layers)
             guard r > 0 else { return .none(layers: layers) }
             return RecomputePlan(setOf: (0..<layers).map { $0 < r ? 0 : 1 + $0 - r }, sets: 1 + layers - r,

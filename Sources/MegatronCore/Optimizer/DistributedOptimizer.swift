@@ -9,7 +9,7 @@
 import Distributed
 import Tensor
 
-public final class DistributedOptimizer {
+public final class DistributedOptimizer: TrainingOptimizer {
     /// A run of the shard that lies inside one parameter.
     public struct Segment: Sendable {
         public let chunk: Int, slot: Int
@@ -28,8 +28,10 @@ public final class DistributedOptimizer {
 
     public let hyper: AdamWHyperparameters
     public var step = 0
-    let chunks: [GPTModel]
+    let chunks: [any ParameterChunk]
     let group: Communicator
+    /// Every rank: each gradient element lives on exactly one (tensor, pipeline, data) rank.
+    let world: Communicator
     let pieces: [Piece]
     public let segments: [Segment]
     /// The summed gradients, first and second moments of the owned elements (shard order).
@@ -40,11 +42,13 @@ public final class DistributedOptimizer {
         (0..<ranks).map { Int32(count / ranks + ($0 < count % ranks ? 1 : 0)) }
     }
 
-    /// Shards the parameters of `chunks` by `buckets`' layout over `group` and points the buckets'
-    /// reduce-scatter at this rank's gradient shard.
-    public init(chunks: [GPTModel], buckets: GradientBuckets, group: Communicator, hyper: AdamWHyperparameters) {
+    /// Shards the parameters of `chunks` by `buckets`' layout over `group` (the data-parallel group
+    /// of `world`) and points the buckets' reduce-scatter at this rank's gradient shard.
+    public init(chunks: [any ParameterChunk], buckets: GradientBuckets, group: Communicator, world: Communicator,
+                hyper: AdamWHyperparameters) {
         self.chunks = chunks
         self.group = group
+        self.world = world
         self.hyper = hyper
         var pieces: [Piece] = [], segments: [Segment] = []
         var shardSize = 0
@@ -75,13 +79,16 @@ public final class DistributedOptimizer {
     /// Elements of optimizer state this rank holds.
     public var shardCount: Int { pieces.reduce(0) { $0 + $1.count } }
 
+    public var isSharded: Bool { true }
+    public var updatePhase: String { "optimizer (AdamW shard + param all-gather)" }
+
     /// Σ g² over the owned elements of every parameter that counts toward the global norm (split
     /// parameters on every tensor rank, replicated ones on tensor rank 0, tied copies never).
-    public func localSumOfSquares(excluding: Set<String>) -> Double {
+    public func localSumOfSquares() -> Double {
         var sum = 0.0
         for s in segments {
             let table = chunks[s.chunk].table, spec = table.specs[s.slot]
-            guard (spec.tensorParallelAxis != nil || table.tensorRank == 0) && !excluding.contains(spec.name) else { continue }
+            guard (spec.tensorParallelAxis != nil || table.tensorRank == 0) && !spec.isTiedCopy else { continue }
             sum += Kernels.sumOfSquares(mainGrad.base + s.shardOffset, count: s.count)
         }
         return sum
@@ -95,10 +102,24 @@ public final class DistributedOptimizer {
     /// True when every owned gradient is finite.
     public func gradientsAreFinite() -> Bool { Kernels.allFinite(mainGrad.base, count: shardCount) }
 
+    public func gradientNorm() throws -> Double { try world.allReduceSum(localSumOfSquares()).squareRoot() }
+
+    public func clipGradients(by coefficient: Double) {
+        if coefficient < 1 { scaleGradients(by: Float(coefficient)) }
+    }
+
+    public func unscaleAndFindNonFinite(scale: Float) throws -> Bool {
+        if scale != 1 { scaleGradients(by: 1 / scale) }
+        return try world.allReduceMax(gradientsAreFinite() ? 0 : 1) != 0
+    }
+
+    public func injectOverflow() { mainGrad.base[0] = .infinity }
+
     /// Sums the sequence-parallel norm gradients of the shard over the tensor group (the shard
     /// layout is the same on every tensor rank, so the owned ranges line up).
-    public func allReduceSequenceParallelGradients(over tensor: Communicator?) throws {
-        guard let tensor else { return }
+    public func finalizeGradients() throws {
+        let tp = chunks[0].tensorParallel
+        guard tp.sequenceParallel, let tensor = tp.group else { return }
         for s in segments where chunks[s.chunk].table.specs[s.slot].sequenceParallel {
             try tensor.allReduceSum(mainGrad.base + s.shardOffset, count: s.count)
         }
@@ -120,12 +141,18 @@ public final class DistributedOptimizer {
         for r in requests { try r.wait() }
     }
 
-    /// Copies the owned elements of full-size moment arenas (one per chunk) into the shard — used
-    /// when loading a checkpoint, whatever grid or optimizer wrote it.
-    public func loadState(expAvg fullAvg: [ParameterArena], expAvgSq fullAvgSq: [ParameterArena]) {
+    public var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? { nil }
+
+    /// Full-size arenas: a checkpoint's moments are read whole, whatever grid or optimizer wrote it.
+    public func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)] {
+        chunks.map { (ParameterArena(table: $0.table), ParameterArena(table: $0.table)) }
+    }
+
+    /// Copies the owned elements of full-size moment arenas (one pair per chunk) into the shard.
+    public func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]) {
         for s in segments {
-            (expAvg.base + s.shardOffset).update(from: fullAvg[s.chunk].pointer(s.slot) + s.elementOffset, count: s.count)
-            (expAvgSq.base + s.shardOffset).update(from: fullAvgSq[s.chunk].pointer(s.slot) + s.elementOffset, count: s.count)
+            (expAvg.base + s.shardOffset).update(from: moments[s.chunk].expAvg.pointer(s.slot) + s.elementOffset, count: s.count)
+            (expAvgSq.base + s.shardOffset).update(from: moments[s.chunk].expAvgSq.pointer(s.slot) + s.elementOffset, count: s.count)
         }
     }
 }

@@ -7,13 +7,13 @@ import Tensor
 public enum GradClipping {
     /// ‖g‖₂ over the whole model: every parameter counted exactly once — a split parameter by every
     /// tensor rank (each holds a different slice), a replicated one by tensor rank 0 only, a tied
-    /// copy (named in `excluding`) not at all — summed per parameter in Double over this rank's
-    /// arenas and all-reduced over `group` (the model-parallel group: tensor × pipeline).
-    public static func globalNorm(_ arenas: [ParameterArena], excluding: Set<String> = [], group: Communicator? = nil) throws -> Double {
+    /// copy not at all — summed per parameter in Double over this rank's arenas and all-reduced
+    /// over `group` (the model-parallel group: tensor × pipeline).
+    public static func globalNorm(_ arenas: [ParameterArena], group: Communicator? = nil) throws -> Double {
         var local = 0.0
         for grads in arenas {
             for (slot, spec) in grads.table.specs.enumerated()
-            where (spec.tensorParallelAxis != nil || grads.table.tensorRank == 0) && !excluding.contains(spec.name) {
+            where (spec.tensorParallelAxis != nil || grads.table.tensorRank == 0) && !spec.isTiedCopy {
                 local += Kernels.sumOfSquares(grads.pointer(slot), count: spec.count)
             }
         }

@@ -52,3 +52,14 @@ public struct LossScaler: Sendable, Equatable {
         self.scale = scale; self.growthTracker = growthTracker; self.hysteresisTracker = hysteresisTracker
     }
 }
+
+extension LossScaler {
+    /// Megatron's choice: a given `loss_scale` is constant in any precision; fp16 without one
+    /// scales dynamically; fp32 and bf16 need none.
+    public static func forConfig(_ c: TrainingConfig) -> LossScaler? {
+        if let s = c.lossScale { return .constant(Float(s)) }
+        guard c.fp16 else { return nil }
+        return .dynamic(initialScale: Float(c.initialLossScale), minScale: Float(c.minLossScale),
+                        growthInterval: c.lossScaleWindow, hysteresis: c.hysteresis)
+    }
+}

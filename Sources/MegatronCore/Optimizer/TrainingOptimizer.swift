@@ -1,26 +1,40 @@
-// TrainingOptimizer.swift — the trainer's optimizer in one of its two forms: one AdamW per model
-// chunk, its state replicated on every data-parallel rank, or the distributed optimizer, its state
-// sharded across them. Checkpoints read and write both forms and convert between them.
+// TrainingOptimizer.swift — what the trainer and checkpoints ask of an optimizer, whichever way it
+// keeps its state: ReplicatedOptimizer (one AdamW per model chunk, state on every data-parallel
+// rank) or DistributedOptimizer (state and main gradients sharded over the data-parallel group).
+// A step, after the data-parallel reduction:
+//     finalizeGradients → [unscaleAndFindNonFinite] → gradientNorm → clipGradients → update(lr)
+import Distributed
 
-public enum TrainingOptimizer {
-    case perChunk([AdamW])
-    case distributed(DistributedOptimizer)
-
+public protocol TrainingOptimizer: AnyObject {
     /// Completed optimizer steps (the t of Adam's bias corrections).
-    public var step: Int {
-        get {
-            switch self {
-            case .perChunk(let optimizers): return optimizers[0].step
-            case .distributed(let optimizer): return optimizer.step
-            }
-        }
-        nonmutating set {
-            switch self {
-            case .perChunk(let optimizers): for o in optimizers { o.step = newValue }
-            case .distributed(let optimizer): optimizer.step = newValue
-            }
-        }
-    }
+    var step: Int { get set }
+    /// Whether the state is sharded over the data-parallel group (recorded in checkpoints).
+    var isSharded: Bool { get }
+    /// The phase name of `update` in timing tables.
+    var updatePhase: String { get }
+    /// Sums the sequence-parallel norm parameters' gradients over the tensor group.
+    func finalizeGradients() throws
+    /// Divides the gradients by `scale` (unless 1) and returns whether any rank holds a non-finite
+    /// one (Megatron's found_inf, reduced with MAX over every rank holding gradients).
+    func unscaleAndFindNonFinite(scale: Float) throws -> Bool
+    /// ‖g‖₂ over the whole model, every parameter counted once: split parameters by every tensor
+    /// rank, replicated ones by tensor rank 0, tied copies never.
+    func gradientNorm() throws -> Double
+    /// Multiplies every gradient by `coefficient` (nothing to do at 1 or above).
+    func clipGradients(by coefficient: Double)
+    /// AdamW at `lr`; afterwards every rank holds its chunks' whole updated main parameters.
+    func update(lr: Float) throws
+    /// Test hook: writes +∞ into the first gradient element this rank holds (an overflow).
+    func injectOverflow()
 
-    public var isDistributed: Bool { if case .distributed = self { return true } else { return false } }
+    // MARK: Checkpoints
+    /// The Adam moments as whole per-chunk arenas, when this optimizer keeps them so (they go into
+    /// the mp_rank files); nil when its state is sharded.
+    var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? { get }
+    /// Arenas to read a checkpoint's moments into (one pair per chunk), then `adoptMoments` them.
+    func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)]
+    func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)])
+    /// Writes this rank's shard of sharded state into the checkpoint directory being written
+    /// (OptimizerShardFiles.swift); nothing when the state goes into the rank files.
+    func writeShard(into directory: String, parallel: ParallelState) throws
 }

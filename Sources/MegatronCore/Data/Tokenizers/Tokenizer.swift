@@ -35,16 +35,17 @@ public enum TokenizerError: Error, CustomStringConvertible {
 
 public enum Tokenizers {
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`).
-    public static func make(type: String, vocabFile: String?, mergeFile: String?) throws -> Tokenizer {
+    /// (NullTokenizer has no text side: it is the byte-level tokenizer here; its ids come preprocessed.)
+    public static func make(type: TokenizerType, vocabFile: String?, mergeFile: String?) throws -> Tokenizer {
         switch type {
-        case "GPT2BPETokenizer":
-            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type) }
-            guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type) }
+        case .gpt2BPE:
+            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
+            guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type.rawValue) }
             return try GPT2BPETokenizer(vocabFile: vocabFile, mergeFile: mergeFile)
-        case "BertWordPieceLowerCase":
-            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type) }
+        case .bertWordPieceLowerCase:
+            guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
             return try BertWordPieceTokenizer(vocabFile: vocabFile, lowerCase: true)
-        default:
+        case .byteLevel, .null:
             return ByteLevelTokenizer()
         }
     }

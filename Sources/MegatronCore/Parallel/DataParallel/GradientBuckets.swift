@@ -7,8 +7,9 @@
 // With the distributed optimizer each bucket is reduce-scattered instead: data-parallel rank r
 // receives the summed gradients of its own contiguous piece of every bucket (see
 // DistributedOptimizer) — the pieces differ by at most one element, so any d works, odd d included.
-// Parameters named in `isolated` (the tied word embedding and its copy on the last stage) get a
-// bucket of their own, so both stages split them identically and their updates stay bitwise equal.
+// With a pipeline, each chunk's tied parameter (the word embedding and its copy on the last stage:
+// ParameterChunk.tiedSlot) gets a bucket of its own, so both stages split it identically and their
+// updates stay bitwise equal.
 import Distributed
 
 public final class GradientBuckets {
@@ -28,7 +29,7 @@ public final class GradientBuckets {
         public init(counts: [Int32], output: UnsafeMutablePointer<Float>) { self.counts = counts; self.output = output }
     }
 
-    let chunks: [GPTModel]
+    let chunks: [any ParameterChunk]
     let group: Communicator
     private var buckets: [Bucket] = []
     private var bucketOf: [[Int]] = []   // [chunk][slot] → bucket index
@@ -40,7 +41,7 @@ public final class GradientBuckets {
     /// Set by the distributed optimizer: reduce-scatter bucket b into `scatterTargets[b]`.
     public var scatterTargets: [ScatterTarget]? = nil
 
-    public init(chunks: [GPTModel], group: Communicator, bucketElements: Int, isolated: Set<String> = []) {
+    public init(chunks: [any ParameterChunk], group: Communicator, bucketElements: Int, isolateTiedParameters: Bool) {
         self.chunks = chunks
         self.group = group
         for (c, model) in chunks.enumerated() {
@@ -57,8 +58,9 @@ public final class GradientBuckets {
                 current = []
             }
             var size = 0
+            let isolated = isolateTiedParameters ? model.tiedSlot : nil
             for slot in stride(from: table.specs.count - 1, through: 0, by: -1) {
-                if isolated.contains(table.specs[slot].name) {
+                if slot == isolated {
                     close(); size = 0
                     current = [slot]; close()
                     continue

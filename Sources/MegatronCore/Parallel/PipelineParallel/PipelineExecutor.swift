@@ -8,15 +8,17 @@
 // previous stage are the same rank): tag = direction + 2·(receiving chunk + v·micro-batch).
 // With t > 1 and no sequence parallelism, the PTD-P scatter/gather optimisation sends each tensor
 // rank's 1/t of the boundary activation and all-gathers it over the tensor group on arrival.
+// The executor knows a model only as ModelChunk: its stage plan and its activation sets' boundaries.
 import Distributed
 import Tensor
 
-public final class PipelineExecutor {
-    public let chunks: [GPTModel]
+public final class PipelineExecutor<Chunk: ModelChunk> {
+    public typealias Activations = Chunk.Activations
+    public let chunks: [Chunk]
     public let parallel: ParallelState
     let scatterGather: Bool
-    private var free: [[GPTActivations]]
-    private var active: [[Int: GPTActivations]]
+    private var free: [[Activations]]
+    private var active: [[Int: Activations]]
     private var sendBuffers: [FloatBuffer] = []
     private var freeSendBuffers: [FloatBuffer] = []
     private var requests: [Request] = []
@@ -29,7 +31,7 @@ public final class PipelineExecutor {
     /// The micro-batch's index in the whole global batch (keys dropout): k·d + data-parallel rank.
     public var microbatchIndex: (Int) -> Int = { $0 }
 
-    public init(chunks: [GPTModel], parallel: ParallelState, schedules: [PipelineSchedule], scatterGather: Bool) {
+    public init(chunks: [Chunk], parallel: ParallelState, schedules: [PipelineSchedule], scatterGather: Bool) {
         self.chunks = chunks
         self.parallel = parallel
         self.scatterGather = scatterGather
@@ -47,9 +49,12 @@ public final class PipelineExecutor {
                 if s.kind == .forwardOnly, case .forward(let c, _) = a { inFlight[c] -= 1 }
             }
         }
-        free = chunks.enumerated().map { c, model in [model.acts] + (1..<max(1, need[c])).map { _ in model.makeActivations() } }
+        free = chunks.enumerated().map { c, model in (0..<max(1, need[c])).map { _ in model.makeActivations() } }
         active = chunks.map { _ in [:] }
     }
+
+    /// Every activation set of chunk `c`'s pool.
+    public func activationSets(chunk c: Int) -> [Activations] { free[c] + active[c].values }
 
     /// Bytes of activation memory held by this rank's pools.
     public var activationBytes: Int { free.flatMap { $0 }.reduce(0) { $0 + $1.bytes } + active.flatMap { $0.values }.reduce(0) { $0 + $1.bytes } }
@@ -58,8 +63,8 @@ public final class PipelineExecutor {
     /// Training (`gradScale` given) accumulates every chunk's gradients. Returns the summed token
     /// loss over the micro-batches on the last stage, 0 elsewhere. `collect(microbatch, acts)`, if
     /// given, sees each micro-batch on the last stage right after its forward (evaluation results).
-    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, GPTActivations) -> Void,
-                    collect: ((Int, GPTActivations) -> Void)? = nil) throws -> Double {
+    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, Activations) -> Void,
+                    collect: ((Int, Activations) -> Void)? = nil) throws -> Double {
         let r = parallel.pipelineRank, pipe = parallel.pipeline
         var loss = 0.0
         computeSeconds = 0
@@ -69,13 +74,12 @@ public final class PipelineExecutor {
             switch action {
             case .receiveActivation(let c, let k, let peer):
                 let slot = acquire(c, k, fill: fill)
-                try receive(into: slot.residual[0], count: boundaryCount(slot), from: peer, tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+                try receive(into: slot.stageInput, count: slot.boundaryCount, from: peer, tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .forward(let c, let k):
                 let slot = active[c][k] ?? acquire(c, k, fill: fill)
-                let model = chunks[c]
-                model.acts = slot
                 let t0 = MPIRuntime.wallTime
-                if let l = try model.forwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil), gradScale: gradScale) {
+                let ctx = PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil)
+                if let l = try chunks[c].forward(slot, ctx, gradScale: gradScale) {
                     loss += l
                     collect?(k, slot)
                 }
@@ -83,23 +87,21 @@ public final class PipelineExecutor {
                 if gradScale == nil && !sendsOutput(after: action) { release(c, k) }
             case .sendActivation(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("activation of micro-batch \(k)")
-                try send(slot.residual[chunks[c].stage.layers.count], count: boundaryCount(slot), to: peer,
+                try send(slot.stageOutput, count: slot.boundaryCount, to: peer,
                          tag: tag(gradient: false, chunk: c + (r == parallel.layout.pipeline - 1 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
                 if gradScale == nil { release(c, k) }
             case .receiveGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
-                try receive(into: slot.dResidual, count: boundaryCount(slot), from: peer, tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+                try receive(into: slot.boundaryGradient, count: slot.boundaryCount, from: peer, tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .backward(let c, let k):
                 let slot = try active[c][k].unwrap("backward of micro-batch \(k)")
-                let model = chunks[c]
-                model.acts = slot
                 let t0 = MPIRuntime.wallTime
-                try model.backwardStage(PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
+                try chunks[c].backward(slot, PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
                 computeSeconds += MPIRuntime.wallTime - t0
                 if !sendsOutput(after: action) { release(c, k) }
             case .sendGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
-                try send(slot.dResidual, count: boundaryCount(slot), to: peer,
+                try send(slot.boundaryGradient, count: slot.boundaryCount, to: peer,
                          tag: tag(gradient: true, chunk: c - (r == 0 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
                 release(c, k)
             }
@@ -110,7 +112,7 @@ public final class PipelineExecutor {
 
     // MARK: Slots, sends, receives
 
-    private func acquire(_ c: Int, _ k: Int, fill: (Int, GPTActivations) -> Void) -> GPTActivations {
+    private func acquire(_ c: Int, _ k: Int, fill: (Int, Activations) -> Void) -> Activations {
         let slot = free[c].popLast() ?? chunks[c].makeActivations()
         active[c][k] = slot
         fill(k, slot)
@@ -130,9 +132,6 @@ public final class PipelineExecutor {
         default: return false
         }
     }
-
-    /// Elements of the boundary activation ([n/t, h] rows this rank holds in the residual stream).
-    private func boundaryCount(_ slot: GPTActivations) -> Int { slot.shardRows * slot.hidden }
 
     private func tag(gradient: Bool, chunk: Int, microbatch: Int, v: Int) -> Int { (gradient ? 1 : 0) + 2 * (chunk + v * microbatch) }
 
@@ -171,8 +170,8 @@ struct PipelineStateError: Error, CustomStringConvertible {
     var description: String { "pipeline executor: no activation set for the \(what); the schedule and the executor disagree" }
 }
 
-extension Optional where Wrapped == GPTActivations {
-    func unwrap(_ what: String) throws -> GPTActivations {
+extension Optional where Wrapped: ChunkActivations {
+    func unwrap(_ what: String) throws -> Wrapped {
         guard let v = self else { throw PipelineStateError(what: what) }
         return v
     }

@@ -1,26 +1,27 @@
 // CLIHarness.swift — runs the built `megatron` binary (next to this test bundle, or $MEGATRON_BIN)
-// in a scratch directory and captures its exit code and output.
+// in a scratch directory, alone or under `mpirun`, and captures its exit code and output; reads
+// the metrics files it writes.
 import Foundation
 import XCTest
 
-struct RunResult {
-    let code: Int32
-    let stdout: String
-    let stderr: String
+public struct RunResult: Sendable {
+    public let code: Int32
+    public let stdout: String
+    public let stderr: String
 }
 
-enum CLI {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public enum CLI {
+    public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static var binary: String {
+    public static var binary: String {
         if let b = ProcessInfo.processInfo.environment["MEGATRON_BIN"] { return b }
         return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("megatron").path
     }
 
-    static func config(_ name: String) -> String { repoRoot.appendingPathComponent("configs/\(name)").path }
+    public static func config(_ name: String) -> String { repoRoot.appendingPathComponent("configs/\(name)").path }
 
     /// A fresh scratch directory for one test.
-    static func scratch(_ name: String) -> URL {
+    public static func scratch(_ name: String) -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("megatron-cli-\(getpid())-\(name)")
         try? FileManager.default.removeItem(at: dir)
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -28,7 +29,7 @@ enum CLI {
     }
 
     /// Runs `megatron args…` (through `/bin/sh -c` when `shellPrefix` is given, e.g. "ulimit -f 64;").
-    static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, program: String? = nil,
+    public static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, program: String? = nil,
                     environment extra: [String: String] = [:]) throws -> RunResult {
         let p = Process()
         if let program {
@@ -55,7 +56,7 @@ enum CLI {
     }
 
     /// Runs `mpirun -np ranks <binary> args…` (root-safe, oversubscribed, one BLAS thread per rank).
-    static func mpirun(ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
+    public static func mpirun(ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
                        environment extra: [String: String] = [:]) throws -> RunResult {
         var env = extra
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -63,28 +64,32 @@ enum CLI {
         return try run(["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
     }
 
-    static func jsonLines(_ url: URL) throws -> [[String: Any]] {
+    public static func jsonLines(_ url: URL) throws -> [[String: Any]] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
             try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
     }
 
+    /// The `lm_loss` of every line of metrics file `name`.jsonl in `dir`.
+    public static func losses(_ dir: URL, _ name: String, key: String = "lm_loss") throws -> [Double] {
+        try jsonLines(dir.appendingPathComponent("\(name).jsonl")).map { try XCTUnwrap($0[key] as? Double, "\(name): a line without \(key)") }
+    }
+
     /// Resumes training from `ckpt` to iteration 20 on each grid (name, ranks, extra flags) and
     /// checks every continued lm_loss against `full` (the uninterrupted run from iteration 11):
     /// bitwise on the grid named `sameGrid`, within 1e-5 relative elsewhere.
-    static func checkResumes(_ grids: [(String, Int, [String])], common: [String], full: [[String: Any]], sameGrid: String, in dir: URL,
-                             file: StaticString = #filePath, line: UInt = #line) throws {
+    public static func checkResumes(_ grids: [(String, Int, [String])], common: [String], full: [[String: Any]], sameGrid: String, in dir: URL,
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
+        let expected = try full.map { try XCTUnwrap($0["lm_loss"] as? Double) }
         for (name, ranks, args) in grids {
             let run = common + args + ["--train-iters", "20", "--load", "ckpt", "--metrics-file", "\(name).jsonl"]
             let r = ranks == 1 ? try CLI.run(run, in: dir) : try CLI.mpirun(ranks: ranks, run, in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)", file: file, line: line)
             let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
             XCTAssertEqual(lines.map { $0["iteration"] as? Int }, (11...20).map { $0 }, name, file: file, line: line)
-            for (a, b) in zip(full, lines) {
-                let la = try XCTUnwrap(a["lm_loss"] as? Double), lb = try XCTUnwrap(b["lm_loss"] as? Double)
-                if name == sameGrid { XCTAssertEqual(lb, la, "same grid resumes bitwise (iteration \(a["iteration"]!))", file: file, line: line) }
-                else { XCTAssertEqual(lb, la, accuracy: 1e-5 * la, "\(name) iteration \(a["iteration"]!)", file: file, line: line) }
-            }
+            let got = try CLI.losses(dir, name)
+            assertLossesMatch(got, expected, count: 10, relativeTolerance: name == sameGrid ? 0 : 1e-5,
+                              "\(name) resumed from iteration 10", file: file, line: line)
         }
     }
 }

@@ -1,0 +1,21 @@
+// ConfigChoices.swift — the config keys whose value is one of a fixed set of names, as enums (raw
+// values are the names Megatron-LM accepts). An unknown name is a config error listing the allowed
+// ones (ConfigLoader); `lr_decay_style` is LRDecayStyle (LRSchedule.swift).
+
+/// `tokenizer_type`.
+public enum TokenizerType: String, Sendable, CaseIterable {
+    case byteLevel = "ByteLevelTokenizer"
+    case gpt2BPE = "GPT2BPETokenizer"
+    case bertWordPieceLowerCase = "BertWordPieceLowerCase"
+    case null = "NullTokenizer"
+}
+
+/// `recompute_granularity`: recompute whole layers, or only the core attention.
+public enum RecomputeGranularity: String, Sendable, CaseIterable {
+    case full, selective
+}
+
+/// `recompute_method` (with full recomputation): groups of layers, or the first layers of each chunk.
+public enum RecomputeMethod: String, Sendable, CaseIterable {
+    case uniform, block
+}

@@ -1,0 +1,90 @@
+// ModelChunk.swift — what the training core (pipeline executor, gradient buckets, optimizers,
+// checkpoints, evaluation, conversion) knows of a model: a chunk declares its parameter table and
+// holds the arenas it describes (ParameterChunk); it runs forward and backward of its stage on an
+// activation set handed to it, reports its loss and announces when gradients are final
+// (ModelChunk). GPTModel conforms; another model family conforms with files under Models/ only.
+//
+// The boundary contract (what the pipeline sends between stages) is one tensor each way, [nS, h]:
+//   stageInput      the input of the chunk's first layer (received, or made by the embedding)
+//   stageOutput     the output of its last layer (sent to the next stage)
+//   boundaryGradient ∂loss/∂stageOutput before `backward` (received), ∂loss/∂stageInput after it
+import Distributed
+import Tensor
+
+/// One micro-batch's activation memory of one chunk, as the pipeline sees it.
+public protocol ChunkActivations: AnyObject {
+    var stageInput: UnsafeMutablePointer<Float> { get }
+    var stageOutput: UnsafeMutablePointer<Float> { get }
+    var boundaryGradient: UnsafeMutablePointer<Float> { get }
+    /// Elements of a boundary tensor (rows this rank holds × hidden).
+    var boundaryCount: Int { get }
+    /// Bytes this set holds.
+    var bytes: Int { get }
+}
+
+/// A model chunk's parameters: declared once in `table`; fp32 main values, the values forward and
+/// backward read (16-bit roundings in reduced precision), and gradients, each an arena of the table.
+public protocol ParameterChunk: AnyObject {
+    var table: ParameterTable { get }
+    var params: ParameterArena { get }
+    var weights: ParameterArena { get }
+    var grads: ParameterArena { get }
+    var precision: Precision { get }
+    var stage: StagePlan { get }
+    var tensorParallel: TensorParallel { get }
+    /// The parameter shared with another pipeline stage (the tied word embedding: the input
+    /// embedding on the first stage, its copy on the last), whose gradient is summed over the
+    /// embedding group; nil when this chunk holds none or holds both ends.
+    var tiedSlot: Int? { get }
+    /// The model's sizes as checkpoints record them (and check on load), and its seed.
+    var modelSizes: [(String, Int)] { get }
+    var seed: Int { get }
+}
+
+extension ParameterChunk {
+    /// Refreshes the 16-bit model weights from the fp32 main parameters (reduced precision; a no-op
+    /// in fp32). Call after anything writes `params`: an optimizer step, a checkpoint load.
+    public func syncWeights() {
+        guard precision.isReduced else { return }
+        for (slot, spec) in table.specs.enumerated() {
+            weights.pointer(slot).update(from: params.pointer(slot), count: spec.count)
+            if spec.shape.count > 1 { precision.round(weights.pointer(slot), count: spec.count) }
+        }
+    }
+
+    /// After the step's last micro-batch: with sequence parallelism the norm parameters saw only
+    /// this rank's rows, so their gradients are all-reduced over the tensor group.
+    public func finalizeGradients() throws {
+        guard tensorParallel.sequenceParallel else { return }
+        for (slot, spec) in table.specs.enumerated() where spec.sequenceParallel {
+            try tensorParallel.group?.allReduceSum(grads.pointer(slot), count: spec.count)
+        }
+    }
+}
+
+/// A model chunk that runs its stage.
+public protocol ModelChunk: ParameterChunk {
+    associatedtype Activations: ChunkActivations
+    /// A new activation set for one micro-batch of this chunk.
+    func makeActivations() -> Activations
+    /// Forward of the micro-batch in `acts`; on the last stage also the loss, with the head's
+    /// backward fused in when `gradScale` is given (training). Returns the summed token loss on the
+    /// last stage, nil elsewhere.
+    func forward(_ acts: Activations, _ ctx: PassContext, gradScale: Float?) throws -> Double?
+    /// Backward of the micro-batch in `acts` after its training forward: gradients of
+    /// gradScale·Σ losses are added to `grads`; ∂loss/∂stageInput is left in `acts.boundaryGradient`.
+    func backward(_ acts: Activations, _ ctx: PassContext) throws
+    /// When set (the step's last micro-batch), `backward` reports the slots whose gradients are
+    /// final as soon as they are, so data-parallel reduction can start (GradientBuckets).
+    var onGradientsFinal: (([Int]) -> Void)? { get set }
+    /// When set, forward and backward add their per-phase wall times to it (`megatron benchmark`).
+    var timer: PhaseTimer? { get set }
+}
+
+/// Which step and micro-batch a pass belongs to: keys the dropout masks.
+public struct PassContext: Sendable {
+    public let iteration: Int, microbatch: Int, training: Bool
+    public init(iteration: Int, microbatch: Int, training: Bool) {
+        self.iteration = iteration; self.microbatch = microbatch; self.training = training
+    }
+}

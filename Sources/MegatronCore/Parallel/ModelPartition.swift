@@ -1,0 +1,85 @@
+// ModelPartition.swift — this rank's share of the model, built once from (config, grid): the
+// pipeline layout, the chunks of this pipeline stage (made by the model family's factory from each
+// chunk's StagePlan), their activation memory (one set per chunk without a pipeline; pools sized by
+// the schedules with one), the pipeline executor and schedules, and the data-parallel gradient
+// buckets. `train`, `evaluate` and the benchmark build from it; `convert-checkpoint` uses the same
+// PipelineLayout. It knows models only as ModelChunk.
+import Distributed
+
+public final class ModelPartition<Chunk: ModelChunk> {
+    public let parallel: ParallelState
+    public let layout: PipelineLayout
+    /// This rank's chunks, in chunk order (v with the interleaved schedule, else one).
+    public let chunks: [Chunk]
+    /// Without a pipeline: the activation set each chunk runs on (empty with a pipeline, whose
+    /// executor owns pools instead).
+    public let activations: [Chunk.Activations]
+    /// With a pipeline (p > 1): the executor and the schedules of one iteration of m micro-batches.
+    public let executor: PipelineExecutor<Chunk>?
+    public let trainSchedule: PipelineSchedule?
+    public let evalSchedule: PipelineSchedule?
+    /// With data parallelism or the distributed optimizer (training only): the bucketed gradient reduction.
+    public let buckets: GradientBuckets?
+
+    /// What the partition is for: micro-batches per iteration, whether it trains (backward
+    /// schedules and gradient buckets) and how (bucket size, distributed optimizer, scatter/gather).
+    public struct Options {
+        public var microbatches: Int
+        public var training: Bool
+        public var scatterGather = true
+        public var bucketElements: Int? = nil
+        public var distributedOptimizer = false
+        public init(microbatches: Int, training: Bool) { self.microbatches = microbatches; self.training = training }
+    }
+
+    /// `makeChunk(plan)` builds one chunk of this rank's stage.
+    public init(parallel: ParallelState, layout: PipelineLayout, options o: Options, makeChunk: (StagePlan) -> Chunk) throws {
+        self.parallel = parallel
+        self.layout = layout
+        let chunks = layout.plans(stage: parallel.pipelineRank).map(makeChunk)
+        self.chunks = chunks
+        let p = layout.stages, v = layout.chunks, m = o.microbatches, d = parallel.layout.data
+        if p > 1 {
+            let eval = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: m)
+            let train = o.training ? try PipelineSchedule.make(kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m) : nil
+            let executor = PipelineExecutor(chunks: chunks, parallel: parallel, schedules: [train, eval].compactMap { $0 },
+                                            scatterGather: o.scatterGather)
+            let dpRank = parallel.dataRank
+            executor.microbatchIndex = { $0 * d + dpRank }
+            (self.executor, trainSchedule, evalSchedule, activations) = (executor, train, eval, [])
+        } else {
+            (executor, trainSchedule, evalSchedule) = (nil, nil, nil)
+            activations = chunks.map { $0.makeActivations() }
+        }
+        if o.training && (d > 1 || o.distributedOptimizer) {
+            buckets = GradientBuckets(chunks: chunks, group: parallel.data, bucketElements: o.bucketElements ?? max(40_000_000, 1_000_000 * d),
+                                      isolateTiedParameters: p > 1)
+        } else {
+            buckets = nil
+        }
+    }
+
+    /// Every activation set of chunk `c` (its pool with a pipeline).
+    public func activationSets(chunk c: Int) -> [Chunk.Activations] { executor?.activationSets(chunk: c) ?? [activations[c]] }
+
+    /// Bytes of activation memory this rank holds (every chunk, every micro-batch in flight).
+    public var activationBytes: Int { executor?.activationBytes ?? activations.reduce(0) { $0 + $1.bytes } }
+
+    /// Megatron's `_allreduce_embedding_grads`: the first stage's word embedding and the last
+    /// stage's copy are one parameter, so their gradients are summed over the embedding group.
+    public func allReduceTiedGradients() throws {
+        guard layout.stages > 1, let group = parallel.embedding else { return }
+        for chunk in chunks {
+            guard let slot = chunk.tiedSlot else { continue }
+            try group.allReduceSum(chunk.grads.pointer(slot), count: chunk.table.specs[slot].count)
+        }
+    }
+
+    /// The optimizer the config asks for over this partition's chunks.
+    public func makeOptimizer(hyper: AdamWHyperparameters, distributed: Bool) -> TrainingOptimizer {
+        if distributed, let buckets {
+            return DistributedOptimizer(chunks: chunks, buckets: buckets, group: parallel.data, world: parallel.world, hyper: hyper)
+        }
+        return ReplicatedOptimizer(chunks: chunks, hyper: hyper, modelParallel: parallel.modelParallel)
+    }
+}

@@ -1,0 +1,74 @@
+// TrainingReport.swift — what the Trainer reports per iteration: the metrics of each step (one JSON
+// line), the memory report after the first step, and Megatron's log line averaged over the
+// iterations since the last one (with the tensor-parallel traffic and the measured pipeline bubble
+// beside the theory when they apply).
+import Foundation
+
+struct TrainingReport {
+    let trainer: Trainer
+    /// FLOPs of one iteration (Megatron's formula).
+    let flops: Double
+    private var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0)
+    private var reportedMemory = false
+
+    init(trainer: Trainer) {
+        self.trainer = trainer
+        flops = trainer.model.config.flopsPerIteration(globalBatch: trainer.globalBatch)
+    }
+
+    /// The metrics of the step that just ended (`ms` long, at loss scale `lossScale`), added to the window.
+    mutating func record(_ result: Trainer.StepResult, ms: Double, lossScale: Double) throws -> IterationMetrics {
+        let t = trainer, parallel = t.parallel, tokens = Double(t.globalBatch * t.config.seqLength)
+        let comm = parallel.tensor.counters
+        var m = IterationMetrics(iteration: t.progress.iteration, consumedSamples: t.progress.consumedSamples, lmLoss: result.loss,
+                                 lr: result.lr, gradNorm: result.gradNorm, stepMs: ms, tokensPerSecond: tokens / (ms / 1000),
+                                 tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: t.globalBatch,
+                                 skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
+                                 communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
+        m.lossScale = lossScale
+        m.activationBytes = t.activationBytes
+        let layerMemory = t.layerActivationBytes
+        m.layerActivationBytes = layerMemory.held
+        m.layerActivationFormulaBytes = layerMemory.formula
+        m.peakResidentMB = peakResidentMegabytes()
+        if !reportedMemory {
+            reportedMemory = true
+            t.log(String(format: " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f | transformer layers per micro-batch: %.2f held vs %.2f by Korthikanti et al. (Table 2 at 4-byte elements)",
+                         parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
+                         Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
+        }
+        if let idle = t.lastPipelineIdleFraction {
+            var mine = Float(idle)
+            var all = [Float](repeating: 0, count: parallel.world.size)
+            try parallel.world.allGather(&mine, count: 1, into: &all)
+            m.pipelineIdle = all.map(Double.init)
+            window.bubble += all.map { Double($0) / max(1e-9, 1 - Double($0)) }.reduce(0, +) / Double(all.count)
+        }
+        window.iters += 1; window.loss += result.skipped ? 0 : result.loss; window.ms += ms
+        window.commBytes += comm.bytes; window.commS += comm.seconds
+        if result.skipped { window.skipped += 1 }
+        return m
+    }
+
+    /// Megatron's log line for the window since the last one (then a new window starts).
+    mutating func windowLine(lr: Double, gradNorm: Double?) -> String {
+        let t = trainer, world = Double(t.parallel.world.size), avgMs = window.ms / Double(window.iters)
+        var line = TrainingLogFormat.line(iteration: t.progress.iteration, trainIters: t.config.trainIters,
+                                          consumedSamples: t.progress.consumedSamples, msPerIteration: avgMs,
+                                          tflopsPerRank: flops / (avgMs / 1000) / 1e12 / world,
+                                          tokensPerSecond: Double(t.globalBatch * t.config.seqLength) / (avgMs / 1000), lr: lr,
+                                          globalBatch: t.globalBatch,
+                                          lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),   // Megatron: skipped steps not averaged
+                                          lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0)
+        if t.parallel.layout.tensor > 1 {
+            let n = Double(window.iters)
+            line += String(format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6, window.commS / n * 1000)
+        }
+        if let s = t.partition.trainSchedule {
+            line += String(format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
+                           window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
+        }
+        window = (0, 0, 0, 0, 0, 0, 0)
+        return line
+    }
+}

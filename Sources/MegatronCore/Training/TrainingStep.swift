@@ -1,0 +1,98 @@
+// TrainingStep.swift — one iteration k of the Trainer:
+//     zero grads → micro-batches: forward+backward (loss scaled by scale/(tokens·microbatches·d)),
+//       in a loop with gradient accumulation, or the pipeline schedule (then the tied embedding's
+//       gradients are summed over the embedding group)
+//     → data-parallel reduction (all-reduce or reduce-scatter, started during the last backward)
+//     → optimizer: finalize → [unscale, overflow anywhere → skip] → grad norm → clip → AdamW at lr(k)
+//     → 16-bit weights from the main parameters → schedule += global batch
+import Distributed
+import Tensor
+
+extension Trainer {
+    /// What one iteration did.
+    public struct StepResult {
+        public var loss: Double
+        /// ‖g‖ before clipping; nil when the step was skipped.
+        public var gradNorm: Double?
+        public var lr: Double
+        /// The loss scaler found an overflow: no update, the scale backs off.
+        public var skipped: Bool
+    }
+
+    /// One iteration.
+    public func step() throws -> StepResult {
+        let iteration = progress.iteration + 1
+        timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
+        let tokens = microBatch * config.seqLength * numMicrobatches * parallel.layout.data
+        // Every data-parallel rank scales by the global token count; the reduction then sums.
+        let lossScale = lossScaler?.scale ?? 1
+        let gradScale = Float(Double(lossScale) / Double(tokens))
+        var lossSum = try runMicrobatches(iteration: iteration, gradScale: gradScale)
+        if let buckets = partition.buckets {
+            if partition.executor != nil { buckets.beginLastMicrobatch() }
+            try timer.measure("dp gradient reduction (wait)") { try buckets.finish() }
+            if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
+        }
+        try optimizer.finalizeGradients()
+        if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 { optimizer.injectOverflow() }
+        let loss = lossSum / Double(tokens)
+        let lr = schedule.learningRate
+        let lastCheckpoint = lastSavedIteration.flatMap { saveDirectory?.iterationPath($0) } ?? config.load
+        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        if lossScaler != nil {
+            let overflow = try timer.measure("unscale + overflow check") { try optimizer.unscaleAndFindNonFinite(scale: lossScale) }
+            lossScaler?.update(foundOverflow: overflow)
+            if overflow {
+                advance(to: iteration, updated: false)
+                return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true)
+            }
+        }
+        let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
+        guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
+        try currentTracer.span("optimizer") {
+            timer.measure("grad norm + clip") { optimizer.clipGradients(by: coefficient) }
+            try timer.measure(optimizer.updatePhase) { try optimizer.update(lr: Float(lr)) }
+            timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
+        }
+        advance(to: iteration, updated: true)
+        return StepResult(loss: loss, gradNorm: norm, lr: lr, skipped: false)
+    }
+
+    /// Counts the iteration's samples; the LR schedule advances only when the step updated.
+    private func advance(to iteration: Int, updated: Bool) {
+        if updated { schedule.advance(samples: globalBatch) }
+        progress.iteration = iteration
+        progress.consumedSamples += globalBatch
+    }
+
+    /// Forward and backward of every micro-batch of the iteration; returns the summed token loss
+    /// (on every rank of the pipeline).
+    func runMicrobatches(iteration: Int, gradScale: Float) throws -> Double {
+        let consumed = progress.consumedSamples
+        if let executor = partition.executor, let schedule = partition.trainSchedule {
+            let start = MPIRuntime.wallTime
+            let loss = try executor.run(schedule, iteration: iteration, gradScale: gradScale) { micro, acts in
+                data.fillTraining(consumedSamples: consumed, micro: micro, acts)
+            }
+            try partition.allReduceTiedGradients()
+            let total = try parallel.pipeline.allReduceSum(loss)
+            lastPipelineIdleFraction = max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start))
+            return total
+        }
+        let acts = partition.activations[0], d = parallel.layout.data
+        var lossSum = 0.0
+        for micro in 0..<numMicrobatches {
+            timer.measure("data") { data.fillTraining(consumedSamples: consumed, micro: micro, acts) }
+            if micro == numMicrobatches - 1, let buckets = partition.buckets {
+                // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
+                buckets.beginLastMicrobatch()
+                model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
+            }
+            defer { model.onGradientsFinal = nil }
+            let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
+            lossSum += try currentTracer.span("forward+backward mb \(micro)") { try model.forwardBackward(acts, gradScale: gradScale, ctx) }
+        }
+        return lossSum
+    }
+}
