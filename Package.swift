@@ -1,3 +1,4 @@
+import Foundation
 // swift-tools-version:6.0
 // megatron: a PTD-P (tensor × pipeline × data parallel) GPT trainer for CPU clusters over MPI.
 //
@@ -7,7 +8,6 @@
 //     MEGATRON_MARCH=x86-64-v3 swift build -c release     # AVX2 + FMA machines
 //     MEGATRON_MARCH=none swift build -c release          # the toolchain's default target
 import PackageDescription
-import Foundation
 
 let march = ProcessInfo.processInfo.environment["MEGATRON_MARCH"] ?? "native"
 let cpuFlags: [String] = march == "none" ? [] : ["-Xcc", "-march=\(march)"]
@@ -25,16 +25,19 @@ let package = Package(
         .library(name: "MegatronCore", targets: ["MegatronCore"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // MARK: - C libraries (systemLibrary shims: static inline getters only)
-        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
-                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5",
-                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(
+            name: "COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]),
 
         // MARK: - C kernels (bf16 GEMM: AVX512-BF16 selected at run time, portable fallback)
         .target(name: "CBF16", cSettings: [.unsafeFlags(["-O3"])]),
@@ -43,23 +46,28 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CBF16"], swiftSettings: kernelSettings),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Checkpoint", dependencies: ["CHDF5"]),
-        .target(name: "MegatronCore", dependencies: ["Tensor", "Distributed", "Checkpoint"],
-                swiftSettings: kernelSettings),
+        .target(
+            name: "MegatronCore", dependencies: ["Tensor", "Distributed", "Checkpoint"],
+            swiftSettings: kernelSettings),
 
         // MARK: - The command-line tool
-        .executableTarget(name: "megatron", dependencies: [
-            "MegatronCore", "Tensor", "Distributed", "Checkpoint",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "megatron",
+            dependencies: [
+                "MegatronCore", "Tensor", "Distributed", "Checkpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // MARK: - Tests (mirror Sources; CLITests run the built binary)
         // Shared helpers: running the binary (alone or under mpirun), metrics files, loss and tensor comparison.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
-        .testTarget(name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint", "TestSupport"],
-                    resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor", "TestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(
+            name: "MegatronCoreTests", dependencies: ["MegatronCore", "Tensor", "Checkpoint", "TestSupport"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor", "TestSupport"],
+            exclude: ["Fixtures"]),
     ]
 )

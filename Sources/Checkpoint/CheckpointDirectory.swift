@@ -21,13 +21,19 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case .notWritable(let p, let r):
             return "checkpoint directory '\(p)' is not writable (\(r)): choose another `save` directory or free space"
         case .writeFailed(let p, let r):
-            return "writing checkpoint '\(p)' failed: \(r). The partial checkpoint was removed; earlier checkpoints are intact. Free disk space or choose another `save` directory"
+            return
+                "writing checkpoint '\(p)' failed: \(r). The partial checkpoint was removed; earlier checkpoints are "
+                + "intact. Free disk space or choose another `save` directory"
         case .noCheckpoint(let p):
-            return "no checkpoint in '\(p)': it has no latest_checkpointed_iteration.txt (train with `save` first, or fix `load`)"
+            return
+                "no checkpoint in '\(p)': it has no latest_checkpointed_iteration.txt (train with `save` first, or "
+                + "fix `load`)"
         case .badPointer(let p, let c):
             return "'\(p)' should hold an iteration number but holds \"\(c)\"; fix it or point `load` elsewhere"
         case .missingIteration(let p):
-            return "checkpoint directory '\(p)' named by latest_checkpointed_iteration.txt does not exist; fix the pointer file"
+            return
+                "checkpoint directory '\(p)' named by latest_checkpointed_iteration.txt does not exist; fix the "
+                + "pointer file"
         case .incompatible(let p, let r):
             return "checkpoint '\(p)' cannot be loaded: \(r)"
         }
@@ -55,12 +61,17 @@ public struct CheckpointDirectory: Sendable {
     /// The model files (mp_rank_*.h5) and distributed-optimizer shards (distrib_optim_*.h5) of the
     /// checkpoint directory `dir`, each sorted by name, as full paths.
     public static func listFiles(in dir: String) -> (rankFiles: [String], optimizerShards: [String]) {
-        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".h5") }.sorted()
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".h5") }
+            .sorted()
         let full = { (names: [String]) in names.map { (dir as NSString).appendingPathComponent($0) } }
-        return (full(entries.filter { $0.hasPrefix("mp_rank_") }), full(entries.filter { $0.hasPrefix("distrib_optim_") }))
+        return (
+            full(entries.filter { $0.hasPrefix("mp_rank_") }), full(entries.filter { $0.hasPrefix("distrib_optim_") })
+        )
     }
 
-    public func iterationPath(_ iteration: Int) -> String { (root as NSString).appendingPathComponent(Self.iterationName(iteration)) }
+    public func iterationPath(_ iteration: Int) -> String {
+        (root as NSString).appendingPathComponent(Self.iterationName(iteration))
+    }
     public var pointerPath: String { (root as NSString).appendingPathComponent(Self.pointerName) }
 
     /// Creates the directory if needed and proves a file can be written there (before any training).
@@ -98,21 +109,29 @@ public struct CheckpointDirectory: Sendable {
             guard fm.createFile(atPath: ptmp, contents: Data("\(iteration)\n".utf8)) else {
                 throw CheckpointError.writeFailed(path: ptmp, reason: "cannot write the pointer file")
             }
-            if rename(ptmp, pointerPath) != 0 { throw CheckpointError.writeFailed(path: pointerPath, reason: String(cString: strerror(errno))) }
+            if rename(ptmp, pointerPath) != 0 {
+                throw CheckpointError.writeFailed(path: pointerPath, reason: String(cString: strerror(errno)))
+            }
         } catch let e as CheckpointError { throw e } catch {
             throw CheckpointError.writeFailed(path: final, reason: Self.reason(error))
         }
     }
 
     /// Removes a partial checkpoint after a failed save.
-    public func abandonSave(iteration: Int) { try? FileManager.default.removeItem(atPath: iterationPath(iteration) + ".tmp") }
+    public func abandonSave(iteration: Int) {
+        try? FileManager.default.removeItem(atPath: iterationPath(iteration) + ".tmp")
+    }
 
     /// The iteration named by the pointer file.
     public func latestIteration() throws -> Int {
-        guard let data = FileManager.default.contents(atPath: pointerPath) else { throw CheckpointError.noCheckpoint(path: root) }
+        guard let data = FileManager.default.contents(atPath: pointerPath) else {
+            throw CheckpointError.noCheckpoint(path: root)
+        }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let it = Int(text), it >= 0 else { throw CheckpointError.badPointer(path: pointerPath, content: text) }
-        guard FileManager.default.fileExists(atPath: iterationPath(it)) else { throw CheckpointError.missingIteration(path: iterationPath(it)) }
+        guard FileManager.default.fileExists(atPath: iterationPath(it)) else {
+            throw CheckpointError.missingIteration(path: iterationPath(it))
+        }
         return it
     }
 

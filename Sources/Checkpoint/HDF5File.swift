@@ -15,13 +15,17 @@ public enum HDF5Error: Error, CustomStringConvertible {
         case .cannotCreate(let p):
             return "cannot create HDF5 file '\(p)': check that the directory exists, is writable and has free space"
         case .cannotOpen(let p):
-            return "cannot open HDF5 file '\(p)': it is missing, unreadable or not an HDF5 file (a checksum failure also shows here)"
+            return
+                "cannot open HDF5 file '\(p)': it is missing, unreadable or not an HDF5 file (a checksum failure "
+                + "also shows here)"
         case .missing(let p, let o):
             return "HDF5 file '\(p)' has no '\(o)'; was it written by a different version or model?"
         case .operationFailed(let p, let o, let op):
             return "HDF5 \(op) of '\(o)' in '\(p)' failed (disk full, read-only, or a corrupted/checksum-failing file)"
         case .shapeMismatch(let p, let o, let e, let f):
-            return "'\(o)' in '\(p)' has shape \(f), expected \(e): the checkpoint was written for a different model configuration"
+            return
+                "'\(o)' in '\(p)' has shape \(f), expected \(e): the checkpoint was written for a different model "
+                + "configuration"
         }
     }
 }
@@ -52,31 +56,41 @@ public final class HDF5File {
 
     /// Flushes and closes early, reporting failure (deinit cannot throw).
     public func flush() throws {
-        if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 { throw HDF5Error.operationFailed(path: path, object: "/", operation: "flush") }
+        if H5Fflush(id, H5F_SCOPE_GLOBAL) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: "/", operation: "flush")
+        }
     }
 
     // MARK: Datasets
 
     /// Writes `data` (row-major, `shape`) as a chunked, Fletcher32-checksummed dataset. Intermediate
     /// groups in `name` ("model/decoder.layers.0…" → group "model") are created as needed.
-    public func writeFloats(_ name: String, shape: [Int], data: UnsafePointer<Float>,
-                            attributes: [String: [Int]] = [:]) throws {
-        try writeDataset(name, shape: shape, fileType: h5t_ieee_f32le(), memType: h5t_native_float(),
-                         data: UnsafeRawPointer(data), attributes: attributes)
+    public func writeFloats(
+        _ name: String, shape: [Int], data: UnsafePointer<Float>,
+        attributes: [String: [Int]] = [:]
+    ) throws {
+        try writeDataset(
+            name, shape: shape, fileType: h5t_ieee_f32le(), memType: h5t_native_float(),
+            data: UnsafeRawPointer(data), attributes: attributes)
     }
 
     /// Writes 16-bit floats (`bits`, row-major) as a dataset of a real HDF5 16-bit float type, so
     /// readers get floats: h5py returns float32 for bfloat16 (a non-standard float) and float16
     /// for fp16; `readFloats` converts either to fp32 exactly. Chunked and checksummed as above.
-    public func writeHalfFloats(_ name: String, shape: [Int], bits: UnsafePointer<UInt16>, format: HalfFloatFormat,
-                                attributes: [String: [Int]] = [:]) throws {
+    public func writeHalfFloats(
+        _ name: String, shape: [Int], bits: UnsafePointer<UInt16>, format: HalfFloatFormat,
+        attributes: [String: [Int]] = [:]
+    ) throws {
         let type = try format.makeType(path: path)
         defer { H5Tclose(type) }
-        try writeDataset(name, shape: shape, fileType: type, memType: type, data: UnsafeRawPointer(bits), attributes: attributes)
+        try writeDataset(
+            name, shape: shape, fileType: type, memType: type, data: UnsafeRawPointer(bits), attributes: attributes)
     }
 
-    private func writeDataset(_ name: String, shape: [Int], fileType: hid_t, memType: hid_t,
-                              data: UnsafeRawPointer, attributes: [String: [Int]]) throws {
+    private func writeDataset(
+        _ name: String, shape: [Int], fileType: hid_t, memType: hid_t,
+        data: UnsafeRawPointer, attributes: [String: [Int]]
+    ) throws {
         let fail = { (op: String) in HDF5Error.operationFailed(path: self.path, object: name, operation: op) }
         var dims = shape.map { hsize_t($0) }
         let rank = Int32(max(dims.count, 1))
@@ -92,7 +106,9 @@ public final class HDF5File {
             var chunk = dims
             let rowElems = max(1, total / max(dims[0], 1))
             chunk[0] = max(1, min(dims[0], hsize_t(1 << 20) / rowElems))
-            if H5Pset_chunk(dcpl, rank, &chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 { throw fail("set chunk/fletcher32") }
+            if H5Pset_chunk(dcpl, rank, &chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 {
+                throw fail("set chunk/fletcher32")
+            }
         }
         let lcpl = H5Pcreate(h5p_link_create())
         defer { H5Pclose(lcpl) }
@@ -137,7 +153,8 @@ public final class HDF5File {
         return (s, values)
     }
 
-    private func readDataset(_ name: String, expected: [Int], memType: hid_t, into out: UnsafeMutableRawPointer) throws {
+    private func readDataset(_ name: String, expected: [Int], memType: hid_t, into out: UnsafeMutableRawPointer) throws
+    {
         guard let found = shape(of: name) else { throw HDF5Error.missing(path: path, object: name) }
         let normalizedFound = found == [1] && expected.isEmpty ? [] : found
         guard normalizedFound == expected else {
@@ -163,7 +180,9 @@ public final class HDF5File {
         defer { H5Sclose(space) }
         let n = max(1, Int(H5Sget_simple_extent_npoints(space)))
         var values = [Int64](repeating: 0, count: n)
-        if H5Aread(a, h5t_native_int64(), &values) < 0 { throw HDF5Error.operationFailed(path: path, object: "\(name)@\(key)", operation: "read attribute") }
+        if H5Aread(a, h5t_native_int64(), &values) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: "\(name)@\(key)", operation: "read attribute")
+        }
         return values.map { Int($0) }
     }
 
@@ -190,7 +209,9 @@ public final class HDF5File {
         if a < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "create attribute") }
         defer { H5Aclose(a) }
         var v = value
-        if H5Awrite(a, h5t_native_double(), &v) < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "write attribute") }
+        if H5Awrite(a, h5t_native_double(), &v) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: key, operation: "write attribute")
+        }
     }
 
     public func setAttribute(_ key: String, string value: String) throws {
@@ -205,14 +226,18 @@ public final class HDF5File {
         if a < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "create attribute") }
         defer { H5Aclose(a) }
         let padded = bytes.isEmpty ? [UInt8(0)] : bytes
-        if H5Awrite(a, type, padded) < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "write attribute") }
+        if H5Awrite(a, type, padded) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: key, operation: "write attribute")
+        }
     }
 
     public func intAttribute(_ key: String) throws -> Int {
         let a = try openAttribute(key)
         defer { H5Aclose(a) }
         var v: Int64 = 0
-        if H5Aread(a, h5t_native_int64(), &v) < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute") }
+        if H5Aread(a, h5t_native_int64(), &v) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute")
+        }
         return Int(v)
     }
 
@@ -220,7 +245,9 @@ public final class HDF5File {
         let a = try openAttribute(key)
         defer { H5Aclose(a) }
         var v = 0.0
-        if H5Aread(a, h5t_native_double(), &v) < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute") }
+        if H5Aread(a, h5t_native_double(), &v) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute")
+        }
         return v
     }
 
@@ -231,7 +258,9 @@ public final class HDF5File {
         defer { H5Tclose(type) }
         let n = H5Tget_size(type)
         var buf = [UInt8](repeating: 0, count: n + 1)
-        if H5Aread(a, type, &buf) < 0 { throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute") }
+        if H5Aread(a, type, &buf) < 0 {
+            throw HDF5Error.operationFailed(path: path, object: key, operation: "read attribute")
+        }
         let end = buf.firstIndex(of: 0) ?? n
         return String(decoding: buf[..<end], as: UTF8.self)
     }
@@ -245,13 +274,17 @@ public final class HDF5File {
         return a
     }
 
-    private func writeIntArrayAttribute(on object: hid_t, objectName: String, key: String, values: [Int],
-                                        scalar: Bool = false) throws {
+    private func writeIntArrayAttribute(
+        on object: hid_t, objectName: String, key: String, values: [Int],
+        scalar: Bool = false
+    ) throws {
         var dims = [hsize_t(max(values.count, 1))]
         let space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dims, nil)
         defer { H5Sclose(space) }
         let a = H5Acreate2(object, key, h5t_std_i64le(), space, h5p_default(), h5p_default())
-        if a < 0 { throw HDF5Error.operationFailed(path: path, object: "\(objectName)@\(key)", operation: "create attribute") }
+        if a < 0 {
+            throw HDF5Error.operationFailed(path: path, object: "\(objectName)@\(key)", operation: "create attribute")
+        }
         defer { H5Aclose(a) }
         var v = values.map { Int64($0) }
         if v.isEmpty { v = [0] }
@@ -277,9 +310,11 @@ public enum HalfFloatFormat: String, Sendable {
 
     func makeType(path: String) throws -> hid_t {
         let t = H5Tcopy(h5t_ieee_f32le())
-        let (spos, epos, esize, msize, bias): (Int, Int, Int, Int, Int) = self == .bfloat16 ? (15, 7, 8, 7, 127) : (15, 10, 5, 10, 15)
+        let (spos, epos, esize, msize, bias): (Int, Int, Int, Int, Int) =
+            self == .bfloat16 ? (15, 7, 8, 7, 127) : (15, 10, 5, 10, 15)
         guard t >= 0, H5Tset_fields(t, spos, epos, esize, 0, msize) >= 0, H5Tset_size(t, 2) >= 0,
-              H5Tset_precision(t, 16) >= 0, H5Tset_ebias(t, bias) >= 0 else {
+            H5Tset_precision(t, 16) >= 0, H5Tset_ebias(t, bias) >= 0
+        else {
             if t >= 0 { H5Tclose(t) }
             throw HDF5Error.operationFailed(path: path, object: rawValue, operation: "make the 16-bit float type")
         }

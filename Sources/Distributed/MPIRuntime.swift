@@ -6,7 +6,9 @@ import CMPI
 public struct MPIError: Error, CustomStringConvertible {
     public let operation: String
     public let code: Int32
-    public var description: String { "MPI \(operation) failed (code \(code)); check that every rank runs the same command" }
+    public var description: String {
+        "MPI \(operation) failed (code \(code)); check that every rank runs the same command"
+    }
 }
 
 @inline(__always)
@@ -84,7 +86,9 @@ public final class Communicator: @unchecked Sendable {
     /// leaves this rank out (the result is nil).
     public func split(color: Int?, key: Int, name: String) throws -> Communicator? {
         var sub: MPI_Comm? = nil
-        try check(MPI_Comm_split(handle, color.map { Int32($0) } ?? MPI_UNDEFINED, Int32(key), &sub), "MPI_Comm_split(\(name))")
+        try check(
+            MPI_Comm_split(handle, color.map { Int32($0) } ?? MPI_UNDEFINED, Int32(key), &sub),
+            "MPI_Comm_split(\(name))")
         guard color != nil else { return nil }
         MPI_Comm_set_errhandler(sub, mpi_errors_return())
         return Communicator(handle: sub, owned: true, name: name)
@@ -105,29 +109,39 @@ public final class Communicator: @unchecked Sendable {
     /// In-place sum over the group.
     public func allReduceSum(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allreduce(sum)") { MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_sum(), handle) }
+        try timed(count * 4, "MPI_Allreduce(sum)") {
+            MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_sum(), handle)
+        }
     }
 
     /// In-place maximum over the group.
     public func allReduceMax(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allreduce(max)") { MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle) }
+        try timed(count * 4, "MPI_Allreduce(max)") {
+            MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle)
+        }
     }
 
     /// Concatenates every rank's `count` floats in rank order into `output` (size × count).
     public func allGather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws {
         if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
-        try timed(count * 4, "MPI_Allgather") { MPI_Allgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle) }
+        try timed(count * 4, "MPI_Allgather") {
+            MPI_Allgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle)
+        }
     }
 
     /// In-place all-gather: block `rank` of `buffer` (size × count) is this rank's; on return every block is filled.
     public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allgather") { MPI_Allgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle) }
+        try timed(count * 4, "MPI_Allgather") {
+            MPI_Allgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle)
+        }
     }
 
     /// Sums `input` (size × count) over the group and leaves block `rank` of the sum in `output` (count).
-    public func reduceScatter(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws {
+    public func reduceScatter(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>)
+        throws
+    {
         if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
         try timed(count * size * 4, "MPI_Reduce_scatter_block") {
             MPI_Reduce_scatter_block(input, output, Int32(count), mpi_float(), mpi_sum(), handle)
@@ -161,7 +175,9 @@ public final class Communicator: @unchecked Sendable {
     /// Starts a non-blocking reduce-scatter with per-rank counts: `input` (Σ counts) is summed over
     /// the group and rank r receives elements [Σ counts[..<r], + counts[r]) of the sum in `output`.
     /// Uneven counts let any group size split any length (no padding element is ever reduced).
-    public func ireduceScatter(_ input: UnsafePointer<Float>, counts: [Int32], into output: UnsafeMutablePointer<Float>) throws -> Request {
+    public func ireduceScatter(_ input: UnsafePointer<Float>, counts: [Int32], into output: UnsafeMutablePointer<Float>)
+        throws -> Request
+    {
         let request = Request(communicator: self)
         if size == 1 { output.update(from: input, count: Int(counts[0])); request.markCompleted(); return request }
         let c = request.keep(counts)

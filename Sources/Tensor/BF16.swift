@@ -1,5 +1,6 @@
 // BF16.swift — bfloat16 storage and matrix products (the CBF16 kernels: Intel AMX tiles or
-// AVX512-BF16 `vdpbf16ps` when the CPU has them, a portable fp32 loop otherwise). Conversions round to nearest even, bit-exact.
+// AVX512-BF16 `vdpbf16ps` when the CPU has them, a portable fp32 loop otherwise). Conversions
+// round to nearest even, bit-exact.
 // `gemm` takes the BLAS sgemm convention (row-major, C[m,n] = β·C + op(A)·op(B)) with bf16
 // operands and fp32 accumulation and output; B is packed once, shared by all threads, and the rows
 // of C are split over the thread budget.
@@ -47,24 +48,32 @@ public enum BF16 {
     }
 
     /// bf16 operands (bits).
-    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                            a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        product(transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: false, lda: lda,
-                b: UnsafeRawPointer(b), bF32: false, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        product(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: false, lda: lda,
+            b: UnsafeRawPointer(b), bF32: false, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
     /// fp32 operands, each element rounded to bf16 (nearest even) as it is packed; exact and free
     /// when the values are bf16 already (mixed-precision training keeps them so).
-    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        product(transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
-                b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        product(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
+            b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
-    private static func product(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
-                                b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    private static func product(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
+        b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         guard m > 0, n > 0 else { return }
         let (si, ska) = transA ? (1, lda) : (lda, 1)
         let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
@@ -77,8 +86,9 @@ public enum BF16 {
         let rowBlock = Int(bf16_row_block())
         let blocks = (m + rowBlock - 1) / rowBlock
         ThreadBudget.parallelFor(blocks, grain: 1) { r in
-            bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta,
-                           Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
+            bf16_gemm_rows(
+                Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta,
+                Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
         }
     }
 }

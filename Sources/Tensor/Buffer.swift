@@ -47,6 +47,6 @@ public final class Int32Buffer: @unchecked Sendable {
 }
 
 /// Shapes are plain `[Int]`, row-major, last dimension contiguous.
-public extension Array where Element == Int {
-    var elementCount: Int { reduce(1, *) }
+extension Array where Element == Int {
+    public var elementCount: Int { reduce(1, *) }
 }

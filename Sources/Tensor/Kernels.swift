@@ -12,8 +12,10 @@
 
 public enum Kernels {
     /// `out[i] = a[i] + b[i]` (out may alias a or b).
-    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                           into out: UnsafeMutablePointer<Float>, count n: Int) {
+    public static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         ThreadBudget.parallelFor(n, grain: 1 << 14) { r in
             var i = r.lowerBound
             while i + 16 <= r.upperBound { store16(load16(a, i) + load16(b, i), out, i); i += 16 }

@@ -48,10 +48,10 @@ public struct UncheckedSendable<T>: @unchecked Sendable {
     public init(_ value: T) { self.value = value }
 }
 
-public extension ThreadBudget {
+extension ThreadBudget {
     /// Runs `body` with OpenBLAS on one thread, for regions where our own threads each call small
     /// GEMMs in parallel (attention tiles); restores the budget afterwards.
-    static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         if threads == 1 { return try body() }
         BLAS.setThreads(1)
         defer { BLAS.setThreads(threads) }

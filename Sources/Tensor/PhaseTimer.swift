@@ -22,10 +22,10 @@ public final class PhaseTimer: @unchecked Sendable {
     public func reset() { seconds = [:]; order = [] }
 }
 
-public extension Optional where Wrapped == PhaseTimer {
+extension Optional where Wrapped == PhaseTimer {
     /// `timer.measure("x") { … }` on an optional timer: runs `body` either way.
     @inline(__always)
-    func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
+    public func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         if let t = self { return try t.measure(name, body) }
         return try body()
     }

@@ -26,13 +26,19 @@ public enum Precision: String, Sendable, CaseIterable {
     /// format. bf16 runs the AVX512-BF16 kernel (vdpbf16ps) when the CPU has it; fp16, fp32 and
     /// bf16 without the instruction run SGEMM, which on 16-bit values is the same arithmetic:
     /// exact products (11 or 8 significant bits squared fit fp32's 24) accumulated in fp32.
-    public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    public func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         if self == .bf16 && BF16.native {
-            BF16.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            BF16.gemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                ldc: ldc)
         } else {
-            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            BLAS.sgemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+                ldc: ldc)
         }
     }
 }

@@ -57,8 +57,8 @@ public func simdGELUDerivative(_ x: F16) -> F16 {
     return s + x * s * (1 - s) * 2 * du
 }
 
-public extension Float {
+extension Float {
     /// Scalar forms of the SIMD functions (same arithmetic, lane 0), for tails and tests.
-    var geluValue: Float { simdGELU(F16(repeating: self))[0] }
-    var geluDerivative: Float { simdGELUDerivative(F16(repeating: self))[0] }
+    public var geluValue: Float { simdGELU(F16(repeating: self))[0] }
+    public var geluDerivative: Float { simdGELUDerivative(F16(repeating: self))[0] }
 }

@@ -15,7 +15,9 @@ enum BLASKernels {
         let current = env["OPENBLAS_CORETYPE"]
         if let previous = env[marker] {
             unsetenv(marker)
-            return "\(setting): OPENBLAS_CORETYPE=\(previous) from the environment replaced, OpenBLAS chose \(BLAS.coreName)"
+            return
+                "\(setting): OPENBLAS_CORETYPE=\(previous) from the environment replaced, OpenBLAS chose "
+                + "\(BLAS.coreName)"
         }
         switch setting {
         case "env":

@@ -1,6 +1,7 @@
 // ConvertCheckpoint.swift — `megatron convert-checkpoint`: lay a checkpoint out for another grid
 // (or merge it to one rank), import a Hugging Face GPT-2 directory, or export one.
-//   megatron convert-checkpoint --load CKPT --save OUT --target-tensor-parallel-size 4 [--target-pipeline-parallel-size 2 …]
+//   megatron convert-checkpoint --load CKPT --save OUT --target-tensor-parallel-size 4 \
+//       [--target-pipeline-parallel-size 2 …]
 //   megatron convert-checkpoint --from hf HF_DIR --save OUT [--target-…]
 //   megatron convert-checkpoint --load CKPT --to hf HF_DIR
 // `train --load` reads any grid's checkpoint by itself; this writes files laid out for the target
@@ -12,40 +13,60 @@ import MegatronCore
 struct ConvertCheckpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert-checkpoint",
-        abstract: "Reshard a checkpoint to a target (t, p, v), or import/export Hugging Face GPT-2 (config.json + model.safetensors).")
+        abstract:
+            "Reshard a checkpoint to a target (t, p, v), or import/export Hugging Face GPT-2 (config.json + "
+            + "model.safetensors)."
+    )
 
     @Option(help: "Our checkpoint directory to read.") var load: String?
-    @Option(name: .customLong("from"), help: "Read another format instead: hf (with the directory as the next argument).") var fromFormat: String?
+    @Option(
+        name: .customLong("from"), help: "Read another format instead: hf (with the directory as the next argument).")
+    var fromFormat: String?
     @Argument(help: "The Hugging Face directory for --from hf / --to hf.") var hfDirectory: String?
     @Option(name: .customLong("to"), help: "Write another format instead of a checkpoint: hf.") var toFormat: String?
     @Option(help: "Checkpoint directory to write.") var save: String?
     @Option(help: "Target tensor-parallel size.") var targetTensorParallelSize: Int = 1
     @Option(help: "Target pipeline-parallel size.") var targetPipelineParallelSize: Int = 1
-    @Option(help: "Target layers per virtual pipeline stage (interleaved schedule).") var targetNumLayersPerVirtualPipelineStage: Int?
+    @Option(help: "Target layers per virtual pipeline stage (interleaved schedule).")
+    var targetNumLayersPerVirtualPipelineStage: Int?
 
     func run() throws {
         do {
             let model: WholeModel
             switch (fromFormat, load) {
             case ("hf", nil):
-                guard let dir = hfDirectory else { throw ConversionError.invalid("--from hf needs the Hugging Face directory: convert-checkpoint --from hf DIR --save OUT") }
+                guard let dir = hfDirectory else {
+                    throw ConversionError.invalid(
+                        "--from hf needs the Hugging Face directory: convert-checkpoint --from hf DIR --save OUT")
+                }
                 model = try HFGPT2.importModel(directory: dir)
-                print(" > imported Hugging Face GPT-2 from \(dir): \(model.gpt.numLayers) layers, hidden \(model.gpt.hiddenSize), \(model.gpt.numAttentionHeads) heads, vocabulary \(model.gpt.vocabSize)")
+                print(
+                    " > imported Hugging Face GPT-2 from \(dir): \(model.gpt.numLayers) layers, hidden "
+                        + "\(model.gpt.hiddenSize), \(model.gpt.numAttentionHeads) heads, vocabulary "
+                        + "\(model.gpt.vocabSize)"
+                )
             case (nil, let path?):
                 model = try WholeModel.load(checkpoint: path)
-                print(" > read \(path) (iteration \(model.state.iteration)\(model.moments == nil ? ", no optimizer state" : ", with Adam moments"))")
+                let state = model.moments == nil ? "no optimizer state" : "with Adam moments"
+                print(" > read \(path) (iteration \(model.state.iteration), \(state))")
             default:
                 throw ConversionError.invalid("give exactly one source: --load CKPT or --from hf DIR")
             }
             switch (toFormat, save) {
             case ("hf", nil):
-                guard let dir = hfDirectory else { throw ConversionError.invalid("--to hf needs the output directory: convert-checkpoint --load CKPT --to hf DIR") }
+                guard let dir = hfDirectory else {
+                    throw ConversionError.invalid(
+                        "--to hf needs the output directory: convert-checkpoint --load CKPT --to hf DIR")
+                }
                 try HFGPT2.export(model, to: dir)
                 print(" > wrote \(dir)/config.json and model.safetensors (GPT2LMHeadModel)")
             case (nil, let out?):
-                let path = try model.write(to: out, tensor: targetTensorParallelSize, pipeline: targetPipelineParallelSize,
-                                           layersPerVirtualStage: targetNumLayersPerVirtualPipelineStage)
-                print(" > wrote \(path): tensor \(targetTensorParallelSize) × pipeline \(targetPipelineParallelSize)\(targetNumLayersPerVirtualPipelineStage.map { ", \($0) layers per virtual stage" } ?? "")")
+                let path = try model.write(
+                    to: out, tensor: targetTensorParallelSize, pipeline: targetPipelineParallelSize,
+                    layersPerVirtualStage: targetNumLayersPerVirtualPipelineStage)
+                let virtual = targetNumLayersPerVirtualPipelineStage.map { ", \($0) layers per virtual stage" } ?? ""
+                let grid = "tensor \(targetTensorParallelSize) × pipeline \(targetPipelineParallelSize)\(virtual)"
+                print(" > wrote \(path): \(grid)")
             default:
                 throw ConversionError.invalid("give exactly one destination: --save OUT or --to hf DIR")
             }

@@ -12,5 +12,7 @@ struct Megatron: ParsableCommand {
             Every config key can also be given as a flag: --train-iters 40 overrides train_iters.
             """,
         version: "0.1.0",
-        subcommands: [Train.self, Evaluate.self, ConvertCheckpoint.self, PreprocessData.self, Benchmark.self, Schedule.self])
+        subcommands: [
+            Train.self, Evaluate.self, ConvertCheckpoint.self, PreprocessData.self, Benchmark.self, Schedule.self,
+        ])
 }

@@ -12,10 +12,17 @@ struct PreprocessData: ParsableCommand {
         commandName: "preprocess-data",
         abstract: "Tokenize JSON lines or plain text into Megatron .bin/.idx datasets.")
 
-    @Option(help: "A .jsonl file (one JSON object per line) or a plain text file (one document per blank-line-separated paragraph).")
+    @Option(
+        help: ArgumentHelp(
+            "A .jsonl file (one JSON object per line) or a plain text file (one document per blank-line-separated "
+                + "paragraph).")
+    )
     var input: String
-    @Option(parsing: .upToNextOption, help: "JSON keys to tokenize (each its own dataset).") var jsonKeys: [String] = ["text"]
-    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase or ByteLevelTokenizer.") var tokenizerType: String = "GPT2BPETokenizer"
+    @Option(parsing: .upToNextOption, help: "JSON keys to tokenize (each its own dataset).") var jsonKeys: [String] = [
+        "text"
+    ]
+    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase or ByteLevelTokenizer.") var tokenizerType: String =
+        "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
@@ -25,23 +32,35 @@ struct PreprocessData: ParsableCommand {
     func run() throws {
         let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .byteLevel]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
-            CLIErrors.fail(ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(tokenizerType)\"", rule: "must be one of \(types.map(\.rawValue).joined(separator: ", "))"), code: 2)
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "tokenizer_type", value: "\"\(tokenizerType)\"",
+                    rule: "must be one of \(types.map(\.rawValue).joined(separator: ", "))"), code: 2)
         }
         let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
         let terminal = isatty(2) != 0
         func rate(_ docs: Int, _ bytes: Int, seconds: Double) -> String {
             let s = max(1e-9, seconds)
-            return String(format: "%d documents, %.1f MB (%.0f documents/s, %.2f MB/s)", docs, Double(bytes) / 1e6, Double(docs) / s, Double(bytes) / 1e6 / s)
+            return String(
+                format: "%d documents, %.1f MB (%.0f documents/s, %.2f MB/s)", docs, Double(bytes) / 1e6,
+                Double(docs) / s, Double(bytes) / 1e6 / s)
         }
         do {
             let (vocab, merges) = (vocabFile, mergeFile)
-            let summary = try Preprocess.run(input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
-                                             makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
-                                             progress: { docs, bytes, seconds in
-                                                 if terminal { FileHandle.standardError.write(Data("\r > \(rate(docs, bytes, seconds: seconds))   ".utf8)) }
-                                             })
+            let summary = try Preprocess.run(
+                input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
+                makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
+                progress: { docs, bytes, seconds in
+                    if terminal {
+                        FileHandle.standardError.write(Data("\r > \(rate(docs, bytes, seconds: seconds))   ".utf8))
+                    }
+                })
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-            print(" > preprocess-data: \(rate(summary.documents, summary.bytes, seconds: summary.seconds)) with \(workers) worker(s) → \(summary.tokens) tokens in \(summary.outputs.map { $0 + ".bin/.idx" }.joined(separator: ", "))")
+            print(
+                " > preprocess-data: \(rate(summary.documents, summary.bytes, seconds: summary.seconds)) with "
+                    + "\(workers) worker(s) → \(summary.tokens) tokens in "
+                    + "\(summary.outputs.map { $0 + ".bin/.idx" }.joined(separator: ", "))"
+            )
         } catch {
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
             CLIErrors.fail(error, code: 1)

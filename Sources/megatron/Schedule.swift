@@ -11,8 +11,10 @@ struct Schedule: ParsableCommand {
         abstract: "Show a pipeline schedule (1F1B, interleaved, forward-only) per rank, and write a Chrome trace.")
 
     @Option(help: "Pipeline stages p.") var pipelineModelParallelSize: Int = 4
-    @Option(help: "Model chunks per rank v (the interleaved schedule when v > 1).") var numVirtualStagesPerPipelineRank: Int?
-    @Option(help: "Layers per virtual stage (with --num-layers: v = num_layers / p / this).") var numLayersPerVirtualPipelineStage: Int?
+    @Option(help: "Model chunks per rank v (the interleaved schedule when v > 1).") var numVirtualStagesPerPipelineRank:
+        Int?
+    @Option(help: "Layers per virtual stage (with --num-layers: v = num_layers / p / this).")
+    var numLayersPerVirtualPipelineStage: Int?
     @Option(help: "Layers of the model (for --num-layers-per-virtual-pipeline-stage).") var numLayers: Int?
     @Option(help: "Micro-batches per iteration m.") var numMicrobatches: Int = 8
     @Flag(help: "Evaluation: forwards only.") var forwardOnly = false
@@ -24,24 +26,41 @@ struct Schedule: ParsableCommand {
         if let n = numLayersPerVirtualPipelineStage {
             let layers = numLayers ?? p * n * 2
             guard layers % p == 0, (layers / p) % n == 0 else {
-                CLIErrors.fail(ConfigError.inconsistent(keys: ["num_layers", "num_layers_per_virtual_pipeline_stage"],
-                                                        rule: "num_layers \(layers) must split into pipeline_model_parallel_size \(p) stages of whole virtual stages of \(n) layers"), code: 2)
+                CLIErrors.fail(
+                    ConfigError.inconsistent(
+                        keys: ["num_layers", "num_layers_per_virtual_pipeline_stage"],
+                        rule:
+                            "num_layers \(layers) must split into pipeline_model_parallel_size \(p) stages of whole "
+                            + "virtual stages of \(n) layers"
+                    ), code: 2)
             }
             v = layers / p / n
         }
         let kind: ScheduleKind = forwardOnly ? .forwardOnly : (v > 1 ? .interleaved : .oneFOneB)
         let schedule: PipelineSchedule
-        do { schedule = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m) } catch { CLIErrors.fail(error, code: 2) }
+        do { schedule = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m) } catch {
+            CLIErrors.fail(error, code: 2)
+        }
         let report: ScheduleReport
         do { report = try ScheduleSimulator.run(schedule) } catch { CLIErrors.fail(error, code: 1) }
-        print("\(kind.rawValue) schedule: p = \(p), v = \(v), m = \(m) — sound: no deadlock, every send received, forward before backward")
+        print(
+            "\(kind.rawValue) schedule: p = \(p), v = \(v), m = \(m) — sound: no deadlock, every send received, "
+                + "forward before backward"
+        )
         print(ScheduleTimeline.text(schedule, report))
         let theory = Double(p - 1) / Double(v * m)
-        print(String(format: "bubble: %.4f of the ideal time (theory (p−1)/(v·m) = %.4f); peak in-flight micro-batches per rank: %@",
-                     report.bubble, theory, report.peakInFlight.map(String.init).joined(separator: ", ") as NSString))
+        print(
+            String(
+                format:
+                    "bubble: %.4f of the ideal time (theory (p−1)/(v·m) = %.4f); peak in-flight micro-batches per "
+                    + "rank: %@",
+                report.bubble, theory, report.peakInFlight.map(String.init).joined(separator: ", ") as NSString))
         if let trace {
-            let json = ScheduleTimeline.chromeTrace(report.timeline, unitMicroseconds: 1000, label: "\(kind.rawValue) p=\(p) v=\(v) m=\(m)")
-            do { try json.write(toFile: trace, atomically: true, encoding: .utf8) } catch { CLIErrors.fail(error, code: 1) }
+            let json = ScheduleTimeline.chromeTrace(
+                report.timeline, unitMicroseconds: 1000, label: "\(kind.rawValue) p=\(p) v=\(v) m=\(m)")
+            do { try json.write(toFile: trace, atomically: true, encoding: .utf8) } catch {
+                CLIErrors.fail(error, code: 1)
+            }
             print("trace written to \(trace) (open in ui.perfetto.dev or chrome://tracing)")
         }
     }

@@ -15,8 +15,10 @@ struct Startup {
 
     /// `adjust` edits the parsed config before validation (e.g. the benchmark turns off saving).
     /// `base` (JSON text and where it came from) is applied before the flags when there is no file.
-    static func begin(configPath: String?, flags: [String], base: (json: String, source: String)? = nil,
-                      adjust: (inout TrainingConfig) -> Void = { _ in }) -> Startup {
+    static func begin(
+        configPath: String?, flags: [String], base: (json: String, source: String)? = nil,
+        adjust: (inout TrainingConfig) -> Void = { _ in }
+    ) -> Startup {
         var cfg = TrainingConfig()
         var configError: ConfigError? = nil
         do {
@@ -30,11 +32,13 @@ struct Startup {
             configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")
         }
         adjust(&cfg)
-        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""   // may re-exec this process
+        let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""  // may re-exec this process
         let runtime: MPIRuntime
         do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
         if configError == nil {
-            do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size) } catch let e as ConfigError { configError = e } catch {
+            do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size) } catch let e as ConfigError {
+                configError = e
+            } catch {
                 configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")
             }
         }

@@ -10,7 +10,8 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a GPT model from a JSON config (keys are Megatron-LM's argument names).",
         discussion: "Config keys (each also a --kebab-case flag that overrides the file):\n"
-            + ConfigKeys.all.map { "  \($0.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \($0.help)" }.joined(separator: "\n"))
+            + ConfigKeys.all.map { "  \($0.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \($0.help)" }
+            .joined(separator: "\n"))
 
     @Option(help: "JSON config file (keys in snake_case, e.g. configs/gpt2-tiny.json).")
     var config: String?
@@ -24,21 +25,37 @@ struct Train: ParsableCommand {
         let world = runtime.world
         let log = RankLog(enabled: world.rank == 0)
         do {
-            let parallel = try ParallelState(world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
+            let parallel = try ParallelState(
+                world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
             log(parallel.layout.description)
             let trainer = try Trainer(config: cfg, log: log, threads: threads, parallel: parallel)
             let m = trainer.model.config
             let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
-            log(" > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline \(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]")
-            log(" > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq \(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), \(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch \(cfg.microBatchSize), global batch \(trainer.globalBatch); activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
+            log(
+                " > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline "
+                    + "\(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, "
+                    + "OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]"
+            )
+            log(
+                " > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq "
+                    + "\(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), "
+                    + "\(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch "
+                    + "\(cfg.microBatchSize), global batch \(trainer.globalBatch); activations "
+                    + "\(trainer.activationBytes / (1 << 20)) MiB per rank"
+            )
             // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
             if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
-                trainer.injectOverflowAt = Set(spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+                trainer.injectOverflowAt = Set(
+                    spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
             }
             try trainer.loadIfRequested()
-            let metrics = world.rank == 0 ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
+            let metrics =
+                world.rank == 0
+                ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
             let summary = try trainer.run(metrics: metrics)
-            if let l = summary.lastTrainLoss { log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))") }
+            if let l = summary.lastTrainLoss {
+                log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))")
+            }
         } catch {
             CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank)
         }
@@ -51,7 +68,8 @@ enum CLIErrors {
     /// before any other collective. The lowest failing rank prints its error; every rank exits 2.
     static func agreeOnConfig(_ error: ConfigError?, runtime: MPIRuntime) {
         let world = runtime.world
-        let first = (try? world.allReduceMin(error == nil ? Int.max : world.rank)) ?? (error == nil ? Int.max : world.rank)
+        let first =
+            (try? world.allReduceMin(error == nil ? Int.max : world.rank)) ?? (error == nil ? Int.max : world.rank)
         guard first != Int.max else { return }
         if world.rank == first, let error {
             let prefix = world.size > 1 ? "error (rank \(world.rank)): " : "error: "

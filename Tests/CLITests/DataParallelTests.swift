@@ -10,17 +10,24 @@ import XCTest
 final class DataParallelTests: XCTestCase {
     func testDataParallelGridsEqualOneRank() throws {
         let dir = CLI.scratch("dp")
-        let common = ["train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40", "--eval-iters", "0",
-                      "--num-layers", "8", "--micro-batch-size", "2", "--global-batch-size", "24", "--num-threads", "1",
-                      "--ddp-bucket-size", "20000"]
+        let common = [
+            "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40", "--eval-iters", "0",
+            "--num-layers", "8", "--micro-batch-size", "2", "--global-batch-size", "24", "--num-threads", "1",
+            "--ddp-bucket-size", "20000",
+        ]
         let reference = try CLI.run(common + ["--metrics-file", "ref.jsonl"], in: dir)
         XCTAssertEqual(reference.code, 0, reference.stderr)
         let ref = try CLI.jsonLines(dir.appendingPathComponent("ref.jsonl"))
         let grids: [(String, Int, [String])] = [
             ("d2", 2, []),
             ("d3", 3, []),
-            ("t2p2d2v2", 8, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2",
-                             "--num-layers-per-virtual-pipeline-stage", "2"]),
+            (
+                "t2p2d2v2", 8,
+                [
+                    "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2",
+                    "--num-layers-per-virtual-pipeline-stage", "2",
+                ]
+            ),
             ("p2d3", 6, ["--pipeline-model-parallel-size", "2"]),
         ]
         let variants = grids.flatMap { [$0, ($0.0 + "-distopt", $0.1, $0.2 + ["--use-distributed-optimizer"])] }
@@ -28,15 +35,20 @@ final class DataParallelTests: XCTestCase {
             let r = try CLI.mpirun(ranks: ranks, common + args + ["--metrics-file", "\(name).jsonl"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
             let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
-            assertLossesMatch(try CLI.losses(dir, name), try ref.map { try XCTUnwrap($0["lm_loss"] as? Double) }, count: 40,
-                              relativeTolerance: 1e-5, name)
-            XCTAssertEqual(lines.map { $0["consumed_samples"] as? Int }, ref.map { $0["consumed_samples"] as? Int }, "\(name): consumed_samples stays global")
+            assertLossesMatch(
+                try CLI.losses(dir, name), try ref.map { try XCTUnwrap($0["lm_loss"] as? Double) }, count: 40,
+                relativeTolerance: 1e-5, name)
+            XCTAssertEqual(
+                lines.map { $0["consumed_samples"] as? Int }, ref.map { $0["consumed_samples"] as? Int },
+                "\(name): consumed_samples stays global")
             XCTAssertGreaterThan(lines[0]["comm_bytes_dp"] as? Int ?? 0, 0, "\(name): no data-parallel traffic")
         }
         // d = 2: one all-reduce of the whole gradient arena (428,672 parameters, 64-byte aligned) plus the loss.
         let d2 = try CLI.jsonLines(dir.appendingPathComponent("d2.jsonl"))
         XCTAssertEqual(d2[0]["comm_bytes_dp"] as? Int, 428_672 * 4 + 8)
         let sharded = try CLI.jsonLines(dir.appendingPathComponent("d2-distopt.jsonl"))
-        XCTAssertEqual(sharded[0]["comm_bytes_dp"] as? Int, 2 * 428_672 * 4 + 8, "reduce-scatter + all-gather of the arena, plus the loss")
+        XCTAssertEqual(
+            sharded[0]["comm_bytes_dp"] as? Int, 2 * 428_672 * 4 + 8,
+            "reduce-scatter + all-gather of the arena, plus the loss")
     }
 }

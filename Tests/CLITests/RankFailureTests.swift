@@ -9,9 +9,11 @@ final class RankFailureTests: XCTestCase {
         let dir = CLI.scratch("kill")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-        p.arguments = ["-np", "2", CLI.binary, "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "100000",
-                       "--eval-iters", "0", "--tensor-model-parallel-size", "2", "--num-threads", "1", "--save", "ckpt",
-                       "--save-interval", "5", "--metrics-file", "m.jsonl", "--log-interval", "1000"]
+        p.arguments = [
+            "-np", "2", CLI.binary, "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "100000",
+            "--eval-iters", "0", "--tensor-model-parallel-size", "2", "--num-threads", "1", "--save", "ckpt",
+            "--save-interval", "5", "--metrics-file", "m.jsonl", "--log-interval", "1000",
+        ]
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
@@ -35,7 +37,9 @@ final class RankFailureTests: XCTestCase {
         pgrep.standardOutput = out
         try pgrep.run()
         pgrep.waitUntilExit()
-        let children = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
+        let children = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(
+            separator: "\n"
+        ).compactMap { Int32($0) }
         let victim = try XCTUnwrap(children.last, "no rank processes found")
         let killed = Date()
         kill(victim, SIGKILL)
@@ -46,8 +50,12 @@ final class RankFailureTests: XCTestCase {
         XCTAssertLessThan(seconds, 10, "the job must end within 10 s of a rank's death")
         XCTAssertTrue(stderr.contains("process rank") && stderr.contains("signal 9"), stderr)
         // The last complete checkpoint loads (same grid) and evaluates.
-        let eval = try CLI.mpirun(ranks: 2, ["train", "--config", CLI.config("gpt2-tiny.json"), "--tensor-model-parallel-size", "2",
-                                             "--num-threads", "1", "--load", "ckpt", "--skip-train"], in: dir)
+        let eval = try CLI.mpirun(
+            ranks: 2,
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--tensor-model-parallel-size", "2",
+                "--num-threads", "1", "--load", "ckpt", "--skip-train",
+            ], in: dir)
         XCTAssertEqual(eval.code, 0, eval.stderr)
         XCTAssertTrue(eval.stdout.contains("validation loss at iteration"), eval.stdout)
     }

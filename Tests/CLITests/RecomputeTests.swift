@@ -14,13 +14,25 @@ import XCTest
 final class RecomputeTests: XCTestCase {
     func testRecomputationIsBitwiseAndSavesWhatThePlanSays() throws {
         let dir = CLI.scratch("recompute")
-        let common = ["train", "--config", CLI.config("gpt2-tiny.json"), "--num-layers", "8", "--train-iters", "8", "--eval-iters", "0",
-                      "--hidden-dropout", "0.1", "--attention-dropout", "0.1", "--num-threads", "1"]
+        let common = [
+            "train", "--config", CLI.config("gpt2-tiny.json"), "--num-layers", "8", "--train-iters", "8",
+            "--eval-iters", "0",
+            "--hidden-dropout", "0.1", "--attention-dropout", "0.1", "--num-threads", "1",
+        ]
         let variants: [(String, [String])] = [
             ("none", []),
-            ("uniform1", ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]),
-            ("uniform3", ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "3"]),
-            ("block5", ["--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", "5"]),
+            (
+                "uniform1",
+                ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
+            ),
+            (
+                "uniform3",
+                ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "3"]
+            ),
+            (
+                "block5",
+                ["--recompute-granularity", "full", "--recompute-method", "block", "--recompute-num-layers", "5"]
+            ),
             ("selective", ["--recompute-granularity", "selective"]),
         ]
         var runs: [String: [[String: Any]]] = [:]
@@ -30,10 +42,14 @@ final class RecomputeTests: XCTestCase {
             runs[name] = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
         }
         let reference = try XCTUnwrap(runs["none"])
-        for (name, _) in variants where name != "selective" {   // selective is the default here: the same run as none
+        for (name, _) in variants where name != "selective" {  // selective is the default here: the same run as none
             let lines = try XCTUnwrap(runs[name])
-            XCTAssertEqual(lines.map { $0["lm_loss"] as? Double }, reference.map { $0["lm_loss"] as? Double }, "\(name): losses bitwise")
-            XCTAssertEqual(lines.map { $0["grad_norm"] as? Double }, reference.map { $0["grad_norm"] as? Double }, "\(name): grad norms bitwise")
+            XCTAssertEqual(
+                lines.map { $0["lm_loss"] as? Double }, reference.map { $0["lm_loss"] as? Double },
+                "\(name): losses bitwise")
+            XCTAssertEqual(
+                lines.map { $0["grad_norm"] as? Double }, reference.map { $0["grad_norm"] as? Double },
+                "\(name): grad norms bitwise")
         }
         func bytes(_ name: String) throws -> Int { try XCTUnwrap(runs[name]?.first?["activation_bytes"] as? Int) }
         let perLayer = (try bytes("none") - bytes("uniform1")) / 7
@@ -43,7 +59,9 @@ final class RecomputeTests: XCTestCase {
         XCTAssertEqual(try bytes("none") - bytes("block5"), 4 * perLayer, "8 sets → 1 shared + 3 own")
         // The paper's count (Table 2: 34·sbh per layer and 2·sbh per layer input at 16 bits, 2 of
         // the 34 being one-byte dropout masks) at 4-byte tensors: 66·sbh and 4·sbh (/t with SP).
-        func checkFormula(_ lines: [[String: Any]], sbh: Double, t: Double, layers: Double, fullSets: Double, _ name: String) throws {
+        func checkFormula(
+            _ lines: [[String: Any]], sbh: Double, t: Double, layers: Double, fullSets: Double, _ name: String
+        ) throws {
             let layer = (2 * 34 - 2) * sbh / t, input = 4 * sbh / t
             let expected = layers * input + fullSets * (layer - input)
             let held = Double(try XCTUnwrap(lines.first?["layer_activation_bytes"] as? Int))
@@ -56,33 +74,50 @@ final class RecomputeTests: XCTestCase {
             try checkFormula(try XCTUnwrap(runs[name]), sbh: sbh, t: 1, layers: 8, fullSets: sets, name)
         }
 
-        let grid = ["--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2", "--micro-batch-size", "4"]
-        for (name, args) in [("grid-none", [String]()), ("grid-uniform2", ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "2"])] {
+        let grid = [
+            "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
+            "--micro-batch-size", "4",
+        ]
+        for (name, args) in [
+            ("grid-none", [String]()),
+            (
+                "grid-uniform2",
+                ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "2"]
+            ),
+        ] {
             let r = try CLI.mpirun(ranks: 4, common + grid + args + ["--metrics-file", "\(name).jsonl"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
             runs[name] = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
         }
         // Rank 0 holds 4 layers of micro-batch 4, split over t = 2 with SP.
-        try checkFormula(try XCTUnwrap(runs["grid-none"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 4, "t=2 + SP, none")
-        try checkFormula(try XCTUnwrap(runs["grid-uniform2"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 2, "t=2 + SP, uniform 2")
-        XCTAssertEqual(try XCTUnwrap(runs["grid-uniform2"]).map { $0["lm_loss"] as? Double },
-                       try XCTUnwrap(runs["grid-none"]).map { $0["lm_loss"] as? Double }, "t=2 + SP × p=2: bitwise")
+        try checkFormula(
+            try XCTUnwrap(runs["grid-none"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 4, "t=2 + SP, none")
+        try checkFormula(
+            try XCTUnwrap(runs["grid-uniform2"]), sbh: 64 * 4 * 64, t: 2, layers: 4, fullSets: 2, "t=2 + SP, uniform 2")
+        XCTAssertEqual(
+            try XCTUnwrap(runs["grid-uniform2"]).map { $0["lm_loss"] as? Double },
+            try XCTUnwrap(runs["grid-none"]).map { $0["lm_loss"] as? Double }, "t=2 + SP × p=2: bitwise")
     }
 
     func testSelectiveRecomputationHoldsNoAttentionProbabilities() throws {
         let dir = CLI.scratch("recompute-selective")
         let (s, b, h, a, layers) = (256.0, 2.0, 64.0, 4.0, 4.0)
-        let r = try CLI.run(["train", "--config", CLI.config("gpt2-tiny.json"), "--seq-length", "256", "--max-position-embeddings", "256",
-                             "--micro-batch-size", "2", "--global-batch-size", "2", "--train-iters", "2", "--eval-iters", "0",
-                             "--num-threads", "1", "--recompute-granularity", "selective", "--metrics-file", "m.jsonl"], in: dir)
+        let r = try CLI.run(
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--seq-length", "256", "--max-position-embeddings",
+                "256",
+                "--micro-batch-size", "2", "--global-batch-size", "2", "--train-iters", "2", "--eval-iters", "0",
+                "--num-threads", "1", "--recompute-granularity", "selective", "--metrics-file", "m.jsonl",
+            ], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         let first = try XCTUnwrap(try CLI.jsonLines(dir.appendingPathComponent("m.jsonl")).first)
         let held = Double(try XCTUnwrap(first["layer_activation_bytes"] as? Int))
         // Per layer at 4-byte tensors: (4·4 + 2 + 12·4)·sbh = 66·sbh; the probabilities would add
         // (2·4 + 1)·a·s/h · sbh (softmax output, its dropout output, a 1-byte mask).
         let sbh = s * b * h, selective = layers * 66 * sbh, withProbabilities = selective + layers * 9 * a * s / h * sbh
-        XCTAssertEqual(try XCTUnwrap(first["layer_activation_formula_bytes"] as? Double), selective, accuracy: 1e-9 * selective,
-                       "the logged formula is the selective one")
+        XCTAssertEqual(
+            try XCTUnwrap(first["layer_activation_formula_bytes"] as? Double), selective, accuracy: 1e-9 * selective,
+            "the logged formula is the selective one")
         XCTAssertLessThanOrEqual(held, selective, "held \(held) B exceeds the selective figure \(selective) B")
         XCTAssertGreaterThan(held, 0.9 * selective, "held \(held) B: the accounting misses tensors of the layer")
         XCTAssertLessThan(held, 0.5 * withProbabilities, "held \(held) B: s × s probabilities are being kept")

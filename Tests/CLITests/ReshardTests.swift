@@ -8,11 +8,17 @@ import XCTest
 final class ReshardTests: XCTestCase {
     func testCheckpointLoadsOnAnyGrid() throws {
         let dir = CLI.scratch("reshard")
-        let common = ["train", "--config", CLI.config("gpt2-tiny.json"), "--num-layers", "8", "--micro-batch-size", "4",
-                      "--eval-iters", "0", "--num-threads", "1", "--lr-decay-iters", "20"]
+        let common = [
+            "train", "--config", CLI.config("gpt2-tiny.json"), "--num-layers", "8", "--micro-batch-size", "4",
+            "--eval-iters", "0", "--num-threads", "1", "--lr-decay-iters", "20",
+        ]
         let grid22 = ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]
-        XCTAssertEqual(try CLI.mpirun(ranks: 4, common + grid22 + ["--train-iters", "20", "--metrics-file", "full.jsonl"], in: dir).code, 0)
-        XCTAssertEqual(try CLI.mpirun(ranks: 4, common + grid22 + ["--train-iters", "10", "--save", "ckpt"], in: dir).code, 0)
+        XCTAssertEqual(
+            try CLI.mpirun(
+                ranks: 4, common + grid22 + ["--train-iters", "20", "--metrics-file", "full.jsonl"], in: dir
+            ).code, 0)
+        XCTAssertEqual(
+            try CLI.mpirun(ranks: 4, common + grid22 + ["--train-iters", "10", "--save", "ckpt"], in: dir).code, 0)
         let full = Array(try CLI.jsonLines(dir.appendingPathComponent("full.jsonl"))[10...])
         let grids: [(String, Int, [String])] = [
             ("t1p1", 1, []), ("t1p2", 2, ["--pipeline-model-parallel-size", "2"]),

@@ -11,8 +11,11 @@ final class TrainResumeTests: XCTestCase {
 
     func testTrainCheckpointAndBitwiseResume() throws {
         let dir = CLI.scratch("resume")
-        let first = try CLI.run(["train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40",
-                                 "--metrics-file", "m.jsonl", "--save", "ckpt", "--save-interval", "20"], in: dir)
+        let first = try CLI.run(
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40",
+                "--metrics-file", "m.jsonl", "--save", "ckpt", "--save-interval", "20",
+            ], in: dir)
         XCTAssertEqual(first.code, 0, first.stderr)
         XCTAssertTrue(first.stdout.contains("iteration       40/      40 | consumed samples:"), first.stdout)
         let lines = try CLI.jsonLines(dir.appendingPathComponent("m.jsonl"))
@@ -31,7 +34,9 @@ final class TrainResumeTests: XCTestCase {
         for it in ["iter_0000020", "iter_0000040"] {
             XCTAssertTrue(fm.fileExists(atPath: ckpt.appendingPathComponent("\(it)/mp_rank_00_000.h5").path), it)
         }
-        XCTAssertEqual(try String(contentsOf: ckpt.appendingPathComponent("latest_checkpointed_iteration.txt"), encoding: .utf8), "40\n")
+        XCTAssertEqual(
+            try String(contentsOf: ckpt.appendingPathComponent("latest_checkpointed_iteration.txt"), encoding: .utf8),
+            "40\n")
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: ckpt.path).contains { $0.hasSuffix(".tmp") })
 
         // h5dump (hdf5-tools) must read the file and find the checksum filter.
@@ -44,33 +49,43 @@ final class TrainResumeTests: XCTestCase {
             let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
             XCTAssertEqual(p.terminationStatus, 0)
-            XCTAssertTrue(text.contains("FILTER_ID 3") || text.contains("CHECKSUM FLETCHER32"), "no Fletcher32 filter in h5dump output")
+            XCTAssertTrue(
+                text.contains("FILTER_ID 3") || text.contains("CHECKSUM FLETCHER32"),
+                "no Fletcher32 filter in h5dump output")
             XCTAssertTrue(text.contains("embedding.word_embeddings.weight"))
         }
 
         // Resume from 20.
         try fm.removeItem(at: ckpt.appendingPathComponent("iter_0000040"))
-        try "20\n".write(to: ckpt.appendingPathComponent("latest_checkpointed_iteration.txt"), atomically: true, encoding: .utf8)
-        let second = try CLI.run(["train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40",
-                                  "--load", "ckpt", "--metrics-file", "r.jsonl"], in: dir)
+        try "20\n".write(
+            to: ckpt.appendingPathComponent("latest_checkpointed_iteration.txt"), atomically: true, encoding: .utf8)
+        let second = try CLI.run(
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "40",
+                "--load", "ckpt", "--metrics-file", "r.jsonl",
+            ], in: dir)
         XCTAssertEqual(second.code, 0, second.stderr)
         let resumed = try CLI.jsonLines(dir.appendingPathComponent("r.jsonl"))
         XCTAssertEqual(resumed.map { $0["iteration"] as? Int }, (21...40).map { $0 })
         XCTAssertEqual(lines.count, 40, "the uninterrupted run")
         for (a, b) in zip(lines[20...], resumed) {
             for key in Self.exactFields {
-                XCTAssertEqual("\(a[key] ?? "absent")", "\(b[key] ?? "absent")", "\(key) at iteration \(a["iteration"]!)")
+                XCTAssertEqual(
+                    "\(a[key] ?? "absent")", "\(b[key] ?? "absent")", "\(key) at iteration \(a["iteration"]!)")
             }
         }
     }
 
     func testSkipTrainEvaluatesACheckpoint() throws {
         let dir = CLI.scratch("skiptrain")
-        let train = try CLI.run(["train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "10", "--save", "ckpt"], in: dir)
+        let train = try CLI.run(
+            ["train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "10", "--save", "ckpt"], in: dir)
         XCTAssertEqual(train.code, 0, train.stderr)
-        let eval = try CLI.run(["train", "--config", CLI.config("gpt2-tiny.json"), "--load", "ckpt", "--skip-train"], in: dir)
+        let eval = try CLI.run(
+            ["train", "--config", CLI.config("gpt2-tiny.json"), "--load", "ckpt", "--skip-train"], in: dir)
         XCTAssertEqual(eval.code, 0, eval.stderr)
-        XCTAssertTrue(eval.stdout.contains("validation loss at iteration 10 on validation set | lm loss value:"), eval.stdout)
+        XCTAssertTrue(
+            eval.stdout.contains("validation loss at iteration 10 on validation set | lm loss value:"), eval.stdout)
         // The value equals the one printed at the end of training.
         func value(_ s: String) -> String? {
             s.split(separator: "\n").last { $0.contains("lm loss value:") }.map { String($0.split(separator: "|")[1]) }

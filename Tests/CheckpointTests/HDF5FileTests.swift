@@ -17,8 +17,9 @@ final class HDF5FileTests: XCTestCase {
         do {
             let f = try HDF5File.create(path)
             try values.withUnsafeBufferPointer {
-                try f.writeFloats("model/decoder.layers.0.mlp.linear_fc1.weight", shape: [37, 11], data: $0.baseAddress!,
-                                  attributes: ["global_shape": [37, 11], "global_offset": [0, 0]])
+                try f.writeFloats(
+                    "model/decoder.layers.0.mlp.linear_fc1.weight", shape: [37, 11], data: $0.baseAddress!,
+                    attributes: ["global_shape": [37, 11], "global_offset": [0, 0]])
             }
             try f.setAttribute("iteration", int: 1234)
             try f.setAttribute("lr", double: 6e-4)
@@ -33,7 +34,9 @@ final class HDF5FileTests: XCTestCase {
         XCTAssertEqual(try r.stringAttribute("note"), "héllo")
         XCTAssertThrowsError(try r.readFloats("model/missing"))
         var wrong = [Float](repeating: 0, count: 37 * 11)
-        XCTAssertThrowsError(try r.readFloats("model/decoder.layers.0.mlp.linear_fc1.weight", shape: [11, 37], into: &wrong)) {
+        XCTAssertThrowsError(
+            try r.readFloats("model/decoder.layers.0.mlp.linear_fc1.weight", shape: [11, 37], into: &wrong)
+        ) {
             XCTAssertTrue("\($0)".contains("expected [11, 37]"), "\($0)")
         }
     }

@@ -31,10 +31,10 @@ final class DataAndConfigTests: XCTestCase {
 
     func testLRScheduleWarmupAndDecay() {
         var s = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 10, decaySteps: 110, style: .cosine)
-        XCTAssertEqual(s.learningRate, 0)                        // Megatron: the first warm-up LR is 0
+        XCTAssertEqual(s.learningRate, 0)  // Megatron: the first warm-up LR is 0
         s.numSteps = 5; XCTAssertEqual(s.learningRate, 5e-4, accuracy: 1e-12)
         s.numSteps = 10; XCTAssertEqual(s.learningRate, 1e-3, accuracy: 1e-12)
-        s.numSteps = 60; XCTAssertEqual(s.learningRate, 5.5e-4, accuracy: 1e-12)   // cosine midpoint
+        s.numSteps = 60; XCTAssertEqual(s.learningRate, 5.5e-4, accuracy: 1e-12)  // cosine midpoint
         s.numSteps = 110; XCTAssertEqual(s.learningRate, 1e-4, accuracy: 1e-12)
         s.numSteps = 500; XCTAssertEqual(s.learningRate, 1e-4)
         var lin = LRSchedule(maxLR: 1, minLR: 0, warmupSteps: 0, decaySteps: 100, style: .linear)
@@ -43,9 +43,12 @@ final class DataAndConfigTests: XCTestCase {
 
     func testFlagsOverrideFileAndDefaultsAreMegatrons() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(getpid()).json").path
-        try #"{"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "seq_length": 16, "micro_batch_size": 2, "train_iters": 5, "lr": 0.001}"#
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        let c = try ConfigLoader.load(path: path, flags: ["--train-iters", "9", "--lr=3e-4", "--skip-train", "--split", "8,1,1"])
+        let json =
+            #"{"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "seq_length": 16, "#
+            + #""micro_batch_size": 2, "train_iters": 5, "lr": 0.001}"#
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try ConfigLoader.load(
+            path: path, flags: ["--train-iters", "9", "--lr=3e-4", "--skip-train", "--split", "8,1,1"])
         XCTAssertEqual(c.trainIters, 9)
         XCTAssertEqual(c.lr, 3e-4)
         XCTAssertTrue(c.skipTrain)
@@ -56,9 +59,13 @@ final class DataAndConfigTests: XCTestCase {
 
     func testMegatronFLOPsFormula() {
         // GPT-2 124M shapes: 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)).
-        let c = GPTConfig(numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024, vocabSize: 50257)
+        let c = GPTConfig(
+            numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024,
+            vocabSize: 50257)
         XCTAssertEqual(c.paddedVocabSize, 50304)
         let (B, s, L, h, V) = (4.0, 1024.0, 12.0, 768.0, 50304.0)
-        XCTAssertEqual(c.flopsPerIteration(globalBatch: 4), 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h)), accuracy: 1)
+        XCTAssertEqual(
+            c.flopsPerIteration(globalBatch: 4), 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h)),
+            accuracy: 1)
     }
 }

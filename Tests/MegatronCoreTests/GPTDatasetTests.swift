@@ -15,7 +15,11 @@ final class GPTDatasetTests: XCTestCase {
         var next: Int32 = 0
         for d in 0..<50 {
             let n = 1 + (d * 7) % 37
-            try writer.addDocument([(0..<n).map { _ in defer { next += 1 }; return next }])
+            try writer.addDocument([
+                (0..<n).map { _ in
+                    defer { next += 1 }; return next
+                }
+            ])
         }
         try writer.finish()
         return try IndexedDataset(prefix: prefix)
@@ -37,20 +41,27 @@ final class GPTDatasetTests: XCTestCase {
         let bounds = GPTDataset.splitBounds([969, 30, 1], count: data.sequenceCount)
         XCTAssertEqual(bounds.map(\.count), [48, 2, 0])
         let train = bounds[0]
-        let splitTokens = Set(train.flatMap { d -> [Int32] in
-            var t = [Int32](repeating: 0, count: data.length(d))
-            t.withUnsafeMutableBufferPointer { data.read(sequence: d, offset: 0, count: $0.count, into: $0.baseAddress!) }
-            return t
-        })
+        let splitTokens = Set(
+            train.flatMap { d -> [Int32] in
+                var t = [Int32](repeating: 0, count: data.length(d))
+                t.withUnsafeMutableBufferPointer {
+                    data.read(sequence: d, offset: 0, count: $0.count, into: $0.baseAddress!)
+                }
+                return t
+            })
         let s = 16
         for (numSamples, epochs) in [(10, 1), (150, 3)] {
-            let ds = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: numSamples, seqLength: s, seed: 1234,
-                                    cacheDirectory: dir.appendingPathComponent("cache").path)
+            let ds = try GPTDataset(
+                dataset: data, split: "train", documents: train, numSamples: numSamples, seqLength: s, seed: 1234,
+                cacheDirectory: dir.appendingPathComponent("cache").path)
             XCTAssertEqual(ds.count, (epochs * splitTokens.count - 1) / s, "samples of \(epochs) epoch(s)")
             XCTAssertGreaterThanOrEqual(ds.count, numSamples)
             let all = samples(ds)
-            XCTAssertTrue(all.allSatisfy { $0.count == s + 1 && $0.allSatisfy(splitTokens.contains) }, "samples are s + 1 tokens of the split")
-            // Inputs (all but the last token): each token at most `epochs` times, and all but < s + 1 of each epoch used.
+            XCTAssertTrue(
+                all.allSatisfy { $0.count == s + 1 && $0.allSatisfy(splitTokens.contains) },
+                "samples are s + 1 tokens of the split")
+            // Inputs (all but the last token): each token at most `epochs` times, and all but < s + 1
+            // of each epoch used.
             var uses: [Int32: Int] = [:]
             for sample in all { for t in sample.dropLast() { uses[t, default: 0] += 1 } }
             XCTAssertLessThanOrEqual(uses.values.max() ?? 0, epochs)
@@ -63,19 +74,31 @@ final class GPTDatasetTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(chained, all.count - epochs, "samples overlap by one token")
         }
 
-        let a = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 1, cacheDirectory: nil, writeCache: false)
-        let b = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 1, cacheDirectory: nil, writeCache: false)
-        let c = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 2, cacheDirectory: nil, writeCache: false)
+        let a = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 1, cacheDirectory: nil,
+            writeCache: false)
+        let b = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 1, cacheDirectory: nil,
+            writeCache: false)
+        let c = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 10, seqLength: s, seed: 2, cacheDirectory: nil,
+            writeCache: false)
         XCTAssertEqual(samples(a), samples(b), "same seed, same order")
         XCTAssertNotEqual(samples(a), samples(c), "another seed, another order")
 
         let cacheDir = dir.appendingPathComponent("cache2").path
-        let built = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 3, cacheDirectory: cacheDir)
-        let loaded = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 3, cacheDirectory: cacheDir)
+        let built = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 3,
+            cacheDirectory: cacheDir)
+        let loaded = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 3,
+            cacheDirectory: cacheDir)
         XCTAssertFalse(built.loadedFromCache)
         XCTAssertTrue(loaded.loadedFromCache, "a restart loads the index instead of rebuilding it")
         XCTAssertEqual(samples(built), samples(loaded))
-        let other = try GPTDataset(dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 4, cacheDirectory: cacheDir)
+        let other = try GPTDataset(
+            dataset: data, split: "train", documents: train, numSamples: 40, seqLength: s, seed: 4,
+            cacheDirectory: cacheDir)
         XCTAssertFalse(other.loadedFromCache, "another seed is another index")
     }
 
@@ -94,7 +117,8 @@ final class GPTDatasetTests: XCTestCase {
             XCTAssertEqual(Int(out[1]), nextIndex[Int(out[0])], "each source is read in order")
             nextIndex[Int(out[0])] += 1
             from[Int(out[0])] += 1
-            XCTAssertLessThanOrEqual(abs(Double(from[1]) - 0.7 * Double(i + 1)), 1.0, "the share stays within one sample of the weight")
+            XCTAssertLessThanOrEqual(
+                abs(Double(from[1]) - 0.7 * Double(i + 1)), 1.0, "the share stays within one sample of the weight")
         }
         XCTAssertEqual(from, [30, 70])
     }

@@ -16,13 +16,17 @@ final class GPTReferenceTests: XCTestCase {
     }
 
     func loadFixture() throws -> Fixture {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "gpt_reference", withExtension: "h5", subdirectory: "Fixtures"))
+        let url = try XCTUnwrap(
+            Bundle.module.url(forResource: "gpt_reference", withExtension: "h5", subdirectory: "Fixtures"))
         let f = try HDF5File.openReadOnly(url.path)
-        let c = GPTConfig(numLayers: try f.intAttribute("num_layers"), hiddenSize: try f.intAttribute("hidden_size"),
-                          numAttentionHeads: try f.intAttribute("num_attention_heads"), ffnHiddenSize: try f.intAttribute("ffn_hidden_size"),
-                          seqLength: try f.intAttribute("seq_length"), maxPositionEmbeddings: try f.intAttribute("max_position_embeddings"),
-                          vocabSize: try f.intAttribute("vocab_size"), paddedVocabSize: try f.intAttribute("padded_vocab_size"),
-                          normEpsilon: Float(try f.doubleAttribute("norm_epsilon")))
+        let c = GPTConfig(
+            numLayers: try f.intAttribute("num_layers"), hiddenSize: try f.intAttribute("hidden_size"),
+            numAttentionHeads: try f.intAttribute("num_attention_heads"),
+            ffnHiddenSize: try f.intAttribute("ffn_hidden_size"),
+            seqLength: try f.intAttribute("seq_length"),
+            maxPositionEmbeddings: try f.intAttribute("max_position_embeddings"),
+            vocabSize: try f.intAttribute("vocab_size"), paddedVocabSize: try f.intAttribute("padded_vocab_size"),
+            normEpsilon: Float(try f.doubleAttribute("norm_epsilon")))
         return Fixture(file: f, config: c, microBatch: try f.intAttribute("micro_batch_size"))
     }
 
@@ -36,7 +40,10 @@ final class GPTReferenceTests: XCTestCase {
     }
 
     /// max |a − b| ≤ tol · max(|b|) over the tensor.
-    func assertClose(_ a: UnsafePointer<Float>, _ b: [Float], tol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertClose(
+        _ a: UnsafePointer<Float>, _ b: [Float], tol: Float, _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         assertTensorsClose(a, b, tolerance: tol, what, allowZero: true, file: file, line: line)
     }
 
@@ -48,14 +55,17 @@ final class GPTReferenceTests: XCTestCase {
         try fx.file.readInt32s("tokens", shape: [c.seqLength, fx.microBatch], into: acts.tokens.base)
         try fx.file.readInt32s("targets", shape: [c.seqLength, fx.microBatch], into: acts.targets.base)
         model.grads.zero()
-        let lossSum = try model.forwardBackward(acts, gradScale: 1 / Float(n), PassContext(iteration: 1, microbatch: 0, training: true))
+        let lossSum = try model.forwardBackward(
+            acts, gradScale: 1 / Float(n), PassContext(iteration: 1, microbatch: 0, training: true))
         let refLoss = try fx.file.doubleAttribute("loss")
         XCTAssertEqual(lossSum / Double(n), refLoss, accuracy: 1e-5 * refLoss)
 
         // Logits: recompute from the final LayerNorm output (the LM head never stores them whole).
         var logits = [Float](repeating: 0, count: n * c.vocabSize)
-        BLAS.sgemm(transB: true, m: n, n: c.vocabSize, k: c.hiddenSize, a: acts.finalNorm, lda: c.hiddenSize,
-                   b: model.params.pointer(try XCTUnwrap(model.slots.wordEmbeddings)), ldb: c.hiddenSize, c: &logits, ldc: c.vocabSize)
+        BLAS.sgemm(
+            transB: true, m: n, n: c.vocabSize, k: c.hiddenSize, a: acts.finalNorm, lda: c.hiddenSize,
+            b: model.params.pointer(try XCTUnwrap(model.slots.wordEmbeddings)), ldb: c.hiddenSize, c: &logits,
+            ldc: c.vocabSize)
         let refLogits = try fx.file.readFloats("logits")
         XCTAssertEqual(refLogits.shape, [c.seqLength, fx.microBatch, c.vocabSize])
         logits.withUnsafeBufferPointer { assertClose($0.baseAddress!, refLogits.values, tol: 1e-5, "logits") }
@@ -78,14 +88,18 @@ final class GPTReferenceTests: XCTestCase {
         let f = fx.file, c = fx.config
         let micro = try f.intAttribute("microbatches"), steps = try f.intAttribute("steps")
         let gbs = micro * fx.microBatch, n = c.seqLength * fx.microBatch
-        let optimizer = AdamW(table: model.table, hyper: AdamWHyperparameters(
-            beta1: Float(try f.doubleAttribute("adam_beta1")), beta2: Float(try f.doubleAttribute("adam_beta2")),
-            eps: Float(try f.doubleAttribute("adam_eps")), weightDecay: Float(try f.doubleAttribute("weight_decay"))))
-        var schedule = LRSchedule(maxLR: try f.doubleAttribute("lr"), minLR: try f.doubleAttribute("min_lr"),
-                                  warmupSteps: try f.intAttribute("warmup_iters") * gbs,
-                                  decaySteps: try f.intAttribute("decay_iters") * gbs, style: .cosine)
+        let optimizer = AdamW(
+            table: model.table,
+            hyper: AdamWHyperparameters(
+                beta1: Float(try f.doubleAttribute("adam_beta1")), beta2: Float(try f.doubleAttribute("adam_beta2")),
+                eps: Float(try f.doubleAttribute("adam_eps")), weightDecay: Float(try f.doubleAttribute("weight_decay"))
+            ))
+        var schedule = LRSchedule(
+            maxLR: try f.doubleAttribute("lr"), minLR: try f.doubleAttribute("min_lr"),
+            warmupSteps: try f.intAttribute("warmup_iters") * gbs,
+            decaySteps: try f.intAttribute("decay_iters") * gbs, style: .cosine)
         let clip = try f.doubleAttribute("clip_grad")
-        let tokens = try f.readFloats("train/tokens")   // read through float conversion: ids < 2^24 are exact
+        let tokens = try f.readFloats("train/tokens")  // read through float conversion: ids < 2^24 are exact
         let targets = try f.readFloats("train/targets")
         let refLosses = try f.readFloats("train/losses").values
         let refLRs = try f.readFloats("train/lrs").values
@@ -100,14 +114,17 @@ final class GPTReferenceTests: XCTestCase {
                     acts.tokens[i] = Int32(tokens.values[base + i])
                     acts.targets[i] = Int32(targets.values[base + i])
                 }
-                lossSum += try model.forwardBackward(acts, gradScale: 1 / Float(n * micro), PassContext(iteration: k + 1, microbatch: mb, training: true))
+                lossSum += try model.forwardBackward(
+                    acts, gradScale: 1 / Float(n * micro), PassContext(iteration: k + 1, microbatch: mb, training: true)
+                )
             }
             let loss = lossSum / Double(n * micro)
             XCTAssertEqual(loss, Double(refLosses[k]), accuracy: 1e-5 * Double(refLosses[k]), "loss at step \(k + 1)")
             let lr = schedule.learningRate
             XCTAssertEqual(lr, Double(refLRs[k]), accuracy: 1e-9, "lr at step \(k + 1)")
             let norm = try GradClipping.globalNorm(model.grads)
-            XCTAssertEqual(norm, Double(refNorms[k]), accuracy: 1e-5 * Double(refNorms[k]), "grad norm at step \(k + 1)")
+            XCTAssertEqual(
+                norm, Double(refNorms[k]), accuracy: 1e-5 * Double(refNorms[k]), "grad norm at step \(k + 1)")
             GradClipping.clip(model.grads, norm: norm, maxNorm: clip)
             optimizer.update(params: model.params, grads: model.grads, lr: Float(lr))
             schedule.advance(samples: gbs)
@@ -127,7 +144,9 @@ final class GPTReferenceTests: XCTestCase {
                     ours[i] = 0; expected[i] = 0
                 }
             }
-            ours.withUnsafeBufferPointer { assertClose($0.baseAddress!, expected, tol: 1e-5, "parameter \(spec.name) after \(steps) steps") }
+            ours.withUnsafeBufferPointer {
+                assertClose($0.baseAddress!, expected, tol: 1e-5, "parameter \(spec.name) after \(steps) steps")
+            }
         }
     }
 }

@@ -19,8 +19,10 @@ final class LayerGradientTests: XCTestCase {
     override func setUp() { ThreadBudget.configure(threads: 2) }
 
     /// Compares `analytic` with central differences of `loss` with respect to `x` (perturbed in place).
-    func checkGradient(_ x: inout [Float], analytic: [Float], eps: Float = 1e-2, tol: Float = 5e-3,
-                       _ what: String, loss: ([Float]) -> Double) {
+    func checkGradient(
+        _ x: inout [Float], analytic: [Float], eps: Float = 1e-2, tol: Float = 5e-3,
+        _ what: String, loss: ([Float]) -> Double
+    ) {
         var maxRef: Float = 0, maxDiff: Float = 0
         for i in 0..<x.count {
             let keep = x[i]
@@ -32,7 +34,8 @@ final class LayerGradientTests: XCTestCase {
             maxDiff = max(maxDiff, abs(numeric - analytic[i]))
         }
         XCTAssertGreaterThan(maxRef, 0, "\(what): gradient is identically zero, the check would be vacuous")
-        XCTAssertLessThanOrEqual(maxDiff, tol * maxRef, "\(what): max |numeric − analytic| \(maxDiff), max |grad| \(maxRef)")
+        XCTAssertLessThanOrEqual(
+            maxDiff, tol * maxRef, "\(what): max |numeric − analytic| \(maxDiff), max |grad| \(maxRef)")
     }
 
     func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
@@ -47,8 +50,10 @@ final class LayerGradientTests: XCTestCase {
             Linear.forward(x: x, weight: w, bias: b, y: &y, rows: n, inFeatures: k, outFeatures: m)
             return y
         }
-        var dx = [Float](repeating: 0, count: n * k), dw = [Float](repeating: 0, count: m * k), db = [Float](repeating: 0, count: m)
-        Linear.backward(dy: R, x: x, weight: w, dx: &dx, dweight: &dw, dbias: &db, rows: n, inFeatures: k, outFeatures: m)
+        var dx = [Float](repeating: 0, count: n * k), dw = [Float](repeating: 0, count: m * k),
+            db = [Float](repeating: 0, count: m)
+        Linear.backward(
+            dy: R, x: x, weight: w, dx: &dx, dweight: &dw, dbias: &db, rows: n, inFeatures: k, outFeatures: m)
         checkGradient(&x, analytic: dx, "Linear dx") { dot(fwd($0, w, b), R) }
         checkGradient(&w, analytic: dw, "Linear dweight") { dot(fwd(x, $0, b), R) }
         checkGradient(&b, analytic: db, "Linear dbias") { dot(fwd(x, w, $0), R) }
@@ -67,7 +72,8 @@ final class LayerGradientTests: XCTestCase {
         var y = [Float](repeating: 0, count: n * h), mean = [Float](repeating: 0, count: n), rstd = mean
         LayerNorm.forward(x: x, weight: w, bias: b, y: &y, mean: &mean, rstd: &rstd, rows: n, width: h, eps: 1e-5)
         var dx = [Float](repeating: 0, count: n * h), dw = [Float](repeating: 0, count: h), db = dw
-        LayerNorm.backward(dy: R, x: x, weight: w, mean: mean, rstd: rstd, dx: &dx, dweight: &dw, dbias: &db, rows: n, width: h)
+        LayerNorm.backward(
+            dy: R, x: x, weight: w, mean: mean, rstd: rstd, dx: &dx, dweight: &dw, dbias: &db, rows: n, width: h)
         checkGradient(&x, analytic: dx, eps: 3e-3, "LayerNorm dx") { dot(fwd($0, w, b), R) }
         checkGradient(&w, analytic: dw, "LayerNorm dweight") { dot(fwd(x, $0, b), R) }
         checkGradient(&b, analytic: db, "LayerNorm dbias") { dot(fwd(x, w, $0), R) }
@@ -102,31 +108,47 @@ final class LayerGradientTests: XCTestCase {
         var lse = [Float](repeating: 0, count: b * a * seq)
         func fwd(_ qkv: [Float]) -> [Float] {
             var ctx = [Float](repeating: 0, count: seq * b * h)
-            CausalSelfAttention.forward(qkv: qkv, context: &ctx, lse: &lse, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
+            CausalSelfAttention.forward(
+                qkv: qkv, context: &ctx, lse: &lse, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
             return ctx
         }
         let ctx = fwd(qkv)
         // Reference forward: naive softmax attention per (batch, head, query).
-        for bi in 0..<b { for head in 0..<a { for i in 0..<seq {
-            var scores = [Double](repeating: 0, count: i + 1)
-            for j in 0...i {
-                var s = 0.0
-                for e in 0..<d { s += Double(qkv[(i * b + bi) * 3 * h + head * 3 * d + e]) * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + d + e]) }
-                scores[j] = s / Double(d).squareRoot()
-            }
-            let mx = scores.max()!
-            let z = scores.reduce(0) { $0 + exp($1 - mx) }
-            for e in 0..<d {
-                var o = 0.0
-                for j in 0...i {
-                    let keep = stream.map { Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout)) } ?? 1  // global head = local here
-                    o += exp(scores[j] - mx) / z * keep * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + 2 * d + e])
+        for bi in 0..<b {
+            for head in 0..<a {
+                for i in 0..<seq {
+                    var scores = [Double](repeating: 0, count: i + 1)
+                    for j in 0...i {
+                        var s = 0.0
+                        for e in 0..<d {
+                            s +=
+                                Double(qkv[(i * b + bi) * 3 * h + head * 3 * d + e])
+                                * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + d + e])
+                        }
+                        scores[j] = s / Double(d).squareRoot()
+                    }
+                    let mx = scores.max()!
+                    let z = scores.reduce(0) { $0 + exp($1 - mx) }
+                    for e in 0..<d {
+                        var o = 0.0
+                        for j in 0...i {
+                            let keep =
+                                stream.map {
+                                    Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout))
+                                } ?? 1  // global head = local here
+                            o +=
+                                exp(scores[j] - mx) / z * keep
+                                * Double(qkv[(j * b + bi) * 3 * h + head * 3 * d + 2 * d + e])
+                        }
+                        XCTAssertEqual(Double(ctx[(i * b + bi) * h + head * d + e]), o, accuracy: 1e-5 * max(1, abs(o)))
+                    }
                 }
-                XCTAssertEqual(Double(ctx[(i * b + bi) * h + head * d + e]), o, accuracy: 1e-5 * max(1, abs(o)))
             }
-        } } }
+        }
         var dqkv = [Float](repeating: 0, count: qkv.count)
-        CausalSelfAttention.backward(dcontext: R, qkv: qkv, lse: lse, dqkv: &dqkv, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
+        CausalSelfAttention.backward(
+            dcontext: R, qkv: qkv, lse: lse, dqkv: &dqkv, shape: shape, dropout: dropout, stream: stream,
+            scratch: &scratch)
         checkGradient(&qkv, analytic: dqkv, eps: 3e-3, "attention (s=\(seq), dropout \(dropout))") { dot(fwd($0), R) }
     }
 
@@ -141,7 +163,8 @@ final class LayerGradientTests: XCTestCase {
         let targets: [Int32] = (0..<n).map { Int32($0 * 5 % v) }
         var logits = [Float](repeating: 0, count: n * v), rowLoss = [Double](repeating: 0, count: n)
         func loss(_ x: [Float], _ e: [Float]) -> Double {
-            VocabCrossEntropy.forward(x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits, rowLoss: &rowLoss)
+            VocabCrossEntropy.forward(
+                x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits, rowLoss: &rowLoss)
         }
         // Reference loss in Double.
         var ref = 0.0
@@ -152,8 +175,9 @@ final class LayerGradientTests: XCTestCase {
         }
         XCTAssertEqual(loss(x, e), ref, accuracy: 1e-5 * ref)
         var dx = [Float](repeating: 0, count: n * h), de = [Float](repeating: 0, count: vp * h)
-        _ = VocabCrossEntropy.forward(x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits,
-                                      rowLoss: &rowLoss, dx: &dx, dembedding: &de, gradScale: 1)
+        _ = VocabCrossEntropy.forward(
+            x: x, embedding: e, targets: targets, rows: n, hidden: h, vocab: v, logits: &logits,
+            rowLoss: &rowLoss, dx: &dx, dembedding: &de, gradScale: 1)
         checkGradient(&x, analytic: dx, eps: 3e-3, "cross entropy dx") { loss($0, e) }
         checkGradient(&e, analytic: de, eps: 3e-3, "cross entropy dembedding") { loss(x, $0) }
         XCTAssertTrue(de[(v * h)...].allSatisfy { $0 == 0 }, "padded rows must get no gradient")

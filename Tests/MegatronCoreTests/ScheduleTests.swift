@@ -15,7 +15,8 @@ final class ScheduleTests: XCTestCase {
                         if kind == .oneFOneB && v > 1 { continue }
                         if kind == .interleaved && v == 1 { continue }
                         if v > 1 && m % p != 0 {
-                            XCTAssertThrowsError(try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m))
+                            XCTAssertThrowsError(
+                                try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m))
                             continue
                         }
                         let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)
@@ -23,12 +24,18 @@ final class ScheduleTests: XCTestCase {
                         checked += 1
                         if kind == .oneFOneB {
                             XCTAssertEqual(report.peakInFlight, (0..<p).map { min(p - $0, m) }, "1F1B p=\(p) m=\(m)")
-                            XCTAssertEqual(report.bubble, Double(p - 1) / Double(m), accuracy: 1e-9, "1F1B bubble p=\(p) m=\(m)")
+                            XCTAssertEqual(
+                                report.bubble, Double(p - 1) / Double(m), accuracy: 1e-9, "1F1B bubble p=\(p) m=\(m)")
                         }
                         if kind == .interleaved {
                             // PTD-P: the bubble shrinks by v against 1F1B, (p − 1)/(v·m) — ideal when m > p.
-                            XCTAssertLessThanOrEqual(report.bubble, Double(p - 1) / Double(m) + 1e-9, "interleaved p=\(p) v=\(v) m=\(m)")
-                            if m > p { XCTAssertEqual(report.bubble, Double(p - 1) / Double(v * m), accuracy: 1e-9, "p=\(p) v=\(v) m=\(m)") }
+                            XCTAssertLessThanOrEqual(
+                                report.bubble, Double(p - 1) / Double(m) + 1e-9, "interleaved p=\(p) v=\(v) m=\(m)")
+                            if m > p {
+                                XCTAssertEqual(
+                                    report.bubble, Double(p - 1) / Double(v * m), accuracy: 1e-9, "p=\(p) v=\(v) m=\(m)"
+                                )
+                            }
                         }
                     }
                 }
@@ -39,7 +46,9 @@ final class ScheduleTests: XCTestCase {
 
     func testInvalidInterleavingIsAConfigErrorWithASuggestion() {
         XCTAssertThrowsError(try PipelineSchedule.make(kind: .interleaved, stages: 4, chunks: 2, microbatches: 6)) {
-            XCTAssertTrue("\($0)".contains("multiple of pipeline_model_parallel_size 4") && "\($0)".contains("use 4 or 8"), "\($0)")
+            XCTAssertTrue(
+                "\($0)".contains("multiple of pipeline_model_parallel_size 4") && "\($0)".contains("use 4 or 8"),
+                "\($0)")
         }
     }
 
@@ -47,22 +56,38 @@ final class ScheduleTests: XCTestCase {
         let good = try PipelineSchedule.make(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3)
         // 1. Rank 1 waits for a gradient before running any forward: the pipeline deadlocks.
         var deadlocked = good.actions
-        let recv = deadlocked[0].firstIndex { if case .receiveGradient = $0 { return true }; return false }!
+        let recv = deadlocked[0].firstIndex {
+            if case .receiveGradient = $0 { return true }; return false
+        }!
         deadlocked[0].insert(deadlocked[0].remove(at: recv), at: 0)
-        XCTAssertThrowsError(try ScheduleSimulator.run(PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: deadlocked))) {
+        XCTAssertThrowsError(
+            try ScheduleSimulator.run(
+                PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: deadlocked))
+        ) {
             guard case ScheduleError.deadlock = $0 else { return XCTFail("expected a deadlock, got \($0)") }
         }
         // 2. A receive dropped: the matching send is never received.
         var unmatched = good.actions
-        let r = unmatched[1].firstIndex { if case .receiveActivation = $0 { return true }; return false }!
+        let r = unmatched[1].firstIndex {
+            if case .receiveActivation = $0 { return true }; return false
+        }!
         unmatched[1].remove(at: r)
-        XCTAssertThrowsError(try ScheduleSimulator.run(PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: unmatched)))
+        XCTAssertThrowsError(
+            try ScheduleSimulator.run(
+                PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: unmatched)))
         // 3. A backward moved before its forward.
         var early = good.actions
-        let b = early[1].firstIndex { if case .backward = $0 { return true }; return false }!
+        let b = early[1].firstIndex {
+            if case .backward = $0 { return true }; return false
+        }!
         early[1].insert(early[1].remove(at: b), at: 0)
-        XCTAssertThrowsError(try ScheduleSimulator.run(PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: early))) {
-            guard case ScheduleError.backwardBeforeForward = $0 else { return XCTFail("expected backward-before-forward, got \($0)") }
+        XCTAssertThrowsError(
+            try ScheduleSimulator.run(
+                PipelineSchedule(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 3, actions: early))
+        ) {
+            guard case ScheduleError.backwardBeforeForward = $0 else {
+                return XCTFail("expected backward-before-forward, got \($0)")
+            }
         }
     }
 
@@ -70,8 +95,12 @@ final class ScheduleTests: XCTestCase {
         // Megatron: rank r runs min(p − r − 1, m) forwards before its first backward.
         let s = try PipelineSchedule.make(kind: .oneFOneB, stages: 4, chunks: 1, microbatches: 8)
         for r in 0..<4 {
-            let computes = s.actions[r].filter { if case .forward = $0 { return true }; if case .backward = $0 { return true }; return false }
-            let firstBackward = computes.firstIndex { if case .backward = $0 { return true }; return false }!
+            let computes = s.actions[r].filter {
+                if case .forward = $0 { return true }; if case .backward = $0 { return true }; return false
+            }
+            let firstBackward = computes.firstIndex {
+                if case .backward = $0 { return true }; return false
+            }!
             XCTAssertEqual(firstBackward, min(4 - r - 1, 8) + 1, "rank \(r)")
         }
     }

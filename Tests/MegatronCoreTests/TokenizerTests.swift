@@ -10,18 +10,23 @@ enum SharedData {
     /// `../shared/data` beside the repository, if present.
     static var root: URL? {
         var dir = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { dir.deleteLastPathComponent() }   // Tests/MegatronCoreTests/File.swift → repo
+        for _ in 0..<3 { dir.deleteLastPathComponent() }  // Tests/MegatronCoreTests/File.swift → repo
         let shared = dir.deletingLastPathComponent().appendingPathComponent("shared/data")
         return FileManager.default.fileExists(atPath: shared.path) ? shared : nil
     }
 
     static func require(_ relative: String) throws -> URL {
-        guard let root else { throw XCTSkip("../shared/data is absent (a fresh clone has no shared data); tokenizer conformance not checked") }
+        guard let root else {
+            throw XCTSkip(
+                "../shared/data is absent (a fresh clone has no shared data); tokenizer conformance not checked")
+        }
         return root.appendingPathComponent(relative)
     }
 
     static func gpt2() throws -> GPT2BPETokenizer {
-        try GPT2BPETokenizer(vocabFile: require("tokenizers/gpt2/vocab.json").path, mergeFile: require("tokenizers/gpt2/merges.txt").path)
+        try GPT2BPETokenizer(
+            vocabFile: require("tokenizers/gpt2/vocab.json").path, mergeFile: require("tokenizers/gpt2/merges.txt").path
+        )
     }
 }
 
@@ -31,14 +36,17 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.vocabSize, 50257)
         XCTAssertEqual(tok.eod, 50256)
         let data = try Data(contentsOf: SharedData.require("reference/gpt2_tokenizer_cases.json"))
-        let cases = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["cases"] as? [[String: Any]])
+        let cases = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["cases"] as? [[String: Any]])
         XCTAssertEqual(cases.count, 27)
         for c in cases {
             let text = try XCTUnwrap(c["text"] as? String)
             let ids = try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init)
             let ours = tok.encode(text)
             XCTAssertEqual(ours, ids, "ids of \(text.debugDescription)")
-            XCTAssertEqual(ours.map(tok.tokenString), try XCTUnwrap(c["tokens"] as? [String]), "tokens of \(text.debugDescription)")
+            XCTAssertEqual(
+                ours.map(tok.tokenString), try XCTUnwrap(c["tokens"] as? [String]), "tokens of \(text.debugDescription)"
+            )
             XCTAssertEqual(tok.decode(ours), Array(text.utf8))
         }
     }
@@ -47,20 +55,27 @@ final class TokenizerTests: XCTestCase {
         let tok = try SharedData.gpt2()
         let text = try Data(contentsOf: SharedData.require("wikitext/wikitext-raw/wiki.test.raw"))
         let reference = try Data(contentsOf: SharedData.require("reference/wiki.test.raw.gpt2.u16le"))
-        let expected = reference.withUnsafeBytes { raw in (0..<reference.count / 2).map { Int32(raw.load(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) } }
+        let expected = reference.withUnsafeBytes { raw in
+            (0..<reference.count / 2).map { Int32(raw.load(fromByteOffset: 2 * $0, as: UInt16.self).littleEndian) }
+        }
         XCTAssertEqual(expected.count, 286_221)
         let ours = tok.encode([UInt8](text))
         XCTAssertEqual(ours.count, expected.count)
         if let i = zip(ours, expected).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
-            XCTFail("first difference at id \(i): ours \(ours[i]) vs \(expected[i]), around \(Array(expected[max(0, i - 5)..<min(expected.count, i + 5)]))")
+            XCTFail(
+                "first difference at id \(i): ours \(ours[i]) vs \(expected[i]), around "
+                    + "\(Array(expected[max(0, i - 5)..<min(expected.count, i + 5)]))"
+            )
         }
         XCTAssertEqual(tok.decode(ours), [UInt8](text))
     }
 
     func testGPT2RoundTripsAnyBytes() throws {
         let tok = try SharedData.gpt2()
-        let samples: [[UInt8]] = [[0xFF, 0xFE, 0x41, 0x80], [0xE2, 0x82], [0xC0, 0xAF, 0x20, 0xED, 0xA0, 0x80], Array(0...255),
-                                  Array("it's a ' 'll test\u{0}\u{7f}".utf8) + [0xF4, 0x90, 0x80, 0x80]]
+        let samples: [[UInt8]] = [
+            [0xFF, 0xFE, 0x41, 0x80], [0xE2, 0x82], [0xC0, 0xAF, 0x20, 0xED, 0xA0, 0x80], Array(0...255),
+            Array("it's a ' 'll test\u{0}\u{7f}".utf8) + [0xF4, 0x90, 0x80, 0x80],
+        ]
         for s in samples { XCTAssertEqual(tok.decode(tok.encode(s)), s, "\(s)") }
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<200 {
@@ -82,7 +97,8 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testBertMatchesReferenceCases() throws {
-        let tok = try BertWordPieceTokenizer(vocabFile: SharedData.require("tokenizers/bert-base-uncased/vocab.txt").path, lowerCase: true)
+        let tok = try BertWordPieceTokenizer(
+            vocabFile: SharedData.require("tokenizers/bert-base-uncased/vocab.txt").path, lowerCase: true)
         XCTAssertEqual(tok.vocabSize, 30522)
         let data = try Data(contentsOf: SharedData.require("reference/bert_uncased_tokenizer_cases.json"))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -95,8 +111,11 @@ final class TokenizerTests: XCTestCase {
             XCTAssertEqual(ids.map(tok.token), try XCTUnwrap(c["tokens"] as? [String]))
         }
         let pair = try XCTUnwrap(json["pair_case"] as? [String: Any])
-        let a = tok.encode(try XCTUnwrap(pair["text_a"] as? String)), b = tok.encode(try XCTUnwrap(pair["text_b"] as? String))
+        let a = tok.encode(try XCTUnwrap(pair["text_a"] as? String)),
+            b = tok.encode(try XCTUnwrap(pair["text_b"] as? String))
         XCTAssertEqual([tok.cls] + a + [tok.sep] + b + [tok.sep], try XCTUnwrap(pair["ids"] as? [Int]).map(Int32.init))
-        XCTAssertEqual(Array(repeating: 0, count: a.count + 2) + Array(repeating: 1, count: b.count + 1), pair["token_type_ids"] as? [Int])
+        XCTAssertEqual(
+            Array(repeating: 0, count: a.count + 2) + Array(repeating: 1, count: b.count + 1),
+            pair["token_type_ids"] as? [Int])
     }
 }

@@ -1,14 +1,14 @@
 // BF16Tests.swift — fp32 → bf16 rounding against an independent nearest-even reference (computed
 // by comparing the two bf16 neighbours in Double), on edge values and a million random bit
-// patterns; the bf16 GEMM, on every kernel this CPU offers (AMX, AVX512-BF16, portable), against an fp64 product of the same bf16
-// inputs on random and edge shapes (1, odd, not multiples of the 8 × 32 or 32 × 32 blocks, more
-// than one k block), every transpose
-// combination and β ∈ {0, 1.5}, within fp32 accumulation error.
+// patterns; the bf16 GEMM, on every kernel this CPU offers (AMX, AVX512-BF16, portable), against
+// an fp64 product of the same bf16 inputs on random and edge shapes (1, odd, not multiples of the
+// 8 × 32 or 32 × 32 blocks, more than one k block), every transpose combination and β ∈ {0, 1.5},
+// within fp32 accumulation error.
 import Tensor
 import XCTest
 
 final class BF16Tests: XCTestCase {
-        /// Nearest bf16 of `x` by distance, ties to the even one; NaN → a quiet NaN; overflow → ±∞.
+    /// Nearest bf16 of `x` by distance, ties to the even one; NaN → a quiet NaN; overflow → ±∞.
     func reference(_ x: Float) -> UInt16 {
         let u = x.bitPattern
         if x.isNaN { return UInt16(u >> 16) | 0x40 }
@@ -26,10 +26,12 @@ final class BF16Tests: XCTestCase {
     }
 
     func testRoundingIsNearestEvenBitExact() {
-        var inputs: [Float] = [0, -0.0, 1, -1, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
-                               .leastNonzeroMagnitude, .leastNormalMagnitude, Float(bitPattern: 0x007F_FFFF),
-                               Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001),
-                               Float(bitPattern: 0x7F7F_8000), Float(bitPattern: 0x0000_8000), Float(bitPattern: 0x0001_8000)]
+        var inputs: [Float] = [
+            0, -0.0, 1, -1, .infinity, -.infinity, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+            .leastNonzeroMagnitude, .leastNormalMagnitude, Float(bitPattern: 0x007F_FFFF),
+            Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001),
+            Float(bitPattern: 0x7F7F_8000), Float(bitPattern: 0x0000_8000), Float(bitPattern: 0x0001_8000),
+        ]
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         for _ in 0..<1_000_000 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -37,17 +39,28 @@ final class BF16Tests: XCTestCase {
             if !f.isNaN { inputs.append(f) }
         }
         var out = [UInt16](repeating: 0, count: inputs.count)
-        inputs.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count) } }
+        inputs.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count) }
+        }
         var mismatches = 0
         for (x, y) in zip(inputs, out) where y != reference(x) {
             mismatches += 1
-            if mismatches < 5 { XCTFail("\(x) (0x\(String(x.bitPattern, radix: 16))): got 0x\(String(y, radix: 16)), expected 0x\(String(reference(x), radix: 16))") }
+            if mismatches < 5 {
+                XCTFail(
+                    "\(x) (0x\(String(x.bitPattern, radix: 16))): got 0x\(String(y, radix: 16)), expected "
+                        + "0x\(String(reference(x), radix: 16))"
+                )
+            }
         }
         XCTAssertEqual(mismatches, 0)
         var nan = [UInt16](repeating: 0, count: 1)
-        [Float.nan].withUnsafeBufferPointer { x in nan.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: 1) } }
+        [Float.nan].withUnsafeBufferPointer { x in
+            nan.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: 1) }
+        }
         var back = [Float](repeating: 0, count: 1)
-        nan.withUnsafeBufferPointer { y in back.withUnsafeMutableBufferPointer { BF16.widen(y.baseAddress!, into: $0.baseAddress!, count: 1) } }
+        nan.withUnsafeBufferPointer { y in
+            back.withUnsafeMutableBufferPointer { BF16.widen(y.baseAddress!, into: $0.baseAddress!, count: 1) }
+        }
         XCTAssertTrue(back[0].isNaN)
     }
 
@@ -57,7 +70,10 @@ final class BF16Tests: XCTestCase {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
         }
-        let shapes = [(1, 1, 1), (1, 17, 3), (7, 33, 5), (8, 16, 2), (8, 32, 512), (13, 50, 129), (64, 48, 1000), (3, 100, 1), (9, 31, 513), (70, 40, 1100), (96, 64, 2100)]
+        let shapes = [
+            (1, 1, 1), (1, 17, 3), (7, 33, 5), (8, 16, 2), (8, 32, 512), (13, 50, 129), (64, 48, 1000), (3, 100, 1),
+            (9, 31, 513), (70, 40, 1100), (96, 64, 2100),
+        ]
         for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
             BF16.force(kernel)
             defer { BF16.force(nil) }
@@ -67,26 +83,44 @@ final class BF16Tests: XCTestCase {
                         for beta: Float in [0, 1.5] {
                             let af = (0..<(m * k)).map { _ in random() }, bf = (0..<(k * n)).map { _ in random() }
                             var a = [UInt16](repeating: 0, count: af.count), b = [UInt16](repeating: 0, count: bf.count)
-                            af.withUnsafeBufferPointer { x in a.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count) } }
-                            bf.withUnsafeBufferPointer { x in b.withUnsafeMutableBufferPointer { BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count) } }
+                            af.withUnsafeBufferPointer { x in
+                                a.withUnsafeMutableBufferPointer {
+                                    BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count)
+                                }
+                            }
+                            bf.withUnsafeBufferPointer { x in
+                                b.withUnsafeMutableBufferPointer {
+                                    BF16.round(x.baseAddress!, into: $0.baseAddress!, count: x.count)
+                                }
+                            }
                             func value(_ v: UInt16) -> Double { Double(Float(bitPattern: UInt32(v) << 16)) }
                             let c0 = (0..<(m * n)).map { _ in random() }
                             var c = c0
                             let lda = transA ? m : k, ldb = transB ? k : n
-                            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                                BF16.gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
-                                          b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
-                            } } }
+                            a.withUnsafeBufferPointer { pa in
+                                b.withUnsafeBufferPointer { pb in
+                                    c.withUnsafeMutableBufferPointer { pc in
+                                        BF16.gemm(
+                                            transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!,
+                                            lda: lda,
+                                            b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: n)
+                                    }
+                                }
+                            }
                             for i in 0..<m {
                                 for j in 0..<n {
                                     var ref = Double(beta) * Double(c0[i * n + j]), mag = abs(ref)
                                     for kk in 0..<k {
-                                        let x = value(transA ? a[kk * lda + i] : a[i * lda + kk]), y = value(transB ? b[j * ldb + kk] : b[kk * ldb + j])
+                                        let x = value(transA ? a[kk * lda + i] : a[i * lda + kk]),
+                                            y = value(transB ? b[j * ldb + kk] : b[kk * ldb + j])
                                         ref += x * y; mag += abs(x * y)
                                     }
                                     let got = Double(c[i * n + j])
                                     if abs(got - ref) > 1e-6 * Double(k + 1) * mag + 1e-7 {
-                                        XCTFail("\(kernel) m\(m) n\(n) k\(k) tA \(transA) tB \(transB) β \(beta) [\(i),\(j)]: \(got) vs \(ref)")
+                                        XCTFail(
+                                            "\(kernel) m\(m) n\(n) k\(k) tA \(transA) tB \(transB) β \(beta) "
+                                                + "[\(i),\(j)]: \(got) vs \(ref)"
+                                        )
                                         return
                                     }
                                 }

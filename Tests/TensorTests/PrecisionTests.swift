@@ -17,8 +17,10 @@ final class PrecisionTests: XCTestCase {
     }
 
     func testFP16RoundingMatchesFloat16() {
-        var inputs: [Float] = [0, -0.0, 1, -1, 65504, -65504, 65519.996, 65520, -65520, 1e9, .infinity, -.infinity,
-                               0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ffcp-15, 1 + 0x1p-11, 1 + 0x1.8p-10, 2049, 2051, 0.1]
+        var inputs: [Float] = [
+            0, -0.0, 1, -1, 65504, -65504, 65519.996, 65520, -65520, 1e9, .infinity, -.infinity,
+            0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ffcp-15, 1 + 0x1p-11, 1 + 0x1.8p-10, 2049, 2051, 0.1,
+        ]
         var state: UInt64 = 0x2545_F491_4F6C_DD1D
         for _ in 0..<1_000_000 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -45,9 +47,14 @@ final class PrecisionTests: XCTestCase {
     }
 
     func testBF16InPlaceRoundingEqualsBitExactRounding() {
-        var x = randomFloats(100_003, seed: 7, scale: 1000) + [Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), .infinity]
+        var x =
+            randomFloats(100_003, seed: 7, scale: 1000) + [
+                Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), .infinity,
+            ]
         var bits = [UInt16](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { s in bits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
+        x.withUnsafeBufferPointer { s in
+            bits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) }
+        }
         x.withUnsafeMutableBufferPointer { Precision.bf16.round($0.baseAddress!, count: $0.count) }
         for i in x.indices { XCTAssertEqual(x[i].bitPattern, UInt32(bits[i]) << 16, "element \(i)") }
     }
@@ -62,17 +69,27 @@ final class PrecisionTests: XCTestCase {
     func checkFloatOperands(m: Int, n: Int, k: Int) {
         let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2)
         var aBits = [UInt16](repeating: 0, count: a.count), bBits = [UInt16](repeating: 0, count: b.count)
-        a.withUnsafeBufferPointer { s in aBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
-        b.withUnsafeBufferPointer { s in bBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) } }
+        a.withUnsafeBufferPointer { s in
+            aBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) }
+        }
+        b.withUnsafeBufferPointer { s in
+            bBits.withUnsafeMutableBufferPointer { BF16.round(s.baseAddress!, into: $0.baseAddress!, count: s.count) }
+        }
         for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
             BF16.force(kernel)
             defer { BF16.force(nil) }
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let lda = ta ? m : k, ldb = tb ? k : n
                 var fromFloats = [Float](repeating: 0.5, count: m * n), fromBits = fromFloats
-                BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: &fromFloats, ldc: n)
-                BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: aBits, lda: lda, b: bBits, ldb: ldb, beta: 1, c: &fromBits, ldc: n)
-                XCTAssertEqual(fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern), "\(kernel) \(m)×\(n)×\(k) transA \(ta) transB \(tb)")
+                BF16.gemm(
+                    transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: &fromFloats,
+                    ldc: n)
+                BF16.gemm(
+                    transA: ta, transB: tb, m: m, n: n, k: k, a: aBits, lda: lda, b: bBits, ldb: ldb, beta: 1,
+                    c: &fromBits, ldc: n)
+                XCTAssertEqual(
+                    fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern),
+                    "\(kernel) \(m)×\(n)×\(k) transA \(ta) transB \(tb)")
             }
         }
     }

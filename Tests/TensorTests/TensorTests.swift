@@ -7,11 +7,14 @@ import XCTest
 final class TensorTests: XCTestCase {
     func testPhiloxKnownAnswers() {
         // Random123 known-answer vectors for philox4x32-10 (counter, key → output).
-        XCTAssertEqual(Philox4x32(key0: 0, key1: 0).block(0, 0, 0, 0), SIMD4(0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8))
-        XCTAssertEqual(Philox4x32(key0: 0xffff_ffff, key1: 0xffff_ffff).block(0xffff_ffff, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff),
-                       SIMD4(0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd))
-        XCTAssertEqual(Philox4x32(key0: 0xa409_3822, key1: 0x299f_31d0).block(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344),
-                       SIMD4(0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1))
+        XCTAssertEqual(
+            Philox4x32(key0: 0, key1: 0).block(0, 0, 0, 0), SIMD4(0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8))
+        XCTAssertEqual(
+            Philox4x32(key0: 0xffff_ffff, key1: 0xffff_ffff).block(0xffff_ffff, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff),
+            SIMD4(0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd))
+        XCTAssertEqual(
+            Philox4x32(key0: 0xa409_3822, key1: 0x299f_31d0).block(0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344),
+            SIMD4(0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1))
     }
 
     func testNormalFillIsSliceableAndNormal() {

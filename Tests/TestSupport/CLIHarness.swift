@@ -11,11 +11,14 @@ public struct RunResult: Sendable {
 }
 
 public enum CLI {
-    public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     public static var binary: String {
         if let b = ProcessInfo.processInfo.environment["MEGATRON_BIN"] { return b }
-        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("megatron").path
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "megatron"
+        ).path
     }
 
     public static func config(_ name: String) -> String { repoRoot.appendingPathComponent("configs/\(name)").path }
@@ -29,8 +32,10 @@ public enum CLI {
     }
 
     /// Runs `megatron args…` (through `/bin/sh -c` when `shellPrefix` is given, e.g. "ulimit -f 64;").
-    public static func run(_ args: [String], in dir: URL, shellPrefix: String? = nil, program: String? = nil,
-                    environment extra: [String: String] = [:]) throws -> RunResult {
+    public static func run(
+        _ args: [String], in dir: URL, shellPrefix: String? = nil, program: String? = nil,
+        environment extra: [String: String] = [:]
+    ) throws -> RunResult {
         let p = Process()
         if let program {
             p.executableURL = URL(fileURLWithPath: program)
@@ -52,16 +57,21 @@ public enum CLI {
         try p.run()
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return RunResult(code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return RunResult(
+            code: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     /// Runs `mpirun -np ranks <binary> args…` (root-safe, oversubscribed, one BLAS thread per rank).
-    public static func mpirun(ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
-                       environment extra: [String: String] = [:]) throws -> RunResult {
+    public static func mpirun(
+        ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
+        environment extra: [String: String] = [:]
+    ) throws -> RunResult {
         var env = extra
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
-        return try run(["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
+        return try run(
+            ["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
     }
 
     public static func jsonLines(_ url: URL) throws -> [[String: Any]] {
@@ -72,14 +82,18 @@ public enum CLI {
 
     /// The `lm_loss` of every line of metrics file `name`.jsonl in `dir`.
     public static func losses(_ dir: URL, _ name: String, key: String = "lm_loss") throws -> [Double] {
-        try jsonLines(dir.appendingPathComponent("\(name).jsonl")).map { try XCTUnwrap($0[key] as? Double, "\(name): a line without \(key)") }
+        try jsonLines(dir.appendingPathComponent("\(name).jsonl")).map {
+            try XCTUnwrap($0[key] as? Double, "\(name): a line without \(key)")
+        }
     }
 
     /// Resumes training from `ckpt` to iteration 20 on each grid (name, ranks, extra flags) and
     /// checks every continued lm_loss against `full` (the uninterrupted run from iteration 11):
     /// bitwise on the grid named `sameGrid`, within 1e-5 relative elsewhere.
-    public static func checkResumes(_ grids: [(String, Int, [String])], common: [String], full: [[String: Any]], sameGrid: String, in dir: URL,
-                                    file: StaticString = #filePath, line: UInt = #line) throws {
+    public static func checkResumes(
+        _ grids: [(String, Int, [String])], common: [String], full: [[String: Any]], sameGrid: String, in dir: URL,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let expected = try full.map { try XCTUnwrap($0["lm_loss"] as? Double) }
         for (name, ranks, args) in grids {
             let run = common + args + ["--train-iters", "20", "--load", "ckpt", "--metrics-file", "\(name).jsonl"]
@@ -88,8 +102,9 @@ public enum CLI {
             let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
             XCTAssertEqual(lines.map { $0["iteration"] as? Int }, (11...20).map { $0 }, name, file: file, line: line)
             let got = try CLI.losses(dir, name)
-            assertLossesMatch(got, expected, count: 10, relativeTolerance: name == sameGrid ? 0 : 1e-5,
-                              "\(name) resumed from iteration 10", file: file, line: line)
+            assertLossesMatch(
+                got, expected, count: 10, relativeTolerance: name == sameGrid ? 0 : 1e-5,
+                "\(name) resumed from iteration 10", file: file, line: line)
         }
     }
 }

@@ -21,7 +21,9 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
         case .wrongType(let k, let e, let f):
             return "config key '\(k)' must be \(e), but got \(f)"
         case .missingKey(let k):
-            return "config key '\(k)' is required: set it in the config file or pass --\(k.replacingOccurrences(of: "_", with: "-")) VALUE"
+            return
+                "config key '\(k)' is required: set it in the config file or pass "
+                + "--\(k.replacingOccurrences(of: "_", with: "-")) VALUE"
         case .invalidValue(let k, let v, let rule):
             return "config key '\(k)' = \(v) is invalid: \(rule)"
         case .inconsistent(let keys, let rule):

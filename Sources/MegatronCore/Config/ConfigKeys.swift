@@ -28,27 +28,31 @@ public enum ConfigField: Sendable {
     static func choice<E: RawRepresentable & CaseIterable & Sendable>(
         _ kp: WritableKeyPath<TrainingConfig, E> & Sendable
     ) -> ConfigField where E.RawValue == String {
-        .choice(ChoiceField(allowed: E.allCases.map(\.rawValue), optional: false,
-                            get: { $0[keyPath: kp].rawValue },
-                            set: { c, name in
-                                guard let name, let v = E(rawValue: name) else { return false }
-                                c[keyPath: kp] = v
-                                return true
-                            }))
+        .choice(
+            ChoiceField(
+                allowed: E.allCases.map(\.rawValue), optional: false,
+                get: { $0[keyPath: kp].rawValue },
+                set: { c, name in
+                    guard let name, let v = E(rawValue: name) else { return false }
+                    c[keyPath: kp] = v
+                    return true
+                }))
     }
 
     /// A key whose value is one of `E`'s names, or unset (null).
     static func optionalChoice<E: RawRepresentable & CaseIterable & Sendable>(
         _ kp: WritableKeyPath<TrainingConfig, E?> & Sendable
     ) -> ConfigField where E.RawValue == String {
-        .choice(ChoiceField(allowed: E.allCases.map(\.rawValue), optional: true,
-                            get: { $0[keyPath: kp]?.rawValue },
-                            set: { c, name in
-                                guard let name else { c[keyPath: kp] = nil; return true }
-                                guard let v = E(rawValue: name) else { return false }
-                                c[keyPath: kp] = v
-                                return true
-                            }))
+        .choice(
+            ChoiceField(
+                allowed: E.allCases.map(\.rawValue), optional: true,
+                get: { $0[keyPath: kp]?.rawValue },
+                set: { c, name in
+                    guard let name else { c[keyPath: kp] = nil; return true }
+                    guard let v = E(rawValue: name) else { return false }
+                    c[keyPath: kp] = v
+                    return true
+                }))
     }
 }
 
@@ -75,72 +79,191 @@ public enum ConfigKeys {
         // Model
         ConfigKey(name: "num_layers", field: .int(\.numLayers), help: "transformer layers (required)", required: true),
         ConfigKey(name: "hidden_size", field: .int(\.hiddenSize), help: "hidden size h (required)", required: true),
-        ConfigKey(name: "ffn_hidden_size", field: .optionalInt(\.ffnHiddenSize), help: "MLP hidden size (default 4·hidden_size)"),
-        ConfigKey(name: "num_attention_heads", field: .int(\.numAttentionHeads), help: "attention heads (required)", required: true),
+        ConfigKey(
+            name: "ffn_hidden_size", field: .optionalInt(\.ffnHiddenSize),
+            help: "MLP hidden size (default 4·hidden_size)"),
+        ConfigKey(
+            name: "num_attention_heads", field: .int(\.numAttentionHeads), help: "attention heads (required)",
+            required: true),
         ConfigKey(name: "seq_length", field: .int(\.seqLength), help: "tokens per sample (required)", required: true),
-        ConfigKey(name: "max_position_embeddings", field: .optionalInt(\.maxPositionEmbeddings), help: "position table size (default seq_length)"),
-        ConfigKey(name: "hidden_dropout", field: .double(\.hiddenDropout), help: "dropout on embeddings and residual branches (0.1)"),
-        ConfigKey(name: "attention_dropout", field: .double(\.attentionDropout), help: "dropout on attention probabilities (0.1)"),
-        ConfigKey(name: "init_method_std", field: .double(\.initMethodStd), help: "std of the normal init (0.02); output projections use std/√(2·num_layers)"),
+        ConfigKey(
+            name: "max_position_embeddings", field: .optionalInt(\.maxPositionEmbeddings),
+            help: "position table size (default seq_length)"),
+        ConfigKey(
+            name: "hidden_dropout", field: .double(\.hiddenDropout),
+            help: "dropout on embeddings and residual branches (0.1)"),
+        ConfigKey(
+            name: "attention_dropout", field: .double(\.attentionDropout),
+            help: "dropout on attention probabilities (0.1)"),
+        ConfigKey(
+            name: "init_method_std", field: .double(\.initMethodStd),
+            help: "std of the normal init (0.02); output projections use std/√(2·num_layers)"),
         ConfigKey(name: "norm_epsilon", field: .double(\.normEpsilon), help: "LayerNorm epsilon (1e-5)"),
-        ConfigKey(name: "make_vocab_size_divisible_by", field: .int(\.makeVocabSizeDivisibleBy), help: "pad the vocabulary to a multiple of this (128); padded rows never affect results"),
+        ConfigKey(
+            name: "make_vocab_size_divisible_by", field: .int(\.makeVocabSizeDivisibleBy),
+            help: "pad the vocabulary to a multiple of this (128); padded rows never affect results"),
         // Parallelism
-        ConfigKey(name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize), help: "tensor-parallel size t (1); the data-parallel size is world / (t·p)"),
-        ConfigKey(name: "pipeline_model_parallel_size", field: .int(\.pipelineModelParallelSize), help: "pipeline-parallel size p (1)"),
-        ConfigKey(name: "sequence_parallel", field: .bool(\.sequenceParallel), help: "split LayerNorm/dropout regions along the sequence across the tensor group (false; off when t = 1)"),
-        ConfigKey(name: "num_layers_per_virtual_pipeline_stage", field: .optionalInt(\.numLayersPerVirtualPipelineStage), help: "layers per model chunk: v = num_layers / p / this chunks per rank, the interleaved 1F1B schedule (unset: v = 1, 1F1B)"),
-        ConfigKey(name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline), help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
-        ConfigKey(name: "ddp_bucket_size", field: .optionalInt(\.ddpBucketSize), help: "gradient elements per data-parallel all-reduce bucket (max(40M, 1M·d)); buckets start during the last backward"),
-        ConfigKey(name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer), help: "shard the Adam moments and main gradients across the data-parallel group: reduce-scatter the gradients, update the own shard, all-gather the parameters (false)"),
+        ConfigKey(
+            name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize),
+            help: "tensor-parallel size t (1); the data-parallel size is world / (t·p)"),
+        ConfigKey(
+            name: "pipeline_model_parallel_size", field: .int(\.pipelineModelParallelSize),
+            help: "pipeline-parallel size p (1)"),
+        ConfigKey(
+            name: "sequence_parallel", field: .bool(\.sequenceParallel),
+            help: "split LayerNorm/dropout regions along the sequence across the tensor group (false; off when t = 1)"),
+        ConfigKey(
+            name: "num_layers_per_virtual_pipeline_stage", field: .optionalInt(\.numLayersPerVirtualPipelineStage),
+            help:
+                "layers per model chunk: v = num_layers / p / this chunks per rank, the interleaved 1F1B schedule "
+                + "(unset: v = 1, 1F1B)"
+        ),
+        ConfigKey(
+            name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline),
+            help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
+        ConfigKey(
+            name: "ddp_bucket_size", field: .optionalInt(\.ddpBucketSize),
+            help:
+                "gradient elements per data-parallel all-reduce bucket (max(40M, 1M·d)); buckets start during the "
+                + "last backward"
+        ),
+        ConfigKey(
+            name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer),
+            help:
+                "shard the Adam moments and main gradients across the data-parallel group: reduce-scatter the "
+                + "gradients, update the own shard, all-gather the parameters (false)"
+        ),
         // Batch and optimisation
-        ConfigKey(name: "micro_batch_size", field: .int(\.microBatchSize), help: "sequences per micro-batch (required)", required: true),
-        ConfigKey(name: "global_batch_size", field: .optionalInt(\.globalBatchSize), help: "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient accumulation"),
-        ConfigKey(name: "train_iters", field: .int(\.trainIters), help: "iterations to train (required)", required: true),
+        ConfigKey(
+            name: "micro_batch_size", field: .int(\.microBatchSize), help: "sequences per micro-batch (required)",
+            required: true),
+        ConfigKey(
+            name: "global_batch_size", field: .optionalInt(\.globalBatchSize),
+            help:
+                "sequences per iteration (default micro_batch_size·data-parallel size); the rest is gradient "
+                + "accumulation"
+        ),
+        ConfigKey(
+            name: "train_iters", field: .int(\.trainIters), help: "iterations to train (required)", required: true),
         ConfigKey(name: "lr", field: .double(\.lr), help: "peak learning rate (required)", required: true),
         ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
         ConfigKey(name: "lr_decay_style", field: .choice(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),
         ConfigKey(name: "lr_warmup_iters", field: .int(\.lrWarmupIters), help: "linear warm-up iterations (0)"),
-        ConfigKey(name: "lr_warmup_fraction", field: .optionalDouble(\.lrWarmupFraction), help: "warm-up as a fraction of lr_decay_iters (instead of lr_warmup_iters)"),
-        ConfigKey(name: "lr_decay_iters", field: .optionalInt(\.lrDecayIters), help: "iterations over which the LR decays (default train_iters)"),
-        ConfigKey(name: "weight_decay", field: .double(\.weightDecay), help: "AdamW decoupled weight decay (0.01); none on biases and norms"),
+        ConfigKey(
+            name: "lr_warmup_fraction", field: .optionalDouble(\.lrWarmupFraction),
+            help: "warm-up as a fraction of lr_decay_iters (instead of lr_warmup_iters)"),
+        ConfigKey(
+            name: "lr_decay_iters", field: .optionalInt(\.lrDecayIters),
+            help: "iterations over which the LR decays (default train_iters)"),
+        ConfigKey(
+            name: "weight_decay", field: .double(\.weightDecay),
+            help: "AdamW decoupled weight decay (0.01); none on biases and norms"),
         ConfigKey(name: "adam_beta1", field: .double(\.adamBeta1), help: "Adam β1 (0.9)"),
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
-        ConfigKey(name: "clip_grad", field: .double(\.clipGrad), help: "clip the global gradient norm to this (1.0; 0 disables)"),
-        ConfigKey(name: "recompute_granularity", field: .optionalChoice(\.recomputeGranularity), help: "activation recomputation: full (with recompute_method) or selective (core attention; always the case here: attention is tiled and never stores s×s probabilities)"),
-        ConfigKey(name: "recompute_method", field: .optionalChoice(\.recomputeMethod), help: "with full: uniform (groups of recompute_num_layers layers) or block (the first recompute_num_layers layers of each chunk)"),
-        ConfigKey(name: "recompute_num_layers", field: .optionalInt(\.recomputeNumLayers), help: "layers per recomputed group (uniform) or recomputed layers per chunk (block)"),
-        ConfigKey(name: "loss_scale", field: .optionalDouble(\.lossScale), help: "static loss scale: backward runs on loss·scale, gradients are unscaled before clipping and a step with an overflow is skipped (unset: none in fp32 and bf16, dynamic in fp16)"),
-        ConfigKey(name: "bf16", field: .bool(\.bf16), help: "bfloat16 matrix work: 16-bit weights and GEMM operands, fp32 main parameters, gradient accumulation, LayerNorm, softmax and loss (false)"),
-        ConfigKey(name: "fp16", field: .bool(\.fp16), help: "IEEE half-precision matrix work as with bf16, with the dynamic loss scaler unless loss_scale is set (false)"),
-        ConfigKey(name: "initial_loss_scale", field: .double(\.initialLossScale), help: "fp16: the dynamic scaler's starting scale (2^32)"),
-        ConfigKey(name: "min_loss_scale", field: .double(\.minLossScale), help: "fp16: the dynamic scaler never backs off below this (1)"),
-        ConfigKey(name: "loss_scale_window", field: .int(\.lossScaleWindow), help: "fp16: clean steps in a row before the scale doubles (1000)"),
-        ConfigKey(name: "hysteresis", field: .int(\.hysteresis), help: "fp16: overflows tolerated before the scale halves (2)"),
+        ConfigKey(
+            name: "clip_grad", field: .double(\.clipGrad),
+            help: "clip the global gradient norm to this (1.0; 0 disables)"),
+        ConfigKey(
+            name: "recompute_granularity", field: .optionalChoice(\.recomputeGranularity),
+            help:
+                "activation recomputation: full (with recompute_method) or selective (core attention; always the "
+                + "case here: attention is tiled and never stores s×s probabilities)"
+        ),
+        ConfigKey(
+            name: "recompute_method", field: .optionalChoice(\.recomputeMethod),
+            help:
+                "with full: uniform (groups of recompute_num_layers layers) or block (the first recompute_num_layers "
+                + "layers of each chunk)"
+        ),
+        ConfigKey(
+            name: "recompute_num_layers", field: .optionalInt(\.recomputeNumLayers),
+            help: "layers per recomputed group (uniform) or recomputed layers per chunk (block)"),
+        ConfigKey(
+            name: "loss_scale", field: .optionalDouble(\.lossScale),
+            help:
+                "static loss scale: backward runs on loss·scale, gradients are unscaled before clipping and a step "
+                + "with an overflow is skipped (unset: none in fp32 and bf16, dynamic in fp16)"
+        ),
+        ConfigKey(
+            name: "bf16", field: .bool(\.bf16),
+            help:
+                "bfloat16 matrix work: 16-bit weights and GEMM operands, fp32 main parameters, gradient "
+                + "accumulation, LayerNorm, softmax and loss (false)"
+        ),
+        ConfigKey(
+            name: "fp16", field: .bool(\.fp16),
+            help:
+                "IEEE half-precision matrix work as with bf16, with the dynamic loss scaler unless loss_scale is set "
+                + "(false)"
+        ),
+        ConfigKey(
+            name: "initial_loss_scale", field: .double(\.initialLossScale),
+            help: "fp16: the dynamic scaler's starting scale (2^32)"),
+        ConfigKey(
+            name: "min_loss_scale", field: .double(\.minLossScale),
+            help: "fp16: the dynamic scaler never backs off below this (1)"),
+        ConfigKey(
+            name: "loss_scale_window", field: .int(\.lossScaleWindow),
+            help: "fp16: clean steps in a row before the scale doubles (1000)"),
+        ConfigKey(
+            name: "hysteresis", field: .int(\.hysteresis), help: "fp16: overflows tolerated before the scale halves (2)"
+        ),
         ConfigKey(name: "seed", field: .int(\.seed), help: "seed of init, dropout and data order (1234)"),
         // Checkpoints
         ConfigKey(name: "save", field: .optionalString(\.save), help: "directory to save HDF5 checkpoints into"),
-        ConfigKey(name: "load", field: .optionalString(\.load), help: "directory to resume from (its latest_checkpointed_iteration.txt)"),
-        ConfigKey(name: "save_interval", field: .optionalInt(\.saveInterval), help: "save every N iterations (and always at the end)"),
+        ConfigKey(
+            name: "load", field: .optionalString(\.load),
+            help: "directory to resume from (its latest_checkpointed_iteration.txt)"),
+        ConfigKey(
+            name: "save_interval", field: .optionalInt(\.saveInterval),
+            help: "save every N iterations (and always at the end)"),
         // Evaluation and logging
         ConfigKey(name: "eval_interval", field: .int(\.evalInterval), help: "validate every N iterations (1000)"),
         ConfigKey(name: "eval_iters", field: .int(\.evalIters), help: "validation iterations per evaluation (100)"),
-        ConfigKey(name: "skip_train", field: .bool(\.skipTrain), help: "only evaluate (with load: the checkpoint's validation loss)"),
-        ConfigKey(name: "log_interval", field: .int(\.logInterval), help: "print the training log line every N iterations (100)"),
-        ConfigKey(name: "metrics_file", field: .optionalString(\.metricsFile), help: "append one JSON line of metrics per iteration to this file"),
-        ConfigKey(name: "trace_dir", field: .optionalString(\.traceDir), help: "write each rank's measured timeline (forward, backward, send, receive wait, optimizer) as Chrome trace JSON here"),
+        ConfigKey(
+            name: "skip_train", field: .bool(\.skipTrain),
+            help: "only evaluate (with load: the checkpoint's validation loss)"),
+        ConfigKey(
+            name: "log_interval", field: .int(\.logInterval),
+            help: "print the training log line every N iterations (100)"),
+        ConfigKey(
+            name: "metrics_file", field: .optionalString(\.metricsFile),
+            help: "append one JSON line of metrics per iteration to this file"),
+        ConfigKey(
+            name: "trace_dir", field: .optionalString(\.traceDir),
+            help:
+                "write each rank's measured timeline (forward, backward, send, receive wait, optimizer) as Chrome "
+                + "trace JSON here"
+        ),
         // Data
-        ConfigKey(name: "data_path", field: .stringList(\.dataPath), help: "a preprocessed dataset prefix (P_text_document), or weights and prefixes alternating to blend several; empty: the built-in corpus (texts of /usr/share/common-licenses)"),
-        ConfigKey(name: "data_cache_path", field: .optionalString(\.dataCachePath), help: "where the sample indices are cached (default: <data dir>/cache/GPTDataset_indices)"),
-        ConfigKey(name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
+        ConfigKey(
+            name: "data_path", field: .stringList(\.dataPath),
+            help:
+                "a preprocessed dataset prefix (P_text_document), or weights and prefixes alternating to blend "
+                + "several; empty: the built-in corpus (texts of /usr/share/common-licenses)"
+        ),
+        ConfigKey(
+            name: "data_cache_path", field: .optionalString(\.dataCachePath),
+            help: "where the sample indices are cached (default: <data dir>/cache/GPTDataset_indices)"),
+        ConfigKey(
+            name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
         ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
-        ConfigKey(name: "tokenizer_type", field: .choice(\.tokenizerType), help: "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with vocab_size)"),
+        ConfigKey(
+            name: "tokenizer_type", field: .choice(\.tokenizerType),
+            help:
+                "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with "
+                + "vocab_size)"),
         ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
         // Machine
-        ConfigKey(name: "num_threads", field: .int(\.numThreads), help: "threads per rank for BLAS and kernels (0: cores / ranks on this node)"),
-        ConfigKey(name: "blas_coretype", field: .string(\.blasCoretype), help: "auto: best OpenBLAS kernels for this CPU; env: keep OPENBLAS_CORETYPE; or a name like SkylakeX"),
+        ConfigKey(
+            name: "num_threads", field: .int(\.numThreads),
+            help: "threads per rank for BLAS and kernels (0: cores / ranks on this node)"),
+        ConfigKey(
+            name: "blas_coretype", field: .string(\.blasCoretype),
+            help: "auto: best OpenBLAS kernels for this CPU; env: keep OPENBLAS_CORETYPE; or a name like SkylakeX"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
@@ -167,9 +290,9 @@ func editDistance(_ a: String, _ b: String) -> Int {
     return prev[b.count]
 }
 
-public extension ConfigKeys {
+extension ConfigKeys {
     /// The effective config as a JSON object (every key, sorted), stored in checkpoints.
-    static func json(of c: TrainingConfig) -> String {
+    public static func json(of c: TrainingConfig) -> String {
         func quote(_ s: String) -> String {
             "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }

@@ -5,17 +5,31 @@ import Foundation
 
 /// A parsed JSON value (numbers keep whether they were written as integers).
 indirect enum JSONValue: Decodable {
-    case bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue]), null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+    case null
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int.self) { self = .int(i) }
-        else if let d = try? c.decode(Double.self) { self = .double(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? c.decode(Int.self) {
+            self = .int(i)
+        } else if let d = try? c.decode(Double.self) {
+            self = .double(d)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
+        }
     }
 
     var describe: String {
@@ -52,7 +66,8 @@ public enum ConfigLoader {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             let exists = FileManager.default.fileExists(atPath: path)
-            throw ConfigError.unreadableFile(path: path, reason: exists ? "permission denied or not a file" : "no such file")
+            throw ConfigError.unreadableFile(
+                path: path, reason: exists ? "permission denied or not a file" : "no such file")
         }
         try applyJSON(data, source: path, to: &config)
     }
@@ -79,15 +94,19 @@ public enum ConfigLoader {
         while i < flags.count {
             let flag = flags[i]
             guard flag.hasPrefix("--"), flag.count > 2 else {
-                throw ConfigError.invalidValue(key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value")
+                throw ConfigError.invalidValue(
+                    key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value")
             }
             var body = String(flag.dropFirst(2))
             var inlineValue: String? = nil
-            if let eq = body.firstIndex(of: "=") { inlineValue = String(body[body.index(after: eq)...]); body = String(body[..<eq]) }
+            if let eq = body.firstIndex(of: "=") {
+                inlineValue = String(body[body.index(after: eq)...]); body = String(body[..<eq])
+            }
             let name = body.replacingOccurrences(of: "-", with: "_")
             guard let key = ConfigKeys.named(name) else {
-                throw ConfigError.unknownKey(key: flag, source: "the command line",
-                                             suggestion: "--" + ConfigKeys.nearest(to: name).replacingOccurrences(of: "_", with: "-"))
+                throw ConfigError.unknownKey(
+                    key: flag, source: "the command line",
+                    suggestion: "--" + ConfigKeys.nearest(to: name).replacingOccurrences(of: "_", with: "-"))
             }
             var raw = inlineValue
             if raw == nil {
@@ -95,7 +114,8 @@ public enum ConfigLoader {
                     raw = "true"
                 } else {
                     guard i + 1 < flags.count else {
-                        throw ConfigError.wrongType(key: name, expected: key.field.typeName, found: "nothing (flag \(flag) needs a value)")
+                        throw ConfigError.wrongType(
+                            key: name, expected: key.field.typeName, found: "nothing (flag \(flag) needs a value)")
                     }
                     i += 1
                     raw = flags[i]
@@ -147,7 +167,8 @@ public enum ConfigLoader {
         case (.bool(let kp), .bool(let b)): c[keyPath: kp] = b
         case (.choice(let f), .string(let s)):
             guard f.set(&c, s) else {
-                throw ConfigError.invalidValue(key: key.name, value: "\"\(s)\"", rule: "must be one of \(f.allowed.joined(separator: ", "))")
+                throw ConfigError.invalidValue(
+                    key: key.name, value: "\"\(s)\"", rule: "must be one of \(f.allowed.joined(separator: ", "))")
             }
         case (.choice(let f), .null) where f.optional: _ = f.set(&c, nil)
         case (.stringList(let kp), .string(let s)): c[keyPath: kp] = [s]

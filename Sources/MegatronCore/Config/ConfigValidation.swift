@@ -20,8 +20,13 @@ public enum ConfigValidation {
         try validateLogging(c)
         try validateData(c)
         try validatePipeline(c, worldSize: worldSize)
-        if let b = c.ddpBucketSize, b <= 0 { throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive") }
-        if c.numThreads < 0 { throw ConfigError.invalidValue(key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)") }
+        if let b = c.ddpBucketSize, b <= 0 {
+            throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive")
+        }
+        if c.numThreads < 0 {
+            throw ConfigError.invalidValue(
+                key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)")
+        }
     }
 
     /// Required keys: set (a missing one is named as missing) and positive.
@@ -35,8 +40,11 @@ public enum ConfigValidation {
             }
             if !c.providedKeys.contains(key.name) && value == 0 { throw ConfigError.missingKey(key: key.name) }
             if !(value > 0 && value.isFinite) {
-                let rule = key.field.typeName == "an integer" ? "must be a positive integer" : "must be a positive number"
-                throw ConfigError.invalidValue(key: key.name, value: "\(key.field.typeName == "an integer" ? "\(Int(value))" : "\(value)")", rule: rule)
+                let rule =
+                    key.field.typeName == "an integer" ? "must be a positive integer" : "must be a positive number"
+                throw ConfigError.invalidValue(
+                    key: key.name, value: "\(key.field.typeName == "an integer" ? "\(Int(value))" : "\(value)")",
+                    rule: rule)
             }
         }
     }
@@ -44,117 +52,201 @@ public enum ConfigValidation {
     static func validateModel(_ c: TrainingConfig) throws {
         let h = c.hiddenSize, a = c.numAttentionHeads, s = c.seqLength
         if h % a != 0 {
-            throw ConfigError.inconsistent(keys: ["hidden_size", "num_attention_heads"],
-                                           rule: "hidden_size \(h) must be divisible by num_attention_heads \(a) (e.g. num_attention_heads \(largestDivisor(of: h, atMost: a)))")
+            throw ConfigError.inconsistent(
+                keys: ["hidden_size", "num_attention_heads"],
+                rule:
+                    "hidden_size \(h) must be divisible by num_attention_heads \(a) (e.g. num_attention_heads "
+                    + "\(largestDivisor(of: h, atMost: a)))"
+            )
         }
-        if let f = c.ffnHiddenSize, f <= 0 { throw ConfigError.invalidValue(key: "ffn_hidden_size", value: "\(f)", rule: "must be positive") }
+        if let f = c.ffnHiddenSize, f <= 0 {
+            throw ConfigError.invalidValue(key: "ffn_hidden_size", value: "\(f)", rule: "must be positive")
+        }
         let maxPos = c.maxPositionEmbeddings ?? s
-        if maxPos <= 0 { throw ConfigError.invalidValue(key: "max_position_embeddings", value: "\(maxPos)", rule: "must be positive") }
-        if s > maxPos {
-            throw ConfigError.inconsistent(keys: ["seq_length", "max_position_embeddings"],
-                                           rule: "seq_length \(s) exceeds max_position_embeddings \(maxPos); raise max_position_embeddings to at least \(s) or lower seq_length")
+        if maxPos <= 0 {
+            throw ConfigError.invalidValue(key: "max_position_embeddings", value: "\(maxPos)", rule: "must be positive")
         }
-        for (name, p) in [("hidden_dropout", c.hiddenDropout), ("attention_dropout", c.attentionDropout)] where !(p >= 0 && p < 1) {
+        if s > maxPos {
+            throw ConfigError.inconsistent(
+                keys: ["seq_length", "max_position_embeddings"],
+                rule:
+                    "seq_length \(s) exceeds max_position_embeddings \(maxPos); raise max_position_embeddings to at "
+                    + "least \(s) or lower seq_length"
+            )
+        }
+        for (name, p) in [("hidden_dropout", c.hiddenDropout), ("attention_dropout", c.attentionDropout)]
+        where !(p >= 0 && p < 1) {
             throw ConfigError.invalidValue(key: name, value: "\(p)", rule: "must be in [0, 1)")
         }
-        if c.initMethodStd <= 0 { throw ConfigError.invalidValue(key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive") }
-        if c.normEpsilon <= 0 { throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive") }
+        if c.initMethodStd <= 0 {
+            throw ConfigError.invalidValue(
+                key: "init_method_std", value: "\(c.initMethodStd)", rule: "must be positive")
+        }
+        if c.normEpsilon <= 0 {
+            throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive")
+        }
         if c.makeVocabSizeDivisibleBy <= 0 {
-            throw ConfigError.invalidValue(key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
+            throw ConfigError.invalidValue(
+                key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
         }
     }
 
     /// The grid: world = t · p · d, and what t must divide.
     static func validateGrid(_ c: TrainingConfig, worldSize: Int) throws {
-        let t = c.tensorModelParallelSize, p = c.pipelineModelParallelSize, h = c.hiddenSize, a = c.numAttentionHeads, s = c.seqLength
-        if t <= 0 { throw ConfigError.invalidValue(key: "tensor_model_parallel_size", value: "\(t)", rule: "must be a positive integer") }
-        if p <= 0 { throw ConfigError.invalidValue(key: "pipeline_model_parallel_size", value: "\(p)", rule: "must be a positive integer") }
+        let t = c.tensorModelParallelSize, p = c.pipelineModelParallelSize, h = c.hiddenSize, a = c.numAttentionHeads,
+            s = c.seqLength
+        if t <= 0 {
+            throw ConfigError.invalidValue(
+                key: "tensor_model_parallel_size", value: "\(t)", rule: "must be a positive integer")
+        }
+        if p <= 0 {
+            throw ConfigError.invalidValue(
+                key: "pipeline_model_parallel_size", value: "\(p)", rule: "must be a positive integer")
+        }
         if worldSize % (t * p) != 0 {
-            throw ConfigError.inconsistent(keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],
-                                           rule: "the world size \(worldSize) must be a multiple of tensor_model_parallel_size \(t) × pipeline_model_parallel_size \(p) = \(t * p); run with -np \(max(t * p, worldSize / (t * p) * t * p)) or choose sizes whose product divides \(worldSize)")
+            throw ConfigError.inconsistent(
+                keys: ["tensor_model_parallel_size", "pipeline_model_parallel_size"],
+                rule:
+                    "the world size \(worldSize) must be a multiple of tensor_model_parallel_size \(t) × "
+                    + "pipeline_model_parallel_size \(p) = \(t * p); run with -np "
+                    + "\(max(t * p, worldSize / (t * p) * t * p)) or choose sizes whose product divides "
+                    + "\(worldSize)"
+            )
         }
         if a % t != 0 {
-            throw ConfigError.inconsistent(keys: ["num_attention_heads", "tensor_model_parallel_size"],
-                                           rule: "num_attention_heads \(a) must be divisible by tensor_model_parallel_size \(t) (each rank computes whole heads); try tensor_model_parallel_size \(largestDivisor(of: a, atMost: t))")
+            throw ConfigError.inconsistent(
+                keys: ["num_attention_heads", "tensor_model_parallel_size"],
+                rule:
+                    "num_attention_heads \(a) must be divisible by tensor_model_parallel_size \(t) (each rank "
+                    + "computes whole heads); try tensor_model_parallel_size \(largestDivisor(of: a, atMost: t))"
+            )
         }
         if h % t != 0 {
-            throw ConfigError.inconsistent(keys: ["hidden_size", "tensor_model_parallel_size"],
-                                           rule: "hidden_size \(h) must be divisible by tensor_model_parallel_size \(t); try tensor_model_parallel_size \(largestDivisor(of: h, atMost: t))")
+            throw ConfigError.inconsistent(
+                keys: ["hidden_size", "tensor_model_parallel_size"],
+                rule:
+                    "hidden_size \(h) must be divisible by tensor_model_parallel_size \(t); try "
+                    + "tensor_model_parallel_size \(largestDivisor(of: h, atMost: t))"
+            )
         }
         let ffn = c.ffnHiddenSize ?? 4 * h
         if ffn % t != 0 {
-            throw ConfigError.inconsistent(keys: ["ffn_hidden_size", "tensor_model_parallel_size"],
-                                           rule: "ffn_hidden_size \(ffn) must be divisible by tensor_model_parallel_size \(t); try tensor_model_parallel_size \(largestDivisor(of: ffn, atMost: t))")
+            throw ConfigError.inconsistent(
+                keys: ["ffn_hidden_size", "tensor_model_parallel_size"],
+                rule:
+                    "ffn_hidden_size \(ffn) must be divisible by tensor_model_parallel_size \(t); try "
+                    + "tensor_model_parallel_size \(largestDivisor(of: ffn, atMost: t))"
+            )
         }
         if c.sequenceParallel && t > 1 && s % t != 0 {
-            throw ConfigError.inconsistent(keys: ["seq_length", "tensor_model_parallel_size", "sequence_parallel"],
-                                           rule: "with sequence_parallel, seq_length \(s) must be divisible by tensor_model_parallel_size \(t); try seq_length \(max(t, s / t * t)) or sequence_parallel false")
+            throw ConfigError.inconsistent(
+                keys: ["seq_length", "tensor_model_parallel_size", "sequence_parallel"],
+                rule:
+                    "with sequence_parallel, seq_length \(s) must be divisible by tensor_model_parallel_size \(t); "
+                    + "try seq_length \(max(t, s / t * t)) or sequence_parallel false"
+            )
         }
     }
 
     static func validateBatch(_ c: TrainingConfig, worldSize: Int) throws {
         let mbs = c.microBatchSize, dp = worldSize / (c.tensorModelParallelSize * c.pipelineModelParallelSize)
         guard let gbs = c.globalBatchSize else { return }
-        if gbs <= 0 { throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive") }
+        if gbs <= 0 {
+            throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive")
+        }
         if gbs % (mbs * dp) != 0 {
             let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
-            throw ConfigError.inconsistent(keys: ["global_batch_size", "micro_batch_size"],
-                                           rule: "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size \(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)")
+            throw ConfigError.inconsistent(
+                keys: ["global_batch_size", "micro_batch_size"],
+                rule:
+                    "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size "
+                    + "\(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)"
+            )
         }
     }
 
     /// Learning-rate schedule, AdamW and clipping.
     static func validateOptimizer(_ c: TrainingConfig) throws {
         if c.minLR < 0 || c.minLR > c.lr {
-            throw ConfigError.inconsistent(keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(c.lr)")
+            throw ConfigError.inconsistent(
+                keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(c.lr)")
         }
-        if c.lrWarmupIters < 0 { throw ConfigError.invalidValue(key: "lr_warmup_iters", value: "\(c.lrWarmupIters)", rule: "must be ≥ 0") }
+        if c.lrWarmupIters < 0 {
+            throw ConfigError.invalidValue(key: "lr_warmup_iters", value: "\(c.lrWarmupIters)", rule: "must be ≥ 0")
+        }
         if let f = c.lrWarmupFraction {
-            if !(0...1).contains(f) { throw ConfigError.invalidValue(key: "lr_warmup_fraction", value: "\(f)", rule: "must be in [0, 1]") }
+            if !(0...1).contains(f) {
+                throw ConfigError.invalidValue(key: "lr_warmup_fraction", value: "\(f)", rule: "must be in [0, 1]")
+            }
             if c.lrWarmupIters > 0 {
-                throw ConfigError.inconsistent(keys: ["lr_warmup_fraction", "lr_warmup_iters"], rule: "set only one of them")
+                throw ConfigError.inconsistent(
+                    keys: ["lr_warmup_fraction", "lr_warmup_iters"], rule: "set only one of them")
             }
         }
-        if let d = c.lrDecayIters, d <= 0 { throw ConfigError.invalidValue(key: "lr_decay_iters", value: "\(d)", rule: "must be positive") }
+        if let d = c.lrDecayIters, d <= 0 {
+            throw ConfigError.invalidValue(key: "lr_decay_iters", value: "\(d)", rule: "must be positive")
+        }
         for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2)] where !(v >= 0 && v < 1) {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be in [0, 1)")
         }
-        if c.adamEps <= 0 { throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive") }
-        if c.weightDecay < 0 { throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0") }
-        if c.clipGrad < 0 { throw ConfigError.invalidValue(key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)") }
+        if c.adamEps <= 0 {
+            throw ConfigError.invalidValue(key: "adam_eps", value: "\(c.adamEps)", rule: "must be positive")
+        }
+        if c.weightDecay < 0 {
+            throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0")
+        }
+        if c.clipGrad < 0 {
+            throw ConfigError.invalidValue(
+                key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)")
+        }
     }
 
     /// bf16 / fp16 and the loss scaler.
     static func validatePrecision(_ c: TrainingConfig) throws {
         if let s = c.lossScale, !(s > 0 && s.isFinite) {
-            throw ConfigError.invalidValue(key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
+            throw ConfigError.invalidValue(
+                key: "loss_scale", value: "\(s)", rule: "must be a positive number (a power of 2 keeps scaling exact)")
         }
-        if c.bf16 && c.fp16 { throw ConfigError.inconsistent(keys: ["bf16", "fp16"], rule: "choose one reduced precision") }
+        if c.bf16 && c.fp16 {
+            throw ConfigError.inconsistent(keys: ["bf16", "fp16"], rule: "choose one reduced precision")
+        }
         if !(c.initialLossScale > 0 && c.initialLossScale.isFinite) {
-            throw ConfigError.invalidValue(key: "initial_loss_scale", value: "\(c.initialLossScale)", rule: "must be a positive number")
+            throw ConfigError.invalidValue(
+                key: "initial_loss_scale", value: "\(c.initialLossScale)", rule: "must be a positive number")
         }
         if !(c.minLossScale > 0 && c.minLossScale <= c.initialLossScale) {
-            throw ConfigError.invalidValue(key: "min_loss_scale", value: "\(c.minLossScale)", rule: "must be positive and at most initial_loss_scale")
+            throw ConfigError.invalidValue(
+                key: "min_loss_scale", value: "\(c.minLossScale)",
+                rule: "must be positive and at most initial_loss_scale")
         }
-        if c.lossScaleWindow < 1 { throw ConfigError.invalidValue(key: "loss_scale_window", value: "\(c.lossScaleWindow)", rule: "must be ≥ 1") }
-        if c.hysteresis < 1 { throw ConfigError.invalidValue(key: "hysteresis", value: "\(c.hysteresis)", rule: "must be ≥ 1") }
+        if c.lossScaleWindow < 1 {
+            throw ConfigError.invalidValue(key: "loss_scale_window", value: "\(c.lossScaleWindow)", rule: "must be ≥ 1")
+        }
+        if c.hysteresis < 1 {
+            throw ConfigError.invalidValue(key: "hysteresis", value: "\(c.hysteresis)", rule: "must be ≥ 1")
+        }
     }
 
     static func validateRecompute(_ c: TrainingConfig) throws {
         guard let g = c.recomputeGranularity else {
             if c.recomputeMethod != nil {
-                throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_granularity"], rule: "recompute_method needs recompute_granularity full")
+                throw ConfigError.inconsistent(
+                    keys: ["recompute_method", "recompute_granularity"],
+                    rule: "recompute_method needs recompute_granularity full")
             }
             return
         }
         guard g == .full else { return }
         guard let m = c.recomputeMethod else {
-            throw ConfigError.inconsistent(keys: ["recompute_granularity", "recompute_method"], rule: "full recomputation needs recompute_method uniform or block")
+            throw ConfigError.inconsistent(
+                keys: ["recompute_granularity", "recompute_method"],
+                rule: "full recomputation needs recompute_method uniform or block")
         }
         let least = m == .block ? 0 : 1
         guard let n = c.recomputeNumLayers, n >= least else {
-            throw ConfigError.inconsistent(keys: ["recompute_method", "recompute_num_layers"],
-                                           rule: "\(m.rawValue) recomputation needs recompute_num_layers ≥ \(least)")
+            throw ConfigError.inconsistent(
+                keys: ["recompute_method", "recompute_num_layers"],
+                rule: "\(m.rawValue) recomputation needs recompute_num_layers ≥ \(least)")
         }
     }
 
@@ -162,11 +254,17 @@ public enum ConfigValidation {
         for (name, v) in [("eval_interval", c.evalInterval), ("log_interval", c.logInterval)] where v <= 0 {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be positive")
         }
-        if c.evalIters < 0 { throw ConfigError.invalidValue(key: "eval_iters", value: "\(c.evalIters)", rule: "must be ≥ 0") }
+        if c.evalIters < 0 {
+            throw ConfigError.invalidValue(key: "eval_iters", value: "\(c.evalIters)", rule: "must be ≥ 0")
+        }
         if let si = c.saveInterval {
-            if si <= 0 { throw ConfigError.invalidValue(key: "save_interval", value: "\(si)", rule: "must be positive") }
+            if si <= 0 {
+                throw ConfigError.invalidValue(key: "save_interval", value: "\(si)", rule: "must be positive")
+            }
             if c.save == nil {
-                throw ConfigError.inconsistent(keys: ["save_interval", "save"], rule: "save_interval \(si) needs a save directory; set save (e.g. --save checkpoints)")
+                throw ConfigError.inconsistent(
+                    keys: ["save_interval", "save"],
+                    rule: "save_interval \(si) needs a save directory; set save (e.g. --save checkpoints)")
             }
         }
     }
@@ -175,13 +273,22 @@ public enum ConfigValidation {
     static func validateData(_ c: TrainingConfig) throws {
         _ = try parseSplit(c.split)
         guard trainingTokenizers.contains(c.tokenizerType) else {
-            throw ConfigError.invalidValue(key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
-                                           rule: "training supports \(trainingTokenizers.map(\.rawValue).joined(separator: ", ")) (BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)")
+            throw ConfigError.invalidValue(
+                key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
+                rule:
+                    "training supports \(trainingTokenizers.map(\.rawValue).joined(separator: ", ")) "
+                    + "(BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)"
+            )
         }
         if c.tokenizerType == .gpt2BPE {
             for (key, value) in [("vocab_file", c.vocabFile), ("merge_file", c.mergeFile)] {
                 guard let path = value else {
-                    throw ConfigError.inconsistent(keys: ["tokenizer_type", key], rule: "GPT2BPETokenizer needs \(key) (GPT-2's \(key == "vocab_file" ? "vocab.json" : "merges.txt"))")
+                    throw ConfigError.inconsistent(
+                        keys: ["tokenizer_type", key],
+                        rule:
+                            "GPT2BPETokenizer needs \(key) (GPT-2's "
+                            + "\(key == "vocab_file" ? "vocab.json" : "merges.txt"))"
+                    )
                 }
                 guard FileManager.default.isReadableFile(atPath: path) else {
                     throw ConfigError.invalidValue(key: key, value: "\"\(path)\"", rule: "must be a readable file")
@@ -190,18 +297,28 @@ public enum ConfigValidation {
         }
         if c.tokenizerType == .null {
             guard let v = c.vocabSize else {
-                throw ConfigError.inconsistent(keys: ["tokenizer_type", "vocab_size"], rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
+                throw ConfigError.inconsistent(
+                    keys: ["tokenizer_type", "vocab_size"],
+                    rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
             }
             if v < 2 { throw ConfigError.invalidValue(key: "vocab_size", value: "\(v)", rule: "must be at least 2") }
             if !c.mockData && c.dataPath.isEmpty {
-                throw ConfigError.inconsistent(keys: ["tokenizer_type", "data_path"], rule: "NullTokenizer has no text to read: give data_path (preprocessed token files) or mock_data true")
+                throw ConfigError.inconsistent(
+                    keys: ["tokenizer_type", "data_path"],
+                    rule:
+                        "NullTokenizer has no text to read: give data_path (preprocessed token files) or mock_data true"
+                )
             }
         }
         guard !c.dataPath.isEmpty && !c.mockData else { return }
         for prefix in try parseDataPath(c.dataPath).prefixes {
             for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
-                throw ConfigError.invalidValue(key: "data_path", value: "\"\(prefix)\"",
-                                               rule: "'\(file)' is missing or unreadable; data_path names the prefix that `megatron preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx")
+                throw ConfigError.invalidValue(
+                    key: "data_path", value: "\"\(prefix)\"",
+                    rule:
+                        "'\(file)' is missing or unreadable; data_path names the prefix that `megatron "
+                        + "preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx"
+                )
             }
         }
     }
@@ -209,12 +326,18 @@ public enum ConfigValidation {
     /// Stages and virtual stages (PipelineLayout's rules) and the interleaved schedule's micro-batches.
     static func validatePipeline(_ c: TrainingConfig, worldSize: Int) throws {
         let p = c.pipelineModelParallelSize, mbs = c.microBatchSize
-        let layout = try PipelineLayout(layers: c.numLayers, stages: p, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
+        let layout = try PipelineLayout(
+            layers: c.numLayers, stages: p, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
         let dp = worldSize / (c.tensorModelParallelSize * p), v = layout.chunks
         let m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
         if v > 1 && m % p != 0 {
-            throw ConfigError.inconsistent(keys: ["global_batch_size", "pipeline_model_parallel_size"],
-                                           rule: "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / (micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size \(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)")
+            throw ConfigError.inconsistent(
+                keys: ["global_batch_size", "pipeline_model_parallel_size"],
+                rule:
+                    "the interleaved schedule (v = \(v)) needs the number of micro-batches \(m) (global_batch_size / "
+                    + "(micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size "
+                    + "\(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)"
+            )
         }
     }
 
@@ -222,7 +345,9 @@ public enum ConfigValidation {
     /// `data_path`: one prefix, or weights and prefixes alternating ("0.3", "A", "0.7", "B").
     public static func parseDataPath(_ items: [String]) throws -> (weights: [Double], prefixes: [String]) {
         if items.count == 1 { return ([1], items) }
-        let bad = ConfigError.invalidValue(key: "data_path", value: "\(items)", rule: "must be one prefix, or weights and prefixes alternating: [0.3, \"A\", 0.7, \"B\"]")
+        let bad = ConfigError.invalidValue(
+            key: "data_path", value: "\(items)",
+            rule: "must be one prefix, or weights and prefixes alternating: [0.3, \"A\", 0.7, \"B\"]")
         guard items.count % 2 == 0 else { throw bad }
         var weights: [Double] = [], prefixes: [String] = []
         for k in stride(from: 0, to: items.count, by: 2) {
@@ -234,14 +359,19 @@ public enum ConfigValidation {
     }
 
     public static func parseSplit(_ s: String) throws -> [Double] {
-        let parts = s.split(separator: s.contains(",") ? "," : "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = s.split(separator: s.contains(",") ? "," : "/").map {
+            Double($0.trimmingCharacters(in: .whitespaces))
+        }
         guard (1...3).contains(parts.count), parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ConfigError.invalidValue(key: "split", value: "\"\(s)\"", rule: "must be up to three non-negative weights like \"969,30,1\"")
+            throw ConfigError.invalidValue(
+                key: "split", value: "\"\(s)\"", rule: "must be up to three non-negative weights like \"969,30,1\"")
         }
         var w = parts.map { $0! }
         while w.count < 3 { w.append(0) }
         let total = w.reduce(0, +)
-        guard total > 0 else { throw ConfigError.invalidValue(key: "split", value: "\"\(s)\"", rule: "the weights must not all be zero") }
+        guard total > 0 else {
+            throw ConfigError.invalidValue(key: "split", value: "\"\(s)\"", rule: "the weights must not all be zero")
+        }
         return w.map { $0 / total }
     }
 

@@ -18,8 +18,11 @@ public enum HFGPT2 {
         let configPath = (directory as NSString).appendingPathComponent("config.json")
         let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
         guard let data = FileManager.default.contents(atPath: configPath),
-              let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw ConversionError.invalid("cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 directory has config.json and model.safetensors)")
+            let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
+            throw ConversionError.invalid(
+                "cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 "
+                    + "directory has config.json and model.safetensors)")
         }
         let (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads, positions = cfg.seqLength
@@ -29,62 +32,98 @@ public enum HFGPT2 {
         let tensors = try Safetensors.read(weightsPath)
         let prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
         func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let t = tensors[prefix + name] else { throw ConversionError.missing(name: prefix + name, source: weightsPath) }
-            guard t.shape == shape else { throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: weightsPath) }
+            guard let t = tensors[prefix + name] else {
+                throw ConversionError.missing(name: prefix + name, source: weightsPath)
+            }
+            guard t.shape == shape else {
+                throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: weightsPath)
+            }
             return t.values
         }
         let d = h / heads
         let f = cfg.ffnHiddenSize ?? 4 * h
-        return try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
-            func transpose(_ w: [Float], rows inRows: Int, cols outCols: Int) {
-                // HF [in, out] → ours [out, in]
-                for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
-            }
-            let name = spec.name
-            switch name {
-            case GPTSlots.wordEmbeddingsName:
-                out.update(repeating: 0, count: spec.count)
-                let w = try tensor("wte.weight", [vocab, h])
-                w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: vocab * h) }
-            case GPTSlots.positionEmbeddingsName:
-                let w = try tensor("wpe.weight", [positions, h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
-            case GPTSlots.finalNormWeightName, GPTSlots.finalNormBiasName:
-                let w = try tensor("ln_f." + (name.hasSuffix("weight") ? "weight" : "bias"), [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-            default:
-                // decoder.layers.<i>.<rest>
-                let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
-                guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
-                    throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+        return try WholeModel(
+            trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
+            params: { spec, out in
+                func transpose(_ w: [Float], rows inRows: Int, cols outCols: Int) {
+                    // HF [in, out] → ours [out, in]
+                    for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
                 }
-                let p = "h.\(i)."
-                switch parts[3] {
-                case "input_layernorm.weight": let w = try tensor(p + "ln_1.weight", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                case "input_layernorm.bias": let w = try tensor(p + "ln_1.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                case "pre_mlp_layernorm.weight": let w = try tensor(p + "ln_2.weight", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                case "pre_mlp_layernorm.bias": let w = try tensor(p + "ln_2.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                case "self_attention.linear_qkv.weight":
-                    let w = try tensor(p + "attn.c_attn.weight", [h, 3 * h])
-                    for head in 0..<heads { for j in 0..<3 { for e in 0..<d {
-                        let r = head * 3 * d + j * d + e, c = j * h + head * d + e
-                        for i in 0..<h { out[r * h + i] = w[i * 3 * h + c] }
-                    } } }
-                case "self_attention.linear_qkv.bias":
-                    let b = try tensor(p + "attn.c_attn.bias", [3 * h])
-                    for head in 0..<heads { for j in 0..<3 { for e in 0..<d { out[head * 3 * d + j * d + e] = b[j * h + head * d + e] } } }
-                case "self_attention.linear_proj.weight": transpose(try tensor(p + "attn.c_proj.weight", [h, h]), rows: h, cols: h)
-                case "self_attention.linear_proj.bias": let w = try tensor(p + "attn.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                case "mlp.linear_fc1.weight": transpose(try tensor(p + "mlp.c_fc.weight", [h, f]), rows: h, cols: f)
-                case "mlp.linear_fc1.bias": let w = try tensor(p + "mlp.c_fc.bias", [f]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: f) }
-                case "mlp.linear_fc2.weight": transpose(try tensor(p + "mlp.c_proj.weight", [f, h]), rows: f, cols: h)
-                case "mlp.linear_fc2.bias": let w = try tensor(p + "mlp.c_proj.bias", [h]); w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+                let name = spec.name
+                switch name {
+                case GPTSlots.wordEmbeddingsName:
+                    out.update(repeating: 0, count: spec.count)
+                    let w = try tensor("wte.weight", [vocab, h])
+                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: vocab * h) }
+                case GPTSlots.positionEmbeddingsName:
+                    let w = try tensor("wpe.weight", [positions, h]);
+                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
+                case GPTSlots.finalNormWeightName, GPTSlots.finalNormBiasName:
+                    let w = try tensor("ln_f." + (name.hasSuffix("weight") ? "weight" : "bias"), [h]);
+                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                default:
+                    // decoder.layers.<i>.<rest>
+                    let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
+                    guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
+                        throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+                    }
+                    let p = "h.\(i)."
+                    switch parts[3] {
+                    case "input_layernorm.weight":
+                        let w = try tensor(p + "ln_1.weight", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    case "input_layernorm.bias":
+                        let w = try tensor(p + "ln_1.bias", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    case "pre_mlp_layernorm.weight":
+                        let w = try tensor(p + "ln_2.weight", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    case "pre_mlp_layernorm.bias":
+                        let w = try tensor(p + "ln_2.bias", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    case "self_attention.linear_qkv.weight":
+                        let w = try tensor(p + "attn.c_attn.weight", [h, 3 * h])
+                        for head in 0..<heads {
+                            for j in 0..<3 {
+                                for e in 0..<d {
+                                    let r = head * 3 * d + j * d + e, c = j * h + head * d + e
+                                    for i in 0..<h { out[r * h + i] = w[i * 3 * h + c] }
+                                }
+                            }
+                        }
+                    case "self_attention.linear_qkv.bias":
+                        let b = try tensor(p + "attn.c_attn.bias", [3 * h])
+                        for head in 0..<heads {
+                            for j in 0..<3 {
+                                for e in 0..<d { out[head * 3 * d + j * d + e] = b[j * h + head * d + e] }
+                            }
+                        }
+                    case "self_attention.linear_proj.weight":
+                        transpose(try tensor(p + "attn.c_proj.weight", [h, h]), rows: h, cols: h)
+                    case "self_attention.linear_proj.bias":
+                        let w = try tensor(p + "attn.c_proj.bias", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    case "mlp.linear_fc1.weight":
+                        transpose(try tensor(p + "mlp.c_fc.weight", [h, f]), rows: h, cols: f)
+                    case "mlp.linear_fc1.bias":
+                        let w = try tensor(p + "mlp.c_fc.bias", [f]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: f) }
+                    case "mlp.linear_fc2.weight":
+                        transpose(try tensor(p + "mlp.c_proj.weight", [f, h]), rows: f, cols: h)
+                    case "mlp.linear_fc2.bias":
+                        let w = try tensor(p + "mlp.c_proj.bias", [h]);
+                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
+                    default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+                    }
                 }
-            }
-        }, state: { gpt in
-            ModelCheckpoint.RankFileState(sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: jsonText, iteration: 0, consumedSamples: 0, optimizerStep: 0,
-                                          schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
-                                          tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
-        })
+            },
+            state: { gpt in
+                ModelCheckpoint.RankFileState(
+                    sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: jsonText, iteration: 0,
+                    consumedSamples: 0, optimizerStep: 0,
+                    schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
+                    tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
+            })
     }
 
     /// The training config a GPT-2 config.json describes (checked for what this model supports),
@@ -100,12 +139,15 @@ public enum HFGPT2 {
         }
         let activation = hf["activation_function"] as? String ?? "gelu_new"
         guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
-            throw ConversionError.invalid("'\(configPath)': activation_function '\(activation)'; this model uses GPT-2's tanh GELU (gelu_new)")
+            throw ConversionError.invalid(
+                "'\(configPath)': activation_function '\(activation)'; this model uses "
+                    + "GPT-2's tanh GELU (gelu_new)")
         }
         for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
             throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
         }
-        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"), positions = try int("n_positions", "n_ctx")
+        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"),
+            positions = try int("n_positions", "n_ctx")
         let vocab = try int("vocab_size")
         var cfg = TrainingConfig()
         cfg.numLayers = layers; cfg.hiddenSize = h; cfg.numAttentionHeads = heads
@@ -126,13 +168,18 @@ public enum HFGPT2 {
         guard !fm.fileExists(atPath: directory) else {
             throw ConversionError.invalid("'\(directory)' already exists; choose a new directory for the export")
         }
-        let g = model.gpt, h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize, V = g.vocabSize
+        let g = model.gpt, h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize,
+            V = g.vocabSize
         let params = model.params, table = params.table
         func values(_ name: String) throws -> UnsafeMutablePointer<Float> {
-            guard let slot = table.slot(named: name) else { throw ConversionError.missing(name: name, source: "the checkpoint") }
+            guard let slot = table.slot(named: name) else {
+                throw ConversionError.missing(name: name, source: "the checkpoint")
+            }
             return params.pointer(slot)
         }
-        func copy(_ name: String, _ count: Int) throws -> [Float] { Array(UnsafeBufferPointer(start: try values(name), count: count)) }
+        func copy(_ name: String, _ count: Int) throws -> [Float] {
+            Array(UnsafeBufferPointer(start: try values(name), count: count))
+        }
         func transposed(_ name: String, rows outRows: Int, cols inCols: Int) throws -> [Float] {
             // ours [out, in] → HF [in, out]
             let w = try values(name)
@@ -142,7 +189,9 @@ public enum HFGPT2 {
         }
         var t: [String: SafetensorsTensor] = [:]
         t["transformer.wte.weight"] = .init(shape: [V, h], values: try copy(GPTSlots.wordEmbeddingsName, V * h))
-        t["transformer.wpe.weight"] = .init(shape: [g.maxPositionEmbeddings, h], values: try copy(GPTSlots.positionEmbeddingsName, g.maxPositionEmbeddings * h))
+        t["transformer.wpe.weight"] = .init(
+            shape: [g.maxPositionEmbeddings, h],
+            values: try copy(GPTSlots.positionEmbeddingsName, g.maxPositionEmbeddings * h))
         t["transformer.ln_f.weight"] = .init(shape: [h], values: try copy(GPTSlots.finalNormWeightName, h))
         t["transformer.ln_f.bias"] = .init(shape: [h], values: try copy(GPTSlots.finalNormBiasName, h))
         for i in 0..<g.numLayers {
@@ -151,27 +200,38 @@ public enum HFGPT2 {
             t[q + "ln_1.bias"] = .init(shape: [h], values: try copy(p + "input_layernorm.bias", h))
             t[q + "ln_2.weight"] = .init(shape: [h], values: try copy(p + "pre_mlp_layernorm.weight", h))
             t[q + "ln_2.bias"] = .init(shape: [h], values: try copy(p + "pre_mlp_layernorm.bias", h))
-            let qkv = try values(p + "self_attention.linear_qkv.weight"), qkvBias = try values(p + "self_attention.linear_qkv.bias")
+            let qkv = try values(p + "self_attention.linear_qkv.weight"),
+                qkvBias = try values(p + "self_attention.linear_qkv.bias")
             var w = [Float](repeating: 0, count: h * 3 * h), b = [Float](repeating: 0, count: 3 * h)
-            for head in 0..<heads { for j in 0..<3 { for e in 0..<d {
-                let r = head * 3 * d + j * d + e, c = j * h + head * d + e
-                for k in 0..<h { w[k * 3 * h + c] = qkv[r * h + k] }
-                b[c] = qkvBias[r]
-            } } }
+            for head in 0..<heads {
+                for j in 0..<3 {
+                    for e in 0..<d {
+                        let r = head * 3 * d + j * d + e, c = j * h + head * d + e
+                        for k in 0..<h { w[k * 3 * h + c] = qkv[r * h + k] }
+                        b[c] = qkvBias[r]
+                    }
+                }
+            }
             t[q + "attn.c_attn.weight"] = .init(shape: [h, 3 * h], values: w)
             t[q + "attn.c_attn.bias"] = .init(shape: [3 * h], values: b)
-            t[q + "attn.c_proj.weight"] = .init(shape: [h, h], values: try transposed(p + "self_attention.linear_proj.weight", rows: h, cols: h))
+            t[q + "attn.c_proj.weight"] = .init(
+                shape: [h, h], values: try transposed(p + "self_attention.linear_proj.weight", rows: h, cols: h))
             t[q + "attn.c_proj.bias"] = .init(shape: [h], values: try copy(p + "self_attention.linear_proj.bias", h))
-            t[q + "mlp.c_fc.weight"] = .init(shape: [h, f], values: try transposed(p + "mlp.linear_fc1.weight", rows: f, cols: h))
+            t[q + "mlp.c_fc.weight"] = .init(
+                shape: [h, f], values: try transposed(p + "mlp.linear_fc1.weight", rows: f, cols: h))
             t[q + "mlp.c_fc.bias"] = .init(shape: [f], values: try copy(p + "mlp.linear_fc1.bias", f))
-            t[q + "mlp.c_proj.weight"] = .init(shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
+            t[q + "mlp.c_proj.weight"] = .init(
+                shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
             t[q + "mlp.c_proj.bias"] = .init(shape: [h], values: try copy(p + "mlp.linear_fc2.bias", h))
         }
         let config: [String: Any] = [
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": h, "n_layer": g.numLayers, "n_head": heads,
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": h, "n_layer": g.numLayers,
+            "n_head": heads,
             "n_positions": g.maxPositionEmbeddings, "n_ctx": g.maxPositionEmbeddings, "n_inner": f, "vocab_size": V,
-            "activation_function": "gelu_new", "layer_norm_epsilon": Double(g.normEpsilon), "initializer_range": Double(g.initMethodStd),
-            "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout), "attn_pdrop": Double(g.attentionDropout),
+            "activation_function": "gelu_new", "layer_norm_epsilon": Double(g.normEpsilon),
+            "initializer_range": Double(g.initMethodStd),
+            "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout),
+            "attn_pdrop": Double(g.attentionDropout),
             "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": true, "torch_dtype": "float32",
         ]
         let tmp = directory + ".tmp-\(getpid())"
@@ -180,7 +240,8 @@ public enum HFGPT2 {
             try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
             try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
                 .write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent("config.json")))
-            try Safetensors.write((tmp as NSString).appendingPathComponent("model.safetensors"), tensors: t, metadata: ["format": "pt"])
+            try Safetensors.write(
+                (tmp as NSString).appendingPathComponent("model.safetensors"), tensors: t, metadata: ["format": "pt"])
             try fm.moveItem(atPath: tmp, toPath: directory)
         } catch {
             try? fm.removeItem(atPath: tmp)

@@ -14,7 +14,8 @@ public enum ConversionError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .tensor(let n, let f, let e, let s): return "tensor '\(n)' in \(s) has shape \(f), but the model needs \(e)"
+        case .tensor(let n, let f, let e, let s):
+            return "tensor '\(n)' in \(s) has shape \(f), but the model needs \(e)"
         case .missing(let n, let s): return "tensor '\(n)' is missing from \(s)"
         case .invalid(let r): return r
         }
@@ -30,8 +31,11 @@ public final class WholeModel {
     public var moments: (ParameterArena, ParameterArena)?
     public var state: ModelCheckpoint.RankFileState
 
-    init(trainingConfig: TrainingConfig, configJSON: [String: Any], vocabSize: Int, params fill: (ParameterSpec, UnsafeMutablePointer<Float>) throws -> Void,
-         state: (GPTConfig) -> ModelCheckpoint.RankFileState) rethrows {
+    init(
+        trainingConfig: TrainingConfig, configJSON: [String: Any], vocabSize: Int,
+        params fill: (ParameterSpec, UnsafeMutablePointer<Float>) throws -> Void,
+        state: (GPTConfig) -> ModelCheckpoint.RankFileState
+    ) rethrows {
         var c = trainingConfig
         c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.numLayersPerVirtualPipelineStage = nil
         self.trainingConfig = c
@@ -46,7 +50,8 @@ public final class WholeModel {
     /// Reads the latest checkpoint under `root`, whatever grid (and optimizer) wrote it.
     public static func load(checkpoint root: String) throws -> WholeModel {
         guard let json = CheckpointReader.storedConfigJSON(root: root),
-              let dict = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            let dict = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        else {
             throw ConversionError.invalid("'\(root)' holds no readable checkpoint with a stored config")
         }
         var cfg = TrainingConfig()
@@ -56,9 +61,11 @@ public final class WholeModel {
         var probe = cfg
         probe.tensorModelParallelSize = 1
         try reader.checkSizes(ModelCheckpoint.shapeAttributes(GPTConfig(training: probe, vocabSize: vocab)))
-        let model = try WholeModel(trainingConfig: cfg, configJSON: dict, vocabSize: vocab, params: { spec, out in
-            try reader.readParameter(spec, into: out)
-        }, state: { gpt in storedState(reader, gpt: gpt, json: json, cfg: cfg) })
+        let model = try WholeModel(
+            trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
+            params: { spec, out in
+                try reader.readParameter(spec, into: out)
+            }, state: { gpt in storedState(reader, gpt: gpt, json: json, cfg: cfg) })
         if reader.hasOptimizerState {
             let m = ParameterArena(table: model.params.table), v = ParameterArena(table: model.params.table)
             for (slot, spec) in model.params.table.specs.enumerated() {
@@ -70,23 +77,29 @@ public final class WholeModel {
     }
 
     /// The training state recorded in a checkpoint's first rank file, for a model of `gpt`'s sizes at t = p = 1.
-    static func storedState(_ reader: CheckpointReader, gpt: GPTConfig, json: String, cfg: TrainingConfig) -> ModelCheckpoint.RankFileState {
+    static func storedState(_ reader: CheckpointReader, gpt: GPTConfig, json: String, cfg: TrainingConfig)
+        -> ModelCheckpoint.RankFileState
+    {
         let f = reader.first
-        let schedule = LRSchedule(maxLR: (try? f.doubleAttribute("opt_param_scheduler_max_lr")) ?? cfg.lr,
-                                  minLR: (try? f.doubleAttribute("opt_param_scheduler_min_lr")) ?? cfg.minLR,
-                                  warmupSteps: reader.intAttribute("opt_param_scheduler_warmup_steps", default: 0),
-                                  decaySteps: reader.intAttribute("opt_param_scheduler_decay_steps", default: 0),
-                                  style: LRDecayStyle(rawValue: (try? f.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear") ?? .linear)
-        var s = ModelCheckpoint.RankFileState(sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: json,
-                                              iteration: reader.iteration, consumedSamples: reader.intAttribute("consumed_samples", default: 0),
-                                              optimizerStep: reader.intAttribute("optimizer_step", default: 0), schedule: schedule,
-                                              tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
+        let schedule = LRSchedule(
+            maxLR: (try? f.doubleAttribute("opt_param_scheduler_max_lr")) ?? cfg.lr,
+            minLR: (try? f.doubleAttribute("opt_param_scheduler_min_lr")) ?? cfg.minLR,
+            warmupSteps: reader.intAttribute("opt_param_scheduler_warmup_steps", default: 0),
+            decaySteps: reader.intAttribute("opt_param_scheduler_decay_steps", default: 0),
+            style: LRDecayStyle(rawValue: (try? f.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear")
+                ?? .linear)
+        var s = ModelCheckpoint.RankFileState(
+            sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: json,
+            iteration: reader.iteration, consumedSamples: reader.intAttribute("consumed_samples", default: 0),
+            optimizerStep: reader.intAttribute("optimizer_step", default: 0), schedule: schedule,
+            tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
         s.schedule.numSteps = reader.intAttribute("opt_param_scheduler_num_steps", default: 0)
         s.precision = Precision(rawValue: (try? f.stringAttribute("precision")) ?? "fp32") ?? .fp32
         if f.hasAttribute("grad_scaler_scale") {
             var scaler = LossScaler.constant(Float((try? f.doubleAttribute("grad_scaler_scale")) ?? 1))
-            scaler.restore(scale: scaler.scale, growthTracker: reader.intAttribute("grad_scaler_growth_tracker", default: 0),
-                           hysteresisTracker: reader.intAttribute("grad_scaler_hysteresis_tracker", default: 1))
+            scaler.restore(
+                scale: scaler.scale, growthTracker: reader.intAttribute("grad_scaler_growth_tracker", default: 0),
+                hysteresisTracker: reader.intAttribute("grad_scaler_hysteresis_tracker", default: 1))
             s.lossScaler = scaler
         }
         return s
@@ -96,17 +109,23 @@ public final class WholeModel {
     func piece(_ arena: ParameterArena, _ name: String) -> [ModelCheckpoint.Piece] {
         guard let slot = arena.table.slot(named: name) else { return [] }
         let spec = arena.table.specs[slot]
-        return [ModelCheckpoint.Piece(path: "the converted model", globalShape: spec.shape, globalOffset: spec.shape.map { _ in 0 },
-                                      localShape: spec.shape, values: .memory(arena.pointer(slot)))]
+        return [
+            ModelCheckpoint.Piece(
+                path: "the converted model", globalShape: spec.shape, globalOffset: spec.shape.map { _ in 0 },
+                localShape: spec.shape, values: .memory(arena.pointer(slot)))
+        ]
     }
 
     /// Writes the model as a checkpoint for tensor size `t`, pipeline size `p` and `layersPerVirtualStage`
     /// (nil: one chunk per stage) under `root` (iteration as recorded), atomically.
     public func write(to root: String, tensor t: Int, pipeline p: Int, layersPerVirtualStage: Int?) throws -> String {
         var target = trainingConfig
-        target.tensorModelParallelSize = t; target.pipelineModelParallelSize = p; target.numLayersPerVirtualPipelineStage = layersPerVirtualStage
+        target.tensorModelParallelSize = t; target.pipelineModelParallelSize = p;
+        target.numLayersPerVirtualPipelineStage = layersPerVirtualStage
         // The target grid obeys the training rules: the same checks as a config, on a world of t·p.
-        guard t >= 1, p >= 1 else { throw ConversionError.invalid("the target grid needs t ≥ 1 and p ≥ 1 (got t = \(t), p = \(p))") }
+        guard t >= 1, p >= 1 else {
+            throw ConversionError.invalid("the target grid needs t ≥ 1 and p ≥ 1 (got t = \(t), p = \(p))")
+        }
         try ConfigValidation.validateGrid(target, worldSize: t * p)
         let layout = try PipelineLayout(target)
         let targetGPT = GPTConfig(training: target, vocabSize: gpt.vocabSize)
@@ -114,7 +133,8 @@ public final class WholeModel {
         json["tensor_model_parallel_size"] = t
         json["pipeline_model_parallel_size"] = p
         json["num_layers_per_virtual_pipeline_stage"] = layersPerVirtualStage ?? NSNull()
-        let jsonText = String(data: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), encoding: .utf8)!
+        let jsonText = String(
+            data: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), encoding: .utf8)!
         let directory = CheckpointDirectory(root: root)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let tmp = try directory.beginSave(iteration: state.iteration)
@@ -127,9 +147,11 @@ public final class WholeModel {
                         let arenas = (0..<(moments == nil ? 1 : 3)).map { _ in ParameterArena(table: table) }
                         let sources = [params] + (moments.map { [$0.0, $0.1] } ?? [])
                         for (slot, spec) in table.specs.enumerated() {
-                            let name = spec.initKey   // a tied copy is sliced from the parameter it is tied to
+                            let name = spec.initKey  // a tied copy is sliced from the parameter it is tied to
                             for (arena, source) in zip(arenas, sources) {
-                                try ModelCheckpoint.assemble(name, into: arena.pointer(slot), spec: spec, from: piece(source, name), checkpoint: "the converted model")
+                                try ModelCheckpoint.assemble(
+                                    name, into: arena.pointer(slot), spec: spec, from: piece(source, name),
+                                    checkpoint: "the converted model")
                             }
                         }
                         chunks.append((arenas[0], arenas.count == 3 ? (arenas[1], arenas[2]) : nil))
@@ -138,7 +160,8 @@ public final class WholeModel {
                     s.sizes = ModelCheckpoint.shapeAttributes(targetGPT); s.configJSON = jsonText
                     s.tensorSize = t; s.pipelineSize = p; s.tensorRank = tr; s.pipelineRank = pr
                     s.distributedOptimizer = false; s.dataParallelSize = 1
-                    let path = (tmp as NSString).appendingPathComponent(CheckpointDirectory.rankFileName(tensorRank: tr, pipelineRank: pr))
+                    let path = (tmp as NSString).appendingPathComponent(
+                        CheckpointDirectory.rankFileName(tensorRank: tr, pipelineRank: pr))
                     try ModelCheckpoint.writeRankFile(path: path, state: s, chunks: chunks)
                 }
             }

@@ -18,7 +18,7 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
     public let split: String
     public let seqLength: Int
     let docIdx: [Int32]
-    let sampleIdx: [Int64]      // [count + 1, 2] flattened
+    let sampleIdx: [Int64]  // [count + 1, 2] flattened
     let shuffleIdx: [Int64]
     /// True when the indices came from the cache.
     public let loadedFromCache: Bool
@@ -37,8 +37,10 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
     }
 
     /// Builds (or loads from the cache) the sample index of `documents` for at least `numSamples` samples.
-    public init(dataset: IndexedDataset, split: String, documents: Range<Int>, numSamples: Int, seqLength: Int, seed: Int,
-                cacheDirectory: String?, writeCache: Bool = true) throws {
+    public init(
+        dataset: IndexedDataset, split: String, documents: Range<Int>, numSamples: Int, seqLength: Int, seed: Int,
+        cacheDirectory: String?, writeCache: Bool = true
+    ) throws {
         self.dataset = dataset
         self.split = split
         self.seqLength = seqLength
@@ -47,13 +49,18 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
             throw DataError.splitTooSmall(split: split, tokens: tokensPerEpoch, needed: seqLength + 1)
         }
         let attrs = try? FileManager.default.attributesOfItem(atPath: IndexedDatasetFormat.idxPath(dataset.prefix))
+        let idxBytes = (attrs?[.size] as? Int) ?? 0
+        let idxTime = Int((attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
         let description = """
-            {"class": "GPTDataset", "format": 1, "dataset_path": "\(dataset.prefix)", "idx_bytes": \((attrs?[.size] as? Int) ?? 0), \
-            "idx_mtime": \(Int((attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)), "split": "\(split)", \
+            {"class": "GPTDataset", "format": 1, "dataset_path": "\(dataset.prefix)", "idx_bytes": \(idxBytes), \
+            "idx_mtime": \(idxTime), "split": "\(split)", \
             "documents": [\(documents.lowerBound), \(documents.upperBound)], "num_samples": \(numSamples), \
             "sequence_length": \(seqLength), "random_seed": \(seed)}
             """
-        let dir = cacheDirectory ?? ((dataset.prefix as NSString).deletingLastPathComponent as NSString).appendingPathComponent("cache/GPTDataset_indices")
+        let dir =
+            cacheDirectory
+            ?? ((dataset.prefix as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+                "cache/GPTDataset_indices")
         let hash = String(format: "%016llx", stableHash(description))
         cachePrefix = (dir as NSString).appendingPathComponent("\(hash)-GPTDataset-\(split)")
         if let cached = Self.loadCache(cachePrefix, description: description) {
@@ -61,14 +68,17 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
             loadedFromCache = true
             return
         }
-        (docIdx, sampleIdx, shuffleIdx) = Self.build(dataset: dataset, documents: documents, tokensPerEpoch: tokensPerEpoch,
-                                                     numSamples: numSamples, seqLength: seqLength, seed: seed, split: split)
+        (docIdx, sampleIdx, shuffleIdx) = Self.build(
+            dataset: dataset, documents: documents, tokensPerEpoch: tokensPerEpoch,
+            numSamples: numSamples, seqLength: seqLength, seed: seed, split: split)
         loadedFromCache = false
         if writeCache { try? Self.saveCache(cachePrefix, description: description, docIdx, sampleIdx, shuffleIdx) }
     }
 
-    static func build(dataset: IndexedDataset, documents: Range<Int>, tokensPerEpoch: Int, numSamples: Int, seqLength s: Int,
-                      seed: Int, split: String) -> ([Int32], [Int64], [Int64]) {
+    static func build(
+        dataset: IndexedDataset, documents: Range<Int>, tokensPerEpoch: Int, numSamples: Int, seqLength s: Int,
+        seed: Int, split: String
+    ) -> ([Int32], [Int64], [Int64]) {
         var epochs = 1
         while epochs * tokensPerEpoch < numSamples * s + 1 { epochs += 1 }
         var separateFinal = false
@@ -113,9 +123,12 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
         }
         // shuffle_idx
         let first = separateFinal ? samplesBeforeFinal : count
-        var shuffle = ShuffledOrder.permutation(count: first, seed: seed, label: "gpt.\(split).shuffle_idx.first").map(Int64.init)
+        var shuffle = ShuffledOrder.permutation(count: first, seed: seed, label: "gpt.\(split).shuffle_idx.first").map(
+            Int64.init)
         if first < count {
-            shuffle += ShuffledOrder.permutation(count: count - first, seed: seed, label: "gpt.\(split).shuffle_idx.last").map { Int64(first + $0) }
+            shuffle += ShuffledOrder.permutation(
+                count: count - first, seed: seed, label: "gpt.\(split).shuffle_idx.last"
+            ).map { Int64(first + $0) }
         }
         return (docIdx, sampleIdx, shuffle)
     }
@@ -138,17 +151,21 @@ public final class GPTDataset: SampleSource, @unchecked Sendable {
     // MARK: Cache (.npy files, numpy's format version 1.0)
 
     static func loadCache(_ prefix: String, description: String) -> ([Int32], [Int64], [Int64])? {
-        guard let stored = try? String(contentsOfFile: prefix + "-description.txt", encoding: .utf8), stored == description,
-              let doc: [Int32] = NPY.read(prefix + "-document_index.npy"),
-              let sample: [Int64] = NPY.read(prefix + "-sample_index.npy"),
-              let shuffle: [Int64] = NPY.read(prefix + "-shuffle_index.npy"),
-              sample.count >= 4, sample.count % 2 == 0, shuffle.allSatisfy({ $0 >= 0 && Int($0) < sample.count / 2 - 1 })
+        guard let stored = try? String(contentsOfFile: prefix + "-description.txt", encoding: .utf8),
+            stored == description,
+            let doc: [Int32] = NPY.read(prefix + "-document_index.npy"),
+            let sample: [Int64] = NPY.read(prefix + "-sample_index.npy"),
+            let shuffle: [Int64] = NPY.read(prefix + "-shuffle_index.npy"),
+            sample.count >= 4, sample.count % 2 == 0, shuffle.allSatisfy({ $0 >= 0 && Int($0) < sample.count / 2 - 1 })
         else { return nil }
         return (doc, sample, shuffle)
     }
 
-    static func saveCache(_ prefix: String, description: String, _ doc: [Int32], _ sample: [Int64], _ shuffle: [Int64]) throws {
-        try FileManager.default.createDirectory(atPath: (prefix as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    static func saveCache(_ prefix: String, description: String, _ doc: [Int32], _ sample: [Int64], _ shuffle: [Int64])
+        throws
+    {
+        try FileManager.default.createDirectory(
+            atPath: (prefix as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try NPY.write(prefix + "-document_index.npy", doc, shape: [doc.count])
         try NPY.write(prefix + "-sample_index.npy", sample, shape: [sample.count / 2, 2])
         try NPY.write(prefix + "-shuffle_index.npy", shuffle, shape: [shuffle.count])
@@ -174,17 +191,27 @@ enum NPY {
         values.withUnsafeBytes { data.append(contentsOf: $0) }
         let tmp = path + ".tmp.\(getpid())"
         try data.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else { unlink(tmp); throw DatasetError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+        guard rename(tmp, path) == 0 else {
+            unlink(tmp); throw DatasetError.writeFailed(path: path, reason: String(cString: strerror(errno)))
+        }
     }
 
     static func read<T: FixedWidthInteger>(_ path: String) -> [T]? {
-        guard let data = FileManager.default.contents(atPath: path), data.count > 10, data.starts(with: [0x93] + Array("NUMPY".utf8)) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path), data.count > 10,
+            data.starts(with: [0x93] + Array("NUMPY".utf8))
+        else { return nil }
         let headerLength = Int(data[8]) | Int(data[9]) << 8
         guard data.count >= 10 + headerLength,
-              let header = String(data: data[10..<10 + headerLength], encoding: .ascii), header.contains("'\(descr(T.self))'") else { return nil }
+            let header = String(data: data[10..<10 + headerLength], encoding: .ascii),
+            header.contains("'\(descr(T.self))'")
+        else { return nil }
         let body = data[(10 + headerLength)...]
         guard body.count % MemoryLayout<T>.size == 0 else { return nil }
-        return body.withUnsafeBytes { raw in (0..<body.count / MemoryLayout<T>.size).map { T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) } }
+        return body.withUnsafeBytes { raw in
+            (0..<body.count / MemoryLayout<T>.size).map {
+                T(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self))
+            }
+        }
     }
 }
 

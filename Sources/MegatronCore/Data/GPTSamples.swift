@@ -40,7 +40,8 @@ public struct MockSamples: SampleSource {
 
     public func sample(_ index: Int, into out: UnsafeMutablePointer<Int32>) {
         for t in 0...seqLength {
-            out[t] = Int32(min(vocabSize - 1, Int(rng.uniform(index: t, UInt32(truncatingIfNeeded: index), 0) * Float(vocabSize))))
+            out[t] = Int32(
+                min(vocabSize - 1, Int(rng.uniform(index: t, UInt32(truncatingIfNeeded: index), 0) * Float(vocabSize))))
         }
     }
 }
@@ -86,8 +87,10 @@ public final class ShuffledOrder: @unchecked Sendable {
 
 public enum BatchAssembly {
     /// Fills `tokens`/`targets` ([s, b], row index i·b + j) from the b samples `indices`.
-    public static func fill(tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
-                            from source: SampleSource, indices: [Int], seqLength s: Int) {
+    public static func fill(
+        tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>,
+        from source: SampleSource, indices: [Int], seqLength s: Int
+    ) {
         let b = indices.count
         var sample = [Int32](repeating: 0, count: s + 1)
         for (j, idx) in indices.enumerated() {

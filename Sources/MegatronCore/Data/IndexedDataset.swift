@@ -24,7 +24,8 @@ public enum DatasetError: Error, CustomStringConvertible {
 }
 
 public enum TokenDType: UInt8, Sendable {
-    case uint16 = 8, int32 = 4
+    case uint16 = 8
+    case int32 = 4
     public var size: Int { self == .uint16 ? 2 : 4 }
     /// Megatron's DType.optimal_dtype.
     public static func optimal(vocabSize: Int) -> TokenDType { vocabSize < 65500 ? .uint16 : .int32 }
@@ -67,7 +68,11 @@ public final class IndexedDatasetWriter {
         for s in sequences {
             scratch.removeAll(keepingCapacity: true)
             switch dtype {
-            case .uint16: for t in s { let v = UInt16(truncatingIfNeeded: t).littleEndian; scratch.append(UInt8(v & 0xFF)); scratch.append(UInt8(v >> 8)) }
+            case .uint16:
+                for t in s {
+                    let v = UInt16(truncatingIfNeeded: t).littleEndian; scratch.append(UInt8(v & 0xFF));
+                    scratch.append(UInt8(v >> 8))
+                }
             case .int32: for t in s { withUnsafeBytes(of: t.littleEndian) { scratch.append(contentsOf: $0) } }
             }
             if !scratch.isEmpty && fwrite(scratch, 1, scratch.count, bin) != scratch.count {
@@ -85,7 +90,9 @@ public final class IndexedDatasetWriter {
     public func finish() throws {
         let idxTemp = IndexedDatasetFormat.idxPath(prefix) + ".tmp"
         do {
-            guard fflush(bin) == 0, fsync(fileno(bin)) == 0 else { throw DatasetError.writeFailed(path: binTemp, reason: String(cString: strerror(errno))) }
+            guard fflush(bin) == 0, fsync(fileno(bin)) == 0 else {
+                throw DatasetError.writeFailed(path: binTemp, reason: String(cString: strerror(errno)))
+            }
             var idx = Data()
             idx.append(contentsOf: IndexedDatasetFormat.magic)
             func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { idx.append(contentsOf: $0) } }
@@ -95,13 +102,19 @@ public final class IndexedDatasetWriter {
             u64(UInt64(documentIndices.count))
             for l in lengths { withUnsafeBytes(of: l.littleEndian) { idx.append(contentsOf: $0) } }
             var pointer: Int64 = 0
-            for l in lengths { withUnsafeBytes(of: pointer.littleEndian) { idx.append(contentsOf: $0) }; pointer += Int64(l) * Int64(dtype.size) }
+            for l in lengths {
+                withUnsafeBytes(of: pointer.littleEndian) { idx.append(contentsOf: $0) };
+                pointer += Int64(l) * Int64(dtype.size)
+            }
             for d in documentIndices { withUnsafeBytes(of: d.littleEndian) { idx.append(contentsOf: $0) } }
-            do { try idx.write(to: URL(fileURLWithPath: idxTemp)) }
-            catch { throw DatasetError.writeFailed(path: idxTemp, reason: "\(error.localizedDescription)") }
+            do { try idx.write(to: URL(fileURLWithPath: idxTemp)) } catch {
+                throw DatasetError.writeFailed(path: idxTemp, reason: "\(error.localizedDescription)")
+            }
             fclose(bin)
             done = true
-            guard rename(binTemp, IndexedDatasetFormat.binPath(prefix)) == 0, rename(idxTemp, IndexedDatasetFormat.idxPath(prefix)) == 0 else {
+            guard rename(binTemp, IndexedDatasetFormat.binPath(prefix)) == 0,
+                rename(idxTemp, IndexedDatasetFormat.idxPath(prefix)) == 0
+            else {
                 let reason = String(cString: strerror(errno))
                 unlink(binTemp); unlink(idxTemp)
                 throw DatasetError.writeFailed(path: IndexedDatasetFormat.idxPath(prefix), reason: reason)
@@ -142,23 +155,37 @@ public final class IndexedDataset: @unchecked Sendable {
         let idx = (base, mapped.1)
         idxMap = idx
         let raw = UnsafeRawPointer(idx.0), size = idx.1
-        guard memcmp(raw, IndexedDatasetFormat.magic, 9) == 0 else { munmap(idx.0, idx.1); throw fail("the magic bytes are not MMIDIDX") }
+        guard memcmp(raw, IndexedDatasetFormat.magic, 9) == 0 else {
+            munmap(idx.0, idx.1); throw fail("the magic bytes are not MMIDIDX")
+        }
         let version = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 9, as: UInt64.self))
-        guard version == IndexedDatasetFormat.version else { munmap(idx.0, idx.1); throw fail("version \(version), expected 1") }
+        guard version == IndexedDatasetFormat.version else {
+            munmap(idx.0, idx.1); throw fail("version \(version), expected 1")
+        }
         guard let dt = TokenDType(rawValue: raw.load(fromByteOffset: 17, as: UInt8.self)) else {
-            munmap(idx.0, idx.1); throw fail("dtype code \(raw.load(fromByteOffset: 17, as: UInt8.self)); this reader takes 8 (uint16) and 4 (int32)")
+            munmap(idx.0, idx.1);
+            throw fail(
+                "dtype code \(raw.load(fromByteOffset: 17, as: UInt8.self)); this reader takes 8 (uint16) and 4 (int32)"
+            )
         }
         let n = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 18, as: UInt64.self)))
         let docs = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 26, as: UInt64.self)))
-        guard n >= 0, docs >= 1, n < 1 << 40, docs < 1 << 40 else { munmap(idx.0, idx.1); throw fail("implausible counts (sequences \(n), documents \(docs - 1))") }
+        guard n >= 0, docs >= 1, n < 1 << 40, docs < 1 << 40 else {
+            munmap(idx.0, idx.1); throw fail("implausible counts (sequences \(n), documents \(docs - 1))")
+        }
         let expected = 34 + 12 * n + 8 * docs
-        guard size >= expected else { munmap(idx.0, idx.1); throw fail("\(size) bytes, but \(n) sequences and \(docs - 1) documents need \(expected) (truncated?)") }
+        guard size >= expected else {
+            munmap(idx.0, idx.1);
+            throw fail("\(size) bytes, but \(n) sequences and \(docs - 1) documents need \(expected) (truncated?)")
+        }
         dtype = dt
         sequenceCount = n
         lengthsBase = (raw + 34).assumingMemoryBound(to: Int32.self)
         pointersBase = (raw + 34 + 4 * n).assumingMemoryBound(to: Int64.self)
         let docBase = raw + 34 + 12 * n
-        documentIndices = (0..<docs).map { Int64(littleEndian: docBase.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+        documentIndices = (0..<docs).map {
+            Int64(littleEndian: docBase.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
+        }
         // The .bin must hold exactly what the index points at.
         do {
             binMap = try Self.map(binPath)
@@ -167,13 +194,20 @@ public final class IndexedDataset: @unchecked Sendable {
         for i in 0..<n {
             let l = Int32(littleEndian: (raw + 34 + 4 * i).loadUnaligned(as: Int32.self))
             let p = Int64(littleEndian: (raw + 34 + 4 * n + 8 * i).loadUnaligned(as: Int64.self))
-            guard l >= 0, p == expectedPointer else { throw fail("sequence \(i): length \(l), pointer \(p) (expected \(expectedPointer))") }
+            guard l >= 0, p == expectedPointer else {
+                throw fail("sequence \(i): length \(l), pointer \(p) (expected \(expectedPointer))")
+            }
             expectedPointer += Int64(l) * Int64(dt.size)
         }
         guard Int64(binMap.1) == expectedPointer else {
-            throw DatasetError.corrupt(path: binPath, reason: "\(binMap.1) bytes, but the index describes \(expectedPointer) (truncated or from another run?)")
+            throw DatasetError.corrupt(
+                path: binPath,
+                reason: "\(binMap.1) bytes, but the index describes \(expectedPointer) (truncated or from another run?)"
+            )
         }
-        guard documentIndices.first == 0, documentIndices.last == Int64(n), zip(documentIndices, documentIndices.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+        guard documentIndices.first == 0, documentIndices.last == Int64(n),
+            zip(documentIndices, documentIndices.dropFirst()).allSatisfy({ $0 <= $1 })
+        else {
             throw fail("document_indices must rise from 0 to the sequence count \(n)")
         }
     }
@@ -189,7 +223,9 @@ public final class IndexedDataset: @unchecked Sendable {
         guard fd >= 0 else { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else {
+            throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
         let size = Int(st.st_size)
         if size == 0 { return (nil, 0) }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
@@ -200,7 +236,9 @@ public final class IndexedDataset: @unchecked Sendable {
 
     public var documentCount: Int { documentIndices.count - 1 }
 
-    public func length(_ sequence: Int) -> Int { Int(Int32(littleEndian: UnsafeRawPointer(lengthsBase + sequence).loadUnaligned(as: Int32.self))) }
+    public func length(_ sequence: Int) -> Int {
+        Int(Int32(littleEndian: UnsafeRawPointer(lengthsBase + sequence).loadUnaligned(as: Int32.self)))
+    }
 
     /// Tokens in all sequences of document `d`.
     public func documentLength(_ d: Int) -> Int {
@@ -209,11 +247,19 @@ public final class IndexedDataset: @unchecked Sendable {
 
     /// Copies `count` tokens of sequence `sequence` starting at `offset` into `out`.
     public func read(sequence: Int, offset: Int, count: Int, into out: UnsafeMutablePointer<Int32>) {
-        let start = Int(Int64(littleEndian: UnsafeRawPointer(pointersBase + sequence).loadUnaligned(as: Int64.self))) + offset * dtype.size
+        let start =
+            Int(Int64(littleEndian: UnsafeRawPointer(pointersBase + sequence).loadUnaligned(as: Int64.self))) + offset
+            * dtype.size
         let base = UnsafeRawPointer(binMap.0!) + start
         switch dtype {
-        case .uint16: for i in 0..<count { out[i] = Int32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-        case .int32: for i in 0..<count { out[i] = Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+        case .uint16:
+            for i in 0..<count {
+                out[i] = Int32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
+        case .int32:
+            for i in 0..<count {
+                out[i] = Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+            }
         }
     }
 }

@@ -37,10 +37,15 @@ public enum Preprocess {
 
     /// Tokenizes `input` into `{prefix}_{key}_document.bin/.idx`. `progress(documents, bytes, seconds)`
     /// is called after every batch.
-    public static func run(input: String, jsonKeys: [String], prefix: String, appendEOD: Bool, workers: Int,
-                           makeTokenizer: () throws -> Tokenizer, progress: (_ documents: Int, _ bytes: Int, _ seconds: Double) -> Void = { _, _, _ in }) throws -> PreprocessSummary {
+    public static func run(
+        input: String, jsonKeys: [String], prefix: String, appendEOD: Bool, workers: Int,
+        makeTokenizer: () throws -> Tokenizer,
+        progress: (_ documents: Int, _ bytes: Int, _ seconds: Double) -> Void = { _, _, _ in }
+    ) throws -> PreprocessSummary {
         guard let data = FileManager.default.contents(atPath: input) else {
-            throw PreprocessError.unreadable(path: input, reason: FileManager.default.fileExists(atPath: input) ? "permission denied" : "no such file")
+            throw PreprocessError.unreadable(
+                path: input,
+                reason: FileManager.default.fileExists(atPath: input) ? "permission denied" : "no such file")
         }
         let isJSON = input.hasSuffix(".jsonl") || input.hasSuffix(".json")
         let keys = isJSON ? jsonKeys : ["text"]
@@ -55,7 +60,9 @@ public enum Preprocess {
             var batchBytes = 0
             func flush() throws {
                 let tokenized = tokenize(batch, keys: keys.count, tokenizers: tokenizers, appendEOD: appendEOD)
-                for doc in tokenized { for (k, sequences) in doc.enumerated() { try writers[k].addDocument(sequences) } }
+                for doc in tokenized {
+                    for (k, sequences) in doc.enumerated() { try writers[k].addDocument(sequences) }
+                }
                 summary.documents += batch.count
                 summary.bytes += batchBytes
                 progress(summary.documents, summary.bytes, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
@@ -78,7 +85,9 @@ public enum Preprocess {
     }
 
     /// Splits the input into documents, checking UTF-8 and JSON as it goes.
-    static func forEachDocument(_ data: Data, path: String, json: Bool, keys: [String], _ body: (RawDocument, Int) throws -> Void) throws {
+    static func forEachDocument(
+        _ data: Data, path: String, json: Bool, keys: [String], _ body: (RawDocument, Int) throws -> Void
+    ) throws {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let bytes = raw.bindMemory(to: UInt8.self)
             var lineStart = 0, lineNumber = 0
@@ -91,7 +100,11 @@ public enum Preprocess {
                     switch decoder.decode(&it) {
                     case .scalarValue(let s): offset += UTF8.width(s)
                     case .emptyInput: break loop
-                    case .error: throw PreprocessError.badLine(path: path, line: line, reason: "invalid UTF-8 near byte \(offset) of the line")
+                    case .error:
+                        throw PreprocessError.badLine(
+                            path: path, line: line,
+                            reason: "invalid UTF-8 near "
+                                + "byte \(offset) of the line")
                     }
                 }
             }
@@ -105,19 +118,35 @@ public enum Preprocess {
                     if !bytes[line].allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
                         try checkUTF8(line, line: lineNumber)
                         let object: Any
-                        do { object = try JSONSerialization.jsonObject(with: Data(bytes[line]), options: [.fragmentsAllowed]) }
-                        catch { throw PreprocessError.badLine(path: path, line: lineNumber, reason: "not valid JSON") }
+                        do {
+                            object = try JSONSerialization.jsonObject(
+                                with: Data(bytes[line]), options: [.fragmentsAllowed])
+                        } catch {
+                            throw PreprocessError.badLine(path: path, line: lineNumber, reason: "not valid JSON")
+                        }
                         guard let dict = object as? [String: Any] else {
                             throw PreprocessError.badLine(path: path, line: lineNumber, reason: "not a JSON object")
                         }
                         var fields: [[Data]] = []
                         for key in keys {
                             guard let value = dict[key] else {
-                                throw PreprocessError.badLine(path: path, line: lineNumber, reason: "no key '\(key)' (the object has \(dict.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))); choose --json-keys")
+                                throw PreprocessError.badLine(
+                                    path: path, line: lineNumber,
+                                    reason: "no key '\(key)' "
+                                        + "(the object has "
+                                        + "\(dict.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))); choose "
+                                        + "--json-keys")
                             }
-                            if let s = value as? String { fields.append([Data(s.utf8)]) }
-                            else if let list = value as? [String] { fields.append(list.map { Data($0.utf8) }) }
-                            else { throw PreprocessError.badLine(path: path, line: lineNumber, reason: "'\(key)' is neither a string nor a list of strings") }
+                            if let s = value as? String {
+                                fields.append([Data(s.utf8)])
+                            } else if let list = value as? [String] {
+                                fields.append(list.map { Data($0.utf8) })
+                            } else {
+                                throw PreprocessError.badLine(
+                                    path: path, line: lineNumber,
+                                    reason: "'\(key)' is "
+                                        + "neither a string nor a list of strings")
+                            }
                         }
                         try body(RawDocument(line: lineNumber, fields: fields), line.count)
                     }
@@ -125,7 +154,11 @@ public enum Preprocess {
                     try checkUTF8(lineStart..<end, line: lineNumber)
                     let blank = bytes[lineStart..<end].allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
                     if blank {
-                        if let p = paragraph { try body(RawDocument(line: p.line, fields: [[Data(bytes[p.start..<lineStart])]]), lineStart - p.start) }
+                        if let p = paragraph {
+                            try body(
+                                RawDocument(line: p.line, fields: [[Data(bytes[p.start..<lineStart])]]),
+                                lineStart - p.start)
+                        }
                         paragraph = nil
                     } else if paragraph == nil {
                         paragraph = (lineStart, lineNumber)
@@ -133,7 +166,10 @@ public enum Preprocess {
                 }
                 lineStart = next
             }
-            if let p = paragraph { try body(RawDocument(line: p.line, fields: [[Data(bytes[p.start..<bytes.count])]]), bytes.count - p.start) }
+            if let p = paragraph {
+                try body(
+                    RawDocument(line: p.line, fields: [[Data(bytes[p.start..<bytes.count])]]), bytes.count - p.start)
+            }
         }
     }
 
@@ -147,7 +183,9 @@ public enum Preprocess {
                 let tok = tokenizers[w]
                 for i in stride(from: w, to: docs.count, by: workers) {
                     results.base[i] = docs[i].fields.map { sentences in
-                        var sequences = sentences.map { s in s.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) } }.filter { !$0.isEmpty }
+                        var sequences = sentences.map { s in
+                            s.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
+                        }.filter { !$0.isEmpty }
                         if appendEOD, !sequences.isEmpty { sequences[sequences.count - 1].append(tok.eod) }
                         return sequences
                     }

@@ -17,7 +17,9 @@ public enum DataError: Error, CustomStringConvertible {
         case .emptyCorpus(let p):
             return "the corpus at '\(p)' is empty: it needs at least one non-empty text file"
         case .splitTooSmall(let s, let t, let n):
-            return "the \(s) split has \(t) tokens but one sample needs \(n) (seq_length + 1): lower seq_length or give that split more weight in `split`"
+            return
+                "the \(s) split has \(t) tokens but one sample needs \(n) (seq_length + 1): lower seq_length or give "
+                + "that split more weight in `split`"
         }
     }
 }
@@ -30,9 +32,13 @@ public struct TokenCorpus: Sendable {
     public static let defaultDirectory = "/usr/share/common-licenses"
 
     /// Reads every regular file of `directory` (symlinks resolved, duplicates skipped).
-    public static func licenseTexts(directory: String = defaultDirectory, tokenizer: Tokenizer = ByteLevelTokenizer()) throws -> TokenCorpus {
+    public static func licenseTexts(directory: String = defaultDirectory, tokenizer: Tokenizer = ByteLevelTokenizer())
+        throws -> TokenCorpus
+    {
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { throw DataError.unreadable(path: directory) }
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else {
+            throw DataError.unreadable(path: directory)
+        }
         var seen = Set<String>()
         var tokens: [Int32] = []
         var docs = 0
@@ -40,8 +46,10 @@ public struct TokenCorpus: Sendable {
             let path = (directory as NSString).appendingPathComponent(name)
             let resolved = (path as NSString).resolvingSymlinksInPath
             var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue, seen.insert(resolved).inserted,
-                  let data = fm.contents(atPath: resolved), !data.isEmpty else { continue }
+            guard fm.fileExists(atPath: resolved, isDirectory: &isDir), !isDir.boolValue,
+                seen.insert(resolved).inserted,
+                let data = fm.contents(atPath: resolved), !data.isEmpty
+            else { continue }
             tokens += tokenizer.encode([UInt8](data))
             tokens.append(tokenizer.eod)
             docs += 1

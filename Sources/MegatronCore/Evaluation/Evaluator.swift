@@ -45,19 +45,22 @@ public final class Evaluator {
 
     /// Scores `count` windows (`window(i)`); `progress(windows done by this replica, of its total)`
     /// is called after every batch.
-    public func run(count: Int, window: (Int) -> EvalWindow, progress: (Int, Int) -> Void = { _, _ in }) throws -> EvalTotals {
+    public func run(count: Int, window: (Int) -> EvalWindow, progress: (Int, Int) -> Void = { _, _ in }) throws
+        -> EvalTotals
+    {
         let d = parallel.layout.data, dpRank = parallel.dataRank, b = microBatch, m = microbatches
         let mine = stride(from: dpRank, to: count, by: d).map { $0 }
         let s = config.seqLength
         var totals = EvalTotals()
         var batchStart = 0
         while batchStart < mine.count {
-            var batchWindows: [[EvalWindow?]] = []      // [micro-batch][sample]
+            var batchWindows: [[EvalWindow?]] = []  // [micro-batch][sample]
             for k in 0..<m {
-                batchWindows.append((0..<b).map { j in
-                    let i = batchStart + k * b + j
-                    return i < mine.count ? window(mine[i]) : nil
-                })
+                batchWindows.append(
+                    (0..<b).map { j in
+                        let i = batchStart + k * b + j
+                        return i < mine.count ? window(mine[i]) : nil
+                    })
             }
             let fill = { (k: Int, acts: GPTActivations) in
                 var rows: [Int] = []
@@ -104,6 +107,8 @@ public final class Evaluator {
         for group in [parallel.pipeline, parallel.data] where group.size > 1 {
             for i in sums.indices { sums[i] = try group.allReduceSum(sums[i]) }
         }
-        return EvalTotals(lossSum: sums[0], scoredTokens: Int(sums[1].rounded()), allCorrect: Int(sums[2].rounded()), windows: Int(sums[3].rounded()))
+        return EvalTotals(
+            lossSum: sums[0], scoredTokens: Int(sums[1].rounded()), allCorrect: Int(sums[2].rounded()),
+            windows: Int(sums[3].rounded()))
     }
 }

@@ -23,8 +23,10 @@ public enum WikiTextDetokenizer {
         var s = input
         s = replace(s, "s '", "s'")
         s = regex(s, "/' [0-9]/", "/'[0-9]/")
-        for (a, b) in [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" : ", ": "), (" ; ", "; "), (" . ", ". "),
-                       (" ! ", "! "), (" ? ", "? "), (" , ", ", ")] {
+        for (a, b) in [
+            (" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."), (" : ", ": "), (" ; ", "; "), (" . ", ". "),
+            (" ! ", "! "), (" ? ", "? "), (" , ", ", "),
+        ] {
             s = replace(s, a, b)
         }
         s = regex(s, #"\(\s*([^\)]*?)\s*\)"#, "($1)")
@@ -32,8 +34,10 @@ public enum WikiTextDetokenizer {
         s = regex(s, #"\{\s*([^}]*?)\s*\}"#, "{$1}")
         s = regex(s, #""\s*([^"]*?)\s*""#, "\"$1\"")
         s = regex(s, #"'\s*([^']*?)\s*'"#, "'$1'")
-        for (a, b) in [("= = = =", "===="), ("= = =", "==="), ("= =", "=="), (" \u{B0} ", "\u{B0}"), (" \n", "\n"),
-                       ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s")] {
+        for (a, b) in [
+            ("= = = =", "===="), ("= = =", "==="), ("= =", "=="), (" \u{B0} ", "\u{B0}"), (" \n", "\n"),
+            ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s"),
+        ] {
             s = replace(s, a, b)
         }
         return s
@@ -46,7 +50,9 @@ public enum WikiTextDetokenizer {
         out.reserveCapacity(text.count)
         var i = 0
         while i < text.count {
-            if text[i] == pattern[0], i + pattern.count <= text.count, text[i..<(i + pattern.count)].elementsEqual(pattern) {
+            if text[i] == pattern[0], i + pattern.count <= text.count,
+                text[i..<(i + pattern.count)].elementsEqual(pattern)
+            {
                 out += with; i += pattern.count
             } else {
                 out.append(text[i]); i += 1
@@ -71,7 +77,9 @@ enum PythonText {
     static func isSpace(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace || (0x1C...0x1F).contains(c.value) }
 
     static func strip(_ s: [Unicode.Scalar]) -> ArraySlice<Unicode.Scalar> {
-        guard let first = s.firstIndex(where: { !isSpace($0) }), let last = s.lastIndex(where: { !isSpace($0) }) else { return [] }
+        guard let first = s.firstIndex(where: { !isSpace($0) }), let last = s.lastIndex(where: { !isSpace($0) }) else {
+            return []
+        }
         return s[first...last]
     }
 
@@ -117,8 +125,11 @@ public enum EvaluationDataError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unreadable(let p): return "cannot read '\(p)' as UTF-8 text: check --valid-data"
-        case .badLine(let p, let l, let r): return "\(p) line \(l): \(r) (LAMBADA needs one {\"text\": …} object per line)"
-        case .tooLong(let p, let l, let t, let s): return "\(p) line \(l): the example has \(t) tokens, more than seq_length + 1 = \(s + 1); raise --seq-length"
+        case .badLine(let p, let l, let r):
+            return "\(p) line \(l): \(r) (LAMBADA needs one {\"text\": …} object per line)"
+        case .tooLong(let p, let l, let t, let s):
+            return
+                "\(p) line \(l): the example has \(t) tokens, more than seq_length + 1 = \(s + 1); raise --seq-length"
         }
     }
 }
@@ -126,19 +137,27 @@ public enum EvaluationDataError: Error, CustomStringConvertible {
 /// LAMBADA examples as windows whose scored labels are the target tokens.
 public enum LambadaExamples {
     public static func load(path: String, tokenizer: Tokenizer, strict: Bool, seqLength: Int) throws -> [EvalWindow] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw EvaluationDataError.unreadable(path: path)
         }
         var windows: [EvalWindow] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let passage = object["text"] as? String else {
-                throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "not a JSON object with a \"text\" string")
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let passage = object["text"] as? String
+            else {
+                throw EvaluationDataError.badLine(
+                    path: path, line: n + 1, reason: "not a JSON object with a \"text\" string")
             }
             let (context, target) = split(passage, tokenizer: tokenizer, strict: strict)
-            guard !target.isEmpty else { throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "the passage has no last word") }
+            guard !target.isEmpty else {
+                throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "the passage has no last word")
+            }
             var tokens = context + target
-            if tokens.count > seqLength + 1 { throw EvaluationDataError.tooLong(path: path, line: n + 1, tokens: tokens.count, seqLength: seqLength) }
+            if tokens.count > seqLength + 1 {
+                throw EvaluationDataError.tooLong(path: path, line: n + 1, tokens: tokens.count, seqLength: seqLength)
+            }
             let scored = Array((context.count - 1)..<(tokens.count - 1))
             tokens += [Int32](repeating: tokenizer.eod, count: seqLength + 1 - tokens.count)
             windows.append(EvalWindow(tokens: tokens, scored: scored))

@@ -29,9 +29,11 @@ public struct AttentionShape: Sendable {
 public enum CausalSelfAttention {
     /// - qkv: [s, b, 3h] (per head q|k|v)   - context: [s, b, h] (overwritten)   - lse: [b, a, s] (saved)
     /// - scratch: `threads × shape.scratchPerWorker` floats
-    public static func forward(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
-                               lse: UnsafeMutablePointer<Float>, shape: AttentionShape,
-                               dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>) {
+    public static func forward(
+        qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+        lse: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
+    ) {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
@@ -46,15 +48,18 @@ public enum CausalSelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = i0 + rows
-                        BLAS.sgemm(transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                                   b: k, ldb: ld, c: S, ldc: keys)
+                        BLAS.sgemm(
+                            transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
+                            b: k, ldb: ld, c: S, ldc: keys)
                         for r in 0..<rows {
                             let i = i0 + r
                             let row = S + r * keys
                             let l = softmaxRowInPlace(row, valid: i + 1, width: keys)
                             lseRow[i] = l
                             if p > 0, let stream {
-                                stream.applyMask(row, into: row, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                                stream.applyMask(
+                                    row, into: row, count: i + 1,
+                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         }
                         BLAS.sgemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
@@ -66,9 +71,11 @@ public enum CausalSelfAttention {
     }
 
     /// - dcontext: [s, b, h]   - qkv, lse: as saved by forward   - dqkv: [s, b, 3h] (overwritten)
-    public static func backward(dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
-                                dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape,
-                                dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>) {
+    public static func backward(
+        dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
+        dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
+    ) {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
@@ -87,8 +94,9 @@ public enum CausalSelfAttention {
                     while i0 < s {
                         let rows = min(T, s - i0), keys = i0 + rows
                         // A = P (recomputed probabilities), zero above the diagonal.
-                        BLAS.sgemm(transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                                   b: k, ldb: ld, c: A, ldc: keys)
+                        BLAS.sgemm(
+                            transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
+                            b: k, ldb: ld, c: A, ldc: keys)
                         for r in 0..<rows {
                             let i = i0 + r
                             expRowInPlace(A + r * keys, valid: i + 1, width: keys, shift: lseRow[i])
@@ -97,26 +105,39 @@ public enum CausalSelfAttention {
                             // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
                             for r in 0..<rows {
                                 let i = i0 + r
-                                stream.applyMask(A + r * keys, into: B + r * keys, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                                stream.applyMask(
+                                    A + r * keys, into: B + r * keys, count: i + 1,
+                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                                 if i + 1 < keys { (B + r * keys + i + 1).update(repeating: 0, count: keys - i - 1) }
                             }
-                            BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
-                                       beta: 1, c: dv, ldc: ld)
-                            BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
+                            BLAS.sgemm(
+                                transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
+                                beta: 1, c: dv, ldc: ld)
+                            BLAS.sgemm(
+                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
+                                ldc: keys)
                             for r in 0..<rows {
                                 let i = i0 + r
-                                stream.applyMask(B + r * keys, into: B + r * keys, count: i + 1, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                                stream.applyMask(
+                                    B + r * keys, into: B + r * keys, count: i + 1,
+                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         } else {
-                            BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
-                                       beta: 1, c: dv, ldc: ld)
-                            BLAS.sgemm(transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B, ldc: keys)
+                            BLAS.sgemm(
+                                transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
+                                beta: 1, c: dv, ldc: ld)
+                            BLAS.sgemm(
+                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
+                                ldc: keys)
                         }
                         // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
-                        for r in 0..<rows { softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale) }
+                        for r in 0..<rows {
+                            softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale)
+                        }
                         BLAS.sgemm(m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, c: dq + i0 * ld, ldc: ld)
-                        BLAS.sgemm(transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                                   beta: 1, c: dk, ldc: ld)
+                        BLAS.sgemm(
+                            transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
+                            beta: 1, c: dk, ldc: ld)
                         i0 += rows
                     }
                 }
@@ -156,7 +177,8 @@ public enum CausalSelfAttention {
 
     /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale`.
     @inline(__always)
-    static func softmaxBackwardRow(_ P: UnsafeMutablePointer<Float>, dP: UnsafePointer<Float>, width: Int, scale: Float) {
+    static func softmaxBackwardRow(_ P: UnsafeMutablePointer<Float>, dP: UnsafePointer<Float>, width: Int, scale: Float)
+    {
         var acc = F16(repeating: 0)
         var j = 0
         while j + 16 <= width { acc = acc.addingProduct(load16(P, j), load16(dP, j)); j += 16 }

@@ -1,7 +1,8 @@
 // CrossEntropy.swift — the LM head (logits = x·Eᵀ with the tied word embedding E) fused with the
 // softmax cross entropy and, when training, its backward — in chunks of rows, so the full [n, V]
-// logits are never held, and vocab-parallel: each tensor rank holds Vp/t rows of E. Only the V real vocabulary rows of E enter: padded rows never affect a
-// loss, a gradient or a prediction, whatever the padding.
+// logits are never held, and vocab-parallel: each tensor rank holds Vp/t rows of E. Only the V
+// real vocabulary rows of E enter: padded rows never affect a loss, a gradient or a prediction,
+// whatever the padding.
 import Foundation
 import Tensor
 
@@ -26,21 +27,26 @@ public enum VocabCrossEntropy {
     ///   dembedding: [Vp/t, h] accumulated, both scaled by `gradScale`; nil for evaluation
     /// - targetIsArgmax: [n], whether each row's target logit is the maximum over the vocabulary
     /// - precision: of the two GEMMs (x and the embedding arrive in it already; the logits' gradient is rounded here)
-    public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
-                               targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
-                               logits: UnsafeMutablePointer<Float>, rowStats: UnsafeMutablePointer<Float>,
-                               rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
-                               dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
-                               gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
-                               precision: Precision = .fp32) throws -> Double {
+    public static func forward(
+        x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
+        targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
+        logits: UnsafeMutablePointer<Float>, rowStats: UnsafeMutablePointer<Float>,
+        rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
+        dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
+        gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
+        precision: Precision = .fp32
+    ) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
             let xc = x + c0 * h
-            let rowMax = rowStats, sumAndTarget = rowStats + C     // [rows] max, then [rows] Σexp | [rows] target logit
-            if v > 0 { precision.gemm(transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v) }
+            let rowMax = rowStats, sumAndTarget = rowStats + C  // [rows] max, then [rows] Σexp | [rows] target logit
+            if v > 0 {
+                precision.gemm(
+                    transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
+            }
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr { rowMax[r] = v > 0 ? rowMaximum(logits + r * v, width: v) : -.infinity }
             }
@@ -55,7 +61,8 @@ public enum VocabCrossEntropy {
             }
             try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
             for r in 0..<rows {
-                rowLoss[c0 + r] = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+                rowLoss[c0 + r] =
+                    Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
                 // The target's logit is the row maximum: it is the (greedy) prediction.
                 targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
             }
@@ -74,7 +81,9 @@ public enum VocabCrossEntropy {
                     // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
                     precision.round(logits, count: rows * v)
                     precision.gemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
-                    precision.gemm(transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding, ldc: h)
+                    precision.gemm(
+                        transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding,
+                        ldc: h)
                 } else {
                     (dx + c0 * h).update(repeating: 0, count: rows * h)
                 }
@@ -88,17 +97,21 @@ public enum VocabCrossEntropy {
 
     /// Single-rank form: all V rows of `embedding` are this rank's (scratch allocated here; for tests
     /// and tools, not for the training step).
-    public static func forward(x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
-                               rows n: Int, hidden h: Int, vocab v: Int,
-                               logits: UnsafeMutablePointer<Float>, rowLoss: UnsafeMutablePointer<Double>,
-                               dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
-                               gradScale: Float = 1) -> Double {
+    public static func forward(
+        x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+        rows n: Int, hidden h: Int, vocab v: Int,
+        logits: UnsafeMutablePointer<Float>, rowLoss: UnsafeMutablePointer<Double>,
+        dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
+        gradScale: Float = 1
+    ) -> Double {
         let C = chunkRows(rows: n, vocab: v)
         let stats = FloatBuffer(count: 3 * C)
         // With no tensor group there is no communication, so this cannot throw.
-        return (try? forward(x: x, embedding: embedding, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
-                             rows: n, hidden: h, chunkRows: C, logits: logits, rowStats: stats.base, rowLoss: rowLoss,
-                             tensorParallel: .single, dx: dx, dembedding: dembedding, gradScale: gradScale)) ?? .nan
+        return
+            (try? forward(
+                x: x, embedding: embedding, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
+                rows: n, hidden: h, chunkRows: C, logits: logits, rowStats: stats.base, rowLoss: rowLoss,
+                tensorParallel: .single, dx: dx, dembedding: dembedding, gradScale: gradScale)) ?? .nan
     }
 
     @inline(__always)

@@ -25,7 +25,9 @@ public struct DropoutStream: Sendable {
     /// `x[i] = src[i] · scale(index: start + i)` for i < n, using all four words of each Philox
     /// block (elements 4q…4q+3 share block q), so a mask costs a quarter block per element.
     @inline(__always)
-    public func applyMask(_ src: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count n: Int, start: Int, p: Float) {
+    public func applyMask(
+        _ src: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count n: Int, start: Int, p: Float
+    ) {
         let keep = 1 / (1 - p)
         var e = start, i = 0
         while i < n {
@@ -42,10 +44,13 @@ public struct DropoutStream: Sendable {
 public enum Dropout {
     /// In place: `x[i] *= mask(i)/(1−p)` for elements `offset ..< offset + count` of the stream.
     /// Used unchanged for forward (on activations) and backward (on their gradients).
-    public static func apply(_ x: UnsafeMutablePointer<Float>, count n: Int, p: Float, stream: DropoutStream, offset: Int = 0) {
+    public static func apply(
+        _ x: UnsafeMutablePointer<Float>, count n: Int, p: Float, stream: DropoutStream, offset: Int = 0
+    ) {
         guard p > 0 else { return }
         ThreadBudget.parallelFor(n, grain: 1 << 12) { r in
-            stream.applyMask(x + r.lowerBound, into: x + r.lowerBound, count: r.count, start: offset + r.lowerBound, p: p)
+            stream.applyMask(
+                x + r.lowerBound, into: x + r.lowerBound, count: r.count, start: offset + r.lowerBound, p: p)
         }
     }
 }

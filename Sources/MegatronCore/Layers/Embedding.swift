@@ -6,16 +6,21 @@ import Tensor
 public enum Embedding {
     /// Single rank: out = word[token] + position[i].
     /// - tokens: [s, b]   - word: [Vp, h]   - position: [maxPositions, h]   - out: [s, b, h]
-    public static func forward(tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, position: UnsafePointer<Float>,
-                               out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
-        forward(tokens: tokens, word: word, vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
-                position: position, out: out, seq: s, batch: b, hidden: h)
+    public static func forward(
+        tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, position: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+    ) {
+        forward(
+            tokens: tokens, word: word, vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
+            position: position, out: out, seq: s, batch: b, hidden: h)
     }
 
     /// VocabParallelEmbedding's local part: rows of tokens outside this rank's vocabulary slice are
     /// zero (the tensor group's all-reduce completes them); `position` (if given) is added.
-    public static func forward(tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, vocab: VocabShard,
-                               position: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
+    public static func forward(
+        tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, vocab: VocabShard,
+        position: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+    ) {
         ThreadBudget.parallelFor(s * b, grain: 16) { rr in
             for r in rr {
                 let o = out + r * h
@@ -40,7 +45,9 @@ public enum Embedding {
     }
 
     /// `out[i, b] += position[i]` (after the tensor group's all-reduce of the word part).
-    public static func addPosition(_ out: UnsafeMutablePointer<Float>, position: UnsafePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
+    public static func addPosition(
+        _ out: UnsafeMutablePointer<Float>, position: UnsafePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+    ) {
         ThreadBudget.parallelFor(s * b, grain: 16) { rr in
             for r in rr {
                 let o = out + r * h, p = position + (r / b) * h
@@ -53,16 +60,22 @@ public enum Embedding {
 
     /// Single rank backward.
     /// - dout: [s, b, h]   - dword: [Vp, h] +=   - dposition: [maxPositions, h] +=
-    public static func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
-                                dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
-                                seq s: Int, batch b: Int, hidden h: Int) {
-        backward(dout: dout, tokens: tokens, dword: dword, vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
-                 dposition: dposition, seq: s, batch: b, hidden: h)
+    public static func backward(
+        dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
+        dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
+        seq s: Int, batch b: Int, hidden h: Int
+    ) {
+        backward(
+            dout: dout, tokens: tokens, dword: dword,
+            vocab: VocabShard(start: 0, rows: Int(Int32.max), realRows: Int(Int32.max)),
+            dposition: dposition, seq: s, batch: b, hidden: h)
     }
 
     /// Backward of the vocab-parallel embedding: only this rank's vocabulary rows get gradient.
-    public static func backward(dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
-                                vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int) {
+    public static func backward(
+        dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
+        vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+    ) {
         ThreadBudget.parallelFor(h, grain: 64) { cr in
             for r in 0..<(s * b) {
                 let d = dout + r * h, p = dposition + (r / b) * h

@@ -13,7 +13,9 @@ public enum GELU {
     }
 
     /// - dy, x: [count]   - dx: [count], overwritten (may alias dy)
-    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count n: Int) {
+    public static func backward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count n: Int
+    ) {
         ThreadBudget.parallelFor(n, grain: 1 << 12) { r in
             var i = r.lowerBound
             while i + 16 <= r.upperBound { store16(load16(dy, i) * simdGELUDerivative(load16(x, i)), dx, i); i += 16 }

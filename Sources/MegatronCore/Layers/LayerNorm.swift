@@ -5,9 +5,11 @@ import Tensor
 
 public enum LayerNorm {
     /// - x, y: [n, h]   - weight, bias: [h]   - mean, rstd: [n] (saved for backward)
-    public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
-                               rstd: UnsafeMutablePointer<Float>, rows n: Int, width h: Int, eps: Float) {
+    public static func forward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
+        rstd: UnsafeMutablePointer<Float>, rows n: Int, width h: Int, eps: Float
+    ) {
         ThreadBudget.parallelFor(n, grain: 8) { rr in
             for r in rr {
                 let xr = x + r * h, yr = y + r * h
@@ -37,10 +39,12 @@ public enum LayerNorm {
 
     /// - dy, x: [n, h]   - dx: [n, h], accumulated (LayerNorm inputs are the residual stream)
     /// - dweight, dbias: [h], accumulated
-    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-                                dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
-                                dbias: UnsafeMutablePointer<Float>, rows n: Int, width h: Int) {
+    public static func backward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
+        dbias: UnsafeMutablePointer<Float>, rows n: Int, width h: Int
+    ) {
         ThreadBudget.parallelFor(n, grain: 8) { rr in
             for r in rr {
                 let xr = x + r * h, dyr = dy + r * h, dxr = dx + r * h

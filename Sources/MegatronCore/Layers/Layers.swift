@@ -14,7 +14,9 @@ import Tensor
 
 public enum ColumnSums {
     /// `out[c] (+)= Σ_r x[r, c]` for `x [rows, cols]`, parallel over column blocks (deterministic).
-    public static func accumulate(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func accumulate(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         ThreadBudget.parallelFor(cols, grain: 64) { cr in
             var c = cr.lowerBound
             while c + 16 <= cr.upperBound {

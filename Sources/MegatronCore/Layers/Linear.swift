@@ -6,9 +6,11 @@ import Tensor
 
 public enum Linear {
     /// - x: [n, in]   - weight: [out, in]   - bias: [out] or nil   - y: [n, out] (overwritten)
-    public static func forward(x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                               y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-                               precision: Precision = .fp32) {
+    public static func forward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
+        precision: Precision = .fp32
+    ) {
         var beta: Float = 0
         if let bias {
             ThreadBudget.parallelFor(n, grain: 64) { rr in
@@ -21,12 +23,15 @@ public enum Linear {
 
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
     /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
-    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
-                                dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-                                accumulateInput: Bool = false, precision: Precision = .fp32) {
+    public static func backward(
+        dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+        dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
+        accumulateInput: Bool = false, precision: Precision = .fp32
+    ) {
         if let dx {
-            precision.gemm(m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
+            precision.gemm(
+                m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
         }
         precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
         if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }

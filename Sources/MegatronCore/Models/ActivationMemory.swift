@@ -11,7 +11,9 @@
 public struct ActivationMemoryFormula: Sendable {
     public let seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int, sequenceParallel: Bool
 
-    public init(seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false) {
+    public init(
+        seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false
+    ) {
         self.seq = seq; self.microBatch = microBatch; self.hidden = hidden; self.heads = heads
         self.tensorParallel = tensorParallel; self.sequenceParallel = sequenceParallel && tensorParallel > 1
     }
@@ -21,9 +23,9 @@ public struct ActivationMemoryFormula: Sendable {
     /// One layer's saved activations in bytes; `selective` leaves out the attention probabilities.
     public func layerBytes(elementBytes w: Int = 2, selective: Bool) -> Double {
         let t = Double(tensorParallel), w = Double(w)
-        var replicated = 4 * w + 2                           // LN1/LN2/QKV/FC1 inputs, two dropout masks
-        let split = 12 * w / t                               // Q, K, V, context, FC1 out (4), GELU out (4)
-        let attention = selective ? 0 : (2 * w + 1) * Double(heads * seq) / Double(hidden) / t   // 5as/(ht) at w = 2
+        var replicated = 4 * w + 2  // LN1/LN2/QKV/FC1 inputs, two dropout masks
+        let split = 12 * w / t  // Q, K, V, context, FC1 out (4), GELU out (4)
+        let attention = selective ? 0 : (2 * w + 1) * Double(heads * seq) / Double(hidden) / t  // 5as/(ht) at w = 2
         if sequenceParallel { replicated /= t }
         return sbh * (replicated + split + attention)
     }
@@ -37,6 +39,7 @@ public struct ActivationMemoryFormula: Sendable {
     /// layer's input, plus the rest of a full layer for each layer whose activations are held at
     /// once (all of them; a recomputed group's; the kept layers and one recomputed layer in block).
     public func peakBytes(layers: Int, plan: RecomputePlan, elementBytes w: Int = 2, selective: Bool) -> Double {
-        Double(layers) * inputBytes(elementBytes: w) + Double(plan.sets) * (layerBytes(elementBytes: w, selective: selective) - inputBytes(elementBytes: w))
+        Double(layers) * inputBytes(elementBytes: w) + Double(plan.sets)
+            * (layerBytes(elementBytes: w, selective: selective) - inputBytes(elementBytes: w))
     }
 }

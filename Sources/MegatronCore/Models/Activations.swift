@@ -17,18 +17,18 @@ struct ArenaPlan {
 /// Per-layer saved tensors (pointers into the activation arena): [n, ·] rows are all tokens,
 /// [nS, ·] the rows this rank holds in the residual stream.
 public struct LayerActivations {
-    public let ln1: UnsafeMutablePointer<Float>       // [n, h]   (gathered under SP)
-    public let ln1Mean: UnsafeMutablePointer<Float>   // [nS]
-    public let ln1Rstd: UnsafeMutablePointer<Float>   // [nS]
-    public let qkv: UnsafeMutablePointer<Float>       // [n, 3h/t]  this rank's heads
-    public let context: UnsafeMutablePointer<Float>   // [n, h/t]
-    public let lse: UnsafeMutablePointer<Float>       // [b, a/t, s]
-    public let mid: UnsafeMutablePointer<Float>       // [nS, h]  residual after attention
-    public let ln2: UnsafeMutablePointer<Float>       // [n, h]   (gathered under SP)
-    public let ln2Mean: UnsafeMutablePointer<Float>   // [nS]
-    public let ln2Rstd: UnsafeMutablePointer<Float>   // [nS]
-    public let fc1: UnsafeMutablePointer<Float>       // [n, f/t]  pre-activation
-    public let gelu: UnsafeMutablePointer<Float>      // [n, f/t]
+    public let ln1: UnsafeMutablePointer<Float>  // [n, h]   (gathered under SP)
+    public let ln1Mean: UnsafeMutablePointer<Float>  // [nS]
+    public let ln1Rstd: UnsafeMutablePointer<Float>  // [nS]
+    public let qkv: UnsafeMutablePointer<Float>  // [n, 3h/t]  this rank's heads
+    public let context: UnsafeMutablePointer<Float>  // [n, h/t]
+    public let lse: UnsafeMutablePointer<Float>  // [b, a/t, s]
+    public let mid: UnsafeMutablePointer<Float>  // [nS, h]  residual after attention
+    public let ln2: UnsafeMutablePointer<Float>  // [n, h]   (gathered under SP)
+    public let ln2Mean: UnsafeMutablePointer<Float>  // [nS]
+    public let ln2Rstd: UnsafeMutablePointer<Float>  // [nS]
+    public let fc1: UnsafeMutablePointer<Float>  // [n, f/t]  pre-activation
+    public let gelu: UnsafeMutablePointer<Float>  // [n, f/t]
 }
 
 /// Evaluation of chosen tokens only (zero-shot tasks): the rows to score (row = position·b + sample,
@@ -54,54 +54,61 @@ public final class GPTActivations: ChunkActivations, @unchecked Sendable {
     public let shardRows: Int, shardRowOffset: Int
     public let attentionShape: AttentionShape
     let arena: FloatBuffer
-    public let residual: [UnsafeMutablePointer<Float>]   // L+1 × [nS, h]
+    public let residual: [UnsafeMutablePointer<Float>]  // L+1 × [nS, h]
     /// Each layer's saved-activation set (layers recomputed together share sets; see RecomputePlan).
     public let layers: [LayerActivations]
     public let recompute: RecomputePlan
     /// Bytes the transformer layers hold: their inputs (residual[1...L]) and saved-activation sets —
     /// what Korthikanti et al.'s per-layer formula counts (ActivationMemory.swift).
     public let layerBytes: Int
-    public let finalNorm: UnsafeMutablePointer<Float>    // [n, h] (gathered under SP)
-    public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>   // [nS]
+    public let finalNorm: UnsafeMutablePointer<Float>  // [n, h] (gathered under SP)
+    public let finalMean: UnsafeMutablePointer<Float>, finalRstd: UnsafeMutablePointer<Float>  // [nS]
     /// ∂loss/∂LN_f(x) [n, h] on the last stage: written by the LM head's fused backward at the end
     /// of a training forward, read by the final LayerNorm's backward first thing in backward. It
     /// shares memory with the scratch `tmpH`, which no layer uses between those two points.
     public var headGradient: UnsafeMutablePointer<Float> { tmpH }
     // Scratch, reused by every layer: valid only within one call.
-    public let tmpH: UnsafeMutablePointer<Float>          // [n, h]
-    public let tmpH2: UnsafeMutablePointer<Float>         // [n, h]
-    public let tmpS: UnsafeMutablePointer<Float>          // [n, h] (holds [nS, h] shards)
-    public let tmpWide: UnsafeMutablePointer<Float>       // [n, max(f, 3h)/t]
-    public let dResidual: UnsafeMutablePointer<Float>     // [nS, h]
-    public let logits: UnsafeMutablePointer<Float>       // [chunk, local vocabulary]
-    public let rowStats: UnsafeMutablePointer<Float>      // [3 · chunk]
+    public let tmpH: UnsafeMutablePointer<Float>  // [n, h]
+    public let tmpH2: UnsafeMutablePointer<Float>  // [n, h]
+    public let tmpS: UnsafeMutablePointer<Float>  // [n, h] (holds [nS, h] shards)
+    public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, 3h)/t]
+    public let dResidual: UnsafeMutablePointer<Float>  // [nS, h]
+    public let logits: UnsafeMutablePointer<Float>  // [chunk, local vocabulary]
+    public let rowStats: UnsafeMutablePointer<Float>  // [3 · chunk]
     public let attentionScratch: UnsafeMutablePointer<Float>
     public let tokens: Int32Buffer, targets: Int32Buffer  // [s, b]
-    public let rowLoss: UnsafeMutablePointer<Double>      // [n]
+    public let rowLoss: UnsafeMutablePointer<Double>  // [n]
 
     /// Memory for `layers` transformer layers (the layers of this model chunk; all by default),
     /// with one saved-activation set per layer or, under `recompute`, the plan's shared sets.
-    public init(config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single, layers: Int? = nil,
-                recompute: RecomputePlan? = nil, precision: Precision = .fp32) {
+    public init(
+        config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
+        layers: Int? = nil,
+        recompute: RecomputePlan? = nil, precision: Precision = .fp32
+    ) {
         self.precision = precision
         let layerCount = layers ?? c.numLayers
         let plan_ = recompute ?? .none(layers: layerCount)
-        precondition(plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
+        precondition(
+            plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
         let nS = shardRows
-        attentionShape = AttentionShape(seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
-                                        headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
+        attentionShape = AttentionShape(
+            seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
+            headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
         var plan = ArenaPlan()
         let res = (0...layerCount).map { _ in plan.take(nS * h) }
         let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layerCount
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
         let lo: [O] = (0..<plan_.sets).map { _ in
-            (plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
-             plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
-             plan.take(n * fL), plan.take(n * fL))
+            (
+                plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
+                plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
+                plan.take(n * fL), plan.take(n * fL)
+            )
         }
         layerBytes = (plan.total - layersStart) * 4
         let fn = plan.take(n * h), fm = plan.take(nS), fr = plan.take(nS)
@@ -118,9 +125,10 @@ public final class GPTActivations: ChunkActivations, @unchecked Sendable {
         let base = arena.base
         residual = res.map { base + $0 }
         let sets = lo.map { o in
-            LayerActivations(ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
-                             context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
-                             ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)
+            LayerActivations(
+                ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
+                context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
+                ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)
         }
         self.layers = plan_.setOf.map { sets[$0] }
         self.recompute = plan_

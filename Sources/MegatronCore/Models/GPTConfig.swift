@@ -17,9 +17,11 @@ public struct GPTConfig: Sendable, Equatable {
     public var normEpsilon: Float
     public var seed: Int
 
-    public init(numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,
-                maxPositionEmbeddings: Int, vocabSize: Int, paddedVocabSize: Int? = nil, hiddenDropout: Float = 0,
-                attentionDropout: Float = 0, initMethodStd: Float = 0.02, normEpsilon: Float = 1e-5, seed: Int = 1234) {
+    public init(
+        numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,
+        maxPositionEmbeddings: Int, vocabSize: Int, paddedVocabSize: Int? = nil, hiddenDropout: Float = 0,
+        attentionDropout: Float = 0, initMethodStd: Float = 0.02, normEpsilon: Float = 1e-5, seed: Int = 1234
+    ) {
         self.numLayers = numLayers; self.hiddenSize = hiddenSize; self.numAttentionHeads = numAttentionHeads
         self.ffnHiddenSize = ffnHiddenSize ?? 4 * hiddenSize
         self.seqLength = seqLength; self.maxPositionEmbeddings = maxPositionEmbeddings

@@ -27,14 +27,17 @@ public struct GPTSlots: Sendable {
     public let finalNormWeight: Int?, finalNormBias: Int?
 
     /// The parameter table of one model chunk, declared once, sliced for tensor rank `rank` of `size`.
-    public static func declare(config c: GPTConfig, tensorRank: Int = 0, tensorSize: Int = 1, stage: StagePlan? = nil) -> (ParameterTable, GPTSlots) {
+    public static func declare(config c: GPTConfig, tensorRank: Int = 0, tensorSize: Int = 1, stage: StagePlan? = nil)
+        -> (ParameterTable, GPTSlots)
+    {
         let stage = stage ?? .whole(layers: c.numLayers)
         var t = ParameterTable(tensorRank: tensorRank, tensorSize: tensorSize)
         let wteName = wordEmbeddingsName
         var wte: Int? = nil, wpe: Int? = nil, head: Int? = nil
         if stage.hasEmbedding {
             wte = t.declare(wteName, [c.paddedVocabSize, c.hiddenSize], split: 0, .normal(std: c.initMethodStd))
-            wpe = t.declare(positionEmbeddingsName, [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
+            wpe = t.declare(
+                positionEmbeddingsName, [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
         }
         let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
         var fw: Int? = nil, fb: Int? = nil
@@ -43,11 +46,18 @@ public struct GPTSlots: Sendable {
             fb = t.declare(finalNormBiasName, [c.hiddenSize], .zeros, sequenceParallel: true)
             // Tied to the word embedding: the same tensor here, or a copy that starts from the same
             // values and whose gradient is all-reduced with the first stage's (embedding group).
-            head = wte ?? t.declare(tiedOutputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0,
-                                    .normal(std: c.initMethodStd), tiedTo: wteName)
+            head =
+                wte
+                ?? t.declare(
+                    tiedOutputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0,
+                    .normal(std: c.initMethodStd), tiedTo: wteName)
         }
-        return (t, GPTSlots(wordEmbeddings: wte, outputLayer: head, positionEmbeddings: wpe, layers: layers,
-                            finalNormWeight: fw, finalNormBias: fb))
+        return (
+            t,
+            GPTSlots(
+                wordEmbeddings: wte, outputLayer: head, positionEmbeddings: wpe, layers: layers,
+                finalNormWeight: fw, finalNormBias: fb)
+        )
     }
 }
 
@@ -77,11 +87,16 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// element a function of seed, name and global index, so any t starts from the same weights),
     /// for micro-batches of `microBatch` sequences (saved activations shared by recomputed layers
     /// per `recompute`).
-    public init(config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single, stage: StagePlan? = nil,
-                recompute: RecomputePlan? = nil, precision: Precision = .fp32) {
+    public init(
+        config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
+        stage: StagePlan? = nil,
+        recompute: RecomputePlan? = nil, precision: Precision = .fp32
+    ) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
-        precondition(config.numAttentionHeads % tp.size == 0 && config.ffnHiddenSize % tp.size == 0
-                     && config.paddedVocabSize % tp.size == 0, "sizes must divide by the tensor-parallel size (validated before)")
+        precondition(
+            config.numAttentionHeads % tp.size == 0 && config.ffnHiddenSize % tp.size == 0
+                && config.paddedVocabSize % tp.size == 0,
+            "sizes must divide by the tensor-parallel size (validated before)")
         self.config = config
         tensorParallel = tp
         let stage = stage ?? .whole(layers: config.numLayers)
@@ -109,19 +124,25 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
 
     /// An activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
     public func makeActivations() -> GPTActivations {
-        GPTActivations(config: config, microBatch: microBatch, threads: threads, tensorParallel: tensorParallel, layers: stage.layers.count,
-                       recompute: recompute, precision: precision)
+        GPTActivations(
+            config: config, microBatch: microBatch, threads: threads, tensorParallel: tensorParallel,
+            layers: stage.layers.count,
+            recompute: recompute, precision: precision)
     }
 
     private func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
         let c = config
         func stream(_ site: String, _ p: Float) -> DropoutStream? {
-            ctx.training && p > 0 ? DropoutStream(seed: c.seed, site: "layer.\(stage.layers[l]).\(site)", step: ctx.iteration, microbatch: ctx.microbatch) : nil
+            ctx.training && p > 0
+                ? DropoutStream(
+                    seed: c.seed, site: "layer.\(stage.layers[l]).\(site)", step: ctx.iteration,
+                    microbatch: ctx.microbatch) : nil
         }
-        return LayerDropout(hidden: c.hiddenDropout, attention: c.attentionDropout,
-                            attentionStream: stream("attention", c.attentionDropout),
-                            attentionOutStream: stream("attention_out", c.hiddenDropout),
-                            mlpOutStream: stream("mlp_out", c.hiddenDropout))
+        return LayerDropout(
+            hidden: c.hiddenDropout, attention: c.attentionDropout,
+            attentionStream: stream("attention", c.attentionDropout),
+            attentionOutStream: stream("attention_out", c.hiddenDropout),
+            mlpOutStream: stream("mlp_out", c.hiddenDropout))
     }
 
     private func embeddingStream(_ ctx: PassContext) -> DropoutStream? {
@@ -143,37 +164,46 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 // VocabParallelEmbedding: local rows, g (all-reduce), + positions; then this rank's sequence slice.
                 let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
                 let wpe = weights.pointer(wpeSlot)
-                Embedding.forward(tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
-                                  position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
+                Embedding.forward(
+                    tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
+                    position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
                 if tp.size > 1 {
                     try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
                     Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
                 }
-                if tp.sequenceParallel { tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h) }
-                if let s = embeddingStream(ctx) { Dropout.apply(m.residual[0], count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }
+                if tp.sequenceParallel {
+                    tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h)
+                }
+                if let s = embeddingStream(ctx) {
+                    Dropout.apply(m.residual[0], count: nS * h, p: c.hiddenDropout, stream: s, offset: offset)
+                }
             }
         }
         for l in 0..<stage.layers.count {
-            try TransformerLayer.forward(x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
-                                         acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
+            try TransformerLayer.forward(
+                x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
+                acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
         }
-        guard stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias, let head = slots.outputLayer else { return nil }
+        guard stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias, let head = slots.outputLayer
+        else { return nil }
         try timer.measure("fwd layernorm") {
-            LayerNorm.forward(x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
-                              y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
+            LayerNorm.forward(
+                x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
+                y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
             precision.round(m.finalNorm + offset, count: nS * h)
             if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
         }
         if gradScale == nil, let scoring = m.scoring { return try scoreRows(scoring, m, head: head) }
         // LM head + cross entropy (+ their backward when training), chunked.
         return try timer.measure("lm head + cross entropy (fwd+bwd)") {
-            try VocabCrossEntropy.forward(x: m.finalNorm, embedding: weights.pointer(head), vocab: vocab,
-                                          targets: m.targets.base, rows: n, hidden: h,
-                                          chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize),
-                                          logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
-                                          dx: gradScale == nil ? nil : m.headGradient,
-                                          dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1,
-                                          precision: precision)
+            try VocabCrossEntropy.forward(
+                x: m.finalNorm, embedding: weights.pointer(head), vocab: vocab,
+                targets: m.targets.base, rows: n, hidden: h,
+                chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize),
+                logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
+                dx: gradScale == nil ? nil : m.headGradient,
+                dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1,
+                precision: precision)
         }
     }
 
@@ -190,10 +220,11 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
         let total = try timer.measure("lm head + cross entropy (scored rows)") {
             try targets.withUnsafeBufferPointer { t in
                 try matches.withUnsafeMutableBufferPointer { match in
-                    try VocabCrossEntropy.forward(x: m.tmpH, embedding: weights.pointer(head), vocab: vocab, targets: t.baseAddress!, rows: k,
-                                                  hidden: h, chunkRows: VocabCrossEntropy.chunkRows(rows: m.rows, vocab: config.vocabSize),
-                                                  logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tensorParallel,
-                                                  targetIsArgmax: match.baseAddress, precision: self.precision)
+                    try VocabCrossEntropy.forward(
+                        x: m.tmpH, embedding: weights.pointer(head), vocab: vocab, targets: t.baseAddress!, rows: k,
+                        hidden: h, chunkRows: VocabCrossEntropy.chunkRows(rows: m.rows, vocab: config.vocabSize),
+                        logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tensorParallel,
+                        targetIsArgmax: match.baseAddress, precision: self.precision)
                 }
             }
         }
@@ -219,8 +250,9 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                     try tp.copyToTensorModelParallelRegionBackward(m.headGradient, count: n * h)
                 }
                 m.dResidual.update(repeating: 0, count: nS * h)
-                LayerNorm.backward(dy: dNorm, x: m.residual[L], weight: weights.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
-                                   dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
+                LayerNorm.backward(
+                    dy: dNorm, x: m.residual[L], weight: weights.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
+                    dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
             }
         }
         if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
@@ -231,27 +263,36 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 // Recomputation: the group's forward again, from its kept input, into its shared sets.
                 try timer.measure("recompute forward") {
                     for r in group {
-                        try TransformerLayer.forward(x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: weights,
-                                                     acts: m.layers[r], model: m, config: c, dropout: layerDropout(r, ctx), timer: nil)
+                        try TransformerLayer.forward(
+                            x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: weights,
+                            acts: m.layers[r], model: m, config: c, dropout: layerDropout(r, ctx), timer: nil)
                     }
                 }
             }
-            try TransformerLayer.backward(x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
-                                          grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
+            try TransformerLayer.backward(
+                x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
+                grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
             onGradientsFinal?(slots.layers[l].all)
         }
-        defer { if stage.hasEmbedding { onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 }) } }
+        defer {
+            if stage.hasEmbedding {
+                onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 })
+            }
+        }
         guard stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
         try timer.measure("bwd embedding") {
-            if let s = embeddingStream(ctx) { Dropout.apply(m.dResidual, count: nS * h, p: c.hiddenDropout, stream: s, offset: offset) }
+            if let s = embeddingStream(ctx) {
+                Dropout.apply(m.dResidual, count: nS * h, p: c.hiddenDropout, stream: s, offset: offset)
+            }
             var full = UnsafePointer(m.dResidual)
             if tp.sequenceParallel {
                 (m.tmpH + offset).update(from: m.dResidual, count: nS * h)
                 try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
                 full = UnsafePointer(m.tmpH)
             }
-            Embedding.backward(dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
-                               dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+            Embedding.backward(
+                dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
+                dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
         }
     }
 

@@ -2,17 +2,18 @@
 // config, and this rank's GPT chunks as a ModelPartition.
 import Tensor
 
-
 extension GPTConfig {
     /// The model a validated training config describes, for a tokenizer of `vocabSize` ids.
     public init(training c: TrainingConfig, vocabSize vocab: Int) {
-        self.init(numLayers: c.numLayers, hiddenSize: c.hiddenSize, numAttentionHeads: c.numAttentionHeads,
-                  ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength,
-                  maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength, vocabSize: vocab,
-                  paddedVocabSize: GPTConfig.paddedVocab(vocab, divisibleBy: c.makeVocabSizeDivisibleBy,
-                                                         tensorParallel: c.tensorModelParallelSize),
-                  hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
-                  initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
+        self.init(
+            numLayers: c.numLayers, hiddenSize: c.hiddenSize, numAttentionHeads: c.numAttentionHeads,
+            ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength,
+            maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength, vocabSize: vocab,
+            paddedVocabSize: GPTConfig.paddedVocab(
+                vocab, divisibleBy: c.makeVocabSizeDivisibleBy,
+                tensorParallel: c.tensorModelParallelSize),
+            hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
+            initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
     }
 }
 
@@ -24,18 +25,24 @@ extension TrainingConfig {
 extension ModelPartition where Chunk == GPTModel {
     /// This rank's GPT chunks for a validated config: tensor slices per the grid, layers per the
     /// pipeline layout, recomputation and precision per the config.
-    public static func gpt(config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
-                           options: Options) throws -> ModelPartition<GPTModel> {
+    public static func gpt(
+        config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
+        options: Options
+    ) throws -> ModelPartition<GPTModel> {
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
-        let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
+        let tp = TensorParallel(
+            group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         let layout = try PipelineLayout(c)
-        let recompute = options.training
-            ? RecomputePlan.make(granularity: c.recomputeGranularity, method: c.recomputeMethod, numLayers: c.recomputeNumLayers,
-                                 layers: layout.layersPerChunk)
+        let recompute =
+            options.training
+            ? RecomputePlan.make(
+                granularity: c.recomputeGranularity, method: c.recomputeMethod, numLayers: c.recomputeNumLayers,
+                layers: layout.layersPerChunk)
             : nil
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
-            GPTModel(config: gpt, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
-                     recompute: recompute, precision: c.precision)
+            GPTModel(
+                config: gpt, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
+                recompute: recompute, precision: c.precision)
         }
     }
 }

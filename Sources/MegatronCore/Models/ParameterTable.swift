@@ -1,6 +1,7 @@
 // ParameterTable.swift — every parameter is declared once, as (name, global shape, tensor-parallel
-// split axis, init rule); each rank holds its slice of it. Arena offsets, views, checkpoint keys, weight-decay groups and (later)
-// shards and data-parallel buckets all derive from this table. Names follow Megatron core.
+// split axis, init rule); each rank holds its slice of it. Arena offsets, views, checkpoint keys,
+// weight-decay groups, optimizer shards and data-parallel buckets all derive from this table.
+// Names follow Megatron core.
 import Tensor
 
 public enum Initialization: Sendable, Equatable {
@@ -16,7 +17,8 @@ public struct ParameterSpec: Sendable {
     /// Axis split across tensor-parallel ranks (0: output rows / vocabulary, 1: input columns), nil if replicated.
     public let tensorParallelAxis: Int?
     public let initialization: Initialization
-    /// Replicated parameters whose gradients are partial under sequence parallelism (norms), all-reduced over the tensor group.
+    /// Replicated parameters whose gradients are partial under sequence parallelism (norms),
+    /// all-reduced over the tensor group.
     public let sequenceParallel: Bool
     /// The name whose values this parameter starts from (a tied copy starts from the original).
     public let initKey: String
@@ -44,17 +46,22 @@ public struct ParameterTable: Sendable {
     public init(tensorRank: Int = 0, tensorSize: Int = 1) { self.tensorRank = tensorRank; self.tensorSize = tensorSize }
 
     /// Declares a parameter and returns its slot. A split axis must divide by the tensor size.
-    public mutating func declare(_ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
-                                 sequenceParallel: Bool = false, tiedTo initKey: String? = nil) -> Int {
+    public mutating func declare(
+        _ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
+        sequenceParallel: Bool = false, tiedTo initKey: String? = nil
+    ) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
         var local = shape, offset = shape.map { _ in 0 }
         if let axis = split {
-            precondition(shape[axis] % tensorSize == 0, "\(name): dimension \(shape[axis]) does not split into \(tensorSize)")
+            precondition(
+                shape[axis] % tensorSize == 0, "\(name): dimension \(shape[axis]) does not split into \(tensorSize)")
             local[axis] = shape[axis] / tensorSize
             offset[axis] = tensorRank * local[axis]
         }
-        specs.append(ParameterSpec(name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
-                                   sequenceParallel: sequenceParallel, initKey: initKey ?? name, localShape: local, globalOffset: offset))
+        specs.append(
+            ParameterSpec(
+                name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
+                sequenceParallel: sequenceParallel, initKey: initKey ?? name, localShape: local, globalOffset: offset))
         offsets.append(totalCount)
         totalCount += (local.elementCount + 15) / 16 * 16
         return specs.count - 1
@@ -76,7 +83,9 @@ public final class ParameterArena: @unchecked Sendable {
         storage = FloatBuffer(count: table.totalCount)
     }
 
-    @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> { storage.base + table.offsets[slot] }
+    @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> {
+        storage.base + table.offsets[slot]
+    }
 
     public func zero() { storage.zero() }
 
@@ -95,12 +104,14 @@ public final class ParameterArena: @unchecked Sendable {
                 let twoD = spec.shape.count > 1
                 let cols = twoD ? spec.localShape.last! : spec.count
                 let globalCols = twoD ? spec.shape.last! : spec.shape.elementCount
-                let r0 = twoD ? spec.globalOffset[0] : 0, c0 = twoD ? spec.globalOffset.last! : (spec.globalOffset.first ?? 0)
+                let r0 = twoD ? spec.globalOffset[0] : 0,
+                    c0 = twoD ? spec.globalOffset.last! : (spec.globalOffset.first ?? 0)
                 let rows = spec.count / max(cols, 1)
                 ThreadBudget.parallelFor(rows, grain: max(1, (1 << 14) / max(cols, 1))) { rr in
                     for r in rr {
-                        rng.fillNormal(UnsafeMutableBufferPointer(start: p + r * cols, count: cols),
-                                       start: (r0 + r) * globalCols + c0, mean: 0, std: std)
+                        rng.fillNormal(
+                            UnsafeMutableBufferPointer(start: p + r * cols, count: cols),
+                            start: (r0 + r) * globalCols + c0, mean: 0, std: std)
                     }
                 }
             }

@@ -23,17 +23,21 @@ public struct RecomputePlan: Sendable, Equatable {
         RecomputePlan(setOf: Array(0..<layers), sets: layers, groups: [])
     }
 
-    public static func make(granularity: RecomputeGranularity?, method: RecomputeMethod?, numLayers: Int?, layers: Int) -> RecomputePlan {
+    public static func make(granularity: RecomputeGranularity?, method: RecomputeMethod?, numLayers: Int?, layers: Int)
+        -> RecomputePlan
+    {
         guard granularity == .full, let n = numLayers, layers > 0 else { return .none(layers: layers) }
         if method == .block {
             let r = min(max(n, 0), layers)
             guard r > 0 else { return .none(layers: layers) }
-            return RecomputePlan(setOf: (0..<layers).map { $0 < r ? 0 : 1 + $0 - r }, sets: 1 + layers - r,
-                                 groups: (0..<r).map { $0..<($0 + 1) })
+            return RecomputePlan(
+                setOf: (0..<layers).map { $0 < r ? 0 : 1 + $0 - r }, sets: 1 + layers - r,
+                groups: (0..<r).map { $0..<($0 + 1) })
         }
         let k = min(max(n, 1), layers)
-        return RecomputePlan(setOf: (0..<layers).map { $0 % k }, sets: k,
-                             groups: stride(from: 0, to: layers, by: k).map { $0..<min($0 + k, layers) })
+        return RecomputePlan(
+            setOf: (0..<layers).map { $0 % k }, sets: k,
+            groups: stride(from: 0, to: layers, by: k).map { $0..<min($0 + k, layers) })
     }
 
     /// The group whose backward starts at layer `l` (its last layer), if any.

@@ -17,8 +17,10 @@ public struct TransformerLayerSlots: Sendable {
 
     /// Every slot of the layer.
     public var all: [Int] {
-        [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias,
-         mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias]
+        [
+            inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias,
+            mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias,
+        ]
     }
 
     /// Declares the layer's parameters: init N(0, σ); output projections use σ/√(2·numLayers).
@@ -53,43 +55,52 @@ public struct LayerDropout {
 public enum TransformerLayer {
     /// - x: [nS, h] layer input (residual; nS = n/t rows under sequence parallelism, else n)
     /// - out: [nS, h] layer output (residual)
-    public static func forward(x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
-                               params P: ParameterArena, acts a: LayerActivations, model m: GPTActivations,
-                               config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil) throws {
+    public static func forward(
+        x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
+        params P: ParameterArena, acts a: LayerActivations, model m: GPTActivations,
+        config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
+    ) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
         timer.measure("fwd layernorm") {
-            LayerNorm.forward(x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln1 + offset,
-                              mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            LayerNorm.forward(
+                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln1 + offset,
+                mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
             pr.round(a.ln1 + offset, count: nS * h)
         }
         try timer.measure("fwd qkv (column-parallel)") {
-            try ColumnParallelLinear.forward(input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
-                                             rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+            try ColumnParallelLinear.forward(
+                input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
+                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
             pr.round(a.qkv, count: n * 3 * hL)
         }
         timer.measure("fwd attention core") {
-            CausalSelfAttention.forward(qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape,
-                                        dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+            CausalSelfAttention.forward(
+                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape,
+                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
             pr.round(a.context, count: n * hL)
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
-            try RowParallelLinear.forward(input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+            try RowParallelLinear.forward(
+                input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
-            biasDropoutAdd(branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
-                           p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+            biasDropoutAdd(
+                branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
+                p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
         }
         timer.measure("fwd layernorm") {
-            LayerNorm.forward(x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: a.ln2 + offset,
-                              mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            LayerNorm.forward(
+                x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: a.ln2 + offset,
+                mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             pr.round(a.ln2 + offset, count: nS * h)
         }
         try timer.measure("fwd fc1 (column-parallel)") {
-            try ColumnParallelLinear.forward(input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
-                                             rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+            try ColumnParallelLinear.forward(
+                input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
+                rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
             pr.round(a.fc1, count: n * fL)
         }
         timer.measure("fwd gelu") {
@@ -97,63 +108,78 @@ public enum TransformerLayer {
             pr.round(a.gelu, count: n * fL)
         }
         let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
-            try RowParallelLinear.forward(input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
-                                          tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+            try RowParallelLinear.forward(
+                input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
-            biasDropoutAdd(branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.mid, out: out, rows: nS, width: h,
-                           p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+            biasDropoutAdd(
+                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.mid, out: out, rows: nS, width: h,
+                p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
     }
 
     /// - dres: [nS, h] on entry ∂loss/∂out, on exit ∂loss/∂x (the residual stream's gradient)
-    public static func backward(x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
-                                params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
-                                model m: GPTActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil) throws {
+    public static func backward(
+        x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
+        params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
+        model m: GPTActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
+    ) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
         // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2)
-        let dMLP = timer.measure("bwd dropout") { branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset) }
+        let dMLP = timer.measure("bwd dropout") {
+            branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+        }
         try timer.measure("bwd fc2 (row-parallel)") {
-            try RowParallelLinear.backward(dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
-                                           dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
-                                           rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
+            try RowParallelLinear.backward(
+                dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
+                dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
+                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
         }
         timer.measure("bwd gelu") {
             GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
             pr.round(m.tmpWide, count: n * fL)
         }
         let dLN2 = try timer.measure("bwd fc1 (column-parallel)") {
-            try ColumnParallelLinear.backward(dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
-                                              dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
-                                              outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+            try ColumnParallelLinear.backward(
+                dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
+                dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
+                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
         }
         timer.measure("bwd layernorm") {
-            LayerNorm.backward(dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
-                               dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
+            LayerNorm.backward(
+                dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
+                dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
         }
         // Attention branch: mid = x + Dropout(Proj(Attention(QKV(LN1(x)))) + b)
-        let dAttn = timer.measure("bwd dropout") { branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset) }
+        let dAttn = timer.measure("bwd dropout") {
+            branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+        }
         try timer.measure("bwd proj (row-parallel)") {
-            try RowParallelLinear.backward(dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
-                                           dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                                           rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
+            try RowParallelLinear.backward(
+                dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
+                dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
+                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
             pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure("bwd attention core") {
-            CausalSelfAttention.backward(dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
-                                         dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+            CausalSelfAttention.backward(
+                dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
+                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
         let dLN1 = try timer.measure("bwd qkv (column-parallel)") {
-            try ColumnParallelLinear.backward(dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
-                                              dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
-                                              outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+            try ColumnParallelLinear.backward(
+                dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
+                dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
+                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
         }
         timer.measure("bwd layernorm") {
-            LayerNorm.backward(dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
-                               dx: dres, dweight: G.pointer(w.inputNormWeight), dbias: G.pointer(w.inputNormBias), rows: nS, width: h)
+            LayerNorm.backward(
+                dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
+                dx: dres, dweight: G.pointer(w.inputNormWeight), dbias: G.pointer(w.inputNormBias), rows: nS, width: h)
         }
     }
 
@@ -161,8 +187,10 @@ public enum TransformerLayer {
     /// this rank holds, placed where RowParallelLinear.backward expects it: in `tmpH` at this rank's
     /// row offset under SP (it gathers the rest), else `dres` itself or a masked (or, in reduced
     /// precision, rounded) copy in `tmpH`.
-    static func branchGradient(_ dres: UnsafeMutablePointer<Float>, _ m: GPTActivations, p: Float,
-                               stream: DropoutStream?, elementOffset: Int) -> UnsafeMutablePointer<Float> {
+    static func branchGradient(
+        _ dres: UnsafeMutablePointer<Float>, _ m: GPTActivations, p: Float,
+        stream: DropoutStream?, elementOffset: Int
+    ) -> UnsafeMutablePointer<Float> {
         let count = m.shardRows * m.hidden
         if !m.tensorParallel.sequenceParallel && stream == nil && !m.precision.isReduced { return dres }
         let mine = m.tmpH + (m.tensorParallel.sequenceParallel ? elementOffset : 0)
@@ -174,9 +202,11 @@ public enum TransformerLayer {
 
     /// Megatron's bias-dropout-add: `out = residual + Dropout(branch + bias)` over [rows, width]
     /// (`branch` is overwritten). Element indices start at `elementOffset` (the shard's place in s).
-    static func biasDropoutAdd(branch: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, residual: UnsafePointer<Float>,
-                               out: UnsafeMutablePointer<Float>, rows: Int, width h: Int, p: Float, stream: DropoutStream?,
-                               elementOffset: Int) {
+    static func biasDropoutAdd(
+        branch: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, residual: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, rows: Int, width h: Int, p: Float, stream: DropoutStream?,
+        elementOffset: Int
+    ) {
         ThreadBudget.parallelFor(rows, grain: 16) { rr in
             for r in rr {
                 let row = branch + r * h

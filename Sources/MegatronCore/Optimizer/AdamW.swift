@@ -29,9 +29,10 @@ public final class AdamW: @unchecked Sendable {
         step += 1
         let corrections = AdamW.biasCorrections(hyper, step: step)
         for (slot, spec) in params.table.specs.enumerated() {
-            AdamW.apply(hyper, params: params.pointer(slot), grads: grads.pointer(slot), expAvg: expAvg.pointer(slot),
-                        expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr,
-                        weightDecay: spec.weightDecay ? hyper.weightDecay : 0, corrections: corrections)
+            AdamW.apply(
+                hyper, params: params.pointer(slot), grads: grads.pointer(slot), expAvg: expAvg.pointer(slot),
+                expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr,
+                weightDecay: spec.weightDecay ? hyper.weightDecay : 0, corrections: corrections)
         }
     }
 
@@ -42,9 +43,11 @@ public final class AdamW: @unchecked Sendable {
 
     /// The fused AdamW update of `count` contiguous elements, threaded. Vector body and scalar tail do
     /// identical arithmetic, so an element's result does not depend on where a range (or shard) starts.
-    static func apply(_ h: AdamWHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
-                      expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
-                      lr: Float, weightDecay wd: Float, corrections: (Float, Float)) {
+    static func apply(
+        _ h: AdamWHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
+        expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
+        lr: Float, weightDecay wd: Float, corrections: (Float, Float)
+    ) {
         let (bc1, bc2) = corrections
         ThreadBudget.parallelFor(count, grain: 1 << 14) { r in
             var i = r.lowerBound
@@ -62,7 +65,7 @@ public final class AdamW: @unchecked Sendable {
             while i < r.upperBound {
                 let gi = g[i]
                 let mi = (1 - h.beta1) * gi + h.beta1 * m[i]
-                let vi = ((1 - h.beta2) * gi * gi).addingProduct(h.beta2, v[i])   // the vector path's arithmetic exactly
+                let vi = ((1 - h.beta2) * gi * gi).addingProduct(h.beta2, v[i])  // the vector path's arithmetic exactly
                 let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * p[i]
                 m[i] = mi; v[i] = vi
                 p[i] -= lr * upd

@@ -44,8 +44,10 @@ public final class DistributedOptimizer: TrainingOptimizer {
 
     /// Shards the parameters of `chunks` by `buckets`' layout over `group` (the data-parallel group
     /// of `world`) and points the buckets' reduce-scatter at this rank's gradient shard.
-    public init(chunks: [any ParameterChunk], buckets: GradientBuckets, group: Communicator, world: Communicator,
-                hyper: AdamWHyperparameters) {
+    public init(
+        chunks: [any ParameterChunk], buckets: GradientBuckets, group: Communicator, world: Communicator,
+        hyper: AdamWHyperparameters
+    ) {
         self.chunks = chunks
         self.group = group
         self.world = world
@@ -55,16 +57,19 @@ public final class DistributedOptimizer: TrainingOptimizer {
         for bucket in buckets.layout {
             let counts = Self.pieceCounts(bucket.count, ranks: group.size)
             let before = counts[..<group.rank].reduce(0) { $0 + Int($1) }
-            let piece = Piece(chunk: bucket.chunk, bucketOffset: bucket.offset, bucketCount: bucket.count, counts: counts,
-                              arenaOffset: bucket.offset + before, shardOffset: shardSize, count: Int(counts[group.rank]))
+            let piece = Piece(
+                chunk: bucket.chunk, bucketOffset: bucket.offset, bucketCount: bucket.count, counts: counts,
+                arenaOffset: bucket.offset + before, shardOffset: shardSize, count: Int(counts[group.rank]))
             pieces.append(piece)
             let table = chunks[bucket.chunk].table
             for slot in bucket.slots.sorted() {
                 let lo = max(table.offsets[slot], piece.arenaOffset)
                 let hi = min(table.offsets[slot] + table.specs[slot].count, piece.arenaOffset + piece.count)
                 guard lo < hi else { continue }
-                segments.append(Segment(chunk: bucket.chunk, slot: slot, elementOffset: lo - table.offsets[slot],
-                                        shardOffset: piece.shardOffset + lo - piece.arenaOffset, count: hi - lo))
+                segments.append(
+                    Segment(
+                        chunk: bucket.chunk, slot: slot, elementOffset: lo - table.offsets[slot],
+                        shardOffset: piece.shardOffset + lo - piece.arenaOffset, count: hi - lo))
             }
             shardSize += piece.count
         }
@@ -131,9 +136,11 @@ public final class DistributedOptimizer: TrainingOptimizer {
         let corrections = AdamW.biasCorrections(hyper, step: step)
         for s in segments {
             let table = chunks[s.chunk].table
-            AdamW.apply(hyper, params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset, grads: mainGrad.base + s.shardOffset,
-                        expAvg: expAvg.base + s.shardOffset, expAvgSq: expAvgSq.base + s.shardOffset, count: s.count, lr: lr,
-                        weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, corrections: corrections)
+            AdamW.apply(
+                hyper, params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
+                grads: mainGrad.base + s.shardOffset,
+                expAvg: expAvg.base + s.shardOffset, expAvgSq: expAvgSq.base + s.shardOffset, count: s.count, lr: lr,
+                weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, corrections: corrections)
         }
         let requests = try pieces.map { p in
             try group.iallGatherInPlace(chunks[p.chunk].params.storage.base + p.bucketOffset, counts: p.counts)
@@ -151,8 +158,10 @@ public final class DistributedOptimizer: TrainingOptimizer {
     /// Copies the owned elements of full-size moment arenas (one pair per chunk) into the shard.
     public func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]) {
         for s in segments {
-            (expAvg.base + s.shardOffset).update(from: moments[s.chunk].expAvg.pointer(s.slot) + s.elementOffset, count: s.count)
-            (expAvgSq.base + s.shardOffset).update(from: moments[s.chunk].expAvgSq.pointer(s.slot) + s.elementOffset, count: s.count)
+            (expAvg.base + s.shardOffset).update(
+                from: moments[s.chunk].expAvg.pointer(s.slot) + s.elementOffset, count: s.count)
+            (expAvgSq.base + s.shardOffset).update(
+                from: moments[s.chunk].expAvgSq.pointer(s.slot) + s.elementOffset, count: s.count)
         }
     }
 }

@@ -16,7 +16,8 @@ public struct LRSchedule: Sendable, Equatable {
     public var numSteps: Int = 0
 
     public init(maxLR: Double, minLR: Double, warmupSteps: Int, decaySteps: Int, style: LRDecayStyle) {
-        self.maxLR = maxLR; self.minLR = minLR; self.warmupSteps = warmupSteps; self.decaySteps = decaySteps; self.style = style
+        self.maxLR = maxLR; self.minLR = minLR; self.warmupSteps = warmupSteps; self.decaySteps = decaySteps;
+        self.style = style
     }
 
     public var learningRate: Double {

@@ -21,13 +21,18 @@ public struct LossScaler: Sendable, Equatable {
     public private(set) var growthTracker = 0
     public private(set) var hysteresisTracker: Int
 
-    public static func constant(_ scale: Float) -> LossScaler { LossScaler(kind: .constant, scale: scale, hysteresisTracker: 1) }
+    public static func constant(_ scale: Float) -> LossScaler {
+        LossScaler(kind: .constant, scale: scale, hysteresisTracker: 1)
+    }
 
     /// Megatron's defaults: initial 2³², window 1000, hysteresis 2, minimum 1.
-    public static func dynamic(initialScale: Float = 4_294_967_296, minScale: Float = 1, growthInterval: Int = 1000,
-                               hysteresis: Int = 2) -> LossScaler {
-        LossScaler(kind: .dynamic(minScale: minScale, growthInterval: growthInterval, hysteresis: hysteresis),
-                   scale: initialScale, hysteresisTracker: hysteresis)
+    public static func dynamic(
+        initialScale: Float = 4_294_967_296, minScale: Float = 1, growthInterval: Int = 1000,
+        hysteresis: Int = 2
+    ) -> LossScaler {
+        LossScaler(
+            kind: .dynamic(minScale: minScale, growthInterval: growthInterval, hysteresis: hysteresis),
+            scale: initialScale, hysteresisTracker: hysteresis)
     }
 
     /// Records the outcome of a step (found an overflow or not).
@@ -59,7 +64,8 @@ extension LossScaler {
     public static func forConfig(_ c: TrainingConfig) -> LossScaler? {
         if let s = c.lossScale { return .constant(Float(s)) }
         guard c.fp16 else { return nil }
-        return .dynamic(initialScale: Float(c.initialLossScale), minScale: Float(c.minLossScale),
-                        growthInterval: c.lossScaleWindow, hysteresis: c.hysteresis)
+        return .dynamic(
+            initialScale: Float(c.initialLossScale), minScale: Float(c.minLossScale),
+            growthInterval: c.lossScaleWindow, hysteresis: c.hysteresis)
     }
 }

@@ -45,12 +45,16 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
     }
 
     public func update(lr: Float) throws {
-        for (chunk, optimizer) in zip(chunks, optimizers) { optimizer.update(params: chunk.params, grads: chunk.grads, lr: lr) }
+        for (chunk, optimizer) in zip(chunks, optimizers) {
+            optimizer.update(params: chunk.params, grads: chunk.grads, lr: lr)
+        }
     }
 
     public func injectOverflow() { chunks[0].grads.storage.base[0] = .infinity }
 
-    public var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? { optimizers.map { ($0.expAvg, $0.expAvgSq) } }
+    public var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? {
+        optimizers.map { ($0.expAvg, $0.expAvgSq) }
+    }
     public func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)] { chunkMoments ?? [] }
     public func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]) {}
 }

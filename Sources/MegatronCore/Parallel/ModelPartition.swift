@@ -33,7 +33,9 @@ public final class ModelPartition<Chunk: ModelChunk> {
     }
 
     /// `makeChunk(plan)` builds one chunk of this rank's stage.
-    public init(parallel: ParallelState, layout: PipelineLayout, options o: Options, makeChunk: (StagePlan) -> Chunk) throws {
+    public init(parallel: ParallelState, layout: PipelineLayout, options o: Options, makeChunk: (StagePlan) -> Chunk)
+        throws
+    {
         self.parallel = parallel
         self.layout = layout
         let chunks = layout.plans(stage: parallel.pipelineRank).map(makeChunk)
@@ -41,9 +43,13 @@ public final class ModelPartition<Chunk: ModelChunk> {
         let p = layout.stages, v = layout.chunks, m = o.microbatches, d = parallel.layout.data
         if p > 1 {
             let eval = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: m)
-            let train = o.training ? try PipelineSchedule.make(kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m) : nil
-            let executor = PipelineExecutor(chunks: chunks, parallel: parallel, schedules: [train, eval].compactMap { $0 },
-                                            scatterGather: o.scatterGather)
+            let train =
+                o.training
+                ? try PipelineSchedule.make(
+                    kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m) : nil
+            let executor = PipelineExecutor(
+                chunks: chunks, parallel: parallel, schedules: [train, eval].compactMap { $0 },
+                scatterGather: o.scatterGather)
             let dpRank = parallel.dataRank
             executor.microbatchIndex = { $0 * d + dpRank }
             (self.executor, trainSchedule, evalSchedule, activations) = (executor, train, eval, [])
@@ -52,15 +58,19 @@ public final class ModelPartition<Chunk: ModelChunk> {
             activations = chunks.map { $0.makeActivations() }
         }
         if o.training && (d > 1 || o.distributedOptimizer) {
-            buckets = GradientBuckets(chunks: chunks, group: parallel.data, bucketElements: o.bucketElements ?? max(40_000_000, 1_000_000 * d),
-                                      isolateTiedParameters: p > 1)
+            buckets = GradientBuckets(
+                chunks: chunks, group: parallel.data,
+                bucketElements: o.bucketElements ?? max(40_000_000, 1_000_000 * d),
+                isolateTiedParameters: p > 1)
         } else {
             buckets = nil
         }
     }
 
     /// Every activation set of chunk `c` (its pool with a pipeline).
-    public func activationSets(chunk c: Int) -> [Chunk.Activations] { executor?.activationSets(chunk: c) ?? [activations[c]] }
+    public func activationSets(chunk c: Int) -> [Chunk.Activations] {
+        executor?.activationSets(chunk: c) ?? [activations[c]]
+    }
 
     /// Bytes of activation memory this rank holds (every chunk, every micro-batch in flight).
     public var activationBytes: Int { executor?.activationBytes ?? activations.reduce(0) { $0 + $1.bytes } }
@@ -78,7 +88,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
     /// The optimizer the config asks for over this partition's chunks.
     public func makeOptimizer(hyper: AdamWHyperparameters, distributed: Bool) -> TrainingOptimizer {
         if distributed, let buckets {
-            return DistributedOptimizer(chunks: chunks, buckets: buckets, group: parallel.data, world: parallel.world, hyper: hyper)
+            return DistributedOptimizer(
+                chunks: chunks, buckets: buckets, group: parallel.data, world: parallel.world, hyper: hyper)
         }
         return ReplicatedOptimizer(chunks: chunks, hyper: hyper, modelParallel: parallel.modelParallel)
     }

@@ -52,7 +52,9 @@ public struct GridLayout: Sendable, Equatable {
 
     /// The grid as printed once at start-up.
     public var description: String {
-        func show(_ g: [[Int]]) -> String { g.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: " ") }
+        func show(_ g: [[Int]]) -> String {
+            g.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: " ")
+        }
         return """
              > grid: world \(world) = tensor \(tensor) × data \(data) × pipeline \(pipeline) (rank = tp + t·dp + t·d·pp)
                  tensor groups:   \(show(tensorGroups))

@@ -21,7 +21,9 @@ public struct CheckpointReader {
         iteration = try directory.latestIteration()
         path = directory.iterationPath(iteration)
         let (rankPaths, shardPaths) = CheckpointDirectory.listFiles(in: path)
-        guard !rankPaths.isEmpty else { throw CheckpointError.incompatible(path: path, reason: "it holds no mp_rank_*.h5 files") }
+        guard !rankPaths.isEmpty else {
+            throw CheckpointError.incompatible(path: path, reason: "it holds no mp_rank_*.h5 files")
+        }
         files = try rankPaths.map { try HDF5File.openReadOnly($0) }
         shardFiles = try shardPaths.map { try HDF5File.openReadOnly($0) }
         let f = files[0], format = ModelCheckpoint.format, version = try f.intAttribute("format_version")
@@ -29,7 +31,9 @@ public struct CheckpointReader {
             throw CheckpointError.incompatible(path: f.path, reason: "it is not a \(format) checkpoint")
         }
         guard version == ModelCheckpoint.formatVersion else {
-            throw CheckpointError.incompatible(path: f.path, reason: "format_version \(version); this build reads version \(ModelCheckpoint.formatVersion)")
+            throw CheckpointError.incompatible(
+                path: f.path,
+                reason: "format_version \(version); this build reads version \(ModelCheckpoint.formatVersion)")
         }
     }
 
@@ -37,7 +41,10 @@ public struct CheckpointReader {
     public func checkSizes(_ sizes: [(String, Int)]) throws {
         for (k, v) in sizes where k != "padded_vocab_size" {
             let stored = try first.intAttribute(k)
-            if stored != v { throw TrainingError.checkpointMismatch(path: first.path, key: k, checkpoint: "\(stored)", config: "\(v)") }
+            if stored != v {
+                throw TrainingError.checkpointMismatch(
+                    path: first.path, key: k, checkpoint: "\(stored)", config: "\(v)")
+            }
         }
     }
 
@@ -66,10 +73,13 @@ public struct CheckpointReader {
     }
 
     /// Fills this rank's slices of `spec`'s Adam moments, from the rank files or the optimizer shards.
-    func readMoments(_ spec: ParameterSpec, expAvg: UnsafeMutablePointer<Float>, expAvgSq: UnsafeMutablePointer<Float>) throws {
+    func readMoments(_ spec: ParameterSpec, expAvg: UnsafeMutablePointer<Float>, expAvgSq: UnsafeMutablePointer<Float>)
+        throws
+    {
         let name = storedName(of: spec)
         for (moment, out) in [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)] {
-            let pieces = try ModelCheckpoint.pieces("optimizer/\(moment)/" + name, files, [("\(moment)/" + name, shardFiles)])
+            let pieces = try ModelCheckpoint.pieces(
+                "optimizer/\(moment)/" + name, files, [("\(moment)/" + name, shardFiles)])
             try ModelCheckpoint.assemble(name, into: out, spec: spec, from: pieces, checkpoint: path)
         }
     }
@@ -84,8 +94,10 @@ extension ModelCheckpoint {
     /// carries its global offset) and this rank's slice is cut out. Rows beyond the vocabulary padding
     /// of the writing grid stay zero (padding never affects results); a tied copy comes from the
     /// parameter it is tied to when the writer had no separate copy.
-    public static func load(from directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
-                            lossScaler: inout LossScaler?, schedule: inout LRSchedule, parallel: ParallelState) throws -> TrainingProgress {
+    public static func load(
+        from directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
+        lossScaler: inout LossScaler?, schedule: inout LRSchedule, parallel: ParallelState
+    ) throws -> TrainingProgress {
         let reader = try CheckpointReader(directory)
         try reader.checkSizes(chunks[0].modelSizes)
         let f = reader.first
@@ -95,16 +107,18 @@ extension ModelCheckpoint {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 try reader.readParameter(spec, into: chunk.params.pointer(slot))
                 guard reader.hasOptimizerState else { continue }
-                try reader.readMoments(spec, expAvg: moments[c].expAvg.pointer(slot), expAvgSq: moments[c].expAvgSq.pointer(slot))
+                try reader.readMoments(
+                    spec, expAvg: moments[c].expAvg.pointer(slot), expAvgSq: moments[c].expAvgSq.pointer(slot))
             }
         }
         for chunk in chunks { chunk.syncWeights() }
         optimizer.adoptMoments(moments)
         optimizer.step = reader.hasOptimizerState ? try f.intAttribute("optimizer_step") : 0
         if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
-            lossScaler?.restore(scale: Float(try f.doubleAttribute("grad_scaler_scale")),
-                                growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
-                                hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
+            lossScaler?.restore(
+                scale: Float(try f.doubleAttribute("grad_scaler_scale")),
+                growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
+                hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
         }
         schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
         var progress = TrainingProgress()
@@ -118,7 +132,9 @@ extension ModelCheckpoint {
         let reader = try CheckpointReader(directory)
         try reader.checkSizes(chunks[0].modelSizes)
         for chunk in chunks {
-            for (slot, spec) in chunk.table.specs.enumerated() { try reader.readParameter(spec, into: chunk.params.pointer(slot)) }
+            for (slot, spec) in chunk.table.specs.enumerated() {
+                try reader.readParameter(spec, into: chunk.params.pointer(slot))
+            }
             chunk.syncWeights()
         }
         return try reader.first.intAttribute("iteration")
@@ -129,7 +145,10 @@ extension ModelCheckpoint {
         let path: String
         let globalShape: [Int], globalOffset: [Int], localShape: [Int]
         /// Read from files when a slice needs them, or already in memory (read in place, never copied).
-        enum Values { case read(() throws -> [Float]), memory(UnsafePointer<Float>) }
+        enum Values {
+            case read(() throws -> [Float])
+            case memory(UnsafePointer<Float>)
+        }
         let values: Values
     }
 
@@ -139,38 +158,54 @@ extension ModelCheckpoint {
     static func pieces(_ name: String, _ files: [HDF5File], _ runs: [(String, [HDF5File])]) throws -> [Piece] {
         var result: [Piece] = []
         for file in files where file.exists(name) {
-            result.append(Piece(path: file.path, globalShape: try file.intArrayAttribute(of: name, "global_shape"),
-                                globalOffset: try file.intArrayAttribute(of: name, "global_offset"),
-                                localShape: file.shape(of: name) ?? [], values: .read { try file.readFloats(name).values }))
+            result.append(
+                Piece(
+                    path: file.path, globalShape: try file.intArrayAttribute(of: name, "global_shape"),
+                    globalOffset: try file.intArrayAttribute(of: name, "global_offset"),
+                    localShape: file.shape(of: name) ?? [], values: .read { try file.readFloats(name).values }))
         }
         for (runName, shardFiles) in runs {
             var bySource: [[Int]: [HDF5File]] = [:]
             for file in shardFiles where file.exists(runName) {
-                let key = [try file.intAttribute("tensor_model_parallel_rank"), try file.intAttribute("pipeline_model_parallel_rank")]
+                let key = [
+                    try file.intAttribute("tensor_model_parallel_rank"),
+                    try file.intAttribute("pipeline_model_parallel_rank"),
+                ]
                 bySource[key, default: []].append(file)
             }
             for key in bySource.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 let group = bySource[key]!, first = group[0]
                 let localShape = try first.intArrayAttribute(of: runName, "local_shape")
                 let count = localShape.reduce(1, *)
-                result.append(Piece(path: first.path, globalShape: try first.intArrayAttribute(of: runName, "global_shape"),
-                                    globalOffset: try first.intArrayAttribute(of: runName, "global_offset"), localShape: localShape, values: .read {
-                    var values = [Float](repeating: 0, count: count)
-                    var covered = 0
-                    for file in group {
-                        let start = try file.intArrayAttribute(of: runName, "flat_offset")[0]
-                        let run = try file.readFloats(runName).values
-                        guard start >= 0, start + run.count <= count else {
-                            throw CheckpointError.incompatible(path: file.path, reason: "'\(runName)' runs past its tensor of \(count) elements")
-                        }
-                        values.replaceSubrange(start..<start + run.count, with: run)
-                        covered += run.count
-                    }
-                    guard covered == count else {
-                        throw CheckpointError.incompatible(path: first.path, reason: "the optimizer shards of tensor rank \(key[0]), pipeline rank \(key[1]) cover \(covered) of the \(count) elements of '\(runName)': a distrib_optim file is missing")
-                    }
-                    return values
-                }))
+                result.append(
+                    Piece(
+                        path: first.path, globalShape: try first.intArrayAttribute(of: runName, "global_shape"),
+                        globalOffset: try first.intArrayAttribute(of: runName, "global_offset"), localShape: localShape,
+                        values: .read {
+                            var values = [Float](repeating: 0, count: count)
+                            var covered = 0
+                            for file in group {
+                                let start = try file.intArrayAttribute(of: runName, "flat_offset")[0]
+                                let run = try file.readFloats(runName).values
+                                guard start >= 0, start + run.count <= count else {
+                                    throw CheckpointError.incompatible(
+                                        path: file.path,
+                                        reason: "'\(runName)' runs past its tensor of \(count) elements")
+                                }
+                                values.replaceSubrange(start..<start + run.count, with: run)
+                                covered += run.count
+                            }
+                            guard covered == count else {
+                                throw CheckpointError.incompatible(
+                                    path: first.path,
+                                    reason:
+                                        "the optimizer shards of tensor rank \(key[0]), pipeline rank \(key[1]) "
+                                        + "cover \(covered) of the \(count) elements of '\(runName)': a "
+                                        + "distrib_optim file is missing"
+                                )
+                            }
+                            return values
+                        }))
             }
         }
         return result
@@ -178,8 +213,10 @@ extension ModelCheckpoint {
 
     /// Fills this rank's slice of tensor `name` (`spec.localShape` at `spec.globalOffset`) from
     /// `pieces`, viewing every tensor as [rows, cols] (1-D: one row).
-    static func assemble(_ name: String, into out: UnsafeMutablePointer<Float>, spec: ParameterSpec, from pieces: [Piece],
-                         checkpoint: String) throws {
+    static func assemble(
+        _ name: String, into out: UnsafeMutablePointer<Float>, spec: ParameterSpec, from pieces: [Piece],
+        checkpoint: String
+    ) throws {
         let twoD = spec.shape.count > 1
         let cols = twoD ? spec.localShape[1] : spec.count
         let (r0, c0) = twoD ? (spec.globalOffset[0], spec.globalOffset[1]) : (0, spec.globalOffset.first ?? 0)
@@ -192,18 +229,22 @@ extension ModelCheckpoint {
         for piece in pieces {
             let globalShape = piece.globalShape, offset = piece.globalOffset, localShape = piece.localShape
             if twoD && globalShape.count == 2 && globalShape[1] != spec.shape[1] || !twoD && globalShape.count != 1 {
-                throw CheckpointError.incompatible(path: piece.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)")
+                throw CheckpointError.incompatible(
+                    path: piece.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)"
+                )
             }
             if wanted == 0 { wanted = min(rows, max(0, (twoD ? globalShape[0] : 1) - r0)) * cols }
             let pRows = twoD ? localShape[0] : 1, pCols = twoD ? localShape[1] : localShape.reduce(1, *)
             let (pr0, pc0) = twoD ? (offset[0], offset[1]) : (0, offset[0])
             // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols);
             // pieces that do not overlap this rank's slice are never read.
-            let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0), cHi = min(c0 + cols, pc0 + pCols)
+            let rLo = max(r0, pr0), rHi = min(r0 + rows, pr0 + pRows), cLo = max(c0, pc0),
+                cHi = min(c0 + cols, pc0 + pCols)
             guard rLo < rHi, cLo < cHi else { continue }
             func copyOverlap(from src: UnsafePointer<Float>) {
                 for r in rLo..<rHi {
-                    (out + (r - r0) * cols + (cLo - c0)).update(from: src + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
+                    (out + (r - r0) * cols + (cLo - c0)).update(
+                        from: src + (r - pr0) * pCols + (cLo - pc0), count: cHi - cLo)
                 }
             }
             switch piece.values {
@@ -213,7 +254,9 @@ extension ModelCheckpoint {
             covered += (rHi - rLo) * (cHi - cLo)
         }
         guard covered >= wanted else {
-            throw CheckpointError.incompatible(path: firstPath, reason: "the rank files cover only \(covered) of the \(wanted) elements of '\(name)' this rank needs")
+            throw CheckpointError.incompatible(
+                path: firstPath,
+                reason: "the rank files cover only \(covered) of the \(wanted) elements of '\(name)' this rank needs")
         }
     }
 }

@@ -29,9 +29,15 @@ public enum GEMMBenchmark {
         var sizes: [Int: Int] = [:]
         while r < rows { sizes[min(chunk, rows - r), default: 0] += 1; r += chunk }
         for (cr, count) in sizes.sorted(by: { $0.key > $1.key }) {
-            out.append(GEMMShape(name: "lm head forward [\(cr) rows]", m: cr, n: V, k: h, transA: false, transB: true, calls: count))
-            out.append(GEMMShape(name: "lm head dgrad [\(cr) rows]", m: cr, n: h, k: V, transA: false, transB: false, calls: count))
-            out.append(GEMMShape(name: "lm head wgrad [\(cr) rows]", m: V, n: h, k: cr, transA: true, transB: false, calls: count))
+            out.append(
+                GEMMShape(
+                    name: "lm head forward [\(cr) rows]", m: cr, n: V, k: h, transA: false, transB: true, calls: count))
+            out.append(
+                GEMMShape(
+                    name: "lm head dgrad [\(cr) rows]", m: cr, n: h, k: V, transA: false, transB: false, calls: count))
+            out.append(
+                GEMMShape(
+                    name: "lm head wgrad [\(cr) rows]", m: V, n: h, k: cr, transA: true, transB: false, calls: count))
         }
         return out
     }
@@ -40,7 +46,8 @@ public enum GEMMBenchmark {
     /// overall rate Σ calls·flops / Σ calls·seconds in FLOP/s.
     public static func measure(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
         measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
-            BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            BLAS.sgemm(
+                transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
@@ -48,11 +55,15 @@ public enum GEMMBenchmark {
     /// them (rounded while packed), packing included in each call.
     public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
         measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
-            BF16.gemm(transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            BF16.gemm(
+                transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
     }
 
-    typealias Product = (Bool, Bool, Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Float>, Int) -> Void
+    typealias Product = (
+        Bool, Bool, Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float,
+        UnsafeMutablePointer<Float>, Int
+    ) -> Void
 
     /// `product` (sgemm convention) timed on every shape, over operands sized for the largest.
     static func measure(_ shapes: [GEMMShape], repeats: Int, product: Product) -> (perShape: [Double], rate: Double) {
@@ -60,13 +71,18 @@ public enum GEMMBenchmark {
         let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
         fill(a, b, maxA, maxB)
         return time(shapes, repeats: repeats) { s in
-            product(s.transA, s.transB, s.m, s.n, s.k, a.base, s.transA ? s.m : s.k, b.base, s.transB ? s.k : s.n, 0, c.base, s.n)
+            product(
+                s.transA, s.transB, s.m, s.n, s.k, a.base, s.transA ? s.m : s.k, b.base, s.transB ? s.k : s.n, 0,
+                c.base, s.n)
         }
     }
 
     /// The largest A, B and C any shape needs.
     static func sizes(_ shapes: [GEMMShape]) -> (Int, Int, Int) {
-        (shapes.map { $0.m * $0.k }.max() ?? 0, shapes.map { $0.k * $0.n }.max() ?? 0, shapes.map { $0.m * $0.n }.max() ?? 0)
+        (
+            shapes.map { $0.m * $0.k }.max() ?? 0, shapes.map { $0.k * $0.n }.max() ?? 0,
+            shapes.map { $0.m * $0.n }.max() ?? 0
+        )
     }
 
     static func fill(_ a: FloatBuffer, _ b: FloatBuffer, _ countA: Int, _ countB: Int) {
@@ -76,7 +92,9 @@ public enum GEMMBenchmark {
 
     /// Best of `repeats` timings (after a warm-up) of `run` per shape, and the overall rate
     /// Σ calls·flops / Σ calls·seconds in FLOP/s.
-    static func time(_ shapes: [GEMMShape], repeats: Int, _ run: (GEMMShape) -> Void) -> (perShape: [Double], rate: Double) {
+    static func time(_ shapes: [GEMMShape], repeats: Int, _ run: (GEMMShape) -> Void) -> (
+        perShape: [Double], rate: Double
+    ) {
         var per: [Double] = []
         var totalFlops = 0.0, totalSeconds = 0.0
         for s in shapes {

@@ -33,16 +33,21 @@ public enum ModelCheckpoint {
 
     /// GPT's model sizes, stored as attributes and checked on load.
     public static func shapeAttributes(_ c: GPTConfig) -> [(String, Int)] {
-        [("num_layers", c.numLayers), ("hidden_size", c.hiddenSize), ("num_attention_heads", c.numAttentionHeads),
-         ("ffn_hidden_size", c.ffnHiddenSize), ("max_position_embeddings", c.maxPositionEmbeddings),
-         ("vocab_size", c.vocabSize), ("padded_vocab_size", c.paddedVocabSize)]
+        [
+            ("num_layers", c.numLayers), ("hidden_size", c.hiddenSize), ("num_attention_heads", c.numAttentionHeads),
+            ("ffn_hidden_size", c.ffnHiddenSize), ("max_position_embeddings", c.maxPositionEmbeddings),
+            ("vocab_size", c.vocabSize), ("padded_vocab_size", c.paddedVocabSize),
+        ]
     }
 
     /// Writes the checkpoint of `progress.iteration` atomically into `directory`: world rank 0
     /// prepares the temporary directory, every model-parallel rank of data-parallel rank 0 writes its
     /// shard file, all ranks agree on success, then rank 0 renames the directory and moves the pointer.
-    public static func save(to directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer, lossScaler: LossScaler?,
-                            schedule: LRSchedule, progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
+    public static func save(
+        to directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
+        lossScaler: LossScaler?,
+        schedule: LRSchedule, progress: TrainingProgress, configJSON: String, parallel: ParallelState
+    ) throws {
         let it = progress.iteration, world = parallel.world
         var failure: Error? = nil
         var tmp = directory.iterationPath(it) + ".tmp"
@@ -50,14 +55,16 @@ public enum ModelCheckpoint {
             do { tmp = try directory.beginSave(iteration: it) } catch { failure = error }
         }
         if try world.allReduceMax(failure == nil ? 0 : 1) != 0 {
-            throw failure ?? CheckpointError.writeFailed(path: tmp, reason: "rank 0 could not create the checkpoint directory")
+            throw failure
+                ?? CheckpointError.writeFailed(path: tmp, reason: "rank 0 could not create the checkpoint directory")
         }
         let path = (tmp as NSString).appendingPathComponent(
             CheckpointDirectory.rankFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank))
         if parallel.dataRank == 0 {
             do {
-                try writeShard(path: path, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
-                               progress: progress, configJSON: configJSON, parallel: parallel)
+                try writeShard(
+                    path: path, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
+                    progress: progress, configJSON: configJSON, parallel: parallel)
             } catch { failure = error }
         }
         if failure == nil {
@@ -76,18 +83,24 @@ public enum ModelCheckpoint {
         }
     }
 
-    static func writeShard(path: String, chunks: [any ParameterChunk], optimizer: TrainingOptimizer, lossScaler: LossScaler?, schedule: LRSchedule,
-                           progress: TrainingProgress, configJSON: String, parallel: ParallelState) throws {
-        var state = RankFileState(sizes: chunks[0].modelSizes, seed: chunks[0].seed, configJSON: configJSON, iteration: progress.iteration,
-                                  consumedSamples: progress.consumedSamples, optimizerStep: optimizer.step, schedule: schedule,
-                                  tensorSize: parallel.layout.tensor, pipelineSize: parallel.layout.pipeline,
-                                  tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank)
+    static func writeShard(
+        path: String, chunks: [any ParameterChunk], optimizer: TrainingOptimizer, lossScaler: LossScaler?,
+        schedule: LRSchedule,
+        progress: TrainingProgress, configJSON: String, parallel: ParallelState
+    ) throws {
+        var state = RankFileState(
+            sizes: chunks[0].modelSizes, seed: chunks[0].seed, configJSON: configJSON, iteration: progress.iteration,
+            consumedSamples: progress.consumedSamples, optimizerStep: optimizer.step, schedule: schedule,
+            tensorSize: parallel.layout.tensor, pipelineSize: parallel.layout.pipeline,
+            tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank)
         state.distributedOptimizer = optimizer.isSharded
         state.dataParallelSize = parallel.layout.data
         state.lossScaler = lossScaler
         state.precision = chunks[0].precision
         let held = optimizer.chunkMoments
-        let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in held.map { ($0[c].expAvg, $0[c].expAvgSq) } }
+        let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in
+            held.map { ($0[c].expAvg, $0[c].expAvgSq) }
+        }
         try writeRankFile(path: path, state: state, chunks: zip(chunks, moments).map { ($0.params, $1) })
     }
 
@@ -112,7 +125,10 @@ public enum ModelCheckpoint {
 
     /// Writes one mp_rank file: every chunk's parameters (and moments, when given) with their
     /// global shape and offset, and `state` as root attributes.
-    static func writeRankFile(path: String, state: RankFileState, chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)]) throws {
+    static func writeRankFile(
+        path: String, state: RankFileState,
+        chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)]
+    ) throws {
         let f = try HDF5File.create(path)
         let schedule = state.schedule
         try f.setAttribute("format", string: format)
@@ -147,16 +163,24 @@ public enum ModelCheckpoint {
                 if state.precision.isReduced && spec.shape.count > 1 {
                     let bits = halfBits(params.pointer(slot), count: spec.count, precision: state.precision)
                     try bits.withUnsafeBufferPointer {
-                        try f.writeHalfFloats("model/" + spec.name, shape: spec.localShape, bits: $0.baseAddress!,
-                                              format: state.precision == .bf16 ? .bfloat16 : .float16, attributes: attrs)
+                        try f.writeHalfFloats(
+                            "model/" + spec.name, shape: spec.localShape, bits: $0.baseAddress!,
+                            format: state.precision == .bf16 ? .bfloat16 : .float16, attributes: attrs)
                     }
-                    try f.writeFloats(mainParameterGroup + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                    try f.writeFloats(
+                        mainParameterGroup + spec.name, shape: spec.localShape, data: params.pointer(slot),
+                        attributes: attrs)
                 } else {
-                    try f.writeFloats("model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
+                    try f.writeFloats(
+                        "model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
                 }
                 if let (m, v) = moments {
-                    try f.writeFloats("optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: m.pointer(slot), attributes: attrs)
-                    try f.writeFloats("optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: v.pointer(slot), attributes: attrs)
+                    try f.writeFloats(
+                        "optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: m.pointer(slot),
+                        attributes: attrs)
+                    try f.writeFloats(
+                        "optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: v.pointer(slot),
+                        attributes: attrs)
                 }
             }
         }

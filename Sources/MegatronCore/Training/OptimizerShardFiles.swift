@@ -8,8 +8,9 @@ import Foundation
 extension DistributedOptimizer {
     /// Writes this data-parallel rank's shard of the moments as distrib_optim_TT_PPP_DDD.h5.
     public func writeShard(into directory: String, parallel: ParallelState) throws {
-        let name = CheckpointDirectory.optimizerShardFileName(tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank,
-                                                              dataRank: parallel.dataRank)
+        let name = CheckpointDirectory.optimizerShardFileName(
+            tensorRank: parallel.tensorRank, pipelineRank: parallel.pipelineRank,
+            dataRank: parallel.dataRank)
         let f = try HDF5File.create((directory as NSString).appendingPathComponent(name))
         let optimizer = self
         try f.setAttribute("format", string: ModelCheckpoint.format)
@@ -21,10 +22,16 @@ extension DistributedOptimizer {
         try f.setAttribute("optimizer_step", int: optimizer.step)
         for s in optimizer.segments {
             let spec = chunks[s.chunk].table.specs[s.slot]
-            let attrs = ["flat_offset": [s.elementOffset], "local_shape": spec.localShape,
-                         "global_shape": spec.shape, "global_offset": spec.globalOffset]
-            try f.writeFloats("exp_avg/" + spec.name, shape: [s.count], data: optimizer.expAvg.base + s.shardOffset, attributes: attrs)
-            try f.writeFloats("exp_avg_sq/" + spec.name, shape: [s.count], data: optimizer.expAvgSq.base + s.shardOffset, attributes: attrs)
+            let attrs = [
+                "flat_offset": [s.elementOffset], "local_shape": spec.localShape,
+                "global_shape": spec.shape, "global_offset": spec.globalOffset,
+            ]
+            try f.writeFloats(
+                "exp_avg/" + spec.name, shape: [s.count], data: optimizer.expAvg.base + s.shardOffset, attributes: attrs
+            )
+            try f.writeFloats(
+                "exp_avg_sq/" + spec.name, shape: [s.count], data: optimizer.expAvgSq.base + s.shardOffset,
+                attributes: attrs)
         }
         try f.flush()
     }

@@ -13,7 +13,10 @@ final class StepTracer {
 
     func record<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         let t0 = MPIRuntime.wallTime
-        defer { spans.append(ScheduleTimeline.Span(rank: rank, name: name, start: t0 - origin, end: MPIRuntime.wallTime - origin)) }
+        defer {
+            spans.append(
+                ScheduleTimeline.Span(rank: rank, name: name, start: t0 - origin, end: MPIRuntime.wallTime - origin))
+        }
         return try body()
     }
 
@@ -21,8 +24,9 @@ final class StepTracer {
     func write(to dir: String, pipelineEvents: [TimelineEvent], label: String) throws -> String {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = (dir as NSString).appendingPathComponent("rank_\(rank).json")
-        let json = ScheduleTimeline.chromeTrace(pipelineEvents.isEmpty ? [] : [pipelineEvents], unitMicroseconds: 1e6,
-                                                label: label, extra: spans)
+        let json = ScheduleTimeline.chromeTrace(
+            pipelineEvents.isEmpty ? [] : [pipelineEvents], unitMicroseconds: 1e6,
+            label: label, extra: spans)
         guard FileManager.default.createFile(atPath: path, contents: Data(json.utf8)) else {
             throw TraceWriteError(path: path)
         }

@@ -55,10 +55,14 @@ public final class Trainer {
         microBatch = c.microBatchSize
         globalBatch = c.globalBatchSize ?? microBatch * d
         numMicrobatches = globalBatch / (microBatch * d)
-        let tokenizer: Tokenizer? = c.tokenizerType == .null ? nil
+        let tokenizer: Tokenizer? =
+            c.tokenizerType == .null
+            ? nil
             : try Tokenizers.make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile)
         let vocabSize = tokenizer?.vocabSize ?? c.vocabSize ?? 2
-        data = try TrainingData(config: c, tokenizer: tokenizer, vocabSize: vocabSize, globalBatch: globalBatch, parallel: parallel, log: log)
+        data = try TrainingData(
+            config: c, tokenizer: tokenizer, vocabSize: vocabSize, globalBatch: globalBatch, parallel: parallel,
+            log: log)
         var options = ModelPartition<GPTModel>.Options(microbatches: numMicrobatches, training: true)
         options.scatterGather = c.scatterGatherTensorsInPipeline
         options.bucketElements = c.ddpBucketSize
@@ -66,17 +70,24 @@ public final class Trainer {
         partition = try .gpt(config: c, vocabSize: vocabSize, threads: threads, parallel: parallel, options: options)
         let precision = c.precision
         if precision.isReduced {
-            let product = precision == .bf16 && BF16.native ? "the \(BF16.kernel.name) kernel" : "SGEMM on 16-bit values (exact products)"
-            log(" > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main parameters, gradients, optimizer, LayerNorm, softmax and loss")
+            let product =
+                precision == .bf16 && BF16.native
+                ? "the \(BF16.kernel.name) kernel" : "SGEMM on 16-bit values (exact products)"
+            log(
+                " > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main "
+                    + "parameters, gradients, optimizer, LayerNorm, softmax and loss"
+            )
         }
-        let hyper = AdamWHyperparameters(beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
-                                         weightDecay: Float(c.weightDecay))
+        let hyper = AdamWHyperparameters(
+            beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
+            weightDecay: Float(c.weightDecay))
         optimizer = partition.makeOptimizer(hyper: hyper, distributed: c.useDistributedOptimizer)
         let decayIters = c.lrDecayIters ?? c.trainIters
         let gbs = globalBatch
         let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
-        schedule = LRSchedule(maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs,
-                              style: c.lrDecayStyle)
+        schedule = LRSchedule(
+            maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs,
+            style: c.lrDecayStyle)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
         lossScaler = LossScaler.forConfig(c)
     }
@@ -91,9 +102,11 @@ public final class Trainer {
         let held = chunks.indices.reduce(0) { $0 + partition.activationSets(chunk: $1)[0].layerBytes }
         let formula = chunks.reduce(0.0) { total, chunk in
             let c = chunk.config, tp = chunk.tensorParallel
-            let f = ActivationMemoryFormula(seq: c.seqLength, microBatch: chunk.microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
-                                            tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
-            return total + f.peakBytes(layers: chunk.stage.layers.count, plan: chunk.recompute, elementBytes: 4, selective: true)
+            let f = ActivationMemoryFormula(
+                seq: c.seqLength, microBatch: chunk.microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+                tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
+            return total
+                + f.peakBytes(layers: chunk.stage.layers.count, plan: chunk.recompute, elementBytes: 4, selective: true)
         }
         return (held, formula)
     }
@@ -101,9 +114,13 @@ public final class Trainer {
     /// Resumes from `config.load` when it names a checkpoint.
     public func loadIfRequested() throws {
         guard let load = config.load else { return }
-        progress = try ModelCheckpoint.load(from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
-                                            lossScaler: &lossScaler, schedule: &schedule, parallel: parallel)
-        log(" > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples \(progress.consumedSamples))")
+        progress = try ModelCheckpoint.load(
+            from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
+            lossScaler: &lossScaler, schedule: &schedule, parallel: parallel)
+        log(
+            " > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples "
+                + "\(progress.consumedSamples))"
+        )
     }
 
     /// Runs training (and validation) to `train_iters`; with `skip_train`, only validation.
@@ -115,7 +132,9 @@ public final class Trainer {
             return summary
         }
         let trainIters = config.trainIters
-        if progress.iteration >= trainIters { log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train") }
+        if progress.iteration >= trainIters {
+            log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train")
+        }
         var report = TrainingReport(trainer: self)
         let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
         partition.executor?.trace = tracer == nil ? nil : []
@@ -131,7 +150,9 @@ public final class Trainer {
             var m = try report.record(result, ms: ms, lossScale: scaleUsed)
             summary.lastIteration = it
             summary.lastTrainLoss = result.loss
-            if it % config.logInterval == 0 || it == trainIters { log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm)) }
+            if it % config.logInterval == 0 || it == trainIters {
+                log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm))
+            }
             if config.evalIters > 0, data.valid != nil, it % config.evalInterval == 0 || it == trainIters {
                 m.validLoss = try evaluateAndPrint(label: "iteration \(it) on validation set")
                 summary.lastValidLoss = m.validLoss
@@ -141,7 +162,9 @@ public final class Trainer {
         }
         if saveDirectory != nil, lastSavedIteration != progress.iteration, progress.iteration > 0 { try save() }
         if let tracer, let dir = config.traceDir {
-            let path = try tracer.write(to: dir, pipelineEvents: partition.executor?.trace ?? [], label: "megatron train, world rank \(parallel.world.rank)")
+            let path = try tracer.write(
+                to: dir, pipelineEvents: partition.executor?.trace ?? [],
+                label: "megatron train, world rank \(parallel.world.rank)")
             log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
         }
         return summary
@@ -154,7 +177,9 @@ public final class Trainer {
         var total = 0.0, count = 0
         let m = numMicrobatches
         for iteration in 0..<config.evalIters {
-            let fill = { (micro: Int, acts: GPTActivations) in self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts) }
+            let fill = { (micro: Int, acts: GPTActivations) in
+                self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
+            }
             if let executor = partition.executor, let evalSchedule = partition.evalSchedule {
                 total += try executor.run(evalSchedule, iteration: 0, gradScale: nil, fill: fill)
             } else {
@@ -180,10 +205,15 @@ public final class Trainer {
     func save() throws {
         guard let dir = saveDirectory else { return }
         let start = DispatchTime.now().uptimeNanoseconds
-        try ModelCheckpoint.save(to: dir, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule, progress: progress,
-                                 configJSON: ConfigKeys.json(of: config), parallel: parallel)
+        try ModelCheckpoint.save(
+            to: dir, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
+            progress: progress,
+            configJSON: ConfigKeys.json(of: config), parallel: parallel)
         lastSavedIteration = progress.iteration
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-        log(" > saved checkpoint at iteration \(progress.iteration) to \(dir.iterationPath(progress.iteration)) (\(String(format: "%.0f", ms)) ms)")
+        log(
+            " > saved checkpoint at iteration \(progress.iteration) to \(dir.iterationPath(progress.iteration)) "
+                + "(\(String(format: "%.0f", ms)) ms)"
+        )
     }
 }

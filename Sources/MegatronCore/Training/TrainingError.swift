@@ -9,13 +9,19 @@ public enum TrainingError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .nonFiniteLoss(let it, let lr, let ck):
-            return "lm loss is not finite at iteration \(it) (learning rate \(lr)): training diverged. Lower `lr` or keep `clip_grad` > 0, and resume from \(ck ?? "the start (no checkpoint was saved)")"
+            return
+                "lm loss is not finite at iteration \(it) (learning rate \(lr)): training diverged. Lower `lr` or "
+                + "keep `clip_grad` > 0, and resume from \(ck ?? "the start (no checkpoint was saved)")"
         case .nonFiniteGradient(let it, let lr, let ck):
-            return "the gradient norm is not finite at iteration \(it) (learning rate \(lr)): training diverged. Lower `lr`, and resume from \(ck ?? "the start (no checkpoint was saved)")"
+            return
+                "the gradient norm is not finite at iteration \(it) (learning rate \(lr)): training diverged. Lower "
+                + "`lr`, and resume from \(ck ?? "the start (no checkpoint was saved)")"
         case .metricsFile(let p):
             return "cannot write the metrics file '\(p)': check the directory exists and is writable"
         case .checkpointMismatch(let p, let k, let c, let cfg):
-            return "checkpoint '\(p)' was written with \(k) = \(c) but the config has \(cfg): load it with the same model settings"
+            return
+                "checkpoint '\(p)' was written with \(k) = \(c) but the config has \(cfg): load it with the same "
+                + "model settings"
         }
     }
 }

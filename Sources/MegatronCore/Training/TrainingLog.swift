@@ -42,16 +42,27 @@ public struct IterationMetrics {
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
-        var fields: [(String, String)] = [
-            ("iteration", "\(iteration)"), ("consumed_samples", "\(consumedSamples)"), ("lm_loss", num(lmLoss)),
-            ("lr", num(lr)), ("loss_scale", num(lossScale)), ("grad_norm", gradNorm.map(num) ?? "null"), ("step_ms", num(stepMs)),
-            ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)), ("global_batch_size", "\(globalBatchSize)"),
-            ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
-            ("activation_bytes", "\(activationBytes)"), ("layer_activation_bytes", "\(layerActivationBytes)"),
-            ("layer_activation_formula_bytes", num(layerActivationFormulaBytes)), ("peak_rss_mb", num(peakResidentMB)),
-        ] + communication.flatMap { [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))] }
-        if let idle = pipelineIdle { fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]")) }
-        if let v = validLoss { fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v))))) }
+        var fields: [(String, String)] =
+            [
+                ("iteration", "\(iteration)"), ("consumed_samples", "\(consumedSamples)"), ("lm_loss", num(lmLoss)),
+                ("lr", num(lr)), ("loss_scale", num(lossScale)), ("grad_norm", gradNorm.map(num) ?? "null"),
+                ("step_ms", num(stepMs)),
+                ("tokens_per_s", num(tokensPerSecond)), ("tflops", num(tflops)),
+                ("global_batch_size", "\(globalBatchSize)"),
+                ("skipped_iterations", "\(skippedIterations)"), ("nan_iterations", "\(nanIterations)"),
+                ("activation_bytes", "\(activationBytes)"), ("layer_activation_bytes", "\(layerActivationBytes)"),
+                ("layer_activation_formula_bytes", num(layerActivationFormulaBytes)),
+                ("peak_rss_mb", num(peakResidentMB)),
+            ]
+            + communication.flatMap {
+                [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))]
+            }
+        if let idle = pipelineIdle {
+            fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]"))
+        }
+        if let v = validLoss {
+            fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v)))))
+        }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 
@@ -62,14 +73,16 @@ public struct IterationMetrics {
 public func peakResidentMegabytes() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024     // Linux reports KiB
+    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
 
 public enum TrainingLogFormat {
     /// ` [time] iteration k/N | consumed samples: … | … |` averaged over the logging interval.
-    public static func line(iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
-                            tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
-                            lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int) -> String {
+    public static func line(
+        iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
+        tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
+        lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int
+    ) -> String {
         let stamp = DateFormatter()
         stamp.dateFormat = "yyyy-MM-dd HH:mm:ss"
         stamp.locale = Locale(identifier: "en_US_POSIX")
@@ -89,7 +102,8 @@ public enum TrainingLogFormat {
     }
 
     public static func validation(label: String, loss: Double) -> [String] {
-        let body = " validation loss at \(label) | lm loss value: \(sci(loss)) | lm loss PPL: \(sci(exp(min(20, loss)))) | "
+        let body =
+            " validation loss at \(label) | lm loss value: \(sci(loss)) | lm loss PPL: \(sci(exp(min(20, loss)))) | "
         let rule = String(repeating: "-", count: body.count + 1)
         return [rule, body, rule]
     }

@@ -20,11 +20,12 @@ struct TrainingReport {
     mutating func record(_ result: Trainer.StepResult, ms: Double, lossScale: Double) throws -> IterationMetrics {
         let t = trainer, parallel = t.parallel, tokens = Double(t.globalBatch * t.config.seqLength)
         let comm = parallel.tensor.counters
-        var m = IterationMetrics(iteration: t.progress.iteration, consumedSamples: t.progress.consumedSamples, lmLoss: result.loss,
-                                 lr: result.lr, gradNorm: result.gradNorm, stepMs: ms, tokensPerSecond: tokens / (ms / 1000),
-                                 tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: t.globalBatch,
-                                 skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
-                                 communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
+        var m = IterationMetrics(
+            iteration: t.progress.iteration, consumedSamples: t.progress.consumedSamples, lmLoss: result.loss,
+            lr: result.lr, gradNorm: result.gradNorm, stepMs: ms, tokensPerSecond: tokens / (ms / 1000),
+            tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: t.globalBatch,
+            skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
+            communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
         m.lossScale = lossScale
         m.activationBytes = t.activationBytes
         let layerMemory = t.layerActivationBytes
@@ -33,9 +34,14 @@ struct TrainingReport {
         m.peakResidentMB = peakResidentMegabytes()
         if !reportedMemory {
             reportedMemory = true
-            t.log(String(format: " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f | transformer layers per micro-batch: %.2f held vs %.2f by Korthikanti et al. (Table 2 at 4-byte elements)",
-                         parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
-                         Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
+            t.log(
+                String(
+                    format:
+                        " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f | "
+                        + "transformer layers per micro-batch: %.2f held vs %.2f by Korthikanti et al. (Table 2 "
+                        + "at 4-byte elements)",
+                    parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
+                    Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
         }
         if let idle = t.lastPipelineIdleFraction {
             var mine = Float(idle)
@@ -53,20 +59,25 @@ struct TrainingReport {
     /// Megatron's log line for the window since the last one (then a new window starts).
     mutating func windowLine(lr: Double, gradNorm: Double?) -> String {
         let t = trainer, world = Double(t.parallel.world.size), avgMs = window.ms / Double(window.iters)
-        var line = TrainingLogFormat.line(iteration: t.progress.iteration, trainIters: t.config.trainIters,
-                                          consumedSamples: t.progress.consumedSamples, msPerIteration: avgMs,
-                                          tflopsPerRank: flops / (avgMs / 1000) / 1e12 / world,
-                                          tokensPerSecond: Double(t.globalBatch * t.config.seqLength) / (avgMs / 1000), lr: lr,
-                                          globalBatch: t.globalBatch,
-                                          lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),   // Megatron: skipped steps not averaged
-                                          lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0)
+        var line = TrainingLogFormat.line(
+            iteration: t.progress.iteration, trainIters: t.config.trainIters,
+            consumedSamples: t.progress.consumedSamples, msPerIteration: avgMs,
+            tflopsPerRank: flops / (avgMs / 1000) / 1e12 / world,
+            tokensPerSecond: Double(t.globalBatch * t.config.seqLength) / (avgMs / 1000), lr: lr,
+            globalBatch: t.globalBatch,
+            // Megatron: skipped steps are not averaged.
+            lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),
+            lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0)
         if t.parallel.layout.tensor > 1 {
             let n = Double(window.iters)
-            line += String(format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6, window.commS / n * 1000)
+            line += String(
+                format: " tp comm per iteration: %.2f MB, %.1f ms |", Double(window.commBytes) / n / 1e6,
+                window.commS / n * 1000)
         }
         if let s = t.partition.trainSchedule {
-            line += String(format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
-                           window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
+            line += String(
+                format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
+                window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
         }
         window = (0, 0, 0, 0, 0, 0, 0)
         return line

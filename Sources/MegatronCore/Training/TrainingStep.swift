@@ -34,13 +34,19 @@ extension Trainer {
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
         try optimizer.finalizeGradients()
-        if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 { optimizer.injectOverflow() }
+        if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 {
+            optimizer.injectOverflow()
+        }
         let loss = lossSum / Double(tokens)
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.flatMap { saveDirectory?.iterationPath($0) } ?? config.load
-        guard loss.isFinite else { throw TrainingError.nonFiniteLoss(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        guard loss.isFinite else {
+            throw TrainingError.nonFiniteLoss(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
+        }
         if lossScaler != nil {
-            let overflow = try timer.measure("unscale + overflow check") { try optimizer.unscaleAndFindNonFinite(scale: lossScale) }
+            let overflow = try timer.measure("unscale + overflow check") {
+                try optimizer.unscaleAndFindNonFinite(scale: lossScale)
+            }
             lossScaler?.update(foundOverflow: overflow)
             if overflow {
                 advance(to: iteration, updated: false)
@@ -48,7 +54,9 @@ extension Trainer {
             }
         }
         let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
-        guard norm.isFinite else { throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint) }
+        guard norm.isFinite else {
+            throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
+        }
         let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
         try currentTracer.span("optimizer") {
             timer.measure("grad norm + clip") { optimizer.clipGradients(by: coefficient) }
@@ -91,7 +99,9 @@ extension Trainer {
             }
             defer { model.onGradientsFinal = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
-            lossSum += try currentTracer.span("forward+backward mb \(micro)") { try model.forwardBackward(acts, gradScale: gradScale, ctx) }
+            lossSum += try currentTracer.span("forward+backward mb \(micro)") {
+                try model.forwardBackward(acts, gradScale: gradScale, ctx)
+            }
         }
         return lossSum
     }

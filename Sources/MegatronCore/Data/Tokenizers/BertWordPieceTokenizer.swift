@@ -20,22 +20,29 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
     static let maxWordCharacters = 100
 
     public init(vocabFile: String, lowerCase: Bool) throws {
-        guard let data = FileManager.default.contents(atPath: vocabFile), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: vocabFile), let text = String(data: data, encoding: .utf8)
+        else {
             throw TokenizerError.unreadable(path: vocabFile, key: "vocab_file")
         }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .init(charactersIn: "\r")) }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
+            String($0).trimmingCharacters(in: .init(charactersIn: "\r"))
+        }
         if lines.last == "" { lines.removeLast() }
         var vocab: [String: Int32] = [:]
         for (i, t) in lines.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
         func special(_ t: String) throws -> Int32 {
-            guard let id = vocab[t] else { throw TokenizerError.malformed(path: vocabFile, reason: "no \(t) token (a BERT vocab.txt has [PAD], [UNK], [CLS], [SEP], [MASK])") }
+            guard let id = vocab[t] else {
+                throw TokenizerError.malformed(
+                    path: vocabFile, reason: "no \(t) token (a BERT vocab.txt has [PAD], [UNK], [CLS], [SEP], [MASK])")
+            }
             return id
         }
         self.vocab = vocab
         self.tokens = lines
         self.vocabSize = lines.count
         self.lowerCase = lowerCase
-        cls = try special("[CLS]"); sep = try special("[SEP]"); pad = try special("[PAD]"); unk = try special("[UNK]"); mask = try special("[MASK]")
+        cls = try special("[CLS]"); sep = try special("[SEP]"); pad = try special("[PAD]"); unk = try special("[UNK]");
+        mask = try special("[MASK]")
     }
 
     public func encode(_ text: UnsafeBufferPointer<UInt8>) -> [Int32] {
@@ -68,9 +75,13 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
         var current = String.UnicodeScalarView()
         func flush() { if !current.isEmpty { words.append(String(current)); current = String.UnicodeScalarView() } }
         for s in normalized.unicodeScalars {
-            if Self.isWhitespace(s) { flush() }
-            else if Self.isPunctuation(s) { flush(); words.append(String(s)) }
-            else { current.append(s) }
+            if Self.isWhitespace(s) {
+                flush()
+            } else if Self.isPunctuation(s) {
+                flush(); words.append(String(s))
+            } else {
+                current.append(s)
+            }
         }
         flush()
         return words
@@ -120,10 +131,13 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
 
     static func isPunctuation(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
-        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) { return true }
+        if (33...47).contains(v) || (58...64).contains(v) || (91...96).contains(v) || (123...126).contains(v) {
+            return true
+        }
         switch s.properties.generalCategory {
         case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
-             .finalPunctuation, .otherPunctuation: return true
+            .finalPunctuation, .otherPunctuation:
+            return true
         default: return false
         }
     }
@@ -131,7 +145,8 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
     static func isCJK(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
         case 0x4E00...0x9FFF, 0x3400...0x4DBF, 0x20000...0x2A6DF, 0x2A700...0x2B73F, 0x2B740...0x2B81F,
-             0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F: return true
+            0x2B820...0x2CEAF, 0xF900...0xFAFF, 0x2F800...0x2FA1F:
+            return true
         default: return false
         }
     }

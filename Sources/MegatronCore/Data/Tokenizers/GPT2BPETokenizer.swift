@@ -36,8 +36,10 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
         guard let vocabData = FileManager.default.contents(atPath: vocabFile) else {
             throw TokenizerError.unreadable(path: vocabFile, key: "vocab_file")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: vocabData), let vocab = object as? [String: Int] else {
-            throw TokenizerError.malformed(path: vocabFile, reason: "not a JSON object of token → id (GPT-2's vocab.json)")
+        guard let object = try? JSONSerialization.jsonObject(with: vocabData), let vocab = object as? [String: Int]
+        else {
+            throw TokenizerError.malformed(
+                path: vocabFile, reason: "not a JSON object of token → id (GPT-2's vocab.json)")
         }
         var charToByte: [Character: UInt8] = [:]
         for (b, ch) in Self.byteToCharacter.enumerated() { charToByte[ch] = UInt8(b) }
@@ -45,13 +47,18 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
         var idOf: [[UInt8]: Int32] = [:]
         for (token, id) in vocab {
             guard id >= 0, id < vocab.count, bytes[id].isEmpty else {
-                throw TokenizerError.malformed(path: vocabFile, reason: "ids must be 0..<\(vocab.count), each once; '\(token)' has \(id)")
+                throw TokenizerError.malformed(
+                    path: vocabFile, reason: "ids must be 0..<\(vocab.count), each once; '\(token)' has \(id)")
             }
             // Special tokens like <|endoftext|> are stored as their text.
-            let raw: [UInt8] = token.hasPrefix("<|") && token.hasSuffix("|>") ? Array(token.utf8)
+            let raw: [UInt8] =
+                token.hasPrefix("<|") && token.hasSuffix("|>")
+                ? Array(token.utf8)
                 : try token.map { ch in
                     guard let b = charToByte[ch] else {
-                        throw TokenizerError.malformed(path: vocabFile, reason: "token '\(token)' holds '\(ch)', which is not in GPT-2's byte alphabet")
+                        throw TokenizerError.malformed(
+                            path: vocabFile,
+                            reason: "token '\(token)' holds '\(ch)', which is not in GPT-2's byte alphabet")
                     }
                     return b
                 }
@@ -61,14 +68,19 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
         var byteToken = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {
             guard let id = idOf[[UInt8(b)]] else {
-                throw TokenizerError.malformed(path: vocabFile, reason: "byte \(b) has no token (a byte-level vocabulary has all 256)")
+                throw TokenizerError.malformed(
+                    path: vocabFile, reason: "byte \(b) has no token (a byte-level vocabulary has all 256)")
             }
             byteToken[b] = id
         }
         guard let eod = vocab["<|endoftext|>"] else {
             throw TokenizerError.malformed(path: vocabFile, reason: "no <|endoftext|> token")
         }
-        guard let mergeText = FileManager.default.contents(atPath: mergeFile).flatMap({ String(data: $0, encoding: .utf8) }) else {
+        guard
+            let mergeText = FileManager.default.contents(atPath: mergeFile).flatMap({
+                String(data: $0, encoding: .utf8)
+            })
+        else {
             throw TokenizerError.unreadable(path: mergeFile, key: "merge_file")
         }
         var merges: [UInt64: UInt64] = [:]
@@ -77,7 +89,8 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
             if line.hasPrefix("#version") || line.isEmpty { continue }
             let parts = line.split(separator: " ")
             guard parts.count == 2 else {
-                throw TokenizerError.malformed(path: mergeFile, reason: "line \(n + 1) is not two tokens separated by a space: '\(line)'")
+                throw TokenizerError.malformed(
+                    path: mergeFile, reason: "line \(n + 1) is not two tokens separated by a space: '\(line)'")
             }
             func id(_ s: Substring) throws -> Int32 {
                 guard let i = vocab[String(s)] else {
@@ -125,11 +138,14 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
         while symbols.count > 1 {
             var best = UInt64.max, bestAt = -1
             for k in 0..<(symbols.count - 1) {
-                if let m = merges[UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))], m < best { best = m; bestAt = k }
+                if let m = merges[UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))], m < best {
+                    best = m; bestAt = k
+                }
             }
             guard bestAt >= 0 else { break }
             // Merge every occurrence of the pair, left to right.
-            let left = symbols[bestAt], right = symbols[bestAt + 1], merged = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
+            let left = symbols[bestAt], right = symbols[bestAt + 1],
+                merged = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
             var write = 0, k = 0
             while k < symbols.count {
                 if k + 1 < symbols.count && symbols[k] == left && symbols[k + 1] == right {
@@ -177,7 +193,9 @@ final class PieceCache {
         while slots[i].keyStart >= 0 {
             let s = slots[i]
             if s.hash == h && Int(s.keyCount) == piece.count {
-                let same = keys.withUnsafeBufferPointer { k in memcmp(k.baseAddress! + Int(s.keyStart), piece.baseAddress!, piece.count) == 0 }
+                let same = keys.withUnsafeBufferPointer { k in
+                    memcmp(k.baseAddress! + Int(s.keyStart), piece.baseAddress!, piece.count) == 0
+                }
                 if same { out.append(contentsOf: ids[Int(s.idStart)..<Int(s.idStart + s.idCount)]); return true }
             }
             i = (i + 1) & mask

@@ -32,10 +32,15 @@ struct GPT2PreTokenizer: Sendable {
         let b0 = p[i]
         if b0 < 0x80 { return (classes[Int(b0)], 1) }
         var scalar: UInt32, length: Int
-        if b0 & 0xE0 == 0xC0 { scalar = UInt32(b0 & 0x1F); length = 2 }
-        else if b0 & 0xF0 == 0xE0 { scalar = UInt32(b0 & 0x0F); length = 3 }
-        else if b0 & 0xF8 == 0xF0 { scalar = UInt32(b0 & 0x07); length = 4 }
-        else { return (.other, 1) }
+        if b0 & 0xE0 == 0xC0 {
+            scalar = UInt32(b0 & 0x1F); length = 2
+        } else if b0 & 0xF0 == 0xE0 {
+            scalar = UInt32(b0 & 0x0F); length = 3
+        } else if b0 & 0xF8 == 0xF0 {
+            scalar = UInt32(b0 & 0x07); length = 4
+        } else {
+            return (.other, 1)
+        }
         guard i + length <= n else { return (.other, 1) }
         for k in 1..<length {
             let b = p[i + k]
@@ -59,7 +64,9 @@ struct GPT2PreTokenizer: Sendable {
                 if a == 0x73 || a == 0x74 || a == 0x6D || a == 0x64 { body(i, i + 2); i += 2; continue }
                 if i + 2 < n {
                     let b = p[i + 2]
-                    if (a == 0x72 && b == 0x65) || (a == 0x76 && b == 0x65) || (a == 0x6C && b == 0x6C) { body(i, i + 3); i += 3; continue }
+                    if (a == 0x72 && b == 0x65) || (a == 0x76 && b == 0x65) || (a == 0x6C && b == 0x6C) {
+                        body(i, i + 3); i += 3; continue
+                    }
                 }
             }
             var (cls, len) = character(p, i, n)
@@ -88,8 +95,7 @@ struct GPT2PreTokenizer: Sendable {
                 last = k
                 k += l
             }
-            if k < n && last > i { k = last }
-            else if k < n { k = i + len }
+            if k < n && last > i { k = last } else if k < n { k = i + len }
             body(start, k); i = k
         }
     }

@@ -27,7 +27,9 @@ public enum TokenizerError: Error, CustomStringConvertible {
         case .unreadable(let p, let k): return "cannot read '\(p)' (`\(k)`): check the path"
         case .malformed(let p, let r): return "'\(p)' is not a valid tokenizer file: \(r)"
         case .mismatch(let v, let m, let l, let t):
-            return "the vocabulary and merges do not match: '\(m)' line \(l) uses token '\(t)', which '\(v)' does not have; pass the vocab.json and merges.txt of the same tokenizer"
+            return
+                "the vocabulary and merges do not match: '\(m)' line \(l) uses token '\(t)', which '\(v)' does not "
+                + "have; pass the vocab.json and merges.txt of the same tokenizer"
         case .missingFile(let k, let t): return "\(t) needs `\(k)`"
         }
     }

@@ -32,7 +32,7 @@ public final class GradientBuckets {
     let chunks: [any ParameterChunk]
     let group: Communicator
     private var buckets: [Bucket] = []
-    private var bucketOf: [[Int]] = []   // [chunk][slot] → bucket index
+    private var bucketOf: [[Int]] = []  // [chunk][slot] → bucket index
     private var failure: Error? = nil
     /// Elements of gradient whose all-reduce started before `finish` (overlapped with backward).
     public private(set) var overlappedElements = 0

@@ -57,24 +57,34 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
     public func activationSets(chunk c: Int) -> [Activations] { free[c] + active[c].values }
 
     /// Bytes of activation memory held by this rank's pools.
-    public var activationBytes: Int { free.flatMap { $0 }.reduce(0) { $0 + $1.bytes } + active.flatMap { $0.values }.reduce(0) { $0 + $1.bytes } }
+    public var activationBytes: Int {
+        free.flatMap { $0 }.reduce(0) { $0 + $1.bytes } + active.flatMap { $0.values }.reduce(0) { $0 + $1.bytes }
+    }
 
     /// Runs one iteration. `fill(microbatch, acts)` writes the micro-batch's tokens and targets.
     /// Training (`gradScale` given) accumulates every chunk's gradients. Returns the summed token
     /// loss over the micro-batches on the last stage, 0 elsewhere. `collect(microbatch, acts)`, if
     /// given, sees each micro-batch on the last stage right after its forward (evaluation results).
-    public func run(_ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, Activations) -> Void,
-                    collect: ((Int, Activations) -> Void)? = nil) throws -> Double {
+    public func run(
+        _ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, Activations) -> Void,
+        collect: ((Int, Activations) -> Void)? = nil
+    ) throws -> Double {
         let r = parallel.pipelineRank, pipe = parallel.pipeline
         var loss = 0.0
         computeSeconds = 0
         for action in schedule.actions[r] {
             let t0 = MPIRuntime.wallTime
-            defer { trace?.append(TimelineEvent(rank: r, action: action, start: t0 - traceOrigin, end: MPIRuntime.wallTime - traceOrigin)) }
+            defer {
+                trace?.append(
+                    TimelineEvent(
+                        rank: r, action: action, start: t0 - traceOrigin, end: MPIRuntime.wallTime - traceOrigin))
+            }
             switch action {
             case .receiveActivation(let c, let k, let peer):
                 let slot = acquire(c, k, fill: fill)
-                try receive(into: slot.stageInput, count: slot.boundaryCount, from: peer, tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+                try receive(
+                    into: slot.stageInput, count: slot.boundaryCount, from: peer,
+                    tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .forward(let c, let k):
                 let slot = active[c][k] ?? acquire(c, k, fill: fill)
                 let t0 = MPIRuntime.wallTime
@@ -87,22 +97,29 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
                 if gradScale == nil && !sendsOutput(after: action) { release(c, k) }
             case .sendActivation(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("activation of micro-batch \(k)")
-                try send(slot.stageOutput, count: slot.boundaryCount, to: peer,
-                         tag: tag(gradient: false, chunk: c + (r == parallel.layout.pipeline - 1 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
+                try send(
+                    slot.stageOutput, count: slot.boundaryCount, to: peer,
+                    tag: tag(
+                        gradient: false, chunk: c + (r == parallel.layout.pipeline - 1 ? 1 : 0), microbatch: k,
+                        v: schedule.chunks), pipe)
                 if gradScale == nil { release(c, k) }
             case .receiveGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
-                try receive(into: slot.boundaryGradient, count: slot.boundaryCount, from: peer, tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
+                try receive(
+                    into: slot.boundaryGradient, count: slot.boundaryCount, from: peer,
+                    tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .backward(let c, let k):
                 let slot = try active[c][k].unwrap("backward of micro-batch \(k)")
                 let t0 = MPIRuntime.wallTime
-                try chunks[c].backward(slot, PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
+                try chunks[c].backward(
+                    slot, PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
                 computeSeconds += MPIRuntime.wallTime - t0
                 if !sendsOutput(after: action) { release(c, k) }
             case .sendGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
-                try send(slot.boundaryGradient, count: slot.boundaryCount, to: peer,
-                         tag: tag(gradient: true, chunk: c - (r == 0 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
+                try send(
+                    slot.boundaryGradient, count: slot.boundaryCount, to: peer,
+                    tag: tag(gradient: true, chunk: c - (r == 0 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
                 release(c, k)
             }
         }
@@ -133,7 +150,9 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         }
     }
 
-    private func tag(gradient: Bool, chunk: Int, microbatch: Int, v: Int) -> Int { (gradient ? 1 : 0) + 2 * (chunk + v * microbatch) }
+    private func tag(gradient: Bool, chunk: Int, microbatch: Int, v: Int) -> Int {
+        (gradient ? 1 : 0) + 2 * (chunk + v * microbatch)
+    }
 
     /// The part of a boundary tensor this tensor rank transfers: all of it, or its 1/t under scatter/gather.
     private func part(_ count: Int) -> (offset: Int, count: Int) {
@@ -145,13 +164,16 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
 
     private func send(_ x: UnsafePointer<Float>, count: Int, to peer: Int, tag: Int, _ pipe: Communicator) throws {
         let (offset, n) = part(count)
-        let buffer = freeSendBuffers.firstIndex { $0.count >= n }.map { freeSendBuffers.remove(at: $0) } ?? FloatBuffer(count: n)
+        let buffer =
+            freeSendBuffers.firstIndex { $0.count >= n }.map { freeSendBuffers.remove(at: $0) } ?? FloatBuffer(count: n)
         buffer.base.update(from: x + offset, count: n)
         sendBuffers.append(buffer)
         requests.append(try pipe.isend(buffer.base, count: n, to: peer, tag: tag))
     }
 
-    private func receive(into x: UnsafeMutablePointer<Float>, count: Int, from peer: Int, tag: Int, _ pipe: Communicator) throws {
+    private func receive(
+        into x: UnsafeMutablePointer<Float>, count: Int, from peer: Int, tag: Int, _ pipe: Communicator
+    ) throws {
         let (offset, n) = part(count)
         try pipe.recv(x + offset, count: n, from: peer, tag: tag)
         if n != count { try chunks[0].tensorParallel.group?.allGatherInPlace(x, count: n) }
@@ -167,7 +189,9 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
 
 struct PipelineStateError: Error, CustomStringConvertible {
     let what: String
-    var description: String { "pipeline executor: no activation set for the \(what); the schedule and the executor disagree" }
+    var description: String {
+        "pipeline executor: no activation set for the \(what); the schedule and the executor disagree"
+    }
 }
 
 extension Optional where Wrapped: ChunkActivations {

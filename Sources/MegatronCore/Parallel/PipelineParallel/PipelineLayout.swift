@@ -16,7 +16,9 @@ public struct StagePlan: Sendable, Equatable {
     }
 
     /// The whole model of `layers` layers on one stage.
-    public static func whole(layers: Int) -> StagePlan { StagePlan(layers: Array(0..<layers), hasEmbedding: true, hasHead: true) }
+    public static func whole(layers: Int) -> StagePlan {
+        StagePlan(layers: Array(0..<layers), hasEmbedding: true, hasHead: true)
+    }
 }
 
 public struct PipelineLayout: Sendable, Equatable {
@@ -29,18 +31,35 @@ public struct PipelineLayout: Sendable, Equatable {
     /// (Megatron's num_layers_per_virtual_pipeline_stage), each stage into equal chunks.
     public init(layers: Int, stages p: Int, layersPerVirtualStage n: Int?) throws {
         if layers % p != 0 {
-            throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size"],
-                                           rule: "num_layers \(layers) does not split into pipeline_model_parallel_size \(p) equal stages (no layer is ever dropped); try num_layers \(max(p, layers / p * p)) or pipeline_model_parallel_size \(ConfigValidation.largestDivisor(of: layers, atMost: p))")
+            throw ConfigError.inconsistent(
+                keys: ["num_layers", "pipeline_model_parallel_size"],
+                rule:
+                    "num_layers \(layers) does not split into pipeline_model_parallel_size \(p) equal stages (no "
+                    + "layer is ever dropped); try num_layers \(max(p, layers / p * p)) or "
+                    + "pipeline_model_parallel_size \(ConfigValidation.largestDivisor(of: layers, atMost: p))"
+            )
         }
         if let n {
-            if n <= 0 { throw ConfigError.invalidValue(key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive") }
+            if n <= 0 {
+                throw ConfigError.invalidValue(
+                    key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive")
+            }
             if p == 1 {
-                throw ConfigError.inconsistent(keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
-                                               rule: "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove num_layers_per_virtual_pipeline_stage")
+                throw ConfigError.inconsistent(
+                    keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
+                    rule:
+                        "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove "
+                        + "num_layers_per_virtual_pipeline_stage"
+                )
             }
             if (layers / p) % n != 0 {
-                throw ConfigError.inconsistent(keys: ["num_layers", "pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage"],
-                                               rule: "each stage's \(layers / p) layers (num_layers \(layers) / p \(p)) must split into chunks of num_layers_per_virtual_pipeline_stage \(n); try \(ConfigValidation.largestDivisor(of: layers / p, atMost: n))")
+                throw ConfigError.inconsistent(
+                    keys: ["num_layers", "pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage"],
+                    rule:
+                        "each stage's \(layers / p) layers (num_layers \(layers) / p \(p)) must split into chunks of "
+                        + "num_layers_per_virtual_pipeline_stage \(n); try "
+                        + "\(ConfigValidation.largestDivisor(of: layers / p, atMost: n))"
+                )
             }
         }
         self.layers = layers
@@ -50,13 +69,17 @@ public struct PipelineLayout: Sendable, Equatable {
 
     /// The layout of a validated config.
     public init(_ c: TrainingConfig) throws {
-        try self.init(layers: c.numLayers, stages: c.pipelineModelParallelSize, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
+        try self.init(
+            layers: c.numLayers, stages: c.pipelineModelParallelSize,
+            layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
     }
 
     /// What chunk `c` of stage `r` holds.
     public func plan(chunk c: Int, stage r: Int) -> StagePlan {
         let k = layersPerChunk, first = (c * stages + r) * k
-        return StagePlan(layers: Array(first..<(first + k)), hasEmbedding: r == 0 && c == 0, hasHead: r == stages - 1 && c == chunks - 1)
+        return StagePlan(
+            layers: Array(first..<(first + k)), hasEmbedding: r == 0 && c == 0,
+            hasHead: r == stages - 1 && c == chunks - 1)
     }
 
     /// Every chunk of stage `r`, in chunk order.

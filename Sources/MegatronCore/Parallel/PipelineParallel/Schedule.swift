@@ -37,38 +37,51 @@ public enum PipelineAction: Hashable, Sendable, CustomStringConvertible {
 }
 
 public enum ScheduleKind: String, Sendable, CaseIterable {
-    case forwardOnly = "forward-only", oneFOneB = "1f1b", interleaved
+    case forwardOnly = "forward-only"
+    case oneFOneB = "1f1b"
+    case interleaved
 }
 
 public struct PipelineSchedule: Sendable {
     public let kind: ScheduleKind
-    public let stages: Int          // p
-    public let chunks: Int          // v
-    public let microbatches: Int    // m
+    public let stages: Int  // p
+    public let chunks: Int  // v
+    public let microbatches: Int  // m
     /// actions[r] is rank r's list.
     public let actions: [[PipelineAction]]
 
     /// Any lists (the simulator decides whether they are sound); `make` builds Megatron's.
     public init(kind: ScheduleKind, stages: Int, chunks: Int, microbatches: Int, actions: [[PipelineAction]]) {
-        self.kind = kind; self.stages = stages; self.chunks = chunks; self.microbatches = microbatches; self.actions = actions
+        self.kind = kind; self.stages = stages; self.chunks = chunks; self.microbatches = microbatches;
+        self.actions = actions
     }
 
     /// Checks Megatron's rules; the error names the rule and a valid alternative.
     public static func validate(kind: ScheduleKind, stages p: Int, chunks v: Int, microbatches m: Int) throws {
         if p < 1 || v < 1 || m < 1 {
-            throw ConfigError.invalidValue(key: "pipeline schedule", value: "p=\(p), v=\(v), m=\(m)", rule: "all must be at least 1")
+            throw ConfigError.invalidValue(
+                key: "pipeline schedule", value: "p=\(p), v=\(v), m=\(m)", rule: "all must be at least 1")
         }
         if v > 1 && kind == .oneFOneB {
-            throw ConfigError.inconsistent(keys: ["num_layers_per_virtual_pipeline_stage", "pipeline schedule"], rule: "v = \(v) chunks need the interleaved schedule")
+            throw ConfigError.inconsistent(
+                keys: ["num_layers_per_virtual_pipeline_stage", "pipeline schedule"],
+                rule: "v = \(v) chunks need the interleaved schedule")
         }
         if (kind == .interleaved || v > 1) && m % p != 0 {
-            throw ConfigError.inconsistent(keys: ["global_batch_size", "pipeline_model_parallel_size"],
-                                           rule: "the interleaved schedule needs the number of micro-batches (\(m)) to be a multiple of pipeline_model_parallel_size \(p); use \(max(p, m / p * p)) or \((m / p + 1) * p) micro-batches")
+            throw ConfigError.inconsistent(
+                keys: ["global_batch_size", "pipeline_model_parallel_size"],
+                rule:
+                    "the interleaved schedule needs the number of micro-batches (\(m)) to be a multiple of "
+                    + "pipeline_model_parallel_size \(p); use \(max(p, m / p * p)) or \((m / p + 1) * p) "
+                    + "micro-batches"
+            )
         }
     }
 
     /// Builds every rank's list. `kind` .interleaved with v = 1 is 1F1B.
-    public static func make(kind: ScheduleKind, stages p: Int, chunks v: Int, microbatches m: Int) throws -> PipelineSchedule {
+    public static func make(kind: ScheduleKind, stages p: Int, chunks v: Int, microbatches m: Int) throws
+        -> PipelineSchedule
+    {
         try validate(kind: kind, stages: p, chunks: v, microbatches: m)
         let lists = (0..<p).map { r -> [PipelineAction] in
             let order: [(forward: Bool, chunk: Int, microbatch: Int)]
@@ -89,12 +102,17 @@ public struct PipelineSchedule: Sendable {
 
     /// Megatron's warm-up / steady 1F1B / cool-down, over virtual micro-batches (v = 1: plain 1F1B).
     static func interleavedOrder(p: Int, v: Int, m: Int, rank r: Int, allWarmupWhenMEqualsP: Bool)
-        -> [(forward: Bool, chunk: Int, microbatch: Int)] {
+        -> [(forward: Bool, chunk: Int, microbatch: Int)]
+    {
         let total = m * v
         let warmup: Int
-        if v == 1 { warmup = min(p - r - 1, m) }
-        else if allWarmupWhenMEqualsP && m == p { warmup = total }
-        else { warmup = min((p - r - 1) * 2 + (v - 1) * p, total) }
+        if v == 1 {
+            warmup = min(p - r - 1, m)
+        } else if allWarmupWhenMEqualsP && m == p {
+            warmup = total
+        } else {
+            warmup = min((p - r - 1) * 2 + (v - 1) * p, total)
+        }
         func chunk(_ k: Int, forward: Bool) -> Int {
             let c = (k % (p * v)) / p
             return forward ? c : v - 1 - c
@@ -117,18 +135,26 @@ public struct PipelineSchedule: Sendable {
 
     /// Adds the point-to-point actions around each compute action: receive the input just before,
     /// send the output just after (sends are non-blocking in the executor).
-    static func withCommunication(_ order: [(forward: Bool, chunk: Int, microbatch: Int)], rank r: Int, p: Int, v: Int) -> [PipelineAction] {
+    static func withCommunication(_ order: [(forward: Bool, chunk: Int, microbatch: Int)], rank r: Int, p: Int, v: Int)
+        -> [PipelineAction]
+    {
         let lastStage = p * v - 1
         let next = (r + 1) % p, previous = (r + p - 1) % p
         var out: [PipelineAction] = []
         for op in order {
             let stage = op.chunk * p + r
             if op.forward {
-                if stage > 0 { out.append(.receiveActivation(chunk: op.chunk, microbatch: op.microbatch, peer: previous)) }
+                if stage > 0 {
+                    out.append(.receiveActivation(chunk: op.chunk, microbatch: op.microbatch, peer: previous))
+                }
                 out.append(.forward(chunk: op.chunk, microbatch: op.microbatch))
-                if stage < lastStage { out.append(.sendActivation(chunk: op.chunk, microbatch: op.microbatch, peer: next)) }
+                if stage < lastStage {
+                    out.append(.sendActivation(chunk: op.chunk, microbatch: op.microbatch, peer: next))
+                }
             } else {
-                if stage < lastStage { out.append(.receiveGradient(chunk: op.chunk, microbatch: op.microbatch, peer: next)) }
+                if stage < lastStage {
+                    out.append(.receiveGradient(chunk: op.chunk, microbatch: op.microbatch, peer: next))
+                }
                 out.append(.backward(chunk: op.chunk, microbatch: op.microbatch))
                 if stage > 0 { out.append(.sendGradient(chunk: op.chunk, microbatch: op.microbatch, peer: previous)) }
             }

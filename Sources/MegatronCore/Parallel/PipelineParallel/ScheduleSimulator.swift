@@ -15,7 +15,9 @@ public enum ScheduleError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .deadlock(let stuck): return "the schedule deadlocks: " + stuck.joined(separator: "; ")
         case .unmatchedSends(let sends): return "sends without a matching receive: " + sends.joined(separator: ", ")
-        case .backwardBeforeForward(let r, let c, let k): return "rank \(r) runs the backward of micro-batch \(k) on chunk \(c) before its forward"
+        case .backwardBeforeForward(let r, let c, let k):
+            return "rank \(r) runs the backward of micro-batch \(k) on "
+                + "chunk \(c) before its forward"
         case .wrongComputeCount(let r, let a, let n): return "rank \(r) runs \(a) \(n) times (expected once)"
         }
     }
@@ -39,9 +41,13 @@ public struct ScheduleReport: Sendable {
 }
 
 public enum ScheduleSimulator {
-    private struct Message: Hashable { let gradient: Bool; let to: Int; let chunk: Int; let microbatch: Int; let from: Int }
+    private struct Message: Hashable {
+        let gradient: Bool; let to: Int; let chunk: Int; let microbatch: Int; let from: Int
+    }
 
-    public static func run(_ s: PipelineSchedule, forwardCost: Double = 1, backwardCost: Double = 2) throws -> ScheduleReport {
+    public static func run(_ s: PipelineSchedule, forwardCost: Double = 1, backwardCost: Double = 2) throws
+        -> ScheduleReport
+    {
         let p = s.stages, v = s.chunks
         var position = [Int](repeating: 0, count: p)
         var clock = [Double](repeating: 0, count: p)
@@ -68,24 +74,39 @@ public enum ScheduleSimulator {
                         let d = destination(from: r, chunk: c, gradient: gradient)
                         precondition(d.rank == peer, "send peer \(peer) is not the next stage's rank \(d.rank)")
                         let key = Message(gradient: gradient, to: d.rank, chunk: d.chunk, microbatch: k, from: r)
-                        if mailbox[key] != nil { throw ScheduleError.unmatchedSends(["\(action) sent twice by rank \(r)"]) }
+                        if mailbox[key] != nil {
+                            throw ScheduleError.unmatchedSends([
+                                "\(action) sent twice by rank "
+                                    + "\(r)"
+                            ])
+                        }
                         mailbox[key] = clock[r]
                     case .receiveActivation(let c, let k, let peer), .receiveGradient(let c, let k, let peer):
                         let gradient: Bool
                         if case .receiveGradient = action { gradient = true } else { gradient = false }
                         let key = Message(gradient: gradient, to: r, chunk: c, microbatch: k, from: peer)
-                        guard let arrival = mailbox.removeValue(forKey: key) else { break ranksActions }   // waits
-                        if arrival > clock[r] { timeline[r].append(TimelineEvent(rank: r, action: action, start: clock[r], end: arrival)) }
+                        guard let arrival = mailbox.removeValue(forKey: key) else { break ranksActions }  // waits
+                        if arrival > clock[r] {
+                            timeline[r].append(TimelineEvent(rank: r, action: action, start: clock[r], end: arrival))
+                        }
                         clock[r] = max(clock[r], arrival)
                     case .forward(let c, let k):
-                        if !forwardDone[r].insert([c, k]).inserted { throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2) }
-                        timeline[r].append(TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + forwardCost))
+                        if !forwardDone[r].insert([c, k]).inserted {
+                            throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2)
+                        }
+                        timeline[r].append(
+                            TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + forwardCost))
                         clock[r] += forwardCost
                         if s.kind != .forwardOnly { inFlight[r] += 1; peak[r] = max(peak[r], inFlight[r]) }
                     case .backward(let c, let k):
-                        if !forwardDone[r].contains([c, k]) { throw ScheduleError.backwardBeforeForward(rank: r, chunk: c, microbatch: k) }
-                        if !backwardDone[r].insert([c, k]).inserted { throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2) }
-                        timeline[r].append(TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + backwardCost))
+                        if !forwardDone[r].contains([c, k]) {
+                            throw ScheduleError.backwardBeforeForward(rank: r, chunk: c, microbatch: k)
+                        }
+                        if !backwardDone[r].insert([c, k]).inserted {
+                            throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2)
+                        }
+                        timeline[r].append(
+                            TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + backwardCost))
                         clock[r] += backwardCost
                         inFlight[r] -= 1
                     }
@@ -99,7 +120,11 @@ public enum ScheduleSimulator {
             throw ScheduleError.deadlock(stuck: stuck.map { "rank \($0) waits at \(s.actions[$0][position[$0]])" })
         }
         if !mailbox.isEmpty {
-            throw ScheduleError.unmatchedSends(mailbox.keys.map { "\($0.gradient ? "gradient" : "activation") of micro-batch \($0.microbatch) from rank \($0.from) to rank \($0.to)" }.sorted())
+            throw ScheduleError.unmatchedSends(
+                mailbox.keys.map {
+                    "\($0.gradient ? "gradient" : "activation") of "
+                        + "micro-batch \($0.microbatch) from rank \($0.from) to rank \($0.to)"
+                }.sorted())
         }
         for r in 0..<p {
             let expected = s.microbatches * v
@@ -112,8 +137,9 @@ public enum ScheduleSimulator {
         }
         let makespan = clock.max() ?? 0
         let compute = Double(s.microbatches * v) * (forwardCost + (s.kind == .forwardOnly ? 0 : backwardCost))
-        return ScheduleReport(peakInFlight: peak, timeline: timeline, makespan: makespan,
-                              idleFraction: clock.indices.map { _ in 1 - compute / makespan },
-                              bubble: (makespan - compute) / compute)
+        return ScheduleReport(
+            peakInFlight: peak, timeline: timeline, makespan: makespan,
+            idleFraction: clock.indices.map { _ in 1 - compute / makespan },
+            bubble: (makespan - compute) / compute)
     }
 }

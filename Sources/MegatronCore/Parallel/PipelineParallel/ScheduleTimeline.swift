@@ -5,8 +5,11 @@ import Foundation
 
 public enum ScheduleTimeline {
     /// A named span outside the schedule's actions (e.g. "optimizer"), for measured traces.
-    public struct Span: Sendable { public let rank: Int, name: String, start: Double, end: Double
-        public init(rank: Int, name: String, start: Double, end: Double) { self.rank = rank; self.name = name; self.start = start; self.end = end }
+    public struct Span: Sendable {
+        public let rank: Int, name: String, start: Double, end: Double
+        public init(rank: Int, name: String, start: Double, end: Double) {
+            self.rank = rank; self.name = name; self.start = start; self.end = end
+        }
     }
 
     /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells), `·` idle;
@@ -15,15 +18,20 @@ public enum ScheduleTimeline {
         let width = Int(report.makespan.rounded(.up))
         let cell = s.chunks > 1 ? 5 : 4
         var lines: [String] = []
-        let ruler = (0..<width).map { t in t % 5 == 0 ? String(t).padding(toLength: cell, withPad: " ", startingAt: 0) : String(repeating: " ", count: cell) }
+        let ruler = (0..<width).map { t in
+            t % 5 == 0
+                ? String(t).padding(toLength: cell, withPad: " ", startingAt: 0) : String(repeating: " ", count: cell)
+        }
         lines.append("time    " + ruler.joined())
         for r in 0..<s.stages {
             var cells = [String](repeating: "·".padding(toLength: cell, withPad: " ", startingAt: 0), count: width)
             for e in report.timeline[r] {
                 let label: String
                 switch e.action {
-                case .forward(let c, let k): label = "F\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
-                case .backward(let c, let k): label = "B\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
+                case .forward(let c, let k):
+                    label = "F\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
+                case .backward(let c, let k):
+                    label = "B\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
                 default: continue
                 }
                 for t in Int(e.start)..<min(width, Int(e.end.rounded(.up))) {
@@ -38,29 +46,41 @@ public enum ScheduleTimeline {
     /// Chrome trace events: one thread per rank, one complete event per compute, wait and send span
     /// (`extra` adds named spans such as the optimizer);
     /// `unitMicroseconds` converts timeline units to the trace's microseconds.
-    public static func chromeTrace(_ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String, extra: [Span] = []) -> String {
+    public static func chromeTrace(
+        _ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String, extra: [Span] = []
+    ) -> String {
         var events: [String] = []
         for rankEvents in timeline {
             guard let r = rankEvents.first?.rank else { continue }
-            events.append(#"{"name": "thread_name", "ph": "M", "pid": 0, "tid": \#(r), "args": {"name": "rank \#(r)"}}"#)
+            events.append(
+                #"{"name": "thread_name", "ph": "M", "pid": 0, "tid": \#(r), "args": {"name": "rank \#(r)"}}"#)
             for e in rankEvents {
                 let (name, category): (String, String)
                 switch e.action {
                 case .forward(let c, let k): (name, category) = ("forward mb \(k) chunk \(c)", "forward")
                 case .backward(let c, let k): (name, category) = ("backward mb \(k) chunk \(c)", "backward")
-                case .receiveActivation(let c, let k, _): (name, category) = ("wait activation mb \(k) chunk \(c)", "wait")
+                case .receiveActivation(let c, let k, _):
+                    (name, category) = ("wait activation mb \(k) chunk \(c)", "wait")
                 case .receiveGradient(let c, let k, _): (name, category) = ("wait gradient mb \(k) chunk \(c)", "wait")
                 case .sendActivation(let c, let k, _): (name, category) = ("send activation mb \(k) chunk \(c)", "send")
                 case .sendGradient(let c, let k, _): (name, category) = ("send gradient mb \(k) chunk \(c)", "send")
                 }
-                events.append(String(format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
-                                     name as NSString, category as NSString, r, e.start * unitMicroseconds, (e.end - e.start) * unitMicroseconds))
+                events.append(
+                    String(
+                        format:
+                            #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
+                        name as NSString, category as NSString, r, e.start * unitMicroseconds,
+                        (e.end - e.start) * unitMicroseconds))
             }
         }
         for span in extra {
-            events.append(String(format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
-                                 span.name as NSString, span.name as NSString, span.rank, span.start * unitMicroseconds, (span.end - span.start) * unitMicroseconds))
+            events.append(
+                String(
+                    format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
+                    span.name as NSString, span.name as NSString, span.rank, span.start * unitMicroseconds,
+                    (span.end - span.start) * unitMicroseconds))
         }
-        return "{\"otherData\": {\"label\": \"\(label)\"}, \"traceEvents\": [\n" + events.joined(separator: ",\n") + "\n]}\n"
+        return "{\"otherData\": {\"label\": \"\(label)\"}, \"traceEvents\": [\n" + events.joined(separator: ",\n")
+            + "\n]}\n"
     }
 }

@@ -12,22 +12,29 @@ import Tensor
 public enum ColumnParallelLinear {
     /// - input: [n, in]; under SP only this rank's rows are filled on entry and the rest are gathered here
     /// - weight: [outLocal, in]   - bias: [outLocal]   - output: [n, outLocal]
-    public static func forward(input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               output: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-                               tensorParallel tp: TensorParallel, precision: Precision = .fp32) throws {
+    public static func forward(
+        input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
+        tensorParallel tp: TensorParallel, precision: Precision = .fp32
+    ) throws {
         if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(input, shardCount: n / tp.size * k) }
-        Linear.forward(x: input, weight: weight, bias: bias, y: output, rows: n, inFeatures: k, outFeatures: m, precision: precision)
+        Linear.forward(
+            x: input, weight: weight, bias: bias, y: output, rows: n, inFeatures: k, outFeatures: m,
+            precision: precision)
     }
 
     /// Returns ∂loss/∂input for the rows this rank holds ([n/t, in] under SP, else [n, in]), summed
     /// over the group. `partial` [n, in] and `shard` [n/t, in] are scratch.
-    public static func backward(dy: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
-                                rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-                                partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
-                                precision: Precision = .fp32) throws -> UnsafePointer<Float> {
-        Linear.backward(dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
-                        rows: n, inFeatures: k, outFeatures: m, precision: precision)
+    public static func backward(
+        dy: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
+        rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
+        partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
+        precision: Precision = .fp32
+    ) throws -> UnsafePointer<Float> {
+        Linear.backward(
+            dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
+            rows: n, inFeatures: k, outFeatures: m, precision: precision)
         if tp.sequenceParallel {
             try tp.gatherFromSequenceParallelRegionBackward(partial, into: shard, shardCount: n / tp.size * k)
             return UnsafePointer(shard)
@@ -41,10 +48,14 @@ public enum RowParallelLinear {
     /// - input: [n, inLocal]   - weight: [out, inLocal]   - partial: [n, out] scratch
     /// - shard: [n/t, out] scratch. Returns the reduced output rows this rank holds ([n/t, out] under
     ///   SP, else [n, out]), without bias.
-    public static func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows n: Int, inFeatures k: Int,
-                               outFeatures m: Int, tensorParallel tp: TensorParallel, partial: UnsafeMutablePointer<Float>,
-                               shard: UnsafeMutablePointer<Float>, precision: Precision = .fp32) throws -> UnsafeMutablePointer<Float> {
-        Linear.forward(x: input, weight: weight, bias: nil, y: partial, rows: n, inFeatures: k, outFeatures: m, precision: precision)
+    public static func forward(
+        input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows n: Int, inFeatures k: Int,
+        outFeatures m: Int, tensorParallel tp: TensorParallel, partial: UnsafeMutablePointer<Float>,
+        shard: UnsafeMutablePointer<Float>, precision: Precision = .fp32
+    ) throws -> UnsafeMutablePointer<Float> {
+        Linear.forward(
+            x: input, weight: weight, bias: nil, y: partial, rows: n, inFeatures: k, outFeatures: m,
+            precision: precision)
         if tp.sequenceParallel {
             try tp.reduceScatterToSequenceParallelRegionForward(partial, into: shard, shardCount: n / tp.size * m)
             return shard
@@ -55,12 +66,17 @@ public enum RowParallelLinear {
 
     /// - dyFull: [n, out]; under SP only this rank's rows are filled on entry (the rest are gathered here)
     /// - dx: [n, inLocal] overwritten   - dweight += , dbias += (from all n rows: complete on every rank)
-    public static func backward(dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
-                                rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-                                precision: Precision = .fp32) throws {
-        if tp.sequenceParallel { try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m) }
-        Linear.backward(dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
-                        rows: n, inFeatures: k, outFeatures: m, precision: precision)
+    public static func backward(
+        dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
+        rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
+        precision: Precision = .fp32
+    ) throws {
+        if tp.sequenceParallel {
+            try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m)
+        }
+        Linear.backward(
+            dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
+            rows: n, inFeatures: k, outFeatures: m, precision: precision)
     }
 }

@@ -55,27 +55,43 @@ public struct TensorParallel: @unchecked Sendable {
     }
 
     /// `dfull` [n, h] partial gradients → `dshard` [n/t, h], summed over the group.
-    public func gatherFromSequenceParallelRegionBackward(_ dfull: UnsafePointer<Float>, into dshard: UnsafeMutablePointer<Float>,
-                                                        shardCount: Int) throws {
-        if let group { try group.reduceScatter(dfull, count: shardCount, into: dshard) } else { dshard.update(from: dfull, count: shardCount) }
+    public func gatherFromSequenceParallelRegionBackward(
+        _ dfull: UnsafePointer<Float>, into dshard: UnsafeMutablePointer<Float>,
+        shardCount: Int
+    ) throws {
+        if let group {
+            try group.reduceScatter(dfull, count: shardCount, into: dshard)
+        } else {
+            dshard.update(from: dfull, count: shardCount)
+        }
     }
 
     // MARK: SP ḡ — forward: reduce-scatter along s, backward: all-gather along s
 
-    public func reduceScatterToSequenceParallelRegionForward(_ partial: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
-                                                            shardCount: Int) throws {
-        if let group { try group.reduceScatter(partial, count: shardCount, into: shard) } else { shard.update(from: partial, count: shardCount) }
+    public func reduceScatterToSequenceParallelRegionForward(
+        _ partial: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
+        shardCount: Int
+    ) throws {
+        if let group {
+            try group.reduceScatter(partial, count: shardCount, into: shard)
+        } else {
+            shard.update(from: partial, count: shardCount)
+        }
     }
 
     /// `dfull` [n, h]: on entry this rank's rows hold the shard's gradient; on return all rows.
-    public func reduceScatterToSequenceParallelRegionBackward(_ dfull: UnsafeMutablePointer<Float>, shardCount: Int) throws {
+    public func reduceScatterToSequenceParallelRegionBackward(_ dfull: UnsafeMutablePointer<Float>, shardCount: Int)
+        throws
+    {
         try group?.allGatherInPlace(dfull, count: shardCount)
     }
 
     // MARK: scatter to SP region — forward: keep own slice, backward: all-gather along s
 
-    public func scatterToSequenceParallelRegionForward(_ full: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
-                                                      shardCount: Int) {
+    public func scatterToSequenceParallelRegionForward(
+        _ full: UnsafePointer<Float>, into shard: UnsafeMutablePointer<Float>,
+        shardCount: Int
+    ) {
         shard.update(from: full + rank * shardCount, count: shardCount)
     }
 
