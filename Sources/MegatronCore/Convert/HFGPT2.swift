@@ -21,102 +21,20 @@ public enum HFGPT2 {
             let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else {
             throw ConversionError.invalid(
-                "cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 "
-                    + "directory has config.json and model.safetensors)")
+                "cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 directory has config.json and "
+                    + "model.safetensors)"
+            )
         }
         let (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads, positions = cfg.seqLength
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
 
-        let tensors = try Safetensors.read(weightsPath)
-        let prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
-        func tensor(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let t = tensors[prefix + name] else {
-                throw ConversionError.missing(name: prefix + name, source: weightsPath)
-            }
-            guard t.shape == shape else {
-                throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: weightsPath)
-            }
-            return t.values
-        }
-        let d = h / heads
-        let f = cfg.ffnHiddenSize ?? 4 * h
+        let source = try HFTensors(path: weightsPath)
+        let sizes = HFSizes(h: h, heads: heads, ffn: cfg.ffnHiddenSize ?? 4 * h, vocab: vocab, positions: positions)
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
-            params: { spec, out in
-                func transpose(_ w: [Float], rows inRows: Int, cols outCols: Int) {
-                    // HF [in, out] → ours [out, in]
-                    for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
-                }
-                let name = spec.name
-                switch name {
-                case GPTSlots.wordEmbeddingsName:
-                    out.update(repeating: 0, count: spec.count)
-                    let w = try tensor("wte.weight", [vocab, h])
-                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: vocab * h) }
-                case GPTSlots.positionEmbeddingsName:
-                    let w = try tensor("wpe.weight", [positions, h]);
-                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
-                case GPTSlots.finalNormWeightName, GPTSlots.finalNormBiasName:
-                    let w = try tensor("ln_f." + (name.hasSuffix("weight") ? "weight" : "bias"), [h]);
-                    w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                default:
-                    // decoder.layers.<i>.<rest>
-                    let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
-                    guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
-                        throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
-                    }
-                    let p = "h.\(i)."
-                    switch parts[3] {
-                    case "input_layernorm.weight":
-                        let w = try tensor(p + "ln_1.weight", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    case "input_layernorm.bias":
-                        let w = try tensor(p + "ln_1.bias", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    case "pre_mlp_layernorm.weight":
-                        let w = try tensor(p + "ln_2.weight", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    case "pre_mlp_layernorm.bias":
-                        let w = try tensor(p + "ln_2.bias", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    case "self_attention.linear_qkv.weight":
-                        let w = try tensor(p + "attn.c_attn.weight", [h, 3 * h])
-                        for head in 0..<heads {
-                            for j in 0..<3 {
-                                for e in 0..<d {
-                                    let r = head * 3 * d + j * d + e, c = j * h + head * d + e
-                                    for i in 0..<h { out[r * h + i] = w[i * 3 * h + c] }
-                                }
-                            }
-                        }
-                    case "self_attention.linear_qkv.bias":
-                        let b = try tensor(p + "attn.c_attn.bias", [3 * h])
-                        for head in 0..<heads {
-                            for j in 0..<3 {
-                                for e in 0..<d { out[head * 3 * d + j * d + e] = b[j * h + head * d + e] }
-                            }
-                        }
-                    case "self_attention.linear_proj.weight":
-                        transpose(try tensor(p + "attn.c_proj.weight", [h, h]), rows: h, cols: h)
-                    case "self_attention.linear_proj.bias":
-                        let w = try tensor(p + "attn.c_proj.bias", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    case "mlp.linear_fc1.weight":
-                        transpose(try tensor(p + "mlp.c_fc.weight", [h, f]), rows: h, cols: f)
-                    case "mlp.linear_fc1.bias":
-                        let w = try tensor(p + "mlp.c_fc.bias", [f]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: f) }
-                    case "mlp.linear_fc2.weight":
-                        transpose(try tensor(p + "mlp.c_proj.weight", [f, h]), rows: f, cols: h)
-                    case "mlp.linear_fc2.bias":
-                        let w = try tensor(p + "mlp.c_proj.bias", [h]);
-                        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: h) }
-                    default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
-                    }
-                }
-            },
+            params: { spec, out in try importTensor(spec, into: out, from: source, sizes) },
             state: { gpt in
                 ModelCheckpoint.RankFileState(
                     sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: jsonText, iteration: 0,
@@ -124,6 +42,110 @@ public enum HFGPT2 {
                     schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
                     tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
             })
+    }
+
+    /// The sizes the mapping needs.
+    struct HFSizes {
+        let h: Int, heads: Int, ffn: Int, vocab: Int, positions: Int
+    }
+
+    /// A safetensors file's tensors by HF name (with or without the "transformer." prefix), shape-checked.
+    struct HFTensors {
+        let tensors: [String: SafetensorsTensor]
+        let prefix: String, path: String
+
+        init(path: String) throws {
+            tensors = try Safetensors.read(path)
+            prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
+            self.path = path
+        }
+
+        func get(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let t = tensors[prefix + name] else {
+                throw ConversionError.missing(name: prefix + name, source: path)
+            }
+            guard t.shape == shape else {
+                throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: path)
+            }
+            return t.values
+        }
+
+        /// Copies tensor `name` of `shape` as it is.
+        func copy(_ name: String, _ shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
+            let w = try get(name, shape)
+            w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
+        }
+
+        /// Copies HF's Conv1D weight [in, out] as ours [out, in].
+        func transpose(_ name: String, rows inRows: Int, cols outCols: Int, into out: UnsafeMutablePointer<Float>)
+            throws
+        {
+            let w = try get(name, [inRows, outCols])
+            for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
+        }
+    }
+
+    /// Fills our parameter `spec` from its HF source (the mapping in the header).
+    static func importTensor(
+        _ spec: ParameterSpec, into out: UnsafeMutablePointer<Float>, from src: HFTensors,
+        _ z: HFSizes
+    ) throws {
+        let name = spec.name, h = z.h
+        switch name {
+        case GPTSlots.wordEmbeddingsName:
+            out.update(repeating: 0, count: spec.count)  // rows V… are padding
+            try src.copy("wte.weight", [z.vocab, h], into: out)
+        case GPTSlots.positionEmbeddingsName: try src.copy("wpe.weight", [z.positions, h], into: out)
+        case GPTSlots.finalNormWeightName: try src.copy("ln_f.weight", [h], into: out)
+        case GPTSlots.finalNormBiasName: try src.copy("ln_f.bias", [h], into: out)
+        default:
+            // decoder.layers.<i>.<rest>
+            let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
+            guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
+                throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+            }
+            try importLayerTensor(parts[3], layer: i, into: out, from: src, z)
+        }
+    }
+
+    /// Fills parameter `rest` of layer `i` (decoder.layers.i.rest) from HF's h.i.*.
+    static func importLayerTensor(
+        _ rest: String, layer i: Int, into out: UnsafeMutablePointer<Float>, from src: HFTensors,
+        _ z: HFSizes
+    ) throws {
+        let p = "h.\(i).", h = z.h, f = z.ffn, heads = z.heads, d = h / heads
+        switch rest {
+        case "input_layernorm.weight": try src.copy(p + "ln_1.weight", [h], into: out)
+        case "input_layernorm.bias": try src.copy(p + "ln_1.bias", [h], into: out)
+        case "pre_mlp_layernorm.weight": try src.copy(p + "ln_2.weight", [h], into: out)
+        case "pre_mlp_layernorm.bias": try src.copy(p + "ln_2.bias", [h], into: out)
+        case "self_attention.linear_qkv.weight":
+            // Our row head·3D + j·D + e is HF column j·h + head·D + e.
+            let w = try src.get(p + "attn.c_attn.weight", [h, 3 * h])
+            for head in 0..<heads {
+                for j in 0..<3 {
+                    for e in 0..<d {
+                        let r = head * 3 * d + j * d + e, c = j * h + head * d + e
+                        for i in 0..<h { out[r * h + i] = w[i * 3 * h + c] }
+                    }
+                }
+            }
+        case "self_attention.linear_qkv.bias":
+            let b = try src.get(p + "attn.c_attn.bias", [3 * h])
+            for head in 0..<heads {
+                for j in 0..<3 {
+                    for e in 0..<d { out[head * 3 * d + j * d + e] = b[j * h + head * d + e] }
+                }
+            }
+        case "self_attention.linear_proj.weight":
+            try src.transpose(p + "attn.c_proj.weight", rows: h, cols: h, into: out)
+        case "self_attention.linear_proj.bias": try src.copy(p + "attn.c_proj.bias", [h], into: out)
+        case "mlp.linear_fc1.weight": try src.transpose(p + "mlp.c_fc.weight", rows: h, cols: f, into: out)
+        case "mlp.linear_fc1.bias": try src.copy(p + "mlp.c_fc.bias", [f], into: out)
+        case "mlp.linear_fc2.weight": try src.transpose(p + "mlp.c_proj.weight", rows: f, cols: h, into: out)
+        case "mlp.linear_fc2.bias": try src.copy(p + "mlp.c_proj.bias", [h], into: out)
+        default: throw ConversionError.invalid("no Hugging Face source for parameter 'decoder.layers.\(i).\(rest)'")
+        }
     }
 
     /// The training config a GPT-2 config.json describes (checked for what this model supports),
@@ -140,8 +162,7 @@ public enum HFGPT2 {
         let activation = hf["activation_function"] as? String ?? "gelu_new"
         guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
             throw ConversionError.invalid(
-                "'\(configPath)': activation_function '\(activation)'; this model uses "
-                    + "GPT-2's tanh GELU (gelu_new)")
+                "'\(configPath)': activation_function '\(activation)'; this model uses GPT-2's tanh GELU (gelu_new)")
         }
         for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
             throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
@@ -160,6 +181,20 @@ public enum HFGPT2 {
         cfg.tokenizerType = .gpt2BPE
         cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
         return (cfg, vocab)
+    }
+
+    /// GPT2LMHeadModel's config.json for a model of `g`'s sizes.
+    static func hfConfig(_ g: GPTConfig) -> [String: Any] {
+        [
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": g.hiddenSize, "n_layer": g.numLayers,
+            "n_head": g.numAttentionHeads, "n_positions": g.maxPositionEmbeddings, "n_ctx": g.maxPositionEmbeddings,
+            "n_inner": g.ffnHiddenSize, "vocab_size": g.vocabSize,
+            "activation_function": "gelu_new", "layer_norm_epsilon": Double(g.normEpsilon),
+            "initializer_range": Double(g.initMethodStd),
+            "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout),
+            "attn_pdrop": Double(g.attentionDropout),
+            "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": true, "torch_dtype": "float32",
+        ]
     }
 
     /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not exist).
@@ -224,16 +259,7 @@ public enum HFGPT2 {
                 shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
             t[q + "mlp.c_proj.bias"] = .init(shape: [h], values: try copy(p + "mlp.linear_fc2.bias", h))
         }
-        let config: [String: Any] = [
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": h, "n_layer": g.numLayers,
-            "n_head": heads,
-            "n_positions": g.maxPositionEmbeddings, "n_ctx": g.maxPositionEmbeddings, "n_inner": f, "vocab_size": V,
-            "activation_function": "gelu_new", "layer_norm_epsilon": Double(g.normEpsilon),
-            "initializer_range": Double(g.initMethodStd),
-            "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout),
-            "attn_pdrop": Double(g.attentionDropout),
-            "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": true, "torch_dtype": "float32",
-        ]
+        let config = hfConfig(g)
         let tmp = directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: tmp)
         do {

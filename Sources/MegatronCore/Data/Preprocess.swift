@@ -93,20 +93,7 @@ public enum Preprocess {
             var lineStart = 0, lineNumber = 0
             var paragraph: (start: Int, line: Int)? = nil
             func checkUTF8(_ range: Range<Int>, line: Int) throws {
-                var it = UnsafeBufferPointer(rebasing: bytes[range]).makeIterator()
-                var decoder = UTF8()
-                var offset = 0
-                loop: while true {
-                    switch decoder.decode(&it) {
-                    case .scalarValue(let s): offset += UTF8.width(s)
-                    case .emptyInput: break loop
-                    case .error:
-                        throw PreprocessError.badLine(
-                            path: path, line: line,
-                            reason: "invalid UTF-8 near "
-                                + "byte \(offset) of the line")
-                    }
-                }
+                try Self.checkUTF8(UnsafeBufferPointer(rebasing: bytes[range]), path: path, line: line)
             }
             while lineStart < bytes.count {
                 lineNumber += 1
@@ -117,37 +104,7 @@ public enum Preprocess {
                     let line = lineStart..<end
                     if !bytes[line].allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
                         try checkUTF8(line, line: lineNumber)
-                        let object: Any
-                        do {
-                            object = try JSONSerialization.jsonObject(
-                                with: Data(bytes[line]), options: [.fragmentsAllowed])
-                        } catch {
-                            throw PreprocessError.badLine(path: path, line: lineNumber, reason: "not valid JSON")
-                        }
-                        guard let dict = object as? [String: Any] else {
-                            throw PreprocessError.badLine(path: path, line: lineNumber, reason: "not a JSON object")
-                        }
-                        var fields: [[Data]] = []
-                        for key in keys {
-                            guard let value = dict[key] else {
-                                throw PreprocessError.badLine(
-                                    path: path, line: lineNumber,
-                                    reason: "no key '\(key)' "
-                                        + "(the object has "
-                                        + "\(dict.keys.sorted().map { "'\($0)'" }.joined(separator: ", "))); choose "
-                                        + "--json-keys")
-                            }
-                            if let s = value as? String {
-                                fields.append([Data(s.utf8)])
-                            } else if let list = value as? [String] {
-                                fields.append(list.map { Data($0.utf8) })
-                            } else {
-                                throw PreprocessError.badLine(
-                                    path: path, line: lineNumber,
-                                    reason: "'\(key)' is "
-                                        + "neither a string nor a list of strings")
-                            }
-                        }
+                        let fields = try Self.jsonFields(Data(bytes[line]), keys: keys, path: path, line: lineNumber)
                         try body(RawDocument(line: lineNumber, fields: fields), line.count)
                     }
                 } else {
@@ -171,6 +128,52 @@ public enum Preprocess {
                     RawDocument(line: p.line, fields: [[Data(bytes[p.start..<bytes.count])]]), bytes.count - p.start)
             }
         }
+    }
+
+    /// Throws unless `bytes` (line `line` of `path`) is valid UTF-8, naming the byte where it breaks.
+    static func checkUTF8(_ bytes: UnsafeBufferPointer<UInt8>, path: String, line: Int) throws {
+        var it = bytes.makeIterator()
+        var decoder = UTF8()
+        var offset = 0
+        loop: while true {
+            switch decoder.decode(&it) {
+            case .scalarValue(let s): offset += UTF8.width(s)
+            case .emptyInput: break loop
+            case .error:
+                throw PreprocessError.badLine(
+                    path: path, line: line, reason: "invalid UTF-8 near byte \(offset) of the line")
+            }
+        }
+    }
+
+    /// The fields `keys` of a JSON-lines document (each a string or a list of strings).
+    static func jsonFields(_ text: Data, keys: [String], path: String, line: Int) throws -> [[Data]] {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: text, options: [.fragmentsAllowed])
+        } catch {
+            throw PreprocessError.badLine(path: path, line: line, reason: "not valid JSON")
+        }
+        guard let dict = object as? [String: Any] else {
+            throw PreprocessError.badLine(path: path, line: line, reason: "not a JSON object")
+        }
+        var fields: [[Data]] = []
+        for key in keys {
+            guard let value = dict[key] else {
+                let present = dict.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
+                throw PreprocessError.badLine(
+                    path: path, line: line, reason: "no key '\(key)' (the object has \(present)); choose --json-keys")
+            }
+            if let s = value as? String {
+                fields.append([Data(s.utf8)])
+            } else if let list = value as? [String] {
+                fields.append(list.map { Data($0.utf8) })
+            } else {
+                throw PreprocessError.badLine(
+                    path: path, line: line, reason: "'\(key)' is neither a string nor a list of strings")
+            }
+        }
+        return fields
     }
 
     /// [document][key][sequence] token ids, tokenized by `tokenizers.count` threads.

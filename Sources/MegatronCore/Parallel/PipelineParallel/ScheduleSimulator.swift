@@ -16,8 +16,7 @@ public enum ScheduleError: Error, CustomStringConvertible, Equatable {
         case .deadlock(let stuck): return "the schedule deadlocks: " + stuck.joined(separator: "; ")
         case .unmatchedSends(let sends): return "sends without a matching receive: " + sends.joined(separator: ", ")
         case .backwardBeforeForward(let r, let c, let k):
-            return "rank \(r) runs the backward of micro-batch \(k) on "
-                + "chunk \(c) before its forward"
+            return "rank \(r) runs the backward of micro-batch \(k) on chunk \(c) before its forward"
         case .wrongComputeCount(let r, let a, let n): return "rank \(r) runs \(a) \(n) times (expected once)"
         }
     }
@@ -75,10 +74,7 @@ public enum ScheduleSimulator {
                         precondition(d.rank == peer, "send peer \(peer) is not the next stage's rank \(d.rank)")
                         let key = Message(gradient: gradient, to: d.rank, chunk: d.chunk, microbatch: k, from: r)
                         if mailbox[key] != nil {
-                            throw ScheduleError.unmatchedSends([
-                                "\(action) sent twice by rank "
-                                    + "\(r)"
-                            ])
+                            throw ScheduleError.unmatchedSends(["\(action) sent twice by rank \(r)"])
                         }
                         mailbox[key] = clock[r]
                     case .receiveActivation(let c, let k, let peer), .receiveGradient(let c, let k, let peer):
@@ -115,31 +111,42 @@ public enum ScheduleSimulator {
                 }
             }
         }
-        let stuck = (0..<p).filter { position[$0] < s.actions[$0].count }
-        if !stuck.isEmpty {
-            throw ScheduleError.deadlock(stuck: stuck.map { "rank \($0) waits at \(s.actions[$0][position[$0]])" })
-        }
-        if !mailbox.isEmpty {
-            throw ScheduleError.unmatchedSends(
-                mailbox.keys.map {
-                    "\($0.gradient ? "gradient" : "activation") of "
-                        + "micro-batch \($0.microbatch) from rank \($0.from) to rank \($0.to)"
-                }.sorted())
-        }
-        for r in 0..<p {
-            let expected = s.microbatches * v
-            if forwardDone[r].count != expected {
-                throw ScheduleError.wrongComputeCount(rank: r, action: "forwards", count: forwardDone[r].count)
-            }
-            if s.kind != .forwardOnly && backwardDone[r].count != expected {
-                throw ScheduleError.wrongComputeCount(rank: r, action: "backwards", count: backwardDone[r].count)
-            }
-        }
+        try checkComplete(
+            s, position: position, mailbox: mailbox, forwards: forwardDone.map(\.count),
+            backwards: backwardDone.map(\.count))
         let makespan = clock.max() ?? 0
         let compute = Double(s.microbatches * v) * (forwardCost + (s.kind == .forwardOnly ? 0 : backwardCost))
         return ScheduleReport(
             peakInFlight: peak, timeline: timeline, makespan: makespan,
             idleFraction: clock.indices.map { _ in 1 - compute / makespan },
             bubble: (makespan - compute) / compute)
+    }
+
+    /// After the run: every rank reached the end of its list, every send was received, and every
+    /// rank ran each of its forwards (and backwards) exactly once.
+    private static func checkComplete(
+        _ s: PipelineSchedule, position: [Int], mailbox: [Message: Double], forwards: [Int],
+        backwards: [Int]
+    ) throws {
+        let stuck = (0..<s.stages).filter { position[$0] < s.actions[$0].count }
+        if !stuck.isEmpty {
+            throw ScheduleError.deadlock(stuck: stuck.map { "rank \($0) waits at \(s.actions[$0][position[$0]])" })
+        }
+        if !mailbox.isEmpty {
+            throw ScheduleError.unmatchedSends(
+                mailbox.keys.map {
+                    "\($0.gradient ? "gradient" : "activation") of micro-batch \($0.microbatch) from rank \($0.from) "
+                        + "to rank \($0.to)"
+                }.sorted())
+        }
+        for r in 0..<s.stages {
+            let expected = s.microbatches * s.chunks
+            if forwards[r] != expected {
+                throw ScheduleError.wrongComputeCount(rank: r, action: "forwards", count: forwards[r])
+            }
+            if s.kind != .forwardOnly && backwards[r] != expected {
+                throw ScheduleError.wrongComputeCount(rank: r, action: "backwards", count: backwards[r])
+            }
+        }
     }
 }
