@@ -3,20 +3,20 @@
 # builds REV in a scratch worktree, then alternates the two binaries (base, new, base, new) on
 # gpt2-124m (micro-batch 4, seq 1024, dropout 0) in fp32 and in bf16, and prints each run's
 # tokens/s and the new/base ratio of the best of each. For refactors that must not cost speed.
-#   scripts/bench_versus.sh [REV]      (default HEAD; STEPS=3 ROUNDS=2 THREADS=$(nproc))
+#   scripts/bench_versus.sh [REV]      (default HEAD; STEPS=3 ROUNDS=2 THREADS=$(nproc) PRECISIONS="fp32 bf16")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 base_rev=${1:-HEAD}
-STEPS=${STEPS:-3}; ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-3}; ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-$(nproc)}; PRECISIONS=${PRECISIONS:-fp32 bf16}
 work=$(mktemp -d /tmp/megatron-versus.XXXXXX)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 git worktree add --detach "$work/base" "$base_rev" >/dev/null
 (cd "$work/base" && swift build -c release --product megatron >/dev/null)
 swift build -c release --product megatron >/dev/null
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; base $(git rev-parse --short "$base_rev")"
-for precision in fp32 bf16; do
+for precision in $PRECISIONS; do
     flag=(); [ "$precision" = bf16 ] && flag=(--bf16)
     declare -A best=([base]=0 [new]=0)
     for round in $(seq "$ROUNDS"); do

@@ -27,7 +27,8 @@ struct Benchmark: ParsableCommand {
         do {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
-            let trainer = try Trainer(config: cfg, log: RankLog(enabled: false), threads: threads, parallel: parallel)
+            let trainer = try Trainer.gpt(
+                config: cfg, log: RankLog(enabled: false), threads: threads, parallel: parallel)
             let m = trainer.model.config
             let gbs = trainer.globalBatch
             let t = parallel.layout.tensor

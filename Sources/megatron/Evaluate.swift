@@ -63,6 +63,14 @@ struct Evaluate: ParsableCommand {
             if cfg.lr <= 0 { cfg.lr = 1 }  // unused: evaluation takes no step
         }
         let (cfg, runtime, threads) = (start.config, start.runtime, start.threads)
+        if cfg.modelType != .gpt {
+            let error = ConfigError.invalidValue(
+                key: "model_type", value: "\"\(cfg.modelType.rawValue)\"",
+                rule:
+                    "zero-shot WikiText-103 and LAMBADA evaluate GPT checkpoints; BERT's evaluation (--task mlm) is not "
+                    + "implemented yet")
+            CLIErrors.fail(error, code: 2, runtime: runtime, rank: runtime.world.rank)
+        }
         let world = runtime.world
         let log = RankLog(enabled: world.rank == 0)
         do {

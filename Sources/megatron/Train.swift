@@ -28,33 +28,10 @@ struct Train: ParsableCommand {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
             log(parallel.layout.description)
-            let trainer = try Trainer(config: cfg, log: log, threads: threads, parallel: parallel)
-            let m = trainer.model.config
-            let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
-            log(
-                " > megatron: world \(world.size) (tensor \(parallel.layout.tensor)\(sp) × pipeline "
-                    + "\(parallel.layout.pipeline) × data \(parallel.layout.data)), \(threads) thread(s) per rank, "
-                    + "OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]"
-            )
-            log(
-                " > GPT: \(m.numLayers) layers, hidden \(m.hiddenSize), \(m.numAttentionHeads) heads, seq "
-                    + "\(m.seqLength), vocab \(m.vocabSize) (padded \(m.paddedVocabSize)), "
-                    + "\(GPTSlots.declare(config: m).0.parameterCount) parameters; micro-batch "
-                    + "\(cfg.microBatchSize), global batch \(trainer.globalBatch); activations "
-                    + "\(trainer.activationBytes / (1 << 20)) MiB per rank"
-            )
-            // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
-            if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
-                trainer.injectOverflowAt = Set(
-                    spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
-            }
-            try trainer.loadIfRequested()
-            let metrics =
-                world.rank == 0
-                ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
-            let summary = try trainer.run(metrics: metrics)
-            if let l = summary.lastTrainLoss {
-                log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))")
+            let context = TrainContext(config: cfg, parallel: parallel, log: log, threads: threads, blasNote: blasNote)
+            switch cfg.modelType {
+            case .gpt: try context.run(Trainer.gpt(config: cfg, log: log, threads: threads, parallel: parallel))
+            case .bert: try context.run(Trainer.bert(config: cfg, log: log, threads: threads, parallel: parallel))
             }
         } catch {
             CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank)
@@ -101,5 +78,39 @@ enum CLIThreads {
         let env = ProcessInfo.processInfo.environment
         let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
         return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+    }
+}
+
+/// What `train` does with a trainer of any model family: the start-up lines, resume, the loop.
+struct TrainContext {
+    let config: TrainingConfig
+    let parallel: ParallelState
+    let log: RankLog
+    let threads: Int
+    let blasNote: String
+
+    func run<C, D>(_ trainer: Trainer<C, D>) throws {
+        let cfg = config, layout = parallel.layout
+        let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
+        log(
+            " > megatron: world \(layout.world) (tensor \(layout.tensor)\(sp) × pipeline \(layout.pipeline) × data "
+                + "\(layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]"
+        )
+        log(
+            " > \(trainer.model.modelDescription); micro-batch \(cfg.microBatchSize), global batch \(trainer.globalBatch); "
+                + "activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
+        // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
+        if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
+            trainer.injectOverflowAt = Set(
+                spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+        }
+        try trainer.loadIfRequested()
+        let metrics =
+            parallel.world.rank == 0
+            ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
+        let summary = try trainer.run(metrics: metrics)
+        if let l = summary.lastTrainLoss {
+            log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))")
+        }
     }
 }

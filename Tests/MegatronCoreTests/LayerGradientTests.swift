@@ -97,8 +97,12 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
-    func attentionCase(seq: Int, dropout: Float) {
+    func attentionCase(seq: Int, dropout: Float, mask: AttentionMask = .causal) {
         let b = 2, a = 2, d = 4, h = a * d
+        func visible(_ i: Int, _ bi: Int) -> Int {
+            if case .keyPadding(let lengths) = mask { return lengths[bi] }
+            return i + 1
+        }
         let shape = AttentionShape(seq: seq, batch: b, heads: a, headDim: d)
         var rnd = TestRandom(4)
         var qkv = rnd.array(seq * b * 3 * h, scale: 1.5)
@@ -108,8 +112,9 @@ final class LayerGradientTests: XCTestCase {
         var lse = [Float](repeating: 0, count: b * a * seq)
         func fwd(_ qkv: [Float]) -> [Float] {
             var ctx = [Float](repeating: 0, count: seq * b * h)
-            CausalSelfAttention.forward(
-                qkv: qkv, context: &ctx, lse: &lse, shape: shape, dropout: dropout, stream: stream, scratch: &scratch)
+            SelfAttention.forward(
+                qkv: qkv, context: &ctx, lse: &lse, shape: shape, mask: mask, dropout: dropout, stream: stream,
+                scratch: &scratch)
             return ctx
         }
         let ctx = fwd(qkv)
@@ -117,8 +122,9 @@ final class LayerGradientTests: XCTestCase {
         for bi in 0..<b {
             for head in 0..<a {
                 for i in 0..<seq {
-                    var scores = [Double](repeating: 0, count: i + 1)
-                    for j in 0...i {
+                    let keys = visible(i, bi)
+                    var scores = [Double](repeating: 0, count: keys)
+                    for j in 0..<keys {
                         var s = 0.0
                         for e in 0..<d {
                             s +=
@@ -131,7 +137,7 @@ final class LayerGradientTests: XCTestCase {
                     let z = scores.reduce(0) { $0 + exp($1 - mx) }
                     for e in 0..<d {
                         var o = 0.0
-                        for j in 0...i {
+                        for j in 0..<keys {
                             let keep =
                                 stream.map {
                                     Double($0.scale(index: ((bi * a + head) * seq + i) * seq + j, p: dropout))
@@ -146,15 +152,40 @@ final class LayerGradientTests: XCTestCase {
             }
         }
         var dqkv = [Float](repeating: 0, count: qkv.count)
-        CausalSelfAttention.backward(
-            dcontext: R, qkv: qkv, lse: lse, dqkv: &dqkv, shape: shape, dropout: dropout, stream: stream,
+        SelfAttention.backward(
+            dcontext: R, qkv: qkv, lse: lse, dqkv: &dqkv, shape: shape, mask: mask, dropout: dropout, stream: stream,
             scratch: &scratch)
-        checkGradient(&qkv, analytic: dqkv, eps: 3e-3, "attention (s=\(seq), dropout \(dropout))") { dot(fwd($0), R) }
+        checkGradient(&qkv, analytic: dqkv, eps: 3e-3, "attention (s=\(seq), dropout \(dropout), \(mask))") {
+            dot(fwd($0), R)
+        }
+        if case .keyPadding(let lengths) = mask {
+            // Padded keys receive no weight: new values there change no output, and get no gradient.
+            var changed = qkv
+            for bi in 0..<b {
+                for j in lengths[bi]..<seq {
+                    for c in 0..<(3 * h) where c % (3 * d) >= d { changed[(j * b + bi) * 3 * h + c] += 7 }
+                }
+            }
+            XCTAssertEqual(fwd(changed), ctx, "outputs depend on padded keys")
+            for bi in 0..<b {
+                for j in lengths[bi]..<seq {
+                    for c in 0..<(3 * h) where c % (3 * d) >= d {
+                        XCTAssertEqual(dqkv[(j * b + bi) * 3 * h + c], 0, "gradient reaches a padded key")
+                    }
+                }
+            }
+        }
     }
 
     func testAttentionSingleTile() { attentionCase(seq: 9, dropout: 0) }
     func testAttentionSeveralTiles() { attentionCase(seq: 70, dropout: 0) }
     func testAttentionWithDropout() { attentionCase(seq: 12, dropout: 0.3) }
+    func testBidirectionalAttentionWithPadding() {
+        attentionCase(seq: 9, dropout: 0, mask: .keyPadding(lengths: [9, 5]))
+    }
+    func testBidirectionalAttentionSeveralTilesWithDropout() {
+        attentionCase(seq: 70, dropout: 0.2, mask: .keyPadding(lengths: [61, 70]))
+    }
 
     func testVocabCrossEntropyIgnoresPaddedRows() {
         let n = 6, h = 8, v = 13, vp = 16

@@ -2,6 +2,12 @@
 // values are the names Megatron-LM accepts). An unknown name is a config error listing the allowed
 // ones (ConfigLoader); `lr_decay_style` is LRDecayStyle (LRSchedule.swift).
 
+/// `model_type`: the model family trained (Megatron's pretrain_gpt.py or pretrain_bert.py).
+public enum ModelType: String, Sendable, CaseIterable {
+    case gpt = "GPT"
+    case bert = "BERT"
+}
+
 /// `tokenizer_type`.
 public enum TokenizerType: String, Sendable, CaseIterable {
     case byteLevel = "ByteLevelTokenizer"

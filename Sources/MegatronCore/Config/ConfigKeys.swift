@@ -77,6 +77,18 @@ public struct ConfigKey: Sendable {
 public enum ConfigKeys {
     public static let all: [ConfigKey] = [
         // Model
+        ConfigKey(
+            name: "model_type", field: .choice(\.modelType),
+            help: "GPT (causal LM) or BERT (bidirectional encoder, masked-LM + sentence-order heads) (GPT)"),
+        ConfigKey(
+            name: "bert_binary_head", field: .bool(\.bertBinaryHead),
+            help: "BERT: the sentence-order head and token types (true)"),
+        ConfigKey(
+            name: "mask_prob", field: .double(\.maskProb),
+            help: "BERT: share of the non-special tokens of a sample predicted by the masked-LM head (0.15)"),
+        ConfigKey(
+            name: "short_seq_prob", field: .double(\.shortSeqProb),
+            help: "BERT: probability that a sample's target length is drawn below seq_length − 3 (0.1)"),
         ConfigKey(name: "num_layers", field: .int(\.numLayers), help: "transformer layers (required)", required: true),
         ConfigKey(name: "hidden_size", field: .int(\.hiddenSize), help: "hidden size h (required)", required: true),
         ConfigKey(

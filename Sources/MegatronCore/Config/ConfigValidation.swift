@@ -269,15 +269,55 @@ public enum ConfigValidation {
         }
     }
 
+    /// BERT's data so far: the built-in corpus, bytes with special tokens or WordPiece; its probabilities.
+    static func validateBertData(_ c: TrainingConfig) throws {
+        _ = try parseSplit(c.split)
+        guard c.tokenizerType == .byteLevel || c.tokenizerType == .bertWordPieceLowerCase else {
+            throw ConfigError.invalidValue(
+                key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
+                rule:
+                    "BERT trains with ByteLevelTokenizer (bytes plus [CLS] [SEP] [MASK] [PAD]) or BertWordPieceLowerCase"
+            )
+        }
+        if c.tokenizerType == .bertWordPieceLowerCase {
+            guard let path = c.vocabFile else {
+                throw ConfigError.inconsistent(
+                    keys: ["tokenizer_type", "vocab_file"],
+                    rule: "BertWordPieceLowerCase needs vocab_file (BERT's vocab.txt)")
+            }
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw ConfigError.invalidValue(key: "vocab_file", value: "\"\(path)\"", rule: "must be a readable file")
+            }
+        }
+        if !c.dataPath.isEmpty || c.mockData {
+            throw ConfigError.inconsistent(
+                keys: ["model_type", c.mockData ? "mock_data" : "data_path"],
+                rule: "BERT reads the built-in corpus (sentence-split) for now; preprocessed BERT datasets "
+                    + "(preprocess-data --split-sentences) are not supported yet: remove data_path / mock_data")
+        }
+        if !(c.maskProb > 0 && c.maskProb < 1) {
+            throw ConfigError.invalidValue(key: "mask_prob", value: "\(c.maskProb)", rule: "must be in (0, 1)")
+        }
+        if !(c.shortSeqProb >= 0 && c.shortSeqProb <= 1) {
+            throw ConfigError.invalidValue(key: "short_seq_prob", value: "\(c.shortSeqProb)", rule: "must be in [0, 1]")
+        }
+        if c.seqLength < 8 {
+            throw ConfigError.invalidValue(
+                key: "seq_length", value: "\(c.seqLength)",
+                rule: "BERT needs at least 8 ([CLS] A [SEP] B [SEP] and room to mask)")
+        }
+    }
+
     /// Tokenizer, its files, and the dataset files.
     static func validateData(_ c: TrainingConfig) throws {
+        if c.modelType == .bert { return try validateBertData(c) }
         _ = try parseSplit(c.split)
         guard trainingTokenizers.contains(c.tokenizerType) else {
             throw ConfigError.invalidValue(
                 key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
                 rule:
                     "training supports \(trainingTokenizers.map(\.rawValue).joined(separator: ", ")) "
-                    + "(BertWordPieceLowerCase is for preprocess-data only: there is no BERT model yet)"
+                    + "(BertWordPieceLowerCase is for BERT: model_type BERT)"
             )
         }
         if c.tokenizerType == .gpt2BPE {

@@ -7,6 +7,10 @@
 
 public struct TrainingConfig: Sendable, Equatable {
     // Model
+    public var modelType: ModelType = .gpt
+    public var bertBinaryHead: Bool = true
+    public var maskProb: Double = 0.15
+    public var shortSeqProb: Double = 0.1
     public var numLayers: Int = 0
     public var hiddenSize: Int = 0
     public var ffnHiddenSize: Int? = nil

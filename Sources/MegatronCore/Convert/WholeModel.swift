@@ -56,6 +56,11 @@ public final class WholeModel {
         }
         var cfg = TrainingConfig()
         try ConfigLoader.applyJSON(Data(json.utf8), source: "the config stored in \(root)", to: &cfg)
+        guard cfg.modelType == .gpt else {
+            throw ConversionError.invalid(
+                "'\(root)' holds a \(cfg.modelType.rawValue) checkpoint; convert-checkpoint handles GPT checkpoints only "
+                    + "so far (a BERT checkpoint loads on any grid directly with --load)")
+        }
         let reader = try CheckpointReader(CheckpointDirectory(root: root))
         let vocab = try reader.first.intAttribute("vocab_size")
         var probe = cfg

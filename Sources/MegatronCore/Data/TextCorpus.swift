@@ -35,13 +35,23 @@ public struct TokenCorpus: Sendable {
     public static func licenseTexts(directory: String = defaultDirectory, tokenizer: Tokenizer = ByteLevelTokenizer())
         throws -> TokenCorpus
     {
+        var tokens: [Int32] = []
+        let documents = try licenseDocuments(directory: directory)
+        for data in documents {
+            tokens += tokenizer.encode(data)
+            tokens.append(tokenizer.eod)
+        }
+        return TokenCorpus(tokens: tokens, documents: documents.count, source: directory)
+    }
+
+    /// The bytes of every distinct non-empty regular file of `directory`, sorted by name.
+    public static func licenseDocuments(directory: String = defaultDirectory) throws -> [[UInt8]] {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory) else {
             throw DataError.unreadable(path: directory)
         }
         var seen = Set<String>()
-        var tokens: [Int32] = []
-        var docs = 0
+        var documents: [[UInt8]] = []
         for name in names.sorted() {
             let path = (directory as NSString).appendingPathComponent(name)
             let resolved = (path as NSString).resolvingSymlinksInPath
@@ -50,12 +60,10 @@ public struct TokenCorpus: Sendable {
                 seen.insert(resolved).inserted,
                 let data = fm.contents(atPath: resolved), !data.isEmpty
             else { continue }
-            tokens += tokenizer.encode([UInt8](data))
-            tokens.append(tokenizer.eod)
-            docs += 1
+            documents.append([UInt8](data))
         }
-        if docs == 0 { throw DataError.emptyCorpus(path: directory) }
-        return TokenCorpus(tokens: tokens, documents: docs, source: directory)
+        if documents.isEmpty { throw DataError.emptyCorpus(path: directory) }
+        return documents
     }
 
     /// Contiguous token ranges for train, valid and test from normalised weights.

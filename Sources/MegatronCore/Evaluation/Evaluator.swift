@@ -62,7 +62,7 @@ public final class Evaluator {
                         return i < mine.count ? window(mine[i]) : nil
                     })
             }
-            let fill = { (k: Int, acts: GPTActivations) in
+            let fill = { (k: Int, acts: TransformerActivations) in
                 var rows: [Int] = []
                 for j in 0..<b {
                     let w = batchWindows[k][j]
@@ -75,7 +75,7 @@ public final class Evaluator {
                 rows.sort()
                 acts.scoring = TokenScoring(rows: rows)
             }
-            let collect = { (k: Int, acts: GPTActivations) in
+            let collect = { (k: Int, acts: TransformerActivations) in
                 guard let scoring = acts.scoring else { return }
                 var allRight = [Bool](repeating: true, count: b)
                 for (idx, row) in scoring.rows.enumerated() {

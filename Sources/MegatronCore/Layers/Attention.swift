@@ -1,12 +1,38 @@
-// Attention.swift — causal multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per
-// (batch, head) and by query tiles: a tile of scores [T, keys ≤ i0+T] lives in per-thread scratch,
-// the causal upper triangle beyond the tile is never computed, and only the log-sum-exp per row
-// is saved. Backward recomputes the probabilities from it (flash-attention style).
+// Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head)
+// and by query tiles: a tile of scores [T, keys] lives in per-thread scratch and only the
+// log-sum-exp per row is saved; backward recomputes the probabilities from it (flash-attention
+// style). Two masks (AttentionMask): causal (GPT) — the upper triangle beyond the tile is never
+// computed; key padding (BERT) — every query sees the first `length` keys of its sequence, padded
+// keys are never computed and receive no weight (padded queries' outputs are computed and unused).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
 // (d columns each), so a tensor-parallel column split gives each rank whole heads.
 import Foundation
 import Tensor
+
+/// Which keys each query may attend to.
+public enum AttentionMask: Sendable, Equatable {
+    /// Query i sees keys 0...i.
+    case causal
+    /// Every query of sequence j sees keys 0 ..< lengths[j] (each ≥ 1); the rest are padding.
+    case keyPadding(lengths: [Int])
+
+    /// Keys computed for query rows i0 ..< i0 + rows of sequence `bi` (the tile's width).
+    @inline(__always) func keys(rows i0: Int, count rows: Int, sequence bi: Int) -> Int {
+        switch self {
+        case .causal: return i0 + rows
+        case .keyPadding(let lengths): return lengths[bi]
+        }
+    }
+
+    /// Keys query `i` of sequence `bi` attends to (a prefix of the tile's keys).
+    @inline(__always) func visible(query i: Int, sequence bi: Int) -> Int {
+        switch self {
+        case .causal: return i + 1
+        case .keyPadding(let lengths): return lengths[bi]
+        }
+    }
+}
 
 public struct AttentionShape: Sendable {
     /// `heads` are the heads this rank computes: global heads headOffset ..< headOffset + heads of totalHeads.
@@ -26,14 +52,19 @@ public struct AttentionShape: Sendable {
     public var scratchPerWorker: Int { 2 * tile * seq }
 }
 
-public enum CausalSelfAttention {
+public enum SelfAttention {
     /// - qkv: [s, b, 3h] (per head q|k|v)   - context: [s, b, h] (overwritten)   - lse: [b, a, s] (saved)
     /// - scratch: `threads × shape.scratchPerWorker` floats
     public static func forward(
         qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
-        lse: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        lse: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask = .causal,
         dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
     ) {
+        if case .keyPadding(let lengths) = mask {
+            precondition(
+                lengths.count == shape.batch && lengths.allSatisfy { (1...shape.seq).contains($0) },
+                "key-padding lengths must be 1...seq, one per sequence")
+        }
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
@@ -47,18 +78,18 @@ public enum CausalSelfAttention {
                     let lseRow = lse + task * s
                     var i0 = 0
                     while i0 < s {
-                        let rows = min(T, s - i0), keys = i0 + rows
+                        let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
                         BLAS.sgemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
                             b: k, ldb: ld, c: S, ldc: keys)
                         for r in 0..<rows {
-                            let i = i0 + r
+                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                             let row = S + r * keys
-                            let l = softmaxRowInPlace(row, valid: i + 1, width: keys)
+                            let l = softmaxRowInPlace(row, valid: visible, width: keys)
                             lseRow[i] = l
                             if p > 0, let stream {
                                 stream.applyMask(
-                                    row, into: row, count: i + 1,
+                                    row, into: row, count: visible,
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         }
@@ -73,7 +104,7 @@ public enum CausalSelfAttention {
     /// - dcontext: [s, b, h]   - qkv, lse: as saved by forward   - dqkv: [s, b, 3h] (overwritten)
     public static func backward(
         dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
-        dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask = .causal,
         dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
     ) {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
@@ -92,23 +123,27 @@ public enum CausalSelfAttention {
                     for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
                     var i0 = 0
                     while i0 < s {
-                        let rows = min(T, s - i0), keys = i0 + rows
-                        // A = P (recomputed probabilities), zero above the diagonal.
+                        let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                        // A = P (recomputed probabilities), zero beyond each row's visible keys.
                         BLAS.sgemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
                             b: k, ldb: ld, c: A, ldc: keys)
                         for r in 0..<rows {
                             let i = i0 + r
-                            expRowInPlace(A + r * keys, valid: i + 1, width: keys, shift: lseRow[i])
+                            expRowInPlace(
+                                A + r * keys, valid: mask.visible(query: i, sequence: bi), width: keys,
+                                shift: lseRow[i])
                         }
                         if p > 0, let stream {
                             // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
                             for r in 0..<rows {
-                                let i = i0 + r
+                                let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                                 stream.applyMask(
-                                    A + r * keys, into: B + r * keys, count: i + 1,
+                                    A + r * keys, into: B + r * keys, count: visible,
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                                if i + 1 < keys { (B + r * keys + i + 1).update(repeating: 0, count: keys - i - 1) }
+                                if visible < keys {
+                                    (B + r * keys + visible).update(repeating: 0, count: keys - visible)
+                                }
                             }
                             BLAS.sgemm(
                                 transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
@@ -119,7 +154,7 @@ public enum CausalSelfAttention {
                             for r in 0..<rows {
                                 let i = i0 + r
                                 stream.applyMask(
-                                    B + r * keys, into: B + r * keys, count: i + 1,
+                                    B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         } else {

@@ -27,6 +27,8 @@ public enum VocabCrossEntropy {
     ///   dembedding: [Vp/t, h] accumulated, both scaled by `gradScale`; nil for evaluation
     /// - targetIsArgmax: [n], whether each row's target logit is the maximum over the vocabulary
     /// - precision: of the two GEMMs (x and the embedding arrive in it already; the logits' gradient is rounded here)
+    /// - bias: this rank's [Vp/t] slice of an output bias added to the logits (BERT's LM head), its
+    ///   gradient accumulated into `dbias` when training; nil: no bias (GPT)
     public static func forward(
         x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
         targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
@@ -34,7 +36,7 @@ public enum VocabCrossEntropy {
         rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
         dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
         gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
-        precision: Precision = .fp32
+        precision: Precision = .fp32, bias: UnsafePointer<Float>? = nil, dbias: UnsafeMutablePointer<Float>? = nil
     ) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
@@ -47,6 +49,7 @@ public enum VocabCrossEntropy {
                 precision.gemm(
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
+            if let bias { addBias(bias, to: logits, rows: rows, width: v) }
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr { rowMax[r] = v > 0 ? rowMaximum(logits + r * v, width: v) : -.infinity }
             }
@@ -77,6 +80,7 @@ public enum VocabCrossEntropy {
                         if t >= 0 && t < v { z[t] -= gradScale }
                     }
                 }
+                if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
                 if v > 0 {
                     // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
                     precision.round(logits, count: rows * v)
@@ -112,6 +116,18 @@ public enum VocabCrossEntropy {
                 x: x, embedding: embedding, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
                 rows: n, hidden: h, chunkRows: C, logits: logits, rowStats: stats.base, rowLoss: rowLoss,
                 tensorParallel: .single, dx: dx, dembedding: dembedding, gradScale: gradScale)) ?? .nan
+    }
+
+    /// z[r, j] += bias[j] for every row.
+    static func addBias(_ bias: UnsafePointer<Float>, to z: UnsafeMutablePointer<Float>, rows: Int, width v: Int) {
+        ThreadBudget.parallelFor(rows, grain: 4) { rr in
+            for r in rr {
+                let row = z + r * v
+                var j = 0
+                while j + 16 <= v { store16(load16(row, j) + load16(bias, j), row, j); j += 16 }
+                while j < v { row[j] += bias[j]; j += 1 }
+            }
+        }
     }
 
     @inline(__always)

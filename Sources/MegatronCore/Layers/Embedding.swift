@@ -94,3 +94,34 @@ public enum Embedding {
         }
     }
 }
+
+extension Embedding {
+    /// `out[r] += table[indices[r]]` for every row (BERT's token-type embedding).
+    /// - out: [n, h]   - table: [types, h]   - indices: [n]
+    public static func addRows(
+        _ out: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>, indices: UnsafePointer<Int32>, rows n: Int,
+        hidden h: Int
+    ) {
+        ThreadBudget.parallelFor(n, grain: 16) { rr in
+            for r in rr {
+                let o = out + r * h, t = table + Int(indices[r]) * h
+                var c = 0
+                while c + 16 <= h { store16(load16(o, c) + load16(t, c), o, c); c += 16 }
+                while c < h { o[c] += t[c]; c += 1 }
+            }
+        }
+    }
+
+    /// Backward of `addRows`: `dtable[indices[r]] += dout[r]` (column-parallel, rows in order).
+    public static func addRowsBackward(
+        dout: UnsafePointer<Float>, indices: UnsafePointer<Int32>, dtable: UnsafeMutablePointer<Float>, rows n: Int,
+        hidden h: Int
+    ) {
+        ThreadBudget.parallelFor(h, grain: 64) { cr in
+            for r in 0..<n {
+                let d = dout + r * h, t = dtable + Int(indices[r]) * h
+                for c in cr { t[c] += d[c] }
+            }
+        }
+    }
+}

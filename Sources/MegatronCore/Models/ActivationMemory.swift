@@ -1,6 +1,6 @@
 // ActivationMemory.swift — the activation memory of the transformer layers by the formula of
 // Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", Table 2
-// (megatron-notes §6), to set beside what GPTActivations actually holds. Per layer, in units of
+// (megatron-notes §6), to set beside what TransformerActivations actually holds. Per layer, in units of
 // s·b·h and for 16-bit tensors with 1-byte dropout masks:
 //     no parallelism 34 + 5as/h;  TP 10 + 24/t + 5as/(ht);  TP+SP (34 + 5as/h)/t;
 //     selective recomputation drops the 5as/h (attention probabilities);  full recomputation 2 (the input).

@@ -41,9 +41,11 @@ public final class TokenScoring: @unchecked Sendable {
     public init(rows: [Int]) { self.rows = rows }
 }
 
-public final class GPTActivations: ChunkActivations, @unchecked Sendable {
+public final class TransformerActivations: ChunkActivations, @unchecked Sendable {
     /// When set (evaluation), only these rows reach the LM head.
     public var scoring: TokenScoring? = nil
+    /// The attention mask of the micro-batch held (causal for GPT; key padding for BERT, set with its tokens).
+    public var attentionMask: AttentionMask = .causal
     public let seq: Int, batch: Int, hidden: Int
     public let tensorParallel: TensorParallel
     /// The format of the matrix work (GEMM operands are rounded to it where they are produced).
@@ -144,6 +146,17 @@ public final class GPTActivations: ChunkActivations, @unchecked Sendable {
 
     /// Bytes held by the activation arena.
     public var bytes: Int { arena.count * 4 }
+
+    /// Korthikanti et al.'s figure for `layers` layers of one micro-batch (selective form, 4-byte tensors).
+    public static func layerFormulaBytes(
+        config c: GPTConfig, microBatch: Int, tensorParallel tp: TensorParallel,
+        layers: Int, recompute: RecomputePlan
+    ) -> Double {
+        let f = ActivationMemoryFormula(
+            seq: c.seqLength, microBatch: microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+            tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
+        return f.peakBytes(layers: layers, plan: recompute, elementBytes: 4, selective: true)
+    }
 
     public var stageInput: UnsafeMutablePointer<Float> { residual[0] }
     public var stageOutput: UnsafeMutablePointer<Float> { residual[residual.count - 1] }

@@ -7,7 +7,7 @@
 // `backward` is that loop reversed. Gradients of one step accumulate over micro-batches. Under tensor
 // parallelism each rank holds its slice of every split parameter (heads, ffn columns, vocabulary rows).
 // A GPTModel is one model chunk (ModelChunk.swift): it owns parameters, never activations — every
-// pass runs on the GPTActivations handed to it.
+// pass runs on the TransformerActivations handed to it.
 import Tensor
 
 public struct GPTSlots: Sendable {
@@ -121,33 +121,38 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
 
     public var modelSizes: [(String, Int)] { ModelCheckpoint.shapeAttributes(config) }
     public var seed: Int { config.seed }
+    public var modelDescription: String {
+        let c = config
+        return "GPT: \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, seq \(c.seqLength), "
+            + "vocab \(c.vocabSize) (padded \(c.paddedVocabSize)), \(GPTSlots.declare(config: c).0.parameterCount) parameters"
+    }
+    public var layerActivationFormulaBytes: Double {
+        TransformerActivations.layerFormulaBytes(
+            config: config, microBatch: microBatch, tensorParallel: tensorParallel,
+            layers: stage.layers.count, recompute: recompute)
+    }
+    public func flopsPerIteration(globalBatch: Int) -> Double { config.flopsPerIteration(globalBatch: globalBatch) }
+    /// The loss of a micro-batch is the sum over its s·b tokens.
+    public var lossUnitsPerMicrobatch: Int { config.seqLength * microBatch }
 
     /// An activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
-    public func makeActivations() -> GPTActivations {
-        GPTActivations(
+    public func makeActivations() -> TransformerActivations {
+        TransformerActivations(
             config: config, microBatch: microBatch, threads: threads, tensorParallel: tensorParallel,
             layers: stage.layers.count,
             recompute: recompute, precision: precision)
     }
 
-    private func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
-        let c = config
-        func stream(_ site: String, _ p: Float) -> DropoutStream? {
-            ctx.training && p > 0
-                ? DropoutStream(
-                    seed: c.seed, site: "layer.\(stage.layers[l]).\(site)", step: ctx.iteration,
-                    microbatch: ctx.microbatch) : nil
-        }
-        return LayerDropout(
-            hidden: c.hiddenDropout, attention: c.attentionDropout,
-            attentionStream: stream("attention", c.attentionDropout),
-            attentionOutStream: stream("attention_out", c.hiddenDropout),
-            mlpOutStream: stream("mlp_out", c.hiddenDropout))
-    }
-
-    private func embeddingStream(_ ctx: PassContext) -> DropoutStream? {
-        ctx.training && config.hiddenDropout > 0
-            ? DropoutStream(seed: config.seed, site: "embedding", step: ctx.iteration, microbatch: ctx.microbatch) : nil
+    /// The embedding, layers and final norm this chunk shares with other models.
+    var stack: TransformerStack {
+        TransformerStack(
+            config: config, stage: stage,
+            slots: StackSlots(
+                wordEmbeddings: slots.wordEmbeddings, positionEmbeddings: slots.positionEmbeddings,
+                tokentypeEmbeddings: nil, layers: slots.layers, finalNormWeight: slots.finalNormWeight,
+                finalNormBias: slots.finalNormBias),
+            weights: weights, grads: grads, tensorParallel: tensorParallel, vocab: vocab, precision: precision,
+            timer: timer)
     }
 
     /// Forward of this chunk for the micro-batch in `m`: from the tokens (first stage) or from the
@@ -156,43 +161,12 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// fused in when `gradScale` is given (training), leaving ∂loss/∂LN_f(x) in `m.headGradient` for
     /// `backward`. Returns the summed token loss on the last stage, nil elsewhere.
     @discardableResult
-    public func forward(_ m: GPTActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
-        let c = config, tp = tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let offset = m.shardRowOffset * h
-        if stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpeSlot = slots.positionEmbeddings {
-            try timer.measure("fwd embedding") {
-                // VocabParallelEmbedding: local rows, g (all-reduce), + positions; then this rank's sequence slice.
-                let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
-                let wpe = weights.pointer(wpeSlot)
-                Embedding.forward(
-                    tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
-                    position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
-                if tp.size > 1 {
-                    try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
-                    Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
-                }
-                if tp.sequenceParallel {
-                    tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h)
-                }
-                if let s = embeddingStream(ctx) {
-                    Dropout.apply(m.residual[0], count: nS * h, p: c.hiddenDropout, stream: s, offset: offset)
-                }
-            }
-        }
-        for l in 0..<stage.layers.count {
-            try TransformerLayer.forward(
-                x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
-                acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
-        }
-        guard stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias, let head = slots.outputLayer
-        else { return nil }
-        try timer.measure("fwd layernorm") {
-            LayerNorm.forward(
-                x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
-                y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h, eps: c.normEpsilon)
-            precision.round(m.finalNorm + offset, count: nS * h)
-            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
-        }
+    public func forward(_ m: TransformerActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
+        let c = config, tp = tensorParallel, n = m.rows, h = c.hiddenSize, shared = stack
+        if stage.hasEmbedding { try shared.embed(m, ctx) }
+        try shared.layersForward(m, ctx)
+        guard stage.hasHead, let head = slots.outputLayer else { return nil }
+        try shared.finalNorm(m)
         if gradScale == nil, let scoring = m.scoring { return try scoreRows(scoring, m, head: head) }
         // LM head + cross entropy (+ their backward when training), chunked.
         return try timer.measure("lm head + cross entropy (fwd+bwd)") {
@@ -209,7 +183,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
 
     /// Evaluation of `scoring.rows` only: their final hidden states are gathered into the scratch
     /// `tmpH` and run through the LM head and cross entropy. Returns their summed loss.
-    func scoreRows(_ scoring: TokenScoring, _ m: GPTActivations, head: Int) throws -> Double {
+    func scoreRows(_ scoring: TokenScoring, _ m: TransformerActivations, head: Int) throws -> Double {
         let h = config.hiddenSize, k = scoring.rows.count
         var targets = [Int32](repeating: 0, count: k)
         for (i, r) in scoring.rows.enumerated() {
@@ -237,73 +211,27 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// from the LM head's gradient in `m.headGradient` (last stage) or from ∂loss/∂output already in
     /// `m.dResidual`; leaves ∂loss/∂input in `m.dResidual` (to send to the previous stage), or, on
     /// the first stage, runs the embedding backward.
-    public func backward(_ m: GPTActivations, _ ctx: PassContext) throws {
-        let c = config, tp = tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let offset = m.shardRowOffset * h, L = stage.layers.count
-        if stage.hasHead, let fw = slots.finalNormWeight, let fb = slots.finalNormBias {
-            try timer.measure("bwd layernorm") {
-                var dNorm = UnsafePointer(m.headGradient)
-                if tp.sequenceParallel {
-                    try tp.gatherFromSequenceParallelRegionBackward(m.headGradient, into: m.tmpS, shardCount: nS * h)
-                    dNorm = UnsafePointer(m.tmpS)
-                } else {
-                    try tp.copyToTensorModelParallelRegionBackward(m.headGradient, count: n * h)
-                }
-                m.dResidual.update(repeating: 0, count: nS * h)
-                LayerNorm.backward(
-                    dy: dNorm, x: m.residual[L], weight: weights.pointer(fw), mean: m.finalMean, rstd: m.finalRstd,
-                    dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS, width: h)
-            }
-        }
+    public func backward(_ m: TransformerActivations, _ ctx: PassContext) throws {
+        let shared = stack
+        if stage.hasHead { try shared.finalNormBackward(m, partial: true) }
         if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
             onGradientsFinal?([fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
         }
-        for l in stride(from: L - 1, through: 0, by: -1) {
-            if let group = m.recompute.groupEnding(at: l) {
-                // Recomputation: the group's forward again, from its kept input, into its shared sets.
-                try timer.measure("recompute forward") {
-                    for r in group {
-                        try TransformerLayer.forward(
-                            x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: weights,
-                            acts: m.layers[r], model: m, config: c, dropout: layerDropout(r, ctx), timer: nil)
-                    }
-                }
-            }
-            try TransformerLayer.backward(
-                x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
-                grads: grads, acts: m.layers[l], model: m, config: c, dropout: layerDropout(l, ctx), timer: timer)
-            onGradientsFinal?(slots.layers[l].all)
-        }
-        defer {
-            if stage.hasEmbedding {
-                onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 })
-            }
-        }
-        guard stage.hasEmbedding, let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
-        try timer.measure("bwd embedding") {
-            if let s = embeddingStream(ctx) {
-                Dropout.apply(m.dResidual, count: nS * h, p: c.hiddenDropout, stream: s, offset: offset)
-            }
-            var full = UnsafePointer(m.dResidual)
-            if tp.sequenceParallel {
-                (m.tmpH + offset).update(from: m.dResidual, count: nS * h)
-                try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
-                full = UnsafePointer(m.tmpH)
-            }
-            Embedding.backward(
-                dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
-                dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+        try shared.layersBackward(m, ctx, final: onGradientsFinal)
+        if stage.hasEmbedding {
+            try shared.embedBackward(m, ctx)
+            onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 })
         }
     }
 
     /// Evaluation of the whole model on one stage: the summed token loss of the micro-batch in `m`.
-    public func lossSum(_ m: GPTActivations) throws -> Double {
+    public func lossSum(_ m: TransformerActivations) throws -> Double {
         try forward(m, PassContext(iteration: 0, microbatch: 0, training: false)) ?? 0
     }
 
     /// Training of the whole model on one stage: forward, loss, backward. Gradients of
     /// `gradScale · Σ token losses` are added to `grads`. Returns the summed token loss.
-    public func forwardBackward(_ m: GPTActivations, gradScale: Float, _ ctx: PassContext) throws -> Double {
+    public func forwardBackward(_ m: TransformerActivations, gradScale: Float, _ ctx: PassContext) throws -> Double {
         let loss = try forward(m, ctx, gradScale: gradScale) ?? 0
         try backward(m, ctx)
         return loss

@@ -20,6 +20,8 @@ public protocol ChunkActivations: AnyObject {
     var boundaryCount: Int { get }
     /// Bytes this set holds.
     var bytes: Int { get }
+    /// Bytes the transformer layers hold for one micro-batch (their inputs and saved activations).
+    var layerBytes: Int { get }
 }
 
 /// A model chunk's parameters: declared once in `table`; fp32 main values, the values forward and
@@ -39,6 +41,8 @@ public protocol ParameterChunk: AnyObject {
     /// The model's sizes as checkpoints record them (and check on load), and its seed.
     var modelSizes: [(String, Int)] { get }
     var seed: Int { get }
+    /// One line for the start-up log: the family and its sizes, the whole model's parameter count.
+    var modelDescription: String { get }
 }
 
 extension ParameterChunk {
@@ -79,6 +83,23 @@ public protocol ModelChunk: ParameterChunk {
     var onGradientsFinal: (([Int]) -> Void)? { get set }
     /// When set, forward and backward add their per-phase wall times to it (`megatron benchmark`).
     var timer: PhaseTimer? { get set }
+    /// What `forward`'s loss of one micro-batch is a sum over (GPT: its s·b tokens; 1 for a model
+    /// whose micro-batch loss is already a mean): the trainer divides by this × micro-batches × d.
+    var lossUnitsPerMicrobatch: Int { get }
+    /// Korthikanti et al.'s activation formula (selective form, 4-byte tensors) for this chunk's
+    /// layers of one micro-batch, beside `Activations.layerBytes` in the memory report.
+    var layerActivationFormulaBytes: Double { get }
+    /// Model FLOPs of one iteration of `globalBatch` sequences (Megatron's formula; forward and backward).
+    func flopsPerIteration(globalBatch: Int) -> Double
+    /// The parts of the loss the model reports apart (log label, metrics key); none by default.
+    var lossComponentNames: [(log: String, json: String)] { get }
+    /// Each part's value for the micro-batch just run forward in `acts` (last stage).
+    func lossComponents(_ acts: Activations) -> [Double]
+}
+
+extension ModelChunk {
+    public var lossComponentNames: [(log: String, json: String)] { [] }
+    public func lossComponents(_ acts: Activations) -> [Double] { [] }
 }
 
 /// Which step and micro-batch a pass belongs to: keys the dropout masks.

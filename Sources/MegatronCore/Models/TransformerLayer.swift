@@ -1,4 +1,5 @@
-// TransformerLayer.swift — one pre-LN GPT layer (Megatron paper Fig. 7, GPT-2):
+// TransformerLayer.swift — one pre-LN transformer layer (Megatron paper Fig. 7; GPT-2 and Megatron's
+// BERT), causal or bidirectional by the activations' attention mask:
 //     mid = x + Dropout(Proj(Attention(QKV(LN1(x)))))
 //     out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))))
 // `forward` writes what `backward` needs into LayerActivations; `backward` is forward reversed.
@@ -57,7 +58,7 @@ public enum TransformerLayer {
     /// - out: [nS, h] layer output (residual)
     public static func forward(
         x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
-        params P: ParameterArena, acts a: LayerActivations, model m: GPTActivations,
+        params P: ParameterArena, acts a: LayerActivations, model m: TransformerActivations,
         config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
     ) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
@@ -76,8 +77,8 @@ public enum TransformerLayer {
             pr.round(a.qkv, count: n * 3 * hL)
         }
         timer.measure("fwd attention core") {
-            CausalSelfAttention.forward(
-                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape,
+            SelfAttention.forward(
+                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
                 dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
             pr.round(a.context, count: n * hL)
         }
@@ -123,7 +124,7 @@ public enum TransformerLayer {
     public static func backward(
         x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
         params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
-        model m: GPTActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
+        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
     ) throws {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
@@ -165,9 +166,10 @@ public enum TransformerLayer {
             pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure("bwd attention core") {
-            CausalSelfAttention.backward(
+            SelfAttention.backward(
                 dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
-                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                scratch: m.attentionScratch)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
         let dLN1 = try timer.measure("bwd qkv (column-parallel)") {
@@ -188,7 +190,7 @@ public enum TransformerLayer {
     /// row offset under SP (it gathers the rest), else `dres` itself or a masked (or, in reduced
     /// precision, rounded) copy in `tmpH`.
     static func branchGradient(
-        _ dres: UnsafeMutablePointer<Float>, _ m: GPTActivations, p: Float,
+        _ dres: UnsafeMutablePointer<Float>, _ m: TransformerActivations, p: Float,
         stream: DropoutStream?, elementOffset: Int
     ) -> UnsafeMutablePointer<Float> {
         let count = m.shardRows * m.hidden

@@ -13,17 +13,29 @@ public struct TrainingSummary: Sendable {
     public var lastValidLoss: Double?
 }
 
-public final class Trainer {
+/// The samples a training run reads, placed into a model family's activation sets.
+public protocol TrainingBatches: AnyObject {
+    associatedtype Activations
+    /// Whether there are validation samples.
+    var hasValidation: Bool { get }
+    /// Micro-batch `micro` of this data-parallel rank for the iteration that starts at `consumedSamples`.
+    func fillTraining(consumedSamples: Int, micro: Int, _ acts: Activations)
+    /// Validation micro-batch `micro` of evaluation iteration `iteration` (`microbatches` per iteration).
+    func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations)
+}
+
+/// One model replica's training, for any model family (`Chunk`) and its data (`Data`).
+public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activations == Chunk.Activations {
     public let config: TrainingConfig
     public let parallel: ParallelState
     /// This rank's model chunks, their activation memory, pipeline executor and gradient buckets.
-    public let partition: ModelPartition<GPTModel>
+    public let partition: ModelPartition<Chunk>
     public let optimizer: TrainingOptimizer
     /// Loss scaling (reduced precision): the backward pass runs on loss·scale and an overflow skips the step.
     public var lossScaler: LossScaler?
     public internal(set) var schedule: LRSchedule
     public internal(set) var progress = TrainingProgress()
-    let data: TrainingData
+    let data: Data
     let log: RankLog
     /// Sequences per micro-batch and per iteration, and micro-batches per iteration per replica.
     public let microBatch: Int, globalBatch: Int, numMicrobatches: Int
@@ -37,37 +49,28 @@ public final class Trainer {
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
     var currentTracer: StepTracer? = nil
 
-    public var chunks: [GPTModel] { partition.chunks }
-    public var model: GPTModel { partition.chunks[0] }
+    public var chunks: [Chunk] { partition.chunks }
+    public var model: Chunk { partition.chunks[0] }
     /// Per-phase wall times of every chunk's passes and of the step (`megatron benchmark`).
     public var timer: PhaseTimer? {
         get { model.timer }
         set { for chunk in chunks { chunk.timer = newValue } }
     }
 
-    /// Builds data, model partition, optimizer and schedule from a validated config, on this
-    /// rank's place in `parallel`'s grid.
-    public init(config c: TrainingConfig, log: RankLog, threads: Int, parallel: ParallelState) throws {
+    /// A trainer of `partition` on `data` for a validated config: optimizer, LR schedule and loss
+    /// scaler from the config (GPTTraining.swift and BertTraining.swift build the partition and data).
+    public init(
+        config c: TrainingConfig, log: RankLog, parallel: ParallelState, partition: ModelPartition<Chunk>, data: Data
+    ) {
         config = c
         self.log = log
         self.parallel = parallel
+        self.partition = partition
+        self.data = data
         let d = parallel.layout.data
         microBatch = c.microBatchSize
         globalBatch = c.globalBatchSize ?? microBatch * d
         numMicrobatches = globalBatch / (microBatch * d)
-        let tokenizer: Tokenizer? =
-            c.tokenizerType == .null
-            ? nil
-            : try Tokenizers.make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile)
-        let vocabSize = tokenizer?.vocabSize ?? c.vocabSize ?? 2
-        data = try TrainingData(
-            config: c, tokenizer: tokenizer, vocabSize: vocabSize, globalBatch: globalBatch, parallel: parallel,
-            log: log)
-        var options = ModelPartition<GPTModel>.Options(microbatches: numMicrobatches, training: true)
-        options.scatterGather = c.scatterGatherTensorsInPipeline
-        options.bucketElements = c.ddpBucketSize
-        options.distributedOptimizer = c.useDistributedOptimizer
-        partition = try .gpt(config: c, vocabSize: vocabSize, threads: threads, parallel: parallel, options: options)
         let precision = c.precision
         if precision.isReduced {
             let product =
@@ -75,8 +78,7 @@ public final class Trainer {
                 ? "the \(BF16.kernel.name) kernel" : "SGEMM on 16-bit values (exact products)"
             log(
                 " > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main "
-                    + "parameters, gradients, optimizer, LayerNorm, softmax and loss"
-            )
+                    + "parameters, gradients, optimizer, LayerNorm, softmax and loss")
         }
         let hyper = AdamWHyperparameters(
             beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
@@ -86,10 +88,18 @@ public final class Trainer {
         let gbs = globalBatch
         let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
         schedule = LRSchedule(
-            maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs,
-            style: c.lrDecayStyle)
+            maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs, style: c.lrDecayStyle)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
         lossScaler = LossScaler.forConfig(c)
+    }
+
+    /// The partition options a config asks for, for `microbatches` micro-batches per iteration.
+    public static func partitionOptions(_ c: TrainingConfig, microbatches: Int) -> ModelPartition<Chunk>.Options {
+        var options = ModelPartition<Chunk>.Options(microbatches: microbatches, training: true)
+        options.scatterGather = c.scatterGatherTensorsInPipeline
+        options.bucketElements = c.ddpBucketSize
+        options.distributedOptimizer = c.useDistributedOptimizer
+        return options
     }
 
     /// Activation memory of this rank (every chunk, every micro-batch in flight).
@@ -100,15 +110,7 @@ public final class Trainer {
     /// never stored, so its selective form).
     public var layerActivationBytes: (held: Int, formula: Double) {
         let held = chunks.indices.reduce(0) { $0 + partition.activationSets(chunk: $1)[0].layerBytes }
-        let formula = chunks.reduce(0.0) { total, chunk in
-            let c = chunk.config, tp = chunk.tensorParallel
-            let f = ActivationMemoryFormula(
-                seq: c.seqLength, microBatch: chunk.microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
-                tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
-            return total
-                + f.peakBytes(layers: chunk.stage.layers.count, plan: chunk.recompute, elementBytes: 4, selective: true)
-        }
-        return (held, formula)
+        return (held, chunks.reduce(0.0) { $0 + $1.layerActivationFormulaBytes })
     }
 
     /// Resumes from `config.load` when it names a checkpoint.
@@ -153,7 +155,7 @@ public final class Trainer {
             if it % config.logInterval == 0 || it == trainIters {
                 log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm))
             }
-            if config.evalIters > 0, data.valid != nil, it % config.evalInterval == 0 || it == trainIters {
+            if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || it == trainIters {
                 m.validLoss = try evaluateAndPrint(label: "iteration \(it) on validation set")
                 summary.lastValidLoss = m.validLoss
             }
@@ -173,11 +175,11 @@ public final class Trainer {
     /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same
     /// samples at every evaluation, so values are comparable across a run and across resumes).
     public func evaluate() throws -> Double? {
-        guard data.valid != nil, config.evalIters > 0 else { return nil }
+        guard data.hasValidation, config.evalIters > 0 else { return nil }
         var total = 0.0, count = 0
         let m = numMicrobatches
         for iteration in 0..<config.evalIters {
-            let fill = { (micro: Int, acts: GPTActivations) in
+            let fill = { (micro: Int, acts: Chunk.Activations) in
                 self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
             }
             if let executor = partition.executor, let evalSchedule = partition.evalSchedule {
@@ -186,10 +188,12 @@ public final class Trainer {
                 let acts = partition.activations[0]
                 for micro in 0..<m {
                     fill(micro, acts)
-                    total += try model.lossSum(acts)
+                    total +=
+                        try model.forward(
+                            acts, PassContext(iteration: 0, microbatch: 0, training: false), gradScale: nil) ?? 0
                 }
             }
-            count += m * parallel.layout.data * microBatch * config.seqLength
+            count += m * parallel.layout.data * model.lossUnitsPerMicrobatch
         }
         if partition.executor != nil { total = try parallel.pipeline.allReduceSum(total) }
         total = try parallel.data.allReduceSum(total)

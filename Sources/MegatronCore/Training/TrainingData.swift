@@ -60,7 +60,7 @@ public final class TrainingData {
     /// Writes this data-parallel rank's training micro-batch `micro` of the iteration that starts
     /// at `consumedSamples` into `acts` — Megatron's sampler: micro-batch k of rank j holds samples
     /// k·(b·d) + j·b ..< +b of the global batch.
-    func fillTraining(consumedSamples: Int, micro: Int, _ acts: GPTActivations) {
+    public func fillTraining(consumedSamples: Int, micro: Int, _ acts: TransformerActivations) {
         let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
         let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
         BatchAssembly.fill(
@@ -70,7 +70,7 @@ public final class TrainingData {
 
     /// Writes validation micro-batch `micro` of evaluation iteration `iteration` (of `microbatches`
     /// per iteration) into `acts`: the same samples at every evaluation.
-    func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: GPTActivations) {
+    public func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: TransformerActivations) {
         guard let valid else { return }
         let batch = (iteration * microbatches + micro) * dataParallel + dataRank
         let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }

@@ -39,6 +39,8 @@ public struct IterationMetrics {
     public var validLoss: Double? = nil
     /// With pipeline parallelism: every rank's idle share of the iteration (world rank order).
     public var pipelineIdle: [Double]? = nil
+    /// The model's loss parts by metrics key (BERT: mlm_loss, sop_loss); `lmLoss` is their sum.
+    public var lossComponents: [(key: String, value: Double)] = []
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
@@ -57,6 +59,7 @@ public struct IterationMetrics {
             + communication.flatMap {
                 [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))]
             }
+        fields += lossComponents.map { ($0.key, num($0.value)) }
         if let idle = pipelineIdle {
             fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]"))
         }
@@ -81,7 +84,8 @@ public enum TrainingLogFormat {
     public static func line(
         iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
         tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
-        lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int
+        lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int,
+        components: [(label: String, value: Double)] = []
     ) -> String {
         let stamp = DateFormatter()
         stamp.dateFormat = "yyyy-MM-dd HH:mm:ss"
@@ -93,7 +97,11 @@ public enum TrainingLogFormat {
         s += " tokens per second: \(String(format: "%.1f", tokensPerSecond)) |"
         s += " learning rate: \(sci(lr)) |"
         s += " global batch size: \(pad(globalBatch, 5)) |"
-        s += " lm loss: \(sci(lmLoss)) |"
+        if components.isEmpty {
+            s += " lm loss: \(sci(lmLoss)) |"
+        } else {
+            for (label, value) in components { s += " \(label): \(sci(value)) |" }
+        }
         s += " loss scale: \(sci(lossScale)) |"
         if let gradNorm { s += " grad norm: \(String(format: "%.3f", gradNorm)) |" }
         s += " number of skipped iterations: \(pad(skipped, 3)) |"

@@ -4,20 +4,23 @@
 // beside the theory when they apply).
 import Foundation
 
-struct TrainingReport {
-    let trainer: Trainer
+struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activations == Chunk.Activations {
+    let trainer: Trainer<Chunk, Data>
     /// FLOPs of one iteration (Megatron's formula).
     let flops: Double
     private var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0)
+    /// Σ of each loss part over the window's applied steps.
+    private var parts: [Double]
     private var reportedMemory = false
 
-    init(trainer: Trainer) {
+    init(trainer: Trainer<Chunk, Data>) {
         self.trainer = trainer
-        flops = trainer.model.config.flopsPerIteration(globalBatch: trainer.globalBatch)
+        flops = trainer.model.flopsPerIteration(globalBatch: trainer.globalBatch)
+        parts = trainer.chunks[trainer.chunks.count - 1].lossComponentNames.map { _ in 0 }
     }
 
     /// The metrics of the step that just ended (`ms` long, at loss scale `lossScale`), added to the window.
-    mutating func record(_ result: Trainer.StepResult, ms: Double, lossScale: Double) throws -> IterationMetrics {
+    mutating func record(_ result: TrainingStepResult, ms: Double, lossScale: Double) throws -> IterationMetrics {
         let t = trainer, parallel = t.parallel, tokens = Double(t.globalBatch * t.config.seqLength)
         let comm = parallel.tensor.counters
         var m = IterationMetrics(
@@ -27,6 +30,9 @@ struct TrainingReport {
             skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
             communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
         m.lossScale = lossScale
+        let names = t.chunks[t.chunks.count - 1].lossComponentNames
+        m.lossComponents = zip(names, result.components).map { ($0.0.json, $0.1) }
+        if !result.skipped { for (i, v) in result.components.enumerated() where i < parts.count { parts[i] += v } }
         m.activationBytes = t.activationBytes
         let layerMemory = t.layerActivationBytes
         m.layerActivationBytes = layerMemory.held
@@ -67,7 +73,10 @@ struct TrainingReport {
             globalBatch: t.globalBatch,
             // Megatron: skipped steps are not averaged.
             lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),
-            lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0)
+            lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0,
+            components: zip(t.chunks[t.chunks.count - 1].lossComponentNames, parts).map {
+                ($0.0.log, $0.1 / Double(max(1, window.iters - window.skipped)))
+            })
         if t.parallel.layout.tensor > 1 {
             let n = Double(window.iters)
             line += String(
@@ -80,6 +89,7 @@ struct TrainingReport {
                 window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
         }
         window = (0, 0, 0, 0, 0, 0, 0)
+        parts = parts.map { _ in 0 }
         return line
     }
 }

@@ -8,31 +8,37 @@
 import Distributed
 import Tensor
 
+/// What one iteration did.
+public struct TrainingStepResult: Sendable {
+    public var loss: Double
+    /// ‖g‖ before clipping; nil when the step was skipped.
+    public var gradNorm: Double?
+    public var lr: Double
+    /// The loss scaler found an overflow: no update, the scale backs off.
+    public var skipped: Bool
+    /// The model's loss parts (ModelChunk.lossComponentNames), averaged like the loss.
+    public var components: [Double] = []
+}
+
 extension Trainer {
-    /// What one iteration did.
-    public struct StepResult {
-        public var loss: Double
-        /// ‖g‖ before clipping; nil when the step was skipped.
-        public var gradNorm: Double?
-        public var lr: Double
-        /// The loss scaler found an overflow: no update, the scale backs off.
-        public var skipped: Bool
-    }
+    public typealias StepResult = TrainingStepResult
 
     /// One iteration.
     public func step() throws -> StepResult {
         let iteration = progress.iteration + 1
         timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
-        let tokens = microBatch * config.seqLength * numMicrobatches * parallel.layout.data
+        let tokens = model.lossUnitsPerMicrobatch * numMicrobatches * parallel.layout.data
         // Every data-parallel rank scales by the global token count; the reduction then sums.
         let lossScale = lossScaler?.scale ?? 1
         let gradScale = Float(Double(lossScale) / Double(tokens))
-        var lossSum = try runMicrobatches(iteration: iteration, gradScale: gradScale)
+        var (lossSum, parts) = try runMicrobatches(iteration: iteration, gradScale: gradScale)
         if let buckets = partition.buckets {
             if partition.executor != nil { buckets.beginLastMicrobatch() }
             try timer.measure("dp gradient reduction (wait)") { try buckets.finish() }
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
+        if parallel.layout.data > 1 { parts = try parts.map { try parallel.data.allReduceSum($0) } }
+        let components = parts.map { $0 / Double(numMicrobatches * parallel.layout.data) }
         try optimizer.finalizeGradients()
         if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 {
             optimizer.injectOverflow()
@@ -50,7 +56,7 @@ extension Trainer {
             lossScaler?.update(foundOverflow: overflow)
             if overflow {
                 advance(to: iteration, updated: false)
-                return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true)
+                return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true, components: components)
             }
         }
         let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
@@ -64,7 +70,7 @@ extension Trainer {
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
         advance(to: iteration, updated: true)
-        return StepResult(loss: loss, gradNorm: norm, lr: lr, skipped: false)
+        return StepResult(loss: loss, gradNorm: norm, lr: lr, skipped: false, components: components)
     }
 
     /// Counts the iteration's samples; the LR schedule advances only when the step updated.
@@ -74,19 +80,25 @@ extension Trainer {
         progress.consumedSamples += globalBatch
     }
 
-    /// Forward and backward of every micro-batch of the iteration; returns the summed token loss
-    /// (on every rank of the pipeline).
-    func runMicrobatches(iteration: Int, gradScale: Float) throws -> Double {
-        let consumed = progress.consumedSamples
+    /// Forward and backward of every micro-batch of the iteration; returns the summed loss and the
+    /// summed loss parts (on every rank of the pipeline).
+    func runMicrobatches(iteration: Int, gradScale: Float) throws -> (Double, [Double]) {
+        let consumed = progress.consumedSamples, last = chunks[chunks.count - 1]
+        var parts = [Double](repeating: 0, count: last.lossComponentNames.count)
+        func add(_ acts: Chunk.Activations) {
+            for (i, v) in last.lossComponents(acts).enumerated() { parts[i] += v }
+        }
         if let executor = partition.executor, let schedule = partition.trainSchedule {
             let start = MPIRuntime.wallTime
-            let loss = try executor.run(schedule, iteration: iteration, gradScale: gradScale) { micro, acts in
-                data.fillTraining(consumedSamples: consumed, micro: micro, acts)
-            }
+            let loss = try executor.run(
+                schedule, iteration: iteration, gradScale: gradScale,
+                fill: { micro, acts in data.fillTraining(consumedSamples: consumed, micro: micro, acts) },
+                collect: parts.isEmpty ? nil : { _, acts in add(acts) })
             try partition.allReduceTiedGradients()
             let total = try parallel.pipeline.allReduceSum(loss)
+            parts = try parts.map { try parallel.pipeline.allReduceSum($0) }
             lastPipelineIdleFraction = max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start))
-            return total
+            return (total, parts)
         }
         let acts = partition.activations[0], d = parallel.layout.data
         var lossSum = 0.0
@@ -100,9 +112,12 @@ extension Trainer {
             defer { model.onGradientsFinal = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
             lossSum += try currentTracer.span("forward+backward mb \(micro)") {
-                try model.forwardBackward(acts, gradScale: gradScale, ctx)
+                let loss = try model.forward(acts, ctx, gradScale: gradScale) ?? 0
+                try model.backward(acts, ctx)
+                return loss
             }
+            if !parts.isEmpty { add(acts) }
         }
-        return lossSum
+        return (lossSum, parts)
     }
 }

@@ -1,0 +1,198 @@
+// BertSamples.swift — Megatron's BERT samples (megatron/core/datasets/bert_dataset.py and
+// masked_dataset.py) from documents held as lists of sentences:
+//   mapping: each document's sentences are cut into runs whose token count reaches a target length
+//     — s − 3, or with probability short_seq_prob a length drawn from [2, s − 3] — once the run has
+//     ≥ 2 sentences (≥ 1 without the binary head) and more than one sentence would remain; one
+//     sample per run (a document's last run may fall short of its target);
+//   sample i (its own generator keyed by (seed, i), so samples do not depend on order or grid):
+//     split the run into segments A | B at a random sentence boundary; with probability 0.5 swap
+//     them (the sentence-order label is 1); while A + B is longer than the target, drop a token
+//     from the longer segment, from its front or back at random; tokens [CLS] A [SEP] B [SEP] with
+//     token types 0 (… first [SEP]) and 1 (B, last [SEP]); choose max(1, round(0.15 · maskable))
+//     non-special positions to predict, each becoming [MASK] (80%), a random non-special token
+//     (10%) or itself (10%); pad to s with [PAD] (label −1, never attended to).
+// Masking is per token (Megatron's default BERT masking is whole-word n-grams over WordPiece
+// continuations; not yet here). The sentence splitter for raw text is `SentenceSplitter`.
+import Foundation
+import Tensor
+
+/// The special ids a BERT vocabulary needs, and the ids random replacement draws from.
+public struct BertVocabulary: Sendable, Equatable {
+    public let size: Int
+    public let cls: Int32, sep: Int32, mask: Int32, pad: Int32
+
+    public init(size: Int, cls: Int32, sep: Int32, mask: Int32, pad: Int32) {
+        self.size = size; self.cls = cls; self.sep = sep; self.mask = mask; self.pad = pad
+    }
+
+    /// The byte-level vocabulary with BERT's special tokens appended: bytes 0…255, then [CLS] 256,
+    /// [SEP] 257, [MASK] 258, [PAD] 259 (the built-in corpus's BERT vocabulary).
+    public static let byteLevel = BertVocabulary(size: 260, cls: 256, sep: 257, mask: 258, pad: 259)
+
+    public func isSpecial(_ id: Int32) -> Bool { id == cls || id == sep || id == mask || id == pad }
+}
+
+/// A document as sentences of token ids.
+public typealias BertDocument = [[Int32]]
+
+/// One BERT sample, laid out for s positions.
+public struct BertSample: Sendable, Equatable {
+    public var tokens: [Int32], tokentypes: [Int32], labels: [Int32]
+    /// Real tokens (the rest is [PAD]); 1 when the segments were swapped.
+    public var length: Int, sopLabel: Int32
+}
+
+/// A run of consecutive sentences of one document that makes one sample, and its target length.
+public struct BertSpan: Sendable, Equatable {
+    public let document: Int, sentences: Range<Int>, targetLength: Int
+}
+
+/// Deterministic generator of one sample: splitmix64 keyed by (seed, index, stream).
+struct SampleRandom {
+    var state: UInt64
+    init(seed: Int, index: Int, stream: UInt64) {
+        state = splitMix64(
+            UInt64(truncatingIfNeeded: seed) &* 0x9E37_79B9_7F4A_7C15 ^ splitMix64(UInt64(index) &+ stream))
+    }
+    /// Uniform in [0, 1).
+    mutating func uniform() -> Double {
+        state = splitMix64(state)
+        return Double(state >> 11) * 0x1p-53
+    }
+    /// Uniform in range.
+    mutating func int(_ range: ClosedRange<Int>) -> Int {
+        range.lowerBound + min(range.count - 1, Int(uniform() * Double(range.count)))
+    }
+}
+
+public struct BertSampleBuilder: Sendable {
+    public let vocabulary: BertVocabulary
+    public let seqLength: Int
+    public let maskProb: Double, shortSeqProb: Double
+    public let binaryHead: Bool
+    public let seed: Int
+
+    public init(
+        vocabulary: BertVocabulary, seqLength: Int, maskProb: Double = 0.15, shortSeqProb: Double = 0.1,
+        binaryHead: Bool = true, seed: Int
+    ) {
+        self.vocabulary = vocabulary; self.seqLength = seqLength; self.maskProb = maskProb
+        self.shortSeqProb = shortSeqProb; self.binaryHead = binaryHead; self.seed = seed
+    }
+
+    /// Megatron's mapping: runs of sentences reaching each run's target length, in document order.
+    public func spans(_ documents: [BertDocument]) -> [BertSpan] {
+        let maxTokens = seqLength - 3, least = binaryHead ? 2 : 1
+        var spans: [BertSpan] = []
+        for (d, doc) in documents.enumerated() {
+            var random = SampleRandom(seed: seed, index: d, stream: 1)
+            func target() -> Int { random.uniform() < shortSeqProb ? random.int(2...max(2, maxTokens)) : maxTokens }
+            var start = 0, tokens = 0, goal = target()
+            for (i, sentence) in doc.enumerated() {
+                tokens += sentence.count
+                // Megatron's rule: a run ends at its target once it has enough sentences, unless only
+                // one sentence would remain (it joins this run); the document's end ends any run.
+                let last = i == doc.count - 1, remaining = doc.count - 1 - i
+                if (tokens >= goal && remaining > 1 && i + 1 - start >= least) || last {
+                    if i + 1 - start >= least && tokens > 0 {
+                        spans.append(BertSpan(document: d, sentences: start..<(i + 1), targetLength: goal))
+                    }
+                    start = i + 1; tokens = 0; goal = target()
+                }
+            }
+        }
+        return spans
+    }
+
+    /// Sample `index` built from `span` of `documents`.
+    public func sample(_ index: Int, span: BertSpan, documents: [BertDocument]) -> BertSample {
+        var random = SampleRandom(seed: seed, index: index, stream: 2)
+        let sentences = Array(documents[span.document][span.sentences])
+        var a: [Int32] = [], b: [Int32] = [], swapped = false
+        if binaryHead && sentences.count >= 2 {
+            let pivot = random.int(1...(sentences.count - 1))
+            a = sentences[..<pivot].flatMap { $0 }
+            b = sentences[pivot...].flatMap { $0 }
+            if random.uniform() < 0.5 { swap(&a, &b); swapped = true }
+        } else {
+            a = sentences.flatMap { $0 }
+        }
+        let maxTokens = min(span.targetLength, seqLength - 3)
+        while a.count + b.count > maxTokens {
+            if a.count >= b.count {
+                if random.uniform() < 0.5 { a.removeFirst() } else { a.removeLast() }
+            } else {
+                if random.uniform() < 0.5 { b.removeFirst() } else { b.removeLast() }
+            }
+        }
+        let v = vocabulary
+        var tokens = [v.cls] + a + [v.sep]
+        var types = [Int32](repeating: 0, count: tokens.count)
+        if binaryHead {
+            tokens += b + [v.sep]
+            types += [Int32](repeating: 1, count: b.count + 1)
+        }
+        let length = tokens.count
+        var labels = [Int32](repeating: -1, count: seqLength)
+        maskTokens(&tokens, labels: &labels, random: &random)
+        let pad = seqLength - length
+        return BertSample(
+            tokens: tokens + [Int32](repeating: v.pad, count: pad),
+            tokentypes: types + [Int32](repeating: 0, count: pad),
+            labels: labels, length: length, sopLabel: swapped ? 1 : 0)
+    }
+
+    /// Chooses max(1, round(mask_prob · maskable)) non-special positions; 80% [MASK], 10% random, 10% kept.
+    func maskTokens(_ tokens: inout [Int32], labels: inout [Int32], random: inout SampleRandom) {
+        let v = vocabulary
+        var candidates = tokens.indices.filter { !v.isSpecial(tokens[$0]) }
+        guard !candidates.isEmpty else { return }
+        let count = min(candidates.count, max(1, Int((maskProb * Double(candidates.count)).rounded())))
+        for i in 0..<count {  // partial Fisher–Yates: the first `count` of a random permutation
+            let j = random.int(i...(candidates.count - 1))
+            candidates.swapAt(i, j)
+            let p = candidates[i]
+            labels[p] = tokens[p]
+            let r = random.uniform()
+            if r < 0.8 {
+                tokens[p] = v.mask
+            } else if r < 0.9 {
+                var t: Int32
+                repeat { t = Int32(random.int(0...(v.size - 1))) } while v.isSpecial(t)
+                tokens[p] = t
+            }
+        }
+    }
+}
+
+/// Splits text into sentences: a sentence ends after '.', '!' or '?' followed by whitespace, or at
+/// a blank line; leading and trailing whitespace is dropped and empty sentences are skipped. (A
+/// simple rule, not NLTK's punkt: abbreviations such as "e.g. " end a sentence here.)
+public enum SentenceSplitter {
+    public static func split(_ text: [UInt8]) -> [[UInt8]] {
+        var sentences: [[UInt8]] = [], current: [UInt8] = []
+        func flush() {
+            var s = current[...]
+            while let f = s.first, isSpace(f) { s = s.dropFirst() }
+            while let l = s.last, isSpace(l) { s = s.dropLast() }
+            if !s.isEmpty { sentences.append(Array(s)) }
+            current = []
+        }
+        var i = 0
+        while i < text.count {
+            let c = text[i]
+            current.append(c)
+            let next = i + 1 < text.count ? text[i + 1] : 0x20
+            if (c == 0x2E || c == 0x21 || c == 0x3F) && isSpace(next) {
+                flush()
+            } else if c == 0x0A && next == 0x0A {
+                flush()
+            }
+            i += 1
+        }
+        flush()
+        return sentences
+    }
+
+    static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D }
+}

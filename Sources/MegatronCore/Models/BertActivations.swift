@@ -1,0 +1,80 @@
+// BertActivations.swift — one BERT micro-batch's memory: the shared transformer activations (token
+// ids in `core.tokens`, the residual stream, layer sets, scratch), the BERT inputs (token types,
+// per-sequence lengths — the key-padding mask —, masked-LM labels, sentence-order labels), and on
+// the last stage the heads' saved tensors. Rows are [s, b] (row = position·b + sequence), as in
+// the core; the masked-LM head runs on the masked rows only.
+import Tensor
+
+public final class BertActivations: ChunkActivations, @unchecked Sendable {
+    public let core: TransformerActivations
+    /// [s, b] token types (0: segment A and [CLS], 1: segment B), and masked-LM targets (−1: not masked).
+    public let tokentypes: Int32Buffer, labels: Int32Buffer
+    /// Real tokens of each sequence; positions beyond are padding (never attended to, never scored).
+    public private(set) var lengths: [Int]
+    /// Sentence-order label of each sequence (1: the segments were swapped).
+    public var sopLabels: [Int32]
+    /// The heads' memory on the last stage (nil elsewhere): masked rows' inputs, dense output, GELU
+    /// output, LayerNorm output and statistics, and the pooler's input and output.
+    let head: BertHeadMemory?
+    /// Results of the last forward: Σ masked-LM losses and the masked rows, Σ SOP losses, correct SOP predictions.
+    public internal(set) var lmLossSum = 0.0, maskedRows = 0, sopLossSum = 0.0, sopCorrect = 0
+
+    init(core: TransformerActivations, hasHead: Bool, hidden h: Int) {
+        self.core = core
+        let n = core.rows, b = core.batch
+        tokentypes = Int32Buffer(count: n)
+        labels = Int32Buffer(count: n)
+        lengths = [Int](repeating: core.seq, count: b)
+        sopLabels = [Int32](repeating: 0, count: b)
+        head = hasHead ? BertHeadMemory(rows: n, batch: b, hidden: h) : nil
+        core.attentionMask = .keyPadding(lengths: lengths)
+    }
+
+    /// Sets the real length of each sequence (1...s); the rest of each is padding.
+    public func setLengths(_ l: [Int]) {
+        precondition(l.count == core.batch && l.allSatisfy { (1...core.seq).contains($0) }, "lengths must be 1...seq")
+        lengths = l
+        core.attentionMask = .keyPadding(lengths: l)
+    }
+
+    public var stageInput: UnsafeMutablePointer<Float> { core.stageInput }
+    public var stageOutput: UnsafeMutablePointer<Float> { core.stageOutput }
+    public var boundaryGradient: UnsafeMutablePointer<Float> { core.boundaryGradient }
+    public var boundaryCount: Int { core.boundaryCount }
+    public var bytes: Int { core.bytes + (head?.bytes ?? 0) + 8 * core.rows }
+    public var layerBytes: Int { core.layerBytes }
+}
+
+/// The heads' saved tensors, planned up front for the most rows a micro-batch can mask (all n).
+final class BertHeadMemory: @unchecked Sendable {
+    let arena: FloatBuffer
+    /// [k, h] each (k masked rows): gathered final-norm rows, dense output, GELU output, LayerNorm
+    /// output; its gradient; [k] LayerNorm statistics.
+    let x, dense, gelu, norm, dNorm: UnsafeMutablePointer<Float>
+    let mean, rstd: UnsafeMutablePointer<Float>
+    /// [b, h]: the pooler's input (token 0 of each sequence), pre-activation, output and their gradients; [b, 2] logits.
+    let poolIn, poolPre, pooled, dPooled, dPoolIn: UnsafeMutablePointer<Float>
+    let sopLogits: UnsafeMutablePointer<Float>
+    /// [n] the masked-LM targets of the masked rows, their losses.
+    let targets: Int32Buffer
+    let rowLoss: UnsafeMutablePointer<Double>
+
+    init(rows n: Int, batch b: Int, hidden h: Int) {
+        var plan = ArenaPlan()
+        let o = (0..<5).map { _ in plan.take(n * h) }, st = (0..<2).map { _ in plan.take(n) }
+        let p = (0..<5).map { _ in plan.take(b * h) }, lg = plan.take(2 * b)
+        arena = FloatBuffer(count: plan.total)
+        let base = arena.base
+        (x, dense, gelu, norm, dNorm) = (base + o[0], base + o[1], base + o[2], base + o[3], base + o[4])
+        (mean, rstd) = (base + st[0], base + st[1])
+        (poolIn, poolPre, pooled, dPooled, dPoolIn) = (base + p[0], base + p[1], base + p[2], base + p[3], base + p[4])
+        sopLogits = base + lg
+        targets = Int32Buffer(count: n)
+        rowLoss = .allocate(capacity: max(n, 1))
+        rowLoss.initialize(repeating: 0, count: max(n, 1))
+    }
+
+    deinit { rowLoss.deallocate() }
+
+    var bytes: Int { arena.count * 4 + targets.count * 4 }
+}

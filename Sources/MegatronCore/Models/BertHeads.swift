@@ -1,0 +1,131 @@
+// BertHeads.swift — BERT's two heads on the final-norm output y [n, h] (all rows), forward and,
+// when training, backward fused in (as GPT's LM head), leaving ∂loss/∂y in `core.headGradient`:
+//   masked-LM (Megatron's BertLMHead), on the k masked rows only:
+//     X = y[masked]; D = X·Wdᵀ + bd; G = GELU(D); Y = LN(G); logits = Y·Eᵀ + bias (vocab-parallel)
+//     loss_lm = Σ CE / k
+//   sentence order (pooler + binary head), on token 0 of each of the b sequences (rows 0 ..< b):
+//     P = tanh(y[0..<b]·Wpᵀ + bp); z = P·Wbᵀ + bb; loss_sop = Σ CE(z, swapped) / b
+// The vocab-parallel cross entropy leaves each tensor rank a part of ∂loss/∂Y; it is summed over
+// the tensor group before the replicated dense, GELU and LayerNorm backward, so every rank then
+// holds the whole gradient of every head parameter and of y.
+import Foundation
+import Tensor
+
+extension BertModel {
+    /// Both heads for the micro-batch in `m` (after the final norm); their backward when `gradScale`
+    /// is given, scaled by it. Returns loss_lm + loss_sop and records the parts in `m`.
+    func heads(_ m: BertActivations, gradScale: Float?) throws -> Double {
+        guard let mem = m.head else { return 0 }
+        let core = m.core, h = config.transformer.hiddenSize, n = core.rows
+        if gradScale != nil { core.headGradient.update(repeating: 0, count: n * h) }
+        var loss = try timer.measure("masked-LM head (fwd+bwd)") { try maskedLMHead(m, mem, gradScale: gradScale) }
+        if config.binaryHead {
+            loss += timer.measure("sentence-order head (fwd+bwd)") { sentenceOrderHead(m, mem, gradScale: gradScale) }
+        }
+        return loss
+    }
+
+    /// The masked-LM head on the rows whose label is ≥ 0. Returns Σ CE / k (0 when nothing is masked).
+    func maskedLMHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) throws -> Double {
+        let core = m.core, c = config.transformer, h = c.hiddenSize, n = core.rows, pr = precision
+        guard let wd = slots.lmDenseWeight, let bd = slots.lmDenseBias, let lw = slots.lmNormWeight,
+            let lb = slots.lmNormBias, let ob = slots.outputBias, let out = slots.outputLayer
+        else { return 0 }
+        var rows: [Int] = []
+        for r in 0..<n where m.labels.base[r] >= 0 { rows.append(r) }
+        let k = rows.count
+        m.maskedRows = k
+        m.lmLossSum = 0
+        guard k > 0 else { return 0 }
+        for (i, r) in rows.enumerated() {
+            (mem.x + i * h).update(from: core.finalNorm + r * h, count: h)
+            mem.targets.base[i] = m.labels.base[r]
+        }
+        Linear.forward(
+            x: mem.x, weight: weights.pointer(wd), bias: weights.pointer(bd), y: mem.dense, rows: k, inFeatures: h,
+            outFeatures: h, precision: pr)
+        GELU.forward(x: mem.dense, y: mem.gelu, count: k * h)
+        LayerNorm.forward(
+            x: mem.gelu, weight: weights.pointer(lw), bias: weights.pointer(lb), y: mem.norm, mean: mem.mean,
+            rstd: mem.rstd, rows: k, width: h, eps: c.normEpsilon)
+        pr.round(mem.norm, count: k * h)
+        let scale = gradScale.map { $0 / Float(k) }
+        let sum = try VocabCrossEntropy.forward(
+            x: mem.norm, embedding: weights.pointer(out), vocab: vocab, targets: mem.targets.base, rows: k, hidden: h,
+            chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize), logits: core.logits,
+            rowStats: core.rowStats, rowLoss: mem.rowLoss, tensorParallel: tensorParallel,
+            dx: scale == nil ? nil : mem.dNorm, dembedding: scale == nil ? nil : grads.pointer(out),
+            gradScale: scale ?? 1, precision: pr, bias: weights.pointer(ob),
+            dbias: scale == nil ? nil : grads.pointer(ob))
+        m.lmLossSum = sum
+        guard scale != nil else { return sum / Double(k) }
+        // ∂loss/∂Y is partial per tensor rank (vocabulary slices): sum it, then the replicated layers.
+        try tensorParallel.copyToTensorModelParallelRegionBackward(mem.dNorm, count: k * h)
+        // dG = LN backward (accumulates: start from 0); D is still needed by GELU backward, so dG
+        // goes into the norm buffer (Y is no longer needed) and dD into the GELU buffer.
+        mem.norm.update(repeating: 0, count: k * h)
+        LayerNorm.backward(
+            dy: mem.dNorm, x: mem.gelu, weight: weights.pointer(lw), mean: mem.mean, rstd: mem.rstd, dx: mem.norm,
+            dweight: grads.pointer(lw), dbias: grads.pointer(lb), rows: k, width: h)
+        GELU.backward(dy: mem.norm, x: mem.dense, dx: mem.gelu, count: k * h)
+        pr.round(mem.gelu, count: k * h)
+        // dX into the dNorm buffer (free now), then scattered into ∂loss/∂y.
+        Linear.backward(
+            dy: mem.gelu, x: mem.x, weight: weights.pointer(wd), dx: mem.dNorm, dweight: grads.pointer(wd),
+            dbias: grads.pointer(bd), rows: k, inFeatures: h, outFeatures: h, precision: pr)
+        for (i, r) in rows.enumerated() {
+            let d = core.headGradient + r * h, s = mem.dNorm + i * h
+            for j in 0..<h { d[j] += s[j] }
+        }
+        return sum / Double(k)
+    }
+
+    /// The pooler and binary head on token 0 of each sequence. Returns Σ CE / b.
+    func sentenceOrderHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) -> Double {
+        let core = m.core, h = config.transformer.hiddenSize, b = core.batch, pr = precision
+        guard let pw = slots.poolerWeight, let pb = slots.poolerBias, let bw = slots.binaryWeight,
+            let bb = slots.binaryBias
+        else { return 0 }
+        // Rows 0 ..< b are position 0 ([CLS]) of each sequence.
+        mem.poolIn.update(from: core.finalNorm, count: b * h)
+        Linear.forward(
+            x: mem.poolIn, weight: weights.pointer(pw), bias: weights.pointer(pb), y: mem.poolPre, rows: b,
+            inFeatures: h, outFeatures: h, precision: pr)
+        for i in 0..<(b * h) { mem.pooled[i] = tanh(mem.poolPre[i]) }
+        pr.round(mem.pooled, count: b * h)
+        Linear.forward(
+            x: mem.pooled, weight: weights.pointer(bw), bias: weights.pointer(bb), y: mem.sopLogits, rows: b,
+            inFeatures: h, outFeatures: 2, precision: pr)
+        var sum = 0.0, correct = 0
+        let scale = gradScale.map { $0 / Float(b) }
+        for j in 0..<b {
+            let z = mem.sopLogits + 2 * j, label = Int(m.sopLabels[j])
+            let mx = max(z[0], z[1])
+            let e0 = Foundation.exp(Double(z[0] - mx)), e1 = Foundation.exp(Double(z[1] - mx))
+            sum += Double(mx) + Foundation.log(e0 + e1) - Double(z[label])
+            if (z[1] > z[0] ? 1 : 0) == label { correct += 1 }
+            if let scale {
+                let p1 = Float(e1 / (e0 + e1))
+                z[0] = ((1 - p1) - (label == 0 ? 1 : 0)) * scale
+                z[1] = (p1 - (label == 1 ? 1 : 0)) * scale
+            }
+        }
+        m.sopLossSum = sum
+        m.sopCorrect = correct
+        guard scale != nil else { return sum / Double(b) }
+        pr.round(mem.sopLogits, count: 2 * b)
+        Linear.backward(
+            dy: mem.sopLogits, x: mem.pooled, weight: weights.pointer(bw), dx: mem.dPooled, dweight: grads.pointer(bw),
+            dbias: grads.pointer(bb), rows: b, inFeatures: h, outFeatures: 2, precision: pr)
+        for i in 0..<(b * h) {
+            let t = tanh(mem.poolPre[i])
+            mem.dPooled[i] *= 1 - t * t
+        }
+        pr.round(mem.dPooled, count: b * h)
+        Linear.backward(
+            dy: mem.dPooled, x: mem.poolIn, weight: weights.pointer(pw), dx: mem.dPoolIn, dweight: grads.pointer(pw),
+            dbias: grads.pointer(pb), rows: b, inFeatures: h, outFeatures: h, precision: pr)
+        for i in 0..<(b * h) { core.headGradient[i] += mem.dPoolIn[i] }
+        return sum / Double(b)
+    }
+}

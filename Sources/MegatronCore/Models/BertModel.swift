@@ -1,0 +1,216 @@
+// BertModel.swift — BERT as the Megatron paper trains it (§3, Fig. 7): word + position + token-type
+// embeddings, bidirectional pre-LN transformer layers (attention masked to each sequence's real
+// tokens), a final LayerNorm, and two heads on the last stage (BertHeads.swift):
+//     x = Dropout(wte[tokens] + wpe[positions] + wtt[types]);  for layer in layers: x = layer(x)
+//     y = LN_f(x)
+//     masked-LM: logits = LN(GELU(y[masked]·Wdᵀ + bd))·wteᵀ + bias   (tied to the word embedding)
+//     sentence order: z = tanh(y[token 0]·Wpᵀ + bp)·Wbᵀ + bb          (the binary head)
+//     loss = Σ masked CE / masked rows + Σ SOP CE / sequences        (per micro-batch)
+// Megatron core's tensor names. Under tensor parallelism the word table, the output bias and the
+// layers are split as in GPT; the heads' dense layers are replicated (their inputs are whole).
+import Tensor
+
+public struct BertConfig: Sendable, Equatable {
+    /// The encoder's sizes, dropout, init and seed (the same fields as GPT's).
+    public var transformer: GPTConfig
+    /// Megatron's `bert_binary_head`: the sentence-order head and 2 token types; without it, neither.
+    public var binaryHead: Bool
+    public var tokentypes: Int { binaryHead ? 2 : 0 }
+    public init(transformer: GPTConfig, binaryHead: Bool = true) {
+        self.transformer = transformer; self.binaryHead = binaryHead
+    }
+}
+
+public struct BertSlots: Sendable {
+    public static let tokentypeEmbeddingsName = "embedding.tokentype_embeddings.weight"
+    public static let lmDenseWeightName = "lm_head.dense.weight", lmDenseBiasName = "lm_head.dense.bias"
+    public static let lmNormWeightName = "lm_head.layer_norm.weight", lmNormBiasName = "lm_head.layer_norm.bias"
+    public static let outputBiasName = "output_layer.bias"
+    public static let poolerWeightName = "pooler.dense.weight", poolerBiasName = "pooler.dense.bias"
+    public static let binaryWeightName = "binary_head.weight", binaryBiasName = "binary_head.bias"
+
+    public let stack: StackSlots
+    /// The word embedding read by the masked-LM head: the embedding itself, or its tied copy on the last stage.
+    public let outputLayer: Int?
+    /// Last stage only.
+    public let lmDenseWeight, lmDenseBias, lmNormWeight, lmNormBias, outputBias: Int?
+    /// Last stage with the binary head only.
+    public let poolerWeight, poolerBias, binaryWeight, binaryBias: Int?
+
+    /// The parameter table of one BERT chunk, sliced for tensor rank `tensorRank` of `tensorSize`.
+    public static func declare(config b: BertConfig, tensorRank: Int = 0, tensorSize: Int = 1, stage: StagePlan? = nil)
+        -> (ParameterTable, BertSlots)
+    {
+        let c = b.transformer, h = c.hiddenSize, std = c.initMethodStd
+        let stage = stage ?? .whole(layers: c.numLayers)
+        var t = ParameterTable(tensorRank: tensorRank, tensorSize: tensorSize)
+        var wte: Int? = nil, wpe: Int? = nil, wtt: Int? = nil
+        if stage.hasEmbedding {
+            wte = t.declare(GPTSlots.wordEmbeddingsName, [c.paddedVocabSize, h], split: 0, .normal(std: std))
+            wpe = t.declare(GPTSlots.positionEmbeddingsName, [c.maxPositionEmbeddings, h], .normal(std: std))
+            if b.tokentypes > 0 { wtt = t.declare(tokentypeEmbeddingsName, [b.tokentypes, h], .normal(std: std)) }
+        }
+        let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
+        var fw: Int? = nil, fb: Int? = nil, out: Int? = nil
+        var lm: [Int?] = [nil, nil, nil, nil, nil], pool: [Int?] = [nil, nil, nil, nil]
+        if stage.hasHead {
+            fw = t.declare(GPTSlots.finalNormWeightName, [h], .ones, sequenceParallel: true)
+            fb = t.declare(GPTSlots.finalNormBiasName, [h], .zeros, sequenceParallel: true)
+            lm = [
+                t.declare(lmDenseWeightName, [h, h], .normal(std: std)), t.declare(lmDenseBiasName, [h], .zeros),
+                t.declare(lmNormWeightName, [h], .ones), t.declare(lmNormBiasName, [h], .zeros),
+                t.declare(outputBiasName, [c.paddedVocabSize], split: 0, .zeros),
+            ]
+            if b.binaryHead {
+                pool = [
+                    t.declare(poolerWeightName, [h, h], .normal(std: std)), t.declare(poolerBiasName, [h], .zeros),
+                    t.declare(binaryWeightName, [2, h], .normal(std: std)), t.declare(binaryBiasName, [2], .zeros),
+                ]
+            }
+            out =
+                wte
+                ?? t.declare(
+                    GPTSlots.tiedOutputLayerName, [c.paddedVocabSize, h], split: 0, .normal(std: std),
+                    tiedTo: GPTSlots.wordEmbeddingsName)
+        }
+        let stack = StackSlots(
+            wordEmbeddings: wte, positionEmbeddings: wpe, tokentypeEmbeddings: wtt, layers: layers,
+            finalNormWeight: fw, finalNormBias: fb)
+        return (
+            t,
+            BertSlots(
+                stack: stack, outputLayer: out, lmDenseWeight: lm[0], lmDenseBias: lm[1], lmNormWeight: lm[2],
+                lmNormBias: lm[3], outputBias: lm[4], poolerWeight: pool[0], poolerBias: pool[1], binaryWeight: pool[2],
+                binaryBias: pool[3])
+        )
+    }
+
+    /// The head's slots (last stage), in declaration order.
+    var headSlots: [Int] {
+        [
+            stack.finalNormWeight, stack.finalNormBias, lmDenseWeight, lmDenseBias, lmNormWeight, lmNormBias,
+            outputBias,
+            poolerWeight, poolerBias, binaryWeight, binaryBias,
+        ].compactMap { $0 }
+    }
+}
+
+public final class BertModel: ModelChunk, @unchecked Sendable {
+    public let config: BertConfig
+    public let table: ParameterTable
+    public let slots: BertSlots
+    public let params: ParameterArena, weights: ParameterArena, grads: ParameterArena
+    public let precision: Precision
+    public let tensorParallel: TensorParallel
+    public let stage: StagePlan
+    public let microBatch: Int
+    public let recompute: RecomputePlan
+    let threads: Int
+    public let vocab: VocabShard
+    public var timer: PhaseTimer? = nil
+    public var onGradientsFinal: (([Int]) -> Void)? = nil
+
+    /// This rank's part of the model, initialised from `config.transformer.seed` like GPT's (any
+    /// grid starts from the same weights), for micro-batches of `microBatch` sequences.
+    public init(
+        config: BertConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
+        stage: StagePlan? = nil, recompute: RecomputePlan? = nil, precision: Precision = .fp32
+    ) {
+        let c = config.transformer
+        precondition(c.hiddenSize % c.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
+        self.config = config
+        tensorParallel = tp
+        let stage = stage ?? .whole(layers: c.numLayers)
+        self.stage = stage
+        self.threads = threads
+        self.microBatch = microBatch
+        self.recompute = recompute ?? .none(layers: stage.layers.count)
+        (table, slots) = BertSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: stage)
+        params = ParameterArena(table: table)
+        self.precision = precision
+        weights = precision.isReduced ? ParameterArena(table: table) : params
+        grads = ParameterArena(table: table)
+        vocab = VocabShard(config: c, tensorParallel: tp)
+        params.initialize(seed: c.seed)
+        syncWeights()
+    }
+
+    public var tiedSlot: Int? {
+        if stage.hasEmbedding && stage.hasHead { return nil }
+        return stage.hasEmbedding ? slots.stack.wordEmbeddings : stage.hasHead ? slots.outputLayer : nil
+    }
+    public var modelSizes: [(String, Int)] {
+        ModelCheckpoint.shapeAttributes(config.transformer) + [("bert_binary_head", config.binaryHead ? 1 : 0)]
+    }
+    public var seed: Int { config.transformer.seed }
+    public var modelDescription: String {
+        let c = config.transformer
+        return "BERT (pre-LN): \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, seq "
+            + "\(c.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize)), binary head "
+            + "\(config.binaryHead ? "on" : "off"), \(BertSlots.declare(config: config).0.parameterCount) parameters"
+    }
+    /// The per-micro-batch loss is already a mean (masked-LM over masked rows + SOP over sequences).
+    public var lossUnitsPerMicrobatch: Int { 1 }
+    public var layerActivationFormulaBytes: Double {
+        TransformerActivations.layerFormulaBytes(
+            config: config.transformer, microBatch: microBatch, tensorParallel: tensorParallel,
+            layers: stage.layers.count, recompute: recompute)
+    }
+    /// The encoder's FLOPs by Megatron's formula (the GPT form: 24·B·s·L·h²·(1 + s/6h) + the output
+    /// layer at every position, ×3 for forward and backward) — an upper bound here, where the
+    /// masked-LM head runs on the masked rows only.
+    public func flopsPerIteration(globalBatch: Int) -> Double {
+        config.transformer.flopsPerIteration(globalBatch: globalBatch)
+    }
+
+    /// Megatron's BERT log keys: the masked-LM loss and the sentence-order loss.
+    public var lossComponentNames: [(log: String, json: String)] {
+        config.binaryHead ? [("lm loss", "mlm_loss"), ("sop loss", "sop_loss")] : [("lm loss", "mlm_loss")]
+    }
+    public func lossComponents(_ acts: BertActivations) -> [Double] {
+        let lm = acts.maskedRows > 0 ? acts.lmLossSum / Double(acts.maskedRows) : 0
+        return config.binaryHead ? [lm, acts.sopLossSum / Double(acts.core.batch)] : [lm]
+    }
+
+    public func makeActivations() -> BertActivations {
+        let core = TransformerActivations(
+            config: config.transformer, microBatch: microBatch, threads: threads, tensorParallel: tensorParallel,
+            layers: stage.layers.count, recompute: recompute, precision: precision)
+        return BertActivations(core: core, hasHead: stage.hasHead, hidden: config.transformer.hiddenSize)
+    }
+
+    var stack: TransformerStack {
+        TransformerStack(
+            config: config.transformer, stage: stage, slots: slots.stack, weights: weights, grads: grads,
+            tensorParallel: tensorParallel, vocab: vocab, precision: precision, timer: timer)
+    }
+
+    /// Forward of the micro-batch in `m`; on the last stage the heads and, when training, their
+    /// backward down to ∂loss/∂finalNorm in `m.core.headGradient`. Returns the micro-batch's loss
+    /// (masked-LM mean + SOP mean) on the last stage.
+    @discardableResult
+    public func forward(_ m: BertActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
+        let shared = stack, tokentypes = config.binaryHead ? UnsafePointer(m.tokentypes.base) : nil
+        if stage.hasEmbedding { try shared.embed(m.core, ctx, tokentypes: tokentypes) }
+        try shared.layersForward(m.core, ctx)
+        guard stage.hasHead else { return nil }
+        try shared.finalNorm(m.core)
+        return try heads(m, gradScale: gradScale)
+    }
+
+    /// Backward after a training forward: the final norm from the heads' gradient, the layers, the embeddings.
+    public func backward(_ m: BertActivations, _ ctx: PassContext) throws {
+        let shared = stack
+        if stage.hasHead {
+            try shared.finalNormBackward(m.core, partial: false)
+            onGradientsFinal?(slots.headSlots + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
+        }
+        try shared.layersBackward(m.core, ctx, final: onGradientsFinal)
+        if stage.hasEmbedding {
+            try shared.embedBackward(
+                m.core, ctx, tokentypes: config.binaryHead ? UnsafePointer(m.tokentypes.base) : nil)
+            let s = slots.stack
+            onGradientsFinal?([s.wordEmbeddings, s.positionEmbeddings, s.tokentypeEmbeddings].compactMap { $0 })
+        }
+    }
+}

@@ -1,0 +1,169 @@
+// TransformerStack.swift — the parts GPT and BERT share, on one chunk's slots and arenas: the input
+// embedding (vocab-parallel word table + positions, optionally + token types; then this rank's
+// sequence slice and dropout), the chunk's transformer layers forward and backward (with
+// recomputation and per-layer dropout streams), and the final LayerNorm with its backward. The
+// models add their heads around these; every call runs exactly what GPTModel ran before it was
+// shared, in the same order.
+import Tensor
+
+/// Where a chunk's shared parameters live in its table (nil when the chunk has no such part).
+public struct StackSlots: Sendable {
+    public let wordEmbeddings: Int?, positionEmbeddings: Int?, tokentypeEmbeddings: Int?
+    public let layers: [TransformerLayerSlots]
+    public let finalNormWeight: Int?, finalNormBias: Int?
+}
+
+struct TransformerStack {
+    let config: GPTConfig
+    let stage: StagePlan
+    let slots: StackSlots
+    let weights: ParameterArena, grads: ParameterArena
+    let tensorParallel: TensorParallel
+    let vocab: VocabShard
+    let precision: Precision
+    let timer: PhaseTimer?
+
+    func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
+        let c = config
+        func stream(_ site: String, _ p: Float) -> DropoutStream? {
+            ctx.training && p > 0
+                ? DropoutStream(
+                    seed: c.seed, site: "layer.\(stage.layers[l]).\(site)", step: ctx.iteration,
+                    microbatch: ctx.microbatch) : nil
+        }
+        return LayerDropout(
+            hidden: c.hiddenDropout, attention: c.attentionDropout,
+            attentionStream: stream("attention", c.attentionDropout),
+            attentionOutStream: stream("attention_out", c.hiddenDropout),
+            mlpOutStream: stream("mlp_out", c.hiddenDropout))
+    }
+
+    func embeddingStream(_ ctx: PassContext) -> DropoutStream? {
+        ctx.training && config.hiddenDropout > 0
+            ? DropoutStream(seed: config.seed, site: "embedding", step: ctx.iteration, microbatch: ctx.microbatch) : nil
+    }
+
+    /// Embedding of `m.tokens` into `m.residual[0]` (first stage): VocabParallelEmbedding (local rows,
+    /// all-reduce), + positions, + token types `tokentypes` when given; this rank's sequence slice; dropout.
+    func embed(_ m: TransformerActivations, _ ctx: PassContext, tokentypes: UnsafePointer<Int32>? = nil) throws {
+        guard let wte = slots.wordEmbeddings, let wpeSlot = slots.positionEmbeddings else { return }
+        let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
+        try timer.measure("fwd embedding") {
+            let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
+            let wpe = weights.pointer(wpeSlot)
+            Embedding.forward(
+                tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
+                position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
+            if tp.size > 1 {
+                try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
+                Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
+            }
+            if let tokentypes, let tte = slots.tokentypeEmbeddings {
+                Embedding.addRows(full, table: weights.pointer(tte), indices: tokentypes, rows: n, hidden: h)
+            }
+            if tp.sequenceParallel {
+                tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h)
+            }
+            if let s = embeddingStream(ctx) {
+                Dropout.apply(
+                    m.residual[0], count: nS * h, p: config.hiddenDropout, stream: s, offset: m.shardRowOffset * h)
+            }
+        }
+    }
+
+    /// The chunk's layers: `m.residual[0]` → `m.residual[L]`.
+    func layersForward(_ m: TransformerActivations, _ ctx: PassContext) throws {
+        for l in 0..<stage.layers.count {
+            try TransformerLayer.forward(
+                x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
+                acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer)
+        }
+    }
+
+    /// The final LayerNorm of `m.residual[L]` into `m.finalNorm` (rounded to the GEMM precision;
+    /// gathered to all rows under sequence parallelism).
+    func finalNorm(_ m: TransformerActivations) throws {
+        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else { return }
+        let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
+        try timer.measure("fwd layernorm") {
+            LayerNorm.forward(
+                x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
+                y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h,
+                eps: config.normEpsilon)
+            precision.round(m.finalNorm + offset, count: nS * h)
+            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
+        }
+    }
+
+    /// Backward of the final LayerNorm from ∂loss/∂finalNorm in `m.headGradient` (all rows) into
+    /// `m.dResidual` (overwritten). `partial`: each tensor rank holds a part of the gradient (a
+    /// vocab-parallel head), summed here; otherwise every rank holds all of it.
+    func finalNormBackward(_ m: TransformerActivations, partial: Bool) throws {
+        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else { return }
+        let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
+        try timer.measure("bwd layernorm") {
+            var dNorm = UnsafePointer(m.headGradient)
+            if tp.sequenceParallel {
+                if partial {
+                    try tp.gatherFromSequenceParallelRegionBackward(m.headGradient, into: m.tmpS, shardCount: nS * h)
+                } else {
+                    m.tmpS.update(from: m.headGradient + m.shardRowOffset * h, count: nS * h)
+                }
+                dNorm = UnsafePointer(m.tmpS)
+            } else if partial {
+                try tp.copyToTensorModelParallelRegionBackward(m.headGradient, count: n * h)
+            }
+            m.dResidual.update(repeating: 0, count: nS * h)
+            LayerNorm.backward(
+                dy: dNorm, x: m.residual[stage.layers.count], weight: weights.pointer(fw), mean: m.finalMean,
+                rstd: m.finalRstd, dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS,
+                width: h)
+        }
+    }
+
+    /// The layers backward from ∂loss/∂residual[L] in `m.dResidual` to ∂loss/∂residual[0] there,
+    /// recomputing groups as planned; `final(slots)` after each layer's gradients are complete.
+    func layersBackward(_ m: TransformerActivations, _ ctx: PassContext, final: (([Int]) -> Void)?) throws {
+        for l in stride(from: stage.layers.count - 1, through: 0, by: -1) {
+            if let group = m.recompute.groupEnding(at: l) {
+                // Recomputation: the group's forward again, from its kept input, into its shared sets.
+                try timer.measure("recompute forward") {
+                    for r in group {
+                        try TransformerLayer.forward(
+                            x: m.residual[r], out: m.residual[r + 1], slots: slots.layers[r], params: weights,
+                            acts: m.layers[r], model: m, config: config, dropout: layerDropout(r, ctx), timer: nil)
+                    }
+                }
+            }
+            try TransformerLayer.backward(
+                x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
+                grads: grads, acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer)
+            final?(slots.layers[l].all)
+        }
+    }
+
+    /// Backward of `embed` from ∂loss/∂residual[0] in `m.dResidual` (first stage).
+    func embedBackward(_ m: TransformerActivations, _ ctx: PassContext, tokentypes: UnsafePointer<Int32>? = nil) throws
+    {
+        guard let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
+        let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
+        try timer.measure("bwd embedding") {
+            if let s = embeddingStream(ctx) {
+                Dropout.apply(m.dResidual, count: nS * h, p: config.hiddenDropout, stream: s, offset: offset)
+            }
+            var full = UnsafePointer(m.dResidual)
+            if tp.sequenceParallel {
+                (m.tmpH + offset).update(from: m.dResidual, count: nS * h)
+                try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
+                full = UnsafePointer(m.tmpH)
+            }
+            Embedding.backward(
+                dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
+                dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+            if let tokentypes, let tte = slots.tokentypeEmbeddings {
+                Embedding.addRowsBackward(
+                    dout: full, indices: tokentypes, dtable: grads.pointer(tte), rows: m.rows, hidden: h)
+            }
+        }
+    }
+}

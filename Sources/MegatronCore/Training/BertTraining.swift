@@ -1,0 +1,133 @@
+// BertTraining.swift — a BERT training run: sentence-split documents of the built-in corpus
+// (tokenised by BertWordPieceLowerCase, or bytes with BERT's special tokens appended), split into
+// train and validation by documents (`split`), Megatron's sample mapping and construction
+// (BertSamples.swift) placed into micro-batches as Megatron's sampler does, and the BERT partition,
+// handed to the model-agnostic Trainer.
+import Foundation
+
+public final class BertTrainingData: TrainingBatches {
+    let documents: [BertDocument]
+    let train: [BertSpan], valid: [BertSpan]
+    let trainBuilder: BertSampleBuilder, validBuilder: BertSampleBuilder
+    let microBatch: Int, dataParallel: Int, dataRank: Int, seed: Int
+    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+
+    init(
+        config c: TrainingConfig, vocabulary: BertVocabulary, tokenize: ([UInt8]) -> [Int32], parallel: ParallelState,
+        log: RankLog
+    ) throws {
+        microBatch = c.microBatchSize
+        dataParallel = parallel.layout.data
+        dataRank = parallel.dataRank
+        seed = c.seed
+        documents = try TokenCorpus.licenseDocuments().map { SentenceSplitter.split($0).map(tokenize) }
+        let bounds = GPTDataset.splitBounds(try ConfigValidation.parseSplit(c.split), count: documents.count)
+        func builder(_ seed: Int) -> BertSampleBuilder {
+            BertSampleBuilder(
+                vocabulary: vocabulary, seqLength: c.seqLength, maskProb: c.maskProb,
+                shortSeqProb: c.shortSeqProb, binaryHead: c.bertBinaryHead, seed: seed)
+        }
+        trainBuilder = builder(c.seed)
+        validBuilder = builder(c.seed + 1)
+        train = trainBuilder.spans(documents).filter { bounds[0].contains($0.document) }
+        valid = validBuilder.spans(documents).filter { bounds[1].contains($0.document) }
+        if train.isEmpty { throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength) }
+        let sentences = documents.reduce(0) { $0 + $1.count }
+        log(
+            " > built-in corpus for BERT: \(documents.count) documents, \(sentences) sentences; samples per epoch: train \(train.count), valid \(valid.count)"
+        )
+    }
+
+    public var hasValidation: Bool { !valid.isEmpty }
+
+    /// Training sample k: epoch k / N visits the N spans in an order shuffled per epoch.
+    func trainSample(_ k: Int) -> BertSample {
+        let n = train.count, epoch = k / n
+        if epochOrder.epoch != epoch {
+            var order = Array(0..<n)
+            var random = SampleRandom(seed: seed, index: epoch, stream: 3)
+            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, random.int(0...i)) }
+            epochOrder = (epoch, order)
+        }
+        return trainBuilder.sample(k, span: train[epochOrder.order[k % n]], documents: documents)
+    }
+
+    public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {
+        let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
+        Self.place((0..<microBatch).map { trainSample(first + $0) }, into: acts)
+    }
+
+    public func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: BertActivations) {
+        let batch = (iteration * microbatches + micro) * dataParallel + dataRank
+        Self.place(
+            (0..<microBatch).map { j in
+                let k = batch * microBatch + j
+                return validBuilder.sample(k, span: valid[k % valid.count], documents: documents)
+            }, into: acts)
+    }
+
+    /// Writes sample j of `samples` into column j of the [s, b] rows.
+    static func place(_ samples: [BertSample], into acts: BertActivations) {
+        let b = samples.count, core = acts.core
+        for (j, sample) in samples.enumerated() {
+            for (pos, t) in sample.tokens.enumerated() {
+                core.tokens.base[pos * b + j] = t
+                acts.tokentypes.base[pos * b + j] = sample.tokentypes[pos]
+                acts.labels.base[pos * b + j] = sample.labels[pos]
+            }
+            acts.sopLabels[j] = sample.sopLabel
+        }
+        acts.setLengths(samples.map(\.length))
+    }
+}
+
+extension ModelPartition where Chunk == BertModel {
+    /// This rank's BERT chunks for a validated config.
+    public static func bert(
+        config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
+        options: Options
+    ) throws -> ModelPartition<BertModel> {
+        let bert = BertConfig(transformer: GPTConfig(training: c, vocabSize: vocabSize), binaryHead: c.bertBinaryHead)
+        let tp = TensorParallel(
+            group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
+        let layout = try PipelineLayout(c)
+        let recompute =
+            options.training
+            ? RecomputePlan.make(
+                granularity: c.recomputeGranularity, method: c.recomputeMethod,
+                numLayers: c.recomputeNumLayers, layers: layout.layersPerChunk)
+            : nil
+        return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
+            BertModel(
+                config: bert, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
+                recompute: recompute, precision: c.precision)
+        }
+    }
+}
+
+extension Trainer where Chunk == BertModel, Data == BertTrainingData {
+    /// A BERT run from a validated config with `model_type` BERT.
+    public static func bert(config c: TrainingConfig, log: RankLog, threads: Int, parallel: ParallelState) throws
+        -> Trainer<BertModel, BertTrainingData>
+    {
+        let d = parallel.layout.data, globalBatch = c.globalBatchSize ?? c.microBatchSize * d
+        let vocabulary: BertVocabulary, tokenize: ([UInt8]) -> [Int32]
+        if c.tokenizerType == .bertWordPieceLowerCase, let file = c.vocabFile {
+            let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
+            vocabulary = BertVocabulary(
+                size: wordPiece.vocabSize, cls: wordPiece.cls, sep: wordPiece.sep,
+                mask: wordPiece.mask, pad: wordPiece.pad)
+            tokenize = { wordPiece.encode($0) }
+        } else {
+            vocabulary = .byteLevel
+            tokenize = { $0.map { Int32($0) } }
+        }
+        let data = try BertTrainingData(
+            config: c, vocabulary: vocabulary, tokenize: tokenize, parallel: parallel, log: log)
+        let options = partitionOptions(c, microbatches: globalBatch / (c.microBatchSize * d))
+        let partition = try ModelPartition.bert(
+            config: c, vocabSize: vocabulary.size, threads: threads, parallel: parallel,
+            options: options)
+        return Trainer(config: c, log: log, parallel: parallel, partition: partition, data: data)
+    }
+}

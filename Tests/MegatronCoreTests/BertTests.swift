@@ -1,0 +1,154 @@
+// BertTests.swift — BERT on one rank: every parameter's gradient of the whole model (embeddings with
+// token types, bidirectional layers over padded sequences, final norm, masked-LM head with its
+// vocabulary bias, pooler and binary head) against central finite differences of the loss; and
+// Megatron's sample construction, by its properties over many samples.
+import MegatronCore
+import Tensor
+import XCTest
+
+final class BertTests: XCTestCase {
+    override func setUp() { ThreadBudget.configure(threads: 2) }
+
+    static let vocabulary = BertVocabulary(size: 40, cls: 36, sep: 37, mask: 38, pad: 39)
+
+    func makeModel(binaryHead: Bool = true) -> BertModel {
+        let gpt = GPTConfig(
+            numLayers: 2, hiddenSize: 16, numAttentionHeads: 2, seqLength: 12, maxPositionEmbeddings: 12,
+            vocabSize: 40, paddedVocabSize: 48, initMethodStd: 0.2, seed: 7)
+        return BertModel(config: BertConfig(transformer: gpt, binaryHead: binaryHead), microBatch: 2, threads: 2)
+    }
+
+    /// Two sequences, the second padded after 7 tokens, with masked positions in both.
+    func fill(_ acts: BertActivations) {
+        var random = SplitMixTestRandom(seed: 3)
+        let s = 12, b = 2, lengths = [12, 7]
+        for j in 0..<b {
+            for pos in 0..<s {
+                let r = pos * b + j, real = pos < lengths[j]
+                acts.core.tokens.base[r] = !real ? 39 : pos == 0 ? 36 : Int32(random.next() % 36)
+                acts.tokentypes.base[r] = real && pos >= lengths[j] / 2 ? 1 : 0
+                acts.labels.base[r] = real && pos > 0 && pos % 3 == 1 ? Int32(random.next() % 36) : -1
+            }
+        }
+        acts.sopLabels = [1, 0]
+        acts.setLengths(lengths)
+    }
+
+    func testEveryParameterGradientMatchesFiniteDifferences() throws {
+        for binaryHead in [true, false] {
+            let model = makeModel(binaryHead: binaryHead)
+            let acts = model.makeActivations()
+            fill(acts)
+            let ctx = PassContext(iteration: 1, microbatch: 0, training: true)
+            model.grads.zero()
+            let loss = try XCTUnwrap(try model.forward(acts, ctx, gradScale: 1))
+            try model.backward(acts, ctx)
+            XCTAssertGreaterThan(acts.maskedRows, 0)
+            if binaryHead { XCTAssertGreaterThan(acts.sopLossSum, 0) }
+            func evalLoss() throws -> Double {
+                try XCTUnwrap(
+                    try model.forward(acts, PassContext(iteration: 1, microbatch: 0, training: false), gradScale: nil))
+            }
+            XCTAssertEqual(try evalLoss(), loss, accuracy: 1e-6 * loss, "the loss does not depend on training")
+            var checked = 0
+            for (slot, spec) in model.table.specs.enumerated() {
+                let p = model.params.pointer(slot), g = model.grads.pointer(slot)
+                // Every element of small tensors, a spread of the large ones.
+                let stride = max(1, spec.count / 24)
+                var maxDiff = 0.0, maxRef = 0.0
+                for i in Swift.stride(from: 0, to: spec.count, by: stride) {
+                    let keep = p[i], eps: Float = 1e-2
+                    p[i] = keep + eps; let up = try evalLoss()
+                    p[i] = keep - eps; let down = try evalLoss()
+                    p[i] = keep
+                    let numeric = (up - down) / Double(2 * eps)
+                    maxDiff = max(maxDiff, abs(numeric - Double(g[i])))
+                    maxRef = max(maxRef, abs(numeric))
+                    checked += 1
+                }
+                // Float32 forward: the differences carry ~1e-5 of rounding noise.
+                XCTAssertLessThanOrEqual(maxDiff, 2e-2 * maxRef + 1e-4, "\(spec.name) (binary head \(binaryHead))")
+                XCTAssertGreaterThan(maxRef, 0, "\(spec.name): no gradient reaches it (binary head \(binaryHead))")
+            }
+            XCTAssertGreaterThan(checked, 200)
+        }
+    }
+
+    func testPaddedPositionsChangeNothing() throws {
+        let model = makeModel()
+        let a = model.makeActivations(), b = model.makeActivations()
+        fill(a); fill(b)
+        // Different tokens and types where sequence 1 is padding (positions ≥ 7): same losses.
+        for pos in 7..<12 { b.core.tokens.base[pos * 2 + 1] = 5; b.tokentypes.base[pos * 2 + 1] = 1 }
+        let ctx = PassContext(iteration: 1, microbatch: 0, training: false)
+        XCTAssertEqual(try model.forward(a, ctx, gradScale: nil), try model.forward(b, ctx, gradScale: nil))
+    }
+
+    func testSentenceSplitter() {
+        let text = Array("One. Two?  Three!\n\nFour\nstill four. e.g. Five".utf8)
+        XCTAssertEqual(
+            SentenceSplitter.split(text).map { String(decoding: $0, as: UTF8.self) },
+            ["One.", "Two?", "Three!", "Four\nstill four.", "e.g.", "Five"])
+    }
+
+    func testSampleConstructionProperties() {
+        let v = BertVocabulary.byteLevel, s = 64
+        // 150 documents of 3…12 sentences of 4…30 byte tokens.
+        var random = SplitMixTestRandom(seed: 11)
+        let documents: [BertDocument] = (0..<150).map { _ in
+            (0..<(3 + Int(random.next() % 10))).map { _ in
+                (0..<(4 + Int(random.next() % 27))).map { _ in Int32(random.next() % 256) }
+            }
+        }
+        let builder = BertSampleBuilder(vocabulary: v, seqLength: s, seed: 5)
+        let spans = builder.spans(documents)
+        XCTAssertGreaterThan(spans.count, 250)
+        let short = spans.filter { $0.targetLength < s - 3 }.count
+        XCTAssertEqual(Double(short) / Double(spans.count), 0.1, accuracy: 0.05, "short targets ≈ short_seq_prob")
+        var maskable = 0, masked = 0, asMask = 0, asRandom = 0, kept = 0, swapped = 0
+        let samples = 4000
+        for i in 0..<samples {
+            let span = spans[i % spans.count]
+            let sample = builder.sample(i, span: span, documents: documents)
+            XCTAssertEqual(sample.tokens.count, s); XCTAssertEqual(sample.labels.count, s)
+            XCTAssertLessThanOrEqual(sample.length, s)
+            XCTAssertEqual(sample.tokens[0], v.cls)
+            XCTAssertEqual(sample.tokens[sample.length - 1], v.sep)
+            XCTAssertTrue(sample.tokens[sample.length...].allSatisfy { $0 == v.pad })
+            let specials = sample.tokens[..<sample.length].filter { $0 == v.cls || $0 == v.sep }.count
+            XCTAssertEqual(specials, 3, "[CLS] A [SEP] B [SEP]")
+            maskable += sample.length - 3
+            for p in 0..<s where sample.labels[p] >= 0 {
+                masked += 1
+                XCTAssertFalse(v.isSpecial(sample.labels[p]), "a special token was masked")
+                if sample.tokens[p] == v.mask {
+                    asMask += 1
+                } else if sample.tokens[p] == sample.labels[p] {
+                    kept += 1
+                } else {
+                    asRandom += 1
+                }
+            }
+            swapped += Int(sample.sopLabel)
+            XCTAssertEqual(builder.sample(i, span: span, documents: documents), sample, "same seed, same sample")
+        }
+        XCTAssertEqual(Double(masked) / Double(maskable), 0.15, accuracy: 0.01)
+        XCTAssertEqual(Double(asMask) / Double(masked), 0.8, accuracy: 0.02)
+        XCTAssertEqual(Double(asRandom) / Double(masked), 0.1, accuracy: 0.02)
+        XCTAssertEqual(Double(kept) / Double(masked), 0.1, accuracy: 0.02)
+        XCTAssertEqual(Double(swapped) / Double(samples), 0.5, accuracy: 0.03)
+        let other = BertSampleBuilder(vocabulary: v, seqLength: s, seed: 6)
+        let differing = spans.indices.prefix(50).filter {
+            other.sample($0, span: spans[$0], documents: documents)
+                != builder.sample($0, span: spans[$0], documents: documents)
+        }.count
+        XCTAssertGreaterThan(differing, 40, "another seed gives other samples")
+    }
+}
+
+/// splitmix64 stream for test data.
+struct SplitMixTestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 { state = splitMix64(state); return state }
+}
