@@ -34,6 +34,22 @@ final class BertTrainingTests: XCTestCase {
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
             assertLossesMatch(try CLI.losses(dir, name), reference, count: 40, relativeTolerance: 1e-5, "BERT \(name)")
         }
+        // The original (post-LN) arrangement: one rank against t = 2 with SP × p = 2.
+        let post = common + ["--layernorm-arrangement", "post_ln"]
+        let onePost = try CLI.run(post + ["--metrics-file", "post1.jsonl"], in: dir)
+        XCTAssertEqual(onePost.code, 0, onePost.stderr)
+        XCTAssertTrue(onePost.stdout.contains("post-LN"), onePost.stdout)
+        let postReference = try CLI.losses(dir, "post1")
+        XCTAssertNotEqual(postReference, reference, "post-LN trains a different function")
+        let grid = try CLI.mpirun(
+            ranks: 4,
+            post + [
+                "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
+                "--metrics-file", "post4.jsonl",
+            ], in: dir)
+        XCTAssertEqual(grid.code, 0, grid.stderr)
+        assertLossesMatch(
+            try CLI.losses(dir, "post4"), postReference, count: 40, relativeTolerance: 1e-5, "post-LN t2 SP p2")
     }
 
     func testBertTinyLearnsOnTheBuiltInCorpus() throws {

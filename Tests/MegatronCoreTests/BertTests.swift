@@ -11,10 +11,11 @@ final class BertTests: XCTestCase {
 
     static let vocabulary = BertVocabulary(size: 40, cls: 36, sep: 37, mask: 38, pad: 39)
 
-    func makeModel(binaryHead: Bool = true) -> BertModel {
-        let gpt = GPTConfig(
+    func makeModel(binaryHead: Bool = true, postLayerNorm: Bool = false) -> BertModel {
+        var gpt = GPTConfig(
             numLayers: 2, hiddenSize: 16, numAttentionHeads: 2, seqLength: 12, maxPositionEmbeddings: 12,
             vocabSize: 40, paddedVocabSize: 48, initMethodStd: 0.2, seed: 7)
+        gpt.postLayerNorm = postLayerNorm
         return BertModel(config: BertConfig(transformer: gpt, binaryHead: binaryHead), microBatch: 2, threads: 2)
     }
 
@@ -35,8 +36,8 @@ final class BertTests: XCTestCase {
     }
 
     func testEveryParameterGradientMatchesFiniteDifferences() throws {
-        for binaryHead in [true, false] {
-            let model = makeModel(binaryHead: binaryHead)
+        for (binaryHead, postLN) in [(true, false), (false, false), (true, true)] {
+            let model = makeModel(binaryHead: binaryHead, postLayerNorm: postLN)
             let acts = model.makeActivations()
             fill(acts)
             let ctx = PassContext(iteration: 1, microbatch: 0, training: true)
@@ -67,15 +68,20 @@ final class BertTests: XCTestCase {
                     checked += 1
                 }
                 // Float32 forward: the differences carry ~1e-5 of rounding noise.
-                XCTAssertLessThanOrEqual(maxDiff, 2e-2 * maxRef + 1e-4, "\(spec.name) (binary head \(binaryHead))")
-                XCTAssertGreaterThan(maxRef, 0, "\(spec.name): no gradient reaches it (binary head \(binaryHead))")
+                XCTAssertLessThanOrEqual(
+                    maxDiff, 2e-2 * maxRef + 1e-4, "\(spec.name) (binary head \(binaryHead), post-LN \(postLN))")
+                XCTAssertGreaterThan(
+                    maxRef, 0, "\(spec.name): no gradient reaches it (binary head \(binaryHead), post-LN \(postLN))")
             }
             XCTAssertGreaterThan(checked, 200)
         }
     }
 
     func testPaddedPositionsChangeNothing() throws {
-        let model = makeModel()
+        for postLN in [false, true] { try paddedPositionsChangeNothing(makeModel(postLayerNorm: postLN)) }
+    }
+
+    func paddedPositionsChangeNothing(_ model: BertModel) throws {
         let a = model.makeActivations(), b = model.makeActivations()
         fill(a); fill(b)
         // Different tokens and types where sequence 1 is padding (positions ≥ 7): same losses.

@@ -8,6 +8,14 @@ public enum ModelType: String, Sendable, CaseIterable {
     case bert = "BERT"
 }
 
+/// `layernorm_arrangement`: where a layer's LayerNorms sit (Megatron paper §3, Fig. 7).
+public enum LayerNormArrangement: String, Sendable, CaseIterable {
+    /// Before attention and MLP, residuals around them, a final LayerNorm (Megatron's BERT, GPT-2).
+    case preLN = "pre_ln"
+    /// After each residual add and on the embeddings, no final LayerNorm (the original BERT).
+    case postLN = "post_ln"
+}
+
 /// `tokenizer_type`.
 public enum TokenizerType: String, Sendable, CaseIterable {
     case byteLevel = "ByteLevelTokenizer"

@@ -84,6 +84,11 @@ public enum ConfigKeys {
             name: "bert_binary_head", field: .bool(\.bertBinaryHead),
             help: "BERT: the sentence-order head and token types (true)"),
         ConfigKey(
+            name: "layernorm_arrangement", field: .choice(\.layernormArrangement),
+            help: "BERT: pre_ln (the Megatron paper's rearrangement: LayerNorm before attention and MLP, a final "
+                + "LayerNorm) or post_ln (the original BERT: LayerNorm after each residual add and on the embeddings) (pre_ln)"
+        ),
+        ConfigKey(
             name: "mask_prob", field: .double(\.maskProb),
             help: "BERT: share of the non-special tokens of a sample predicted by the masked-LM head (0.15)"),
         ConfigKey(

@@ -311,6 +311,11 @@ public enum ConfigValidation {
     /// Tokenizer, its files, and the dataset files.
     static func validateData(_ c: TrainingConfig) throws {
         if c.modelType == .bert { return try validateBertData(c) }
+        if c.layernormArrangement != .preLN {
+            throw ConfigError.inconsistent(
+                keys: ["layernorm_arrangement", "model_type"],
+                rule: "GPT is pre-LN (GPT-2's arrangement); post_ln is for BERT")
+        }
         _ = try parseSplit(c.split)
         guard trainingTokenizers.contains(c.tokenizerType) else {
             throw ConfigError.invalidValue(

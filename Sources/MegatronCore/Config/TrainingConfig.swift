@@ -9,6 +9,7 @@ public struct TrainingConfig: Sendable, Equatable {
     // Model
     public var modelType: ModelType = .gpt
     public var bertBinaryHead: Bool = true
+    public var layernormArrangement: LayerNormArrangement = .preLN
     public var maskProb: Double = 0.15
     public var shortSeqProb: Double = 0.1
     public var numLayers: Int = 0

@@ -29,6 +29,8 @@ public struct LayerActivations {
     public let ln2Rstd: UnsafeMutablePointer<Float>  // [nS]
     public let fc1: UnsafeMutablePointer<Float>  // [n, f/t]  pre-activation
     public let gelu: UnsafeMutablePointer<Float>  // [n, f/t]
+    /// Post-LN only: [nS, h] the second residual sum (the MLP norm's input); `mid` then holds the first.
+    public let postSum: UnsafeMutablePointer<Float>?
 }
 
 /// Evaluation of chosen tokens only (zero-shot tasks): the rows to score (row = position·b + sample,
@@ -78,6 +80,11 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public let logits: UnsafeMutablePointer<Float>  // [chunk, local vocabulary]
     public let rowStats: UnsafeMutablePointer<Float>  // [3 · chunk]
     public let attentionScratch: UnsafeMutablePointer<Float>
+    /// Post-LN only: [nS, h] scratch of a layer's backward; [nS, h] the embedding sum before its
+    /// LayerNorm, and that norm's mean and rstd [nS].
+    public let postScratch: UnsafeMutablePointer<Float>?
+    public let embeddingSum: UnsafeMutablePointer<Float>?
+    public let embeddingStats: (mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>)?
     public let tokens: Int32Buffer, targets: Int32Buffer  // [s, b]
     public let rowLoss: UnsafeMutablePointer<Double>  // [n]
 
@@ -105,11 +112,14 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let res = (0...layerCount).map { _ in plan.take(nS * h) }
         let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layerCount
         typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
-        let lo: [O] = (0..<plan_.sets).map { _ in
+        let lo: [(O, Int?)] = (0..<plan_.sets).map { _ in
             (
-                plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
-                plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
-                plan.take(n * fL), plan.take(n * fL)
+                (
+                    plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
+                    plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
+                    plan.take(n * fL), plan.take(n * fL)
+                ),
+                c.postLayerNorm ? plan.take(nS * h) : nil
             )
         }
         layerBytes = (plan.total - layersStart) * 4
@@ -123,15 +133,21 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let attn = attentionShape
         // Attention scratch per worker: as many as the thread budget may run, whatever `threads` says.
         let asc = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
+        // Post-LN: a layer's norm-backward scratch, and the embedding sum with its norm's statistics.
+        let post = c.postLayerNorm ? [plan.take(nS * h), plan.take(nS * h), plan.take(nS), plan.take(nS)] : nil
         arena = FloatBuffer(count: plan.total)
         let base = arena.base
         residual = res.map { base + $0 }
-        let sets = lo.map { o in
+        let sets = lo.map { (o, ps) in
             LayerActivations(
                 ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
                 context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
-                ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11)
+                ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11,
+                postSum: ps.map { base + $0 })
         }
+        postScratch = post.map { base + $0[0] }
+        embeddingSum = post.map { base + $0[1] }
+        embeddingStats = post.map { (base + $0[2], base + $0[3]) }
         self.layers = plan_.setOf.map { sets[$0] }
         self.recompute = plan_
         finalNorm = base + fn; finalMean = base + fm; finalRstd = base + fr

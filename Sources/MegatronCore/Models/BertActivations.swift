@@ -18,6 +18,8 @@ public final class BertActivations: ChunkActivations, @unchecked Sendable {
     let head: BertHeadMemory?
     /// Results of the last forward: Σ masked-LM losses and the masked rows, Σ SOP losses, correct SOP predictions.
     public internal(set) var lmLossSum = 0.0, maskedRows = 0, sopLossSum = 0.0, sopCorrect = 0
+    /// Masked rows whose target is the arg-max prediction (evaluation forwards only).
+    public internal(set) var lmCorrect = 0
 
     init(core: TransformerActivations, hasHead: Bool, hidden h: Int) {
         self.core = core
@@ -58,6 +60,8 @@ final class BertHeadMemory: @unchecked Sendable {
     /// [n] the masked-LM targets of the masked rows, their losses.
     let targets: Int32Buffer
     let rowLoss: UnsafeMutablePointer<Double>
+    /// [n] whether each masked row's target is the arg-max prediction (evaluation).
+    let argmax: UnsafeMutablePointer<Bool>
 
     init(rows n: Int, batch b: Int, hidden h: Int) {
         var plan = ArenaPlan()
@@ -72,9 +76,14 @@ final class BertHeadMemory: @unchecked Sendable {
         targets = Int32Buffer(count: n)
         rowLoss = .allocate(capacity: max(n, 1))
         rowLoss.initialize(repeating: 0, count: max(n, 1))
+        argmax = .allocate(capacity: max(n, 1))
+        argmax.initialize(repeating: false, count: max(n, 1))
     }
 
-    deinit { rowLoss.deallocate() }
+    deinit {
+        rowLoss.deallocate()
+        argmax.deallocate()
+    }
 
     var bytes: Int { arena.count * 4 + targets.count * 4 }
 }

@@ -55,10 +55,13 @@ extension BertModel {
             chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize), logits: core.logits,
             rowStats: core.rowStats, rowLoss: mem.rowLoss, tensorParallel: tensorParallel,
             dx: scale == nil ? nil : mem.dNorm, dembedding: scale == nil ? nil : grads.pointer(out),
-            gradScale: scale ?? 1, precision: pr, bias: weights.pointer(ob),
-            dbias: scale == nil ? nil : grads.pointer(ob))
+            gradScale: scale ?? 1, targetIsArgmax: scale == nil ? mem.argmax : nil, precision: pr,
+            bias: weights.pointer(ob), dbias: scale == nil ? nil : grads.pointer(ob))
         m.lmLossSum = sum
-        guard scale != nil else { return sum / Double(k) }
+        guard scale != nil else {
+            m.lmCorrect = (0..<k).reduce(0) { $0 + (mem.argmax[$1] ? 1 : 0) }
+            return sum / Double(k)
+        }
         // ∂loss/∂Y is partial per tensor rank (vocabulary slices): sum it, then the replicated layers.
         try tensorParallel.copyToTensorModelParallelRegionBackward(mem.dNorm, count: k * h)
         // dG = LN backward (accumulates: start from 0); D is still needed by GELU backward, so dG

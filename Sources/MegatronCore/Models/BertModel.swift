@@ -28,6 +28,9 @@ public struct BertSlots: Sendable {
     public static let outputBiasName = "output_layer.bias"
     public static let poolerWeightName = "pooler.dense.weight", poolerBiasName = "pooler.dense.bias"
     public static let binaryWeightName = "binary_head.weight", binaryBiasName = "binary_head.bias"
+    /// Post-LN only: the LayerNorm on the embeddings.
+    public static let embeddingNormWeightName = "embedding.layernorm.weight"
+    public static let embeddingNormBiasName = "embedding.layernorm.bias"
 
     public let stack: StackSlots
     /// The word embedding read by the masked-LM head: the embedding itself, or its tied copy on the last stage.
@@ -44,18 +47,24 @@ public struct BertSlots: Sendable {
         let c = b.transformer, h = c.hiddenSize, std = c.initMethodStd
         let stage = stage ?? .whole(layers: c.numLayers)
         var t = ParameterTable(tensorRank: tensorRank, tensorSize: tensorSize)
-        var wte: Int? = nil, wpe: Int? = nil, wtt: Int? = nil
+        var wte: Int? = nil, wpe: Int? = nil, wtt: Int? = nil, ew: Int? = nil, eb: Int? = nil
         if stage.hasEmbedding {
             wte = t.declare(GPTSlots.wordEmbeddingsName, [c.paddedVocabSize, h], split: 0, .normal(std: std))
             wpe = t.declare(GPTSlots.positionEmbeddingsName, [c.maxPositionEmbeddings, h], .normal(std: std))
             if b.tokentypes > 0 { wtt = t.declare(tokentypeEmbeddingsName, [b.tokentypes, h], .normal(std: std)) }
+            if c.postLayerNorm {
+                ew = t.declare(embeddingNormWeightName, [h], .ones, sequenceParallel: true)
+                eb = t.declare(embeddingNormBiasName, [h], .zeros, sequenceParallel: true)
+            }
         }
         let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
         var fw: Int? = nil, fb: Int? = nil, out: Int? = nil
         var lm: [Int?] = [nil, nil, nil, nil, nil], pool: [Int?] = [nil, nil, nil, nil]
         if stage.hasHead {
-            fw = t.declare(GPTSlots.finalNormWeightName, [h], .ones, sequenceParallel: true)
-            fb = t.declare(GPTSlots.finalNormBiasName, [h], .zeros, sequenceParallel: true)
+            if !c.postLayerNorm {
+                fw = t.declare(GPTSlots.finalNormWeightName, [h], .ones, sequenceParallel: true)
+                fb = t.declare(GPTSlots.finalNormBiasName, [h], .zeros, sequenceParallel: true)
+            }
             lm = [
                 t.declare(lmDenseWeightName, [h, h], .normal(std: std)), t.declare(lmDenseBiasName, [h], .zeros),
                 t.declare(lmNormWeightName, [h], .ones), t.declare(lmNormBiasName, [h], .zeros),
@@ -75,7 +84,7 @@ public struct BertSlots: Sendable {
         }
         let stack = StackSlots(
             wordEmbeddings: wte, positionEmbeddings: wpe, tokentypeEmbeddings: wtt, layers: layers,
-            finalNormWeight: fw, finalNormBias: fb)
+            finalNormWeight: fw, finalNormBias: fb, embeddingNormWeight: ew, embeddingNormBias: eb)
         return (
             t,
             BertSlots(
@@ -145,7 +154,8 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     public var seed: Int { config.transformer.seed }
     public var modelDescription: String {
         let c = config.transformer
-        return "BERT (pre-LN): \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, seq "
+        return
+            "BERT (\(c.postLayerNorm ? "post-LN, the original arrangement" : "pre-LN")): \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, seq "
             + "\(c.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize)), binary head "
             + "\(config.binaryHead ? "on" : "off"), \(BertSlots.declare(config: config).0.parameterCount) parameters"
     }
@@ -170,6 +180,19 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     public func lossComponents(_ acts: BertActivations) -> [Double] {
         let lm = acts.maskedRows > 0 ? acts.lmLossSum / Double(acts.maskedRows) : 0
         return config.binaryHead ? [lm, acts.sopLossSum / Double(acts.core.batch)] : [lm]
+    }
+
+    /// Validation: both losses and both accuracies (arg-max prediction equals the target).
+    public var evaluationMetricNames: [(log: String, json: String)] {
+        lossComponentNames
+            + (config.binaryHead
+                ? [("lm accuracy", "mlm_accuracy"), ("sop accuracy", "sop_accuracy")]
+                : [("lm accuracy", "mlm_accuracy")])
+    }
+    public func evaluationMetrics(_ acts: BertActivations) -> [Double] {
+        let lm = acts.maskedRows > 0 ? Double(acts.lmCorrect) / Double(acts.maskedRows) : 0
+        return lossComponents(acts)
+            + (config.binaryHead ? [lm, Double(acts.sopCorrect) / Double(acts.core.batch)] : [lm])
     }
 
     public func makeActivations() -> BertActivations {
@@ -210,7 +233,12 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
             try shared.embedBackward(
                 m.core, ctx, tokentypes: config.binaryHead ? UnsafePointer(m.tokentypes.base) : nil)
             let s = slots.stack
-            onGradientsFinal?([s.wordEmbeddings, s.positionEmbeddings, s.tokentypeEmbeddings].compactMap { $0 })
+            onGradientsFinal?(
+                [
+                    s.wordEmbeddings, s.positionEmbeddings, s.tokentypeEmbeddings, s.embeddingNormWeight,
+                    s.embeddingNormBias,
+                ]
+                .compactMap { $0 })
         }
     }
 }

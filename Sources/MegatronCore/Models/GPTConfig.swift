@@ -16,6 +16,9 @@ public struct GPTConfig: Sendable, Equatable {
     public var initMethodStd: Float
     public var normEpsilon: Float
     public var seed: Int
+    /// The original BERT arrangement (LayerNorm after each residual add, on the embeddings, no
+    /// final LayerNorm) instead of the pre-LN one (Megatron paper §3, Fig. 7). BERT only.
+    public var postLayerNorm = false
 
     public init(
         numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,

@@ -95,11 +95,17 @@ public protocol ModelChunk: ParameterChunk {
     var lossComponentNames: [(log: String, json: String)] { get }
     /// Each part's value for the micro-batch just run forward in `acts` (last stage).
     func lossComponents(_ acts: Activations) -> [Double]
+    /// What validation reports besides the loss (log label, metrics key); none by default.
+    var evaluationMetricNames: [(log: String, json: String)] { get }
+    /// Each metric's value for the micro-batch just run forward (evaluation) in `acts` (last stage).
+    func evaluationMetrics(_ acts: Activations) -> [Double]
 }
 
 extension ModelChunk {
     public var lossComponentNames: [(log: String, json: String)] { [] }
     public func lossComponents(_ acts: Activations) -> [Double] { [] }
+    public var evaluationMetricNames: [(log: String, json: String)] { [] }
+    public func evaluationMetrics(_ acts: Activations) -> [Double] { [] }
 }
 
 /// Which step and micro-batch a pass belongs to: keys the dropout masks.

@@ -25,18 +25,23 @@ public struct TransformerLayerSlots: Sendable {
     }
 
     /// Declares the layer's parameters: init N(0, σ); output projections use σ/√(2·numLayers).
+    /// In the post-LN arrangement the two norms follow the attention and the MLP residual adds and
+    /// are named `post_attention_layernorm` and `post_mlp_layernorm`.
     public init(declaringIn table: inout ParameterTable, layer l: Int, config c: GPTConfig) {
         let p = "decoder.layers.\(l)."
         let h = c.hiddenSize, f = c.ffnHiddenSize
         let std = c.initMethodStd, scaled = c.initMethodStd / (2 * Float(c.numLayers)).squareRoot()
-        inputNormWeight = table.declare(p + "input_layernorm.weight", [h], .ones, sequenceParallel: true)
-        inputNormBias = table.declare(p + "input_layernorm.bias", [h], .zeros, sequenceParallel: true)
+        let (norm1, norm2) =
+            c.postLayerNorm
+            ? ("post_attention_layernorm", "post_mlp_layernorm") : ("input_layernorm", "pre_mlp_layernorm")
+        inputNormWeight = table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true)
+        inputNormBias = table.declare(p + norm1 + ".bias", [h], .zeros, sequenceParallel: true)
         qkvWeight = table.declare(p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std))
         qkvBias = table.declare(p + "self_attention.linear_qkv.bias", [3 * h], split: 0, .zeros)
         projWeight = table.declare(p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
         projBias = table.declare(p + "self_attention.linear_proj.bias", [h], .zeros)
-        mlpNormWeight = table.declare(p + "pre_mlp_layernorm.weight", [h], .ones, sequenceParallel: true)
-        mlpNormBias = table.declare(p + "pre_mlp_layernorm.bias", [h], .zeros, sequenceParallel: true)
+        mlpNormWeight = table.declare(p + norm2 + ".weight", [h], .ones, sequenceParallel: true)
+        mlpNormBias = table.declare(p + norm2 + ".bias", [h], .zeros, sequenceParallel: true)
         fc1Weight = table.declare(p + "mlp.linear_fc1.weight", [f, h], split: 0, .normal(std: std))
         fc1Bias = table.declare(p + "mlp.linear_fc1.bias", [f], split: 0, .zeros)
         fc2Weight = table.declare(p + "mlp.linear_fc2.weight", [h, f], split: 1, .normal(std: scaled))
@@ -61,6 +66,10 @@ public enum TransformerLayer {
         params P: ParameterArena, acts a: LayerActivations, model m: TransformerActivations,
         config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
     ) throws {
+        if c.postLayerNorm {
+            return try forwardPostLN(
+                x: x, out: out, slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+        }
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
@@ -126,6 +135,11 @@ public enum TransformerLayer {
         params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
         model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
     ) throws {
+        if c.postLayerNorm {
+            return try backwardPostLN(
+                x: x, dres: dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout,
+                timer: timer)
+        }
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision

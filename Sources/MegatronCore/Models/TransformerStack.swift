@@ -11,6 +11,8 @@ public struct StackSlots: Sendable {
     public let wordEmbeddings: Int?, positionEmbeddings: Int?, tokentypeEmbeddings: Int?
     public let layers: [TransformerLayerSlots]
     public let finalNormWeight: Int?, finalNormBias: Int?
+    /// Post-LN only (first stage): the LayerNorm on the embeddings.
+    public var embeddingNormWeight: Int? = nil, embeddingNormBias: Int? = nil
 }
 
 struct TransformerStack {
@@ -64,6 +66,14 @@ struct TransformerStack {
             if tp.sequenceParallel {
                 tp.scatterToSequenceParallelRegionForward(full, into: m.residual[0], shardCount: nS * h)
             }
+            if let nw = slots.embeddingNormWeight, let nb = slots.embeddingNormBias, let sum = m.embeddingSum,
+                let stats = m.embeddingStats
+            {
+                sum.update(from: m.residual[0], count: nS * h)
+                LayerNorm.forward(
+                    x: sum, weight: weights.pointer(nw), bias: weights.pointer(nb), y: m.residual[0], mean: stats.mean,
+                    rstd: stats.rstd, rows: nS, width: h, eps: config.normEpsilon)
+            }
             if let s = embeddingStream(ctx) {
                 Dropout.apply(
                     m.residual[0], count: nS * h, p: config.hiddenDropout, stream: s, offset: m.shardRowOffset * h)
@@ -83,8 +93,14 @@ struct TransformerStack {
     /// The final LayerNorm of `m.residual[L]` into `m.finalNorm` (rounded to the GEMM precision;
     /// gathered to all rows under sequence parallelism).
     func finalNorm(_ m: TransformerActivations) throws {
-        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else { return }
         let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
+        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else {
+            // Post-LN: no final norm; the heads read the last layer's output.
+            (m.finalNorm + offset).update(from: m.residual[stage.layers.count], count: nS * h)
+            precision.round(m.finalNorm + offset, count: nS * h)
+            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(m.finalNorm, shardCount: nS * h) }
+            return
+        }
         try timer.measure("fwd layernorm") {
             LayerNorm.forward(
                 x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
@@ -99,8 +115,13 @@ struct TransformerStack {
     /// `m.dResidual` (overwritten). `partial`: each tensor rank holds a part of the gradient (a
     /// vocab-parallel head), summed here; otherwise every rank holds all of it.
     func finalNormBackward(_ m: TransformerActivations, partial: Bool) throws {
-        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else { return }
         let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
+        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else {
+            // Post-LN: the heads' gradient is the last layer's output gradient (this rank's rows).
+            precondition(!partial, "a partial head gradient needs the final norm's reduction")
+            m.dResidual.update(from: m.headGradient + (tp.sequenceParallel ? m.shardRowOffset * h : 0), count: nS * h)
+            return
+        }
         try timer.measure("bwd layernorm") {
             var dNorm = UnsafePointer(m.headGradient)
             if tp.sequenceParallel {
@@ -150,6 +171,16 @@ struct TransformerStack {
         try timer.measure("bwd embedding") {
             if let s = embeddingStream(ctx) {
                 Dropout.apply(m.dResidual, count: nS * h, p: config.hiddenDropout, stream: s, offset: offset)
+            }
+            if let nw = slots.embeddingNormWeight, let nb = slots.embeddingNormBias, let sum = m.embeddingSum,
+                let stats = m.embeddingStats, let scratch = m.postScratch
+            {
+                scratch.update(repeating: 0, count: nS * h)
+                LayerNorm.backward(
+                    dy: m.dResidual, x: sum, weight: weights.pointer(nw), mean: stats.mean, rstd: stats.rstd,
+                    dx: scratch,
+                    dweight: grads.pointer(nw), dbias: grads.pointer(nb), rows: nS, width: h)
+                m.dResidual.update(from: scratch, count: nS * h)
             }
             var full = UnsafePointer(m.dResidual)
             if tp.sequenceParallel {

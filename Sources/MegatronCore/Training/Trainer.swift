@@ -130,7 +130,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         if let dir = saveDirectory, parallel.world.rank == 0 { try dir.checkWritable() }
         var summary = TrainingSummary(lastIteration: progress.iteration)
         if config.skipTrain {
-            summary.lastValidLoss = try evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")
+            summary.lastValidLoss = try evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")?
+                .loss
             return summary
         }
         let trainIters = config.trainIters
@@ -156,7 +157,9 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm))
             }
             if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || it == trainIters {
-                m.validLoss = try evaluateAndPrint(label: "iteration \(it) on validation set")
+                let valid = try evaluateAndPrint(label: "iteration \(it) on validation set")
+                m.validLoss = valid?.loss
+                m.validMetrics = valid?.metrics ?? []
                 summary.lastValidLoss = m.validLoss
             }
             metrics?.write(m.jsonLine)
@@ -174,36 +177,51 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
 
     /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same
     /// samples at every evaluation, so values are comparable across a run and across resumes).
-    public func evaluate() throws -> Double? {
+    public func evaluate() throws -> Double? { try evaluateWithMetrics()?.loss }
+
+    /// The validation loss and the model's evaluation metrics (ModelChunk.evaluationMetricNames),
+    /// each averaged over the micro-batches.
+    public func evaluateWithMetrics() throws -> (loss: Double, metrics: [Double])? {
         guard data.hasValidation, config.evalIters > 0 else { return nil }
         var total = 0.0, count = 0
-        let m = numMicrobatches
+        let m = numMicrobatches, last = chunks[chunks.count - 1]
+        var metrics = [Double](repeating: 0, count: last.evaluationMetricNames.count)
+        let collect = { (_: Int, acts: Chunk.Activations) in
+            for (i, v) in last.evaluationMetrics(acts).enumerated() { metrics[i] += v }
+        }
         for iteration in 0..<config.evalIters {
             let fill = { (micro: Int, acts: Chunk.Activations) in
                 self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
             }
             if let executor = partition.executor, let evalSchedule = partition.evalSchedule {
-                total += try executor.run(evalSchedule, iteration: 0, gradScale: nil, fill: fill)
+                total += try executor.run(
+                    evalSchedule, iteration: 0, gradScale: nil, fill: fill, collect: metrics.isEmpty ? nil : collect)
             } else {
-                let acts = partition.activations[0]
+                let acts = partition.activations[0], ctx = PassContext(iteration: 0, microbatch: 0, training: false)
                 for micro in 0..<m {
                     fill(micro, acts)
-                    total +=
-                        try model.forward(
-                            acts, PassContext(iteration: 0, microbatch: 0, training: false), gradScale: nil) ?? 0
+                    total += try model.forward(acts, ctx, gradScale: nil) ?? 0
+                    if !metrics.isEmpty { collect(micro, acts) }
                 }
             }
             count += m * parallel.layout.data * model.lossUnitsPerMicrobatch
         }
-        if partition.executor != nil { total = try parallel.pipeline.allReduceSum(total) }
-        total = try parallel.data.allReduceSum(total)
-        return total / Double(count)
+        for group in (partition.executor != nil ? [parallel.pipeline] : []) + [parallel.data] {
+            total = try group.allReduceSum(total)
+            metrics = try metrics.map { try group.allReduceSum($0) }
+        }
+        let batches = Double(config.evalIters * m * parallel.layout.data)
+        return (total / Double(count), metrics.map { $0 / batches })
     }
 
-    func evaluateAndPrint(label: String) throws -> Double? {
-        guard let v = try evaluate() else { return nil }
-        for line in TrainingLogFormat.validation(label: label, loss: v) { log(line) }
-        return v
+    /// Validates, prints Megatron's validation block (with the model's metrics) and returns the
+    /// loss and the metrics by key.
+    func evaluateAndPrint(label: String) throws -> (loss: Double, metrics: [(key: String, value: Double)])? {
+        guard let (loss, values) = try evaluateWithMetrics() else { return nil }
+        let names = chunks[chunks.count - 1].evaluationMetricNames
+        let extra = zip(names, values).map { ($0.0.log, $0.1) }
+        for line in TrainingLogFormat.validation(label: label, loss: loss, extra: extra) { log(line) }
+        return (loss, zip(names, values).map { ("valid_" + $0.0.json, $0.1) })
     }
 
     func save() throws {

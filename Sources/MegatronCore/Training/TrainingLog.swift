@@ -41,6 +41,8 @@ public struct IterationMetrics {
     public var pipelineIdle: [Double]? = nil
     /// The model's loss parts by metrics key (BERT: mlm_loss, sop_loss); `lmLoss` is their sum.
     public var lossComponents: [(key: String, value: Double)] = []
+    /// The model's validation metrics by metrics key (BERT: valid_mlm_loss, …, valid_sop_accuracy).
+    public var validMetrics: [(key: String, value: Double)] = []
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
@@ -66,6 +68,7 @@ public struct IterationMetrics {
         if let v = validLoss {
             fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v)))))
         }
+        fields += validMetrics.map { ($0.key, num($0.value)) }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 
@@ -109,9 +112,11 @@ public enum TrainingLogFormat {
         return s
     }
 
-    public static func validation(label: String, loss: Double) -> [String] {
+    public static func validation(label: String, loss: Double, extra: [(label: String, value: Double)] = []) -> [String]
+    {
         let body =
             " validation loss at \(label) | lm loss value: \(sci(loss)) | lm loss PPL: \(sci(exp(min(20, loss)))) | "
+            + extra.map { "\($0.label): \(sci($0.value)) | " }.joined()
         let rule = String(repeating: "-", count: body.count + 1)
         return [rule, body, rule]
     }

@@ -1,0 +1,149 @@
+// TransformerLayerPostLN.swift — the original BERT arrangement of a layer (Hugging Face's BertLayer;
+// Megatron paper Fig. 7a), beside the pre-LN one in TransformerLayer.swift:
+//     mid = LN1(x + Dropout(Proj(Attention(QKV(x)))))
+//     out = LN2(mid + Dropout(FC2(GELU(FC1(mid)))))
+// Saved: QKV's input x in `ln1` (gathered under SP), the first sum in `mid`, LN1's output in `ln2`
+// (gathered; also the second residual, rounded to the GEMM precision in bf16/fp16), the second
+// sum in `postSum`, both norms' statistics, and the attention and MLP tensors as in pre-LN.
+import Tensor
+
+extension TransformerLayer {
+    static func forwardPostLN(
+        x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
+        params P: ParameterArena, acts a: LayerActivations, model m: TransformerActivations,
+        config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
+    ) throws {
+        guard let postSum = a.postSum else { preconditionFailure("post-LN activations were not planned") }
+        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
+        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
+        let offset = m.shardRowOffset * h, pr = m.precision
+        try timer.measure("fwd qkv (column-parallel)") {
+            (a.ln1 + offset).update(from: x, count: nS * h)
+            pr.round(a.ln1 + offset, count: nS * h)
+            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(a.ln1, shardCount: nS * h) }
+            try ColumnParallelLinear.forward(
+                input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
+                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+            pr.round(a.qkv, count: n * 3 * hL)
+        }
+        timer.measure("fwd attention core") {
+            SelfAttention.forward(
+                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
+                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+            pr.round(a.context, count: n * hL)
+        }
+        let attnOut = try timer.measure("fwd proj (row-parallel)") {
+            try RowParallelLinear.forward(
+                input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+        }
+        try timer.measure("fwd bias+dropout+residual+layernorm") {
+            biasDropoutAdd(
+                branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
+                p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+            LayerNorm.forward(
+                x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln2 + offset,
+                mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            pr.round(a.ln2 + offset, count: nS * h)
+            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(a.ln2, shardCount: nS * h) }
+        }
+        try timer.measure("fwd fc1 (column-parallel)") {
+            try ColumnParallelLinear.forward(
+                input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
+                rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+            pr.round(a.fc1, count: n * fL)
+        }
+        timer.measure("fwd gelu") {
+            GELU.forward(x: a.fc1, y: a.gelu, count: n * fL)
+            pr.round(a.gelu, count: n * fL)
+        }
+        let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
+            try RowParallelLinear.forward(
+                input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+        }
+        timer.measure("fwd bias+dropout+residual+layernorm") {
+            biasDropoutAdd(
+                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.ln2 + offset, out: postSum, rows: nS, width: h,
+                p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+            LayerNorm.forward(
+                x: postSum, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: out,
+                mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
+        }
+    }
+
+    /// - dres: [nS, h] on entry ∂loss/∂out, on exit ∂loss/∂x
+    static func backwardPostLN(
+        x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
+        params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
+        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
+    ) throws {
+        guard let postSum = a.postSum, let scratch = m.postScratch else {
+            preconditionFailure("post-LN activations were not planned")
+        }
+        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
+        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
+        let offset = m.shardRowOffset * h, pr = m.precision
+        /// dres ← LN backward of dres (through the norm whose input was `input`).
+        func normBackward(
+            _ input: UnsafePointer<Float>, _ weight: Int, _ bias: Int, _ mean: UnsafePointer<Float>,
+            _ rstd: UnsafePointer<Float>
+        ) {
+            scratch.update(repeating: 0, count: nS * h)
+            LayerNorm.backward(
+                dy: dres, x: input, weight: P.pointer(weight), mean: mean, rstd: rstd, dx: scratch,
+                dweight: G.pointer(weight), dbias: G.pointer(bias), rows: nS, width: h)
+            dres.update(from: scratch, count: nS * h)
+        }
+        // out = LN2(mid + Dropout(FC2(GELU(FC1(mid))) + b2))
+        timer.measure("bwd layernorm") { normBackward(postSum, w.mlpNormWeight, w.mlpNormBias, a.ln2Mean, a.ln2Rstd) }
+        let dMLP = timer.measure("bwd dropout") {
+            branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+        }
+        try timer.measure("bwd fc2 (row-parallel)") {
+            try RowParallelLinear.backward(
+                dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
+                dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
+                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
+        }
+        timer.measure("bwd gelu") {
+            GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
+            pr.round(m.tmpWide, count: n * fL)
+        }
+        let dMid = try timer.measure("bwd fc1 (column-parallel)") {
+            try ColumnParallelLinear.backward(
+                dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
+                dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
+                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+        }
+        // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b)): ∂loss/∂mid = residual + FC1 paths.
+        timer.measure("bwd layernorm") {
+            for i in 0..<(nS * h) { dres[i] += dMid[i] }
+            normBackward(a.mid, w.inputNormWeight, w.inputNormBias, a.ln1Mean, a.ln1Rstd)
+        }
+        let dAttn = timer.measure("bwd dropout") {
+            branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+        }
+        try timer.measure("bwd proj (row-parallel)") {
+            try RowParallelLinear.backward(
+                dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
+                dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
+                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
+            pr.round(m.tmpH2, count: n * hL)
+        }
+        timer.measure("bwd attention core") {
+            SelfAttention.backward(
+                dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
+                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                scratch: m.attentionScratch)
+            pr.round(m.tmpWide, count: n * 3 * hL)
+        }
+        let dX = try timer.measure("bwd qkv (column-parallel)") {
+            try ColumnParallelLinear.backward(
+                dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
+                dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
+                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+        }
+        for i in 0..<(nS * h) { dres[i] += dX[i] }
+    }
+}
