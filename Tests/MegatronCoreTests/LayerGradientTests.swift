@@ -38,7 +38,10 @@ final class LayerGradientTests: XCTestCase {
             maxDiff, tol * maxRef, "\(what): max |numeric − analytic| \(maxDiff), max |grad| \(maxRef)")
     }
 
-    func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
+    func dot(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count && !a.isEmpty, "dot of \(a.count) and \(b.count) values")
+        return zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
 
     func testLinear() {
         let n = 5, k = 7, m = 6

@@ -140,10 +140,34 @@ public enum TransformerLayer {
                 x: x, dres: dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout,
                 timer: timer)
         }
-        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h, pr = m.precision
+        let nS = m.shardRows, h = c.hiddenSize
         // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2)
+        let dLN2 = try mlpBranchBackward(
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+        timer.measure("bwd layernorm") {
+            LayerNorm.backward(
+                dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
+                dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
+        }
+        // Attention branch: mid = x + Dropout(Proj(Attention(QKV(LN1(x)))) + b)
+        let dLN1 = try attentionBranchBackward(
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+        timer.measure("bwd layernorm") {
+            LayerNorm.backward(
+                dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
+                dx: dres, dweight: G.pointer(w.inputNormWeight), dbias: G.pointer(w.inputNormBias), rows: nS, width: h)
+        }
+    }
+
+    /// Backward of the MLP branch Dropout(FC2(GELU(FC1(u))) + b2) from ∂loss/∂(branch sum) in `dres`
+    /// (either arrangement; u is `a.ln2`): returns ∂loss/∂u for the rows this rank holds.
+    static func mlpBranchBackward(
+        _ dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots, params P: ParameterArena,
+        grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
+        dropout: LayerDropout, timer: PhaseTimer?
+    ) throws -> UnsafePointer<Float> {
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, fL = c.ffnHiddenSize / tp.size
+        let offset = m.shardRowOffset * h, pr = m.precision
         let dMLP = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
@@ -157,18 +181,23 @@ public enum TransformerLayer {
             GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
             pr.round(m.tmpWide, count: n * fL)
         }
-        let dLN2 = try timer.measure("bwd fc1 (column-parallel)") {
+        return try timer.measure("bwd fc1 (column-parallel)") {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
                 outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
         }
-        timer.measure("bwd layernorm") {
-            LayerNorm.backward(
-                dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
-                dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
-        }
-        // Attention branch: mid = x + Dropout(Proj(Attention(QKV(LN1(x)))) + b)
+    }
+
+    /// Backward of the attention branch Dropout(Proj(Attention(QKV(u))) + b) from ∂loss/∂(branch
+    /// sum) in `dres` (either arrangement; u is `a.ln1`): returns ∂loss/∂u for the rows this rank holds.
+    static func attentionBranchBackward(
+        _ dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots, params P: ParameterArena,
+        grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
+        dropout: LayerDropout, timer: PhaseTimer?
+    ) throws -> UnsafePointer<Float> {
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size
+        let offset = m.shardRowOffset * h, pr = m.precision
         let dAttn = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
         }
@@ -186,16 +215,11 @@ public enum TransformerLayer {
                 scratch: m.attentionScratch)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
-        let dLN1 = try timer.measure("bwd qkv (column-parallel)") {
+        return try timer.measure("bwd qkv (column-parallel)") {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
                 outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
-        }
-        timer.measure("bwd layernorm") {
-            LayerNorm.backward(
-                dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
-                dx: dres, dweight: G.pointer(w.inputNormWeight), dbias: G.pointer(w.inputNormBias), rows: nS, width: h)
         }
     }
 

@@ -81,9 +81,7 @@ extension TransformerLayer {
         guard let postSum = a.postSum, let scratch = m.postScratch else {
             preconditionFailure("post-LN activations were not planned")
         }
-        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h, pr = m.precision
+        let nS = m.shardRows, h = c.hiddenSize
         /// dres ← LN backward of dres (through the norm whose input was `input`).
         func normBackward(
             _ input: UnsafePointer<Float>, _ weight: Int, _ bias: Int, _ mean: UnsafePointer<Float>,
@@ -97,53 +95,15 @@ extension TransformerLayer {
         }
         // out = LN2(mid + Dropout(FC2(GELU(FC1(mid))) + b2))
         timer.measure("bwd layernorm") { normBackward(postSum, w.mlpNormWeight, w.mlpNormBias, a.ln2Mean, a.ln2Rstd) }
-        let dMLP = timer.measure("bwd dropout") {
-            branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
-        }
-        try timer.measure("bwd fc2 (row-parallel)") {
-            try RowParallelLinear.backward(
-                dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
-                dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
-                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
-        }
-        timer.measure("bwd gelu") {
-            GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
-            pr.round(m.tmpWide, count: n * fL)
-        }
-        let dMid = try timer.measure("bwd fc1 (column-parallel)") {
-            try ColumnParallelLinear.backward(
-                dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
-                dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
-                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
-        }
+        let dMid = try mlpBranchBackward(
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
         // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b)): ∂loss/∂mid = residual + FC1 paths.
         timer.measure("bwd layernorm") {
             for i in 0..<(nS * h) { dres[i] += dMid[i] }
             normBackward(a.mid, w.inputNormWeight, w.inputNormBias, a.ln1Mean, a.ln1Rstd)
         }
-        let dAttn = timer.measure("bwd dropout") {
-            branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
-        }
-        try timer.measure("bwd proj (row-parallel)") {
-            try RowParallelLinear.backward(
-                dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
-                dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
-            pr.round(m.tmpH2, count: n * hL)
-        }
-        timer.measure("bwd attention core") {
-            SelfAttention.backward(
-                dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
-                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                scratch: m.attentionScratch)
-            pr.round(m.tmpWide, count: n * 3 * hL)
-        }
-        let dX = try timer.measure("bwd qkv (column-parallel)") {
-            try ColumnParallelLinear.backward(
-                dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
-                dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
-                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
-        }
+        let dX = try attentionBranchBackward(
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
         for i in 0..<(nS * h) { dres[i] += dX[i] }
     }
 }
