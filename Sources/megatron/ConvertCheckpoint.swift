@@ -1,5 +1,5 @@
 // ConvertCheckpoint.swift — `megatron convert-checkpoint`: lay a checkpoint out for another grid
-// (or merge it to one rank), import a Hugging Face GPT-2 directory, or export one.
+// (or merge it to one rank), import a Hugging Face GPT-2 or BERT directory, or export one.
 //   megatron convert-checkpoint --load CKPT --save OUT --target-tensor-parallel-size 4 \
 //       [--target-pipeline-parallel-size 2 …]
 //   megatron convert-checkpoint --from hf HF_DIR --save OUT [--target-…]
@@ -14,8 +14,8 @@ struct ConvertCheckpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert-checkpoint",
         abstract:
-            "Reshard a checkpoint to a target (t, p, v), or import/export Hugging Face GPT-2 (config.json + "
-            + "model.safetensors)."
+            "Reshard a checkpoint (GPT or BERT) to a target (t, p, v), or import/export Hugging Face GPT-2 or BERT "
+            + "(config.json + model.safetensors)."
     )
 
     @Option(help: "Our checkpoint directory to read.") var load: String?
@@ -39,11 +39,11 @@ struct ConvertCheckpoint: ParsableCommand {
                     throw ConversionError.invalid(
                         "--from hf needs the Hugging Face directory: convert-checkpoint --from hf DIR --save OUT")
                 }
-                model = try HFGPT2.importModel(directory: dir)
+                model = try HuggingFace.importModel(directory: dir)
                 print(
-                    " > imported Hugging Face GPT-2 from \(dir): \(model.gpt.numLayers) layers, hidden "
-                        + "\(model.gpt.hiddenSize), \(model.gpt.numAttentionHeads) heads, vocabulary "
-                        + "\(model.gpt.vocabSize)"
+                    " > imported Hugging Face \(model.trainingConfig.modelType.rawValue) from \(dir): \(model.transformer.numLayers) layers, hidden "
+                        + "\(model.transformer.hiddenSize), \(model.transformer.numAttentionHeads) heads, vocabulary "
+                        + "\(model.transformer.vocabSize)"
                 )
             case (nil, let path?):
                 model = try WholeModel.load(checkpoint: path)
@@ -58,8 +58,8 @@ struct ConvertCheckpoint: ParsableCommand {
                     throw ConversionError.invalid(
                         "--to hf needs the output directory: convert-checkpoint --load CKPT --to hf DIR")
                 }
-                try HFGPT2.export(model, to: dir)
-                print(" > wrote \(dir)/config.json and model.safetensors (GPT2LMHeadModel)")
+                let architecture = try HuggingFace.export(model, to: dir)
+                print(" > wrote \(dir)/config.json and model.safetensors (\(architecture))")
             case (nil, let out?):
                 let path = try model.write(
                     to: out, tensor: targetTensorParallelSize, pipeline: targetPipelineParallelSize,

@@ -15,74 +15,24 @@ import Foundation
 public enum HFGPT2 {
     /// Imports a GPT-2 directory as a whole model (iteration 0, no optimizer state).
     public static func importModel(directory: String) throws -> WholeModel {
-        let configPath = (directory as NSString).appendingPathComponent("config.json")
-        let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
-        guard let data = FileManager.default.contents(atPath: configPath),
-            let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else {
-            throw ConversionError.invalid(
-                "cannot read '\(configPath)' as a JSON object (a Hugging Face GPT-2 directory has config.json and "
-                    + "model.safetensors)"
-            )
-        }
+        let (hf, configPath) = try HFDirectory.readConfig(directory, model: "GPT-2")
+        let weightsPath = HFDirectory.weightsPath(directory)
         let (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads, positions = cfg.seqLength
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
 
-        let source = try HFTensors(path: weightsPath)
+        let source = try HFTensors(path: weightsPath, prefixProbe: "transformer.wte.weight")
         let sizes = HFSizes(h: h, heads: heads, ffn: cfg.ffnHiddenSize ?? 4 * h, vocab: vocab, positions: positions)
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
             params: { spec, out in try importTensor(spec, into: out, from: source, sizes) },
-            state: { gpt in
-                ModelCheckpoint.RankFileState(
-                    sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: jsonText, iteration: 0,
-                    consumedSamples: 0, optimizerStep: 0,
-                    schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
-                    tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
-            })
+            state: { HFDirectory.importedState($0, configJSON: jsonText) })
     }
 
     /// The sizes the mapping needs.
     struct HFSizes {
         let h: Int, heads: Int, ffn: Int, vocab: Int, positions: Int
-    }
-
-    /// A safetensors file's tensors by HF name (with or without the "transformer." prefix), shape-checked.
-    struct HFTensors {
-        let tensors: [String: SafetensorsTensor]
-        let prefix: String, path: String
-
-        init(path: String) throws {
-            tensors = try Safetensors.read(path)
-            prefix = tensors["transformer.wte.weight"] != nil ? "transformer." : ""
-            self.path = path
-        }
-
-        func get(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard let t = tensors[prefix + name] else {
-                throw ConversionError.missing(name: prefix + name, source: path)
-            }
-            guard t.shape == shape else {
-                throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: path)
-            }
-            return t.values
-        }
-
-        /// Copies tensor `name` of `shape` as it is.
-        func copy(_ name: String, _ shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
-            let w = try get(name, shape)
-            w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
-        }
-
-        /// Copies HF's Conv1D weight [in, out] as ours [out, in].
-        func transpose(_ name: String, rows inRows: Int, cols outCols: Int, into out: UnsafeMutablePointer<Float>)
-            throws
-        {
-            let w = try get(name, [inRows, outCols])
-            for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
-        }
     }
 
     /// Fills our parameter `spec` from its HF source (the mapping in the header).
@@ -199,11 +149,12 @@ public enum HFGPT2 {
 
     /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not exist).
     public static func export(_ model: WholeModel, to directory: String) throws {
-        let fm = FileManager.default
-        guard !fm.fileExists(atPath: directory) else {
-            throw ConversionError.invalid("'\(directory)' already exists; choose a new directory for the export")
+        guard case .gpt(let g) = model.architecture else {
+            throw ConversionError.invalid(
+                "this checkpoint holds a BERT model; it exports as BertForPreTraining, not GPT-2")
         }
-        let g = model.gpt, h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize,
+        try HFDirectory.checkAbsent(directory)
+        let h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize,
             V = g.vocabSize
         let params = model.params, table = params.table
         func values(_ name: String) throws -> UnsafeMutablePointer<Float> {
@@ -259,19 +210,6 @@ public enum HFGPT2 {
                 shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
             t[q + "mlp.c_proj.bias"] = .init(shape: [h], values: try copy(p + "mlp.linear_fc2.bias", h))
         }
-        let config = hfConfig(g)
-        let tmp = directory + ".tmp-\(getpid())"
-        try? fm.removeItem(atPath: tmp)
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
-                .write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent("config.json")))
-            try Safetensors.write(
-                (tmp as NSString).appendingPathComponent("model.safetensors"), tensors: t, metadata: ["format": "pt"])
-            try fm.moveItem(atPath: tmp, toPath: directory)
-        } catch {
-            try? fm.removeItem(atPath: tmp)
-            throw error
-        }
+        try HFDirectory.write(directory, config: hfConfig(g), tensors: t)
     }
 }

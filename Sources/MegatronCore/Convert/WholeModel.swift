@@ -1,4 +1,4 @@
-// WholeModel.swift — a checkpoint held as whole (t = 1) tensors, for `convert-checkpoint`: read
+// WholeModel.swift — a checkpoint (GPT or BERT) held as whole (t = 1) tensors, for `convert-checkpoint`: read
 // from our checkpoints written on any grid (moments included when present, from mp_rank files or
 // distributed-optimizer shards) or from a Hugging Face GPT-2 directory (HFGPT2.swift), and written
 // back laid out for any target (t, p, v) — each rank file holding exactly that rank's slices, with
@@ -26,7 +26,9 @@ public final class WholeModel {
     /// The training config (as stored) and the model it describes at t = 1.
     public var trainingConfig: TrainingConfig
     public let configJSON: [String: Any]
-    public let gpt: GPTConfig
+    public let architecture: ModelArchitecture
+    /// The transformer's sizes (either model).
+    public var transformer: GPTConfig { architecture.transformer }
     public let params: ParameterArena
     public var moments: (ParameterArena, ParameterArena)?
     public var state: ModelCheckpoint.RankFileState
@@ -34,17 +36,17 @@ public final class WholeModel {
     init(
         trainingConfig: TrainingConfig, configJSON: [String: Any], vocabSize: Int,
         params fill: (ParameterSpec, UnsafeMutablePointer<Float>) throws -> Void,
-        state: (GPTConfig) -> ModelCheckpoint.RankFileState
+        state: (ModelArchitecture) -> ModelCheckpoint.RankFileState
     ) rethrows {
         var c = trainingConfig
         c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.numLayersPerVirtualPipelineStage = nil
         self.trainingConfig = c
         self.configJSON = configJSON
-        gpt = GPTConfig(training: c, vocabSize: vocabSize)
-        let (table, _) = GPTSlots.declare(config: gpt)
+        architecture = ModelArchitecture(training: c, vocabSize: vocabSize)
+        let table = architecture.declare()
         params = ParameterArena(table: table)
         for (slot, spec) in table.specs.enumerated() { try fill(spec, params.pointer(slot)) }
-        self.state = state(gpt)
+        self.state = state(architecture)
     }
 
     /// Reads the latest checkpoint under `root`, whatever grid (and optimizer) wrote it.
@@ -56,21 +58,16 @@ public final class WholeModel {
         }
         var cfg = TrainingConfig()
         try ConfigLoader.applyJSON(Data(json.utf8), source: "the config stored in \(root)", to: &cfg)
-        guard cfg.modelType == .gpt else {
-            throw ConversionError.invalid(
-                "'\(root)' holds a \(cfg.modelType.rawValue) checkpoint; convert-checkpoint handles GPT checkpoints only "
-                    + "so far (a BERT checkpoint loads on any grid directly with --load)")
-        }
         let reader = try CheckpointReader(CheckpointDirectory(root: root))
         let vocab = try reader.first.intAttribute("vocab_size")
         var probe = cfg
         probe.tensorModelParallelSize = 1
-        try reader.checkSizes(ModelCheckpoint.shapeAttributes(GPTConfig(training: probe, vocabSize: vocab)))
+        try reader.checkSizes(ModelArchitecture(training: probe, vocabSize: vocab).shapeAttributes)
         let model = try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
             params: { spec, out in
                 try reader.readParameter(spec, into: out)
-            }, state: { gpt in storedState(reader, gpt: gpt, json: json, cfg: cfg) })
+            }, state: { model in storedState(reader, model: model, json: json, cfg: cfg) })
         if reader.hasOptimizerState {
             let m = ParameterArena(table: model.params.table), v = ParameterArena(table: model.params.table)
             for (slot, spec) in model.params.table.specs.enumerated() {
@@ -81,8 +78,8 @@ public final class WholeModel {
         return model
     }
 
-    /// The training state recorded in a checkpoint's first rank file, for a model of `gpt`'s sizes at t = p = 1.
-    static func storedState(_ reader: CheckpointReader, gpt: GPTConfig, json: String, cfg: TrainingConfig)
+    /// The training state recorded in a checkpoint's first rank file, for `model` at t = p = 1.
+    static func storedState(_ reader: CheckpointReader, model: ModelArchitecture, json: String, cfg: TrainingConfig)
         -> ModelCheckpoint.RankFileState
     {
         let f = reader.first
@@ -94,7 +91,7 @@ public final class WholeModel {
             style: LRDecayStyle(rawValue: (try? f.stringAttribute("opt_param_scheduler_decay_style")) ?? "linear")
                 ?? .linear)
         var s = ModelCheckpoint.RankFileState(
-            sizes: ModelCheckpoint.shapeAttributes(gpt), seed: gpt.seed, configJSON: json,
+            sizes: model.shapeAttributes, seed: model.transformer.seed, configJSON: json,
             iteration: reader.iteration, consumedSamples: reader.intAttribute("consumed_samples", default: 0),
             optimizerStep: reader.intAttribute("optimizer_step", default: 0), schedule: schedule,
             tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
@@ -133,7 +130,7 @@ public final class WholeModel {
         }
         try ConfigValidation.validateGrid(target, worldSize: t * p)
         let layout = try PipelineLayout(target)
-        let targetGPT = GPTConfig(training: target, vocabSize: gpt.vocabSize)
+        let targetModel = architecture.padded(for: target)
         var json = configJSON
         json["tensor_model_parallel_size"] = t
         json["pipeline_model_parallel_size"] = p
@@ -148,7 +145,7 @@ public final class WholeModel {
                 for tr in 0..<t {
                     var chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)] = []
                     for plan in layout.plans(stage: pr) {
-                        let (table, _) = GPTSlots.declare(config: targetGPT, tensorRank: tr, tensorSize: t, stage: plan)
+                        let table = targetModel.declare(tensorRank: tr, tensorSize: t, stage: plan)
                         let arenas = (0..<(moments == nil ? 1 : 3)).map { _ in ParameterArena(table: table) }
                         let sources = [params] + (moments.map { [$0.0, $0.1] } ?? [])
                         for (slot, spec) in table.specs.enumerated() {
@@ -162,7 +159,7 @@ public final class WholeModel {
                         chunks.append((arenas[0], arenas.count == 3 ? (arenas[1], arenas[2]) : nil))
                     }
                     var s = state
-                    s.sizes = ModelCheckpoint.shapeAttributes(targetGPT); s.configJSON = jsonText
+                    s.sizes = targetModel.shapeAttributes; s.configJSON = jsonText
                     s.tensorSize = t; s.pipelineSize = p; s.tensorRank = tr; s.pipelineRank = pr
                     s.distributedOptimizer = false; s.dataParallelSize = 1
                     let path = (tmp as NSString).appendingPathComponent(

@@ -132,3 +132,24 @@ extension BertModel {
         return sum / Double(b)
     }
 }
+
+extension BertModel {
+    /// The heads' outputs after an evaluation forward on one tensor rank, for tests and tools: the
+    /// vocabulary logits [k, V] of the k rows with a label (in row order, row = position·b + sample)
+    /// and the sentence-order logits [b, 2] (empty without the binary head).
+    public func headLogits(_ m: BertActivations) -> (maskedLM: [Float], sentenceOrder: [Float]) {
+        guard let mem = m.head, let out = slots.outputLayer, let ob = slots.outputBias, tensorParallel.size == 1
+        else { preconditionFailure("head logits are read on the last stage of one tensor rank") }
+        let c = config.transformer, h = c.hiddenSize, V = c.vocabSize, k = m.maskedRows
+        var logits = [Float](repeating: 0, count: k * V)
+        let bias = weights.pointer(ob)
+        for r in 0..<k { for v in 0..<V { logits[r * V + v] = bias[v] } }
+        logits.withUnsafeMutableBufferPointer { o in
+            BLAS.sgemm(
+                transB: true, m: k, n: V, k: h, a: mem.norm, lda: h, b: weights.pointer(out), ldb: h, beta: 1,
+                c: o.baseAddress!, ldc: V)
+        }
+        let sop = config.binaryHead ? Array(UnsafeBufferPointer(start: mem.sopLogits, count: 2 * m.core.batch)) : []
+        return (logits, sop)
+    }
+}

@@ -148,9 +148,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         if stage.hasEmbedding && stage.hasHead { return nil }
         return stage.hasEmbedding ? slots.stack.wordEmbeddings : stage.hasHead ? slots.outputLayer : nil
     }
-    public var modelSizes: [(String, Int)] {
-        ModelCheckpoint.shapeAttributes(config.transformer) + [("bert_binary_head", config.binaryHead ? 1 : 0)]
-    }
+    public var modelSizes: [(String, Int)] { ModelArchitecture.bert(config).shapeAttributes }
     public var seed: Int { config.transformer.seed }
     public var modelDescription: String {
         let c = config.transformer

@@ -87,9 +87,7 @@ extension ModelPartition where Chunk == BertModel {
         config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
         options: Options
     ) throws -> ModelPartition<BertModel> {
-        var transformer = GPTConfig(training: c, vocabSize: vocabSize)
-        transformer.postLayerNorm = c.layernormArrangement == .postLN
-        let bert = BertConfig(transformer: transformer, binaryHead: c.bertBinaryHead)
+        let bert = BertConfig(training: c, vocabSize: vocabSize)
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         let layout = try PipelineLayout(c)

@@ -233,7 +233,12 @@ extension ModelCheckpoint {
                     path: piece.path, reason: "'\(name)' has global shape \(globalShape), the model needs \(spec.shape)"
                 )
             }
-            if wanted == 0 { wanted = min(rows, max(0, (twoD ? globalShape[0] : 1) - r0)) * cols }
+            // What the writer's padding lets this slice cover: rows of a matrix, entries of a vector
+            // (a vocabulary-split vector such as BERT's output bias is padded like the rows).
+            if wanted == 0 {
+                wanted =
+                    twoD ? min(rows, max(0, globalShape[0] - r0)) * cols : max(0, min(cols, globalShape[0] - c0))
+            }
             let pRows = twoD ? localShape[0] : 1, pCols = twoD ? localShape[1] : localShape.reduce(1, *)
             let (pr0, pc0) = twoD ? (offset[0], offset[1]) : (0, offset[0])
             // Overlap of [r0, r0+rows) × [c0, c0+cols) with [pr0, pr0+pRows) × [pc0, pc0+pCols);

@@ -1,0 +1,127 @@
+// HFDirectory.swift — the parts of a Hugging Face model directory that every conversion shares:
+// `config.json` read as a JSON object, `model.safetensors` read as shape-checked tensors by name
+// (optionally under a prefix such as "transformer."), and a new directory written atomically.
+import Checkpoint
+import Foundation
+
+enum HFDirectory {
+    /// `directory/config.json` as a JSON object and its path; `model` names the expected kind in errors.
+    static func readConfig(_ directory: String, model: String) throws -> ([String: Any], String) {
+        let path = (directory as NSString).appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: path),
+            let hf = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else {
+            throw ConversionError.invalid(
+                "cannot read '\(path)' as a JSON object (a Hugging Face \(model) directory has config.json and "
+                    + "model.safetensors)")
+        }
+        return (hf, path)
+    }
+
+    /// The state of an imported model: iteration 0, no optimizer state, one rank.
+    static func importedState(_ model: ModelArchitecture, configJSON: String) -> ModelCheckpoint.RankFileState {
+        ModelCheckpoint.RankFileState(
+            sizes: model.shapeAttributes, seed: model.transformer.seed, configJSON: configJSON, iteration: 0,
+            consumedSamples: 0, optimizerStep: 0,
+            schedule: LRSchedule(maxLR: 1e-4, minLR: 0, warmupSteps: 0, decaySteps: 1, style: .linear),
+            tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
+    }
+
+    static func weightsPath(_ directory: String) -> String {
+        (directory as NSString).appendingPathComponent("model.safetensors")
+    }
+
+    /// Fails when `directory` exists (exports never overwrite).
+    static func checkAbsent(_ directory: String) throws {
+        guard !FileManager.default.fileExists(atPath: directory) else {
+            throw ConversionError.invalid("'\(directory)' already exists; choose a new directory for the export")
+        }
+    }
+
+    /// Writes config.json and model.safetensors into a new `directory`, atomically (a temporary
+    /// directory renamed at the end).
+    static func write(_ directory: String, config: [String: Any], tensors: [String: SafetensorsTensor]) throws {
+        let fm = FileManager.default
+        try checkAbsent(directory)
+        let tmp = directory + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        do {
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent("config.json")))
+            try Safetensors.write(weightsPath(tmp), tensors: tensors, metadata: ["format": "pt"])
+            try fm.moveItem(atPath: tmp, toPath: directory)
+        } catch {
+            try? fm.removeItem(atPath: tmp)
+            throw error
+        }
+    }
+}
+
+/// A safetensors file's tensors by HF name (under `prefix` when the file uses it), shape-checked.
+struct HFTensors {
+    let tensors: [String: SafetensorsTensor]
+    let prefix: String, path: String
+
+    /// Reads `path`; the names carry `prefixProbe`'s prefix (the part before its first '.') when the
+    /// file holds `prefixProbe`, and none otherwise.
+    init(path: String, prefixProbe: String? = nil) throws {
+        tensors = try Safetensors.read(path)
+        if let probe = prefixProbe, tensors[probe] != nil, let dot = probe.firstIndex(of: ".") {
+            prefix = String(probe[...dot])
+        } else {
+            prefix = ""
+        }
+        self.path = path
+    }
+
+    func has(_ name: String) -> Bool { tensors[prefix + name] != nil }
+
+    func get(_ name: String, _ shape: [Int]) throws -> [Float] {
+        guard let t = tensors[prefix + name] else {
+            throw ConversionError.missing(name: prefix + name, source: path)
+        }
+        guard t.shape == shape else {
+            throw ConversionError.tensor(name: prefix + name, found: t.shape, expected: shape, source: path)
+        }
+        return t.values
+    }
+
+    /// Copies tensor `name` of `shape` as it is.
+    func copy(_ name: String, _ shape: [Int], into out: UnsafeMutablePointer<Float>) throws {
+        let w = try get(name, shape)
+        w.withUnsafeBufferPointer { out.update(from: $0.baseAddress!, count: w.count) }
+    }
+
+    /// Copies HF's Conv1D weight [in, out] as ours [out, in].
+    func transpose(_ name: String, rows inRows: Int, cols outCols: Int, into out: UnsafeMutablePointer<Float>) throws {
+        let w = try get(name, [inRows, outCols])
+        for o in 0..<outCols { for i in 0..<inRows { out[o * inRows + i] = w[i * outCols + o] } }
+    }
+}
+
+/// Import and export by model kind: config.json's model_type picks the reader, the checkpoint's
+/// model picks the writer.
+public enum HuggingFace {
+    public static func importModel(directory: String) throws -> WholeModel {
+        let (hf, _) = try HFDirectory.readConfig(directory, model: "GPT-2 or BERT")
+        switch hf["model_type"] as? String {
+        case "bert", "megatron-bert": return try HFBert.importModel(directory: directory)
+        default: return try HFGPT2.importModel(directory: directory)
+        }
+    }
+
+    /// Writes GPT as GPT2LMHeadModel, BERT as BertForPreTraining (post-LN) or MegatronBertForPreTraining (pre-LN).
+    /// Returns the architecture written.
+    @discardableResult
+    public static func export(_ model: WholeModel, to directory: String) throws -> String {
+        switch model.architecture {
+        case .gpt:
+            try HFGPT2.export(model, to: directory)
+            return "GPT2LMHeadModel"
+        case .bert(let b):
+            try HFBert.export(model, to: directory)
+            return b.transformer.postLayerNorm ? "BertForPreTraining" : "MegatronBertForPreTraining"
+        }
+    }
+}
