@@ -1,5 +1,6 @@
 // PreprocessData.swift — `megatron preprocess-data`: Megatron's tools/preprocess_data.py.
-// JSON lines or plain text in, `{output-prefix}_{key}_document.bin/.idx` (MMIDIDX) out, tokenized
+// JSON lines or plain text in, `{output-prefix}_{key}_document.bin/.idx` (MMIDIDX) out (`_sentence`
+// with --split-sentences, one sequence per sentence: BERT's data), tokenized
 // by --workers threads. On a terminal a progress line (documents/s, MB/s) updates in place;
 // otherwise one summary line is printed at the end. Bad input exits 1 naming the file and line,
 // and leaves no output behind.
@@ -26,6 +27,11 @@ struct PreprocessData: ParsableCommand {
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
+    @Flag(
+        help: ArgumentHelp(
+            "Split every text into sentences (one sequence each; BERT's data): writes P_{key}_sentence.bin/.idx. "
+                + "A sentence ends after . ! or ? followed by whitespace, or at a blank line."))
+    var splitSentences = false
     @Option(help: "Output prefix P: writes P_{key}_document.bin/.idx.") var outputPrefix: String
     @Option(help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
 
@@ -38,6 +44,12 @@ struct PreprocessData: ParsableCommand {
                     rule: "must be one of \(types.map(\.rawValue).joined(separator: ", "))"), code: 2)
         }
         let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        if type == .bertWordPieceLowerCase && !splitSentences {
+            FileHandle.standardError.write(
+                Data(
+                    ("warning: a BERT tokenizer without --split-sentences writes one sequence per document; BERT "
+                        + "training needs sentence-split data (add --split-sentences)\n").utf8))
+        }
         let terminal = isatty(2) != 0
         func rate(_ docs: Int, _ bytes: Int, seconds: Double) -> String {
             let s = max(1e-9, seconds)
@@ -48,7 +60,8 @@ struct PreprocessData: ParsableCommand {
         do {
             let (vocab, merges) = (vocabFile, mergeFile)
             let summary = try Preprocess.run(
-                input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod, workers: workers,
+                input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod,
+                splitSentences: splitSentences, workers: workers,
                 makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
                 progress: { docs, bytes, seconds in
                     if terminal {

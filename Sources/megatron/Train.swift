@@ -110,7 +110,8 @@ struct TrainContext {
             ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
         let summary = try trainer.run(metrics: metrics)
         if let l = summary.lastTrainLoss {
-            log(" > done: iteration \(summary.lastIteration), lm loss \(String(format: "%.4f", l))")
+            let name = cfg.modelType == .bert && cfg.bertBinaryHead ? "loss (lm + sop)" : "lm loss"
+            log(" > done: iteration \(summary.lastIteration), \(name) \(String(format: "%.4f", l))")
         }
     }
 }

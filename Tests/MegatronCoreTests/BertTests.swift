@@ -115,7 +115,7 @@ final class BertTests: XCTestCase {
         let samples = 4000
         for i in 0..<samples {
             let span = spans[i % spans.count]
-            let sample = builder.sample(i, span: span, documents: documents)
+            let sample = builder.sample(i, span: span, corpus: documents)
             XCTAssertEqual(sample.tokens.count, s); XCTAssertEqual(sample.labels.count, s)
             XCTAssertLessThanOrEqual(sample.length, s)
             XCTAssertEqual(sample.tokens[0], v.cls)
@@ -136,7 +136,7 @@ final class BertTests: XCTestCase {
                 }
             }
             swapped += Int(sample.sopLabel)
-            XCTAssertEqual(builder.sample(i, span: span, documents: documents), sample, "same seed, same sample")
+            XCTAssertEqual(builder.sample(i, span: span, corpus: documents), sample, "same seed, same sample")
         }
         XCTAssertEqual(Double(masked) / Double(maskable), 0.15, accuracy: 0.01)
         XCTAssertEqual(Double(asMask) / Double(masked), 0.8, accuracy: 0.02)
@@ -145,8 +145,8 @@ final class BertTests: XCTestCase {
         XCTAssertEqual(Double(swapped) / Double(samples), 0.5, accuracy: 0.03)
         let other = BertSampleBuilder(vocabulary: v, seqLength: s, seed: 6)
         let differing = spans.indices.prefix(50).filter {
-            other.sample($0, span: spans[$0], documents: documents)
-                != builder.sample($0, span: spans[$0], documents: documents)
+            other.sample($0, span: spans[$0], corpus: documents)
+                != builder.sample($0, span: spans[$0], corpus: documents)
         }.count
         XCTAssertGreaterThan(differing, 40, "another seed gives other samples")
     }

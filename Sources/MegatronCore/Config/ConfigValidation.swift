@@ -289,11 +289,20 @@ public enum ConfigValidation {
                 throw ConfigError.invalidValue(key: "vocab_file", value: "\"\(path)\"", rule: "must be a readable file")
             }
         }
-        if !c.dataPath.isEmpty || c.mockData {
+        if c.mockData {
             throw ConfigError.inconsistent(
-                keys: ["model_type", c.mockData ? "mock_data" : "data_path"],
-                rule: "BERT reads the built-in corpus (sentence-split) for now; preprocessed BERT datasets "
-                    + "(preprocess-data --split-sentences) are not supported yet: remove data_path / mock_data")
+                keys: ["model_type", "mock_data"],
+                rule: "BERT samples are built from sentences: give data_path (preprocess-data --split-sentences) "
+                    + "or neither for the built-in corpus")
+        }
+        if !c.dataPath.isEmpty {
+            let prefixes = try parseDataPath(c.dataPath).prefixes
+            guard prefixes.count == 1 else {
+                throw ConfigError.invalidValue(
+                    key: "data_path", value: "\(c.dataPath)",
+                    rule: "BERT reads one dataset prefix (blends are GPT-only so far)")
+            }
+            try checkDatasetFiles(prefixes[0], written: "P_text_sentence.bin/.idx (preprocess-data --split-sentences)")
         }
         if !(c.maskProb > 0 && c.maskProb < 1) {
             throw ConfigError.invalidValue(key: "mask_prob", value: "\(c.maskProb)", rule: "must be in (0, 1)")
@@ -357,14 +366,19 @@ public enum ConfigValidation {
         }
         guard !c.dataPath.isEmpty && !c.mockData else { return }
         for prefix in try parseDataPath(c.dataPath).prefixes {
-            for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
-                throw ConfigError.invalidValue(
-                    key: "data_path", value: "\"\(prefix)\"",
-                    rule:
-                        "'\(file)' is missing or unreadable; data_path names the prefix that `megatron "
-                        + "preprocess-data --output-prefix P` wrote as P_text_document.bin/.idx"
-                )
-            }
+            try checkDatasetFiles(prefix, written: "P_text_document.bin/.idx")
+        }
+    }
+
+    /// Both files of dataset `prefix` are readable; `written` says what preprocess-data names them.
+    static func checkDatasetFiles(_ prefix: String, written: String) throws {
+        for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
+            throw ConfigError.invalidValue(
+                key: "data_path", value: "\"\(prefix)\"",
+                rule:
+                    "'\(file)' is missing or unreadable; data_path names the prefix that `megatron "
+                    + "preprocess-data --output-prefix P` wrote as \(written)"
+            )
         }
     }
 

@@ -35,6 +35,43 @@ public struct BertVocabulary: Sendable, Equatable {
 /// A document as sentences of token ids.
 public typealias BertDocument = [[Int32]]
 
+/// Documents as lists of sentences of token ids, wherever they live: in memory (the built-in
+/// corpus) or in a sentence-split MMIDIDX dataset (one sequence per sentence, document boundaries
+/// in document_indices), read in place.
+public protocol BertCorpus {
+    var documentCount: Int { get }
+    /// The token count of each sentence of document `d`.
+    func sentenceLengths(_ d: Int) -> [Int]
+    /// The tokens of sentences `range` of document `d`.
+    func sentences(_ d: Int, _ range: Range<Int>) -> [[Int32]]
+}
+
+extension Array: BertCorpus where Element == BertDocument {
+    public var documentCount: Int { count }
+    public func sentenceLengths(_ d: Int) -> [Int] { self[d].map(\.count) }
+    public func sentences(_ d: Int, _ range: Range<Int>) -> [[Int32]] {
+        let document: BertDocument = self[d]
+        return [[Int32]](document[range])
+    }
+}
+
+extension IndexedDataset: BertCorpus {
+    public func sentenceLengths(_ d: Int) -> [Int] {
+        (Int(documentIndices[d])..<Int(documentIndices[d + 1])).map { length($0) }
+    }
+    public func sentences(_ d: Int, _ range: Range<Int>) -> [[Int32]] {
+        let first = Int(documentIndices[d])
+        return range.map { i in
+            let n = length(first + i)
+            var tokens = [Int32](repeating: 0, count: n)
+            tokens.withUnsafeMutableBufferPointer {
+                read(sequence: first + i, offset: 0, count: n, into: $0.baseAddress!)
+            }
+            return tokens
+        }
+    }
+}
+
 /// One BERT sample, laid out for s positions.
 public struct BertSample: Sendable, Equatable {
     public var tokens: [Int32], tokentypes: [Int32], labels: [Int32]
@@ -80,16 +117,18 @@ public struct BertSampleBuilder: Sendable {
         self.shortSeqProb = shortSeqProb; self.binaryHead = binaryHead; self.seed = seed
     }
 
-    /// Megatron's mapping: runs of sentences reaching each run's target length, in document order.
-    public func spans(_ documents: [BertDocument]) -> [BertSpan] {
+    /// Megatron's mapping: runs of sentences reaching each run's target length, in document order,
+    /// over `documents` of the corpus (all when nil). A document's runs depend on (seed, document) only.
+    public func spans(_ corpus: some BertCorpus, documents: Range<Int>? = nil) -> [BertSpan] {
         let maxTokens = seqLength - 3, least = binaryHead ? 2 : 1
         var spans: [BertSpan] = []
-        for (d, doc) in documents.enumerated() {
+        for d in documents ?? 0..<corpus.documentCount {
+            let doc = corpus.sentenceLengths(d)
             var random = SampleRandom(seed: seed, index: d, stream: 1)
             func target() -> Int { random.uniform() < shortSeqProb ? random.int(2...max(2, maxTokens)) : maxTokens }
             var start = 0, tokens = 0, goal = target()
             for (i, sentence) in doc.enumerated() {
-                tokens += sentence.count
+                tokens += sentence
                 // Megatron's rule: a run ends at its target once it has enough sentences, unless only
                 // one sentence would remain (it joins this run); the document's end ends any run.
                 let last = i == doc.count - 1, remaining = doc.count - 1 - i
@@ -104,10 +143,10 @@ public struct BertSampleBuilder: Sendable {
         return spans
     }
 
-    /// Sample `index` built from `span` of `documents`.
-    public func sample(_ index: Int, span: BertSpan, documents: [BertDocument]) -> BertSample {
+    /// Sample `index` built from `span` of `corpus`.
+    public func sample(_ index: Int, span: BertSpan, corpus: some BertCorpus) -> BertSample {
         var random = SampleRandom(seed: seed, index: index, stream: 2)
-        let sentences = Array(documents[span.document][span.sentences])
+        let sentences = corpus.sentences(span.document, span.sentences)
         var a: [Int32] = [], b: [Int32] = [], swapped = false
         if binaryHead && sentences.count >= 2 {
             let pivot = random.int(1...(sentences.count - 1))

@@ -1,7 +1,8 @@
 // Preprocess.swift — Megatron's tools/preprocess_data.py: documents in, MMIDIDX datasets out.
 // Input: JSON lines (`.jsonl`/`.json`: one object per line; each of `jsonKeys` is a string, or a
 // list of strings = pre-split sentences) or plain text (any other name: one document per
-// paragraph, paragraphs separated by blank lines). Each key goes to `{prefix}_{key}_document`.
+// paragraph, paragraphs separated by blank lines). Each key goes to `{prefix}_{key}_document`, or
+// with sentence splitting (BERT's data: SentenceSplitter cuts every text) `{prefix}_{key}_sentence`.
 // Per document: every non-empty sentence becomes a sequence; with `appendEOD` the end-of-document
 // id is appended to the last one (only if the document has any tokens). Documents are tokenized
 // in batches by `workers` threads (one tokenizer each) and written in input order.
@@ -35,10 +36,12 @@ public enum Preprocess {
         let fields: [[Data]]
     }
 
-    /// Tokenizes `input` into `{prefix}_{key}_document.bin/.idx`. `progress(documents, bytes, seconds)`
-    /// is called after every batch.
+    /// Tokenizes `input` into `{prefix}_{key}_document.bin/.idx`, or with `splitSentences` (each text
+    /// cut by SentenceSplitter, one sequence per sentence) `{prefix}_{key}_sentence.bin/.idx`.
+    /// `progress(documents, bytes, seconds)` is called after every batch.
     public static func run(
-        input: String, jsonKeys: [String], prefix: String, appendEOD: Bool, workers: Int,
+        input: String, jsonKeys: [String], prefix: String, appendEOD: Bool, splitSentences: Bool = false,
+        workers: Int,
         makeTokenizer: () throws -> Tokenizer,
         progress: (_ documents: Int, _ bytes: Int, _ seconds: Double) -> Void = { _, _, _ in }
     ) throws -> PreprocessSummary {
@@ -52,14 +55,17 @@ public enum Preprocess {
         let tokenizers = try (0..<max(1, workers)).map { _ in try makeTokenizer() }
         let dtype = TokenDType.optimal(vocabSize: tokenizers[0].vocabSize)
         var writers: [IndexedDatasetWriter] = []
-        for key in keys { writers.append(try IndexedDatasetWriter(prefix: "\(prefix)_\(key)_document", dtype: dtype)) }
+        let level = splitSentences ? "sentence" : "document"
+        for key in keys { writers.append(try IndexedDatasetWriter(prefix: "\(prefix)_\(key)_\(level)", dtype: dtype)) }
         var summary = PreprocessSummary()
         let start = DispatchTime.now().uptimeNanoseconds
         do {
             var batch: [RawDocument] = []
             var batchBytes = 0
             func flush() throws {
-                let tokenized = tokenize(batch, keys: keys.count, tokenizers: tokenizers, appendEOD: appendEOD)
+                let tokenized = tokenize(
+                    batch, keys: keys.count, tokenizers: tokenizers, appendEOD: appendEOD,
+                    splitSentences: splitSentences)
                 for doc in tokenized {
                     for (k, sequences) in doc.enumerated() { try writers[k].addDocument(sequences) }
                 }
@@ -80,7 +86,7 @@ public enum Preprocess {
         }
         summary.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         summary.tokens = writers.reduce(0) { $0 + $1.tokenCount }
-        summary.outputs = keys.map { "\(prefix)_\($0)_document" }
+        summary.outputs = keys.map { "\(prefix)_\($0)_\(level)" }
         return summary
     }
 
@@ -176,8 +182,11 @@ public enum Preprocess {
         return fields
     }
 
-    /// [document][key][sequence] token ids, tokenized by `tokenizers.count` threads.
-    static func tokenize(_ docs: [RawDocument], keys: Int, tokenizers: [Tokenizer], appendEOD: Bool) -> [[[[Int32]]]] {
+    /// [document][key][sequence] token ids, tokenized by `tokenizers.count` threads; with
+    /// `splitSentences` every text is first cut into sentences.
+    static func tokenize(
+        _ docs: [RawDocument], keys: Int, tokenizers: [Tokenizer], appendEOD: Bool, splitSentences: Bool = false
+    ) -> [[[[Int32]]]] {
         var out = [[[[Int32]]]](repeating: [], count: docs.count)
         let workers = tokenizers.count
         out.withUnsafeMutableBufferPointer { results in
@@ -185,7 +194,10 @@ public enum Preprocess {
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let tok = tokenizers[w]
                 for i in stride(from: w, to: docs.count, by: workers) {
-                    results.base[i] = docs[i].fields.map { sentences in
+                    results.base[i] = docs[i].fields.map { texts in
+                        let sentences =
+                            splitSentences
+                            ? texts.flatMap { SentenceSplitter.split(Array($0)).map { Data($0) } } : texts
                         var sequences = sentences.map { s in
                             s.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
                         }.filter { !$0.isEmpty }

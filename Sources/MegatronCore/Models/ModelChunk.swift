@@ -95,7 +95,8 @@ public protocol ModelChunk: ParameterChunk {
     var lossComponentNames: [(log: String, json: String)] { get }
     /// Each part's value for the micro-batch just run forward in `acts` (last stage).
     func lossComponents(_ acts: Activations) -> [Double]
-    /// What validation reports besides the loss (log label, metrics key); none by default.
+    /// What validation reports besides the loss (log label, metrics key), beginning with the loss
+    /// parts in `lossComponentNames` order; none by default.
     var evaluationMetricNames: [(log: String, json: String)] { get }
     /// Each metric's value for the micro-batch just run forward (evaluation) in `acts` (last stage).
     func evaluationMetrics(_ acts: Activations) -> [Double]

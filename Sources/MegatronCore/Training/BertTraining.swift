@@ -1,12 +1,13 @@
-// BertTraining.swift — a BERT training run: sentence-split documents of the built-in corpus
-// (tokenised by BertWordPieceLowerCase, or bytes with BERT's special tokens appended), split into
-// train and validation by documents (`split`), Megatron's sample mapping and construction
+// BertTraining.swift — a BERT training run: sentence-split documents — of a dataset written by
+// `preprocess-data --split-sentences` (data_path), or of the built-in corpus (tokenised by
+// BertWordPieceLowerCase, or bytes with BERT's special tokens appended) — split into train and
+// validation by documents (`split`), Megatron's sample mapping and construction
 // (BertSamples.swift) placed into micro-batches as Megatron's sampler does, and the BERT partition,
 // handed to the model-agnostic Trainer.
 import Foundation
 
 public final class BertTrainingData: TrainingBatches {
-    let documents: [BertDocument]
+    let corpus: any BertCorpus
     let train: [BertSpan], valid: [BertSpan]
     let trainBuilder: BertSampleBuilder, validBuilder: BertSampleBuilder
     let microBatch: Int, dataParallel: Int, dataRank: Int, seed: Int
@@ -20,8 +21,6 @@ public final class BertTrainingData: TrainingBatches {
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
         seed = c.seed
-        documents = try TokenCorpus.licenseDocuments().map { SentenceSplitter.split($0).map(tokenize) }
-        let bounds = GPTDataset.splitBounds(try ConfigValidation.parseSplit(c.split), count: documents.count)
         func builder(_ seed: Int) -> BertSampleBuilder {
             BertSampleBuilder(
                 vocabulary: vocabulary, seqLength: c.seqLength, maskProb: c.maskProb,
@@ -29,13 +28,46 @@ public final class BertTrainingData: TrainingBatches {
         }
         trainBuilder = builder(c.seed)
         validBuilder = builder(c.seed + 1)
-        train = trainBuilder.spans(documents).filter { bounds[0].contains($0.document) }
-        valid = validBuilder.spans(documents).filter { bounds[1].contains($0.document) }
+        let split = try ConfigValidation.parseSplit(c.split)
+        if let prefix = c.dataPath.first {
+            let dataset = try IndexedDataset(prefix: prefix)
+            try Self.checkSentenceSplit(dataset, config: c)
+            let bounds = GPTDataset.splitBounds(split, count: dataset.documentCount)
+            let write = parallel.world.rank == 0
+            let t = BertDatasetIndex.spans(
+                builder: trainBuilder, dataset: dataset, documents: bounds[0], split: "train", writeCache: write)
+            let v = BertDatasetIndex.spans(
+                builder: validBuilder, dataset: dataset, documents: bounds[1], split: "valid", writeCache: write)
+            corpus = dataset
+            (train, valid) = (t.spans, v.spans)
+            log(
+                " > BERT dataset \(prefix): \(dataset.documentCount) documents, \(dataset.sequenceCount) sentences; "
+                    + "samples per epoch: train \(train.count), valid \(valid.count)"
+                    + (t.cached ? " (spans loaded from the cache)" : ""))
+        } else {
+            let documents = try TokenCorpus.licenseDocuments().map { SentenceSplitter.split($0).map(tokenize) }
+            let bounds = GPTDataset.splitBounds(split, count: documents.count)
+            corpus = documents
+            train = trainBuilder.spans(documents, documents: bounds[0])
+            valid = validBuilder.spans(documents, documents: bounds[1])
+            let sentences = documents.reduce(0) { $0 + $1.count }
+            log(
+                " > built-in corpus for BERT: \(documents.count) documents, \(sentences) sentences; samples per epoch: "
+                    + "train \(train.count), valid \(valid.count)")
+        }
         if train.isEmpty { throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength) }
-        let sentences = documents.reduce(0) { $0 + $1.count }
-        log(
-            " > built-in corpus for BERT: \(documents.count) documents, \(sentences) sentences; samples per epoch: train \(train.count), valid \(valid.count)"
-        )
+    }
+
+    /// A dataset of one sequence per document was not sentence-split: with the binary head it
+    /// would make no sample, so say how to make one that does.
+    static func checkSentenceSplit(_ dataset: IndexedDataset, config c: TrainingConfig) throws {
+        guard c.bertBinaryHead, dataset.documentCount > 0, dataset.sequenceCount <= dataset.documentCount else {
+            return
+        }
+        throw ConfigError.invalidValue(
+            key: "data_path", value: "\"\(dataset.prefix)\"",
+            rule: "holds one sequence per document; BERT's sentence-order samples need sentence-split data: "
+                + "preprocess-data --split-sentences writes P_text_sentence.bin/.idx")
     }
 
     public var hasValidation: Bool { !valid.isEmpty }
@@ -49,7 +81,7 @@ public final class BertTrainingData: TrainingBatches {
             for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, random.int(0...i)) }
             epochOrder = (epoch, order)
         }
-        return trainBuilder.sample(k, span: train[epochOrder.order[k % n]], documents: documents)
+        return trainBuilder.sample(k, span: train[epochOrder.order[k % n]], corpus: corpus)
     }
 
     public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {
@@ -62,7 +94,7 @@ public final class BertTrainingData: TrainingBatches {
         Self.place(
             (0..<microBatch).map { j in
                 let k = batch * microBatch + j
-                return validBuilder.sample(k, span: valid[k % valid.count], documents: documents)
+                return validBuilder.sample(k, span: valid[k % valid.count], corpus: corpus)
             }, into: acts)
     }
 

@@ -218,9 +218,14 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// loss and the metrics by key.
     func evaluateAndPrint(label: String) throws -> (loss: Double, metrics: [(key: String, value: Double)])? {
         guard let (loss, values) = try evaluateWithMetrics() else { return nil }
-        let names = chunks[chunks.count - 1].evaluationMetricNames
-        let extra = zip(names, values).map { ($0.0.log, $0.1) }
-        for line in TrainingLogFormat.validation(label: label, loss: loss, extra: extra) { log(line) }
+        let last = chunks[chunks.count - 1], names = last.evaluationMetricNames
+        let parts = last.lossComponentNames.count  // the metrics begin with the loss parts
+        let labelled = zip(names, values).map { (label: $0.0.log, value: $0.1) }
+        let losses = parts == 0 ? [(label: "lm loss", value: loss)] : Array(labelled.prefix(parts))
+        for line in TrainingLogFormat.validation(label: label, losses: losses, extra: Array(labelled.dropFirst(parts)))
+        {
+            log(line)
+        }
         return (loss, zip(names, values).map { ("valid_" + $0.0.json, $0.1) })
     }
 

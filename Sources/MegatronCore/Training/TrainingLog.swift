@@ -112,10 +112,15 @@ public enum TrainingLogFormat {
         return s
     }
 
-    public static func validation(label: String, loss: Double, extra: [(label: String, value: Double)] = []) -> [String]
-    {
+    /// Megatron's validation block: each loss as "<name> value" and "<name> PPL" (GPT: the lm loss;
+    /// BERT: lm loss and sop loss), then the other metrics.
+    public static func validation(
+        label: String, losses: [(label: String, value: Double)], extra: [(label: String, value: Double)] = []
+    ) -> [String] {
         let body =
-            " validation loss at \(label) | lm loss value: \(sci(loss)) | lm loss PPL: \(sci(exp(min(20, loss)))) | "
+            " validation loss at \(label) | "
+            + losses.map { "\($0.label) value: \(sci($0.value)) | \($0.label) PPL: \(sci(exp(min(20, $0.value)))) | " }
+            .joined()
             + extra.map { "\($0.label): \(sci($0.value)) | " }.joined()
         let rule = String(repeating: "-", count: body.count + 1)
         return [rule, body, rule]
