@@ -1,6 +1,7 @@
-// Evaluate.swift — `megatron evaluate`: Megatron's zero-shot evaluation of a checkpoint on any
+// Evaluate.swift — `megatron evaluate`: Megatron's zero-shot evaluation of a GPT checkpoint on any
 // (t, p, d) grid — WikiText-103 (average loss, perplexity, adjusted perplexity, token ratio) and
-// LAMBADA (strict or not). The model's shape comes from the checkpoint's stored config (or
+// LAMBADA (strict or not) — and a BERT checkpoint's masked-LM and sentence-order figures (--task
+// mlm, EvaluateMLM.swift). The model's shape comes from the checkpoint's stored config (or
 // --config); every config key can be given as a flag (--micro-batch-size 8 --seq-length 1024
 // --tensor-model-parallel-size 2 …). Prints Megatron's result line and writes the figures as JSON.
 import ArgumentParser
@@ -12,10 +13,15 @@ import Tensor
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Zero-shot evaluation of a checkpoint: WikiText-103 perplexity or LAMBADA accuracy (Megatron's method).")
+            "Evaluate a checkpoint: WikiText-103 perplexity or LAMBADA accuracy (GPT, Megatron's zero-shot method), or "
+            + "masked-LM and sentence-order loss and accuracy (BERT).")
 
-    @Option(help: "wikitext103 or lambada.") var task: String
-    @Option(help: "wiki.test.tokens (WikiText-103) or lambada_test.jsonl (LAMBADA).") var validData: String
+    @Option(help: "wikitext103, lambada (GPT) or mlm (BERT).") var task: String
+    @Option(
+        help: ArgumentHelp(
+            "wiki.test.tokens (WikiText-103), lambada_test.jsonl (LAMBADA), or for mlm a sentence-split dataset "
+                + "prefix evaluated whole (default: the validation split of the config's data)"))
+    var validData: String?
     @Option(help: "Checkpoint directory (its latest iteration is evaluated).") var load: String
     @Option(help: "WikiText: tokens between window starts; each window scores its last this many (default 32).")
     var overlappingEval: Int = 32
@@ -30,10 +36,16 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let task = self.task.lowercased()
-        guard task == "wikitext103" || task == "lambada" else {
+        guard ["wikitext103", "lambada", "mlm"].contains(task) else {
             CLIErrors.fail(
                 ConfigError.invalidValue(
-                    key: "task", value: "\"\(self.task)\"", rule: "must be wikitext103 or lambada"), code: 2)
+                    key: "task", value: "\"\(self.task)\"", rule: "must be wikitext103, lambada or mlm"), code: 2)
+        }
+        if task != "mlm" && validData == nil {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "valid-data", value: "nothing",
+                    rule: "\(task) needs the task file (--valid-data wiki.test.tokens or lambada_test.jsonl)"), code: 2)
         }
         let stored = CheckpointReader.storedConfigJSON(root: load)
         if config == nil && stored == nil {
@@ -47,7 +59,12 @@ struct Evaluate: ParsableCommand {
             configPath: config, flags: overrides, base: stored.map { ($0, "the config stored in \(load)") }
         ) { cfg in
             // Evaluation reads only the weights and the task file.
-            cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.dataPath = []; cfg.mockData = false
+            cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.mockData = false
+            if task != "mlm" {
+                cfg.dataPath = []
+            } else if let prefix = self.validData {
+                cfg.dataPath = [prefix]; cfg.split = "0,100,0"  // the whole dataset is the validation set
+            }
             cfg.metricsFile = nil; cfg.traceDir = nil; cfg.skipTrain = true
             if cfg.trainIters <= 0 { cfg.trainIters = 1 }
             // The grid is this run's (checkpoints load on any grid), not the training run's.
@@ -63,14 +80,20 @@ struct Evaluate: ParsableCommand {
             if cfg.lr <= 0 { cfg.lr = 1 }  // unused: evaluation takes no step
         }
         let (cfg, runtime, threads) = (start.config, start.runtime, start.threads)
-        if cfg.modelType != .gpt {
+        if (cfg.modelType == .bert) != (task == "mlm") {
             let error = ConfigError.invalidValue(
                 key: "model_type", value: "\"\(cfg.modelType.rawValue)\"",
                 rule:
-                    "zero-shot WikiText-103 and LAMBADA evaluate GPT checkpoints; BERT's evaluation (--task mlm) is not "
-                    + "implemented yet")
+                    "zero-shot WikiText-103 and LAMBADA evaluate GPT checkpoints; a BERT checkpoint evaluates with "
+                    + "--task mlm")
             CLIErrors.fail(error, code: 2, runtime: runtime, rank: runtime.world.rank)
         }
+        if task == "mlm" {
+            evaluateMLM(config: cfg, runtime: runtime, threads: threads)
+            runtime.finalize()
+            return
+        }
+        let validData = self.validData ?? ""
         let world = runtime.world
         let log = RankLog(enabled: world.rank == 0)
         do {

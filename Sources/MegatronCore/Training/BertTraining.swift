@@ -55,7 +55,9 @@ public final class BertTrainingData: TrainingBatches {
                 " > built-in corpus for BERT: \(documents.count) documents, \(sentences) sentences; samples per epoch: "
                     + "train \(train.count), valid \(valid.count)")
         }
-        if train.isEmpty { throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength) }
+        if train.isEmpty && !c.skipTrain {
+            throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength)
+        }
     }
 
     /// A dataset of one sequence per document was not sentence-split: with the binary head it
@@ -71,6 +73,8 @@ public final class BertTrainingData: TrainingBatches {
     }
 
     public var hasValidation: Bool { !valid.isEmpty }
+    /// Validation samples in one pass (one per span).
+    public var validationSamples: Int { valid.count }
 
     /// Training sample k: epoch k / N visits the N spans in an order shuffled per epoch.
     func trainSample(_ k: Int) -> BertSample {

@@ -35,7 +35,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public var lossScaler: LossScaler?
     public internal(set) var schedule: LRSchedule
     public internal(set) var progress = TrainingProgress()
-    let data: Data
+    public let data: Data
     let log: RankLog
     /// Sequences per micro-batch and per iteration, and micro-batches per iteration per replica.
     public let microBatch: Int, globalBatch: Int, numMicrobatches: Int
@@ -180,16 +180,17 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public func evaluate() throws -> Double? { try evaluateWithMetrics()?.loss }
 
     /// The validation loss and the model's evaluation metrics (ModelChunk.evaluationMetricNames),
-    /// each averaged over the micro-batches.
-    public func evaluateWithMetrics() throws -> (loss: Double, metrics: [Double])? {
-        guard data.hasValidation, config.evalIters > 0 else { return nil }
+    /// each averaged over the micro-batches, over `iterations` global batches (default `eval_iters`).
+    public func evaluateWithMetrics(iterations: Int? = nil) throws -> (loss: Double, metrics: [Double])? {
+        let evalIters = iterations ?? config.evalIters
+        guard data.hasValidation, evalIters > 0 else { return nil }
         var total = 0.0, count = 0
         let m = numMicrobatches, last = chunks[chunks.count - 1]
         var metrics = [Double](repeating: 0, count: last.evaluationMetricNames.count)
         let collect = { (_: Int, acts: Chunk.Activations) in
             for (i, v) in last.evaluationMetrics(acts).enumerated() { metrics[i] += v }
         }
-        for iteration in 0..<config.evalIters {
+        for iteration in 0..<evalIters {
             let fill = { (micro: Int, acts: Chunk.Activations) in
                 self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
             }
@@ -210,7 +211,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             total = try group.allReduceSum(total)
             metrics = try metrics.map { try group.allReduceSum($0) }
         }
-        let batches = Double(config.evalIters * m * parallel.layout.data)
+        let batches = Double(evalIters * m * parallel.layout.data)
         return (total / Double(count), metrics.map { $0 / batches })
     }
 
