@@ -6,7 +6,7 @@
 # stages with scatter/gather on and off), bf16 training beside fp32 (the bf16 GEMM kernel's rate
 # beside SGEMM's on the model's shapes is in the first run), and, when torch is installed, PyTorch
 # eager fp32 and CPU bf16 autocast on the same model shape and thread count.
-#   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024) and gpt2-tiny
+#   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024), gpt2-tiny, then scripts/bench_bert.sh
 #   STEPS=5 scripts/bench.sh
 # Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
 set -euo pipefail
@@ -68,6 +68,7 @@ echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
 "$BIN" benchmark --config configs/gpt2-tiny.json --num-threads "$THREADS" --steps 20 --json "$OUT/gpt2-tiny.json" \
     | grep -E "^benchmark|SGEMM rate|^step"
 echo
+echo
 if python3 -c "import torch" 2>/dev/null; then
     echo "== PyTorch eager fp32 and bf16 autocast on the gpt2-124m shape, $THREADS threads"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
@@ -97,3 +98,5 @@ print(f"bf16 (gpt2-124m): bf16 GEMM {ours['bf16_over_sgemm']:.2f}x SGEMM; traini
 PY
     echo "(torch is not installed: pip install torch to add the PyTorch eager references)"
 fi
+echo
+STEPS=$STEPS THREADS=$THREADS scripts/bench_bert.sh

@@ -27,169 +27,186 @@ struct Benchmark: ParsableCommand {
         do {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
-            let trainer = try Trainer.gpt(
-                config: cfg, log: RankLog(enabled: false), threads: threads, parallel: parallel)
-            let m = trainer.model.config
-            let gbs = trainer.globalBatch
-            let t = parallel.layout.tensor
-            out(
-                "benchmark: \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), "
-                    + "micro-batch \(cfg.microBatchSize), global batch \(gbs), world \(world.size) (tensor "
-                    + "\(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) "
-                    + "thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]"
-            )
-
-            var sgemmRate: Double? = nil, bf16Rate: Double? = nil, bf16Peak = 0.0
-            if world.size == 1 {
-                let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize)
-                let (perShape, rate) = GEMMBenchmark.measure(shapes)
-                for (s, t) in zip(shapes, perShape) {
-                    out(
-                        String(
-                            format: "  sgemm %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k,
-                            s.flops / t / 1e9))
-                }
-                out(String(format: "SGEMM rate on the model's GEMM shapes: %.1f GFLOP/s", rate / 1e9))
-                sgemmRate = rate
-                let (bf16PerShape, bf16) = GEMMBenchmark.measureBF16(shapes)
-                for (s, t) in zip(shapes, bf16PerShape) {
-                    out(
-                        String(
-                            format: "  bf16  %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k,
-                            s.flops / t / 1e9))
-                }
-                bf16Rate = bf16
-                out(
-                    String(
-                        format:
-                            "bf16 GEMM rate on the same shapes (%@ kernel, fp32 operands rounded while packing): "
-                            + "%.1f GFLOP/s = %.2f× SGEMM",
-                        BF16.kernel.name as NSString, bf16 / 1e9, bf16 / rate))
-                let peak = BF16.peakGFLOPS
-                let kernelPeak = BF16.kernel == .amx ? peak.amx : peak.dpbf16
-                bf16Peak = kernelPeak
-                if kernelPeak > 0 {
-                    out(
-                        String(
-                            format:
-                                "single-core peaks on this CPU: AMX TDPBF16PS %.1f, vdpbf16ps %.1f, fp32 FMA "
-                                + "(512-bit) %.1f GFLOP/s; the bf16 GEMM reaches %.0f%% of %d cores' %@ peak",
-                            peak.amx, peak.dpbf16, peak.fma, 100 * bf16 / 1e9 / (kernelPeak * Double(threads)), threads,
-                            BF16.kernel.name as NSString))
-                }
-            }
-
-            _ = try trainer.step()  // warm-up: page-in of every buffer
-            let timer = PhaseTimer()
-            trainer.timer = timer
-            for (_, group) in parallel.groups { group.resetCounters() }
-            try world.barrier()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            var bubbles: [Double] = []
-            for _ in 0..<steps {
-                _ = try trainer.step()
-                if let idle = trainer.lastPipelineIdleFraction {
-                    var mine = Float(idle / max(1e-9, 1 - idle)), all = [Float](repeating: 0, count: world.size)
-                    try world.allGather(&mine, count: 1, into: &all)
-                    bubbles.append(all.reduce(0) { $0 + Double($1) } / Double(all.count))
-                }
-            }
-            try world.barrier()
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
-            trainer.timer = nil
-            let flops = m.flopsPerIteration(globalBatch: gbs)
-            let tokensPerSecond = Double(gbs * m.seqLength) / seconds
-            let tflops = flops / seconds / 1e12
-            var line = String(
-                format: "step %.1f ms | %.1f tokens/s | model %.3f TFLOP/s (Megatron's formula, all ranks)",
-                seconds * 1000, tokensPerSecond, tflops)
-            if let sgemmRate { line += String(format: " | %.2f of the SGEMM rate", flops / seconds / sgemmRate) }
-            out(line)
-            var json: [String: Any] = [
-                "step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
-                "blas_core": BLAS.coreName, "world": world.size, "tensor": t,
-            ]
-            if let sgemmRate {
-                json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate
-            }
-            if let bf16Rate, let sgemmRate {
-                json["bf16_gemm_gflops"] = bf16Rate / 1e9; json["bf16_over_sgemm"] = bf16Rate / sgemmRate
-                json["bf16_kernel"] = BF16.kernel.name; json["bf16_kernel_peak_gflops_per_core"] = bf16Peak
-            }
-            if t > 1 {
-                let c = parallel.tensor.counters
-                let bytes = Double(c.bytes) / Double(steps), commSeconds = c.seconds / Double(steps)
-                let micro = Double(gbs / cfg.microBatchSize),
-                    sbh = Double(m.seqLength * cfg.microBatchSize * m.hiddenSize)
-                let megatron = 4 * Double(m.numLayers) * sbh * 4 * micro
-                let ours =
-                    (4 * Double(m.numLayers) + 2) * sbh * 4 * micro + 3 * Double(m.seqLength * cfg.microBatchSize) * 4
-                    * micro
-                out(
-                    String(
-                        format:
-                            "tensor-parallel communication per iteration (rank 0): %.2f MB in %.1f ms = %.1f%% of "
-                            + "the step; analytic: %.2f MB for the layers' 4 all-reduces of s·b·h per layer per "
-                            + "micro-batch (Megatron's count), %.2f MB with the embedding and LM-head "
-                            + "all-reduces and the cross-entropy statistics",
-                        bytes / 1e6, commSeconds * 1000, 100 * commSeconds / seconds, megatron / 1e6, ours / 1e6))
-                json["comm_bytes_tp"] = bytes; json["comm_s_tp"] = commSeconds;
-                json["comm_fraction"] = commSeconds / seconds
-                json["analytic_bytes_layers"] = megatron; json["analytic_bytes_all"] = ours
-            }
-            if let s = trainer.partition.trainSchedule {
-                let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
-                let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
-                let theory = Double(s.stages - 1) / Double(s.chunks * s.microbatches)
-                out(
-                    String(
-                        format:
-                            "pipeline p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) "
-                            + "vs theory (p−1)/(v·m) = %.3f; sent between stages per iteration (rank 0): %.2f MB "
-                            + "(scatter/gather %@)",
-                        s.stages, s.chunks, s.microbatches, bubble, theory, bytes / 1e6,
-                        cfg.scatterGatherTensorsInPipeline && t > 1 && !cfg.sequenceParallel ? "on" : "off"))
-                json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
-                json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
-            }
-            if let buckets = trainer.partition.buckets {
-                let bytes = Double(parallel.data.counters.bytes) / Double(steps)
-                let sharded = trainer.optimizer.isSharded
-                // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and
-                // all-gather the parameters.
-                let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
-                let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
-                out(
-                    String(
-                        format:
-                            "data-parallel d = %d%@: %.2f MB moved per iteration (rank 0; analytic: %@ %.2f MB, plus "
-                            + "the loss); %d buckets, %.0f%% of the gradient elements had their reduction "
-                            + "started before the backward pass ended; %.1f ms spent waiting for the "
-                            + "reduction after it",
-                        parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
-                        sharded
-                            ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
-                            : "one all-reduce of this rank's gradients,",
-                        analytic / 1e6, buckets.bucketCount, 100 * hidden,
-                        (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000))
-                json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
-            }
-            if world.rank == 0 {
-                out("time per step by phase (rank 0, all layers):")
-                let total = timer.seconds.values.reduce(0, +)
-                for name in timer.order.sorted(by: { timer.seconds[$0]! > timer.seconds[$1]! }) {
-                    let s = timer.seconds[name]! / Double(steps)
-                    out(
-                        String(
-                            format: "  %-36@ %9.1f ms  %5.1f%%", name as NSString, s * 1000,
-                            100 * timer.seconds[name]! / total))
-                }
-                if let path = self.json {
-                    let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
-                    try data.write(to: URL(fileURLWithPath: path))
-                }
+            let quiet = RankLog(enabled: false)
+            switch cfg.modelType {
+            case .gpt:
+                try measure(
+                    Trainer.gpt(config: cfg, log: quiet, threads: threads, parallel: parallel), cfg: cfg, world: world,
+                    parallel: parallel, threads: threads, blasNote: blasNote, out: out)
+            case .bert:
+                try measure(
+                    Trainer.bert(config: cfg, log: quiet, threads: threads, parallel: parallel), cfg: cfg,
+                    world: world, parallel: parallel, threads: threads, blasNote: blasNote, out: out)
             }
         } catch { CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank) }
         runtime.finalize()
+    }
+
+    /// The GEMM rates, then the timed steps of `trainer` and where their time goes.
+    func measure<Chunk, Data>(
+        _ trainer: Trainer<Chunk, Data>, cfg: TrainingConfig, world: Communicator, parallel: ParallelState,
+        threads: Int, blasNote: String, out: RankLog
+    ) throws {
+        let m = trainer.model.transformer
+        let gbs = trainer.globalBatch
+        let t = parallel.layout.tensor
+        out(
+            "benchmark: \(cfg.modelType.rawValue), \(m.numLayers) layers, hidden \(m.hiddenSize), seq \(m.seqLength), vocab \(m.vocabSize), "
+                + "micro-batch \(cfg.microBatchSize), global batch \(gbs), world \(world.size) (tensor "
+                + "\(t)\(trainer.model.tensorParallel.sequenceParallel ? " + SP" : "")), \(threads) "
+                + "thread(s) per rank, OpenBLAS \(BLAS.coreName) [\(blasNote)]"
+        )
+
+        var sgemmRate: Double? = nil, bf16Rate: Double? = nil, bf16Peak = 0.0
+        if world.size == 1 {
+            let shapes = GEMMBenchmark.shapes(config: m, microBatch: cfg.microBatchSize)
+            let (perShape, rate) = GEMMBenchmark.measure(shapes)
+            for (s, t) in zip(shapes, perShape) {
+                out(
+                    String(
+                        format: "  sgemm %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k,
+                        s.flops / t / 1e9))
+            }
+            out(String(format: "SGEMM rate on the model's GEMM shapes: %.1f GFLOP/s", rate / 1e9))
+            sgemmRate = rate
+            let (bf16PerShape, bf16) = GEMMBenchmark.measureBF16(shapes)
+            for (s, t) in zip(shapes, bf16PerShape) {
+                out(
+                    String(
+                        format: "  bf16  %-32@ %6d x %6d x %6d  %7.1f GFLOP/s", s.name as NSString, s.m, s.n, s.k,
+                        s.flops / t / 1e9))
+            }
+            bf16Rate = bf16
+            out(
+                String(
+                    format:
+                        "bf16 GEMM rate on the same shapes (%@ kernel, fp32 operands rounded while packing): "
+                        + "%.1f GFLOP/s = %.2f× SGEMM",
+                    BF16.kernel.name as NSString, bf16 / 1e9, bf16 / rate))
+            let peak = BF16.peakGFLOPS
+            let kernelPeak = BF16.kernel == .amx ? peak.amx : peak.dpbf16
+            bf16Peak = kernelPeak
+            if kernelPeak > 0 {
+                out(
+                    String(
+                        format:
+                            "single-core peaks on this CPU: AMX TDPBF16PS %.1f, vdpbf16ps %.1f, fp32 FMA "
+                            + "(512-bit) %.1f GFLOP/s; the bf16 GEMM reaches %.0f%% of %d cores' %@ peak",
+                        peak.amx, peak.dpbf16, peak.fma, 100 * bf16 / 1e9 / (kernelPeak * Double(threads)), threads,
+                        BF16.kernel.name as NSString))
+            }
+        }
+
+        _ = try trainer.step()  // warm-up: page-in of every buffer
+        let timer = PhaseTimer()
+        trainer.timer = timer
+        for (_, group) in parallel.groups { group.resetCounters() }
+        try world.barrier()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var bubbles: [Double] = []
+        for _ in 0..<steps {
+            _ = try trainer.step()
+            if let idle = trainer.lastPipelineIdleFraction {
+                var mine = Float(idle / max(1e-9, 1 - idle)), all = [Float](repeating: 0, count: world.size)
+                try world.allGather(&mine, count: 1, into: &all)
+                bubbles.append(all.reduce(0) { $0 + Double($1) } / Double(all.count))
+            }
+        }
+        try world.barrier()
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
+        trainer.timer = nil
+        let flops = trainer.model.flopsPerIteration(globalBatch: gbs)
+        let tokensPerSecond = Double(gbs * m.seqLength) / seconds
+        let tflops = flops / seconds / 1e12
+        var line = String(
+            format: "step %.1f ms | %.1f tokens/s | model %.3f TFLOP/s (Megatron's formula, all ranks)",
+            seconds * 1000, tokensPerSecond, tflops)
+        if let sgemmRate { line += String(format: " | %.2f of the SGEMM rate", flops / seconds / sgemmRate) }
+        out(line)
+        var json: [String: Any] = [
+            "step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
+            "blas_core": BLAS.coreName, "world": world.size, "tensor": t, "model_type": cfg.modelType.rawValue,
+            "vocab_size": m.vocabSize, "padded_vocab_size": m.paddedVocabSize,
+        ]
+        if let sgemmRate {
+            json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate
+        }
+        if let bf16Rate, let sgemmRate {
+            json["bf16_gemm_gflops"] = bf16Rate / 1e9; json["bf16_over_sgemm"] = bf16Rate / sgemmRate
+            json["bf16_kernel"] = BF16.kernel.name; json["bf16_kernel_peak_gflops_per_core"] = bf16Peak
+        }
+        if t > 1 {
+            let c = parallel.tensor.counters
+            let bytes = Double(c.bytes) / Double(steps), commSeconds = c.seconds / Double(steps)
+            let micro = Double(gbs / cfg.microBatchSize),
+                sbh = Double(m.seqLength * cfg.microBatchSize * m.hiddenSize)
+            let megatron = 4 * Double(m.numLayers) * sbh * 4 * micro
+            let ours =
+                (4 * Double(m.numLayers) + 2) * sbh * 4 * micro + 3 * Double(m.seqLength * cfg.microBatchSize) * 4
+                * micro
+            out(
+                String(
+                    format:
+                        "tensor-parallel communication per iteration (rank 0): %.2f MB in %.1f ms = %.1f%% of "
+                        + "the step; analytic: %.2f MB for the layers' 4 all-reduces of s·b·h per layer per "
+                        + "micro-batch (Megatron's count), %.2f MB with the embedding and LM-head "
+                        + "all-reduces and the cross-entropy statistics",
+                    bytes / 1e6, commSeconds * 1000, 100 * commSeconds / seconds, megatron / 1e6, ours / 1e6))
+            json["comm_bytes_tp"] = bytes; json["comm_s_tp"] = commSeconds;
+            json["comm_fraction"] = commSeconds / seconds
+            json["analytic_bytes_layers"] = megatron; json["analytic_bytes_all"] = ours
+        }
+        if let s = trainer.partition.trainSchedule {
+            let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
+            let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
+            let theory = Double(s.stages - 1) / Double(s.chunks * s.microbatches)
+            out(
+                String(
+                    format:
+                        "pipeline p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) "
+                        + "vs theory (p−1)/(v·m) = %.3f; sent between stages per iteration (rank 0): %.2f MB "
+                        + "(scatter/gather %@)",
+                    s.stages, s.chunks, s.microbatches, bubble, theory, bytes / 1e6,
+                    cfg.scatterGatherTensorsInPipeline && t > 1 && !cfg.sequenceParallel ? "on" : "off"))
+            json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
+            json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
+        }
+        if let buckets = trainer.partition.buckets {
+            let bytes = Double(parallel.data.counters.bytes) / Double(steps)
+            let sharded = trainer.optimizer.isSharded
+            // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and
+            // all-gather the parameters.
+            let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
+            let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
+            out(
+                String(
+                    format:
+                        "data-parallel d = %d%@: %.2f MB moved per iteration (rank 0; analytic: %@ %.2f MB, plus "
+                        + "the loss); %d buckets, %.0f%% of the gradient elements had their reduction "
+                        + "started before the backward pass ended; %.1f ms spent waiting for the "
+                        + "reduction after it",
+                    parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
+                    sharded
+                        ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
+                        : "one all-reduce of this rank's gradients,",
+                    analytic / 1e6, buckets.bucketCount, 100 * hidden,
+                    (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000))
+            json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
+        }
+        if world.rank == 0 {
+            out("time per step by phase (rank 0, all layers):")
+            let total = timer.seconds.values.reduce(0, +)
+            for name in timer.order.sorted(by: { timer.seconds[$0]! > timer.seconds[$1]! }) {
+                let s = timer.seconds[name]! / Double(steps)
+                out(
+                    String(
+                        format: "  %-36@ %9.1f ms  %5.1f%%", name as NSString, s * 1000,
+                        100 * timer.seconds[name]! / total))
+            }
+            if let path = self.json {
+                let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+                try data.write(to: URL(fileURLWithPath: path))
+            }
+        }
     }
 }

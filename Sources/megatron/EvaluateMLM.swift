@@ -18,14 +18,16 @@ extension Evaluate {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
             let trainer = try Trainer.bert(config: cfg, log: log, threads: threads, parallel: parallel)
-            let iteration = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: load), chunks: trainer.chunks)
+            let iteration = try ModelCheckpoint.loadWeights(
+                from: CheckpointDirectory(root: load), chunks: trainer.chunks)
             let samples = trainer.data.validationSamples
             guard samples > 0 else {
                 throw ConfigError.invalidValue(
                     key: "split", value: "\"\(cfg.split)\"",
                     rule: "leaves no validation samples; give a validation share or --valid-data PREFIX")
             }
-            let passes = overrides.contains("--eval-iters")
+            let passes =
+                overrides.contains("--eval-iters")
                 ? cfg.evalIters : (samples + trainer.globalBatch - 1) / trainer.globalBatch
             log(
                 " > evaluate mlm: checkpoint \(load) iteration \(iteration); \(samples) validation samples, "

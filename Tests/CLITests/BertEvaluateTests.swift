@@ -15,7 +15,10 @@ final class BertEvaluateTests: XCTestCase {
     func testMaskedLMEvaluationIsTheSameOnAnyGrid() throws {
         let dir = CLI.scratch("bert-evaluate")
         let train = try CLI.run(
-            ["train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "30", "--eval-iters", "0", "--save", "ck"],
+            [
+                "train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "30", "--eval-iters", "0", "--save",
+                "ck",
+            ],
             in: dir)
         XCTAssertEqual(train.code, 0, train.stderr)
         let one = try CLI.run(["evaluate", "--task", "mlm", "--load", "ck", "--results-file", "one.json"], in: dir)

@@ -179,6 +179,9 @@ public enum ConfigKeys {
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
         ConfigKey(
+            name: "layer_wise_lr_decay", field: .double(\.layerWiseLrDecay),
+            help: "γ: layer l of L gets lr·γ^(L−l), embeddings lr·γ^L, heads lr (1: none)"),
+        ConfigKey(
             name: "clip_grad", field: .double(\.clipGrad),
             help: "clip the global gradient norm to this (1.0; 0 disables)"),
         ConfigKey(

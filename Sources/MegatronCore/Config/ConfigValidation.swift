@@ -186,6 +186,11 @@ public enum ConfigValidation {
         if let d = c.lrDecayIters, d <= 0 {
             throw ConfigError.invalidValue(key: "lr_decay_iters", value: "\(d)", rule: "must be positive")
         }
+        if !(c.layerWiseLrDecay > 0 && c.layerWiseLrDecay <= 1) {
+            throw ConfigError.invalidValue(
+                key: "layer_wise_lr_decay", value: "\(c.layerWiseLrDecay)",
+                rule: "must be in (0, 1] (1: every layer at the full learning rate)")
+        }
         for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2)] where !(v >= 0 && v < 1) {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be in [0, 1)")
         }

@@ -45,6 +45,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var adamBeta1: Double = 0.9
     public var adamBeta2: Double = 0.999
     public var adamEps: Double = 1e-8
+    public var layerWiseLrDecay: Double = 1
     public var clipGrad: Double = 1.0
     public var lossScale: Double? = nil
     public var bf16: Bool = false

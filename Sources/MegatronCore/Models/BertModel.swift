@@ -106,6 +106,7 @@ public struct BertSlots: Sendable {
 
 public final class BertModel: ModelChunk, @unchecked Sendable {
     public let config: BertConfig
+    public var transformer: GPTConfig { config.transformer }
     public let table: ParameterTable
     public let slots: BertSlots
     public let params: ParameterArena, weights: ParameterArena, grads: ParameterArena
@@ -164,9 +165,10 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
             config: config.transformer, microBatch: microBatch, tensorParallel: tensorParallel,
             layers: stage.layers.count, recompute: recompute)
     }
-    /// The encoder's FLOPs by Megatron's formula (the GPT form: 24·B·s·L·h²·(1 + s/6h) + the output
-    /// layer at every position, ×3 for forward and backward) — an upper bound here, where the
-    /// masked-LM head runs on the masked rows only.
+    /// Model FLOPs by Megatron's formula, which its code applies to BERT as to GPT (training.py's
+    /// num_floating_point_operations: the layers plus the output layer at every position, forward
+    /// and backward), so the log's TFLOP/s compare with Megatron's. This BERT runs the output layer
+    /// on the masked rows only (about 15%), so it does less work than the formula counts.
     public func flopsPerIteration(globalBatch: Int) -> Double {
         config.transformer.flopsPerIteration(globalBatch: globalBatch)
     }

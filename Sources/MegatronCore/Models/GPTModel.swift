@@ -63,6 +63,7 @@ public struct GPTSlots: Sendable {
 
 public final class GPTModel: ModelChunk, @unchecked Sendable {
     public let config: GPTConfig
+    public var transformer: GPTConfig { config }
     public let table: ParameterTable
     public let slots: GPTSlots
     /// The fp32 main parameters (optimizer, checkpoints).

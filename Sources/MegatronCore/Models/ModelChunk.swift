@@ -69,6 +69,8 @@ extension ParameterChunk {
 /// A model chunk that runs its stage.
 public protocol ModelChunk: ParameterChunk {
     associatedtype Activations: ChunkActivations
+    /// The transformer's sizes (GEMM shapes, sequence length, vocabulary).
+    var transformer: GPTConfig { get }
     /// A new activation set for one micro-batch of this chunk.
     func makeActivations() -> Activations
     /// Forward of the micro-batch in `acts`; on the last stage also the loss, with the head's

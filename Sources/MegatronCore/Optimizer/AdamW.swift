@@ -1,13 +1,36 @@
 // AdamW.swift — Adam with decoupled weight decay, Megatron's semantics (Apex FusedAdam, adam_w_mode):
 //     m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²
 //     p -= lr · ( (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ε) + wd·p )
-// with wd = 0 for biases and norm parameters (1-D, see ParameterSpec.weightDecay). One fused pass.
+// with wd = 0 for biases and norm parameters (1-D, see ParameterSpec.weightDecay), and lr scaled per
+// parameter by layer-wise decay γ (layer_wise_lr_decay): transformer layer l of L (1-based) gets
+// lr·γ^(L−l), the embeddings lr·γ^L, the final norm and the heads lr. One fused pass.
+import Foundation
 import Tensor
 
 public struct AdamWHyperparameters: Sendable, Equatable {
     public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
-    public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) {
+    /// Layer-wise learning-rate decay γ (1: none) over the model's `numLayers` transformer layers.
+    public var layerWiseDecay: Double, numLayers: Int
+    public init(
+        beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01,
+        layerWiseDecay: Double = 1, numLayers: Int = 0
+    ) {
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        self.layerWiseDecay = layerWiseDecay; self.numLayers = numLayers
+    }
+
+    /// The multiplier of the learning rate for parameter `spec`: γ^(L−l) for transformer layer l
+    /// (1-based, global numbering), γ^L for the embeddings (a tied copy follows the parameter it is
+    /// tied to, so both copies take the same step), 1 for the final norm and the heads.
+    public func learningRateScale(_ spec: ParameterSpec) -> Float {
+        guard layerWiseDecay != 1 else { return 1 }
+        let name = spec.initKey, L = numLayers
+        if name.hasPrefix("embedding.") { return Float(Foundation.pow(layerWiseDecay, Double(L))) }
+        let parts = name.split(separator: ".", maxSplits: 3)
+        if parts.count > 2, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) {
+            return Float(Foundation.pow(layerWiseDecay, Double(L - (i + 1))))
+        }
+        return 1
     }
 }
 
@@ -31,7 +54,7 @@ public final class AdamW: @unchecked Sendable {
         for (slot, spec) in params.table.specs.enumerated() {
             AdamW.apply(
                 hyper, params: params.pointer(slot), grads: grads.pointer(slot), expAvg: expAvg.pointer(slot),
-                expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr,
+                expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr * hyper.learningRateScale(spec),
                 weightDecay: spec.weightDecay ? hyper.weightDecay : 0, corrections: corrections)
         }
     }

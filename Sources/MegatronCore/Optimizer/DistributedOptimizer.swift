@@ -139,7 +139,8 @@ public final class DistributedOptimizer: TrainingOptimizer {
             AdamW.apply(
                 hyper, params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
                 grads: mainGrad.base + s.shardOffset,
-                expAvg: expAvg.base + s.shardOffset, expAvgSq: expAvgSq.base + s.shardOffset, count: s.count, lr: lr,
+                expAvg: expAvg.base + s.shardOffset, expAvgSq: expAvgSq.base + s.shardOffset, count: s.count,
+                lr: lr * hyper.learningRateScale(table.specs[s.slot]),
                 weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, corrections: corrections)
         }
         let requests = try pieces.map { p in

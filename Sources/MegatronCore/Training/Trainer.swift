@@ -82,7 +82,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         }
         let hyper = AdamWHyperparameters(
             beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
-            weightDecay: Float(c.weightDecay))
+            weightDecay: Float(c.weightDecay), layerWiseDecay: c.layerWiseLrDecay, numLayers: c.numLayers)
+        if c.layerWiseLrDecay != 1 { log(Self.layerWiseDecayLine(hyper)) }
         optimizer = partition.makeOptimizer(hyper: hyper, distributed: c.useDistributedOptimizer)
         let decayIters = c.lrDecayIters ?? c.trainIters
         let gbs = globalBatch
@@ -91,6 +92,15 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs, style: c.lrDecayStyle)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
         lossScaler = LossScaler.forConfig(c)
+    }
+
+    /// The start-up line listing layer-wise decay's learning-rate multipliers.
+    static func layerWiseDecayLine(_ h: AdamWHyperparameters) -> String {
+        let decay = h.layerWiseDecay, L = h.numLayers
+        let layers = (1...max(1, L)).map { String(format: "%d ×%.4g", $0, Foundation.pow(decay, Double(L - $0))) }
+        return
+            " > layer-wise learning-rate decay γ = \(decay): embeddings ×\(String(format: "%.4g", Foundation.pow(decay, Double(L)))); "
+            + "layer \(layers.joined(separator: ", ")); final norm and heads ×1"
     }
 
     /// The partition options a config asks for, for `microbatches` micro-batches per iteration.
