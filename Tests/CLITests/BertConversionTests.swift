@@ -35,7 +35,7 @@ final class BertConversionTests: XCTestCase {
                 acts.tokentypes.base[p * b + j] = types[j * s + p]
                 acts.labels.base[p * b + j] = p < lengths[j] ? 0 : -1  // every real position is read
             }
-            acts.sopLabels[j] = 0
+            acts.sequenceLabels[j] = 0
         }
         acts.setLengths(lengths)
         _ = try bert.forward(acts, PassContext(iteration: 0, microbatch: 0, training: false))

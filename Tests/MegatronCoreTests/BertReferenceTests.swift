@@ -32,7 +32,7 @@ final class BertReferenceTests: XCTestCase {
         try f.readInt32s("tokens", shape: [s, b], into: acts.core.tokens.base)
         try f.readInt32s("tokentypes", shape: [s, b], into: acts.tokentypes.base)
         try f.readInt32s("labels", shape: [s, b], into: acts.labels.base)
-        acts.sopLabels = try f.readFloats("sop_labels").values.map { Int32($0) }
+        acts.sequenceLabels = try f.readFloats("sop_labels").values.map { Int32($0) }
         acts.setLengths(try f.readFloats("lengths").values.map { Int($0) })
 
         model.grads.zero()

@@ -1,6 +1,7 @@
 // BertTests.swift — BERT on one rank: every parameter's gradient of the whole model (embeddings with
 // token types, bidirectional layers over padded sequences, final norm, masked-LM head with its
-// vocabulary bias, pooler and binary head) against central finite differences of the loss; and
+// vocabulary bias, pooler and binary head; the finetuning heads: classification, multiple choice)
+// against central finite differences of the loss; and
 // Megatron's sample construction, by its properties over many samples.
 import MegatronCore
 import Tensor
@@ -11,12 +12,13 @@ final class BertTests: XCTestCase {
 
     static let vocabulary = BertVocabulary(size: 40, cls: 36, sep: 37, mask: 38, pad: 39)
 
-    func makeModel(binaryHead: Bool = true, postLayerNorm: Bool = false) -> BertModel {
+    func makeModel(binaryHead: Bool = true, postLayerNorm: Bool = false, task: BertTask = .pretraining) -> BertModel {
         var gpt = GPTConfig(
             numLayers: 2, hiddenSize: 16, numAttentionHeads: 2, seqLength: 12, maxPositionEmbeddings: 12,
             vocabSize: 40, paddedVocabSize: 48, initMethodStd: 0.2, seed: 7)
         gpt.postLayerNorm = postLayerNorm
-        return BertModel(config: BertConfig(transformer: gpt, binaryHead: binaryHead), microBatch: 2, threads: 2)
+        return BertModel(
+            config: BertConfig(transformer: gpt, binaryHead: binaryHead, task: task), microBatch: 2, threads: 2)
     }
 
     /// Two sequences, the second padded after 7 tokens, with masked positions in both.
@@ -31,21 +33,29 @@ final class BertTests: XCTestCase {
                 acts.labels.base[r] = real && pos > 0 && pos % 3 == 1 ? Int32(random.next() % 36) : -1
             }
         }
-        acts.sopLabels = [1, 0]
+        acts.sequenceLabels = [1, 0]
         acts.setLengths(lengths)
     }
 
     func testEveryParameterGradientMatchesFiniteDifferences() throws {
-        for (binaryHead, postLN) in [(true, false), (false, false), (true, true)] {
-            let model = makeModel(binaryHead: binaryHead, postLayerNorm: postLN)
+        let cases: [(Bool, Bool, BertTask)] = [
+            (true, false, .pretraining), (false, false, .pretraining), (true, true, .pretraining),
+            (true, false, .classification(classes: 3)), (true, true, .multipleChoice(choices: 2)),
+        ]
+        for (binaryHead, postLN, task) in cases {
+            let model = makeModel(binaryHead: binaryHead, postLayerNorm: postLN, task: task)
             let acts = model.makeActivations()
             fill(acts)
+            if task != .pretraining { acts.sequenceLabels = task == .multipleChoice(choices: 2) ? [1, 0] : [2, 0] }
             let ctx = PassContext(iteration: 1, microbatch: 0, training: true)
             model.grads.zero()
             let loss = try XCTUnwrap(try model.forward(acts, ctx, gradScale: 1))
             try model.backward(acts, ctx)
-            XCTAssertGreaterThan(acts.maskedRows, 0)
-            if binaryHead { XCTAssertGreaterThan(acts.sopLossSum, 0) }
+            XCTAssertGreaterThan(task == .pretraining ? acts.maskedRows : acts.pooledExamples, 0)
+            if binaryHead { XCTAssertGreaterThan(acts.pooledLossSum, 0) }
+            if task == .multipleChoice(choices: 2) {
+                XCTAssertEqual(acts.pooledExamples, 1, "one question of 2 options")
+            }
             func evalLoss() throws -> Double {
                 try XCTUnwrap(
                     try model.forward(acts, PassContext(iteration: 1, microbatch: 0, training: false), gradScale: nil))
@@ -69,9 +79,11 @@ final class BertTests: XCTestCase {
                 }
                 // Float32 forward: the differences carry ~1e-5 of rounding noise.
                 XCTAssertLessThanOrEqual(
-                    maxDiff, 2e-2 * maxRef + 1e-4, "\(spec.name) (binary head \(binaryHead), post-LN \(postLN))")
+                    maxDiff, 2e-2 * maxRef + 1e-4,
+                    "\(spec.name) (binary head \(binaryHead), post-LN \(postLN), \(task))")
                 XCTAssertGreaterThan(
-                    maxRef, 0, "\(spec.name): no gradient reaches it (binary head \(binaryHead), post-LN \(postLN))")
+                    maxRef, 0,
+                    "\(spec.name): no gradient reaches it (binary head \(binaryHead), post-LN \(postLN), \(task))")
             }
             XCTAssertGreaterThan(checked, 200)
         }

@@ -1,10 +1,13 @@
-// BertHeads.swift — BERT's two heads on the final-norm output y [n, h] (all rows), forward and,
-// when training, backward fused in (as GPT's LM head), leaving ∂loss/∂y in `core.headGradient`:
+// BertHeads.swift — BERT's heads on the final-norm output y [n, h] (all rows), forward and, when
+// training, backward fused in (as GPT's LM head), leaving ∂loss/∂y in `core.headGradient`:
 //   masked-LM (Megatron's BertLMHead), on the k masked rows only:
 //     X = y[masked]; D = X·Wdᵀ + bd; G = GELU(D); Y = LN(G); logits = Y·Eᵀ + bias (vocab-parallel)
 //     loss_lm = Σ CE / k
 //   sentence order (pooler + binary head), on token 0 of each of the b sequences (rows 0 ..< b):
 //     P = tanh(y[0..<b]·Wpᵀ + bp); z = P·Wbᵀ + bb; loss_sop = Σ CE(z, swapped) / b
+//   finetuning replaces both with one head on the pooled output (BertTask): classification
+//     (z [b, classes], Σ CE / b) or multiple choice (one score per sequence, CE over each
+//     question's options, Σ / questions)
 // The vocab-parallel cross entropy leaves each tensor rank a part of ∂loss/∂Y; it is summed over
 // the tensor group before the replicated dense, GELU and LayerNorm backward, so every rank then
 // holds the whole gradient of every head parameter and of y.
@@ -18,9 +21,12 @@ extension BertModel {
         guard let mem = m.head else { return 0 }
         let core = m.core, h = config.transformer.hiddenSize, n = core.rows
         if gradScale != nil { core.headGradient.update(repeating: 0, count: n * h) }
+        guard config.task == .pretraining else {
+            return timer.measure("task head (fwd+bwd)") { pooledHead(m, mem, gradScale: gradScale) }
+        }
         var loss = try timer.measure("masked-LM head (fwd+bwd)") { try maskedLMHead(m, mem, gradScale: gradScale) }
         if config.binaryHead {
-            loss += timer.measure("sentence-order head (fwd+bwd)") { sentenceOrderHead(m, mem, gradScale: gradScale) }
+            loss += timer.measure("sentence-order head (fwd+bwd)") { pooledHead(m, mem, gradScale: gradScale) }
         }
         return loss
     }
@@ -83,12 +89,17 @@ extension BertModel {
         return sum / Double(k)
     }
 
-    /// The pooler and binary head on token 0 of each sequence. Returns Σ CE / b.
-    func sentenceOrderHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) -> Double {
+    /// The pooler and the head on it, on token 0 of each of the b sequences:
+    ///     P = tanh(y0·Wpᵀ + bp);  z = P·Wᵀ + bw   [b, w]
+    /// then cross entropy per example against `sequenceLabels`: over the w logits of each sequence
+    /// (sentence order w = 2, classification w = classes), or over the single scores of each
+    /// question's `group` sequences (multiple choice). Returns Σ CE / examples; backward when training.
+    func pooledHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) -> Double {
         let core = m.core, h = config.transformer.hiddenSize, b = core.batch, pr = precision
-        guard let pw = slots.poolerWeight, let pb = slots.poolerBias, let bw = slots.binaryWeight,
-            let bb = slots.binaryBias
+        guard let pw = slots.poolerWeight, let pb = slots.poolerBias, let hw = slots.pooledHeadWeight,
+            let hb = slots.pooledHeadBias
         else { return 0 }
+        let w = config.task.pooledOutputs, group = config.task.group
         // Rows 0 ..< b are position 0 ([CLS]) of each sequence.
         mem.poolIn.update(from: core.finalNorm, count: b * h)
         Linear.forward(
@@ -97,29 +108,36 @@ extension BertModel {
         for i in 0..<(b * h) { mem.pooled[i] = tanh(mem.poolPre[i]) }
         pr.round(mem.pooled, count: b * h)
         Linear.forward(
-            x: mem.pooled, weight: weights.pointer(bw), bias: weights.pointer(bb), y: mem.sopLogits, rows: b,
-            inFeatures: h, outFeatures: 2, precision: pr)
+            x: mem.pooled, weight: weights.pointer(hw), bias: weights.pointer(hb), y: mem.pooledLogits, rows: b,
+            inFeatures: h, outFeatures: w, precision: pr)
+        // Each example's logits are `width` consecutive values: a sequence's w logits, or a question's scores.
+        let examples = w == 1 ? b / group : b, width = w == 1 ? group : w
+        let scale = gradScale.map { $0 / Float(examples) }
         var sum = 0.0, correct = 0
-        let scale = gradScale.map { $0 / Float(b) }
-        for j in 0..<b {
-            let z = mem.sopLogits + 2 * j, label = Int(m.sopLabels[j])
-            let mx = max(z[0], z[1])
-            let e0 = Foundation.exp(Double(z[0] - mx)), e1 = Foundation.exp(Double(z[1] - mx))
-            sum += Double(mx) + Foundation.log(e0 + e1) - Double(z[label])
-            if (z[1] > z[0] ? 1 : 0) == label { correct += 1 }
+        for e in 0..<examples {
+            let z = mem.pooledLogits + e * width, label = Int(m.sequenceLabels[e])
+            var mx = z[0], best = 0
+            for j in 1..<width where z[j] > mx { mx = z[j]; best = j }
+            var total = 0.0
+            for j in 0..<width { total += Foundation.exp(Double(z[j] - mx)) }
+            sum += Double(mx) + Foundation.log(total) - Double(z[label])
+            if best == label { correct += 1 }
             if let scale {
-                let p1 = Float(e1 / (e0 + e1))
-                z[0] = ((1 - p1) - (label == 0 ? 1 : 0)) * scale
-                z[1] = (p1 - (label == 1 ? 1 : 0)) * scale
+                for j in 0..<width {
+                    let p = Float(Foundation.exp(Double(z[j] - mx)) / total)
+                    z[j] = (p - (j == label ? 1 : 0)) * scale
+                }
             }
         }
-        m.sopLossSum = sum
-        m.sopCorrect = correct
-        guard scale != nil else { return sum / Double(b) }
-        pr.round(mem.sopLogits, count: 2 * b)
+        m.pooledLossSum = sum
+        m.pooledCorrect = correct
+        m.pooledExamples = examples
+        guard scale != nil else { return sum / Double(examples) }
+        pr.round(mem.pooledLogits, count: w * b)
         Linear.backward(
-            dy: mem.sopLogits, x: mem.pooled, weight: weights.pointer(bw), dx: mem.dPooled, dweight: grads.pointer(bw),
-            dbias: grads.pointer(bb), rows: b, inFeatures: h, outFeatures: 2, precision: pr)
+            dy: mem.pooledLogits, x: mem.pooled, weight: weights.pointer(hw), dx: mem.dPooled,
+            dweight: grads.pointer(hw),
+            dbias: grads.pointer(hb), rows: b, inFeatures: h, outFeatures: w, precision: pr)
         for i in 0..<(b * h) {
             let t = tanh(mem.poolPre[i])
             mem.dPooled[i] *= 1 - t * t
@@ -129,7 +147,7 @@ extension BertModel {
             dy: mem.dPooled, x: mem.poolIn, weight: weights.pointer(pw), dx: mem.dPoolIn, dweight: grads.pointer(pw),
             dbias: grads.pointer(pb), rows: b, inFeatures: h, outFeatures: h, precision: pr)
         for i in 0..<(b * h) { core.headGradient[i] += mem.dPoolIn[i] }
-        return sum / Double(b)
+        return sum / Double(examples)
     }
 }
 
@@ -149,7 +167,7 @@ extension BertModel {
                 transB: true, m: k, n: V, k: h, a: mem.norm, lda: h, b: weights.pointer(out), ldb: h, beta: 1,
                 c: o.baseAddress!, ldc: V)
         }
-        let sop = config.binaryHead ? Array(UnsafeBufferPointer(start: mem.sopLogits, count: 2 * m.core.batch)) : []
+        let sop = config.binaryHead ? Array(UnsafeBufferPointer(start: mem.pooledLogits, count: 2 * m.core.batch)) : []
         return (logits, sop)
     }
 }

@@ -10,14 +10,40 @@
 // layers are split as in GPT; the heads' dense layers are replicated (their inputs are whole).
 import Tensor
 
+/// What the last stage computes: pretraining's heads, or a finetuning head on the pooled output.
+public enum BertTask: Sendable, Equatable {
+    /// The masked-LM head, and the sentence-order head with `bert_binary_head`.
+    case pretraining
+    /// `classes` logits per sequence (Megatron's `classification_head`: MNLI 3, QQP 2).
+    case classification(classes: Int)
+    /// One score per sequence, softmax over each question's `choices` sequences (Megatron's `multichoice_head`: RACE 4).
+    case multipleChoice(choices: Int)
+
+    /// Sequences per example: 1, or the options of a question.
+    public var group: Int {
+        if case .multipleChoice(let n) = self { return n }
+        return 1
+    }
+    /// Logits per sequence of the pooled head (the sentence-order head has 2).
+    var pooledOutputs: Int {
+        switch self {
+        case .pretraining: return 2
+        case .classification(let c): return c
+        case .multipleChoice: return 1
+        }
+    }
+}
+
 public struct BertConfig: Sendable, Equatable {
     /// The encoder's sizes, dropout, init and seed (the same fields as GPT's).
     public var transformer: GPTConfig
     /// Megatron's `bert_binary_head`: the sentence-order head and 2 token types; without it, neither.
     public var binaryHead: Bool
-    public var tokentypes: Int { binaryHead ? 2 : 0 }
-    public init(transformer: GPTConfig, binaryHead: Bool = true) {
-        self.transformer = transformer; self.binaryHead = binaryHead
+    public var task: BertTask
+    /// Token types: 2 with the binary head and for every finetuning task (segments A and B), else none.
+    public var tokentypes: Int { binaryHead || task != .pretraining ? 2 : 0 }
+    public init(transformer: GPTConfig, binaryHead: Bool = true, task: BertTask = .pretraining) {
+        self.transformer = transformer; self.binaryHead = binaryHead; self.task = task
     }
 }
 
@@ -28,6 +54,10 @@ public struct BertSlots: Sendable {
     public static let outputBiasName = "output_layer.bias"
     public static let poolerWeightName = "pooler.dense.weight", poolerBiasName = "pooler.dense.bias"
     public static let binaryWeightName = "binary_head.weight", binaryBiasName = "binary_head.bias"
+    /// Finetuning heads on the pooled output: classification [classes, h], multiple choice [1, h].
+    public static let classificationWeightName = "classification_head.weight"
+    public static let classificationBiasName = "classification_head.bias"
+    public static let multichoiceWeightName = "multichoice_head.weight", multichoiceBiasName = "multichoice_head.bias"
     /// Post-LN only: the LayerNorm on the embeddings.
     public static let embeddingNormWeightName = "embedding.layernorm.weight"
     public static let embeddingNormBiasName = "embedding.layernorm.bias"
@@ -37,8 +67,9 @@ public struct BertSlots: Sendable {
     public let outputLayer: Int?
     /// Last stage only.
     public let lmDenseWeight, lmDenseBias, lmNormWeight, lmNormBias, outputBias: Int?
-    /// Last stage with the binary head only.
-    public let poolerWeight, poolerBias, binaryWeight, binaryBias: Int?
+    /// Last stage: the pooler (binary head or finetuning), and the head on it — the binary head
+    /// (pretraining) or the finetuning task's (`BertTask`).
+    public let poolerWeight, poolerBias, pooledHeadWeight, pooledHeadBias: Int?
 
     /// The parameter table of one BERT chunk, sliced for tensor rank `tensorRank` of `tensorSize`.
     public static func declare(config b: BertConfig, tensorRank: Int = 0, tensorSize: Int = 1, stage: StagePlan? = nil)
@@ -65,22 +96,33 @@ public struct BertSlots: Sendable {
                 fw = t.declare(GPTSlots.finalNormWeightName, [h], .ones, sequenceParallel: true)
                 fb = t.declare(GPTSlots.finalNormBiasName, [h], .zeros, sequenceParallel: true)
             }
-            lm = [
-                t.declare(lmDenseWeightName, [h, h], .normal(std: std)), t.declare(lmDenseBiasName, [h], .zeros),
-                t.declare(lmNormWeightName, [h], .ones), t.declare(lmNormBiasName, [h], .zeros),
-                t.declare(outputBiasName, [c.paddedVocabSize], split: 0, .zeros),
-            ]
-            if b.binaryHead {
-                pool = [
-                    t.declare(poolerWeightName, [h, h], .normal(std: std)), t.declare(poolerBiasName, [h], .zeros),
-                    t.declare(binaryWeightName, [2, h], .normal(std: std)), t.declare(binaryBiasName, [2], .zeros),
+            if b.task == .pretraining {
+                lm = [
+                    t.declare(lmDenseWeightName, [h, h], .normal(std: std)), t.declare(lmDenseBiasName, [h], .zeros),
+                    t.declare(lmNormWeightName, [h], .ones), t.declare(lmNormBiasName, [h], .zeros),
+                    t.declare(outputBiasName, [c.paddedVocabSize], split: 0, .zeros),
                 ]
             }
-            out =
-                wte
-                ?? t.declare(
-                    GPTSlots.tiedOutputLayerName, [c.paddedVocabSize, h], split: 0, .normal(std: std),
-                    tiedTo: GPTSlots.wordEmbeddingsName)
+            let head: (String, String)? =
+                switch b.task {
+                case .pretraining: b.binaryHead ? (binaryWeightName, binaryBiasName) : nil
+                case .classification: (classificationWeightName, classificationBiasName)
+                case .multipleChoice: (multichoiceWeightName, multichoiceBiasName)
+                }
+            if let (weight, bias) = head {
+                let width = b.task.pooledOutputs
+                pool = [
+                    t.declare(poolerWeightName, [h, h], .normal(std: std)), t.declare(poolerBiasName, [h], .zeros),
+                    t.declare(weight, [width, h], .normal(std: std)), t.declare(bias, [width], .zeros),
+                ]
+            }
+            if b.task == .pretraining {  // the masked-LM head reads the word embedding
+                out =
+                    wte
+                    ?? t.declare(
+                        GPTSlots.tiedOutputLayerName, [c.paddedVocabSize, h], split: 0, .normal(std: std),
+                        tiedTo: GPTSlots.wordEmbeddingsName)
+            }
         }
         let stack = StackSlots(
             wordEmbeddings: wte, positionEmbeddings: wpe, tokentypeEmbeddings: wtt, layers: layers,
@@ -89,8 +131,9 @@ public struct BertSlots: Sendable {
             t,
             BertSlots(
                 stack: stack, outputLayer: out, lmDenseWeight: lm[0], lmDenseBias: lm[1], lmNormWeight: lm[2],
-                lmNormBias: lm[3], outputBias: lm[4], poolerWeight: pool[0], poolerBias: pool[1], binaryWeight: pool[2],
-                binaryBias: pool[3])
+                lmNormBias: lm[3], outputBias: lm[4], poolerWeight: pool[0], poolerBias: pool[1],
+                pooledHeadWeight: pool[2],
+                pooledHeadBias: pool[3])
         )
     }
 
@@ -99,7 +142,7 @@ public struct BertSlots: Sendable {
         [
             stack.finalNormWeight, stack.finalNormBias, lmDenseWeight, lmDenseBias, lmNormWeight, lmNormBias,
             outputBias,
-            poolerWeight, poolerBias, binaryWeight, binaryBias,
+            poolerWeight, poolerBias, pooledHeadWeight, pooledHeadBias,
         ].compactMap { $0 }
     }
 }
@@ -146,17 +189,21 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     }
 
     public var tiedSlot: Int? {
-        if stage.hasEmbedding && stage.hasHead { return nil }
+        // Only the masked-LM head ties its output to the word embedding.
+        if stage.hasEmbedding && stage.hasHead || config.task != .pretraining { return nil }
         return stage.hasEmbedding ? slots.stack.wordEmbeddings : stage.hasHead ? slots.outputLayer : nil
     }
-    public var modelSizes: [(String, Int)] { ModelArchitecture.bert(config).shapeAttributes }
+    public var modelSizes: [(String, Int)] {
+        config.task == .pretraining
+            ? ModelArchitecture.bert(config).shapeAttributes : ModelCheckpoint.shapeAttributes(config.transformer)
+    }
     public var seed: Int { config.transformer.seed }
     public var modelDescription: String {
         let c = config.transformer
         return
             "BERT (\(c.postLayerNorm ? "post-LN, the original arrangement" : "pre-LN")): \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, seq "
-            + "\(c.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize)), binary head "
-            + "\(config.binaryHead ? "on" : "off"), \(BertSlots.declare(config: config).0.parameterCount) parameters"
+            + "\(c.seqLength), vocab \(c.vocabSize) (padded \(c.paddedVocabSize)), \(headDescription), "
+            + "\(BertSlots.declare(config: config).0.parameterCount) parameters"
     }
     /// The per-micro-batch loss is already a mean (masked-LM over masked rows + SOP over sequences).
     public var lossUnitsPerMicrobatch: Int { 1 }
@@ -173,33 +220,48 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         config.transformer.flopsPerIteration(globalBatch: globalBatch)
     }
 
-    /// Megatron's BERT log keys: the masked-LM loss and the sentence-order loss.
-    public var lossComponentNames: [(log: String, json: String)] {
-        config.binaryHead ? [("lm loss", "mlm_loss"), ("sop loss", "sop_loss")] : [("lm loss", "mlm_loss")]
-    }
-    public func lossComponents(_ acts: BertActivations) -> [Double] {
-        let lm = acts.maskedRows > 0 ? acts.lmLossSum / Double(acts.maskedRows) : 0
-        return config.binaryHead ? [lm, acts.sopLossSum / Double(acts.core.batch)] : [lm]
+    var headDescription: String {
+        switch config.task {
+        case .pretraining: return "binary head \(config.binaryHead ? "on" : "off")"
+        case .classification(let c): return "classification head (\(c) classes)"
+        case .multipleChoice(let n): return "multiple-choice head (\(n) options per question)"
+        }
     }
 
-    /// Validation: both losses and both accuracies (arg-max prediction equals the target).
+    /// Megatron's BERT log keys: the masked-LM loss and the sentence-order loss (finetuning: the one loss).
+    public var lossComponentNames: [(log: String, json: String)] {
+        guard config.task == .pretraining else { return [] }
+        return config.binaryHead ? [("lm loss", "mlm_loss"), ("sop loss", "sop_loss")] : [("lm loss", "mlm_loss")]
+    }
+    public func lossComponents(_ acts: BertActivations) -> [Double] {
+        guard config.task == .pretraining else { return [] }
+        let lm = acts.maskedRows > 0 ? acts.lmLossSum / Double(acts.maskedRows) : 0
+        return config.binaryHead ? [lm, acts.pooledLossSum / Double(max(1, acts.pooledExamples))] : [lm]
+    }
+
+    /// Validation: both losses and both accuracies (arg-max prediction equals the target);
+    /// finetuning: the task's accuracy.
     public var evaluationMetricNames: [(log: String, json: String)] {
-        lossComponentNames
+        guard config.task == .pretraining else { return [("accuracy", "accuracy")] }
+        return lossComponentNames
             + (config.binaryHead
                 ? [("lm accuracy", "mlm_accuracy"), ("sop accuracy", "sop_accuracy")]
                 : [("lm accuracy", "mlm_accuracy")])
     }
     public func evaluationMetrics(_ acts: BertActivations) -> [Double] {
+        let pooled = Double(acts.pooledCorrect) / Double(max(1, acts.pooledExamples))
+        guard config.task == .pretraining else { return [pooled] }
         let lm = acts.maskedRows > 0 ? Double(acts.lmCorrect) / Double(acts.maskedRows) : 0
-        return lossComponents(acts)
-            + (config.binaryHead ? [lm, Double(acts.sopCorrect) / Double(acts.core.batch)] : [lm])
+        return lossComponents(acts) + (config.binaryHead ? [lm, pooled] : [lm])
     }
 
     public func makeActivations() -> BertActivations {
         let core = TransformerActivations(
             config: config.transformer, microBatch: microBatch, threads: threads, tensorParallel: tensorParallel,
             layers: stage.layers.count, recompute: recompute, precision: precision)
-        return BertActivations(core: core, hasHead: stage.hasHead, hidden: config.transformer.hiddenSize)
+        return BertActivations(
+            core: core, hasHead: stage.hasHead, hidden: config.transformer.hiddenSize,
+            maskedLM: config.task == .pretraining, outputs: config.task.pooledOutputs)
     }
 
     var stack: TransformerStack {
@@ -213,7 +275,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     /// (masked-LM mean + SOP mean) on the last stage.
     @discardableResult
     public func forward(_ m: BertActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
-        let shared = stack, tokentypes = config.binaryHead ? UnsafePointer(m.tokentypes.base) : nil
+        let shared = stack, tokentypes = config.tokentypes > 0 ? UnsafePointer(m.tokentypes.base) : nil
         if stage.hasEmbedding { try shared.embed(m.core, ctx, tokentypes: tokentypes) }
         try shared.layersForward(m.core, ctx)
         guard stage.hasHead else { return nil }
@@ -231,7 +293,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         try shared.layersBackward(m.core, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {
             try shared.embedBackward(
-                m.core, ctx, tokentypes: config.binaryHead ? UnsafePointer(m.tokentypes.base) : nil)
+                m.core, ctx, tokentypes: config.tokentypes > 0 ? UnsafePointer(m.tokentypes.base) : nil)
             let s = slots.stack
             onGradientsFinal?(
                 [

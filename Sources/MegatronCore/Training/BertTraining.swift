@@ -111,7 +111,7 @@ public final class BertTrainingData: TrainingBatches {
                 acts.tokentypes.base[pos * b + j] = sample.tokentypes[pos]
                 acts.labels.base[pos * b + j] = sample.labels[pos]
             }
-            acts.sopLabels[j] = sample.sopLabel
+            acts.sequenceLabels[j] = sample.sopLabel
         }
         acts.setLengths(samples.map(\.length))
     }
