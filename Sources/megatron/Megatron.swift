@@ -13,6 +13,7 @@ struct Megatron: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Train.self, Evaluate.self, ConvertCheckpoint.self, PreprocessData.self, Benchmark.self, Schedule.self,
+            Train.self, Finetune.self, Evaluate.self, ConvertCheckpoint.self, PreprocessData.self, Benchmark.self,
+            Schedule.self,
         ])
 }

@@ -8,7 +8,7 @@ import Tensor
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a GPT model from a JSON config (keys are Megatron-LM's argument names).",
+        abstract: "Train a GPT or BERT model from a JSON config (keys are Megatron-LM's argument names).",
         discussion: "Config keys (each also a --kebab-case flag that overrides the file):\n"
             + ConfigKeys.all.map { "  \($0.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \($0.help)" }
             .joined(separator: "\n"))
@@ -89,7 +89,10 @@ struct TrainContext {
     let threads: Int
     let blasNote: String
 
-    func run<C, D>(_ trainer: Trainer<C, D>) throws {
+    /// `initialWeights` replaces resuming from `load` (finetuning starts from a pretrained model);
+    /// `lossName` names the loss of the closing line.
+    func run<C, D>(_ trainer: Trainer<C, D>, initialWeights: (() throws -> Void)? = nil, lossName: String? = nil) throws
+    {
         let cfg = config, layout = parallel.layout
         let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
         log(
@@ -104,13 +107,13 @@ struct TrainContext {
             trainer.injectOverflowAt = Set(
                 spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
         }
-        try trainer.loadIfRequested()
+        if let initialWeights { try initialWeights() } else { try trainer.loadIfRequested() }
         let metrics =
             parallel.world.rank == 0
             ? try cfg.metricsFile.map { try MetricsWriter(path: $0, truncate: cfg.load == nil) } : nil
         let summary = try trainer.run(metrics: metrics)
         if let l = summary.lastTrainLoss {
-            let name = cfg.modelType == .bert && cfg.bertBinaryHead ? "loss (lm + sop)" : "lm loss"
+            let name = lossName ?? (cfg.modelType == .bert && cfg.bertBinaryHead ? "loss (lm + sop)" : "lm loss")
             log(" > done: iteration \(summary.lastIteration), \(name) \(String(format: "%.4f", l))")
         }
     }

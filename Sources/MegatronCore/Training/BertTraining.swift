@@ -121,9 +121,10 @@ extension ModelPartition where Chunk == BertModel {
     /// This rank's BERT chunks for a validated config.
     public static func bert(
         config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
-        options: Options
+        options: Options, task: BertTask = .pretraining
     ) throws -> ModelPartition<BertModel> {
-        let bert = BertConfig(training: c, vocabSize: vocabSize)
+        var bert = BertConfig(training: c, vocabSize: vocabSize)
+        bert.task = task
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         let layout = try PipelineLayout(c)
@@ -135,7 +136,8 @@ extension ModelPartition where Chunk == BertModel {
             : nil
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
             BertModel(
-                config: bert, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
+                config: bert, microBatch: c.microBatchSize * task.group, threads: threads, tensorParallel: tp,
+                stage: plan,
                 recompute: recompute, precision: c.precision)
         }
     }
@@ -147,17 +149,7 @@ extension Trainer where Chunk == BertModel, Data == BertTrainingData {
         -> Trainer<BertModel, BertTrainingData>
     {
         let d = parallel.layout.data, globalBatch = c.globalBatchSize ?? c.microBatchSize * d
-        let vocabulary: BertVocabulary, tokenize: ([UInt8]) -> [Int32]
-        if c.tokenizerType == .bertWordPieceLowerCase, let file = c.vocabFile {
-            let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
-            vocabulary = BertVocabulary(
-                size: wordPiece.vocabSize, cls: wordPiece.cls, sep: wordPiece.sep,
-                mask: wordPiece.mask, pad: wordPiece.pad)
-            tokenize = { wordPiece.encode($0) }
-        } else {
-            vocabulary = .byteLevel
-            tokenize = { $0.map { Int32($0) } }
-        }
+        let (vocabulary, tokenize) = try BertVocabulary.forConfig(c)
         let data = try BertTrainingData(
             config: c, vocabulary: vocabulary, tokenize: tokenize, parallel: parallel, log: log)
         let options = partitionOptions(c, microbatches: globalBatch / (c.microBatchSize * d))
@@ -165,5 +157,19 @@ extension Trainer where Chunk == BertModel, Data == BertTrainingData {
             config: c, vocabSize: vocabulary.size, threads: threads, parallel: parallel,
             options: options)
         return Trainer(config: c, log: log, parallel: parallel, partition: partition, data: data)
+    }
+}
+
+extension BertVocabulary {
+    /// The vocabulary and tokenizer a BERT config names: WordPiece with its `vocab_file`, or bytes
+    /// with BERT's special tokens appended (`byteLevel`).
+    public static func forConfig(_ c: TrainingConfig) throws -> (BertVocabulary, ([UInt8]) -> [Int32]) {
+        guard c.tokenizerType == .bertWordPieceLowerCase, let file = c.vocabFile else {
+            return (.byteLevel, { $0.map { Int32($0) } })
+        }
+        let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
+        let vocabulary = BertVocabulary(
+            size: wordPiece.vocabSize, cls: wordPiece.cls, sep: wordPiece.sep, mask: wordPiece.mask, pad: wordPiece.pad)
+        return (vocabulary, { wordPiece.encode($0) })
     }
 }

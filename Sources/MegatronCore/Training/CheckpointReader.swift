@@ -128,11 +128,15 @@ extension ModelCheckpoint {
     }
 
     /// Loads only the model weights (evaluation, fine-tuning); returns the checkpoint's iteration.
-    public static func loadWeights(from directory: CheckpointDirectory, chunks: [any ParameterChunk]) throws -> Int {
+    /// With `keeping`, parameters it accepts keep their initial values (a finetuning head that the
+    /// pretrained checkpoint does not have).
+    public static func loadWeights(
+        from directory: CheckpointDirectory, chunks: [any ParameterChunk], keeping: (String) -> Bool = { _ in false }
+    ) throws -> Int {
         let reader = try CheckpointReader(directory)
         try reader.checkSizes(chunks[0].modelSizes)
         for chunk in chunks {
-            for (slot, spec) in chunk.table.specs.enumerated() {
+            for (slot, spec) in chunk.table.specs.enumerated() where !keeping(spec.name) {
                 try reader.readParameter(spec, into: chunk.params.pointer(slot))
             }
             chunk.syncWeights()
