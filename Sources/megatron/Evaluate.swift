@@ -1,7 +1,8 @@
 // Evaluate.swift — `megatron evaluate`: Megatron's zero-shot evaluation of a GPT checkpoint on any
 // (t, p, d) grid — WikiText-103 (average loss, perplexity, adjusted perplexity, token ratio) and
 // LAMBADA (strict or not) — and a BERT checkpoint's masked-LM and sentence-order figures (--task
-// mlm, EvaluateMLM.swift). The model's shape comes from the checkpoint's stored config (or
+// mlm, EvaluateMLM.swift) or a finetuned BERT's accuracy on RACE, MNLI or QQP files
+// (EvaluateFinetuned.swift). The model's shape comes from the checkpoint's stored config (or
 // --config); every config key can be given as a flag (--micro-batch-size 8 --seq-length 1024
 // --tensor-model-parallel-size 2 …). Prints Megatron's result line and writes the figures as JSON.
 import ArgumentParser
@@ -16,12 +17,14 @@ struct Evaluate: ParsableCommand {
             "Evaluate a checkpoint: WikiText-103 perplexity or LAMBADA accuracy (GPT, Megatron's zero-shot method), or "
             + "masked-LM and sentence-order loss and accuracy (BERT).")
 
-    @Option(help: "wikitext103, lambada (GPT) or mlm (BERT).") var task: String
+    @Option(help: "wikitext103, lambada (GPT); mlm, RACE, MNLI or QQP (BERT).") var task: String
     @Option(
+        parsing: .upToNextOption,
         help: ArgumentHelp(
-            "wiki.test.tokens (WikiText-103), lambada_test.jsonl (LAMBADA), or for mlm a sentence-split dataset "
-                + "prefix evaluated whole (default: the validation split of the config's data)"))
-    var validData: String?
+            "wiki.test.tokens (WikiText-103), lambada_test.jsonl (LAMBADA), for mlm a sentence-split dataset "
+                + "prefix evaluated whole (default: the validation split of the config's data), for RACE/MNLI/QQP "
+                + "one or more files or RACE split directories (each reported apart)"))
+    var validData: [String] = []
     @Option(help: "Checkpoint directory (its latest iteration is evaluated).") var load: String
     @Option(help: "WikiText: tokens between window starts; each window scores its last this many (default 32).")
     var overlappingEval: Int = 32
@@ -35,18 +38,22 @@ struct Evaluate: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        let task = self.task.lowercased()
-        guard ["wikitext103", "lambada", "mlm"].contains(task) else {
+        let task = self.task.lowercased(), finetuned = FinetuneTask(rawValue: self.task.uppercased())
+        guard ["wikitext103", "lambada", "mlm"].contains(task) || finetuned != nil else {
             CLIErrors.fail(
                 ConfigError.invalidValue(
-                    key: "task", value: "\"\(self.task)\"", rule: "must be wikitext103, lambada or mlm"), code: 2)
+                    key: "task", value: "\"\(self.task)\"", rule: "must be wikitext103, lambada, mlm, RACE, MNLI or QQP"
+                ),
+                code: 2)
         }
-        if task != "mlm" && validData == nil {
+        if task != "mlm" && validData.isEmpty {
             CLIErrors.fail(
                 ConfigError.invalidValue(
                     key: "valid-data", value: "nothing",
-                    rule: "\(task) needs the task file (--valid-data wiki.test.tokens or lambada_test.jsonl)"), code: 2)
+                    rule: "\(self.task) needs its data (--valid-data wiki.test.tokens, lambada_test.jsonl, or the "
+                        + "task's dev files)"), code: 2)
         }
+        let bertTask = task == "mlm" || finetuned != nil
         let stored = CheckpointReader.storedConfigJSON(root: load)
         if config == nil && stored == nil {
             CLIErrors.fail(
@@ -62,7 +69,7 @@ struct Evaluate: ParsableCommand {
             cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.mockData = false
             if task != "mlm" {
                 cfg.dataPath = []
-            } else if let prefix = self.validData {
+            } else if let prefix = self.validData.first {
                 cfg.dataPath = [prefix]; cfg.split = "0,100,0"  // the whole dataset is the validation set
             }
             cfg.metricsFile = nil; cfg.traceDir = nil; cfg.skipTrain = true
@@ -80,20 +87,24 @@ struct Evaluate: ParsableCommand {
             if cfg.lr <= 0 { cfg.lr = 1 }  // unused: evaluation takes no step
         }
         let (cfg, runtime, threads) = (start.config, start.runtime, start.threads)
-        if (cfg.modelType == .bert) != (task == "mlm") {
+        if (cfg.modelType == .bert) != bertTask {
             let error = ConfigError.invalidValue(
                 key: "model_type", value: "\"\(cfg.modelType.rawValue)\"",
                 rule:
                     "zero-shot WikiText-103 and LAMBADA evaluate GPT checkpoints; a BERT checkpoint evaluates with "
-                    + "--task mlm")
+                    + "--task mlm (pretrained) or its finetuning task (RACE, MNLI, QQP)")
             CLIErrors.fail(error, code: 2, runtime: runtime, rank: runtime.world.rank)
         }
-        if task == "mlm" {
-            evaluateMLM(config: cfg, runtime: runtime, threads: threads)
+        if task == "mlm" || finetuned != nil {
+            if let finetuned {
+                evaluateFinetuned(finetuned, config: cfg, runtime: runtime, threads: threads)
+            } else {
+                evaluateMLM(config: cfg, runtime: runtime, threads: threads)
+            }
             runtime.finalize()
             return
         }
-        let validData = self.validData ?? ""
+        let validData = self.validData[0]
         let world = runtime.world
         let log = RankLog(enabled: world.rank == 0)
         do {

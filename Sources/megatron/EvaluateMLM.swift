@@ -52,7 +52,7 @@ extension Evaluate {
                 "seconds": MPIRuntime.wallTime - t0, "seq_length": cfg.seqLength,
             ]
             for (name, value) in zip(names, values) { results[name.json] = value }
-            if let prefix = validData { results["valid_data"] = prefix }
+            if let prefix = validData.first { results["valid_data"] = prefix }
             if world.rank == 0, let path = resultsFile {
                 let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys])
                 try data.write(to: URL(fileURLWithPath: path))

@@ -1,6 +1,7 @@
 // FinetuneTests.swift — `megatron finetune` through the real binary, on files written here in the
 // released formats (RACE JSON directories, GLUE MNLI and QQP TSV): a briefly pretrained bert-tiny
-// learns a synthetic task of each format (validation accuracy ≥ 0.9; chance 1/3, 1/2, 1/4); with
+// learns a synthetic task of each format (validation accuracy ≥ 0.9; chance 1/3, 1/2, 1/4) and
+// `evaluate --task MNLI` scores its checkpoint the same on one rank and on t = 2 × p = 2; with
 // dropout 0, 20 iterations at (t, p, d) = (2, 2, 1) and (1, 1, 2) equal one rank within 1e-5 (MNLI
 // and RACE); a run stopped mid-epoch and resumed across the epoch boundary is bitwise the
 // uninterrupted one; and the command refuses what it cannot use.
@@ -72,7 +73,7 @@ final class FinetuneTests: XCTestCase {
             in: dir)
         XCTAssertEqual(pre.code, 0, pre.stderr)
         try Self.writeMNLI(dir.appendingPathComponent("mnli_train.tsv"), count: 480)
-        try Self.writeMNLI(dir.appendingPathComponent("mnli_dev.tsv"), count: 96, offset: 1000)
+        try Self.writeMNLI(dir.appendingPathComponent("mnli_dev.tsv"), count: 90, offset: 1000)  // not whole batches
         try Self.writeQQP(dir.appendingPathComponent("qqp_train.tsv"), count: 480)
         try Self.writeQQP(dir.appendingPathComponent("qqp_dev.tsv"), count: 96, offset: 1000)
         try Self.writeRACE(dir.appendingPathComponent("race/train"), files: 120)
@@ -99,7 +100,11 @@ final class FinetuneTests: XCTestCase {
             ("RACE", "race/train", "race/dev", "4"),
         ] {
             let r = try finetune(
-                task, train, valid, ["--epochs", epochs, "--metrics-file", "\(task).jsonl", "--lr-warmup-iters", "5"],
+                task, train, valid,
+                [
+                    "--epochs", epochs, "--metrics-file", "\(task).jsonl", "--lr-warmup-iters", "5", "--save",
+                    "\(task)-ft",
+                ],
                 in: dir)
             XCTAssertEqual(r.code, 0, "\(task): \(r.stderr)")
             XCTAssertTrue(r.stdout.contains("the \(task) head is new"), r.stdout)
@@ -108,6 +113,37 @@ final class FinetuneTests: XCTestCase {
             }
             XCTAssertEqual(accuracies.count, Int(epochs), "\(task): one validation per epoch")
             XCTAssertGreaterThanOrEqual(accuracies.last ?? 0, 0.9, "\(task): validation accuracy \(accuracies)")
+            if task == "MNLI" { try checkEvaluation(in: dir, lastValidation: try XCTUnwrap(accuracies.last)) }
+        }
+    }
+
+    /// `evaluate --task MNLI` on the finetuned checkpoint: every dev example once (90 of them: the last
+    /// global batch is partly filler), the accuracy of training's last validation, the same on t = 2 × p = 2,
+    /// and each file reported apart.
+    func checkEvaluation(in dir: URL, lastValidation: Double) throws {
+        try Self.writeMNLI(dir.appendingPathComponent("mnli_dev2.tsv"), count: 33, offset: 2000)
+        let args = ["evaluate", "--task", "MNLI", "--load", "MNLI-ft", "--valid-data", "mnli_dev.tsv", "mnli_dev2.tsv"]
+        let one = try CLI.run(args + ["--results-file", "e1.json"], in: dir)
+        XCTAssertEqual(one.code, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("|MNLI mnli_dev2.tsv|"), one.stdout)
+        let four = try CLI.mpirun(
+            ranks: 4,
+            args + [
+                "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--results-file", "e4.json",
+            ],
+            in: dir)
+        XCTAssertEqual(four.code, 0, four.stderr)
+        func splits(_ name: String) throws -> [[String: Any]] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name)))
+            return try XCTUnwrap((json as? [String: Any])?["splits"] as? [[String: Any]])
+        }
+        let a = try splits("e1.json"), b = try splits("e4.json")
+        XCTAssertEqual(a.map { $0["total"] as? Int }, [90, 33])
+        XCTAssertEqual(try XCTUnwrap(a[0]["accuracy"] as? Double), lastValidation, accuracy: 1e-9)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(
+                try XCTUnwrap(x["accuracy"] as? Double), try XCTUnwrap(y["accuracy"] as? Double), accuracy: 1e-12)
+            XCTAssertEqual(x["correct"] as? Int, y["correct"] as? Int)
         }
     }
 

@@ -93,7 +93,8 @@ extension BertModel {
     ///     P = tanh(y0·Wpᵀ + bp);  z = P·Wᵀ + bw   [b, w]
     /// then cross entropy per example against `sequenceLabels`: over the w logits of each sequence
     /// (sentence order w = 2, classification w = classes), or over the single scores of each
-    /// question's `group` sequences (multiple choice). Returns Σ CE / examples; backward when training.
+    /// question's `group` sequences (multiple choice). An example labelled −1 is filler (the wrap of
+    /// a last validation batch) and counts nowhere. Returns Σ CE / counted examples; backward when training.
     func pooledHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) -> Double {
         let core = m.core, h = config.transformer.hiddenSize, b = core.batch, pr = precision
         guard let pw = slots.poolerWeight, let pb = slots.poolerBias, let hw = slots.pooledHeadWeight,
@@ -113,9 +114,14 @@ extension BertModel {
         // Each example's logits are `width` consecutive values: a sequence's w logits, or a question's scores.
         let examples = w == 1 ? b / group : b, width = w == 1 ? group : w
         let scale = gradScale.map { $0 / Float(examples) }
-        var sum = 0.0, correct = 0
+        var sum = 0.0, correct = 0, counted = 0
         for e in 0..<examples {
             let z = mem.pooledLogits + e * width, label = Int(m.sequenceLabels[e])
+            guard label >= 0 else {  // a filler example (label −1): no loss, no gradient, not counted
+                if scale != nil { for j in 0..<width { z[j] = 0 } }
+                continue
+            }
+            counted += 1
             var mx = z[0], best = 0
             for j in 1..<width where z[j] > mx { mx = z[j]; best = j }
             var total = 0.0
@@ -131,8 +137,8 @@ extension BertModel {
         }
         m.pooledLossSum = sum
         m.pooledCorrect = correct
-        m.pooledExamples = examples
-        guard scale != nil else { return sum / Double(examples) }
+        m.pooledExamples = counted
+        guard scale != nil else { return sum / Double(max(1, counted)) }
         pr.round(mem.pooledLogits, count: w * b)
         Linear.backward(
             dy: mem.pooledLogits, x: mem.pooled, weight: weights.pointer(hw), dx: mem.dPooled,
@@ -147,7 +153,7 @@ extension BertModel {
             dy: mem.dPooled, x: mem.poolIn, weight: weights.pointer(pw), dx: mem.dPoolIn, dweight: grads.pointer(pw),
             dbias: grads.pointer(pb), rows: b, inFeatures: h, outFeatures: h, precision: pr)
         for i in 0..<(b * h) { core.headGradient[i] += mem.dPoolIn[i] }
-        return sum / Double(examples)
+        return sum / Double(max(1, counted))
     }
 }
 

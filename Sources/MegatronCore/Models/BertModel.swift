@@ -248,6 +248,9 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
                 ? [("lm accuracy", "mlm_accuracy"), ("sop accuracy", "sop_accuracy")]
                 : [("lm accuracy", "mlm_accuracy")])
     }
+    public func evaluationWeight(_ acts: BertActivations) -> Double {
+        config.task == .pretraining ? 1 : Double(acts.pooledExamples)
+    }
     public func evaluationMetrics(_ acts: BertActivations) -> [Double] {
         let pooled = Double(acts.pooledCorrect) / Double(max(1, acts.pooledExamples))
         guard config.task == .pretraining else { return [pooled] }

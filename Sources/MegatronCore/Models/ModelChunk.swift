@@ -102,6 +102,9 @@ public protocol ModelChunk: ParameterChunk {
     var evaluationMetricNames: [(log: String, json: String)] { get }
     /// Each metric's value for the micro-batch just run forward (evaluation) in `acts` (last stage).
     func evaluationMetrics(_ acts: Activations) -> [Double]
+    /// How much that micro-batch's metrics weigh in the average over micro-batches (1 by default;
+    /// finetuning: its counted examples, so accuracies are over examples and filler counts nowhere).
+    func evaluationWeight(_ acts: Activations) -> Double
 }
 
 extension ModelChunk {
@@ -109,6 +112,7 @@ extension ModelChunk {
     public func lossComponents(_ acts: Activations) -> [Double] { [] }
     public var evaluationMetricNames: [(log: String, json: String)] { [] }
     public func evaluationMetrics(_ acts: Activations) -> [Double] { [] }
+    public func evaluationWeight(_ acts: Activations) -> Double { 1 }
 }
 
 /// Which step and micro-batch a pass belongs to: keys the dropout masks.

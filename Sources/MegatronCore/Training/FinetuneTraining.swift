@@ -8,8 +8,9 @@
 //     at most 128 tokens: Megatron's max_qa_length), B = the article — so truncation shortens the
 //     article, never the question.
 //   order: example k of the run is epoch k / N's shuffled position k mod N (the shuffle keyed by
-//     seed and epoch), so a resumed run continues mid-epoch exactly; validation visits every
-//     validation example once per evaluation (the last global batch wraps to the first ones).
+//     seed and epoch), so a resumed run continues mid-epoch exactly; validation scores every
+//     validation example exactly once per evaluation (the last global batch is filled up with
+//     examples labelled −1, which count nowhere).
 import Foundation
 
 /// The finetuning tasks of Megatron's tasks/main.py that this tool implements.
@@ -124,9 +125,17 @@ public final class FinetuneData: TrainingBatches {
         Self.place((0..<microBatch).map { trainExample(first + $0) }, into: acts)
     }
 
+    /// Validation examples in order; past the last one, filler (label −1: counted nowhere), so an
+    /// evaluation of ⌈N / global batch⌉ iterations scores every example exactly once.
     public func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: BertActivations) {
         let batch = (iteration * microbatches + micro) * dataParallel + dataRank
-        Self.place((0..<microBatch).map { valid[(batch * microBatch + $0) % valid.count] }, into: acts)
+        Self.place(
+            (0..<microBatch).map { j in
+                let k = batch * microBatch + j
+                var example = valid[k % valid.count]
+                if k >= valid.count { example.label = -1 }
+                return example
+            }, into: acts)
     }
 
     /// Example j's sequences go to columns j·G ..< (j + 1)·G of the [s, b·G] rows; its label to entry j.

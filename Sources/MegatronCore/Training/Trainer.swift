@@ -190,15 +190,20 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public func evaluate() throws -> Double? { try evaluateWithMetrics()?.loss }
 
     /// The validation loss and the model's evaluation metrics (ModelChunk.evaluationMetricNames),
-    /// each averaged over the micro-batches, over `iterations` global batches (default `eval_iters`).
+    /// each averaged over the micro-batches with the model's weights (ModelChunk.evaluationWeight),
+    /// over `iterations` global batches (default `eval_iters`).
     public func evaluateWithMetrics(iterations: Int? = nil) throws -> (loss: Double, metrics: [Double])? {
         let evalIters = iterations ?? config.evalIters
         guard data.hasValidation, evalIters > 0 else { return nil }
         var total = 0.0, count = 0
         let m = numMicrobatches, last = chunks[chunks.count - 1]
-        var metrics = [Double](repeating: 0, count: last.evaluationMetricNames.count)
+        // The metrics summed with each micro-batch's weight, then the summed weight (last entry).
+        let names = last.evaluationMetricNames.count
+        var metrics = [Double](repeating: 0, count: names == 0 ? 0 : names + 1)
         let collect = { (_: Int, acts: Chunk.Activations) in
-            for (i, v) in last.evaluationMetrics(acts).enumerated() { metrics[i] += v }
+            let w = last.evaluationWeight(acts)
+            for (i, v) in last.evaluationMetrics(acts).enumerated() { metrics[i] += w * v }
+            metrics[names] += w
         }
         for iteration in 0..<evalIters {
             let fill = { (micro: Int, acts: Chunk.Activations) in
@@ -221,8 +226,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             total = try group.allReduceSum(total)
             metrics = try metrics.map { try group.allReduceSum($0) }
         }
-        let batches = Double(evalIters * m * parallel.layout.data)
-        return (total / Double(count), metrics.map { $0 / batches })
+        let weight = metrics.last ?? 1
+        return (total / Double(count), metrics.dropLast().map { weight > 0 ? $0 / weight : 0 })
     }
 
     /// Validates, prints Megatron's validation block (with the model's metrics) and returns the
