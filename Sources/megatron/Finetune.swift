@@ -5,7 +5,8 @@
 //       --pretrained-checkpoint CKPT --epochs 3 --config configs/bert-tiny.json [--key value …]
 // train_iters = epochs × (training examples ÷ global batch) unless --train-iters is given (to stop
 // early); validation (accuracy) after every epoch unless eval_interval says otherwise, over every
-// validation example. With --load naming a
+// validation example; with `save`, the checkpoint of the best validation accuracy is kept in
+// SAVE/best (its figure in SAVE/best/best.json) beside the latest in SAVE. With --load naming a
 // checkpoint of this run, training resumes from it (mid-epoch, exactly); otherwise the encoder and
 // pooler come from --pretrained-checkpoint and the task head starts from the seed.
 import ArgumentParser
@@ -70,6 +71,11 @@ struct Finetune: ParsableCommand {
             let trainer = try Trainer.finetune(
                 config: cfg, task: task, data: data, vocabSize: vocabulary.size, log: log, threads: threads,
                 parallel: parallel)
+            if let save = cfg.save {
+                trainer.keepBest = (
+                    "accuracy", CheckpointDirectory(root: (save as NSString).appendingPathComponent("best"))
+                )
+            }
             let context = TrainContext(config: cfg, parallel: parallel, log: log, threads: threads, blasNote: blasNote)
             let resume = cfg.load.map { (try? CheckpointDirectory(root: $0).latestIteration()) != nil } ?? false
             guard resume || pretrainedCheckpoint != nil else {

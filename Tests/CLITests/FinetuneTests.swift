@@ -113,6 +113,14 @@ final class FinetuneTests: XCTestCase {
             }
             XCTAssertEqual(accuracies.count, Int(epochs), "\(task): one validation per epoch")
             XCTAssertGreaterThanOrEqual(accuracies.last ?? 0, 0.9, "\(task): validation accuracy \(accuracies)")
+            // The best validation accuracy's checkpoint is kept beside the latest.
+            let record =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: dir.appendingPathComponent("\(task)-ft/best/best.json"))) as? [String: Any]
+            XCTAssertEqual(record?["accuracy"] as? Double, accuracies.max(), task)
+            let perEpoch = (task == "RACE" ? 240 : 480) / 16  // RACE: 120 files of 2 questions
+            let bestEpoch = try XCTUnwrap(accuracies.firstIndex(of: try XCTUnwrap(accuracies.max()))) + 1
+            XCTAssertEqual(record?["iteration"] as? Int, bestEpoch * perEpoch, "\(task): the first epoch at the best")
             if task == "MNLI" { try checkEvaluation(in: dir, lastValidation: try XCTUnwrap(accuracies.last)) }
         }
     }

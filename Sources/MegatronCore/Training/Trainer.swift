@@ -44,6 +44,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// Test hook: at these iterations model-parallel rank (0, 0) of every replica finds +∞ in a
     /// gradient after the reduction (an overflow, as fp16 would produce).
     public var injectOverflowAt: Set<Int> = []
+    /// Keeps the checkpoint of the highest validation metric `key` (a metrics key without its
+    /// "valid_" prefix, e.g. "accuracy") in `directory`, beside the latest in `save` — finetuning's
+    /// best model. The best value is recorded in the directory (best.json), so it survives a resume.
+    public var keepBest: (key: String, directory: CheckpointDirectory)? = nil
     /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
     public internal(set) var lastPipelineIdleFraction: Double? = nil
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
@@ -171,6 +175,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 m.validLoss = valid?.loss
                 m.validMetrics = valid?.metrics ?? []
                 summary.lastValidLoss = m.validLoss
+                try saveIfBest(m.validMetrics)
             }
             metrics?.write(m.jsonLine)
             if let si = config.saveInterval, it % si == 0 { try save() }
@@ -245,14 +250,40 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         return (loss, zip(names, values).map { ("valid_" + $0.0.json, $0.1) })
     }
 
+    /// Saves into `keepBest`'s directory when the validation metric beats the best recorded there.
+    func saveIfBest(_ metrics: [(key: String, value: Double)]) throws {
+        guard let (key, dir) = keepBest, let value = metrics.first(where: { $0.key == "valid_" + key })?.value else {
+            return
+        }
+        // World rank 0 reads the record and decides for everyone.
+        let record = (dir.root as NSString).appendingPathComponent("best.json"), rank0 = parallel.world.rank == 0
+        let best =
+            rank0
+            ? (FileManager.default.contents(atPath: record)
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })?[key] as? Double : nil
+        let better = rank0 && value > (best ?? -.infinity) ? 1 : 0
+        guard try parallel.world.allReduceMax(better) == 1 else { return }
+        try save(to: dir)
+        if rank0 {
+            let json: [String: Any] = [key: value, "iteration": progress.iteration]
+            try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]).write(
+                to: URL(fileURLWithPath: record), options: .atomic)
+        }
+        log(" > best validation \(key) so far (\(value) at iteration \(progress.iteration)): kept in \(dir.root)")
+    }
+
     func save() throws {
         guard let dir = saveDirectory else { return }
+        try save(to: dir)
+        lastSavedIteration = progress.iteration
+    }
+
+    func save(to dir: CheckpointDirectory) throws {
         let start = DispatchTime.now().uptimeNanoseconds
         try ModelCheckpoint.save(
             to: dir, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
             progress: progress,
             configJSON: ConfigKeys.json(of: config), parallel: parallel)
-        lastSavedIteration = progress.iteration
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         log(
             " > saved checkpoint at iteration \(progress.iteration) to \(dir.iterationPath(progress.iteration)) "
