@@ -4,8 +4,8 @@
 //   megatron finetune --task MNLI --train-data train.tsv --valid-data dev_matched.tsv \
 //       --pretrained-checkpoint CKPT --epochs 3 --config configs/bert-tiny.json [--key value …]
 // train_iters = epochs × (training examples ÷ global batch) unless --train-iters is given (to stop
-// early); validation (accuracy) after every epoch unless eval_interval says otherwise, over every
-// validation example; with `save`, the checkpoint of the best validation accuracy is kept in
+// early); validation (accuracy) after every epoch and every eval_interval (default: an epoch),
+// over every validation example; with `save`, the checkpoint of the best validation accuracy is kept in
 // SAVE/best (its figure in SAVE/best/best.json) beside the latest in SAVE. With --load naming a
 // checkpoint of this run, training resumes from it (mid-epoch, exactly); otherwise the encoder and
 // pooler come from --pretrained-checkpoint and the task head starts from the seed.
@@ -71,6 +71,7 @@ struct Finetune: ParsableCommand {
             let trainer = try Trainer.finetune(
                 config: cfg, task: task, data: data, vocabSize: vocabulary.size, log: log, threads: threads,
                 parallel: parallel)
+            trainer.epochIterations = train.count / trainer.globalBatch
             if let save = cfg.save {
                 trainer.keepBest = (
                     "accuracy", CheckpointDirectory(root: (save as NSString).appendingPathComponent("best"))

@@ -177,6 +177,24 @@ final class FinetuneTests: XCTestCase {
                     "\(task) \(name)")
             }
         }
+        // With dropout (layers and the pooled output before the head), the masks do not depend on the grid.
+        let dropout = twenty + ["--hidden-dropout", "0.1", "--attention-dropout", "0.1"]
+        XCTAssertEqual(
+            try finetune(
+                "MNLI", "mnli_train.tsv", "mnli_dev.tsv", dropout + ["--metrics-file", "drop1.jsonl"], in: dir
+            ).code, 0)
+        let dropped = try CLI.losses(dir, "drop1")
+        XCTAssertNotEqual(dropped, try CLI.losses(dir, "MNLI1"), "dropout changes the run")
+        let dropGrid = try finetune(
+            "MNLI", "mnli_train.tsv", "mnli_dev.tsv",
+            dropout + [
+                "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--metrics-file",
+                "drop4.jsonl",
+            ],
+            in: dir, ranks: 4)
+        XCTAssertEqual(dropGrid.code, 0, dropGrid.stderr)
+        assertLossesMatch(
+            try CLI.losses(dir, "drop4"), dropped, count: 20, relativeTolerance: 1e-5, "MNLI t2p2 with dropout")
         // MNLI: 480 examples are 30 iterations an epoch; stop at 10, resume to 40 across the boundary.
         let forty = ["--train-iters", "40", "--lr-decay-iters", "40", "--eval-iters", "0"]
         XCTAssertEqual(

@@ -17,16 +17,16 @@ import Tensor
 extension BertModel {
     /// Both heads for the micro-batch in `m` (after the final norm); their backward when `gradScale`
     /// is given, scaled by it. Returns loss_lm + loss_sop and records the parts in `m`.
-    func heads(_ m: BertActivations, gradScale: Float?) throws -> Double {
+    func heads(_ m: BertActivations, _ ctx: PassContext, gradScale: Float?) throws -> Double {
         guard let mem = m.head else { return 0 }
         let core = m.core, h = config.transformer.hiddenSize, n = core.rows
         if gradScale != nil { core.headGradient.update(repeating: 0, count: n * h) }
         guard config.task == .pretraining else {
-            return timer.measure("task head (fwd+bwd)") { pooledHead(m, mem, gradScale: gradScale) }
+            return timer.measure("task head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
         var loss = try timer.measure("masked-LM head (fwd+bwd)") { try maskedLMHead(m, mem, gradScale: gradScale) }
         if config.binaryHead {
-            loss += timer.measure("sentence-order head (fwd+bwd)") { pooledHead(m, mem, gradScale: gradScale) }
+            loss += timer.measure("sentence-order head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
         return loss
     }
@@ -94,8 +94,10 @@ extension BertModel {
     /// then cross entropy per example against `sequenceLabels`: over the w logits of each sequence
     /// (sentence order w = 2, classification w = classes), or over the single scores of each
     /// question's `group` sequences (multiple choice). An example labelled −1 is filler (the wrap of
-    /// a last validation batch) and counts nowhere. Returns Σ CE / counted examples; backward when training.
-    func pooledHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) -> Double {
+    /// a last validation batch) and counts nowhere. Finetuning heads read the pooled output through
+    /// dropout (hidden_dropout, when training), as Megatron's classification and multiple-choice heads
+    /// do; the binary head reads it directly. Returns Σ CE / counted examples; backward when training.
+    func pooledHead(_ m: BertActivations, _ mem: BertHeadMemory, _ ctx: PassContext, gradScale: Float?) -> Double {
         let core = m.core, h = config.transformer.hiddenSize, b = core.batch, pr = precision
         guard let pw = slots.poolerWeight, let pb = slots.poolerBias, let hw = slots.pooledHeadWeight,
             let hb = slots.pooledHeadBias
@@ -108,8 +110,22 @@ extension BertModel {
             inFeatures: h, outFeatures: h, precision: pr)
         for i in 0..<(b * h) { mem.pooled[i] = tanh(mem.poolPre[i]) }
         pr.round(mem.pooled, count: b * h)
+        // The head's input: the pooled output, or (finetuning, training) its dropped copy in dPoolIn,
+        // free until the pooler's backward. Mask elements are (global micro-batch, sequence·h + j).
+        let p = config.transformer.hiddenDropout
+        let dropout =
+            ctx.training && p > 0 && config.task != .pretraining
+            ? DropoutStream(
+                seed: config.transformer.seed, site: "pooled", step: ctx.iteration, microbatch: ctx.microbatch)
+            : nil
+        var headInput = mem.pooled
+        if let dropout {
+            mem.dPoolIn.update(from: mem.pooled, count: b * h)
+            Dropout.apply(mem.dPoolIn, count: b * h, p: p, stream: dropout)
+            headInput = mem.dPoolIn
+        }
         Linear.forward(
-            x: mem.pooled, weight: weights.pointer(hw), bias: weights.pointer(hb), y: mem.pooledLogits, rows: b,
+            x: headInput, weight: weights.pointer(hw), bias: weights.pointer(hb), y: mem.pooledLogits, rows: b,
             inFeatures: h, outFeatures: w, precision: pr)
         // Each example's logits are `width` consecutive values: a sequence's w logits, or a question's scores.
         let examples = w == 1 ? b / group : b, width = w == 1 ? group : w
@@ -141,9 +157,9 @@ extension BertModel {
         guard scale != nil else { return sum / Double(max(1, counted)) }
         pr.round(mem.pooledLogits, count: w * b)
         Linear.backward(
-            dy: mem.pooledLogits, x: mem.pooled, weight: weights.pointer(hw), dx: mem.dPooled,
-            dweight: grads.pointer(hw),
-            dbias: grads.pointer(hb), rows: b, inFeatures: h, outFeatures: w, precision: pr)
+            dy: mem.pooledLogits, x: headInput, weight: weights.pointer(hw), dx: mem.dPooled,
+            dweight: grads.pointer(hw), dbias: grads.pointer(hb), rows: b, inFeatures: h, outFeatures: w, precision: pr)
+        if let dropout { Dropout.apply(mem.dPooled, count: b * h, p: p, stream: dropout) }
         for i in 0..<(b * h) {
             let t = tanh(mem.poolPre[i])
             mem.dPooled[i] *= 1 - t * t

@@ -283,7 +283,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         try shared.layersForward(m.core, ctx)
         guard stage.hasHead else { return nil }
         try shared.finalNorm(m.core)
-        return try heads(m, gradScale: gradScale)
+        return try heads(m, ctx, gradScale: gradScale)
     }
 
     /// Backward after a training forward: the final norm from the heads' gradient, the layers, the embeddings.

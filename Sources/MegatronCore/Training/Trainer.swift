@@ -48,6 +48,9 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// "valid_" prefix, e.g. "accuracy") in `directory`, beside the latest in `save` — finetuning's
     /// best model. The best value is recorded in the directory (best.json), so it survives a resume.
     public var keepBest: (key: String, directory: CheckpointDirectory)? = nil
+    /// Iterations per epoch when training goes by epochs (finetuning): validation then also runs at
+    /// the end of every epoch, besides every `eval_interval`.
+    public var epochIterations: Int? = nil
     /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
     public internal(set) var lastPipelineIdleFraction: Double? = nil
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
@@ -170,7 +173,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             if it % config.logInterval == 0 || it == trainIters {
                 log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm))
             }
-            if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || it == trainIters {
+            let epochEnd = epochIterations.map { it % $0 == 0 } ?? false
+            if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || epochEnd || it == trainIters {
                 let valid = try evaluateAndPrint(label: "iteration \(it) on validation set")
                 m.validLoss = valid?.loss
                 m.validMetrics = valid?.metrics ?? []
