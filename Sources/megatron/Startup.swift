@@ -25,6 +25,7 @@ struct Startup {
             if configPath == nil, let base {
                 try ConfigLoader.applyJSON(Data(base.json.utf8), source: base.source, to: &cfg)
                 try ConfigLoader.applyFlags(flags, to: &cfg)
+                ConfigLoader.inferDefaults(&cfg)
             } else {
                 cfg = try ConfigLoader.parse(path: configPath, flags: flags)
             }

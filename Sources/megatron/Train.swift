@@ -94,6 +94,7 @@ struct TrainContext {
     func run<C, D>(_ trainer: Trainer<C, D>, initialWeights: (() throws -> Void)? = nil, lossName: String? = nil) throws
     {
         let cfg = config, layout = parallel.layout
+        for note in cfg.startupNotes { log(" > \(note)") }
         let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
         log(
             " > megatron: world \(layout.world) (tensor \(layout.tensor)\(sp) × pipeline \(layout.pipeline) × data "

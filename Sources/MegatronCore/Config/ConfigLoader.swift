@@ -59,7 +59,20 @@ public enum ConfigLoader {
         var config = TrainingConfig()
         if let path { try applyFile(path, to: &config) }
         try applyFlags(flags, to: &config)
+        inferDefaults(&config)
         return config
+    }
+
+    /// Keys implied by others: `vocab_file` / `merge_file` without `tokenizer_type` mean GPT-2's BPE
+    /// (BERT's WordPiece for a BERT config with only a vocab_file) — never the byte-level default,
+    /// which would ignore the files. The decision is recorded in `startupNotes`.
+    public static func inferDefaults(_ c: inout TrainingConfig) {
+        guard !c.providedKeys.contains("tokenizer_type"), c.vocabFile != nil || c.mergeFile != nil else { return }
+        c.tokenizerType = c.modelType == .bert && c.mergeFile == nil ? .bertWordPieceLowerCase : .gpt2BPE
+        let files = [c.vocabFile.map { _ in "vocab_file" }, c.mergeFile.map { _ in "merge_file" }].compactMap { $0 }
+        c.startupNotes.append(
+            "tokenizer_type not given: \(c.tokenizerType.rawValue), because \(files.joined(separator: " and ")) "
+                + "\(files.count > 1 ? "are" : "is") set")
     }
 
     public static func applyFile(_ path: String, to config: inout TrainingConfig) throws {

@@ -84,6 +84,8 @@ public struct TrainingConfig: Sendable, Equatable {
 
     /// The keys a file or flag set (ConfigLoader), so a missing required key is named as missing.
     public internal(set) var providedKeys: Set<String> = []
+    /// What the loader decided for keys the config left out, printed at start-up (not a config key).
+    public internal(set) var startupNotes: [String] = []
 
     public init() {}
 }

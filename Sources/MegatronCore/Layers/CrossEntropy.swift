@@ -40,6 +40,10 @@ public enum VocabCrossEntropy {
     ) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
+        // Every target must be a vocabulary id: none is ever mapped silently.
+        for r in 0..<n where targets[r] < 0 || Int(targets[r]) >= vocab.vocabSize {
+            throw TrainingError.targetOutOfVocabulary(id: Int(targets[r]), vocabSize: vocab.vocabSize)
+        }
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
@@ -110,7 +114,7 @@ public enum VocabCrossEntropy {
     ) -> Double {
         let C = chunkRows(rows: n, vocab: v)
         let stats = FloatBuffer(count: 3 * C)
-        // With no tensor group there is no communication, so this cannot throw.
+        // With no tensor group there is no communication; a target outside the vocabulary gives NaN.
         return
             (try? forward(
                 x: x, embedding: embedding, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,

@@ -184,10 +184,15 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
 /// vocabulary entries: rank r owns [r·Vp/t, (r+1)·Vp/t); rows ≥ V are padding and never used.
 public struct VocabShard: Sendable {
     public let start: Int, rows: Int, realRows: Int
-    public init(start: Int, rows: Int, realRows: Int) { self.start = start; self.rows = rows; self.realRows = realRows }
+    /// The whole vocabulary's size (targets must lie in 0 ..< vocabSize).
+    public let vocabSize: Int
+    public init(start: Int, rows: Int, realRows: Int, vocabSize: Int? = nil) {
+        self.start = start; self.rows = rows; self.realRows = realRows; self.vocabSize = vocabSize ?? start + realRows
+    }
     public init(config c: GPTConfig, tensorParallel tp: TensorParallel) {
         rows = c.paddedVocabSize / tp.size
         start = tp.rank * rows
         realRows = max(0, min(rows, c.vocabSize - start))
+        vocabSize = c.vocabSize
     }
 }

@@ -32,6 +32,8 @@ public final class BertTrainingData: TrainingBatches {
         if let prefix = c.dataPath.first {
             let dataset = try IndexedDataset(prefix: prefix)
             try Self.checkSentenceSplit(dataset, config: c)
+            // BERT's special ids are part of the vocabulary but never in the text.
+            try dataset.checkTokens(vocabSize: vocabulary.size)
             let bounds = GPTDataset.splitBounds(split, count: dataset.documentCount)
             let write = parallel.world.rank == 0
             let t = BertDatasetIndex.spans(

@@ -130,9 +130,17 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         return (held, chunks.reduce(0.0) { $0 + $1.layerActivationFormulaBytes })
     }
 
-    /// Resumes from `config.load` when it names a checkpoint.
+    /// Resumes from `config.load` when it names a checkpoint. A `load` directory without one (no
+    /// latest_checkpointed_iteration.txt: a first run of `--save ck --load ck`) starts from scratch
+    /// with a warning, as Megatron does; a damaged one is still an error.
     public func loadIfRequested() throws {
         guard let load = config.load else { return }
+        guard FileManager.default.fileExists(atPath: CheckpointDirectory(root: load).pointerPath) else {
+            log(
+                " > WARNING: no checkpoint in \(load) (no \(CheckpointDirectory.pointerName)); starting from "
+                    + "random initialisation")
+            return
+        }
         progress = try ModelCheckpoint.load(
             from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
             lossScaler: &lossScaler, schedule: &schedule, parallel: parallel)

@@ -26,7 +26,7 @@ public final class TrainingData {
         } else if !c.dataPath.isEmpty {
             let evalSamples = c.evalIters > 0 ? (c.trainIters / c.evalInterval + 1) * c.evalIters * globalBatch : 0
             let (train, v) = try Self.megatronDatasets(
-                c, trainSamples: c.trainIters * globalBatch, validSamples: evalSamples,
+                c, trainSamples: c.trainIters * globalBatch, validSamples: evalSamples, vocabSize: vocabSize,
                 parallel: parallel, log: log)
             trainOrder = ShuffledOrder(source: train, seed: c.seed, shuffles: false)
             valid = v
@@ -82,7 +82,7 @@ public final class TrainingData {
     /// dataset's sequences split by `split`, and Megatron's sample index per split. World rank 0
     /// builds and caches the indices first; the other ranks then load them from the cache.
     static func megatronDatasets(
-        _ c: TrainingConfig, trainSamples: Int, validSamples: Int, parallel: ParallelState,
+        _ c: TrainingConfig, trainSamples: Int, validSamples: Int, vocabSize: Int, parallel: ParallelState,
         log: RankLog
     ) throws -> (SampleSource, SampleSource?) {
         let (weights, prefixes) = try ConfigValidation.parseDataPath(c.dataPath)
@@ -97,14 +97,15 @@ public final class TrainingData {
         var built: (train: [SampleSource], valid: [SampleSource]) = ([], [])
         if world.rank == 0 {
             built = try buildDatasets(
-                c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, writeCache: true, log: log)
+                c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, vocabSize: vocabSize,
+                writeCache: true, log: log)
         }
         if world.size > 1 {
             try world.barrier()
             if world.rank != 0 {
                 built = try buildDatasets(
-                    c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, writeCache: false,
-                    log: log)
+                    c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, vocabSize: vocabSize,
+                    writeCache: false, log: log)
             }
         }
         let train: SampleSource =
@@ -120,14 +121,15 @@ public final class TrainingData {
     /// Each prefix's GPTDataset for the train split and, when validation samples are wanted and
     /// the split has documents, the valid split.
     static func buildDatasets(
-        _ c: TrainingConfig, prefixes: [String], trainCounts: [Int], validCounts: [Int], writeCache: Bool,
-        log: RankLog
+        _ c: TrainingConfig, prefixes: [String], trainCounts: [Int], validCounts: [Int], vocabSize: Int,
+        writeCache: Bool, log: RankLog
     ) throws -> (train: [SampleSource], valid: [SampleSource]) {
         let split = try ConfigValidation.parseSplit(c.split)
         var built: (train: [SampleSource], valid: [SampleSource]) = ([], [])
         for (k, prefix) in prefixes.enumerated() {
             let start = DispatchTime.now().uptimeNanoseconds
             let dataset = try IndexedDataset(prefix: prefix)
+            try dataset.checkTokens(vocabSize: vocabSize)
             let bounds = GPTDataset.splitBounds(split, count: dataset.sequenceCount)
             let train = try GPTDataset(
                 dataset: dataset, split: "train", documents: bounds[0], numSamples: trainCounts[k],

@@ -5,6 +5,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteGradient(iteration: Int, lr: Double, lastCheckpoint: String?)
     case metricsFile(path: String)
     case checkpointMismatch(path: String, key: String, checkpoint: String, config: String)
+    case targetOutOfVocabulary(id: Int, vocabSize: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +19,10 @@ public enum TrainingError: Error, CustomStringConvertible {
                 + "`lr`, and resume from \(ck ?? "the start (no checkpoint was saved)")"
         case .metricsFile(let p):
             return "cannot write the metrics file '\(p)': check the directory exists and is writable"
+        case .targetOutOfVocabulary(let id, let v):
+            return
+                "a target token id \(id) is outside the vocabulary (\(v) ids): the data was tokenized with another "
+                + "tokenizer than the run's tokenizer_type / vocab_file — re-run preprocess-data with the run's tokenizer"
         case .checkpointMismatch(let p, let k, let c, let cfg):
             return
                 "checkpoint '\(p)' was written with \(k) = \(c) but the config has \(cfg): load it with the same "
