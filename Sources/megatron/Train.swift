@@ -10,7 +10,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a GPT or BERT model from a JSON config (keys are Megatron-LM's argument names).",
         discussion: "Config keys (each also a --kebab-case flag that overrides the file):\n"
-            + ConfigKeys.all.map { "  \($0.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \($0.help)" }
+            + ConfigKeys.all.map {
+                "  \($0.name.padding(toLength: ConfigKeys.all.map(\.name.count).max()!, withPad: " ", startingAt: 0)) "
+                    + $0.help
+            }
             .joined(separator: "\n"))
 
     @Option(help: "JSON config file (keys in snake_case, e.g. configs/gpt2-tiny.json).")

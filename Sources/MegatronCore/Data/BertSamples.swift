@@ -158,7 +158,7 @@ public struct BertSampleBuilder: Sendable {
         }
         let maxTokens = min(span.targetLength, seqLength - 3)
         while a.count + b.count > maxTokens {
-            if a.count >= b.count {
+            if a.count > b.count {  // Megatron's truncate_segments: B on a tie
                 if random.uniform() < 0.5 { a.removeFirst() } else { a.removeLast() }
             } else {
                 if random.uniform() < 0.5 { b.removeFirst() } else { b.removeLast() }

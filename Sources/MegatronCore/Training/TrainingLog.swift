@@ -126,6 +126,12 @@ public enum TrainingLogFormat {
         return [rule, body, rule]
     }
 
+    /// `H:MM:SS` (hours unbounded).
+    public static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+    }
+
     static func pad(_ v: Int, _ w: Int) -> String {
         let s = "\(v)"
         return String(repeating: " ", count: max(0, w - s.count)) + s

@@ -88,6 +88,9 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
                 format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
                 window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
         }
+        // Time to finish at this interval's pace (not Megatron's; after its fields, so parsers of them are unaffected).
+        let remaining = Double(max(0, t.config.trainIters - t.progress.iteration)) * avgMs / 1000
+        line += " time to finish: \(TrainingLogFormat.duration(remaining)) |"
         window = (0, 0, 0, 0, 0, 0, 0)
         parts = parts.map { _ in 0 }
         return line
