@@ -42,6 +42,7 @@ public enum Safetensors {
         }
         let dataSize = data.count - headerEnd
         var out: [String: SafetensorsTensor] = [:]
+        var ranges: [(begin: Int, end: Int, name: String)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                 let shape = info["shape"] as? [Int],
@@ -59,17 +60,28 @@ public enum Safetensors {
                 throw SafetensorsError.malformed(
                     path: path, reason: "tensor '\(name)' has dtype \(dtype); this reader takes F32, F16, BF16 and F64")
             }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize,
-                offsets[1] - offsets[0] == count * width
+            // Sizes with overflow-checked arithmetic: a shape like [2^62, 8] or [-1] is malformed, not a trap.
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow else {
+                    throw SafetensorsError.malformed(
+                        path: path, reason: "tensor '\(name)' has shape \(shape), which has no size")
+                }
+                count = product
+            }
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: width)
+            guard !overflow, offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize,
+                offsets[1] - offsets[0] == bytes
             else {
                 throw SafetensorsError.malformed(
                     path: path,
                     reason:
                         "tensor '\(name)' (\(dtype) \(shape)) has data_offsets \(offsets), which do not hold "
-                        + "\(count * width) bytes inside the \(dataSize)-byte data section"
+                        + "\(overflow ? "its" : "\(bytes)") bytes inside the \(dataSize)-byte data section"
                 )
             }
+            ranges.append((offsets[0], offsets[1], name))
             let start = headerEnd + offsets[0]
             // One conversion loop per dtype (the switch stays out of the per-element loop).
             let values: [Float] = data.withUnsafeBytes { raw in
@@ -106,7 +118,28 @@ public enum Safetensors {
             }
             out[name] = SafetensorsTensor(shape: shape, values: values)
         }
+        try checkLayout(ranges, dataSize: dataSize, path: path)
         return out
+    }
+
+    /// The tensors' byte ranges tile the data section exactly: in order, no gap, no overlap, nothing
+    /// after the last (a header length one byte off, overlapping offsets or trailing bytes are errors).
+    static func checkLayout(_ ranges: [(begin: Int, end: Int, name: String)], dataSize: Int, path: String) throws {
+        var next = 0
+        for r in ranges.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+            guard r.begin == next else {
+                throw SafetensorsError.malformed(
+                    path: path,
+                    reason: r.begin < next
+                        ? "tensor '\(r.name)' overlaps the tensor before it (bytes \(r.begin)…, previous ends at \(next))"
+                        : "\(r.begin - next) unused bytes before tensor '\(r.name)' (data_offsets must be contiguous)")
+            }
+            next = r.end
+        }
+        guard next == dataSize else {
+            throw SafetensorsError.malformed(
+                path: path, reason: "the data section has \(dataSize - next) bytes after the last tensor")
+        }
     }
 
     /// Writes `tensors` as F32 with `metadata` (e.g. ["format": "pt"], which transformers expects).

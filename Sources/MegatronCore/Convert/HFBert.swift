@@ -75,6 +75,9 @@ public enum HFBert {
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
         let source = try HFTensors(path: HFDirectory.weightsPath(directory))
+        try source.checkNoLayer(
+            beyond: cfg.numLayers, pattern: { "bert.encoder.layer.\($0)." }, key: "num_hidden_layers",
+            configPath: configPath)
         let map = mapping(layers: cfg.numLayers, postLayerNorm: cfg.layernormArrangement == .postLN)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads
         return try WholeModel(
@@ -128,12 +131,8 @@ public enum HFBert {
     static func trainingConfig(_ hf: [String: Any], configPath: String, directory: String) throws -> (
         TrainingConfig, Int
     ) {
-        func int(_ key: String) throws -> Int {
-            guard let v = hf[key] as? Int, v > 0 else {
-                throw ConversionError.invalid("'\(configPath)' lacks the positive integer '\(key)'")
-            }
-            return v
-        }
+        let values = HFConfigValues(hf: hf, path: configPath)
+        func int(_ key: String) throws -> Int { try values.positiveInt(key) }
         var cfg = TrainingConfig()
         cfg.modelType = .bert
         switch hf["model_type"] as? String {
@@ -167,10 +166,10 @@ public enum HFBert {
                     + "\(cfg.numAttentionHeads)")
         }
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
-        cfg.normEpsilon = hf["layer_norm_eps"] as? Double ?? 1e-12
-        cfg.initMethodStd = hf["initializer_range"] as? Double ?? 0.02
-        cfg.hiddenDropout = hf["hidden_dropout_prob"] as? Double ?? 0.1
-        cfg.attentionDropout = hf["attention_probs_dropout_prob"] as? Double ?? 0.1
+        cfg.normEpsilon = try values.double("layer_norm_eps", default: 1e-12, in: 1e-30...1)
+        cfg.initMethodStd = try values.double("initializer_range", default: 0.02, in: 1e-30...10)
+        cfg.hiddenDropout = try values.double("hidden_dropout_prob", default: 0.1, in: 0...0.999)
+        cfg.attentionDropout = try values.double("attention_probs_dropout_prob", default: 0.1, in: 0...0.999)
         cfg.bertBinaryHead = true
         cfg.tokenizerType = .bertWordPieceLowerCase
         let vocabFile = (directory as NSString).appendingPathComponent("vocab.txt")

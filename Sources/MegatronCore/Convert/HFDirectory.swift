@@ -58,6 +58,36 @@ enum HFDirectory {
     }
 }
 
+/// Typed reads of a Hugging Face config.json: a missing optional key takes its default; a key of
+/// the wrong type or out of range is an error naming the key and the file (never a silent default).
+struct HFConfigValues {
+    let hf: [String: Any], path: String
+
+    func positiveInt(_ key: String, or alternative: String? = nil) throws -> Int {
+        for k in [key] + (alternative.map { [$0] } ?? []) {
+            guard let value = hf[k] else { continue }
+            guard let v = value as? Int, v > 0 else {
+                throw ConversionError.invalid("'\(path)': '\(k)' is \(value); it must be a positive integer")
+            }
+            return v
+        }
+        throw ConversionError.invalid("'\(path)' lacks the positive integer '\(key)'")
+    }
+
+    func optionalPositiveInt(_ key: String) throws -> Int? {
+        guard let value = hf[key], !(value is NSNull) else { return nil }
+        return try positiveInt(key)
+    }
+
+    func double(_ key: String, default fallback: Double, in range: ClosedRange<Double>) throws -> Double {
+        guard let value = hf[key], !(value is NSNull) else { return fallback }
+        guard let v = value as? Double, range.contains(v) else {
+            throw ConversionError.invalid("'\(path)': '\(key)' is \(value); it must be a number in \(range)")
+        }
+        return v
+    }
+}
+
 /// A safetensors file's tensors by HF name (under `prefix` when the file uses it), shape-checked.
 struct HFTensors {
     let tensors: [String: SafetensorsTensor]
@@ -76,6 +106,17 @@ struct HFTensors {
     }
 
     func has(_ name: String) -> Bool { tensors[prefix + name] != nil }
+
+    /// Fails when the file holds layer `layers` (numbered from 0) or beyond: config.json says fewer
+    /// layers than the weights have, and importing would drop some silently.
+    func checkNoLayer(beyond layers: Int, pattern: (Int) -> String, key: String, configPath: String) throws {
+        let extra = tensors.keys.filter { $0.hasPrefix(prefix + pattern(layers)) }
+        guard extra.isEmpty else {
+            throw ConversionError.invalid(
+                "'\(path)' holds layer \(layers) (e.g. '\(extra.sorted()[0])') but '\(configPath)' says \(key) \(layers): "
+                    + "the config and the weights disagree")
+        }
+    }
 
     func get(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = tensors[prefix + name] else {

@@ -23,6 +23,7 @@ public enum HFGPT2 {
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
 
         let source = try HFTensors(path: weightsPath, prefixProbe: "transformer.wte.weight")
+        try source.checkNoLayer(beyond: cfg.numLayers, pattern: { "h.\($0)." }, key: "n_layer", configPath: configPath)
         let sizes = HFSizes(h: h, heads: heads, ffn: cfg.ffnHiddenSize ?? 4 * h, vocab: vocab, positions: positions)
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
@@ -101,11 +102,7 @@ public enum HFGPT2 {
     /// The training config a GPT-2 config.json describes (checked for what this model supports),
     /// and its vocabulary size.
     static func trainingConfig(_ hf: [String: Any], configPath: String) throws -> (TrainingConfig, Int) {
-        func int(_ key: String, _ fallback: String? = nil) throws -> Int {
-            if let v = hf[key] as? Int { return v }
-            if let f = fallback, let v = hf[f] as? Int { return v }
-            throw ConversionError.invalid("'\(configPath)' lacks the integer '\(key)'")
-        }
+        let values = HFConfigValues(hf: hf, path: configPath)
         if let type = hf["model_type"] as? String, type != "gpt2" {
             throw ConversionError.invalid("'\(configPath)' describes model_type '\(type)'; only gpt2 converts")
         }
@@ -117,17 +114,20 @@ public enum HFGPT2 {
         for key in ["scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"] where (hf[key] as? Bool) == true {
             throw ConversionError.invalid("'\(configPath)': \(key) is not supported")
         }
-        let h = try int("n_embd"), layers = try int("n_layer"), heads = try int("n_head"),
-            positions = try int("n_positions", "n_ctx")
-        let vocab = try int("vocab_size")
+        let h = try values.positiveInt("n_embd"), layers = try values.positiveInt("n_layer"),
+            heads = try values.positiveInt("n_head"), positions = try values.positiveInt("n_positions", or: "n_ctx")
+        let vocab = try values.positiveInt("vocab_size")
+        guard h % heads == 0 else {
+            throw ConversionError.invalid("'\(configPath)': n_embd \(h) is not a multiple of n_head \(heads)")
+        }
         var cfg = TrainingConfig()
         cfg.numLayers = layers; cfg.hiddenSize = h; cfg.numAttentionHeads = heads
-        cfg.ffnHiddenSize = hf["n_inner"] as? Int
+        cfg.ffnHiddenSize = try values.optionalPositiveInt("n_inner")
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
-        cfg.normEpsilon = hf["layer_norm_epsilon"] as? Double ?? 1e-5
-        cfg.initMethodStd = hf["initializer_range"] as? Double ?? 0.02
-        cfg.hiddenDropout = hf["resid_pdrop"] as? Double ?? 0.1
-        cfg.attentionDropout = hf["attn_pdrop"] as? Double ?? 0.1
+        cfg.normEpsilon = try values.double("layer_norm_epsilon", default: 1e-5, in: 1e-30...1)
+        cfg.initMethodStd = try values.double("initializer_range", default: 0.02, in: 1e-30...10)
+        cfg.hiddenDropout = try values.double("resid_pdrop", default: 0.1, in: 0...0.999)
+        cfg.attentionDropout = try values.double("attn_pdrop", default: 0.1, in: 0...0.999)
         cfg.tokenizerType = .gpt2BPE
         cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
         return (cfg, vocab)

@@ -37,13 +37,21 @@ public final class WholeModel {
         trainingConfig: TrainingConfig, configJSON: [String: Any], vocabSize: Int,
         params fill: (ParameterSpec, UnsafeMutablePointer<Float>) throws -> Void,
         state: (ModelArchitecture) -> ModelCheckpoint.RankFileState
-    ) rethrows {
+    ) throws {
         var c = trainingConfig
         c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.numLayersPerVirtualPipelineStage = nil
         self.trainingConfig = c
         self.configJSON = configJSON
         architecture = ModelArchitecture(training: c, vocabSize: vocabSize)
         let table = architecture.declare()
+        // Memory preflight: a config.json or checkpoint claiming a huge model is refused before allocating.
+        let bytes = table.totalCount.multipliedReportingOverflow(by: 4)
+        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard !bytes.overflow, bytes.partialValue <= memory else {
+            throw ConversionError.invalid(
+                "the model has \(table.totalCount) parameters (\(bytes.overflow ? "more than Int" : "\(bytes.partialValue >> 20) MiB") "
+                    + "in fp32), more than this machine's \(memory >> 20) MiB of memory; check the sizes in the config")
+        }
         params = ParameterArena(table: table)
         for (slot, spec) in table.specs.enumerated() { try fill(spec, params.pointer(slot)) }
         self.state = state(architecture)

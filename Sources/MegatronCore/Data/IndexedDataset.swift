@@ -162,17 +162,20 @@ public final class IndexedDataset: @unchecked Sendable {
         guard version == IndexedDatasetFormat.version else {
             munmap(idx.0, idx.1); throw fail("version \(version), expected 1")
         }
-        guard let dt = TokenDType(rawValue: raw.load(fromByteOffset: 17, as: UInt8.self)) else {
-            munmap(idx.0, idx.1);
+        let code = raw.load(fromByteOffset: 17, as: UInt8.self)  // read before any unmapping
+        guard let dt = TokenDType(rawValue: code) else {
+            munmap(idx.0, idx.1)
+            throw fail("dtype code \(code); this reader takes 8 (uint16) and 4 (int32)")
+        }
+        let rawN = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 18, as: UInt64.self))
+        let rawDocs = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 26, as: UInt64.self))
+        guard rawN < 1 << 40, rawDocs >= 1, rawDocs < 1 << 40 else {
+            munmap(idx.0, idx.1)
             throw fail(
-                "dtype code \(raw.load(fromByteOffset: 17, as: UInt8.self)); this reader takes 8 (uint16) and 4 (int32)"
-            )
+                "implausible counts in the header: \(rawN) sequences and a document index of \(rawDocs) entries (it "
+                    + "holds the document count + 1, at least 1)")
         }
-        let n = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 18, as: UInt64.self)))
-        let docs = Int(truncatingIfNeeded: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 26, as: UInt64.self)))
-        guard n >= 0, docs >= 1, n < 1 << 40, docs < 1 << 40 else {
-            munmap(idx.0, idx.1); throw fail("implausible counts (sequences \(n), documents \(docs - 1))")
-        }
+        let n = Int(rawN), docs = Int(rawDocs)
         let expected = 34 + 12 * n + 8 * docs
         guard size >= expected else {
             munmap(idx.0, idx.1);
