@@ -72,7 +72,8 @@ final class BertConversionTests: XCTestCase {
                 }
             }
             XCTAssertLessThan(worst, 1e-4, "\(fixture.lastPathComponent): masked-LM logits")
-            XCTAssertEqual(sop.count, expectedSOP.values.count)
+            XCTAssertEqual(sop.count, 4, "two sequences' two logits")
+            guard sop.count == expectedSOP.values.count else { return XCTFail("\(sop.count) SOP logits") }
             for (a, e) in zip(sop, expectedSOP.values) {
                 XCTAssertEqual(a, e, accuracy: 1e-4, "\(fixture.lastPathComponent): sentence-order logits")
             }

@@ -151,6 +151,7 @@ final class FinetuneTests: XCTestCase {
         }
         let a = try splits("e1.json"), b = try splits("e4.json")
         XCTAssertEqual(a.map { $0["total"] as? Int }, [90, 33])
+        guard a.count == 2, b.count == 2 else { return XCTFail("\(a.count) and \(b.count) splits reported") }
         XCTAssertEqual(try XCTUnwrap(a[0]["accuracy"] as? Double), lastValidation, accuracy: 1e-9)
         for (x, y) in zip(a, b) {
             XCTAssertEqual(

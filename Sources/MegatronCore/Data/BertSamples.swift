@@ -102,6 +102,27 @@ struct SampleRandom {
     }
 }
 
+/// Epochs over `count` items, each in its own order: item k of a run is position k mod count of
+/// epoch k / count's permutation (Fisher–Yates keyed by seed, epoch and `stream`). The current
+/// epoch's permutation is kept, so consecutive reads cost nothing.
+struct EpochShuffle {
+    let count: Int, seed: Int, stream: UInt64
+    private var cached: (epoch: Int, order: [Int]) = (-1, [])
+
+    init(count: Int, seed: Int, stream: UInt64) { self.count = count; self.seed = seed; self.stream = stream }
+
+    mutating func item(_ k: Int) -> Int {
+        let epoch = k / count
+        if cached.epoch != epoch {
+            var order = Array(0..<count)
+            var random = SampleRandom(seed: seed, index: epoch, stream: stream)
+            for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, random.int(0...i)) }
+            cached = (epoch, order)
+        }
+        return cached.order[k % count]
+    }
+}
+
 public struct BertSampleBuilder: Sendable {
     public let vocabulary: BertVocabulary
     public let seqLength: Int

@@ -10,8 +10,8 @@ public final class BertTrainingData: TrainingBatches {
     let corpus: any BertCorpus
     let train: [BertSpan], valid: [BertSpan]
     let trainBuilder: BertSampleBuilder, validBuilder: BertSampleBuilder
-    let microBatch: Int, dataParallel: Int, dataRank: Int, seed: Int
-    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+    let microBatch: Int, dataParallel: Int, dataRank: Int
+    private var trainOrder: EpochShuffle
 
     init(
         config c: TrainingConfig, vocabulary: BertVocabulary, tokenize: ([UInt8]) -> [Int32], parallel: ParallelState,
@@ -20,7 +20,6 @@ public final class BertTrainingData: TrainingBatches {
         microBatch = c.microBatchSize
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
-        seed = c.seed
         func builder(_ seed: Int) -> BertSampleBuilder {
             BertSampleBuilder(
                 vocabulary: vocabulary, seqLength: c.seqLength, maskProb: c.maskProb,
@@ -60,6 +59,7 @@ public final class BertTrainingData: TrainingBatches {
         if train.isEmpty && !c.skipTrain {
             throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength)
         }
+        trainOrder = EpochShuffle(count: max(1, train.count), seed: c.seed, stream: 3)
     }
 
     /// A dataset of one sequence per document was not sentence-split: with the binary head it
@@ -80,14 +80,7 @@ public final class BertTrainingData: TrainingBatches {
 
     /// Training sample k: epoch k / N visits the N spans in an order shuffled per epoch.
     func trainSample(_ k: Int) -> BertSample {
-        let n = train.count, epoch = k / n
-        if epochOrder.epoch != epoch {
-            var order = Array(0..<n)
-            var random = SampleRandom(seed: seed, index: epoch, stream: 3)
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, random.int(0...i)) }
-            epochOrder = (epoch, order)
-        }
-        return trainBuilder.sample(k, span: train[epochOrder.order[k % n]], corpus: corpus)
+        trainBuilder.sample(k, span: train[trainOrder.item(k)], corpus: corpus)
     }
 
     public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {

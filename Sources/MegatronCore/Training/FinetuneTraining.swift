@@ -95,30 +95,21 @@ public enum FinetuneEncoding {
 
 public final class FinetuneData: TrainingBatches {
     public let train: [FinetuneExample], valid: [FinetuneExample]
-    let microBatch: Int, dataParallel: Int, dataRank: Int, seed: Int
-    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+    let microBatch: Int, dataParallel: Int, dataRank: Int
+    private var trainOrder: EpochShuffle
 
     public init(train: [FinetuneExample], valid: [FinetuneExample], config c: TrainingConfig, parallel: ParallelState) {
         self.train = train; self.valid = valid
         microBatch = c.microBatchSize
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
-        seed = c.seed
+        trainOrder = EpochShuffle(count: max(1, train.count), seed: c.seed, stream: 5)
     }
 
     public var hasValidation: Bool { !valid.isEmpty }
 
     /// Training example k of the run (epoch k / N, shuffled per epoch).
-    func trainExample(_ k: Int) -> FinetuneExample {
-        let n = train.count, epoch = k / n
-        if epochOrder.epoch != epoch {
-            var order = Array(0..<n)
-            var random = SampleRandom(seed: seed, index: epoch, stream: 5)
-            for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, random.int(0...i)) }
-            epochOrder = (epoch, order)
-        }
-        return train[epochOrder.order[k % n]]
-    }
+    func trainExample(_ k: Int) -> FinetuneExample { train[trainOrder.item(k)] }
 
     public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {
         let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
