@@ -4,6 +4,7 @@
 #define BF16_INTERNAL_H
 #include <stdint.h>
 #include <string.h>
+#include <immintrin.h>
 
 #define NR 16
 
@@ -23,6 +24,24 @@ static inline uint16_t rne(float x) {
 /* Element idx of an operand held as bf16 bits or as fp32 (rounded here). */
 static inline uint16_t element(const void *src, int f32, long idx) {
     return f32 ? rne(((const float *)src)[idx]) : ((const uint16_t *)src)[idx];
+}
+
+/* The bf16 bits of 16 fp32 values, nearest even exactly as rne() (NaN kept, quiet), in the low
+   half of each 32-bit lane. */
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512i round16_lanes(__m512 x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+    return _mm512_srli_epi32(r, 16);
+}
+
+/* 16 k pairs (x0 = element 2q, x1 = element 2q + 1 of 16 lanes) as 32-bit pair words. */
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512i pair16(__m512 x0, __m512 x1) {
+    return _mm512_or_si512(round16_lanes(x0), _mm512_slli_epi32(round16_lanes(x1), 16));
 }
 
 /* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */

@@ -1,18 +1,20 @@
 // bf16gemm.c — see include/bf16gemm.h; the AVX512-BF16 and portable kernels, kernel selection,
 // rounding. Packed B: panel p (columns 16p…16p+15) holds, for each k pair q, 16 columns × 2
 // values: packed[p·16·kp + q·32 + 2·jj + (k & 1)], kp = the pairs of k rounded up to 16, zero
-// padded (columns past n, the odd k, the pairs past k). Rows of A are packed per block into the same
-// pair order, so one 32-bit broadcast feeds vdpbf16ps, which adds a[2q]·b[2q] + a[2q+1]·b[2q+1]
-// to each fp32 lane. Blocking: KB pairs of k at a time (B panels stay in L1/L2), 2 panels (32
-// columns) × 8 rows per microkernel = 16 accumulators.
+// padded (columns past n, the odd k, the pairs past k). A is packed per block of 8 rows as
+// [pair q][row r] 32-bit words, so one broadcast word feeds vdpbf16ps, which adds
+// a[2q]·b[2q] + a[2q+1]·b[2q+1] to each fp32 lane, and the microkernel reads A as one stream.
+// Blocking (GotoBLAS order): KB pairs of k at a time; per k block, chunks of MC rows of A packed
+// (256 KB, L2); 2 panels (32 columns) × 8 rows per microkernel = 16 accumulators. Both fp32
+// layouts of A (rows, and transposed as in weight gradients) are packed with AVX-512 rounding.
 #include "bf16gemm.h"
 #include "bf16_internal.h"
 #include <stdlib.h>
 #include <string.h>
-#include <immintrin.h>
 
 #define MR 8
-#define KB 256      /* k pairs per block */
+#define KB 512      /* k pairs per block: k ≤ 1024 needs no reload of C */
+#define MC 128      /* rows per packed chunk of A: MC × KB words = 256 KB */
 
 static int forced_kernel = -1;   /* bf16_force_kernel; -1: the fastest available */
 
@@ -72,17 +74,81 @@ void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint1
     }
 }
 
-/* Packs rows [i0, i0 + rows) of A into rows × kp pairs (zero padded to MR rows and even k). */
-static void pack_a(int k, const void *A, int a_f32, long si, long sk, int i0, int rows, uint16_t *out) {
-    int kp = pairs(k);
-    for (int r = 0; r < MR; r++) {
-        uint16_t *o = out + (size_t)r * 2 * kp;
-        if (r >= rows) { memset(o, 0, (size_t)2 * kp * sizeof(uint16_t)); continue; }
-        long row = (long)(i0 + r) * si;
-        if (sk == 1 && !a_f32) memcpy(o, (const uint16_t *)A + row, (size_t)k * sizeof(uint16_t));
-        else for (int kk = 0; kk < k; kk++) o[kk] = element(A, a_f32, row + (long)kk * sk);
-        if (k & 1) o[k] = 0;
+/* Packed A of the AVX512-BF16 kernel: rows i0…i1 of A and k pairs q0…q1 as blocks of MR rows, each
+   [pair q][row r] 32-bit pair words ((q1 − q0) × MR), so the microkernel reads one contiguous
+   stream; rows past i1 and the odd k's missing partner are zero. */
+
+/* Any layout, element by element. */
+static void pack_a_scalar(int k, const void *A, int a_f32, long si, long sk, int i0, int i1, int q0, int q1, uint32_t *out) {
+    int nq = q1 - q0, blocks = (i1 - i0 + MR - 1) / MR;
+    memset(out, 0, (size_t)blocks * nq * MR * sizeof(uint32_t));
+    for (int i = i0; i < i1; i++) {
+        uint32_t *o = out + (size_t)((i - i0) / MR) * nq * MR + (i - i0) % MR;
+        for (int q = q0; q < q1; q++) {
+            uint32_t lo = 2 * q < k ? element(A, a_f32, (long)i * si + (long)(2 * q) * sk) : 0;
+            uint32_t hi = 2 * q + 1 < k ? element(A, a_f32, (long)i * si + (long)(2 * q + 1) * sk) : 0;
+            o[(size_t)(q - q0) * MR] = lo | hi << 16;
+        }
     }
+}
+
+/* fp32 A stored transposed (si == 1, a weight-gradient product: A = dYᵀ): for each pair of k, the
+   rows are contiguous, so 16 rows × 2 k become 16 pair words with two loads; k is the outer loop,
+   so the source is read line by line and each block's words are written in order. */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void pack_a_transposed_f32(int k, const float *A, long sk, int i0, int i1, int q0, int q1, uint32_t *out) {
+    int rows = i1 - i0;
+    size_t block = (size_t)(q1 - q0) * MR;
+    for (int q = q0; q < q1; q++) {
+        const float *a0 = A + (long)(2 * q) * sk + i0, *a1 = a0 + sk;
+        int odd = 2 * q + 1 < k;
+        uint32_t *o = out + (size_t)(q - q0) * MR;
+        for (int r = 0; r < rows; r += 2 * MR) {
+            int n = rows - r < 2 * MR ? rows - r : 2 * MR;
+            __mmask16 m = n == 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+            __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + r);
+            __m512 x1 = odd ? _mm512_maskz_loadu_ps(m, a1 + r) : _mm512_setzero_ps();
+            __m512i p = pair16(x0, x1);
+            size_t b = (size_t)(r / MR);
+            _mm256_storeu_si256((__m256i *)(o + b * block), _mm512_castsi512_si256(p));
+            if (n > MR) _mm256_storeu_si256((__m256i *)(o + (b + 1) * block), _mm512_extracti64x4_epi64(p, 1));
+        }
+    }
+}
+
+/* fp32 A stored by rows (sk == 1): 32 values of a row become 16 pair words (even and odd k split
+   apart), scattered down the block's [q][r] layout. */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void pack_a_rows_f32(int k, const float *A, long si, int i0, int i1, int q0, int q1, uint32_t *out) {
+    int nq = q1 - q0, blocks = (i1 - i0 + MR - 1) / MR;
+    size_t block = (size_t)nq * MR;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i down = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(MR));
+    for (int b = 0; b < blocks; b++) {
+        uint32_t *o = out + (size_t)b * block;
+        for (int r = 0; r < MR; r++) {
+            int i = i0 + b * MR + r;
+            if (i >= i1) { for (int q = 0; q < nq; q++) o[(size_t)q * MR + r] = 0; continue; }
+            const float *a = A + (long)i * si;
+            int q = q0;
+            for (; q + 16 <= q1 && 2 * q + 32 <= k; q += 16) {
+                __m512 lo = _mm512_loadu_ps(a + 2 * q), hi = _mm512_loadu_ps(a + 2 * q + 16);
+                __m512i p = pair16(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
+                _mm512_i32scatter_epi32((int *)(o + (size_t)(q - q0) * MR + r), down, p, 4);
+            }
+            for (; q < q1; q++) {
+                uint32_t lo16 = 2 * q < k ? rne(a[2 * q]) : 0, hi16 = 2 * q + 1 < k ? rne(a[2 * q + 1]) : 0;
+                o[(size_t)(q - q0) * MR + r] = lo16 | hi16 << 16;
+            }
+        }
+    }
+}
+
+static void pack_a(int k, const void *A, int a_f32, long si, long sk, int i0, int i1, int q0, int q1, uint32_t *out) {
+    if (a_f32 && si == 1) pack_a_transposed_f32(k, (const float *)A, sk, i0, i1, q0, q1, out);
+    else if (a_f32 && sk == 1) pack_a_rows_f32(k, (const float *)A, si, i0, i1, q0, q1, out);
+    else pack_a_scalar(k, A, a_f32, si, sk, i0, i1, q0, q1, out);
 }
 
 /* C tile (rows × cols, cols ≤ 32) += or = the block's products, held in acc[r][2]. */
@@ -103,22 +169,21 @@ static inline void store_tile(float *C, long ldc, int rows, int cols, float beta
     }
 }
 
-/* The 8 × 32 microkernel over k pairs [q0, q1): 16 accumulators in registers, two B vectors and
-   one broadcast A pair per row per step (written out so the accumulators never leave registers). */
+/* The 8 × 32 microkernel over nq k pairs: 16 accumulators in registers; per pair, two B vectors
+   and one broadcast pair word per row from the block's [q][r] stream (written out so the
+   accumulators never leave registers). */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static inline void kernel_8x32(const uint16_t *a, int kp, const uint16_t *b0, const uint16_t *b1, int q0, int q1, __m512 acc[MR][2]) {
+static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint16_t *b1, int nq, __m512 acc[MR][2]) {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
     __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-    const int32_t *a0 = (const int32_t *)(a), *a1 = (const int32_t *)(a + 2 * (size_t)kp), *a2 = (const int32_t *)(a + 4 * (size_t)kp),
-                  *a3 = (const int32_t *)(a + 6 * (size_t)kp), *a4 = (const int32_t *)(a + 8 * (size_t)kp), *a5 = (const int32_t *)(a + 10 * (size_t)kp),
-                  *a6 = (const int32_t *)(a + 12 * (size_t)kp), *a7 = (const int32_t *)(a + 14 * (size_t)kp);
-    for (int q = q0; q < q1; q++) {
+    for (int q = 0; q < nq; q++) {
+        const int32_t *ap = (const int32_t *)a + (size_t)q * MR;
         __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + (size_t)q * 2 * NR);
         __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + (size_t)q * 2 * NR);
         __m512bh x;
-#define ROW(i, ci0, ci1) x = (__m512bh)_mm512_set1_epi32(a##i[q]); ci0 = _mm512_dpbf16_ps(ci0, x, v0); ci1 = _mm512_dpbf16_ps(ci1, x, v1);
+#define ROW(i, ci0, ci1) x = (__m512bh)_mm512_set1_epi32(ap[i]); ci0 = _mm512_dpbf16_ps(ci0, x, v0); ci1 = _mm512_dpbf16_ps(ci1, x, v1);
         ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
         ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
 #undef ROW
@@ -127,31 +192,31 @@ static inline void kernel_8x32(const uint16_t *a, int kp, const uint16_t *b0, co
     acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51; acc[6][0] = c60; acc[6][1] = c61; acc[7][0] = c70; acc[7][1] = c71;
 }
 
+/* Rows i0…i1 of C, GotoBLAS order: for each k block (KB pairs) and chunk of MC rows, the chunk's A
+   is packed (MC × KB words, 256 KB: stays in L2); each pair of B panels (32 columns × KB pairs,
+   64 KB, from L2) then meets every row block of the chunk. (KB 512 × MC 128 measured best of
+   KB 256…1024 × MC 64…256 on the GPT-2 shapes, AMD EPYC.) */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                         float *C, long ldc, float beta, int i0, int i1) {
     int kp = pairs(k), kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
-    int blocks = (i1 - i0 + MR - 1) / MR;
-    size_t blockSize = (size_t)MR * 2 * kp;
-    /* Every row of this range packed once (MR-row blocks); then for each k block, each pair of B
-       panels (32 columns × KB pairs, 32 KB) stays in cache while every row block passes over it. */
-    uint16_t *a = bf16_thread_workspace(1, blocks * blockSize * sizeof(uint16_t));
-    for (int b = 0; b < blocks; b++) {
-        int i = i0 + b * MR;
-        pack_a(k, A, a_f32, si, sk, i, i1 - i < MR ? i1 - i : MR, a + b * blockSize);
-    }
+    uint32_t *a = bf16_thread_workspace(1, (size_t)MC * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
-        int q1 = q0 + KB < kp ? q0 + KB : kp;
-        for (int p = 0; p < panels; p += 2) {
-            const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb;
-            const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
-            int cols = n - p * NR;
-            if (cols > 2 * NR) cols = 2 * NR;
-            for (int b = 0; b < blocks; b++) {
-                int i = i0 + b * MR, rows = i1 - i < MR ? i1 - i : MR;
-                __m512 acc[MR][2];
-                kernel_8x32(a + b * blockSize, kp, b0, b1, q0, q1, acc);
-                store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, acc);
+        int q1 = q0 + KB < kp ? q0 + KB : kp, nq = q1 - q0;
+        for (int c0 = i0; c0 < i1; c0 += MC) {
+            int c1 = c0 + MC < i1 ? c0 + MC : i1, blocks = (c1 - c0 + MR - 1) / MR;
+            pack_a(k, A, a_f32, si, sk, c0, c1, q0, q1, a);
+            for (int p = 0; p < panels; p += 2) {
+                const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb + (size_t)q0 * 2 * NR;
+                const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
+                int cols = n - p * NR;
+                if (cols > 2 * NR) cols = 2 * NR;
+                for (int b = 0; b < blocks; b++) {
+                    int i = c0 + b * MR, rows = c1 - i < MR ? c1 - i : MR;
+                    __m512 acc[MR][2];
+                    kernel_8x32(a + (size_t)b * nq * MR, b0, b1, nq, acc);
+                    store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, acc);
+                }
             }
         }
     }
