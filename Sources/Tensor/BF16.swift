@@ -70,6 +70,22 @@ public enum BF16 {
             b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
+    /// The fp32-operand product on the calling thread alone (its own packing workspace), for callers
+    /// that already split work over threads: attention's per-(batch, head) tiles.
+    public static func gemmOnThisThread(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        let (si, ska) = transA ? (1, lda) : (lda, 1)
+        let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
+        let count = max(1, bf16_packed_b_count(Int32(n), Int32(k)))
+        let packed = bf16_thread_workspace(0, count * 2).assumingMemoryBound(to: UInt16.self)
+        bf16_pack_b(Int32(n), Int32(k), b, 1, sj, skb, packed, 0, Int32((n + 15) / 16))
+        bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, c, ldc, beta, 0, Int32(m))
+    }
+
     private static func product(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
         b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

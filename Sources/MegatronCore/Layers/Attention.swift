@@ -52,13 +52,50 @@ public struct AttentionShape: Sendable {
     public var scratchPerWorker: Int { 2 * tile * seq }
 }
 
+/// The GEMMs of one attention tile on the calling thread: SGEMM, or in bf16 runs on a CPU with a
+/// bf16 kernel the bf16 product (operands rounded to bf16 while packed — the probabilities and their
+/// gradients included, as under autocast — with fp32 accumulation).
+struct TileProduct {
+    let bf16: Bool
+    init(precision: Precision) { bf16 = precision == .bf16 && BF16.native }
+
+    @inline(__always)
+    func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard bf16 else {
+            BLAS.sgemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+            return
+        }
+        precondition(alpha == 1 || beta == 0, "a scaled product only overwrites")
+        BF16.gemmOnThisThread(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
+            ldc: ldc)
+        if alpha != 1 {
+            for i in 0..<m { scaleRow(c + i * ldc, count: n, by: alpha) }
+        }
+    }
+
+    @inline(__always)
+    private func scaleRow(_ row: UnsafeMutablePointer<Float>, count n: Int, by alpha: Float) {
+        var j = 0
+        while j + 16 <= n { store16(load16(row, j) * alpha, row, j); j += 16 }
+        while j < n { row[j] *= alpha; j += 1 }
+    }
+}
+
 public enum SelfAttention {
     /// - qkv: [s, b, 3h] (per head q|k|v)   - context: [s, b, h] (overwritten)   - lse: [b, a, s] (saved)
     /// - scratch: `threads × shape.scratchPerWorker` floats
     public static func forward(
         qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
         lse: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask = .causal,
-        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
+        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>,
+        precision: Precision = .fp32
     ) {
         if case .keyPadding(let lengths) = mask {
             precondition(
@@ -68,6 +105,7 @@ public enum SelfAttention {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
+        let tile = TileProduct(precision: precision)
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let S = scratch + worker * shape.scratchPerWorker
@@ -79,7 +117,7 @@ public enum SelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        BLAS.sgemm(
+                        tile.gemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
                             b: k, ldb: ld, c: S, ldc: keys)
                         for r in 0..<rows {
@@ -93,7 +131,7 @@ public enum SelfAttention {
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         }
-                        BLAS.sgemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
+                        tile.gemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
                         i0 += rows
                     }
                 }
@@ -105,11 +143,13 @@ public enum SelfAttention {
     public static func backward(
         dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
         dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask = .causal,
-        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>
+        dropout p: Float, stream: DropoutStream?, scratch: UnsafeMutablePointer<Float>,
+        precision: Precision = .fp32
     ) {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
+        let tile = TileProduct(precision: precision)
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let A = scratch + worker * shape.scratchPerWorker
@@ -125,7 +165,7 @@ public enum SelfAttention {
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
                         // A = P (recomputed probabilities), zero beyond each row's visible keys.
-                        BLAS.sgemm(
+                        tile.gemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
                             b: k, ldb: ld, c: A, ldc: keys)
                         for r in 0..<rows {
@@ -145,10 +185,10 @@ public enum SelfAttention {
                                     (B + r * keys + visible).update(repeating: 0, count: keys - visible)
                                 }
                             }
-                            BLAS.sgemm(
+                            tile.gemm(
                                 transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
                                 beta: 1, c: dv, ldc: ld)
-                            BLAS.sgemm(
+                            tile.gemm(
                                 transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
                                 ldc: keys)
                             for r in 0..<rows {
@@ -158,10 +198,10 @@ public enum SelfAttention {
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         } else {
-                            BLAS.sgemm(
+                            tile.gemm(
                                 transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
                                 beta: 1, c: dv, ldc: ld)
-                            BLAS.sgemm(
+                            tile.gemm(
                                 transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
                                 ldc: keys)
                         }
@@ -169,8 +209,8 @@ public enum SelfAttention {
                         for r in 0..<rows {
                             softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale)
                         }
-                        BLAS.sgemm(m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, c: dq + i0 * ld, ldc: ld)
-                        BLAS.sgemm(
+                        tile.gemm(m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, c: dq + i0 * ld, ldc: ld)
+                        tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
                             beta: 1, c: dk, ldc: ld)
                         i0 += rows

@@ -88,7 +88,8 @@ public enum TransformerLayer {
         timer.measure("fwd attention core") {
             SelfAttention.forward(
                 qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
-                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,
+                precision: pr)
             pr.round(a.context, count: n * hL)
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
@@ -212,7 +213,7 @@ public enum TransformerLayer {
             SelfAttention.backward(
                 dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
                 mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                scratch: m.attentionScratch)
+                scratch: m.attentionScratch, precision: pr)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
         return try timer.measure("bwd qkv (column-parallel)") {

@@ -29,7 +29,8 @@ extension TransformerLayer {
         timer.measure("fwd attention core") {
             SelfAttention.forward(
                 qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
-                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch)
+                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,
+                precision: pr)
             pr.round(a.context, count: n * hL)
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
