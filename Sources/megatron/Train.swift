@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
                 "  \($0.name.padding(toLength: ConfigKeys.all.map(\.name.count).max()!, withPad: " ", startingAt: 0)) "
                     + $0.help
             }
-            .joined(separator: "\n"))
+            .joined(separator: "\n") + "\n\n" + MegatronArguments.helpText)
 
     @Option(help: "JSON config file (keys in snake_case, e.g. configs/gpt2-tiny.json).")
     var config: String?

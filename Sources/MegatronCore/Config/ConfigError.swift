@@ -4,7 +4,10 @@
 public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case unreadableFile(path: String, reason: String)
     case invalidJSON(path: String, reason: String)
-    case unknownKey(key: String, source: String, suggestion: String)
+    case unknownKey(key: String, source: String, suggestion: String?)
+    case unsupportedArgument(flag: String, reason: String)
+    /// Every problem of one command line or file, reported together.
+    case several([ConfigError])
     case wrongType(key: String, expected: String, found: String)
     case missingKey(key: String)
     case invalidValue(key: String, value: String, rule: String)
@@ -17,7 +20,12 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
         case .invalidJSON(let p, let r):
             return "config file '\(p)' is not valid JSON: \(r)"
         case .unknownKey(let k, let src, let s):
-            return "unknown config key '\(k)' in \(src); did you mean '\(s)'? (`megatron train --help` lists every key)"
+            return "unknown config key '\(k)' in \(src)\(s.map { "; did you mean '\($0)'?" } ?? "")"
+                + " (`megatron train --help` lists every key)"
+        case .unsupportedArgument(let f, let reason):
+            return "Megatron-LM's \(f) is not available here: \(reason)"
+        case .several(let problems):
+            return "\(problems.count) problems:\n" + problems.map { "  - \($0.description)" }.joined(separator: "\n")
         case .wrongType(let k, let e, let f):
             return "config key '\(k)' must be \(e), but got \(f)"
         case .missingKey(let k):

@@ -238,6 +238,12 @@ public enum ConfigKeys {
         ConfigKey(
             name: "save_interval", field: .optionalInt(\.saveInterval),
             help: "save every N iterations (and always at the end)"),
+        ConfigKey(
+            name: "exit_interval", field: .optionalInt(\.exitInterval),
+            help: "stop after the first iteration that is a multiple of N (saving first when save is set)"),
+        ConfigKey(
+            name: "exit_duration_in_mins", field: .optionalDouble(\.exitDurationInMins),
+            help: "stop after the first iteration that ends past N minutes of training (saving first when save is set)"),
         // Evaluation and logging
         ConfigKey(name: "eval_interval", field: .int(\.evalInterval), help: "validate every N iterations (1000)"),
         ConfigKey(name: "eval_iters", field: .int(\.evalIters), help: "validation iterations per evaluation (100)"),
@@ -288,9 +294,12 @@ public enum ConfigKeys {
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }
 
-    /// The known key nearest to `name` (edit distance), for "did you mean" messages.
-    public static func nearest(to name: String) -> String {
-        all.min { editDistance($0.name, name) < editDistance($1.name, name) }?.name ?? ""
+    /// The known key nearest to `name` (edit distance), for "did you mean" messages; nil when even
+    /// the nearest differs in more than a third of the letters (no suggestion beats a wrong one).
+    public static func nearest(to name: String) -> String? {
+        let scored = all.map { (key: $0.name, distance: editDistance($0.name, name)) }
+        guard let best = scored.min(by: { $0.distance < $1.distance }) else { return nil }
+        return best.distance <= max(2, name.count / 3) ? best.key : nil
     }
 }
 

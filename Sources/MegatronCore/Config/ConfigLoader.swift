@@ -60,6 +60,7 @@ public enum ConfigLoader {
         if let path { try applyFile(path, to: &config) }
         try applyFlags(flags, to: &config)
         inferDefaults(&config)
+        if let note = MegatronArguments.ignoredNote(config.ignoredArguments) { config.startupNotes.append(note) }
         return config
     }
 
@@ -94,48 +95,100 @@ public enum ConfigLoader {
         guard case .object(let dict) = value else {
             throw ConfigError.invalidJSON(path: path, reason: "the top level must be an object of key: value pairs")
         }
+        var problems: [ConfigError] = []
         for (name, v) in dict.sorted(by: { $0.key < $1.key }) {
-            guard let key = ConfigKeys.named(name) else {
-                throw ConfigError.unknownKey(key: name, source: "'\(path)'", suggestion: ConfigKeys.nearest(to: name))
+            do {
+                guard let key = ConfigKeys.named(name) else {
+                    throw ConfigError.unknownKey(
+                        key: name, source: "'\(path)'", suggestion: ConfigKeys.nearest(to: name))
+                }
+                try set(key, v, in: &config)
+            } catch let error as ConfigError {
+                problems.append(error)
             }
-            try set(key, v, in: &config)
         }
+        if problems.count == 1 { throw problems[0] }
+        if problems.count > 1 { throw ConfigError.several(problems) }
     }
 
+    /// Applies `--key value` flags. Megatron-LM arguments that are not keys are aliases, ignored
+    /// (recorded for the start-up note) or refused with a reason; every problem of the line is
+    /// reported together.
     public static func applyFlags(_ flags: [String], to config: inout TrainingConfig) throws {
+        var problems: [ConfigError] = []
         var i = 0
+        /// The value after flag i: inline (`--k=v`), else the next token unless it is a flag.
+        func value(_ inline: String?, required: Bool) -> String? {
+            if let inline { return inline }
+            guard i + 1 < flags.count, !(flags[i + 1].hasPrefix("--") && flags[i + 1].count > 2) || required
+            else { return nil }
+            guard i + 1 < flags.count else { return nil }
+            i += 1
+            return flags[i]
+        }
         while i < flags.count {
             let flag = flags[i]
             guard flag.hasPrefix("--"), flag.count > 2 else {
-                throw ConfigError.invalidValue(
-                    key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value")
+                problems.append(
+                    .invalidValue(
+                        key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value"))
+                i += 1
+                continue
             }
             var body = String(flag.dropFirst(2))
-            var inlineValue: String? = nil
+            var inline: String? = nil
             if let eq = body.firstIndex(of: "=") {
-                inlineValue = String(body[body.index(after: eq)...]); body = String(body[..<eq])
+                inline = String(body[body.index(after: eq)...]); body = String(body[..<eq])
             }
             let name = body.replacingOccurrences(of: "-", with: "_")
-            guard let key = ConfigKeys.named(name) else {
-                throw ConfigError.unknownKey(
-                    key: flag, source: "the command line",
-                    suggestion: "--" + ConfigKeys.nearest(to: name).replacingOccurrences(of: "_", with: "-"))
-            }
-            var raw = inlineValue
-            if raw == nil {
-                if case .bool = key.field, i + 1 >= flags.count || flags[i + 1].hasPrefix("--") {
-                    raw = "true"
-                } else {
-                    guard i + 1 < flags.count else {
+            do {
+                if let key = ConfigKeys.named(name) {
+                    let isSwitch: Bool
+                    if case .bool = key.field { isSwitch = true } else { isSwitch = false }
+                    guard let raw = value(inline, required: !isSwitch) ?? (isSwitch ? "true" : nil) else {
                         throw ConfigError.wrongType(
                             key: name, expected: key.field.typeName, found: "nothing (flag \(flag) needs a value)")
                     }
-                    i += 1
-                    raw = flags[i]
+                    try set(key, parseFlagValue(raw, for: key.field), in: &config)
+                } else {
+                    try applyMegatronArgument(name, flag: flag, value: { value(inline, required: $0) }, to: &config)
                 }
+            } catch let error as ConfigError {
+                problems.append(error)
             }
-            try set(key, parseFlagValue(raw!, for: key.field), in: &config)
             i += 1
+        }
+        if problems.count == 1 { throw problems[0] }
+        if problems.count > 1 { throw ConfigError.several(problems) }
+    }
+
+    /// A flag that is not a config key: an alias, an ignored or a refused Megatron-LM argument, or unknown.
+    static func applyMegatronArgument(
+        _ name: String, flag: String, value: (_ required: Bool) -> String?, to config: inout TrainingConfig
+    ) throws {
+        if let targets = MegatronArguments.aliases[name] {
+            guard (value(false) ?? "true") == "true" else { return }
+            for (keyName, v, isDefault) in targets where !(isDefault && config.providedKeys.contains(keyName)) {
+                guard let key = ConfigKeys.named(keyName) else { continue }
+                try set(key, parseFlagValue(v, for: key.field), in: &config)
+            }
+        } else if let arg = MegatronArguments.ignoredArgument(named: name) {
+            _ = value(arg.takesValue)
+            config.ignoredArguments.append(name)
+        } else if name == "optimizer" {
+            let v = value(true) ?? ""
+            guard v == "adam" else {
+                throw ConfigError.unsupportedArgument(
+                    flag: "\(flag) \(v)", reason: "only Adam (AdamW, Megatron's `adam`) is implemented")
+            }
+        } else if let reason = MegatronArguments.unsupported[name] {
+            _ = value(false)
+            throw ConfigError.unsupportedArgument(flag: flag, reason: reason)
+        } else {
+            _ = value(false)
+            throw ConfigError.unknownKey(
+                key: flag, source: "the command line",
+                suggestion: ConfigKeys.nearest(to: name).map { "--" + $0.replacingOccurrences(of: "_", with: "-") })
         }
     }
 

@@ -262,6 +262,12 @@ public enum ConfigValidation {
         if c.evalIters < 0 {
             throw ConfigError.invalidValue(key: "eval_iters", value: "\(c.evalIters)", rule: "must be ≥ 0")
         }
+        if let e = c.exitInterval, e <= 0 {
+            throw ConfigError.invalidValue(key: "exit_interval", value: "\(e)", rule: "must be positive")
+        }
+        if let d = c.exitDurationInMins, !(d >= 0 && d.isFinite) {
+            throw ConfigError.invalidValue(key: "exit_duration_in_mins", value: "\(d)", rule: "must be a number ≥ 0")
+        }
         if let si = c.saveInterval {
             if si <= 0 {
                 throw ConfigError.invalidValue(key: "save_interval", value: "\(si)", rule: "must be positive")

@@ -62,6 +62,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var save: String? = nil
     public var load: String? = nil
     public var saveInterval: Int? = nil
+    public var exitInterval: Int? = nil
+    public var exitDurationInMins: Double? = nil
     // Evaluation and logging
     public var evalInterval: Int = 1000
     public var evalIters: Int = 100
@@ -86,6 +88,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public internal(set) var providedKeys: Set<String> = []
     /// What the loader decided for keys the config left out, printed at start-up (not a config key).
     public internal(set) var startupNotes: [String] = []
+    /// Megatron-LM arguments given and ignored (MegatronArguments.ignored), in order.
+    public internal(set) var ignoredArguments: [String] = []
 
     public init() {}
 }

@@ -167,6 +167,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
         partition.executor?.trace = tracer == nil ? nil : []
         partition.executor?.traceOrigin = tracer?.origin ?? 0
+        let trainingStart = DispatchTime.now().uptimeNanoseconds
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
             for (_, group) in parallel.groups { group.resetCounters() }
@@ -191,6 +192,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             }
             metrics?.write(m.jsonLine)
             if let si = config.saveInterval, it % si == 0 { try save() }
+            if let reason = try exitReason(iteration: it, since: trainingStart) {
+                log(" > exiting at iteration \(it): \(reason)")
+                break
+            }
         }
         if saveDirectory != nil, lastSavedIteration != progress.iteration, progress.iteration > 0 { try save() }
         if let tracer, let dir = config.traceDir {
@@ -200,6 +205,17 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
         }
         return summary
+    }
+
+    /// Why training stops early after iteration `it` (Megatron's exit_interval and
+    /// exit_duration_in_mins), or nil. The duration is decided across all ranks (any rank past it
+    /// stops every rank), so they leave the loop together; the checkpoint is then written below.
+    func exitReason(iteration it: Int, since start: UInt64) throws -> String? {
+        if let e = config.exitInterval, it % e == 0 { return "exit_interval \(e)" }
+        guard let limit = config.exitDurationInMins else { return nil }
+        let minutes = Double(DispatchTime.now().uptimeNanoseconds - start) / 6e10
+        guard try parallel.world.allReduceMax(minutes > limit ? 1 : 0) == 1 else { return nil }
+        return String(format: "exit_duration_in_mins %g reached", limit)
     }
 
     /// Mean token loss over the first `eval_iters · global_batch_size` validation samples (the same

@@ -1,0 +1,140 @@
+// MegatronArguments.swift — Megatron-LM training arguments that are not config keys of their own,
+// so a launch line copied from a Megatron-LM script runs as it is:
+//   - aliases: set implemented keys (`--checkpoint-activations` = full uniform recomputation);
+//   - ignored: switches for CUDA fusions, backends and implementations with no meaning on this CPU
+//     trainer (what they select is what runs here anyway); accepted, named once at start-up with
+//     the reason;
+//   - unsupported: arguments whose behaviour is not built yet; refused with the reason and what
+//     to do instead, never silently dropped.
+// Names are Megatron's (`arguments.py`), in the config spelling (dashes as underscores).
+
+/// An argument accepted and ignored, with why it does not apply here.
+public struct IgnoredArgument: Sendable {
+    public let name: String
+    /// Whether the flag takes a value (`--transformer-impl local`) or is a switch.
+    public let takesValue: Bool
+    public let reason: String
+}
+
+public enum MegatronArguments {
+    static let fusion = "a CUDA kernel fusion switch: the CPU kernels here are fixed and compute the same function"
+    static let overlap = "a CUDA stream-overlap switch: gradient buckets already reduce during the backward pass here"
+
+    public static let ignored: [IgnoredArgument] =
+        [
+            "masked_softmax_fusion", "no_masked_softmax_fusion", "bias_gelu_fusion", "no_bias_gelu_fusion",
+            "bias_dropout_fusion", "no_bias_dropout_fusion", "gradient_accumulation_fusion",
+            "no_gradient_accumulation_fusion", "persist_layer_norm", "no_persist_layer_norm", "apply_rope_fusion",
+            "no_rope_fusion", "cross_entropy_loss_fusion",
+        ].map {
+            IgnoredArgument(name: $0, takesValue: false, reason: fusion)
+        }
+        + [
+            "overlap_grad_reduce", "overlap_param_gather", "async_tensor_model_parallel_allreduce",
+            "no_async_tensor_model_parallel_allreduce", "tp_comm_overlap",
+        ].map { IgnoredArgument(name: $0, takesValue: false, reason: overlap) } + [
+            IgnoredArgument(
+                name: "use_flash_attn", takesValue: false,
+                reason: "attention here is always a tiled kernel that keeps only the log-sum-exp for backward"),
+            IgnoredArgument(
+                name: "transformer_impl", takesValue: true, reason: "there is one transformer implementation"),
+            IgnoredArgument(name: "use_mcore_models", takesValue: false, reason: "there is one model implementation"),
+            IgnoredArgument(name: "use_legacy_models", takesValue: false, reason: "there is one model implementation"),
+            IgnoredArgument(name: "distributed_backend", takesValue: true, reason: "MPI is the only backend"),
+            IgnoredArgument(
+                name: "DDP_impl", takesValue: true, reason: "one data-parallel implementation (bucketed all-reduce)"),
+            IgnoredArgument(name: "num_workers", takesValue: true, reason: "samples are built in the training process"),
+            IgnoredArgument(
+                name: "data_impl", takesValue: true, reason: "datasets are always read as MMIDIDX through mmap"),
+            IgnoredArgument(
+                name: "accumulate_allreduce_grads_in_fp32", takesValue: false,
+                reason: "gradients are always accumulated and reduced in fp32 here"),
+            IgnoredArgument(
+                name: "attention_softmax_in_fp32", takesValue: false, reason: "softmax always runs in fp32 here"),
+            IgnoredArgument(
+                name: "fp32_residual_connection", takesValue: false,
+                reason: "the residual stream is always fp32 here"),
+            IgnoredArgument(
+                name: "use_cpu_initialization", takesValue: false, reason: "initialisation always runs on the CPU"),
+            IgnoredArgument(
+                name: "empty_unused_memory_level", takesValue: true, reason: "there is no CUDA caching allocator"),
+            IgnoredArgument(
+                name: "log_throughput", takesValue: false, reason: "the log line always shows tokens/s and TFLOP/s"),
+            IgnoredArgument(
+                name: "timing_log_level", takesValue: true,
+                reason: "`megatron benchmark` prints the per-phase times; training logs none"),
+            IgnoredArgument(name: "log_params_norm", takesValue: false, reason: "not logged yet"),
+            IgnoredArgument(name: "log_num_zeros_in_grad", takesValue: false, reason: "not logged yet"),
+        ]
+
+    /// Aliases: the name, then the keys and values it sets (Megatron's own mapping in arguments.py);
+    /// a value marked `default` only fills a key the run has not set (Megatron's default for it).
+    public static let aliases: [String: [(key: String, value: String, isDefault: Bool)]] = [
+        "checkpoint_activations": [
+            ("recompute_granularity", "full", false), ("recompute_method", "uniform", false),
+            ("recompute_num_layers", "1", true),
+        ],
+        "recompute_activations": [("recompute_granularity", "selective", false)],
+    ]
+
+    /// Arguments refused for now, with what to do instead.
+    public static let unsupported: [String: String] = [
+        "train_samples": "sample-based schedules are not supported yet: give train_iters = samples ÷ global_batch_size",
+        "lr_decay_samples": "sample-based schedules are not supported yet: give lr_decay_iters",
+        "lr_warmup_samples": "sample-based schedules are not supported yet: give lr_warmup_iters",
+        "rampup_batch_size": "batch-size ramp-up is not supported yet: train with the final global_batch_size",
+        "finetune":
+            "not supported yet: use `megatron finetune`, or load the weights with load and a new save directory",
+        "no_load_optim": "not supported yet: the optimizer state is always loaded with the weights",
+        "no_load_rng": "not supported yet: the random state is always loaded with the weights",
+        "no_save_optim": "not supported yet: checkpoints always hold the optimizer state",
+        "override_opt_param_scheduler": "not supported yet: the schedule always follows the current config",
+        "use_checkpoint_opt_param_scheduler": "not supported yet: the schedule always follows the current config",
+        "train_data_path": "separate data paths are not supported yet: give data_path and split",
+        "valid_data_path": "separate data paths are not supported yet: give data_path and split",
+        "test_data_path": "separate data paths are not supported yet: give data_path and split",
+        "openai_gelu": "not supported yet: GELU here is always the tanh approximation",
+        "sgd_momentum": "only Adam (AdamW) is implemented",
+    ]
+
+    /// The table for `train --help`: aliases, ignored arguments with reasons, refused ones.
+    public static var helpText: String {
+        func flag(_ name: String) -> String { "--" + name.replacingOccurrences(of: "_", with: "-") }
+        let aliasLines = aliases.keys.sorted().map { name in
+            "  \(flag(name)) = " + aliases[name]!.map { "\(flag($0.key)) \($0.value)" }.joined(separator: " ")
+        }
+        var reasons: [(String, [String])] = []
+        for arg in ignored {
+            if let i = reasons.firstIndex(where: { $0.0 == arg.reason }) {
+                reasons[i].1.append(flag(arg.name))
+            } else {
+                reasons.append((arg.reason, [flag(arg.name)]))
+            }
+        }
+        return "Megatron-LM arguments that are not keys here:\n aliases:\n" + aliasLines.joined(separator: "\n")
+            + "\n accepted and ignored (named at start-up):\n"
+            + reasons.map { "  \($0.1.joined(separator: " ")): \($0.0)" }.joined(separator: "\n")
+            + "\n refused for now (exit 2 with what to do instead):\n  "
+            + unsupported.keys.sorted().map(flag).joined(separator: " ") + " --optimizer sgd"
+    }
+
+    public static func ignoredArgument(named name: String) -> IgnoredArgument? { ignored.first { $0.name == name } }
+
+    /// The start-up line naming every ignored argument of a run with its reason (flags that share a
+    /// reason grouped); nil when none was given.
+    public static func ignoredNote(_ names: [String]) -> String? {
+        var byReason: [(reason: String, flags: [String])] = []
+        for name in names {
+            guard let arg = ignoredArgument(named: name) else { continue }
+            let flag = "--" + name.replacingOccurrences(of: "_", with: "-")
+            if let i = byReason.firstIndex(where: { $0.reason == arg.reason }) {
+                if !byReason[i].flags.contains(flag) { byReason[i].flags.append(flag) }
+            } else {
+                byReason.append((arg.reason, [flag]))
+            }
+        }
+        guard !byReason.isEmpty else { return nil }
+        return "ignored Megatron-LM arguments: "
+            + byReason.map { "\($0.flags.joined(separator: ", ")) (\($0.reason))" }.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,100 @@
+// MegatronLaunchLineTests.swift — Megatron-LM launch lines: the ignored arguments are accepted and
+// named once at start-up with their reasons; `--checkpoint-activations` equals the explicit full
+// uniform recomputation (bitwise losses, the same activation plan); refused arguments and unknown
+// flags are all reported in one error, suggestions only for near misses; `exit_interval` saves and
+// stops, and the resumed run continues bitwise; `exit_duration_in_mins` stops and saves.
+import Foundation
+import TestSupport
+import XCTest
+
+final class MegatronLaunchLineTests: XCTestCase {
+    let tiny = ["train", "--config", CLI.config("gpt2-tiny.json"), "--eval-iters", "0", "--num-threads", "1"]
+
+    func testIgnoredArgumentsAreNamedOnceAndTrainingRuns() throws {
+        let dir = CLI.scratch("launch-ignored")
+        let megatronFlags = [
+            "--use-flash-attn", "--no-masked-softmax-fusion", "--no-bias-gelu-fusion", "--transformer-impl", "local",
+            "--distributed-backend", "nccl", "--DDP-impl", "local", "--num-workers", "2", "--data-impl", "mmap",
+            "--overlap-grad-reduce", "--accumulate-allreduce-grads-in-fp32", "--attention-softmax-in-fp32",
+            "--fp32-residual-connection", "--log-throughput", "--optimizer", "adam",
+        ]
+        let r = try CLI.run(tiny + ["--train-iters", "2"] + megatronFlags, in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let notes = r.stdout.split(separator: "\n").filter { $0.contains("ignored Megatron-LM arguments") }
+        XCTAssertEqual(notes.count, 1, "one start-up line: \(r.stdout)")
+        for flag in megatronFlags where flag.hasPrefix("--") && flag != "--optimizer" {
+            XCTAssertTrue(notes.first?.contains(flag) ?? false, "\(flag) missing from \(notes)")
+        }
+        XCTAssertTrue(notes.first?.contains("MPI is the only backend") ?? false, "reasons are given")
+        XCTAssertTrue(r.stdout.contains("iteration        2/"), "training ran")
+    }
+
+    func testCheckpointActivationsEqualsFullUniformRecomputation() throws {
+        let dir = CLI.scratch("launch-alias")
+        let common = tiny + ["--train-iters", "4", "--num-layers", "4", "--hidden-dropout", "0.1"]
+        for (name, flags) in [
+            ("alias", ["--checkpoint-activations"]),
+            (
+                "explicit",
+                ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
+            ),
+            ("none", []),
+        ] {
+            let r = try CLI.run(common + flags + ["--metrics-file", "\(name).jsonl"], in: dir)
+            XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+        }
+        let alias = try CLI.jsonLines(dir.appendingPathComponent("alias.jsonl"))
+        let explicit = try CLI.jsonLines(dir.appendingPathComponent("explicit.jsonl"))
+        let none = try CLI.jsonLines(dir.appendingPathComponent("none.jsonl"))
+        XCTAssertEqual(alias.count, 4)
+        XCTAssertEqual(alias.map { $0["lm_loss"] as? Double }, explicit.map { $0["lm_loss"] as? Double })
+        XCTAssertEqual(alias.first?["activation_bytes"] as? Int, explicit.first?["activation_bytes"] as? Int)
+        XCTAssertNotEqual(
+            alias.first?["activation_bytes"] as? Int, none.first?["activation_bytes"] as? Int,
+            "the alias must change the activation plan, as the explicit keys do")
+    }
+
+    func testEveryProblemOfALineIsReportedTogether() throws {
+        let dir = CLI.scratch("launch-problems")
+        let r = try CLI.run(
+            tiny + [
+                "--train-samples", "1000", "--rampup-batch-size", "4", "--frobnicate-widgets", "3", "--train-iter", "5",
+                "--optimizer", "sgd",
+            ], in: dir)
+        XCTAssertEqual(r.code, 2, r.stderr)
+        for m in [
+            "5 problems", "--train-samples is not available here", "give train_iters", "--rampup-batch-size",
+            "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--optimizer sgd",
+        ] {
+            XCTAssertTrue(r.stderr.contains(m), "stderr lacks '\(m)': \(r.stderr)")
+        }
+        let widgetLine = r.stderr.split(separator: "\n").first { $0.contains("frobnicate") } ?? ""
+        XCTAssertFalse(widgetLine.contains("did you mean"), "no suggestion for a far-off name: \(widgetLine)")
+        XCTAssertFalse(r.stdout.contains("iteration"), "no work may start")
+    }
+
+    func testExitIntervalSavesStopsAndResumesBitwise() throws {
+        let dir = CLI.scratch("launch-exit")
+        let common = tiny + ["--train-iters", "8", "--log-interval", "1"]
+        let full = try CLI.run(common + ["--metrics-file", "full.jsonl"], in: dir)
+        XCTAssertEqual(full.code, 0, full.stderr)
+        let first = try CLI.run(
+            common + ["--exit-interval", "3", "--save", "ck", "--load", "ck", "--metrics-file", "part.jsonl"], in: dir)
+        XCTAssertEqual(first.code, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("exiting at iteration 3: exit_interval 3"), first.stdout)
+        XCTAssertEqual(
+            try String(contentsOf: dir.appendingPathComponent("ck/latest_checkpointed_iteration.txt"), encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines), "3")
+        let second = try CLI.run(common + ["--save", "ck", "--load", "ck", "--metrics-file", "part.jsonl"], in: dir)
+        XCTAssertEqual(second.code, 0, second.stderr)
+        XCTAssertEqual(try CLI.losses(dir, "part"), try CLI.losses(dir, "full"), "3 + 5 iterations equal 8, bitwise")
+    }
+
+    func testExitDurationStopsAndSaves() throws {
+        let dir = CLI.scratch("launch-duration")
+        let r = try CLI.run(tiny + ["--train-iters", "50", "--exit-duration-in-mins", "0", "--save", "ck"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("exiting at iteration 1: exit_duration_in_mins 0 reached"), r.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ck/iter_0000001").path))
+    }
+}
