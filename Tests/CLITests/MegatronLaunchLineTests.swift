@@ -2,7 +2,9 @@
 // named once at start-up with their reasons; `--checkpoint-activations` equals the explicit full
 // uniform recomputation (bitwise losses, the same activation plan); refused arguments and unknown
 // flags are all reported in one error, suggestions only for near misses; `exit_interval` saves and
-// stops, and the resumed run continues bitwise; `exit_duration_in_mins` stops and saves.
+// stops, and the resumed run continues bitwise; `exit_duration_in_mins` stops and saves; on resume a
+// changed schedule is refused naming both values unless overridden, and the checkpoint's schedule
+// kept on request continues bitwise like a run that had it all along.
 import Foundation
 import TestSupport
 import XCTest
@@ -96,5 +98,33 @@ final class MegatronLaunchLineTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("exiting at iteration 1: exit_duration_in_mins 0 reached"), r.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("ck/iter_0000001").path))
+    }
+
+    func testResumeRefusesAChangedScheduleUnlessTold() throws {
+        let dir = CLI.scratch("launch-schedule")
+        let short = tiny + ["--train-iters", "4", "--save", "ck"]
+        XCTAssertEqual(try CLI.run(short, in: dir).code, 0)
+        let longer = tiny + ["--train-iters", "8", "--load", "ck", "--log-interval", "1"]
+        let refused = try CLI.run(longer, in: dir)
+        XCTAssertNotEqual(refused.code, 0)
+        for m in [
+            "would change the learning-rate schedule", "decay length", "checkpoint 64, this run 128",
+            "--override-opt-param-scheduler",
+        ] {
+            XCTAssertTrue(refused.stderr.contains(m), "stderr lacks '\(m)': \(refused.stderr)")
+        }
+        XCTAssertFalse(refused.stdout.contains("iteration        5/"), "no iteration may run")
+        let overridden = try CLI.run(longer + ["--override-opt-param-scheduler"], in: dir)
+        XCTAssertEqual(overridden.code, 0, overridden.stderr)
+        XCTAssertTrue(overridden.stdout.contains("iteration        8/"))
+        // Keeping the checkpoint's schedule (decay over 4 iterations) equals a run that had it all along.
+        let kept = try CLI.run(
+            longer + ["--use-checkpoint-opt-param-scheduler", "--metrics-file", "kept.jsonl"], in: dir)
+        XCTAssertEqual(kept.code, 0, kept.stderr)
+        let straight = try CLI.run(
+            tiny + ["--train-iters", "8", "--lr-decay-iters", "4", "--metrics-file", "straight.jsonl"], in: dir)
+        XCTAssertEqual(straight.code, 0, straight.stderr)
+        XCTAssertEqual(try CLI.losses(dir, "kept"), Array(try CLI.losses(dir, "straight").suffix(4)))
+        XCTAssertEqual(try CLI.losses(dir, "kept").count, 4)
     }
 }

@@ -239,6 +239,12 @@ public enum ConfigKeys {
             name: "save_interval", field: .optionalInt(\.saveInterval),
             help: "save every N iterations (and always at the end)"),
         ConfigKey(
+            name: "override_opt_param_scheduler", field: .bool(\.overrideOptParamScheduler),
+            help: "on resume, use this run's lr, min_lr, warm-up, decay length and style (false)"),
+        ConfigKey(
+            name: "use_checkpoint_opt_param_scheduler", field: .bool(\.useCheckpointOptParamScheduler),
+            help: "on resume, keep the checkpoint's schedule values; with neither, a difference is an error (false)"),
+        ConfigKey(
             name: "exit_interval", field: .optionalInt(\.exitInterval),
             help: "stop after the first iteration that is a multiple of N (saving first when save is set)"),
         ConfigKey(

@@ -262,6 +262,11 @@ public enum ConfigValidation {
         if c.evalIters < 0 {
             throw ConfigError.invalidValue(key: "eval_iters", value: "\(c.evalIters)", rule: "must be ≥ 0")
         }
+        if c.overrideOptParamScheduler && c.useCheckpointOptParamScheduler {
+            throw ConfigError.inconsistent(
+                keys: ["override_opt_param_scheduler", "use_checkpoint_opt_param_scheduler"],
+                rule: "give at most one: use this run's schedule or the checkpoint's")
+        }
         if let e = c.exitInterval, e <= 0 {
             throw ConfigError.invalidValue(key: "exit_interval", value: "\(e)", rule: "must be positive")
         }

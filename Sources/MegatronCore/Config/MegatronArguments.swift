@@ -88,8 +88,6 @@ public enum MegatronArguments {
         "no_load_optim": "not supported yet: the optimizer state is always loaded with the weights",
         "no_load_rng": "not supported yet: the random state is always loaded with the weights",
         "no_save_optim": "not supported yet: checkpoints always hold the optimizer state",
-        "override_opt_param_scheduler": "not supported yet: the schedule always follows the current config",
-        "use_checkpoint_opt_param_scheduler": "not supported yet: the schedule always follows the current config",
         "train_data_path": "separate data paths are not supported yet: give data_path and split",
         "valid_data_path": "separate data paths are not supported yet: give data_path and split",
         "test_data_path": "separate data paths are not supported yet: give data_path and split",

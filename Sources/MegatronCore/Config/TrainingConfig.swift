@@ -63,6 +63,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var load: String? = nil
     public var saveInterval: Int? = nil
     public var exitInterval: Int? = nil
+    public var overrideOptParamScheduler: Bool = false
+    public var useCheckpointOptParamScheduler: Bool = false
     public var exitDurationInMins: Double? = nil
     // Evaluation and logging
     public var evalInterval: Int = 1000

@@ -96,7 +96,8 @@ extension ModelCheckpoint {
     /// parameter it is tied to when the writer had no separate copy.
     public static func load(
         from directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
-        lossScaler: inout LossScaler?, schedule: inout LRSchedule, parallel: ParallelState
+        lossScaler: inout LossScaler?, schedule: inout LRSchedule, schedulePolicy: SchedulerResumePolicy = .check,
+        parallel: ParallelState
     ) throws -> TrainingProgress {
         let reader = try CheckpointReader(directory)
         try reader.checkSizes(chunks[0].modelSizes)
@@ -120,6 +121,7 @@ extension ModelCheckpoint {
                 growthTracker: try f.intAttribute("grad_scaler_growth_tracker"),
                 hysteresisTracker: try f.intAttribute("grad_scaler_hysteresis_tracker"))
         }
+        schedule = try schedulePolicy.reconcile(schedule, with: f)
         schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
         var progress = TrainingProgress()
         progress.iteration = try f.intAttribute("iteration")

@@ -143,7 +143,11 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         }
         progress = try ModelCheckpoint.load(
             from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
-            lossScaler: &lossScaler, schedule: &schedule, parallel: parallel)
+            lossScaler: &lossScaler, schedule: &schedule,
+            // skip_train trains nothing, so the schedule is not checked.
+            schedulePolicy: config.overrideOptParamScheduler || config.skipTrain
+                ? .override : config.useCheckpointOptParamScheduler ? .useCheckpoint : .check,
+            parallel: parallel)
         log(
             " > loaded checkpoint from \(load) at iteration \(progress.iteration) (consumed samples "
                 + "\(progress.consumedSamples))"
