@@ -4,7 +4,9 @@
 // flags are all reported in one error, suggestions only for near misses; `exit_interval` saves and
 // stops, and the resumed run continues bitwise; `exit_duration_in_mins` stops and saves; on resume a
 // changed schedule is refused naming both values unless overridden, and the checkpoint's schedule
-// kept on request continues bitwise like a run that had it all along.
+// kept on request continues bitwise like a run that had it all along; `finetune` loads only the
+// weights (iterations, schedule and optimizer from zero), `no_load_optim` resumes the iteration with a
+// fresh optimizer and a restarted schedule (Megatron's behaviour), `no_save_optim` writes no moments.
 import Foundation
 import TestSupport
 import XCTest
@@ -126,5 +128,45 @@ final class MegatronLaunchLineTests: XCTestCase {
         XCTAssertEqual(straight.code, 0, straight.stderr)
         XCTAssertEqual(try CLI.losses(dir, "kept"), Array(try CLI.losses(dir, "straight").suffix(4)))
         XCTAssertEqual(try CLI.losses(dir, "kept").count, 4)
+    }
+
+    func testFinetuneNoLoadOptimAndNoSaveOptim() throws {
+        let dir = CLI.scratch("launch-optim")
+        func lines(_ name: String) throws -> [[String: Any]] {
+            try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+        }
+        XCTAssertEqual(try CLI.run(tiny + ["--train-iters", "6", "--save", "ck"], in: dir).code, 0)
+        let fresh = try CLI.run(tiny + ["--train-iters", "10", "--metrics-file", "fresh.jsonl"], in: dir)
+        XCTAssertEqual(fresh.code, 0, fresh.stderr)
+
+        let ft = try CLI.run(
+            tiny + ["--train-iters", "10", "--load", "ck", "--finetune", "--save", "ft", "--metrics-file", "ft.jsonl"],
+            in: dir)
+        XCTAssertEqual(ft.code, 0, ft.stderr)
+        XCTAssertTrue(ft.stdout.contains("finetune: loaded the weights"), ft.stdout)
+        XCTAssertEqual(try lines("ft").map { $0["iteration"] as? Int }, Array(1...10), "iterations restart at 1")
+        XCTAssertEqual(try lines("ft").map { $0["lr"] as? Double }, try lines("fresh").map { $0["lr"] as? Double })
+        let ftLoss = try XCTUnwrap(try lines("ft").first?["lm_loss"] as? Double)
+        let freshLoss = try XCTUnwrap(try lines("fresh").first?["lm_loss"] as? Double)
+        XCTAssertLessThan(ftLoss, freshLoss - 0.1, "the trained weights were loaded")
+
+        let nlo = try CLI.run(
+            tiny + ["--train-iters", "10", "--load", "ck", "--no-load-optim", "--metrics-file", "nlo.jsonl"], in: dir)
+        XCTAssertEqual(nlo.code, 0, nlo.stderr)
+        XCTAssertEqual(try lines("nlo").map { $0["iteration"] as? Int }, Array(7...10), "the iteration is resumed")
+        XCTAssertEqual(
+            try lines("nlo").map { $0["lr"] as? Double }, try lines("fresh").prefix(4).map { $0["lr"] as? Double },
+            "the schedule restarts, as in Megatron")
+
+        let nso = try CLI.run(tiny + ["--train-iters", "2", "--save", "nso", "--no-save-optim"], in: dir)
+        XCTAssertEqual(nso.code, 0, nso.stderr)
+        let listing = try CLI.run(
+            ["-r", "nso/iter_0000002/mp_rank_00_000.h5"], in: dir, program: "/usr/bin/h5ls")
+        XCTAssertEqual(listing.code, 0, listing.stderr)
+        XCTAssertTrue(listing.stdout.contains("/model"), listing.stdout)
+        XCTAssertFalse(listing.stdout.contains("exp_avg"), "no Adam moments: \(listing.stdout)")
+        let resumed = try CLI.run(tiny + ["--train-iters", "4", "--load", "nso"], in: dir)
+        XCTAssertEqual(resumed.code, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("iteration        4/"), resumed.stdout)
     }
 }

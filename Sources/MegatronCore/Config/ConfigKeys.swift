@@ -239,6 +239,17 @@ public enum ConfigKeys {
             name: "save_interval", field: .optionalInt(\.saveInterval),
             help: "save every N iterations (and always at the end)"),
         ConfigKey(
+            name: "finetune", field: .bool(\.finetune),
+            help: "load only the weights of load: iteration, optimizer, schedule and loss scale start afresh (false)"),
+        ConfigKey(
+            name: "no_load_optim", field: .bool(\.noLoadOptim),
+            help:
+                "on resume, skip the optimizer state, schedule and loss scale (Megatron: the schedule restarts) (false)"
+        ),
+        ConfigKey(
+            name: "no_save_optim", field: .bool(\.noSaveOptim),
+            help: "write checkpoints without the Adam moments (a later resume starts a fresh optimizer) (false)"),
+        ConfigKey(
             name: "override_opt_param_scheduler", field: .bool(\.overrideOptParamScheduler),
             help: "on resume, use this run's lr, min_lr, warm-up, decay length and style (false)"),
         ConfigKey(

@@ -55,6 +55,10 @@ public enum MegatronArguments {
                 name: "fp32_residual_connection", takesValue: false,
                 reason: "the residual stream is always fp32 here"),
             IgnoredArgument(
+                name: "no_load_rng", takesValue: false,
+                reason:
+                    "dropout masks are a function of (seed, iteration, micro-batch, site): no random state is loaded"),
+            IgnoredArgument(
                 name: "use_cpu_initialization", takesValue: false, reason: "initialisation always runs on the CPU"),
             IgnoredArgument(
                 name: "empty_unused_memory_level", takesValue: true, reason: "there is no CUDA caching allocator"),
@@ -83,11 +87,6 @@ public enum MegatronArguments {
         "lr_decay_samples": "sample-based schedules are not supported yet: give lr_decay_iters",
         "lr_warmup_samples": "sample-based schedules are not supported yet: give lr_warmup_iters",
         "rampup_batch_size": "batch-size ramp-up is not supported yet: train with the final global_batch_size",
-        "finetune":
-            "not supported yet: use `megatron finetune`, or load the weights with load and a new save directory",
-        "no_load_optim": "not supported yet: the optimizer state is always loaded with the weights",
-        "no_load_rng": "not supported yet: the random state is always loaded with the weights",
-        "no_save_optim": "not supported yet: checkpoints always hold the optimizer state",
         "train_data_path": "separate data paths are not supported yet: give data_path and split",
         "valid_data_path": "separate data paths are not supported yet: give data_path and split",
         "test_data_path": "separate data paths are not supported yet: give data_path and split",

@@ -64,6 +64,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var saveInterval: Int? = nil
     public var exitInterval: Int? = nil
     public var overrideOptParamScheduler: Bool = false
+    public var finetune: Bool = false
+    public var noLoadOptim: Bool = false
+    public var noSaveOptim: Bool = false
     public var useCheckpointOptParamScheduler: Bool = false
     public var exitDurationInMins: Double? = nil
     // Evaluation and logging

@@ -96,25 +96,32 @@ extension ModelCheckpoint {
     /// parameter it is tied to when the writer had no separate copy.
     public static func load(
         from directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
-        lossScaler: inout LossScaler?, schedule: inout LRSchedule, schedulePolicy: SchedulerResumePolicy = .check,
-        parallel: ParallelState
+        lossScaler: inout LossScaler?, schedule: inout LRSchedule, optimizerState: Bool = true,
+        schedulePolicy: SchedulerResumePolicy = .check, parallel: ParallelState
     ) throws -> TrainingProgress {
         let reader = try CheckpointReader(directory)
         try reader.checkSizes(chunks[0].modelSizes)
         let f = reader.first
-        // A weights-only checkpoint (e.g. imported from Hugging Face) starts a fresh optimizer.
+        // A weights-only checkpoint (imported from Hugging Face, or saved with no_save_optim) starts a
+        // fresh optimizer, schedule and loss scale; so does `optimizerState` false (no_load_optim), as
+        // in Megatron, where the schedule and the loss scale belong to the optimizer state.
+        let withOptimizer = optimizerState && reader.hasOptimizerState
         let moments = optimizer.momentsForLoading()
         for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 try reader.readParameter(spec, into: chunk.params.pointer(slot))
-                guard reader.hasOptimizerState else { continue }
+                guard withOptimizer else { continue }
                 try reader.readMoments(
                     spec, expAvg: moments[c].expAvg.pointer(slot), expAvgSq: moments[c].expAvgSq.pointer(slot))
             }
         }
         for chunk in chunks { chunk.syncWeights() }
         optimizer.adoptMoments(moments)
-        optimizer.step = reader.hasOptimizerState ? try f.intAttribute("optimizer_step") : 0
+        optimizer.step = withOptimizer ? try f.intAttribute("optimizer_step") : 0
+        var progress = TrainingProgress()
+        progress.iteration = try f.intAttribute("iteration")
+        progress.consumedSamples = try f.intAttribute("consumed_samples")
+        guard withOptimizer else { return progress }
         if f.hasAttribute("grad_scaler_scale"), lossScaler != nil {
             lossScaler?.restore(
                 scale: Float(try f.doubleAttribute("grad_scaler_scale")),
@@ -123,9 +130,6 @@ extension ModelCheckpoint {
         }
         schedule = try schedulePolicy.reconcile(schedule, with: f)
         schedule.numSteps = try f.intAttribute("opt_param_scheduler_num_steps")
-        var progress = TrainingProgress()
-        progress.iteration = try f.intAttribute("iteration")
-        progress.consumedSamples = try f.intAttribute("consumed_samples")
         return progress
     }
 

@@ -46,7 +46,8 @@ public enum ModelCheckpoint {
     public static func save(
         to directory: CheckpointDirectory, chunks: [any ParameterChunk], optimizer: TrainingOptimizer,
         lossScaler: LossScaler?,
-        schedule: LRSchedule, progress: TrainingProgress, configJSON: String, parallel: ParallelState
+        schedule: LRSchedule, progress: TrainingProgress, optimizerState: Bool = true, configJSON: String,
+        parallel: ParallelState
     ) throws {
         let it = progress.iteration, world = parallel.world
         var failure: Error? = nil
@@ -64,10 +65,10 @@ public enum ModelCheckpoint {
             do {
                 try writeShard(
                     path: path, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
-                    progress: progress, configJSON: configJSON, parallel: parallel)
+                    progress: progress, optimizerState: optimizerState, configJSON: configJSON, parallel: parallel)
             } catch { failure = error }
         }
-        if failure == nil {
+        if failure == nil, optimizerState {
             do { try optimizer.writeShard(into: tmp, parallel: parallel) } catch { failure = error }
         }
         let failedRank = try world.allReduceMin(failure == nil ? Int.max : world.rank)
@@ -86,7 +87,7 @@ public enum ModelCheckpoint {
     static func writeShard(
         path: String, chunks: [any ParameterChunk], optimizer: TrainingOptimizer, lossScaler: LossScaler?,
         schedule: LRSchedule,
-        progress: TrainingProgress, configJSON: String, parallel: ParallelState
+        progress: TrainingProgress, optimizerState: Bool = true, configJSON: String, parallel: ParallelState
     ) throws {
         var state = RankFileState(
             sizes: chunks[0].modelSizes, seed: chunks[0].seed, configJSON: configJSON, iteration: progress.iteration,
@@ -97,7 +98,7 @@ public enum ModelCheckpoint {
         state.dataParallelSize = parallel.layout.data
         state.lossScaler = lossScaler
         state.precision = chunks[0].precision
-        let held = optimizer.chunkMoments
+        let held = optimizerState ? optimizer.chunkMoments : nil
         let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in
             held.map { ($0[c].expAvg, $0[c].expAvgSq) }
         }

@@ -141,9 +141,16 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                     + "random initialisation")
             return
         }
+        if config.finetune {
+            let it = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: load), chunks: chunks)
+            log(
+                " > finetune: loaded the weights of \(load) (iteration \(it)); iteration, optimizer, schedule and "
+                    + "loss scale start afresh")
+            return
+        }
         progress = try ModelCheckpoint.load(
             from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
-            lossScaler: &lossScaler, schedule: &schedule,
+            lossScaler: &lossScaler, schedule: &schedule, optimizerState: !config.noLoadOptim,
             // skip_train trains nothing, so the schedule is not checked.
             schedulePolicy: config.overrideOptParamScheduler || config.skipTrain
                 ? .override : config.useCheckpointOptParamScheduler ? .useCheckpoint : .check,
@@ -314,7 +321,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         let start = DispatchTime.now().uptimeNanoseconds
         try ModelCheckpoint.save(
             to: dir, chunks: chunks, optimizer: optimizer, lossScaler: lossScaler, schedule: schedule,
-            progress: progress,
+            progress: progress, optimizerState: !config.noSaveOptim,
             configJSON: ConfigKeys.json(of: config), parallel: parallel)
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         log(
