@@ -6,7 +6,8 @@
 // changed schedule is refused naming both values unless overridden, and the checkpoint's schedule
 // kept on request continues bitwise like a run that had it all along; `finetune` loads only the
 // weights (iterations, schedule and optimizer from zero), `no_load_optim` resumes the iteration with a
-// fresh optimizer and a restarted schedule (Megatron's behaviour), `no_save_optim` writes no moments.
+// fresh optimizer and a restarted schedule (Megatron's behaviour), `no_save_optim` writes no moments;
+// sample-based training equals the iteration-based run it corresponds to, bitwise.
 import Foundation
 import TestSupport
 import XCTest
@@ -62,12 +63,13 @@ final class MegatronLaunchLineTests: XCTestCase {
         let dir = CLI.scratch("launch-problems")
         let r = try CLI.run(
             tiny + [
-                "--train-samples", "1000", "--rampup-batch-size", "4", "--frobnicate-widgets", "3", "--train-iter", "5",
+                "--train-data-path", "corpus", "--rampup-batch-size", "4", "--frobnicate-widgets", "3", "--train-iter",
+                "5",
                 "--optimizer", "sgd",
             ], in: dir)
         XCTAssertEqual(r.code, 2, r.stderr)
         for m in [
-            "5 problems", "--train-samples is not available here", "give train_iters", "--rampup-batch-size",
+            "5 problems", "--train-data-path is not available here", "give data_path and split", "--rampup-batch-size",
             "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--optimizer sgd",
         ] {
             XCTAssertTrue(r.stderr.contains(m), "stderr lacks '\(m)': \(r.stderr)")
@@ -168,5 +170,39 @@ final class MegatronLaunchLineTests: XCTestCase {
         let resumed = try CLI.run(tiny + ["--train-iters", "4", "--load", "nso"], in: dir)
         XCTAssertEqual(resumed.code, 0, resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("iteration        4/"), resumed.stdout)
+    }
+
+    func testSampleBasedScheduleEqualsIterationBased() throws {
+        let dir = CLI.scratch("launch-samples")
+        var tinyJSON =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: CLI.config("gpt2-tiny.json")))) as? [String: Any] ?? [:]
+        tinyJSON["train_iters"] = nil
+        tinyJSON["lr_warmup_iters"] = nil
+        let config = dir.appendingPathComponent("no-iters.json")
+        try JSONSerialization.data(withJSONObject: tinyJSON).write(to: config)
+        let base = [
+            "train", "--config", config.path, "--eval-iters", "0", "--num-threads", "1", "--global-batch-size", "16",
+        ]
+        let bySamples = try CLI.run(
+            base + [
+                "--train-samples", "175", "--lr-decay-samples", "192", "--lr-warmup-samples", "48", "--metrics-file",
+                "samples.jsonl",
+            ], in: dir)
+        XCTAssertEqual(bySamples.code, 0, bySamples.stderr)
+        let byIters = try CLI.run(
+            base + [
+                "--train-iters", "10", "--lr-decay-iters", "12", "--lr-warmup-iters", "3", "--metrics-file",
+                "iters.jsonl",
+            ], in: dir)
+        XCTAssertEqual(byIters.code, 0, byIters.stderr)
+        let samples = try CLI.jsonLines(dir.appendingPathComponent("samples.jsonl"))
+        let iters = try CLI.jsonLines(dir.appendingPathComponent("iters.jsonl"))
+        XCTAssertEqual(samples.count, 10, "175 samples ÷ 16 = 10 iterations (floor, as Megatron)")
+        XCTAssertEqual(samples.map { $0["lr"] as? Double }, iters.map { $0["lr"] as? Double })
+        XCTAssertEqual(samples.map { $0["lm_loss"] as? Double }, iters.map { $0["lm_loss"] as? Double })
+        let mixed = try CLI.run(base + ["--train-samples", "160", "--train-iters", "10"], in: dir)
+        XCTAssertEqual(mixed.code, 2)
+        XCTAssertTrue(mixed.stderr.contains("'train_samples' and 'train_iters'"), mixed.stderr)
     }
 }

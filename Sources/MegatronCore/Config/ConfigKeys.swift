@@ -161,7 +161,17 @@ public enum ConfigKeys {
                 + "accumulation"
         ),
         ConfigKey(
-            name: "train_iters", field: .int(\.trainIters), help: "iterations to train (required)", required: true),
+            name: "train_iters", field: .int(\.trainIters),
+            help: "iterations to train (required, unless train_samples is given)", required: true),
+        ConfigKey(
+            name: "train_samples", field: .optionalInt(\.trainSamples),
+            help: "samples to train instead of train_iters (train_iters = samples ÷ global_batch_size)"),
+        ConfigKey(
+            name: "lr_decay_samples", field: .optionalInt(\.lrDecaySamples),
+            help: "with train_samples: samples over which the LR decays (default train_samples)"),
+        ConfigKey(
+            name: "lr_warmup_samples", field: .optionalInt(\.lrWarmupSamples),
+            help: "with train_samples: warm-up samples (0)"),
         ConfigKey(name: "lr", field: .double(\.lr), help: "peak learning rate (required)", required: true),
         ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
         ConfigKey(name: "lr_decay_style", field: .choice(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),

@@ -68,6 +68,12 @@ public enum ConfigLoader {
     /// (BERT's WordPiece for a BERT config with only a vocab_file) — never the byte-level default,
     /// which would ignore the files. The decision is recorded in `startupNotes`.
     public static func inferDefaults(_ c: inout TrainingConfig) {
+        // Megatron's sample-based training: train_iters = train_samples ÷ global_batch_size (floor).
+        if let samples = c.trainSamples, let gbs = c.globalBatchSize, gbs > 0, !c.providedKeys.contains("train_iters") {
+            c.trainIters = samples / gbs
+            c.providedKeys.insert("train_iters")
+            c.derivedTrainIters = true
+        }
         guard !c.providedKeys.contains("tokenizer_type"), c.vocabFile != nil || c.mergeFile != nil else { return }
         c.tokenizerType = c.modelType == .bert && c.mergeFile == nil ? .bertWordPieceLowerCase : .gpt2BPE
         let files = [c.vocabFile.map { _ in "vocab_file" }, c.mergeFile.map { _ in "merge_file" }].compactMap { $0 }

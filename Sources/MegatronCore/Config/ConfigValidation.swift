@@ -10,6 +10,7 @@ public enum ConfigValidation {
     /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,
     /// optimiser, precision, recomputation, logging, data, pipeline.
     public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
+        try validateSampleSchedule(c)
         try validateRequired(c)
         try validateModel(c)
         try validateGrid(c, worldSize: worldSize)
@@ -30,6 +31,41 @@ public enum ConfigValidation {
     }
 
     /// Required keys: set (a missing one is named as missing) and positive.
+    /// Megatron's sample-based keys: train_samples instead of train_iters (with a global batch size to
+    /// divide by), and the LR's sample keys only with it, never beside their iteration twins.
+    static func validateSampleSchedule(_ c: TrainingConfig) throws {
+        guard let samples = c.trainSamples else {
+            for (key, v) in [("lr_decay_samples", c.lrDecaySamples), ("lr_warmup_samples", c.lrWarmupSamples)]
+            where v != nil {
+                throw ConfigError.inconsistent(
+                    keys: [key, "train_samples"], rule: "\(key) is for sample-based training: give train_samples too")
+            }
+            return
+        }
+        if c.providedKeys.contains("train_iters") && !c.derivedTrainIters {
+            throw ConfigError.inconsistent(keys: ["train_samples", "train_iters"], rule: "give only one of them")
+        }
+        guard let gbs = c.globalBatchSize else {
+            throw ConfigError.inconsistent(
+                keys: ["train_samples", "global_batch_size"],
+                rule: "sample-based training needs global_batch_size (train_iters = train_samples ÷ it)")
+        }
+        if samples < gbs {
+            throw ConfigError.invalidValue(
+                key: "train_samples", value: "\(samples)", rule: "must be at least one global batch (\(gbs))")
+        }
+        for (key, twin, v, given) in [
+            ("lr_decay_samples", "lr_decay_iters", c.lrDecaySamples, c.lrDecayIters != nil),
+            ("lr_warmup_samples", "lr_warmup_iters", c.lrWarmupSamples, c.lrWarmupIters != 0),
+        ] {
+            if let v, v < 0 { throw ConfigError.invalidValue(key: key, value: "\(v)", rule: "must be ≥ 0") }
+            if given {
+                throw ConfigError.inconsistent(
+                    keys: [twin, "train_samples"], rule: "sample-based training takes \(key) instead of \(twin)")
+            }
+        }
+    }
+
     static func validateRequired(_ c: TrainingConfig) throws {
         for key in ConfigKeys.all where key.required {
             let value: Double

@@ -55,6 +55,9 @@ public enum MegatronArguments {
                 name: "fp32_residual_connection", takesValue: false,
                 reason: "the residual stream is always fp32 here"),
             IgnoredArgument(
+                name: "openai_gelu", takesValue: false,
+                reason: "GELU here is always the tanh approximation, which openai_gelu selects in Megatron"),
+            IgnoredArgument(
                 name: "no_load_rng", takesValue: false,
                 reason:
                     "dropout masks are a function of (seed, iteration, micro-batch, site): no random state is loaded"),
@@ -83,14 +86,10 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "train_samples": "sample-based schedules are not supported yet: give train_iters = samples ÷ global_batch_size",
-        "lr_decay_samples": "sample-based schedules are not supported yet: give lr_decay_iters",
-        "lr_warmup_samples": "sample-based schedules are not supported yet: give lr_warmup_iters",
         "rampup_batch_size": "batch-size ramp-up is not supported yet: train with the final global_batch_size",
         "train_data_path": "separate data paths are not supported yet: give data_path and split",
         "valid_data_path": "separate data paths are not supported yet: give data_path and split",
         "test_data_path": "separate data paths are not supported yet: give data_path and split",
-        "openai_gelu": "not supported yet: GELU here is always the tanh approximation",
         "sgd_momentum": "only Adam (AdamW) is implemented",
     ]
 

@@ -35,6 +35,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var microBatchSize: Int = 0
     public var globalBatchSize: Int? = nil
     public var trainIters: Int = 0
+    /// Sample-based training (Megatron's train_samples; train_iters is derived from it).
+    public var trainSamples: Int? = nil
+    public var lrDecaySamples: Int? = nil
+    public var lrWarmupSamples: Int? = nil
+    /// Whether train_iters came from train_samples (ConfigLoader.inferDefaults).
+    public internal(set) var derivedTrainIters = false
     public var lr: Double = 0
     public var minLR: Double = 0
     public var lrDecayStyle: LRDecayStyle = .linear

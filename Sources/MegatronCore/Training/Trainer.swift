@@ -92,11 +92,14 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             weightDecay: Float(c.weightDecay), layerWiseDecay: c.layerWiseLrDecay, numLayers: c.numLayers)
         if c.layerWiseLrDecay != 1 { log(Self.layerWiseDecayLine(hyper)) }
         optimizer = partition.makeOptimizer(hyper: hyper, distributed: c.useDistributedOptimizer)
-        let decayIters = c.lrDecayIters ?? c.trainIters
+        // Steps count samples (Megatron): iteration-based keys times the global batch, or the sample keys.
         let gbs = globalBatch
-        let warmupSteps = c.lrWarmupFraction.map { Int($0 * Double(decayIters * gbs)) } ?? c.lrWarmupIters * gbs
+        let decaySteps = c.trainSamples.map { c.lrDecaySamples ?? $0 } ?? (c.lrDecayIters ?? c.trainIters) * gbs
+        let warmupSteps =
+            c.lrWarmupFraction.map { Int($0 * Double(decaySteps)) }
+            ?? (c.trainSamples != nil ? c.lrWarmupSamples ?? 0 : c.lrWarmupIters * gbs)
         schedule = LRSchedule(
-            maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decayIters * gbs, style: c.lrDecayStyle)
+            maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decaySteps, style: c.lrDecayStyle)
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
         lossScaler = LossScaler.forConfig(c)
     }
