@@ -201,6 +201,22 @@ final class MegatronLaunchLineTests: XCTestCase {
         XCTAssertEqual(samples.count, 10, "175 samples ÷ 16 = 10 iterations (floor, as Megatron)")
         XCTAssertEqual(samples.map { $0["lr"] as? Double }, iters.map { $0["lr"] as? Double })
         XCTAssertEqual(samples.map { $0["lm_loss"] as? Double }, iters.map { $0["lm_loss"] as? Double })
+        let wsd = try CLI.run(base + ["--train-iters", "4", "--lr-decay-style", "WSD"], in: dir)
+        XCTAssertEqual(wsd.code, 2)
+        XCTAssertTrue(wsd.stderr.contains("WSD needs lr_wsd_decay_iters"), wsd.stderr)
+        let wsdRun = try CLI.run(
+            base + [
+                "--train-iters", "4", "--lr-decay-style", "WSD", "--lr-wsd-decay-iters", "2", "--lr-wsd-decay-style",
+                "linear", "--metrics-file", "wsd.jsonl",
+            ], in: dir)
+        XCTAssertEqual(wsdRun.code, 0, wsdRun.stderr)
+        let lrs = try CLI.jsonLines(dir.appendingPathComponent("wsd.jsonl")).compactMap { $0["lr"] as? Double }
+        // No warm-up: LR at iteration k is the schedule at (k−1)·16 samples; the decay covers samples 32…64.
+        let (lr, minLR) = (tinyJSON["lr"] as? Double ?? 0, tinyJSON["min_lr"] as? Double ?? 0)
+        XCTAssertEqual(lrs.count, 4)
+        for (k, coeff) in [1.0, 1.0, 1.0, 0.5].enumerated() {
+            XCTAssertEqual(lrs[k], minLR + coeff * (lr - minLR), accuracy: 1e-12, "iteration \(k + 1)")
+        }
         let mixed = try CLI.run(base + ["--train-samples", "160", "--train-iters", "10"], in: dir)
         XCTAssertEqual(mixed.code, 2)
         XCTAssertTrue(mixed.stderr.contains("'train_samples' and 'train_iters'"), mixed.stderr)

@@ -41,6 +41,31 @@ final class DataAndConfigTests: XCTestCase {
         lin.numSteps = 25; XCTAssertEqual(lin.learningRate, 0.75, accuracy: 1e-12)
     }
 
+    func testInverseSquareRootAndWSDSchedules() {
+        // Megatron: after warm-up lr·√warmup/√n, never below min_lr; min_lr past the decay steps.
+        var inv = LRSchedule(maxLR: 1e-3, minLR: 1e-5, warmupSteps: 16, decaySteps: 10_000, style: .inverseSquareRoot)
+        inv.numSteps = 8; XCTAssertEqual(inv.learningRate, 5e-4, accuracy: 1e-15)  // warm-up as usual
+        inv.numSteps = 64; XCTAssertEqual(inv.learningRate, 5e-4, accuracy: 1e-15)  // 1e-3 · 4 / 8
+        inv.numSteps = 9_000; XCTAssertEqual(inv.learningRate, 1e-3 * 4 / 9_000.0.squareRoot(), accuracy: 1e-15)
+        var floor = LRSchedule(maxLR: 1e-3, minLR: 2e-4, warmupSteps: 4, decaySteps: 1_000, style: .inverseSquareRoot)
+        floor.numSteps = 900; XCTAssertEqual(floor.learningRate, 2e-4)  // 1e-3·2/30 < min_lr
+        // WSD: warm-up, stable at lr, then its own decay over the last 100 steps before 1,000.
+        var wsd = LRSchedule(maxLR: 1, minLR: 0.1, warmupSteps: 10, decaySteps: 1_000, style: .wsd)
+        wsd.wsdDecaySteps = 100
+        let expected: [(WSDDecayStyle, Double)] = [
+            (.linear, 0.5), (.cosine, 0.5), (.exponential, 2 * 0.5.squareRoot() - 1),
+            (.minusSqrt, 1 - 0.5.squareRoot()),
+        ]
+        for (style, coeffAtHalf) in expected {
+            wsd.wsdStyle = style
+            wsd.numSteps = 500; XCTAssertEqual(wsd.learningRate, 1, accuracy: 1e-15, "\(style): stable phase")
+            wsd.numSteps = 900; XCTAssertEqual(wsd.learningRate, 1, accuracy: 1e-15, "\(style): decay not begun")
+            wsd.numSteps = 950
+            XCTAssertEqual(wsd.learningRate, 0.1 + coeffAtHalf * 0.9, accuracy: 1e-12, "\(style): half-way")
+            wsd.numSteps = 1_000; XCTAssertEqual(wsd.learningRate, 0.1, accuracy: 1e-12, "\(style): end")
+        }
+    }
+
     func testFlagsOverrideFileAndDefaultsAreMegatrons() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(getpid()).json").path
         let json =

@@ -174,7 +174,18 @@ public enum ConfigKeys {
             help: "with train_samples: warm-up samples (0)"),
         ConfigKey(name: "lr", field: .double(\.lr), help: "peak learning rate (required)", required: true),
         ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
-        ConfigKey(name: "lr_decay_style", field: .choice(\.lrDecayStyle), help: "constant, linear or cosine (linear)"),
+        ConfigKey(
+            name: "lr_decay_style", field: .choice(\.lrDecayStyle),
+            help: "constant, linear, cosine, inverse-square-root or WSD (linear)"),
+        ConfigKey(
+            name: "lr_wsd_decay_style", field: .choice(\.lrWsdDecayStyle),
+            help: "WSD's final decay: linear, cosine, exponential or minus_sqrt (exponential)"),
+        ConfigKey(
+            name: "lr_wsd_decay_iters", field: .optionalInt(\.lrWsdDecayIters),
+            help: "WSD: iterations of the final decay, ending at lr_decay_iters (required with WSD)"),
+        ConfigKey(
+            name: "lr_wsd_decay_samples", field: .optionalInt(\.lrWsdDecaySamples),
+            help: "WSD with train_samples: samples of the final decay"),
         ConfigKey(name: "lr_warmup_iters", field: .int(\.lrWarmupIters), help: "linear warm-up iterations (0)"),
         ConfigKey(
             name: "lr_warmup_fraction", field: .optionalDouble(\.lrWarmupFraction),

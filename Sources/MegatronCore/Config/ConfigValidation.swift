@@ -11,6 +11,7 @@ public enum ConfigValidation {
     /// optimiser, precision, recomputation, logging, data, pipeline.
     public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
         try validateSampleSchedule(c)
+        try validateWSD(c)
         try validateRequired(c)
         try validateModel(c)
         try validateGrid(c, worldSize: worldSize)
@@ -64,6 +65,19 @@ public enum ConfigValidation {
                     keys: [twin, "train_samples"], rule: "sample-based training takes \(key) instead of \(twin)")
             }
         }
+    }
+
+    /// WSD needs the length of its final decay (iterations, or samples in sample-based training).
+    static func validateWSD(_ c: TrainingConfig) throws {
+        let (key, value) =
+            c.trainSamples != nil
+            ? ("lr_wsd_decay_samples", c.lrWsdDecaySamples) : ("lr_wsd_decay_iters", c.lrWsdDecayIters)
+        guard c.lrDecayStyle == .wsd else { return }
+        guard let value else {
+            throw ConfigError.inconsistent(
+                keys: ["lr_decay_style", key], rule: "WSD needs \(key): the length of its final decay")
+        }
+        if value <= 0 { throw ConfigError.invalidValue(key: key, value: "\(value)", rule: "must be positive") }
     }
 
     static func validateRequired(_ c: TrainingConfig) throws {

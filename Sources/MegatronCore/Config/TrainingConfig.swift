@@ -44,6 +44,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var lr: Double = 0
     public var minLR: Double = 0
     public var lrDecayStyle: LRDecayStyle = .linear
+    public var lrWsdDecayStyle: WSDDecayStyle = .exponential
+    public var lrWsdDecayIters: Int? = nil
+    public var lrWsdDecaySamples: Int? = nil
     public var lrWarmupIters: Int = 0
     public var lrWarmupFraction: Double? = nil
     public var lrDecayIters: Int? = nil

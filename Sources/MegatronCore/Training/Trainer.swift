@@ -100,6 +100,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             ?? (c.trainSamples != nil ? c.lrWarmupSamples ?? 0 : c.lrWarmupIters * gbs)
         schedule = LRSchedule(
             maxLR: c.lr, minLR: c.minLR, warmupSteps: warmupSteps, decaySteps: decaySteps, style: c.lrDecayStyle)
+        schedule.wsdStyle = c.lrWsdDecayStyle
+        schedule.wsdDecaySteps = c.trainSamples != nil ? c.lrWsdDecaySamples ?? 0 : (c.lrWsdDecayIters ?? 0) * gbs
         saveDirectory = c.save.map { CheckpointDirectory(root: $0) }
         lossScaler = LossScaler.forConfig(c)
     }
