@@ -7,7 +7,9 @@
 // kept on request continues bitwise like a run that had it all along; `finetune` loads only the
 // weights (iterations, schedule and optimizer from zero), `no_load_optim` resumes the iteration with a
 // fresh optimizer and a restarted schedule (Megatron's behaviour), `no_save_optim` writes no moments;
-// sample-based training equals the iteration-based run it corresponds to, bitwise.
+// sample-based training equals the iteration-based run it corresponds to, bitwise; log_params_norm
+// gives the same norm on one rank and at t = 2 × p = 2 (every parameter counted once, the tied LM
+// head copy not at all) when both pad the vocabulary alike.
 import Foundation
 import TestSupport
 import XCTest
@@ -220,5 +222,32 @@ final class MegatronLaunchLineTests: XCTestCase {
         let mixed = try CLI.run(base + ["--train-samples", "160", "--train-iters", "10"], in: dir)
         XCTAssertEqual(mixed.code, 2)
         XCTAssertTrue(mixed.stderr.contains("'train_samples' and 'train_iters'"), mixed.stderr)
+    }
+
+    func testParamsNormCountsEveryParameterOnceOnAnyGrid() throws {
+        let dir = CLI.scratch("launch-params-norm")
+        let common = [
+            "train", "--config", CLI.config("gpt2-tiny.json"), "--eval-iters", "0", "--num-threads", "1",
+            "--train-iters", "3", "--log-interval", "1", "--hidden-dropout", "0", "--attention-dropout", "0",
+            // The padded vocabulary is the same 512 rows at t = 1 and t = 2 (257 → 256·t multiples);
+            // the norm includes the padding rows, as Megatron's does, so it depends on t otherwise.
+            "--log-params-norm", "--make-vocab-size-divisible-by", "256",
+        ]
+        let one = try CLI.run(common + ["--metrics-file", "one.jsonl"], in: dir)
+        XCTAssertEqual(one.code, 0, one.stderr)
+        XCTAssertNotNil(
+            one.stdout.range(
+                of: #"grad norm: [0-9.]+ \| params norm: [0-9.]+ \| number of skipped"#, options: .regularExpression),
+            "Megatron's place for it, after the grad norm: \(one.stdout)")
+        let grid = try CLI.mpirun(
+            ranks: 4,
+            common + [
+                "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2", "--metrics-file",
+                "grid.jsonl",
+            ], in: dir)
+        XCTAssertEqual(grid.code, 0, grid.stderr)
+        let a = try CLI.losses(dir, "one", key: "params_norm"), b = try CLI.losses(dir, "grid", key: "params_norm")
+        assertLossesMatch(b, a, count: 3, relativeTolerance: 1e-6, "params norm, t = 2 × p = 2 against one rank")
+        XCTAssertGreaterThan(a.first ?? 0, 1, "a norm over every parameter")
     }
 }

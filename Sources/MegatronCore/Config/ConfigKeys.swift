@@ -260,6 +260,9 @@ public enum ConfigKeys {
             name: "save_interval", field: .optionalInt(\.saveInterval),
             help: "save every N iterations (and always at the end)"),
         ConfigKey(
+            name: "log_params_norm", field: .bool(\.logParamsNorm),
+            help: "log ‖parameters‖₂ after each step (log line and metrics params_norm) (false)"),
+        ConfigKey(
             name: "finetune", field: .bool(\.finetune),
             help: "load only the weights of load: iteration, optimizer, schedule and loss scale start afresh (false)"),
         ConfigKey(

@@ -195,8 +195,16 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             var m = try report.record(result, ms: ms, lossScale: scaleUsed)
             summary.lastIteration = it
             summary.lastTrainLoss = result.loss
+            // Megatron's log_params_norm: every parameter once across the model-parallel ranks.
+            if config.logParamsNorm {
+                m.paramsNorm = try GradClipping.globalNorm(chunks.map(\.params), group: parallel.modelParallel)
+            }
             if it % config.logInterval == 0 || it == trainIters {
-                log(report.windowLine(lr: result.lr, gradNorm: result.gradNorm))
+                var line = report.windowLine(lr: result.lr, gradNorm: result.gradNorm)
+                if let p = m.paramsNorm, let at = line.range(of: " number of skipped iterations") {
+                    line.insert(contentsOf: String(format: " params norm: %.3f |", p), at: at.lowerBound)
+                }
+                log(line)
             }
             let epochEnd = epochIterations.map { it % $0 == 0 } ?? false
             if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || epochEnd || it == trainIters {

@@ -43,6 +43,8 @@ public struct IterationMetrics {
     public var lossComponents: [(key: String, value: Double)] = []
     /// The model's validation metrics by metrics key (BERT: valid_mlm_loss, …, valid_sop_accuracy).
     public var validMetrics: [(key: String, value: Double)] = []
+    /// ‖parameters‖₂ after the step, with log_params_norm.
+    public var paramsNorm: Double? = nil
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
@@ -62,6 +64,7 @@ public struct IterationMetrics {
                 [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))]
             }
         fields += lossComponents.map { ($0.key, num($0.value)) }
+        if let p = paramsNorm { fields.append(("params_norm", num(p))) }
         if let idle = pipelineIdle {
             fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]"))
         }
