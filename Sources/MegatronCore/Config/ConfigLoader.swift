@@ -126,11 +126,11 @@ public enum ConfigLoader {
         /// The value after flag i: inline (`--k=v`), else the next token unless it is a flag.
         func value(_ inline: String?, required: Bool) -> String? {
             if let inline { return inline }
-            guard i + 1 < flags.count, !(flags[i + 1].hasPrefix("--") && flags[i + 1].count > 2) || required
-            else { return nil }
             guard i + 1 < flags.count else { return nil }
+            let next = flags[i + 1]
+            if !required && next.hasPrefix("--") && next.count > 2 { return nil }
             i += 1
-            return flags[i]
+            return next
         }
         while i < flags.count {
             let flag = flags[i]
