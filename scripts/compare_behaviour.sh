@@ -53,7 +53,14 @@ for s in "${scenarios[@]}"; do
     if cmp -s "$work/base-$name/results.txt" "$work/new-$name/results.txt" && [ "$lines" -ge 42 ]; then
         echo "same   $name ($lines lines)"
     else
-        echo "DIFFER $name"; diff "$work/base-$name/results.txt" "$work/new-$name/results.txt" | head -6; status=1
+        echo "DIFFER $name"; { diff "$work/base-$name/results.txt" "$work/new-$name/results.txt" || true; } | head -6
+        python3 - "$work/base-$name/m.jsonl" "$work/new-$name/m.jsonl" <<'PY' || true
+import json, sys
+a, b = ([json.loads(l)["lm_loss"] for l in open(p)] for p in sys.argv[1:3])
+worst = max(abs(x - y) / abs(x) for x, y in zip(a, b)) if a and len(a) == len(b) else float("nan")
+print(f"       lm_loss over {len(a)} iterations: largest relative difference {worst:.2e}")
+PY
+        status=1
     fi
 done
 exit $status
