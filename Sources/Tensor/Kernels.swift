@@ -42,6 +42,24 @@ public enum Kernels {
         return acc.sum() == 0 && tail == 0
     }
 
+    /// How many of x[0..<n] are exactly 0 (±0), counted on the thread budget.
+    public static func zeroCount(_ x: UnsafePointer<Float>, count n: Int) -> Int {
+        let block = 1 << 16, blocks = (n + block - 1) / block
+        guard blocks > 0 else { return 0 }
+        var partial = [Int](repeating: 0, count: blocks)
+        partial.withUnsafeMutableBufferPointer { part in
+            let out = part.baseAddress!
+            ThreadBudget.parallelFor(blocks) { br in
+                for b in br {
+                    var zeros = 0
+                    for i in (b * block)..<min(n, (b + 1) * block) where x[i] == 0 { zeros += 1 }
+                    out[b] = zeros
+                }
+            }
+        }
+        return partial.reduce(0, +)
+    }
+
     /// Σ x[i]² in Double, summed in fixed blocks so the result does not depend on the thread count.
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count n: Int) -> Double {
         let block = 1 << 16

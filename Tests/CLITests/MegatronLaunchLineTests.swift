@@ -8,8 +8,9 @@
 // weights (iterations, schedule and optimizer from zero), `no_load_optim` resumes the iteration with a
 // fresh optimizer and a restarted schedule (Megatron's behaviour), `no_save_optim` writes no moments;
 // sample-based training equals the iteration-based run it corresponds to, bitwise; log_params_norm
-// gives the same norm on one rank and at t = 2 × p = 2 (every parameter counted once, the tied LM
-// head copy not at all) when both pad the vocabulary alike.
+// and log_num_zeros_in_grad give the same values on one rank, at t = 2 × p = 2, and (zeros) at d = 2
+// with the distributed optimizer (every parameter
+// counted once, the tied LM head copy not at all) when both pad the vocabulary alike.
 import Foundation
 import TestSupport
 import XCTest
@@ -231,13 +232,14 @@ final class MegatronLaunchLineTests: XCTestCase {
             "--train-iters", "3", "--log-interval", "1", "--hidden-dropout", "0", "--attention-dropout", "0",
             // The padded vocabulary is the same 512 rows at t = 1 and t = 2 (257 → 256·t multiples);
             // the norm includes the padding rows, as Megatron's does, so it depends on t otherwise.
-            "--log-params-norm", "--make-vocab-size-divisible-by", "256",
+            "--log-params-norm", "--log-num-zeros-in-grad", "--make-vocab-size-divisible-by", "256",
         ]
         let one = try CLI.run(common + ["--metrics-file", "one.jsonl"], in: dir)
         XCTAssertEqual(one.code, 0, one.stderr)
         XCTAssertNotNil(
             one.stdout.range(
-                of: #"grad norm: [0-9.]+ \| params norm: [0-9.]+ \| number of skipped"#, options: .regularExpression),
+                of: #"grad norm: [0-9.]+ \| num zeros: [0-9.]+ \| params norm: [0-9.]+ \| number of skipped"#,
+                options: .regularExpression),
             "Megatron's place for it, after the grad norm: \(one.stdout)")
         let grid = try CLI.mpirun(
             ranks: 4,
@@ -249,5 +251,14 @@ final class MegatronLaunchLineTests: XCTestCase {
         let a = try CLI.losses(dir, "one", key: "params_norm"), b = try CLI.losses(dir, "grid", key: "params_norm")
         assertLossesMatch(b, a, count: 3, relativeTolerance: 1e-6, "params norm, t = 2 × p = 2 against one rank")
         XCTAssertGreaterThan(a.first ?? 0, 1, "a norm over every parameter")
+        // Zero gradients: the padding rows and the rows of bytes absent from a batch, the same count on both grids.
+        let zerosOne = try CLI.losses(dir, "one", key: "num_zeros")
+        XCTAssertEqual(zerosOne, try CLI.losses(dir, "grid", key: "num_zeros"))
+        XCTAssertGreaterThanOrEqual(zerosOne.first ?? 0, Double((512 - 257) * 64), "at least the padding rows")
+        // The distributed optimizer counts over its gradient shards (d = 2): the same count.
+        let sharded = try CLI.mpirun(
+            ranks: 2, common + ["--use-distributed-optimizer", "--metrics-file", "sharded.jsonl"], in: dir)
+        XCTAssertEqual(sharded.code, 0, sharded.stderr)
+        XCTAssertEqual(try CLI.losses(dir, "sharded", key: "num_zeros"), zerosOne)
     }
 }

@@ -263,6 +263,9 @@ public enum ConfigKeys {
             name: "log_params_norm", field: .bool(\.logParamsNorm),
             help: "log ‖parameters‖₂ after each step (log line and metrics params_norm) (false)"),
         ConfigKey(
+            name: "log_num_zeros_in_grad", field: .bool(\.logNumZerosInGrad),
+            help: "log how many gradient elements are exactly 0 before clipping (num zeros; metrics num_zeros) (false)"),
+        ConfigKey(
             name: "finetune", field: .bool(\.finetune),
             help: "load only the weights of load: iteration, optimizer, schedule and loss scale start afresh (false)"),
         ConfigKey(

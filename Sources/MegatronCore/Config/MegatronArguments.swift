@@ -70,7 +70,6 @@ public enum MegatronArguments {
             IgnoredArgument(
                 name: "timing_log_level", takesValue: true,
                 reason: "`megatron benchmark` prints the per-phase times; training logs none"),
-            IgnoredArgument(name: "log_num_zeros_in_grad", takesValue: false, reason: "not logged yet"),
         ]
 
     /// Aliases: the name, then the keys and values it sets (Megatron's own mapping in arguments.py);

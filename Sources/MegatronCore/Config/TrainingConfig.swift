@@ -75,6 +75,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var overrideOptParamScheduler: Bool = false
     public var finetune: Bool = false
     public var logParamsNorm: Bool = false
+    public var logNumZerosInGrad: Bool = false
     public var noLoadOptim: Bool = false
     public var noSaveOptim: Bool = false
     public var useCheckpointOptParamScheduler: Bool = false

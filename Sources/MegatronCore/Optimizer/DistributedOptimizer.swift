@@ -109,6 +109,16 @@ public final class DistributedOptimizer: TrainingOptimizer {
 
     public func gradientNorm() throws -> Double { try world.allReduceSum(localSumOfSquares()).squareRoot() }
 
+    public func zeroGradientCount() throws -> Int {
+        var local = 0
+        for s in segments {
+            let table = chunks[s.chunk].table, spec = table.specs[s.slot]
+            guard (spec.tensorParallelAxis != nil || table.tensorRank == 0) && !spec.isTiedCopy else { continue }
+            local += Kernels.zeroCount(mainGrad.base + s.shardOffset, count: s.count)
+        }
+        return Int(try world.allReduceSum(Double(local)))
+    }
+
     public func clipGradients(by coefficient: Double) {
         if coefficient < 1 { scaleGradients(by: Float(coefficient)) }
     }

@@ -20,6 +20,9 @@ public protocol TrainingOptimizer: AnyObject {
     /// ‖g‖₂ over the whole model, every parameter counted once: split parameters by every tensor
     /// rank, replicated ones by tensor rank 0, tied copies never.
     func gradientNorm() throws -> Double
+    /// Gradient elements exactly 0 over the whole model, each parameter counted once as in the norm
+    /// (Megatron's log_num_zeros_in_grad). A collective: every rank calls it.
+    func zeroGradientCount() throws -> Int
     /// Multiplies every gradient by `coefficient` (nothing to do at 1 or above).
     func clipGradients(by coefficient: Double)
     /// AdamW at `lr`; afterwards every rank holds its chunks' whole updated main parameters.

@@ -199,12 +199,9 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             if config.logParamsNorm {
                 m.paramsNorm = try GradClipping.globalNorm(chunks.map(\.params), group: parallel.modelParallel)
             }
+            m.zeroGradients = result.zeroGradients
             if it % config.logInterval == 0 || it == trainIters {
-                var line = report.windowLine(lr: result.lr, gradNorm: result.gradNorm)
-                if let p = m.paramsNorm, let at = line.range(of: " number of skipped iterations") {
-                    line.insert(contentsOf: String(format: " params norm: %.3f |", p), at: at.lowerBound)
-                }
-                log(line)
+                log(Self.withOptionalFields(report.windowLine(lr: result.lr, gradNorm: result.gradNorm), m))
             }
             let epochEnd = epochIterations.map { it % $0 == 0 } ?? false
             if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || epochEnd || it == trainIters {
@@ -229,6 +226,18 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
         }
         return summary
+    }
+
+    /// The log line with Megatron's optional fields in its places, after the grad norm: `num zeros`
+    /// (log_num_zeros_in_grad), then `params norm` (log_params_norm).
+    static func withOptionalFields(_ line: String, _ m: IterationMetrics) -> String {
+        var extra = ""
+        if let z = m.zeroGradients { extra += String(format: " num zeros: %.1f |", Double(z)) }
+        if let p = m.paramsNorm { extra += String(format: " params norm: %.3f |", p) }
+        guard !extra.isEmpty, let at = line.range(of: " number of skipped iterations") else { return line }
+        var out = line
+        out.insert(contentsOf: extra, at: at.lowerBound)
+        return out
     }
 
     /// Why training stops early after iteration `it` (Megatron's exit_interval and

@@ -45,6 +45,8 @@ public struct IterationMetrics {
     public var validMetrics: [(key: String, value: Double)] = []
     /// ‖parameters‖₂ after the step, with log_params_norm.
     public var paramsNorm: Double? = nil
+    /// Gradient elements exactly 0 before clipping, with log_num_zeros_in_grad.
+    public var zeroGradients: Int? = nil
 
     /// One JSON object; floats in shortest round-trip form, so equal values print equal.
     public var jsonLine: String {
@@ -64,6 +66,7 @@ public struct IterationMetrics {
                 [("comm_bytes_\($0.group)", "\($0.bytes)"), ("comm_s_\($0.group)", num($0.seconds))]
             }
         fields += lossComponents.map { ($0.key, num($0.value)) }
+        if let z = zeroGradients { fields.append(("num_zeros", "\(z)")) }
         if let p = paramsNorm { fields.append(("params_norm", num(p))) }
         if let idle = pipelineIdle {
             fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]"))

@@ -13,6 +13,8 @@ public struct TrainingStepResult: Sendable {
     public var loss: Double
     /// ‖g‖ before clipping; nil when the step was skipped.
     public var gradNorm: Double?
+    /// Gradient elements exactly 0 before clipping (with log_num_zeros_in_grad).
+    public var zeroGradients: Int? = nil
     public var lr: Double
     /// The loss scaler found an overflow: no update, the scale backs off.
     public var skipped: Bool
@@ -60,6 +62,7 @@ extension Trainer {
             }
         }
         let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
+        let zeros = config.logNumZerosInGrad ? try optimizer.zeroGradientCount() : nil
         guard norm.isFinite else {
             throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
         }
@@ -70,7 +73,8 @@ extension Trainer {
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
         advance(to: iteration, updated: true)
-        return StepResult(loss: loss, gradNorm: norm, lr: lr, skipped: false, components: components)
+        return StepResult(
+            loss: loss, gradNorm: norm, zeroGradients: zeros, lr: lr, skipped: false, components: components)
     }
 
     /// Counts the iteration's samples; the LR schedule advances only when the step updated.
