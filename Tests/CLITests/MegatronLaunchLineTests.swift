@@ -66,7 +66,8 @@ final class MegatronLaunchLineTests: XCTestCase {
         let dir = CLI.scratch("launch-problems")
         let r = try CLI.run(
             tiny + [
-                "--train-data-path", "corpus", "--rampup-batch-size", "4", "--frobnicate-widgets", "3", "--train-iter",
+                "--train-data-path", "corpus", "--rampup-batch-size", "16", "16", "5859375", "--frobnicate-widgets",
+                "3", "--train-iter",
                 "5",
                 "--optimizer", "sgd",
             ], in: dir)

@@ -132,9 +132,13 @@ public enum ConfigLoader {
             i += 1
             return next
         }
+        // After a refused or unknown flag, its further values (`--rampup-batch-size 16 16 5859375`)
+        // are not reported again as stray tokens.
+        var afterProblem = false
         while i < flags.count {
             let flag = flags[i]
             guard flag.hasPrefix("--"), flag.count > 2 else {
+                if afterProblem { i += 1; continue }
                 problems.append(
                     .invalidValue(
                         key: flag, value: "'\(flag)'", rule: "expected a --key-name flag followed by its value"))
@@ -147,6 +151,7 @@ public enum ConfigLoader {
                 inline = String(body[body.index(after: eq)...]); body = String(body[..<eq])
             }
             let name = body.replacingOccurrences(of: "-", with: "_")
+            afterProblem = false
             do {
                 if let key = ConfigKeys.named(name) {
                     let isSwitch: Bool
@@ -161,6 +166,7 @@ public enum ConfigLoader {
                 }
             } catch let error as ConfigError {
                 problems.append(error)
+                afterProblem = true
             }
             i += 1
         }
