@@ -50,9 +50,14 @@ public enum Kernels {
         partial.withUnsafeMutableBufferPointer { part in
             let out = part.baseAddress!
             ThreadBudget.parallelFor(blocks) { br in
+                let zero = F16(repeating: 0), one = F16(repeating: 1)
                 for b in br {
-                    var zeros = 0
-                    for i in (b * block)..<min(n, (b + 1) * block) where x[i] == 0 { zeros += 1 }
+                    let hi = min(n, (b + 1) * block)
+                    var acc = zero  // per-lane counts, exact in fp32 (≤ 4096 per lane per block)
+                    var i = b * block
+                    while i + 16 <= hi { acc += zero.replacing(with: one, where: load16(x, i) .== zero); i += 16 }
+                    var zeros = Int(acc.sum())
+                    while i < hi { if x[i] == 0 { zeros += 1 }; i += 1 }
                     out[b] = zeros
                 }
             }

@@ -38,6 +38,15 @@ public struct ParameterSpec: Sendable {
 /// The declared parameters and their offsets in one flat arena (64-byte aligned each), for tensor
 /// rank `tensorRank` of `tensorSize`.
 public struct ParameterTable: Sendable {
+    /// Whether slot `slot` counts toward whole-model sums (norms, zero counts) on this rank, so
+    /// that across the tensor group every parameter counts exactly once: a split parameter on every
+    /// tensor rank (each holds a different slice), a replicated one on tensor rank 0 only, a tied
+    /// copy nowhere.
+    public func countsOnce(_ slot: Int) -> Bool {
+        let spec = specs[slot]
+        return (spec.tensorParallelAxis != nil || tensorRank == 0) && !spec.isTiedCopy
+    }
+
     public private(set) var specs: [ParameterSpec] = []
     public private(set) var offsets: [Int] = []
     public private(set) var totalCount = 0

@@ -92,8 +92,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
     public func localSumOfSquares() -> Double {
         var sum = 0.0
         for s in segments {
-            let table = chunks[s.chunk].table, spec = table.specs[s.slot]
-            guard (spec.tensorParallelAxis != nil || table.tensorRank == 0) && !spec.isTiedCopy else { continue }
+            guard chunks[s.chunk].table.countsOnce(s.slot) else { continue }
             sum += Kernels.sumOfSquares(mainGrad.base + s.shardOffset, count: s.count)
         }
         return sum
@@ -112,8 +111,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
     public func zeroGradientCount() throws -> Int {
         var local = 0
         for s in segments {
-            let table = chunks[s.chunk].table, spec = table.specs[s.slot]
-            guard (spec.tensorParallelAxis != nil || table.tensorRank == 0) && !spec.isTiedCopy else { continue }
+            guard chunks[s.chunk].table.countsOnce(s.slot) else { continue }
             local += Kernels.zeroCount(mainGrad.base + s.shardOffset, count: s.count)
         }
         return Int(try world.allReduceSum(Double(local)))

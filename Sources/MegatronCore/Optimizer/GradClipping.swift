@@ -1,6 +1,7 @@
-// GradClipping.swift — global gradient norm and Megatron's clipping: when ‖g‖ > clip, every
-// gradient is scaled by clip/(‖g‖ + 1e-6). The norm is summed in Double over fixed blocks, so it
-// does not depend on the thread count; across tensor ranks every parameter counts exactly once.
+// GradClipping.swift — whole-model sums (the gradient norm, the zero count) and Megatron's
+// clipping: when ‖g‖ > clip, every gradient is scaled by clip/(‖g‖ + 1e-6). The norm is summed in
+// Double over fixed blocks, so it does not depend on the thread count; across tensor ranks every
+// parameter counts exactly once (ParameterTable.countsOnce).
 import Distributed
 import Tensor
 
@@ -11,14 +12,25 @@ public enum GradClipping {
     /// over `group` (the model-parallel group: tensor × pipeline).
     public static func globalNorm(_ arenas: [ParameterArena], group: Communicator? = nil) throws -> Double {
         var local = 0.0
-        for grads in arenas {
-            for (slot, spec) in grads.table.specs.enumerated()
-            where (spec.tensorParallelAxis != nil || grads.table.tensorRank == 0) && !spec.isTiedCopy {
-                local += Kernels.sumOfSquares(grads.pointer(slot), count: spec.count)
+        for arena in arenas {
+            for (slot, spec) in arena.table.specs.enumerated() where arena.table.countsOnce(slot) {
+                local += Kernels.sumOfSquares(arena.pointer(slot), count: spec.count)
             }
         }
         let total = try group?.allReduceSum(local) ?? local
         return total.squareRoot()
+    }
+
+    /// Elements exactly 0 over the whole model, each parameter counted once as in `globalNorm`
+    /// (Megatron's log_num_zeros_in_grad), summed over `group`.
+    public static func zeroCount(_ arenas: [ParameterArena], group: Communicator? = nil) throws -> Int {
+        var local = 0
+        for arena in arenas {
+            for (slot, spec) in arena.table.specs.enumerated() where arena.table.countsOnce(slot) {
+                local += Kernels.zeroCount(arena.pointer(slot), count: spec.count)
+            }
+        }
+        return Int(try group?.allReduceSum(Double(local)) ?? Double(local))
     }
 
     public static func globalNorm(_ grads: ParameterArena, group: Communicator? = nil) throws -> Double {

@@ -41,14 +41,7 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
     }
 
     public func zeroGradientCount() throws -> Int {
-        var local = 0
-        for grads in chunks.map(\.grads) {
-            for (slot, spec) in grads.table.specs.enumerated()
-            where (spec.tensorParallelAxis != nil || grads.table.tensorRank == 0) && !spec.isTiedCopy {
-                local += Kernels.zeroCount(grads.pointer(slot), count: spec.count)
-            }
-        }
-        return Int(try modelParallel.allReduceSum(Double(local)))
+        try GradClipping.zeroCount(chunks.map(\.grads), group: modelParallel)
     }
 
     public func clipGradients(by coefficient: Double) {
