@@ -222,6 +222,28 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
+    /// Copies `count` floats from group rank `root` to every rank (`MPI_Bcast`).
+    public func broadcast(_ x: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        if size == 1 { return }
+        try timed(rank == root ? count * 4 : 0, "MPI_Bcast from rank \(root)") {
+            MPI_Bcast(x, Int32(count), mpi_float(), Int32(root), handle)
+        }
+    }
+
+    /// Group rank `root`'s bytes on every rank (the length travels first); `bytes` is read on the root only.
+    public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
+        if size == 1 { return bytes }
+        var length = Int64(rank == root ? bytes.count : 0)
+        try timed(0, "MPI_Bcast(length) from rank \(root)") { MPI_Bcast(&length, 1, mpi_int64(), Int32(root), handle) }
+        var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length))
+        try out.withUnsafeMutableBytes { raw in
+            try timed(rank == root ? raw.count : 0, "MPI_Bcast from rank \(root)") {
+                MPI_Bcast(raw.baseAddress, Int32(raw.count), mpi_byte(), Int32(root), handle)
+            }
+        }
+        return out
+    }
+
     /// The smallest `x` over the group.
     public func allReduceMin(_ x: Int) throws -> Int { -(try allReduceMax(-x)) }
 

@@ -15,8 +15,9 @@ struct Startup {
 
     /// `adjust` edits the parsed config before validation (e.g. the benchmark turns off saving).
     /// `base` (JSON text and where it came from) is applied before the flags when there is no file.
+    /// `training` false skips the rules only a training schedule needs (evaluation, generation).
     static func begin(
-        configPath: String?, flags: [String], base: (json: String, source: String)? = nil,
+        configPath: String?, flags: [String], base: (json: String, source: String)? = nil, training: Bool = true,
         adjust: (inout TrainingConfig) -> Void = { _ in }
     ) -> Startup {
         var cfg = TrainingConfig()
@@ -37,7 +38,9 @@ struct Startup {
         let runtime: MPIRuntime
         do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
         if configError == nil {
-            do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size) } catch let e as ConfigError {
+            do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size, training: training) } catch let e
+                as ConfigError
+            {
                 configError = e
             } catch {
                 configError = .invalidValue(key: "config", value: "\(configPath ?? "-")", rule: "\(error)")

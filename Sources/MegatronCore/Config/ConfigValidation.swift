@@ -8,8 +8,9 @@ public enum ConfigValidation {
     public static let trainingTokenizers: [TokenizerType] = [.byteLevel, .null, .gpt2BPE]
 
     /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,
-    /// optimiser, precision, recomputation, logging, data, pipeline.
-    public static func validate(_ c: TrainingConfig, worldSize: Int = 1) throws {
+    /// optimiser, precision, recomputation, logging, data, pipeline. `training` false (evaluation,
+    /// generation) leaves out the rule of the interleaved training schedule's micro-batch count.
+    public static func validate(_ c: TrainingConfig, worldSize: Int = 1, training: Bool = true) throws {
         try validateSampleSchedule(c)
         try validateWSD(c)
         try validateRequired(c)
@@ -21,7 +22,7 @@ public enum ConfigValidation {
         try validateRecompute(c)
         try validateLogging(c)
         try validateData(c)
-        try validatePipeline(c, worldSize: worldSize)
+        try validatePipeline(c, worldSize: worldSize, training: training)
         if let b = c.ddpBucketSize, b <= 0 {
             throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive")
         }
@@ -449,13 +450,13 @@ public enum ConfigValidation {
     }
 
     /// Stages and virtual stages (PipelineLayout's rules) and the interleaved schedule's micro-batches.
-    static func validatePipeline(_ c: TrainingConfig, worldSize: Int) throws {
+    static func validatePipeline(_ c: TrainingConfig, worldSize: Int, training: Bool = true) throws {
         let p = c.pipelineModelParallelSize, mbs = c.microBatchSize
         let layout = try PipelineLayout(
             layers: c.numLayers, stages: p, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
         let dp = worldSize / (c.tensorModelParallelSize * p), v = layout.chunks
         let m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
-        if v > 1 && m % p != 0 {
+        if training && v > 1 && m % p != 0 {
             throw ConfigError.inconsistent(
                 keys: ["global_batch_size", "pipeline_model_parallel_size"],
                 rule:

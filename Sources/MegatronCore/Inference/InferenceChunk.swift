@@ -1,0 +1,201 @@
+// InferenceChunk.swift — one GPT model chunk run incrementally for generation, with a KV cache:
+// each call feeds L new tokens of every sequence of a batch (positions start ..< start + L, the same
+// for all sequences: prompts are left-aligned) and attends to the cached keys and values of the
+// earlier positions, so no prefix is ever recomputed. Rows are sequence-major (row j·L + i is new
+// token i of sequence j). The arithmetic is the training forward's (GPTModel, TransformerLayer):
+// the same pre-LN layer, Megatron's per-head [q | k | v] QKV layout, tanh-GELU, 16-bit rounding of
+// every GEMM input in reduced precision, and under tensor parallelism column-parallel QKV/FC1,
+// row-parallel Proj/FC2 (all-reduce), a vocab-parallel embedding and LM head (the logits of the
+// scored rows are gathered whole on every tensor rank).
+import Foundation
+import Tensor
+
+/// Keys and values of every layer of a chunk: [layer][sequence][local head][position][headDim] each.
+final class KVCache {
+    let layers: Int, batch: Int, heads: Int, headDim: Int, capacity: Int
+    let keys: FloatBuffer, values: FloatBuffer
+
+    init(layers: Int, batch: Int, heads: Int, headDim: Int, capacity: Int) {
+        (self.layers, self.batch, self.heads, self.headDim, self.capacity) = (layers, batch, heads, headDim, capacity)
+        let count = layers * batch * heads * capacity * headDim
+        keys = FloatBuffer(count: count)
+        values = FloatBuffer(count: count)
+    }
+
+    /// Where position 0 of (layer, sequence, head) starts.
+    @inline(__always) func offset(layer: Int, sequence j: Int, head: Int) -> Int {
+        ((layer * batch + j) * heads + head) * capacity * headDim
+    }
+}
+
+final class InferenceChunk {
+    let model: GPTModel
+    let cache: KVCache
+    let batch: Int
+    private var scratch = [String: FloatBuffer]()
+
+    /// A chunk for `batch` sequences of at most `capacity` positions.
+    init(model: GPTModel, batch: Int, capacity: Int) {
+        self.model = model
+        self.batch = batch
+        let c = model.config, t = model.tensorParallel.size
+        cache = KVCache(
+            layers: model.stage.layers.count, batch: batch, heads: c.numAttentionHeads / t,
+            headDim: c.hiddenSize / c.numAttentionHeads, capacity: capacity)
+    }
+
+    /// A grow-only scratch buffer of at least `count` floats, by name.
+    private func buffer(_ name: String, _ count: Int) -> UnsafeMutablePointer<Float> {
+        if let b = scratch[name], b.count >= count { return b.base }
+        let b = FloatBuffer(count: count)
+        scratch[name] = b
+        return b.base
+    }
+
+    /// x [b·L, h] = wte[tokens] + wpe[start + i] (first chunk only). Under tensor parallelism each
+    /// rank adds its vocabulary rows and the tensor group sums them, as VocabParallelEmbedding does.
+    func embed(tokens: [Int32], start: Int, newTokens L: Int, into x: UnsafeMutablePointer<Float>) throws {
+        guard let wteSlot = model.slots.wordEmbeddings, let wpeSlot = model.slots.positionEmbeddings else { return }
+        let h = model.config.hiddenSize, vocab = model.vocab, tp = model.tensorParallel
+        let wte = model.weights.pointer(wteSlot), wpe = model.weights.pointer(wpeSlot)
+        for r in 0..<(batch * L) {
+            let row = x + r * h, local = Int(tokens[r]) - vocab.start
+            if local >= 0 && local < vocab.rows {
+                row.update(from: wte + local * h, count: h)
+            } else {
+                row.update(repeating: 0, count: h)
+            }
+        }
+        try tp.reduceFromTensorModelParallelRegionForward(x, count: batch * L * h)
+        for r in 0..<(batch * L) { Kernels.add(x + r * h, wpe + (start + r % L) * h, into: x + r * h, count: h) }
+    }
+
+    /// Runs this chunk's layers on x [b·L, h] in place (new tokens at positions start ..< start + L).
+    func forward(_ x: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int) throws {
+        for (l, slots) in model.slots.layers.enumerated() {
+            try layer(l, slots, x, start: start, newTokens: L)
+        }
+    }
+
+    private func layer(
+        _ l: Int, _ w: TransformerLayerSlots, _ x: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
+    ) throws {
+        let c = model.config, P = model.weights, pr = model.precision, tp = model.tensorParallel
+        let n = batch * L, h = c.hiddenSize, hL = h / tp.size, fL = c.ffnHiddenSize / tp.size
+        let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * 3 * hL)
+        let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fL)
+        LayerNorm.forward(
+            x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: ln, mean: stats,
+            rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+        pr.round(ln, count: n * h)
+        Linear.forward(
+            x: ln, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), y: qkv, rows: n, inFeatures: h,
+            outFeatures: 3 * hL, precision: pr)
+        pr.round(qkv, count: n * 3 * hL)
+        attention(layer: l, qkv: qkv, context: context, start: start, newTokens: L)
+        pr.round(context, count: n * hL)
+        try residualAdd(
+            x, rowParallel: context, weight: P.pointer(w.projWeight), bias: P.pointer(w.projBias), rows: n,
+            inFeatures: hL, partial: partial)
+        LayerNorm.forward(
+            x: x, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: ln, mean: stats,
+            rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+        pr.round(ln, count: n * h)
+        Linear.forward(
+            x: ln, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), y: ffn, rows: n, inFeatures: h,
+            outFeatures: fL, precision: pr)
+        pr.round(ffn, count: n * fL)
+        GELU.forward(x: ffn, y: ffn, count: n * fL)
+        pr.round(ffn, count: n * fL)
+        try residualAdd(
+            x, rowParallel: ffn, weight: P.pointer(w.fc2Weight), bias: P.pointer(w.fc2Bias), rows: n, inFeatures: fL,
+            partial: partial)
+    }
+
+    /// x += RowParallelLinear(input) + bias (the partial products summed over the tensor group).
+    private func residualAdd(
+        _ x: UnsafeMutablePointer<Float>, rowParallel input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>, rows n: Int, inFeatures k: Int, partial: UnsafeMutablePointer<Float>
+    ) throws {
+        let h = model.config.hiddenSize, tp = model.tensorParallel
+        let y = try RowParallelLinear.forward(
+            input: input, weight: weight, rows: n, inFeatures: k, outFeatures: h, tensorParallel: tp,
+            partial: partial, shard: partial, precision: model.precision)
+        for r in 0..<n {  // x + (y + bias), the training forward's order with dropout off
+            Kernels.add(y + r * h, bias, into: y + r * h, count: h)
+            Kernels.add(x + r * h, y + r * h, into: x + r * h, count: h)
+        }
+    }
+
+    /// Causal attention of the new rows over the cached and new keys, per (sequence, local head):
+    /// the new keys and values are appended to the cache, then S = QKᵀ/√d, softmax over the
+    /// positions each query may see, context = P·V.
+    private func attention(
+        layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
+    ) {
+        let heads = cache.heads, d = cache.headDim, hL = heads * d, keys = start + L
+        precondition(keys <= cache.capacity, "KV cache capacity \(cache.capacity) exceeded")
+        let scale = 1 / Float(d).squareRoot()
+        let perWorker = L * keys, scores = buffer("scores", ThreadBudget.threads * perWorker)
+        let K = cache.keys.base, V = cache.values.base
+        ThreadBudget.withSingleThreadedBLAS {
+            ThreadBudget.parallelChunks(batch * heads) { worker, units in
+                let S = scores + worker * perWorker
+                for unit in units {
+                    let j = unit / heads, hd = unit % heads
+                    let base = cache.offset(layer: l, sequence: j, head: hd)
+                    let q = qkv + j * L * 3 * hL + hd * 3 * d
+                    for i in 0..<L {
+                        (K + base + (start + i) * d).update(from: q + i * 3 * hL + d, count: d)
+                        (V + base + (start + i) * d).update(from: q + i * 3 * hL + 2 * d, count: d)
+                    }
+                    BLAS.sgemm(
+                        transB: true, m: L, n: keys, k: d, alpha: scale, a: q, lda: 3 * hL, b: K + base, ldb: d, c: S,
+                        ldc: keys)
+                    for i in 0..<L {
+                        _ = SelfAttention.softmaxRowInPlace(S + i * keys, valid: start + i + 1, width: keys)
+                    }
+                    BLAS.sgemm(
+                        m: L, n: d, k: keys, a: S, lda: keys, b: V + base, ldb: d, c: context + j * L * hL + hd * d,
+                        ldc: hL)
+                }
+            }
+        }
+    }
+
+    /// The whole-vocabulary logits [rows.count, paddedVocab] of the given rows of x (last chunk
+    /// only): final LayerNorm, the tied LM head on this rank's vocabulary rows, gathered over the
+    /// tensor group so every tensor rank holds them all.
+    func logits(_ x: UnsafePointer<Float>, rows: [Int]) throws -> [Float] {
+        guard let headSlot = model.slots.outputLayer, let fw = model.slots.finalNormWeight,
+            let fb = model.slots.finalNormBias
+        else { preconditionFailure("logits on a chunk without the LM head") }
+        let c = model.config, h = c.hiddenSize, k = rows.count, tp = model.tensorParallel
+        let vL = c.paddedVocabSize / tp.size, pr = model.precision
+        let picked = buffer("picked", k * h), normed = buffer("normed", k * h), stats = buffer("stats", 2 * k)
+        for (i, r) in rows.enumerated() { (picked + i * h).update(from: x + r * h, count: h) }
+        LayerNorm.forward(
+            x: picked, weight: model.weights.pointer(fw), bias: model.weights.pointer(fb), y: normed, mean: stats,
+            rstd: stats + k, rows: k, width: h, eps: c.normEpsilon)
+        pr.round(normed, count: k * h)
+        let local = buffer("logits", k * vL), gathered = buffer("gathered", tp.size * k * vL)
+        Linear.forward(
+            x: normed, weight: model.weights.pointer(headSlot), bias: nil, y: local, rows: k, inFeatures: h,
+            outFeatures: vL, precision: pr)
+        if let group = tp.group, tp.size > 1 {
+            try group.allGather(local, count: k * vL, into: gathered)
+        } else {
+            gathered.update(from: local, count: k * vL)
+        }
+        // gathered is [tensor rank][row][vL]; the result is [row][rank·vL + column].
+        var out = [Float](repeating: 0, count: k * vL * tp.size)
+        out.withUnsafeMutableBufferPointer { o in
+            for r in 0..<tp.size {
+                for i in 0..<k {
+                    (o.baseAddress! + i * vL * tp.size + r * vL).update(from: gathered + (r * k + i) * vL, count: vL)
+                }
+            }
+        }
+        return out
+    }
+}
