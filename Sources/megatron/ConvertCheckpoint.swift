@@ -58,8 +58,10 @@ struct ConvertCheckpoint: ParsableCommand {
                     throw ConversionError.invalid(
                         "--to hf needs the output directory: convert-checkpoint --load CKPT --to hf DIR")
                 }
-                let architecture = try HuggingFace.export(model, to: dir)
-                print(" > wrote \(dir)/config.json and model.safetensors (\(architecture))")
+                let (architecture, tokenizerNote) = try HuggingFace.export(model, to: dir)
+                let files = (try? FileManager.default.contentsOfDirectory(atPath: dir).sorted()) ?? []
+                print(" > wrote \(dir) (\(architecture)): \(files.joined(separator: ", "))")
+                if let tokenizerNote { print(" > note: \(tokenizerNote)") }
             case (nil, let out?):
                 let path = try model.write(
                     to: out, tensor: targetTensorParallelSize, pipeline: targetPipelineParallelSize,

@@ -38,9 +38,11 @@ enum HFDirectory {
         }
     }
 
-    /// Writes config.json and model.safetensors into a new `directory`, atomically (a temporary
-    /// directory renamed at the end).
-    static func write(_ directory: String, config: [String: Any], tensors: [String: SafetensorsTensor]) throws {
+    /// Writes config.json, model.safetensors and `files` (name → contents) into a new `directory`,
+    /// atomically (a temporary directory renamed at the end).
+    static func write(
+        _ directory: String, config: [String: Any], tensors: [String: SafetensorsTensor], files: [String: Data] = [:]
+    ) throws {
         let fm = FileManager.default
         try checkAbsent(directory)
         let tmp = directory + ".tmp-\(getpid())"
@@ -50,6 +52,9 @@ enum HFDirectory {
             try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
                 .write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent("config.json")))
             try Safetensors.write(weightsPath(tmp), tensors: tensors, metadata: ["format": "pt"])
+            for (name, contents) in files {
+                try contents.write(to: URL(fileURLWithPath: (tmp as NSString).appendingPathComponent(name)))
+            }
             try fm.moveItem(atPath: tmp, toPath: directory)
         } catch {
             try? fm.removeItem(atPath: tmp)
@@ -152,17 +157,27 @@ public enum HuggingFace {
         }
     }
 
-    /// Writes GPT as GPT2LMHeadModel, BERT as BertForPreTraining (post-LN) or MegatronBertForPreTraining (pre-LN).
-    /// Returns the architecture written.
+    /// Writes GPT as GPT2LMHeadModel (with its tokenizer and generation files when its tokenizer
+    /// can be written), BERT as BertForPreTraining (post-LN) or MegatronBertForPreTraining (pre-LN).
+    /// Returns the architecture written and, when a GPT export has no tokenizer files, why.
     @discardableResult
-    public static func export(_ model: WholeModel, to directory: String) throws -> String {
+    public static func export(_ model: WholeModel, to directory: String) throws -> (
+        architecture: String, tokenizerNote: String?
+    ) {
         switch model.architecture {
         case .gpt:
-            try HFGPT2.export(model, to: directory)
-            return "GPT2LMHeadModel"
+            let withTokenizer = try HFGPT2.export(model, to: directory)
+            let c = model.trainingConfig
+            let note =
+                withTokenizer
+                ? nil
+                : "no tokenizer files written: the checkpoint's config names \(c.tokenizerType.rawValue) without "
+                    + "readable vocab_file and merge_file (vocab_file: \(c.vocabFile ?? "none"), merge_file: "
+                    + "\(c.mergeFile ?? "none")); copy GPT-2's vocab.json and merges.txt into the export yourself"
+            return ("GPT2LMHeadModel", note)
         case .bert(let b):
             try HFBert.export(model, to: directory)
-            return b.transformer.postLayerNorm ? "BertForPreTraining" : "MegatronBertForPreTraining"
+            return (b.transformer.postLayerNorm ? "BertForPreTraining" : "MegatronBertForPreTraining", nil)
         }
     }
 }

@@ -17,7 +17,15 @@ public enum HFGPT2 {
     public static func importModel(directory: String) throws -> WholeModel {
         let (hf, configPath) = try HFDirectory.readConfig(directory, model: "GPT-2")
         let weightsPath = HFDirectory.weightsPath(directory)
-        let (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
+        var (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
+        // GPT-2 tokenizer files beside the weights are recorded (absolute paths), so the imported
+        // checkpoint generates and evaluates without --vocab-file / --merge-file.
+        let vocabPath = (directory as NSString).appendingPathComponent("vocab.json")
+        let mergePath = (directory as NSString).appendingPathComponent("merges.txt")
+        if FileManager.default.fileExists(atPath: vocabPath) && FileManager.default.fileExists(atPath: mergePath) {
+            cfg.vocabFile = URL(fileURLWithPath: vocabPath).standardizedFileURL.path
+            cfg.mergeFile = URL(fileURLWithPath: mergePath).standardizedFileURL.path
+        }
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads, positions = cfg.seqLength
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
@@ -134,7 +142,7 @@ public enum HFGPT2 {
     }
 
     /// GPT2LMHeadModel's config.json for a model of `g`'s sizes.
-    static func hfConfig(_ g: GPTConfig) -> [String: Any] {
+    static func hfConfig(_ g: GPTConfig, eod: Int) -> [String: Any] {
         [
             "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": g.hiddenSize, "n_layer": g.numLayers,
             "n_head": g.numAttentionHeads, "n_positions": g.maxPositionEmbeddings, "n_ctx": g.maxPositionEmbeddings,
@@ -143,12 +151,15 @@ public enum HFGPT2 {
             "initializer_range": Double(g.initMethodStd),
             "resid_pdrop": Double(g.hiddenDropout), "embd_pdrop": Double(g.hiddenDropout),
             "attn_pdrop": Double(g.attentionDropout),
-            "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": true, "torch_dtype": "float32",
+            "bos_token_id": eod, "eos_token_id": eod, "tie_word_embeddings": true, "torch_dtype": "float32",
         ]
     }
 
-    /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not exist).
-    public static func export(_ model: WholeModel, to directory: String) throws {
+    /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not
+    /// exist), with its tokenizer files when the checkpoint's tokenizer can be written (returns
+    /// whether it was).
+    @discardableResult
+    public static func export(_ model: WholeModel, to directory: String) throws -> Bool {
         guard case .gpt(let g) = model.architecture else {
             throw ConversionError.invalid(
                 "this checkpoint holds a BERT model; it exports as BertForPreTraining, not GPT-2")
@@ -210,6 +221,10 @@ public enum HFGPT2 {
                 shape: [f, h], values: try transposed(p + "mlp.linear_fc2.weight", rows: h, cols: f))
             t[q + "mlp.c_proj.bias"] = .init(shape: [h], values: try copy(p + "mlp.linear_fc2.bias", h))
         }
-        try HFDirectory.write(directory, config: hfConfig(g), tensors: t)
+        let tokenizer = HFTokenizerFiles.gpt(model.trainingConfig, maxPositions: g.maxPositionEmbeddings)
+        try HFDirectory.write(
+            directory, config: hfConfig(g, eod: tokenizer?.eod ?? g.vocabSize - 1), tensors: t,
+            files: tokenizer?.files ?? [:])
+        return tokenizer != nil
     }
 }

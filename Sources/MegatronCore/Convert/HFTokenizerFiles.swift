@@ -1,0 +1,53 @@
+// HFTokenizerFiles.swift — the tokenizer and generation files that make a GPT export usable as it is
+// (`AutoTokenizer.from_pretrained(dir)`, `pipeline("text-generation", dir)`): GPT-2's slow-tokenizer
+// files vocab.json and merges.txt, tokenizer_config.json, special_tokens_map.json and
+// generation_config.json. A GPT2BPETokenizer checkpoint exports the vocab and merges files its
+// config names; a byte-level one (ids 0…255 are bytes, 256 is <|endoftext|>) exports the same
+// thing in GPT-2's format: a vocabulary of the 256 byte characters of GPT-2's byte-to-unicode table
+// at their byte values, <|endoftext|> at 256, and no merges — GPT2Tokenizer then encodes every
+// byte as its own id, exactly as ByteLevelTokenizer does.
+import Foundation
+
+enum HFTokenizerFiles {
+    static let endOfText = "<|endoftext|>"
+
+    /// The files by name and the end-of-document id, or nil (with the reason) when the checkpoint's
+    /// tokenizer cannot be written (GPT-2 BPE whose files the config does not name or are unreadable).
+    static func gpt(_ c: TrainingConfig, maxPositions: Int) -> (files: [String: Data], eod: Int)? {
+        var files: [String: Data] = [:]
+        let eod: Int
+        switch c.tokenizerType {
+        case .gpt2BPE:
+            guard let vocabPath = c.vocabFile, let mergePath = c.mergeFile,
+                let vocab = FileManager.default.contents(atPath: vocabPath),
+                let merges = FileManager.default.contents(atPath: mergePath),
+                let table = try? JSONSerialization.jsonObject(with: vocab) as? [String: Any],
+                let id = table[endOfText] as? Int
+            else { return nil }
+            (files["vocab.json"], files["merges.txt"], eod) = (vocab, merges, id)
+        case .byteLevel, .null:
+            var table: [String: Int] = [:]
+            for (byte, character) in GPT2BPETokenizer.byteToCharacter.enumerated() { table[String(character)] = byte }
+            table[endOfText] = Int(ByteLevelTokenizer.endOfText)
+            files["vocab.json"] = try? JSONSerialization.data(withJSONObject: table, options: [.sortedKeys])
+            files["merges.txt"] = Data("#version: 0.2\n".utf8)
+            eod = Int(ByteLevelTokenizer.endOfText)
+        case .bertWordPieceLowerCase:
+            return nil
+        }
+        let special: [String: Any] = ["bos_token": endOfText, "eos_token": endOfText, "unk_token": endOfText]
+        var tokenizerConfig = special
+        tokenizerConfig.merge([
+            "tokenizer_class": "GPT2Tokenizer", "model_max_length": maxPositions, "add_prefix_space": false,
+            "errors": "replace",
+        ]) { $1 }
+        let generation: [String: Any] = ["bos_token_id": eod, "eos_token_id": eod, "pad_token_id": eod]
+        for (name, object) in [
+            ("tokenizer_config.json", tokenizerConfig), ("special_tokens_map.json", special),
+            ("generation_config.json", generation),
+        ] {
+            files[name] = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        }
+        return (files, eod)
+    }
+}
