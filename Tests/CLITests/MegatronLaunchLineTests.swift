@@ -24,7 +24,7 @@ final class MegatronLaunchLineTests: XCTestCase {
             "--use-flash-attn", "--no-masked-softmax-fusion", "--no-bias-gelu-fusion", "--transformer-impl", "local",
             "--distributed-backend", "nccl", "--DDP-impl", "local", "--num-workers", "2", "--data-impl", "mmap",
             "--overlap-grad-reduce", "--accumulate-allreduce-grads-in-fp32", "--attention-softmax-in-fp32",
-            "--fp32-residual-connection", "--log-throughput", "--optimizer", "adam",
+            "--fp32-residual-connection", "--tensorboard-queue-size", "1000", "--optimizer", "adam",
         ]
         let r = try CLI.run(tiny + ["--train-iters", "2"] + megatronFlags, in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)

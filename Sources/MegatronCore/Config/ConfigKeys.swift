@@ -301,6 +301,32 @@ public enum ConfigKeys {
             name: "metrics_file", field: .optionalString(\.metricsFile),
             help: "append one JSON line of metrics per iteration to this file"),
         ConfigKey(
+            name: "tensorboard_dir", field: .optionalString(\.tensorboardDir),
+            help:
+                "write TensorBoard event files here (the last rank, Megatron's tags; a resumed run continues the curves)"
+        ),
+        ConfigKey(
+            name: "tensorboard_log_interval", field: .int(\.tensorboardLogInterval),
+            help: "write the training scalars every N iterations (1)"),
+        ConfigKey(
+            name: "log_validation_ppl_to_tensorboard", field: .bool(\.logValidationPplToTensorboard),
+            help: "also write the validation perplexity, exp(loss) (false)"),
+        ConfigKey(
+            name: "log_timers_to_tensorboard", field: .bool(\.logTimersToTensorboard),
+            help: "also write iteration-time (seconds) (false)"),
+        ConfigKey(
+            name: "log_memory_to_tensorboard", field: .bool(\.logMemoryToTensorboard),
+            help: "also write mem-max-rss-bytes and mem-activation-bytes of the writing rank (false)"),
+        ConfigKey(
+            name: "log_loss_scale_to_tensorboard", field: .bool(\.logLossScaleToTensorboard),
+            help: "write loss-scale (true; --no-log-loss-scale-to-tensorboard turns it off)"),
+        ConfigKey(
+            name: "log_world_size_to_tensorboard", field: .bool(\.logWorldSizeToTensorboard),
+            help: "also write world-size (false)"),
+        ConfigKey(
+            name: "log_throughput", field: .bool(\.logThroughput),
+            help: "write throughput (TFLOP/s per rank) to TensorBoard; the log line always shows it (false)"),
+        ConfigKey(
             name: "trace_dir", field: .optionalString(\.traceDir),
             help:
                 "write each rank's measured timeline (forward, backward, send, receive wait, optimizer) as Chrome "

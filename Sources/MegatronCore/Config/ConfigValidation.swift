@@ -307,7 +307,10 @@ public enum ConfigValidation {
     }
 
     static func validateLogging(_ c: TrainingConfig) throws {
-        for (name, v) in [("eval_interval", c.evalInterval), ("log_interval", c.logInterval)] where v <= 0 {
+        for (name, v) in [
+            ("eval_interval", c.evalInterval), ("log_interval", c.logInterval),
+            ("tensorboard_log_interval", c.tensorboardLogInterval),
+        ] where v <= 0 {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be positive")
         }
         if c.evalIters < 0 {

@@ -66,7 +66,7 @@ public enum MegatronArguments {
             IgnoredArgument(
                 name: "empty_unused_memory_level", takesValue: true, reason: "there is no CUDA caching allocator"),
             IgnoredArgument(
-                name: "log_throughput", takesValue: false, reason: "the log line always shows tokens/s and TFLOP/s"),
+                name: "tensorboard_queue_size", takesValue: true, reason: "events are written as they happen"),
             IgnoredArgument(
                 name: "timing_log_level", takesValue: true,
                 reason: "`megatron benchmark` prints the per-phase times; training logs none"),
@@ -80,6 +80,7 @@ public enum MegatronArguments {
             ("recompute_num_layers", "1", true),
         ],
         "recompute_activations": [("recompute_granularity", "selective", false)],
+        "no_log_loss_scale_to_tensorboard": [("log_loss_scale_to_tensorboard", "false", false)],
     ]
 
     /// Arguments refused for now, with what to do instead.

@@ -87,6 +87,15 @@ public struct TrainingConfig: Sendable, Equatable {
     public var logInterval: Int = 100
     public var metricsFile: String? = nil
     public var traceDir: String? = nil
+    // TensorBoard (Megatron's keys; written by the last rank)
+    public var tensorboardDir: String? = nil
+    public var tensorboardLogInterval: Int = 1
+    public var logValidationPplToTensorboard: Bool = false
+    public var logTimersToTensorboard: Bool = false
+    public var logMemoryToTensorboard: Bool = false
+    public var logLossScaleToTensorboard: Bool = true
+    public var logWorldSizeToTensorboard: Bool = false
+    public var logThroughput: Bool = false
     // Data
     public var dataPath: [String] = []
     public var dataCachePath: String? = nil

@@ -180,6 +180,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             log(" > already at iteration \(progress.iteration) ≥ train_iters \(trainIters); nothing to train")
         }
         var report = TrainingReport(trainer: self)
+        let tensorboard = try makeTensorBoard()
+        let last = chunks[chunks.count - 1]
         let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
         partition.executor?.trace = tracer == nil ? nil : []
         partition.executor?.traceOrigin = tracer?.origin ?? 0
@@ -210,8 +212,14 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 m.validMetrics = valid?.metrics ?? []
                 summary.lastValidLoss = m.validLoss
                 try saveIfBest(m.validMetrics)
+                let names = last.evaluationMetricNames.map(\.log)
+                try tensorboard?.validation(
+                    names.isEmpty
+                        ? m.validLoss.map { [("lm loss", $0)] } ?? [] : Array(zip(names, m.validMetrics.map(\.value))),
+                    losses: max(1, last.lossComponentNames.count), iteration: it, samples: m.consumedSamples)
             }
             metrics?.write(m.jsonLine)
+            try tensorboard?.training(m, lossNames: last.lossComponentNames.map(\.log))
             if let si = config.saveInterval, it % si == 0 { try save() }
             if let reason = try exitReason(iteration: it, since: trainingStart) {
                 log(" > exiting at iteration \(it): \(reason)")
@@ -226,6 +234,15 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
         }
         return summary
+    }
+
+    /// The TensorBoard writer, on the last rank as in Megatron, when `tensorboard_dir` is set.
+    func makeTensorBoard() throws -> TensorBoardLog? {
+        let world = parallel.world
+        guard let dir = config.tensorboardDir, world.rank == world.size - 1 else { return nil }
+        let log = try TensorBoardLog(config: config, directory: dir, worldSize: world.size)
+        print(" > TensorBoard events: \(log.path) (world rank \(world.rank))")
+        return log
     }
 
     /// The log line with Megatron's optional fields in its places, after the grad norm: `num zeros`

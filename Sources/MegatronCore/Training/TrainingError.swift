@@ -4,6 +4,7 @@ public enum TrainingError: Error, CustomStringConvertible {
     case nonFiniteLoss(iteration: Int, lr: Double, lastCheckpoint: String?)
     case nonFiniteGradient(iteration: Int, lr: Double, lastCheckpoint: String?)
     case metricsFile(path: String)
+    case tensorboardDirectory(path: String)
     case checkpointMismatch(path: String, key: String, checkpoint: String, config: String)
     case targetOutOfVocabulary(id: Int, vocabSize: Int)
 
@@ -19,6 +20,8 @@ public enum TrainingError: Error, CustomStringConvertible {
                 + "`lr`, and resume from \(ck ?? "the start (no checkpoint was saved)")"
         case .metricsFile(let p):
             return "cannot write the metrics file '\(p)': check the directory exists and is writable"
+        case .tensorboardDirectory(let p):
+            return "cannot write an event file in '\(p)' (`tensorboard_dir`): check the path is a writable directory"
         case .targetOutOfVocabulary(let id, let v):
             return
                 "a target token id \(id) is outside the vocabulary (\(v) ids): the data was tokenized with another "
