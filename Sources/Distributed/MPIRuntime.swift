@@ -62,6 +62,9 @@ public final class Communicator: @unchecked Sendable {
     public let size: Int
     public let name: String
     public var counters = CommunicationCounters()
+    /// Called after every operation of this group with (operation, start, end, bytes) — start and
+    /// end in MPI wall-clock seconds; a non-blocking operation reports its start call and its wait.
+    public var observer: ((String, Double, Double, Int) -> Void)? = nil
 
     init(handle: MPI_Comm?, owned: Bool, name: String = "world") {
         self.handle = handle
@@ -98,9 +101,11 @@ public final class Communicator: @unchecked Sendable {
     private func timed(_ bytes: Int, _ what: String, _ body: () -> Int32) throws {
         let t0 = MPI_Wtime()
         let rc = body()
-        counters.seconds += MPI_Wtime() - t0
+        let t1 = MPI_Wtime()
+        counters.seconds += t1 - t0
         counters.bytes += bytes
         counters.calls += 1
+        observer?(what, t0, t1, bytes)
         try check(rc, "\(what) on the \(name) group")
     }
 
@@ -275,7 +280,9 @@ public final class Request: @unchecked Sendable {
         if completed { return }
         let t0 = MPI_Wtime()
         let rc = MPI_Wait(&handle, mpi_status_ignore())
-        communicator.counters.seconds += MPI_Wtime() - t0
+        let t1 = MPI_Wtime()
+        communicator.counters.seconds += t1 - t0
+        communicator.observer?("MPI_Wait", t0, t1, 0)
         completed = true
         try check(rc, "MPI_Wait on the \(communicator.name) group")
     }

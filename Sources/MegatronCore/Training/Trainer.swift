@@ -181,8 +181,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         }
         var report = TrainingReport(trainer: self)
         let tensorboard = try makeTensorBoard()
-        let last = chunks[chunks.count - 1]
-        let tracer = config.traceDir.map { _ in StepTracer(rank: parallel.world.rank) }
+        let tracer = config.traceDir.map { _ in StepTracer(parallel: parallel) }
+        defer { tracer?.detach() }
         partition.executor?.trace = tracer == nil ? nil : []
         partition.executor?.traceOrigin = tracer?.origin ?? 0
         let trainingStart = DispatchTime.now().uptimeNanoseconds
@@ -191,7 +191,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             for (_, group) in parallel.groups { group.resetCounters() }
             currentTracer = tracer
             let scaleUsed = Double(lossScaler?.scale ?? 1)
-            let result = try step()
+            let result = try tracer.span("iteration \(progress.iteration + 1)", category: "iteration", thread: .markers)
+            {
+                try step()
+            }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             let it = progress.iteration
             var m = try report.record(result, ms: ms, lossScale: scaleUsed)
@@ -207,20 +210,18 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             }
             let epochEnd = epochIterations.map { it % $0 == 0 } ?? false
             if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || epochEnd || it == trainIters {
-                let valid = try evaluateAndPrint(label: "iteration \(it) on validation set")
-                m.validLoss = valid?.loss
-                m.validMetrics = valid?.metrics ?? []
+                try tracer.span("evaluation at iteration \(it)", category: "evaluation", thread: .markers) {
+                    try validate(&m, tensorboard: tensorboard)
+                }
                 summary.lastValidLoss = m.validLoss
-                try saveIfBest(m.validMetrics)
-                let names = last.evaluationMetricNames.map(\.log)
-                try tensorboard?.validation(
-                    names.isEmpty
-                        ? m.validLoss.map { [("lm loss", $0)] } ?? [] : Array(zip(names, m.validMetrics.map(\.value))),
-                    losses: max(1, last.lossComponentNames.count), iteration: it, samples: m.consumedSamples)
             }
             metrics?.write(m.jsonLine)
-            try tensorboard?.training(m, lossNames: last.lossComponentNames.map(\.log))
-            if let si = config.saveInterval, it % si == 0 { try save() }
+            try tensorboard?.training(m, lossNames: chunks[chunks.count - 1].lossComponentNames.map(\.log))
+            if let si = config.saveInterval, it % si == 0 {
+                try tracer.span("checkpoint at iteration \(it)", category: "checkpoint", thread: .markers) {
+                    try save()
+                }
+            }
             if let reason = try exitReason(iteration: it, since: trainingStart) {
                 log(" > exiting at iteration \(it): \(reason)")
                 break
@@ -234,6 +235,20 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             log(" > timelines written to \(dir) (one Chrome trace per rank, e.g. \(path); open in ui.perfetto.dev)")
         }
         return summary
+    }
+
+    /// Validation during training: the log lines, the metrics' validation fields, keep-best saving
+    /// and the TensorBoard validation scalars.
+    func validate(_ m: inout IterationMetrics, tensorboard: TensorBoardLog?) throws {
+        let valid = try evaluateAndPrint(label: "iteration \(m.iteration) on validation set")
+        m.validLoss = valid?.loss
+        m.validMetrics = valid?.metrics ?? []
+        try saveIfBest(m.validMetrics)
+        let last = chunks[chunks.count - 1], names = last.evaluationMetricNames.map(\.log)
+        let values =
+            names.isEmpty ? m.validLoss.map { [("lm loss", $0)] } ?? [] : Array(zip(names, m.validMetrics.map(\.value)))
+        try tensorboard?.validation(
+            values, losses: max(1, last.lossComponentNames.count), iteration: m.iteration, samples: m.consumedSamples)
     }
 
     /// The TensorBoard writer, on the last rank as in Megatron, when `tensorboard_dir` is set.

@@ -67,7 +67,7 @@ extension Trainer {
             throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
         }
         let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
-        try currentTracer.span("optimizer") {
+        try currentTracer.span("optimizer", category: "optimizer") {
             timer.measure("grad norm + clip") { optimizer.clipGradients(by: coefficient) }
             try timer.measure(optimizer.updatePhase) { try optimizer.update(lr: Float(lr)) }
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
@@ -115,7 +115,7 @@ extension Trainer {
             }
             defer { model.onGradientsFinal = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
-            lossSum += try currentTracer.span("forward+backward mb \(micro)") {
+            lossSum += try currentTracer.span("forward+backward mb \(micro)", category: "forward-backward") {
                 let loss = try model.forward(acts, ctx, gradScale: gradScale) ?? 0
                 try model.backward(acts, ctx)
                 return loss

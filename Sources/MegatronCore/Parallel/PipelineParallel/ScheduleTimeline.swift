@@ -4,14 +4,6 @@
 import Foundation
 
 public enum ScheduleTimeline {
-    /// A named span outside the schedule's actions (e.g. "optimizer"), for measured traces.
-    public struct Span: Sendable {
-        public let rank: Int, name: String, start: Double, end: Double
-        public init(rank: Int, name: String, start: Double, end: Double) {
-            self.rank = rank; self.name = name; self.start = start; self.end = end
-        }
-    }
-
     /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells), `·` idle;
     /// with v > 1 chunks the cell ends with the chunk's letter (F3a, F3b, …).
     public static func text(_ s: PipelineSchedule, _ report: ScheduleReport) -> String {
@@ -43,28 +35,29 @@ public enum ScheduleTimeline {
         return lines.joined(separator: "\n")
     }
 
-    /// Chrome trace events: one thread per rank, one complete event per compute, wait and send span
-    /// (`extra` adds named spans such as the optimizer);
-    /// `unitMicroseconds` converts timeline units to the trace's microseconds.
-    public static func chromeTrace(
-        _ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String, extra: [Span] = []
-    ) -> String {
+    /// A schedule action's trace name and category (the categories are stable: forward, backward,
+    /// wait, send).
+    public static func describe(_ action: PipelineAction) -> (name: String, category: String) {
+        switch action {
+        case .forward(let c, let k): return ("forward mb \(k) chunk \(c)", "forward")
+        case .backward(let c, let k): return ("backward mb \(k) chunk \(c)", "backward")
+        case .receiveActivation(let c, let k, _): return ("wait activation mb \(k) chunk \(c)", "wait")
+        case .receiveGradient(let c, let k, _): return ("wait gradient mb \(k) chunk \(c)", "wait")
+        case .sendActivation(let c, let k, _): return ("send activation mb \(k) chunk \(c)", "send")
+        case .sendGradient(let c, let k, _): return ("send gradient mb \(k) chunk \(c)", "send")
+        }
+    }
+
+    /// Chrome trace events of a simulated schedule: one thread per rank, one complete event per
+    /// compute, wait and send span; `unitMicroseconds` converts timeline units to microseconds.
+    public static func chromeTrace(_ timeline: [[TimelineEvent]], unitMicroseconds: Double, label: String) -> String {
         var events: [String] = []
         for rankEvents in timeline {
             guard let r = rankEvents.first?.rank else { continue }
             events.append(
                 #"{"name": "thread_name", "ph": "M", "pid": 0, "tid": \#(r), "args": {"name": "rank \#(r)"}}"#)
             for e in rankEvents {
-                let (name, category): (String, String)
-                switch e.action {
-                case .forward(let c, let k): (name, category) = ("forward mb \(k) chunk \(c)", "forward")
-                case .backward(let c, let k): (name, category) = ("backward mb \(k) chunk \(c)", "backward")
-                case .receiveActivation(let c, let k, _):
-                    (name, category) = ("wait activation mb \(k) chunk \(c)", "wait")
-                case .receiveGradient(let c, let k, _): (name, category) = ("wait gradient mb \(k) chunk \(c)", "wait")
-                case .sendActivation(let c, let k, _): (name, category) = ("send activation mb \(k) chunk \(c)", "send")
-                case .sendGradient(let c, let k, _): (name, category) = ("send gradient mb \(k) chunk \(c)", "send")
-                }
+                let (name, category) = describe(e.action)
                 events.append(
                     String(
                         format:
@@ -72,13 +65,6 @@ public enum ScheduleTimeline {
                         name as NSString, category as NSString, r, e.start * unitMicroseconds,
                         (e.end - e.start) * unitMicroseconds))
             }
-        }
-        for span in extra {
-            events.append(
-                String(
-                    format: #"{"name": "%@", "cat": "%@", "ph": "X", "pid": 0, "tid": %d, "ts": %.3f, "dur": %.3f}"#,
-                    span.name as NSString, span.name as NSString, span.rank, span.start * unitMicroseconds,
-                    (span.end - span.start) * unitMicroseconds))
         }
         return "{\"otherData\": {\"label\": \"\(label)\"}, \"traceEvents\": [\n" + events.joined(separator: ",\n")
             + "\n]}\n"
