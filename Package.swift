@@ -25,7 +25,9 @@ let package = Package(
         .library(name: "MegatronCore", targets: ["MegatronCore"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // `megatron serve`: Megatron's text-generation HTTP API.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: - C libraries (systemLibrary shims: static inline getters only)
@@ -56,6 +58,7 @@ let package = Package(
             dependencies: [
                 "MegatronCore", "Tensor", "Distributed", "Checkpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]),
 
         // MARK: - Tests (mirror Sources; CLITests run the built binary)

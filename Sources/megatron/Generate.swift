@@ -226,7 +226,8 @@ struct GenerationSession {
     }
 
     /// A status line on stderr (stdout carries only text).
-    func note(_ line: String) { FileHandle.standardError.write(Data((" > " + line + "\n").utf8)) }
+    func note(_ line: String) { Self.note(line) }
+    static func note(_ line: String) { FileHandle.standardError.write(Data((" > " + line + "\n").utf8)) }
 
     /// A prompt's token ids; an empty prompt starts from the end-of-document token.
     func encode(_ prompt: String) -> [Int32] {

@@ -13,7 +13,8 @@ struct Megatron: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Train.self, Finetune.self, Evaluate.self, Generate.self, ConvertCheckpoint.self, PreprocessData.self,
+            Train.self, Finetune.self, Evaluate.self, Generate.self, Serve.self, ConvertCheckpoint.self,
+            PreprocessData.self,
             Benchmark.self,
             Schedule.self,
         ])

@@ -8,7 +8,7 @@
 import Foundation
 import Tensor
 
-public struct SamplingOptions: Sendable, Equatable {
+public struct SamplingOptions: Sendable, Equatable, Codable {
     public var temperature: Double = 1
     public var topK: Int = 0
     public var topP: Double = 0

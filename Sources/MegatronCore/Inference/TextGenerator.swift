@@ -12,7 +12,7 @@ import Distributed
 import Foundation
 import Tensor
 
-public struct GenerationRequest: Sendable {
+public struct GenerationRequest: Sendable, Codable {
     /// Token ids of each prompt (each non-empty).
     public var prompts: [[Int32]]
     public var tokensToGenerate: Int
@@ -107,7 +107,8 @@ public final class TextGenerator {
         let b = r.prompts.count, limits = r.prompts.map { $0.count + r.tokensToGenerate }
         var result = GenerationResult(
             tokens: r.prompts, promptLengths: r.prompts.map(\.count), logprobs: r.prompts.map { _ in [] })
-        guard b > 0, r.tokensToGenerate > 0 else { return result }
+        guard b > 0 else { return result }
+        if r.tokensToGenerate == 0 { return r.logprobs ? try score(r, result) : result }
         let chunks = models.map { InferenceChunk(model: $0, batch: b, capacity: limits.max()!) }
         var done = [Bool](repeating: false, count: b)
         var start = 0, L = r.prompts.map(\.count).min()!
@@ -137,6 +138,23 @@ public final class TextGenerator {
             start += L
             L = 1
         }
+        return result
+    }
+
+    /// Megatron's tokens_to_generate = 0: the log-probabilities of every prompt's tokens, from one
+    /// pass over the prompts (left-aligned; the shorter ones padded after their end, which causal
+    /// attention never lets their own tokens see).
+    private func score(_ r: GenerationRequest, _ state: GenerationResult) throws -> GenerationResult {
+        var result = state
+        let b = r.prompts.count, L = r.prompts.map(\.count).max()!
+        let chunks = models.map { InferenceChunk(model: $0, batch: b, capacity: L) }
+        let fed = r.prompts.flatMap { $0 + [Int32](repeating: eod, count: L - $0.count) }
+        let t0 = MPIRuntime.wallTime
+        let (_, logprobs) = try step(
+            chunks, tokens: fed, start: 0, newTokens: L, request: r, state: result,
+            done: [Bool](repeating: true, count: b))
+        for j in 0..<b { result.logprobs[j] = Array(logprobs[j].prefix(r.prompts[j].count - 1)) }
+        (result.promptSeconds, result.promptTokens) = (MPIRuntime.wallTime - t0, r.prompts.map(\.count).reduce(0, +))
         return result
     }
 

@@ -1,0 +1,157 @@
+// ServeTests.swift — `megatron serve` as a client sees it: the server is started (one rank, and
+// t = 2 under mpirun), real HTTP PUT requests go to /api (Tests/Scripts/serve_client.py), greedy
+// answers equal `megatron generate`'s text, seeded sampling repeats, tokens_to_generate 0 scores the
+// prompt, malformed and out-of-range requests get 400 with the reason, concurrent requests are all
+// answered, and SIGTERM stops the server with exit code 0. Needs ../shared's GPT-2 vocabulary.
+import Foundation
+import TestSupport
+import XCTest
+
+final class ServeTests: XCTestCase {
+    let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_gpt2_tiny")
+    let prompts = ["The old man looked at the sea and said", "It was", "She opened the door,"]
+
+    /// A checkpoint of the tiny GPT-2 fixture that knows its GPT-2 tokenizer files.
+    func prepare(_ name: String) throws -> URL {
+        let shared = CLI.repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/tokenizers/gpt2")
+        guard FileManager.default.fileExists(atPath: shared.appendingPathComponent("vocab.json").path) else {
+            throw XCTSkip("needs ../shared/data/tokenizers/gpt2 (GPT-2's vocab.json and merges.txt)")
+        }
+        let dir = CLI.scratch(name)
+        let source = dir.appendingPathComponent("hf")
+        try FileManager.default.copyItem(at: fixture, to: source)
+        for file in ["vocab.json", "merges.txt"] {
+            try FileManager.default.copyItem(
+                at: shared.appendingPathComponent(file), to: source.appendingPathComponent(file))
+        }
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", "hf", "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        return dir
+    }
+
+    /// Starts the server (under mpirun when `ranks` > 1) on a free port; returns it and the port.
+    func start(_ dir: URL, ranks: Int, extra: [String] = []) throws -> (Process, Int) {
+        let port = Int.random(in: 20_000..<40_000)
+        let p = Process()
+        let args = ["serve", "--load", "ckpt", "--port", "\(port)", "--num-threads", "1"] + extra
+        if ranks > 1 {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+            p.arguments = ["-np", "\(ranks)", CLI.binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: CLI.binary)
+            p.arguments = args
+        }
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OMPI_MCA_pml"] = "ob1"; env["OMPI_MCA_btl"] = "self,vader"
+        p.environment = env
+        p.currentDirectoryURL = dir
+        FileManager.default.createFile(atPath: dir.appendingPathComponent("server.log").path, contents: nil)
+        let log = try FileHandle(forWritingTo: dir.appendingPathComponent("server.log"))
+        p.standardOutput = log; p.standardError = log
+        try p.run()
+        return (p, port)
+    }
+
+    /// Sends `requests` (JSON values, or ["raw": text]) and returns [(status, body)].
+    func send(_ requests: [Any], port: Int, in dir: URL, parallel: Bool = false) throws -> [(Int, Any)] {
+        let file = dir.appendingPathComponent("requests-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: requests).write(to: file)
+        let script = CLI.repoRoot.appendingPathComponent("Tests/Scripts/serve_client.py").path
+        let r = try CLI.run(
+            ["python3", script, "http://127.0.0.1:\(port)/api", file.path] + (parallel ? ["--parallel"] : []), in: dir,
+            program: "/usr/bin/env")
+        let log = (try? String(contentsOf: dir.appendingPathComponent("server.log"), encoding: .utf8)) ?? ""
+        XCTAssertEqual(r.code, 0, r.stderr + "\nserver log:\n" + log)
+        let list = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        return list.map { ($0["status"] as? Int ?? 0, $0["body"] ?? "") }
+    }
+
+    /// SIGTERM, then the exit code (waits up to 60 s).
+    func stop(_ p: Process) -> Int32? {
+        p.terminate()
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < deadline { usleep(100_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); return nil }
+        return p.terminationStatus
+    }
+
+    /// `megatron generate`'s greedy continuation of each prompt.
+    func generated(_ dir: URL, tokens: Int) throws -> [String] {
+        let file = dir.appendingPathComponent("prompts.txt")
+        try (prompts.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+        let r = try CLI.run(
+            [
+                "generate", "--load", "ckpt", "--prompts-file", "prompts.txt", "--top-k", "1", "--tokens-to-generate",
+                "\(tokens)", "--output", "generated.jsonl", "--ignore-eod",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        return try CLI.jsonLines(dir.appendingPathComponent("generated.jsonl")).map { $0["text"] as? String ?? "" }
+    }
+
+    func testServerAnswersLikeGenerateRefusesBadRequestsAndStopsCleanly() throws {
+        let dir = try prepare("serve")
+        let want = try generated(dir, tokens: 12)
+        let (server, port) = try start(dir, ranks: 1)
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let greedy: [String: Any] = ["prompts": prompts, "tokens_to_generate": 12, "top_k": 1]
+        let seeded: [String: Any] = [
+            "prompts": ["It was"], "tokens_to_generate": 10, "top_p": 0.9, "temperature": 0.8, "random_seed": 5,
+        ]
+        let answers = try send(
+            [
+                greedy, seeded, seeded, ["prompts": ["It was"], "tokens_to_generate": 0, "logprobs": true],
+                ["raw": "{not json"], ["prompts": ["a"], "top_k": 5, "top_p": 0.5], ["prompts": "a"],
+                ["prompts": ["a"], "temperature": 0], ["prompts": ["a"], "tokens_to_generate": 1000],
+                ["raw": "{\"prompts\": [\"" + String(repeating: "x", count: 2 << 20) + "\"]}"],
+                ["prompts": ["a"], "beam_width": 2],
+            ], port: port, in: dir)
+        XCTAssertEqual(answers.count, 11)
+        XCTAssertEqual(answers[0].0, 200, "\(answers[0].1)")
+        let body = try XCTUnwrap(answers[0].1 as? [String: Any])
+        XCTAssertEqual(body["text"] as? [String], zip(prompts, want).map { $0 + $1 }, "the server's text is generate's")
+        let segments = try XCTUnwrap(body["segments"] as? [[String]])
+        XCTAssertEqual(segments.map { $0.joined() }, body["text"] as? [String], "segments are the text's tokens")
+        XCTAssertTrue(body["logprobs"] is NSNull)
+        XCTAssertEqual(
+            (answers[1].1 as? [String: Any])?["text"] as? [String],
+            (answers[2].1 as? [String: Any])?["text"] as? [String],
+            "the same random_seed gives the same text")
+        let scored = try XCTUnwrap((answers[3].1 as? [String: Any])?["logprobs"] as? [[Double]])
+        XCTAssertEqual(scored.first?.count, 1, "'It was' is two tokens: one log-probability")
+        XCTAssertLessThan(scored.first?.first ?? 0, 0)
+        let reasons: [(Int, String)] = [
+            (4, "not a JSON object"), (5, "cannot set both top-k and top-p"), (6, "prompts is not a non-empty list"),
+            (7, "temperature must be a positive number"), (8, "more than the model's 256"),
+            (9, "larger than 1048576 bytes"), (10, "beam_width is not supported"),
+        ]
+        for (i, reason) in reasons {
+            XCTAssertEqual(answers[i].0, 400, "request \(i)")
+            XCTAssertTrue((answers[i].1 as? String)?.contains(reason) ?? false, "request \(i): \(answers[i].1)")
+        }
+        // Concurrent requests are queued and all answered.
+        let burst = try send(
+            (0..<4).map { _ in greedy }, port: port, in: dir, parallel: true)
+        XCTAssertEqual(burst.map(\.0), [200, 200, 200, 200])
+        for (_, answer) in burst {
+            XCTAssertEqual((answer as? [String: Any])?["text"] as? [String], body["text"] as? [String])
+        }
+        XCTAssertEqual(stop(server), 0, "SIGTERM stops the server cleanly")
+        let log = try String(contentsOf: dir.appendingPathComponent("server.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains("serving Megatron's text-generation API"), log)
+    }
+
+    func testServerOnTwoTensorRanksAnswersTheSame() throws {
+        let dir = try prepare("serve-grid")
+        let want = try generated(dir, tokens: 12)
+        let (server, port) = try start(dir, ranks: 2, extra: ["--tensor-model-parallel-size", "2"])
+        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        let answers = try send(
+            [["prompts": prompts, "tokens_to_generate": 12, "top_k": 1]], port: port, in: dir)
+        XCTAssertEqual(answers.first?.0, 200)
+        XCTAssertEqual(
+            (answers.first?.1 as? [String: Any])?["text"] as? [String], zip(prompts, want).map { $0 + $1 })
+        XCTAssertEqual(stop(server), 0, "SIGTERM to mpirun stops every rank cleanly")
+    }
+}
