@@ -1,6 +1,6 @@
 // Generate.swift — `megatron generate`: text from a GPT checkpoint on any (t, p, d) grid
 // (TextGenerator: KV cache, Megatron's batching and sampling). Prompts come from --prompt (repeatable)
-// or --prompts-file (one per line, or jsonl with a "prompt" or "text" field) and are decoded
+// or --prompts-file (one per line, or jsonl with a "prompt" or "text" field, or token ids as "prompt_tokens") and are decoded
 // --max-batch at a time. The generated text goes to stdout (streamed token by token when a batch
 // holds one prompt), everything else to stderr; --output writes one JSON line per prompt (its
 // text, token ids and, with --logprobs, log-probabilities). Rank 0 prints and writes.
@@ -17,7 +17,11 @@ struct Generate: ParsableCommand {
 
     @Option(help: "Checkpoint directory (its latest iteration is used).") var load: String
     @Option(help: "A prompt (repeat for several).") var prompt: [String] = []
-    @Option(help: "Prompts, one per line, or jsonl lines with a \"prompt\" or \"text\" field.") var promptsFile: String?
+    @Option(
+        help:
+            "Prompts, one per line, or jsonl lines with a \"prompt\" or \"text\" field, or token ids as \"prompt_tokens\"."
+    )
+    var promptsFile: String?
     @Option(help: "New tokens per prompt (at most).") var tokensToGenerate = 64
     @Option(help: "Softmax temperature; 0 is greedy.") var temperature = 1.0
     @Option(help: "Sample from the k most probable tokens (0: off; 1: greedy).") var topK = 0
@@ -28,6 +32,7 @@ struct Generate: ParsableCommand {
     @Flag(help: "Keep generating after the end-of-document token.") var ignoreEod = false
     @Flag(help: "Report log-probabilities of every token after the first (in --output).") var logprobs = false
     @Option(help: "Write one JSON line per prompt here.") var output: String?
+    @Flag(help: "Print the decoding steps' time per phase (rank 0's view).") var phases = false
     @Option(help: "Config file (default: the config stored in the checkpoint).") var config: String?
     @Argument(
         parsing: .allUnrecognized,
@@ -38,29 +43,30 @@ struct Generate: ParsableCommand {
         let session = GenerationSession.start(load: load, config: config, overrides: overrides)
         let rank = session.runtime.world.rank
         do {
-            let prompts = try readPrompts()
+            let prompts = try readPrompts(session)
             let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed)
             let problems =
                 options.problems(vocabSize: session.tokenizer.vocabSize)
                 + (maxBatch < 1 ? ["max-batch \(maxBatch) must be ≥ 1"] : [])
                 + (prompts.isEmpty ? ["no prompt: give --prompt TEXT or --prompts-file FILE"] : [])
             if !problems.isEmpty { throw GenerationError.badOptions(problems) }
+            if phases { session.generator.timer = PhaseTimer() }
             var lines: [String] = []
             var totals = GenerationResult(tokens: [], promptLengths: [], logprobs: [])
             for first in stride(from: 0, to: prompts.count, by: maxBatch) {
                 let batch = Array(prompts[first..<min(prompts.count, first + maxBatch)])
                 let request = GenerationRequest(
-                    prompts: batch.map(session.encode), tokensToGenerate: tokensToGenerate, sampling: options,
+                    prompts: batch.map(\.ids), tokensToGenerate: tokensToGenerate, sampling: options,
                     stopAtEOD: !ignoreEod, logprobs: logprobs, firstPromptIndex: first)
                 let stream = TextStream(
                     tokenizer: session.tokenizer, enabled: rank == 0 && batch.count == 1, eod: session.generator.eod)
-                if stream.enabled { FileHandle.standardOutput.write(Data(batch[0].utf8)) }
+                if stream.enabled { FileHandle.standardOutput.write(Data(batch[0].text.utf8)) }
                 let result = try session.generator.generate(request) { _, token in stream.append(token) }
                 stream.finish()
                 for j in batch.indices {
                     let text = session.decode(result, j)
-                    if rank == 0 && batch.count > 1 { print(batch[j] + text + "\n") }
-                    lines.append(try jsonLine(prompt: batch[j], text: text, result: result, j))
+                    if rank == 0 && batch.count > 1 { print(batch[j].text + text + "\n") }
+                    lines.append(try jsonLine(prompt: batch[j].text, text: text, result: result, j))
                 }
                 totals.promptSeconds += result.promptSeconds; totals.promptTokens += result.promptTokens
                 totals.decodeSeconds += result.decodeSeconds; totals.decodeTokens += result.decodeTokens
@@ -73,6 +79,15 @@ struct Generate: ParsableCommand {
                             + "(%.1f tokens/s)", totals.promptTokens, totals.promptSeconds,
                         Double(totals.promptTokens) / max(1e-9, totals.promptSeconds), totals.decodeTokens,
                         totals.decodeSeconds, Double(totals.decodeTokens) / max(1e-9, totals.decodeSeconds)))
+                if let timer = session.generator.timer {
+                    let total = timer.seconds.values.reduce(0, +)
+                    for name in timer.order {
+                        let s = timer.seconds[name]!
+                        session.note(
+                            "  " + name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                                + String(format: "%8.3f s %6.1f%%", s, 100 * s / total))
+                    }
+                }
                 if let output {
                     try (lines.joined(separator: "\n") + "\n").write(toFile: output, atomically: true, encoding: .utf8)
                 }
@@ -83,18 +98,27 @@ struct Generate: ParsableCommand {
         session.runtime.finalize()
     }
 
-    private func readPrompts() throws -> [String] {
-        var out = prompt
+    /// Each prompt's text and token ids (from the tokenizer, or given as "prompt_tokens" in jsonl).
+    private func readPrompts(_ session: GenerationSession) throws -> [(text: String, ids: [Int32])] {
+        var out = prompt.map { ($0, session.encode($0)) }
         if let path = promptsFile {
             guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) })
             else { throw GenerationPromptError.unreadable(path: path) }
             for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-                guard line.first == "{" else { out.append(String(line)); continue }
+                guard line.first == "{" else { out.append((String(line), session.encode(String(line)))); continue }
                 let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-                guard let value = (object?["prompt"] ?? object?["text"]) as? String else {
+                let vocabulary = session.tokenizer.vocabSize
+                if let ids = object?["prompt_tokens"] as? [Int] {
+                    guard !ids.isEmpty, ids.allSatisfy({ $0 >= 0 && $0 < vocabulary }) else {
+                        throw GenerationPromptError.badTokens(path: path, line: n + 1, vocabulary: vocabulary)
+                    }
+                    let tokens = ids.map(Int32.init)
+                    out.append((String(decoding: session.tokenizer.decode(tokens), as: UTF8.self), tokens))
+                } else if let value = (object?["prompt"] ?? object?["text"]) as? String {
+                    out.append((value, session.encode(value)))
+                } else {
                     throw GenerationPromptError.badLine(path: path, line: n + 1)
                 }
-                out.append(value)
             }
         }
         return out
@@ -115,11 +139,16 @@ struct Generate: ParsableCommand {
 enum GenerationPromptError: Error, CustomStringConvertible {
     case unreadable(path: String)
     case badLine(path: String, line: Int)
+    case badTokens(path: String, line: Int, vocabulary: Int)
     var description: String {
         switch self {
         case .unreadable(let p): return "cannot read prompts file '\(p)' (--prompts-file): check the path"
         case .badLine(let p, let l):
-            return "'\(p)' line \(l) starts with '{' but is not a JSON object with a \"prompt\" or \"text\" string"
+            return
+                "'\(p)' line \(l) starts with '{' but is not a JSON object with a \"prompt\" or \"text\" string or "
+                + "\"prompt_tokens\" ids"
+        case .badTokens(let p, let l, let v):
+            return "'\(p)' line \(l): \"prompt_tokens\" must be a non-empty list of ids in 0 ..< \(v) (the vocabulary)"
         }
     }
 }
@@ -180,7 +209,8 @@ struct GenerationSession {
             configPath: config, flags: overrides, base: stored.map { ($0, "the config stored in \(load)") },
             training: false
         ) { cfg in
-            cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.mockData = false; cfg.dataPath = []
+            cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.dataPath = []
+            cfg.mockData = cfg.tokenizerType == .null  // no data is read; NullTokenizer's rule asks for some
             cfg.metricsFile = nil; cfg.traceDir = nil; cfg.skipTrain = true
             if cfg.trainIters <= 0 { cfg.trainIters = 1 }
             // The grid is this run's (checkpoints load on any grid), not the training run's.
@@ -204,8 +234,10 @@ struct GenerationSession {
         do {
             let parallel = try ParallelState(
                 world: runtime.world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
-            let tokenizer = try Tokenizers.make(
-                type: cfg.tokenizerType, vocabFile: cfg.vocabFile, mergeFile: cfg.mergeFile)
+            let tokenizer: Tokenizer =
+                cfg.tokenizerType == .null
+                ? NullTokenizer(vocabSize: cfg.vocabSize ?? 2)
+                : try Tokenizers.make(type: cfg.tokenizerType, vocabFile: cfg.vocabFile, mergeFile: cfg.mergeFile)
             let generator = try TextGenerator(
                 config: cfg, vocabSize: tokenizer.vocabSize, eod: tokenizer.eod, threads: start.threads,
                 parallel: parallel)

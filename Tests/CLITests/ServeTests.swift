@@ -152,6 +152,10 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(answers.first?.0, 200)
         XCTAssertEqual(
             (answers.first?.1 as? [String: Any])?["text"] as? [String], zip(prompts, want).map { $0 + $1 })
-        XCTAssertEqual(stop(server), 0, "SIGTERM to mpirun stops every rank cleanly")
+        // mpirun forwards SIGTERM to every rank; rank 0 stops serving and tells the others, and the job
+        // ends (mpirun's own status reports that it was signalled).
+        XCTAssertNotNil(stop(server), "the job ends after SIGTERM")
+        let log = try String(contentsOf: dir.appendingPathComponent("server.log"), encoding: .utf8)
+        XCTAssertTrue(log.contains(" > stopped"), log)
     }
 }

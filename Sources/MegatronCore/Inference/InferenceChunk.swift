@@ -10,7 +10,8 @@
 import Foundation
 import Tensor
 
-/// Keys and values of every layer of a chunk: [layer][sequence][local head][position][headDim] each.
+/// Keys and values of every layer of a chunk: [layer][sequence][local head], then keys transposed
+/// [headDim][position] and values [position][headDim].
 final class KVCache {
     let layers: Int, batch: Int, heads: Int, headDim: Int, capacity: Int
     let keys: FloatBuffer, values: FloatBuffer
@@ -32,6 +33,8 @@ final class InferenceChunk {
     let model: GPTModel
     let cache: KVCache
     let batch: Int
+    /// Wall time per phase (generate --phases), decoding steps only.
+    var timer: PhaseTimer? = nil
     private var scratch = [String: FloatBuffer]()
 
     /// A chunk for `batch` sequences of at most `capacity` positions.
@@ -72,44 +75,71 @@ final class InferenceChunk {
 
     /// Runs this chunk's layers on x [b·L, h] in place (new tokens at positions start ..< start + L).
     func forward(_ x: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int) throws {
+        let t = L <= 8 ? timer : nil
         for (l, slots) in model.slots.layers.enumerated() {
-            try layer(l, slots, x, start: start, newTokens: L)
+            try layer(l, slots, x, start: start, newTokens: L, timer: t)
         }
     }
 
     private func layer(
-        _ l: Int, _ w: TransformerLayerSlots, _ x: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
+        _ l: Int, _ w: TransformerLayerSlots, _ x: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int,
+        timer: PhaseTimer?
     ) throws {
         let c = model.config, P = model.weights, pr = model.precision, tp = model.tensorParallel
         let n = batch * L, h = c.hiddenSize, hL = h / tp.size, fL = c.ffnHiddenSize / tp.size
         let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * 3 * hL)
         let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fL)
-        LayerNorm.forward(
-            x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: ln, mean: stats,
-            rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
-        pr.round(ln, count: n * h)
-        Linear.forward(
-            x: ln, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), y: qkv, rows: n, inFeatures: h,
-            outFeatures: 3 * hL, precision: pr)
-        pr.round(qkv, count: n * 3 * hL)
-        attention(layer: l, qkv: qkv, context: context, start: start, newTokens: L)
-        pr.round(context, count: n * hL)
-        try residualAdd(
-            x, rowParallel: context, weight: P.pointer(w.projWeight), bias: P.pointer(w.projBias), rows: n,
-            inFeatures: hL, partial: partial)
-        LayerNorm.forward(
-            x: x, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: ln, mean: stats,
-            rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
-        pr.round(ln, count: n * h)
-        Linear.forward(
-            x: ln, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), y: ffn, rows: n, inFeatures: h,
-            outFeatures: fL, precision: pr)
-        pr.round(ffn, count: n * fL)
-        GELU.forward(x: ffn, y: ffn, count: n * fL)
-        pr.round(ffn, count: n * fL)
-        try residualAdd(
-            x, rowParallel: ffn, weight: P.pointer(w.fc2Weight), bias: P.pointer(w.fc2Bias), rows: n, inFeatures: fL,
-            partial: partial)
+        timer.measure("layernorm") {
+            LayerNorm.forward(
+                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: ln, mean: stats,
+                rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+            pr.round(ln, count: n * h)
+        }
+        timer.measure("qkv") {
+            linear(ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: 3 * hL)
+            pr.round(qkv, count: n * 3 * hL)
+        }
+        timer.measure("attention (KV cache)") {
+            attention(layer: l, qkv: qkv, context: context, start: start, newTokens: L)
+            pr.round(context, count: n * hL)
+        }
+        try timer.measure("proj + residual") {
+            try residualAdd(
+                x, rowParallel: context, weight: P.pointer(w.projWeight), bias: P.pointer(w.projBias), rows: n,
+                inFeatures: hL, partial: partial)
+        }
+        timer.measure("layernorm") {
+            LayerNorm.forward(
+                x: x, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: ln, mean: stats,
+                rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+            pr.round(ln, count: n * h)
+        }
+        timer.measure("fc1 + gelu") {
+            linear(ln, P.pointer(w.fc1Weight), P.pointer(w.fc1Bias), ffn, rows: n, inFeatures: h, outFeatures: fL)
+            pr.round(ffn, count: n * fL)
+            GELU.forward(x: ffn, y: ffn, count: n * fL)
+            pr.round(ffn, count: n * fL)
+        }
+        try timer.measure("fc2 + residual") {
+            try residualAdd(
+                x, rowParallel: ffn, weight: P.pointer(w.fc2Weight), bias: P.pointer(w.fc2Bias), rows: n,
+                inFeatures: fL, partial: partial)
+        }
+    }
+
+    /// y [n, out] = x [n, in] · Wᵀ (+ bias): decoding steps (a few rows) stream each weight once
+    /// (FewRows); longer passes use the layer's GEMM in the run's precision.
+    private func linear(
+        _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+        _ y: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int
+    ) {
+        if n <= 8 {
+            FewRows.multiplyTransposed(x: x, ldx: k, rows: n, w: weight, ldw: k, n: m, k: k, bias: bias, y: y, ldy: m)
+        } else {
+            Linear.forward(
+                x: x, weight: weight, bias: bias, y: y, rows: n, inFeatures: k, outFeatures: m,
+                precision: model.precision)
+        }
     }
 
     /// x += RowParallelLinear(input) + bias (the partial products summed over the tensor group).
@@ -117,10 +147,9 @@ final class InferenceChunk {
         _ x: UnsafeMutablePointer<Float>, rowParallel input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         bias: UnsafePointer<Float>, rows n: Int, inFeatures k: Int, partial: UnsafeMutablePointer<Float>
     ) throws {
-        let h = model.config.hiddenSize, tp = model.tensorParallel
-        let y = try RowParallelLinear.forward(
-            input: input, weight: weight, rows: n, inFeatures: k, outFeatures: h, tensorParallel: tp,
-            partial: partial, shard: partial, precision: model.precision)
+        let h = model.config.hiddenSize, y = partial
+        linear(input, weight, nil, y, rows: n, inFeatures: k, outFeatures: h)
+        try model.tensorParallel.reduceFromTensorModelParallelRegionForward(y, count: n * h)
         for r in 0..<n {  // x + (y + bias), the training forward's order with dropout off
             Kernels.add(y + r * h, bias, into: y + r * h, count: h)
             Kernels.add(x + r * h, y + r * h, into: x + r * h, count: h)
@@ -128,36 +157,52 @@ final class InferenceChunk {
     }
 
     /// Causal attention of the new rows over the cached and new keys, per (sequence, local head):
-    /// the new keys and values are appended to the cache, then S = QKᵀ/√d, softmax over the
-    /// positions each query may see, context = P·V.
+    /// the new keys (stored transposed, [headDim][position], so a decoding query's scores are a
+    /// weighted sum of contiguous key rows) and values are appended to the cache, then
+    /// S = QKᵀ/√d, softmax over the positions each query may see, context = P·V.
     private func attention(
         layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
     ) {
-        let heads = cache.heads, d = cache.headDim, hL = heads * d, keys = start + L
-        precondition(keys <= cache.capacity, "KV cache capacity \(cache.capacity) exceeded")
+        let heads = cache.heads, d = cache.headDim, hL = heads * d, keys = start + L, capacity = cache.capacity
+        precondition(keys <= capacity, "KV cache capacity \(capacity) exceeded")
         let scale = 1 / Float(d).squareRoot()
-        let perWorker = L * keys, scores = buffer("scores", ThreadBudget.threads * perWorker)
-        let K = cache.keys.base, V = cache.values.base
+        let perWorker = L * keys + d, scores = buffer("scores", ThreadBudget.threads * perWorker)
+        let Kt = cache.keys.base, V = cache.values.base
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(batch * heads) { worker, units in
-                let S = scores + worker * perWorker
+                let S = scores + worker * perWorker, scaled = S + L * keys
                 for unit in units {
                     let j = unit / heads, hd = unit % heads
                     let base = cache.offset(layer: l, sequence: j, head: hd)
                     let q = qkv + j * L * 3 * hL + hd * 3 * d
                     for i in 0..<L {
-                        (K + base + (start + i) * d).update(from: q + i * 3 * hL + d, count: d)
-                        (V + base + (start + i) * d).update(from: q + i * 3 * hL + 2 * d, count: d)
+                        let k = q + i * 3 * hL + d
+                        for e in 0..<d { Kt[base + e * capacity + start + i] = k[e] }
+                        (V + base + (start + i) * d).update(from: k + d, count: d)
                     }
-                    BLAS.sgemm(
-                        transB: true, m: L, n: keys, k: d, alpha: scale, a: q, lda: 3 * hL, b: K + base, ldb: d, c: S,
-                        ldc: keys)
+                    let out = context + j * L * hL + hd * d
+                    if L <= 8 {  // decoding: stream the cache once
+                        for i in 0..<L {
+                            for e in 0..<d { scaled[e] = q[i * 3 * hL + e] * scale }
+                            FewRows.weightedSum(
+                                scaled, count: d, v: Kt + base, ldv: capacity, width: keys, into: S + i * keys)
+                        }
+                    } else {
+                        BLAS.sgemm(
+                            m: L, n: keys, k: d, alpha: scale, a: q, lda: 3 * hL, b: Kt + base, ldb: capacity, c: S,
+                            ldc: keys)
+                    }
                     for i in 0..<L {
                         _ = SelfAttention.softmaxRowInPlace(S + i * keys, valid: start + i + 1, width: keys)
                     }
-                    BLAS.sgemm(
-                        m: L, n: d, k: keys, a: S, lda: keys, b: V + base, ldb: d, c: context + j * L * hL + hd * d,
-                        ldc: hL)
+                    if L <= 8 {
+                        for i in 0..<L {
+                            FewRows.weightedSum(
+                                S + i * keys, count: start + i + 1, v: V + base, ldv: d, width: d, into: out + i * hL)
+                        }
+                    } else {
+                        BLAS.sgemm(m: L, n: d, k: keys, a: S, lda: keys, b: V + base, ldb: d, c: out, ldc: hL)
+                    }
                 }
             }
         }
@@ -179,9 +224,7 @@ final class InferenceChunk {
             rstd: stats + k, rows: k, width: h, eps: c.normEpsilon)
         pr.round(normed, count: k * h)
         let local = buffer("logits", k * vL), gathered = buffer("gathered", tp.size * k * vL)
-        Linear.forward(
-            x: normed, weight: model.weights.pointer(headSlot), bias: nil, y: local, rows: k, inFeatures: h,
-            outFeatures: vL, precision: pr)
+        linear(normed, model.weights.pointer(headSlot), nil, local, rows: k, inFeatures: h, outFeatures: vL)
         if let group = tp.group, tp.size > 1 {
             try group.allGather(local, count: k * vL, into: gathered)
         } else {

@@ -71,6 +71,8 @@ public final class TextGenerator {
     /// This rank's chunks, in chunk order.
     public let models: [GPTModel]
     public let eod: Int32
+    /// Wall time per phase of the decoding steps (layers, LM head, sampling), when set.
+    public var timer: PhaseTimer? = nil
 
     /// This rank's chunks of the model `c` describes on `parallel`'s grid (load weights into
     /// `models` before generating).
@@ -82,7 +84,8 @@ public final class TextGenerator {
         layout = try PipelineLayout(c)
         models = layout.plans(stage: parallel.pipelineRank).map {
             GPTModel(
-                config: gpt, microBatch: 1, threads: threads, tensorParallel: tp, stage: $0, precision: c.precision)
+                config: gpt, microBatch: 1, threads: threads, tensorParallel: tp, stage: $0, precision: c.precision,
+                initialize: false)
         }
         config = gpt
         self.parallel = parallel
@@ -110,6 +113,7 @@ public final class TextGenerator {
         guard b > 0 else { return result }
         if r.tokensToGenerate == 0 { return r.logprobs ? try score(r, result) : result }
         let chunks = models.map { InferenceChunk(model: $0, batch: b, capacity: limits.max()!) }
+        for chunk in chunks { chunk.timer = timer }
         var done = [Bool](repeating: false, count: b)
         var start = 0, L = r.prompts.map(\.count).min()!
         while done.contains(false) {
@@ -184,7 +188,9 @@ public final class TextGenerator {
         let message = FloatBuffer(count: b + b * L)
         if stage == p - 1 {
             let scoredRows = r.logprobs ? Array(0..<(b * L)) : (0..<b).map { $0 * L + L - 1 }
-            let logits = try chunks.last!.logits(x.base, rows: scoredRows)
+            let logits = try (L <= 8 ? timer : nil).measure("final layernorm + lm head") {
+                try chunks.last!.logits(x.base, rows: scoredRows)
+            }
             let vp = config.paddedVocabSize, vocab = config.vocabSize
             try logits.withUnsafeBufferPointer { all in
                 for (k, row) in scoredRows.enumerated() {

@@ -87,11 +87,12 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// Builds this rank's part of the model with parameters initialised from `config.seed` (each
     /// element a function of seed, name and global index, so any t starts from the same weights),
     /// for micro-batches of `microBatch` sequences (saved activations shared by recomputed layers
-    /// per `recompute`).
+    /// per `recompute`). `initialize` false leaves the parameters zero (for a model whose weights
+    /// are loaded next, as generation does).
     public init(
         config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
         stage: StagePlan? = nil,
-        recompute: RecomputePlan? = nil, precision: Precision = .fp32
+        recompute: RecomputePlan? = nil, precision: Precision = .fp32, initialize: Bool = true
     ) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
         precondition(
@@ -111,8 +112,10 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
         weights = precision.isReduced ? ParameterArena(table: table) : params
         grads = ParameterArena(table: table)
         vocab = VocabShard(config: config, tensorParallel: tp)
-        params.initialize(seed: config.seed)
-        syncWeights()
+        if initialize {
+            params.initialize(seed: config.seed)
+            syncWeights()
+        }
     }
 
     public var tiedSlot: Int? {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# scripts/bench_generate.sh — `megatron generate` decoding speed against transformers' `generate`
+# with its KV cache, same model, same prompts, same threads, in one run: a random GPT-2 124M made
+# by transformers (seed 0) is imported with convert-checkpoint; prompts of PROMPT (896) random
+# token ids are extended greedily by NEW (128) tokens, so the context reaches 1,024; batch 1 and 8.
+# Prints the CPU, then prompt and decoding tokens/s of both and the ratio. Needs torch and
+# transformers (pip install torch transformers).
+#   scripts/bench_generate.sh        (THREADS=$(nproc) PROMPT=896 NEW=128 BATCHES="1 8")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_packages
+export THREADS=${THREADS:-$(nproc)} PROMPT=${PROMPT:-896} BATCHES=${BATCHES:-1 8}
+NEW=${NEW:-128}
+work=runs/bench-generate
+swift build -c release --product megatron >/dev/null
+if [ ! -f "$work/hf/model.safetensors" ]; then
+    rm -rf "$work"; mkdir -p "$work"
+    python3 scripts/bench_generate_torch.py make "$work"
+    .build/release/megatron convert-checkpoint --from hf "$work/hf" --save "$work/ckpt" >/dev/null
+fi
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $THREADS threads;" \
+    "gpt2-124m (random), fp32, prompt $PROMPT + $NEW new tokens, greedy"
+printf '%-6s %14s %14s %14s %14s %8s\n' batch "ours prompt/s" "HF prompt/s" "ours decode/s" "HF decode/s" ratio
+for b in $BATCHES; do
+    line=$(.build/release/megatron generate --load "$work/ckpt" --prompts-file "$work/prompts_$b.jsonl" \
+        --tokens-to-generate "$NEW" --top-k 1 --ignore-eod --max-batch "$b" --num-threads "$THREADS" \
+        --tokenizer-type NullTokenizer --vocab-size 50257 2>&1 >/dev/null | grep "decoding:")
+    ours_prompt=$(sed -E 's/.*prompt processing: [0-9]+ tokens in [0-9.]+ s \(([0-9.]+) tokens\/s\).*/\1/' <<<"$line")
+    ours_decode=$(sed -E 's/.*decoding: [0-9]+ tokens in [0-9.]+ s \(([0-9.]+) tokens\/s\).*/\1/' <<<"$line")
+    hf=$(python3 scripts/bench_generate_torch.py time "$work" "$b" "$NEW" 2>/dev/null | tail -1)
+    hf_prompt=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['prompt_tokens_per_s'])" "$hf")
+    hf_decode=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['decode_tokens_per_s'])" "$hf")
+    ratio=$(python3 -c "print('%.2f' % ($ours_decode / $hf_decode))")
+    printf '%-6s %14s %14s %14s %14s %7s×\n' "$b" "$ours_prompt" "$hf_prompt" "$ours_decode" "$hf_decode" "$ratio"
+done
