@@ -13,6 +13,10 @@ public enum FewRows {
         threaded: Bool = true
     ) {
         let body = { (range: Range<Int>) in
+            if m == 1 {  // one row: read the weight strictly in order, four accumulators per dot
+                for n in range { y[n] = dot4(x, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0) }
+                return
+            }
             var n = range.lowerBound
             while n + 8 <= range.upperBound {
                 for i in 0..<m {
@@ -78,6 +82,21 @@ public enum FewRows {
             c += 1
         }
         return r
+    }
+
+    @inline(__always)
+    static func dot4(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int) -> Float {
+        var a0 = F16(repeating: 0), a1 = a0, a2 = a0, a3 = a0
+        var c = 0
+        while c + 64 <= k {
+            a0.addProduct(load16(x, c), load16(w, c)); a1.addProduct(load16(x, c + 16), load16(w, c + 16))
+            a2.addProduct(load16(x, c + 32), load16(w, c + 32)); a3.addProduct(load16(x, c + 48), load16(w, c + 48))
+            c += 64
+        }
+        while c + 16 <= k { a0.addProduct(load16(x, c), load16(w, c)); c += 16 }
+        var s = ((a0 + a1) + (a2 + a3)).sum()
+        while c < k { s += x[c] * w[c]; c += 1 }
+        return s
     }
 
     @inline(__always)
