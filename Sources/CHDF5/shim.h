@@ -17,6 +17,7 @@ static inline hid_t    h5p_default(void)        { return H5P_DEFAULT; }
 static inline hid_t    h5s_all(void)            { return H5S_ALL; }
 static inline hid_t    h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 static inline hid_t    h5p_link_create(void)    { return H5P_LINK_CREATE; }
+static inline hid_t    h5p_file_access(void)    { return H5P_FILE_ACCESS; }
 static inline unsigned h5f_acc_trunc(void)      { return H5F_ACC_TRUNC; }
 static inline unsigned h5f_acc_excl(void)       { return H5F_ACC_EXCL; }
 static inline unsigned h5f_acc_rdonly(void)     { return H5F_ACC_RDONLY; }

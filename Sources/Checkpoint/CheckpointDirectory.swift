@@ -87,6 +87,17 @@ public struct CheckpointDirectory: Sendable {
         try? fm.removeItem(atPath: probe)
     }
 
+    /// Removes the `iter_*.tmp` directories an interrupted save left behind (a complete checkpoint
+    /// is never named so); returns their names.
+    public func removeStaleTemporaries() -> [String] {
+        let fm = FileManager.default
+        let stale = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter {
+            $0.hasPrefix("iter_") && $0.hasSuffix(".tmp")
+        }.sorted()
+        for name in stale { try? fm.removeItem(atPath: (root as NSString).appendingPathComponent(name)) }
+        return stale
+    }
+
     /// The temporary directory a checkpoint of `iteration` is written into (emptied first).
     public func beginSave(iteration: Int) throws -> String {
         let tmp = iterationPath(iteration) + ".tmp"

@@ -94,6 +94,7 @@ public enum ConfigLoader {
 
     /// Applies a JSON object of config keys (`source` names it in errors).
     public static func applyJSON(_ data: Data, source path: String, to config: inout TrainingConfig) throws {
+        try JSONScan.check(data, path: path)
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw ConfigError.invalidJSON(path: path, reason: jsonReason(error))

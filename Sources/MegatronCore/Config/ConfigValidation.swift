@@ -26,9 +26,31 @@ public enum ConfigValidation {
         if let b = c.ddpBucketSize, b <= 0 {
             throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive")
         }
-        if c.numThreads < 0 {
+        try validateMachine(c)
+    }
+
+    /// OpenBLAS's core names (its dynamic-architecture table), for `blas_coretype`.
+    static let openBLASCores = [
+        "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2", "Penryn", "Dunnington", "Nehalem",
+        "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Nano", "Sandybridge", "Bobcat", "Bulldozer", "Piledriver",
+        "Haswell", "Steamroller", "Excavator", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids",
+    ]
+
+    /// Threads and BLAS kernels: values that would only waste memory or be ignored silently.
+    static func validateMachine(_ c: TrainingConfig) throws {
+        let most = max(8, 4 * ProcessInfo.processInfo.activeProcessorCount)
+        if c.numThreads < 0 || c.numThreads > most {
             throw ConfigError.invalidValue(
-                key: "num_threads", value: "\(c.numThreads)", rule: "must be ≥ 0 (0 = automatic)")
+                key: "num_threads", value: "\(c.numThreads)",
+                rule:
+                    "must be 0 (automatic: cores / ranks) to \(most) (4 × this machine's cores); each thread has its own scratch"
+            )
+        }
+        let core = c.blasCoretype
+        if !["auto", "env"].contains(core) && !openBLASCores.contains(where: { $0.lowercased() == core.lowercased() }) {
+            throw ConfigError.invalidValue(
+                key: "blas_coretype", value: "\"\(core)\"",
+                rule: "must be auto, env or one of OpenBLAS's core names: \(openBLASCores.joined(separator: ", "))")
         }
     }
 
@@ -205,6 +227,14 @@ public enum ConfigValidation {
         if gbs <= 0 {
             throw ConfigError.invalidValue(key: "global_batch_size", value: "\(gbs)", rule: "must be positive")
         }
+        let mostMicrobatches = 1 << 20
+        if gbs / max(1, mbs * dp) > mostMicrobatches {
+            throw ConfigError.invalidValue(
+                key: "global_batch_size", value: "\(gbs)",
+                rule:
+                    "gives \(gbs / max(1, mbs * dp)) micro-batches per step on each replica (more than \(mostMicrobatches)): "
+                    + "one iteration would take hours; check the value (Megatron's runs use hundreds to thousands)")
+        }
         if gbs % (mbs * dp) != 0 {
             let lower = max(mbs * dp, gbs / (mbs * dp) * mbs * dp)
             throw ConfigError.inconsistent(
@@ -251,9 +281,9 @@ public enum ConfigValidation {
         if c.weightDecay < 0 {
             throw ConfigError.invalidValue(key: "weight_decay", value: "\(c.weightDecay)", rule: "must be ≥ 0")
         }
-        if c.clipGrad < 0 {
+        if !(c.clipGrad >= 0 && c.clipGrad.isFinite) {
             throw ConfigError.invalidValue(
-                key: "clip_grad", value: "\(c.clipGrad)", rule: "must be ≥ 0 (0 disables clipping)")
+                key: "clip_grad", value: "\(c.clipGrad)", rule: "must be a finite number ≥ 0 (0 disables clipping)")
         }
     }
 

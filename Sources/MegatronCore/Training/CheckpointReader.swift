@@ -70,6 +70,13 @@ public struct CheckpointReader {
         let main = try ModelCheckpoint.pieces(ModelCheckpoint.mainParameterGroup + name, files, [])
         let pieces = main.isEmpty ? try ModelCheckpoint.pieces("model/" + name, files, []) : main
         try ModelCheckpoint.assemble(name, into: out, spec: spec, from: pieces, checkpoint: path)
+        guard Kernels.allFinite(out, count: spec.count) else {
+            throw CheckpointError.incompatible(
+                path: path,
+                reason:
+                    "tensor \(name) holds NaN or infinite values (training had diverged before this save, or the "
+                    + "file was altered); load an earlier iteration")
+        }
     }
 
     /// Fills this rank's slices of `spec`'s Adam moments, from the rank files or the optimizer shards.

@@ -153,6 +153,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                     + "loss scale start afresh")
             return
         }
+        try ResumeCompatibility.check(root: load, current: config)
         progress = try ModelCheckpoint.load(
             from: CheckpointDirectory(root: load), chunks: chunks, optimizer: optimizer,
             lossScaler: &lossScaler, schedule: &schedule, optimizerState: !config.noLoadOptim,
@@ -168,7 +169,13 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
 
     /// Runs training (and validation) to `train_iters`; with `skip_train`, only validation.
     public func run(metrics: MetricsWriter?) throws -> TrainingSummary {
-        if let dir = saveDirectory, parallel.world.rank == 0 { try dir.checkWritable() }
+        if let dir = saveDirectory, parallel.world.rank == 0 {
+            try dir.checkWritable()
+            let stale = dir.removeStaleTemporaries()
+            if !stale.isEmpty {
+                log(" > removed \(stale.joined(separator: ", ")) from \(dir.root): left by an interrupted save")
+            }
+        }
         var summary = TrainingSummary(lastIteration: progress.iteration)
         if config.skipTrain {
             summary.lastValidLoss = try evaluateAndPrint(label: "iteration \(progress.iteration) on validation set")?
