@@ -61,6 +61,8 @@ public final class Communicator: @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public let name: String
+    /// The world rank of each member, in this group's rank order.
+    public let worldRanks: [Int]
     public var counters = CommunicationCounters()
     /// Called after every operation of this group with (operation, start, end, bytes) — start and
     /// end in MPI wall-clock seconds; a non-blocking operation reports its start call and its wait.
@@ -74,6 +76,15 @@ public final class Communicator: @unchecked Sendable {
         MPI_Comm_rank(handle, &r)
         MPI_Comm_size(handle, &s)
         rank = Int(r); size = Int(s)
+        // The world ranks of this group's members, in group order (for messages).
+        var group: MPI_Group? = nil, world: MPI_Group? = nil
+        MPI_Comm_group(handle, &group)
+        MPI_Comm_group(mpi_comm_world(), &world)
+        var local = (0..<Int32(s)).map { $0 }, global = [Int32](repeating: 0, count: Int(s))
+        MPI_Group_translate_ranks(group, s, &local, world, &global)
+        MPI_Group_free(&group)
+        MPI_Group_free(&world)
+        worldRanks = global.map(Int.init)
     }
 
     deinit {
@@ -99,9 +110,11 @@ public final class Communicator: @unchecked Sendable {
 
     @inline(__always)
     private func timed(_ bytes: Int, _ what: String, _ body: () -> Int32) throws {
+        Watchdog.shared.enter(what, group: name, members: worldRanks)
         let t0 = MPI_Wtime()
         let rc = body()
         let t1 = MPI_Wtime()
+        Watchdog.shared.leave()
         counters.seconds += t1 - t0
         counters.bytes += bytes
         counters.calls += 1
@@ -109,7 +122,7 @@ public final class Communicator: @unchecked Sendable {
         try check(rc, "\(what) on the \(name) group")
     }
 
-    public func barrier() throws { try check(MPI_Barrier(handle), "MPI_Barrier(\(name))") }
+    public func barrier() throws { try timed(0, "MPI_Barrier") { MPI_Barrier(handle) } }
 
     /// In-place sum over the group.
     public func allReduceSum(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
@@ -278,9 +291,11 @@ public final class Request: @unchecked Sendable {
 
     public func wait() throws {
         if completed { return }
+        Watchdog.shared.enter("MPI_Wait", group: communicator.name, members: communicator.worldRanks)
         let t0 = MPI_Wtime()
         let rc = MPI_Wait(&handle, mpi_status_ignore())
         let t1 = MPI_Wtime()
+        Watchdog.shared.leave()
         communicator.counters.seconds += t1 - t0
         communicator.observer?("MPI_Wait", t0, t1, 0)
         completed = true

@@ -101,7 +101,7 @@ struct Serve: ParsableCommand {
     private func follow(_ session: GenerationSession) throws {
         let world = session.runtime.world
         while true {
-            let message = try world.broadcast(bytes: [], root: 0)
+            let message = try Watchdog.shared.whileIdle { try world.broadcast(bytes: [], root: 0) }
             guard message.first == 1 else { return }
             let request = try JSONDecoder().decode(GenerationRequest.self, from: Data(message.dropFirst()))
             do { _ = try session.generator.generate(request) } catch is GenerationError {}

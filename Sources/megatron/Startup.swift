@@ -47,6 +47,7 @@ struct Startup {
             }
         }
         CLIErrors.agreeOnConfig(configError, runtime: runtime)
+        Watchdog.shared.start(timeout: cfg.distributedTimeoutMinutes * 60, worldRank: runtime.world.rank)
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
         return Startup(config: cfg, runtime: runtime, blasNote: blasNote, threads: threads)

@@ -360,6 +360,9 @@ public enum ConfigKeys {
         ConfigKey(
             name: "blas_coretype", field: .string(\.blasCoretype),
             help: "auto: best OpenBLAS kernels for this CPU; env: keep OPENBLAS_CORETYPE; or a name like SkylakeX"),
+        ConfigKey(
+            name: "distributed_timeout_minutes", field: .double(\.distributedTimeoutMinutes),
+            help: "a rank that waits this long in one collective or transfer ends the whole job, naming it (10)"),
     ]
 
     public static func named(_ name: String) -> ConfigKey? { all.first { $0.name == name } }

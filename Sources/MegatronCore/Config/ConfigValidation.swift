@@ -46,6 +46,11 @@ public enum ConfigValidation {
                     "must be 0 (automatic: cores / ranks) to \(most) (4 × this machine's cores); each thread has its own scratch"
             )
         }
+        let timeout = c.distributedTimeoutMinutes
+        if !(timeout > 0 && timeout.isFinite) {
+            throw ConfigError.invalidValue(
+                key: "distributed_timeout_minutes", value: "\(timeout)", rule: "must be a positive number of minutes")
+        }
         let core = c.blasCoretype
         if !["auto", "env"].contains(core) && !openBLASCores.contains(where: { $0.lowercased() == core.lowercased() }) {
             throw ConfigError.invalidValue(

@@ -108,6 +108,8 @@ public struct TrainingConfig: Sendable, Equatable {
     // Machine
     public var numThreads: Int = 0
     public var blasCoretype: String = "auto"
+    /// Megatron's collective timeout: a rank waiting this long in one MPI operation ends the job.
+    public var distributedTimeoutMinutes: Double = 10
 
     /// The keys a file or flag set (ConfigLoader), so a missing required key is named as missing.
     public internal(set) var providedKeys: Set<String> = []
