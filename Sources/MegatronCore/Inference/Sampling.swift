@@ -41,27 +41,20 @@ public enum Sampler {
     ) -> Int32 {
         if o.isGreedy { return argmax(logits, count: v) }
         let t = Float(o.temperature)
-        // Candidates in the order the draw walks them: all tokens, or the top-k / top-p ones by logit.
-        var candidates: [Int]
-        if o.topK > 1 || o.topP > 0 {
-            candidates = Array(0..<v)
-            candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            if o.topK > 1 { candidates.removeSubrange(min(o.topK, v)...) }
+        var top = -Float.infinity
+        for i in 0..<v { top = max(top, logits[i] / t) }
+        let weight = { (i: Int) in Foundation.exp(Double(logits[i] / t - top)) }
+        // The candidates in the order the draw walks them: every token in vocabulary order, or the
+        // top-k / top-p ones by descending logit (ties by id).
+        let candidates: [Int]
+        if o.topK > 1 {
+            candidates = largest(logits, count: v, k: min(o.topK, v))
+        } else if o.topP > 0 {
+            candidates = nucleus(logits, count: v, temperature: t, top: top, p: o.topP, weight: weight)
         } else {
             candidates = Array(0..<v)
         }
-        let top = candidates.reduce(-Float.infinity) { max($0, logits[$1] / t) }
-        var weights = candidates.map { Foundation.exp(Double(logits[$0] / t - top)) }
-        if o.topP > 0 {
-            let total = weights.reduce(0, +)
-            var mass = 0.0, keep = 0
-            while keep < weights.count && (keep == 0 || mass <= o.topP) {
-                mass += weights[keep] / total
-                keep += 1
-            }
-            candidates.removeSubrange(keep...)
-            weights.removeSubrange(keep...)
-        }
+        let weights = candidates.map(weight)
         let u = Double(uniform(seed: o.seed, prompt: prompt, position: position)) * weights.reduce(0, +)
         var acc = 0.0
         for (i, w) in weights.enumerated() {
@@ -69,6 +62,66 @@ public enum Sampler {
             if u < acc { return Int32(candidates[i]) }
         }
         return Int32(candidates[weights.lastIndex { $0 > 0 } ?? 0])
+    }
+
+    /// Whether token a ranks before token b: larger logit, then smaller id.
+    @inline(__always)
+    static func before(_ logits: UnsafeBufferPointer<Float>, _ a: Int, _ b: Int) -> Bool {
+        logits[a] > logits[b] || (logits[a] == logits[b] && a < b)
+    }
+
+    /// The k best tokens, best first: a k-element min-heap over the vocabulary (V log k, not V log V).
+    static func largest(_ logits: UnsafeBufferPointer<Float>, count v: Int, k: Int) -> [Int] {
+        var heap: [Int] = []  // heap[0] is the worst kept token
+        heap.reserveCapacity(k)
+        func siftDown(_ start: Int) {
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var worst = i
+                if l < heap.count && before(logits, heap[worst], heap[l]) { worst = l }
+                if r < heap.count && before(logits, heap[worst], heap[r]) { worst = r }
+                if worst == i { return }
+                heap.swapAt(i, worst)
+                i = worst
+            }
+        }
+        for token in 0..<v {
+            if heap.count < k {
+                heap.append(token)
+                var i = heap.count - 1
+                while i > 0 && before(logits, heap[(i - 1) / 2], heap[i]) {
+                    heap.swapAt(i, (i - 1) / 2)
+                    i = (i - 1) / 2
+                }
+            } else if before(logits, token, heap[0]) {
+                heap[0] = token
+                siftDown(0)
+            }
+        }
+        return heap.sorted { before(logits, $0, $1) }
+    }
+
+    /// The smallest set of best tokens whose probability first exceeds p (the token that crosses it
+    /// included), best first. Only tokens within `gap` of the best logit are sorted; the gap doubles
+    /// until the set is complete inside it, which gives exactly the full sort's prefix.
+    static func nucleus(
+        _ logits: UnsafeBufferPointer<Float>, count v: Int, temperature t: Float, top: Float, p: Double,
+        weight: (Int) -> Double
+    ) -> [Int] {
+        var total = 0.0
+        for i in 0..<v { total += weight(i) }
+        var gap: Float = 8
+        while true {
+            let inside = (0..<v).filter { logits[$0] / t >= top - gap }.sorted { before(logits, $0, $1) }
+            var mass = 0.0, keep = 0
+            while keep < inside.count && (keep == 0 || mass <= p) {
+                mass += weight(inside[keep]) / total
+                keep += 1
+            }
+            if mass > p || inside.count == v { return Array(inside.prefix(keep)) }
+            gap *= 2
+        }
     }
 
     /// The first index of the largest of `logits[0 ..< count]`.
