@@ -65,7 +65,9 @@ struct Generate: ParsableCommand {
                 stream.finish()
                 for j in batch.indices {
                     let text = session.decode(result, j)
-                    if rank == 0 && batch.count > 1 { print(batch[j].text + text + "\n") }
+                    if rank == 0 && batch.count > 1 {  // unbuffered, like the streamed text
+                        FileHandle.standardOutput.write(Data((batch[j].text + text + "\n\n").utf8))
+                    }
                     lines.append(try jsonLine(prompt: batch[j].text, text: text, result: result, j))
                 }
                 totals.promptSeconds += result.promptSeconds; totals.promptTokens += result.promptTokens
