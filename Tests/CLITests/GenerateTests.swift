@@ -71,7 +71,9 @@ final class GenerateTests: XCTestCase {
         let lines = try generate(
             dir, output: "greedy.jsonl",
             flags: flags + ["--temperature", "0", "--tokens-to-generate", "40", "--max-batch", "3", "--logprobs"])
-        XCTAssertEqual(lines.count, cases.count)
+        guard lines.count == cases.count, cases.count == 5 else {
+            return XCTFail("\(lines.count) answers for \(cases.count) prompts (the fixture has 5)")
+        }
         for (line, want) in zip(lines, cases) {
             XCTAssertEqual(line["prompt_tokens"] as? [Int], want.promptTokens, want.prompt)
             XCTAssertEqual(line["tokens"] as? [Int], want.tokens, "transformers' greedy tokens for \(want.prompt)")

@@ -87,7 +87,9 @@ final class ServeTests: XCTestCase {
                 "\(tokens)", "--output", "generated.jsonl", "--ignore-eod",
             ], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
-        return try CLI.jsonLines(dir.appendingPathComponent("generated.jsonl")).map { $0["text"] as? String ?? "" }
+        let texts = try CLI.jsonLines(dir.appendingPathComponent("generated.jsonl")).map { $0["text"] as? String ?? "" }
+        XCTAssertEqual(texts.count, prompts.count, "one generated text per prompt")
+        return texts
     }
 
     func testServerAnswersLikeGenerateRefusesBadRequestsAndStopsCleanly() throws {

@@ -61,6 +61,9 @@ final class TensorBoardTests: XCTestCase {
         let metrics = try CLI.jsonLines(dir.appendingPathComponent("metrics.jsonl"))
         XCTAssertEqual(metrics.count, 30)
         let loss = series(events, "lm loss")
+        guard metrics.count == 30, loss.count == 30 else {
+            return XCTFail("\(loss.count) lm loss events and \(metrics.count) metrics lines, 30 expected")
+        }
         XCTAssertEqual(loss.map(\.step), Array(1...30), "every iteration of both runs, in order")
         for (point, line) in zip(loss, metrics) {
             let want = try XCTUnwrap(line["lm_loss"] as? Double)
@@ -81,7 +84,11 @@ final class TensorBoardTests: XCTestCase {
         let validMetrics = metrics.compactMap { $0["valid_lm_loss"] as? Double }
         XCTAssertEqual(validMetrics.count, 3)
         for (point, want) in zip(valid, validMetrics) { XCTAssertEqual(point.value, want, accuracy: 1e-6 * want) }
-        for (ppl, want) in zip(series(events, "lm loss validation ppl"), validMetrics) {
+        let ppl = series(events, "lm loss validation ppl")
+        guard valid.count == 3, validMetrics.count == 3, ppl.count == 3 else {
+            return XCTFail("validations: \(valid.count) events, \(validMetrics.count) in metrics, \(ppl.count) ppl")
+        }
+        for (ppl, want) in zip(ppl, validMetrics) {
             XCTAssertEqual(ppl.value, Foundation.exp(want), accuracy: 1e-5 * Foundation.exp(want))
         }
         XCTAssertNil(events["throughput"], "throughput only with log_throughput")
