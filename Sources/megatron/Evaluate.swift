@@ -77,9 +77,7 @@ struct Evaluate: ParsableCommand {
             // The grid is this run's (checkpoints load on any grid), not the training run's.
             if !overrides.contains("--tensor-model-parallel-size") { cfg.tensorModelParallelSize = 1 }
             if !overrides.contains("--pipeline-model-parallel-size") { cfg.pipelineModelParallelSize = 1 }
-            if !overrides.contains("--num-layers-per-virtual-pipeline-stage") {
-                cfg.numLayersPerVirtualPipelineStage = nil
-            }
+            if !overrides.contains(where: TrainingConfig.pipelineSplitFlags.contains) { cfg.resetPipelineSplit() }
             if !overrides.contains("--sequence-parallel") { cfg.sequenceParallel = false }
             cfg.useDistributedOptimizer = false
             // Batching is the evaluation's own: micro_batch_size × data-parallel size unless given.

@@ -218,9 +218,7 @@ struct GenerationSession {
             // The grid is this run's (checkpoints load on any grid), not the training run's.
             if !overrides.contains("--tensor-model-parallel-size") { cfg.tensorModelParallelSize = 1 }
             if !overrides.contains("--pipeline-model-parallel-size") { cfg.pipelineModelParallelSize = 1 }
-            if !overrides.contains("--num-layers-per-virtual-pipeline-stage") {
-                cfg.numLayersPerVirtualPipelineStage = nil
-            }
+            if !overrides.contains(where: TrainingConfig.pipelineSplitFlags.contains) { cfg.resetPipelineSplit() }
             cfg.sequenceParallel = false; cfg.useDistributedOptimizer = false; cfg.globalBatchSize = nil
             if cfg.lr <= 0 { cfg.lr = 1 }  // unused: generation takes no step
         }

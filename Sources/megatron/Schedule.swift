@@ -1,6 +1,6 @@
 // Schedule.swift — `megatron schedule`: prints each rank's pipeline timeline (forward 1 unit,
-// backward 2) for p stages, v chunks per rank and m micro-batches, proves the schedule sound with
-// the simulator, reports peak in-flight micro-batches and the bubble against theory, and writes a
+// backward 2, or B 1 + W 1 when split) for p stages, v chunks per rank and m micro-batches, proves
+// the schedule sound with the simulator, reports peak in-flight micro-batches and the bubble against theory, and writes a
 // Chrome/Perfetto trace.
 import ArgumentParser
 import Foundation
@@ -8,7 +8,9 @@ import MegatronCore
 
 struct Schedule: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a pipeline schedule (1F1B, interleaved, forward-only) per rank, and write a Chrome trace.")
+        abstract:
+            "Show a pipeline schedule (1F1B, interleaved, zero-bubble ZB-H1, forward-only) per rank, and write a Chrome trace."
+    )
 
     @Option(help: "Pipeline stages p.") var pipelineModelParallelSize: Int = 4
     @Option(help: "Model chunks per rank v (the interleaved schedule when v > 1).") var numVirtualStagesPerPipelineRank:
@@ -18,6 +20,8 @@ struct Schedule: ParsableCommand {
     @Option(help: "Layers of the model (for --num-layers-per-virtual-pipeline-stage).") var numLayers: Int?
     @Option(help: "Micro-batches per iteration m.") var numMicrobatches: Int = 8
     @Flag(help: "Evaluation: forwards only.") var forwardOnly = false
+    @Option(help: "Training schedule: 1f1b (interleaved when v > 1) or zb-h1 (zero bubble, v = 1).")
+    var pipelineSchedule: String = "1f1b"
     @Option(help: "Write a Chrome/Perfetto trace JSON here.") var trace: String?
 
     func run() throws {
@@ -36,7 +40,15 @@ struct Schedule: ParsableCommand {
             }
             v = layers / p / n
         }
-        let kind: ScheduleKind = forwardOnly ? .forwardOnly : (v > 1 ? .interleaved : .oneFOneB)
+        guard let choice = PipelineScheduleChoice(rawValue: pipelineSchedule) else {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "pipeline_schedule", value: pipelineSchedule,
+                    rule: "must be one of " + PipelineScheduleChoice.allCases.map(\.rawValue).joined(separator: ", ")),
+                code: 2)
+        }
+        let kind: ScheduleKind =
+            forwardOnly ? .forwardOnly : choice == .zeroBubbleH1 ? .zeroBubbleH1 : (v > 1 ? .interleaved : .oneFOneB)
         let schedule: PipelineSchedule
         do { schedule = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m) } catch {
             CLIErrors.fail(error, code: 2)
@@ -48,13 +60,26 @@ struct Schedule: ParsableCommand {
                 + "forward before backward"
         )
         print(ScheduleTimeline.text(schedule, report))
-        let theory = Double(p - 1) / Double(v * m)
-        print(
-            String(
-                format:
-                    "bubble: %.4f of the ideal time (theory (p−1)/(v·m) = %.4f); peak in-flight micro-batches per "
-                    + "rank: %@",
-                report.bubble, theory, report.peakInFlight.map(String.init).joined(separator: ", ") as NSString))
+        let peaks = report.peakInFlight.map(String.init).joined(separator: ", ") as NSString
+        if kind == .zeroBubbleH1 {
+            let oneFOneB = try ScheduleSimulator.run(
+                PipelineSchedule.make(kind: .oneFOneB, stages: p, chunks: 1, microbatches: m))
+            print(
+                String(
+                    format:
+                        "bubble: %.4f of the ideal time (1F1B on the same costs: %.4f, ratio %.2f); peak in-flight "
+                        + "micro-batches per rank: %@ (1F1B: %@)",
+                    report.bubble, oneFOneB.bubble, report.bubble / max(1e-12, oneFOneB.bubble), peaks,
+                    oneFOneB.peakInFlight.map(String.init).joined(separator: ", ") as NSString))
+        } else {
+            let theory = Double(p - 1) / Double(v * m)
+            print(
+                String(
+                    format:
+                        "bubble: %.4f of the ideal time (theory (p−1)/(v·m) = %.4f); peak in-flight micro-batches "
+                        + "per rank: %@",
+                    report.bubble, theory, peaks))
+        }
         if let trace {
             let json = ScheduleTimeline.chromeTrace(
                 report.timeline, unitMicroseconds: 1000, label: "\(kind.rawValue) p=\(p) v=\(v) m=\(m)")

@@ -106,6 +106,7 @@ struct TrainContext {
         log(
             " > \(trainer.model.modelDescription); micro-batch \(cfg.microBatchSize), global batch \(trainer.globalBatch); "
                 + "activations \(trainer.activationBytes / (1 << 20)) MiB per rank")
+        if let line = trainer.partition.pipelineDescription { log(" > \(line)") }
         // Test hook: MEGATRON_TEST_INJECT_OVERFLOW=3,7 writes +∞ into a gradient at those iterations.
         if let spec = ProcessInfo.processInfo.environment["MEGATRON_TEST_INJECT_OVERFLOW"] {
             trainer.injectOverflowAt = Set(

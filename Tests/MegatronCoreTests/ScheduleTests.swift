@@ -1,7 +1,8 @@
 // ScheduleTests.swift — every valid pipeline schedule with p ≤ 8, v ≤ 4, m ≤ 16 is proven sound by
 // the simulator (no deadlock, every send received, forward before backward, each op once), with
 // 1F1B's memory bound (rank r holds at most p − r micro-batches) and the PTD-P bubble
-// (p − 1)/(v·m) under unit costs; and broken schedules are rejected.
+// (p − 1)/(v·m) under unit costs; ZB-H1 with rank 0's 1F1B memory and a third of 1F1B's bubble;
+// and broken schedules (1F1B and zero-bubble) are rejected.
 import MegatronCore
 import XCTest
 
@@ -14,6 +15,11 @@ final class ScheduleTests: XCTestCase {
                     for kind in ScheduleKind.allCases {
                         if kind == .oneFOneB && v > 1 { continue }
                         if kind == .interleaved && v == 1 { continue }
+                        if kind == .zeroBubbleH1 && v > 1 {
+                            XCTAssertThrowsError(
+                                try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m))
+                            continue
+                        }
                         if v > 1 && m % p != 0 {
                             XCTAssertThrowsError(
                                 try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m))
@@ -26,6 +32,20 @@ final class ScheduleTests: XCTestCase {
                             XCTAssertEqual(report.peakInFlight, (0..<p).map { min(p - $0, m) }, "1F1B p=\(p) m=\(m)")
                             XCTAssertEqual(
                                 report.bubble, Double(p - 1) / Double(m), accuracy: 1e-9, "1F1B bubble p=\(p) m=\(m)")
+                        }
+                        if kind == .zeroBubbleH1 {
+                            // ZB-H1: rank 0 holds what 1F1B's rank 0 holds and no rank more; the bubble
+                            // is at most 1F1B's, and exactly a third of it, (p − 1)/(3m), once m ≥ p.
+                            let ofOneFOneB = try ScheduleSimulator.run(
+                                PipelineSchedule.make(kind: .oneFOneB, stages: p, chunks: 1, microbatches: m))
+                            XCTAssertEqual(report.peakInFlight[0], min(p, m), "ZB-H1 rank 0 p=\(p) m=\(m)")
+                            XCTAssertLessThanOrEqual(report.peakInFlight.max() ?? 0, min(p, m), "ZB-H1 p=\(p) m=\(m)")
+                            XCTAssertLessThanOrEqual(report.bubble, ofOneFOneB.bubble + 1e-9, "ZB-H1 p=\(p) m=\(m)")
+                            if m >= p {
+                                XCTAssertEqual(
+                                    report.bubble, Double(p - 1) / Double(3 * m), accuracy: 1e-9,
+                                    "ZB-H1 bubble p=\(p) m=\(m)")
+                            }
                         }
                         if kind == .interleaved {
                             // PTD-P: the bubble shrinks by v against 1F1B, (p − 1)/(v·m) — ideal when m > p.
@@ -42,6 +62,60 @@ final class ScheduleTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(checked, 300)
+    }
+
+    func testSimulatorRejectsBrokenZeroBubbleSchedules() throws {
+        let good = try PipelineSchedule.make(kind: .zeroBubbleH1, stages: 4, chunks: 1, microbatches: 8)
+        func run(_ actions: [[PipelineAction]]) throws {
+            _ = try ScheduleSimulator.run(
+                PipelineSchedule(kind: .zeroBubbleH1, stages: 4, chunks: 1, microbatches: 8, actions: actions))
+        }
+        XCTAssertNoThrow(try run(good.actions))
+        func index(_ rank: Int, _ match: (PipelineAction) -> Bool) -> Int {
+            good.actions[rank].firstIndex(where: match)!
+        }
+        // 1. A W moved before its B.
+        var early = good.actions
+        let w = index(3) {
+            if case .weightGradient = $0 { return true }; return false
+        }
+        early[3].insert(early[3].remove(at: w), at: 0)
+        XCTAssertThrowsError(try run(early)) {
+            guard case ScheduleError.weightBeforeBackward(3, 0, 0) = $0 else {
+                return XCTFail("expected weight-before-backward, got \($0)")
+            }
+        }
+        // 2. A B moved before its F.
+        var backward = good.actions
+        let b = index(2) {
+            if case .backward = $0 { return true }; return false
+        }
+        backward[2].insert(backward[2].remove(at: b), at: 0)
+        XCTAssertThrowsError(try run(backward)) {
+            guard case ScheduleError.backwardBeforeForward = $0 else {
+                return XCTFail("expected backward-before-forward, got \($0)")
+            }
+        }
+        // 3. A lost transfer: rank 1 never sends micro-batch 0's gradient back to rank 0.
+        var lost = good.actions
+        let send = index(1) {
+            if case .sendGradient = $0 { return true }; return false
+        }
+        lost[1].remove(at: send)
+        XCTAssertThrowsError(try run(lost)) {
+            guard case ScheduleError.deadlock = $0 else { return XCTFail("expected a deadlock, got \($0)") }
+        }
+        // 4. A W dropped: its weight gradients would never be computed.
+        var dropped = good.actions
+        dropped[0].remove(
+            at: index(0) {
+                if case .weightGradient = $0 { return true }; return false
+            })
+        XCTAssertThrowsError(try run(dropped)) {
+            guard case ScheduleError.wrongComputeCount(0, "weight passes", 7) = $0 else {
+                return XCTFail("expected a missing weight pass, got \($0)")
+            }
+        }
     }
 
     func testInvalidInterleavingIsAConfigErrorWithASuggestion() {

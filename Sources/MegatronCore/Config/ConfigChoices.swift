@@ -33,3 +33,11 @@ public enum RecomputeGranularity: String, Sendable, CaseIterable {
 public enum RecomputeMethod: String, Sendable, CaseIterable {
     case uniform, block
 }
+
+/// `pipeline_schedule`: Megatron's 1F1B (interleaved with virtual stages), or zero bubble ZB-H1
+/// (Qi et al., ICLR 2024): backward split into B (input gradients) and W (weight gradients), W
+/// deferred into what would be the bubble.
+public enum PipelineScheduleChoice: String, Sendable, CaseIterable {
+    case oneFOneB = "1f1b"
+    case zeroBubbleH1 = "zb-h1"
+}

@@ -136,6 +136,30 @@ public enum ConfigKeys {
                 + "(unset: v = 1, 1F1B)"
         ),
         ConfigKey(
+            name: "decoder_first_pipeline_num_layers", field: .optionalInt(\.decoderFirstPipelineNumLayers),
+            help: "layers of the first pipeline stage; the other stages share the rest evenly (v = 1)"),
+        ConfigKey(
+            name: "decoder_last_pipeline_num_layers", field: .optionalInt(\.decoderLastPipelineNumLayers),
+            help: "layers of the last pipeline stage (it also runs the head and the loss); the rest share evenly"),
+        ConfigKey(
+            name: "account_for_embedding_in_pipeline_split", field: .bool(\.accountForEmbeddingInPipelineSplit),
+            help: "count the embedding as a layer: the first virtual stage gets one transformer layer fewer (false)"),
+        ConfigKey(
+            name: "account_for_loss_in_pipeline_split", field: .bool(\.accountForLossInPipelineSplit),
+            help: "count the head and loss as a layer: the last virtual stage gets one transformer layer fewer (false)"),
+        ConfigKey(
+            name: "pipeline_auto_balance", field: .bool(\.pipelineAutoBalance),
+            help:
+                "place layers on stages (v = 1) so the costliest stage is as cheap as possible, from each layer's, "
+                + "the embedding's and the head's modelled FLOPs (false)"
+        ),
+        ConfigKey(
+            name: "pipeline_schedule", field: .choice(\.pipelineSchedule),
+            help:
+                "training schedule with p > 1: 1f1b (interleaved when v > 1) or zb-h1, zero bubble with the "
+                + "weight-gradient passes deferred into the bubble (v = 1; 1F1B's activation count)"
+        ),
+        ConfigKey(
             name: "scatter_gather_tensors_in_pipeline", field: .bool(\.scatterGatherTensorsInPipeline),
             help: "with t > 1: each tensor rank sends 1/t of a stage boundary and the receivers all-gather (true)"),
         ConfigKey(

@@ -490,8 +490,21 @@ public enum ConfigValidation {
     /// Stages and virtual stages (PipelineLayout's rules) and the interleaved schedule's micro-batches.
     static func validatePipeline(_ c: TrainingConfig, worldSize: Int, training: Bool = true) throws {
         let p = c.pipelineModelParallelSize, mbs = c.microBatchSize
-        let layout = try PipelineLayout(
-            layers: c.numLayers, stages: p, layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
+        let layout = try PipelineLayout(c)
+        if c.pipelineSchedule == .zeroBubbleH1 {
+            if layout.chunks > 1 {
+                throw ConfigError.inconsistent(
+                    keys: ["pipeline_schedule", "num_layers_per_virtual_pipeline_stage"],
+                    rule: "zb-h1 runs one chunk per stage; remove num_layers_per_virtual_pipeline_stage or use 1f1b")
+            }
+            if c.recomputeGranularity == .full {
+                throw ConfigError.inconsistent(
+                    keys: ["pipeline_schedule", "recompute_granularity"],
+                    rule:
+                        "zb-h1 defers weight gradients, which need each layer's saved inputs, while full "
+                        + "recomputation shares them between layers; use recompute_granularity selective or 1f1b")
+            }
+        }
         let dp = worldSize / (c.tensorModelParallelSize * p), v = layout.chunks
         let m = (c.globalBatchSize ?? mbs * dp) / (mbs * dp)
         if training && v > 1 && m % p != 0 {

@@ -28,6 +28,12 @@ public struct TrainingConfig: Sendable, Equatable {
     public var pipelineModelParallelSize: Int = 1
     public var sequenceParallel: Bool = false
     public var numLayersPerVirtualPipelineStage: Int? = nil
+    public var decoderFirstPipelineNumLayers: Int? = nil
+    public var decoderLastPipelineNumLayers: Int? = nil
+    public var accountForEmbeddingInPipelineSplit: Bool = false
+    public var accountForLossInPipelineSplit: Bool = false
+    public var pipelineAutoBalance: Bool = false
+    public var pipelineSchedule: PipelineScheduleChoice = .oneFOneB
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
     public var useDistributedOptimizer: Bool = false
@@ -119,4 +125,33 @@ public struct TrainingConfig: Sendable, Equatable {
     public internal(set) var ignoredArguments: [String] = []
 
     public init() {}
+}
+
+extension TrainingConfig {
+    /// The uneven-split keys as PipelineLayout takes them.
+    public var pipelineSplit: PipelineSplit {
+        var s = PipelineSplit()
+        s.firstStageLayers = decoderFirstPipelineNumLayers
+        s.lastStageLayers = decoderLastPipelineNumLayers
+        s.accountForEmbedding = accountForEmbeddingInPipelineSplit
+        s.accountForLoss = accountForLossInPipelineSplit
+        s.autoBalance = pipelineAutoBalance
+        return s
+    }
+
+    /// The command-line flags of the split keys.
+    public static let pipelineSplitFlags: Set<String> = [
+        "--num-layers-per-virtual-pipeline-stage", "--decoder-first-pipeline-num-layers",
+        "--decoder-last-pipeline-num-layers", "--account-for-embedding-in-pipeline-split",
+        "--account-for-loss-in-pipeline-split", "--pipeline-auto-balance",
+    ]
+
+    /// Forgets the pipeline layout of the run that wrote a stored config (evaluation and generation
+    /// choose their own grid; a checkpoint loads under any split).
+    public mutating func resetPipelineSplit() {
+        numLayersPerVirtualPipelineStage = nil
+        decoderFirstPipelineNumLayers = nil; decoderLastPipelineNumLayers = nil
+        accountForEmbeddingInPipelineSplit = false; accountForLossInPipelineSplit = false
+        pipelineAutoBalance = false
+    }
 }

@@ -39,7 +39,7 @@ public final class WholeModel {
         state: (ModelArchitecture) -> ModelCheckpoint.RankFileState
     ) throws {
         var c = trainingConfig
-        c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.numLayersPerVirtualPipelineStage = nil
+        c.tensorModelParallelSize = 1; c.pipelineModelParallelSize = 1; c.resetPipelineSplit()
         self.trainingConfig = c
         self.configJSON = configJSON
         architecture = ModelArchitecture(training: c, vocabSize: vocabSize)
@@ -131,6 +131,7 @@ public final class WholeModel {
     public func write(to root: String, tensor t: Int, pipeline p: Int, layersPerVirtualStage: Int?) throws -> String {
         var target = trainingConfig
         target.tensorModelParallelSize = t; target.pipelineModelParallelSize = p;
+        target.resetPipelineSplit()
         target.numLayersPerVirtualPipelineStage = layersPerVirtualStage
         // The target grid obeys the training rules: the same checks as a config, on a world of t·p.
         guard t >= 1, p >= 1 else {
@@ -143,6 +144,12 @@ public final class WholeModel {
         json["tensor_model_parallel_size"] = t
         json["pipeline_model_parallel_size"] = p
         json["num_layers_per_virtual_pipeline_stage"] = layersPerVirtualStage ?? NSNull()
+        for key in [
+            "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
+            "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_auto_balance",
+        ] {
+            json.removeValue(forKey: key)
+        }
         let jsonText = String(
             data: try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), encoding: .utf8)!
         let directory = CheckpointDirectory(root: root)

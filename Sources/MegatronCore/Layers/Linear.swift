@@ -23,17 +23,27 @@ public enum Linear {
 
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
     /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
+    /// With `deferring`, only dx is computed now; the weight and bias gradients are queued there
+    /// (x must stay as it is until the queue runs).
     public static func backward(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-        accumulateInput: Bool = false, precision: Precision = .fp32
+        accumulateInput: Bool = false, precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
     ) {
         if let dx {
             precision.gemm(
                 m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
         }
-        precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
-        if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
+        func weightGradients(_ dy: UnsafePointer<Float>) {
+            precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
+            if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
+        }
+        if let queue = deferring {
+            let kept = queue.keep(dy, count: n * m)
+            queue.add { weightGradients(kept) }
+        } else {
+            weightGradients(dy)
+        }
     }
 }

@@ -58,6 +58,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public let shardRows: Int, shardRowOffset: Int
     public let attentionShape: AttentionShape
     let arena: FloatBuffer
+    public let deferredWeightGradients = DeferredWeightGradients()
     public let residual: [UnsafeMutablePointer<Float>]  // L+1 × [nS, h]
     /// Each layer's saved-activation set (layers recomputed together share sets; see RecomputePlan).
     public let layers: [LayerActivations]
@@ -161,7 +162,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     deinit { rowLoss.deallocate() }
 
     /// Bytes held by the activation arena.
-    public var bytes: Int { arena.count * 4 }
+    public var bytes: Int { arena.count * 4 + deferredWeightGradients.bytes }
 
     /// Korthikanti et al.'s figure for `layers` layers of one micro-batch (selective form, 4-byte tensors).
     public static func layerFormulaBytes(

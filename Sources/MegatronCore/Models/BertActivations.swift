@@ -51,6 +51,7 @@ public final class BertActivations: ChunkActivations, @unchecked Sendable {
     public var boundaryCount: Int { core.boundaryCount }
     public var bytes: Int { core.bytes + (head?.bytes ?? 0) + 8 * core.rows }
     public var layerBytes: Int { core.layerBytes }
+    public var deferredWeightGradients: DeferredWeightGradients { core.deferredWeightGradients }
 }
 
 /// The heads' saved tensors, planned up front for the most rows a micro-batch can mask (all n).

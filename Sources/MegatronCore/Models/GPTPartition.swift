@@ -20,6 +20,12 @@ extension GPTConfig {
 extension TrainingConfig {
     /// The number format of the matrix work, from the bf16 / fp16 keys.
     public var precision: Precision { bf16 ? .bf16 : fp16 ? .fp16 : .fp32 }
+
+    /// Which of a chunk's `layers` layers recompute in training, per the recompute keys.
+    public func recomputePlan(layers: Int) -> RecomputePlan {
+        RecomputePlan.make(
+            granularity: recomputeGranularity, method: recomputeMethod, numLayers: recomputeNumLayers, layers: layers)
+    }
 }
 
 extension ModelPartition where Chunk == GPTModel {
@@ -32,17 +38,15 @@ extension ModelPartition where Chunk == GPTModel {
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
-        let layout = try PipelineLayout(c)
-        let recompute =
-            options.training
-            ? RecomputePlan.make(
-                granularity: c.recomputeGranularity, method: c.recomputeMethod, numLayers: c.recomputeNumLayers,
-                layers: layout.layersPerChunk)
-            : nil
+        let layout = try PipelineLayout(
+            c,
+            costs: .transformer(
+                hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
+                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)))
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
             GPTModel(
                 config: gpt, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
-                recompute: recompute, precision: c.precision)
+                recompute: options.training ? c.recomputePlan(layers: plan.layers.count) : nil, precision: c.precision)
         }
     }
 }

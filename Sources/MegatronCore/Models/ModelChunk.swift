@@ -22,6 +22,8 @@ public protocol ChunkActivations: AnyObject {
     var bytes: Int { get }
     /// Bytes the transformer layers hold for one micro-batch (their inputs and saved activations).
     var layerBytes: Int { get }
+    /// Weight gradients a zero-bubble B pass left for the W pass (PassContext.deferWeightGradients).
+    var deferredWeightGradients: DeferredWeightGradients { get }
 }
 
 /// A model chunk's parameters: declared once in `table`; fp32 main values, the values forward and
@@ -118,6 +120,9 @@ extension ModelChunk {
 /// Which step and micro-batch a pass belongs to: keys the dropout masks.
 public struct PassContext: Sendable {
     public let iteration: Int, microbatch: Int, training: Bool
+    /// A zero-bubble B pass: the transformer layers' weight gradients are left in the activation
+    /// set's `deferredWeightGradients` for a later W pass instead of being computed now.
+    public var deferWeightGradients = false
     public init(iteration: Int, microbatch: Int, training: Bool) {
         self.iteration = iteration; self.microbatch = microbatch; self.training = training
     }

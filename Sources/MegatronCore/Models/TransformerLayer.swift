@@ -134,17 +134,19 @@ public enum TransformerLayer {
     public static func backward(
         x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
         params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
-        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil
+        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer? = nil,
+        deferring: DeferredWeightGradients? = nil
     ) throws {
         if c.postLayerNorm {
             return try backwardPostLN(
                 x: x, dres: dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout,
-                timer: timer)
+                timer: timer, deferring: deferring)
         }
         let nS = m.shardRows, h = c.hiddenSize
         // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2)
         let dLN2 = try mlpBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+            deferring: deferring)
         timer.measure("bwd layernorm") {
             LayerNorm.backward(
                 dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
@@ -152,7 +154,8 @@ public enum TransformerLayer {
         }
         // Attention branch: mid = x + Dropout(Proj(Attention(QKV(LN1(x)))) + b)
         let dLN1 = try attentionBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+            deferring: deferring)
         timer.measure("bwd layernorm") {
             LayerNorm.backward(
                 dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
@@ -165,7 +168,7 @@ public enum TransformerLayer {
     static func mlpBranchBackward(
         _ dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots, params P: ParameterArena,
         grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
-        dropout: LayerDropout, timer: PhaseTimer?
+        dropout: LayerDropout, timer: PhaseTimer?, deferring: DeferredWeightGradients? = nil
     ) throws -> UnsafePointer<Float> {
         let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, fL = c.ffnHiddenSize / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
@@ -176,7 +179,7 @@ public enum TransformerLayer {
             try RowParallelLinear.backward(
                 dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
-                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr)
+                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring)
         }
         timer.measure("bwd gelu") {
             GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
@@ -186,7 +189,8 @@ public enum TransformerLayer {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
-                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
+                deferring: deferring)
         }
     }
 
@@ -195,7 +199,7 @@ public enum TransformerLayer {
     static func attentionBranchBackward(
         _ dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots, params P: ParameterArena,
         grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
-        dropout: LayerDropout, timer: PhaseTimer?
+        dropout: LayerDropout, timer: PhaseTimer?, deferring: DeferredWeightGradients? = nil
     ) throws -> UnsafePointer<Float> {
         let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
@@ -206,7 +210,7 @@ public enum TransformerLayer {
             try RowParallelLinear.backward(
                 dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                 dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr)
+                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring)
             pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure("bwd attention core") {
@@ -220,7 +224,8 @@ public enum TransformerLayer {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
-                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr)
+                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
+                deferring: deferring)
         }
     }
 

@@ -77,7 +77,8 @@ extension TransformerLayer {
     static func backwardPostLN(
         x: UnsafePointer<Float>, dres: UnsafeMutablePointer<Float>, slots w: TransformerLayerSlots,
         params P: ParameterArena, grads G: ParameterArena, acts a: LayerActivations,
-        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
+        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?,
+        deferring: DeferredWeightGradients? = nil
     ) throws {
         guard let postSum = a.postSum, let scratch = m.postScratch else {
             preconditionFailure("post-LN activations were not planned")
@@ -97,14 +98,16 @@ extension TransformerLayer {
         // out = LN2(mid + Dropout(FC2(GELU(FC1(mid))) + b2))
         timer.measure("bwd layernorm") { normBackward(postSum, w.mlpNormWeight, w.mlpNormBias, a.ln2Mean, a.ln2Rstd) }
         let dMid = try mlpBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+            deferring: deferring)
         // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b)): ∂loss/∂mid = residual + FC1 paths.
         timer.measure("bwd layernorm") {
             for i in 0..<(nS * h) { dres[i] += dMid[i] }
             normBackward(a.mid, w.inputNormWeight, w.inputNormBias, a.ln1Mean, a.ln1Rstd)
         }
         let dX = try attentionBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer)
+            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+            deferring: deferring)
         for i in 0..<(nS * h) { dres[i] += dX[i] }
     }
 }

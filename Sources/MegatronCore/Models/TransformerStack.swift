@@ -158,7 +158,8 @@ struct TransformerStack {
             }
             try TransformerLayer.backward(
                 x: m.residual[l], dres: m.dResidual, slots: slots.layers[l], params: weights,
-                grads: grads, acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer)
+                grads: grads, acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer,
+                deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
             final?(slots.layers[l].all)
         }
     }

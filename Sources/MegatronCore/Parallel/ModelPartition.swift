@@ -29,6 +29,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
         public var scatterGather = true
         public var bucketElements: Int? = nil
         public var distributedOptimizer = false
+        /// Train with the zero-bubble ZB-H1 schedule instead of 1F1B (v = 1).
+        public var zeroBubble = false
         public init(microbatches: Int, training: Bool) { self.microbatches = microbatches; self.training = training }
     }
 
@@ -46,7 +48,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
             let train =
                 o.training
                 ? try PipelineSchedule.make(
-                    kind: v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v, microbatches: m) : nil
+                    kind: o.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v,
+                    microbatches: m) : nil
             let executor = PipelineExecutor(
                 chunks: chunks, parallel: parallel, schedules: [train, eval].compactMap { $0 },
                 scatterGather: o.scatterGather)
@@ -65,6 +68,19 @@ public final class ModelPartition<Chunk: ModelChunk> {
         } else {
             buckets = nil
         }
+    }
+
+    /// The pipeline's start-up line: schedule, layers per stage (and per chunk), or nil without one.
+    public var pipelineDescription: String? {
+        guard layout.stages > 1 else { return nil }
+        let kind = trainSchedule?.kind.rawValue ?? "forward-only"
+        var line =
+            "pipeline: \(kind) schedule, \(layout.stages) stages; layers per stage "
+            + layout.stageLayerCounts.map(String.init).joined(separator: ", ")
+        if layout.chunks > 1 {
+            line += " (per virtual stage " + layout.layerCounts.map(String.init).joined(separator: ", ") + ")"
+        }
+        return line
     }
 
     /// Every activation set of chunk `c` (its pool with a pipeline).

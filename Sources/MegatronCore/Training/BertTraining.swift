@@ -122,18 +122,18 @@ extension ModelPartition where Chunk == BertModel {
         bert.task = task
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
-        let layout = try PipelineLayout(c)
-        let recompute =
-            options.training
-            ? RecomputePlan.make(
-                granularity: c.recomputeGranularity, method: c.recomputeMethod,
-                numLayers: c.recomputeNumLayers, layers: layout.layersPerChunk)
-            : nil
+        // The masked-LM head runs on the masked rows only (and the binary head on one row per sequence).
+        let t = bert.transformer, h = Double(t.hiddenSize)
+        let layout = try PipelineLayout(
+            c,
+            costs: .transformer(
+                hidden: t.hiddenSize, ffn: t.ffnHiddenSize, seq: t.seqLength,
+                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))))
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
             BertModel(
                 config: bert, microBatch: c.microBatchSize * task.group, threads: threads, tensorParallel: tp,
                 stage: plan,
-                recompute: recompute, precision: c.precision)
+                recompute: options.training ? c.recomputePlan(layers: plan.layers.count) : nil, precision: c.precision)
         }
     }
 }

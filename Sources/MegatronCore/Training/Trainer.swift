@@ -121,6 +121,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         options.scatterGather = c.scatterGatherTensorsInPipeline
         options.bucketElements = c.ddpBucketSize
         options.distributedOptimizer = c.useDistributedOptimizer
+        options.zeroBubble = c.pipelineSchedule == .zeroBubbleH1
         return options
     }
 

@@ -8,6 +8,9 @@
 // previous stage are the same rank): tag = direction + 2·(receiving chunk + v·micro-batch).
 // With t > 1 and no sequence parallelism, the PTD-P scatter/gather optimisation sends each tensor
 // rank's 1/t of the boundary activation and all-gathers it over the tensor group on arrival.
+// Zero-bubble schedules: a B action runs the backward with the transformer layers' weight gradients
+// deferred into the activation set (DeferredWeightGradients), its W action runs them; the set is
+// released after W. A B directly followed by its W with no send between (the first stage) runs fused.
 // The executor knows a model only as ModelChunk: its stage plan and its activation sets' boundaries.
 import Distributed
 import Tensor
@@ -24,6 +27,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
     private var requests: [Request] = []
     /// Wall time of this iteration spent computing (the rest of the step is communication and idle).
     public private(set) var computeSeconds = 0.0
+    /// Of that, the time in deferred weight-gradient (W) passes.
+    public private(set) var weightSeconds = 0.0
     /// When set, every compute, receive wait and send of the following iterations is appended here
     /// (seconds since `traceOrigin`), in the timeline format the schedule tools draw.
     public var trace: [TimelineEvent]? = nil
@@ -43,7 +48,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
             for a in s.actions[r] {
                 switch a {
                 case .forward(let c, _): inFlight[c] += 1; need[c] = max(need[c], inFlight[c])
-                case .backward(let c, _): inFlight[c] -= 1
+                case .backward(let c, _) where !s.kind.splitsBackward: inFlight[c] -= 1
+                case .weightGradient(let c, _): inFlight[c] -= 1
                 default: break
                 }
                 if s.kind == .forwardOnly, case .forward(let c, _) = a { inFlight[c] -= 1 }
@@ -69,10 +75,12 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         _ schedule: PipelineSchedule, iteration: Int, gradScale: Float?, fill: (Int, Activations) -> Void,
         collect: ((Int, Activations) -> Void)? = nil
     ) throws -> Double {
-        let r = parallel.pipelineRank, pipe = parallel.pipeline
+        let r = parallel.pipelineRank, pipe = parallel.pipeline, actions = schedule.actions[r]
+        let split = schedule.kind.splitsBackward
         var loss = 0.0
         computeSeconds = 0
-        for action in schedule.actions[r] {
+        weightSeconds = 0
+        for (index, action) in actions.enumerated() {
             let t0 = MPIRuntime.wallTime
             defer {
                 trace?.append(
@@ -111,16 +119,27 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
             case .backward(let c, let k):
                 let slot = try active[c][k].unwrap("backward of micro-batch \(k)")
                 let t0 = MPIRuntime.wallTime
-                try chunks[c].backward(
-                    slot, PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true))
+                var ctx = PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: true)
+                let fused =
+                    split && index + 1 < actions.count && actions[index + 1] == .weightGradient(chunk: c, microbatch: k)
+                ctx.deferWeightGradients = split && !fused
+                try chunks[c].backward(slot, ctx)
                 computeSeconds += MPIRuntime.wallTime - t0
-                if !sendsOutput(after: action) { release(c, k) }
+                if !split && !sendsOutput(after: action) { release(c, k) }
+            case .weightGradient(let c, let k):
+                let slot = try active[c][k].unwrap("weight pass of micro-batch \(k)")
+                let t0 = MPIRuntime.wallTime
+                slot.deferredWeightGradients.run()
+                let dt = MPIRuntime.wallTime - t0
+                computeSeconds += dt
+                weightSeconds += dt
+                release(c, k)
             case .sendGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
                 try send(
                     slot.boundaryGradient, count: slot.boundaryCount, to: peer,
                     tag: tag(gradient: true, chunk: c - (r == 0 ? 1 : 0), microbatch: k, v: schedule.chunks), pipe)
-                release(c, k)
+                if !split { release(c, k) }
             }
         }
         try finishSends()

@@ -2,8 +2,13 @@
 // chunks each (Megatron's partition), and what each chunk holds. The one place for the
 // virtual-stage arithmetic and its rules: config validation, ModelPartition and checkpoint
 // conversion all ask it.
-//   chunk c of stage r holds layers (c·p + r)·k ..< (c·p + r + 1)·k,  k = L/(p·v)
-//   the embedding lives on chunk 0 of stage 0, the head on chunk v − 1 of stage p − 1
+//   virtual stage s = c·p + r is chunk c of stage r; it holds layerCounts[s] layers, the ones after
+//   every earlier virtual stage's (model order); the embedding lives on virtual stage 0, the head
+//   on virtual stage p·v − 1.
+// The split is even (k = L/(p·v) each) unless one of Megatron core's uneven keys asks otherwise
+// (PipelineSplit): decoder_first/last_pipeline_num_layers, account_for_embedding/loss_in_pipeline_split,
+// or our pipeline_auto_balance, which places layers by their modelled cost (StageCosts).
+// Checkpoints name layers by their global index, so a checkpoint loads under any split.
 
 /// What one model chunk holds: some of the transformer layers (by global index), and on the first
 /// stage the embeddings, on the last the final norm and the head.
@@ -21,37 +26,105 @@ public struct StagePlan: Sendable, Equatable {
     }
 }
 
+/// The keys that make a split uneven (all unset: even).
+public struct PipelineSplit: Sendable, Equatable {
+    /// Megatron core's decoder_first_pipeline_num_layers / decoder_last_pipeline_num_layers: the
+    /// layers of the first / last stage; the other stages share the rest evenly.
+    public var firstStageLayers: Int? = nil, lastStageLayers: Int? = nil
+    /// Megatron core's account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split:
+    /// the embedding (loss) counts as one layer of the first (last) virtual stage.
+    public var accountForEmbedding = false, accountForLoss = false
+    /// pipeline_auto_balance: contiguous stages with the least maximum modelled cost (v = 1).
+    public var autoBalance = false
+
+    public init() {}
+    public var isEven: Bool { self == PipelineSplit() }
+}
+
+/// Modelled cost of one micro-batch's forward + backward, in any one unit, for automatic balance.
+public struct StageCosts: Sendable, Equatable {
+    public let layer: Double, embedding: Double, head: Double
+    public init(layer: Double, embedding: Double, head: Double) {
+        self.layer = layer; self.embedding = embedding; self.head = head
+    }
+
+    /// Per token, in FLOPs (the factor 3 for forward + backward is common to all and left out): a
+    /// layer's GEMMs 8h² + 4h·ffn and attention 4·s·h; the embedding a few passes over h (counted
+    /// as 8h, it is memory-bound); a head of `headFlopsPerToken`.
+    public static func transformer(hidden h: Int, ffn: Int, seq s: Int, headFlopsPerToken: Double) -> StageCosts {
+        let h = Double(h)
+        return StageCosts(
+            layer: 8 * h * h + 4 * h * Double(ffn) + 4 * Double(s) * h, embedding: 8 * h, head: headFlopsPerToken)
+    }
+}
+
 public struct PipelineLayout: Sendable, Equatable {
     /// L transformer layers, p stages, v chunks per stage.
     public let layers: Int, stages: Int, chunks: Int
-    /// Layers per chunk, k = L/(p·v).
-    public var layersPerChunk: Int { layers / (stages * chunks) }
+    /// Layers of each virtual stage s = c·p + r.
+    public let layerCounts: [Int]
 
-    /// Checks that `layers` split into `stages` equal stages and, with `layersPerVirtualStage`
-    /// (Megatron's num_layers_per_virtual_pipeline_stage), each stage into equal chunks.
-    public init(layers: Int, stages p: Int, layersPerVirtualStage n: Int?) throws {
+    /// Layers per chunk of an even split, k = L/(p·v).
+    public var layersPerChunk: Int { layers / (stages * chunks) }
+    public var isEven: Bool { Set(layerCounts).count == 1 }
+
+    /// Checks that `layers` split into `stages` stages as `split` asks (even by default) and, with
+    /// `layersPerVirtualStage` (Megatron's num_layers_per_virtual_pipeline_stage), each stage into
+    /// equal chunks. `costs` places the layers under automatic balance (without it — validation,
+    /// which only checks — the split stays even).
+    public init(
+        layers: Int, stages p: Int, layersPerVirtualStage n: Int?, split: PipelineSplit = PipelineSplit(),
+        costs: StageCosts? = nil
+    ) throws {
+        self.layers = layers
+        stages = p
+        if split.isEven {
+            try Self.checkEven(layers: layers, stages: p, layersPerVirtualStage: n)
+            chunks = n.map { layers / p / $0 } ?? 1
+            layerCounts = [Int](repeating: layers / (p * chunks), count: p * chunks)
+            return
+        }
+        (chunks, layerCounts) = try Self.uneven(layers: layers, stages: p, layersPerVirtualStage: n, split, costs)
+    }
+
+    /// The layout of a validated config (`costs` for automatic balance).
+    public init(_ c: TrainingConfig, costs: StageCosts? = nil) throws {
+        try self.init(
+            layers: c.numLayers, stages: c.pipelineModelParallelSize,
+            layersPerVirtualStage: c.numLayersPerVirtualPipelineStage, split: c.pipelineSplit, costs: costs)
+    }
+
+    /// What chunk `c` of stage `r` holds.
+    public func plan(chunk c: Int, stage r: Int) -> StagePlan {
+        let s = c * stages + r, first = layerCounts[..<s].reduce(0, +)
+        return StagePlan(
+            layers: Array(first..<(first + layerCounts[s])), hasEmbedding: s == 0,
+            hasHead: s == stages * chunks - 1)
+    }
+
+    /// Every chunk of stage `r`, in chunk order.
+    public func plans(stage r: Int) -> [StagePlan] { (0..<chunks).map { plan(chunk: $0, stage: r) } }
+
+    /// Layers per stage, for the start-up log ("5, 7").
+    public var stageLayerCounts: [Int] {
+        (0..<stages).map { r in (0..<chunks).reduce(0) { $0 + layerCounts[$1 * stages + r] } }
+    }
+
+    // MARK: Rules
+
+    private static func checkEven(layers: Int, stages p: Int, layersPerVirtualStage n: Int?) throws {
         if layers % p != 0 {
             throw ConfigError.inconsistent(
                 keys: ["num_layers", "pipeline_model_parallel_size"],
                 rule:
                     "num_layers \(layers) does not split into pipeline_model_parallel_size \(p) equal stages (no "
                     + "layer is ever dropped); try num_layers \(max(p, layers / p * p)) or "
-                    + "pipeline_model_parallel_size \(ConfigValidation.largestDivisor(of: layers, atMost: p))"
+                    + "pipeline_model_parallel_size \(ConfigValidation.largestDivisor(of: layers, atMost: p)), or "
+                    + "an uneven split (decoder_first_pipeline_num_layers, pipeline_auto_balance)"
             )
         }
         if let n {
-            if n <= 0 {
-                throw ConfigError.invalidValue(
-                    key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive")
-            }
-            if p == 1 {
-                throw ConfigError.inconsistent(
-                    keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
-                    rule:
-                        "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove "
-                        + "num_layers_per_virtual_pipeline_stage"
-                )
-            }
+            try checkVirtual(n, stages: p)
             if (layers / p) % n != 0 {
                 throw ConfigError.inconsistent(
                     keys: ["num_layers", "pipeline_model_parallel_size", "num_layers_per_virtual_pipeline_stage"],
@@ -62,26 +135,178 @@ public struct PipelineLayout: Sendable, Equatable {
                 )
             }
         }
-        self.layers = layers
-        stages = p
-        chunks = n.map { layers / p / $0 } ?? 1
     }
 
-    /// The layout of a validated config.
-    public init(_ c: TrainingConfig) throws {
-        try self.init(
-            layers: c.numLayers, stages: c.pipelineModelParallelSize,
-            layersPerVirtualStage: c.numLayersPerVirtualPipelineStage)
+    private static func checkVirtual(_ n: Int, stages p: Int) throws {
+        if n <= 0 {
+            throw ConfigError.invalidValue(
+                key: "num_layers_per_virtual_pipeline_stage", value: "\(n)", rule: "must be positive")
+        }
+        if p == 1 {
+            throw ConfigError.inconsistent(
+                keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_model_parallel_size"],
+                rule:
+                    "virtual stages interleave a pipeline; set pipeline_model_parallel_size ≥ 2 or remove "
+                    + "num_layers_per_virtual_pipeline_stage"
+            )
+        }
     }
 
-    /// What chunk `c` of stage `r` holds.
-    public func plan(chunk c: Int, stage r: Int) -> StagePlan {
-        let k = layersPerChunk, first = (c * stages + r) * k
-        return StagePlan(
-            layers: Array(first..<(first + k)), hasEmbedding: r == 0 && c == 0,
-            hasHead: r == stages - 1 && c == chunks - 1)
+    /// (v, layers per virtual stage) of an uneven split.
+    private static func uneven(
+        layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ split: PipelineSplit, _ costs: StageCosts?
+    ) throws -> (Int, [Int]) {
+        let firstLast = split.firstStageLayers != nil || split.lastStageLayers != nil
+        let accounting = split.accountForEmbedding || split.accountForLoss
+        var keys: [String] = []
+        if split.firstStageLayers != nil { keys.append("decoder_first_pipeline_num_layers") }
+        if split.lastStageLayers != nil { keys.append("decoder_last_pipeline_num_layers") }
+        if split.accountForEmbedding { keys.append("account_for_embedding_in_pipeline_split") }
+        if split.accountForLoss { keys.append("account_for_loss_in_pipeline_split") }
+        if split.autoBalance { keys.append("pipeline_auto_balance") }
+        if p == 1 {
+            throw ConfigError.inconsistent(
+                keys: keys + ["pipeline_model_parallel_size"],
+                rule: "an uneven split needs a pipeline: set pipeline_model_parallel_size ≥ 2 or remove \(keys[0])")
+        }
+        if [firstLast, accounting, split.autoBalance].filter({ $0 }).count > 1 {
+            throw ConfigError.inconsistent(
+                keys: keys,
+                rule:
+                    "choose one way to split: the first/last stage's layers, the embedding/loss accounting, or "
+                    + "pipeline_auto_balance (as in Megatron core, these do not combine)"
+            )
+        }
+        if accounting { return try accounted(layers: L, stages: p, layersPerVirtualStage: n, split, keys: keys) }
+        if let n {
+            throw ConfigError.inconsistent(
+                keys: keys + ["num_layers_per_virtual_pipeline_stage"],
+                rule:
+                    "\(keys[0]) places whole stages; with virtual stages (num_layers_per_virtual_pipeline_stage \(n)) "
+                    + "use account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split instead")
+        }
+        if split.autoBalance {
+            guard L >= p else {
+                throw ConfigError.inconsistent(
+                    keys: ["pipeline_auto_balance", "num_layers", "pipeline_model_parallel_size"],
+                    rule: "every stage needs a layer: num_layers \(L) < pipeline_model_parallel_size \(p)")
+            }
+            guard let costs else { return (1, evenish(L, p)) }
+            return (1, balanced(layers: L, stages: p, costs: costs))
+        }
+        return try firstAndLast(layers: L, stages: p, split, keys: keys)
     }
 
-    /// Every chunk of stage `r`, in chunk order.
-    public func plans(stage r: Int) -> [StagePlan] { (0..<chunks).map { plan(chunk: $0, stage: r) } }
+    /// Megatron core's accounting: the embedding and the loss each count as a layer; every virtual
+    /// stage holds the same count, the first (last) one transformer layer fewer.
+    private static func accounted(
+        layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ split: PipelineSplit, keys: [String]
+    ) throws -> (Int, [Int]) {
+        let counted = L + (split.accountForEmbedding ? 1 : 0) + (split.accountForLoss ? 1 : 0)
+        var chunks = 1
+        if let n {
+            try checkVirtual(n, stages: p)
+            guard counted % (p * n) == 0 else {
+                throw ConfigError.inconsistent(
+                    keys: keys + ["num_layers", "num_layers_per_virtual_pipeline_stage"],
+                    rule:
+                        "num_layers \(L) plus the accounted embedding/loss (\(counted)) must split into p \(p) × "
+                        + "virtual stages of \(n)")
+            }
+            chunks = counted / (p * n)
+        }
+        guard counted % (p * chunks) == 0 else {
+            throw ConfigError.inconsistent(
+                keys: keys + ["num_layers", "pipeline_model_parallel_size"],
+                rule:
+                    "num_layers \(L) plus the accounted embedding/loss is \(counted), which must be a multiple of "
+                    + "pipeline_model_parallel_size \(p); try num_layers \((counted / p + 1) * p - (counted - L))")
+        }
+        var counts = [Int](repeating: counted / (p * chunks), count: p * chunks)
+        if split.accountForEmbedding { counts[0] -= 1 }
+        if split.accountForLoss { counts[p * chunks - 1] -= 1 }
+        try checkNonEmpty(counts, keys: keys)
+        return (chunks, counts)
+    }
+
+    /// decoder_first/last_pipeline_num_layers: those stages as given, the others share the rest.
+    private static func firstAndLast(layers L: Int, stages p: Int, _ split: PipelineSplit, keys: [String]) throws
+        -> (Int, [Int])
+    {
+        var rest = L, stagesLeft = p
+        for (key, value) in [
+            ("decoder_first_pipeline_num_layers", split.firstStageLayers),
+            ("decoder_last_pipeline_num_layers", split.lastStageLayers),
+        ] {
+            guard let value else { continue }
+            if value < 1 || value > L {
+                throw ConfigError.invalidValue(
+                    key: key, value: "\(value)", rule: "must be between 1 and num_layers \(L)")
+            }
+            rest -= value; stagesLeft -= 1
+        }
+        let middle: Int
+        if stagesLeft == 0 {
+            guard rest == 0 else {
+                throw ConfigError.inconsistent(
+                    keys: keys + ["num_layers"],
+                    rule:
+                        "with p = 2 the first and last stage are the whole model: their layers must add up to "
+                        + "num_layers \(L) (they add up to \(L - rest))")
+            }
+            middle = 0
+        } else {
+            guard rest >= stagesLeft, rest % stagesLeft == 0 else {
+                throw ConfigError.inconsistent(
+                    keys: keys + ["num_layers", "pipeline_model_parallel_size"],
+                    rule:
+                        "the \(rest) layers left after \(keys.joined(separator: " and ")) must split evenly over the "
+                        + "other \(stagesLeft) stage\(stagesLeft == 1 ? "" : "s") (at least one layer each)")
+            }
+            middle = rest / stagesLeft
+        }
+        var counts = [Int](repeating: middle, count: p)
+        if let f = split.firstStageLayers { counts[0] = f }
+        if let l = split.lastStageLayers { counts[p - 1] = l }
+        try checkNonEmpty(counts, keys: keys)
+        return (1, counts)
+    }
+
+    private static func checkNonEmpty(_ counts: [Int], keys: [String]) throws {
+        if let s = counts.firstIndex(where: { $0 < 1 }) {
+            throw ConfigError.inconsistent(
+                keys: keys + ["num_layers"],
+                rule: "virtual stage \(s) would hold no transformer layer; every stage needs at least one")
+        }
+    }
+
+    /// L layers over p stages, the first ones one larger when it does not divide.
+    static func evenish(_ L: Int, _ p: Int) -> [Int] { (0..<p).map { L / p + ($0 < L % p ? 1 : 0) } }
+
+    /// The contiguous split of L layers into p non-empty stages with the least maximum stage cost
+    /// (the first stage also pays the embedding, the last the head); ties go to the earliest
+    /// boundary, so the result is a function of the costs only.
+    static func balanced(layers L: Int, stages p: Int, costs: StageCosts) -> [Int] {
+        func cost(_ from: Int, _ to: Int, stage r: Int) -> Double {
+            Double(to - from) * costs.layer + (r == 0 ? costs.embedding : 0) + (r == p - 1 ? costs.head : 0)
+        }
+        // best[r][i]: least max cost of stages 0...r holding layers 0..<i; cut[r][i] the start of stage r.
+        var best = [[Double]](repeating: [Double](repeating: .infinity, count: L + 1), count: p)
+        var cut = [[Int]](repeating: [Int](repeating: 0, count: L + 1), count: p)
+        for i in 1...L { best[0][i] = cost(0, i, stage: 0) }
+        for r in 1..<p {
+            for i in (r + 1)...L {
+                for j in r..<i {
+                    let c = max(best[r - 1][j], cost(j, i, stage: r))
+                    if c < best[r][i] { best[r][i] = c; cut[r][i] = j }
+                }
+            }
+        }
+        var counts = [Int](repeating: 0, count: p), end = L
+        for r in stride(from: p - 1, through: 1, by: -1) {
+            counts[r] = end - cut[r][end]; end = cut[r][end]
+        }
+        counts[0] = end
+        return counts
+    }
 }

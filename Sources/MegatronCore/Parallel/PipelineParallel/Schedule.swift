@@ -11,10 +11,21 @@
 //   interleaved: m·v virtual micro-batches; warmup = m·v if m = p, else min((p − r − 1)·2 + (v − 1)·p, m·v).
 //                Virtual micro-batch k runs forward on chunk (k mod p·v) div p, backward on chunk
 //                v − 1 − that, and is micro-batch (k div p·v)·p + (k mod p) of that chunk.
+//   zb-h1:       backward split into B (input gradient, sent on at once) and W (weight gradient);
+//                each rank's order comes from a list scheduler over unit costs F = B = W = 1:
+//                whenever rank r is free it runs a ready F if fewer than p − r of its micro-batches
+//                wait for B (1F1B's warm-up) and fewer than p are in flight (forward done, W not
+//                yet); else a ready B; else its oldest pending W. Rank 0 then holds what 1F1B's
+//                rank 0 holds (p micro-batches), later ranks defer W passes into the cool-down, and
+//                the bubble is ZB-H1's (p − 1)/(3m) — a third of 1F1B's — for every p ≤ 8, m ≤ 16
+//                (ScheduleTests; Qi et al., "Zero Bubble Pipeline Parallelism", ICLR 2024, §3.1).
 
 public enum PipelineAction: Hashable, Sendable, CustomStringConvertible {
     case forward(chunk: Int, microbatch: Int)
+    /// The backward pass; in a zero-bubble schedule only its input-gradient half B.
     case backward(chunk: Int, microbatch: Int)
+    /// Zero-bubble schedules: the weight-gradient half W of that micro-batch's backward.
+    case weightGradient(chunk: Int, microbatch: Int)
     /// Send this chunk's output activation of `microbatch` to the next virtual stage (on rank `peer`).
     case sendActivation(chunk: Int, microbatch: Int, peer: Int)
     /// Receive the input activation of `microbatch` for this chunk from the previous virtual stage.
@@ -28,6 +39,7 @@ public enum PipelineAction: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .forward(let c, let k): return "F\(k)c\(c)"
         case .backward(let c, let k): return "B\(k)c\(c)"
+        case .weightGradient(let c, let k): return "W\(k)c\(c)"
         case .sendActivation(let c, let k, let p): return "sendA\(k)c\(c)→\(p)"
         case .receiveActivation(let c, let k, let p): return "recvA\(k)c\(c)←\(p)"
         case .sendGradient(let c, let k, let p): return "sendG\(k)c\(c)→\(p)"
@@ -40,6 +52,10 @@ public enum ScheduleKind: String, Sendable, CaseIterable {
     case forwardOnly = "forward-only"
     case oneFOneB = "1f1b"
     case interleaved
+    case zeroBubbleH1 = "zb-h1"
+
+    /// Whether the backward is split into B and W actions.
+    public var splitsBackward: Bool { self == .zeroBubbleH1 }
 }
 
 public struct PipelineSchedule: Sendable {
@@ -67,6 +83,11 @@ public struct PipelineSchedule: Sendable {
                 keys: ["num_layers_per_virtual_pipeline_stage", "pipeline schedule"],
                 rule: "v = \(v) chunks need the interleaved schedule")
         }
+        if v > 1 && kind == .zeroBubbleH1 {
+            throw ConfigError.inconsistent(
+                keys: ["num_layers_per_virtual_pipeline_stage", "pipeline_schedule"],
+                rule: "zb-h1 runs one chunk per stage (v = 1), not v = \(v)")
+        }
         if (kind == .interleaved || v > 1) && m % p != 0 {
             throw ConfigError.inconsistent(
                 keys: ["global_batch_size", "pipeline_model_parallel_size"],
@@ -83,12 +104,17 @@ public struct PipelineSchedule: Sendable {
         -> PipelineSchedule
     {
         try validate(kind: kind, stages: p, chunks: v, microbatches: m)
+        if kind == .zeroBubbleH1 {
+            return PipelineSchedule(
+                kind: kind, stages: p, chunks: 1, microbatches: m, actions: zeroBubbleH1(p: p, m: m))
+        }
         let lists = (0..<p).map { r -> [PipelineAction] in
             let order: [(forward: Bool, chunk: Int, microbatch: Int)]
             switch kind {
             case .forwardOnly: order = forwardOnlyOrder(p: p, v: v, m: m)
             case .oneFOneB: order = interleavedOrder(p: p, v: 1, m: m, rank: r, allWarmupWhenMEqualsP: false)
             case .interleaved: order = interleavedOrder(p: p, v: v, m: m, rank: r, allWarmupWhenMEqualsP: v > 1)
+            case .zeroBubbleH1: order = []  // built above
             }
             return withCommunication(order, rank: r, p: p, v: v)
         }
@@ -131,6 +157,58 @@ public struct PipelineSchedule: Sendable {
         // Cool-down: the remaining backwards.
         for kb in steady..<total { order.append((false, chunk(kb, forward: false), microbatch(kb))) }
         return order
+    }
+
+    /// ZB-H1's lists (v = 1): the list scheduler described at the top, then the point-to-point
+    /// actions around F and B as for 1F1B.
+    static func zeroBubbleH1(p: Int, m: Int) -> [[PipelineAction]] {
+        enum Pass { case f, b, w }
+        var order = [[(pass: Pass, microbatch: Int)]](repeating: [], count: p)
+        var busyUntil = [Int](repeating: 0, count: p)
+        var nextForward = [Int](repeating: 0, count: p), nextBackward = [Int](repeating: 0, count: p)
+        var pendingW = [[Int]](repeating: [], count: p), weightsDone = [Int](repeating: 0, count: p)
+        // When micro-batch k's activation (gradient) reaches rank r; unset: not yet sent.
+        var activationAt = [[Int?]](repeating: [Int?](repeating: nil, count: m), count: p)
+        var gradientAt = [[Int?]](repeating: [Int?](repeating: nil, count: m), count: p)
+        for k in 0..<m { activationAt[0][k] = 0 }
+        var t = 0
+        while weightsDone.contains(where: { $0 < m }) {
+            for r in 0..<p where busyUntil[r] <= t {
+                let kb = nextBackward[r], kf = nextForward[r]
+                let backwardReady =
+                    kb < kf && (r == p - 1 ? true : gradientAt[r][kb].map { $0 <= t } ?? false)
+                let forwardReady =
+                    kf < m && kf - kb < p - r && kf - weightsDone[r] < p
+                    && (activationAt[r][kf].map { $0 <= t } ?? false)
+                if forwardReady {
+                    order[r].append((.f, kf)); nextForward[r] += 1
+                    if r < p - 1 { activationAt[r + 1][kf] = t + 1 }
+                } else if backwardReady {
+                    order[r].append((.b, kb)); nextBackward[r] += 1; pendingW[r].append(kb)
+                    if r > 0 { gradientAt[r - 1][kb] = t + 1 }
+                } else if !pendingW[r].isEmpty {
+                    order[r].append((.w, pendingW[r].removeFirst())); weightsDone[r] += 1
+                } else {
+                    continue
+                }
+                busyUntil[r] = t + 1
+            }
+            t += 1
+        }
+        return (0..<p).map { r in
+            var out: [PipelineAction] = []
+            for op in order[r] {
+                switch op.pass {
+                case .f:
+                    out += withCommunication([(true, 0, op.microbatch)], rank: r, p: p, v: 1)
+                case .b:
+                    out += withCommunication([(false, 0, op.microbatch)], rank: r, p: p, v: 1)
+                case .w:
+                    out.append(.weightGradient(chunk: 0, microbatch: op.microbatch))
+                }
+            }
+            return out
+        }
     }
 
     /// Adds the point-to-point actions around each compute action: receive the input just before,

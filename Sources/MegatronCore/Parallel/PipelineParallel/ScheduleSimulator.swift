@@ -1,14 +1,17 @@
 // ScheduleSimulator.swift — runs every rank's action list together, as the executor will (sends
 // are non-blocking, a receive waits for its message), and proves a schedule sound: no rank waits
 // forever, every send has exactly one matching receive, every (chunk, micro-batch) runs its forward
-// before its backward on every rank, and each runs exactly once. It also reports each rank's peak
-// number of in-flight micro-batches (activations held) and a timeline with unit costs
-// (forward 1, backward 2 by default) from which the bubble is read.
+// before its backward (and, in a zero-bubble schedule, its backward B before its weight pass W) on
+// every rank, and each runs exactly once. It also reports each rank's peak number of in-flight
+// micro-batches (activations held: forward done, backward — or W — not yet) and a timeline with
+// pass costs (forward 1, B 1, W 1 by default; a backward that is not split costs B + W) from which
+// the bubble is read.
 
 public enum ScheduleError: Error, CustomStringConvertible, Equatable {
     case deadlock(stuck: [String])
     case unmatchedSends([String])
     case backwardBeforeForward(rank: Int, chunk: Int, microbatch: Int)
+    case weightBeforeBackward(rank: Int, chunk: Int, microbatch: Int)
     case wrongComputeCount(rank: Int, action: String, count: Int)
 
     public var description: String {
@@ -17,6 +20,8 @@ public enum ScheduleError: Error, CustomStringConvertible, Equatable {
         case .unmatchedSends(let sends): return "sends without a matching receive: " + sends.joined(separator: ", ")
         case .backwardBeforeForward(let r, let c, let k):
             return "rank \(r) runs the backward of micro-batch \(k) on chunk \(c) before its forward"
+        case .weightBeforeBackward(let r, let c, let k):
+            return "rank \(r) runs the weight pass of micro-batch \(k) on chunk \(c) before its backward"
         case .wrongComputeCount(let r, let a, let n): return "rank \(r) runs \(a) \(n) times (expected once)"
         }
     }
@@ -39,21 +44,72 @@ public struct ScheduleReport: Sendable {
     public let bubble: Double
 }
 
+/// What each pass costs in the simulation (any one unit).
+public struct PassCosts: Sendable, Equatable {
+    public var forward: Double, backward: Double, weight: Double
+    public init(forward: Double = 1, backward: Double = 1, weight: Double = 1) {
+        self.forward = forward; self.backward = backward; self.weight = weight
+    }
+    /// F = B = W = 1 (so a backward that is not split costs 2).
+    public static let unit = PassCosts()
+}
+
+/// One rank's state in a simulation: its clock and timeline, what it has run, and the micro-batches
+/// it holds (forward done, backward — or, split, W — not yet).
+private struct RankBook {
+    let rank: Int
+    var clock = 0.0
+    var timeline: [TimelineEvent] = []
+    var forwardDone = Set<[Int]>(), backwardDone = Set<[Int]>(), weightDone = Set<[Int]>()
+    var inFlight = 0, peak = 0
+
+    init(rank: Int) { self.rank = rank }
+
+    /// A receive whose message arrives at `arrival`: idle until then.
+    mutating func wait(for action: PipelineAction, until arrival: Double) {
+        if arrival > clock { timeline.append(TimelineEvent(rank: rank, action: action, start: clock, end: arrival)) }
+        clock = max(clock, arrival)
+    }
+
+    /// Runs a forward, backward or weight pass of (chunk, micro-batch) `key` after checking its order.
+    mutating func compute(_ action: PipelineAction, key: [Int], costs: PassCosts, kind: ScheduleKind) throws {
+        let twice = ScheduleError.wrongComputeCount(rank: rank, action: "\(action)", count: 2)
+        let cost: Double
+        switch action {
+        case .forward:
+            guard forwardDone.insert(key).inserted else { throw twice }
+            cost = costs.forward
+            if kind != .forwardOnly { inFlight += 1; peak = max(peak, inFlight) }
+        case .backward:
+            guard forwardDone.contains(key) else {
+                throw ScheduleError.backwardBeforeForward(rank: rank, chunk: key[0], microbatch: key[1])
+            }
+            guard backwardDone.insert(key).inserted else { throw twice }
+            cost = kind.splitsBackward ? costs.backward : costs.backward + costs.weight
+            if !kind.splitsBackward { inFlight -= 1 }
+        default:
+            guard backwardDone.contains(key) else {
+                throw ScheduleError.weightBeforeBackward(rank: rank, chunk: key[0], microbatch: key[1])
+            }
+            guard weightDone.insert(key).inserted else { throw twice }
+            cost = costs.weight
+            inFlight -= 1
+        }
+        timeline.append(TimelineEvent(rank: rank, action: action, start: clock, end: clock + cost))
+        clock += cost
+    }
+}
+
 public enum ScheduleSimulator {
     private struct Message: Hashable {
         let gradient: Bool; let to: Int; let chunk: Int; let microbatch: Int; let from: Int
     }
 
-    public static func run(_ s: PipelineSchedule, forwardCost: Double = 1, backwardCost: Double = 2) throws
-        -> ScheduleReport
-    {
-        let p = s.stages, v = s.chunks
+    public static func run(_ s: PipelineSchedule, costs: PassCosts = .unit) throws -> ScheduleReport {
+        let p = s.stages, v = s.chunks, split = s.kind.splitsBackward
         var position = [Int](repeating: 0, count: p)
-        var clock = [Double](repeating: 0, count: p)
         var mailbox: [Message: Double] = [:]
-        var timeline = [[TimelineEvent]](repeating: [], count: p)
-        var forwardDone = [Set<[Int]>](repeating: [], count: p), backwardDone = [Set<[Int]>](repeating: [], count: p)
-        var inFlight = [Int](repeating: 0, count: p), peak = [Int](repeating: 0, count: p)
+        var book = (0..<p).map { RankBook(rank: $0) }
 
         /// The (rank, chunk) a send arrives at.
         func destination(from r: Int, chunk c: Int, gradient: Bool) -> (rank: Int, chunk: Int) {
@@ -76,35 +132,15 @@ public enum ScheduleSimulator {
                         if mailbox[key] != nil {
                             throw ScheduleError.unmatchedSends(["\(action) sent twice by rank \(r)"])
                         }
-                        mailbox[key] = clock[r]
+                        mailbox[key] = book[r].clock
                     case .receiveActivation(let c, let k, let peer), .receiveGradient(let c, let k, let peer):
                         let gradient: Bool
                         if case .receiveGradient = action { gradient = true } else { gradient = false }
                         let key = Message(gradient: gradient, to: r, chunk: c, microbatch: k, from: peer)
                         guard let arrival = mailbox.removeValue(forKey: key) else { break ranksActions }  // waits
-                        if arrival > clock[r] {
-                            timeline[r].append(TimelineEvent(rank: r, action: action, start: clock[r], end: arrival))
-                        }
-                        clock[r] = max(clock[r], arrival)
-                    case .forward(let c, let k):
-                        if !forwardDone[r].insert([c, k]).inserted {
-                            throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2)
-                        }
-                        timeline[r].append(
-                            TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + forwardCost))
-                        clock[r] += forwardCost
-                        if s.kind != .forwardOnly { inFlight[r] += 1; peak[r] = max(peak[r], inFlight[r]) }
-                    case .backward(let c, let k):
-                        if !forwardDone[r].contains([c, k]) {
-                            throw ScheduleError.backwardBeforeForward(rank: r, chunk: c, microbatch: k)
-                        }
-                        if !backwardDone[r].insert([c, k]).inserted {
-                            throw ScheduleError.wrongComputeCount(rank: r, action: "\(action)", count: 2)
-                        }
-                        timeline[r].append(
-                            TimelineEvent(rank: r, action: action, start: clock[r], end: clock[r] + backwardCost))
-                        clock[r] += backwardCost
-                        inFlight[r] -= 1
+                        book[r].wait(for: action, until: arrival)
+                    case .forward(let c, let k), .backward(let c, let k), .weightGradient(let c, let k):
+                        try book[r].compute(action, key: [c, k], costs: costs, kind: s.kind)
                     }
                     position[r] += 1
                     progressed = true
@@ -112,13 +148,14 @@ public enum ScheduleSimulator {
             }
         }
         try checkComplete(
-            s, position: position, mailbox: mailbox, forwards: forwardDone.map(\.count),
-            backwards: backwardDone.map(\.count))
-        let makespan = clock.max() ?? 0
-        let compute = Double(s.microbatches * v) * (forwardCost + (s.kind == .forwardOnly ? 0 : backwardCost))
+            s, position: position, mailbox: mailbox, forwards: book.map(\.forwardDone.count),
+            backwards: book.map(\.backwardDone.count), weights: split ? book.map(\.weightDone.count) : nil)
+        let makespan = book.map(\.clock).max() ?? 0
+        let compute =
+            Double(s.microbatches * v) * (costs.forward + (s.kind == .forwardOnly ? 0 : costs.backward + costs.weight))
         return ScheduleReport(
-            peakInFlight: peak, timeline: timeline, makespan: makespan,
-            idleFraction: clock.indices.map { _ in 1 - compute / makespan },
+            peakInFlight: book.map(\.peak), timeline: book.map(\.timeline), makespan: makespan,
+            idleFraction: book.map { _ in 1 - compute / makespan },
             bubble: (makespan - compute) / compute)
     }
 
@@ -126,7 +163,7 @@ public enum ScheduleSimulator {
     /// rank ran each of its forwards (and backwards) exactly once.
     private static func checkComplete(
         _ s: PipelineSchedule, position: [Int], mailbox: [Message: Double], forwards: [Int],
-        backwards: [Int]
+        backwards: [Int], weights: [Int]?
     ) throws {
         let stuck = (0..<s.stages).filter { position[$0] < s.actions[$0].count }
         if !stuck.isEmpty {
@@ -146,6 +183,9 @@ public enum ScheduleSimulator {
             }
             if s.kind != .forwardOnly && backwards[r] != expected {
                 throw ScheduleError.wrongComputeCount(rank: r, action: "backwards", count: backwards[r])
+            }
+            if let weights, weights[r] != expected {
+                throw ScheduleError.wrongComputeCount(rank: r, action: "weight passes", count: weights[r])
             }
         }
     }

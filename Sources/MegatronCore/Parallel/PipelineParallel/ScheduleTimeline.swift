@@ -4,7 +4,8 @@
 import Foundation
 
 public enum ScheduleTimeline {
-    /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells), `·` idle;
+    /// One row per rank: `F3` forward of micro-batch 3, `B3` its backward (two cells; one in a
+    /// zero-bubble schedule, whose weight pass `W3` takes the other), `·` idle;
     /// with v > 1 chunks the cell ends with the chunk's letter (F3a, F3b, …).
     public static func text(_ s: PipelineSchedule, _ report: ScheduleReport) -> String {
         let width = Int(report.makespan.rounded(.up))
@@ -24,6 +25,8 @@ public enum ScheduleTimeline {
                     label = "F\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
                 case .backward(let c, let k):
                     label = "B\(k)" + (s.chunks > 1 ? String(UnicodeScalar(UInt8(97 + c))) : "")
+                case .weightGradient(_, let k):
+                    label = "W\(k)"
                 default: continue
                 }
                 for t in Int(e.start)..<min(width, Int(e.end.rounded(.up))) {
@@ -36,11 +39,12 @@ public enum ScheduleTimeline {
     }
 
     /// A schedule action's trace name and category (the categories are stable: forward, backward,
-    /// wait, send).
+    /// weight, wait, send).
     public static func describe(_ action: PipelineAction) -> (name: String, category: String) {
         switch action {
         case .forward(let c, let k): return ("forward mb \(k) chunk \(c)", "forward")
         case .backward(let c, let k): return ("backward mb \(k) chunk \(c)", "backward")
+        case .weightGradient(let c, let k): return ("weight gradients mb \(k) chunk \(c)", "weight")
         case .receiveActivation(let c, let k, _): return ("wait activation mb \(k) chunk \(c)", "wait")
         case .receiveGradient(let c, let k, _): return ("wait gradient mb \(k) chunk \(c)", "wait")
         case .sendActivation(let c, let k, _): return ("send activation mb \(k) chunk \(c)", "send")

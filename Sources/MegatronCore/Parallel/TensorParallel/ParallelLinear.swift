@@ -30,11 +30,11 @@ public enum ColumnParallelLinear {
         dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
         partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
-        precision: Precision = .fp32
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
     ) throws -> UnsafePointer<Float> {
         Linear.backward(
             dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
-            rows: n, inFeatures: k, outFeatures: m, precision: precision)
+            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring)
         if tp.sequenceParallel {
             try tp.gatherFromSequenceParallelRegionBackward(partial, into: shard, shardCount: n / tp.size * k)
             return UnsafePointer(shard)
@@ -70,13 +70,13 @@ public enum RowParallelLinear {
         dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-        precision: Precision = .fp32
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
     ) throws {
         if tp.sequenceParallel {
             try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m)
         }
         Linear.backward(
             dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
-            rows: n, inFeatures: k, outFeatures: m, precision: precision)
+            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring)
     }
 }

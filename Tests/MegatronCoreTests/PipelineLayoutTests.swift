@@ -1,0 +1,146 @@
+// PipelineLayoutTests.swift — uneven pipeline splits: Megatron core's first/last-stage and
+// embedding/loss-accounting keys give the layer counts Megatron gives, every layer lands on exactly
+// one chunk in model order, automatic balance minimises the costliest stage, and every impossible
+// request is an error naming its keys.
+import MegatronCore
+import XCTest
+
+final class PipelineLayoutTests: XCTestCase {
+    func layout(_ L: Int, _ p: Int, n: Int? = nil, _ edit: (inout PipelineSplit) -> Void, costs: StageCosts? = nil)
+        throws -> PipelineLayout
+    {
+        var split = PipelineSplit()
+        edit(&split)
+        return try PipelineLayout(layers: L, stages: p, layersPerVirtualStage: n, split: split, costs: costs)
+    }
+
+    /// Every layer once, in model order along the virtual stages; embedding first, head last.
+    func assertCovers(_ l: PipelineLayout, file: StaticString = #filePath, line: UInt = #line) {
+        var seen: [Int] = []
+        for c in 0..<l.chunks {
+            for r in 0..<l.stages {
+                let plan = l.plan(chunk: c, stage: r)
+                seen += plan.layers
+                XCTAssertEqual(plan.hasEmbedding, c == 0 && r == 0, file: file, line: line)
+                XCTAssertEqual(plan.hasHead, c == l.chunks - 1 && r == l.stages - 1, file: file, line: line)
+            }
+        }
+        XCTAssertEqual(seen, Array(0..<l.layers), file: file, line: line)
+    }
+
+    func testFirstAndLastStageLayers() throws {
+        // 12 layers, p = 4: first 2 → the other three share 10 (not even, error); first 3 → 3 each.
+        let first = try layout(12, 4) { $0.firstStageLayers = 3 }
+        XCTAssertEqual(first.stageLayerCounts, [3, 3, 3, 3])
+        let both = try layout(12, 4) {
+            $0.firstStageLayers = 2; $0.lastStageLayers = 2
+        }
+        XCTAssertEqual(both.stageLayerCounts, [2, 4, 4, 2])
+        assertCovers(both)
+        XCTAssertEqual(both.plan(chunk: 0, stage: 1).layers, [2, 3, 4, 5])
+        let last = try layout(8, 2) { $0.lastStageLayers = 2 }
+        XCTAssertEqual(last.layerCounts, [6, 2])
+        assertCovers(last)
+        XCTAssertThrowsError(try layout(12, 4) { $0.firstStageLayers = 2 }) {
+            XCTAssertTrue(
+                "\($0)".contains("10 layers left") && "\($0)".contains("decoder_first_pipeline_num_layers"), "\($0)")
+        }
+        XCTAssertThrowsError(
+            try layout(8, 2) {
+                $0.firstStageLayers = 3; $0.lastStageLayers = 4
+            }
+        ) {
+            XCTAssertTrue("\($0)".contains("add up to num_layers 8"), "\($0)")
+        }
+        XCTAssertThrowsError(try layout(8, 2) { $0.firstStageLayers = 0 }) {
+            XCTAssertTrue("\($0)".contains("decoder_first_pipeline_num_layers"), "\($0)")
+        }
+        XCTAssertThrowsError(try layout(8, 1) { $0.lastStageLayers = 4 }) {
+            XCTAssertTrue("\($0)".contains("pipeline_model_parallel_size ≥ 2"), "\($0)")
+        }
+        XCTAssertThrowsError(try layout(8, 2, n: 2) { $0.firstStageLayers = 2 }) {
+            XCTAssertTrue("\($0)".contains("account_for_embedding_in_pipeline_split"), "\($0)")
+        }
+    }
+
+    func testEmbeddingAndLossAccounting() throws {
+        // Megatron core: (L + 1 + 1) / p per stage, the first and last one fewer.
+        let both = try layout(14, 4) {
+            $0.accountForEmbedding = true; $0.accountForLoss = true
+        }
+        XCTAssertEqual(both.layerCounts, [3, 4, 4, 3])
+        assertCovers(both)
+        let embedding = try layout(7, 2) { $0.accountForEmbedding = true }
+        XCTAssertEqual(embedding.layerCounts, [3, 4])
+        // With virtual stages of 2 counted layers: (10 + 2) / (2 stages · 2) = 3 chunks per stage.
+        let virtual = try layout(10, 2, n: 2) {
+            $0.accountForEmbedding = true; $0.accountForLoss = true
+        }
+        XCTAssertEqual(virtual.chunks, 3)
+        XCTAssertEqual(virtual.layerCounts, [1, 2, 2, 2, 2, 1])
+        assertCovers(virtual)
+        XCTAssertThrowsError(try layout(8, 2) { $0.accountForEmbedding = true }) {
+            XCTAssertTrue("\($0)".contains("must be a multiple of pipeline_model_parallel_size 2"), "\($0)")
+        }
+        XCTAssertThrowsError(
+            try layout(2, 4) {
+                $0.accountForEmbedding = true; $0.accountForLoss = true
+            }
+        ) {
+            XCTAssertTrue("\($0)".contains("would hold no transformer layer"), "\($0)")
+        }
+        XCTAssertThrowsError(
+            try layout(7, 2) {
+                $0.accountForEmbedding = true; $0.firstStageLayers = 3
+            }
+        ) {
+            XCTAssertTrue("\($0)".contains("do not combine"), "\($0)")
+        }
+    }
+
+    func testAutomaticBalanceMinimisesTheCostliestStage() throws {
+        // gpt2-124m: a layer ≈ 17.3 M FLOPs per token, the head 2·768·50304 ≈ 77.3 M ≈ 4.5 layers.
+        let gpt2 = StageCosts.transformer(hidden: 768, ffn: 3072, seq: 1024, headFlopsPerToken: 2 * 768 * 50304)
+        let two = try layout(12, 2, { $0.autoBalance = true }, costs: gpt2)
+        XCTAssertEqual(two.layerCounts, [8, 4])
+        assertCovers(two)
+        // Exhaustive check against every contiguous split for small cases.
+        for (L, p) in [(12, 2), (12, 3), (12, 4), (10, 4), (24, 8)] {
+            let costs = StageCosts(layer: 1, embedding: 0.3, head: 2.6)
+            let best = try layout(L, p, { $0.autoBalance = true }, costs: costs).layerCounts
+            func maxCost(_ counts: [Int]) -> Double {
+                counts.enumerated().map { r, n in
+                    Double(n) + (r == 0 ? costs.embedding : 0) + (r == p - 1 ? costs.head : 0)
+                }.max()!
+            }
+            XCTAssertEqual(best.reduce(0, +), L)
+            XCTAssertTrue(best.allSatisfy { $0 >= 1 })
+            // Every composition of L into p positive parts.
+            func compositions(_ left: Int, _ parts: Int) -> [[Int]] {
+                if parts == 1 { return [[left]] }
+                return (1...max(1, left - parts + 1)).flatMap { first in
+                    compositions(left - first, parts - 1).map { [first] + $0 }
+                }
+            }
+            let optimum = compositions(L, p).map(maxCost).min()!
+            XCTAssertEqual(maxCost(best), optimum, accuracy: 1e-12, "L=\(L) p=\(p): \(best)")
+        }
+        // Equal costs everywhere: an even split when it divides.
+        XCTAssertEqual(
+            try layout(8, 4, { $0.autoBalance = true }, costs: StageCosts(layer: 1, embedding: 0, head: 0)).layerCounts,
+            [2, 2, 2, 2])
+        XCTAssertThrowsError(try layout(3, 4) { $0.autoBalance = true }) {
+            XCTAssertTrue("\($0)".contains("every stage needs a layer"), "\($0)")
+        }
+    }
+
+    func testEvenSplitIsUnchanged() throws {
+        let even = try PipelineLayout(layers: 8, stages: 2, layersPerVirtualStage: 2)
+        XCTAssertEqual(even.layerCounts, [2, 2, 2, 2])
+        XCTAssertEqual(even.plan(chunk: 1, stage: 0).layers, [4, 5])
+        assertCovers(even)
+        XCTAssertThrowsError(try PipelineLayout(layers: 7, stages: 2, layersPerVirtualStage: nil)) {
+            XCTAssertTrue("\($0)".contains("decoder_first_pipeline_num_layers"), "\($0)")
+        }
+    }
+}
