@@ -233,6 +233,16 @@ public final class Communicator: @unchecked Sendable {
         return request
     }
 
+    /// Starts a non-blocking receive of `count` floats from group rank `source` with `tag` into `x`,
+    /// which must stay untouched until the returned request completes.
+    public func irecv(_ x: UnsafeMutablePointer<Float>, count: Int, from source: Int, tag: Int) throws -> Request {
+        let request = Request(communicator: self)
+        try timed(0, "MPI_Irecv from rank \(source)") {
+            MPI_Irecv(x, Int32(count), mpi_float(), Int32(source), Int32(tag), handle, &request.handle)
+        }
+        return request
+    }
+
     /// Receives `count` floats from group rank `source` with `tag` (blocking); the wait is counted.
     public func recv(_ x: UnsafeMutablePointer<Float>, count: Int, from source: Int, tag: Int) throws {
         try timed(0, "MPI_Recv from rank \(source)") {
@@ -288,6 +298,15 @@ public final class Request: @unchecked Sendable {
     }
 
     func markCompleted() { completed = true }
+
+    /// Whether the operation has completed; lets MPI progress it (`MPI_Test`) without waiting.
+    public func test() throws -> Bool {
+        if completed { return true }
+        var flag: Int32 = 0
+        try check(MPI_Test(&handle, &flag, mpi_status_ignore()), "MPI_Test on the \(communicator.name) group")
+        if flag != 0 { completed = true }
+        return completed
+    }
 
     public func wait() throws {
         if completed { return }

@@ -103,13 +103,16 @@ struct Benchmark: ParsableCommand {
         for (_, group) in parallel.groups { group.resetCounters() }
         try world.barrier()
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var bubbles: [Double] = []
+        var bubbles: [Double] = [], theories: [Double] = []
         for _ in 0..<steps {
             _ = try trainer.step()
-            if let idle = trainer.lastPipelineIdleFraction {
-                var mine = Float(idle / max(1e-9, 1 - idle)), all = [Float](repeating: 0, count: world.size)
-                try world.allGather(&mine, count: 1, into: &all)
-                bubbles.append(all.reduce(0) { $0 + Double($1) } / Double(all.count))
+            if let times = trainer.lastPipelineTimes, let schedule = trainer.partition.trainSchedule {
+                let ranks = try PipelineBubble.gather(times, world: world)
+                bubbles.append(PipelineBubble.measured(ranks))
+                theories.append(
+                    PipelineBubble.theory(
+                        schedule, ranks: ranks,
+                        pipelineRanks: ranks.indices.map { trainer.parallel.layout.coordinates(of: $0).pp }))
             }
         }
         try world.barrier()
@@ -159,16 +162,20 @@ struct Benchmark: ParsableCommand {
         if let s = trainer.partition.trainSchedule {
             let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
             let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
-            let theory = Double(s.stages - 1) / Double(s.chunks * s.microbatches)
+            let theory = theories.reduce(0, +) / Double(max(1, theories.count))
             out(
                 String(
                     format:
-                        "pipeline p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) "
-                        + "vs theory (p−1)/(v·m) = %.3f; sent between stages per iteration (rank 0): %.2f MB "
+                        "pipeline %@ p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) "
+                        + "vs theory %@ = %.3f; sent between stages per iteration (rank 0): %.2f MB "
                         + "(scatter/gather %@)",
-                    s.stages, s.chunks, s.microbatches, bubble, theory, bytes / 1e6,
+                    s.kind.rawValue as NSString, s.stages, s.chunks, s.microbatches, bubble,
+                    PipelineBubble.theoryName(s) as NSString, theory, bytes / 1e6,
                     cfg.scatterGatherTensorsInPipeline && t > 1 && !cfg.sequenceParallel ? "on" : "off"))
             json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
+            json["schedule"] = s.kind.rawValue
+            if let line = trainer.partition.pipelineDescription { out(line) }
+            json["stage_layers"] = trainer.partition.layout.stageLayerCounts
             json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
         }
         if let buckets = trainer.partition.buckets {

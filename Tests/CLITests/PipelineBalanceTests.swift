@@ -3,7 +3,9 @@
 // iteration within 1e-5 relative with the first stage one layer short, the last stage two short,
 // the automatic balance, and ZB-H1 at p = 2 and 4 with m = 4 and 8, with t = 2, and with d = 2
 // plus the distributed optimizer. A checkpoint saved under one split resumes bitwise under it and
-// within 1e-5 under another. The start-up log names the schedule and the layers per stage.
+// within 1e-5 under another. The start-up log names the schedule and the layers per stage; the
+// log line and metrics give ZB-H1's measured bubble beside its simulated theory, and its traces
+// show B and W apart.
 import Foundation
 import TestSupport
 import XCTest
@@ -68,6 +70,35 @@ final class PipelineBalanceTests: XCTestCase {
                     try losses(lines), reference, count: Self.iterations, relativeTolerance: 1e-5,
                     "\(name), micro-batch \(microBatch)")
                 XCTAssertTrue(log.contains(" > pipeline: " + expected), "\(name): no '\(expected)' in\n\(log)")
+            }
+        }
+    }
+
+    func testZeroBubbleTraceAndBubbleAccounting() throws {
+        let dir = CLI.scratch("ppzbtrace")
+        let (lines, log) = try train(
+            ranks: 2,
+            [
+                "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1", "--train-iters", "4",
+                "--log-interval", "2", "--micro-batch-size", "2", "--trace-dir", "traces",
+            ], in: dir, name: "zb")
+        XCTAssertTrue(log.contains("pipeline bubble: measured "), log)
+        XCTAssertTrue(log.contains(" vs theory simulated with measured F, B, W = "), log)
+        for line in lines {
+            let measured = try XCTUnwrap(line["pipeline_bubble"] as? Double)
+            let theory = try XCTUnwrap(line["pipeline_bubble_theory"] as? Double)
+            XCTAssertTrue(measured >= 0 && theory >= 0 && theory < 1, "bubble \(measured), theory \(theory)")
+        }
+        // m = 8: every rank's trace holds 8 forwards, 8 B passes and 8 W passes, each as its own span.
+        for rank in 0..<2 {
+            let trace =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: dir.appendingPathComponent("traces/rank_\(rank).json"))) as? [String: Any]
+            let events = try XCTUnwrap(trace?["traceEvents"] as? [[String: Any]])
+            var count: [String: Int] = [:]
+            for e in events where e["ph"] as? String == "X" { count[e["cat"] as? String ?? "", default: 0] += 1 }
+            for category in ["forward", "backward", "weight"] {
+                XCTAssertEqual(count[category], 4 * 8, "rank \(rank): \(category) spans over 4 iterations: \(count)")
             }
         }
     }

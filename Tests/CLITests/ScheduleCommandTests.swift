@@ -1,5 +1,6 @@
 // ScheduleCommandTests.swift — `megatron schedule` prints every rank's timeline, the bubble against
-// theory, and writes a Chrome trace that parses and covers every rank; invalid (p, v, m) exit 2.
+// theory (ZB-H1 against 1F1B on the same costs), and writes a Chrome trace that parses and covers
+// every rank (ZB-H1's W passes as their own category); invalid (p, v, m) and schedules exit 2.
 import Foundation
 import TestSupport
 import XCTest
@@ -23,6 +24,35 @@ final class ScheduleCommandTests: XCTestCase {
         let computes = events.filter { ($0["cat"] as? String) == "forward" || ($0["cat"] as? String) == "backward" }
         XCTAssertEqual(computes.count, 4 * 2 * 8 * 2, "a forward and a backward per rank, chunk and micro-batch")
         XCTAssertEqual(Set(computes.compactMap { $0["tid"] as? Int }), [0, 1, 2, 3])
+    }
+
+    func testZeroBubbleScheduleAgainstOneFOneB() throws {
+        let dir = CLI.scratch("schedule-zb")
+        let r = try CLI.run(
+            [
+                "schedule", "--pipeline-model-parallel-size", "4", "--num-microbatches", "8", "--pipeline-schedule",
+                "zb-h1", "--trace", "zb.json",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("zb-h1 schedule: p = 4, v = 1, m = 8"), r.stdout)
+        // ZB-H1's bubble (p − 1)/(3m) = 0.125 against 1F1B's 0.375 on the same unit costs; 1F1B's memory on rank 0.
+        XCTAssertTrue(
+            r.stdout.contains("bubble: 0.1250 of the ideal time (1F1B on the same costs: 0.3750, ratio 0.33)"), r.stdout
+        )
+        XCTAssertTrue(
+            r.stdout.contains("peak in-flight micro-batches per rank: 4, 4, 4, 4 (1F1B: 4, 3, 2, 1)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("W7"), "the timeline shows the weight passes:\n\(r.stdout)")
+        let trace =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("zb.json")))
+            as? [String: Any]
+        let events = try XCTUnwrap(trace?["traceEvents"] as? [[String: Any]])
+        for category in ["forward", "backward", "weight"] {
+            XCTAssertEqual(events.filter { ($0["cat"] as? String) == category }.count, 4 * 8, category)
+        }
+        let bad = try CLI.run(
+            ["schedule", "--pipeline-model-parallel-size", "4", "--pipeline-schedule", "zb-h2"], in: dir)
+        XCTAssertEqual(bad.code, 2)
+        XCTAssertTrue(bad.stderr.contains("pipeline_schedule") && bad.stderr.contains("zb-h1"), bad.stderr)
     }
 
     func testInvalidMicrobatchCountIsAConfigError() throws {

@@ -37,9 +37,13 @@ public final class DeferredWeightGradients {
     /// Queues one weight-gradient job.
     func add(_ job: @escaping () -> Void) { work.append(job) }
 
-    /// Runs every queued job in order, then forgets them.
+    /// Runs every queued job in order (letting the pipeline's transfers progress between them),
+    /// then forgets them.
     public func run() {
-        for job in work { job() }
+        for job in work {
+            job()
+            PipelineProgress.poll?()
+        }
         work.removeAll(keepingCapacity: true)
         used = 0
     }

@@ -51,8 +51,9 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// Iterations per epoch when training goes by epochs (finetuning): validation then also runs at
     /// the end of every epoch, besides every `eval_interval`.
     public var epochIterations: Int? = nil
-    /// This rank's idle share of the last pipelined iteration (1 − compute / step time).
-    public internal(set) var lastPipelineIdleFraction: Double? = nil
+    /// This rank's idle share of the last pipelined iteration (1 − compute / step time) and its
+    /// time in forward, backward and W passes.
+    public internal(set) var lastPipelineTimes: PipelinePassTimes? = nil
     /// Records spans outside the pipeline executor (optimizer, single-stage micro-batches) when tracing.
     var currentTracer: StepTracer? = nil
 

@@ -39,6 +39,8 @@ public struct IterationMetrics {
     public var validLoss: Double? = nil
     /// With pipeline parallelism: every rank's idle share of the iteration (world rank order).
     public var pipelineIdle: [Double]? = nil
+    /// With pipeline parallelism: the measured bubble (PipelineBubble) and the schedule's theory.
+    public var pipelineBubble: Double? = nil, pipelineBubbleTheory: Double? = nil
     /// The model's loss parts by metrics key (BERT: mlm_loss, sop_loss); `lmLoss` is their sum.
     public var lossComponents: [(key: String, value: Double)] = []
     /// The model's validation metrics by metrics key (BERT: valid_mlm_loss, …, valid_sop_accuracy).
@@ -70,6 +72,9 @@ public struct IterationMetrics {
         if let p = paramsNorm { fields.append(("params_norm", num(p))) }
         if let idle = pipelineIdle {
             fields.append(("pipeline_idle_fraction", "[" + idle.map(num).joined(separator: ", ") + "]"))
+        }
+        if let b = pipelineBubble, let theory = pipelineBubbleTheory {
+            fields.append(("pipeline_bubble", num(b))); fields.append(("pipeline_bubble_theory", num(theory)))
         }
         if let v = validLoss {
             fields.append(("valid_lm_loss", num(v))); fields.append(("valid_ppl", num(exp(min(20, v)))))

@@ -8,7 +8,9 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
     let trainer: Trainer<Chunk, Data>
     /// FLOPs of one iteration (Megatron's formula).
     let flops: Double
-    private var window = (iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0)
+    private var window = (
+        iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0, theory: 0.0
+    )
     /// Σ of each loss part over the window's applied steps.
     private var parts: [Double]
     private var reportedMemory = false
@@ -49,12 +51,14 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
                     parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
                     Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
         }
-        if let idle = t.lastPipelineIdleFraction {
-            var mine = Float(idle)
-            var all = [Float](repeating: 0, count: parallel.world.size)
-            try parallel.world.allGather(&mine, count: 1, into: &all)
-            m.pipelineIdle = all.map(Double.init)
-            window.bubble += all.map { Double($0) / max(1e-9, 1 - Double($0)) }.reduce(0, +) / Double(all.count)
+        if let times = t.lastPipelineTimes, let schedule = t.partition.trainSchedule {
+            let ranks = try PipelineBubble.gather(times, world: parallel.world)
+            m.pipelineIdle = ranks.map(\.idle)
+            m.pipelineBubble = PipelineBubble.measured(ranks)
+            m.pipelineBubbleTheory = PipelineBubble.theory(
+                schedule, ranks: ranks, pipelineRanks: ranks.indices.map { parallel.layout.coordinates(of: $0).pp })
+            window.bubble += m.pipelineBubble ?? 0
+            window.theory += m.pipelineBubbleTheory ?? 0
         }
         window.iters += 1; window.loss += result.skipped ? 0 : result.loss; window.ms += ms
         window.commBytes += comm.bytes; window.commS += comm.seconds
@@ -85,13 +89,13 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
         }
         if let s = t.partition.trainSchedule {
             line += String(
-                format: " pipeline bubble: measured %.3f vs theory (p−1)/(v·m) = %.3f |",
-                window.bubble / Double(window.iters), Double(s.stages - 1) / Double(s.chunks * s.microbatches))
+                format: " pipeline bubble: measured %.3f vs theory %@ = %.3f |", window.bubble / Double(window.iters),
+                PipelineBubble.theoryName(s), window.theory / Double(window.iters))
         }
         // Time to finish at this interval's pace (not Megatron's; after its fields, so parsers of them are unaffected).
         let remaining = Double(max(0, t.config.trainIters - t.progress.iteration)) * avgMs / 1000
         line += " time to finish: \(TrainingLogFormat.duration(remaining)) |"
-        window = (0, 0, 0, 0, 0, 0, 0)
+        window = (0, 0, 0, 0, 0, 0, 0, 0)
         parts = parts.map { _ in 0 }
         return line
     }

@@ -101,7 +101,9 @@ extension Trainer {
             try partition.allReduceTiedGradients()
             let total = try parallel.pipeline.allReduceSum(loss)
             parts = try parts.map { try parallel.pipeline.allReduceSum($0) }
-            lastPipelineIdleFraction = max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start))
+            lastPipelineTimes = PipelinePassTimes(
+                idle: max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start)),
+                forward: executor.forwardSeconds, backward: executor.backwardSeconds, weight: executor.weightSeconds)
             return (total, parts)
         }
         let acts = partition.activations[0], d = parallel.layout.data

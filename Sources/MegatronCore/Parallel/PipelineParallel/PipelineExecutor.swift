@@ -1,7 +1,10 @@
 // PipelineExecutor.swift — runs this rank's list of a PipelineSchedule over MPI point-to-point.
-// Receives block (the schedule puts each right before the compute that needs it); sends copy the
-// tensor into a pooled buffer and are non-blocking until the end of the iteration — exactly the
-// semantics the ScheduleSimulator proved deadlock-free. Each (chunk, micro-batch) in flight owns an
+// Sends copy the tensor into a pooled buffer and are non-blocking until the end of the iteration.
+// Receives are pre-posted: before each compute the next receive of the list is posted into a pooled
+// staging buffer (copied into the activation set when the list reaches it), and at every layer
+// boundary MPI_Test drives the outstanding transfers (PipelineProgress), so a transfer overlaps the
+// compute before it. The order of completions is the list's, the semantics the ScheduleSimulator
+// proved deadlock-free; MEGATRON_PIPELINE_PREPOST=0 turns pre-posting off (blocking receives). Each (chunk, micro-batch) in flight owns an
 // activation set from its chunk's pool, sized by the schedule's peak.
 //
 // Tags cannot confuse directions, chunks or micro-batches (p = 2 included, where the next and
@@ -13,6 +16,7 @@
 // released after W. A B directly followed by its W with no send between (the first stage) runs fused.
 // The executor knows a model only as ModelChunk: its stage plan and its activation sets' boundaries.
 import Distributed
+import Foundation
 import Tensor
 
 public final class PipelineExecutor<Chunk: ModelChunk> {
@@ -25,10 +29,15 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
     private var sendBuffers: [FloatBuffer] = []
     private var freeSendBuffers: [FloatBuffer] = []
     private var requests: [Request] = []
+    /// Pre-posted receives by action: the request and the staging buffer it fills.
+    private var posted: [PipelineAction: (request: Request, buffer: FloatBuffer)] = [:]
+    private var freeReceiveBuffers: [FloatBuffer] = []
+    let prepostReceives = ProcessInfo.processInfo.environment["MEGATRON_PIPELINE_PREPOST"] != "0"
     /// Wall time of this iteration spent computing (the rest of the step is communication and idle).
     public private(set) var computeSeconds = 0.0
-    /// Of that, the time in deferred weight-gradient (W) passes.
-    public private(set) var weightSeconds = 0.0
+    /// Of that, the time in forward, backward (B when split; B + W when run fused) and deferred
+    /// weight-gradient (W) passes.
+    public private(set) var forwardSeconds = 0.0, backwardSeconds = 0.0, weightSeconds = 0.0
     /// When set, every compute, receive wait and send of the following iterations is appended here
     /// (seconds since `traceOrigin`), in the timeline format the schedule tools draw.
     public var trace: [TimelineEvent]? = nil
@@ -78,10 +87,12 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         let r = parallel.pipelineRank, pipe = parallel.pipeline, actions = schedule.actions[r]
         let split = schedule.kind.splitsBackward
         var loss = 0.0
-        computeSeconds = 0
-        weightSeconds = 0
+        (computeSeconds, forwardSeconds, backwardSeconds, weightSeconds) = (0, 0, 0, 0)
+        PipelineProgress.poll = { [unowned self] in self.progress() }
+        defer { PipelineProgress.poll = nil }
         for (index, action) in actions.enumerated() {
             let t0 = MPIRuntime.wallTime
+            if action.isCompute { try prepost(after: index, actions, chunks: schedule.chunks) }
             defer {
                 trace?.append(
                     TimelineEvent(
@@ -91,7 +102,7 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
             case .receiveActivation(let c, let k, let peer):
                 let slot = acquire(c, k, fill: fill)
                 try receive(
-                    into: slot.stageInput, count: slot.boundaryCount, from: peer,
+                    action, into: slot.stageInput, count: slot.boundaryCount, from: peer,
                     tag: tag(gradient: false, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .forward(let c, let k):
                 let slot = active[c][k] ?? acquire(c, k, fill: fill)
@@ -102,6 +113,7 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
                     collect?(k, slot)
                 }
                 computeSeconds += MPIRuntime.wallTime - t0
+                forwardSeconds += MPIRuntime.wallTime - t0
                 if gradScale == nil && !sendsOutput(after: action) { release(c, k) }
             case .sendActivation(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("activation of micro-batch \(k)")
@@ -114,7 +126,7 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
             case .receiveGradient(let c, let k, let peer):
                 let slot = try active[c][k].unwrap("gradient of micro-batch \(k)")
                 try receive(
-                    into: slot.boundaryGradient, count: slot.boundaryCount, from: peer,
+                    action, into: slot.boundaryGradient, count: slot.boundaryCount, from: peer,
                     tag: tag(gradient: true, chunk: c, microbatch: k, v: schedule.chunks), pipe)
             case .backward(let c, let k):
                 let slot = try active[c][k].unwrap("backward of micro-batch \(k)")
@@ -125,6 +137,7 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
                 ctx.deferWeightGradients = split && !fused
                 try chunks[c].backward(slot, ctx)
                 computeSeconds += MPIRuntime.wallTime - t0
+                backwardSeconds += MPIRuntime.wallTime - t0
                 if !split && !sendsOutput(after: action) { release(c, k) }
             case .weightGradient(let c, let k):
                 let slot = try active[c][k].unwrap("weight pass of micro-batch \(k)")
@@ -190,12 +203,53 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         requests.append(try pipe.isend(buffer.base, count: n, to: peer, tag: tag))
     }
 
+    /// The receive of `action`: from its pre-posted staging buffer, or blocking.
     private func receive(
-        into x: UnsafeMutablePointer<Float>, count: Int, from peer: Int, tag: Int, _ pipe: Communicator
+        _ action: PipelineAction, into x: UnsafeMutablePointer<Float>, count: Int, from peer: Int, tag: Int,
+        _ pipe: Communicator
     ) throws {
         let (offset, n) = part(count)
-        try pipe.recv(x + offset, count: n, from: peer, tag: tag)
+        if let pre = posted.removeValue(forKey: action) {
+            try pre.request.wait()
+            (x + offset).update(from: pre.buffer.base, count: n)
+            freeReceiveBuffers.append(pre.buffer)
+        } else {
+            try pipe.recv(x + offset, count: n, from: peer, tag: tag)
+        }
         if n != count { try chunks[0].tensorParallel.group?.allGatherInPlace(x, count: n) }
+    }
+
+    /// Posts the next receive of the list after `index` (if not yet posted) into a staging buffer.
+    private func prepost(after index: Int, _ actions: [PipelineAction], chunks v: Int) throws {
+        guard prepostReceives else { return }
+        for action in actions[(index + 1)...] {
+            let gradient: Bool, c: Int, k: Int, peer: Int
+            switch action {
+            case .receiveActivation(let cc, let kk, let pp): (gradient, c, k, peer) = (false, cc, kk, pp)
+            case .receiveGradient(let cc, let kk, let pp): (gradient, c, k, peer) = (true, cc, kk, pp)
+            default: continue
+            }
+            guard posted[action] == nil else { return }
+            let n = part(boundaryCount(chunk: c)).count
+            let buffer =
+                freeReceiveBuffers.firstIndex { $0.count >= n }.map { freeReceiveBuffers.remove(at: $0) }
+                ?? FloatBuffer(count: n)
+            let request = try parallel.pipeline.irecv(
+                buffer.base, count: n, from: peer, tag: tag(gradient: gradient, chunk: c, microbatch: k, v: v))
+            posted[action] = (request, buffer)
+            return
+        }
+    }
+
+    /// Elements of chunk `c`'s boundary tensor (every activation set of a chunk has the same).
+    private func boundaryCount(chunk c: Int) -> Int {
+        (free[c].first ?? active[c].values.first).map(\.boundaryCount) ?? 0
+    }
+
+    /// Lets MPI move the outstanding sends and pre-posted receives (called at layer boundaries).
+    private func progress() {
+        for r in requests where !r.completed { _ = try? r.test() }
+        for (_, pre) in posted where !pre.request.completed { _ = try? pre.request.test() }
     }
 
     private func finishSends() throws {
@@ -218,4 +272,10 @@ extension Optional where Wrapped: ChunkActivations {
         guard let v = self else { throw PipelineStateError(what: what) }
         return v
     }
+}
+
+/// The pipeline executor's hook for MPI progress during compute: model code calls `poll` at layer
+/// boundaries while an executor runs (it is nil otherwise). One executor runs per process at a time.
+public enum PipelineProgress {
+    nonisolated(unsafe) public static var poll: (() -> Void)? = nil
 }

@@ -35,6 +35,14 @@ public enum PipelineAction: Hashable, Sendable, CustomStringConvertible {
     /// Receive the gradient of this chunk's output from the next virtual stage.
     case receiveGradient(chunk: Int, microbatch: Int, peer: Int)
 
+    /// A forward, backward or weight pass (not a transfer).
+    public var isCompute: Bool {
+        switch self {
+        case .forward, .backward, .weightGradient: return true
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .forward(let c, let k): return "F\(k)c\(c)"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/bench_pipeline.sh — the pipeline against its theory, in one run on this machine:
+# gpt2-124m, micro-batch 2, global batch 16 (m = 8 micro-batches), p = 1 (1 rank × all threads)
+# beside p = 2 (2 ranks × 1 thread each) with 1F1B, 1F1B with pipeline_auto_balance, interleaved
+# (v = 2), ZB-H1, and ZB-H1 with the automatic balance. For each: tokens/s, the ratio to p = 1,
+# and the measured bubble beside the schedule's theory ((p−1)/(v·m) for 1F1B; for ZB-H1 the
+# simulator with the measured F, B and W times).
+#   scripts/bench_pipeline.sh            # one measured step after a warm-up step per layout
+#   STEPS=2 scripts/bench_pipeline.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+ensure_packages
+swift build -c release 2>&1 | grep -E "error|Build complete" || true
+BIN=.build/release/megatron
+OUT=runs/bench_pipeline
+STEPS=${STEPS:-1}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$OUT"
+PP="--config configs/gpt2-124m.json --micro-batch-size 2 --global-batch-size 16 --hidden-dropout 0 --attention-dropout 0 --steps $STEPS"
+
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+echo "== gpt2-124m, micro-batch 2, global batch 16 (m = 8), seq 1024, fp32"
+echo "-- p = 1 ($THREADS threads)"
+"$BIN" benchmark $PP --num-threads "$THREADS" --json "$OUT/p1.json" | grep -E "^step"
+run() {
+    local name=$1; shift
+    echo "-- p = 2, $name (2 ranks × 1 thread)"
+    OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $PP --num-threads 1 --pipeline-model-parallel-size 2 "$@" \
+        --json "$OUT/$name.json" | grep -E "^step|^pipeline"
+}
+run 1f1b
+run 1f1b-balanced --pipeline-auto-balance true
+run interleaved-v2 --num-layers-per-virtual-pipeline-stage 3
+run zb-h1 --pipeline-schedule zb-h1
+run zb-h1-balanced --pipeline-schedule zb-h1 --pipeline-auto-balance true
+echo
+python3 - "$OUT" <<'PY'
+import json, sys, os
+out = sys.argv[1]
+base = json.load(open(os.path.join(out, "p1.json")))["tokens_per_s"]
+print(f"{'layout':<18} {'tokens/s':>9} {'vs p=1':>7} {'bubble':>7} {'theory':>7}")
+print(f"{'p=1':<18} {base:9.1f} {1:7.2f}")
+for name in ["1f1b", "1f1b-balanced", "interleaved-v2", "zb-h1", "zb-h1-balanced"]:
+    r = json.load(open(os.path.join(out, name + ".json")))
+    print(f"{name:<18} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / base:7.2f} {r['bubble_measured']:7.3f} {r['bubble_theory']:7.3f}")
+PY
