@@ -7,6 +7,7 @@
 // micro-batch order as a fused backward, so the results are bitwise the same.
 // The inputs x are read where the forward left them (the micro-batch's saved activations), so the
 // activation set must stay untouched until `run` — the pipeline executor holds it until then.
+import Distributed
 import Tensor
 
 public final class DeferredWeightGradients {
@@ -42,7 +43,7 @@ public final class DeferredWeightGradients {
     public func run() {
         for job in work {
             job()
-            PipelineProgress.poll?()
+            CommunicationProgress.poll?()
         }
         work.removeAll(keepingCapacity: true)
         used = 0

@@ -4,6 +4,7 @@
 // recomputation and per-layer dropout streams), and the final LayerNorm with its backward. The
 // models add their heads around these; every call runs exactly what GPTModel ran before it was
 // shared, in the same order.
+import Distributed
 import Tensor
 
 /// Where a chunk's shared parameters live in its table (nil when the chunk has no such part).
@@ -87,7 +88,7 @@ struct TransformerStack {
             try TransformerLayer.forward(
                 x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
                 acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer)
-            PipelineProgress.poll?()
+            CommunicationProgress.poll?()
         }
     }
 
@@ -162,7 +163,7 @@ struct TransformerStack {
                 grads: grads, acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer,
                 deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
             final?(slots.layers[l].all)
-            PipelineProgress.poll?()
+            CommunicationProgress.poll?()
         }
     }
 

@@ -114,8 +114,9 @@ extension Trainer {
                 // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
                 buckets.beginLastMicrobatch()
                 model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
+                CommunicationProgress.poll = { buckets.progress() }
             }
-            defer { model.onGradientsFinal = nil }
+            defer { model.onGradientsFinal = nil; CommunicationProgress.poll = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
             lossSum += try currentTracer.span("forward+backward mb \(micro)", category: "forward-backward") {
                 let loss = try model.forward(acts, ctx, gradScale: gradScale) ?? 0

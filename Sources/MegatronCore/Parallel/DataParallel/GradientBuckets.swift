@@ -3,7 +3,7 @@
 // `ddp_bucket_size` elements, in reverse declaration order (≈ the order backward finishes them).
 // During the step's last micro-batch the model reports parameters whose gradients are final; a
 // bucket whose parameters are all final starts its non-blocking all-reduce at once, overlapping the
-// rest of the backward pass. `finish` starts what is left and waits for everything.
+// rest of the backward pass (`progress`, called at layer boundaries, lets MPI move it meanwhile). `finish` starts what is left and waits for everything.
 // With the distributed optimizer each bucket is reduce-scattered instead: data-parallel rank r
 // receives the summed gradients of its own contiguous piece of every bucket (see
 // DistributedOptimizer) — the pieces differ by at most one element, so any d works, odd d included.
@@ -96,6 +96,11 @@ public final class GradientBuckets {
                 overlappedElements += buckets[b].count
             }
         }
+    }
+
+    /// Lets MPI move the started reductions (CommunicationProgress, at layer boundaries).
+    public func progress() {
+        for b in buckets.indices { if let r = buckets[b].request, !r.completed { _ = try? r.test() } }
     }
 
     /// Starts every bucket not yet started and waits for all; the gradients are then summed over the group.

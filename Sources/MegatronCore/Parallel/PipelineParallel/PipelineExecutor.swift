@@ -2,10 +2,11 @@
 // Sends copy the tensor into a pooled buffer and are non-blocking until the end of the iteration.
 // Receives are pre-posted: before each compute the next receive of the list is posted into a pooled
 // staging buffer (copied into the activation set when the list reaches it), and at every layer
-// boundary MPI_Test drives the outstanding transfers (PipelineProgress), so a transfer overlaps the
+// boundary MPI_Test drives the outstanding transfers (CommunicationProgress), so a transfer overlaps the
 // compute before it. The order of completions is the list's, the semantics the ScheduleSimulator
-// proved deadlock-free; MEGATRON_PIPELINE_PREPOST=0 turns pre-posting off (blocking receives). Each (chunk, micro-batch) in flight owns an
-// activation set from its chunk's pool, sized by the schedule's peak.
+// proved deadlock-free; MEGATRON_PIPELINE_PREPOST=0 turns pre-posting off (blocking receives, for
+// measuring). Each (chunk, micro-batch) in flight owns an activation set from its chunk's pool,
+// sized by the schedule's peak.
 //
 // Tags cannot confuse directions, chunks or micro-batches (p = 2 included, where the next and
 // previous stage are the same rank): tag = direction + 2·(receiving chunk + v·micro-batch).
@@ -88,8 +89,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         let split = schedule.kind.splitsBackward
         var loss = 0.0
         (computeSeconds, forwardSeconds, backwardSeconds, weightSeconds) = (0, 0, 0, 0)
-        PipelineProgress.poll = { [unowned self] in self.progress() }
-        defer { PipelineProgress.poll = nil }
+        CommunicationProgress.poll = { [unowned self] in self.progress() }
+        defer { CommunicationProgress.poll = nil }
         for (index, action) in actions.enumerated() {
             let t0 = MPIRuntime.wallTime
             if action.isCompute { try prepost(after: index, actions, chunks: schedule.chunks) }
@@ -272,10 +273,4 @@ extension Optional where Wrapped: ChunkActivations {
         guard let v = self else { throw PipelineStateError(what: what) }
         return v
     }
-}
-
-/// The pipeline executor's hook for MPI progress during compute: model code calls `poll` at layer
-/// boundaries while an executor runs (it is nil otherwise). One executor runs per process at a time.
-public enum PipelineProgress {
-    nonisolated(unsafe) public static var poll: (() -> Void)? = nil
 }
