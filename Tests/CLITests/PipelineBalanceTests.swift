@@ -1,7 +1,7 @@
 // PipelineBalanceTests.swift — uneven stages and the zero-bubble schedule equal one rank: under
 // `mpirun`, 40 iterations of an 8-layer tiny GPT (dropout 0) give one rank's lm_loss at every
 // iteration within 1e-5 relative with the first stage one layer short, the last stage two short,
-// the automatic balance, and ZB-H1 at p = 2 and 4 with m = 4 and 8, with t = 2, and with d = 2
+// the automatic balance (with and without virtual stages), and ZB-H1 at p = 2 and 4 with m = 4 and 8, with t = 2, and with d = 2
 // plus the distributed optimizer. A checkpoint saved under one split resumes bitwise under it and
 // within 1e-5 under another. The start-up log names the schedule and the layers per stage; the
 // log line and metrics give ZB-H1's measured bubble beside its simulated theory, and its traces
@@ -53,6 +53,11 @@ final class PipelineBalanceTests: XCTestCase {
                     "zb-h1 schedule, 4 stages; layers per stage"
                 ),
                 ("zb-p4", 4, p4 + zb, "zb-h1 schedule, 4 stages"),
+                (
+                    "auto-interleaved", 2,
+                    p2 + ["--pipeline-auto-balance", "true", "--num-layers-per-virtual-pipeline-stage", "2"],
+                    "interleaved schedule, 2 stages; layers per stage"
+                ),
                 ("zb-t2p2", 4, p2 + zb + ["--tensor-model-parallel-size", "2"], "zb-h1 schedule, 2 stages"),
                 (
                     "zb-p2d2-distopt", 4, p2 + zb + ["--use-distributed-optimizer", "true"],

@@ -130,7 +130,27 @@ final class PipelineLayoutTests: XCTestCase {
             try layout(8, 4, { $0.autoBalance = true }, costs: StageCosts(layer: 1, embedding: 0, head: 0)).layerCounts,
             [2, 2, 2, 2])
         XCTAssertThrowsError(try layout(3, 4) { $0.autoBalance = true }) {
-            XCTAssertTrue("\($0)".contains("every stage needs a layer"), "\($0)")
+            XCTAssertTrue("\($0)".contains("every chunk needs a layer"), "\($0)")
+        }
+    }
+
+    func testAutomaticBalanceWithVirtualStages() throws {
+        // gpt2-124m at p = 2 with chunks of 3 layers on average (v = 2): stage totals 8 + 4 as for
+        // v = 1; stage 0's chunks 4 + 4, stage 1's 3 + 1 (its last chunk also runs the head).
+        let gpt2 = StageCosts.transformer(hidden: 768, ffn: 3072, seq: 1024, headFlopsPerToken: 2 * 768 * 50304)
+        let l = try layout(12, 2, n: 3, { $0.autoBalance = true }, costs: gpt2)
+        XCTAssertEqual(l.chunks, 2)
+        XCTAssertEqual(l.layerCounts, [4, 3, 4, 1])
+        XCTAssertEqual(l.stageLayerCounts, [8, 4])
+        assertCovers(l)
+        // Every chunk keeps a layer even when the head outweighs everything else.
+        let heavy = try layout(
+            8, 4, n: 1, { $0.autoBalance = true }, costs: StageCosts(layer: 1, embedding: 0, head: 50))
+        XCTAssertEqual(heavy.chunks, 2)
+        XCTAssertTrue(heavy.layerCounts.allSatisfy { $0 >= 1 }, "\(heavy.layerCounts)")
+        assertCovers(heavy)
+        XCTAssertThrowsError(try layout(10, 2, n: 3) { $0.autoBalance = true }) {
+            XCTAssertTrue("\($0)".contains("must be whole"), "\($0)")
         }
     }
 

@@ -150,8 +150,8 @@ public enum ConfigKeys {
         ConfigKey(
             name: "pipeline_auto_balance", field: .bool(\.pipelineAutoBalance),
             help:
-                "place layers on stages (v = 1) so the costliest stage is as cheap as possible, from each layer's, "
-                + "the embedding's and the head's modelled FLOPs (false)"
+                "place layers so the costliest stage (then chunk) is as cheap as possible, from each layer's, the "
+                + "embedding's and the head's modelled FLOPs; with virtual stages the chunk size is an average (false)"
         ),
         ConfigKey(
             name: "pipeline_schedule", field: .choice(\.pipelineSchedule),

@@ -178,21 +178,13 @@ public struct PipelineLayout: Sendable, Equatable {
             )
         }
         if accounting { return try accounted(layers: L, stages: p, layersPerVirtualStage: n, split, keys: keys) }
+        if split.autoBalance { return try autoBalanced(layers: L, stages: p, layersPerVirtualStage: n, costs) }
         if let n {
             throw ConfigError.inconsistent(
                 keys: keys + ["num_layers_per_virtual_pipeline_stage"],
                 rule:
                     "\(keys[0]) places whole stages; with virtual stages (num_layers_per_virtual_pipeline_stage \(n)) "
                     + "use account_for_embedding_in_pipeline_split / account_for_loss_in_pipeline_split instead")
-        }
-        if split.autoBalance {
-            guard L >= p else {
-                throw ConfigError.inconsistent(
-                    keys: ["pipeline_auto_balance", "num_layers", "pipeline_model_parallel_size"],
-                    rule: "every stage needs a layer: num_layers \(L) < pipeline_model_parallel_size \(p)")
-            }
-            guard let costs else { return (1, evenish(L, p)) }
-            return (1, balanced(layers: L, stages: p, costs: costs))
         }
         return try firstAndLast(layers: L, stages: p, split, keys: keys)
     }
@@ -280,23 +272,58 @@ public struct PipelineLayout: Sendable, Equatable {
         }
     }
 
-    /// L layers over p stages, the first ones one larger when it does not divide.
-    static func evenish(_ L: Int, _ p: Int) -> [Int] { (0..<p).map { L / p + ($0 < L % p ? 1 : 0) } }
-
-    /// The contiguous split of L layers into p non-empty stages with the least maximum stage cost
-    /// (the first stage also pays the embedding, the last the head); ties go to the earliest
-    /// boundary, so the result is a function of the costs only.
-    static func balanced(layers L: Int, stages p: Int, costs: StageCosts) -> [Int] {
-        func cost(_ from: Int, _ to: Int, stage r: Int) -> Double {
-            Double(to - from) * costs.layer + (r == 0 ? costs.embedding : 0) + (r == p - 1 ? costs.head : 0)
+    /// pipeline_auto_balance: each stage's layers by `balanced` (at least one per chunk); with v
+    /// chunks per stage (v = L/(p·n) for num_layers_per_virtual_pipeline_stage n, then the average),
+    /// each stage's layers split again over its chunks so no chunk costs more than it must (the
+    /// embedding is on stage 0's first chunk, the head on stage p − 1's last).
+    private static func autoBalanced(layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ costs: StageCosts?)
+        throws -> (Int, [Int])
+    {
+        var v = 1
+        if let n {
+            try checkVirtual(n, stages: p)
+            guard L % (p * n) == 0 else {
+                throw ConfigError.inconsistent(
+                    keys: ["pipeline_auto_balance", "num_layers", "num_layers_per_virtual_pipeline_stage"],
+                    rule:
+                        "with virtual stages the chunks per stage are num_layers \(L) / (p \(p) · \(n)), which must be "
+                        + "whole; the automatic balance then decides each chunk's layers")
+            }
+            v = L / (p * n)
         }
+        guard L >= p * v else {
+            throw ConfigError.inconsistent(
+                keys: ["pipeline_auto_balance", "num_layers", "pipeline_model_parallel_size"],
+                rule: "every chunk needs a layer: num_layers \(L) < \(p * v) chunks")
+        }
+        guard let costs else { return (v, [Int](repeating: L / (p * v), count: p * v)) }  // validation only
+        let fixed = (0..<p).map { ($0 == 0 ? costs.embedding : 0) + ($0 == p - 1 ? costs.head : 0) }
+        let perStage = balanced(layers: L, fixedCosts: fixed, layerCost: costs.layer, minimum: v)
+        var counts = [Int](repeating: 0, count: p * v)
+        for r in 0..<p {
+            let chunkFixed = (0..<v).map {
+                ($0 == 0 && r == 0 ? costs.embedding : 0) + ($0 == v - 1 && r == p - 1 ? costs.head : 0)
+            }
+            let perChunk = balanced(layers: perStage[r], fixedCosts: chunkFixed, layerCost: costs.layer, minimum: 1)
+            for c in 0..<v { counts[c * p + r] = perChunk[c] }
+        }
+        return (v, counts)
+    }
+
+    /// The contiguous split of L layers into stages with the least maximum stage cost, where stage
+    /// i costs its layers × `layerCost` + `fixedCosts[i]` (the embedding, the head) and holds at least
+    /// `minimum` layers; ties go to the earliest boundary, so the result is a function of the costs.
+    static func balanced(layers L: Int, fixedCosts: [Double], layerCost: Double, minimum: Int) -> [Int] {
+        let p = fixedCosts.count
+        precondition(L >= p * minimum, "not enough layers")
+        func cost(_ from: Int, _ to: Int, stage r: Int) -> Double { Double(to - from) * layerCost + fixedCosts[r] }
         // best[r][i]: least max cost of stages 0...r holding layers 0..<i; cut[r][i] the start of stage r.
         var best = [[Double]](repeating: [Double](repeating: .infinity, count: L + 1), count: p)
         var cut = [[Int]](repeating: [Int](repeating: 0, count: L + 1), count: p)
-        for i in 1...L { best[0][i] = cost(0, i, stage: 0) }
-        for r in 1..<p {
-            for i in (r + 1)...L {
-                for j in r..<i {
+        for i in minimum...L { best[0][i] = cost(0, i, stage: 0) }
+        for r in 1..<max(1, p) {
+            for i in ((r + 1) * minimum)...L {
+                for j in (r * minimum)...(i - minimum) {
                     let c = max(best[r - 1][j], cost(j, i, stage: r))
                     if c < best[r][i] { best[r][i] = c; cut[r][i] = j }
                 }
