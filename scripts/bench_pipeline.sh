@@ -2,7 +2,7 @@
 # scripts/bench_pipeline.sh — the pipeline against its theory, in one run on this machine:
 # gpt2-124m, micro-batch 2, global batch 16 (m = 8 micro-batches), p = 1 (1 rank × all threads)
 # beside p = 2 (2 ranks × 1 thread each) with 1F1B, 1F1B with pipeline_auto_balance, interleaved
-# (v = 2), ZB-H1, and ZB-H1 with the automatic balance. For each: tokens/s, the ratio to p = 1,
+# (v = 2) without and with it, ZB-H1, and ZB-H1 with the automatic balance. For each: tokens/s, the ratio to p = 1,
 # and the measured bubble beside the schedule's theory ((p−1)/(v·m) for 1F1B; for ZB-H1 the
 # simulator with the measured F, B and W times).
 #   scripts/bench_pipeline.sh            # one measured step after a warm-up step per layout
@@ -32,6 +32,7 @@ run() {
 run 1f1b
 run 1f1b-balanced --pipeline-auto-balance true
 run interleaved-v2 --num-layers-per-virtual-pipeline-stage 3
+run interleaved-v2-balanced --num-layers-per-virtual-pipeline-stage 3 --pipeline-auto-balance true
 run zb-h1 --pipeline-schedule zb-h1
 run zb-h1-balanced --pipeline-schedule zb-h1 --pipeline-auto-balance true
 echo
@@ -41,7 +42,7 @@ out = sys.argv[1]
 base = json.load(open(os.path.join(out, "p1.json")))["tokens_per_s"]
 print(f"{'layout':<18} {'tokens/s':>9} {'vs p=1':>7} {'bubble':>7} {'theory':>7}")
 print(f"{'p=1':<18} {base:9.1f} {1:7.2f}")
-for name in ["1f1b", "1f1b-balanced", "interleaved-v2", "zb-h1", "zb-h1-balanced"]:
+for name in ["1f1b", "1f1b-balanced", "interleaved-v2", "interleaved-v2-balanced", "zb-h1", "zb-h1-balanced"]:
     r = json.load(open(os.path.join(out, name + ".json")))
     print(f"{name:<18} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / base:7.2f} {r['bubble_measured']:7.3f} {r['bubble_theory']:7.3f}")
 PY
