@@ -1,4 +1,5 @@
-// ParallelConfigTests.swift — every grid rule, checked on every rank before the first collective:
+// ParallelConfigTests.swift — every grid rule (uneven splits and the zero-bubble schedule's
+// included), checked on every rank before the first collective:
 // at 4 ranks the job exits 2 within seconds with one message naming the keys and values — also
 // when only some ranks find the error (ranks started with different configs).
 import Foundation
@@ -72,6 +73,28 @@ final class ParallelConfigTests: XCTestCase {
             mentions: [
                 "'global_batch_size'", "'pipeline_model_parallel_size'", "micro-batches 2", "try global_batch_size 32",
             ])
+    }
+
+    func testZeroBubbleAndUnevenSplitRules() throws {
+        try expectGridError(
+            [
+                "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1",
+                "--num-layers-per-virtual-pipeline-stage", "1",
+            ], ranks: 2, mentions: ["'pipeline_schedule'", "zb-h1 runs one chunk per stage"])
+        try expectGridError(
+            [
+                "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1", "--recompute-granularity", "full",
+                "--recompute-method", "uniform", "--recompute-num-layers", "1",
+            ], ranks: 2, mentions: ["'recompute_granularity'", "use recompute_granularity selective or 1f1b"])
+        try expectGridError(
+            [
+                "--pipeline-model-parallel-size", "2", "--decoder-first-pipeline-num-layers", "3",
+                "--decoder-last-pipeline-num-layers", "2",
+            ], ranks: 2,
+            mentions: ["'decoder_first_pipeline_num_layers'", "add up to num_layers 4"])
+        try expectGridError(
+            ["--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h2"], ranks: 2,
+            mentions: ["pipeline_schedule", "1f1b", "zb-h1"])
     }
 
     func testErrorFoundOnlyBySomeRanks() throws {
