@@ -83,7 +83,8 @@ final class ParallelConfigTests: XCTestCase {
             ], ranks: 2, mentions: ["'pipeline_schedule'", "zb-h1 runs one chunk per stage"])
         try expectGridError(
             [
-                "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1", "--recompute-granularity", "full",
+                "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1", "--recompute-granularity",
+                "full",
                 "--recompute-method", "uniform", "--recompute-num-layers", "1",
             ], ranks: 2, mentions: ["'recompute_granularity'", "use recompute_granularity selective or 1f1b"])
         try expectGridError(

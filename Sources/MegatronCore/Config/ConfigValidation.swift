@@ -491,7 +491,7 @@ public enum ConfigValidation {
     static func validatePipeline(_ c: TrainingConfig, worldSize: Int, training: Bool = true) throws {
         let p = c.pipelineModelParallelSize, mbs = c.microBatchSize
         let layout = try PipelineLayout(c)
-        if c.pipelineSchedule == .zeroBubbleH1 {
+        if training && c.pipelineSchedule == .zeroBubbleH1 {
             if layout.chunks > 1 {
                 throw ConfigError.inconsistent(
                     keys: ["pipeline_schedule", "num_layers_per_virtual_pipeline_stage"],

@@ -17,8 +17,6 @@ public final class DeferredWeightGradients {
 
     public init() {}
 
-    /// Whether weight gradients are waiting.
-    public var isEmpty: Bool { work.isEmpty }
     /// Bytes of the kept output gradients (the buffers stay allocated and are reused).
     public var bytes: Int { kept.reduce(0) { $0 + $1.count * 4 } }
 
