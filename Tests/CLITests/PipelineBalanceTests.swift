@@ -1,11 +1,11 @@
 // PipelineBalanceTests.swift — uneven stages and the zero-bubble schedule equal one rank: under
 // `mpirun`, 40 iterations of an 8-layer tiny GPT (dropout 0) give one rank's lm_loss at every
 // iteration within 1e-5 relative with the first stage one layer short, the last stage two short,
-// the automatic balance (with and without virtual stages), and ZB-H1 at p = 2 and 4 with m = 4 and 8, with t = 2, and with d = 2
-// plus the distributed optimizer. A checkpoint saved under one split resumes bitwise under it and
-// within 1e-5 under another. The start-up log names the schedule and the layers per stage; the
-// log line and metrics give ZB-H1's measured bubble beside its simulated theory, and its traces
-// show B and W apart.
+// the automatic balance (with and without virtual stages), and ZB-H1 at p = 2 and 4 with m = 4
+// and 8, with t = 2, and with d = 2 plus the distributed optimizer; ZB-H1 equals 1F1B bit for
+// bit. A checkpoint saved under one split resumes bitwise under it and within 1e-5 under another.
+// The start-up log names the schedule and the layers per stage; the log line and metrics give
+// ZB-H1's measured bubble beside its simulated theory, and its traces show B and W apart.
 import Foundation
 import TestSupport
 import XCTest
@@ -40,6 +40,7 @@ final class PipelineBalanceTests: XCTestCase {
                     "first-short", 2, p2 + ["--decoder-first-pipeline-num-layers", "3"],
                     "1f1b schedule, 2 stages; layers per stage 3, 5"
                 ),
+                ("1f1b-p2", 2, p2, "1f1b schedule, 2 stages; layers per stage 4, 4"),
                 ("zb-p2", 2, p2 + zb, "zb-h1 schedule, 2 stages; layers per stage 4, 4"),
                 ("zb-p4", 4, p4 + zb, "zb-h1 schedule, 4 stages; layers per stage 2, 2, 2, 2"),
             ],
@@ -65,18 +66,23 @@ final class PipelineBalanceTests: XCTestCase {
                 ),
             ],
         ]
+        var byName: [String: [Double]] = [:]
         for microBatch in [4, 2] {
             let mb = ["--micro-batch-size", "\(microBatch)"]
             let reference = try losses(train(ranks: 1, mb, in: dir, name: "ref\(microBatch)").lines)
             XCTAssertEqual(reference.count, Self.iterations)
             for (name, ranks, args, expected) in runs[microBatch] ?? [] {
                 let (lines, log) = try train(ranks: ranks, args + mb, in: dir, name: "\(name)-\(microBatch)")
+                byName["\(name)-\(microBatch)"] = try losses(lines)
                 assertLossesMatch(
                     try losses(lines), reference, count: Self.iterations, relativeTolerance: 1e-5,
                     "\(name), micro-batch \(microBatch)")
                 XCTAssertTrue(log.contains(" > pipeline: " + expected), "\(name): no '\(expected)' in\n\(log)")
             }
         }
+        // W passes accumulate in 1F1B's micro-batch order: the same losses bit for bit.
+        XCTAssertEqual(byName["zb-p2-4"], byName["1f1b-p2-4"], "ZB-H1 must be bitwise 1F1B")
+        XCTAssertEqual(byName["zb-p2-4"]?.count, Self.iterations)
     }
 
     func testZeroBubbleTraceAndBubbleAccounting() throws {
