@@ -31,7 +31,7 @@ scenarios=(
 )
 # Fields that are measurements of this run, not results of the computation.
 strip='import json,sys
-drop={"step_ms","tokens_per_s","tflops","peak_rss_mb","pipeline_idle_fraction"}
+drop={"step_ms","tokens_per_s","tflops","peak_rss_mb","pipeline_idle_fraction","pipeline_bubble","pipeline_bubble_theory"}
 for line in open(sys.argv[1]):
     d=json.loads(line)
     print(json.dumps({k:v for k,v in d.items() if k not in drop and not k.startswith("comm_s_")}, sort_keys=True))'
