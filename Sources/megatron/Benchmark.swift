@@ -112,7 +112,7 @@ struct Benchmark: ParsableCommand {
                 theories.append(
                     PipelineBubble.theory(
                         schedule, ranks: ranks,
-                        pipelineRanks: ranks.indices.map { trainer.parallel.layout.coordinates(of: $0).pp }))
+                        grid: trainer.parallel.layout))
             }
         }
         try world.barrier()

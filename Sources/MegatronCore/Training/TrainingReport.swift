@@ -56,7 +56,7 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
             m.pipelineIdle = ranks.map(\.idle)
             m.pipelineBubble = PipelineBubble.measured(ranks)
             m.pipelineBubbleTheory = PipelineBubble.theory(
-                schedule, ranks: ranks, pipelineRanks: ranks.indices.map { parallel.layout.coordinates(of: $0).pp })
+                schedule, ranks: ranks, grid: parallel.layout)
             window.bubble += m.pipelineBubble ?? 0
             window.theory += m.pipelineBubbleTheory ?? 0
         }

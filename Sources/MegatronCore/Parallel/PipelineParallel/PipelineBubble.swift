@@ -40,10 +40,10 @@ public enum PipelineBubble {
 
     /// The schedule's theoretical bubble. Zero-bubble: the simulator with the mean per-micro-batch
     /// F, B and W of the ranks that run W apart (rank 0 runs each W right after its B, fused).
-    /// `pipelineRanks[i]` is the pipeline stage of `ranks[i]`.
-    public static func theory(_ s: PipelineSchedule, ranks: [PipelinePassTimes], pipelineRanks: [Int]) -> Double {
+    /// `ranks` are every world rank's times in world rank order; `grid` gives each one's stage.
+    public static func theory(_ s: PipelineSchedule, ranks: [PipelinePassTimes], grid: GridLayout) -> Double {
         guard s.kind.splitsBackward else { return Double(s.stages - 1) / Double(s.chunks * s.microbatches) }
-        let apart = zip(ranks, pipelineRanks).filter { $0.1 > 0 }.map(\.0)
+        let apart = ranks.indices.filter { grid.coordinates(of: $0).pp > 0 }.map { ranks[$0] }
         let n = Double(max(1, apart.count) * s.microbatches * s.chunks)
         let costs = PassCosts(
             forward: apart.map(\.forward).reduce(0, +) / n, backward: apart.map(\.backward).reduce(0, +) / n,
