@@ -17,5 +17,6 @@ struct Megatron: ParsableCommand {
             PreprocessData.self,
             Benchmark.self,
             Schedule.self,
+            Plan.self,
         ])
 }

@@ -102,41 +102,19 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         precondition(
             plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
-        let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
-        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
+        let n = c.seqLength * b, aL = c.numAttentionHeads / tp.size
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
-        let nS = shardRows
         attentionShape = AttentionShape(
             seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
             headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
-        var plan = ArenaPlan()
-        let res = (0...layerCount).map { _ in plan.take(nS * h) }
-        let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layerCount
-        typealias O = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
-        let lo: [(O, Int?)] = (0..<plan_.sets).map { _ in
-            (
-                (
-                    plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
-                    plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
-                    plan.take(n * fL), plan.take(n * fL)
-                ),
-                c.postLayerNorm ? plan.take(nS * h) : nil
-            )
-        }
-        layerBytes = (plan.total - layersStart) * 4
-        let fn = plan.take(n * h), fm = plan.take(nS), fr = plan.take(nS)
-        let t1 = plan.take(n * h), t2 = plan.take(n * h), ts = plan.take(n * h)
-        let tw = plan.take(n * max(fL, 3 * hL)), dr = plan.take(nS * h)
-        let vocab = VocabShard(config: c, tensorParallel: tp)
-        let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
-        let lg = plan.take(chunk * max(1, vocab.realRows))
-        let rs = plan.take(3 * chunk)
-        let attn = attentionShape
-        // Attention scratch per worker: as many as the thread budget may run, whatever `threads` says.
-        let asc = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
-        // Post-LN: a layer's norm-backward scratch, and the embedding sum with its norm's statistics.
-        let post = c.postLayerNorm ? [plan.take(nS * h), plan.take(nS * h), plan.take(nS), plan.take(nS)] : nil
-        arena = FloatBuffer(count: plan.total)
+        let o = TransformerArenaLayout(
+            config: c, microBatch: b, threads: threads, tensorParallel: tp, layers: layerCount, sets: plan_.sets)
+        layerBytes = o.layerBytes
+        let (res, lo, fn, fm, fr, t1, t2, ts, tw, dr, lg, rs, asc, post) = (
+            o.residual, o.sets, o.finalNorm, o.finalMean, o.finalRstd, o.tmpH, o.tmpH2, o.tmpS, o.tmpWide,
+            o.dResidual, o.logits, o.rowStats, o.attentionScratch, o.post
+        )
+        arena = FloatBuffer(count: o.total)
         let base = arena.base
         residual = res.map { base + $0 }
         let sets = lo.map { (o, ps) in
@@ -179,6 +157,58 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public var stageOutput: UnsafeMutablePointer<Float> { residual[residual.count - 1] }
     public var boundaryGradient: UnsafeMutablePointer<Float> { dResidual }
     public var boundaryCount: Int { shardRows * hidden }
+}
+
+/// Where each tensor of a TransformerActivations lives in its arena (float offsets), and the total:
+/// the one place the arena is planned, read by the activations themselves and by the planner's
+/// memory model (which needs the size without allocating it).
+public struct TransformerArenaLayout: Sendable {
+    typealias SetOffsets = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
+    let residual: [Int]
+    let sets: [(SetOffsets, Int?)]
+    let finalNorm: Int, finalMean: Int, finalRstd: Int, tmpH: Int, tmpH2: Int, tmpS: Int, tmpWide: Int
+    let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int
+    let post: [Int]?
+    /// Floats in the arena, and bytes of the layers' inputs and saved sets.
+    public let total: Int, layerBytes: Int
+
+    /// `layers` transformer layers with `sets` saved-activation sets (one per layer without recomputation).
+    public init(
+        config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel, layers: Int, sets: Int
+    ) {
+        let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
+        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
+        let nS = tp.shardRows(n)
+        var plan = ArenaPlan()
+        residual = (0...layers).map { _ in plan.take(nS * h) }
+        let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layers
+        self.sets = (0..<sets).map { _ in
+            (
+                (
+                    plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
+                    plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
+                    plan.take(n * fL), plan.take(n * fL)
+                ),
+                c.postLayerNorm ? plan.take(nS * h) : nil
+            )
+        }
+        layerBytes = (plan.total - layersStart) * 4
+        finalNorm = plan.take(n * h); finalMean = plan.take(nS); finalRstd = plan.take(nS)
+        tmpH = plan.take(n * h); tmpH2 = plan.take(n * h); tmpS = plan.take(n * h)
+        tmpWide = plan.take(n * max(fL, 3 * hL)); dResidual = plan.take(nS * h)
+        let vocab = VocabShard(config: c, tensorParallel: tp)
+        let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
+        logits = plan.take(chunk * max(1, vocab.realRows))
+        rowStats = plan.take(3 * chunk)
+        let attn = AttentionShape(
+            seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim, headOffset: tp.rank * aL,
+            totalHeads: c.numAttentionHeads)
+        // Attention scratch per worker: as many as the thread budget may run, whatever `threads` says.
+        attentionScratch = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
+        // Post-LN: a layer's norm-backward scratch, and the embedding sum with its norm's statistics.
+        post = c.postLayerNorm ? [plan.take(nS * h), plan.take(nS * h), plan.take(nS), plan.take(nS)] : nil
+        total = plan.total
+    }
 }
 
 /// The rows of the (padded) word embedding this tensor rank owns, and how many of them are real

@@ -50,21 +50,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         self.chunks = chunks
         self.parallel = parallel
         self.scatterGather = scatterGather
-        // Activation sets per chunk: the most micro-batches of that chunk in flight at once on this rank.
-        let r = parallel.pipelineRank
-        var need = [Int](repeating: 1, count: chunks.count)
-        for s in schedules {
-            var inFlight = [Int](repeating: 0, count: chunks.count)
-            for a in s.actions[r] {
-                switch a {
-                case .forward(let c, _): inFlight[c] += 1; need[c] = max(need[c], inFlight[c])
-                case .backward(let c, _) where !s.kind.splitsBackward: inFlight[c] -= 1
-                case .weightGradient(let c, _): inFlight[c] -= 1
-                default: break
-                }
-                if s.kind == .forwardOnly, case .forward(let c, _) = a { inFlight[c] -= 1 }
-            }
-        }
+        let need = PipelineSchedule.activationSetsNeeded(
+            schedules: schedules, rank: parallel.pipelineRank, chunks: chunks.count)
         free = chunks.enumerated().map { c, model in (0..<max(1, need[c])).map { _ in model.makeActivations() } }
         active = chunks.map { _ in [:] }
     }
@@ -272,5 +259,47 @@ extension Optional where Wrapped: ChunkActivations {
     func unwrap(_ what: String) throws -> Wrapped {
         guard let v = self else { throw PipelineStateError(what: what) }
         return v
+    }
+}
+
+extension PipelineSchedule {
+    /// Activation sets per chunk that rank `rank` needs for `schedules`: the most micro-batches of
+    /// each chunk held at once, by the executor's rules — a set is taken at the receive of its input
+    /// (or its forward, without one) and given back after the send that follows the forward
+    /// (forward-only) or the backward (training), after the pass itself when nothing is sent, and
+    /// after W when the backward is split; at least one.
+    public static func activationSetsNeeded(schedules: [PipelineSchedule], rank r: Int, chunks: Int) -> [Int] {
+        var need = [Int](repeating: 1, count: chunks)
+        for s in schedules {
+            var held = Set<[Int]>()
+            var inFlight = [Int](repeating: 0, count: chunks)
+            func take(_ c: Int, _ k: Int) {
+                if held.insert([c, k]).inserted { inFlight[c] += 1; need[c] = max(need[c], inFlight[c]) }
+            }
+            func give(_ c: Int, _ k: Int) { if held.remove([c, k]) != nil { inFlight[c] -= 1 } }
+            var sends = Set<[Int]>()
+            for a in s.actions[r] {
+                switch a {
+                case .sendActivation(let c, let k, _) where s.kind == .forwardOnly: sends.insert([c, k])
+                case .sendGradient(let c, let k, _) where s.kind != .forwardOnly: sends.insert([c, k])
+                default: break
+                }
+            }
+            let split = s.kind.splitsBackward
+            for a in s.actions[r] {
+                switch a {
+                case .receiveActivation(let c, let k, _): take(c, k)
+                case .forward(let c, let k):
+                    take(c, k)
+                    if s.kind == .forwardOnly && !sends.contains([c, k]) { give(c, k) }
+                case .sendActivation(let c, let k, _) where s.kind == .forwardOnly: give(c, k)
+                case .backward(let c, let k) where !split && !sends.contains([c, k]): give(c, k)
+                case .sendGradient(let c, let k, _) where !split: give(c, k)
+                case .weightGradient(let c, let k): give(c, k)
+                default: break
+                }
+            }
+        }
+        return need
     }
 }

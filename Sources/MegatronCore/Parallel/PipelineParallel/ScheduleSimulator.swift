@@ -62,6 +62,8 @@ private struct RankBook {
     var timeline: [TimelineEvent] = []
     var forwardDone = Set<[Int]>(), backwardDone = Set<[Int]>(), weightDone = Set<[Int]>()
     var inFlight = 0, peak = 0
+    /// Time spent computing.
+    var busy = 0.0
 
     init(rank: Int) { self.rank = rank }
 
@@ -97,6 +99,7 @@ private struct RankBook {
         }
         timeline.append(TimelineEvent(rank: rank, action: action, start: clock, end: clock + cost))
         clock += cost
+        busy += cost
     }
 }
 
@@ -106,7 +109,15 @@ public enum ScheduleSimulator {
     }
 
     public static func run(_ s: PipelineSchedule, costs: PassCosts = .unit) throws -> ScheduleReport {
-        let p = s.stages, v = s.chunks, split = s.kind.splitsBackward
+        try run(s, transfer: 0) { _, _ in costs }
+    }
+
+    /// The same with costs that differ per (rank, chunk) — stages with the embedding or the head, uneven
+    /// splits — and `transfer` time units between a send and its arrival (the planner's use).
+    public static func run(
+        _ s: PipelineSchedule, transfer: Double, costs costOf: (_ rank: Int, _ chunk: Int) -> PassCosts
+    ) throws -> ScheduleReport {
+        let p = s.stages, split = s.kind.splitsBackward
         var position = [Int](repeating: 0, count: p)
         var mailbox: [Message: Double] = [:]
         var book = (0..<p).map { RankBook(rank: $0) }
@@ -132,7 +143,7 @@ public enum ScheduleSimulator {
                         if mailbox[key] != nil {
                             throw ScheduleError.unmatchedSends(["\(action) sent twice by rank \(r)"])
                         }
-                        mailbox[key] = book[r].clock
+                        mailbox[key] = book[r].clock + transfer
                     case .receiveActivation(let c, let k, let peer), .receiveGradient(let c, let k, let peer):
                         let gradient: Bool
                         if case .receiveGradient = action { gradient = true } else { gradient = false }
@@ -140,7 +151,7 @@ public enum ScheduleSimulator {
                         guard let arrival = mailbox.removeValue(forKey: key) else { break ranksActions }  // waits
                         book[r].wait(for: action, until: arrival)
                     case .forward(let c, let k), .backward(let c, let k), .weightGradient(let c, let k):
-                        try book[r].compute(action, key: [c, k], costs: costs, kind: s.kind)
+                        try book[r].compute(action, key: [c, k], costs: costOf(r, c), kind: s.kind)
                     }
                     position[r] += 1
                     progressed = true
@@ -151,12 +162,12 @@ public enum ScheduleSimulator {
             s, position: position, mailbox: mailbox, forwards: book.map(\.forwardDone.count),
             backwards: book.map(\.backwardDone.count), weights: split ? book.map(\.weightDone.count) : nil)
         let makespan = book.map(\.clock).max() ?? 0
-        let compute =
-            Double(s.microbatches * v) * (costs.forward + (s.kind == .forwardOnly ? 0 : costs.backward + costs.weight))
+        let compute = book.map(\.busy)
+        let busiest = compute.max() ?? 0
         return ScheduleReport(
             peakInFlight: book.map(\.peak), timeline: book.map(\.timeline), makespan: makespan,
-            idleFraction: book.map { _ in 1 - compute / makespan },
-            bubble: (makespan - compute) / compute)
+            idleFraction: compute.map { 1 - $0 / makespan },
+            bubble: (makespan - busiest) / busiest)
     }
 
     /// After the run: every rank reached the end of its list, every send was received, and every

@@ -27,6 +27,11 @@ public struct TensorParallel: @unchecked Sendable {
         self.sequenceParallel = sequenceParallel && size > 1
     }
 
+    /// Tensor rank 0 of a group of `size` without a communicator: sizes for planning, never run.
+    init(planningSize size: Int, sequenceParallel: Bool) {
+        group = nil; rank = 0; self.size = size; self.sequenceParallel = sequenceParallel && size > 1
+    }
+
     /// One rank, no communication.
     public static let single = TensorParallel(group: nil, sequenceParallel: false)
 

@@ -1,0 +1,162 @@
+// HardwareProfile.swift — what the planner knows about the machine: measured GEMM rates by shape,
+// thread count and precision; the attention core's measured time; memory bandwidth; the resident
+// memory of a started process; and each link's latency and bandwidth per collective and group size.
+// `megatron plan --calibrate` writes one for this machine (Calibration.swift); a cluster file
+// (configs/clusters/*.json) describes other hardware with the same fields, where a GEMM model
+// (peak × efficiency) stands in for measured shapes.
+import Foundation
+
+public struct HardwareProfile: Codable, Sendable {
+    /// Which trainer's memory and kernels the prediction is for: "this" (this program: fp32 storage,
+    /// flash-style attention, the LM head fused into the last stage's forward) or "megatron-lm"
+    /// (Megatron-LM on GPUs: 16-bit activations, mixed-precision optimizer state, attention scores
+    /// materialised).
+    public var trainer: String
+    public var name: String
+    /// Compute units one node shares (CPU cores; for GPUs, one per rank) and ranks per node.
+    public var coresPerNode: Int
+    public var ranksPerNode: Int
+    public var memoryPerRank: Double
+    /// When set, a rank may use this node memory divided by the ranks placed on the node.
+    public var memoryPerNode: Double? = nil
+    public var gemm: [MeasuredGEMM] = []
+    public var gemmModel: GEMMModel? = nil
+    public var attention: [MeasuredAttention] = []
+    /// Bytes/s one rank streams, by its thread count.
+    public var memoryBandwidth: [ThreadValue]
+    /// Resident bytes of a started process before the model (runtime, MPI, BLAS buffers), by thread count.
+    public var residentBaseline: [ThreadValue] = []
+    public var links: [LinkFit]
+    /// Resident bytes MPI's non-blocking all-reduce takes per byte reduced (its temporary buffers),
+    /// paid once for the largest gradient bucket with d > 1.
+    public var reductionBufferFactor: Double? = nil
+
+    public struct ThreadValue: Codable, Sendable {
+        public var threads: Int, value: Double
+        public init(threads: Int, value: Double) { self.threads = threads; self.value = value }
+    }
+
+    public init(
+        trainer: String, name: String, coresPerNode: Int, ranksPerNode: Int, memoryPerRank: Double,
+        memoryBandwidth: [ThreadValue], links: [LinkFit]
+    ) {
+        self.trainer = trainer; self.name = name; self.coresPerNode = coresPerNode; self.ranksPerNode = ranksPerNode
+        self.memoryPerRank = memoryPerRank; self.memoryBandwidth = memoryBandwidth; self.links = links
+    }
+
+    public struct MeasuredGEMM: Codable, Sendable {
+        public var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, threads: Int, bf16: Bool
+        public var flopsPerSecond: Double
+    }
+
+    /// Rate of a GEMM without a measurement: peak · efficiency · x / (x + halfSize), x = min(m, n, k).
+    public struct GEMMModel: Codable, Sendable {
+        public var peakFP32: Double, peakBF16: Double, efficiency: Double, halfSize: Double
+        public init(peakFP32: Double, peakBF16: Double, efficiency: Double, halfSize: Double) {
+            self.peakFP32 = peakFP32; self.peakBF16 = peakBF16; self.efficiency = efficiency; self.halfSize = halfSize
+        }
+    }
+
+    /// The attention core of one layer for one micro-batch: forward and backward seconds.
+    public struct MeasuredAttention: Codable, Sendable {
+        public var seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool
+        public var forward: Double, backward: Double
+    }
+
+    /// time = latency + bytes / bandwidth for one operation of `op` ("allreduce", "allgather",
+    /// "reducescatter": bytes of the whole buffer; "p2p": bytes sent) over `ranks` ranks, within
+    /// one node ("intra") or across nodes ("inter").
+    public struct LinkFit: Codable, Sendable {
+        public var scope: String, op: String, ranks: Int, latency: Double, bandwidth: Double
+        public init(scope: String, op: String, ranks: Int, latency: Double, bandwidth: Double) {
+            self.scope = scope; self.op = op; self.ranks = ranks; self.latency = latency; self.bandwidth = bandwidth
+        }
+    }
+
+    public static func load(_ path: String) throws -> HardwareProfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PlanError.badProfile(path, "cannot be read; run `megatron plan --calibrate --profile \(path)` first")
+        }
+        do { return try JSONDecoder().decode(HardwareProfile.self, from: data) } catch {
+            throw PlanError.badProfile(path, "is not a hardware profile (\(error))")
+        }
+    }
+
+    public func write(_ path: String) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(self).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Threads each rank runs when `ranks` ranks share a node.
+    public func threads(ranksOnNode ranks: Int) -> Int { max(1, coresPerNode / max(1, ranks)) }
+
+    /// How many ranks take turns on each core (1 unless the node is oversubscribed).
+    public func timeShare(ranksOnNode ranks: Int) -> Double {
+        max(1, Double(ranks * threads(ranksOnNode: ranks)) / Double(coresPerNode))
+    }
+
+    /// Seconds of one GEMM: the measured shape if there is one, else the nearest measured shape's
+    /// rate (log-distance of m, n, k; same transposes, threads and precision first), else the model.
+    public func gemmSeconds(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, threads: Int, bf16: Bool) -> Double {
+        let flops = 2 * Double(m) * Double(n) * Double(k)
+        func distance(_ g: MeasuredGEMM) -> Double {
+            abs(log(Double(g.m) / Double(m))) + abs(log(Double(g.n) / Double(n))) + abs(log(Double(g.k) / Double(k)))
+                + (g.transA == transA && g.transB == transB ? 0 : 0.5) + (g.threads == threads ? 0 : 10)
+        }
+        let candidates = gemm.filter { $0.bf16 == bf16 }
+        if let best = candidates.min(by: { distance($0) < distance($1) }), best.threads == threads || gemmModel == nil {
+            let scale = Double(threads) / Double(best.threads)  // only when no measurement at this thread count
+            return flops / (best.flopsPerSecond * (best.threads == threads ? 1 : scale))
+        }
+        guard let g = gemmModel else { return .infinity }
+        let x = Double(min(m, n, k))
+        return flops / ((bf16 ? g.peakBF16 : g.peakFP32) * g.efficiency * x / (x + g.halfSize))
+    }
+
+    /// Forward and backward seconds of the attention core, or nil when not measured (then the
+    /// step model counts it as GEMMs plus the softmax's memory traffic).
+    public func attentionSeconds(seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool) -> (
+        forward: Double, backward: Double
+    )? {
+        let same = attention.filter {
+            $0.seq == seq && $0.headDim == headDim && $0.bf16 == bf16 && $0.threads == threads
+        }
+        guard !same.isEmpty else { return nil }
+        // Work is over batch·heads tasks; scale the nearest measurement by the task count.
+        let tasks = Double(batch * heads)
+        let best = same.min {
+            abs(log(Double($0.batch * $0.heads) / tasks)) < abs(log(Double($1.batch * $1.heads) / tasks))
+        }!
+        let scale = tasks / Double(best.batch * best.heads)
+        return (best.forward * scale, best.backward * scale)
+    }
+
+    public func bandwidth(threads: Int) -> Double { Self.value(memoryBandwidth, threads: threads) ?? 1e10 }
+
+    public func baseline(threads: Int) -> Double { Self.value(residentBaseline, threads: threads) ?? 0 }
+
+    static func value(_ list: [ThreadValue], threads: Int) -> Double? {
+        list.min { abs($0.threads - threads) < abs($1.threads - threads) }?.value
+    }
+
+    /// Seconds of one `op` on `bytes` over a group of `ranks`, crossing nodes or not. A measured fit
+    /// for the op and group size is used directly; otherwise the ring algorithm over the point-to-
+    /// point fit: all-reduce 2(n−1) steps of bytes/n, all-gather and reduce-scatter n−1.
+    public func collectiveSeconds(_ op: String, bytes: Double, ranks: Int, crossesNodes: Bool) -> Double {
+        guard ranks > 1 else { return 0 }
+        let scope = crossesNodes ? "inter" : "intra"
+        let fits = links.filter { $0.scope == scope }
+        if let f = fits.filter({ $0.op == op }).min(by: { abs($0.ranks - ranks) < abs($1.ranks - ranks) }),
+            f.ranks == ranks
+        {
+            return f.latency + bytes / f.bandwidth
+        }
+        guard let p2p = fits.first(where: { $0.op == "p2p" }) ?? links.first(where: { $0.op == "p2p" }) else {
+            return 0
+        }
+        let n = Double(ranks), steps = op == "allreduce" ? 2 * (n - 1) : op == "p2p" ? 1 : n - 1
+        let piece = op == "p2p" ? bytes : bytes / n
+        return steps * (p2p.latency + piece / p2p.bandwidth)
+    }
+}

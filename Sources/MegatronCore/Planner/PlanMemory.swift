@@ -1,0 +1,128 @@
+// PlanMemory.swift — predicted memory per rank of one layout, by the accounting the trainer uses:
+// parameters, gradients and optimizer state from the stage's parameter count; activations as the
+// arenas the trainer plans (TransformerArenaLayout) times the activation sets the schedule needs
+// (PipelineSchedule.activationSetsNeeded), plus the zero-bubble schedule's kept output gradients and
+// the process's resident baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights,
+// fp32 main gradients and master weights with Adam (18 bytes per parameter, the last 12 sharded by
+// the distributed optimizer) and Korthikanti et al.'s activation formula at 2-byte elements.
+
+/// The model a plan is for: a GPT's sizes, the global batch and the world.
+public struct PlanModel: Sendable {
+    public let config: TrainingConfig
+    public let globalBatch: Int
+    /// The tokenizer's vocabulary (before padding).
+    public let vocab: Int
+    public var layers: Int { config.numLayers }
+    public var hidden: Int { config.hiddenSize }
+    public var heads: Int { config.numAttentionHeads }
+    public var ffn: Int { config.ffnHiddenSize ?? 4 * config.hiddenSize }
+    public var seq: Int { config.seqLength }
+    public var positions: Int { config.maxPositionEmbeddings ?? config.seqLength }
+
+    public init(config: TrainingConfig, globalBatch: Int, vocab: Int) {
+        self.config = config; self.globalBatch = globalBatch; self.vocab = vocab
+    }
+
+    public func paddedVocab(tensor t: Int) -> Int {
+        GPTConfig.paddedVocab(vocab, divisibleBy: config.makeVocabSizeDivisibleBy, tensorParallel: t)
+    }
+
+    /// The GPTConfig of a layout (the vocabulary padded for its t).
+    public func gptConfig(tensor t: Int) -> GPTConfig {
+        GPTConfig(
+            numLayers: layers, hiddenSize: hidden, numAttentionHeads: heads, ffnHiddenSize: ffn, seqLength: seq,
+            maxPositionEmbeddings: positions, vocabSize: vocab, paddedVocabSize: paddedVocab(tensor: t))
+    }
+
+    /// Parameters one transformer layer holds on a tensor rank: the split weights and biases over t,
+    /// the two LayerNorms and the row-parallel layers' biases whole.
+    public func layerParameters(tensor t: Int) -> Int {
+        let h = hidden, f = ffn
+        return (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 4 * h + 2 * h
+    }
+
+    /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and
+    /// position embeddings on the first stage, the final LayerNorm and (p > 1) the tied copy of the
+    /// word embedding on the last.
+    public func stageParameters(_ layout: PlanLayout, stage: Int, layerCount: Int) -> Int {
+        let t = layout.tensor, word = paddedVocab(tensor: t) / t * hidden
+        var n = layerCount * layerParameters(tensor: t)
+        if stage == 0 { n += word + positions * hidden }
+        if stage == layout.pipeline - 1 { n += 2 * hidden + (layout.pipeline > 1 ? word : 0) }
+        return n
+    }
+}
+
+public struct PlanMemory: Sendable {
+    /// Bytes per rank of the costliest stage, and its parts.
+    public var parameters = 0.0, gradients = 0.0, optimizer = 0.0, activations = 0.0, communication = 0.0
+    public var baseline = 0.0
+    public var total: Double { parameters + gradients + optimizer + activations + communication + baseline }
+
+    /// This program's memory on pipeline stage `stage` with the given layer counts per chunk and
+    /// activation sets per chunk.
+    static func thisTrainer(
+        model: PlanModel, layout l: PlanLayout, stage: Int, chunkLayers: [Int], sets: [Int], threads: Int,
+        profile: HardwareProfile
+    ) -> PlanMemory {
+        var m = PlanMemory()
+        let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
+        m.parameters = (l.bf16 ? 8 : 4) * params  // bf16 keeps a rounded copy of the weights beside the fp32 ones
+        m.gradients = 4 * params
+        m.optimizer = l.distributedOptimizer ? 12 * (params / Double(l.data)).rounded(.up) : 8 * params
+        let gpt = model.gptConfig(tensor: l.tensor)
+        let tp = TensorParallel(planningSize: l.tensor, sequenceParallel: l.sequenceParallel)
+        for (c, layers) in chunkLayers.enumerated() {
+            let arena = TransformerArenaLayout(
+                config: gpt, microBatch: l.microBatch, threads: threads, tensorParallel: tp, layers: layers,
+                sets: l.recompute ? 1 : layers)
+            let n = Double(model.seq * l.microBatch)
+            var perSet = Double(arena.total) * 4 + n * 16  // tokens, targets, per-row loss
+            if l.zeroBubble {
+                // Kept output gradients of the four linear layers per layer (DeferredWeightGradients).
+                let h = Double(model.hidden), f = Double(model.ffn), t = Double(l.tensor)
+                perSet += 4 * n * Double(layers) * (3 * h / t + h + f / t + h)
+            }
+            m.activations += Double(sets[c]) * perSet
+        }
+        if l.pipeline > 1 {
+            // Send and receive staging buffers for the stage boundary.
+            m.communication += 4 * 4 * Double(model.seq * l.microBatch * model.hidden / l.tensor)
+        }
+        if l.data > 1 || l.distributedOptimizer, let factor = profile.reductionBufferFactor {
+            // MPI's temporary buffers for the largest gradient bucket in flight (GradientBuckets' default size).
+            let bucket = min(params, Double(model.config.ddpBucketSize ?? max(40_000_000, 1_000_000 * l.data)))
+            m.communication += factor * 4 * bucket
+        }
+        m.baseline = profile.baseline(threads: threads)
+        return m
+    }
+
+    /// Megatron-LM's memory on a GPU (the paper's setting) for pipeline stage `stage`.
+    static func megatronLM(
+        model: PlanModel, layout l: PlanLayout, stage: Int, chunkLayers: [Int], sets: [Int], profile: HardwareProfile
+    ) -> PlanMemory {
+        var m = PlanMemory()
+        let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
+        m.parameters = 2 * params
+        m.gradients = 4 * params  // fp32 main gradients
+        m.optimizer = 12 * (l.distributedOptimizer ? (params / Double(l.data)).rounded(.up) : params)
+        let f = ActivationMemoryFormula(
+            seq: model.seq, microBatch: l.microBatch, hidden: model.hidden, heads: model.heads,
+            tensorParallel: l.tensor, sequenceParallel: l.sequenceParallel)
+        for (c, layers) in chunkLayers.enumerated() {
+            // Held per in-flight micro-batch: every layer's input under full recomputation, else
+            // every layer's activations (attention scores included: not flash attention).
+            let held = l.recompute ? f.inputBytes() : f.layerBytes(selective: false)
+            m.activations += Double(sets[c]) * Double(layers) * held
+        }
+        // The backward's working set: one layer's full activations being recomputed, and the
+        // logits of the last stage (16-bit, plus their fp32 softmax).
+        m.activations += l.recompute ? f.layerBytes(selective: false) : 0
+        if stage == l.pipeline - 1 {
+            m.activations += 6 * Double(model.seq * l.microBatch * model.paddedVocab(tensor: l.tensor) / l.tensor)
+        }
+        m.baseline = profile.baseline(threads: 1)
+        return m
+    }
+}

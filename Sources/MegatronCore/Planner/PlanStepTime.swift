@@ -1,0 +1,147 @@
+// PlanStepTime.swift — predicted time of one training step of a layout. Per pipeline stage and
+// model chunk, the forward F, input-gradient B and weight-gradient W of one micro-batch: every GEMM
+// of its layers (and the LM head on the last stage) at the profile's rate for that shape, thread
+// count and precision; the attention core as measured (or as GEMMs plus the score traffic); the
+// elementwise work as bytes over the memory bandwidth; and the tensor-parallel collectives over the
+// link they cross. The pipeline schedule is then simulated with those costs and the stage-boundary
+// transfer time (ScheduleSimulator), and the step adds the data-parallel gradient reduction, the
+// tied-embedding reduction and the optimizer (Planner.predict). On an oversubscribed node (more rank
+// threads than cores) ranks take turns: the pipeline lasts at least the node's total work over its
+// cores, while a rank idle in the bubble leaves its core to the others.
+
+/// One micro-batch of one model chunk: pass times and their tensor-parallel communication part.
+struct ChunkTimes {
+    var forward = 0.0, backward = 0.0, weight = 0.0
+    var communication = 0.0
+}
+
+struct StepTimeModel {
+    let model: PlanModel
+    let profile: HardwareProfile
+    let layout: PlanLayout
+    let threads: Int
+    var megatronLM: Bool { profile.trainer == "megatron-lm" }
+    /// Bytes per activation element in communication.
+    var elementBytes: Double { megatronLM ? 2 : 4 }
+
+    func gemm(_ m: Int, _ n: Int, _ k: Int, transA: Bool = false, transB: Bool = false) -> Double {
+        profile.gemmSeconds(m: m, n: n, k: k, transA: transA, transB: transB, threads: threads, bf16: layout.bf16)
+    }
+
+    /// Crosses nodes: a group of `size` ranks `stride` apart spans more than one node.
+    func crosses(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > profile.ranksPerNode }
+
+    func collective(_ op: String, elements: Double, size: Int, stride: Int) -> Double {
+        profile.collectiveSeconds(
+            op, bytes: elements * elementBytes, ranks: size, crossesNodes: crosses(size: size, stride: stride))
+    }
+
+    /// One transformer layer, one micro-batch: (F, B, W, communication) before time-sharing.
+    func layer() -> ChunkTimes {
+        let t = layout.tensor, b = layout.microBatch, s = model.seq, n = s * b
+        let h = model.hidden, f = model.ffn, a = model.heads
+        var x = ChunkTimes()
+        // Column-parallel QKV and FC1 (out/t), row-parallel projection and FC2 (in/t): weights [out, in].
+        for (out, inp) in [(3 * h / t, h), (h, h / t), (f / t, h), (h, f / t)] {
+            x.forward += gemm(n, out, inp, transB: true)
+            x.backward += gemm(n, inp, out)
+            x.weight += gemm(out, inp, n, transA: true)
+        }
+        let dh = h / a, aL = a / t
+        if let att = profile.attentionSeconds(
+            seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16)
+        {
+            x.forward += att.forward
+            x.backward += att.backward
+        } else {
+            // Scores and context as batched GEMMs over b·a/t heads, plus the scores' traffic: written,
+            // softmaxed, dropped out and read in the forward (≈ 6 passes of 2 bytes), twice that back.
+            let heads = Double(b * aL)
+            x.forward += heads * (gemm(s, s, dh, transB: true) + gemm(s, dh, s))
+            x.backward += heads * 2 * (gemm(s, s, dh) + gemm(s, dh, s))
+            let scores = heads * Double(s * s) * 2
+            x.forward += 6 * scores / profile.bandwidth(threads: threads)
+            x.backward += 12 * scores / profile.bandwidth(threads: threads)
+        }
+        // Elementwise: LayerNorms, biases, GELU, dropout, residual adds — per token ≈ 10h + 6h/t + 3f/t
+        // elements read or written in the forward, twice that in the backward.
+        let width = megatronLM ? 2.0 : 4.0
+        let perToken = Double(10 * h + 6 * h / t + 3 * f / t)
+        let bytes = width * Double(n) * perToken / profile.bandwidth(threads: threads)
+        x.forward += bytes
+        x.backward += 2 * bytes
+        if t > 1 {
+            // Two all-reduces per pass (or an all-gather and a reduce-scatter each with SP).
+            let e = Double(n * h)
+            let pass =
+                layout.sequenceParallel
+                ? 2
+                    * (collective("allgather", elements: e, size: t, stride: 1)
+                        + collective("reducescatter", elements: e, size: t, stride: 1))
+                : 2 * collective("allreduce", elements: e, size: t, stride: 1)
+            x.forward += pass
+            x.backward += pass
+            x.communication = 2 * pass
+        }
+        return x
+    }
+
+    /// The LM head and cross entropy of one micro-batch on the last stage (this trainer runs its
+    /// backward inside the forward), and the embedding on the first.
+    func head() -> ChunkTimes {
+        let t = layout.tensor, n = model.seq * layout.microBatch, h = model.hidden
+        let vL = model.paddedVocab(tensor: t) / t
+        var x = ChunkTimes()
+        let rows = megatronLM ? n : VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab)
+        let chunks = Double((n + rows - 1) / rows)
+        let forward = chunks * gemm(rows, vL, h, transB: true)
+        let backward = chunks * (gemm(rows, h, vL) + gemm(vL, h, rows, transA: true))
+        // Softmax statistics, loss and the logits' gradient: ≈ 3 passes over the logits.
+        let softmax = (megatronLM ? 2.0 : 4.0) * 3 * Double(n * vL) / profile.bandwidth(threads: threads)
+        var comm = 0.0
+        if t > 1 { comm = collective("allreduce", elements: Double(n * h), size: t, stride: 1) }
+        if megatronLM {
+            x.forward = forward + softmax / 3
+            x.backward = backward + 2 * softmax / 3 + comm
+        } else {
+            x.forward = forward + backward + softmax + comm
+        }
+        x.communication = comm
+        return x
+    }
+
+    func embedding() -> ChunkTimes {
+        let t = layout.tensor, n = model.seq * layout.microBatch, h = model.hidden
+        var x = ChunkTimes()
+        let bytes = (megatronLM ? 2.0 : 4.0) * 3 * Double(n * h) / profile.bandwidth(threads: threads)
+        x.forward = bytes
+        x.backward = bytes
+        if t > 1 {
+            x.communication = collective(
+                layout.sequenceParallel ? "reducescatter" : "allreduce", elements: Double(n * h), size: t, stride: 1)
+            x.forward += x.communication
+        }
+        return x
+    }
+
+    /// F, B, W of one micro-batch of a chunk with `layers` layers.
+    func chunk(
+        layers: Int, hasEmbedding: Bool, hasHead: Bool, layer one: ChunkTimes, head: ChunkTimes, embedding: ChunkTimes
+    )
+        -> ChunkTimes
+    {
+        let L = Double(layers)
+        var x = ChunkTimes(
+            forward: L * one.forward, backward: L * one.backward, weight: L * one.weight,
+            communication: L * one.communication)
+        if layout.recompute {
+            x.backward += L * one.forward
+            x.communication += L * one.communication / 2
+        }
+        for part in [hasEmbedding ? embedding : nil, hasHead ? head : nil].compactMap({ $0 }) {
+            x.forward += part.forward; x.backward += part.backward; x.weight += part.weight
+            x.communication += part.communication
+        }
+        return x
+    }
+}

@@ -1,0 +1,234 @@
+// Planner.swift — `megatron plan`'s core: every valid layout of a model on N ranks (the training
+// config's own validation decides validity), and for each the predicted step time with its
+// breakdown and the predicted memory of the fullest rank (PlanStepTime, PlanMemory), sorted fastest
+// first among those that fit.
+
+public struct PlanPrediction: Sendable {
+    public var layout: PlanLayout
+    public var stepSeconds = 0.0
+    /// The busiest rank's compute, its exposed communication (tensor-parallel collectives; stage
+    /// transfers' waits are in the bubble), the pipeline bubble, the data-parallel and tied-embedding
+    /// reductions, and the optimizer step (step = compute + communication + bubble + sharing + the rest).
+    public var compute = 0.0, tensorCommunication = 0.0, bubble = 0.0, dataCommunication = 0.0, optimizer = 0.0
+    /// On an oversubscribed node: how much longer the pipeline takes because ranks take turns on the cores.
+    public var sharing = 0.0
+    public var memory = PlanMemory()
+    public var fits = true
+    /// Tokens per second and model FLOP/s per rank (Megatron's formula, with recomputation when on).
+    public var tokensPerSecond = 0.0, flopsPerRank = 0.0
+}
+
+public struct Planner: Sendable {
+    public let model: PlanModel
+    public let profile: HardwareProfile
+    public let worldSize: Int
+    public let ranksPerNode: Int
+    public let memoryPerRank: Double
+
+    public init(
+        model: PlanModel, profile: HardwareProfile, worldSize: Int, ranksPerNode: Int? = nil,
+        memoryPerRank: Double? = nil
+    ) {
+        self.model = model; self.worldSize = worldSize
+        var p = profile
+        if let r = ranksPerNode { p.ranksPerNode = r }
+        self.profile = p
+        self.ranksPerNode = p.ranksPerNode
+        self.memoryPerRank =
+            memoryPerRank ?? p.memoryPerNode.map { $0 / Double(min(worldSize, p.ranksPerNode)) } ?? p.memoryPerRank
+    }
+
+    /// The config of `layout` for this model, or the reason it is not valid.
+    public func config(of layout: PlanLayout) throws -> TrainingConfig {
+        let c = layout.applied(to: model.config, globalBatch: model.globalBatch)
+        try ConfigValidation.validateGrid(c, worldSize: worldSize)
+        try ConfigValidation.validateBatch(c, worldSize: worldSize)
+        try ConfigValidation.validateRecompute(c)
+        try ConfigValidation.validatePipeline(c, worldSize: worldSize)
+        if c.numLayers % c.pipelineModelParallelSize != 0 || c.numLayers < c.pipelineModelParallelSize {
+            throw PlanError.unsupported("num_layers does not split evenly over p")
+        }
+        return c
+    }
+
+    /// Every valid layout: t, p dividing the world (d the rest); v with whole layers per virtual stage;
+    /// micro-batch sizes dividing the batch per replica; SP with t > 1; recomputation on and off;
+    /// the distributed optimizer with d > 1; fp32 and bf16 (bf16 only where the profile measured it,
+    /// and only bf16 for Megatron-LM); ZB-H1 with p > 1, v = 1 and no full recomputation.
+    public func enumerate(microBatchLimit: Int = 16) -> [PlanLayout] {
+        let megatronLM = profile.trainer == "megatron-lm"
+        let precisions: [Bool] =
+            megatronLM ? [true] : profile.gemm.contains(where: \.bf16) ? [false, true] : [false]
+        var out: [PlanLayout] = []
+        for t in divisors(worldSize) {
+            for p in divisors(worldSize / t) where p <= model.layers {
+                let d = worldSize / (t * p)
+                guard model.globalBatch % d == 0 else { continue }
+                let vs =
+                    p == 1 ? [1] : (1...max(1, model.layers / p)).filter { model.layers % (p * $0) == 0 && $0 <= 8 }
+                for v in vs {
+                    for mbs in divisors(model.globalBatch / d) where mbs <= microBatchLimit {
+                        for sp in t > 1 ? [false, true] : [false] {
+                            for recompute in [false, true] {
+                                for dist in d > 1 ? [false, true] : [false] {
+                                    for bf16 in precisions {
+                                        for zb in p > 1 && v == 1 && !recompute && !megatronLM
+                                            ? [false, true] : [false]
+                                        {
+                                            var l = PlanLayout()
+                                            (l.tensor, l.pipeline, l.data, l.virtualStages, l.microBatch) = (
+                                                t, p, d, v, mbs
+                                            )
+                                            (l.sequenceParallel, l.recompute, l.distributedOptimizer) = (
+                                                sp, recompute, dist
+                                            )
+                                            (l.bf16, l.zeroBubble) = (bf16, zb)
+                                            if (try? config(of: l)) != nil { out.append(l) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Predictions for `layouts`, the fitting ones first, fastest first.
+    public func rank(_ layouts: [PlanLayout]) throws -> [PlanPrediction] {
+        try layouts.map { try predict($0) }.sorted {
+            $0.fits != $1.fits ? $0.fits : $0.stepSeconds < $1.stepSeconds
+        }
+    }
+
+    public func predict(_ l: PlanLayout) throws -> PlanPrediction {
+        let c = try config(of: l)
+        let pipelineLayout = try PipelineLayout(c)
+        let p = l.pipeline, v = pipelineLayout.chunks, m = model.globalBatch / (l.microBatch * l.data)
+        let ranksOnNode = min(worldSize, ranksPerNode)
+        let gpu = profile.trainer == "megatron-lm"
+        let threads = gpu ? 1 : profile.threads(ranksOnNode: ranksOnNode)
+        let share = gpu ? 1 : profile.timeShare(ranksOnNode: ranksOnNode)
+        let times = StepTimeModel(model: model, profile: profile, layout: l, threads: threads)
+        let one = times.layer(), head = times.head(), embedding = times.embedding()
+        // Costs per (stage, chunk): virtual stage s = c·p + r.
+        let costs = (0..<p).map { r in
+            (0..<v).map { ch in
+                let s = ch * p + r
+                return times.chunk(
+                    layers: pipelineLayout.layerCounts[s], hasEmbedding: s == 0, hasHead: s == p * v - 1, layer: one,
+                    head: head, embedding: embedding)
+            }
+        }
+        var x = PlanPrediction(layout: l)
+        let busy = costs.map { $0.reduce(0.0) { $0 + Double(m) * ($1.forward + $1.backward + $1.weight) } }
+        let busiest = busy.indices.max { busy[$0] < busy[$1] } ?? 0
+        let comm = costs[busiest].reduce(0.0) { $0 + Double(m) * $1.communication }
+        x.compute = busy[busiest] - comm
+        x.tensorCommunication = comm
+        var makespan = busy[busiest]
+        if p > 1 {
+            let boundary = Double(model.seq * l.microBatch * model.hidden / l.tensor)
+            let transfer = times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data)
+            makespan = try pipelineMakespan(layout: l, chunks: v, microbatches: m, costs: costs, transfer: transfer)
+        }
+        x.bubble = makespan - busy[busiest]
+        // Ranks sharing cores: the node's work (every stage's t·d ranks) over its cores, if longer.
+        let nodeWork = busy.reduce(0, +) * Double(l.tensor * l.data) * Double(ranksOnNode) / Double(worldSize)
+        x.sharing = max(0, nodeWork * Double(threads) / Double(profile.coresPerNode) - makespan)
+        let params =
+            (0..<p).map { r in
+                Double(
+                    model.stageParameters(
+                        l, stage: r, layerCount: (0..<v).reduce(0) { $0 + pipelineLayout.layerCounts[$1 * p + r] }))
+            }.max() ?? 0
+        reductions(&x, times: times, params: params, share: share, threads: threads)
+        x.stepSeconds = makespan + x.sharing + x.dataCommunication + x.optimizer
+        x.memory = try memory(l, layout: pipelineLayout, microbatches: m, threads: threads)
+        x.fits = x.memory.total <= memoryPerRank
+        let flops =
+            model.gptConfig(tensor: 1).flopsPerIteration(globalBatch: model.globalBatch) * (l.recompute ? 4.0 / 3.0 : 1)
+        x.tokensPerSecond = Double(model.globalBatch * model.seq) / x.stepSeconds
+        x.flopsPerRank = flops / x.stepSeconds / Double(worldSize)
+        return x
+    }
+
+    /// After the pipeline: the gradient reduction over d (the fullest stage's `params`, fp32), the
+    /// tied embedding's over the first and last stage, and the optimizer (Adam reads p, g, m, v and
+    /// writes p, m, v; the gradient is also zeroed and read for its norm) — every rank at once, so
+    /// stretched by the time share on an oversubscribed node.
+    func reductions(_ x: inout PlanPrediction, times: StepTimeModel, params: Double, share: Double, threads: Int) {
+        let l = x.layout, p = l.pipeline
+        if l.data > 1 {
+            let e = params * 4 / times.elementBytes
+            x.dataCommunication =
+                share
+                * (l.distributedOptimizer
+                    ? times.collective("reducescatter", elements: e, size: l.data, stride: l.tensor)
+                        + times.collective("allgather", elements: e, size: l.data, stride: l.tensor)
+                    : times.collective("allreduce", elements: e, size: l.data, stride: l.tensor))
+        }
+        if p > 1 {
+            let word = Double(model.paddedVocab(tensor: l.tensor) / l.tensor * model.hidden) * 4 / times.elementBytes
+            x.dataCommunication +=
+                share * times.collective("allreduce", elements: word, size: 2, stride: l.tensor * l.data * (p - 1))
+        }
+        let owned = l.distributedOptimizer ? params / Double(l.data) : params
+        x.optimizer = share * (28 * owned + 12 * params) / profile.bandwidth(threads: threads)
+    }
+
+    /// The schedule simulated with per-(stage, chunk) costs; above ~40,000 actions the 1F1B
+    /// formula stands in: Σ over stages of one micro-batch's F + B (fill and drain) plus (m − 1)
+    /// times the slowest stage's (steady state), divided by v for the interleaved schedule's fill.
+    func pipelineMakespan(
+        layout l: PlanLayout, chunks v: Int, microbatches m: Int, costs: [[ChunkTimes]], transfer: Double
+    )
+        throws -> Double
+    {
+        let p = l.pipeline
+        if p * v * m <= 10_000 {
+            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+            let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)
+            return try ScheduleSimulator.run(s, transfer: transfer) { r, c in
+                PassCosts(forward: costs[r][c].forward, backward: costs[r][c].backward, weight: costs[r][c].weight)
+            }.makespan
+        }
+        let perStage = costs.map { $0.reduce(0.0) { $0 + $1.forward + $1.backward + $1.weight } }
+        let fill = perStage.reduce(0, +) + 2 * Double(p - 1) * transfer
+        return fill / Double(v) + Double(m - 1) * (perStage.max() ?? 0)
+    }
+
+    func memory(_ l: PlanLayout, layout: PipelineLayout, microbatches m: Int, threads: Int) throws -> PlanMemory {
+        let p = l.pipeline, v = layout.chunks
+        var schedules: [PipelineSchedule] = []
+        if p > 1 && p * v * m <= 10_000 {
+            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+            schedules = [try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)]
+        }
+        var fullest = PlanMemory()
+        for r in 0..<p {
+            let chunkLayers = (0..<v).map { layout.layerCounts[$0 * p + r] }
+            // Without a simulated schedule: 1F1B holds p − r micro-batches on stage r (at most m),
+            // the interleaved schedule about as many per chunk plus (p − 1)·... ≈ its warm-up.
+            let sets =
+                p == 1
+                ? [1]
+                : schedules.isEmpty
+                    ? (0..<v).map { _ in min(m, p - r + (v > 1 ? p - 1 : 0)) }
+                    : PipelineSchedule.activationSetsNeeded(schedules: schedules, rank: r, chunks: v)
+            let mem =
+                profile.trainer == "megatron-lm"
+                ? PlanMemory.megatronLM(
+                    model: model, layout: l, stage: r, chunkLayers: chunkLayers, sets: sets, profile: profile)
+                : PlanMemory.thisTrainer(
+                    model: model, layout: l, stage: r, chunkLayers: chunkLayers, sets: sets, threads: threads,
+                    profile: profile)
+            if mem.total > fullest.total { fullest = mem }
+        }
+        return fullest
+    }
+
+    func divisors(_ n: Int) -> [Int] { (1...max(1, n)).filter { n % $0 == 0 } }
+}

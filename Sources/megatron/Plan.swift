@@ -1,0 +1,113 @@
+// Plan.swift — `megatron plan`: choose the parallel layout from a calibrated cost model.
+//   megatron plan --calibrate --config MODEL.json [--profile P.json]   measure this machine
+//   megatron plan --config MODEL.json --world-size N [--profile P.json | --cluster C.json]
+//   megatron plan --config MODEL.json --world-size N --explain t=2,p=2,mbs=2
+// The ranking prints the layouts that fit, fastest first, with the breakdown and the command line.
+import ArgumentParser
+import Distributed
+import Foundation
+import MegatronCore
+import Tensor
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract:
+            "Choose the parallel layout (t, p, d, v, micro-batch, SP, recomputation, optimizer, precision, schedule) from a calibrated cost model.",
+        discussion: """
+            First measure this machine once:  megatron plan --calibrate --config configs/gpt2-124m.json
+            then rank the layouts:            megatron plan --config configs/gpt2-124m.json --world-size 4
+            A cluster file (configs/clusters/dgx-a100.json) describes other hardware with the same fields.
+            """)
+
+    @Option(help: "The model's JSON config (its layout keys are ignored).") var config: String
+    @Option(help: "Ranks to plan for.") var worldSize: Int = 1
+    @Option(help: "Ranks per node (default: the profile's).") var ranksPerNode: Int?
+    @Option(help: "Memory per rank in GiB (default: the profile's).") var memoryPerRank: Double?
+    @Option(help: "Global batch size (default: the config's).") var globalBatchSize: Int?
+    @Option(help: "A cluster description (same fields as a profile) instead of this machine's profile.") var cluster:
+        String?
+    @Option(help: "This machine's profile, written by --calibrate.") var profile: String = "runs/plan/profile.json"
+    @Flag(help: "Measure this machine (GEMM shapes, attention, memory bandwidth, MPI links) and write --profile.")
+    var calibrate = false
+    @Option(help: "Largest world size to calibrate links and thread counts for.") var maxRanks: Int = 8
+    @Option(
+        help: "Predict one layout, e.g. t=2,p=2,v=1,mbs=2,sp=0,recompute=none,dist-opt=0,precision=fp32,schedule=1f1b.")
+    var explain: String?
+    @Option(help: "Layouts to print.") var top: Int = 10
+    @Option(help: "Also write every prediction as JSON lines here.") var json: String?
+    @Flag(help: .hidden) var measure = false
+    @Flag(help: .hidden) var linksOnly = false
+    @Option(help: .hidden) var output: String?
+
+    func run() throws {
+        let base: TrainingConfig
+        do { base = try ConfigLoader.parse(path: config, flags: []) } catch { CLIErrors.fail(error, code: 2) }
+        guard base.modelType == .gpt else {
+            CLIErrors.fail(
+                PlanError.unsupported(
+                    "megatron plan models GPT configs only (model_type is \(base.modelType.rawValue))"), code: 2)
+        }
+        let gbs = globalBatchSize ?? base.globalBatchSize ?? base.microBatchSize
+        let vocab: Int
+        if let v = base.vocabSize {
+            vocab = v
+        } else if base.tokenizerType == .gpt2BPE {
+            vocab = 50257
+        } else {
+            vocab = 257
+        }
+        let model = PlanModel(config: base, globalBatch: gbs, vocab: vocab)
+        if measure {
+            return try PlanCalibration.measure(
+                model: model, maxRanks: maxRanks, linksOnly: linksOnly, output: output ?? "calibration.json")
+        }
+        if calibrate {
+            do { try PlanCalibration(model: model, configPath: config, maxRanks: maxRanks, path: profile).run() } catch
+            {
+                CLIErrors.fail(error, code: 1)
+            }
+            return
+        }
+        let hardware: HardwareProfile
+        do { hardware = try HardwareProfile.load(cluster ?? profile) } catch { CLIErrors.fail(error, code: 2) }
+        let planner = Planner(
+            model: model, profile: hardware, worldSize: worldSize, ranksPerNode: ranksPerNode,
+            memoryPerRank: memoryPerRank.map { $0 * 1_073_741_824 })
+        do {
+            if let explain {
+                let layout = try PlanLayout.parse(explain, worldSize: worldSize)
+                let x = try planner.predict(layout)
+                print(PlanReport.header(planner))
+                print(PlanReport.detail(x, planner: planner, configPath: config))
+                try writeJSON([x], planner)
+                return
+            }
+            let layouts = planner.enumerate()
+            let ranked = try planner.rank(layouts)
+            print(PlanReport.header(planner))
+            let fitting = ranked.filter(\.fits)
+            print("\(layouts.count) valid layouts considered, \(fitting.count) fit in memory; fastest first:")
+            print(PlanReport.tableHeader)
+            for x in fitting.prefix(top) {
+                print(PlanReport.row(x))
+                print("      " + PlanReport.command(x, planner: planner, configPath: config))
+            }
+            if let best = fitting.first {
+                print("\nbest: " + PlanReport.detail(best, planner: planner, configPath: config))
+            } else if let least = ranked.min(by: { $0.memory.total < $1.memory.total }) {
+                print(
+                    String(
+                        format: "no layout fits in %.1f GiB per rank; the smallest needs %.1f GiB (%@)",
+                        planner.memoryPerRank / 1_073_741_824, least.memory.total / 1_073_741_824,
+                        least.layout.description as NSString))
+            }
+            try writeJSON(ranked, planner)
+        } catch { CLIErrors.fail(error, code: 2) }
+    }
+
+    func writeJSON(_ predictions: [PlanPrediction], _ planner: Planner) throws {
+        guard let json else { return }
+        let lines = predictions.map { PlanReport.json($0, planner: planner, configPath: config) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: json, atomically: true, encoding: .utf8)
+    }
+}

@@ -1,0 +1,197 @@
+import MegatronCore
+// PlannerTests.swift — `megatron plan`'s formulas against hand-computed cases: the parameter count
+// of a stage against the real parameter table, the activation arena against real activations, the
+// ring and fitted collective times, memory per rank, the simulator with per-stage costs; the compact
+// layout form round-trips and names bad keys; and the enumeration gives exactly the layouts the
+// training config's validation accepts (none invalid, every valid one considered).
+import XCTest
+
+final class PlannerTests: XCTestCase {
+    /// A 4-layer GPT (hidden 64, 4 heads, seq 32, vocabulary 500) with global batch 8.
+    func model(globalBatch: Int = 8) -> PlanModel {
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (4, 64, 4, 32)
+        c.maxPositionEmbeddings = 40
+        c.microBatchSize = 1
+        return PlanModel(config: c, globalBatch: globalBatch, vocab: 500)
+    }
+
+    /// A machine where every GEMM runs at 1 GFLOP/s, memory streams at 1 GB/s, and each link moves
+    /// 1 GB/s after 1 µs; 2 cores, 8 ranks per node, 1 GiB per rank.
+    func profile() -> HardwareProfile {
+        var p = HardwareProfile(
+            trainer: "this", name: "test", coresPerNode: 2, ranksPerNode: 8, memoryPerRank: 1_073_741_824,
+            memoryBandwidth: [.init(threads: 1, value: 1e9)],
+            links: [.init(scope: "intra", op: "p2p", ranks: 2, latency: 1e-6, bandwidth: 1e9)])
+        p.gemmModel = HardwareProfile.GEMMModel(peakFP32: 1e9, peakBF16: 2e9, efficiency: 1, halfSize: 0)
+        return p
+    }
+
+    func testStageParametersEqualTheParameterTable() {
+        let m = model()
+        for t in [1, 2, 4] {
+            var l = PlanLayout()
+            (l.tensor, l.pipeline) = (t, 2)
+            let gpt = m.gptConfig(tensor: t)
+            let stages: [StagePlan] = [
+                StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
+                StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
+            ]
+            for (r, stage) in stages.enumerated() {
+                let (table, _) = GPTSlots.declare(config: gpt, tensorRank: 0, tensorSize: t, stage: stage)
+                let planned = m.stageParameters(l, stage: r, layerCount: 2)
+                // The table pads each tensor to 16 floats: at most 15 per tensor more.
+                XCTAssertLessThanOrEqual(planned, table.totalCount, "t=\(t) stage \(r)")
+                XCTAssertLessThan(table.totalCount - planned, 16 * 30, "t=\(t) stage \(r)")
+            }
+        }
+        // Hand count, t = 1, whole model: layer 12h² + 13h = 12·4096 + 832 = 49,984; embeddings
+        // 512·64 + 40·64 = 35,328 (vocabulary 500 padded to 512); final norm 128.
+        var whole = PlanLayout()
+        whole.pipeline = 1
+        XCTAssertEqual(m.layerParameters(tensor: 1), 49_984)
+        XCTAssertEqual(m.stageParameters(whole, stage: 0, layerCount: 4), 4 * 49_984 + 35_328 + 128)
+    }
+
+    func testArenaLayoutIsTheActivationsOwnSize() {
+        let gpt = model().gptConfig(tensor: 1)
+        for (b, sets) in [(1, 4), (2, 1)] {
+            let plan: RecomputePlan =
+                sets == 1 ? .make(granularity: .full, method: .uniform, numLayers: 4, layers: 4) : .none(layers: 4)
+            let acts = TransformerActivations(config: gpt, microBatch: b, threads: 1, recompute: plan)
+            let layout = TransformerArenaLayout(
+                config: gpt, microBatch: b, threads: 1, tensorParallel: .single, layers: 4, sets: plan.sets)
+            XCTAssertEqual(layout.total * 4, acts.bytes)
+        }
+    }
+
+    func testCollectiveTimes() {
+        var p = profile()
+        // Ring all-reduce over 4 ranks of 4 MB on the point-to-point fit: 2·3 steps of 1 MB.
+        XCTAssertEqual(
+            p.collectiveSeconds("allreduce", bytes: 4e6, ranks: 4, crossesNodes: false), 6 * (1e-6 + 1e-3),
+            accuracy: 1e-12)
+        XCTAssertEqual(
+            p.collectiveSeconds("allgather", bytes: 4e6, ranks: 4, crossesNodes: false), 3 * (1e-6 + 1e-3),
+            accuracy: 1e-12)
+        XCTAssertEqual(p.collectiveSeconds("allreduce", bytes: 4e6, ranks: 1, crossesNodes: false), 0)
+        // A measured fit for the op and group size is used as it is.
+        p.links.append(.init(scope: "intra", op: "allreduce", ranks: 4, latency: 5e-6, bandwidth: 2e9))
+        XCTAssertEqual(
+            p.collectiveSeconds("allreduce", bytes: 4e6, ranks: 4, crossesNodes: false), 5e-6 + 2e-3, accuracy: 1e-12)
+        // Across nodes with only an intra-node fit: the fit that exists.
+        XCTAssertEqual(
+            p.collectiveSeconds("p2p", bytes: 1e6, ranks: 2, crossesNodes: true), 1e-6 + 1e-3, accuracy: 1e-12)
+    }
+
+    func testMemoryOfOneRankByHand() throws {
+        let m = model()
+        let planner = Planner(model: m, profile: profile(), worldSize: 2)
+        var l = PlanLayout()
+        (l.data, l.microBatch) = (2, 2)
+        let x = try planner.predict(l)
+        let params = Double(4 * 49_984 + 35_328 + 128)
+        XCTAssertEqual(x.memory.parameters, 4 * params)
+        XCTAssertEqual(x.memory.gradients, 4 * params)
+        XCTAssertEqual(x.memory.optimizer, 8 * params)
+        let arena = TransformerArenaLayout(
+            config: m.gptConfig(tensor: 1), microBatch: 2, threads: 1, tensorParallel: .single, layers: 4, sets: 4)
+        XCTAssertEqual(x.memory.activations, Double(arena.total * 4 + 64 * 16))
+        l.distributedOptimizer = true
+        XCTAssertEqual(try planner.predict(l).memory.optimizer, 12 * (params / 2).rounded(.up))
+    }
+
+    func testStepTimeOfOneRankByHand() throws {
+        // One rank, micro-batch 8 (m = 1): the step is F + B + W of the whole model plus the optimizer.
+        let m = model()
+        let planner = Planner(model: m, profile: profile(), worldSize: 1)
+        var l = PlanLayout()
+        l.microBatch = 8
+        let x = try planner.predict(l)
+        let n = 32.0 * 8, h = 64.0, f = 256.0, V = 512.0
+        let layerGEMMs = 3 * 2 * n * (3 * h * h + h * h + 2 * h * f) / 1e9  // forward, dgrad, wgrad
+        let perHead: Double = 2 * 2 * 32 * 32 * 16  // scores and context of one head: 2 GEMMs of 2·s·s·d
+        let attention: Double = 32 * perHead * 3 / 1e9  // 8 sequences × 4 heads, forward + 2× back
+        XCTAssertGreaterThan(x.compute, 4 * (layerGEMMs + attention) + 3 * 2 * n * h * V / 1e9)
+        XCTAssertEqual(x.bubble, 0, accuracy: 1e-12)
+        XCTAssertEqual(x.stepSeconds, x.compute + x.optimizer, accuracy: 1e-9)
+    }
+
+    func testSimulatorWithPerStageCosts() throws {
+        // 1F1B, p = 2, m = 2; stage 1 twice as slow (F 2, B 4): stage 0 F F (wait) B B, stage 1 F B F B.
+        let s = try PipelineSchedule.make(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 2)
+        let r = try ScheduleSimulator.run(s, transfer: 0) { rank, _ in
+            rank == 0 ? PassCosts(forward: 1, backward: 1, weight: 1) : PassCosts(forward: 2, backward: 2, weight: 2)
+        }
+        // Stage 1: F0 at 1–3, B0 3–7, F1 7–9 (F1 arrived at 2), B1 9–13; stage 0 then B1 13–15.
+        XCTAssertEqual(r.makespan, 15, accuracy: 1e-12)
+        let withTransfer = try ScheduleSimulator.run(s, transfer: 0.5) { rank, _ in
+            rank == 0 ? PassCosts(forward: 1, backward: 1, weight: 1) : PassCosts(forward: 2, backward: 2, weight: 2)
+        }
+        // Two transfers lie on the critical path (micro-batch 0's activation, micro-batch 1's gradient): 15 + 2·0.5.
+        XCTAssertEqual(withTransfer.makespan, 16, accuracy: 1e-12)
+        // Uniform costs give what the unit-cost run gives.
+        XCTAssertEqual(
+            try ScheduleSimulator.run(s).makespan, try ScheduleSimulator.run(s, transfer: 0) { _, _ in .unit }.makespan)
+    }
+
+    func testLayoutCompactFormRoundTripsAndNamesBadKeys() throws {
+        var l = PlanLayout()
+        (l.tensor, l.pipeline, l.data, l.virtualStages, l.microBatch) = (2, 2, 2, 2, 4)
+        (l.sequenceParallel, l.recompute, l.distributedOptimizer, l.bf16) = (true, true, true, true)
+        XCTAssertEqual(try PlanLayout.parse(l.description, worldSize: 8), l)
+        XCTAssertEqual(try PlanLayout.parse("t=2,p=2", worldSize: 8).data, 2)
+        for (text, word) in [
+            ("t=2,q=1", "unknown key “q”"), ("t=0", "positive"), ("t=2,p=2,d=4", "world size"),
+            ("recompute=some", "none or full"), ("t2", "key=value"),
+        ] {
+            XCTAssertThrowsError(try PlanLayout.parse(text, worldSize: 8)) {
+                XCTAssertTrue("\($0)".contains(word), "\(text): \($0)")
+            }
+        }
+    }
+
+    func testEnumerationIsExactlyTheValidLayouts() {
+        let m = model(globalBatch: 8)
+        for world in [1, 2, 4, 8] {
+            let planner = Planner(model: m, profile: profile(), worldSize: world)
+            let listed = planner.enumerate()
+            XCTAssertEqual(Set(listed).count, listed.count, "duplicates at world \(world)")
+            for l in listed {
+                XCTAssertEqual(l.worldSize, world)
+                var c = l.applied(to: m.config, globalBatch: 8)
+                c.vocabSize = 500; c.tokenizerType = .null; c.mockData = true; c.trainIters = 1; c.lr = 1e-4
+                XCTAssertNoThrow(try ConfigValidation.validate(c, worldSize: world), "\(l)")
+            }
+            // Every layout in the full space (t, p up to the world, v up to 8, micro-batch up to 16) that
+            // the rules accept is listed.
+            var valid = Set<PlanLayout>()
+            for t in 1...world where world % t == 0 {
+                for p in 1...(world / t) where world % (t * p) == 0 {
+                    for v in 1...8 {
+                        for mbs in 1...16 {
+                            for flags in 0..<32 {
+                                var l = PlanLayout()
+                                (l.tensor, l.pipeline, l.data, l.virtualStages, l.microBatch) = (
+                                    t, p, world / (t * p), v, mbs
+                                )
+                                l.sequenceParallel = flags & 1 != 0 && t > 1
+                                l.recompute = flags & 2 != 0
+                                l.distributedOptimizer = flags & 4 != 0 && l.data > 1
+                                l.zeroBubble = flags & 8 != 0 && p > 1
+                                if flags & 16 != 0 { continue }  // bf16: not measured by this profile
+                                if v > 1 && (p == 1 || m.layers % (p * v) != 0) { continue }
+                                if (try? planner.config(of: l)) != nil { valid.insert(l) }
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(
+                valid.subtracting(listed).map(\.description).sorted(), [], "valid but not listed, world \(world)")
+            XCTAssertEqual(
+                Set(listed).subtracting(valid).map(\.description).sorted(), [], "listed but not valid, world \(world)")
+            XCTAssertFalse(listed.isEmpty)
+        }
+    }
+}

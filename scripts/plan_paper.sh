@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# scripts/plan_paper.sh — the planner against the PTD-P paper (Narayanan et al., SC'21, Table 1):
+# for each row's GPT (vocabulary 51,200, seq 2048), GPU count and global batch, `megatron plan` with
+# the paper's cluster (configs/clusters/dgx-a100.json: Megatron-LM's memory and kernels on A100s)
+# predicts the throughput per GPU of the paper's own layout (its t and p, d the rest, full
+# recomputation, the best micro-batch size and interleaving the planner finds for that t and p) and
+# chooses a layout itself; the table sets both beside the paper's figures.
+#   scripts/plan_paper.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/common.sh
+swift build -c release 2>&1 | grep -E "error|Build complete" || true
+BIN=.build/release/megatron
+OUT=runs/plan_paper
+mkdir -p "$OUT"
+python3 - "$BIN" "$OUT" <<'PY'
+import json, subprocess, sys
+bin_, out = sys.argv[1], sys.argv[2]
+# billions of parameters, heads, hidden, layers, t, p, GPUs, batch, TFLOP/s per GPU (Table 1)
+rows = [
+    (1.7, 24, 2304, 24, 1, 1, 32, 512, 137), (3.6, 32, 3072, 30, 2, 1, 64, 512, 138),
+    (7.5, 32, 4096, 36, 4, 1, 128, 512, 142), (18.4, 48, 6144, 40, 8, 1, 256, 1024, 135),
+    (39.1, 64, 8192, 48, 8, 2, 512, 1536, 138), (76.1, 80, 10240, 60, 8, 4, 1024, 1792, 140),
+    (145.6, 96, 12288, 80, 8, 8, 1536, 2304, 148), (310.1, 128, 16384, 96, 8, 16, 1920, 2160, 155),
+    (529.6, 128, 20480, 105, 8, 35, 2520, 2520, 163), (1008.0, 160, 25600, 128, 8, 64, 3072, 3072, 163),
+]
+print(f"{'params':>7} {'GPUs':>5} | paper t  p  TFLOP/s | predicted for the paper's (t, p) | planner's choice"
+      f"                                          | TFLOP/s")
+within = same = 0
+for (b, a, h, L, t, p, n, gbs, tflops) in rows:
+    cfg = f"{out}/gpt-{b}b.json"
+    json.dump({"num_layers": L, "hidden_size": h, "num_attention_heads": a, "seq_length": 2048,
+               "max_position_embeddings": 2048, "micro_batch_size": 1, "global_batch_size": gbs,
+               "train_iters": 1, "lr": 1e-4, "tokenizer_type": "NullTokenizer", "vocab_size": 51200,
+               "mock_data": True}, open(cfg, "w"))
+    common = [bin_, "plan", "--config", cfg, "--world-size", str(n), "--cluster", "configs/clusters/dgx-a100.json"]
+    subprocess.run(common + ["--json", f"{out}/all-{b}b.jsonl", "--top", "1"], check=True, stdout=subprocess.DEVNULL)
+    preds = [json.loads(l) for l in open(f"{out}/all-{b}b.jsonl") if l.strip()]
+    fit = [x for x in preds if x["fits"]]
+    best = fit[0] if fit else None
+    own = [x for x in fit if x["t"] == t and x["p"] == p and "recompute=full" in x["layout"]]
+    ownBest = min(own, key=lambda x: x["step_seconds"]) if own else None
+    ours = ownBest["flops_per_rank"] / 1e12 if ownBest else float("nan")
+    ok = ownBest is not None and abs(ours / tflops - 1) <= 0.25
+    match = best is not None and best["t"] == t and best["p"] == p
+    within += ok; same += match
+    choice = (f"t={best['t']:<2} p={best['p']:<2} d={best['d']:<4} v={best['v']} mbs={best['mbs']} "
+              f"{'rc' if 'recompute=full' in best['layout'] else '--'} {'do' if 'dist-opt=1' in best['layout'] else '--'}"
+              f" {best['flops_per_rank'] / 1e12:6.1f}") if best else "none fits"
+    own_text = f"{ours:6.1f} ({ours / tflops:4.2f}×)" if ownBest else "  does not fit"
+    print(f"{b:7.1f} {n:5d} |   {t:2d} {p:2d}  {tflops:6.0f}  | {own_text:<33}| {choice:<57} {'=' if match else '≠'}")
+print(f"throughput of the paper's layout within 25%: {within} of {len(rows)}; planner's (t, p) equals the paper's: "
+      f"{same} of {len(rows)}")
+PY
