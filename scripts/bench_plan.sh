@@ -7,8 +7,10 @@
 # measured ones (megatron train: median step time of iterations 2–4 from the metrics file; peak RSS of
 # the fullest rank from GNU time), their ratios, and where the plan's first choice among these
 # layouts stands against the fastest measured one.
-#   scripts/bench_plan.sh            # ~20 minutes on 2 cores
+#   scripts/bench_plan.sh            # ~25 minutes on 2 cores
 #   FRESH=1 scripts/bench_plan.sh    # recalibrate first
+#   REUSE=1 scripts/bench_plan.sh    # predict again, but keep the training runs already measured for a
+#                                    # layout (only valid while the trainer itself is unchanged)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -19,7 +21,7 @@ OUT=runs/bench_plan
 CONFIG=configs/gpt-50m.json
 GBS=8
 mkdir -p "$OUT"
-rm -f "$OUT"/*.jsonl "$OUT"/*.rss "$OUT"/*.log
+[ -n "${REUSE:-}" ] || rm -f "$OUT"/*.jsonl "$OUT"/*.rss "$OUT"/*.log
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 if [ -n "${FRESH:-}" ] || [ ! -f runs/plan/profile.json ]; then
     "$BIN" plan --calibrate --config "$CONFIG" --global-batch-size "$GBS" --profile runs/plan/profile.json
@@ -61,16 +63,24 @@ for entry in "${LAYOUTS[@]}"; do
     i=$((i + 1))
     "$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --explain "$layout" \
         --json "$OUT/pred$i.jsonl" > "$OUT/pred$i.log"
+    full=$(sed -n 2p "$OUT/pred$i.log")
+    key=$(echo "$full" | tr ',=' '_-')
+    echo "$key" > "$OUT/key$i"
     cmd=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['command'])" "$OUT/pred$i.jsonl")
+    if [ -n "${REUSE:-}" ] && [ -s "$OUT/measured-$key.jsonl" ]; then
+        echo "-- [$i] np=$np $layout (measured before)"
+        continue
+    fi
     # The planner's own command line, with the run's length and outputs added.
     args=${cmd#*megatron train }
-    run=(/usr/bin/time -f "%M" -a -o "$OUT/run$i.rss" "$BIN" train $args --train-iters 4 --log-interval 1
-        --eval-iters 0 --metrics-file "$OUT/run$i.jsonl")
+    rm -f "$OUT/measured-$key.rss" "$OUT/measured-$key.jsonl"
+    run=(/usr/bin/time -f "%M" -a -o "$OUT/measured-$key.rss" "$BIN" train $args --train-iters 4 --log-interval 1
+        --eval-iters 0 --metrics-file "$OUT/measured-$key.jsonl")
     echo "-- [$i] np=$np $layout"
     if [ "$np" -gt 1 ]; then
-        OPENBLAS_NUM_THREADS=1 mpirun -np "$np" "${run[@]}" > "$OUT/run$i.log" 2>&1
+        OPENBLAS_NUM_THREADS=1 mpirun -np "$np" "${run[@]}" > "$OUT/measured-$key.log" 2>&1
     else
-        "${run[@]}" > "$OUT/run$i.log" 2>&1
+        "${run[@]}" > "$OUT/measured-$key.log" 2>&1
     fi
 done
 python3 - "$OUT" "${#LAYOUTS[@]}" <<'PY'
@@ -79,9 +89,10 @@ out, n = sys.argv[1], int(sys.argv[2])
 rows = []
 for i in range(1, n + 1):
     pred = json.loads(open(f"{out}/pred{i}.jsonl").readline())
-    its = [json.loads(l) for l in open(f"{out}/run{i}.jsonl") if l.strip()]
+    key = open(f"{out}/key{i}").read().strip()
+    its = [json.loads(l) for l in open(f"{out}/measured-{key}.jsonl") if l.strip()]
     steps = sorted(r["step_ms"] / 1000 for r in its if r["iteration"] >= 2)
-    rss = max(int(x) for x in open(f"{out}/run{i}.rss").read().split() if x.strip().isdigit()) * 1024
+    rss = max(int(x) for x in open(f"{out}/measured-{key}.rss").read().split() if x.strip().isdigit()) * 1024
     rows.append((pred, steps[len(steps) // 2], rss))
 print(f"{'layout':<72} {'np':>2} | {'pred s':>7} {'meas s':>7} {'ratio':>5} | {'pred MiB':>8} {'meas MiB':>8} {'ratio':>5}")
 tw = mw = 0

@@ -26,7 +26,7 @@ rows = [
 ]
 print(f"{'params':>7} {'GPUs':>5} | paper t  p  TFLOP/s | predicted for the paper's (t, p) | planner's choice"
       f"                                          | TFLOP/s")
-within = same = 0
+within = same = same_rc = 0
 for (b, a, h, L, t, p, n, gbs, tflops) in rows:
     cfg = f"{out}/gpt-{b}b.json"
     json.dump({"num_layers": L, "hidden_size": h, "num_attention_heads": a, "seq_length": 2048,
@@ -38,6 +38,8 @@ for (b, a, h, L, t, p, n, gbs, tflops) in rows:
     preds = [json.loads(l) for l in open(f"{out}/all-{b}b.jsonl") if l.strip()]
     fit = [x for x in preds if x["fits"]]
     best = fit[0] if fit else None
+    rc = [x for x in fit if "recompute=full" in x["layout"]]
+    same_rc += bool(rc) and rc[0]["t"] == t and rc[0]["p"] == p
     own = [x for x in fit if x["t"] == t and x["p"] == p and "recompute=full" in x["layout"]]
     ownBest = min(own, key=lambda x: x["step_seconds"]) if own else None
     ours = ownBest["flops_per_rank"] / 1e12 if ownBest else float("nan")
@@ -50,5 +52,5 @@ for (b, a, h, L, t, p, n, gbs, tflops) in rows:
     own_text = f"{ours:6.1f} ({ours / tflops:4.2f}×)" if ownBest else "  does not fit"
     print(f"{b:7.1f} {n:5d} |   {t:2d} {p:2d}  {tflops:6.0f}  | {own_text:<33}| {choice:<57} {'=' if match else '≠'}")
 print(f"throughput of the paper's layout within 25%: {within} of {len(rows)}; planner's (t, p) equals the paper's: "
-      f"{same} of {len(rows)}")
+      f"{same} of {len(rows)} ({same_rc} of {len(rows)} when it must recompute activations, as the paper's runs did)")
 PY

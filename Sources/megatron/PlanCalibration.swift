@@ -32,7 +32,7 @@ struct PlanCalibration {
             profile.attention += r.attention
             if let b = r.bandwidth { profile.memoryBandwidth.append(.init(threads: threads, value: b)) }
             profile.residentBaseline.append(.init(threads: threads, value: r.resident))
-            if let o = r.reductionOverhead { profile.reductionBufferFactor = o }
+            if let o = r.reductionOverhead { profile.reductionBuffers.append(.init(threads: np, value: o)) }
             profile.links += r.links
             var line = String(
                 format: "-- np = %d (%d thread(s) each): resident baseline %.0f MiB", np, threads,
@@ -61,8 +61,9 @@ struct PlanCalibration {
         let out = NSTemporaryDirectory() + "megatron-calibration-\(getpid())-\(np).json"
         let exe =
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var args = ["mpirun", "-np", "\(np)", "--oversubscribe"]
-        if getuid() == 0 { args.append("--allow-run-as-root") }
+        // One rank runs as users run one rank: directly, not bound to a core by mpirun.
+        var args = np == 1 ? [] : ["mpirun", "-np", "\(np)", "--oversubscribe"]
+        if np > 1 && getuid() == 0 { args.append("--allow-run-as-root") }
         args += [
             exe, "plan", "--config", configPath, "--global-batch-size", "\(model.globalBatch)", "--max-ranks",
             "\(maxRanks)", "--measure", "--output", out,
@@ -134,15 +135,20 @@ struct PlanCalibration {
         runtime.finalize()
     }
 
-    /// Resident bytes a non-blocking all-reduce of 64 MiB adds beyond its own buffer, per byte reduced
-    /// (MPI's temporary buffers; the gradient buckets use it).
+    /// Resident bytes MPI's non-blocking reductions of 64 MiB add beyond their own buffers, per byte
+    /// reduced (temporary buffers; the gradient buckets use them): the all-reduce (replicated
+    /// optimizer) and then the reduce-scatter (distributed optimizer), the larger of the two.
     static func reductionOverhead(_ world: Communicator) throws -> Double {
-        let count = 1 << 24
-        let x = FloatBuffer(count: count)  // zero-filled, so resident
-        let before = peakResidentBytes()
+        let count = 1 << 24, n = world.size
+        let x = FloatBuffer(count: count), shard = FloatBuffer(count: count / n)  // zero-filled, so resident
+        var before = peakResidentBytes()
         try world.iallReduceSum(x.base, count: count).wait()
-        let after = peakResidentBytes()
-        return try world.allReduceSum(max(0, after - before) / Double(count * 4)) / Double(world.size)
+        let allReduce = max(0, peakResidentBytes() - before)
+        before = peakResidentBytes()
+        let counts = [Int32](repeating: Int32(count / n), count: n)
+        try world.ireduceScatter(x.base, counts: counts, into: shard.base).wait()
+        let reduceScatter = max(0, peakResidentBytes() - before)
+        return try world.allReduceSum(max(allReduce, reduceScatter) / Double(count * 4)) / Double(n)
     }
 
     /// Resident bytes now (/proc/self/statm).

@@ -194,4 +194,47 @@ final class PlannerTests: XCTestCase {
             XCTAssertFalse(listed.isEmpty)
         }
     }
+
+    func testClusterFileLoadsAndBadProfilesAreRefused() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        XCTAssertEqual(cluster.trainer, "megatron-lm")
+        XCTAssertEqual(cluster.ranksPerNode, 8)
+        XCTAssertNotNil(cluster.gemmModel)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plan-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.json")
+        try
+            #"{"trainer": "this", "name": "x", "coresPerNode": 2, "ranksPerNode": 2, "memoryPerRank": 1e9, "memoryBandwidth": [], "links": []}"#
+            .write(to: bad, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try HardwareProfile.load(bad.path)) { XCTAssertTrue("\($0)".contains(bad.path), "\($0)") }
+        XCTAssertThrowsError(try HardwareProfile.load(dir.appendingPathComponent("missing.json").path)) {
+            XCTAssertTrue("\($0)".contains("--calibrate"), "\($0)")
+        }
+    }
+
+    func testPaperClusterPrefersTensorParallelismWithinANode() throws {
+        // The PTD-P paper's 18.4B GPT on 256 A100s: t = 8 (one node), p = 1 must beat t = 1, which
+        // does not fit in 80 GB without pipeline or tensor parallelism.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (40, 6144, 48, 2048)
+        c.microBatchSize = 1
+        let planner = Planner(
+            model: PlanModel(config: c, globalBatch: 1024, vocab: 51200), profile: cluster, worldSize: 256)
+        var l = PlanLayout()
+        (l.tensor, l.data, l.recompute, l.bf16) = (8, 32, true, true)
+        let paper = try planner.predict(l)
+        XCTAssertTrue(paper.fits)
+        (l.tensor, l.data) = (1, 256)
+        XCTAssertFalse(try planner.predict(l).fits, "18.4B parameters at 18 bytes each exceed 80 GB on one GPU")
+        // Megatron's formula with recomputation at 96·B·s·l·h²·(1 + s/6h + V/16lh) per step.
+        let (B, s, L, h, V) = (1024.0, 2048.0, 40.0, 6144.0, 51200.0)
+        let flops = 96 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
+        XCTAssertEqual(paper.flopsPerRank, flops / paper.stepSeconds / 256, accuracy: paper.flopsPerRank * 0.01)
+    }
 }

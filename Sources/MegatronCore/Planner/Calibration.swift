@@ -1,5 +1,5 @@
 // Calibration.swift — measures this machine for the planner (`megatron plan --calibrate`): GEMM
-// rates on the model's exact shapes (every t's split and micro-batch size the plans may use) in
+// rates (caches emptied before each timing, as in training) on the model's exact shapes (every t's split and micro-batch size the plans may use) in
 // fp32 and bf16 at each thread count a layout may give a rank; the attention core on its shapes;
 // memory bandwidth (a streaming add over arrays far larger than the caches); and, run under mpirun
 // at np = 2, 4, 8 (`--measure-links`), each collective's latency and bandwidth fitted over message
@@ -44,8 +44,8 @@ public enum Calibration {
         for precision in bf16 ? [false, true] : [false] {
             let seconds =
                 precision
-                ? GEMMBenchmark.measureBF16(list, repeats: 2).perShape
-                : GEMMBenchmark.measure(list, repeats: 2).perShape
+                ? GEMMBenchmark.measureBF16(list, repeats: 3, before: flushCaches).perShape
+                : GEMMBenchmark.measure(list, repeats: 3, before: flushCaches).perShape
             for (s, t) in zip(list, seconds) {
                 out.append(
                     .init(
@@ -110,11 +110,20 @@ public enum Calibration {
         return 12 * Double(n) / seconds
     }
 
-    /// Best of three runs after a warm-up, in seconds.
+    /// Writes 64 MiB, more than this machine's caches hold, so a timed kernel finds its operands in
+    /// memory as a training step does (layer after layer streams far more than the caches hold).
+    static let flushBuffer = UncheckedSendable(FloatBuffer(count: 1 << 24))
+    static func flushCaches() {
+        let b = flushBuffer.value
+        b.base.update(repeating: 1, count: b.count)
+    }
+
+    /// Best of three runs after a warm-up, each started with cold caches, in seconds.
     static func best(_ body: () -> Void) -> Double {
         body()
         var t = Double.infinity
         for _ in 0..<3 {
+            flushCaches()
             let t0 = DispatchTime.now().uptimeNanoseconds
             body()
             t = min(t, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

@@ -27,9 +27,9 @@ public struct HardwareProfile: Codable, Sendable {
     /// Resident bytes of a started process before the model (runtime, MPI, BLAS buffers), by thread count.
     public var residentBaseline: [ThreadValue] = []
     public var links: [LinkFit]
-    /// Resident bytes MPI's non-blocking all-reduce takes per byte reduced (its temporary buffers),
-    /// paid once for the largest gradient bucket with d > 1.
-    public var reductionBufferFactor: Double? = nil
+    /// Resident bytes MPI's non-blocking reductions take per byte reduced (their temporary buffers),
+    /// paid once for the largest gradient bucket; by group size (the `threads` field holds the ranks).
+    public var reductionBuffers: [ThreadValue] = []
 
     public struct ThreadValue: Codable, Sendable {
         public var threads: Int, value: Double
@@ -70,6 +70,37 @@ public struct HardwareProfile: Codable, Sendable {
         public var scope: String, op: String, ranks: Int, latency: Double, bandwidth: Double
         public init(scope: String, op: String, ranks: Int, latency: Double, bandwidth: Double) {
             self.scope = scope; self.op = op; self.ranks = ranks; self.latency = latency; self.bandwidth = bandwidth
+        }
+    }
+
+    /// Lists a cluster file leaves out are empty; the other fields are required.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        trainer = try c.decode(String.self, forKey: .trainer)
+        name = try c.decode(String.self, forKey: .name)
+        coresPerNode = try c.decode(Int.self, forKey: .coresPerNode)
+        ranksPerNode = try c.decode(Int.self, forKey: .ranksPerNode)
+        memoryPerRank = try c.decode(Double.self, forKey: .memoryPerRank)
+        memoryPerNode = try c.decodeIfPresent(Double.self, forKey: .memoryPerNode)
+        gemm = try c.decodeIfPresent([MeasuredGEMM].self, forKey: .gemm) ?? []
+        gemmModel = try c.decodeIfPresent(GEMMModel.self, forKey: .gemmModel)
+        attention = try c.decodeIfPresent([MeasuredAttention].self, forKey: .attention) ?? []
+        memoryBandwidth = try c.decode([ThreadValue].self, forKey: .memoryBandwidth)
+        residentBaseline = try c.decodeIfPresent([ThreadValue].self, forKey: .residentBaseline) ?? []
+        links = try c.decode([LinkFit].self, forKey: .links)
+        reductionBuffers = try c.decodeIfPresent([ThreadValue].self, forKey: .reductionBuffers) ?? []
+        guard trainer == "this" || trainer == "megatron-lm" else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .trainer, in: c, debugDescription: "trainer must be \"this\" or \"megatron-lm\"")
+        }
+        guard coresPerNode > 0, ranksPerNode > 0, memoryPerRank > 0, !memoryBandwidth.isEmpty, !links.isEmpty,
+            !gemm.isEmpty || gemmModel != nil
+        else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .links, in: c,
+                debugDescription:
+                    "coresPerNode, ranksPerNode and memoryPerRank must be positive, memoryBandwidth and links "
+                    + "non-empty, and either gemm measurements or a gemmModel given")
         }
     }
 
@@ -136,14 +167,21 @@ public struct HardwareProfile: Codable, Sendable {
 
     public func baseline(threads: Int) -> Double { Self.value(residentBaseline, threads: threads) ?? 0 }
 
+    /// MPI's temporary bytes per byte of a non-blocking reduction over `ranks` ranks (0 if not measured).
+    public func reductionBufferFactor(ranks: Int) -> Double { Self.value(reductionBuffers, threads: ranks) ?? 0 }
+
     static func value(_ list: [ThreadValue], threads: Int) -> Double? {
         list.min { abs($0.threads - threads) < abs($1.threads - threads) }?.value
     }
 
     /// Seconds of one `op` on `bytes` over a group of `ranks`, crossing nodes or not. A measured fit
     /// for the op and group size is used directly; otherwise the ring algorithm over the point-to-
-    /// point fit: all-reduce 2(n−1) steps of bytes/n, all-gather and reduce-scatter n−1.
-    public func collectiveSeconds(_ op: String, bytes: Double, ranks: Int, crossesNodes: Bool) -> Double {
+    /// point fit: all-reduce 2(n−1) steps of bytes/n, all-gather and reduce-scatter n−1 — across
+    /// nodes with `linksPerNode` network links carrying the ring's traffic side by side (capped by
+    /// the bandwidth within a node).
+    public func collectiveSeconds(
+        _ op: String, bytes: Double, ranks: Int, crossesNodes: Bool, linksPerNode: Int = 1
+    ) -> Double {
         guard ranks > 1 else { return 0 }
         let scope = crossesNodes ? "inter" : "intra"
         let fits = links.filter { $0.scope == scope }
@@ -157,6 +195,11 @@ public struct HardwareProfile: Codable, Sendable {
         }
         let n = Double(ranks), steps = op == "allreduce" ? 2 * (n - 1) : op == "p2p" ? 1 : n - 1
         let piece = op == "p2p" ? bytes : bytes / n
-        return steps * (p2p.latency + piece / p2p.bandwidth)
+        var bandwidth = p2p.bandwidth
+        if crossesNodes && op != "p2p" {
+            let intra = links.first { $0.scope == "intra" && $0.op == "p2p" }?.bandwidth ?? .infinity
+            bandwidth = min(intra, bandwidth * Double(linksPerNode))
+        }
+        return steps * (p2p.latency + piece / bandwidth)
     }
 }

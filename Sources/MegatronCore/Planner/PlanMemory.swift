@@ -89,7 +89,8 @@ public struct PlanMemory: Sendable {
             // Send and receive staging buffers for the stage boundary.
             m.communication += 4 * 4 * Double(model.seq * l.microBatch * model.hidden / l.tensor)
         }
-        if l.data > 1 || l.distributedOptimizer, let factor = profile.reductionBufferFactor {
+        if l.data > 1 || l.distributedOptimizer {
+            let factor = profile.reductionBufferFactor(ranks: l.data)
             // MPI's temporary buffers for the largest gradient bucket in flight (GradientBuckets' default size).
             let bucket = min(params, Double(model.config.ddpBucketSize ?? max(40_000_000, 1_000_000 * l.data)))
             m.communication += factor * 4 * bucket

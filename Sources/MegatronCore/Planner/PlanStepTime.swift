@@ -7,7 +7,8 @@
 // transfer time (ScheduleSimulator), and the step adds the data-parallel gradient reduction, the
 // tied-embedding reduction and the optimizer (Planner.predict). On an oversubscribed node (more rank
 // threads than cores) ranks take turns: the pipeline lasts at least the node's total work over its
-// cores, while a rank idle in the bubble leaves its core to the others.
+// cores plus the bubble (its fill and drain), while a rank idle in the bubble leaves its core to
+// the others.
 
 /// One micro-batch of one model chunk: pass times and their tensor-parallel communication part.
 struct ChunkTimes {
@@ -31,9 +32,13 @@ struct StepTimeModel {
     /// Crosses nodes: a group of `size` ranks `stride` apart spans more than one node.
     func crosses(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > profile.ranksPerNode }
 
+    /// A group of `size` ranks `stride` apart: across nodes, its ranks on one node each bring their
+    /// own network link (GPUs of a DGX node each have a NIC), so the ring moves that many times faster.
     func collective(_ op: String, elements: Double, size: Int, stride: Int) -> Double {
-        profile.collectiveSeconds(
-            op, bytes: elements * elementBytes, ranks: size, crossesNodes: crosses(size: size, stride: stride))
+        let across = crosses(size: size, stride: stride)
+        let perNode = across ? min(size, max(1, profile.ranksPerNode / max(1, stride))) : 1
+        return profile.collectiveSeconds(
+            op, bytes: elements * elementBytes, ranks: size, crossesNodes: across, linksPerNode: perNode)
     }
 
     /// One transformer layer, one micro-batch: (F, B, W, communication) before time-sharing.

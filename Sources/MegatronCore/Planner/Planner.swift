@@ -53,8 +53,10 @@ public struct Planner: Sendable {
 
     /// Every valid layout: t, p dividing the world (d the rest); v with whole layers per virtual stage;
     /// micro-batch sizes dividing the batch per replica; SP with t > 1; recomputation on and off;
-    /// the distributed optimizer with d > 1; fp32 and bf16 (bf16 only where the profile measured it,
-    /// and only bf16 for Megatron-LM); ZB-H1 with p > 1, v = 1 and no full recomputation.
+    /// the distributed optimizer with d > 1; fp32 and bf16 (bf16 only where the profile measured it);
+    /// ZB-H1 with p > 1, v = 1 and no full recomputation. For Megatron-LM as the PTD-P paper ran it
+    /// (a "megatron-lm" profile): mixed precision only, and neither sequence parallelism nor the
+    /// distributed optimizer, which came later.
     public func enumerate(microBatchLimit: Int = 16) -> [PlanLayout] {
         let megatronLM = profile.trainer == "megatron-lm"
         let precisions: [Bool] =
@@ -68,9 +70,9 @@ public struct Planner: Sendable {
                     p == 1 ? [1] : (1...max(1, model.layers / p)).filter { model.layers % (p * $0) == 0 && $0 <= 8 }
                 for v in vs {
                     for mbs in divisors(model.globalBatch / d) where mbs <= microBatchLimit {
-                        for sp in t > 1 ? [false, true] : [false] {
+                        for sp in t > 1 && !megatronLM ? [false, true] : [false] {
                             for recompute in [false, true] {
-                                for dist in d > 1 ? [false, true] : [false] {
+                                for dist in d > 1 && !megatronLM ? [false, true] : [false] {
                                     for bf16 in precisions {
                                         for zb in p > 1 && v == 1 && !recompute && !megatronLM
                                             ? [false, true] : [false]
@@ -113,13 +115,19 @@ public struct Planner: Sendable {
         let share = gpu ? 1 : profile.timeShare(ranksOnNode: ranksOnNode)
         let times = StepTimeModel(model: model, profile: profile, layout: l, threads: threads)
         let one = times.layer(), head = times.head(), embedding = times.embedding()
-        // Costs per (stage, chunk): virtual stage s = c·p + r.
+        let boundary = Double(model.seq * l.microBatch * model.hidden / l.tensor)
+        let transfer = p > 1 ? times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data) : 0
+        // Costs per (stage, chunk): virtual stage s = c·p + r. Megatron-LM's sends block until
+        // received (the PTD-P paper's p2p), so there each pass also pays its output's transfer;
+        // this trainer's are non-blocking and overlap the next compute.
         let costs = (0..<p).map { r in
             (0..<v).map { ch in
                 let s = ch * p + r
-                return times.chunk(
+                var x = times.chunk(
                     layers: pipelineLayout.layerCounts[s], hasEmbedding: s == 0, hasHead: s == p * v - 1, layer: one,
                     head: head, embedding: embedding)
+                if gpu && p > 1 { (x.forward, x.backward) = (x.forward + transfer, x.backward + transfer) }
+                return x
             }
         }
         var x = PlanPrediction(layout: l)
@@ -130,14 +138,13 @@ public struct Planner: Sendable {
         x.tensorCommunication = comm
         var makespan = busy[busiest]
         if p > 1 {
-            let boundary = Double(model.seq * l.microBatch * model.hidden / l.tensor)
-            let transfer = times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data)
             makespan = try pipelineMakespan(layout: l, chunks: v, microbatches: m, costs: costs, transfer: transfer)
         }
         x.bubble = makespan - busy[busiest]
-        // Ranks sharing cores: the node's work (every stage's t·d ranks) over its cores, if longer.
+        // Ranks sharing cores: the node's work (every stage's t·d ranks) spread over its cores, plus the
+        // pipeline's fill and drain, which no other rank's work can fill — if that is longer.
         let nodeWork = busy.reduce(0, +) * Double(l.tensor * l.data) * Double(ranksOnNode) / Double(worldSize)
-        x.sharing = max(0, nodeWork * Double(threads) / Double(profile.coresPerNode) - makespan)
+        x.sharing = max(0, nodeWork * Double(threads) / Double(profile.coresPerNode) + x.bubble - makespan)
         let params =
             (0..<p).map { r in
                 Double(
@@ -148,8 +155,11 @@ public struct Planner: Sendable {
         x.stepSeconds = makespan + x.sharing + x.dataCommunication + x.optimizer
         x.memory = try memory(l, layout: pipelineLayout, microbatches: m, threads: threads)
         x.fits = x.memory.total <= memoryPerRank
-        let flops =
-            model.gptConfig(tensor: 1).flopsPerIteration(globalBatch: model.globalBatch) * (l.recompute ? 4.0 / 3.0 : 1)
+        // Megatron's formula; with recomputation the layers' forward counts twice (the logits' does not):
+        // 96·B·s·L·h²·(1 + s/6h + V/16Lh) for f = 4h, as the PTD-P paper counts.
+        let all = model.gptConfig(tensor: 1).flopsPerIteration(globalBatch: model.globalBatch)
+        let logits = 6 * Double(model.globalBatch * model.seq * model.hidden * model.paddedVocab(tensor: 1))
+        let flops = l.recompute ? (all - logits) * 4 / 3 + logits : all
         x.tokensPerSecond = Double(model.globalBatch * model.seq) / x.stepSeconds
         x.flopsPerRank = flops / x.stepSeconds / Double(worldSize)
         return x

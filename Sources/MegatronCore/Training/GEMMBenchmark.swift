@@ -44,8 +44,11 @@ public enum GEMMBenchmark {
 
     /// Times each shape (best of `repeats` after a warm-up) and returns per-shape seconds and the
     /// overall rate Σ calls·flops / Σ calls·seconds in FLOP/s.
-    public static func measure(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
-        measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
+    /// `before` runs ahead of each timed repetition, untimed (the planner's calibration empties the caches).
+    public static func measure(_ shapes: [GEMMShape], repeats: Int = 3, before: () -> Void = {}) -> (
+        perShape: [Double], rate: Double
+    ) {
+        measure(shapes, repeats: repeats, before: before) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
             BLAS.sgemm(
                 transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
@@ -53,8 +56,10 @@ public enum GEMMBenchmark {
 
     /// The same shapes on the bf16 kernel (BF16.gemm) with fp32 operands, as bf16 training passes
     /// them (rounded while packed), packing included in each call.
-    public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3) -> (perShape: [Double], rate: Double) {
-        measure(shapes, repeats: repeats) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
+    public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3, before: () -> Void = {}) -> (
+        perShape: [Double], rate: Double
+    ) {
+        measure(shapes, repeats: repeats, before: before) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
             BF16.gemm(
                 transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
@@ -66,11 +71,13 @@ public enum GEMMBenchmark {
     ) -> Void
 
     /// `product` (sgemm convention) timed on every shape, over operands sized for the largest.
-    static func measure(_ shapes: [GEMMShape], repeats: Int, product: Product) -> (perShape: [Double], rate: Double) {
+    static func measure(_ shapes: [GEMMShape], repeats: Int, before: () -> Void = {}, product: Product) -> (
+        perShape: [Double], rate: Double
+    ) {
         let (maxA, maxB, maxC) = sizes(shapes)
         let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
         fill(a, b, maxA, maxB)
-        return time(shapes, repeats: repeats) { s in
+        return time(shapes, repeats: repeats, before: before) { s in
             product(
                 s.transA, s.transB, s.m, s.n, s.k, a.base, s.transA ? s.m : s.k, b.base, s.transB ? s.k : s.n, 0,
                 c.base, s.n)
@@ -92,7 +99,7 @@ public enum GEMMBenchmark {
 
     /// Best of `repeats` timings (after a warm-up) of `run` per shape, and the overall rate
     /// Σ calls·flops / Σ calls·seconds in FLOP/s.
-    static func time(_ shapes: [GEMMShape], repeats: Int, _ run: (GEMMShape) -> Void) -> (
+    static func time(_ shapes: [GEMMShape], repeats: Int, before: () -> Void = {}, _ run: (GEMMShape) -> Void) -> (
         perShape: [Double], rate: Double
     ) {
         var per: [Double] = []
@@ -101,6 +108,7 @@ public enum GEMMBenchmark {
             run(s)
             var best = Double.infinity
             for _ in 0..<repeats {
+                before()
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 run(s)
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

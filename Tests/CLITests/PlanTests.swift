@@ -1,0 +1,94 @@
+// PlanTests.swift — `megatron plan` as a user runs it: `--calibrate` on a tiny GPT starts copies of
+// the binary under mpirun and writes a profile with GEMM rates per thread count, attention, memory
+// bandwidth, fitted links and the resident baseline; the ranking lists valid layouts only, fitting
+// ones fastest first, each with a `megatron train` line that runs as printed; `--explain` predicts
+// one layout; a missing profile, a bad layout and a non-GPT config are clear errors.
+import Foundation
+import TestSupport
+import XCTest
+
+final class PlanTests: XCTestCase {
+    func testCalibratePlanAndRunThePrintedCommand() throws {
+        let dir = CLI.scratch("plan")
+        let config = CLI.config("gpt2-tiny.json")
+        let cal = try CLI.run(
+            ["plan", "--calibrate", "--config", config, "--max-ranks", "2", "--profile", "p.json"], in: dir,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        XCTAssertEqual(cal.code, 0, cal.stdout + cal.stderr)
+        let profile = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("p.json"))) as? [String: Any]
+        )
+        let gemm = try XCTUnwrap(profile["gemm"] as? [[String: Any]])
+        let threads = Set(gemm.compactMap { $0["threads"] as? Int })
+        XCTAssertEqual(
+            threads,
+            Set([
+                ProcessInfo.processInfo.activeProcessorCount, max(1, ProcessInfo.processInfo.activeProcessorCount / 2),
+            ]))
+        XCTAssertTrue(gemm.allSatisfy { ($0["flopsPerSecond"] as? Double ?? 0) > 1e6 })
+        let links = try XCTUnwrap(profile["links"] as? [[String: Any]])
+        XCTAssertEqual(
+            Set(links.compactMap { $0["op"] as? String }), ["allreduce", "allgather", "reducescatter", "p2p"])
+        XCTAssertTrue(links.allSatisfy { ($0["bandwidth"] as? Double ?? 0) > 1e6 })
+        XCTAssertFalse((profile["attention"] as? [Any] ?? []).isEmpty)
+        XCTAssertEqual((profile["residentBaseline"] as? [Any])?.count, 2)
+
+        let plan = try CLI.run(
+            [
+                "plan", "--config", config, "--world-size", "2", "--profile", "p.json", "--json", "all.jsonl", "--top",
+                "3",
+            ],
+            in: dir)
+        XCTAssertEqual(plan.code, 0, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("valid layouts considered"), plan.stdout)
+        let all = try CLI.jsonLines(dir.appendingPathComponent("all.jsonl"))
+        XCTAssertGreaterThan(all.count, 10)
+        let steps = all.filter { $0["fits"] as? Bool == true }.compactMap { $0["step_seconds"] as? Double }
+        XCTAssertEqual(steps, steps.sorted(), "fitting layouts fastest first")
+        for x in all {
+            let (t, p, d) = (x["t"] as? Int ?? 0, x["p"] as? Int ?? 0, x["d"] as? Int ?? 0)
+            XCTAssertEqual(t * p * d, 2, "\(x)")
+            XCTAssertEqual(4 % (p * (x["v"] as? Int ?? 1)), 0, "whole layers per virtual stage: \(x)")
+        }
+        // The best layout's printed command runs as printed (two iterations added).
+        let command = try XCTUnwrap(all.first?["command"] as? String)
+        XCTAssertTrue(plan.stdout.contains(command))
+        var words = command.split(separator: " ").map(String.init)
+        let train = try XCTUnwrap(words.firstIndex(of: "megatron"))
+        words = Array(words[(train + 1)...]) + ["--train-iters", "2", "--eval-iters", "0"]
+        let run =
+            command.hasPrefix("mpirun -np 2") ? try CLI.mpirun(ranks: 2, words, in: dir) : try CLI.run(words, in: dir)
+        XCTAssertEqual(run.code, 0, command + "\n" + run.stderr)
+        XCTAssertTrue(run.stdout.contains("iteration        2/"), run.stdout)
+
+        let explain = try CLI.run(
+            ["plan", "--config", config, "--world-size", "2", "--profile", "p.json", "--explain", "t=2,mbs=4"], in: dir)
+        XCTAssertEqual(explain.code, 0, explain.stderr)
+        XCTAssertTrue(explain.stdout.contains("t=2,p=1,d=1,v=1,mbs=4"), explain.stdout)
+        XCTAssertTrue(explain.stdout.contains("--tensor-model-parallel-size 2"), explain.stdout)
+        XCTAssertTrue(explain.stdout.contains("memory of the fullest rank"), explain.stdout)
+    }
+
+    func testBadInputsAreClearErrors() throws {
+        let dir = CLI.scratch("plan-errors")
+        let config = CLI.config("gpt2-tiny.json")
+        let missing = try CLI.run(["plan", "--config", config, "--profile", "nowhere.json"], in: dir)
+        XCTAssertEqual(missing.code, 2)
+        XCTAssertTrue(missing.stderr.contains("nowhere.json") && missing.stderr.contains("--calibrate"), missing.stderr)
+        let cluster = CLI.config("clusters/dgx-a100.json")
+        for (layout, words) in [("t=3", "world size"), ("t=2,q=1", "unknown key"), ("t=2,p=2,d=1", "world size")] {
+            let r = try CLI.run(
+                ["plan", "--config", config, "--cluster", cluster, "--world-size", "2", "--explain", layout], in: dir)
+            XCTAssertEqual(r.code, 2, layout)
+            XCTAssertTrue(r.stderr.contains(words), "\(layout): \(r.stderr)")
+        }
+        // t = 4 on a 4-head model with 64 hidden is valid; t = 8 is not (heads): the config's own rule.
+        let heads = try CLI.run(
+            ["plan", "--config", config, "--cluster", cluster, "--world-size", "8", "--explain", "t=8,p=1"], in: dir)
+        XCTAssertEqual(heads.code, 2)
+        XCTAssertTrue(heads.stderr.contains("num_attention_heads"), heads.stderr)
+        let bert = try CLI.run(["plan", "--config", CLI.config("bert-tiny.json"), "--cluster", cluster], in: dir)
+        XCTAssertEqual(bert.code, 2)
+        XCTAssertTrue(bert.stderr.contains("GPT"), bert.stderr)
+    }
+}
