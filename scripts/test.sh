@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
+# The tests' Python helpers need the Debian python3 that ensure_packages gave numpy and h5py, not
+# another python3 earlier on PATH (a pyenv shim, say).
+export PATH="/usr/bin:$PATH"
 echo "==> lint (format and function sizes)"
 scripts/lint.sh
 echo "==> building (release, with tests)"
