@@ -48,6 +48,19 @@ struct Plan: ParsableCommand {
                     "megatron plan models GPT configs only (model_type is \(base.modelType.rawValue))"), code: 2)
         }
         let gbs = globalBatchSize ?? base.globalBatchSize ?? base.microBatchSize
+        for (name, value) in [
+            ("--world-size", Double(worldSize)), ("--global-batch-size", Double(gbs)),
+            ("--max-ranks", Double(maxRanks)),
+            ("--ranks-per-node", Double(ranksPerNode ?? 1)), ("--memory-per-rank", memoryPerRank ?? 1),
+            ("--top", Double(top) + 1),
+        ] where !(value > 0 && value.isFinite) {
+            CLIErrors.fail(
+                ConfigError.invalidValue(key: name, value: "\(value)", rule: "must be positive"), code: 2)
+        }
+        // The model must be one `megatron train` accepts (on one rank; the layout keys are the planner's).
+        do { try ConfigValidation.validate(PlanLayout().applied(to: base, globalBatch: gbs), worldSize: 1) } catch {
+            CLIErrors.fail(error, code: 2)
+        }
         let vocab: Int
         if let v = base.vocabSize {
             vocab = v

@@ -87,6 +87,22 @@ final class PlanTests: XCTestCase {
             ["plan", "--config", config, "--cluster", cluster, "--world-size", "8", "--explain", "t=8,p=1"], in: dir)
         XCTAssertEqual(heads.code, 2)
         XCTAssertTrue(heads.stderr.contains("num_attention_heads"), heads.stderr)
+        for bad in [["--world-size", "0"], ["--global-batch-size", "0"], ["--num-layers", "0"]] {
+            let args = bad[0] == "--num-layers" ? ["--cluster", cluster] : ["--cluster", cluster] + bad
+            var config = config
+            if bad[0] == "--num-layers" {
+                let broken = dir.appendingPathComponent("broken.json")
+                let text = try String(contentsOfFile: config, encoding: .utf8)
+                    .replacingOccurrences(of: "\"num_layers\": 4", with: "\"num_layers\": 0")
+                try text.write(to: broken, atomically: true, encoding: .utf8)
+                config = broken.path
+            }
+            let r = try CLI.run(["plan", "--config", config] + args, in: dir)
+            XCTAssertEqual(r.code, 2, "\(bad)")
+            XCTAssertTrue(
+                r.stderr.contains(bad[0].replacingOccurrences(of: "--num-layers", with: "num_layers")),
+                "\(bad): \(r.stderr)")
+        }
         let bert = try CLI.run(["plan", "--config", CLI.config("bert-tiny.json"), "--cluster", cluster], in: dir)
         XCTAssertEqual(bert.code, 2)
         XCTAssertTrue(bert.stderr.contains("GPT"), bert.stderr)
