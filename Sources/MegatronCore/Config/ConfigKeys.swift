@@ -191,6 +191,11 @@ public enum ConfigKeys {
             name: "train_samples", field: .optionalInt(\.trainSamples),
             help: "samples to train instead of train_iters (train_iters = samples ÷ global_batch_size)"),
         ConfigKey(
+            name: "rampup_batch_size", field: .stringList(\.rampupBatchSize),
+            help:
+                "START INCREMENT SAMPLES: the global batch grows from START by INCREMENT, reaching "
+                + "global_batch_size after SAMPLES samples (needs train_samples)"),
+        ConfigKey(
             name: "lr_decay_samples", field: .optionalInt(\.lrDecaySamples),
             help: "with train_samples: samples over which the LR decays (default train_samples)"),
         ConfigKey(

@@ -68,9 +68,10 @@ public enum ConfigLoader {
     /// (BERT's WordPiece for a BERT config with only a vocab_file) — never the byte-level default,
     /// which would ignore the files. The decision is recorded in `startupNotes`.
     public static func inferDefaults(_ c: inout TrainingConfig) {
-        // Megatron's sample-based training: train_iters = train_samples ÷ global_batch_size (floor).
+        // Megatron's sample-based training: train_iters = train_samples ÷ global_batch_size (floor),
+        // or the ramp's iterations and then that (BatchRampup.trainIterations).
         if let samples = c.trainSamples, let gbs = c.globalBatchSize, gbs > 0, !c.providedKeys.contains("train_iters") {
-            c.trainIters = samples / gbs
+            c.trainIters = c.rampup?.trainIterations(trainSamples: samples) ?? samples / gbs
             c.providedKeys.insert("train_iters")
             c.derivedTrainIters = true
         }
@@ -161,7 +162,17 @@ public enum ConfigLoader {
                         throw ConfigError.wrongType(
                             key: name, expected: key.field.typeName, found: "nothing (flag \(flag) needs a value)")
                     }
-                    try set(key, parseFlagValue(raw, for: key.field), in: &config)
+                    var parsed = parseFlagValue(raw, for: key.field)
+                    // A list key takes every value up to the next flag (Megatron's nargs='*'):
+                    // `--data-path 0.7 a 0.3 b`, `--rampup-batch-size 16 16 5859375`.
+                    if case .stringList = key.field, inline == nil, case .array(var items) = parsed {
+                        while i + 1 < flags.count && !(flags[i + 1].hasPrefix("--") && flags[i + 1].count > 2) {
+                            i += 1
+                            items.append(.string(flags[i]))
+                        }
+                        parsed = .array(items)
+                    }
+                    try set(key, parsed, in: &config)
                 } else {
                     try applyMegatronArgument(name, flag: flag, value: { value(inline, required: $0) }, to: &config)
                 }

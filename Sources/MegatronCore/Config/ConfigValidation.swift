@@ -17,6 +17,7 @@ public enum ConfigValidation {
         try validateModel(c)
         try validateGrid(c, worldSize: worldSize)
         try validateBatch(c, worldSize: worldSize)
+        try validateRampup(c, worldSize: worldSize)
         try validateOptimizer(c)
         try validatePrecision(c)
         try validateRecompute(c)
@@ -248,6 +249,30 @@ public enum ConfigValidation {
                     "global_batch_size \(gbs) must be a multiple of micro_batch_size \(mbs) × data-parallel size "
                     + "\(dp) (world \(worldSize) / (t·p)) = \(mbs * dp); try global_batch_size \(lower)"
             )
+        }
+    }
+
+    /// rampup_batch_size (Megatron's rules): sample-based training only, and every batch size of the
+    /// ramp a whole number of micro-batches on every replica (so each is a valid global batch).
+    static func validateRampup(_ c: TrainingConfig, worldSize: Int) throws {
+        guard !c.rampupBatchSize.isEmpty else { return }
+        guard let gbs = c.globalBatchSize else {
+            throw ConfigError.inconsistent(
+                keys: ["rampup_batch_size", "global_batch_size"], rule: "the ramp ends at global_batch_size: give it")
+        }
+        let ramp = try BatchRampup(values: c.rampupBatchSize, globalBatchSize: gbs)
+        if c.trainSamples == nil {
+            throw ConfigError.inconsistent(
+                keys: ["rampup_batch_size", "train_iters"],
+                rule: "batch-size ramp-up is for sample-based training: give train_samples instead of train_iters")
+        }
+        let unit = c.microBatchSize * worldSize / (c.tensorModelParallelSize * c.pipelineModelParallelSize)
+        for (name, v) in [("start batch size", ramp.start), ("increment", ramp.increment)] where v % unit != 0 {
+            throw ConfigError.inconsistent(
+                keys: ["rampup_batch_size", "micro_batch_size"],
+                rule:
+                    "the ramp's \(name) \(v) must be a multiple of micro_batch_size × data-parallel size = \(unit), "
+                    + "so every batch of the ramp is whole micro-batches on every replica")
         }
     }
 
@@ -515,6 +540,15 @@ public enum ConfigValidation {
                     + "(micro_batch_size · data-parallel size)) to be a multiple of pipeline_model_parallel_size "
                     + "\(p); try global_batch_size \(max(p, (m + p - 1) / p * p) * mbs * dp)"
             )
+        }
+        if training && v > 1, let ramp = c.rampup,
+            let bad = ramp.batchSizes.first(where: { ($0 / (mbs * dp)) % p != 0 })
+        {
+            throw ConfigError.inconsistent(
+                keys: ["rampup_batch_size", "pipeline_model_parallel_size"],
+                rule:
+                    "the interleaved schedule (v = \(v)) needs every batch of the ramp to be a multiple of "
+                    + "pipeline_model_parallel_size \(p) micro-batches; batch size \(bad) gives \(bad / (mbs * dp))")
         }
     }
 

@@ -85,7 +85,6 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "rampup_batch_size": "batch-size ramp-up is not supported yet: train with the final global_batch_size",
         "train_data_path": "separate data paths are not supported yet: give data_path and split",
         "valid_data_path": "separate data paths are not supported yet: give data_path and split",
         "test_data_path": "separate data paths are not supported yet: give data_path and split",

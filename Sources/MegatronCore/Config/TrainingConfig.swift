@@ -45,6 +45,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var trainSamples: Int? = nil
     public var lrDecaySamples: Int? = nil
     public var lrWarmupSamples: Int? = nil
+    /// Megatron's rampup_batch_size: start batch size, increment, ramp-up samples (BatchRampup).
+    public var rampupBatchSize: [String] = []
     /// Whether train_iters came from train_samples (ConfigLoader.inferDefaults).
     public internal(set) var derivedTrainIters = false
     public var lr: Double = 0
@@ -128,6 +130,12 @@ public struct TrainingConfig: Sendable, Equatable {
 }
 
 extension TrainingConfig {
+    /// The batch-size ramp-up, when rampup_batch_size is given and valid (ConfigValidation explains otherwise).
+    public var rampup: BatchRampup? {
+        guard !rampupBatchSize.isEmpty, let gbs = globalBatchSize else { return nil }
+        return try? BatchRampup(values: rampupBatchSize, globalBatchSize: gbs)
+    }
+
     /// The uneven-split keys as PipelineLayout takes them.
     public var pipelineSplit: PipelineSplit {
         var s = PipelineSplit()

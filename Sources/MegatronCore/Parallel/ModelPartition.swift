@@ -18,6 +18,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
     public let executor: PipelineExecutor<Chunk>?
     public let trainSchedule: PipelineSchedule?
     public let evalSchedule: PipelineSchedule?
+    /// Training schedules of the other micro-batch counts of a batch-size ramp, by count.
+    let rampSchedules: [Int: PipelineSchedule]
     /// With data parallelism or the distributed optimizer (training only): the bucketed gradient reduction.
     public let buckets: GradientBuckets?
 
@@ -25,6 +27,9 @@ public final class ModelPartition<Chunk: ModelChunk> {
     /// schedules and gradient buckets) and how (bucket size, distributed optimizer, scatter/gather).
     public struct Options {
         public var microbatches: Int
+        /// Further micro-batch counts an iteration may have (a batch-size ramp's); the activation
+        /// pools are sized for all of them.
+        public var rampMicrobatches: [Int] = []
         public var training: Bool
         public var scatterGather = true
         public var bucketElements: Int? = nil
@@ -45,19 +50,22 @@ public final class ModelPartition<Chunk: ModelChunk> {
         let p = layout.stages, v = layout.chunks, m = o.microbatches, d = parallel.layout.data
         if p > 1 {
             let eval = try PipelineSchedule.make(kind: .forwardOnly, stages: p, chunks: v, microbatches: m)
-            let train =
-                o.training
-                ? try PipelineSchedule.make(
-                    kind: o.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB, stages: p, chunks: v,
-                    microbatches: m) : nil
+            let kind: ScheduleKind = o.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+            let train = o.training ? try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m) : nil
+            var ramp: [Int: PipelineSchedule] = [:]
+            for n in Set(o.training ? o.rampMicrobatches : []) where n != m {
+                ramp[n] = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: n)
+            }
+            rampSchedules = ramp
             let executor = PipelineExecutor(
-                chunks: chunks, parallel: parallel, schedules: [train, eval].compactMap { $0 },
+                chunks: chunks, parallel: parallel,
+                schedules: [train, eval].compactMap { $0 } + ramp.keys.sorted().map { ramp[$0]! },
                 scatterGather: o.scatterGather)
             let dpRank = parallel.dataRank
             executor.microbatchIndex = { $0 * d + dpRank }
             (self.executor, trainSchedule, evalSchedule, activations) = (executor, train, eval, [])
         } else {
-            (executor, trainSchedule, evalSchedule) = (nil, nil, nil)
+            (executor, trainSchedule, evalSchedule, rampSchedules) = (nil, nil, nil, [:])
             activations = chunks.map { $0.makeActivations() }
         }
         if o.training && (d > 1 || o.distributedOptimizer) {
@@ -81,6 +89,11 @@ public final class ModelPartition<Chunk: ModelChunk> {
             line += " (per virtual stage " + layout.layerCounts.map(String.init).joined(separator: ", ") + ")"
         }
         return line
+    }
+
+    /// The training schedule of an iteration of `microbatches` micro-batches (with a pipeline).
+    public func trainSchedule(microbatches: Int) -> PipelineSchedule? {
+        microbatches == trainSchedule?.microbatches ? trainSchedule : rampSchedules[microbatches]
     }
 
     /// Every activation set of chunk `c` (its pool with a pipeline).

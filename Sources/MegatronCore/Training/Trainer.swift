@@ -37,8 +37,13 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public internal(set) var progress = TrainingProgress()
     public let data: Data
     let log: RankLog
-    /// Sequences per micro-batch and per iteration, and micro-batches per iteration per replica.
+    /// Sequences per micro-batch and per iteration, and micro-batches per iteration per replica
+    /// (with a batch-size ramp: once the ramp is over; `currentGlobalBatch` is the next iteration's).
     public let microBatch: Int, globalBatch: Int, numMicrobatches: Int
+    /// Megatron's rampup_batch_size, when given.
+    public let rampup: BatchRampup?
+    /// The global batch of the last iteration run.
+    public internal(set) var lastGlobalBatch: Int
     let saveDirectory: CheckpointDirectory?
     var lastSavedIteration: Int? = nil
     /// Test hook: at these iterations model-parallel rank (0, 0) of every replica finds +∞ in a
@@ -79,6 +84,14 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         microBatch = c.microBatchSize
         globalBatch = c.globalBatchSize ?? microBatch * d
         numMicrobatches = globalBatch / (microBatch * d)
+        rampup = c.rampup
+        lastGlobalBatch = rampup?.start ?? globalBatch
+        if let ramp = rampup {
+            log(
+                " > batch-size ramp-up: global batch \(ramp.start) growing by \(ramp.increment) up to \(ramp.final) "
+                    + "over \(ramp.samples) samples; \(c.trainIters) iterations for \(c.trainSamples ?? 0) samples "
+                    + "(validation always uses global batch \(ramp.final))")
+        }
         let precision = c.precision
         if precision.isReduced {
             let product =
@@ -107,6 +120,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         lossScaler = LossScaler.forConfig(c)
     }
 
+    /// The global batch of the next iteration: the ramp's size for the samples consumed so far, else
+    /// global_batch_size.
+    public var currentGlobalBatch: Int { rampup?.batchSize(consumed: progress.consumedSamples) ?? globalBatch }
+
     /// The start-up line listing layer-wise decay's learning-rate multipliers.
     static func layerWiseDecayLine(_ h: AdamWHyperparameters) -> String {
         let decay = h.layerWiseDecay, L = h.numLayers
@@ -119,6 +136,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// The partition options a config asks for, for `microbatches` micro-batches per iteration.
     public static func partitionOptions(_ c: TrainingConfig, microbatches: Int) -> ModelPartition<Chunk>.Options {
         var options = ModelPartition<Chunk>.Options(microbatches: microbatches, training: true)
+        if let ramp = c.rampup {
+            let unit = ramp.final / microbatches  // micro_batch_size × data-parallel size
+            options.rampMicrobatches = ramp.batchSizes.map { $0 / unit }
+        }
         options.scatterGather = c.scatterGatherTensorsInPipeline
         options.bucketElements = c.ddpBucketSize
         options.distributedOptimizer = c.useDistributedOptimizer

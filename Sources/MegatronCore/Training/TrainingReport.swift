@@ -6,10 +6,9 @@ import Foundation
 
 struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activations == Chunk.Activations {
     let trainer: Trainer<Chunk, Data>
-    /// FLOPs of one iteration (Megatron's formula).
-    let flops: Double
     private var window = (
-        iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0, theory: 0.0
+        iters: 0, loss: 0.0, ms: 0.0, commBytes: 0, commS: 0.0, skipped: 0, bubble: 0.0, theory: 0.0, tokens: 0.0,
+        flops: 0.0
     )
     /// Σ of each loss part over the window's applied steps.
     private var parts: [Double]
@@ -17,18 +16,19 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
 
     init(trainer: Trainer<Chunk, Data>) {
         self.trainer = trainer
-        flops = trainer.model.flopsPerIteration(globalBatch: trainer.globalBatch)
         parts = trainer.chunks[trainer.chunks.count - 1].lossComponentNames.map { _ in 0 }
     }
 
     /// The metrics of the step that just ended (`ms` long, at loss scale `lossScale`), added to the window.
     mutating func record(_ result: TrainingStepResult, ms: Double, lossScale: Double) throws -> IterationMetrics {
-        let t = trainer, parallel = t.parallel, tokens = Double(t.globalBatch * t.config.seqLength)
-        let comm = parallel.tensor.counters
+        let t = trainer, parallel = t.parallel, batch = t.lastGlobalBatch
+        let tokens = Double(batch * t.config.seqLength), comm = parallel.tensor.counters
+        // FLOPs of the iteration (Megatron's formula) at its global batch (which a ramp changes).
+        let flops = t.model.flopsPerIteration(globalBatch: batch)
         var m = IterationMetrics(
             iteration: t.progress.iteration, consumedSamples: t.progress.consumedSamples, lmLoss: result.loss,
             lr: result.lr, gradNorm: result.gradNorm, stepMs: ms, tokensPerSecond: tokens / (ms / 1000),
-            tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: t.globalBatch,
+            tflops: flops / (ms / 1000) / 1e12 / Double(parallel.world.size), globalBatchSize: batch,
             skippedIterations: result.skipped ? 1 : 0, nanIterations: 0,
             communication: parallel.groups.map { ($0.0, $0.1.counters.bytes, $0.1.counters.seconds) })
         m.lossScale = lossScale
@@ -51,7 +51,8 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
                     parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
                     Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
         }
-        if let times = t.lastPipelineTimes, let schedule = t.partition.trainSchedule {
+        let microbatches = batch / (t.microBatch * parallel.layout.data)
+        if let times = t.lastPipelineTimes, let schedule = t.partition.trainSchedule(microbatches: microbatches) {
             let ranks = try PipelineBubble.gather(times, world: parallel.world)
             m.pipelineIdle = ranks.map(\.idle)
             m.pipelineBubble = PipelineBubble.measured(ranks)
@@ -61,6 +62,7 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
             window.theory += m.pipelineBubbleTheory ?? 0
         }
         window.iters += 1; window.loss += result.skipped ? 0 : result.loss; window.ms += ms
+        window.tokens += tokens; window.flops += flops
         window.commBytes += comm.bytes; window.commS += comm.seconds
         if result.skipped { window.skipped += 1 }
         return m
@@ -72,9 +74,8 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
         var line = TrainingLogFormat.line(
             iteration: t.progress.iteration, trainIters: t.config.trainIters,
             consumedSamples: t.progress.consumedSamples, msPerIteration: avgMs,
-            tflopsPerRank: flops / (avgMs / 1000) / 1e12 / world,
-            tokensPerSecond: Double(t.globalBatch * t.config.seqLength) / (avgMs / 1000), lr: lr,
-            globalBatch: t.globalBatch,
+            tflopsPerRank: window.flops / (window.ms / 1000) / 1e12 / world,
+            tokensPerSecond: window.tokens / (window.ms / 1000), lr: lr, globalBatch: t.lastGlobalBatch,
             // Megatron: skipped steps are not averaged.
             lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),
             lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0,
@@ -95,7 +96,7 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
         // Time to finish at this interval's pace (not Megatron's; after its fields, so parsers of them are unaffected).
         let remaining = Double(max(0, t.config.trainIters - t.progress.iteration)) * avgMs / 1000
         line += " time to finish: \(TrainingLogFormat.duration(remaining)) |"
-        window = (0, 0, 0, 0, 0, 0, 0, 0)
+        window = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         parts = parts.map { _ in 0 }
         return line
     }

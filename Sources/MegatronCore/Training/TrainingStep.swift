@@ -28,19 +28,21 @@ extension Trainer {
     /// One iteration.
     public func step() throws -> StepResult {
         let iteration = progress.iteration + 1
+        let batch = currentGlobalBatch, m = batch / (microBatch * parallel.layout.data)
+        lastGlobalBatch = batch
         timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
-        let tokens = model.lossUnitsPerMicrobatch * numMicrobatches * parallel.layout.data
+        let tokens = model.lossUnitsPerMicrobatch * m * parallel.layout.data
         // Every data-parallel rank scales by the global token count; the reduction then sums.
         let lossScale = lossScaler?.scale ?? 1
         let gradScale = Float(Double(lossScale) / Double(tokens))
-        var (lossSum, parts) = try runMicrobatches(iteration: iteration, gradScale: gradScale)
+        var (lossSum, parts) = try runMicrobatches(iteration: iteration, microbatches: m, gradScale: gradScale)
         if let buckets = partition.buckets {
             if partition.executor != nil { buckets.beginLastMicrobatch() }
             try timer.measure("dp gradient reduction (wait)") { try buckets.finish() }
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
         if parallel.layout.data > 1 { parts = try parts.map { try parallel.data.allReduceSum($0) } }
-        let components = parts.map { $0 / Double(numMicrobatches * parallel.layout.data) }
+        let components = parts.map { $0 / Double(m * parallel.layout.data) }
         try optimizer.finalizeGradients()
         if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 {
             optimizer.injectOverflow()
@@ -57,7 +59,7 @@ extension Trainer {
             }
             lossScaler?.update(foundOverflow: overflow)
             if overflow {
-                advance(to: iteration, updated: false)
+                advance(to: iteration, samples: batch, updated: false)
                 return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true, components: components)
             }
         }
@@ -72,27 +74,27 @@ extension Trainer {
             try timer.measure(optimizer.updatePhase) { try optimizer.update(lr: Float(lr)) }
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
-        advance(to: iteration, updated: true)
+        advance(to: iteration, samples: batch, updated: true)
         return StepResult(
             loss: loss, gradNorm: norm, zeroGradients: zeros, lr: lr, skipped: false, components: components)
     }
 
     /// Counts the iteration's samples; the LR schedule advances only when the step updated.
-    private func advance(to iteration: Int, updated: Bool) {
-        if updated { schedule.advance(samples: globalBatch) }
+    private func advance(to iteration: Int, samples: Int, updated: Bool) {
+        if updated { schedule.advance(samples: samples) }
         progress.iteration = iteration
-        progress.consumedSamples += globalBatch
+        progress.consumedSamples += samples
     }
 
-    /// Forward and backward of every micro-batch of the iteration; returns the summed loss and the
-    /// summed loss parts (on every rank of the pipeline).
-    func runMicrobatches(iteration: Int, gradScale: Float) throws -> (Double, [Double]) {
+    /// Forward and backward of the iteration's `microbatches` micro-batches; returns the summed loss
+    /// and the summed loss parts (on every rank of the pipeline).
+    func runMicrobatches(iteration: Int, microbatches: Int, gradScale: Float) throws -> (Double, [Double]) {
         let consumed = progress.consumedSamples, last = chunks[chunks.count - 1]
         var parts = [Double](repeating: 0, count: last.lossComponentNames.count)
         func add(_ acts: Chunk.Activations) {
             for (i, v) in last.lossComponents(acts).enumerated() { parts[i] += v }
         }
-        if let executor = partition.executor, let schedule = partition.trainSchedule {
+        if let executor = partition.executor, let schedule = partition.trainSchedule(microbatches: microbatches) {
             let start = MPIRuntime.wallTime
             let loss = try executor.run(
                 schedule, iteration: iteration, gradScale: gradScale,
@@ -108,9 +110,9 @@ extension Trainer {
         }
         let acts = partition.activations[0], d = parallel.layout.data
         var lossSum = 0.0
-        for micro in 0..<numMicrobatches {
+        for micro in 0..<microbatches {
             timer.measure("data") { data.fillTraining(consumedSamples: consumed, micro: micro, acts) }
-            if micro == numMicrobatches - 1, let buckets = partition.buckets {
+            if micro == microbatches - 1, let buckets = partition.buckets {
                 // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
                 buckets.beginLastMicrobatch()
                 model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
