@@ -375,6 +375,15 @@ public enum ConfigKeys {
             name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
         ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
         ConfigKey(
+            name: "train_data_path", field: .stringList(\.trainDataPath),
+            help: "instead of data_path: the training data (a prefix, or weights and prefixes), read whole"),
+        ConfigKey(
+            name: "valid_data_path", field: .stringList(\.validDataPath),
+            help: "instead of data_path: the validation data, read whole"),
+        ConfigKey(
+            name: "test_data_path", field: .stringList(\.testDataPath),
+            help: "instead of data_path: the test data, read whole and evaluated once after training"),
+        ConfigKey(
             name: "tokenizer_type", field: .choice(\.tokenizerType),
             help:
                 "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with "

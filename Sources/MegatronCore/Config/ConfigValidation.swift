@@ -402,6 +402,11 @@ public enum ConfigValidation {
     /// BERT's data so far: the built-in corpus, bytes with special tokens or WordPiece; its probabilities.
     static func validateBertData(_ c: TrainingConfig) throws {
         _ = try parseSplit(c.split)
+        if c.usesSeparateDataPaths {
+            throw ConfigError.unsupportedArgument(
+                flag: "train_data_path / valid_data_path / test_data_path",
+                reason: "BERT reads one data_path cut by split; separate paths are built for GPT only so far")
+        }
         guard c.tokenizerType == .byteLevel || c.tokenizerType == .bertWordPieceLowerCase else {
             throw ConfigError.invalidValue(
                 key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
@@ -486,7 +491,7 @@ public enum ConfigValidation {
                     rule: "NullTokenizer needs vocab_size (e.g. 50257 for GPT-2's)")
             }
             if v < 2 { throw ConfigError.invalidValue(key: "vocab_size", value: "\(v)", rule: "must be at least 2") }
-            if !c.mockData && c.dataPath.isEmpty {
+            if !c.mockData && c.dataPath.isEmpty && c.trainDataPath.isEmpty {
                 throw ConfigError.inconsistent(
                     keys: ["tokenizer_type", "data_path"],
                     rule:
@@ -494,19 +499,44 @@ public enum ConfigValidation {
                 )
             }
         }
+        try validateSeparateDataPaths(c)
         guard !c.dataPath.isEmpty && !c.mockData else { return }
         for prefix in try parseDataPath(c.dataPath).prefixes {
             try checkDatasetFiles(prefix, written: "P_text_document.bin/.idx")
         }
     }
 
+    /// train_data_path / valid_data_path / test_data_path (Megatron's per-split blends, each read
+    /// whole): instead of data_path, and with a training set.
+    static func validateSeparateDataPaths(_ c: TrainingConfig) throws {
+        guard c.usesSeparateDataPaths else { return }
+        let given = [
+            ("train_data_path", c.trainDataPath), ("valid_data_path", c.validDataPath),
+            ("test_data_path", c.testDataPath),
+        ].filter { !$0.1.isEmpty }
+        if !c.dataPath.isEmpty || c.mockData {
+            throw ConfigError.inconsistent(
+                keys: [c.mockData ? "mock_data" : "data_path"] + given.map(\.0),
+                rule: "give either data_path (cut by split) or the separate paths, not both")
+        }
+        if c.trainDataPath.isEmpty && !c.skipTrain {
+            throw ConfigError.inconsistent(
+                keys: given.map(\.0) + ["train_data_path"], rule: "training needs train_data_path too")
+        }
+        for (key, items) in given {
+            for prefix in try parseDataPath(items, key: key).prefixes {
+                try checkDatasetFiles(prefix, written: "P_text_document.bin/.idx", key: key)
+            }
+        }
+    }
+
     /// Both files of dataset `prefix` are readable; `written` says what preprocess-data names them.
-    static func checkDatasetFiles(_ prefix: String, written: String) throws {
+    static func checkDatasetFiles(_ prefix: String, written: String, key: String = "data_path") throws {
         for file in [prefix + ".idx", prefix + ".bin"] where !FileManager.default.isReadableFile(atPath: file) {
             throw ConfigError.invalidValue(
-                key: "data_path", value: "\"\(prefix)\"",
+                key: key, value: "\"\(prefix)\"",
                 rule:
-                    "'\(file)' is missing or unreadable; data_path names the prefix that `megatron "
+                    "'\(file)' is missing or unreadable; \(key) names the prefix that `megatron "
                     + "preprocess-data --output-prefix P` wrote as \(written)"
             )
         }
@@ -554,10 +584,12 @@ public enum ConfigValidation {
 
     /// "969,30,1" → normalised weights (train, valid, test).
     /// `data_path`: one prefix, or weights and prefixes alternating ("0.3", "A", "0.7", "B").
-    public static func parseDataPath(_ items: [String]) throws -> (weights: [Double], prefixes: [String]) {
+    public static func parseDataPath(_ items: [String], key: String = "data_path") throws -> (
+        weights: [Double], prefixes: [String]
+    ) {
         if items.count == 1 { return ([1], items) }
         let bad = ConfigError.invalidValue(
-            key: "data_path", value: "\(items)",
+            key: key, value: "\(items)",
             rule: "must be one prefix, or weights and prefixes alternating: [0.3, \"A\", 0.7, \"B\"]")
         guard items.count % 2 == 0 else { throw bad }
         var weights: [Double] = [], prefixes: [String] = []

@@ -85,10 +85,7 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "train_data_path": "separate data paths are not supported yet: give data_path and split",
-        "valid_data_path": "separate data paths are not supported yet: give data_path and split",
-        "test_data_path": "separate data paths are not supported yet: give data_path and split",
-        "sgd_momentum": "only Adam (AdamW) is implemented",
+        "sgd_momentum": "only Adam (AdamW) is implemented"
     ]
 
     /// The table for `train --help`: aliases, ignored arguments with reasons, refused ones.

@@ -109,6 +109,10 @@ public struct TrainingConfig: Sendable, Equatable {
     public var dataCachePath: String? = nil
     public var mockData: Bool = false
     public var split: String = "969,30,1"
+    /// Megatron's per-split data (instead of data_path and split): each a prefix or a weighted blend, read whole.
+    public var trainDataPath: [String] = []
+    public var validDataPath: [String] = []
+    public var testDataPath: [String] = []
     public var tokenizerType: TokenizerType = .byteLevel
     public var vocabSize: Int? = nil
     public var vocabFile: String? = nil
@@ -130,6 +134,11 @@ public struct TrainingConfig: Sendable, Equatable {
 }
 
 extension TrainingConfig {
+    /// Whether train_data_path, valid_data_path or test_data_path is given.
+    public var usesSeparateDataPaths: Bool {
+        !trainDataPath.isEmpty || !validDataPath.isEmpty || !testDataPath.isEmpty
+    }
+
     /// The batch-size ramp-up, when rampup_batch_size is given and valid (ConfigValidation explains otherwise).
     public var rampup: BatchRampup? {
         guard !rampupBatchSize.isEmpty, let gbs = globalBatchSize else { return nil }

@@ -4,6 +4,7 @@
 extension TrainingData: TrainingBatches {
     public typealias Activations = TransformerActivations
     public var hasValidation: Bool { valid != nil }
+    public var hasTest: Bool { test != nil }
 }
 
 extension Trainer where Chunk == GPTModel, Data == TrainingData {

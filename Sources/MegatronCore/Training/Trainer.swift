@@ -22,6 +22,15 @@ public protocol TrainingBatches: AnyObject {
     func fillTraining(consumedSamples: Int, micro: Int, _ acts: Activations)
     /// Validation micro-batch `micro` of evaluation iteration `iteration` (`microbatches` per iteration).
     func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations)
+    /// Whether there is a test set (evaluated once, after training).
+    var hasTest: Bool { get }
+    /// Test micro-batch `micro` of evaluation iteration `iteration`.
+    func fillTest(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations)
+}
+
+extension TrainingBatches {
+    public var hasTest: Bool { false }
+    public func fillTest(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations) {}
 }
 
 /// One model replica's training, for any model family (`Chunk`) and its data (`Data`).
@@ -257,6 +266,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 break
             }
         }
+        // Megatron's do_test: the test set once, after training ran to its end.
+        if config.evalIters > 0, data.hasTest, progress.iteration >= trainIters {
+            _ = try evaluateAndPrint(label: "iteration \(progress.iteration) on test set", test: true)
+        }
         if saveDirectory != nil, lastSavedIteration != progress.iteration, progress.iteration > 0 { try save() }
         if let tracer, let dir = config.traceDir {
             let path = try tracer.write(
@@ -320,9 +333,11 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// The validation loss and the model's evaluation metrics (ModelChunk.evaluationMetricNames),
     /// each averaged over the micro-batches with the model's weights (ModelChunk.evaluationWeight),
     /// over `iterations` global batches (default `eval_iters`).
-    public func evaluateWithMetrics(iterations: Int? = nil) throws -> (loss: Double, metrics: [Double])? {
+    public func evaluateWithMetrics(iterations: Int? = nil, test: Bool = false) throws -> (
+        loss: Double, metrics: [Double]
+    )? {
         let evalIters = iterations ?? config.evalIters
-        guard data.hasValidation, evalIters > 0 else { return nil }
+        guard test ? data.hasTest : data.hasValidation, evalIters > 0 else { return nil }
         var total = 0.0, count = 0
         let m = numMicrobatches, last = chunks[chunks.count - 1]
         // The metrics summed with each micro-batch's weight, then the summed weight (last entry).
@@ -335,7 +350,11 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         }
         for iteration in 0..<evalIters {
             let fill = { (micro: Int, acts: Chunk.Activations) in
-                self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
+                if test {
+                    self.data.fillTest(iteration: iteration, micro: micro, microbatches: m, acts)
+                } else {
+                    self.data.fillValidation(iteration: iteration, micro: micro, microbatches: m, acts)
+                }
             }
             if let executor = partition.executor, let evalSchedule = partition.evalSchedule {
                 total += try executor.run(
@@ -360,8 +379,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
 
     /// Validates, prints Megatron's validation block (with the model's metrics) and returns the
     /// loss and the metrics by key.
-    func evaluateAndPrint(label: String) throws -> (loss: Double, metrics: [(key: String, value: Double)])? {
-        guard let (loss, values) = try evaluateWithMetrics() else { return nil }
+    func evaluateAndPrint(label: String, test: Bool = false) throws -> (
+        loss: Double, metrics: [(key: String, value: Double)]
+    )? {
+        guard let (loss, values) = try evaluateWithMetrics(test: test) else { return nil }
         let last = chunks[chunks.count - 1], names = last.evaluationMetricNames
         let parts = last.lossComponentNames.count  // the metrics begin with the loss parts
         let labelled = zip(names, values).map { (label: $0.0.log, value: $0.1) }

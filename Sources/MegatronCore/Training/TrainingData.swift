@@ -5,8 +5,10 @@ import Foundation
 
 public final class TrainingData {
     let trainOrder: ShuffledOrder
-    /// Validation samples, when the split has any.
+    /// Validation samples, when the split (or valid_data_path) has any.
     let valid: SampleSource?
+    /// Test samples (the split's third part, or test_data_path), evaluated once after training.
+    var test: SampleSource? = nil
     let microBatch: Int, seqLength: Int, dataParallel: Int, dataRank: Int
 
     /// Builds the samples of a validated config for `globalBatch` sequences per iteration.
@@ -23,13 +25,19 @@ public final class TrainingData {
                 source: MockSamples(vocabSize: vocabSize, seqLength: c.seqLength, seed: c.seed), seed: c.seed,
                 shuffles: false)
             valid = MockSamples(vocabSize: vocabSize, seqLength: c.seqLength, seed: c.seed + 1)
-        } else if !c.dataPath.isEmpty {
+        } else if !c.dataPath.isEmpty || c.usesSeparateDataPaths {
+            // Megatron's sample counts: train_iters·gbs, validation at every eval_interval and at the
+            // end, the test set once at the end.
             let evalSamples = c.evalIters > 0 ? (c.trainIters / c.evalInterval + 1) * c.evalIters * globalBatch : 0
-            let (train, v) = try Self.megatronDatasets(
-                c, trainSamples: c.trainIters * globalBatch, validSamples: evalSamples, vocabSize: vocabSize,
-                parallel: parallel, log: log)
+            let parts = try Self.dataParts(
+                c, samples: [c.trainIters * globalBatch, evalSamples, c.evalIters * globalBatch])
+            let built = try Self.megatronDatasets(c, parts: parts, vocabSize: vocabSize, parallel: parallel, log: log)
+            guard let train = built["train"] else {
+                throw DataError.splitTooSmall(split: "train", tokens: 0, needed: c.seqLength + 1)
+            }
             trainOrder = ShuffledOrder(source: train, seed: c.seed, shuffles: false)
-            valid = v
+            valid = built["valid"]
+            test = built["test"]
         } else {
             (trainOrder, valid) = try Self.builtInCorpus(c, tokenizer: tokenizer ?? ByteLevelTokenizer(), log: log)
         }
@@ -72,85 +80,135 @@ public final class TrainingData {
     /// per iteration) into `acts`: the same samples at every evaluation.
     public func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: TransformerActivations) {
         guard let valid else { return }
+        fill(from: valid, iteration: iteration, micro: micro, microbatches: microbatches, acts)
+    }
+
+    /// The same for the test set.
+    public func fillTest(iteration: Int, micro: Int, microbatches: Int, _ acts: TransformerActivations) {
+        guard let test else { return }
+        fill(from: test, iteration: iteration, micro: micro, microbatches: microbatches, acts)
+    }
+
+    private func fill(
+        from valid: SampleSource, iteration: Int, micro: Int, microbatches: Int, _ acts: TransformerActivations
+    ) {
         let batch = (iteration * microbatches + micro) * dataParallel + dataRank
         let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }
         BatchAssembly.fill(
             tokens: acts.tokens.base, targets: acts.targets.base, from: valid, indices: indices, seqLength: seqLength)
     }
 
-    /// The train and validation samples of `data_path` (one dataset, or a weighted blend): each
-    /// dataset's sequences split by `split`, and Megatron's sample index per split. World rank 0
-    /// builds and caches the indices first; the other ranks then load them from the cache.
+    /// One part of Megatron's data (train, valid or test): a weighted blend of dataset prefixes,
+    /// the samples wanted, and which sequences of each dataset the part reads.
+    struct DataPart {
+        let name: String
+        let weights: [Double], prefixes: [String]
+        let samples: Int
+        /// Its share of `split` (data_path), or every sequence (a separate path: train_data_path, …).
+        let sequences: (IndexedDataset) -> Range<Int>
+    }
+
+    /// The parts a config names, for `samples` (train, valid, test): data_path cut by `split`, or
+    /// train_data_path / valid_data_path / test_data_path each read whole. A part with no samples
+    /// wanted or no path is left out.
+    static func dataParts(_ c: TrainingConfig, samples: [Int]) throws -> [DataPart] {
+        let names = ["train", "valid", "test"]
+        if !c.dataPath.isEmpty {
+            let (weights, prefixes) = try ConfigValidation.parseDataPath(c.dataPath)
+            let split = try ConfigValidation.parseSplit(c.split)
+            return (0..<3).filter { samples[$0] > 0 }.map { i in
+                DataPart(
+                    name: names[i], weights: weights, prefixes: prefixes, samples: samples[i],
+                    sequences: { GPTDataset.splitBounds(split, count: $0.sequenceCount)[i] })
+            }
+        }
+        let paths = [c.trainDataPath, c.validDataPath, c.testDataPath]
+        return try (0..<3).filter { samples[$0] > 0 && !paths[$0].isEmpty }.map { i in
+            let (weights, prefixes) = try ConfigValidation.parseDataPath(paths[i], key: names[i] + "_data_path")
+            return DataPart(
+                name: names[i], weights: weights, prefixes: prefixes, samples: samples[i],
+                sequences: { 0..<$0.sequenceCount })
+        }
+    }
+
+    /// The samples of each part (one dataset, or a weighted blend), by part name; a part whose
+    /// datasets hold no sequences for it is absent. World rank 0 builds and caches the sample
+    /// indices first; the other ranks then load them from the cache.
     static func megatronDatasets(
-        _ c: TrainingConfig, trainSamples: Int, validSamples: Int, vocabSize: Int, parallel: ParallelState,
-        log: RankLog
-    ) throws -> (SampleSource, SampleSource?) {
-        let (weights, prefixes) = try ConfigValidation.parseDataPath(c.dataPath)
-        let blended = prefixes.count > 1
-        let trainCounts =
-            blended ? BlendedSamples.perSourceSamples(weights: weights, count: trainSamples) : [trainSamples]
-        let validCounts =
-            blended ? BlendedSamples.perSourceSamples(weights: weights, count: validSamples) : [validSamples]
+        _ c: TrainingConfig, parts: [DataPart], vocabSize: Int, parallel: ParallelState, log: RankLog
+    )
+        throws -> [String: SampleSource]
+    {
         // Rank 0 builds and caches; after the barrier every other rank finds the cache. (An error
         // on rank 0 aborts the job, so no rank waits at the barrier forever.)
         let world = parallel.world
-        var built: (train: [SampleSource], valid: [SampleSource]) = ([], [])
+        var built: [String: SampleSource] = [:]
         if world.rank == 0 {
-            built = try buildDatasets(
-                c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, vocabSize: vocabSize,
-                writeCache: true, log: log)
+            built = try buildDatasets(c, parts: parts, vocabSize: vocabSize, writeCache: true, log: log)
         }
         if world.size > 1 {
             try world.barrier()
             if world.rank != 0 {
-                built = try buildDatasets(
-                    c, prefixes: prefixes, trainCounts: trainCounts, validCounts: validCounts, vocabSize: vocabSize,
-                    writeCache: false, log: log)
+                built = try buildDatasets(c, parts: parts, vocabSize: vocabSize, writeCache: false, log: log)
             }
         }
-        let train: SampleSource =
-            blended ? BlendedSamples(sources: built.train, weights: weights, count: trainSamples) : built.train[0]
-        var valid: SampleSource? = nil
-        if built.valid.count == prefixes.count {
-            valid =
-                blended ? BlendedSamples(sources: built.valid, weights: weights, count: validSamples) : built.valid[0]
-        }
-        return (train, valid)
+        return built
     }
 
-    /// Each prefix's GPTDataset for the train split and, when validation samples are wanted and
-    /// the split has documents, the valid split.
+    /// Each part's GPTDataset per prefix (blended when there are several); each dataset is opened
+    /// and its token ids checked once.
     static func buildDatasets(
-        _ c: TrainingConfig, prefixes: [String], trainCounts: [Int], validCounts: [Int], vocabSize: Int,
-        writeCache: Bool, log: RankLog
-    ) throws -> (train: [SampleSource], valid: [SampleSource]) {
-        let split = try ConfigValidation.parseSplit(c.split)
-        var built: (train: [SampleSource], valid: [SampleSource]) = ([], [])
-        for (k, prefix) in prefixes.enumerated() {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let dataset = try IndexedDataset(prefix: prefix)
-            try dataset.checkTokens(vocabSize: vocabSize)
-            let bounds = GPTDataset.splitBounds(split, count: dataset.sequenceCount)
-            let train = try GPTDataset(
-                dataset: dataset, split: "train", documents: bounds[0], numSamples: trainCounts[k],
-                seqLength: c.seqLength, seed: c.seed, cacheDirectory: c.dataCachePath, writeCache: writeCache)
-            built.train.append(train)
-            var line =
-                " > dataset \(prefix): \(dataset.documentCount) documents, \(dataset.sequenceCount) sequences; train "
-                + "\(bounds[0].count) sequences → \(train.count) samples"
-            if validCounts.contains(where: { $0 > 0 }) && !bounds[1].isEmpty {
-                let v = try GPTDataset(
-                    dataset: dataset, split: "valid", documents: bounds[1], numSamples: validCounts[k],
-                    seqLength: c.seqLength, seed: c.seed, cacheDirectory: c.dataCachePath, writeCache: writeCache)
-                built.valid.append(v)
-                line += ", valid \(bounds[1].count) sequences → \(v.count) samples"
+        _ c: TrainingConfig, parts: [DataPart], vocabSize: Int, writeCache: Bool, log: RankLog
+    ) throws -> [String: SampleSource] {
+        var opened: [String: IndexedDataset] = [:]
+        var built: [String: SampleSource] = [:]
+        for part in parts {
+            let counts =
+                part.prefixes.count > 1
+                ? BlendedSamples.perSourceSamples(weights: part.weights, count: part.samples) : [part.samples]
+            var sources: [SampleSource] = []
+            for (k, prefix) in part.prefixes.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let dataset: IndexedDataset
+                if let d = opened[prefix] {
+                    dataset = d
+                } else {
+                    dataset = try IndexedDataset(prefix: prefix)
+                    try dataset.checkTokens(vocabSize: vocabSize)
+                    opened[prefix] = dataset
+                }
+                let range = part.sequences(dataset)
+                if range.isEmpty && part.name != "train" { break }
+                let samples: GPTDataset
+                do {
+                    samples = try GPTDataset(
+                        dataset: dataset, split: part.name, documents: range, numSamples: counts[k],
+                        seqLength: c.seqLength, seed: c.seed, cacheDirectory: c.dataCachePath, writeCache: writeCache)
+                } catch DataError.splitTooSmall(_, let tokens, let needed)
+                    where part.name == "test" && c.dataPath.count > 0
+                {
+                    // The split's last sliver (1 part in 1000 by default) may hold less than one sample.
+                    if writeCache {
+                        log(
+                            " > dataset \(prefix): the test split holds \(tokens) tokens, fewer than one sample (\(needed)); no test evaluation"
+                        )
+                    }
+                    break
+                }
+                sources.append(samples)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+                let line =
+                    " > dataset \(prefix): \(dataset.documentCount) documents, \(dataset.sequenceCount) sequences; "
+                    + "\(part.name) \(range.count) sequences → \(samples.count) samples; "
+                    + (samples.loadedFromCache
+                        ? String(format: "sample index loaded from the cache %@ (%.0f ms)", samples.cachePrefix, ms)
+                        : String(format: "sample index built in %.0f ms, cached at %@", ms, samples.cachePrefix))
+                if writeCache { log(line) }
             }
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            line +=
-                train.loadedFromCache
-                ? String(format: "; sample index loaded from the cache %@ (%.0f ms)", train.cachePrefix, ms)
-                : String(format: "; sample index built in %.0f ms, cached at %@", ms, train.cachePrefix)
-            if writeCache { log(line) }
+            guard sources.count == part.prefixes.count else { continue }
+            built[part.name] =
+                sources.count > 1
+                ? BlendedSamples(sources: sources, weights: part.weights, count: part.samples) : sources[0]
         }
         return built
     }
