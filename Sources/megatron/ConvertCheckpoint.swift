@@ -47,7 +47,9 @@ struct ConvertCheckpoint: ParsableCommand {
                 )
             case (nil, let path?):
                 model = try WholeModel.load(checkpoint: path)
-                let state = model.moments == nil ? "no optimizer state" : "with Adam moments"
+                let state =
+                    model.optimizerState == nil
+                    ? "no optimizer state" : "with \(model.state.optimizer.stateNames.joined(separator: " and "))"
                 print(" > read \(path) (iteration \(model.state.iteration), \(state))")
             default:
                 throw ConversionError.invalid("give exactly one source: --load CKPT or --from hf DIR")

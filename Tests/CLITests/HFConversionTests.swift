@@ -189,9 +189,11 @@ final class HFConversionTests: XCTestCase {
         for m in models.dropFirst() {
             XCTAssertEqual(contents(m.params), contents(models[0].params), "parameters bitwise")
             XCTAssertEqual(
-                contents(try XCTUnwrap(m.moments).0), contents(try XCTUnwrap(models[0].moments).0), "exp_avg bitwise")
+                contents(try XCTUnwrap(m.optimizerState)[0]), contents(try XCTUnwrap(models[0].optimizerState)[0]),
+                "exp_avg bitwise")
             XCTAssertEqual(
-                contents(try XCTUnwrap(m.moments).1), contents(try XCTUnwrap(models[0].moments).1), "exp_avg_sq bitwise"
+                contents(try XCTUnwrap(m.optimizerState)[1]), contents(try XCTUnwrap(models[0].optimizerState)[1]),
+                "exp_avg_sq bitwise"
             )
             XCTAssertEqual(m.state.iteration, 6)
             XCTAssertEqual(m.state.consumedSamples, models[0].state.consumedSamples)

@@ -66,15 +66,13 @@ final class MegatronLaunchLineTests: XCTestCase {
         let dir = CLI.scratch("launch-problems")
         let r = try CLI.run(
             tiny + [
-                "--train-data-path", "corpus", "--rampup-batch-size", "16", "16", "5859375", "--frobnicate-widgets",
-                "3", "--train-iter",
-                "5",
-                "--optimizer", "sgd",
+                "--swiglu", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
+                "--context-parallel-size", "2",
             ], in: dir)
         XCTAssertEqual(r.code, 2, r.stderr)
         for m in [
-            "5 problems", "--train-data-path is not available here", "give data_path and split", "--rampup-batch-size",
-            "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--optimizer sgd",
+            "5 problems", "--swiglu is not available here", "SwiGLU MLPs are not built yet", "--num-experts",
+            "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--context-parallel-size",
         ] {
             XCTAssertTrue(r.stderr.contains(m), "stderr lacks '\(m)': \(r.stderr)")
         }

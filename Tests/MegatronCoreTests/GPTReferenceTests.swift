@@ -88,9 +88,9 @@ final class GPTReferenceTests: XCTestCase {
         let f = fx.file, c = fx.config
         let micro = try f.intAttribute("microbatches"), steps = try f.intAttribute("steps")
         let gbs = micro * fx.microBatch, n = c.seqLength * fx.microBatch
-        let optimizer = AdamW(
+        let optimizer = ChunkOptimizer(
             table: model.table,
-            hyper: AdamWHyperparameters(
+            hyper: OptimizerHyperparameters(
                 beta1: Float(try f.doubleAttribute("adam_beta1")), beta2: Float(try f.doubleAttribute("adam_beta2")),
                 eps: Float(try f.doubleAttribute("adam_eps")), weightDecay: Float(try f.doubleAttribute("weight_decay"))
             ))

@@ -10,7 +10,7 @@ final class LayerWiseDecayTests: XCTestCase {
         numLayers: 4, hiddenSize: 16, numAttentionHeads: 2, seqLength: 8, maxPositionEmbeddings: 8, vocabSize: 40)
 
     func testEveryParameterGetsTheFormulasMultiplier() throws {
-        let gamma = 0.5, hyper = AdamWHyperparameters(layerWiseDecay: gamma, numLayers: 4)
+        let gamma = 0.5, hyper = OptimizerHyperparameters(layerWiseDecay: gamma, numLayers: 4)
         // The last of two stages: layers 3 and 4 (global), the final norm and the tied output layer.
         let last = StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true)
         let tables = [GPTSlots.declare(config: gpt).0, GPTSlots.declare(config: gpt, stage: last).0]
@@ -31,7 +31,7 @@ final class LayerWiseDecayTests: XCTestCase {
             }
         }
         XCTAssertTrue(seen.contains(GPTSlots.tiedOutputLayerName) && seen.contains(GPTSlots.finalNormWeightName))
-        XCTAssertEqual(AdamWHyperparameters().learningRateScale(tables[0].specs[0]), 1, "gamma = 1: no decay")
+        XCTAssertEqual(OptimizerHyperparameters().learningRateScale(tables[0].specs[0]), 1, "gamma = 1: no decay")
     }
 
     func testOneStepMovesEachParameterByItsMultiplier() throws {
@@ -45,12 +45,14 @@ final class LayerWiseDecayTests: XCTestCase {
         func step(_ decay: Double) -> ParameterArena {
             let p = ParameterArena(table: table)
             p.storage.base.update(from: start.storage.base, count: table.totalCount)
-            AdamW(table: table, hyper: AdamWHyperparameters(weightDecay: 0.1, layerWiseDecay: decay, numLayers: 4))
-                .update(params: p, grads: grads, lr: 1e-2)
+            ChunkOptimizer(
+                table: table, hyper: OptimizerHyperparameters(weightDecay: 0.1, layerWiseDecay: decay, numLayers: 4)
+            )
+            .update(params: p, grads: grads, lr: 1e-2)
             return p
         }
         let plain = step(1), decayed = step(gamma)
-        let hyper = AdamWHyperparameters(layerWiseDecay: gamma, numLayers: 4)
+        let hyper = OptimizerHyperparameters(layerWiseDecay: gamma, numLayers: 4)
         for (slot, spec) in table.specs.enumerated() {
             let s = hyper.learningRateScale(spec)
             let a = plain.pointer(slot), b = decayed.pointer(slot), p0 = start.pointer(slot)

@@ -171,7 +171,7 @@ public enum ConfigKeys {
         ConfigKey(
             name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer),
             help:
-                "shard the Adam moments and main gradients across the data-parallel group: reduce-scatter the "
+                "shard the optimizer state and main gradients across the data-parallel group: reduce-scatter the "
                 + "gradients, update the own shard, all-gather the parameters (false)"
         ),
         // Batch and optimisation
@@ -228,6 +228,12 @@ public enum ConfigKeys {
         ConfigKey(name: "adam_beta1", field: .double(\.adamBeta1), help: "Adam β1 (0.9)"),
         ConfigKey(name: "adam_beta2", field: .double(\.adamBeta2), help: "Adam β2 (0.999)"),
         ConfigKey(name: "adam_eps", field: .double(\.adamEps), help: "Adam ε (1e-8)"),
+        ConfigKey(
+            name: "optimizer", field: .choice(\.optimizer),
+            help:
+                "adam (AdamW, decoupled weight decay) or sgd (momentum sgd_momentum, weight decay added to the gradient)"
+        ),
+        ConfigKey(name: "sgd_momentum", field: .double(\.sgdMomentum), help: "SGD momentum μ (0.9)"),
         ConfigKey(
             name: "layer_wise_lr_decay", field: .double(\.layerWiseLrDecay),
             help: "γ: layer l of L gets lr·γ^(L−l), embeddings lr·γ^L, heads lr (1: none)"),
@@ -304,7 +310,7 @@ public enum ConfigKeys {
         ),
         ConfigKey(
             name: "no_save_optim", field: .bool(\.noSaveOptim),
-            help: "write checkpoints without the Adam moments (a later resume starts a fresh optimizer) (false)"),
+            help: "write checkpoints without the optimizer state (a later resume starts a fresh optimizer) (false)"),
         ConfigKey(
             name: "override_opt_param_scheduler", field: .bool(\.overrideOptParamScheduler),
             help: "on resume, use this run's lr, min_lr, warm-up, decay length and style (false)"),

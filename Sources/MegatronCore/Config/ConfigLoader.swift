@@ -199,12 +199,6 @@ public enum ConfigLoader {
         } else if let arg = MegatronArguments.ignoredArgument(named: name) {
             _ = value(arg.takesValue)
             config.ignoredArguments.append(name)
-        } else if name == "optimizer" {
-            let v = value(true) ?? ""
-            guard v == "adam" else {
-                throw ConfigError.unsupportedArgument(
-                    flag: "\(flag) \(v)", reason: "only Adam (AdamW, Megatron's `adam`) is implemented")
-            }
         } else if let reason = MegatronArguments.unsupported[name] {
             _ = value(false)
             throw ConfigError.unsupportedArgument(flag: flag, reason: reason)

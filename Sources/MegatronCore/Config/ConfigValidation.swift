@@ -302,7 +302,8 @@ public enum ConfigValidation {
                 key: "layer_wise_lr_decay", value: "\(c.layerWiseLrDecay)",
                 rule: "must be in (0, 1] (1: every layer at the full learning rate)")
         }
-        for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2)] where !(v >= 0 && v < 1) {
+        for (name, v) in [("adam_beta1", c.adamBeta1), ("adam_beta2", c.adamBeta2), ("sgd_momentum", c.sgdMomentum)]
+        where !(v >= 0 && v < 1) {
             throw ConfigError.invalidValue(key: name, value: "\(v)", rule: "must be in [0, 1)")
         }
         if c.adamEps <= 0 {

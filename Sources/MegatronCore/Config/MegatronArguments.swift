@@ -85,7 +85,19 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "sgd_momentum": "only Adam (AdamW) is implemented"
+        "swiglu": "SwiGLU MLPs are not built yet: the MLP is GPT-2's and BERT's (GELU); remove the flag",
+        "use_rotary_position_embeddings":
+            "rotary position embeddings are not built yet: positions are learned absolute embeddings; remove the flag",
+        "untie_embeddings_and_output_weights":
+            "the output layer is always tied to the word embeddings here (GPT-2, BERT); remove the flag",
+        "group_query_attention": "grouped-query attention is not built yet: every head has its own keys and values",
+        "num_query_groups": "grouped-query attention is not built yet: every head has its own keys and values",
+        "num_experts": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
+        "expert_model_parallel_size": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
+        "context_parallel_size":
+            "context parallelism is not built yet: split long sequences with sequence_parallel at t > 1 instead",
+        "disable_bias_linear": "linear layers always have biases here (GPT-2, BERT); remove the flag",
+        "fp8_format": "fp8 is not built: use --bf16 or --fp16",
     ]
 
     /// The table for `train --help`: aliases, ignored arguments with reasons, refused ones.
@@ -106,7 +118,7 @@ public enum MegatronArguments {
             + "\n accepted and ignored (named at start-up):\n"
             + reasons.map { "  \($0.1.joined(separator: " ")): \($0.0)" }.joined(separator: "\n")
             + "\n refused for now (exit 2 with what to do instead):\n  "
-            + unsupported.keys.sorted().map(flag).joined(separator: " ") + " --optimizer sgd"
+            + unsupported.keys.sorted().map(flag).joined(separator: " ")
     }
 
     public static func ignoredArgument(named name: String) -> IgnoredArgument? { ignored.first { $0.name == name } }

@@ -62,6 +62,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var adamBeta1: Double = 0.9
     public var adamBeta2: Double = 0.999
     public var adamEps: Double = 1e-8
+    /// Megatron's `optimizer` and SGD's momentum.
+    public var optimizer: OptimizerKind = .adam
+    public var sgdMomentum: Double = 0.9
     public var layerWiseLrDecay: Double = 1
     public var clipGrad: Double = 1.0
     public var lossScale: Double? = nil

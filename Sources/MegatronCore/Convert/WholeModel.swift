@@ -30,7 +30,8 @@ public final class WholeModel {
     /// The transformer's sizes (either model).
     public var transformer: GPTConfig { architecture.transformer }
     public let params: ParameterArena
-    public var moments: (ParameterArena, ParameterArena)?
+    /// The optimizer state, whole (in `state.optimizer.stateNames` order), when the checkpoint has it.
+    public var optimizerState: [ParameterArena]?
     public var state: ModelCheckpoint.RankFileState
 
     init(
@@ -77,11 +78,11 @@ public final class WholeModel {
                 try reader.readParameter(spec, into: out)
             }, state: { model in storedState(reader, model: model, json: json, cfg: cfg) })
         if reader.hasOptimizerState {
-            let m = ParameterArena(table: model.params.table), v = ParameterArena(table: model.params.table)
+            let arenas = reader.storedOptimizer.stateNames.map { _ in ParameterArena(table: model.params.table) }
             for (slot, spec) in model.params.table.specs.enumerated() {
-                try reader.readMoments(spec, expAvg: m.pointer(slot), expAvgSq: v.pointer(slot))
+                try reader.readState(spec, into: arenas.map { $0.pointer(slot) })
             }
-            model.moments = (m, v)
+            model.optimizerState = arenas
         }
         return model
     }
@@ -105,6 +106,7 @@ public final class WholeModel {
             tensorSize: 1, pipelineSize: 1, tensorRank: 0, pipelineRank: 0)
         s.schedule.numSteps = reader.intAttribute("opt_param_scheduler_num_steps", default: 0)
         s.precision = Precision(rawValue: (try? f.stringAttribute("precision")) ?? "fp32") ?? .fp32
+        s.optimizer = reader.storedOptimizer
         if f.hasAttribute("grad_scaler_scale") {
             var scaler = LossScaler.constant(Float((try? f.doubleAttribute("grad_scaler_scale")) ?? 1))
             scaler.restore(
@@ -158,11 +160,11 @@ public final class WholeModel {
         do {
             for pr in 0..<p {
                 for tr in 0..<t {
-                    var chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)] = []
+                    var chunks: [(params: ParameterArena, optimizerState: [ParameterArena])] = []
                     for plan in layout.plans(stage: pr) {
                         let table = targetModel.declare(tensorRank: tr, tensorSize: t, stage: plan)
-                        let arenas = (0..<(moments == nil ? 1 : 3)).map { _ in ParameterArena(table: table) }
-                        let sources = [params] + (moments.map { [$0.0, $0.1] } ?? [])
+                        let sources = [params] + (optimizerState ?? [])
+                        let arenas = sources.map { _ in ParameterArena(table: table) }
                         for (slot, spec) in table.specs.enumerated() {
                             let name = spec.initKey  // a tied copy is sliced from the parameter it is tied to
                             for (arena, source) in zip(arenas, sources) {
@@ -171,7 +173,7 @@ public final class WholeModel {
                                     checkpoint: "the converted model")
                             }
                         }
-                        chunks.append((arenas[0], arenas.count == 3 ? (arenas[1], arenas[2]) : nil))
+                        chunks.append((arenas[0], Array(arenas.dropFirst())))
                     }
                     var s = state
                     s.sizes = targetModel.shapeAttributes; s.configJSON = jsonText

@@ -7,67 +7,17 @@
 import Foundation
 import Tensor
 
-public struct AdamWHyperparameters: Sendable, Equatable {
-    public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
-    /// Layer-wise learning-rate decay γ (1: none) over the model's `numLayers` transformer layers.
-    public var layerWiseDecay: Double, numLayers: Int
-    public init(
-        beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01,
-        layerWiseDecay: Double = 1, numLayers: Int = 0
-    ) {
-        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        self.layerWiseDecay = layerWiseDecay; self.numLayers = numLayers
-    }
-
-    /// The multiplier of the learning rate for parameter `spec`: γ^(L−l) for transformer layer l
-    /// (1-based, global numbering), γ^L for the embeddings (a tied copy follows the parameter it is
-    /// tied to, so both copies take the same step), 1 for the final norm and the heads.
-    public func learningRateScale(_ spec: ParameterSpec) -> Float {
-        guard layerWiseDecay != 1 else { return 1 }
-        let name = spec.initKey, L = numLayers
-        if name.hasPrefix("embedding.") { return Float(Foundation.pow(layerWiseDecay, Double(L))) }
-        let parts = name.split(separator: ".", maxSplits: 3)
-        if parts.count > 2, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) {
-            return Float(Foundation.pow(layerWiseDecay, Double(L - (i + 1))))
-        }
-        return 1
-    }
-}
-
-public final class AdamW: @unchecked Sendable {
-    public let hyper: AdamWHyperparameters
-    /// First and second moments ("exp_avg", "exp_avg_sq"), shaped like the parameters.
-    public let expAvg: ParameterArena, expAvgSq: ParameterArena
-    /// Completed steps (the t of the bias corrections).
-    public var step = 0
-
-    public init(table: ParameterTable, hyper: AdamWHyperparameters) {
-        self.hyper = hyper
-        expAvg = ParameterArena(table: table)
-        expAvgSq = ParameterArena(table: table)
-    }
-
-    /// One update of every parameter in `params` from `grads` at learning rate `lr`.
-    public func update(params: ParameterArena, grads: ParameterArena, lr: Float) {
-        step += 1
-        let corrections = AdamW.biasCorrections(hyper, step: step)
-        for (slot, spec) in params.table.specs.enumerated() {
-            AdamW.apply(
-                hyper, params: params.pointer(slot), grads: grads.pointer(slot), expAvg: expAvg.pointer(slot),
-                expAvgSq: expAvgSq.pointer(slot), count: spec.count, lr: lr * hyper.learningRateScale(spec),
-                weightDecay: spec.weightDecay ? hyper.weightDecay : 0, corrections: corrections)
-        }
-    }
-
+/// AdamW's arithmetic.
+public enum AdamW {
     /// (1 − β1ᵗ, 1 − β2ᵗ) for step t.
-    static func biasCorrections(_ h: AdamWHyperparameters, step: Int) -> (Float, Float) {
+    static func biasCorrections(_ h: OptimizerHyperparameters, step: Int) -> (Float, Float) {
         (1 - pow(h.beta1, step), 1 - pow(h.beta2, step))
     }
 
     /// The fused AdamW update of `count` contiguous elements, threaded. Vector body and scalar tail do
     /// identical arithmetic, so an element's result does not depend on where a range (or shard) starts.
     static func apply(
-        _ h: AdamWHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
+        _ h: OptimizerHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
         expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
         lr: Float, weightDecay wd: Float, corrections: (Float, Float)
     ) {

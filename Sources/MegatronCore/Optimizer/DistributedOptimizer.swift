@@ -1,9 +1,9 @@
 // DistributedOptimizer.swift — Megatron's distributed optimizer (ZeRO-1): the fp32 main gradients
-// and the Adam moments are sharded across the data-parallel group. Data-parallel rank r owns a
+// and the optimizer state (Adam's moments, SGD's momentum) are sharded across the data-parallel group. Data-parallel rank r owns a
 // contiguous piece of every gradient bucket (pieces differ by at most one element, so any d splits
 // any bucket — odd d included, with no padding element ever reduced or stored). A step:
 //     reduce-scatter each bucket (GradientBuckets) → this rank's summed gradient piece in `mainGrad`
-//     → norm over all ranks' pieces → clip → AdamW on the owned elements of the parameters
+//     → norm over all ranks' pieces → clip → the update on the owned elements of the parameters
 //     → all-gather every bucket's parameters in place, so every replica holds the whole model again.
 // A piece may cut a parameter anywhere; `segments` maps the shard onto (chunk, parameter, range).
 import Distributed
@@ -26,7 +26,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
         let arenaOffset: Int, shardOffset: Int, count: Int
     }
 
-    public let hyper: AdamWHyperparameters
+    public let hyper: OptimizerHyperparameters
     public var step = 0
     let chunks: [any ParameterChunk]
     let group: Communicator
@@ -34,8 +34,9 @@ public final class DistributedOptimizer: TrainingOptimizer {
     let world: Communicator
     let pieces: [Piece]
     public let segments: [Segment]
-    /// The summed gradients, first and second moments of the owned elements (shard order).
-    public let mainGrad: FloatBuffer, expAvg: FloatBuffer, expAvgSq: FloatBuffer
+    /// The summed gradients of the owned elements (shard order), and their state (in
+    /// `hyper.stateNames` order).
+    public let mainGrad: FloatBuffer, state: [FloatBuffer]
 
     /// Element counts of each data-parallel rank's piece of a bucket of `count` elements.
     public static func pieceCounts(_ count: Int, ranks: Int) -> [Int32] {
@@ -46,7 +47,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
     /// of `world`) and points the buckets' reduce-scatter at this rank's gradient shard.
     public init(
         chunks: [any ParameterChunk], buckets: GradientBuckets, group: Communicator, world: Communicator,
-        hyper: AdamWHyperparameters
+        hyper: OptimizerHyperparameters
     ) {
         self.chunks = chunks
         self.group = group
@@ -76,8 +77,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
         self.pieces = pieces
         self.segments = segments
         mainGrad = FloatBuffer(count: max(shardSize, 1))
-        expAvg = FloatBuffer(count: max(shardSize, 1))
-        expAvgSq = FloatBuffer(count: max(shardSize, 1))
+        state = hyper.stateNames.map { _ in FloatBuffer(count: max(shardSize, 1)) }
         buckets.scatterTargets = pieces.map { .init(counts: $0.counts, output: mainGrad.base + $0.shardOffset) }
     }
 
@@ -85,7 +85,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
     public var shardCount: Int { pieces.reduce(0) { $0 + $1.count } }
 
     public var isSharded: Bool { true }
-    public var updatePhase: String { "optimizer (AdamW shard + param all-gather)" }
+    public var updatePhase: String { "optimizer (\(hyper.name) shard + param all-gather)" }
 
     /// Σ g² over the owned elements of every parameter that counts toward the global norm (split
     /// parameters on every tensor rank, replicated ones on tensor rank 0, tied copies never).
@@ -138,18 +138,16 @@ public final class DistributedOptimizer: TrainingOptimizer {
         }
     }
 
-    /// AdamW on the owned elements, then every bucket's parameters all-gathered in place.
+    /// The update on the owned elements, then every bucket's parameters all-gathered in place.
     public func update(lr: Float) throws {
         step += 1
-        let corrections = AdamW.biasCorrections(hyper, step: step)
         for s in segments {
             let table = chunks[s.chunk].table
-            AdamW.apply(
-                hyper, params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
-                grads: mainGrad.base + s.shardOffset,
-                expAvg: expAvg.base + s.shardOffset, expAvgSq: expAvgSq.base + s.shardOffset, count: s.count,
+            hyper.apply(
+                params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
+                grads: mainGrad.base + s.shardOffset, state: state.map { $0.base + s.shardOffset }, count: s.count,
                 lr: lr * hyper.learningRateScale(table.specs[s.slot]),
-                weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, corrections: corrections)
+                weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, step: step)
         }
         let requests = try pieces.map { p in
             try group.iallGatherInPlace(chunks[p.chunk].params.storage.base + p.bucketOffset, counts: p.counts)
@@ -157,20 +155,20 @@ public final class DistributedOptimizer: TrainingOptimizer {
         for r in requests { try r.wait() }
     }
 
-    public var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? { nil }
+    public var chunkState: [[ParameterArena]]? { nil }
 
-    /// Full-size arenas: a checkpoint's moments are read whole, whatever grid or optimizer wrote it.
-    public func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)] {
-        chunks.map { (ParameterArena(table: $0.table), ParameterArena(table: $0.table)) }
+    /// Full-size arenas: a checkpoint's state is read whole, whatever grid or optimizer wrote it.
+    public func stateForLoading() -> [[ParameterArena]] {
+        chunks.map { chunk in hyper.stateNames.map { _ in ParameterArena(table: chunk.table) } }
     }
 
-    /// Copies the owned elements of full-size moment arenas (one pair per chunk) into the shard.
-    public func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]) {
+    /// Copies the owned elements of full-size state arenas (per chunk) into the shard.
+    public func adoptState(_ whole: [[ParameterArena]]) {
         for s in segments {
-            (expAvg.base + s.shardOffset).update(
-                from: moments[s.chunk].expAvg.pointer(s.slot) + s.elementOffset, count: s.count)
-            (expAvgSq.base + s.shardOffset).update(
-                from: moments[s.chunk].expAvgSq.pointer(s.slot) + s.elementOffset, count: s.count)
+            for (k, buffer) in state.enumerated() {
+                (buffer.base + s.shardOffset).update(
+                    from: whole[s.chunk][k].pointer(s.slot) + s.elementOffset, count: s.count)
+            }
         }
     }
 }

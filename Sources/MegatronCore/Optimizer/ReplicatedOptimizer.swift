@@ -1,4 +1,4 @@
-// ReplicatedOptimizer.swift — the plain optimizer: one AdamW per model chunk over its whole
+// ReplicatedOptimizer.swift — the plain optimizer: one ChunkOptimizer per model chunk over its whole
 // gradient arena, identical on every data-parallel rank (the gradients were all-reduced before).
 // Norms and found-inf are reduced over the model-parallel group, where every parameter lives once.
 import Distributed
@@ -6,13 +6,15 @@ import Tensor
 
 public final class ReplicatedOptimizer: TrainingOptimizer {
     let chunks: [any ParameterChunk]
-    public let optimizers: [AdamW]
+    public let optimizers: [ChunkOptimizer]
+    public let hyper: OptimizerHyperparameters
     let modelParallel: Communicator
 
-    public init(chunks: [any ParameterChunk], hyper: AdamWHyperparameters, modelParallel: Communicator) {
+    public init(chunks: [any ParameterChunk], hyper: OptimizerHyperparameters, modelParallel: Communicator) {
         self.chunks = chunks
+        self.hyper = hyper
         self.modelParallel = modelParallel
-        optimizers = chunks.map { AdamW(table: $0.table, hyper: hyper) }
+        optimizers = chunks.map { ChunkOptimizer(table: $0.table, hyper: hyper) }
     }
 
     public var step: Int {
@@ -20,7 +22,7 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
         set { for o in optimizers { o.step = newValue } }
     }
     public var isSharded: Bool { false }
-    public var updatePhase: String { "optimizer (AdamW)" }
+    public var updatePhase: String { "optimizer (\(hyper.name))" }
 
     public func finalizeGradients() throws {
         for chunk in chunks { try chunk.finalizeGradients() }
@@ -56,9 +58,7 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
 
     public func injectOverflow() { chunks[0].grads.storage.base[0] = .infinity }
 
-    public var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? {
-        optimizers.map { ($0.expAvg, $0.expAvgSq) }
-    }
-    public func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)] { chunkMoments ?? [] }
-    public func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]) {}
+    public var chunkState: [[ParameterArena]]? { optimizers.map(\.state) }
+    public func stateForLoading() -> [[ParameterArena]] { optimizers.map(\.state) }
+    public func adoptState(_ state: [[ParameterArena]]) {}
 }

@@ -1,5 +1,5 @@
 // TrainingOptimizer.swift — what the trainer and checkpoints ask of an optimizer, whichever way it
-// keeps its state: ReplicatedOptimizer (one AdamW per model chunk, state on every data-parallel
+// keeps its state: ReplicatedOptimizer (one ChunkOptimizer per model chunk, state on every data-parallel
 // rank) or DistributedOptimizer (state and main gradients sharded over the data-parallel group).
 // A step, after the data-parallel reduction:
 //     finalizeGradients → [unscaleAndFindNonFinite] → gradientNorm → clipGradients → update(lr)
@@ -8,6 +8,8 @@ import Distributed
 public protocol TrainingOptimizer: AnyObject {
     /// Completed optimizer steps (the t of Adam's bias corrections).
     var step: Int { get set }
+    /// The update rule and its hyperparameters (its state names are the checkpoint's).
+    var hyper: OptimizerHyperparameters { get }
     /// Whether the state is sharded over the data-parallel group (recorded in checkpoints).
     var isSharded: Bool { get }
     /// The phase name of `update` in timing tables.
@@ -25,18 +27,19 @@ public protocol TrainingOptimizer: AnyObject {
     func zeroGradientCount() throws -> Int
     /// Multiplies every gradient by `coefficient` (nothing to do at 1 or above).
     func clipGradients(by coefficient: Double)
-    /// AdamW at `lr`; afterwards every rank holds its chunks' whole updated main parameters.
+    /// The update at `lr`; afterwards every rank holds its chunks' whole updated main parameters.
     func update(lr: Float) throws
     /// Test hook: writes +∞ into the first gradient element this rank holds (an overflow).
     func injectOverflow()
 
     // MARK: Checkpoints
-    /// The Adam moments as whole per-chunk arenas, when this optimizer keeps them so (they go into
-    /// the mp_rank files); nil when its state is sharded.
-    var chunkMoments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)]? { get }
-    /// Arenas to read a checkpoint's moments into (one pair per chunk), then `adoptMoments` them.
-    func momentsForLoading() -> [(expAvg: ParameterArena, expAvgSq: ParameterArena)]
-    func adoptMoments(_ moments: [(expAvg: ParameterArena, expAvgSq: ParameterArena)])
+    /// The state as whole per-chunk arenas (per chunk, in `hyper.stateNames` order), when this
+    /// optimizer keeps it so (it goes into the mp_rank files); nil when its state is sharded.
+    var chunkState: [[ParameterArena]]? { get }
+    /// Arenas to read a checkpoint's state into (per chunk, in `hyper.stateNames` order), then
+    /// `adoptState` them.
+    func stateForLoading() -> [[ParameterArena]]
+    func adoptState(_ state: [[ParameterArena]])
     /// Writes this rank's shard of sharded state into the checkpoint directory being written
     /// (OptimizerShardFiles.swift); nothing when the state goes into the rank files.
     func writeShard(into directory: String, parallel: ParallelState) throws

@@ -115,7 +115,7 @@ public final class ModelPartition<Chunk: ModelChunk> {
     }
 
     /// The optimizer the config asks for over this partition's chunks.
-    public func makeOptimizer(hyper: AdamWHyperparameters, distributed: Bool) -> TrainingOptimizer {
+    public func makeOptimizer(hyper: OptimizerHyperparameters, distributed: Bool) -> TrainingOptimizer {
         if distributed, let buckets {
             return DistributedOptimizer(
                 chunks: chunks, buckets: buckets, group: parallel.data, world: parallel.world, hyper: hyper)

@@ -79,12 +79,16 @@ public struct CheckpointReader {
         }
     }
 
-    /// Fills this rank's slices of `spec`'s Adam moments, from the rank files or the optimizer shards.
-    func readMoments(_ spec: ParameterSpec, expAvg: UnsafeMutablePointer<Float>, expAvgSq: UnsafeMutablePointer<Float>)
-        throws
-    {
+    /// The optimizer whose state the checkpoint holds (files before the attribute existed: Adam).
+    public var storedOptimizer: OptimizerKind {
+        OptimizerKind(rawValue: (try? first.stringAttribute("optimizer")) ?? "adam") ?? .adam
+    }
+
+    /// Fills this rank's slices of `spec`'s optimizer state (`storedOptimizer.stateNames` order),
+    /// from the rank files or the optimizer shards.
+    func readState(_ spec: ParameterSpec, into outs: [UnsafeMutablePointer<Float>]) throws {
         let name = storedName(of: spec)
-        for (moment, out) in [("exp_avg", expAvg), ("exp_avg_sq", expAvgSq)] {
+        for (moment, out) in zip(storedOptimizer.stateNames, outs) {
             let pieces = try ModelCheckpoint.pieces(
                 "optimizer/\(moment)/" + name, files, [("\(moment)/" + name, shardFiles)])
             try ModelCheckpoint.assemble(name, into: out, spec: spec, from: pieces, checkpoint: path)
@@ -113,17 +117,24 @@ extension ModelCheckpoint {
         // fresh optimizer, schedule and loss scale; so does `optimizerState` false (no_load_optim), as
         // in Megatron, where the schedule and the loss scale belong to the optimizer state.
         let withOptimizer = optimizerState && reader.hasOptimizerState
-        let moments = optimizer.momentsForLoading()
+        if withOptimizer && reader.storedOptimizer != optimizer.hyper.kind {
+            throw CheckpointError.incompatible(
+                path: reader.path,
+                reason:
+                    "it holds \(reader.storedOptimizer.rawValue) state and this run uses optimizer "
+                    + "\(optimizer.hyper.kind.rawValue); give --no-load-optim to load the weights and start the "
+                    + "optimizer afresh")
+        }
+        let state = optimizer.stateForLoading()
         for (c, chunk) in chunks.enumerated() {
             for (slot, spec) in chunk.table.specs.enumerated() {
                 try reader.readParameter(spec, into: chunk.params.pointer(slot))
                 guard withOptimizer else { continue }
-                try reader.readMoments(
-                    spec, expAvg: moments[c].expAvg.pointer(slot), expAvgSq: moments[c].expAvgSq.pointer(slot))
+                try reader.readState(spec, into: state[c].map { $0.pointer(slot) })
             }
         }
         for chunk in chunks { chunk.syncWeights() }
-        optimizer.adoptMoments(moments)
+        optimizer.adoptState(state)
         optimizer.step = withOptimizer ? try f.intAttribute("optimizer_step") : 0
         var progress = TrainingProgress()
         progress.iteration = try f.intAttribute("iteration")

@@ -2,7 +2,9 @@
 // One HDF5 file per model-parallel rank, mp_rank_TT_PPP.h5 (tensor rank, pipeline rank), holding
 // that rank's slices:
 //   model/<name>                      parameters, attrs global_shape / global_offset
-//   optimizer/exp_avg/<name>, optimizer/exp_avg_sq/<name>   Adam moments, same attrs
+//   optimizer/<state>/<name>          the optimizer's state, same attrs: exp_avg and exp_avg_sq
+//                                     (Adam's moments) or momentum_buffer (SGD), as root attribute
+//                                     `optimizer` (adam, sgd; absent in older files: adam) says
 // In bf16/fp16 training (root attribute `precision`) model/<name> of a matrix holds the 16-bit model
 // weight as a real HDF5 16-bit float type (bfloat16 or IEEE half: h5py reads floats), and
 //   optimizer/fp32_from_fp16_params/<name>   its fp32 main parameter (Megatron's key)
@@ -11,9 +13,9 @@
 //   opt_param_scheduler_* (LR schedule), grad_scaler_* (loss scaler, when there is one), rng_seed
 //   (all randomness is counter-based Philox keyed by seed and step, so the seed is the whole
 //   generator state), model sizes and the config as JSON.
-// With the distributed optimizer the Adam moments are not in mp_rank files; every (tp, pp, dp) rank
+// With the distributed optimizer the state is not in mp_rank files; every (tp, pp, dp) rank
 // writes distrib_optim_TT_PPP_DDD.h5 with its shard: for each parameter it owns elements of,
-//   exp_avg/<name>, exp_avg_sq/<name>   1-D runs of the rank's local tensor, attrs flat_offset (where
+//   <state>/<name>                      1-D runs of the rank's local tensor, attrs flat_offset (where
 //                                       the run starts in it), local_shape, global_shape, global_offset
 // Loading gathers the runs back into local tensors, then proceeds as for mp_rank files — so either
 // form loads into either form, on any grid.
@@ -98,11 +100,10 @@ public enum ModelCheckpoint {
         state.dataParallelSize = parallel.layout.data
         state.lossScaler = lossScaler
         state.precision = chunks[0].precision
-        let held = optimizerState ? optimizer.chunkMoments : nil
-        let moments: [(ParameterArena, ParameterArena)?] = chunks.indices.map { c in
-            held.map { ($0[c].expAvg, $0[c].expAvgSq) }
-        }
-        try writeRankFile(path: path, state: state, chunks: zip(chunks, moments).map { ($0.params, $1) })
+        state.optimizer = optimizer.hyper.kind
+        let held = optimizerState ? optimizer.chunkState : nil
+        try writeRankFile(
+            path: path, state: state, chunks: chunks.indices.map { (chunks[$0].params, held?[$0] ?? []) })
     }
 
     /// What a rank file records besides the tensors.
@@ -119,16 +120,18 @@ public enum ModelCheckpoint {
         public var lossScaler: LossScaler? = nil
         /// The model weights' format; reduced precision also stores the fp32 main parameters.
         public var precision: Precision = .fp32
+        /// The optimizer whose state the file holds (its state names).
+        public var optimizer: OptimizerKind = .adam
     }
 
     /// Where reduced-precision checkpoints keep the fp32 main parameters of 16-bit weights.
     static let mainParameterGroup = "optimizer/fp32_from_fp16_params/"
 
-    /// Writes one mp_rank file: every chunk's parameters (and moments, when given) with their
-    /// global shape and offset, and `state` as root attributes.
+    /// Writes one mp_rank file: every chunk's parameters (and optimizer state, when given: arenas in
+    /// `state.optimizer.stateNames` order) with their global shape and offset, and `state` as root
+    /// attributes.
     static func writeRankFile(
-        path: String, state: RankFileState,
-        chunks: [(params: ParameterArena, moments: (ParameterArena, ParameterArena)?)]
+        path: String, state: RankFileState, chunks: [(params: ParameterArena, optimizerState: [ParameterArena])]
     ) throws {
         let f = try HDF5File.create(path)
         let schedule = state.schedule
@@ -158,7 +161,8 @@ public enum ModelCheckpoint {
         for (k, v) in state.sizes { try f.setAttribute(k, int: v) }
         try f.setAttribute("config_json", string: state.configJSON)
         try f.setAttribute("precision", string: state.precision.rawValue)
-        for (params, moments) in chunks {
+        try f.setAttribute("optimizer", string: state.optimizer.rawValue)
+        for (params, optimizerState) in chunks {
             for (slot, spec) in params.table.specs.enumerated() {
                 let attrs = ["global_shape": spec.shape, "global_offset": spec.globalOffset]
                 if state.precision.isReduced && spec.shape.count > 1 {
@@ -175,12 +179,9 @@ public enum ModelCheckpoint {
                     try f.writeFloats(
                         "model/" + spec.name, shape: spec.localShape, data: params.pointer(slot), attributes: attrs)
                 }
-                if let (m, v) = moments {
+                for (name, arena) in zip(state.optimizer.stateNames, optimizerState) {
                     try f.writeFloats(
-                        "optimizer/exp_avg/" + spec.name, shape: spec.localShape, data: m.pointer(slot),
-                        attributes: attrs)
-                    try f.writeFloats(
-                        "optimizer/exp_avg_sq/" + spec.name, shape: spec.localShape, data: v.pointer(slot),
+                        "optimizer/\(name)/" + spec.name, shape: spec.localShape, data: arena.pointer(slot),
                         attributes: attrs)
                 }
             }

@@ -1,6 +1,6 @@
 // OptimizerShardFiles.swift — how each optimizer's state reaches a checkpoint beyond the rank
-// files: the distributed optimizer writes one file per (tp, pp, dp) rank with its shard of the Adam
-// moments (format in ModelCheckpoint.swift); the replicated optimizer's moments are in the rank
+// files: the distributed optimizer writes one file per (tp, pp, dp) rank with its shard of the
+// optimizer state (Adam's moments or SGD's momentum) (format in ModelCheckpoint.swift); the replicated optimizer's moments are in the rank
 // files already.
 import Checkpoint
 import Foundation
@@ -26,12 +26,10 @@ extension DistributedOptimizer {
                 "flat_offset": [s.elementOffset], "local_shape": spec.localShape,
                 "global_shape": spec.shape, "global_offset": spec.globalOffset,
             ]
-            try f.writeFloats(
-                "exp_avg/" + spec.name, shape: [s.count], data: optimizer.expAvg.base + s.shardOffset, attributes: attrs
-            )
-            try f.writeFloats(
-                "exp_avg_sq/" + spec.name, shape: [s.count], data: optimizer.expAvgSq.base + s.shardOffset,
-                attributes: attrs)
+            for (name, buffer) in zip(hyper.stateNames, optimizer.state) {
+                try f.writeFloats(
+                    name + "/" + spec.name, shape: [s.count], data: buffer.base + s.shardOffset, attributes: attrs)
+            }
         }
         try f.flush()
     }

@@ -110,9 +110,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 " > mixed precision: \(precision.rawValue) weights and GEMM operands through \(product); fp32 main "
                     + "parameters, gradients, optimizer, LayerNorm, softmax and loss")
         }
-        let hyper = AdamWHyperparameters(
-            beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
-            weightDecay: Float(c.weightDecay), layerWiseDecay: c.layerWiseLrDecay, numLayers: c.numLayers)
+        let hyper = OptimizerHyperparameters(
+            kind: c.optimizer, beta1: Float(c.adamBeta1), beta2: Float(c.adamBeta2), eps: Float(c.adamEps),
+            weightDecay: Float(c.weightDecay), sgdMomentum: Float(c.sgdMomentum), layerWiseDecay: c.layerWiseLrDecay,
+            numLayers: c.numLayers)
         if c.layerWiseLrDecay != 1 { log(Self.layerWiseDecayLine(hyper)) }
         optimizer = partition.makeOptimizer(hyper: hyper, distributed: c.useDistributedOptimizer)
         // Steps count samples (Megatron): iteration-based keys times the global batch, or the sample keys.
@@ -134,7 +135,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public var currentGlobalBatch: Int { rampup?.batchSize(consumed: progress.consumedSamples) ?? globalBatch }
 
     /// The start-up line listing layer-wise decay's learning-rate multipliers.
-    static func layerWiseDecayLine(_ h: AdamWHyperparameters) -> String {
+    static func layerWiseDecayLine(_ h: OptimizerHyperparameters) -> String {
         let decay = h.layerWiseDecay, L = h.numLayers
         let layers = (1...max(1, L)).map { String(format: "%d ×%.4g", $0, Foundation.pow(decay, Double(L - $0))) }
         return
