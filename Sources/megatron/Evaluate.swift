@@ -173,11 +173,14 @@ struct Evaluate: ParsableCommand {
                     "overlapping_eval": windows.overlap,
                 ]) { $1 }
             } else {
-                let examples = try LambadaExamples.load(
+                let (examples, truncated) = try LambadaExamples.load(
                     path: validData, tokenizer: tokenizer, strict: strictLambada, seqLength: s)
                 log(
                     " > \(examples.count) LAMBADA examples "
                         + "(\(strictLambada ? "strict: the whole last word" : "non-strict: the last token"))"
+                        + (truncated > 0
+                            ? "; \(truncated) longer than seq_length + 1 = \(s + 1) tokens keep their last \(s + 1) "
+                                + "(context cut from the left)" : "")
                 )
                 let totals = try evaluator.run(
                     count: min(examples.count, limitWindows ?? examples.count), window: { examples[$0] },
@@ -192,7 +195,7 @@ struct Evaluate: ParsableCommand {
                         Double(totals.allCorrect), Double(totals.windows), accuracy))
                 results.merge([
                     "correct": totals.allCorrect, "total": totals.windows, "accuracy": accuracy,
-                    "strict": strictLambada,
+                    "strict": strictLambada, "truncated_examples": truncated,
                     "target_loss": totals.lossSum / Double(max(1, totals.scoredTokens)),
                 ]) { $1 }
             }

@@ -119,7 +119,7 @@ public struct LMWindows: Sendable {
 
 public enum EvaluationDataError: Error, CustomStringConvertible {
     case badLine(path: String, line: Int, reason: String)
-    case tooLong(path: String, line: Int, tokens: Int, seqLength: Int)
+    case targetTooLong(path: String, line: Int, tokens: Int, seqLength: Int)
     case unreadable(path: String)
 
     public var description: String {
@@ -127,21 +127,29 @@ public enum EvaluationDataError: Error, CustomStringConvertible {
         case .unreadable(let p): return "cannot read '\(p)' as UTF-8 text: check --valid-data"
         case .badLine(let p, let l, let r):
             return "\(p) line \(l): \(r) (LAMBADA needs one {\"text\": …} object per line)"
-        case .tooLong(let p, let l, let t, let s):
+        case .targetTooLong(let p, let l, let t, let s):
             return
-                "\(p) line \(l): the example has \(t) tokens, more than seq_length + 1 = \(s + 1); raise --seq-length"
+                "\(p) line \(l): the target word alone has \(t) tokens, leaving no context within seq_length "
+                + "\(s); raise --seq-length"
         }
     }
 }
 
 /// LAMBADA examples as windows whose scored labels are the target tokens.
 public enum LambadaExamples {
-    public static func load(path: String, tokenizer: Tokenizer, strict: Bool, seqLength: Int) throws -> [EvalWindow] {
+    /// The examples of a LAMBADA jsonl file, and how many were longer than seq_length + 1 tokens.
+    /// Megatron's dataset assumes every example fits (a longer one makes a sample of the wrong
+    /// length); here a longer one keeps its last seq_length + 1 tokens — the target and as much of
+    /// the context as fits, cut from the left, as a model with that context window would read it.
+    public static func load(path: String, tokenizer: Tokenizer, strict: Bool, seqLength: Int) throws -> (
+        windows: [EvalWindow], truncated: Int
+    ) {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
         else {
             throw EvaluationDataError.unreadable(path: path)
         }
         var windows: [EvalWindow] = []
+        var truncated = 0
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
         where !line.trimmingCharacters(in: .whitespaces).isEmpty {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
@@ -154,15 +162,21 @@ public enum LambadaExamples {
             guard !target.isEmpty else {
                 throw EvaluationDataError.badLine(path: path, line: n + 1, reason: "the passage has no last word")
             }
-            var tokens = context + target
-            if tokens.count > seqLength + 1 {
-                throw EvaluationDataError.tooLong(path: path, line: n + 1, tokens: tokens.count, seqLength: seqLength)
+            if target.count >= seqLength + 1 {
+                throw EvaluationDataError.targetTooLong(
+                    path: path, line: n + 1, tokens: target.count, seqLength: seqLength)
             }
-            let scored = Array((context.count - 1)..<(tokens.count - 1))
+            var kept = context
+            if context.count + target.count > seqLength + 1 {
+                kept = Array(context.suffix(seqLength + 1 - target.count))
+                truncated += 1
+            }
+            var tokens = kept + target
+            let scored = Array((kept.count - 1)..<(tokens.count - 1))
             tokens += [Int32](repeating: tokenizer.eod, count: seqLength + 1 - tokens.count)
             windows.append(EvalWindow(tokens: tokens, scored: scored))
         }
-        return windows
+        return (windows, truncated)
     }
 
     /// (context, target) token ids of a passage.
