@@ -38,6 +38,9 @@ public enum MegatronArguments {
                 reason: "attention here is always a tiled kernel that keeps only the log-sum-exp for backward"),
             IgnoredArgument(
                 name: "transformer_impl", takesValue: true, reason: "there is one transformer implementation"),
+            IgnoredArgument(
+                name: "attention_backend", takesValue: true,
+                reason: "attention here is always the tiled CPU kernel that keeps only the log-sum-exp for backward"),
             IgnoredArgument(name: "use_mcore_models", takesValue: false, reason: "there is one model implementation"),
             IgnoredArgument(name: "use_legacy_models", takesValue: false, reason: "there is one model implementation"),
             IgnoredArgument(name: "distributed_backend", takesValue: true, reason: "MPI is the only backend"),
