@@ -1,6 +1,7 @@
 // TrainingData.swift — the samples a GPT training run reads: mock tokens, Megatron's indexed
-// datasets (one, or a weighted blend), or the built-in corpus; split into train and validation,
-// and placed into micro-batches as Megatron's sampler does.
+// datasets (one, or a weighted blend; cut into train, validation and test by `split`, or given
+// apart as train_data_path / valid_data_path / test_data_path), or the built-in corpus; placed into
+// micro-batches as Megatron's sampler does.
 import Foundation
 
 public final class TrainingData {
