@@ -25,12 +25,15 @@ final class MegatronLaunchLineTests: XCTestCase {
             "--distributed-backend", "nccl", "--DDP-impl", "local", "--num-workers", "2", "--data-impl", "mmap",
             "--overlap-grad-reduce", "--accumulate-allreduce-grads-in-fp32", "--attention-softmax-in-fp32",
             "--fp32-residual-connection", "--tensorboard-queue-size", "1000", "--optimizer", "adam",
+            "--position-embedding-type", "learned_absolute", "--normalization", "LayerNorm",
+            "--apply-query-key-layer-scaling",
         ]
         let r = try CLI.run(tiny + ["--train-iters", "2"] + megatronFlags, in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         let notes = r.stdout.split(separator: "\n").filter { $0.contains("ignored Megatron-LM arguments") }
         XCTAssertEqual(notes.count, 1, "one start-up line: \(r.stdout)")
-        for flag in megatronFlags where flag.hasPrefix("--") && flag != "--optimizer" {
+        let fixed = ["--optimizer", "--position-embedding-type", "--normalization"]  // keys or fixed choices
+        for flag in megatronFlags where flag.hasPrefix("--") && !fixed.contains(flag) {
             XCTAssertTrue(notes.first?.contains(flag) ?? false, "\(flag) missing from \(notes)")
         }
         XCTAssertTrue(notes.first?.contains("MPI is the only backend") ?? false, "reasons are given")
@@ -67,11 +70,12 @@ final class MegatronLaunchLineTests: XCTestCase {
         let r = try CLI.run(
             tiny + [
                 "--swiglu", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
-                "--context-parallel-size", "2",
+                "--context-parallel-size", "2", "--normalization", "RMSNorm",
             ], in: dir)
         XCTAssertEqual(r.code, 2, r.stderr)
         for m in [
-            "5 problems", "--swiglu is not available here", "SwiGLU MLPs are not built yet", "--num-experts",
+            "6 problems", "--normalization RMSNorm is not available here", "RMSNorm is not built yet",
+            "--swiglu is not available here", "SwiGLU MLPs are not built yet", "--num-experts",
             "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--context-parallel-size",
         ] {
             XCTAssertTrue(r.stderr.contains(m), "stderr lacks '\(m)': \(r.stderr)")

@@ -199,6 +199,11 @@ public enum ConfigLoader {
         } else if let arg = MegatronArguments.ignoredArgument(named: name) {
             _ = value(arg.takesValue)
             config.ignoredArguments.append(name)
+        } else if let fixed = MegatronArguments.fixedChoices[name] {
+            let v = value(true) ?? ""
+            guard fixed.accepted.contains(v) else {
+                throw ConfigError.unsupportedArgument(flag: "\(flag) \(v)", reason: fixed.reason)
+            }
         } else if let reason = MegatronArguments.unsupported[name] {
             _ = value(false)
             throw ConfigError.unsupportedArgument(flag: flag, reason: reason)

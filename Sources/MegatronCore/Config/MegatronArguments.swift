@@ -67,6 +67,13 @@ public enum MegatronArguments {
             IgnoredArgument(
                 name: "use_cpu_initialization", takesValue: false, reason: "initialisation always runs on the CPU"),
             IgnoredArgument(
+                name: "apply_query_key_layer_scaling", takesValue: false,
+                reason: "it scales the scores down and the softmax input back up, the identity in fp32 softmax"),
+            IgnoredArgument(
+                name: "no_query_key_layer_scaling", takesValue: false,
+                reason: "it scales the scores down and the softmax input back up, the identity in fp32 softmax"),
+            IgnoredArgument(name: "manual_gc", takesValue: false, reason: "there is no Python garbage collector"),
+            IgnoredArgument(
                 name: "empty_unused_memory_level", takesValue: true, reason: "there is no CUDA caching allocator"),
             IgnoredArgument(
                 name: "tensorboard_queue_size", takesValue: true, reason: "events are written as they happen"),
@@ -84,6 +91,20 @@ public enum MegatronArguments {
         ],
         "recompute_activations": [("recompute_granularity", "selective", false)],
         "no_log_loss_scale_to_tensorboard": [("log_loss_scale_to_tensorboard", "false", false)],
+    ]
+
+    /// Arguments that select what this trainer always does: the values it builds are accepted (and
+    /// change nothing); any other value is refused with the reason.
+    public static let fixedChoices: [String: (accepted: [String], reason: String)] = [
+        "position_embedding_type": (
+            ["learned_absolute"],
+            "positions are learned absolute embeddings here (GPT-2, BERT); rope and none are not built yet"
+        ),
+        "normalization": (["LayerNorm"], "normalization is LayerNorm here (GPT-2, BERT); RMSNorm is not built yet"),
+        "ckpt_format": (
+            ["torch", "torch_dist"],
+            "checkpoints are always HDF5 here (any grid loads them; convert-checkpoint exports to Hugging Face)"
+        ),
     ]
 
     /// Arguments refused for now, with what to do instead.
@@ -122,6 +143,10 @@ public enum MegatronArguments {
             + reasons.map { "  \($0.1.joined(separator: " ")): \($0.0)" }.joined(separator: "\n")
             + "\n refused for now (exit 2 with what to do instead):\n  "
             + unsupported.keys.sorted().map(flag).joined(separator: " ")
+            + "\n accepted with the value this trainer builds, refused with any other:\n"
+            + fixedChoices.keys.sorted().map {
+                "  \(flag($0)) \(fixedChoices[$0]!.accepted.joined(separator: " | ")): \(fixedChoices[$0]!.reason)"
+            }.joined(separator: "\n")
     }
 
     public static func ignoredArgument(named name: String) -> IgnoredArgument? { ignored.first { $0.name == name } }
