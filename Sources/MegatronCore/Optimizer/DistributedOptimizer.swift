@@ -1,7 +1,8 @@
 // DistributedOptimizer.swift — Megatron's distributed optimizer (ZeRO-1): the fp32 main gradients
-// and the optimizer state (Adam's moments, SGD's momentum) are sharded across the data-parallel group. Data-parallel rank r owns a
-// contiguous piece of every gradient bucket (pieces differ by at most one element, so any d splits
-// any bucket — odd d included, with no padding element ever reduced or stored). A step:
+// and the optimizer state (Adam's moments, SGD's momentum) are sharded across the data-parallel
+// group. Data-parallel rank r owns a contiguous piece of every gradient bucket (pieces differ by at
+// most one element, so any d splits any bucket — odd d included, with no padding element ever
+// reduced or stored). A step:
 //     reduce-scatter each bucket (GradientBuckets) → this rank's summed gradient piece in `mainGrad`
 //     → norm over all ranks' pieces → clip → the update on the owned elements of the parameters
 //     → all-gather every bucket's parameters in place, so every replica holds the whole model again.

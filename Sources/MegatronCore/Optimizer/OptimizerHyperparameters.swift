@@ -5,7 +5,7 @@
 import Foundation
 import Tensor
 
-/// Megatron's `optimizer`: adam (AdamW, this file) or sgd (SGD.swift).
+/// Megatron's `optimizer`: adam (AdamW.swift) or sgd (SGD.swift).
 public enum OptimizerKind: String, Sendable, CaseIterable {
     case adam, sgd
 

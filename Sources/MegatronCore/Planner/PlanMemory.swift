@@ -69,7 +69,10 @@ public struct PlanMemory: Sendable {
         let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
         m.parameters = (l.bf16 ? 8 : 4) * params  // bf16 keeps a rounded copy of the weights beside the fp32 ones
         m.gradients = 4 * params
-        m.optimizer = l.distributedOptimizer ? 12 * (params / Double(l.data)).rounded(.up) : 8 * params
+        // 4 bytes per state value (Adam's two moments, SGD's momentum); the sharded form also holds
+        // the main-gradient shard.
+        let state = 4 * Double(model.config.optimizer.stateNames.count)
+        m.optimizer = l.distributedOptimizer ? (state + 4) * (params / Double(l.data)).rounded(.up) : state * params
         let gpt = model.gptConfig(tensor: l.tensor)
         let tp = TensorParallel(planningSize: l.tensor, sequenceParallel: l.sequenceParallel)
         for (c, layers) in chunkLayers.enumerated() {

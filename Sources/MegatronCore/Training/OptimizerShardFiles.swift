@@ -1,7 +1,7 @@
 // OptimizerShardFiles.swift — how each optimizer's state reaches a checkpoint beyond the rank
 // files: the distributed optimizer writes one file per (tp, pp, dp) rank with its shard of the
-// optimizer state (Adam's moments or SGD's momentum) (format in ModelCheckpoint.swift); the replicated optimizer's moments are in the rank
-// files already.
+// optimizer state (Adam's moments or SGD's momentum; format in ModelCheckpoint.swift); the
+// replicated optimizer's state is in the rank files already.
 import Checkpoint
 import Foundation
 

@@ -1,6 +1,6 @@
 // Trainer.swift — the training loop of one model replica: iterations of TrainingStep (micro-batches
 // with gradient accumulation or a pipeline schedule, data-parallel reduction, loss scaling,
-// clipping, AdamW), periodic validation, the log line and metrics (TrainingReport.swift), and
+// clipping, the optimizer update), periodic validation, the log line and metrics (TrainingReport.swift), and
 // checkpoints. What it trains comes from ModelPartition; its samples from TrainingData.
 import Checkpoint
 import Distributed

@@ -3,7 +3,7 @@
 //       in a loop with gradient accumulation, or the pipeline schedule (then the tied embedding's
 //       gradients are summed over the embedding group)
 //     → data-parallel reduction (all-reduce or reduce-scatter, started during the last backward)
-//     → optimizer: finalize → [unscale, overflow anywhere → skip] → grad norm → clip → AdamW at lr(k)
+//     → optimizer: finalize → [unscale, overflow anywhere → skip] → grad norm → clip → the update (AdamW or SGD) at lr(k)
 //     → 16-bit weights from the main parameters → schedule += global batch
 import Distributed
 import Tensor
