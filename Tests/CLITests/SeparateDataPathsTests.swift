@@ -58,6 +58,7 @@ final class SeparateDataPathsTests: XCTestCase {
         )
         XCTAssertEqual(testLoss, lastValid, accuracy: 0.05 * lastValid, "test vs validation on the same file")
         XCTAssertTrue(b.stdout.contains("validation loss at") == false, "split 100,0,0 has no validation or test")
+        XCTAssertTrue(b.stdout.contains("WARNING: no validation data (split 100,0,0 leaves none)"), b.stdout)
         // Validation reads the file it is given.
         let c = try CLI.run(
             common + [

@@ -61,6 +61,8 @@ final class BatchRampupTests: XCTestCase {
             message(["--train-iters", "10", "--rampup-batch-size", "4", "4", "40"]).contains("sample-based training"))
         XCTAssertTrue(message(["--train-samples", "160", "--rampup-batch-size", "4", "5", "40"]).contains("multiple"))
         XCTAssertTrue(message(["--train-samples", "160", "--rampup-batch-size", "4", "4"]).contains("three integers"))
+        // A ramp that starts at the final size has one batch size; its increment does not matter.
+        XCTAssertEqual(message(["--train-samples", "160", "--rampup-batch-size", "16", "3", "40"]), "accepted")
         // d = 2 with micro-batch 2: every ramp batch must be a multiple of 4.
         XCTAssertTrue(
             message(["--train-samples", "160", "--rampup-batch-size", "2", "2", "40"], worldSize: 2).contains(

@@ -267,12 +267,13 @@ public enum ConfigValidation {
                 rule: "batch-size ramp-up is for sample-based training: give train_samples instead of train_iters")
         }
         let unit = c.microBatchSize * worldSize / (c.tensorModelParallelSize * c.pipelineModelParallelSize)
-        for (name, v) in [("start batch size", ramp.start), ("increment", ramp.increment)] where v % unit != 0 {
+        if let bad = ramp.batchSizes.first(where: { $0 % unit != 0 }) {
             throw ConfigError.inconsistent(
                 keys: ["rampup_batch_size", "micro_batch_size"],
                 rule:
-                    "the ramp's \(name) \(v) must be a multiple of micro_batch_size × data-parallel size = \(unit), "
-                    + "so every batch of the ramp is whole micro-batches on every replica")
+                    "the ramp's batch size \(bad) must be a multiple of micro_batch_size × data-parallel size = "
+                    + "\(unit), so every batch of the ramp (\(ramp.batchSizes.map(String.init).joined(separator: ", "))) "
+                    + "is whole micro-batches on every replica")
         }
     }
 

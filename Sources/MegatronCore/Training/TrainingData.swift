@@ -42,6 +42,12 @@ public final class TrainingData {
         } else {
             (trainOrder, valid) = try Self.builtInCorpus(c, tokenizer: tokenizer ?? ByteLevelTokenizer(), log: log)
         }
+        if c.evalIters > 0 && valid == nil && !c.skipTrain {
+            let source = c.usesSeparateDataPaths ? "no valid_data_path is given" : "split \(c.split) leaves none"
+            log(
+                " > WARNING: no validation data (\(source)): eval_iters \(c.evalIters) is unused and no validation "
+                    + "loss will be reported")
+        }
     }
 
     /// The texts of /usr/share/common-licenses as one token stream, cut into windows by `split`.
