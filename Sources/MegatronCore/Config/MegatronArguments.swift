@@ -32,7 +32,12 @@ public enum MegatronArguments {
         + [
             "overlap_grad_reduce", "overlap_param_gather", "async_tensor_model_parallel_allreduce",
             "no_async_tensor_model_parallel_allreduce", "tp_comm_overlap",
-        ].map { IgnoredArgument(name: $0, takesValue: false, reason: overlap) } + [
+        ].map { IgnoredArgument(name: $0, takesValue: false, reason: overlap) }
+        + ["apply_query_key_layer_scaling", "no_query_key_layer_scaling"].map {
+            IgnoredArgument(
+                name: $0, takesValue: false,
+                reason: "it scales the scores down and the softmax input back up, the identity in fp32 softmax")
+        } + [
             IgnoredArgument(
                 name: "use_flash_attn", takesValue: false,
                 reason: "attention here is always a tiled kernel that keeps only the log-sum-exp for backward"),
@@ -66,12 +71,6 @@ public enum MegatronArguments {
                     "dropout masks are a function of (seed, iteration, micro-batch, site): no random state is loaded"),
             IgnoredArgument(
                 name: "use_cpu_initialization", takesValue: false, reason: "initialisation always runs on the CPU"),
-            IgnoredArgument(
-                name: "apply_query_key_layer_scaling", takesValue: false,
-                reason: "it scales the scores down and the softmax input back up, the identity in fp32 softmax"),
-            IgnoredArgument(
-                name: "no_query_key_layer_scaling", takesValue: false,
-                reason: "it scales the scores down and the softmax input back up, the identity in fp32 softmax"),
             IgnoredArgument(name: "manual_gc", takesValue: false, reason: "there is no Python garbage collector"),
             IgnoredArgument(
                 name: "empty_unused_memory_level", takesValue: true, reason: "there is no CUDA caching allocator"),
