@@ -44,6 +44,33 @@ static inline __m512i pair16(__m512 x0, __m512 x1) {
     return _mm512_or_si512(round16_lanes(x0), _mm512_slli_epi32(round16_lanes(x1), 16));
 }
 
+/* Transposes a 16 × 16 block of 32-bit words held as 16 rows r[0…15]: afterwards r[j] holds what
+   was column j. Four shuffle stages (32-bit, 64-bit, 128-bit and 256-bit lanes). */
+__attribute__((target("avx512f,avx512bw")))
+static inline void transpose16x16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* r[4g + c] now holds, in each 128-bit lane L, rows 4g…4g+3 of column 4L + c. */
+    for (int i = 0; i < 16; i += 8)
+        for (int c = 0; c < 4; c++) {
+            t[i + c] = _mm512_shuffle_i32x4(r[i + c], r[i + 4 + c], 0x88);     /* lanes 0, 2 of each */
+            t[i + 4 + c] = _mm512_shuffle_i32x4(r[i + c], r[i + 4 + c], 0xdd); /* lanes 1, 3 */
+        }
+    for (int c = 0; c < 8; c++) {
+        r[c] = _mm512_shuffle_i32x4(t[c], t[8 + c], 0x88);
+        r[8 + c] = _mm512_shuffle_i32x4(t[c], t[8 + c], 0xdd);
+    }
+}
+
 /* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1);
 

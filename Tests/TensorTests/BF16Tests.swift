@@ -73,6 +73,8 @@ final class BF16Tests: XCTestCase {
         let shapes = [
             (1, 1, 1), (1, 17, 3), (7, 33, 5), (8, 16, 2), (8, 32, 512), (13, 50, 129), (64, 48, 1000), (3, 100, 1),
             (9, 31, 513), (70, 40, 1100), (96, 64, 2100), (261, 19, 1027),
+            // past the AMX kernel's C tiles (256 rows × 384 columns) and k blocks (256 pairs)
+            (270, 390, 530),
         ]
         for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
             BF16.force(kernel)

@@ -61,8 +61,9 @@ final class PrecisionTests: XCTestCase {
 
     func testFloatOperandGEMMEqualsRoundedBitsGEMM() {
         // Small and odd, large enough for the vector packers (whole 16-column panels, 32-wide k runs),
-        // and past the AVX512-BF16 kernel's blocks (128-row chunks of A, 512 pairs of k).
-        for (m, n, k) in [(37, 45, 29), (70, 64, 101), (33, 48, 1100), (203, 37, 1031)] {
+        // past the AVX512-BF16 kernel's blocks (128-row chunks of A, 512 pairs of k) and the AMX
+        // kernel's (C tiles of 256 rows × 384 columns, 256 pairs of k).
+        for (m, n, k) in [(37, 45, 29), (70, 64, 101), (33, 48, 1100), (203, 37, 1031), (270, 390, 530)] {
             checkFloatOperands(m: m, n: n, k: k)
         }
     }
