@@ -186,7 +186,8 @@ public enum ConfigLoader {
         if problems.count > 1 { throw ConfigError.several(problems) }
     }
 
-    /// A flag that is not a config key: an alias, an ignored or a refused Megatron-LM argument, or unknown.
+    /// A flag that is not a config key: an alias, an ignored or a refused Megatron-LM argument (by
+    /// name, or by its argument group for the rest of Megatron's list), or unknown.
     static func applyMegatronArgument(
         _ name: String, flag: String, value: (_ required: Bool) -> String?, to config: inout TrainingConfig
     ) throws {
@@ -207,6 +208,11 @@ public enum ConfigLoader {
         } else if let reason = MegatronArguments.unsupported[name] {
             _ = value(false)
             throw ConfigError.unsupportedArgument(flag: flag, reason: reason)
+        } else if let entry = MegatronArguments.megatronLM[name],
+            case .refused(let reason) = MegatronArguments.disposition(of: name)
+        {
+            _ = value(entry.takesValue)
+            throw ConfigError.unsupportedArgument(flag: flag, reason: "\(reason) (argument group '\(entry.group)')")
         } else {
             _ = value(false)
             throw ConfigError.unknownKey(

@@ -146,6 +146,7 @@ public enum MegatronArguments {
             + fixedChoices.keys.sorted().map {
                 "  \(flag($0)) \(fixedChoices[$0]!.accepted.joined(separator: " | ")): \(fixedChoices[$0]!.reason)"
             }.joined(separator: "\n")
+            + "\n " + tableSummary
     }
 
     public static func ignoredArgument(named name: String) -> IgnoredArgument? { ignored.first { $0.name == name } }
