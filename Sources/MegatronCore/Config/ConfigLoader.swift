@@ -211,7 +211,7 @@ public enum ConfigLoader {
         } else if let entry = MegatronArguments.megatronLM[name],
             case .refused(let reason) = MegatronArguments.disposition(of: name)
         {
-            _ = value(entry.takesValue)
+            _ = value(false)  // a following flag is never taken as its value, so its problems are reported too
             throw ConfigError.unsupportedArgument(flag: flag, reason: "\(reason) (argument group '\(entry.group)')")
         } else {
             _ = value(false)
