@@ -21,7 +21,14 @@ public enum HDF5Error: Error, CustomStringConvertible {
         case .missing(let p, let o):
             return "HDF5 file '\(p)' has no '\(o)'; was it written by a different version or model?"
         case .operationFailed(let p, let o, let op):
-            return "HDF5 \(op) of '\(o)' in '\(p)' failed (disk full, read-only, or a corrupted/checksum-failing file)"
+            if op.hasPrefix("read") {
+                return
+                    "HDF5 \(op) of '\(o)' in '\(p)' failed: the stored data does not match its checksum or is cut "
+                    + "short, so the file is damaged; restore it from a copy or load an earlier checkpoint"
+            }
+            return
+                "HDF5 \(op) of '\(o)' in '\(p)' failed: the disk is full or the file is not writable; free space or "
+                + "choose another directory and save again"
         case .shapeMismatch(let p, let o, let e, let f):
             return
                 "'\(o)' in '\(p)' has shape \(f), expected \(e): the checkpoint was written for a different model "

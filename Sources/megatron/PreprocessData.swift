@@ -33,7 +33,8 @@ struct PreprocessData: ParsableCommand {
                 + "A sentence ends after . ! or ? followed by whitespace, or at a blank line."))
     var splitSentences = false
     @Option(help: "Output prefix P: writes P_{key}_document.bin/.idx.") var outputPrefix: String
-    @Option(help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
+    // `.unconditional` so that `--workers -3` reaches the range check below instead of being read as a flag.
+    @Option(parsing: .unconditional, help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
 
     func run() throws {
         let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .byteLevel]
@@ -43,7 +44,15 @@ struct PreprocessData: ParsableCommand {
                     key: "tokenizer_type", value: "\"\(tokenizerType)\"",
                     rule: "must be one of \(types.map(\.rawValue).joined(separator: ", "))"), code: 2)
         }
-        let workers = max(1, self.workers ?? ProcessInfo.processInfo.activeProcessorCount)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if let w = self.workers, !(1...4 * cores).contains(w) {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "workers", value: "\(w)",
+                    rule: "must be 1 to \(4 * cores) (4 × the \(cores) cores here); leave it out to use one per core"),
+                code: 2)
+        }
+        let workers = self.workers ?? cores
         if type == .bertWordPieceLowerCase && !splitSentences {
             FileHandle.standardError.write(
                 Data(

@@ -61,8 +61,10 @@ enum CLIErrors {
     }
 
     /// Prints `error: …` (with the rank when there are several) and ends the process — and, under
-    /// MPI, the whole job, so no other rank waits forever.
+    /// MPI, the whole job, so no other rank waits forever. A ConfigError (found late, e.g. by the
+    /// memory preflight) always exits 2, as every configuration error does.
     static func fail(_ error: Error, code: Int32, runtime: MPIRuntime? = nil, rank: Int? = nil) -> Never {
+        let code = error is ConfigError ? 2 : code
         let prefix = (runtime?.world.size ?? 1) > 1 ? "error (rank \(rank ?? 0)): " : "error: "
         FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
         if let runtime, runtime.world.size > 1 { runtime.abort(code: code) }

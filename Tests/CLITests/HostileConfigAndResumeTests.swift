@@ -4,6 +4,8 @@
 // 2^32; a checkpoint holding NaN (named tensor); a resume that changes the tokenizer or
 // norm_epsilon (named keys). Also: an interrupted save's iter_*.tmp is removed at the next start,
 // and checkpoints are written with checksummed HDF5 metadata (a flipped metadata byte is an error).
+// Sizes past this machine's memory (hidden 2^20, 2^32 positions, vocabulary padding 2^32 or 2^62,
+// 10^9 layers, micro-batch 10^5, a 10^12 vocabulary) are refused by the memory preflight.
 import Checkpoint
 import Foundation
 import TestSupport
@@ -54,6 +56,29 @@ final class HostileConfigAndResumeTests: XCTestCase {
         }
         let ok = try CLI.run(tiny + ["--train-iters", "1", "--blas-coretype", "haswell"], in: dir)
         XCTAssertEqual(ok.code, 0, "OpenBLAS core names are case-insensitive: \(ok.stderr)")
+    }
+
+    /// Sizes that used to abort in the allocator (or trap past Int) are refused by the memory
+    /// preflight, before any model memory is touched, with the estimate and what to change.
+    func testHugeSizesAreRefusedByTheMemoryPreflight() throws {
+        let dir = CLI.scratch("hostile-memory")
+        let cases: [[String]] = [
+            ["--hidden-size", "1048576", "--num-attention-heads", "16"],
+            ["--max-position-embeddings", "4294967296"],
+            ["--make-vocab-size-divisible-by", "4294967296"],
+            ["--make-vocab-size-divisible-by", "4611686018427387904"],
+            ["--num-layers", "1000000000"],
+            ["--micro-batch-size", "100000", "--global-batch-size", "100000"],
+            ["--tokenizer-type", "NullTokenizer", "--vocab-size", "1000000000000", "--mock-data", "true"],
+        ]
+        for flags in cases {
+            let r = try CLI.run(tiny + ["--train-iters", "1"] + flags, in: dir)
+            XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
+            for part in ["this run needs at least", "per rank (parameters", "but the machine has", "hidden_size"] {
+                XCTAssertTrue(r.stderr.contains(part), "\(flags): '\(part)' not in \(r.stderr)")
+            }
+            XCTAssertFalse(r.stderr.contains("Fatal error"), "\(flags): \(r.stderr)")
+        }
     }
 
     func testResumeRefusesAChangedFunctionAndStaleTemporariesGo() throws {

@@ -1,5 +1,6 @@
 // HostileInputTests.swift — inputs that used to crash or load silently wrong are clear errors now:
-// an MMIDIDX index with an unknown dtype code or a document count of 2^63; safetensors shapes whose
+// an MMIDIDX index with an unknown dtype code, a document count of 2^63 or one longer than the file
+// (its message gives the stored counts); `preprocess-data --workers -3`; safetensors shapes whose
 // size overflows or is negative, overlapping or non-contiguous data_offsets and trailing bytes; a
 // GPT-2 config.json with n_head 0, n_layer −1, a string epsilon, fewer layers than the weights, or a
 // vocabulary too large for this machine.
@@ -34,6 +35,29 @@ final class HostileInputTests: XCTestCase {
         withUnsafeBytes(of: (UInt64(1) << 63).littleEndian) { bad.replaceSubrange(26..<34, with: $0) }
         try bad.write(to: idx)
         assertFails({ _ = try IndexedDataset(prefix: prefix) }, ["implausible counts", "9223372036854775808"])
+        // A document index longer than the file holds: the message gives the counts as stored (no "-1 documents").
+        bad = good
+        withUnsafeBytes(of: UInt64(1000).littleEndian) { bad.replaceSubrange(26..<34, with: $0) }
+        try bad.write(to: idx)
+        assertFails(
+            { _ = try IndexedDataset(prefix: prefix) },
+            ["document index of 1000 entries", "truncated", "run preprocess-data again"])
+    }
+
+    func testPreprocessWorkersOutOfRangeIsNamed() throws {
+        let dir = CLI.scratch("hostile-workers")
+        try Data("{\"text\": \"a\"}\n".utf8).write(to: dir.appendingPathComponent("in.jsonl"))
+        for value in ["-3", "0", "100000"] {
+            let r = try CLI.run(
+                [
+                    "preprocess-data", "--input", "in.jsonl", "--tokenizer-type", "ByteLevelTokenizer",
+                    "--output-prefix", "out", "--workers", value,
+                ], in: dir)
+            XCTAssertEqual(r.code, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains("workers") && r.stderr.contains(value), r.stderr)
+            XCTAssertTrue(r.stderr.contains("leave it out to use one per core"), r.stderr)
+            XCTAssertFalse(r.stderr.contains("Missing value"), r.stderr)
+        }
     }
 
     /// A safetensors file of one header and data section.

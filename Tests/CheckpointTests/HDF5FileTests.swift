@@ -55,6 +55,11 @@ final class HDF5FileTests: XCTestCase {
         bytes[at] ^= 0x40
         try bytes.write(to: URL(fileURLWithPath: path))
         let r = try HDF5File.openReadOnly(path)
-        XCTAssertThrowsError(try r.readFloats("w")) { XCTAssertTrue("\($0)".contains("read"), "\($0)") }
+        XCTAssertThrowsError(try r.readFloats("w")) {
+            for part in ["read of 'w'", "does not match its checksum", "restore it from a copy"] {
+                XCTAssertTrue("\($0)".contains(part), "'\($0)' lacks '\(part)'")
+            }
+            XCTAssertFalse("\($0)".contains("disk is full"), "a read failure is not blamed on the disk: \($0)")
+        }
     }
 }

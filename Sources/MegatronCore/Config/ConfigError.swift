@@ -12,6 +12,8 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
     case missingKey(key: String)
     case invalidValue(key: String, value: String, rule: String)
     case inconsistent(keys: [String], rule: String)
+    /// The memory preflight: `ranks` ranks on this node would need `need` bytes, the machine has `memory`.
+    case insufficientMemory(estimate: String, ranks: Int, need: Double, memory: Double)
 
     public var description: String {
         switch self {
@@ -36,6 +38,13 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
             return "config key '\(k)' = \(v) is invalid: \(rule)"
         case .inconsistent(let keys, let rule):
             return "config keys \(keys.map { "'\($0)'" }.joined(separator: " and ")) are inconsistent: \(rule)"
+        case .insufficientMemory(let estimate, let ranks, let need, let memory):
+            let gib = MemoryPreflight.gib
+            return "this run needs at least \(estimate)"
+                + (ranks > 1 ? ", \(gib(need)) for the \(ranks) ranks on this node" : "")
+                + ", but the machine has \(gib(memory)): lower hidden_size, num_layers, seq_length, "
+                + "micro_batch_size or the vocabulary padding (make_vocab_size_divisible_by), or spread the model "
+                + "over more ranks (tensor_model_parallel_size, pipeline_model_parallel_size)"
         }
     }
 }

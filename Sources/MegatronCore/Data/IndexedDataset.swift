@@ -179,7 +179,9 @@ public final class IndexedDataset: @unchecked Sendable {
         let expected = 34 + 12 * n + 8 * docs
         guard size >= expected else {
             munmap(idx.0, idx.1);
-            throw fail("\(size) bytes, but \(n) sequences and \(docs - 1) documents need \(expected) (truncated?)")
+            throw fail(
+                "\(size) bytes, but its header promises \(n) sequences and a document index of \(docs) entries, "
+                    + "which need \(expected) bytes: the file is truncated; run preprocess-data again")
         }
         dtype = dt
         sequenceCount = n

@@ -118,6 +118,8 @@ extension ModelPartition where Chunk == BertModel {
         config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
         options: Options, task: BertTask = .pretraining
     ) throws -> ModelPartition<BertModel> {
+        try MemoryPreflight(config: c, vocab: vocabSize, world: parallel.world.size, training: options.training)
+            .check(ranksOnNode: MemoryPreflight.ranksOnThisNode)
         var bert = BertConfig(training: c, vocabSize: vocabSize)
         bert.task = task
         let tp = TensorParallel(

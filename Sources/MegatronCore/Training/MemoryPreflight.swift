@@ -1,0 +1,72 @@
+// MemoryPreflight.swift — before a run allocates anything, a lower bound of what one rank will hold:
+// parameters (plus the 16-bit copy in bf16/fp16 runs), gradients, optimizer state (sharded by the
+// distributed optimizer), one micro-batch of layer activations by Korthikanti et al.'s formula at
+// 4-byte elements without the attention probabilities (this trainer never stores them), and the
+// last stage's [s·b, V/t] logits. Computed in Double, so no size can overflow; a run whose ranks on
+// this node need more than the machine's memory is refused with the figures, instead of dying
+// in the allocator (or, for sizes past Int, in an arithmetic trap).
+import Foundation
+
+public struct MemoryPreflight: Sendable, CustomStringConvertible {
+    /// Bytes per rank on its costliest pipeline stage.
+    public var parameters = 0.0, gradients = 0.0, optimizer = 0.0, activations = 0.0, logits = 0.0
+    public var total: Double { parameters + gradients + optimizer + activations + logits }
+
+    /// The estimate for `config` on a grid of `world` ranks, with a tokenizer of `vocab` entries.
+    public init(config c: TrainingConfig, vocab: Int, world: Int, training: Bool = true) {
+        let t = Double(max(1, c.tensorModelParallelSize)), p = max(1, c.pipelineModelParallelSize)
+        let d = Double(max(1, world / max(1, c.tensorModelParallelSize * p)))
+        let h = Double(c.hiddenSize), f = Double(c.ffnHiddenSize ?? 4 * c.hiddenSize)
+        let s = Double(c.seqLength), b = Double(c.microBatchSize)
+        let positions = Double(c.maxPositionEmbeddings ?? c.seqLength)
+        let multiple = Double(max(1, c.makeVocabSizeDivisibleBy)) * t
+        let padded = (Double(max(1, vocab)) / multiple).rounded(.up) * multiple
+        let layer = (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 6 * h
+        let layersPerStage = (Double(c.numLayers) / Double(p)).rounded(.up)
+        let word = padded / t * h
+        // The first stage holds the embeddings, the last the tied copy (p > 1) and BERT's heads.
+        let bertHeads = c.modelType == .bert ? 2 * h * h + 4 * h + padded / t : 0
+        let first = layersPerStage * layer + word + positions * h
+        let last = layersPerStage * layer + (p > 1 ? word : 0) + bertHeads + 2 * h
+        let params = p == 1 ? first + bertHeads + 2 * h : max(first, last)
+        parameters = params * ((c.bf16 || c.fp16) ? 6 : 4)
+        guard training else { return }
+        gradients = 4 * params
+        let state = 4 * Double(c.optimizer.stateNames.count)
+        optimizer = c.useDistributedOptimizer ? (state + 4) * (params / d).rounded(.up) : state * params
+        let formula = ActivationMemoryFormula(
+            seq: c.seqLength, microBatch: c.microBatchSize, hidden: c.hiddenSize, heads: c.numAttentionHeads,
+            tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel)
+        let fullRecompute = c.recomputeGranularity == .full
+        activations =
+            fullRecompute
+            ? layersPerStage * formula.inputBytes(elementBytes: 4)
+                + formula.layerBytes(elementBytes: 4, selective: true)
+            : layersPerStage * formula.layerBytes(elementBytes: 4, selective: true)
+        logits = 4 * s * b * padded / t
+    }
+
+    /// Ranks of this job on this node, as Open MPI's launcher tells each process (1 outside mpirun).
+    public static var ranksOnThisNode: Int {
+        let env = ProcessInfo.processInfo.environment
+        return Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+    }
+
+    /// Throws when `ranks` such ranks need more than `memory` bytes.
+    public func check(ranksOnNode ranks: Int, memory: Double = Double(ProcessInfo.processInfo.physicalMemory)) throws {
+        guard total * Double(ranks) > memory else { return }
+        throw ConfigError.insufficientMemory(
+            estimate: description, ranks: ranks, need: total * Double(ranks), memory: memory)
+    }
+
+    public var description: String {
+        let gib = MemoryPreflight.gib
+        return "\(gib(total)) per rank (parameters \(gib(parameters)), gradients \(gib(gradients)), optimizer "
+            + "\(gib(optimizer)), activations of one micro-batch \(gib(activations)), logits \(gib(logits)))"
+    }
+
+    static func gib(_ bytes: Double) -> String {
+        let g = bytes / 1_073_741_824
+        return String(format: g >= 100 ? "%.0f GiB" : "%.2f GiB", g)
+    }
+}
