@@ -17,6 +17,16 @@ let kernelSettings: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
 
+/// `MEGATRON_FUZZ=1` adds `megatron-fuzz`, the libFuzzer binary (scripts/fuzz.sh builds it with
+/// `-sanitize=fuzzer`, which supplies its main; an ordinary build could not link it).
+let fuzzing = ProcessInfo.processInfo.environment["MEGATRON_FUZZ"] == "1"
+let fuzzTargets: [Target] =
+    fuzzing
+    ? [
+        .executableTarget(
+            name: "megatron-fuzz", dependencies: ["FuzzTargets"], swiftSettings: [.unsafeFlags(["-parse-as-library"])])
+    ] : []
+
 let package = Package(
     name: "megatron",
     platforms: [.macOS(.v13)],
@@ -61,6 +71,9 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]),
 
+        // MARK: - Fuzzing: every input parser's entry point (replayed by FuzzCorpusTests, fuzzed by scripts/fuzz.sh)
+        .target(name: "FuzzTargets", dependencies: ["MegatronCore", "Checkpoint"]),
+
         // MARK: - Tests (mirror Sources; CLITests run the built binary)
         // Shared helpers: running the binary (alone or under mpirun), metrics files, loss and tensor comparison.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -72,5 +85,6 @@ let package = Package(
         .testTarget(
             name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor", "TestSupport"],
             exclude: ["Fixtures"]),
-    ]
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+    ] + fuzzTargets
 )

@@ -414,14 +414,18 @@ public enum ConfigKeys {
     /// The known key nearest to `name` (edit distance), for "did you mean" messages; nil when even
     /// the nearest differs in more than a third of the letters (no suggestion beats a wrong one).
     public static func nearest(to name: String) -> String? {
-        let scored = all.map { (key: $0.name, distance: editDistance($0.name, name)) }
+        // A key whose length differs by more than the limit is at least that far away: skipping it keeps
+        // a hostile megabyte-long key linear instead of a megabyte × every key's length of work.
+        let limit = max(2, name.utf8.count / 3)
+        let scored = all.lazy.filter { abs($0.name.utf8.count - name.utf8.count) <= limit }
+            .map { (key: $0.name, distance: editDistance($0.name, name)) }
         guard let best = scored.min(by: { $0.distance < $1.distance }) else { return nil }
-        return best.distance <= max(2, name.count / 3) ? best.key : nil
+        return best.distance <= limit ? best.key : nil
     }
 }
 
 func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a.utf8), b = Array(b.utf8)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
     var prev = Array(0...b.count)

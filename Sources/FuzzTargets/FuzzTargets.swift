@@ -1,0 +1,141 @@
+// FuzzTargets.swift — one entry point per input parser, each taking arbitrary bytes: the config
+// loader, a Hugging Face config.json, safetensors, an MMIDIDX index, a checkpoint's HDF5 file, and
+// the GPT-2 and WordPiece tokenizers. Each writes the bytes where the real reader looks (files in a
+// per-process scratch directory, so the fuzzed path is the one users run) and calls that reader.
+// A thrown error is the expected answer to bad bytes; a crash, a trap or a broken property (a
+// GPT-2 round trip that loses text, an id outside the vocabulary) is a finding. `megatron-fuzz`
+// (libFuzzer, scripts/fuzz.sh) and the corpus replay test (FuzzCorpusTests) both call these.
+import Checkpoint
+import Foundation
+import MegatronCore
+
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    case config
+    case hfConfig = "hf-config"
+    case safetensors, mmidx, checkpoint
+    case gpt2Tokenizer = "gpt2-tokenizer"
+    case wordpiece
+
+    /// Tokenizer files, from `MEGATRON_SHARED_DATA` or ../shared/data beside the checkout.
+    public static var sharedData: URL? {
+        let env = ProcessInfo.processInfo.environment["MEGATRON_SHARED_DATA"]
+        let candidates = [env, FileManager.default.currentDirectoryPath + "/../shared/data"].compactMap { $0 }
+        return candidates.map { URL(fileURLWithPath: $0) }.first {
+            FileManager.default.fileExists(atPath: $0.appendingPathComponent("tokenizers").path)
+        }
+    }
+
+    /// Why this target cannot run here (its tokenizer files are absent), or nil.
+    public var unavailableReason: String? {
+        switch self {
+        case .gpt2Tokenizer, .wordpiece:
+            return Self.sharedData == nil
+                ? "the tokenizer files under ../shared/data (or MEGATRON_SHARED_DATA) are absent" : nil
+        default: return nil
+        }
+    }
+
+    /// Feeds `bytes` to the target's reader.
+    public func run(_ bytes: Data) {
+        switch self {
+        case .config: FuzzReaders.config(bytes)
+        case .hfConfig: FuzzReaders.hfConfig(bytes)
+        case .safetensors: FuzzReaders.safetensors(bytes)
+        case .mmidx: FuzzReaders.mmidx(bytes)
+        case .checkpoint: FuzzReaders.checkpoint(bytes)
+        case .gpt2Tokenizer: FuzzReaders.gpt2(bytes)
+        case .wordpiece: FuzzReaders.wordpiece(bytes)
+        }
+    }
+}
+
+enum FuzzReaders {
+    /// A scratch directory of this process (in /dev/shm when it exists: one file write per input).
+    static let scratch: String = {
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        let dir = "\(base)/megatron-fuzz-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+
+    static func write(_ bytes: Data, _ name: String) -> String {
+        let path = "\(scratch)/\(name)"
+        let parent = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: path, contents: bytes)
+        return path
+    }
+
+    static func config(_ bytes: Data) {
+        let path = write(bytes, "config.json")
+        _ = try? ConfigLoader.load(path: path, flags: [])
+    }
+
+    /// config.json beside an empty safetensors file: the config is read and checked in full, and the
+    /// import then stops at the first missing tensor (or at the memory preflight for huge sizes).
+    static func hfConfig(_ bytes: Data) {
+        _ = write(bytes, "hf/config.json")
+        var empty = Data([2, 0, 0, 0, 0, 0, 0, 0])
+        empty.append(contentsOf: Array("{}".utf8))
+        _ = write(empty, "hf/model.safetensors")
+        _ = try? HuggingFace.importModel(directory: "\(scratch)/hf")
+    }
+
+    static func safetensors(_ bytes: Data) {
+        _ = try? Safetensors.read(write(bytes, "model.safetensors"))
+    }
+
+    /// The bytes are the .idx; the .bin is 4 KiB of small token ids. Every sequence the index
+    /// accepts is read back in full.
+    static func mmidx(_ bytes: Data) {
+        _ = write(bytes, "data.idx")
+        if !FileManager.default.fileExists(atPath: "\(scratch)/data.bin") {
+            _ = write(Data((0..<4096).map { UInt8($0 % 7) }), "data.bin")
+        }
+        guard let d = try? IndexedDataset(prefix: "\(scratch)/data") else { return }
+        var out = [Int32](repeating: 0, count: 4096)
+        for s in 0..<d.sequenceCount {
+            let n = d.length(s)
+            precondition(n >= 0 && n * d.dtype.size <= 4096, "an accepted index points past its .bin")
+            out.withUnsafeMutableBufferPointer { d.read(sequence: s, offset: 0, count: n, into: $0.baseAddress!) }
+        }
+        for k in 0..<d.documentCount { _ = d.documentLength(k) }
+    }
+
+    /// The bytes are the model file of a one-rank checkpoint, read as convert-checkpoint reads it.
+    static func checkpoint(_ bytes: Data) {
+        let root = "\(scratch)/ckpt"
+        _ = write(Data("1\n".utf8), "ckpt/\(CheckpointDirectory.pointerName)")
+        let rank = CheckpointDirectory.rankFileName(tensorRank: 0, pipelineRank: 0)
+        _ = write(bytes, "ckpt/\(CheckpointDirectory.iterationName(1))/\(rank)")
+        _ = try? WholeModel.load(checkpoint: root)
+    }
+
+    static let gpt2Tokenizer: Tokenizer? = FuzzTarget.sharedData.flatMap {
+        try? Tokenizers.make(
+            type: .gpt2BPE, vocabFile: $0.appendingPathComponent("tokenizers/gpt2/vocab.json").path,
+            mergeFile: $0.appendingPathComponent("tokenizers/gpt2/merges.txt").path)
+    }
+
+    static let wordpieceTokenizer: Tokenizer? = FuzzTarget.sharedData.flatMap {
+        try? Tokenizers.make(
+            type: .bertWordPieceLowerCase,
+            vocabFile: $0.appendingPathComponent("tokenizers/bert-base-uncased/vocab.txt").path,
+            mergeFile: nil)
+    }
+
+    /// Byte-level BPE is lossless: decoding the ids gives back every byte, valid UTF-8 or not.
+    static func gpt2(_ bytes: Data) {
+        guard let tok = gpt2Tokenizer else { return }
+        let ids = bytes.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+        precondition(tok.decode(ids) == Array(bytes), "the GPT-2 round trip lost bytes")
+    }
+
+    static func wordpiece(_ bytes: Data) {
+        guard let tok = wordpieceTokenizer else { return }
+        let ids = bytes.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+        _ = tok.decode(ids)
+    }
+}
