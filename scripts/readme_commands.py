@@ -45,6 +45,8 @@ BEFORE = [
 BOUNDED = [
     (r"^scripts/test\.sh\b", None, "the test suite is CI's own step (.ci/run runs scripts/test.sh)"),
     (r"train --config configs/bert-base\.json", "--exit-interval 2", "bert-base is configured for 1,000,000 iterations"),
+    (r"^scripts/fuzz\.sh\b", None,
+     "a million executions per target take about an hour and grow the committed corpus; FuzzCorpusTests replays it"),
 ]
 
 

@@ -1,8 +1,9 @@
 # scripts/lib/common.sh — shared by the scripts: installing the Debian packages (python3-numpy and
-# python3-h5py only for the tests' independent MMIDIDX and checkpoint readers), and the runtime
+# python3-h5py only for the tests' independent MMIDIDX and checkpoint readers; iproute2 for the
+# two-host test's network namespaces), and the runtime
 # environment for MPI as root on a small machine. Source it; it defines functions and exports only.
 
-MEGATRON_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools pkg-config python3-numpy python3-h5py)
+MEGATRON_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools pkg-config python3-numpy python3-h5py iproute2)
 
 # Installs whichever of MEGATRON_PACKAGES are missing (apt-get, as root).
 ensure_packages() {
