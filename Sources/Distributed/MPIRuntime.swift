@@ -272,6 +272,22 @@ public final class Communicator: @unchecked Sendable {
         return out
     }
 
+    /// Every rank's `record` (all of one length), in group rank order.
+    public func allGather(record: [UInt8]) throws -> [[UInt8]] {
+        if size == 1 { return [record] }
+        var out = [UInt8](repeating: 0, count: record.count * size)
+        try record.withUnsafeBytes { input in
+            try out.withUnsafeMutableBytes { output in
+                try timed(record.count, "MPI_Allgather") {
+                    MPI_Allgather(
+                        input.baseAddress, Int32(record.count), mpi_byte(), output.baseAddress, Int32(record.count),
+                        mpi_byte(), handle)
+                }
+            }
+        }
+        return (0..<size).map { Array(out[$0 * record.count..<($0 + 1) * record.count]) }
+    }
+
     /// The smallest `x` over the group.
     public func allReduceMin(_ x: Int) throws -> Int { -(try allReduceMax(-x)) }
 

@@ -48,6 +48,11 @@ struct Startup {
         }
         CLIErrors.agreeOnConfig(configError, runtime: runtime)
         Watchdog.shared.start(timeout: cfg.distributedTimeoutMinutes * 60, worldRank: runtime.world.rank)
+        if cfg.distributedTimeoutMinutes > 0 {
+            do { try Watchdog.shared.connect(world: runtime.world) } catch {
+                CLIErrors.fail(error, code: 1, runtime: runtime, rank: runtime.world.rank)
+            }
+        }
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
         return Startup(config: cfg, runtime: runtime, blasNote: blasNote, threads: threads)

@@ -1,6 +1,7 @@
 // WatchdogTests.swift — `distributed_timeout_minutes`: one of 4 ranks stopped with SIGSTOP (alive,
 // never arriving) ends the whole job within the timeout + 5 s, with a message naming the operation,
-// the group and its world ranks — where without the watchdog the job would wait forever.
+// the group and its world ranks, and naming the stopped rank as the one the job waits on (it does
+// not answer the watchdogs' side channel) — where without the watchdog the job would wait forever.
 import Foundation
 import TestSupport
 import XCTest
@@ -40,6 +41,11 @@ final class WatchdogTests: XCTestCase {
         let children = String(decoding: list.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .split(separator: "\n").compactMap { Int32($0) }
         let victim = try XCTUnwrap(children.last, "no rank processes found")
+        // Its world rank, from the environment mpirun gave it.
+        let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(victim)/environ"))
+        let victimRank = try XCTUnwrap(
+            environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                .first { $0.hasPrefix("OMPI_COMM_WORLD_RANK=") }?.split(separator: "=").last.flatMap { Int($0) })
         let stopped = Date()
         kill(victim, SIGSTOP)
         defer { kill(victim, SIGKILL) }
@@ -51,5 +57,8 @@ final class WatchdogTests: XCTestCase {
         XCTAssertLessThan(seconds, 3 + 5, "the job ends within the timeout (3 s) + 5 s")
         XCTAssertTrue(stderr.contains("no progress for 3 s in MPI_"), stderr)
         XCTAssertTrue(stderr.contains("world ranks"), stderr)
+        // The side channel names the stopped rank exactly: it never answers.
+        XCTAssertTrue(stderr.contains("rank \(victimRank) does not answer"), "rank \(victimRank) stopped: \(stderr)")
+        XCTAssertTrue(stderr.contains("the job waits on rank \(victimRank) "), "rank \(victimRank) stopped: \(stderr)")
     }
 }
