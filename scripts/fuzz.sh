@@ -5,7 +5,9 @@
 # inputs that add coverage back into that corpus, and keeps every crashing input in
 # Tests/FuzzTests/Regressions/<target>/ — both replayed by scripts/test.sh (FuzzCorpusTests).
 # Prints one line per target: executions, time, rate, corpus size, crashes.
-#   scripts/fuzz.sh [TARGET ...]      RUNS=1000000 (executions per target) or SECONDS_PER_TARGET=N
+#   scripts/fuzz.sh [TARGET ...]      RUNS=1000000 (executions per target) or SECONDS_PER_TARGET=N;
+#   SANITIZERS=fuzzer leaves AddressSanitizer out (several times faster for allocation-heavy readers);
+#   MAX_LEN=N caps new inputs at N bytes (libFuzzer's default follows the largest corpus input)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -15,12 +17,15 @@ targets=("$@")
 RUNS=${RUNS:-1000000}
 limit=(-runs="$RUNS")
 [ -z "${SECONDS_PER_TARGET:-}" ] || limit=(-max_total_time="$SECONDS_PER_TARGET")
-MEGATRON_FUZZ=1 swift build -c release --build-path .build-fuzz --product megatron-fuzz \
-    -Xswiftc -sanitize=fuzzer,address >/dev/null
-fuzzer=$PWD/.build-fuzz/release/megatron-fuzz
+[ -z "${MAX_LEN:-}" ] || limit+=(-max_len="$MAX_LEN")
+SANITIZERS=${SANITIZERS:-fuzzer,address}
+build=.build-fuzz$([ "$SANITIZERS" = fuzzer,address ] || echo "-${SANITIZERS//,/-}")
+MEGATRON_FUZZ=1 swift build -c release --build-path "$build" --product megatron-fuzz \
+    -Xswiftc -sanitize="$SANITIZERS" >/dev/null
+fuzzer=$PWD/$build/release/megatron-fuzz
 export ASAN_OPTIONS=detect_leaks=0 OPENBLAS_NUM_THREADS=1
 export MEGATRON_SHARED_DATA=${MEGATRON_SHARED_DATA:-$PWD/../shared/data}
-echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; sanitizers: $SANITIZERS"
 status=0
 for t in "${targets[@]}"; do
     corpus=Tests/FuzzTests/Corpus/$t regressions=Tests/FuzzTests/Regressions/$t

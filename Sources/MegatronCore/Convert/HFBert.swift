@@ -80,6 +80,10 @@ public enum HFBert {
             configPath: configPath)
         let map = mapping(layers: cfg.numLayers, postLayerNorm: cfg.layernormArrangement == .postLN)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads
+        try source.requireBacking([
+            ("bert.embeddings.word_embeddings.weight", [vocab, h]),
+            ("bert.encoder.layer.\(cfg.numLayers - 1).intermediate.dense.weight", [cfg.ffnHiddenSize ?? 4 * h, h]),
+        ])
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
             params: { spec, out in

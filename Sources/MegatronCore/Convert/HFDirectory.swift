@@ -123,6 +123,13 @@ struct HFTensors {
         }
     }
 
+    /// Checks, before the model is allocated, that the file holds each named tensor with the shape
+    /// config.json implies (the embeddings and the last layer): a config.json that claims a larger
+    /// model than its weights is then an error, not an allocation of the claimed size.
+    func requireBacking(_ checks: [(name: String, shape: [Int])]) throws {
+        for c in checks { _ = try get(c.name, c.shape) }
+    }
+
     func get(_ name: String, _ shape: [Int]) throws -> [Float] {
         guard let t = tensors[prefix + name] else {
             throw ConversionError.missing(name: prefix + name, source: path)

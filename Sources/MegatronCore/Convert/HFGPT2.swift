@@ -33,6 +33,10 @@ public enum HFGPT2 {
         let source = try HFTensors(path: weightsPath, prefixProbe: "transformer.wte.weight")
         try source.checkNoLayer(beyond: cfg.numLayers, pattern: { "h.\($0)." }, key: "n_layer", configPath: configPath)
         let sizes = HFSizes(h: h, heads: heads, ffn: cfg.ffnHiddenSize ?? 4 * h, vocab: vocab, positions: positions)
+        try source.requireBacking([
+            ("wte.weight", [vocab, h]), ("wpe.weight", [positions, h]),
+            ("h.\(cfg.numLayers - 1).mlp.c_fc.weight", [h, sizes.ffn]),
+        ])
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
             params: { spec, out in try importTensor(spec, into: out, from: source, sizes) },

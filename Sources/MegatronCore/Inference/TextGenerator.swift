@@ -77,9 +77,15 @@ public final class TextGenerator {
     /// This rank's chunks of the model `c` describes on `parallel`'s grid (load weights into
     /// `models` before generating).
     public init(config c: TrainingConfig, vocabSize: Int, eod: Int32, threads: Int, parallel: ParallelState) throws {
+        try MemoryPreflight(config: c, vocab: vocabSize, world: parallel.world.size, training: false)
+            .check(ranksOnNode: MemoryPreflight.ranksOnThisNode)
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
         // Token ids travel between stages as floats: exact below 2^24.
-        precondition(gpt.paddedVocabSize < 1 << 24, "vocabulary too large for generation")
+        guard gpt.paddedVocabSize < 1 << 24 else {
+            throw ConfigError.invalidValue(
+                key: "vocab_size", value: "\(gpt.paddedVocabSize) (padded)",
+                rule: "generation passes token ids between stages as floats, exact below 2^24 = 16,777,216")
+        }
         let tp = TensorParallel(group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: false)
         layout = try PipelineLayout(c)
         models = layout.plans(stage: parallel.pipelineRank).map {
