@@ -1,10 +1,11 @@
 // Watchdog.swift — Megatron's `distributed_timeout_minutes` for MPI: every blocking MPI operation
 // of a Communicator (collectives, receives, waits) is registered here while it runs; a thread
-// checks twice a second, and when this rank has waited in one operation longer than the timeout
-// (a peer stopped, hangs or lost its link) it prints which operation, on which group, with which
-// world ranks, and ends this process — mpirun then ends the whole job, so a stuck rank never
-// hangs it. Nothing runs until `start`. With `connect`, the message also names the ranks that did
-// not arrive and where the others are (WatchdogPeers: a UDP side channel outside MPI).
+// checks five times a second (and answers peers' questions), and when this rank has waited in one
+// operation longer than the timeout (a peer stopped, hangs or lost its link) it prints which
+// operation, on which group, with which world ranks, and ends this process — mpirun then ends
+// the whole job, so a stuck rank never hangs it. Nothing runs until `start`. With `connect`, the
+// message also names the ranks that did not arrive and where the others are (WatchdogPeers: a UDP
+// side channel outside MPI).
 import Foundation
 
 public final class Watchdog: @unchecked Sendable {

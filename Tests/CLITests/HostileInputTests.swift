@@ -120,12 +120,13 @@ final class HostileInputTests: XCTestCase {
             ("huge", { $0["vocab_size"] = 1_000_000_000_000 }, ["wte.weight", "[1000000000000, 96]"]),
             ("bigger-vocab", { $0["vocab_size"] = 5_025_757 }, ["wte.weight", "5025757"]),
             ("more-layers", { $0["n_layer"] = 9 }, ["h.8.mlp.c_fc.weight"]),
+            ("layers-2e12", { $0["n_layer"] = 2_222_222_222_219 }, ["h.2222222222218.mlp.c_fc.weight"]),
         ]
         for (name, change, parts) in cases {
             let path = try variant(name, change)
             assertFails(
                 { _ = try HuggingFace.importModel(directory: path) },
-                (["huge", "bigger-vocab", "more-layers"].contains(name) ? [] : ["config.json"]) + parts)
+                (["huge", "bigger-vocab", "more-layers", "layers-2e12"].contains(name) ? [] : ["config.json"]) + parts)
         }
     }
 }

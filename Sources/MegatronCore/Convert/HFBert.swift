@@ -78,12 +78,13 @@ public enum HFBert {
         try source.checkNoLayer(
             beyond: cfg.numLayers, pattern: { "bert.encoder.layer.\($0)." }, key: "num_hidden_layers",
             configPath: configPath)
-        let map = mapping(layers: cfg.numLayers, postLayerNorm: cfg.layernormArrangement == .postLN)
         let h = cfg.hiddenSize, heads = cfg.numAttentionHeads
+        // Before anything of the config's size is built (the name mapping has entries per layer).
         try source.requireBacking([
             ("bert.embeddings.word_embeddings.weight", [vocab, h]),
             ("bert.encoder.layer.\(cfg.numLayers - 1).intermediate.dense.weight", [cfg.ffnHiddenSize ?? 4 * h, h]),
         ])
+        let map = mapping(layers: cfg.numLayers, postLayerNorm: cfg.layernormArrangement == .postLN)
         return try WholeModel(
             trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
             params: { spec, out in
