@@ -44,8 +44,9 @@ for t in "${targets[@]}"; do
     crashes=$(find "$regressions" -type f | wc -l)
     printf '%-15s %9s executions in %5d s (%6d/s), corpus %4d inputs, regression inputs %d%s\n' \
         "$t" "$execs" "$secs" "$(( execs / (secs > 0 ? secs : 1) ))" "$(find "$corpus" -type f | wc -l)" \
-        "$crashes" "$([ $rc -eq 0 ] || echo "  — FOUND A CRASH (exit $rc), see $work/log")"
-    [ $rc -eq 0 ] || status=1
-    [ $rc -ne 0 ] || rm -rf "$work"
+        "$crashes" "$(case $rc in 0) ;; 72) echo "  (interrupted)" ;; *) echo "  — FOUND A CRASH (exit $rc), see $work/log" ;; esac)"
+    # 72 is libFuzzer's exit code when interrupted (Ctrl-C): the run's inputs are merged all the same.
+    [ $rc -eq 0 ] || [ $rc -eq 72 ] || status=1
+    [ $rc -ne 0 ] && [ $rc -ne 72 ] || rm -rf "$work"
 done
 exit $status
