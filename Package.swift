@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(
             name: "CLITests", dependencies: ["megatron", "MegatronCore", "Checkpoint", "Tensor", "TestSupport"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"]),
+        .testTarget(
+            name: "FuzzTests", dependencies: ["FuzzTargets", "TestSupport"], exclude: ["Corpus", "Regressions"]),
     ] + fuzzTargets
 )
