@@ -2,6 +2,7 @@
 // type with the collectives the trainer needs. Return codes become `MPIError`s. The process grid
 // (ParallelState) and its sub-communicators are built on top of this in MegatronCore.
 import CMPI
+import Foundation
 
 public struct MPIError: Error, CustomStringConvertible {
     public let operation: String
@@ -23,6 +24,11 @@ public final class MPIRuntime: @unchecked Sendable {
     private init(world: Communicator) { self.world = world }
 
     /// `MPI_Init` (works under `mpirun` and as a singleton without it). Errors are returned, not fatal.
+    /// Ranks of this job on this node, as Open MPI's launcher tells each process (1 outside mpirun).
+    public static var ranksOnThisNode: Int {
+        Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+    }
+
     public static func start() throws -> MPIRuntime {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)

@@ -80,9 +80,7 @@ enum CLIThreads {
     /// `num_threads` 0 means the cores this process may use divided by the ranks on this node.
     static func resolve(_ setting: Int) -> Int {
         if setting > 0 { return setting }
-        let env = ProcessInfo.processInfo.environment
-        let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
-        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, MPIRuntime.ranksOnThisNode))
     }
 }
 

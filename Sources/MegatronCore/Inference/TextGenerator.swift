@@ -77,8 +77,7 @@ public final class TextGenerator {
     /// This rank's chunks of the model `c` describes on `parallel`'s grid (load weights into
     /// `models` before generating).
     public init(config c: TrainingConfig, vocabSize: Int, eod: Int32, threads: Int, parallel: ParallelState) throws {
-        try MemoryPreflight(config: c, vocab: vocabSize, world: parallel.world.size, training: false)
-            .check(ranksOnNode: MemoryPreflight.ranksOnThisNode)
+        try MemoryPreflight.require(config: c, vocab: vocabSize, world: parallel.world.size, training: false)
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
         // Token ids travel between stages as floats: exact below 2^24.
         guard gpt.paddedVocabSize < 1 << 24 else {

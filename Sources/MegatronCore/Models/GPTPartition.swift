@@ -35,8 +35,7 @@ extension ModelPartition where Chunk == GPTModel {
         config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
         options: Options
     ) throws -> ModelPartition<GPTModel> {
-        try MemoryPreflight(config: c, vocab: vocabSize, world: parallel.world.size, training: options.training)
-            .check(ranksOnNode: MemoryPreflight.ranksOnThisNode)
+        try MemoryPreflight.require(config: c, vocab: vocabSize, world: parallel.world.size, training: options.training)
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)

@@ -118,8 +118,7 @@ extension ModelPartition where Chunk == BertModel {
         config c: TrainingConfig, vocabSize: Int, threads: Int, parallel: ParallelState,
         options: Options, task: BertTask = .pretraining
     ) throws -> ModelPartition<BertModel> {
-        try MemoryPreflight(config: c, vocab: vocabSize, world: parallel.world.size, training: options.training)
-            .check(ranksOnNode: MemoryPreflight.ranksOnThisNode)
+        try MemoryPreflight.require(config: c, vocab: vocabSize, world: parallel.world.size, training: options.training)
         var bert = BertConfig(training: c, vocabSize: vocabSize)
         bert.task = task
         let tp = TensorParallel(

@@ -5,6 +5,7 @@
 // last stage's [s·b, V/t] logits. Computed in Double, so no size can overflow; a run whose ranks on
 // this node need more than the machine's memory is refused with the figures, instead of dying
 // in the allocator (or, for sizes past Int, in an arithmetic trap).
+import Distributed
 import Foundation
 
 public struct MemoryPreflight: Sendable, CustomStringConvertible {
@@ -46,10 +47,10 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         logits = 4 * s * b * padded / t
     }
 
-    /// Ranks of this job on this node, as Open MPI's launcher tells each process (1 outside mpirun).
-    public static var ranksOnThisNode: Int {
-        let env = ProcessInfo.processInfo.environment
-        return Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
+    /// Refuses `config` on `world` ranks when this node's ranks would need more than its memory.
+    public static func require(config c: TrainingConfig, vocab: Int, world: Int, training: Bool) throws {
+        try MemoryPreflight(config: c, vocab: vocab, world: world, training: training)
+            .check(ranksOnNode: MPIRuntime.ranksOnThisNode)
     }
 
     /// Throws when `ranks` such ranks need more than `memory` bytes.
