@@ -118,4 +118,25 @@ final class TokenizerTests: XCTestCase {
             Array(repeating: 0, count: a.count + 2) + Array(repeating: 1, count: b.count + 1),
             pair["token_type_ids"] as? [Int])
     }
+
+    /// ASCII text takes a byte-level path; a trailing no-break space (whitespace, not ASCII) sends the
+    /// same text down the Unicode path, which must give the same ids — for every ASCII byte, control
+    /// characters, punctuation and upper case included, and for words longer than any vocabulary entry.
+    func testBertAsciiPathEqualsTheUnicodePath() throws {
+        let tok = try BertWordPieceTokenizer(
+            vocabFile: SharedData.require("tokenizers/bert-base-uncased/vocab.txt").path, lowerCase: true)
+        var rng = SystemRandomNumberGenerator()
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for trial in 0..<300 {
+            let length = Int.random(in: 1...400, using: &rng)
+            let bytes: [UInt8] = (0..<length).map { _ in
+                trial % 2 == 0 ? UInt8.random(in: 0...127, using: &rng) : letters.randomElement(using: &rng)!
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let ids = tok.encode(text)
+            XCTAssertEqual(ids, tok.encode(text + "\u{00A0}"), "ids of \(text.debugDescription)")
+            if trial % 2 == 1 { XCTAssertFalse(ids.isEmpty) }
+        }
+        XCTAssertEqual(tok.encode("Hello, WORLD!\u{7}\u{0B}x").map(tok.token), ["hello", ",", "world", "!", "x"])
+    }
 }

@@ -5,6 +5,8 @@
 //   lower-case → split on whitespace and around every punctuation character;
 // then WordPiece: each word greedily takes the longest vocabulary entry from the left, later
 // pieces prefixed with "##"; a word with no such split, or over 100 characters, is [UNK].
+// ASCII text takes a byte-level path with the same rules; words are looked up by their UTF-8 bytes
+// (TokenTable), so no candidate piece becomes a String.
 // `encode` gives the ids of the text alone; [CLS]/[SEP] are added by whoever builds the sample.
 import Foundation
 
@@ -12,7 +14,7 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
     public let vocabSize: Int
     public let lowerCase: Bool
     public var name: String { lowerCase ? "BertWordPieceLowerCase" : "BertWordPieceCase" }
-    let vocab: [String: Int32]
+    let table: TokenTable
     let tokens: [String]
     public let cls: Int32, sep: Int32, pad: Int32, unk: Int32, mask: Int32
     /// Megatron's BERT tokenizer uses [SEP] as the end-of-document id.
@@ -37,7 +39,7 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
             }
             return id
         }
-        self.vocab = vocab
+        self.table = TokenTable(tokens: lines)
         self.tokens = lines
         self.vocabSize = lines.count
         self.lowerCase = lowerCase
@@ -46,17 +48,54 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
     }
 
     public func encode(_ text: UnsafeBufferPointer<UInt8>) -> [Int32] {
-        encode(String(decoding: text, as: UTF8.self))
-    }
-
-    public func encode(_ text: String) -> [Int32] {
         var ids: [Int32] = []
-        for word in basicTokens(text) { wordPiece(word, into: &ids) }
+        forEachWord(text) { wordPiece($0, into: &ids) }
         return ids
     }
 
-    /// The words and punctuation marks of `text` after cleaning, CJK spacing and (lower case) accent stripping.
-    func basicTokens(_ text: String) -> [String] {
+    public func encode(_ text: String) -> [Int32] {
+        var text = text
+        return text.withUTF8 { encode($0) }
+    }
+
+    /// Calls `body` with the UTF-8 bytes of each word and punctuation mark of `text` after cleaning,
+    /// CJK spacing and (lower case) accent stripping.
+    func forEachWord(_ text: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var word: [UInt8] = []
+        word.reserveCapacity(64)
+        func flush() {
+            if !word.isEmpty { word.withUnsafeBufferPointer(body); word.removeAll(keepingCapacity: true) }
+        }
+        if text.allSatisfy({ $0 < 0x80 }) {
+            // The same rules byte by byte: control bytes other than tab, newline and return are
+            // dropped, and NFD leaves ASCII unchanged with no marks to strip.
+            for b in text {
+                switch b {
+                case 9, 10, 13, 32: flush()
+                case 0..<32, 127: continue
+                case 33...47, 58...64, 91...96, 123...126:
+                    flush(); word.append(b); flush()
+                case 65...90 where lowerCase: word.append(b + 32)
+                default: word.append(b)
+                }
+            }
+            flush()
+            return
+        }
+        for s in normalized(String(decoding: text, as: UTF8.self)).unicodeScalars {
+            if Self.isWhitespace(s) {
+                flush()
+            } else if Self.isPunctuation(s) {
+                flush(); UTF8.encode(s) { word.append($0) }; flush()
+            } else {
+                UTF8.encode(s) { word.append($0) }
+            }
+        }
+        flush()
+    }
+
+    /// `text` cleaned, with CJK ideographs spaced and (lower case) NFD without non-spacing marks, lower-cased.
+    func normalized(_ text: String) -> String {
         var cleaned = String.UnicodeScalarView()
         for s in text.unicodeScalars {
             if s.value == 0 || s.value == 0xFFFD || Self.isControl(s) { continue }
@@ -64,48 +103,30 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
             if Self.isCJK(s) { cleaned.append(" "); cleaned.append(s); cleaned.append(" "); continue }
             cleaned.append(s)
         }
-        var normalized = String(cleaned)
-        if lowerCase {
-            let decomposed = normalized.decomposedStringWithCanonicalMapping
-            var kept = String.UnicodeScalarView()
-            for s in decomposed.unicodeScalars where s.properties.generalCategory != .nonspacingMark { kept.append(s) }
-            normalized = String(kept).lowercased()
+        guard lowerCase else { return String(cleaned) }
+        var kept = String.UnicodeScalarView()
+        for s in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars
+        where s.properties.generalCategory != .nonspacingMark {
+            kept.append(s)
         }
-        var words: [String] = []
-        var current = String.UnicodeScalarView()
-        func flush() { if !current.isEmpty { words.append(String(current)); current = String.UnicodeScalarView() } }
-        for s in normalized.unicodeScalars {
-            if Self.isWhitespace(s) {
-                flush()
-            } else if Self.isPunctuation(s) {
-                flush(); words.append(String(s))
-            } else {
-                current.append(s)
-            }
-        }
-        flush()
-        return words
+        return String(kept).lowercased()
     }
 
-    func wordPiece(_ word: String, into ids: inout [Int32]) {
-        let scalars = Array(word.unicodeScalars)
-        if scalars.count > Self.maxWordCharacters { ids.append(unk); return }
-        var pieces: [Int32] = []
+    /// Greedy longest-match-first WordPiece of one word's UTF-8 bytes; [UNK] for a word of more than
+    /// 100 characters or one with no complete split.
+    func wordPiece(_ word: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
+        if word.lazy.filter({ $0 & 0xC0 != 0x80 }).count > Self.maxWordCharacters { ids.append(unk); return }
+        let mark = ids.count
         var start = 0
-        while start < scalars.count {
-            var end = scalars.count
-            var found: Int32? = nil
-            while start < end {
-                var piece = String(String.UnicodeScalarView(scalars[start..<end]))
-                if start > 0 { piece = "##" + piece }
-                if let id = vocab[piece] { found = id; break }
-                end -= 1
+        while start < word.count {
+            guard let (id, end) = table.longestMatch(in: word, from: start, continuation: start > 0) else {
+                ids.removeSubrange(mark...)
+                ids.append(unk)
+                return
             }
-            guard let id = found else { ids.append(unk); return }
-            pieces.append(id)
+            ids.append(id)
             start = end
         }
-        ids.append(contentsOf: pieces)
     }
 
     public func decode(_ ids: [Int32]) -> [UInt8] {
