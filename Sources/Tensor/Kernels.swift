@@ -2,11 +2,11 @@
 // Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
 
 /// 16 floats from `p + i` (any alignment).
-@inline(__always) public func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
+@inlinable @inline(__always) public func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
     UnsafeRawPointer(p + i).loadUnaligned(as: F16.self)
 }
 /// Stores 16 floats at `p + i` (any alignment).
-@inline(__always) public func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+@inlinable @inline(__always) public func store16(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
     UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: F16.self)
 }
 

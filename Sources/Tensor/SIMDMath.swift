@@ -2,10 +2,13 @@
 // exp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by its degree-7 Taylor polynomial (relative error
 // ≤ r⁸/8! ≈ 5e-9), 2ⁿ built in the exponent bits. Inputs below −87 give exactly 0 (so a −∞ mask
 // stays exact); inputs are clamped at 88 to stay finite. Needs FMA (`-march`) to be fast.
+// All four are @_transparent: with @inline(__always) alone, Swift's inliner left them as calls in
+// large callers (the cross entropy's and attention's row loops), passing 16 floats in four xmm
+// registers — 26% of an evaluation run went to that call.
 
 public typealias F16 = SIMD16<Float>
 
-@inline(__always)
+@_transparent
 public func simdExp(_ xin: F16) -> F16 {
     let hiClamp = F16(repeating: 88.0)
     let x = xin.replacing(with: hiClamp, where: xin .> hiClamp)
@@ -33,7 +36,7 @@ public func simdExp(_ xin: F16) -> F16 {
     return (p * scale).replacing(with: 0, where: underflow)
 }
 
-@inline(__always)
+@_transparent
 public func scalarExp(_ x: Float) -> Float { simdExp(F16(repeating: x))[0] }
 
 /// √(2/π) and the cubic coefficient of GPT-2's tanh-approximate GELU.
@@ -41,14 +44,14 @@ public let geluK: Float = 0.7978845608028654
 public let geluA: Float = 0.044715
 
 /// GELU(x) = ½x(1 + tanh(u)) = x·σ(2u), u = √(2/π)(x + 0.044715x³).
-@inline(__always)
+@_transparent
 public func simdGELU(_ x: F16) -> F16 {
     let u = geluK * x.addingProduct(geluA * x * x, x)
     return x / (1 + simdExp(-2 * u))
 }
 
 /// dGELU/dx = σ(2u) + x·σ(2u)(1 − σ(2u))·2u′,  u′ = √(2/π)(1 + 3·0.044715x²).
-@inline(__always)
+@_transparent
 public func simdGELUDerivative(_ x: F16) -> F16 {
     let x2 = x * x
     let u = geluK * x.addingProduct(geluA * x2, x)
