@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# scripts/bench_tokenizer.sh — GPT-2 tokenisation throughput on WikiText's wiki.test.raw, one
-# thread, against Hugging Face `tokenizers` (pip) on the same paragraphs in the same run.
-# Ours: `megatron preprocess-data --workers 1` on the file as plain text (one document per
-# blank-line-separated paragraph), timed from the first document to the files written — so it
-# includes reading, UTF-8 checking and writing the .bin/.idx. Theirs: Tokenizer.encode on each
-# paragraph (RAYON_NUM_THREADS=1), tokenisation only. Needs ../shared/data (or DATA=dir).
+# scripts/bench_tokenizer.sh — tokenisation throughput on WikiText's wiki.test.raw, one thread, for
+# GPT-2 BPE and BERT WordPiece (uncased), each against Hugging Face `tokenizers` (pip) on the same
+# paragraphs in the same run. Ours: `megatron preprocess-data --workers 1` on the file as plain
+# text (one document per blank-line-separated paragraph), timed from the first document to the
+# files written — so it includes reading, UTF-8 checking and writing the .bin/.idx. Theirs:
+# Tokenizer.encode on each paragraph (RAYON_NUM_THREADS=1), tokenisation only. Needs
+# ../shared/data (or DATA=dir).
 #   scripts/bench_tokenizer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,18 +17,34 @@ RAW="$DATA/wikitext/wikitext-raw/wiki.test.raw"
 [ -f "$RAW" ] || { echo "error: $RAW not found (set DATA to a directory holding wikitext/ and tokenizers/)" >&2; exit 1; }
 OUT=runs/bench-tokenizer
 mkdir -p "$OUT"
-ours=$(.build/release/megatron preprocess-data --input "$RAW" --tokenizer-type GPT2BPETokenizer \
-    --vocab-file "$DATA/tokenizers/gpt2/vocab.json" --merge-file "$DATA/tokenizers/gpt2/merges.txt" \
-    --output-prefix "$OUT/wiki" --workers 1)
-echo "$ours"
-mbs=$(echo "$ours" | sed -E 's/.*, ([0-9.]+) MB\/s\).*/\1/')
 python3 -c "import tokenizers" 2>/dev/null || pip install -q tokenizers 2>/dev/null || true
-if python3 -c "import tokenizers" 2>/dev/null; then
-    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" <<'PY'
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), one thread"
+for kind in gpt2 bert; do
+    if [ $kind = gpt2 ]; then
+        files=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/tokenizers/gpt2/vocab.json"
+            --merge-file "$DATA/tokenizers/gpt2/merges.txt")
+    else
+        files=(--tokenizer-type BertWordPieceLowerCase --vocab-file "$DATA/tokenizers/bert-base-uncased/vocab.txt")
+    fi
+    echo "== $kind"
+    ours=$(.build/release/megatron preprocess-data --input "$RAW" "${files[@]}" --output-prefix "$OUT/$kind" \
+        --workers 1 2>/dev/null)
+    echo "$ours"
+    mbs=$(echo "$ours" | sed -E 's/.*, ([0-9.]+) MB\/s\).*/\1/')
+    if ! python3 -c "import tokenizers" 2>/dev/null; then
+        echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
+        continue
+    fi
+    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" <<'PY'
 import re, sys, time
-from tokenizers import ByteLevelBPETokenizer
-raw, data, ours = sys.argv[1], sys.argv[2], float(sys.argv[3])
-tok = ByteLevelBPETokenizer(f"{data}/tokenizers/gpt2/vocab.json", f"{data}/tokenizers/gpt2/merges.txt")
+from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
+raw, data, ours, kind = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+if kind == "gpt2":
+    tok = ByteLevelBPETokenizer(f"{data}/tokenizers/gpt2/vocab.json", f"{data}/tokenizers/gpt2/merges.txt")
+    encode = tok.encode
+else:
+    tok = BertWordPieceTokenizer(f"{data}/tokenizers/bert-base-uncased/vocab.txt", lowercase=True)
+    encode = lambda p: tok.encode(p, add_special_tokens=False)
 text = open(raw, encoding="utf-8").read()
 # The same paragraphs as preprocess-data: runs of non-blank lines.
 paragraphs = [p for p in re.split(r"\n[ \t\r]*\n", text) if p.strip()]
@@ -35,11 +52,9 @@ best = 0.0
 for _ in range(3):
     t = time.perf_counter()
     for p in paragraphs:
-        tok.encode(p)
+        encode(p)
     best = max(best, len(text.encode()) / (time.perf_counter() - t) / 1e6)
 print(f"Hugging Face tokenizers {__import__('tokenizers').__version__}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
 print(f"ours / tokenizers: {ours / best:.2f}x")
 PY
-else
-    echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
-fi
+done
