@@ -5,8 +5,8 @@
 //   lower-case → split on whitespace and around every punctuation character;
 // then WordPiece: each word greedily takes the longest vocabulary entry from the left, later
 // pieces prefixed with "##"; a word with no such split, or over 100 characters, is [UNK].
-// ASCII text takes a byte-level path with the same rules; words are looked up by their UTF-8 bytes
-// (TokenTable), so no candidate piece becomes a String.
+// Pieces of ASCII text between whitespace take a byte-level path with the same rules; words are
+// looked up by their UTF-8 bytes (TokenTable), so no candidate piece becomes a String.
 // `encode` gives the ids of the text alone; [CLS]/[SEP] are added by whoever builds the sample.
 import Foundation
 
@@ -59,40 +59,52 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
     }
 
     /// Calls `body` with the UTF-8 bytes of each word and punctuation mark of `text` after cleaning,
-    /// CJK spacing and (lower case) accent stripping.
+    /// CJK spacing and (lower case) accent stripping. The text is cut at ASCII whitespace (no rule
+    /// looks across it: it ends every word, combining sequence and casing context); an ASCII piece
+    /// takes a byte-level path with the same rules, any other the Unicode path.
     func forEachWord(_ text: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         var word: [UInt8] = []
         word.reserveCapacity(64)
         func flush() {
             if !word.isEmpty { word.withUnsafeBufferPointer(body); word.removeAll(keepingCapacity: true) }
         }
-        if text.allSatisfy({ $0 < 0x80 }) {
-            // The same rules byte by byte: control bytes other than tab, newline and return are
-            // dropped, and NFD leaves ASCII unchanged with no marks to strip.
-            for b in text {
-                switch b {
-                case 9, 10, 13, 32: flush()
-                case 0..<32, 127: continue
-                case 33...47, 58...64, 91...96, 123...126:
-                    flush(); word.append(b); flush()
-                case 65...90 where lowerCase: word.append(b + 32)
-                default: word.append(b)
+        var start = 0
+        while start < text.count {
+            var end = start, ascii = true
+            while end < text.count, !Self.isASCIIWhitespace(text[end]) {
+                ascii = ascii && text[end] < 0x80
+                end += 1
+            }
+            let piece = UnsafeBufferPointer(rebasing: text[start..<end])
+            if ascii {
+                // Control bytes (tab, newline and return excepted) are dropped; NFD leaves ASCII
+                // unchanged, with no marks to strip.
+                for b in piece {
+                    switch b {
+                    case 0..<32, 127: continue
+                    case 33...47, 58...64, 91...96, 123...126:
+                        flush(); word.append(b); flush()
+                    case 65...90 where lowerCase: word.append(b + 32)
+                    default: word.append(b)
+                    }
+                }
+            } else {
+                for s in normalized(String(decoding: piece, as: UTF8.self)).unicodeScalars {
+                    if Self.isWhitespace(s) {
+                        flush()
+                    } else if Self.isPunctuation(s) {
+                        flush(); UTF8.encode(s) { word.append($0) }; flush()
+                    } else {
+                        UTF8.encode(s) { word.append($0) }
+                    }
                 }
             }
             flush()
-            return
+            start = end + 1
         }
-        for s in normalized(String(decoding: text, as: UTF8.self)).unicodeScalars {
-            if Self.isWhitespace(s) {
-                flush()
-            } else if Self.isPunctuation(s) {
-                flush(); UTF8.encode(s) { word.append($0) }; flush()
-            } else {
-                UTF8.encode(s) { word.append($0) }
-            }
-        }
-        flush()
     }
+
+    @inline(__always) static func isASCIIWhitespace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 10 || b == 13 }
 
     /// `text` cleaned, with CJK ideographs spaced and (lower case) NFD without non-spacing marks, lower-cased.
     func normalized(_ text: String) -> String {
