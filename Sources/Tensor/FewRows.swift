@@ -2,8 +2,9 @@
 // per sequence). SGEMM packs its operands for many rows and reads the weight at about half the
 // memory bandwidth when m is 1–8; here each block of 8 weight rows (8·K floats, in L1 for K ≤ 1024)
 // is read from memory once and dotted with every input row, so the product runs at the speed of
-// streaming the weight. Each loop also asks for the memory it will read a few KiB later
-// (megatron_prefetch): the hardware prefetcher alone leaves a core short of the memory bandwidth.
+// streaming the weight. The one-row product also asks for the weight it will read 4 KiB later
+// (megatron_prefetch): the hardware prefetcher alone left a core short of the memory bandwidth
+// (prefetching in the 8-row product and the weighted sum measured slower, so they do not).
 import CBF16
 
 public enum FewRows {

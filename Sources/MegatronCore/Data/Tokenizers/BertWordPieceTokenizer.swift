@@ -30,16 +30,15 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
             String($0).trimmingCharacters(in: .init(charactersIn: "\r"))
         }
         if lines.last == "" { lines.removeLast() }
-        var vocab: [String: Int32] = [:]
-        for (i, t) in lines.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
+        let table = TokenTable(tokens: lines)
         func special(_ t: String) throws -> Int32 {
-            guard let id = vocab[t] else {
+            guard let id = table.id(of: t) else {
                 throw TokenizerError.malformed(
                     path: vocabFile, reason: "no \(t) token (a BERT vocab.txt has [PAD], [UNK], [CLS], [SEP], [MASK])")
             }
             return id
         }
-        self.table = TokenTable(tokens: lines)
+        self.table = table
         self.tokens = lines
         self.vocabSize = lines.count
         self.lowerCase = lowerCase

@@ -65,6 +65,12 @@ struct TokenTable {
         return nil
     }
 
+    /// The id of `token` (its first, if repeated), or nil.
+    func id(of token: String) -> Int32? {
+        var token = token
+        return token.withUTF8 { find($0.reduce(Self.basis, Self.mix), prefix: 0, $0, 0..<$0.count) }
+    }
+
     /// The longest token equal to `word[start..<e]` (after "##" when `continuation`) for an `e` that
     /// ends a UTF-8 character, with that `e`; nil when no such token exists.
     func longestMatch(
