@@ -7,13 +7,19 @@
 # simulator with the measured F, B and W times).
 #   scripts/bench_pipeline.sh            # one measured step after a warm-up step per layout
 #   STEPS=2 scripts/bench_pipeline.sh
+#   LAYOUTS="1f1b-balanced zb-h1-balanced" scripts/bench_pipeline.sh   # p = 1 and just these
+#   BIN=/other/build/megatron OUT=runs/other scripts/bench_pipeline.sh  # another binary (A/B)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
-swift build -c release 2>&1 | grep -E "error|Build complete" || true
-BIN=.build/release/megatron
-OUT=runs/bench_pipeline
+if [[ -z "${BIN:-}" ]]; then
+    swift build -c release 2>&1 | grep -E "error|Build complete" || true
+fi
+BIN=${BIN:-.build/release/megatron}
+OUT=${OUT:-runs/bench_pipeline}
+ALL="1f1b 1f1b-balanced interleaved-v2 interleaved-v2-balanced zb-h1 zb-h1-balanced"
+LAYOUTS=${LAYOUTS:-$ALL}
 STEPS=${STEPS:-1}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
@@ -25,6 +31,7 @@ echo "-- p = 1 ($THREADS threads)"
 "$BIN" benchmark $PP --num-threads "$THREADS" --json "$OUT/p1.json" | grep -E "^step"
 run() {
     local name=$1; shift
+    [[ " $LAYOUTS " == *" $name "* ]] || return 0
     echo "-- p = 2, $name (2 ranks × 1 thread)"
     OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $PP --num-threads 1 --pipeline-model-parallel-size 2 "$@" \
         --json "$OUT/$name.json" | grep -E "^step|^pipeline"
@@ -36,13 +43,13 @@ run interleaved-v2-balanced --num-layers-per-virtual-pipeline-stage 3 --pipeline
 run zb-h1 --pipeline-schedule zb-h1
 run zb-h1-balanced --pipeline-schedule zb-h1 --pipeline-auto-balance true
 echo
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$LAYOUTS" <<'PY'
 import json, sys, os
-out = sys.argv[1]
+out, layouts = sys.argv[1], sys.argv[2].split()
 base = json.load(open(os.path.join(out, "p1.json")))["tokens_per_s"]
 print(f"{'layout':<18} {'tokens/s':>9} {'vs p=1':>7} {'bubble':>7} {'theory':>7}")
 print(f"{'p=1':<18} {base:9.1f} {1:7.2f}")
-for name in ["1f1b", "1f1b-balanced", "interleaved-v2", "interleaved-v2-balanced", "zb-h1", "zb-h1-balanced"]:
+for name in layouts:
     r = json.load(open(os.path.join(out, name + ".json")))
     print(f"{name:<18} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / base:7.2f} {r['bubble_measured']:7.3f} {r['bubble_theory']:7.3f}")
 PY

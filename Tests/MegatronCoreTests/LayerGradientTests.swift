@@ -221,6 +221,42 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(loss(x, e2), loss(x, e))
     }
 
+    /// A zero-bubble F pass computes ∂x at once and leaves the embedding's gradient to the W pass;
+    /// after it runs, both equal the fused backward's bit for bit, over several row chunks.
+    func testVocabCrossEntropyDefersTheEmbeddingGradientExactly() throws {
+        let n = 40, h = 8, v = 13, chunk = 16
+        var rnd = TestRandom(11)
+        let x = rnd.array(n * h), e = rnd.array(v * h)
+        let targets: [Int32] = (0..<n).map { Int32($0 * 7 % v) }
+        // The queue reads x and writes the embedding gradient after the call: buffers that outlive it.
+        func run(deferring: DeferredWeightGradients?) throws -> (loss: Double, dx: [Float], de: [Float]) {
+            let xs = UnsafeMutableBufferPointer<Float>.allocate(capacity: n * h)
+            let de = UnsafeMutableBufferPointer<Float>.allocate(capacity: v * h)
+            defer { xs.deallocate(); de.deallocate() }
+            _ = xs.initialize(from: x)
+            de.initialize(repeating: 0.25)
+            var logits = [Float](repeating: 0, count: chunk * v), stats = [Float](repeating: 0, count: 3 * chunk)
+            var rowLoss = [Double](repeating: 0, count: n), dx = [Float](repeating: 0, count: n * h)
+            let loss = try VocabCrossEntropy.forward(
+                x: xs.baseAddress!, embedding: e, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
+                rows: n, hidden: h, chunkRows: chunk, logits: &logits, rowStats: &stats, rowLoss: &rowLoss,
+                tensorParallel: .single, dx: &dx, dembedding: de.baseAddress!, gradScale: 0.5, deferring: deferring)
+            if let deferring {
+                XCTAssertTrue(de.allSatisfy { $0 == 0.25 }, "the embedding gradient must wait for the W pass")
+                logits = logits.map { _ in .nan }  // the queue must hold its own copy of ∂loss/∂logits
+                deferring.run()
+            }
+            return (loss, dx, Array(de))
+        }
+        let fused = try run(deferring: nil)
+        let queue = DeferredWeightGradients()
+        let deferred = try run(deferring: queue)
+        XCTAssertEqual(deferred.loss, fused.loss)
+        XCTAssertEqual(deferred.dx, fused.dx)
+        XCTAssertEqual(deferred.de, fused.de)
+        XCTAssertEqual(queue.bytes, n * v * 4, "three chunks of ∂loss/∂logits kept")
+    }
+
     func testEmbedding() {
         let s = 4, b = 3, h = 20, vp = 10
         var rnd = TestRandom(6)

@@ -154,6 +154,61 @@ final class PipelineLayoutTests: XCTestCase {
         }
     }
 
+    func testAutomaticBalanceRefinedBySimulatingTheSchedule() throws {
+        // gpt2-124m, m = 8. With the schedule known, the stage totals' split is refined by simulation:
+        // interleaved (v = 2) moves layers from stage 0's first chunk to its second, which the
+        // simulator finds at least 1% shorter (the last chunk's forward carries the head).
+        var gpt2 = StageCosts.transformer(hidden: 768, ffn: 3072, seq: 1024, headFlopsPerToken: 2 * 768 * 50304)
+        gpt2.microbatches = 8
+        func span(_ counts: [Int], p: Int, v: Int, _ costs: StageCosts) throws -> Double {
+            let kind: ScheduleKind = costs.splitsBackward ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+            let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: 8)
+            return try ScheduleSimulator.run(s, transfer: 0) { r, c in
+                let stage = c * p + r, n = Double(counts[stage]), g = costs.layer - costs.attention
+                var x = PassCosts(
+                    forward: n * costs.layer, backward: n * (g + 2 * costs.attention), weight: n * g)
+                if stage == 0 { x.forward += costs.embedding; x.backward += 2 * costs.embedding }
+                if stage == p * v - 1 {
+                    x.forward += (costs.splitsBackward ? 2 : 3) * costs.head
+                    x.weight += costs.splitsBackward ? costs.head : 0
+                }
+                return x
+            }.makespan
+        }
+        let refined = try layout(12, 2, n: 3, { $0.autoBalance = true }, costs: gpt2).layerCounts
+        XCTAssertEqual(refined.reduce(0, +), 12)
+        XCTAssertTrue(refined.allSatisfy { $0 >= 1 }, "\(refined)")
+        let best = try span(refined, p: 2, v: 2, gpt2)
+        XCTAssertLessThan(best, try span([4, 3, 4, 1], p: 2, v: 2, gpt2) * 0.99, "\(refined)")
+        // No single move of a layer between virtual stages shortens it further.
+        for from in 0..<4 where refined[from] > 1 {
+            for to in 0..<4 where to != from {
+                var moved = refined
+                moved[from] -= 1
+                moved[to] += 1
+                XCTAssertGreaterThanOrEqual(try span(moved, p: 2, v: 2, gpt2), best * (1 - 1e-9), "\(moved)")
+            }
+        }
+        // 1F1B and ZB-H1 keep the totals' split, which no single move of a layer shortens.
+        for zeroBubble in [false, true] {
+            var costs = gpt2
+            costs.splitsBackward = zeroBubble
+            let l = try layout(12, 2, { $0.autoBalance = true }, costs: costs)
+            XCTAssertEqual(l.layerCounts, [8, 4], "zero bubble: \(zeroBubble)")
+            let here = try span(l.layerCounts, p: 2, v: 1, costs)
+            for moved in [[7, 5], [9, 3]] {
+                XCTAssertGreaterThanOrEqual(try span(moved, p: 2, v: 1, costs), here, "\(moved)")
+            }
+        }
+        // Without a schedule (validation, conversion) the totals' split stands.
+        XCTAssertEqual(
+            try layout(
+                12, 2, n: 3, { $0.autoBalance = true },
+                costs: StageCosts.transformer(
+                    hidden: 768, ffn: 3072, seq: 1024, headFlopsPerToken: 2 * 768 * 50304)
+            ).layerCounts, [4, 3, 4, 1])
+    }
+
     func testEvenSplitIsUnchanged() throws {
         let even = try PipelineLayout(layers: 8, stages: 2, layersPerVirtualStage: 2)
         XCTAssertEqual(even.layerCounts, [2, 2, 2, 2])

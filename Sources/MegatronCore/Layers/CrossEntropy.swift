@@ -29,6 +29,9 @@ public enum VocabCrossEntropy {
     /// - precision: of the two GEMMs (x and the embedding arrive in it already; the logits' gradient is rounded here)
     /// - bias: this rank's [Vp/t] slice of an output bias added to the logits (BERT's LM head), its
     ///   gradient accumulated into `dbias` when training; nil: no bias (GPT)
+    /// - deferring: a zero-bubble schedule's weight-gradient queue: dx is computed now, while each
+    ///   chunk's ∂loss/∂logits is kept there and its product into `dembedding` waits for the W pass
+    ///   (`x` must stay as it is until the queue runs); the bias gradient is never deferred
     public static func forward(
         x: UnsafePointer<Float>, embedding: UnsafePointer<Float>, vocab: VocabShard,
         targets: UnsafePointer<Int32>, rows n: Int, hidden h: Int, chunkRows C: Int,
@@ -36,7 +39,8 @@ public enum VocabCrossEntropy {
         rowLoss: UnsafeMutablePointer<Double>, tensorParallel tp: TensorParallel,
         dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
         gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
-        precision: Precision = .fp32, bias: UnsafePointer<Float>? = nil, dbias: UnsafeMutablePointer<Float>? = nil
+        precision: Precision = .fp32, bias: UnsafePointer<Float>? = nil, dbias: UnsafeMutablePointer<Float>? = nil,
+        deferring: DeferredWeightGradients? = nil
     ) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
@@ -85,22 +89,42 @@ public enum VocabCrossEntropy {
                     }
                 }
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
-                if v > 0 {
-                    // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
-                    precision.round(logits, count: rows * v)
-                    precision.gemm(m: rows, n: h, k: v, a: logits, lda: v, b: embedding, ldb: h, c: dx + c0 * h, ldc: h)
-                    precision.gemm(
-                        transA: true, m: v, n: h, k: rows, a: logits, lda: v, b: xc, ldb: h, beta: 1, c: dembedding,
-                        ldc: h)
-                } else {
-                    (dx + c0 * h).update(repeating: 0, count: rows * h)
-                }
+                productsBackward(
+                    dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
+                    dembedding: dembedding, precision: precision, deferring: deferring)
             }
             c0 += rows
         }
         var total = 0.0
         for r in 0..<n { total += rowLoss[r] }
         return total
+    }
+
+    /// The LM head's two products for one chunk of `rows` rows, from its ∂loss/∂logits (rounded here
+    /// to the run's format, in place): dx = dlogits·E now, and dE += dlogitsᵀ·x now or, with
+    /// `deferring`, from a kept copy when the queue runs.
+    static func productsBackward(
+        dlogits: UnsafeMutablePointer<Float>, rows: Int, vocab v: Int, hidden h: Int, x: UnsafePointer<Float>,
+        embedding: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dembedding: UnsafeMutablePointer<Float>,
+        precision: Precision, deferring: DeferredWeightGradients?
+    ) {
+        guard v > 0 else {
+            dx.update(repeating: 0, count: rows * h)
+            return
+        }
+        // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
+        precision.round(dlogits, count: rows * v)
+        precision.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, b: embedding, ldb: h, c: dx, ldc: h)
+        func embeddingGradient(_ dlogits: UnsafePointer<Float>) {
+            precision.gemm(
+                transA: true, m: v, n: h, k: rows, a: dlogits, lda: v, b: x, ldb: h, beta: 1, c: dembedding, ldc: h)
+        }
+        if let queue = deferring {
+            let kept = queue.keep(dlogits, count: rows * v)
+            queue.add { embeddingGradient(kept) }
+        } else {
+            embeddingGradient(dlogits)
+        }
     }
 
     /// Single-rank form: all V rows of `embedding` are this rank's (scratch allocated here; for tests

@@ -163,7 +163,9 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// input activation already in `m.residual[0]`, through its layers to `m.residual[last]`;
     /// on the last stage also the final LayerNorm and the LM head + cross entropy, whose backward is
     /// fused in when `gradScale` is given (training), leaving ∂loss/∂LN_f(x) in `m.headGradient` for
-    /// `backward`. Returns the summed token loss on the last stage, nil elsewhere.
+    /// `backward` (in a zero-bubble F pass, `ctx.deferWeightGradients`, the LM head's weight
+    /// gradient waits in the set's queue for the W pass). Returns the summed token loss on the last
+    /// stage, nil elsewhere.
     @discardableResult
     public func forward(_ m: TransformerActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
         let c = config, tp = tensorParallel, n = m.rows, h = c.hiddenSize, shared = stack
@@ -181,7 +183,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
                 dx: gradScale == nil ? nil : m.headGradient,
                 dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1,
-                precision: precision)
+                precision: precision, deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
         }
     }
 

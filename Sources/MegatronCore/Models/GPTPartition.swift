@@ -43,7 +43,8 @@ extension ModelPartition where Chunk == GPTModel {
             c,
             costs: .transformer(
                 hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
-                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)))
+                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)
+            ).scheduled(c, dataParallel: parallel.layout.data))
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
             GPTModel(
                 config: gpt, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,

@@ -121,7 +121,9 @@ extension ModelChunk {
 public struct PassContext: Sendable {
     public let iteration: Int, microbatch: Int, training: Bool
     /// A zero-bubble B pass: the transformer layers' weight gradients are left in the activation
-    /// set's `deferredWeightGradients` for a later W pass instead of being computed now.
+    /// set's `deferredWeightGradients` for a later W pass instead of being computed now. In an F pass
+    /// on the last stage (GPT), the same for the LM head's weight gradient, whose backward runs
+    /// fused with the loss.
     public var deferWeightGradients = false
     public init(iteration: Int, microbatch: Int, training: Bool) {
         self.iteration = iteration; self.microbatch = microbatch; self.training = training

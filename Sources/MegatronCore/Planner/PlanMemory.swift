@@ -85,6 +85,10 @@ public struct PlanMemory: Sendable {
                 // Kept output gradients of the four linear layers per layer (DeferredWeightGradients).
                 let h = Double(model.hidden), f = Double(model.ffn), t = Double(l.tensor)
                 perSet += 4 * n * Double(layers) * (3 * h / t + h + f / t + h)
+                // On the last stage also the LM head's ∂loss/∂logits, n × V/t, kept for its W.
+                if stage == l.pipeline - 1 && c == chunkLayers.count - 1 {
+                    perSet += 4 * n * (Double(model.vocab) / t).rounded(.up)
+                }
             }
             m.activations += Double(sets[c]) * perSet
         }

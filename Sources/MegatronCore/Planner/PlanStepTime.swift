@@ -92,7 +92,8 @@ struct StepTimeModel {
     }
 
     /// The LM head and cross entropy of one micro-batch on the last stage (this trainer runs its
-    /// backward inside the forward), and the embedding on the first.
+    /// backward inside the forward; a zero-bubble schedule's W pass takes its weight gradient), and
+    /// the embedding on the first.
     func head() -> ChunkTimes {
         let t = layout.tensor, n = model.seq * layout.microBatch, h = model.hidden
         let vL = model.paddedVocab(tensor: t) / t
@@ -100,7 +101,8 @@ struct StepTimeModel {
         let rows = megatronLM ? n : VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab)
         let chunks = Double((n + rows - 1) / rows)
         let forward = chunks * gemm(rows, vL, h, transB: true)
-        let backward = chunks * (gemm(rows, h, vL) + gemm(vL, h, rows, transA: true))
+        let inputGradient = chunks * gemm(rows, h, vL), weightGradient = chunks * gemm(vL, h, rows, transA: true)
+        let backward = inputGradient + weightGradient
         // Softmax statistics, loss and the logits' gradient: ≈ 3 passes over the logits.
         let softmax = (megatronLM ? 2.0 : 4.0) * 3 * Double(n * vL) / profile.bandwidth(threads: threads)
         var comm = 0.0
@@ -108,6 +110,10 @@ struct StepTimeModel {
         if megatronLM {
             x.forward = forward + softmax / 3
             x.backward = backward + 2 * softmax / 3 + comm
+        } else if layout.zeroBubble {
+            // The weight gradient waits for the W pass (PipelineExecutor).
+            x.forward = forward + inputGradient + softmax + comm
+            x.weight = weightGradient
         } else {
             x.forward = forward + backward + softmax + comm
         }

@@ -129,7 +129,8 @@ extension ModelPartition where Chunk == BertModel {
             c,
             costs: .transformer(
                 hidden: t.hiddenSize, ffn: t.ffnHiddenSize, seq: t.seqLength,
-                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))))
+                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))
+            ).scheduled(c, dataParallel: parallel.layout.data))
         return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
             BertModel(
                 config: bert, microBatch: c.microBatchSize * task.group, threads: threads, tensorParallel: tp,

@@ -15,6 +15,9 @@
 // Zero-bubble schedules: a B action runs the backward with the transformer layers' weight gradients
 // deferred into the activation set (DeferredWeightGradients), its W action runs them; the set is
 // released after W. A B directly followed by its W with no send between (the first stage) runs fused.
+// On the last stage the F action runs the LM head's backward with the loss; its weight gradient is
+// deferred the same way (the kept ∂loss/∂logits cost s·b·V/t floats per set), so that F is no
+// heavier than the others' by a GEMM that only the optimizer needs.
 // The executor knows a model only as ModelChunk: its stage plan and its activation sets' boundaries.
 import Distributed
 import Foundation
@@ -56,6 +59,14 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         active = chunks.map { _ in [:] }
     }
 
+    /// Whether the backward and weight pass of (chunk, micro-batch) directly follow the forward at
+    /// `index`. A last stage's F also runs the LM head's backward; its weight gradient waits for W
+    /// unless W comes at once.
+    private func runsAtOnce(_ actions: [PipelineAction], after index: Int, _ c: Int, _ k: Int) -> Bool {
+        index + 2 < actions.count && actions[index + 1] == .backward(chunk: c, microbatch: k)
+            && actions[index + 2] == .weightGradient(chunk: c, microbatch: k)
+    }
+
     /// Every activation set of chunk `c`'s pool.
     public func activationSets(chunk c: Int) -> [Activations] { free[c] + active[c].values }
 
@@ -95,7 +106,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
             case .forward(let c, let k):
                 let slot = active[c][k] ?? acquire(c, k, fill: fill)
                 let t0 = MPIRuntime.wallTime
-                let ctx = PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil)
+                var ctx = PassContext(iteration: iteration, microbatch: microbatchIndex(k), training: gradScale != nil)
+                ctx.deferWeightGradients = split && gradScale != nil && !runsAtOnce(actions, after: index, c, k)
                 if let l = try chunks[c].forward(slot, ctx, gradScale: gradScale) {
                     loss += l
                     collect?(k, slot)

@@ -7,7 +7,8 @@
 //   on virtual stage p·v − 1.
 // The split is even (k = L/(p·v) each) unless one of Megatron core's uneven keys asks otherwise
 // (PipelineSplit): decoder_first/last_pipeline_num_layers, account_for_embedding/loss_in_pipeline_split,
-// or our pipeline_auto_balance, which places layers by their modelled cost (StageCosts).
+// or our pipeline_auto_balance, which places layers by their modelled cost (StageCosts) and refines
+// the split by simulating the schedule (PipelineBalance).
 // Checkpoints name layers by their global index, so a checkpoint loads under any split.
 
 /// What one model chunk holds: some of the transformer layers (by global index), and on the first
@@ -44,6 +45,13 @@ public struct PipelineSplit: Sendable, Equatable {
 /// Modelled cost of one micro-batch's forward + backward, in any one unit, for automatic balance.
 public struct StageCosts: Sendable, Equatable {
     public let layer: Double, embedding: Double, head: Double
+    /// Of `layer`, the attention core's part (it has no weight gradient).
+    public var attention = 0.0
+    /// The schedule the split is for, when known: micro-batches per iteration and whether W runs
+    /// apart (zero bubble). With it the balanced split is refined by simulation (PipelineBalance).
+    public var microbatches: Int? = nil
+    public var splitsBackward = false
+
     public init(layer: Double, embedding: Double, head: Double) {
         self.layer = layer; self.embedding = embedding; self.head = head
     }
@@ -53,8 +61,20 @@ public struct StageCosts: Sendable, Equatable {
     /// as 8h, it is memory-bound); a head of `headFlopsPerToken`.
     public static func transformer(hidden h: Int, ffn: Int, seq s: Int, headFlopsPerToken: Double) -> StageCosts {
         let h = Double(h)
-        return StageCosts(
+        var costs = StageCosts(
             layer: 8 * h * h + 4 * h * Double(ffn) + 4 * Double(s) * h, embedding: 8 * h, head: headFlopsPerToken)
+        costs.attention = 4 * Double(s) * h
+        return costs
+    }
+
+    /// These costs for a training run of `c` with d data-parallel replicas (its schedule and m).
+    public func scheduled(_ c: TrainingConfig, dataParallel d: Int) -> StageCosts {
+        var costs = self
+        if let gbs = c.globalBatchSize, c.microBatchSize > 0, d > 0 {
+            costs.microbatches = gbs / (c.microBatchSize * d)
+        }
+        costs.splitsBackward = c.pipelineSchedule == .zeroBubbleH1
+        return costs
     }
 }
 
@@ -275,7 +295,8 @@ public struct PipelineLayout: Sendable, Equatable {
     /// pipeline_auto_balance: each stage's layers by `balanced` (at least one per chunk); with v
     /// chunks per stage (v = L/(p·n) for num_layers_per_virtual_pipeline_stage n, then the average),
     /// each stage's layers split again over its chunks so no chunk costs more than it must (the
-    /// embedding is on stage 0's first chunk, the head on stage p − 1's last).
+    /// embedding is on stage 0's first chunk, the head on stage p − 1's last); then, when the costs
+    /// name the schedule, refined by simulating it (PipelineBalance.swift).
     private static func autoBalanced(layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ costs: StageCosts?)
         throws -> (Int, [Int])
     {
@@ -307,7 +328,7 @@ public struct PipelineLayout: Sendable, Equatable {
             let perChunk = balanced(layers: perStage[r], fixedCosts: chunkFixed, layerCost: costs.layer, minimum: 1)
             for c in 0..<v { counts[c * p + r] = perChunk[c] }
         }
-        return (v, counts)
+        return (v, refined(counts, stages: p, chunks: v, costs: costs))
     }
 
     /// The contiguous split of L layers into stages with the least maximum stage cost, where stage
