@@ -18,12 +18,19 @@ struct Benchmark: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Config overrides: --micro-batch-size 4 …") var overrides: [String] = []
 
     func run() throws {
+        var dropped: [String] = []
         let start = Startup.begin(configPath: config, flags: overrides + ["--eval-iters", "0"]) { cfg in
+            dropped = Self.unusedKeys(cfg)
             cfg.save = nil; cfg.load = nil; cfg.metricsFile = nil; cfg.traceDir = nil
         }
         let (cfg, runtime, blasNote, threads) = (start.config, start.runtime, start.blasNote, start.threads)
         let world = runtime.world
         let out = RankLog(enabled: world.rank == 0)
+        if !dropped.isEmpty {
+            out(
+                "benchmark: not used here: \(dropped.joined(separator: ", ")) (a benchmark saves, loads and writes "
+                    + "nothing; `megatron train` does)")
+        }
         do {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
@@ -40,6 +47,14 @@ struct Benchmark: ParsableCommand {
             }
         } catch { CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank) }
         runtime.finalize()
+    }
+
+    /// The keys of `cfg` a benchmark does not honour, by name, when set.
+    static func unusedKeys(_ cfg: TrainingConfig) -> [String] {
+        [
+            ("save", cfg.save != nil), ("load", cfg.load != nil), ("metrics_file", cfg.metricsFile != nil),
+            ("trace_dir", cfg.traceDir != nil),
+        ].filter(\.1).map(\.0)
     }
 
     /// The GEMM rates, then the timed steps of `trainer` and where their time goes.

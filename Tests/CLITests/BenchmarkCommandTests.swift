@@ -1,0 +1,49 @@
+// BenchmarkCommandTests.swift — `megatron benchmark` (scripts/bench*.sh build on it) runs a tiny
+// GPT on one rank and on a p = 2 pipeline under `mpirun`: it prints the step line, writes its JSON
+// with the pipeline's bubble beside its theory, and names the keys it does not honour (save, load,
+// metrics_file, trace_dir) instead of dropping them silently. Speed itself is never checked here.
+import Foundation
+import TestSupport
+import XCTest
+
+final class BenchmarkCommandTests: XCTestCase {
+    func testOneRankStepLineAndIgnoredKeysNamed() throws {
+        let dir = CLI.scratch("benchmark")
+        let r = try CLI.run(
+            [
+                "benchmark", "--config", CLI.config("gpt2-tiny.json"), "--steps", "1", "--num-threads", "1",
+                "--trace-dir", "traces", "--json", "one.json",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("benchmark: not used here: trace_dir"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("tokens/s"), r.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("traces").path))
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("one.json")))
+                as? [String: Any])
+        XCTAssertGreaterThan(try XCTUnwrap(json["tokens_per_s"] as? Double), 0)
+        XCTAssertEqual(json["world"] as? Int, 1)
+    }
+
+    func testPipelineReportsItsBubbleAndSplit() throws {
+        let dir = CLI.scratch("benchmark-pp")
+        let r = try CLI.mpirun(
+            ranks: 2,
+            [
+                "benchmark", "--config", CLI.config("gpt2-tiny.json"), "--steps", "1", "--num-threads", "1",
+                "--num-layers", "8", "--micro-batch-size", "2", "--pipeline-model-parallel-size", "2",
+                "--pipeline-schedule", "zb-h1", "--pipeline-auto-balance", "true", "--json", "pp.json",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("pipeline zb-h1 p = 2, v = 1"), r.stdout)
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("pp.json")))
+                as? [String: Any])
+        let measured = try XCTUnwrap(json["bubble_measured"] as? Double)
+        let theory = try XCTUnwrap(json["bubble_theory"] as? Double)
+        XCTAssertTrue(measured >= 0 && theory >= 0 && theory < 1, "bubble \(measured), theory \(theory)")
+        let layers = try XCTUnwrap(json["stage_layers"] as? [Int])
+        XCTAssertEqual(layers.count, 2)
+        XCTAssertEqual(layers.reduce(0, +), 8)
+    }
+}
