@@ -191,6 +191,13 @@ struct Benchmark: ParsableCommand {
             json["schedule"] = s.kind.rawValue
             if let line = trainer.partition.pipelineDescription { out(line) }
             json["stage_layers"] = trainer.partition.layout.stageLayerCounts
+            json["virtual_stage_layers"] = trainer.partition.layout.layerCounts
+            if let m = trainer.partition.balanceCosts {
+                json["balance_costs_s"] = [
+                    "layer": m.layer, "attention": m.attention, "head": m.head, "embedding": m.embedding,
+                    "probe": m.probeSeconds,
+                ]
+            }
             json["stages"] = s.stages; json["chunks"] = s.chunks; json["microbatches"] = s.microbatches
         }
         if let buckets = trainer.partition.buckets {

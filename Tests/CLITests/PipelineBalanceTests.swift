@@ -5,7 +5,7 @@
 // and 8, with t = 2, and with d = 2 plus the distributed optimizer; ZB-H1 equals 1F1B bit for
 // bit, for GPT and for BERT in both LayerNorm arrangements. A checkpoint saved under one split
 // resumes bitwise under it and within 1e-5 under another. The start-up log names the schedule and
-// the layers per stage; the log line and metrics give ZB-H1's measured bubble beside its
+// the layers per stage (and the automatic balance's measured costs); the log line and metrics give ZB-H1's measured bubble beside its
 // simulated theory, and its traces show B and W apart.
 import Foundation
 import TestSupport
@@ -84,6 +84,44 @@ final class PipelineBalanceTests: XCTestCase {
         // W passes accumulate in 1F1B's micro-batch order: the same losses bit for bit.
         XCTAssertEqual(byName["zb-p2-4"], byName["1f1b-p2-4"], "ZB-H1 must be bitwise 1F1B")
         XCTAssertEqual(byName["zb-p2-4"]?.count, Self.iterations)
+    }
+
+    /// pipeline_balance_costs: measured (the default) times a one-layer probe on every rank and logs
+    /// what it found; flops places the layers by the model alone (no probe, no note). GPT and BERT
+    /// (whose probe masks mask_prob of its positions) both train on the measured split.
+    func testAutomaticBalanceMeasuresItsCostsOrUsesTheFlopModel() throws {
+        let dir = CLI.scratch("ppmeasured")
+        let auto = [
+            "--pipeline-model-parallel-size", "2", "--pipeline-auto-balance", "true", "--train-iters", "2",
+            "--eval-iters", "0", "--num-threads", "1", "--micro-batch-size", "2",
+        ]
+        let figure = #"([0-9.]+) (ms|s)"#
+        let pattern = try NSRegularExpression(
+            pattern: "balanced on measured costs per micro-batch: layer " + figure + #" \(attention "# + figure
+                + #"\), head "# + figure + ", embedding " + figure + "; probe " + figure)
+        for model in ["gpt2-tiny.json", "bert-tiny.json"] {
+            let r = try CLI.mpirun(ranks: 2, ["train", "--config", CLI.config(model)] + auto, in: dir)
+            XCTAssertEqual(r.code, 0, "\(model): \(r.stderr)")
+            let match = try XCTUnwrap(
+                pattern.firstMatch(in: r.stdout, range: NSRange(r.stdout.startIndex..., in: r.stdout)),
+                "\(model): no measured costs in\n\(r.stdout)")
+            let seconds = (0..<5).map { i -> Double in
+                let value = Double((r.stdout as NSString).substring(with: match.range(at: 2 * i + 1)))!
+                return (r.stdout as NSString).substring(with: match.range(at: 2 * i + 2)) == "ms" ? value / 1e3 : value
+            }
+            let (layer, attention, head, embedding, probe) = (
+                seconds[0], seconds[1], seconds[2], seconds[3], seconds[4]
+            )
+            XCTAssertTrue(layer > 0 && head > 0 && attention > 0 && attention <= layer, "\(model): \(seconds)")
+            XCTAssertTrue(embedding >= 0 && probe >= layer + head + embedding, "\(model): \(seconds)")
+        }
+        let flops = try CLI.mpirun(
+            ranks: 2,
+            ["train", "--config", CLI.config("gpt2-tiny.json"), "--pipeline-balance-costs", "flops"] + auto, in: dir)
+        XCTAssertEqual(flops.code, 0, flops.stderr)
+        XCTAssertTrue(
+            flops.stdout.contains(" > pipeline: 1f1b schedule, 2 stages; layers per stage 2, 2\n"), flops.stdout)
+        XCTAssertFalse(flops.stdout.contains("measured costs"), flops.stdout)
     }
 
     func testZeroBubbleIsBitwiseOneFOneBForBertInBothArrangements() throws {

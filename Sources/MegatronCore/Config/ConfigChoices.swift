@@ -41,3 +41,9 @@ public enum PipelineScheduleChoice: String, Sendable, CaseIterable {
     case oneFOneB = "1f1b"
     case zeroBubbleH1 = "zb-h1"
 }
+
+/// `pipeline_balance_costs`: what pipeline_auto_balance weighs layers, the embedding and the head
+/// by — their times measured on this machine at the run's shapes (StageCostProbe), or their FLOPs.
+public enum PipelineBalanceCosts: String, Sendable, CaseIterable {
+    case measured, flops
+}

@@ -151,7 +151,14 @@ public enum ConfigKeys {
             name: "pipeline_auto_balance", field: .bool(\.pipelineAutoBalance),
             help:
                 "place layers so the costliest stage (then chunk) is as cheap as possible, from each layer's, the "
-                + "embedding's and the head's modelled FLOPs; with virtual stages the chunk size is an average (false)"
+                + "embedding's and the head's cost (pipeline_balance_costs); with virtual stages the chunk size is an "
+                + "average (false)"
+        ),
+        ConfigKey(
+            name: "pipeline_balance_costs", field: .choice(\.pipelineBalanceCosts),
+            help:
+                "what pipeline_auto_balance weighs: measured (times of one micro-batch through a one-layer probe "
+                + "at the run's shapes, taken at start-up) or flops (modelled, the same on every machine) (measured)"
         ),
         ConfigKey(
             name: "pipeline_schedule", field: .choice(\.pipelineSchedule),

@@ -33,6 +33,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var accountForEmbeddingInPipelineSplit: Bool = false
     public var accountForLossInPipelineSplit: Bool = false
     public var pipelineAutoBalance: Bool = false
+    public var pipelineBalanceCosts: PipelineBalanceCosts = .measured
     public var pipelineSchedule: PipelineScheduleChoice = .oneFOneB
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
@@ -163,7 +164,7 @@ extension TrainingConfig {
     public static let pipelineSplitFlags: Set<String> = [
         "--num-layers-per-virtual-pipeline-stage", "--decoder-first-pipeline-num-layers",
         "--decoder-last-pipeline-num-layers", "--account-for-embedding-in-pipeline-split",
-        "--account-for-loss-in-pipeline-split", "--pipeline-auto-balance",
+        "--account-for-loss-in-pipeline-split", "--pipeline-auto-balance", "--pipeline-balance-costs",
     ]
 
     /// Forgets the pipeline layout of the run that wrote a stored config (evaluation and generation

@@ -39,16 +39,19 @@ extension ModelPartition where Chunk == GPTModel {
         let gpt = GPTConfig(training: c, vocabSize: vocabSize)
         let tp = TensorParallel(
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
-        let layout = try PipelineLayout(
-            c,
-            costs: .transformer(
-                hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
-                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)
-            ).scheduled(c, dataParallel: parallel.layout.data))
-        return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
+        let makeChunk = { (plan: StagePlan) in
             GPTModel(
                 config: gpt, microBatch: c.microBatchSize, threads: threads, tensorParallel: tp, stage: plan,
                 recompute: options.training ? c.recomputePlan(layers: plan.layers.count) : nil, precision: c.precision)
         }
+        let (layout, measured) = try layout(
+            c, parallel: parallel, training: options.training,
+            modelled: .transformer(
+                hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
+                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)),
+            makeChunk: makeChunk)
+        let partition = try ModelPartition(parallel: parallel, layout: layout, options: options, makeChunk: makeChunk)
+        partition.balanceCosts = measured
+        return partition
     }
 }

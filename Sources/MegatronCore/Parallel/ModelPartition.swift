@@ -22,6 +22,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
     let rampSchedules: [Int: PipelineSchedule]
     /// With data parallelism or the distributed optimizer (training only): the bucketed gradient reduction.
     public let buckets: GradientBuckets?
+    /// The measured costs pipeline_auto_balance placed the layers by, when it measured them.
+    public internal(set) var balanceCosts: StageCostProbe.Measurement? = nil
 
     /// What the partition is for: micro-batches per iteration, whether it trains (backward
     /// schedules and gradient buckets) and how (bucket size, distributed optimizer, scatter/gather).
@@ -37,6 +39,20 @@ public final class ModelPartition<Chunk: ModelChunk> {
         /// Train with the zero-bubble ZB-H1 schedule instead of 1F1B (v = 1).
         public var zeroBubble = false
         public init(microbatches: Int, training: Bool) { self.microbatches = microbatches; self.training = training }
+    }
+
+    /// The layout of a validated config for this grid; under pipeline_auto_balance its costs are
+    /// `modelled`, or (training, pipeline_balance_costs measured) measured by a probe chunk that
+    /// `makeChunk` builds and `prepare` fills (StageCostProbe).
+    static func layout(
+        _ c: TrainingConfig, parallel: ParallelState, training: Bool, modelled: StageCosts,
+        makeChunk: (StagePlan) -> Chunk, prepare: (Chunk.Activations) -> Void = { _ in }
+    ) throws -> (PipelineLayout, StageCostProbe.Measurement?) {
+        let d = parallel.layout.data
+        guard c.pipelineAutoBalance, c.pipelineModelParallelSize > 1, training, c.pipelineBalanceCosts == .measured
+        else { return (try PipelineLayout(c, costs: modelled.scheduled(c, dataParallel: d)), nil) }
+        let measured = try StageCostProbe.measure(parallel: parallel, makeChunk: makeChunk, prepare: prepare)
+        return (try PipelineLayout(c, costs: measured.costs(c, dataParallel: d)), measured)
     }
 
     /// `makeChunk(plan)` builds one chunk of this rank's stage.
@@ -88,6 +104,7 @@ public final class ModelPartition<Chunk: ModelChunk> {
         if layout.chunks > 1 {
             line += " (per virtual stage " + layout.layerCounts.map(String.init).joined(separator: ", ") + ")"
         }
+        if let balanceCosts { line += "; " + balanceCosts.description }
         return line
     }
 

@@ -125,18 +125,27 @@ extension ModelPartition where Chunk == BertModel {
             group: parallel.layout.tensor > 1 ? parallel.tensor : nil, sequenceParallel: c.sequenceParallel)
         // The masked-LM head runs on the masked rows only (and the binary head on one row per sequence).
         let t = bert.transformer, h = Double(t.hiddenSize)
-        let layout = try PipelineLayout(
-            c,
-            costs: .transformer(
-                hidden: t.hiddenSize, ffn: t.ffnHiddenSize, seq: t.seqLength,
-                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))
-            ).scheduled(c, dataParallel: parallel.layout.data))
-        return try ModelPartition(parallel: parallel, layout: layout, options: options) { plan in
+        let makeChunk = { (plan: StagePlan) in
             BertModel(
                 config: bert, microBatch: c.microBatchSize * task.group, threads: threads, tensorParallel: tp,
                 stage: plan,
                 recompute: options.training ? c.recomputePlan(layers: plan.layers.count) : nil, precision: c.precision)
         }
+        let (layout, measured) = try layout(
+            c, parallel: parallel, training: options.training,
+            modelled: .transformer(
+                hidden: t.hiddenSize, ffn: t.ffnHiddenSize, seq: t.seqLength,
+                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))),
+            makeChunk: makeChunk,
+            prepare: { acts in  // mask_prob of the positions, spread evenly, as the data would
+                for r in 0..<acts.core.rows {
+                    let masked = (Double(r + 1) * c.maskProb).rounded(.down) > (Double(r) * c.maskProb).rounded(.down)
+                    acts.labels.base[r] = masked ? 0 : -1
+                }
+            })
+        let partition = try ModelPartition(parallel: parallel, layout: layout, options: options, makeChunk: makeChunk)
+        partition.balanceCosts = measured
+        return partition
     }
 }
 

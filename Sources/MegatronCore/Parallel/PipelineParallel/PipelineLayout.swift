@@ -7,8 +7,8 @@
 //   on virtual stage p·v − 1.
 // The split is even (k = L/(p·v) each) unless one of Megatron core's uneven keys asks otherwise
 // (PipelineSplit): decoder_first/last_pipeline_num_layers, account_for_embedding/loss_in_pipeline_split,
-// or our pipeline_auto_balance, which places layers by their modelled cost (StageCosts) and refines
-// the split by simulating the schedule (PipelineBalance).
+// or our pipeline_auto_balance, which places layers by their cost (StageCosts: measured by
+// StageCostProbe, or modelled FLOPs) and refines the split by simulating the schedule (PipelineBalance).
 // Checkpoints name layers by their global index, so a checkpoint loads under any split.
 
 /// What one model chunk holds: some of the transformer layers (by global index), and on the first
@@ -42,7 +42,8 @@ public struct PipelineSplit: Sendable, Equatable {
     public var isEven: Bool { self == PipelineSplit() }
 }
 
-/// Modelled cost of one micro-batch's forward + backward, in any one unit, for automatic balance.
+/// Cost of one pass of one micro-batch (a third of forward + backward), in any one unit, for
+/// automatic balance: modelled FLOPs (`transformer`) or measured seconds (StageCostProbe).
 public struct StageCosts: Sendable, Equatable {
     public let layer: Double, embedding: Double, head: Double
     /// Of `layer`, the attention core's part (it has no weight gradient).

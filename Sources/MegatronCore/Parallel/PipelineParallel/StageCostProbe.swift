@@ -1,0 +1,76 @@
+// StageCostProbe.swift — pipeline_auto_balance's costs measured on this machine
+// (pipeline_balance_costs "measured", the default). Before the model is built, every rank builds a
+// chunk of one transformer layer that also holds the embedding and the head, with the run's shapes,
+// tensor slice, recomputation, precision and threads, and runs one micro-batch's training forward
+// and backward through it twice (the first warms the buffers). The second is split by
+// phase (PhaseTimer): the embedding, the head (with its loss), the attention core, and the rest of
+// the wall time as the layer's. World rank 0's figures are broadcast, so every rank derives the
+// same split from the same numbers. The FLOP model (pipeline_balance_costs "flops") says the head of
+// gpt2-124m weighs 4.5 layers; what it really costs depends on the machine, the precision and t.
+import Dispatch
+import Distributed
+import Tensor
+
+public enum StageCostProbe {
+    /// Seconds of one micro-batch's forward + backward, the probe's own wall time included.
+    public struct Measurement: Sendable, Equatable {
+        public var layer = 0.0, attention = 0.0, embedding = 0.0, head = 0.0
+        public var probeSeconds = 0.0
+
+        /// As StageCosts counts (one pass: a third of forward + backward), with the schedule of `c`.
+        public func costs(_ c: TrainingConfig, dataParallel d: Int) -> StageCosts {
+            var costs = StageCosts(layer: layer / 3, embedding: embedding / 3, head: head / 3)
+            costs.attention = attention / 3
+            return costs.scheduled(c, dataParallel: d)
+        }
+
+        /// For the start-up log.
+        public var description: String {
+            func f(_ x: Double) -> String { x < 0.1 ? String(format: "%.1f ms", x * 1e3) : String(format: "%.2f s", x) }
+            return "balanced on measured costs per micro-batch: layer \(f(layer)) (attention \(f(attention))), "
+                + "head \(f(head)), embedding \(f(embedding)); probe \(f(probeSeconds))"
+        }
+    }
+
+    /// Times a one-layer chunk made by `makeChunk` (with the embedding and the head) on every rank
+    /// at once (tensor groups run their collectives as in training); `prepare` fills the probe's
+    /// micro-batch where zeros would not cost what data does (BERT's masked positions).
+    public static func measure<Chunk: ModelChunk>(
+        parallel: ParallelState, makeChunk: (StagePlan) -> Chunk, prepare: (Chunk.Activations) -> Void = { _ in }
+    ) throws -> Measurement {
+        let start = seconds()
+        let chunk = makeChunk(StagePlan(layers: [0], hasEmbedding: true, hasHead: true))
+        let acts = chunk.makeActivations()
+        prepare(acts)
+        let timer = PhaseTimer()
+        var wall = 0.0
+        for pass in 0..<2 {
+            if pass == 1 { chunk.timer = timer }
+            let t0 = seconds()
+            let ctx = PassContext(iteration: 0, microbatch: pass, training: true)
+            _ = try chunk.forward(acts, ctx, gradScale: 1)
+            try chunk.backward(acts, ctx)
+            if pass > 0 { wall += seconds() - t0 }
+        }
+        var m = Measurement()
+        for (name, seconds) in timer.seconds {
+            if name.contains("head") {
+                m.head += seconds
+            } else if name.hasSuffix("embedding") {
+                m.embedding += seconds
+            } else if name.hasSuffix("attention core") {
+                m.attention += seconds
+            }
+        }
+        m.layer = max(wall - m.head - m.embedding, m.attention)
+        var figures: [Float] = [m.layer, m.attention, m.embedding, m.head].map { Float($0) }
+        try parallel.world.broadcast(&figures, count: figures.count, root: 0)
+        (m.layer, m.attention, m.embedding, m.head) = (
+            Double(figures[0]), Double(figures[1]), Double(figures[2]), Double(figures[3])
+        )
+        m.probeSeconds = seconds() - start
+        return m
+    }
+
+    private static func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+}
