@@ -24,7 +24,9 @@ extension BertModel {
         guard config.task == .pretraining else {
             return timer.measure("task head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
-        var loss = try timer.measure("masked-LM head (fwd+bwd)") { try maskedLMHead(m, mem, gradScale: gradScale) }
+        var loss = try timer.measure("masked-LM head (fwd+bwd)") {
+            try maskedLMHead(m, mem, gradScale: gradScale, deferring: ctx.deferWeightGradients)
+        }
         if config.binaryHead {
             loss += timer.measure("sentence-order head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
@@ -32,7 +34,11 @@ extension BertModel {
     }
 
     /// The masked-LM head on the rows whose label is ≥ 0. Returns Σ CE / k (0 when nothing is masked).
-    func maskedLMHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?) throws -> Double {
+    /// `deferring` (a zero-bubble F pass): the output layer's weight gradient waits in the set's queue
+    /// for the W pass, reading Y, which therefore stays in `mem.norm` until then.
+    func maskedLMHead(_ m: BertActivations, _ mem: BertHeadMemory, gradScale: Float?, deferring: Bool = false) throws
+        -> Double
+    {
         let core = m.core, c = config.transformer, h = c.hiddenSize, n = core.rows, pr = precision
         guard let wd = slots.lmDenseWeight, let bd = slots.lmDenseBias, let lw = slots.lmNormWeight,
             let lb = slots.lmNormBias, let ob = slots.outputBias, let out = slots.outputLayer
@@ -62,7 +68,8 @@ extension BertModel {
             rowStats: core.rowStats, rowLoss: mem.rowLoss, tensorParallel: tensorParallel,
             dx: scale == nil ? nil : mem.dNorm, dembedding: scale == nil ? nil : grads.pointer(out),
             gradScale: scale ?? 1, targetIsArgmax: scale == nil ? mem.argmax : nil, precision: pr,
-            bias: weights.pointer(ob), dbias: scale == nil ? nil : grads.pointer(ob))
+            bias: weights.pointer(ob), dbias: scale == nil ? nil : grads.pointer(ob),
+            deferring: deferring && scale != nil ? core.deferredWeightGradients : nil)
         m.lmLossSum = sum
         guard scale != nil else {
             m.lmCorrect = (0..<k).reduce(0) { $0 + (mem.argmax[$1] ? 1 : 0) }
@@ -71,12 +78,14 @@ extension BertModel {
         // ∂loss/∂Y is partial per tensor rank (vocabulary slices): sum it, then the replicated layers.
         try tensorParallel.copyToTensorModelParallelRegionBackward(mem.dNorm, count: k * h)
         // dG = LN backward (accumulates: start from 0); D is still needed by GELU backward, so dG
-        // goes into the norm buffer (Y is no longer needed) and dD into the GELU buffer.
-        mem.norm.update(repeating: 0, count: k * h)
+        // goes into the core's scratch tmpH2 (free between the layers' backward passes; Y in the norm
+        // buffer may still be read by a deferred product) and dD into the GELU buffer.
+        let dG = core.tmpH2
+        dG.update(repeating: 0, count: k * h)
         LayerNorm.backward(
-            dy: mem.dNorm, x: mem.gelu, weight: weights.pointer(lw), mean: mem.mean, rstd: mem.rstd, dx: mem.norm,
+            dy: mem.dNorm, x: mem.gelu, weight: weights.pointer(lw), mean: mem.mean, rstd: mem.rstd, dx: dG,
             dweight: grads.pointer(lw), dbias: grads.pointer(lb), rows: k, width: h)
-        GELU.backward(dy: mem.norm, x: mem.dense, dx: mem.gelu, count: k * h)
+        GELU.backward(dy: dG, x: mem.dense, dx: mem.gelu, count: k * h)
         pr.round(mem.gelu, count: k * h)
         // dX into the dNorm buffer (free now), then scattered into ∂loss/∂y.
         Linear.backward(

@@ -7,8 +7,7 @@
 // 2, 3, 6, 1, whose measured bubble was 0.101 against 0.115 (README, Speed). The refinement moves
 // one layer from any virtual stage to any other while the simulated iteration gets shorter
 // (steepest descent, strict gains only, so every rank derives the same split from the same costs).
-// The model is GPT's: BERT's masked-LM head keeps its weight gradient in F even under ZB-H1, a
-// small error since that head runs on the masked rows only.
+// Under ZB-H1 the head's weight gradient (GPT's LM head, BERT's masked-LM output layer) runs in W.
 
 extension StageCosts {
     /// One micro-batch's F, B and W on virtual stage `s` (of `stages` virtual stages) holding `layers`
