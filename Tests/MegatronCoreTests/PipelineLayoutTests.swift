@@ -164,17 +164,19 @@ final class PipelineLayoutTests: XCTestCase {
             let kind: ScheduleKind = costs.splitsBackward ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
             let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: 8)
             return try ScheduleSimulator.run(s, transfer: 0) { r, c in
-                let stage = c * p + r, n = Double(counts[stage]), g = costs.layer - costs.attention
-                var x = PassCosts(
-                    forward: n * costs.layer, backward: n * (g + 2 * costs.attention), weight: n * g)
-                if stage == 0 { x.forward += costs.embedding; x.backward += 2 * costs.embedding }
-                if stage == p * v - 1 {
-                    x.forward += (costs.splitsBackward ? 2 : 3) * costs.head
-                    x.weight += costs.splitsBackward ? costs.head : 0
-                }
-                return x
+                costs.passCosts(virtualStage: c * p + r, of: p * v, layers: counts[c * p + r])
             }.makespan
         }
+        // Each pass by hand: layer 10 (attention 2), embedding 1, head 5; 3 layers.
+        var unit = StageCosts(layer: 10, embedding: 1, head: 5)
+        unit.attention = 2
+        XCTAssertEqual(
+            unit.passCosts(virtualStage: 0, of: 2, layers: 3), PassCosts(forward: 31, backward: 38, weight: 24))
+        XCTAssertEqual(
+            unit.passCosts(virtualStage: 1, of: 2, layers: 3), PassCosts(forward: 45, backward: 36, weight: 24))
+        unit.splitsBackward = true
+        XCTAssertEqual(
+            unit.passCosts(virtualStage: 1, of: 2, layers: 3), PassCosts(forward: 40, backward: 36, weight: 29))
         let refined = try layout(12, 2, n: 3, { $0.autoBalance = true }, costs: gpt2).layerCounts
         XCTAssertEqual(refined.reduce(0, +), 12)
         XCTAssertTrue(refined.allSatisfy { $0 >= 1 }, "\(refined)")

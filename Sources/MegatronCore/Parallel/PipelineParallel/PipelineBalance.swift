@@ -14,7 +14,7 @@ extension StageCosts {
     /// layers: a layer's GEMMs once in each pass, its attention core once forward and twice backward
     /// (no W); the embedding's scatter once forward, twice backward; the head's three products in F (fused
     /// with the loss) — or, when W runs apart, its weight gradient in W.
-    func passCosts(virtualStage s: Int, of stages: Int, layers: Int) -> PassCosts {
+    public func passCosts(virtualStage s: Int, of stages: Int, layers: Int) -> PassCosts {
         let n = Double(layers), gemm = layer - attention
         var x = PassCosts(forward: n * (gemm + attention), backward: n * (gemm + 2 * attention), weight: n * gemm)
         if s == 0 {
