@@ -37,8 +37,12 @@ public struct PlanModel: Sendable {
     /// Parameters one transformer layer holds on a tensor rank: the split weights and biases over t,
     /// the two LayerNorms and the row-parallel layers' biases whole.
     public func layerParameters(tensor t: Int) -> Int {
-        let h = hidden, f = ffn
-        return (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 4 * h + 2 * h
+        Int(Self.layerParameters(hidden: Double(hidden), ffn: Double(ffn), tensor: Double(t)))
+    }
+
+    /// The same count in Double, for sizes that may not fit an Int (MemoryPreflight's hostile configs).
+    public static func layerParameters(hidden h: Double, ffn f: Double, tensor t: Double) -> Double {
+        (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 4 * h + 2 * h
     }
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and

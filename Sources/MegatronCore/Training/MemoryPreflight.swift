@@ -22,7 +22,7 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         let positions = Double(c.maxPositionEmbeddings ?? c.seqLength)
         let multiple = Double(max(1, c.makeVocabSizeDivisibleBy)) * t
         let padded = (Double(max(1, vocab)) / multiple).rounded(.up) * multiple
-        let layer = (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 6 * h
+        let layer = PlanModel.layerParameters(hidden: h, ffn: f, tensor: t)
         let layersPerStage = (Double(c.numLayers) / Double(p)).rounded(.up)
         let word = padded / t * h
         // The first stage holds the embeddings, the last the tied copy (p > 1) and BERT's heads.
