@@ -3,8 +3,9 @@
 # with its KV cache, same model, same prompts, same threads, in one run: a random GPT-2 124M made
 # by transformers (seed 0) is imported with convert-checkpoint; prompts of PROMPT (896) random
 # token ids are extended greedily by NEW (128) tokens, so the context reaches 1,024; batch 1 and 8.
-# Prints the CPU, then prompt and decoding tokens/s of both and the ratio. Needs torch and
-# transformers (pip install torch transformers).
+# Prints the CPU and its memory read rate, then prompt and decoding tokens/s of both, their ratio,
+# and the decoding roof (tokens/s if a step ran at that read rate) with our share of it. Needs torch
+# and transformers (pip install torch transformers) and a C compiler with OpenMP.
 #   scripts/bench_generate.sh        (THREADS=$(nproc) PROMPT=896 NEW=128 BATCHES="1 8")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +20,13 @@ if [ ! -f "$work/hf/model.safetensors" ]; then
     python3 scripts/bench_generate_torch.py make "$work"
     .build/release/megatron convert-checkpoint --from hf "$work/hf" --save "$work/ckpt" >/dev/null
 fi
+cc -O2 -march=native -fopenmp scripts/lib/read_bandwidth.c -o "$work/read_bandwidth"
+bandwidth=$("$work/read_bandwidth" "$THREADS")
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $THREADS threads;" \
     "gpt2-124m (random), fp32, prompt $PROMPT + $NEW new tokens, greedy"
-printf '%-6s %14s %14s %14s %14s %8s\n' batch "ours prompt/s" "HF prompt/s" "ours decode/s" "HF decode/s" ratio
+echo "== memory read rate ($THREADS threads, scripts/lib/read_bandwidth.c): $bandwidth GB/s"
+printf '%-6s %14s %14s %14s %14s %8s %8s %8s\n' batch "ours prompt/s" "HF prompt/s" "ours decode/s" "HF decode/s" ratio \
+    roof "ours/roof"
 for b in $BATCHES; do
     line=$(.build/release/megatron generate --load "$work/ckpt" --prompts-file "$work/prompts_$b.jsonl" \
         --tokens-to-generate "$NEW" --top-k 1 --ignore-eod --max-batch "$b" --num-threads "$THREADS" \
@@ -32,5 +37,14 @@ for b in $BATCHES; do
     hf_prompt=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['prompt_tokens_per_s'])" "$hf")
     hf_decode=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['decode_tokens_per_s'])" "$hf")
     ratio=$(python3 -c "print('%.2f' % ($ours_decode / $hf_decode))")
-    printf '%-6s %14s %14s %14s %14s %7s×\n' "$b" "$ours_prompt" "$hf_prompt" "$ours_decode" "$hf_decode" "$ratio"
+    # The roof: a decoding step reads every weight once (fp32; the LM head is the word embedding, the
+    # position table is only indexed) and each sequence's KV cache at its mean context.
+    roof=$(python3 -c "
+L, h, V, b = 12, 768, 50304, $b
+weights = 4 * (L * (12 * h * h + 13 * h) + V * h + 2 * h)
+cache = 2 * L * ($PROMPT + $NEW / 2) * h * 4
+print('%.1f' % (b * $bandwidth * 1e9 / (weights + b * cache)))")
+    share=$(python3 -c "print('%.2f' % ($ours_decode / $roof))")
+    printf '%-6s %14s %14s %14s %14s %7s× %8s %8s\n' "$b" "$ours_prompt" "$hf_prompt" "$ours_decode" "$hf_decode" "$ratio" \
+        "$roof" "$share"
 done
