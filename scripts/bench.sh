@@ -5,7 +5,7 @@
 # count), pipeline runs p = 2 with v = 1 and 2 beside p = 1 (bubble against theory, bytes between
 # stages with scatter/gather on and off), bf16 training beside fp32 (the bf16 GEMM kernel's rate
 # beside SGEMM's on the model's shapes is in the first run), and, when torch is installed, PyTorch
-# eager fp32 and CPU bf16 autocast on the same model shape and thread count.
+# eager and torch.compile, each in fp32 and CPU bf16 autocast, on the same model shape and threads.
 #   scripts/bench.sh            # gpt2-124m (micro-batch 4, seq 1024), gpt2-tiny, then scripts/bench_bert.sh
 #   STEPS=5 scripts/bench.sh
 # Dropout is 0 in the measured steps (both sides), so the numbers are the model's arithmetic.
@@ -70,9 +70,14 @@ echo "== gpt2-tiny (4 layers, hidden 64, seq 64, global batch 16)"
 echo
 echo
 if python3 -c "import torch" 2>/dev/null; then
-    echo "== PyTorch eager fp32 and bf16 autocast on the gpt2-124m shape, $THREADS threads"
+    echo "== PyTorch eager and torch.compile, fp32 and bf16 autocast, on the gpt2-124m shape, $THREADS threads"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-124m-bf16.json"
+    rm -f "$OUT/torch-124m-compiled.json" "$OUT/torch-124m-bf16-compiled.json"
+    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/torch-124m-compiled.json" \
+        2>/dev/null || echo "(torch.compile failed: no compiled row)"
+    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
+        --json "$OUT/torch-124m-bf16-compiled.json" 2>/dev/null || echo "(torch.compile failed: no compiled bf16 row)"
     python3 - "$OUT" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -82,6 +87,13 @@ print(f"\nbf16 (gpt2-124m, mb 4, seq 1024): bf16 GEMM ({ours['bf16_kernel']}) {o
       f"{ours['bf16_over_sgemm']:.2f}x SGEMM on the model's shapes; training {bf16['tokens_per_s']:.1f} tokens/s = "
       f"{bf16['tokens_per_s'] / ours['tokens_per_s']:.2f}x our fp32 and {bf16['tokens_per_s'] / torch_bf16['tokens_per_s']:.2f}x "
       f"PyTorch bf16 autocast ({torch_bf16['tokens_per_s']:.1f} tokens/s)")
+for name, label, mine in (("torch-124m-compiled", "fp32", ours), ("torch-124m-bf16-compiled", "bf16 autocast", bf16)):
+    try:
+        compiled = json.load(open(f"{d}/{name}.json"))
+    except OSError:
+        continue
+    print(f"torch.compile {label}: {compiled['tokens_per_s']:.1f} tokens/s; megatron = "
+          f"{mine['tokens_per_s'] / compiled['tokens_per_s']:.2f}x")
 print(f"\nsummary (gpt2-124m, mb 4, seq 1024): megatron {ours['tokens_per_s']:.1f} tokens/s = {ours['ratio_to_sgemm']:.2f} of the "
       f"SGEMM rate ({ours['sgemm_gflops']:.0f} GFLOP/s on the model's shapes); {ours['tokens_per_s'] / torch_['tokens_per_s']:.2f}x "
       f"PyTorch eager ({torch_['tokens_per_s']:.1f} tokens/s); with the Haswell preset kept: {hw['tokens_per_s']:.1f} tokens/s; "

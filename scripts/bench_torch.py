@@ -2,11 +2,13 @@
 """PyTorch eager references for scripts/bench.sh: training steps of GPT-2 124M-shaped model
 (pre-LN, tanh-GELU, F.scaled_dot_product_attention, tied embeddings padded to 50,304 rows as ours,
 AdamW) on random tokens with the same micro-batch, sequence length and thread count as the
-megatron benchmark, in fp32 or (--bf16) under CPU bf16 autocast.
+megatron benchmark, in fp32 or (--bf16) under CPU bf16 autocast, eager or (--compile) compiled by
+torch.compile (TorchInductor's CPU code; the compilation runs in the untimed warm-up step).
 Prints tokens/s and model TFLOP/s (Megatron's formula) and writes them as JSON.
 
     python3 scripts/bench_torch.py --layers 12 --hidden 768 --heads 12 --seq 1024 --micro-batch 4 --threads 2 --json out.json
     python3 scripts/bench_torch.py --bf16 --json out-bf16.json
+    python3 scripts/bench_torch.py --compile --json out-compiled.json
 """
 import argparse
 import json
@@ -57,6 +59,7 @@ def main():
         p.add_argument("--" + name, type=int, default=default)
     p.add_argument("--json")
     p.add_argument("--bf16", action="store_true", help="run forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default inductor backend)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,13 +67,14 @@ def main():
     # 128): PyTorch's bf16 GEMMs are markedly slower on 50,257 columns. Tokens stay below 50,257.
     model = GPT(a.layers, a.hidden, a.heads, a.seq, a.padded_vocab)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    forward = torch.compile(model) if a.compile else model
     idx = torch.randint(0, a.vocab, (a.micro_batch, a.seq))
     tgt = torch.randint(0, a.vocab, (a.micro_batch, a.seq))
 
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            loss = model(idx, tgt)
+            loss = forward(idx, tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -82,10 +86,10 @@ def main():
     sec = (time.perf_counter() - t0) / a.steps
     B, s, L, h, V = a.micro_batch, a.seq, a.layers, a.hidden, a.padded_vocab
     flops = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
-    label = "bf16 autocast" if a.bf16 else "fp32"
+    label = ("bf16 autocast" if a.bf16 else "fp32") + (", torch.compile" if a.compile else "")
     out = {"step_ms": sec * 1000, "tokens_per_s": B * s / sec, "tflops": flops / sec / 1e12, "threads": a.threads,
            "torch": torch.__version__, "precision": label}
-    print(f"pytorch eager {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
+    print(f"pytorch {'compiled' if a.compile else 'eager'} {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f)
