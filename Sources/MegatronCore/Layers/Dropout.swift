@@ -50,10 +50,11 @@ public struct DropoutStream: Sendable {
                     let q = UInt32(truncatingIfNeeded: e >> 2)
                     let (w0, w1, w2, w3) = rng.blocks16(
                         lanes &+ q, UInt32(truncatingIfNeeded: e >> 34), step, microbatch)
-                    for (word, w) in [w0, w1, w2, w3].enumerated() {
+                    @inline(__always) func spread(_ w: SIMD16<UInt32>, word: Int) {
                         let uniform = F16(w &>> 8) * scale
                         for j in 0..<16 { u[4 * j + word] = uniform[j] }
                     }
+                    spread(w0, word: 0); spread(w1, word: 1); spread(w2, word: 2); spread(w3, word: 3)
                     for c in stride(from: 0, to: 64, by: 16) {
                         let kept = load16(src + i, c) * keepScale
                         store16(kept.replacing(with: 0, where: load16(u, c) .< threshold), x + i, c)
