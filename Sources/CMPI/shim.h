@@ -5,6 +5,10 @@
 #include <mpi.h>
 static inline MPI_Comm     mpi_comm_world(void)    { return MPI_COMM_WORLD; }
 static inline MPI_Comm     mpi_comm_null(void)     { return MPI_COMM_NULL; }
+static inline MPI_Comm     mpi_comm_self(void)     { return MPI_COMM_SELF; }
+static inline int          mpi_any_source(void)    { return MPI_ANY_SOURCE; }
+static inline int          mpi_any_tag(void)       { return MPI_ANY_TAG; }
+static inline int          mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline MPI_Datatype mpi_float(void)         { return MPI_FLOAT; }
 static inline MPI_Datatype mpi_double(void)        { return MPI_DOUBLE; }
 static inline MPI_Datatype mpi_int(void)           { return MPI_INT; }

@@ -12,6 +12,15 @@ public struct MPIError: Error, CustomStringConvertible {
     }
 }
 
+/// `communication_progress: thread` on an MPI built without MPI_THREAD_MULTIPLE.
+public struct MPIThreadSupportError: Error, CustomStringConvertible {
+    public let provided: Int32
+    public var description: String {
+        "communication_progress thread needs MPI_THREAD_MULTIPLE, but this MPI provides thread level \(provided) "
+            + "(0 single, 1 funneled, 2 serialized); set communication_progress to layer-boundaries"
+    }
+}
+
 @inline(__always)
 func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
     if rc != MPI_SUCCESS { throw MPIError(operation: what(), code: rc) }
@@ -23,16 +32,34 @@ public final class MPIRuntime: @unchecked Sendable {
 
     private init(world: Communicator) { self.world = world }
 
-    /// `MPI_Init` (works under `mpirun` and as a singleton without it). Errors are returned, not fatal.
     /// Ranks of this job on this node, as Open MPI's launcher tells each process (1 outside mpirun).
     public static var ranksOnThisNode: Int {
         Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
     }
 
-    public static func start() throws -> MPIRuntime {
+    /// `MPI_Init` (works under `mpirun` and as a singleton without it), or `MPI_Init_thread` with
+    /// MPI_THREAD_MULTIPLE when `progress` is `.thread` (its progress thread calls MPI beside the
+    /// training thread). Errors are returned, not fatal.
+    public static func start(progress: CommunicationProgressMode = .layerBoundaries) throws -> MPIRuntime {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
-        if initialized == 0 { try check(MPI_Init(nil, nil), "MPI_Init") }
+        if initialized == 0 {
+            if progress == .thread {
+                var provided: Int32 = 0
+                try check(MPI_Init_thread(nil, nil, mpi_thread_multiple(), &provided), "MPI_Init_thread")
+                if provided < mpi_thread_multiple() {
+                    throw MPIThreadSupportError(provided: provided)
+                }
+            } else {
+                try check(MPI_Init(nil, nil), "MPI_Init")
+            }
+        }
+        CommunicationProgress.configure(
+            progress,
+            probe: {
+                var flag: Int32 = 0
+                MPI_Iprobe(mpi_any_source(), mpi_any_tag(), mpi_comm_self(), &flag, mpi_status_ignore())
+            })
         MPI_Comm_set_errhandler(mpi_comm_world(), mpi_errors_return())
         return MPIRuntime(world: Communicator(handle: mpi_comm_world(), owned: false))
     }

@@ -116,6 +116,7 @@ struct Benchmark: ParsableCommand {
         let timer = PhaseTimer()
         trainer.timer = timer
         for (_, group) in parallel.groups { group.resetCounters() }
+        trainer.partition.buckets?.measuresExposedWait = true
         try world.barrier()
         let t0 = DispatchTime.now().uptimeNanoseconds
         var bubbles: [Double] = [], theories: [Double] = []
@@ -212,15 +213,20 @@ struct Benchmark: ParsableCommand {
                     format:
                         "data-parallel d = %d%@: %.2f MB moved per iteration (rank 0; analytic: %@ %.2f MB, plus "
                         + "the loss); %d buckets, %.0f%% of the gradient elements had their reduction "
-                        + "started before the backward pass ended; %.1f ms spent waiting for the "
-                        + "reduction after it",
+                        + "started before the backward pass ended (progress: %@); %.1f ms spent waiting for the "
+                        + "reduction after it, %.1f ms of it after the slowest rank's backward ended",
                     parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
                     sharded
                         ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
                         : "one all-reduce of this rank's gradients,",
                     analytic / 1e6, buckets.bucketCount, 100 * hidden,
-                    (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000))
+                    CommunicationProgress.mode.rawValue as NSString,
+                    (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000,
+                    buckets.exposedWaitSeconds / Double(steps) * 1000))
             json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
+            json["dp_wait_ms"] = (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000
+            json["dp_exposed_wait_ms"] = buckets.exposedWaitSeconds / Double(steps) * 1000
+            json["communication_progress"] = CommunicationProgress.mode.rawValue
         }
         if world.rank == 0 {
             out("time per step by phase (rank 0, all layers):")

@@ -36,7 +36,9 @@ struct Startup {
         adjust(&cfg)
         let blasNote = configError == nil ? BLASKernels.select(cfg.blasCoretype) : ""  // may re-exec this process
         let runtime: MPIRuntime
-        do { runtime = try MPIRuntime.start() } catch { CLIErrors.fail(error, code: 1) }
+        do { runtime = try MPIRuntime.start(progress: cfg.communicationProgress) } catch {
+            CLIErrors.fail(error, code: 1)
+        }
         if configError == nil {
             do { try ConfigValidation.validate(cfg, worldSize: runtime.world.size, training: training) } catch let e
                 as ConfigError

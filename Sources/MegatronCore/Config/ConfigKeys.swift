@@ -176,6 +176,13 @@ public enum ConfigKeys {
                 + "last backward"
         ),
         ConfigKey(
+            name: "communication_progress", field: .choice(\.communicationProgress),
+            help:
+                "how pipeline transfers and gradient-bucket reductions advance while this rank computes: "
+                + "layer-boundaries (MPI_Test between layers), thread (a progress thread probing every 200 µs, "
+                + "MPI_THREAD_MULTIPLE) or off (only in the final wait) (layer-boundaries)"
+        ),
+        ConfigKey(
             name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer),
             help:
                 "shard the optimizer state and main gradients across the data-parallel group: reduce-scatter the "

@@ -5,6 +5,8 @@
 // train_iters, lr) hold 0 until set; validation rejects a config where one is missing, so a
 // validated config has every one of them. Choice keys are enums (ConfigChoices.swift).
 
+import Distributed
+
 public struct TrainingConfig: Sendable, Equatable {
     // Model
     public var modelType: ModelType = .gpt
@@ -37,6 +39,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var pipelineSchedule: PipelineScheduleChoice = .oneFOneB
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
+    public var communicationProgress: CommunicationProgressMode = .layerBoundaries
     public var useDistributedOptimizer: Bool = false
     // Batch and schedule
     public var microBatchSize: Int = 0

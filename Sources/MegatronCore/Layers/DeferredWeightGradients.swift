@@ -41,7 +41,7 @@ public final class DeferredWeightGradients {
     public func run() {
         for job in work {
             job()
-            CommunicationProgress.poll?()
+            CommunicationProgress.atLayerBoundary()
         }
         work.removeAll(keepingCapacity: true)
         used = 0

@@ -88,7 +88,7 @@ struct TransformerStack {
             try TransformerLayer.forward(
                 x: m.residual[l], out: m.residual[l + 1], slots: slots.layers[l], params: weights,
                 acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer)
-            CommunicationProgress.poll?()
+            CommunicationProgress.atLayerBoundary()
         }
     }
 
@@ -163,7 +163,7 @@ struct TransformerStack {
                 grads: grads, acts: m.layers[l], model: m, config: config, dropout: layerDropout(l, ctx), timer: timer,
                 deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
             final?(slots.layers[l].all)
-            CommunicationProgress.poll?()
+            CommunicationProgress.atLayerBoundary()
         }
     }
 

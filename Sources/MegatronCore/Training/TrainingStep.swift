@@ -35,10 +35,13 @@ extension Trainer {
         // Every data-parallel rank scales by the global token count; the reduction then sums.
         let lossScale = lossScaler?.scale ?? 1
         let gradScale = Float(Double(lossScale) / Double(tokens))
+        defer { CommunicationProgress.end() }
         var (lossSum, parts) = try runMicrobatches(iteration: iteration, microbatches: m, gradScale: gradScale)
         if let buckets = partition.buckets {
             if partition.executor != nil { buckets.beginLastMicrobatch() }
-            try timer.measure("dp gradient reduction (wait)") { try buckets.finish() }
+            let backwardEnded = MPIRuntime.wallTime
+            try timer.measure("dp gradient reduction (wait)") { try buckets.finish(backwardEnded: backwardEnded) }
+            CommunicationProgress.end()
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
         if parallel.layout.data > 1 { parts = try parts.map { try parallel.data.allReduceSum($0) } }
@@ -116,9 +119,9 @@ extension Trainer {
                 // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
                 buckets.beginLastMicrobatch()
                 model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
-                CommunicationProgress.poll = { buckets.progress() }
+                CommunicationProgress.begin(tester: { buckets.progress() })  // ended after the wait (step)
             }
-            defer { model.onGradientsFinal = nil; CommunicationProgress.poll = nil }
+            defer { model.onGradientsFinal = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
             lossSum += try currentTracer.span("forward+backward mb \(micro)", category: "forward-backward") {
                 let loss = try model.forward(acts, ctx, gradScale: gradScale) ?? 0

@@ -3,7 +3,8 @@
 // `ddp_bucket_size` elements, in reverse declaration order (≈ the order backward finishes them).
 // During the step's last micro-batch the model reports parameters whose gradients are final; a
 // bucket whose parameters are all final starts its non-blocking all-reduce at once, overlapping the
-// rest of the backward pass (`progress`, called at layer boundaries, lets MPI move it meanwhile). `finish` starts what is left and waits for everything.
+// rest of the backward pass (`progress`, called at layer boundaries, or a progress thread lets MPI
+// move it meanwhile: CommunicationProgress). `finish` starts what is left and waits for everything.
 // With the distributed optimizer each bucket is reduce-scattered instead: data-parallel rank r
 // receives the summed gradients of its own contiguous piece of every bucket (see
 // DistributedOptimizer) — the pieces differ by at most one element, so any d works, odd d included.
@@ -37,6 +38,13 @@ public final class GradientBuckets {
     /// Elements of gradient whose all-reduce started before `finish` (overlapped with backward).
     public private(set) var overlappedElements = 0
     public private(set) var totalElements = 0
+
+    /// When set (the benchmark), `finish(backwardEnded:)` also measures the exposed part of the wait.
+    public var measuresExposedWait = false
+    /// Seconds, summed over steps, from the moment the slowest rank of the group ended its backward
+    /// pass to the end of the wait: the reduction left over, without the time spent waiting for a
+    /// slower peer (MPI_Wtime on one node is one clock; across nodes an estimate, clamped to the wait).
+    public private(set) var exposedWaitSeconds = 0.0
 
     /// Set by the distributed optimizer: reduce-scatter bucket b into `scatterTargets[b]`.
     public var scatterTargets: [ScatterTarget]? = nil
@@ -103,11 +111,17 @@ public final class GradientBuckets {
         for b in buckets.indices { if let r = buckets[b].request, !r.completed { _ = try? r.test() } }
     }
 
-    /// Starts every bucket not yet started and waits for all; the gradients are then summed over the group.
-    public func finish() throws {
+    /// Starts every bucket not yet started and waits for all; the gradients are then summed over the
+    /// group. `backwardEnded` (MPI wall time) is when this rank's backward pass ended.
+    public func finish(backwardEnded: Double) throws {
         for b in buckets.indices where buckets[b].request == nil { start(b) }
         for b in buckets.indices { try buckets[b].request?.wait(); buckets[b].request = nil }
         if let failure { throw failure }
+        if measuresExposedWait && group.size > 1 {
+            let end = MPIRuntime.wallTime
+            let slowest = Double(try group.allReduceMax(Int(backwardEnded * 1e6))) / 1e6
+            exposedWaitSeconds += min(end - backwardEnded, max(0, end - slowest))
+        }
     }
 
     private func start(_ b: Int) {

@@ -2,7 +2,7 @@
 // Sends copy the tensor into a pooled buffer and are non-blocking until the end of the iteration.
 // Receives are pre-posted: before each compute the next receive of the list is posted into a pooled
 // staging buffer (copied into the activation set when the list reaches it), and at every layer
-// boundary MPI_Test drives the outstanding transfers (CommunicationProgress), so a transfer overlaps the
+// boundary MPI_Test (or a progress thread: CommunicationProgress) drives the outstanding transfers, so a transfer overlaps the
 // compute before it. The order of completions is the list's, the semantics the ScheduleSimulator
 // proved deadlock-free; MEGATRON_PIPELINE_PREPOST=0 turns pre-posting off (blocking receives, for
 // measuring). Each (chunk, micro-batch) in flight owns an activation set from its chunk's pool,
@@ -87,8 +87,8 @@ public final class PipelineExecutor<Chunk: ModelChunk> {
         let split = schedule.kind.splitsBackward
         var loss = 0.0
         (computeSeconds, forwardSeconds, backwardSeconds, weightSeconds) = (0, 0, 0, 0)
-        CommunicationProgress.poll = { [unowned self] in self.progress() }
-        defer { CommunicationProgress.poll = nil }
+        CommunicationProgress.begin(tester: { [unowned self] in self.progress() })
+        defer { CommunicationProgress.end() }
         for (index, action) in actions.enumerated() {
             let t0 = MPIRuntime.wallTime
             if action.isCompute { try prepost(after: index, actions, chunks: schedule.chunks) }
