@@ -74,8 +74,9 @@ static inline void transpose16x16(__m512i r[16]) {
 /* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1);
 
-/* The AMX kernel (bf16amx.c): rows [i0, i1) of C, as bf16_gemm_rows. */
+/* The AMX kernel (bf16amx.c): rows [i0, i1) of C, as bf16_gemm_rows_packed (`panel`: elements per
+   packed B panel). */
 int bf16_amx_available(void);
-void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed, size_t panel,
                    float *C, long ldc, float beta, int i0, int i1);
 #endif

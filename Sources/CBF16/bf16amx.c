@@ -184,7 +184,7 @@ static inline void block_32x32(const uint16_t *ab, const uint16_t *b0, const uin
    32 KB: stays in L1) meets the tile's panel pairs, whose B (NC columns × KBA pairs, 384 KB) stays
    in L2. */
 __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
-void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed, size_t panel,
                    float *C, long ldc, float beta, int i0, int i1) {
     int kpb = padded_pairs(k), chunks = kpb / 16, panels = (n + NR - 1) / NR;
     int blocks = (i1 - i0 + MA - 1) / MA;
@@ -207,8 +207,8 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
                     const uint16_t *ab = a + (size_t)b * blockElems;
                     for (int p = pb; p < pe; p += 2) {
                         int cols = n - p * NR < 2 * NR ? n - p * NR : 2 * NR;
-                        const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb;
-                        const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
+                        const uint16_t *b0 = packed + (size_t)p * panel;
+                        const uint16_t *b1 = p + 1 < panels ? b0 + panel : b0;
                         float *c = C + (long)r0 * ldc + p * NR;
                         int full = rows == MA && cols == 2 * NR;
                         if (!full) {

@@ -198,8 +198,8 @@ static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint
    KB 256…1024 × MC 64…256 on the GPT-2 shapes, AMD EPYC.) */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
-                        float *C, long ldc, float beta, int i0, int i1) {
-    int kp = pairs(k), kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
+                        size_t panel, float *C, long ldc, float beta, int i0, int i1) {
+    int kp = pairs(k), panels = (n + NR - 1) / NR;
     uint32_t *a = bf16_thread_workspace(1, (size_t)MC * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
         int q1 = q0 + KB < kp ? q0 + KB : kp, nq = q1 - q0;
@@ -207,8 +207,8 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
             int c1 = c0 + MC < i1 ? c0 + MC : i1, blocks = (c1 - c0 + MR - 1) / MR;
             pack_a(k, A, a_f32, si, sk, c0, c1, q0, q1, a);
             for (int p = 0; p < panels; p += 2) {
-                const uint16_t *b0 = packed + (size_t)p * NR * 2 * kpb + (size_t)q0 * 2 * NR;
-                const uint16_t *b1 = p + 1 < panels ? b0 + (size_t)NR * 2 * kpb : b0;
+                const uint16_t *b0 = packed + (size_t)p * panel + (size_t)q0 * 2 * NR;
+                const uint16_t *b1 = p + 1 < panels ? b0 + panel : b0;
                 int cols = n - p * NR;
                 if (cols > 2 * NR) cols = 2 * NR;
                 for (int b = 0; b < blocks; b++) {
@@ -224,8 +224,8 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
 
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
 static void rows_portable(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
-                          float *C, long ldc, float beta, int i0, int i1) {
-    int kp = pairs(k), kpb = padded_pairs(k), panels = (n + NR - 1) / NR;
+                          size_t panel, float *C, long ldc, float beta, int i0, int i1) {
+    int kp = pairs(k), panels = (n + NR - 1) / NR;
     float *arow = malloc((size_t)2 * kp * sizeof(float));
     float acc[NR];
     for (int i = i0; i < i1; i++) {
@@ -234,7 +234,7 @@ static void rows_portable(int n, int k, const void *A, int a_f32, long si, long 
             memcpy(&arow[kk], &u, 4);
         }
         for (int p = 0; p < panels; p++) {
-            const uint16_t *b = packed + (size_t)p * NR * 2 * kpb;
+            const uint16_t *b = packed + (size_t)p * panel;
             for (int jj = 0; jj < NR; jj++) acc[jj] = 0;
             for (int q = 0; q < kp; q++) {
                 for (int jj = 0; jj < NR; jj++) {
@@ -254,8 +254,8 @@ static void rows_portable(int n, int k, const void *A, int a_f32, long si, long 
 }
 
 void *bf16_thread_workspace(int slot, size_t bytes) {
-    static __thread void *buffers[2];
-    static __thread size_t capacity[2];
+    static __thread void *buffers[5];
+    static __thread size_t capacity[5];
     if (bytes > capacity[slot]) {
         free(buffers[slot]);
         capacity[slot] = (bytes + 4095) / 4096 * 4096;
@@ -287,16 +287,22 @@ int bf16_row_block(void) { return bf16_kernel() == 2 ? 32 : MR; }
 
 void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                     float *C, long ldc, float beta, int i0, int i1) {
+    bf16_gemm_rows_packed(m, n, k, A, a_f32, si, sk, packed, k, C, ldc, beta, i0, i1);
+}
+
+void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                           int packed_k, float *C, long ldc, float beta, int i0, int i1) {
     (void)m;
+    size_t panel = (size_t)NR * 2 * padded_pairs(packed_k);
     if (i0 >= i1 || n <= 0) return;
     if (k <= 0) {
         for (int i = i0; i < i1; i++) for (int j = 0; j < n; j++) C[(long)i * ldc + j] = beta != 0.0f ? beta * C[(long)i * ldc + j] : 0.0f;
         return;
     }
     switch (bf16_kernel()) {
-    case 2: bf16_rows_amx(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1); break;
-    case 1: rows_native(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1); break;
-    default: rows_portable(n, k, A, a_f32, si, sk, packed, C, ldc, beta, i0, i1);
+    case 2: bf16_rows_amx(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
+    case 1: rows_native(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
+    default: rows_portable(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1);
     }
 }
 

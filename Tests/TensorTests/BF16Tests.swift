@@ -133,4 +133,39 @@ final class BF16Tests: XCTestCase {
             }
         }
     }
+
+    /// A B packed once for a larger operand (more columns, more k) and used for a product over its
+    /// first n columns and k rows gives bit for bit the product that packs only those (attention's
+    /// K and V, packed once per (batch, head) for every query tile), on every kernel this CPU has,
+    /// with n and k off the 16-column panels and 16-pair chunks.
+    func testProductsAgainstABPackedOnceEqualPackingEachTime() {
+        var state: UInt64 = 7
+        func random() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+        }
+        let (fullN, fullK, m) = (150, 97, 37)
+        let b = (0..<(fullN * fullK)).map { _ in random() }  // [fullN, fullK] and read as [fullK, fullN]
+        let a = (0..<(m * fullK)).map { _ in random() }
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
+            for transB in [false, true] {
+                let (ldb, packedN, packedK) = transB ? (fullK, fullN, fullK) : (fullN, fullN, fullK)
+                let packed = BF16.packOnThisThread(
+                    transB: transB, n: packedN, k: packedK, b: b, ldb: ldb, slot: 2)
+                for (n, k) in [(150, 97), (128, 97), (97, 64), (33, 17), (16, 1)] {
+                    var once = [Float](repeating: 1, count: m * n), each = once
+                    BF16.gemmOnThisThread(
+                        m: m, n: n, k: k, a: a, lda: fullK, packed: packed, packedK: packedK, beta: 0.5, c: &once,
+                        ldc: n)
+                    BF16.gemmOnThisThread(
+                        transB: transB, m: m, n: n, k: k, a: a, lda: fullK, b: b, ldb: ldb, beta: 0.5, c: &each,
+                        ldc: n)
+                    XCTAssertEqual(once, each, "\(kernel), transB \(transB), n \(n), k \(k)")
+                    XCTAssertNotEqual(once, [Float](repeating: 0.5, count: m * n), "the product did not run")
+                }
+            }
+        }
+    }
 }

@@ -32,8 +32,9 @@ void fp16_round_in_place(float *x, size_t n);
 void bf16_widen(const uint16_t *x, float *y, size_t n);
 
 /// A 64-byte aligned buffer of at least `bytes` owned by the calling thread, grown as needed and
-/// kept for the thread's life (slot 0: the caller's packed B, slot 1: a kernel's packed rows of A),
-/// so repeated products allocate and fault in no memory.
+/// kept for the thread's life (slot 0: the caller's packed B, slot 1: a kernel's packed rows of A,
+/// slots 2-4: B operands a caller packs once for many products), so repeated products allocate
+/// and fault in no memory.
 void *bf16_thread_workspace(int slot, size_t bytes);
 /// Elements of the packed form of an n × k B.
 size_t bf16_packed_b_count(int n, int k);
@@ -42,6 +43,11 @@ void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint1
 /// Rows [i0, i1) of C (row stride ldc) from A[i, k] = A[i·si + k·sk] and the packed B.
 void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                     float *C, long ldc, float beta, int i0, int i1);
+/// The same against a B packed once for a larger operand (bf16_pack_b with n' ≥ n columns and
+/// packed_k ≥ k): the product uses its first n columns and first k rows, exactly as if only those
+/// had been packed (A is zero past k, so B's further rows, when finite, add nothing).
+void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                           int packed_k, float *C, long ldc, float beta, int i0, int i1);
 
 /// Single-core peak instruction rates in GFLOP/s, measured by a loop of 12 independent chains:
 /// vdpbf16ps (64 FLOP each; 0 without AVX512-BF16) and 512-bit fp32 FMA (32 FLOP each).

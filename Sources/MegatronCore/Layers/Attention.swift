@@ -80,6 +80,42 @@ struct TileProduct {
         }
     }
 
+    /// A B operand packed once per (batch, head) task for all its query tiles (bf16 runs only).
+    struct Packed {
+        let bits: UnsafePointer<UInt16>
+        let k: Int
+    }
+
+    /// Packs B[j, kk] (as `gemm` reads `b` with `transB`) for j < n, kk < k into this thread's
+    /// workspace `slot`; nil in fp32 runs, where SGEMM packs as it goes.
+    func pack(transB: Bool = false, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int, slot: Int) -> Packed? {
+        guard bf16 else { return nil }
+        return Packed(bits: BF16.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot), k: k)
+    }
+
+    /// `gemm` whose B is also available packed: the first n columns and k rows of `packed` when
+    /// given (bit for bit the same product), else `b` as `gemm` reads it.
+    @inline(__always)
+    func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, packed: Packed?,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard let packed else {
+            gemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+            return
+        }
+        precondition(alpha == 1 || beta == 0, "a scaled product only overwrites")
+        BF16.gemmOnThisThread(
+            transA: transA, m: m, n: n, k: k, a: a, lda: lda, packed: packed.bits, packedK: packed.k, beta: beta,
+            c: c, ldc: ldc)
+        if alpha != 1 {
+            for i in 0..<m { scaleRow(c + i * ldc, count: n, by: alpha) }
+        }
+    }
+
     @inline(__always)
     private func scaleRow(_ row: UnsafeMutablePointer<Float>, count n: Int, by alpha: Float) {
         var j = 0
@@ -114,12 +150,16 @@ public enum SelfAttention {
                     let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
                     let o = context + bi * h + head * d
                     let lseRow = lse + task * s
+                    // In bf16 runs K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
+                    let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
+                    let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
+                    let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                            b: k, ldb: ld, c: S, ldc: keys)
+                            b: k, ldb: ld, packed: kColumns, c: S, ldc: keys)
                         for r in 0..<rows {
                             let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                             let row = S + r * keys
@@ -131,7 +171,9 @@ public enum SelfAttention {
                                     start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                             }
                         }
-                        tile.gemm(m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, c: o + i0 * ldo, ldc: ldo)
+                        tile.gemm(
+                            m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
+                            ldc: ldo)
                         i0 += rows
                     }
                 }
@@ -161,13 +203,18 @@ public enum SelfAttention {
                     let dO = dcontext + bi * h + head * d
                     let lseRow = lse + task * s
                     for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
+                    // In bf16 runs K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
+                    let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
+                    let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
+                    let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
+                    let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
                         // A = P (recomputed probabilities), zero beyond each row's visible keys.
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                            b: k, ldb: ld, c: A, ldc: keys)
+                            b: k, ldb: ld, packed: kColumns, c: A, ldc: keys)
                         for r in 0..<rows {
                             let i = i0 + r
                             expRowInPlace(
@@ -189,8 +236,8 @@ public enum SelfAttention {
                                 transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
                                 beta: 1, c: dv, ldc: ld)
                             tile.gemm(
-                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
-                                ldc: keys)
+                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                                packed: vColumns, c: B, ldc: keys)
                             for r in 0..<rows {
                                 let i = i0 + r
                                 stream.applyMask(
@@ -202,14 +249,16 @@ public enum SelfAttention {
                                 transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
                                 beta: 1, c: dv, ldc: ld)
                             tile.gemm(
-                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld, c: B,
-                                ldc: keys)
+                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                                packed: vColumns, c: B, ldc: keys)
                         }
                         // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                         for r in 0..<rows {
                             softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale)
                         }
-                        tile.gemm(m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, c: dq + i0 * ld, ldc: ld)
+                        tile.gemm(
+                            m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
+                            ldc: ld)
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
                             beta: 1, c: dk, ldc: ld)
