@@ -6,13 +6,14 @@
 # for kernels that must gain it. MODEL_ARGS replaces the model (for example BERT:
 # MODEL_ARGS="--config configs/bert-base.json --global-batch-size 4").
 #   scripts/bench_versus.sh [REV]      (default HEAD; STEPS=3 ROUNDS=2 THREADS=$(nproc) PRECISIONS="fp32 bf16" DROPOUT=0)
+#   PHASES="attention core|lm head" scripts/bench_versus.sh REV   # also each run's phase-table lines matching
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 base_rev=${1:-HEAD}
 STEPS=${STEPS:-3}; ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-$(nproc)}; PRECISIONS=${PRECISIONS:-fp32 bf16}
-DROPOUT=${DROPOUT:-0}
+DROPOUT=${DROPOUT:-0}; PHASES=${PHASES:-}
 read -r -a model <<<"${MODEL_ARGS:---config configs/gpt2-124m.json --global-batch-size 4}"
 work=$(mktemp -d /tmp/megatron-versus.XXXXXX)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
@@ -27,9 +28,12 @@ for precision in $PRECISIONS; do
         for which in base new; do
             bin=.build/release/megatron; [ "$which" = base ] && bin="$work/base/.build/release/megatron"
             "$bin" benchmark "${model[@]}" --hidden-dropout "$DROPOUT" --attention-dropout "$DROPOUT" \
-                --num-threads "$THREADS" --steps "$STEPS" "${flag[@]}" --json "$work/$which.json" >/dev/null
+                --num-threads "$THREADS" --steps "$STEPS" "${flag[@]}" --json "$work/$which.json" >"$work/$which.txt"
             rate=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['tokens_per_s'])" "$work/$which.json")
             printf '%s %-4s round %d: %8.1f tokens/s\n' "$precision" "$which" "$round" "$rate"
+            if [ -n "$PHASES" ]; then
+                sed -n '/^time per step by phase/,$p' "$work/$which.txt" | grep -E "$PHASES" || true
+            fi
             best[$which]=$(python3 -c "print(max($rate, ${best[$which]}))")
         done
     done
