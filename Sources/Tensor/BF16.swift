@@ -114,54 +114,6 @@ public enum BF16 {
             Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, Int32(packedK), c, ldc, beta, 0, Int32(m))
     }
 
-    /// A B operand packed once, split over the thread budget, for several `gemm(packed:)` products
-    /// (the LM head's embedding, used by every chunk of rows in both directions). Its buffer grows as
-    /// needed and is kept.
-    public final class PackedOperand: @unchecked Sendable {
-        public private(set) var n = 0, k = 0
-        private var storage: UnsafeMutableRawPointer? = nil
-        private var capacity = 0
-        public init() {}
-        deinit { storage?.deallocate() }
-
-        var bits: UnsafePointer<UInt16> { UnsafePointer(storage!.assumingMemoryBound(to: UInt16.self)) }
-
-        /// Packs B[j, kk] (as `gemm` reads fp32 `b` with `transB`) for j < n, kk < k.
-        public func pack(transB: Bool = false, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int) {
-            let bytes = max(1, bf16_packed_b_count(Int32(n), Int32(k))) * 2
-            if bytes > capacity {
-                storage?.deallocate()
-                storage = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                capacity = bytes
-            }
-            (self.n, self.k) = (n, k)
-            let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
-            let out = storage!.assumingMemoryBound(to: UInt16.self)
-            ThreadBudget.parallelFor((n + 15) / 16, grain: 4) { r in
-                bf16_pack_b(Int32(n), Int32(k), b, 1, sj, skb, out, Int32(r.lowerBound), Int32(r.upperBound))
-            }
-        }
-    }
-
-    /// `gemm` with fp32 A against B packed once (`PackedOperand` with at least n columns and k
-    /// rows): bit for bit the product `gemm` gives with that B; the rows of C split over the thread budget.
-    public static func gemm(
-        transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, packed: PackedOperand,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        guard m > 0, n > 0 else { return }
-        precondition(
-            n <= packed.n && k <= packed.k, "the packed B is \(packed.n) × \(packed.k), the product needs \(n) × \(k)")
-        let (si, ska) = transA ? (1, lda) : (lda, 1)
-        let rowBlock = Int(bf16_row_block()), blocks = (m + rowBlock - 1) / rowBlock
-        let bits = packed.bits, packedK = Int32(packed.k)
-        ThreadBudget.parallelFor(blocks, grain: 1) { r in
-            bf16_gemm_rows_packed(
-                Int32(m), Int32(n), Int32(k), a, 1, si, ska, bits, packedK, c, ldc, beta,
-                Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
-        }
-    }
-
     private static func product(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
         b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int

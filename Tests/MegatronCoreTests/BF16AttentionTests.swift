@@ -54,36 +54,3 @@ final class BF16AttentionTests: XCTestCase {
     func testCausalWithDropout() { check(mask: .causal, dropout: 0.2) }
     func testKeyPaddingSeveralTiles() { check(mask: .keyPadding(lengths: [150, 97]), dropout: 0) }
 }
-
-/// The bf16 LM head with several chunks packs the embedding once for all of them (both products):
-/// losses and ∂x bit for bit those of one chunk (each row's products are the same), ∂E within bf16
-/// accumulation of them (chunks add their products one after another).
-final class BF16LMHeadTests: XCTestCase {
-    override func setUp() { ThreadBudget.configure(threads: 2) }
-
-    func testChunksAgainstTheEmbeddingPackedOnceEqualOneChunk() throws {
-        let n = 80, h = 64, v = 300
-        var rnd = TestRandom(5)
-        var x = rnd.array(n * h), e = rnd.array(v * h, scale: 0.5)
-        Precision.bf16.round(&x, count: x.count)
-        Precision.bf16.round(&e, count: e.count)
-        let targets: [Int32] = (0..<n).map { Int32($0 * 37 % v) }
-        func run(chunk: Int) throws -> (loss: Double, dx: [Float], de: [Float]) {
-            var logits = [Float](repeating: 0, count: chunk * v), stats = [Float](repeating: 0, count: 3 * chunk)
-            var rowLoss = [Double](repeating: 0, count: n), dx = [Float](repeating: 0, count: n * h)
-            var de = [Float](repeating: 0, count: v * h)
-            let loss = try VocabCrossEntropy.forward(
-                x: x, embedding: e, vocab: VocabShard(start: 0, rows: v, realRows: v), targets: targets,
-                rows: n, hidden: h, chunkRows: chunk, logits: &logits, rowStats: &stats, rowLoss: &rowLoss,
-                tensorParallel: .single, dx: &dx, dembedding: &de, gradScale: 0.5, precision: .bf16)
-            return (loss, dx, de)
-        }
-        let whole = try run(chunk: n), chunked = try run(chunk: 32)
-        XCTAssertEqual(chunked.loss, whole.loss)
-        XCTAssertEqual(chunked.dx, whole.dx)
-        let scale = whole.de.map(abs).max() ?? 0
-        XCTAssertGreaterThan(scale, 0)
-        let worst = zip(whole.de, chunked.de).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertLessThanOrEqual(worst, 1e-5 * scale, "∂E off by \(worst)")
-    }
-}

@@ -7,11 +7,6 @@ import Foundation
 import Tensor
 
 public enum VocabCrossEntropy {
-    /// bf16 runs on a bf16 kernel, with more than one chunk: the embedding packed once per call for
-    /// every chunk's logits product (Eᵀ) and input-gradient product (E), instead of once per chunk
-    /// and product. One LM head runs at a time per process, so one pair of buffers serves all.
-    nonisolated(unsafe) static let packedEmbedding = (logits: BF16.PackedOperand(), dx: BF16.PackedOperand())
-
     /// Rows per chunk: at most 64M floats (256 MB) of logits, split into equal chunks (multiples of
     /// 16 rows) so no small tail GEMM runs at a fraction of the BLAS rate. Computed from the global
     /// vocabulary, so every tensor rank runs the same chunks (and the same collectives).
@@ -53,19 +48,12 @@ public enum VocabCrossEntropy {
         for r in 0..<n where targets[r] < 0 || Int(targets[r]) >= vocab.vocabSize {
             throw TrainingError.targetOutOfVocabulary(id: Int(targets[r]), vocabSize: vocab.vocabSize)
         }
-        let packed = precision == .bf16 && BF16.native && v > 0 && n > C ? packedEmbedding : nil
-        if let packed {
-            packed.logits.pack(transB: true, n: v, k: h, b: embedding, ldb: h)
-            if training { packed.dx.pack(n: h, k: v, b: embedding, ldb: h) }
-        }
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
             let xc = x + c0 * h
             let rowMax = rowStats, sumAndTarget = rowStats + C  // [rows] max, then [rows] Σexp | [rows] target logit
-            if let packed {
-                BF16.gemm(m: rows, n: v, k: h, a: xc, lda: h, packed: packed.logits, c: logits, ldc: v)
-            } else if v > 0 {
+            if v > 0 {
                 precision.gemm(
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
@@ -103,7 +91,7 @@ public enum VocabCrossEntropy {
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
                 productsBackward(
                     dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
-                    dembedding: dembedding, precision: precision, deferring: deferring, packedEmbedding: packed?.dx)
+                    dembedding: dembedding, precision: precision, deferring: deferring)
             }
             c0 += rows
         }
@@ -118,7 +106,7 @@ public enum VocabCrossEntropy {
     static func productsBackward(
         dlogits: UnsafeMutablePointer<Float>, rows: Int, vocab v: Int, hidden h: Int, x: UnsafePointer<Float>,
         embedding: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dembedding: UnsafeMutablePointer<Float>,
-        precision: Precision, deferring: DeferredWeightGradients?, packedEmbedding: BF16.PackedOperand? = nil
+        precision: Precision, deferring: DeferredWeightGradients?
     ) {
         guard v > 0 else {
             dx.update(repeating: 0, count: rows * h)
@@ -126,11 +114,7 @@ public enum VocabCrossEntropy {
         }
         // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
         precision.round(dlogits, count: rows * v)
-        if let packedEmbedding {
-            BF16.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, packed: packedEmbedding, c: dx, ldc: h)
-        } else {
-            precision.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, b: embedding, ldb: h, c: dx, ldc: h)
-        }
+        precision.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, b: embedding, ldb: h, c: dx, ldc: h)
         func embeddingGradient(_ dlogits: UnsafePointer<Float>) {
             precision.gemm(
                 transA: true, m: v, n: h, k: rows, a: dlogits, lda: v, b: x, ldb: h, beta: 1, c: dembedding, ldc: h)
