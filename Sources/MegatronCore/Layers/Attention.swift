@@ -221,36 +221,29 @@ public enum SelfAttention {
                                 A + r * keys, valid: mask.visible(query: i, sequence: bi), width: keys,
                                 shift: lseRow[i])
                         }
-                        if p > 0, let stream {
-                            // B = dropped probabilities; dV += Bᵀ·dO; then B = dO·Vᵀ with the mask applied.
-                            for r in 0..<rows {
-                                let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-                                stream.applyMask(
-                                    A + r * keys, into: B + r * keys, count: visible,
-                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                                if visible < keys {
-                                    (B + r * keys + visible).update(repeating: 0, count: keys - visible)
-                                }
-                            }
-                            tile.gemm(
-                                transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo,
-                                beta: 1, c: dv, ldc: ld)
-                            tile.gemm(
-                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                                packed: vColumns, c: B, ldc: keys)
-                            for r in 0..<rows {
-                                let i = i0 + r
-                                stream.applyMask(
-                                    B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
-                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                            }
-                        } else {
-                            tile.gemm(
-                                transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo,
-                                beta: 1, c: dv, ldc: ld)
-                            tile.gemm(
-                                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                                packed: vColumns, c: B, ldc: keys)
+                        // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
+                        // then B = dP = dO·Vᵀ, with dropout's mask applied.
+                        let dropping = p > 0 ? stream : nil
+                        for r in 0..<rows {
+                            guard let dropping else { break }
+                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+                            dropping.applyMask(
+                                A + r * keys, into: B + r * keys, count: visible,
+                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
+                        }
+                        tile.gemm(
+                            transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
+                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld)
+                        tile.gemm(
+                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                            packed: vColumns, c: B, ldc: keys)
+                        for r in 0..<rows {
+                            guard let dropping else { break }
+                            let i = i0 + r
+                            dropping.applyMask(
+                                B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
+                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                         }
                         // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                         for r in 0..<rows {
