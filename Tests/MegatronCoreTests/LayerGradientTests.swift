@@ -257,6 +257,24 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(queue.bytes, n * v * 4, "three chunks of ∂loss/∂logits kept")
     }
 
+    /// Bias gradients: each column's rows summed in order from 0, then added to the running sum —
+    /// bit for bit, whatever the thread split, on shapes off the 16-column vectors.
+    func testColumnSumsAddEachColumnsRowsInOrder() {
+        ThreadBudget.configure(threads: 2)
+        var rnd = TestRandom(17)
+        for (rows, cols) in [(1, 1), (5, 17), (33, 100), (130, 1_031)] {
+            let x = rnd.array(rows * cols), start = rnd.array(cols)
+            var out = start
+            ColumnSums.accumulate(x, rows: rows, cols: cols, into: &out)
+            let expected = (0..<cols).map { c -> Float in
+                var acc: Float = 0
+                for r in 0..<rows { acc += x[r * cols + c] }
+                return start[c] + acc
+            }
+            XCTAssertEqual(out, expected, "\(rows) × \(cols)")
+        }
+    }
+
     func testEmbedding() {
         let s = 4, b = 3, h = 20, vp = 10
         var rnd = TestRandom(6)

@@ -13,24 +13,28 @@
 import Tensor
 
 public enum ColumnSums {
-    /// `out[c] (+)= Σ_r x[r, c]` for `x [rows, cols]`, parallel over column blocks (deterministic).
+    /// `out[c] (+)= Σ_r x[r, c]` for `x [rows, cols]`, each thread over its own contiguous columns
+    /// (deterministic: every column sums its rows in order, from 0, then adds to `out`). Rows are
+    /// read in memory order into a per-thread accumulator row, so a wide matrix is streamed, not
+    /// walked down its columns a page per element.
     public static func accumulate(
         _ x: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>
     ) {
         ThreadBudget.parallelFor(cols, grain: 64) { cr in
-            var c = cr.lowerBound
-            while c + 16 <= cr.upperBound {
-                var acc = F16(repeating: 0)
-                for r in 0..<rows { acc += load16(x, r * cols + c) }
-                store16(load16(out, c) + acc, out, c)
-                c += 16
-            }
-            while c < cr.upperBound {
-                var acc: Float = 0
-                for r in 0..<rows { acc += x[r * cols + c] }
-                out[c] += acc
-                c += 1
+            let width = cr.count
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
+                let acc = buffer.baseAddress!
+                acc.update(repeating: 0, count: width)
+                for r in 0..<rows { addRow(x + r * cols + cr.lowerBound, into: acc, count: width) }
+                addRow(acc, into: out + cr.lowerBound, count: width)
             }
         }
+    }
+
+    @inline(__always)
+    private static func addRow(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var c = 0
+        while c + 16 <= n { store16(load16(y, c) + load16(x, c), y, c); c += 16 }
+        while c < n { y[c] += x[c]; c += 1 }
     }
 }
