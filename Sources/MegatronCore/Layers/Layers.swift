@@ -25,9 +25,34 @@ public enum ColumnSums {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: width) { buffer in
                 let acc = buffer.baseAddress!
                 acc.update(repeating: 0, count: width)
-                for r in 0..<rows { addRow(x + r * cols + cr.lowerBound, into: acc, count: width) }
+                var r = 0
+                while r + 4 <= rows {
+                    addFourRows(x + r * cols + cr.lowerBound, stride: cols, into: acc, count: width)
+                    r += 4
+                }
+                while r < rows { addRow(x + r * cols + cr.lowerBound, into: acc, count: width); r += 1 }
                 addRow(acc, into: out + cr.lowerBound, count: width)
             }
+        }
+    }
+
+    /// `y += x₀; y += x₁; y += x₂; y += x₃` (rows `stride` apart), in that order, with y loaded once.
+    @inline(__always)
+    private static func addFourRows(
+        _ x: UnsafePointer<Float>, stride s: Int, into y: UnsafeMutablePointer<Float>, count n: Int
+    ) {
+        var c = 0
+        while c + 16 <= n {
+            var a = load16(y, c)
+            a += load16(x, c); a += load16(x + s, c); a += load16(x + 2 * s, c); a += load16(x + 3 * s, c)
+            store16(a, y, c)
+            c += 16
+        }
+        while c < n {
+            var a = y[c]
+            a += x[c]; a += x[c + s]; a += x[c + 2 * s]; a += x[c + 3 * s]
+            y[c] = a
+            c += 1
         }
     }
 
