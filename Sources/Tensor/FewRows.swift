@@ -2,15 +2,11 @@
 // per sequence). SGEMM packs its operands for many rows and reads the weight at about half the
 // memory bandwidth when m is 1–8; here each block of 8 weight rows (8·K floats, in L1 for K ≤ 1024)
 // is read from memory once and dotted with every input row, so the product runs at the speed of
-// streaming the weight. The one-row product also asks for the weight it will read 4 KiB later
-// (megatron_prefetch): the hardware prefetcher alone left a core short of the memory bandwidth
-// (prefetching in the 8-row product and the weighted sum measured slower, so they do not).
-import CBF16
+// streaming the weight. The one-row product reads four rows a quarter of its range apart side by
+// side: one core following one stream reached about two thirds of the read rate that four
+// concurrent streams reach on the machines measured (scripts/lib/read_bandwidth.c prints both).
 
 public enum FewRows {
-    /// How far ahead a single stream is prefetched, in floats (4 KiB).
-    static let prefetchDistance = 1024
-
     /// y[i, n] = alpha · Σ_k x[i, k] · w[n, k] (+ bias[n]) for i < m, n < N: x [m, K] (row stride
     /// ldx), w [N, K] (row stride ldw), y row stride ldy. Threads split N unless `threaded` is false
     /// (when the caller is already one of several workers).
@@ -20,8 +16,16 @@ public enum FewRows {
         threaded: Bool = true
     ) {
         let body = { (range: Range<Int>) in
-            if m == 1 {  // one row: read the weight strictly in order, four accumulators per dot
-                for n in range { y[n] = dot4(x, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0) }
+            if m == 1 {  // one row: the range's quarters are read side by side, four streams
+                let quarter = range.count / 4, lo = range.lowerBound
+                for i in 0..<quarter {
+                    let rows = SIMD4(lo + i, lo + i + quarter, lo + i + 2 * quarter, lo + i + 3 * quarter)
+                    let d = dot4x4(x, w, rows: rows, ldw: ldw, k: K)
+                    for j in 0..<4 { y[rows[j]] = d[j] * alpha + (bias?[rows[j]] ?? 0) }
+                }
+                for n in (lo + 4 * quarter)..<range.upperBound {
+                    y[n] = dot4(x, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0)
+                }
                 return
             }
             var n = range.lowerBound
@@ -99,14 +103,48 @@ public enum FewRows {
         return r
     }
 
+    /// Four dot products x · w[rows[j]] read side by side, each summed exactly as `dot4` sums it.
+    @inline(__always)
+    static func dot4x4(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows: SIMD4<Int>, ldw: Int, k: Int)
+        -> SIMD4<Float>
+    {
+        let w0 = w + rows[0] * ldw, w1 = w + rows[1] * ldw, w2 = w + rows[2] * ldw, w3 = w + rows[3] * ldw
+        var a0 = F16(repeating: 0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+        var c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0
+        var c = 0
+        while c + 64 <= k {
+            let x0 = load16(x, c), x1 = load16(x, c + 16), x2 = load16(x, c + 32), x3 = load16(x, c + 48)
+            a0.addProduct(x0, load16(w0, c)); a1.addProduct(x1, load16(w0, c + 16))
+            a2.addProduct(x2, load16(w0, c + 32)); a3.addProduct(x3, load16(w0, c + 48))
+            b0.addProduct(x0, load16(w1, c)); b1.addProduct(x1, load16(w1, c + 16))
+            b2.addProduct(x2, load16(w1, c + 32)); b3.addProduct(x3, load16(w1, c + 48))
+            c0.addProduct(x0, load16(w2, c)); c1.addProduct(x1, load16(w2, c + 16))
+            c2.addProduct(x2, load16(w2, c + 32)); c3.addProduct(x3, load16(w2, c + 48))
+            d0.addProduct(x0, load16(w3, c)); d1.addProduct(x1, load16(w3, c + 16))
+            d2.addProduct(x2, load16(w3, c + 32)); d3.addProduct(x3, load16(w3, c + 48))
+            c += 64
+        }
+        while c + 16 <= k {
+            let xv = load16(x, c)
+            a0.addProduct(xv, load16(w0, c)); b0.addProduct(xv, load16(w1, c))
+            c0.addProduct(xv, load16(w2, c)); d0.addProduct(xv, load16(w3, c))
+            c += 16
+        }
+        var s = SIMD4(
+            ((a0 + a1) + (a2 + a3)).sum(), ((b0 + b1) + (b2 + b3)).sum(), ((c0 + c1) + (c2 + c3)).sum(),
+            ((d0 + d1) + (d2 + d3)).sum())
+        while c < k {
+            s += SIMD4(x[c] * w0[c], x[c] * w1[c], x[c] * w2[c], x[c] * w3[c])
+            c += 1
+        }
+        return s
+    }
+
     @inline(__always)
     static func dot4(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, k: Int) -> Float {
         var a0 = F16(repeating: 0), a1 = a0, a2 = a0, a3 = a0
         var c = 0
         while c + 64 <= k {
-            let ahead = w + c + prefetchDistance
-            megatron_prefetch(ahead); megatron_prefetch(ahead + 16)
-            megatron_prefetch(ahead + 32); megatron_prefetch(ahead + 48)
             a0.addProduct(load16(x, c), load16(w, c)); a1.addProduct(load16(x, c + 16), load16(w, c + 16))
             a2.addProduct(load16(x, c + 32), load16(w, c + 32)); a3.addProduct(load16(x, c + 48), load16(w, c + 48))
             c += 64

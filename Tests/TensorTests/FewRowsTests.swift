@@ -1,13 +1,14 @@
 // FewRowsTests.swift — the decoding products against plain loops: y = x·Wᵀ (+ bias) for 1–9 rows
-// and widths that exercise every tail (8-row blocks, 64/16-float strips, single floats), and the
-// attention's weighted sum of rows, which must give exactly the sum taken row by row in order.
+// and widths that exercise every tail (8-row blocks, the one-row product's four quarters, 64/16-float
+// strips, single floats), and the attention's weighted sum of rows, which must give exactly the sum
+// taken row by row in order.
 import Tensor
 import XCTest
 
 final class FewRowsTests: XCTestCase {
     func testMultiplyTransposedMatchesAPlainLoop() {
         var rng = SystemRandomNumberGenerator()
-        for (m, n, k) in [(1, 37, 768), (1, 64, 70), (3, 19, 33), (8, 24, 128), (9, 17, 5), (2, 1, 1)] {
+        for (m, n, k) in [(1, 37, 768), (1, 64, 70), (1, 1003, 100), (3, 19, 33), (8, 24, 128), (9, 17, 5), (2, 1, 1)] {
             let x = (0..<m * k).map { _ in Float.random(in: -1...1, using: &rng) }
             let w = (0..<n * k).map { _ in Float.random(in: -1...1, using: &rng) }
             let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
