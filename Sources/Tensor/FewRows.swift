@@ -56,30 +56,56 @@ public enum FewRows {
         var first = 0
         while first < count {
             let rows = first..<min(first + 8, count)
-            var c = 0
-            while c + 64 <= width {
-                var a0 = load16(out, c), a1 = load16(out, c + 16), a2 = load16(out, c + 32), a3 = load16(out, c + 48)
-                for r in rows {
-                    let weight = F16(repeating: p[r]), row = v + r * ldv + c
-                    a0.addProduct(weight, load16(row, 0)); a1.addProduct(weight, load16(row, 16))
-                    a2.addProduct(weight, load16(row, 32)); a3.addProduct(weight, load16(row, 48))
-                }
-                store16(a0, out, c); store16(a1, out, c + 16); store16(a2, out, c + 32); store16(a3, out, c + 48)
-                c += 64
-            }
-            while c + 16 <= width {
-                var acc = load16(out, c)
-                for r in rows { acc.addProduct(F16(repeating: p[r]), load16(v + r * ldv, c)) }
-                store16(acc, out, c)
-                c += 16
-            }
-            while c < width {
-                var s = out[c]
-                for r in rows { s += p[r] * v[r * ldv + c] }
-                out[c] = s
-                c += 1
-            }
+            addRows(rows, p, v: v, ldv: ldv, width: width, into: out)
             first = rows.upperBound
+        }
+    }
+
+    /// One weighted sum per part (same count, ldv and width), the parts read side by side: each
+    /// block of 8 rows is added for every part before the next block, so up to `parts.count` separate
+    /// regions stream at once (one region per attention head, whose values are contiguous), and each
+    /// part's sum is exactly what `weightedSum` gives it.
+    public static func weightedSums(
+        _ parts: [(p: UnsafePointer<Float>, v: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>)], count: Int,
+        ldv: Int, width: Int
+    ) {
+        for part in parts { part.out.update(repeating: 0, count: width) }
+        var first = 0
+        while first < count {
+            let rows = first..<min(first + 8, count)
+            for part in parts { addRows(rows, part.p, v: part.v, ldv: ldv, width: width, into: part.out) }
+            first = rows.upperBound
+        }
+    }
+
+    /// out[c] += Σ_{r ∈ rows} p[r] · v[r, c], in row order, for c < width.
+    @inline(__always)
+    static func addRows(
+        _ rows: Range<Int>, _ p: UnsafePointer<Float>, v: UnsafePointer<Float>, ldv: Int, width: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        var c = 0
+        while c + 64 <= width {
+            var a0 = load16(out, c), a1 = load16(out, c + 16), a2 = load16(out, c + 32), a3 = load16(out, c + 48)
+            for r in rows {
+                let weight = F16(repeating: p[r]), row = v + r * ldv + c
+                a0.addProduct(weight, load16(row, 0)); a1.addProduct(weight, load16(row, 16))
+                a2.addProduct(weight, load16(row, 32)); a3.addProduct(weight, load16(row, 48))
+            }
+            store16(a0, out, c); store16(a1, out, c + 16); store16(a2, out, c + 32); store16(a3, out, c + 48)
+            c += 64
+        }
+        while c + 16 <= width {
+            var acc = load16(out, c)
+            for r in rows { acc.addProduct(F16(repeating: p[r]), load16(v + r * ldv, c)) }
+            store16(acc, out, c)
+            c += 16
+        }
+        while c < width {
+            var s = out[c]
+            for r in rows { s += p[r] * v[r * ldv + c] }
+            out[c] = s
+            c += 1
         }
     }
 

@@ -1,7 +1,7 @@
 // FewRowsTests.swift — the decoding products against plain loops: y = x·Wᵀ (+ bias) for 1–9 rows
 // and widths that exercise every tail (8-row blocks, the one-row product's four quarters, 64/16-float
 // strips, single floats), and the attention's weighted sum of rows, which must give exactly the sum
-// taken row by row in order.
+// taken row by row in order, alone or with other heads' sums read side by side.
 import Tensor
 import XCTest
 
@@ -62,6 +62,35 @@ final class FewRowsTests: XCTestCase {
                 }
                 XCTAssertEqual(out[c], c < vectorEnd ? fused : separate, "count \(count) width \(width) column \(c)")
             }
+        }
+    }
+
+    func testWeightedSumsGiveEachPartItsOwnWeightedSum() {
+        var rng = SystemRandomNumberGenerator()
+        for (parts, count, width, ldv) in [(4, 1023, 64, 64), (3, 9, 81, 90), (1, 17, 16, 16), (2, 1, 3, 3)] {
+            let p = (0..<parts * count).map { _ in Float.random(in: 0...1, using: &rng) }
+            let v = (0..<parts * count * ldv).map { _ in Float.random(in: -1...1, using: &rng) }
+            var together = [Float](repeating: .nan, count: parts * width), alone = together
+            p.withUnsafeBufferPointer { pp in
+                v.withUnsafeBufferPointer { vp in
+                    together.withUnsafeMutableBufferPointer { tp in
+                        alone.withUnsafeMutableBufferPointer { ap in
+                            let P = pp.baseAddress!, V = vp.baseAddress!
+                            FewRows.weightedSums(
+                                (0..<parts).map {
+                                    (p: P + $0 * count, v: V + $0 * count * ldv, out: tp.baseAddress! + $0 * width)
+                                },
+                                count: count, ldv: ldv, width: width)
+                            for j in 0..<parts {
+                                FewRows.weightedSum(
+                                    P + j * count, count: count, v: V + j * count * ldv, ldv: ldv, width: width,
+                                    into: ap.baseAddress! + j * width)
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(together, alone, "parts \(parts) count \(count) width \(width)")
         }
     }
 }

@@ -159,49 +159,64 @@ final class InferenceChunk {
     /// Causal attention of the new rows over the cached and new keys, per (sequence, local head):
     /// the new keys (stored transposed, [headDim][position], so a decoding query's scores are a
     /// weighted sum of contiguous key rows) and values are appended to the cache, then
-    /// S = QKᵀ/√d, softmax over the positions each query may see, context = P·V.
+    /// S = QKᵀ/√d, softmax over the positions each query may see, context = P·V. Decoding takes a
+    /// worker's heads four at a time and reads their values side by side (FewRows.weightedSums).
     private func attention(
         layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
     ) {
         let heads = cache.heads, d = cache.headDim, hL = heads * d, keys = start + L, capacity = cache.capacity
         precondition(keys <= capacity, "KV cache capacity \(capacity) exceeded")
+        let decoding = L <= 8, group = decoding ? 4 : 1
         let scale = 1 / Float(d).squareRoot()
-        let perWorker = L * keys + d, scores = buffer("scores", ThreadBudget.threads * perWorker)
+        let perWorker = group * L * keys + d, scores = buffer("scores", ThreadBudget.threads * perWorker)
         let Kt = cache.keys.base, V = cache.values.base
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(batch * heads) { worker, units in
-                let S = scores + worker * perWorker, scaled = S + L * keys
-                for unit in units {
-                    let j = unit / heads, hd = unit % heads
-                    let base = cache.offset(layer: l, sequence: j, head: hd)
-                    let q = qkv + j * L * 3 * hL + hd * 3 * d
-                    for i in 0..<L {
-                        let k = q + i * 3 * hL + d
-                        for e in 0..<d { Kt[base + e * capacity + start + i] = k[e] }
-                        (V + base + (start + i) * d).update(from: k + d, count: d)
+                let scaled = scores + worker * perWorker + group * L * keys
+                for first in stride(from: units.lowerBound, to: units.upperBound, by: group) {
+                    // Per head of the group: its cache offset, queries, context rows and scores.
+                    let members = (first..<min(first + group, units.upperBound)).enumerated().map { g, unit in
+                        let j = unit / heads, hd = unit % heads
+                        return (
+                            base: cache.offset(layer: l, sequence: j, head: hd), q: qkv + j * L * 3 * hL + hd * 3 * d,
+                            out: context + j * L * hL + hd * d, S: scores + worker * perWorker + g * L * keys
+                        )
                     }
-                    let out = context + j * L * hL + hd * d
-                    if L <= 8 {  // decoding: stream the cache once
+                    for m in members {
                         for i in 0..<L {
-                            for e in 0..<d { scaled[e] = q[i * 3 * hL + e] * scale }
-                            FewRows.weightedSum(
-                                scaled, count: d, v: Kt + base, ldv: capacity, width: keys, into: S + i * keys)
+                            let k = m.q + i * 3 * hL + d
+                            for e in 0..<d { Kt[m.base + e * capacity + start + i] = k[e] }
+                            (V + m.base + (start + i) * d).update(from: k + d, count: d)
+                        }
+                        if decoding {  // stream the cached keys once
+                            for i in 0..<L {
+                                for e in 0..<d { scaled[e] = m.q[i * 3 * hL + e] * scale }
+                                FewRows.weightedSum(
+                                    scaled, count: d, v: Kt + m.base, ldv: capacity, width: keys, into: m.S + i * keys)
+                            }
+                        } else {
+                            BLAS.sgemm(
+                                m: L, n: keys, k: d, alpha: scale, a: m.q, lda: 3 * hL, b: Kt + m.base, ldb: capacity,
+                                c: m.S, ldc: keys)
+                        }
+                        for i in 0..<L {
+                            _ = SelfAttention.softmaxRowInPlace(m.S + i * keys, valid: start + i + 1, width: keys)
+                        }
+                    }
+                    if decoding {  // the group's cached values side by side
+                        for i in 0..<L {
+                            FewRows.weightedSums(
+                                members.map { m in
+                                    (
+                                        p: UnsafePointer(m.S + i * keys), v: UnsafePointer(V + m.base),
+                                        out: m.out + i * hL
+                                    )
+                                },
+                                count: start + i + 1, ldv: d, width: d)
                         }
                     } else {
-                        BLAS.sgemm(
-                            m: L, n: keys, k: d, alpha: scale, a: q, lda: 3 * hL, b: Kt + base, ldb: capacity, c: S,
-                            ldc: keys)
-                    }
-                    for i in 0..<L {
-                        _ = SelfAttention.softmaxRowInPlace(S + i * keys, valid: start + i + 1, width: keys)
-                    }
-                    if L <= 8 {
-                        for i in 0..<L {
-                            FewRows.weightedSum(
-                                S + i * keys, count: start + i + 1, v: V + base, ldv: d, width: d, into: out + i * hL)
-                        }
-                    } else {
-                        BLAS.sgemm(m: L, n: d, k: keys, a: S, lda: keys, b: V + base, ldb: d, c: out, ldc: hL)
+                        let m = members[0]
+                        BLAS.sgemm(m: L, n: d, k: keys, a: m.S, lda: keys, b: V + m.base, ldb: d, c: m.out, ldc: hL)
                     }
                 }
             }
