@@ -53,7 +53,8 @@ public enum FewRows {
     /// out[c] = Σ_r p[r] · v[r, c] for c < width: one row of P·V over `count` rows of v (row stride
     /// ldv). Rows are taken 8 at a time across the whole width (8 contiguous streams the hardware
     /// prefetcher follows, where one 64-column strip per pass over all rows jumps a row stride per
-    /// 256 bytes), summing into `out` in row order, so each sum is the same as one pass would give.
+    /// 256 bytes; each strip also asks for the same strip of the next block's rows), summing into
+    /// `out` in row order, so each sum is the same as one pass would give.
     public static func weightedSum(
         _ p: UnsafePointer<Float>, count: Int, v: UnsafePointer<Float>, ldv: Int, width: Int,
         into out: UnsafeMutablePointer<Float>
@@ -95,6 +96,7 @@ public enum FewRows {
             var a0 = load16(out, c), a1 = load16(out, c + 16), a2 = load16(out, c + 32), a3 = load16(out, c + 48)
             for r in rows {
                 let weight = F16(repeating: p[r]), row = v + r * ldv + c
+                prefetch256(row + 8 * ldv)  // the same strip of the next block's row
                 a0.addProduct(weight, load16(row, 0)); a1.addProduct(weight, load16(row, 16))
                 a2.addProduct(weight, load16(row, 32)); a3.addProduct(weight, load16(row, 48))
             }
