@@ -1,11 +1,11 @@
 // FewRows.swift — products whose left operand has only a few rows (token-by-token decoding: one row
 // per sequence). SGEMM packs its operands for many rows and reads the weight at about half the
-// memory bandwidth when m is 1–8; here each block of 8 weight rows (8·K floats, in L1 for K ≤ 1024)
-// is read from memory once and dotted with every input row, so the product runs at the speed of
-// streaming the weight. The one-row product reads four rows a quarter of its range apart side by
-// side, each asking for the weight 2 KiB ahead (megatron_prefetch): one core following one stream
-// reached about two thirds of the read rate that four concurrent streams reach on the machines
-// measured (scripts/lib/read_bandwidth.c prints both), and the prefetch added about a tenth more.
+// memory bandwidth when m is 1–8; here each weight row is read from memory once and dotted with
+// every input row (four weight rows at a time, kept in L1 while every input row passes), so the
+// product runs at the speed of streaming the weight. The four rows lie a quarter of the range apart
+// and are read side by side, each asking for the weight 2 KiB ahead (megatron_prefetch): one core
+// following one stream reached about two thirds of the read rate that four concurrent streams reach
+// on the machines measured (scripts/lib/read_bandwidth.c prints both); the prefetch added a tenth.
 
 import CBF16
 
@@ -34,17 +34,24 @@ public enum FewRows {
                 }
                 return
             }
-            var n = range.lowerBound
-            while n + 8 <= range.upperBound {
-                for i in 0..<m {
-                    let d = dot8(x + i * ldx, w + n * ldw, ldw: ldw, k: K) * alpha
-                    for j in 0..<8 { y[i * ldy + n + j] = d[j] + (bias?[n + j] ?? 0) }
+            // A few rows: four weight rows from the quarters at a time, dotted with the input rows
+            // four at a time (16 accumulators; the weight rows stay in L1 for the next four).
+            let quarter = range.count / 4, lo = range.lowerBound
+            for i in 0..<quarter {
+                let rows = SIMD4(lo + i, lo + i + quarter, lo + i + 2 * quarter, lo + i + 3 * quarter)
+                for first in stride(from: 0, to: m, by: 4) {
+                    let count = min(4, m - first)
+                    let (s0, s1, s2, s3) = tile4x4(
+                        x + first * ldx, ldx: ldx, inputs: count, w, rows: rows, ldw: ldw, k: K)
+                    func store(_ a: Int, _ sums: SIMD4<Float>) {
+                        guard a < count else { return }
+                        for j in 0..<4 { y[(first + a) * ldy + rows[j]] = sums[j] * alpha + (bias?[rows[j]] ?? 0) }
+                    }
+                    store(0, s0); store(1, s1); store(2, s2); store(3, s3)
                 }
-                n += 8
             }
-            while n < range.upperBound {
+            for n in (lo + 4 * quarter)..<range.upperBound {
                 for i in 0..<m { y[i * ldy + n] = dot(x + i * ldx, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0) }
-                n += 1
             }
         }
         if threaded { ThreadBudget.parallelFor(N, grain: 64, body) } else { body(0..<N) }
@@ -117,24 +124,46 @@ public enum FewRows {
         }
     }
 
+    /// The dot products of up to four input rows (x, row stride ldx; `inputs` of them) with four
+    /// weight rows w[rows[j]], read side by side: result[a][j] = x[a] · w[rows[j]], each summed
+    /// exactly as `dot` sums it. The weight rows are prefetched 2 KiB ahead.
     @inline(__always)
-    static func dot8(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, ldw: Int, k: Int) -> SIMD8<Float> {
-        var a0 = F16(repeating: 0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
+    static func tile4x4(
+        _ x: UnsafePointer<Float>, ldx: Int, inputs: Int, _ w: UnsafePointer<Float>, rows: SIMD4<Int>, ldw: Int, k: Int
+    ) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+        let w0 = w + rows[0] * ldw, w1 = w + rows[1] * ldw, w2 = w + rows[2] * ldw, w3 = w + rows[3] * ldw
+        // Missing input rows repeat the first; their sums are computed and not returned.
+        let x0 = x, x1 = x + (inputs > 1 ? ldx : 0), x2 = x + (inputs > 2 ? 2 * ldx : 0),
+            x3 = x + (inputs > 3 ? 3 * ldx : 0)
+        var a00 = F16(repeating: 0), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00
+        var a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00
         var c = 0
         while c + 16 <= k {
-            let xv = load16(x, c)
-            a0.addProduct(xv, load16(w, c)); a1.addProduct(xv, load16(w + ldw, c))
-            a2.addProduct(xv, load16(w + 2 * ldw, c)); a3.addProduct(xv, load16(w + 3 * ldw, c))
-            a4.addProduct(xv, load16(w + 4 * ldw, c)); a5.addProduct(xv, load16(w + 5 * ldw, c))
-            a6.addProduct(xv, load16(w + 6 * ldw, c)); a7.addProduct(xv, load16(w + 7 * ldw, c))
+            if c % 64 == 0 {
+                let ahead = c + prefetchDistance
+                prefetch256(w0 + ahead); prefetch256(w1 + ahead); prefetch256(w2 + ahead); prefetch256(w3 + ahead)
+            }
+            let v0 = load16(w0, c), v1 = load16(w1, c), v2 = load16(w2, c), v3 = load16(w3, c)
+            var u = load16(x0, c)
+            a00.addProduct(u, v0); a01.addProduct(u, v1); a02.addProduct(u, v2); a03.addProduct(u, v3)
+            u = load16(x1, c)
+            a10.addProduct(u, v0); a11.addProduct(u, v1); a12.addProduct(u, v2); a13.addProduct(u, v3)
+            u = load16(x2, c)
+            a20.addProduct(u, v0); a21.addProduct(u, v1); a22.addProduct(u, v2); a23.addProduct(u, v3)
+            u = load16(x3, c)
+            a30.addProduct(u, v0); a31.addProduct(u, v1); a32.addProduct(u, v2); a33.addProduct(u, v3)
             c += 16
         }
-        var r = SIMD8(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum())
-        while c < k {
-            for j in 0..<8 { r[j] += x[c] * w[j * ldw + c] }
+        var s0 = SIMD4(a00.sum(), a01.sum(), a02.sum(), a03.sum()),
+            s1 = SIMD4(a10.sum(), a11.sum(), a12.sum(), a13.sum())
+        var s2 = SIMD4(a20.sum(), a21.sum(), a22.sum(), a23.sum()),
+            s3 = SIMD4(a30.sum(), a31.sum(), a32.sum(), a33.sum())
+        while c < k {  // the last floats, added one by one after the sums as `dot` adds them
+            let v = SIMD4(w0[c], w1[c], w2[c], w3[c])
+            s0 += x0[c] * v; s1 += x1[c] * v; s2 += x2[c] * v; s3 += x3[c] * v
             c += 1
         }
-        return r
+        return (s0, s1, s2, s3)
     }
 
     /// Four dot products x · w[rows[j]] read side by side, each summed exactly as `dot4` sums it.
