@@ -4,8 +4,9 @@
 // every input row (four weight rows at a time, kept in L1 while every input row passes), so the
 // product runs at the speed of streaming the weight. The four rows lie a quarter of the range apart
 // and are read side by side, each asking for the weight 2 KiB ahead (megatron_prefetch): one core
-// following one stream reached about two thirds of the read rate that four concurrent streams reach
-// on the machines measured (scripts/lib/read_bandwidth.c prints both); the prefetch added a tenth.
+// following one stream reached two thirds to three quarters of the read rate that four concurrent
+// streams reach on the machines measured (scripts/lib/read_bandwidth.c prints both); the prefetch
+// added about a tenth.
 
 import CBF16
 
