@@ -39,6 +39,8 @@ public enum CommunicationProgress {
         }
     }
 
+    /// Stops the progress (a no-op when none is active, so it may be called more than once); in
+    /// thread mode it returns only when no probe is running.
     public static func end() {
         tester = nil
         if mode == .thread { progressThread?.deactivate() }

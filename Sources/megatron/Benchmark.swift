@@ -208,6 +208,8 @@ struct Benchmark: ParsableCommand {
             // all-gather the parameters.
             let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
             let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
+            let waitMs = (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000
+            let exposedWaitMs = buckets.exposedWaitSeconds / Double(steps) * 1000
             out(
                 String(
                     format:
@@ -220,12 +222,9 @@ struct Benchmark: ParsableCommand {
                         ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
                         : "one all-reduce of this rank's gradients,",
                     analytic / 1e6, buckets.bucketCount, 100 * hidden,
-                    CommunicationProgress.mode.rawValue as NSString,
-                    (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000,
-                    buckets.exposedWaitSeconds / Double(steps) * 1000))
+                    CommunicationProgress.mode.rawValue as NSString, waitMs, exposedWaitMs))
             json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
-            json["dp_wait_ms"] = (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000
-            json["dp_exposed_wait_ms"] = buckets.exposedWaitSeconds / Double(steps) * 1000
+            json["dp_wait_ms"] = waitMs; json["dp_exposed_wait_ms"] = exposedWaitMs
             json["communication_progress"] = CommunicationProgress.mode.rawValue
         }
         if world.rank == 0 {

@@ -35,13 +35,13 @@ extension Trainer {
         // Every data-parallel rank scales by the global token count; the reduction then sums.
         let lossScale = lossScaler?.scale ?? 1
         let gradScale = Float(Double(lossScale) / Double(tokens))
-        defer { CommunicationProgress.end() }
+        defer { CommunicationProgress.end() }  // on every way out, errors included (end() is idempotent)
         var (lossSum, parts) = try runMicrobatches(iteration: iteration, microbatches: m, gradScale: gradScale)
         if let buckets = partition.buckets {
             if partition.executor != nil { buckets.beginLastMicrobatch() }
             let backwardEnded = MPIRuntime.wallTime
             try timer.measure("dp gradient reduction (wait)") { try buckets.finish(backwardEnded: backwardEnded) }
-            CommunicationProgress.end()
+            CommunicationProgress.end()  // nothing is outstanding any more: stop probing before the reductions below
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
         if parallel.layout.data > 1 { parts = try parts.map { try parallel.data.allReduceSum($0) } }
