@@ -22,13 +22,13 @@ extension BertModel {
         let core = m.core, h = config.transformer.hiddenSize, n = core.rows
         if gradScale != nil { core.headGradient.update(repeating: 0, count: n * h) }
         guard config.task == .pretraining else {
-            return timer.measure("task head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
+            return timer.measure(PhaseLabel.taskHead) { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
-        var loss = try timer.measure("masked-LM head (fwd+bwd)") {
+        var loss = try timer.measure(PhaseLabel.maskedLMHead) {
             try maskedLMHead(m, mem, gradScale: gradScale, deferring: ctx.deferWeightGradients)
         }
         if config.binaryHead {
-            loss += timer.measure("sentence-order head (fwd+bwd)") { pooledHead(m, mem, ctx, gradScale: gradScale) }
+            loss += timer.measure(PhaseLabel.sentenceOrderHead) { pooledHead(m, mem, ctx, gradScale: gradScale) }
         }
         return loss
     }

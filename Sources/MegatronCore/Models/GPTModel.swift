@@ -175,7 +175,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
         try shared.finalNorm(m)
         if gradScale == nil, let scoring = m.scoring { return try scoreRows(scoring, m, head: head) }
         // LM head + cross entropy (+ their backward when training), chunked.
-        return try timer.measure("lm head + cross entropy (fwd+bwd)") {
+        return try timer.measure(PhaseLabel.lmHead) {
             try VocabCrossEntropy.forward(
                 x: m.finalNorm, embedding: weights.pointer(head), vocab: vocab,
                 targets: m.targets.base, rows: n, hidden: h,

@@ -50,8 +50,7 @@ extension ModelPartition where Chunk == GPTModel {
                 hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
                 headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)),
             makeChunk: makeChunk)
-        let partition = try ModelPartition(parallel: parallel, layout: layout, options: options, makeChunk: makeChunk)
-        partition.balanceCosts = measured
-        return partition
+        return try ModelPartition(
+            parallel: parallel, layout: layout, balanceCosts: measured, options: options, makeChunk: makeChunk)
     }
 }

@@ -85,7 +85,7 @@ public enum TransformerLayer {
                 rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
             pr.round(a.qkv, count: n * 3 * hL)
         }
-        timer.measure("fwd attention core") {
+        timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
                 qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
                 dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,
@@ -213,7 +213,7 @@ public enum TransformerLayer {
                 rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring)
             pr.round(m.tmpH2, count: n * hL)
         }
-        timer.measure("bwd attention core") {
+        timer.measure(PhaseLabel.backwardAttentionCore) {
             SelfAttention.backward(
                 dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
                 mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,

@@ -26,7 +26,7 @@ extension TransformerLayer {
                 rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
             pr.round(a.qkv, count: n * 3 * hL)
         }
-        timer.measure("fwd attention core") {
+        timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
                 qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
                 dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,

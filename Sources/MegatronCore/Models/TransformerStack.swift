@@ -51,7 +51,7 @@ struct TransformerStack {
     func embed(_ m: TransformerActivations, _ ctx: PassContext, tokentypes: UnsafePointer<Int32>? = nil) throws {
         guard let wte = slots.wordEmbeddings, let wpeSlot = slots.positionEmbeddings else { return }
         let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
-        try timer.measure("fwd embedding") {
+        try timer.measure(PhaseLabel.forwardEmbedding) {
             let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
             let wpe = weights.pointer(wpeSlot)
             Embedding.forward(
@@ -172,7 +172,7 @@ struct TransformerStack {
     {
         guard let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
         let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
-        try timer.measure("bwd embedding") {
+        try timer.measure(PhaseLabel.backwardEmbedding) {
             if let s = embeddingStream(ctx) {
                 Dropout.apply(m.dResidual, count: nS * h, p: config.hiddenDropout, stream: s, offset: offset)
             }

@@ -23,7 +23,7 @@ public final class ModelPartition<Chunk: ModelChunk> {
     /// With data parallelism or the distributed optimizer (training only): the bucketed gradient reduction.
     public let buckets: GradientBuckets?
     /// The measured costs pipeline_auto_balance placed the layers by, when it measured them.
-    public internal(set) var balanceCosts: StageCostProbe.Measurement? = nil
+    public let balanceCosts: StageCostProbe.Measurement?
 
     /// What the partition is for: micro-batches per iteration, whether it trains (backward
     /// schedules and gradient buckets) and how (bucket size, distributed optimizer, scatter/gather).
@@ -55,12 +55,15 @@ public final class ModelPartition<Chunk: ModelChunk> {
         return (try PipelineLayout(c, costs: measured.costs(c, dataParallel: d)), measured)
     }
 
-    /// `makeChunk(plan)` builds one chunk of this rank's stage.
-    public init(parallel: ParallelState, layout: PipelineLayout, options o: Options, makeChunk: (StagePlan) -> Chunk)
-        throws
-    {
+    /// `makeChunk(plan)` builds one chunk of this rank's stage; `balanceCosts` are the measured costs
+    /// the layout was placed by, if any.
+    public init(
+        parallel: ParallelState, layout: PipelineLayout, balanceCosts: StageCostProbe.Measurement? = nil,
+        options o: Options, makeChunk: (StagePlan) -> Chunk
+    ) throws {
         self.parallel = parallel
         self.layout = layout
+        self.balanceCosts = balanceCosts
         let chunks = layout.plans(stage: parallel.pipelineRank).map(makeChunk)
         self.chunks = chunks
         let p = layout.stages, v = layout.chunks, m = o.microbatches, d = parallel.layout.data

@@ -143,9 +143,8 @@ extension ModelPartition where Chunk == BertModel {
                     acts.labels.base[r] = masked ? 0 : -1
                 }
             })
-        let partition = try ModelPartition(parallel: parallel, layout: layout, options: options, makeChunk: makeChunk)
-        partition.balanceCosts = measured
-        return partition
+        return try ModelPartition(
+            parallel: parallel, layout: layout, balanceCosts: measured, options: options, makeChunk: makeChunk)
     }
 }
 

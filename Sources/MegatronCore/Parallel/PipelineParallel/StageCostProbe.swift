@@ -54,11 +54,11 @@ public enum StageCostProbe {
         }
         var m = Measurement()
         for (name, seconds) in timer.seconds {
-            if name.contains("head") {
+            if PhaseLabel.head.contains(name) {
                 m.head += seconds
-            } else if name.hasSuffix("embedding") {
+            } else if PhaseLabel.embedding.contains(name) {
                 m.embedding += seconds
-            } else if name.hasSuffix("attention core") {
+            } else if PhaseLabel.attentionCore.contains(name) {
                 m.attention += seconds
             }
         }
