@@ -18,9 +18,7 @@ final class BenchmarkCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("benchmark: not used here: trace_dir"), r.stdout)
         XCTAssertTrue(r.stdout.contains("tokens/s"), r.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("traces").path))
-        let json = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("one.json")))
-                as? [String: Any])
+        let json = try CLI.jsonObject(dir.appendingPathComponent("one.json"))
         XCTAssertGreaterThan(try XCTUnwrap(json["tokens_per_s"] as? Double), 0)
         XCTAssertEqual(json["world"] as? Int, 1)
     }
@@ -36,9 +34,7 @@ final class BenchmarkCommandTests: XCTestCase {
             ], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("pipeline zb-h1 p = 2, v = 1"), r.stdout)
-        let json = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("pp.json")))
-                as? [String: Any])
+        let json = try CLI.jsonObject(dir.appendingPathComponent("pp.json"))
         let measured = try XCTUnwrap(json["bubble_measured"] as? Double)
         let theory = try XCTUnwrap(json["bubble_theory"] as? Double)
         XCTAssertTrue(measured >= 0 && theory >= 0 && theory < 1, "bubble \(measured), theory \(theory)")

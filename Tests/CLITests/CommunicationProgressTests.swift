@@ -61,9 +61,7 @@ final class CommunicationProgressTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("(progress: thread)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("after the slowest rank's backward ended"), r.stdout)
-        let json = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("dp.json")))
-                as? [String: Any])
+        let json = try CLI.jsonObject(dir.appendingPathComponent("dp.json"))
         let wait = try XCTUnwrap(json["dp_wait_ms"] as? Double)
         let exposed = try XCTUnwrap(json["dp_exposed_wait_ms"] as? Double)
         XCTAssertTrue(exposed >= 0 && exposed <= wait + 1, "exposed \(exposed) ms of a \(wait) ms wait")

@@ -146,8 +146,7 @@ final class FinetuneTests: XCTestCase {
             in: dir)
         XCTAssertEqual(four.code, 0, four.stderr)
         func splits(_ name: String) throws -> [[String: Any]] {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name)))
-            return try XCTUnwrap((json as? [String: Any])?["splits"] as? [[String: Any]])
+            try XCTUnwrap(CLI.jsonObject(dir.appendingPathComponent(name))["splits"] as? [[String: Any]])
         }
         let a = try splits("e1.json"), b = try splits("e4.json")
         XCTAssertEqual(a.map { $0["total"] as? Int }, [90, 33])

@@ -236,9 +236,7 @@ final class HFConversionTests: XCTestCase {
                 ? try CLI.run(args + ["--results-file", "\(name).json"], in: dir)
                 : try CLI.mpirun(ranks: ranks, args + ["--results-file", "\(name).json"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
-            results[name] = try XCTUnwrap(
-                JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("\(name).json")))
-                    as? [String: Any])
+            results[name] = try CLI.jsonObject(dir.appendingPathComponent("\(name).json"))
             if name == "wiki1" {
                 XCTAssertTrue(r.stdout.contains(" validation results on WIKITEXT103 | avg loss: "), r.stdout)
             }

@@ -102,9 +102,7 @@ final class HostileInputTests: XCTestCase {
             try FileManager.default.copyItem(
                 at: fixture.appendingPathComponent("model.safetensors"),
                 to: target.appendingPathComponent("model.safetensors"))
-            var config = try XCTUnwrap(
-                try JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("config.json")))
-                    as? [String: Any])
+            var config = try CLI.jsonObject(fixture.appendingPathComponent("config.json"))
             change(&config)
             try JSONSerialization.data(withJSONObject: config).write(to: target.appendingPathComponent("config.json"))
             return target.path

@@ -15,9 +15,7 @@ final class PlanTests: XCTestCase {
             ["plan", "--calibrate", "--config", config, "--max-ranks", "2", "--profile", "p.json"], in: dir,
             environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
         XCTAssertEqual(cal.code, 0, cal.stdout + cal.stderr)
-        let profile = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("p.json"))) as? [String: Any]
-        )
+        let profile = try CLI.jsonObject(dir.appendingPathComponent("p.json"))
         let gemm = try XCTUnwrap(profile["gemm"] as? [[String: Any]])
         let threads = Set(gemm.compactMap { $0["threads"] as? Int })
         XCTAssertEqual(

@@ -17,10 +17,8 @@ final class ScheduleCommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("interleaved schedule: p = 4, v = 2, m = 8"), r.stdout)
         for rank in 0..<4 { XCTAssertTrue(r.stdout.contains("rank \(rank)  "), "no row for rank \(rank)") }
         XCTAssertTrue(r.stdout.contains("bubble: 0.1875 of the ideal time (theory (p−1)/(v·m) = 0.1875)"), r.stdout)
-        let trace =
-            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("s.json")))
-            as? [String: Any]
-        let events = try XCTUnwrap(trace?["traceEvents"] as? [[String: Any]])
+        let trace = try CLI.jsonObject(dir.appendingPathComponent("s.json"))
+        let events = try XCTUnwrap(trace["traceEvents"] as? [[String: Any]])
         let computes = events.filter { ($0["cat"] as? String) == "forward" || ($0["cat"] as? String) == "backward" }
         XCTAssertEqual(computes.count, 4 * 2 * 8 * 2, "a forward and a backward per rank, chunk and micro-batch")
         XCTAssertEqual(Set(computes.compactMap { $0["tid"] as? Int }), [0, 1, 2, 3])
@@ -42,10 +40,8 @@ final class ScheduleCommandTests: XCTestCase {
         XCTAssertTrue(
             r.stdout.contains("peak in-flight micro-batches per rank: 4, 4, 4, 4 (1F1B: 4, 3, 2, 1)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("W7"), "the timeline shows the weight passes:\n\(r.stdout)")
-        let trace =
-            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("zb.json")))
-            as? [String: Any]
-        let events = try XCTUnwrap(trace?["traceEvents"] as? [[String: Any]])
+        let trace = try CLI.jsonObject(dir.appendingPathComponent("zb.json"))
+        let events = try XCTUnwrap(trace["traceEvents"] as? [[String: Any]])
         for category in ["forward", "backward", "weight"] {
             XCTAssertEqual(events.filter { ($0["cat"] as? String) == category }.count, 4 * 8, category)
         }

@@ -74,6 +74,13 @@ public enum CLI {
             ["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
     }
 
+    /// The JSON object in file `url` (a benchmark's or an evaluation's results).
+    public static func jsonObject(_ url: URL) throws -> [String: Any] {
+        try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
+            "\(url.path): not a JSON object")
+    }
+
     public static func jsonLines(_ url: URL) throws -> [[String: Any]] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
             try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
