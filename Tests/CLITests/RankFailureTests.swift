@@ -15,10 +15,7 @@ final class RankFailureTests: XCTestCase {
             "--save-interval", "5", "--metrics-file", "m.jsonl", "--log-interval", "1000",
         ]
         p.currentDirectoryURL = dir
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
+        p.environment = CLI.mpiEnvironment(ProcessInfo.processInfo.environment)
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
@@ -30,16 +27,7 @@ final class RankFailureTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: pointer.path), "training never saved a checkpoint")
         usleep(300_000)
         // Kill one rank (a child of mpirun).
-        let pgrep = Process()
-        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-        pgrep.arguments = ["-P", "\(p.processIdentifier)"]
-        let out = Pipe()
-        pgrep.standardOutput = out
-        try pgrep.run()
-        pgrep.waitUntilExit()
-        let children = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(
-            separator: "\n"
-        ).compactMap { Int32($0) }
+        let children = try CLI.children(of: p.processIdentifier)
         let victim = try XCTUnwrap(children.last, "no rank processes found")
         let killed = Date()
         kill(victim, SIGKILL)

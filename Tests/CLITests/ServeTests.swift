@@ -41,9 +41,7 @@ final class ServeTests: XCTestCase {
             p.executableURL = URL(fileURLWithPath: CLI.binary)
             p.arguments = args
         }
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
+        var env = CLI.mpiEnvironment(ProcessInfo.processInfo.environment)
         env["OMPI_MCA_pml"] = "ob1"; env["OMPI_MCA_btl"] = "self,vader"
         p.environment = env
         p.currentDirectoryURL = dir

@@ -17,10 +17,7 @@ final class WatchdogTests: XCTestCase {
             "--distributed-timeout-minutes", "0.05",
         ]
         p.currentDirectoryURL = dir
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
+        p.environment = CLI.mpiEnvironment(ProcessInfo.processInfo.environment)
         let err = Pipe(), out = Pipe()
         p.standardError = err
         p.standardOutput = out
@@ -31,15 +28,7 @@ final class WatchdogTests: XCTestCase {
         while !String(decoding: seen, as: UTF8.self).contains("iteration        2/") && Date() < deadline {
             seen += out.fileHandleForReading.availableData
         }
-        let pgrep = Process()
-        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-        pgrep.arguments = ["-P", "\(p.processIdentifier)"]
-        let list = Pipe()
-        pgrep.standardOutput = list
-        try pgrep.run()
-        pgrep.waitUntilExit()
-        let children = String(decoding: list.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .split(separator: "\n").compactMap { Int32($0) }
+        let children = try CLI.children(of: p.processIdentifier)
         let victim = try XCTUnwrap(children.last, "no rank processes found")
         // Its world rank, from the environment mpirun gave it.
         let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(victim)/environ"))

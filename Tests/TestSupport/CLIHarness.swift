@@ -62,16 +62,35 @@ public enum CLI {
             stderr: String(decoding: e, as: UTF8.self))
     }
 
-    /// Runs `mpirun -np ranks <binary> args…` (root-safe, oversubscribed, one BLAS thread per rank).
+    /// What mpirun needs here: root-safe, oversubscribed, one BLAS thread per rank (added to `base`).
+    public static func mpiEnvironment(_ base: [String: String] = [:]) -> [String: String] {
+        var env = base
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
+        return env
+    }
+
+    /// Runs `mpirun -np ranks <binary> args…` with `mpiEnvironment`.
     public static func mpirun(
         ranks: Int, _ args: [String], in dir: URL, executable: String? = nil,
         environment extra: [String: String] = [:]
     ) throws -> RunResult {
-        var env = extra
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"; env["OPENBLAS_NUM_THREADS"] = "1"
-        return try run(
-            ["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun", environment: env)
+        try run(
+            ["-np", "\(ranks)", executable ?? binary] + args, in: dir, program: "/usr/bin/mpirun",
+            environment: mpiEnvironment(extra))
+    }
+
+    /// The process ids of `pid`'s children (mpirun's: the ranks), in pgrep's order.
+    public static func children(of pid: Int32) throws -> [Int32] {
+        let pgrep = Process()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+        pgrep.arguments = ["-P", "\(pid)"]
+        let out = Pipe()
+        pgrep.standardOutput = out
+        try pgrep.run()
+        let list = out.fileHandleForReading.readDataToEndOfFile()
+        pgrep.waitUntilExit()
+        return String(decoding: list, as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
     }
 
     /// The JSON object in file `url` (a benchmark's or an evaluation's results).
