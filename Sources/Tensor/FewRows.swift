@@ -24,22 +24,16 @@ public enum FewRows {
     ) {
         let body = { (range: Range<Int>) in
             if m == 1 {  // one row: the range's quarters are read side by side, four streams
-                let quarter = range.count / 4, lo = range.lowerBound
-                for i in 0..<quarter {
-                    let rows = SIMD4(lo + i, lo + i + quarter, lo + i + 2 * quarter, lo + i + 3 * quarter)
+                let tail = sideBySide(range) { rows in
                     let d = dot4x4(x, w, rows: rows, ldw: ldw, k: K)
                     for j in 0..<4 { y[rows[j]] = d[j] * alpha + (bias?[rows[j]] ?? 0) }
                 }
-                for n in (lo + 4 * quarter)..<range.upperBound {
-                    y[n] = dot4(x, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0)
-                }
+                for n in tail { y[n] = dot4(x, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0) }
                 return
             }
             // A few rows: four weight rows from the quarters at a time, dotted with the input rows
             // four at a time (16 accumulators; the weight rows stay in L1 for the next four).
-            let quarter = range.count / 4, lo = range.lowerBound
-            for i in 0..<quarter {
-                let rows = SIMD4(lo + i, lo + i + quarter, lo + i + 2 * quarter, lo + i + 3 * quarter)
+            let tail = sideBySide(range) { rows in
                 for first in stride(from: 0, to: m, by: 4) {
                     let count = min(4, m - first)
                     let (s0, s1, s2, s3) = tile4x4(
@@ -51,11 +45,20 @@ public enum FewRows {
                     store(0, s0); store(1, s1); store(2, s2); store(3, s3)
                 }
             }
-            for n in (lo + 4 * quarter)..<range.upperBound {
+            for n in tail {
                 for i in 0..<m { y[i * ldy + n] = dot(x + i * ldx, w + n * ldw, k: K) * alpha + (bias?[n] ?? 0) }
             }
         }
         if threaded { ThreadBudget.parallelFor(N, grain: 64, body) } else { body(0..<N) }
+    }
+
+    /// Calls `body` with four rows a quarter of `range` apart, (lo + i, lo + q + i, lo + 2q + i,
+    /// lo + 3q + i) for i < q = range.count / 4, and returns the rows left over (the last count % 4).
+    @inline(__always)
+    static func sideBySide(_ range: Range<Int>, _ body: (SIMD4<Int>) -> Void) -> Range<Int> {
+        let quarter = range.count / 4, lo = range.lowerBound
+        for i in 0..<quarter { body(SIMD4(lo + i, lo + i + quarter, lo + i + 2 * quarter, lo + i + 3 * quarter)) }
+        return (lo + 4 * quarter)..<range.upperBound
     }
 
     /// out[c] = Σ_r p[r] · v[r, c] for c < width: one row of P·V over `count` rows of v (row stride
@@ -67,13 +70,7 @@ public enum FewRows {
         _ p: UnsafePointer<Float>, count: Int, v: UnsafePointer<Float>, ldv: Int, width: Int,
         into out: UnsafeMutablePointer<Float>
     ) {
-        out.update(repeating: 0, count: width)
-        var first = 0
-        while first < count {
-            let rows = first..<min(first + 8, count)
-            addRows(rows, p, v: v, ldv: ldv, width: width, into: out)
-            first = rows.upperBound
-        }
+        weightedSums([(p: p, v: v, out: out)], count: count, ldv: ldv, width: width)
     }
 
     /// One weighted sum per part (same count, ldv and width), the parts read side by side: each
