@@ -150,10 +150,14 @@ static void configure_tiles(void) {
 
 /* The 32 × 32 block of C at `t` (row stride ts floats) += A block × B panel pair over chunks
    [c0, c1) of 16 pairs; `load` takes C's current values, else starts from zero. Software-pipelined:
-   each tile is reloaded for the next chunk right after its last reader of this chunk. */
-__attribute__((target("amx-tile,amx-bf16")))
+   each tile is reloaded for the next chunk right after its last reader of this chunk. `ahead`, when
+   not NULL, is the next block of C (same stride): its 64 lines are fetched for writing (PREFETCHW),
+   spread over the chunks, so the first stores into C lines not yet cached do not wait for memory
+   (each tile store of 16 such lines otherwise stalls the tiles behind it). */
+__attribute__((target("amx-tile,amx-bf16,prfchw")))
 static inline void block_32x32(const uint16_t *ab, const uint16_t *b0, const uint16_t *b1, int c0, int c1,
-                               float *t, long ts, int load) {
+                               float *t, long ts, int load, const float *ahead) {
+    int per = (64 + (c1 - c0) - 1) / (c1 - c0);    /* lines of `ahead` fetched per chunk */
     if (load) {
         _tile_loadd(0, t, ts * 4); _tile_loadd(1, t + 16, ts * 4);
         _tile_loadd(2, t + 16 * ts, ts * 4); _tile_loadd(3, t + 16 * ts + 16, ts * 4);
@@ -174,6 +178,9 @@ static inline void block_32x32(const uint16_t *ab, const uint16_t *b0, const uin
         _tile_dpbf16ps(3, 5, 7);
         _tile_loadd(7, b1 + (size_t)next * 512, 64);
         _tile_loadd(5, ab + (size_t)next * 1024 + 512, 64);
+        if (ahead)
+            for (int l = (c - c0) * per; l < (c - c0 + 1) * per && l < 64; l++)
+                _m_prefetchw((void *)(ahead + (long)(l >> 1) * ts + (l & 1) * 16));
     }
     _tile_stored(0, t, ts * 4); _tile_stored(1, t + 16, ts * 4);
     _tile_stored(2, t + 16 * ts, ts * 4); _tile_stored(3, t + 16 * ts + 16, ts * 4);
@@ -183,7 +190,7 @@ static inline void block_32x32(const uint16_t *ab, const uint16_t *b0, const uin
    blocks (KBA pairs), so C travels to memory once; per k block, each 32-row block of A (KBA pairs,
    32 KB: stays in L1) meets the tile's panel pairs, whose B (NC columns × KBA pairs, 384 KB) stays
    in L2. */
-__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,prfchw")))
 void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed, size_t panel,
                    float *C, long ldc, float beta, int i0, int i1) {
     int kpb = padded_pairs(k), chunks = kpb / 16, panels = (n + NR - 1) / NR;
@@ -215,7 +222,14 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
                             memset(stage, 0, sizeof stage);
                             if (load) for (int r = 0; r < rows; r++) memcpy(stage + r * 32, c + (long)r * ldc, (size_t)cols * sizeof(float));
                         }
-                        block_32x32(ab, b0, b1, q0 / 16, q1 / 16, full ? c : stage, full ? ldc : 32, load);
+                        /* On the first k block, C's lines come from memory: fetch the next full block's. */
+                        const float *ahead = NULL;
+                        if (q0 == 0 && full) {
+                            if (p + 2 < pe) ahead = c + 2 * NR;
+                            else if (b + 1 < be && i1 - (r0 + MA) >= MA) ahead = C + (long)(r0 + MA) * ldc + pb * NR;
+                            if (ahead && n - (int)((ahead - C) % ldc) < 2 * NR) ahead = NULL;
+                        }
+                        block_32x32(ab, b0, b1, q0 / 16, q1 / 16, full ? c : stage, full ? ldc : 32, load, ahead);
                         if (!full) for (int r = 0; r < rows; r++) memcpy(c + (long)r * ldc, stage + r * 32, (size_t)cols * sizeof(float));
                     }
                 }
