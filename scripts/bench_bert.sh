@@ -26,7 +26,7 @@ else
 fi
 BERT="--config configs/bert-base.json --global-batch-size 4 --hidden-dropout 0 --attention-dropout 0 --steps $STEPS"
 "$BIN" benchmark $BERT "${BERT_TOKENIZER[@]}" --num-threads "$THREADS" --json "$OUT/bert-base.json" \
-    | grep -E "^benchmark|SGEMM rate|bf16 GEMM rate|single-core peaks|^step"
+    | grep -E "^benchmark|SGEMM rate|bf16 GEMM rate|single-thread peaks|peak on [0-9]* threads at once|^step"
 "$BIN" benchmark $BERT "${BERT_TOKENIZER[@]}" --num-threads "$THREADS" --bf16 --json "$OUT/bert-base-bf16.json" | grep -E "^step"
 if python3 -c "import torch" 2>/dev/null; then
     echo "== PyTorch eager BERT fp32 and bf16 autocast on the same shape (scripts/bench_torch_bert.py), $THREADS threads"

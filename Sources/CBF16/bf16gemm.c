@@ -345,3 +345,35 @@ static double peak_fma(void) {
 
 double bf16_peak_dpbf16_gflops(void) { return avx512bf16_available() ? peak_dpbf16() : 0; }
 double bf16_peak_fma_gflops(void) { __builtin_cpu_init(); return __builtin_cpu_supports("avx512f") ? peak_fma() : 0; }
+
+/* The peak loops on `threads` threads at once (the caller is one), their rates summed. Two hardware
+   threads of one core share its units: on the Intel VMs of this project the two vCPUs are such a
+   pair (either one alone measures AMX's full rate, the two together about that rate in all), so this,
+   not threads × one thread's peak, is what a product on that many threads can reach. */
+#include <pthread.h>
+#include <stdatomic.h>
+typedef struct { double (*peak)(void); double rate; atomic_int *go; } peak_job;
+
+static void *peak_worker(void *arg) {
+    peak_job *job = arg;
+    while (!atomic_load(job->go)) {}        /* start together: the threads are created one by one */
+    job->rate = job->peak();
+    return NULL;
+}
+
+double bf16_peak_together_gflops(int kernel, int threads) {
+    double (*peak)(void) = kernel == 2 ? bf16_peak_amx_gflops : kernel == 1 ? bf16_peak_dpbf16_gflops : bf16_peak_fma_gflops;
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    peak_job jobs[64];
+    pthread_t ids[64];
+    atomic_int go = 0;
+    int started = 1;
+    for (int t = 0; t < threads; t++) jobs[t] = (peak_job){peak, 0, &go};
+    for (int t = 1; t < threads && pthread_create(&ids[t], NULL, peak_worker, &jobs[t]) == 0; t++) started++;
+    atomic_store(&go, 1);
+    peak_worker(&jobs[0]);
+    double sum = jobs[0].rate;
+    for (int t = 1; t < started; t++) { pthread_join(ids[t], NULL); sum += jobs[t].rate; }
+    return started == threads ? sum : -1;
+}

@@ -33,6 +33,14 @@ public enum BF16 {
         (bf16_peak_amx_gflops(), bf16_peak_dpbf16_gflops(), bf16_peak_fma_gflops())
     }
 
+    /// The peak loop of `kernel` on `threads` threads started together, their rates summed (GFLOP/s;
+    /// nil if a thread could not start): hardware threads of one core share its units, so this, not
+    /// `threads` × one thread's peak, bounds a product on that many threads.
+    public static func peakTogetherGFLOPS(_ kernel: Kernel, threads: Int) -> Double? {
+        let rate = bf16_peak_together_gflops(kernel.rawValue, Int32(threads))
+        return rate < 0 ? nil : rate
+    }
+
     /// Runs products on `kernel` (tests compare kernels; one the machine lacks falls back to the
     /// fastest below it); nil restores the automatic choice.
     public static func force(_ kernel: Kernel?) {

@@ -55,5 +55,9 @@ double bf16_peak_dpbf16_gflops(void);
 double bf16_peak_fma_gflops(void);
 /// Single-core peak of AMX TDPBF16PS (16·16·32·2 FLOP each), 0 without AMX.
 double bf16_peak_amx_gflops(void);
+/// The peak loop of `kernel` (2 AMX, 1 vdpbf16ps, 0 fp32 FMA) on `threads` threads started together,
+/// their rates summed: what that many threads reach at once (hardware threads of one core share its
+/// units). -1 when a thread could not be started.
+double bf16_peak_together_gflops(int kernel, int threads);
 
 #endif
