@@ -1,7 +1,9 @@
 // BertTrainingTests.swift — BERT through the real binary: with dropout 0, 40 iterations of
 // configs/bert-tiny.json give the loss of one rank within 1e-5 at (t, p, d) = (2, 1, 1) with
-// sequence parallelism, (1, 2, 1) with v = 2, and (2, 2, 2) with v = 2 and the distributed
-// optimizer (every micro-batch holds padded sequences: short targets and document ends); and 300
+// sequence parallelism, (1, 2, 1) with v = 2, (2, 2, 2) with v = 2 and the distributed optimizer,
+// and (2, 1, 2) with sequence parallelism and the word embedding's last rows exchanged apart
+// (ddp_sparse_embedding_ending on: vocabulary shards, the tied masked-LM head) (every micro-batch
+// holds padded sequences: short targets and document ends); and 300
 // iterations on the built-in corpus learn (the loss falls by a third, validation is reported).
 import Foundation
 import TestSupport
@@ -28,10 +30,15 @@ final class BertTrainingTests: XCTestCase {
                     "--num-layers-per-virtual-pipeline-stage", "1", "--use-distributed-optimizer",
                 ]
             ),
+            (
+                "t2d2sparse", 4,
+                ["--tensor-model-parallel-size", "2", "--sequence-parallel", "--ddp-sparse-embedding-ending", "on"]
+            ),
         ]
         for (name, ranks, args) in grids {
             let r = try CLI.mpirun(ranks: ranks, common + args + ["--metrics-file", "\(name).jsonl"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+            XCTAssertEqual(r.stdout.contains("data-parallel sparse ending"), args.contains("on"), name)
             assertLossesMatch(try CLI.losses(dir, name), reference, count: 40, relativeTolerance: 1e-5, "BERT \(name)")
         }
         // The original (post-LN) arrangement: one rank against t = 2 with SP × p = 2.

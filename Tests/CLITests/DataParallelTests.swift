@@ -1,8 +1,11 @@
 // DataParallelTests.swift — data parallelism equals one rank: under `mpirun`, 40 iterations at
 // (t, p, d) = (1,1,2), (1,1,3), (2,2,2) with v = 2 and (1,2,3), each with and without the
 // distributed optimizer, give the lm_loss of one rank at every iteration within 1e-5 relative, with
-// small buckets so several reductions overlap the backward pass; the data-parallel traffic equals
-// one all-reduce of every gradient (distributed optimizer: a reduce-scatter plus an all-gather).
+// small buckets so several reductions overlap the backward pass. At p = 1 these runs take the sparse
+// ending (ddp_sparse_embedding_ending auto: the word embedding's last rows exchanged after the
+// backward pass); with it off, the data-parallel traffic equals one all-reduce of every gradient
+// (distributed optimizer: a reduce-scatter plus an all-gather), and with it on, that plus at most
+// one all-gather of a micro-batch's rows.
 import Foundation
 import TestSupport
 import XCTest
@@ -30,10 +33,21 @@ final class DataParallelTests: XCTestCase {
             ),
             ("p2d3", 6, ["--pipeline-model-parallel-size", "2"]),
         ]
-        let variants = grids.flatMap { [$0, ($0.0 + "-distopt", $0.1, $0.2 + ["--use-distributed-optimizer"])] }
+        let sparseEnding = "--ddp-sparse-embedding-ending"
+        let more: [(String, Int, [String])] = [
+            ("d2-dense", 2, [sparseEnding, "off"]), ("d3-sparse", 3, [sparseEnding, "on"]),
+        ]
+        let variants = (grids + more).flatMap {
+            [$0, ($0.0 + "-distopt", $0.1, $0.2 + ["--use-distributed-optimizer"])]
+        }
+        // auto takes it where d·s·b·(h + 1) ≤ vocabulary rows · h: 2·128·65 ≤ 384·64 at d = 2, not at d = 3.
+        let expectSparse: Set<String> = ["d2", "d2-distopt", "d3-sparse", "d3-sparse-distopt"]
         for (name, ranks, args) in variants {
             let r = try CLI.mpirun(ranks: ranks, common + args + ["--metrics-file", "\(name).jsonl"], in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+            XCTAssertEqual(
+                r.stdout.contains("data-parallel sparse ending"), expectSparse.contains(name),
+                "\(name): whether the word embedding's last rows are exchanged apart")
             let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
             assertLossesMatch(
                 try CLI.losses(dir, name), try ref.map { try XCTUnwrap($0["lm_loss"] as? Double) }, count: 40,
@@ -44,11 +58,20 @@ final class DataParallelTests: XCTestCase {
             XCTAssertGreaterThan(lines[0]["comm_bytes_dp"] as? Int ?? 0, 0, "\(name): no data-parallel traffic")
         }
         // d = 2: one all-reduce of the whole gradient arena (428,672 parameters, 64-byte aligned) plus the loss.
-        let d2 = try CLI.jsonLines(dir.appendingPathComponent("d2.jsonl"))
-        XCTAssertEqual(d2[0]["comm_bytes_dp"] as? Int, 428_672 * 4 + 8)
-        let sharded = try CLI.jsonLines(dir.appendingPathComponent("d2-distopt.jsonl"))
+        let arena = 428_672 * 4 + 8
+        let d2 = try CLI.jsonLines(dir.appendingPathComponent("d2-dense.jsonl"))
+        XCTAssertEqual(d2[0]["comm_bytes_dp"] as? Int, arena)
+        let sharded = try CLI.jsonLines(dir.appendingPathComponent("d2-dense-distopt.jsonl"))
         XCTAssertEqual(
-            sharded[0]["comm_bytes_dp"] as? Int, 2 * 428_672 * 4 + 8,
+            sharded[0]["comm_bytes_dp"] as? Int, arena + 428_672 * 4,
             "reduce-scatter + all-gather of the arena, plus the loss")
+        // The sparse ending adds the maximum of the row counts (8 bytes) and one all-gather record of
+        // 1 + n + n·h floats per rank, n ≤ s·b = 128 distinct rows, h = 64.
+        for (name, base) in [("d2", arena), ("d2-distopt", arena + 428_672 * 4)] {
+            let bytes = try XCTUnwrap(
+                CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))[0]["comm_bytes_dp"] as? Int)
+            XCTAssertGreaterThan(bytes, base + 8 + 4 * (1 + 1 + 64), "\(name): rows were exchanged")
+            XCTAssertLessThanOrEqual(bytes, base + 8 + 4 * (1 + 128 + 128 * 64), "\(name): at most s·b rows")
+        }
     }
 }

@@ -47,3 +47,11 @@ public enum PipelineScheduleChoice: String, Sendable, CaseIterable {
 public enum PipelineBalanceCosts: String, Sendable, CaseIterable {
     case measured, flops
 }
+
+/// `ddp_sparse_embedding_ending`: whether the input word embedding's gradient rows of a step's last
+/// micro-batch are kept apart and exchanged after the backward pass (SparseRowGradient), so the rest of
+/// the word embedding's gradient reduces under that pass: `auto` when the exchange moves fewer bytes
+/// than the all-reduce, `on` whenever it applies (p = 1, d > 1), `off` never.
+public enum SparseEndingChoice: String, Sendable, CaseIterable {
+    case auto, on, off
+}

@@ -176,6 +176,14 @@ public enum ConfigKeys {
                 + "last backward"
         ),
         ConfigKey(
+            name: "ddp_sparse_embedding_ending", field: .choice(\.ddpSparseEmbeddingEnding),
+            help:
+                "with d > 1 and p = 1: keep the word embedding's gradient rows of the last micro-batch apart, so "
+                + "the rest of its gradient all-reduces during the last backward pass, and exchange those rows "
+                + "after it: auto (when that moves fewer bytes: d·s·b ≤ vocabulary rows per tensor rank), on, "
+                + "off (auto)"
+        ),
+        ConfigKey(
             name: "communication_progress", field: .choice(\.communicationProgress),
             help:
                 "how pipeline transfers and gradient-bucket reductions advance while this rank computes: "

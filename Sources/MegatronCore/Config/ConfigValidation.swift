@@ -27,6 +27,11 @@ public enum ConfigValidation {
         if let b = c.ddpBucketSize, b <= 0 {
             throw ConfigError.invalidValue(key: "ddp_bucket_size", value: "\(b)", rule: "must be positive")
         }
+        if c.ddpSparseEmbeddingEnding == .on && c.pipelineModelParallelSize > 1 {
+            throw ConfigError.inconsistent(
+                keys: ["ddp_sparse_embedding_ending", "pipeline_model_parallel_size"],
+                rule: "the sparse ending needs the embedding and the LM head on one stage: use auto or off with p > 1")
+        }
         try validateMachine(c)
     }
 

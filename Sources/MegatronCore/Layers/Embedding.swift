@@ -76,11 +76,33 @@ public enum Embedding {
         dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
         vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
     ) {
+        scatterAdd(dout: dout, dword: dword, dposition: dposition, seq: s, batch: b, hidden: h) { r in
+            let t = Int(tokens[r]) - vocab.start
+            return t >= 0 && t < vocab.rows ? t : -1
+        }
+    }
+
+    /// The same into the compact rows of a SparseRowGradient: token r's gradient goes to row
+    /// `rows[r]` of `dword` (none when -1).
+    static func backward(
+        dout: UnsafePointer<Float>, rows: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
+        dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+    ) {
+        scatterAdd(dout: dout, dword: dword, dposition: dposition, seq: s, batch: b, hidden: h) { Int(rows[$0]) }
+    }
+
+    /// dword[row(r)] += dout[r] (when row(r) ≥ 0) and dposition[r / b] += dout[r] for every token r, in
+    /// token order, each thread over its own columns.
+    @inline(__always)
+    private static func scatterAdd(
+        dout: UnsafePointer<Float>, dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
+        seq s: Int, batch b: Int, hidden h: Int, row: (Int) -> Int
+    ) {
         ThreadBudget.parallelFor(h, grain: 64) { cr in
             for r in 0..<(s * b) {
                 let d = dout + r * h, p = dposition + (r / b) * h
-                let t = Int(tokens[r]) - vocab.start
-                let inSlice = t >= 0 && t < vocab.rows
+                let t = row(r)
+                let inSlice = t >= 0
                 let w = dword + (inSlice ? t : 0) * h
                 var c = cr.lowerBound
                 while c + 16 <= cr.upperBound {

@@ -162,6 +162,10 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     public let vocab: VocabShard
     public var timer: PhaseTimer? = nil
     public var onGradientsFinal: (([Int]) -> Void)? = nil
+    public var sparseWordGradient: SparseRowGradient? = nil
+    public var inputWordEmbedding: (slot: Int, tokensPerMicrobatch: Int)? {
+        stage.hasEmbedding ? slots.stack.wordEmbeddings.map { ($0, config.transformer.seqLength * microBatch) } : nil
+    }
 
     /// This rank's part of the model, initialised from `config.transformer.seed` like GPT's (any
     /// grid starts from the same weights), for micro-batches of `microBatch` sequences.
@@ -270,7 +274,8 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     var stack: TransformerStack {
         TransformerStack(
             config: config.transformer, stage: stage, slots: slots.stack, weights: weights, grads: grads,
-            tensorParallel: tensorParallel, vocab: vocab, precision: precision, timer: timer)
+            tensorParallel: tensorParallel, vocab: vocab, precision: precision, timer: timer,
+            wordRows: sparseWordGradient)
     }
 
     /// Forward of the micro-batch in `m`; on the last stage the heads and, when training, their
@@ -289,9 +294,16 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     /// Backward after a training forward: the final norm from the heads' gradient, the layers, the embeddings.
     public func backward(_ m: BertActivations, _ ctx: PassContext) throws {
         let shared = stack
+        // With the word rows kept apart (sparse ending), the word embedding's gradient in `grads` is
+        // final once the masked-LM head's (fused into the forward) is in.
+        let wordFinalEarly = sparseWordGradient != nil ? slots.stack.wordEmbeddings : nil
         if stage.hasHead {
             try shared.finalNormBackward(m.core, partial: false)
-            onGradientsFinal?(slots.headSlots + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
+            onGradientsFinal?(
+                slots.headSlots + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? [])
+                    + (wordFinalEarly.map { [$0] } ?? []))
+        } else if let wordFinalEarly {
+            onGradientsFinal?([wordFinalEarly])
         }
         try shared.layersBackward(m.core, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {
@@ -300,8 +312,8 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
             let s = slots.stack
             onGradientsFinal?(
                 [
-                    s.wordEmbeddings, s.positionEmbeddings, s.tokentypeEmbeddings, s.embeddingNormWeight,
-                    s.embeddingNormBias,
+                    wordFinalEarly == nil ? s.wordEmbeddings : nil, s.positionEmbeddings, s.tokentypeEmbeddings,
+                    s.embeddingNormWeight, s.embeddingNormBias,
                 ]
                 .compactMap { $0 })
         }

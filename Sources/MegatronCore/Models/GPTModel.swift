@@ -83,6 +83,10 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public let vocab: VocabShard
     public var timer: PhaseTimer? = nil
     public var onGradientsFinal: (([Int]) -> Void)? = nil
+    public var sparseWordGradient: SparseRowGradient? = nil
+    public var inputWordEmbedding: (slot: Int, tokensPerMicrobatch: Int)? {
+        stage.hasEmbedding ? slots.wordEmbeddings.map { ($0, config.seqLength * microBatch) } : nil
+    }
 
     /// Builds this rank's part of the model with parameters initialised from `config.seed` (each
     /// element a function of seed, name and global index, so any t starts from the same weights),
@@ -156,7 +160,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 tokentypeEmbeddings: nil, layers: slots.layers, finalNormWeight: slots.finalNormWeight,
                 finalNormBias: slots.finalNormBias),
             weights: weights, grads: grads, tensorParallel: tensorParallel, vocab: vocab, precision: precision,
-            timer: timer)
+            timer: timer, wordRows: sparseWordGradient)
     }
 
     /// Forward of this chunk for the micro-batch in `m`: from the tokens (first stage) or from the
@@ -220,13 +224,21 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public func backward(_ m: TransformerActivations, _ ctx: PassContext) throws {
         let shared = stack
         if stage.hasHead { try shared.finalNormBackward(m, partial: true) }
+        // With the word rows kept apart (sparse ending), the word embedding's gradient in `grads` is
+        // final once the head's (fused into the forward) is in.
+        let wordFinalEarly = sparseWordGradient != nil ? slots.wordEmbeddings : nil
         if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
-            onGradientsFinal?([fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? []))
+            onGradientsFinal?(
+                [fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? [])
+                    + (wordFinalEarly.map { [$0] } ?? []))
+        } else if let wordFinalEarly {
+            onGradientsFinal?([wordFinalEarly])
         }
         try shared.layersBackward(m, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {
             try shared.embedBackward(m, ctx)
-            onGradientsFinal?([slots.wordEmbeddings, slots.positionEmbeddings].compactMap { $0 })
+            onGradientsFinal?(
+                [wordFinalEarly == nil ? slots.wordEmbeddings : nil, slots.positionEmbeddings].compactMap { $0 })
         }
     }
 

@@ -85,6 +85,13 @@ public protocol ModelChunk: ParameterChunk {
     /// When set (the step's last micro-batch), `backward` reports the slots whose gradients are
     /// final as soon as they are, so data-parallel reduction can start (GradientBuckets).
     var onGradientsFinal: (([Int]) -> Void)? { get set }
+    /// The input word embedding's slot and the tokens one micro-batch embeds; nil on a chunk without
+    /// the input embedding.
+    var inputWordEmbedding: (slot: Int, tokensPerMicrobatch: Int)? { get }
+    /// When set (the step's last micro-batch, data-parallel sparse ending): the embedding backward
+    /// adds the word rows' gradients here instead of to `grads`, and `backward` reports the word
+    /// embedding final before the layers' backward (SparseRowGradient).
+    var sparseWordGradient: SparseRowGradient? { get set }
     /// When set, forward and backward add their per-phase wall times to it (`megatron benchmark`).
     var timer: PhaseTimer? { get set }
     /// What `forward`'s loss of one micro-batch is a sum over (GPT: its s·b tokens; 1 for a model

@@ -25,6 +25,9 @@ struct TransformerStack {
     let vocab: VocabShard
     let precision: Precision
     let timer: PhaseTimer?
+    /// When set (data-parallel sparse ending, the step's last micro-batch): the word rows' gradients
+    /// of the embedding backward go here instead of into the gradient arena.
+    var wordRows: SparseRowGradient? = nil
 
     func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
         let c = config
@@ -192,9 +195,17 @@ struct TransformerStack {
                 try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
                 full = UnsafePointer(m.tmpH)
             }
-            Embedding.backward(
-                dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
-                dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+            if let wordRows {
+                precondition(wordRows.tableRows == vocab.rows, "the kept-apart rows are this shard's")
+                let rows = wordRows.collect(tokens: m.tokens.base, count: m.seq * m.batch, vocabStart: vocab.start)
+                Embedding.backward(
+                    dout: full, rows: rows, dword: wordRows.values, dposition: grads.pointer(wpe), seq: m.seq,
+                    batch: m.batch, hidden: h)
+            } else {
+                Embedding.backward(
+                    dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
+                    dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+            }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
                 Embedding.addRowsBackward(
                     dout: full, indices: tokentypes, dtable: grads.pointer(tte), rows: m.rows, hidden: h)

@@ -36,6 +36,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
         public var scatterGather = true
         public var bucketElements: Int? = nil
         public var distributedOptimizer = false
+        /// Whether the word embedding's last rows are exchanged apart (GradientBuckets.SparseEnding).
+        public var sparseEmbeddingEnding = SparseEndingChoice.auto
         /// Train with the zero-bubble ZB-H1 schedule instead of 1F1B (v = 1).
         public var zeroBubble = false
         public init(microbatches: Int, training: Bool) { self.microbatches = microbatches; self.training = training }
@@ -91,10 +93,24 @@ public final class ModelPartition<Chunk: ModelChunk> {
             buckets = GradientBuckets(
                 chunks: chunks, group: parallel.data,
                 bucketElements: o.bucketElements ?? max(40_000_000, 1_000_000 * d),
-                isolateTiedParameters: p > 1)
+                isolateTiedParameters: p > 1,
+                sparseEnding: p == 1 && d > 1 ? Self.sparseEnding(chunks[0], mode: o.sparseEmbeddingEnding, d: d) : nil)
         } else {
             buckets = nil
         }
+    }
+
+    /// The word embedding's sparse ending for `chunk` (holding the whole model: p = 1) at d ranks, if
+    /// `mode` asks for it and the chunk embeds tokens.
+    static func sparseEnding(_ chunk: Chunk, mode: SparseEndingChoice, d: Int) -> GradientBuckets.SparseEnding? {
+        guard mode != .off, let (slot, tokens) = chunk.inputWordEmbedding else { return nil }
+        let shape = chunk.table.specs[slot].localShape, rows = shape[0], h = shape[1]  // this tensor rank's rows
+        guard rows < SparseRowGradient.maxTableRows,
+            mode == .on
+                || SparseRowGradient.pays(tableRows: rows, hidden: h, tokensPerMicrobatch: tokens, dataParallel: d)
+        else { return nil }
+        return GradientBuckets.SparseEnding(
+            slot: slot, rows: SparseRowGradient(tableRows: rows, hidden: h, tokensPerMicrobatch: tokens))
     }
 
     /// The pipeline's start-up line: schedule, layers per stage (and per chunk), or nil without one.

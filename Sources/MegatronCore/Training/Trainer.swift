@@ -115,6 +115,12 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             weightDecay: Float(c.weightDecay), sgdMomentum: Float(c.sgdMomentum), layerWiseDecay: c.layerWiseLrDecay,
             numLayers: c.numLayers)
         if c.layerWiseLrDecay != 1 { log(Self.layerWiseDecayLine(hyper)) }
+        if let sparse = partition.buckets?.sparseEnding?.rows {
+            log(
+                " > data-parallel sparse ending: the word embedding's gradient rows of each step's last micro-batch "
+                    + "(at most \(sparse.capacity) of \(sparse.tableRows)) are kept apart and exchanged after the "
+                    + "backward pass; the rest of its gradient reduces during that pass (ddp_sparse_embedding_ending)")
+        }
         optimizer = partition.makeOptimizer(hyper: hyper, distributed: c.useDistributedOptimizer)
         // Steps count samples (Megatron): iteration-based keys times the global batch, or the sample keys.
         let gbs = globalBatch
@@ -153,6 +159,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         options.scatterGather = c.scatterGatherTensorsInPipeline
         options.bucketElements = c.ddpBucketSize
         options.distributedOptimizer = c.useDistributedOptimizer
+        options.sparseEmbeddingEnding = c.ddpSparseEmbeddingEnding
         options.zeroBubble = c.pipelineSchedule == .zeroBubbleH1
         return options
     }

@@ -119,9 +119,10 @@ extension Trainer {
                 // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
                 buckets.beginLastMicrobatch()
                 model.onGradientsFinal = { buckets.markFinal(chunk: 0, slots: $0) }
+                model.sparseWordGradient = buckets.sparseEnding?.rows
                 CommunicationProgress.begin(tester: { buckets.progress() })  // ended after the wait (step)
             }
-            defer { model.onGradientsFinal = nil }
+            defer { model.onGradientsFinal = nil; model.sparseWordGradient = nil }
             let ctx = PassContext(iteration: iteration, microbatch: micro * d + parallel.dataRank, training: true)
             lossSum += try currentTracer.span("forward+backward mb \(micro)", category: "forward-backward") {
                 let loss = try model.forward(acts, ctx, gradScale: gradScale) ?? 0

@@ -10,7 +10,9 @@
 // DistributedOptimizer) — the pieces differ by at most one element, so any d works, odd d included.
 // With a pipeline, each chunk's tied parameter (the word embedding and its copy on the last stage:
 // ParameterChunk.tiedSlot) gets a bucket of its own, so both stages split it identically and their
-// updates stay bitwise equal.
+// updates stay bitwise equal. With a sparse ending (SparseRowGradient) the word embedding also gets
+// a bucket of its own, started when the last backward pass begins; its last micro-batch's rows are
+// exchanged and added in `finish`.
 import Distributed
 
 public final class GradientBuckets {
@@ -49,9 +51,21 @@ public final class GradientBuckets {
     /// Set by the distributed optimizer: reduce-scatter bucket b into `scatterTargets[b]`.
     public var scatterTargets: [ScatterTarget]? = nil
 
-    public init(chunks: [any ParameterChunk], group: Communicator, bucketElements: Int, isolateTiedParameters: Bool) {
+    /// The word embedding (`slot` of chunk 0) whose last micro-batch's rows are exchanged sparsely.
+    public struct SparseEnding {
+        public let slot: Int
+        public let rows: SparseRowGradient
+        public init(slot: Int, rows: SparseRowGradient) { self.slot = slot; self.rows = rows }
+    }
+    public let sparseEnding: SparseEnding?
+
+    public init(
+        chunks: [any ParameterChunk], group: Communicator, bucketElements: Int, isolateTiedParameters: Bool,
+        sparseEnding: SparseEnding? = nil
+    ) {
         self.chunks = chunks
         self.group = group
+        self.sparseEnding = sparseEnding
         for (c, model) in chunks.enumerated() {
             let table = model.table
             var slotBucket = [Int](repeating: 0, count: table.specs.count)
@@ -66,9 +80,9 @@ public final class GradientBuckets {
                 current = []
             }
             var size = 0
-            let isolated = isolateTiedParameters ? model.tiedSlot : nil
+            let isolated = [isolateTiedParameters ? model.tiedSlot : nil, c == 0 ? sparseEnding?.slot : nil]
             for slot in stride(from: table.specs.count - 1, through: 0, by: -1) {
-                if slot == isolated {
+                if isolated.contains(slot) {
                     close(); size = 0
                     current = [slot]; close()
                     continue
@@ -117,11 +131,29 @@ public final class GradientBuckets {
         for b in buckets.indices where buckets[b].request == nil { start(b) }
         for b in buckets.indices { try buckets[b].request?.wait(); buckets[b].request = nil }
         if let failure { throw failure }
+        if let sparseEnding, sparseEnding.rows.holdsRows { try addSparseRows(sparseEnding) }
         if measuresExposedWait && group.size > 1 {
             let end = MPIRuntime.wallTime
             let slowest = Double(try group.allReduceMax(Int(backwardEnded * 1e6))) / 1e6
             exposedWaitSeconds += min(end - backwardEnded, max(0, end - slowest))
         }
+    }
+
+    /// Adds every rank's kept-apart word rows to the reduced word-embedding gradient, or under the
+    /// distributed optimizer to the part of it in this rank's piece of the word embedding's bucket.
+    private func addSparseRows(_ e: SparseEnding) throws {
+        let table = chunks[0].table, width = e.rows.tableRows * e.rows.hidden
+        guard let target = scatterTargets?[bucketOf[0][e.slot]] else {
+            try e.rows.addExchanged(group: group, into: chunks[0].grads.pointer(e.slot), range: 0..<width)
+            return
+        }
+        // Bucket coordinates: the slot starts at `slotStart`, this rank's piece at `pieceStart`.
+        let slotStart = table.offsets[e.slot] - buckets[bucketOf[0][e.slot]].offset
+        let pieceStart = target.counts[..<group.rank].reduce(0) { $0 + Int($1) }
+        let pieceEnd = pieceStart + Int(target.counts[group.rank])
+        let lo = max(0, pieceStart - slotStart), hi = max(lo, min(width, pieceEnd - slotStart))
+        try e.rows.addExchanged(
+            group: group, into: target.output + (slotStart + lo - pieceStart), range: lo..<hi)
     }
 
     private func start(_ b: Int) {
