@@ -6,8 +6,10 @@
 # ROUNDS times so the machine's drift falls on all of them. Per run: tokens/s, weak-scaling efficiency
 # against the d = 1 run of the same round, the wait after the backward pass, and the part of it left
 # after the slowest rank's backward ended (the reduction still to do, without waiting for a peer).
+# ENDINGS lists `ddp_sparse_embedding_ending` values to run each mode with (default auto).
 #   scripts/bench_progress.sh              # 2 rounds, 2 measured steps per run
 #   ROUNDS=3 STEPS=1 scripts/bench_progress.sh
+#   MODES=layer-boundaries ENDINGS="auto off" ROUNDS=3 scripts/bench_progress.sh   # the sparse ending
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -20,6 +22,7 @@ OUT=${OUT:-runs/bench_progress}
 ROUNDS=${ROUNDS:-2}
 STEPS=${STEPS:-2}
 MODES=${MODES:-"layer-boundaries thread off"}
+ENDINGS=${ENDINGS:-auto}
 mkdir -p "$OUT"
 DP="--config configs/gpt2-124m.json --micro-batch-size 2 --hidden-dropout 0 --attention-dropout 0 --steps $STEPS --num-threads 1 --ddp-bucket-size 10000000"
 
@@ -28,22 +31,25 @@ echo "== gpt2-124m, micro-batch 2 per rank, seq 1024, fp32, 1 thread per rank; $
 for round in $(seq 1 "$ROUNDS"); do
     OPENBLAS_NUM_THREADS=1 "$BIN" benchmark $DP --global-batch-size 2 --json "$OUT/r$round-d1.json" > "$OUT/r$round-d1.log"
     for mode in $MODES; do
-        OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $DP --global-batch-size 4 --communication-progress "$mode" \
-            --json "$OUT/r$round-$mode.json" > "$OUT/r$round-$mode.log"
+        for ending in $ENDINGS; do
+            OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $DP --global-batch-size 4 --communication-progress "$mode" \
+                --ddp-sparse-embedding-ending "$ending" --json "$OUT/r$round-$mode-$ending.json" > "$OUT/r$round-$mode-$ending.log"
+        done
     done
 done
-python3 - "$OUT" "$ROUNDS" $MODES <<'PY'
+python3 - "$OUT" "$ROUNDS" "$ENDINGS" $MODES <<'PY'
 import json, sys
-out, rounds, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print(f"| round | d = 2 progress | tokens/s | weak scaling | wait ms (% of step) | after the slowest backward, ms |")
-print("|---|---|---|---|---|---|")
+out, rounds, endings, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
+print(f"| round | d = 2 progress | sparse ending | tokens/s | weak scaling | wait ms (% of step) | after the slowest backward, ms |")
+print("|---|---|---|---|---|---|---|")
 for r in range(1, rounds + 1):
     d1 = json.load(open(f"{out}/r{r}-d1.json"))
-    print(f"| {r} | d = 1 | {d1['tokens_per_s']:.1f} | — | — | — |")
+    print(f"| {r} | d = 1 | — | {d1['tokens_per_s']:.1f} | — | — | — |")
     for mode in modes:
-        j = json.load(open(f"{out}/r{r}-{mode}.json"))
-        eff = j["tokens_per_s"] / (2 * d1["tokens_per_s"])
-        wait = j["dp_wait_ms"]
-        print(f"| {r} | {mode} | {j['tokens_per_s']:.1f} | {eff:.2f} | {wait:.1f} ({100 * wait / j['step_ms']:.1f}%) "
-              f"| {j['dp_exposed_wait_ms']:.1f} |")
+        for ending in endings:
+            j = json.load(open(f"{out}/r{r}-{mode}-{ending}.json"))
+            eff = j["tokens_per_s"] / (2 * d1["tokens_per_s"])
+            wait = j["dp_wait_ms"]
+            print(f"| {r} | {mode} | {ending} | {j['tokens_per_s']:.1f} | {eff:.2f} | {wait:.1f} "
+                  f"({100 * wait / j['step_ms']:.1f}%) | {j['dp_exposed_wait_ms']:.1f} |")
 PY
