@@ -213,6 +213,9 @@ struct Benchmark: ParsableCommand {
             // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and
             // all-gather the parameters.
             let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
+            // Sparse ending: plus one all-gather record of at most s·b rows (and the row counts' maximum).
+            let rows = buckets.sparseEnding?.rows
+            let sparseBound = rows.map { Double(8 + 4 * (1 + $0.capacity * ($0.hidden + 1))) } ?? 0
             let hidden = Double(buckets.overlappedElements) / Double(max(1, buckets.totalElements))
             let waitMs = (timer.seconds["dp gradient reduction (wait)"] ?? 0) / Double(steps) * 1000
             let exposedWaitMs = buckets.exposedWaitSeconds / Double(steps) * 1000
@@ -220,14 +223,17 @@ struct Benchmark: ParsableCommand {
                 String(
                     format:
                         "data-parallel d = %d%@: %.2f MB moved per iteration (rank 0; analytic: %@ %.2f MB, plus "
-                        + "the loss); %d buckets, %.0f%% of the gradient elements had their reduction "
+                        + "the loss%@); %d buckets, %.0f%% of the gradient elements had their reduction "
                         + "started before the backward pass ended (progress: %@); %.1f ms spent waiting for the "
                         + "reduction after it, %.1f ms of it after the slowest rank's backward ended",
                     parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
                     sharded
                         ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
                         : "one all-reduce of this rank's gradients,",
-                    analytic / 1e6, buckets.bucketCount, 100 * hidden,
+                    analytic / 1e6,
+                    rows == nil
+                        ? "" : String(format: " and the word rows kept apart, at most %.2f MB", sparseBound / 1e6),
+                    buckets.bucketCount, 100 * hidden,
                     CommunicationProgress.mode.rawValue as NSString, waitMs, exposedWaitMs))
             json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
             json["dp_wait_ms"] = waitMs; json["dp_exposed_wait_ms"] = exposedWaitMs
