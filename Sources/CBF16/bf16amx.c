@@ -222,9 +222,11 @@ void bf16_rows_amx(int n, int k, const void *A, int a_f32, long si, long sk, con
                             memset(stage, 0, sizeof stage);
                             if (load) for (int r = 0; r < rows; r++) memcpy(stage + r * 32, c + (long)r * ldc, (size_t)cols * sizeof(float));
                         }
-                        /* On the first k block, C's lines come from memory: fetch the next full block's. */
+                        /* On the first k block, C's lines come from memory: fetch the next full block's
+                           for writing — when C is only written (beta 0); a product that reads C first (a
+                           weight gradient accumulating) measured no gain from it (bench_gemm_versus.sh). */
                         const float *ahead = NULL;
-                        if (q0 == 0 && full) {
+                        if (q0 == 0 && full && !load) {
                             if (p + 2 < pe) ahead = c + 2 * NR;
                             else if (b + 1 < be && i1 - (r0 + MA) >= MA) ahead = C + (long)(r0 + MA) * ldc + pb * NR;
                             if (ahead && n - (int)((ahead - C) % ldc) < 2 * NR) ahead = NULL;
