@@ -294,16 +294,12 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     /// Backward after a training forward: the final norm from the heads' gradient, the layers, the embeddings.
     public func backward(_ m: BertActivations, _ ctx: PassContext) throws {
         let shared = stack
-        // With the word rows kept apart (sparse ending), the word embedding's gradient in `grads` is
-        // final once the masked-LM head's (fused into the forward) is in.
-        let wordFinalEarly = sparseWordGradient != nil ? slots.stack.wordEmbeddings : nil
+        let wordFinalEarly = shared.wordSlotFinalEarly
         if stage.hasHead {
             try shared.finalNormBackward(m.core, partial: false)
             onGradientsFinal?(
                 slots.headSlots + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? [])
                     + (wordFinalEarly.map { [$0] } ?? []))
-        } else if let wordFinalEarly {
-            onGradientsFinal?([wordFinalEarly])
         }
         try shared.layersBackward(m.core, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {

@@ -224,15 +224,11 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public func backward(_ m: TransformerActivations, _ ctx: PassContext) throws {
         let shared = stack
         if stage.hasHead { try shared.finalNormBackward(m, partial: true) }
-        // With the word rows kept apart (sparse ending), the word embedding's gradient in `grads` is
-        // final once the head's (fused into the forward) is in.
-        let wordFinalEarly = sparseWordGradient != nil ? slots.wordEmbeddings : nil
+        let wordFinalEarly = shared.wordSlotFinalEarly
         if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
             onGradientsFinal?(
                 [fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? [])
                     + (wordFinalEarly.map { [$0] } ?? []))
-        } else if let wordFinalEarly {
-            onGradientsFinal?([wordFinalEarly])
         }
         try shared.layersBackward(m, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {

@@ -29,6 +29,10 @@ struct TransformerStack {
     /// of the embedding backward go here instead of into the gradient arena.
     var wordRows: SparseRowGradient? = nil
 
+    /// The word embedding's slot when its rows are kept apart: its gradient in `grads` is then final
+    /// once the head's part (fused into the forward) is in, before the layers' backward.
+    var wordSlotFinalEarly: Int? { wordRows != nil ? slots.wordEmbeddings : nil }
+
     func layerDropout(_ l: Int, _ ctx: PassContext) -> LayerDropout {
         let c = config
         func stream(_ site: String, _ p: Float) -> DropoutStream? {

@@ -83,10 +83,8 @@ public final class SparseRowGradient {
                 let start = Int(rec[1 + i]) * h
                 let lo = max(start, range.lowerBound), hi = min(start + h, range.upperBound)
                 guard lo < hi else { continue }
-                let src = rec + 1 + n + i * h + (lo - start), dst = out + (lo - range.lowerBound)
-                var c = 0
-                while c + 16 <= hi - lo { store16(load16(dst, c) + load16(src, c), dst, c); c += 16 }
-                while c < hi - lo { dst[c] += src[c]; c += 1 }
+                let dst = out + (lo - range.lowerBound)
+                Kernels.add(dst, rec + 1 + n + i * h + (lo - start), into: dst, count: hi - lo)
             }
         }
     }
