@@ -22,6 +22,25 @@ public enum Precision: String, Sendable, CaseIterable {
         }
     }
 
+    /// Rounds `x[0..<count]` in place as `round` does and writes the values' 16-bit words to `words`
+    /// (reduced precision only): what a layer keeps of a tensor for its backward pass.
+    public func roundKeeping(_ x: UnsafeMutablePointer<Float>, words: UnsafeMutablePointer<UInt16>, count n: Int) {
+        precondition(isReduced, "fp32 values have no 16-bit words")
+        let fp16: Int32 = self == .fp16 ? 1 : 0
+        ThreadBudget.parallelFor(n, grain: 1 << 15) { r in
+            half_round_keep(x + r.lowerBound, words + r.lowerBound, r.count, fp16)
+        }
+    }
+
+    /// The fp32 values of 16-bit words written by `roundKeeping` (exact).
+    public func restore(_ words: UnsafePointer<UInt16>, into x: UnsafeMutablePointer<Float>, count n: Int) {
+        precondition(isReduced, "fp32 values have no 16-bit words")
+        let fp16: Int32 = self == .fp16 ? 1 : 0
+        ThreadBudget.parallelFor(n, grain: 1 << 15) { r in
+            half_restore(words + r.lowerBound, x + r.lowerBound, r.count, fp16)
+        }
+    }
+
     /// Row-major `C = op(A)·op(B) + β·C` (BLAS sgemm convention) on operands already in this
     /// format. bf16 runs the AVX512-BF16 kernel (vdpbf16ps) when the CPU has it; fp16, fp32 and
     /// bf16 without the instruction run SGEMM, which on 16-bit values is the same arithmetic:

@@ -1,7 +1,8 @@
 // PrecisionTests.swift — the reduced-precision primitives the bf16/fp16 model uses: in-place fp16
 // rounding against Swift's own Float16 conversion (an independent nearest-even implementation) on
 // edge values (ties, the largest half, the overflow threshold 65520, subnormals, ±0, ±∞) and a
-// million random values, both paths; in-place bf16 rounding equal to the bit-exact BF16.round; and
+// million random values, both paths; in-place bf16 rounding equal to the bit-exact BF16.round; the
+// 16-bit words a layer keeps (rounding while keeping = rounding; restoring = the rounded values); and
 // the GEMM on fp32 operands (rounded while packed) equal bit for bit to the GEMM on the same values
 // pre-rounded to bf16 bits, on every available kernel (the vector packers included), every transpose.
 import Tensor
@@ -57,6 +58,48 @@ final class PrecisionTests: XCTestCase {
         }
         x.withUnsafeMutableBufferPointer { Precision.bf16.round($0.baseAddress!, count: $0.count) }
         for i in x.indices { XCTAssertEqual(x[i].bitPattern, UInt32(bits[i]) << 16, "element \(i)") }
+    }
+
+    /// What a layer keeps of a tensor in 16-bit runs (HeldTensor): rounding while keeping leaves the
+    /// values exactly as `round` does, and restoring the words gives those values back bit for bit —
+    /// edge values, a length that is no multiple of the vector width, every kernel's path.
+    func testRoundKeepingEqualsRoundingAndRestoresExactly() {
+        let inputs =
+            randomFloats(100_003, seed: 11, scale: 3000) + [
+                0, -0.0, 65504, 65520, -1e9, .infinity, -.infinity, 0x1p-24, 0x1p-25, 0x1p-130,
+                Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000),
+            ]
+        for precision in [Precision.bf16, .fp16] {
+            for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+                BF16.force(kernel)
+                defer { BF16.force(nil) }
+                var expected = inputs, kept = inputs
+                var words = [UInt16](repeating: 0, count: inputs.count)
+                var restored = [Float](repeating: .nan, count: inputs.count)
+                expected.withUnsafeMutableBufferPointer { precision.round($0.baseAddress!, count: $0.count) }
+                kept.withUnsafeMutableBufferPointer { x in
+                    words.withUnsafeMutableBufferPointer {
+                        precision.roundKeeping(x.baseAddress!, words: $0.baseAddress!, count: x.count)
+                    }
+                }
+                words.withUnsafeBufferPointer { w in
+                    restored.withUnsafeMutableBufferPointer {
+                        precision.restore(w.baseAddress!, into: $0.baseAddress!, count: w.count)
+                    }
+                }
+                var mismatches = 0
+                for i in inputs.indices
+                where kept[i].bitPattern != expected[i].bitPattern || restored[i].bitPattern != expected[i].bitPattern {
+                    if mismatches < 5 {
+                        XCTFail(
+                            "\(precision) \(kernel): \(inputs[i]) → kept \(kept[i]), restored \(restored[i]), round gives \(expected[i])"
+                        )
+                    }
+                    mismatches += 1
+                }
+                XCTAssertEqual(mismatches, 0, "\(precision) \(kernel)")
+            }
+        }
     }
 
     func testFloatOperandGEMMEqualsRoundedBitsGEMM() {

@@ -30,6 +30,11 @@ void bf16_round_in_place(float *x, size_t n);
 void fp16_round_in_place(float *x, size_t n);
 /// bf16 -> fp32 (exact).
 void bf16_widen(const uint16_t *x, float *y, size_t n);
+/// Rounds fp32 values in place to bf16 (fp16 = 0) or IEEE fp16 (fp16 = 1), as the two functions
+/// above, and writes their 16-bit words to `w` (halfwords.c).
+void half_round_keep(float *x, uint16_t *w, size_t n, int fp16);
+/// The fp32 values of 16-bit words written by half_round_keep (exact).
+void half_restore(const uint16_t *w, float *x, size_t n, int fp16);
 
 /// A 64-byte aligned buffer of at least `bytes` owned by the calling thread, grown as needed and
 /// kept for the thread's life (slot 0: the caller's packed B, slot 1: a kernel's packed rows of A,

@@ -24,18 +24,21 @@ public enum Linear {
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
     /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
     /// With `deferring`, only dx is computed now; the weight and bias gradients are queued there
-    /// (x must stay as it is until the queue runs).
+    /// (x must stay as it is until the queue runs). `restoreInput`, when given, puts x in place
+    /// (a held 16-bit tensor widened into its staging buffer) just before the weight gradient reads it.
     public static func backward(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
-        accumulateInput: Bool = false, precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
+        accumulateInput: Bool = false, precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil,
+        restoreInput: (() -> Void)? = nil
     ) {
         if let dx {
             precision.gemm(
                 m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
         }
         func weightGradients(_ dy: UnsafePointer<Float>) {
+            restoreInput?()
             precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
             if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
         }

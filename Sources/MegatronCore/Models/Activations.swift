@@ -15,20 +15,21 @@ struct ArenaPlan {
 }
 
 /// Per-layer saved tensors (pointers into the activation arena): [n, ·] rows are all tokens,
-/// [nS, ·] the rows this rank holds in the residual stream.
+/// [nS, ·] the rows this rank holds in the residual stream. The tensors that feed a GEMM are
+/// HeldTensors: 16-bit words in bf16/fp16 runs, computed in and restored to the staging buffers.
 public struct LayerActivations {
-    public let ln1: UnsafeMutablePointer<Float>  // [n, h]   (gathered under SP)
+    public let ln1: HeldTensor  // [n, h]   (gathered under SP)
     public let ln1Mean: UnsafeMutablePointer<Float>  // [nS]
     public let ln1Rstd: UnsafeMutablePointer<Float>  // [nS]
-    public let qkv: UnsafeMutablePointer<Float>  // [n, 3h/t]  this rank's heads
-    public let context: UnsafeMutablePointer<Float>  // [n, h/t]
+    public let qkv: HeldTensor  // [n, 3h/t]  this rank's heads
+    public let context: HeldTensor  // [n, h/t]
     public let lse: UnsafeMutablePointer<Float>  // [b, a/t, s]
     public let mid: UnsafeMutablePointer<Float>  // [nS, h]  residual after attention
-    public let ln2: UnsafeMutablePointer<Float>  // [n, h]   (gathered under SP)
+    public let ln2: HeldTensor  // [n, h]   (gathered under SP)
     public let ln2Mean: UnsafeMutablePointer<Float>  // [nS]
     public let ln2Rstd: UnsafeMutablePointer<Float>  // [nS]
-    public let fc1: UnsafeMutablePointer<Float>  // [n, f/t]  pre-activation
-    public let gelu: UnsafeMutablePointer<Float>  // [n, f/t]
+    public let fc1: HeldTensor  // [n, f/t]  pre-activation
+    public let gelu: HeldTensor  // [n, f/t]
     /// Post-LN only: [nS, h] the second residual sum (the MLP norm's input); `mid` then holds the first.
     public let postSum: UnsafeMutablePointer<Float>?
 }
@@ -91,10 +92,11 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
 
     /// Memory for `layers` transformer layers (the layers of this model chunk; all by default),
     /// with one saved-activation set per layer or, under `recompute`, the plan's shared sets.
+    /// `heldWords` false keeps the held tensors in fp32 even in bf16/fp16 (a comparison for tests).
     public init(
         config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
         layers: Int? = nil,
-        recompute: RecomputePlan? = nil, precision: Precision = .fp32
+        recompute: RecomputePlan? = nil, precision: Precision = .fp32, heldWords: Bool? = nil
     ) {
         self.precision = precision
         let layerCount = layers ?? c.numLayers
@@ -108,7 +110,8 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
             seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
             headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
         let o = TransformerArenaLayout(
-            config: c, microBatch: b, threads: threads, tensorParallel: tp, layers: layerCount, sets: plan_.sets)
+            config: c, microBatch: b, threads: threads, tensorParallel: tp, layers: layerCount, sets: plan_.sets,
+            precision: precision, heldWords: heldWords)
         layerBytes = o.layerBytes
         let (res, lo, fn, fm, fr, t1, t2, ts, tw, dr, lg, rs, asc, post) = (
             o.residual, o.sets, o.finalNorm, o.finalMean, o.finalRstd, o.tmpH, o.tmpH2, o.tmpS, o.tmpWide,
@@ -117,11 +120,22 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         arena = FloatBuffer(count: o.total)
         let base = arena.base
         residual = res.map { base + $0 }
+        let fL = c.ffnHiddenSize / tp.size, hL = c.hiddenSize / tp.size, h = c.hiddenSize
+        /// A held tensor at `offset`: fp32 storage there, or 16-bit words there computed in `stage`.
+        func held(_ offset: Int, _ count: Int, _ stage: Int?) -> HeldTensor {
+            guard let stage else {
+                return HeldTensor(values: base + offset, words: nil, count: count, precision: precision)
+            }
+            let words = UnsafeMutableRawPointer(base + offset).assumingMemoryBound(to: UInt16.self)
+            return HeldTensor(values: base + stage, words: words, count: count, precision: precision)
+        }
+        let st = o.staging
         let sets = lo.map { (o, ps) in
             LayerActivations(
-                ln1: base + o.0, ln1Mean: base + o.1, ln1Rstd: base + o.2, qkv: base + o.3,
-                context: base + o.4, lse: base + o.5, mid: base + o.6, ln2: base + o.7,
-                ln2Mean: base + o.8, ln2Rstd: base + o.9, fc1: base + o.10, gelu: base + o.11,
+                ln1: held(o.0, n * h, st?.norm), ln1Mean: base + o.1, ln1Rstd: base + o.2,
+                qkv: held(o.3, n * 3 * hL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
+                mid: base + o.6, ln2: held(o.7, n * h, st?.norm), ln2Mean: base + o.8, ln2Rstd: base + o.9,
+                fc1: held(o.10, n * fL, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
                 postSum: ps.map { base + $0 })
         }
         postScratch = post.map { base + $0[0] }
@@ -142,15 +156,16 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     /// Bytes held by the activation arena.
     public var bytes: Int { arena.count * 4 + deferredWeightGradients.bytes }
 
-    /// Korthikanti et al.'s figure for `layers` layers of one micro-batch (selective form, 4-byte tensors).
+    /// Korthikanti et al.'s figure for `layers` layers of one micro-batch (selective form; 4-byte tensors in
+    /// fp32, 2-byte in bf16/fp16, where the held tensors are 16-bit and the residual stream stays fp32).
     public static func layerFormulaBytes(
         config c: GPTConfig, microBatch: Int, tensorParallel tp: TensorParallel,
-        layers: Int, recompute: RecomputePlan
+        layers: Int, recompute: RecomputePlan, precision: Precision
     ) -> Double {
         let f = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
-        return f.peakBytes(layers: layers, plan: recompute, elementBytes: 4, selective: true)
+        return f.peakBytes(layers: layers, plan: recompute, elementBytes: precision.isReduced ? 2 : 4, selective: true)
     }
 
     public var stageInput: UnsafeMutablePointer<Float> { residual[0] }
@@ -169,25 +184,34 @@ public struct TransformerArenaLayout: Sendable {
     let finalNorm: Int, finalMean: Int, finalRstd: Int, tmpH: Int, tmpH2: Int, tmpS: Int, tmpWide: Int
     let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int
     let post: [Int]?
+    /// 16-bit runs: the fp32 staging buffers the held tensors are computed in — LayerNorm outputs
+    /// [n, h]; QKV, then FC1's output [n, max(3h, f)/t]; the attention context, then GELU's output
+    /// [n, max(h, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass.
+    let staging: (norm: Int, wide: Int, wide2: Int)?
     /// Floats in the arena, and bytes of the layers' inputs and saved sets.
     public let total: Int, layerBytes: Int
 
-    /// `layers` transformer layers with `sets` saved-activation sets (one per layer without recomputation).
+    /// `layers` transformer layers with `sets` saved-activation sets (one per layer without recomputation);
+    /// in bf16/fp16 the held tensors take 16-bit words (unless `heldWords` is false).
     public init(
-        config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel, layers: Int, sets: Int
+        config c: GPTConfig, microBatch b: Int, threads: Int, tensorParallel tp: TensorParallel, layers: Int, sets: Int,
+        precision: Precision = .fp32, heldWords: Bool? = nil
     ) {
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
         let nS = tp.shardRows(n)
         var plan = ArenaPlan()
+        let half = precision.isReduced && heldWords != false
+        /// Arena floats of a held tensor of `count` values (two 16-bit words per float in 16-bit runs).
+        func held(_ count: Int) -> Int { plan.take(half ? (count + 1) / 2 : count) }
         residual = (0...layers).map { _ in plan.take(nS * h) }
         let layersStart = plan.total - ArenaPlan.aligned(nS * h) * layers
         self.sets = (0..<sets).map { _ in
             (
                 (
-                    plan.take(n * h), plan.take(nS), plan.take(nS), plan.take(3 * n * hL), plan.take(n * hL),
-                    plan.take(n * aL), plan.take(nS * h), plan.take(n * h), plan.take(nS), plan.take(nS),
-                    plan.take(n * fL), plan.take(n * fL)
+                    held(n * h), plan.take(nS), plan.take(nS), held(3 * n * hL), held(n * hL),
+                    plan.take(n * aL), plan.take(nS * h), held(n * h), plan.take(nS), plan.take(nS),
+                    held(n * fL), held(n * fL)
                 ),
                 c.postLayerNorm ? plan.take(nS * h) : nil
             )
@@ -207,6 +231,7 @@ public struct TransformerArenaLayout: Sendable {
         attentionScratch = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
         // Post-LN: a layer's norm-backward scratch, and the embedding sum with its norm's statistics.
         post = c.postLayerNorm ? [plan.take(nS * h), plan.take(nS * h), plan.take(nS), plan.take(nS)] : nil
+        staging = half ? (plan.take(n * h), plan.take(n * max(3 * hL, fL)), plan.take(n * max(hL, fL))) : nil
         total = plan.total
     }
 }

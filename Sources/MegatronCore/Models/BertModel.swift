@@ -214,7 +214,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     public var layerActivationFormulaBytes: Double {
         TransformerActivations.layerFormulaBytes(
             config: config.transformer, microBatch: microBatch, tensorParallel: tensorParallel,
-            layers: stage.layers.count, recompute: recompute)
+            layers: stage.layers.count, recompute: recompute, precision: precision)
     }
     /// Model FLOPs by Megatron's formula, which its code applies to BERT as to GPT (training.py's
     /// num_floating_point_operations: the layers plus the output layer at every position, forward

@@ -137,7 +137,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public var layerActivationFormulaBytes: Double {
         TransformerActivations.layerFormulaBytes(
             config: config, microBatch: microBatch, tensorParallel: tensorParallel,
-            layers: stage.layers.count, recompute: recompute)
+            layers: stage.layers.count, recompute: recompute, precision: precision)
     }
     public func flopsPerIteration(globalBatch: Int) -> Double { config.flopsPerIteration(globalBatch: globalBatch) }
     /// The loss of a micro-batch is the sum over its s·b tokens.

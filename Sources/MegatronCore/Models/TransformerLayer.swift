@@ -9,6 +9,7 @@
 // Reduced precision (`m.precision` bf16/fp16): every tensor that enters a GEMM — LN outputs, QKV,
 // the attention context, FC1's output, GELU's output, and each incoming gradient — is rounded to
 // 16 bits where it is produced; weights arrive rounded (GPTModel.weights). All else stays fp32.
+// The saved ones are kept as 16-bit words (HeldTensor) and restored before the backward pass reads them.
 import Tensor
 
 /// The parameter slots of one layer in the `ParameterTable` (Megatron core names).
@@ -75,26 +76,27 @@ public enum TransformerLayer {
         let offset = m.shardRowOffset * h, pr = m.precision
         timer.measure("fwd layernorm") {
             LayerNorm.forward(
-                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln1 + offset,
-                mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
-            pr.round(a.ln1 + offset, count: nS * h)
+                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                y: a.ln1.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
         }
         try timer.measure("fwd qkv (column-parallel)") {
             try ColumnParallelLinear.forward(
-                input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
-                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
-            pr.round(a.qkv, count: n * 3 * hL)
+                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias),
+                output: a.qkv.values, rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+            if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            a.qkv.roundAndKeep()
         }
         timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
-                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
-                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,
-                precision: pr)
-            pr.round(a.context, count: n * hL)
+                qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
+                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                scratch: m.attentionScratch, precision: pr)
+            a.context.roundAndKeep()
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
             try RowParallelLinear.forward(
-                input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
@@ -104,23 +106,24 @@ public enum TransformerLayer {
         }
         timer.measure("fwd layernorm") {
             LayerNorm.forward(
-                x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: a.ln2 + offset,
-                mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
-            pr.round(a.ln2 + offset, count: nS * h)
+                x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias),
+                y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
         try timer.measure("fwd fc1 (column-parallel)") {
             try ColumnParallelLinear.forward(
-                input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
-                rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
-            pr.round(a.fc1, count: n * fL)
+                input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias),
+                output: a.fc1.values, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+            if tp.sequenceParallel { a.ln2.roundAndKeep() }
+            a.fc1.roundAndKeep()
         }
         timer.measure("fwd gelu") {
-            GELU.forward(x: a.fc1, y: a.gelu, count: n * fL)
-            pr.round(a.gelu, count: n * fL)
+            GELU.forward(x: a.fc1.values, y: a.gelu.values, count: n * fL)
+            a.gelu.roundAndKeep()
         }
         let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
             try RowParallelLinear.forward(
-                input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
+                input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
@@ -177,20 +180,22 @@ public enum TransformerLayer {
         }
         try timer.measure("bwd fc2 (row-parallel)") {
             try RowParallelLinear.backward(
-                dyFull: dMLP, input: a.gelu, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
+                dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
-                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring)
+                rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
+                restoreInput: a.gelu.restorer)
         }
         timer.measure("bwd gelu") {
-            GELU.backward(dy: m.tmpWide, x: a.fc1, dx: m.tmpWide, count: n * fL)
+            a.fc1.restore()
+            GELU.backward(dy: m.tmpWide, x: a.fc1.values, dx: m.tmpWide, count: n * fL)
             pr.round(m.tmpWide, count: n * fL)
         }
         return try timer.measure("bwd fc1 (column-parallel)") {
             try ColumnParallelLinear.backward(
-                dy: m.tmpWide, input: a.ln2, weight: P.pointer(w.fc1Weight),
+                dy: m.tmpWide, input: a.ln2.values, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
                 outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
-                deferring: deferring)
+                deferring: deferring, restoreInput: a.ln2.restorer)
         }
     }
 
@@ -208,25 +213,34 @@ public enum TransformerLayer {
         }
         try timer.measure("bwd proj (row-parallel)") {
             try RowParallelLinear.backward(
-                dyFull: dAttn, input: a.context, weight: P.pointer(w.projWeight), dx: m.tmpH2,
+                dyFull: dAttn, input: a.context.values, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                 dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring)
+                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
+                restoreInput: a.context.restorer)
             pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure(PhaseLabel.backwardAttentionCore) {
+            a.qkv.restore()
             SelfAttention.backward(
-                dcontext: m.tmpH2, qkv: a.qkv, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
+                dcontext: m.tmpH2, qkv: a.qkv.values, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
                 mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
                 scratch: m.attentionScratch, precision: pr)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
         return try timer.measure("bwd qkv (column-parallel)") {
             try ColumnParallelLinear.backward(
-                dy: m.tmpWide, input: a.ln1, weight: P.pointer(w.qkvWeight),
+                dy: m.tmpWide, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
                 outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
-                deferring: deferring)
+                deferring: deferring, restoreInput: a.ln1.restorer)
         }
+    }
+
+    /// Rounds a column-parallel layer's input where this rank wrote it: the whole tensor, kept at
+    /// once, or under sequence parallelism this rank's shard (the layer gathers the rest; the caller
+    /// keeps the gathered tensor after the forward product).
+    static func roundColumnParallelInput(_ t: HeldTensor, shard offset: Int, count: Int, _ tp: TensorParallel) {
+        if tp.sequenceParallel { t.precision.round(t.values + offset, count: count) } else { t.roundAndKeep() }
     }
 
     /// The gradient of a residual branch's (row-parallel) output through its dropout, for the rows

@@ -3,8 +3,9 @@
 //     mid = LN1(x + Dropout(Proj(Attention(QKV(x)))))
 //     out = LN2(mid + Dropout(FC2(GELU(FC1(mid)))))
 // Saved: QKV's input x in `ln1` (gathered under SP), the first sum in `mid`, LN1's output in `ln2`
-// (gathered; also the second residual, rounded to the GEMM precision in bf16/fp16), the second
-// sum in `postSum`, both norms' statistics, and the attention and MLP tensors as in pre-LN.
+// (gathered; also the second residual, rounded to the GEMM precision in bf16/fp16, read from its
+// staging buffer, which nothing else uses before the second add), the second sum in `postSum`,
+// both norms' statistics, and the attention and MLP tensors as in pre-LN.
 import Tensor
 
 extension TransformerLayer {
@@ -18,24 +19,24 @@ extension TransformerLayer {
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
         try timer.measure("fwd qkv (column-parallel)") {
-            (a.ln1 + offset).update(from: x, count: nS * h)
-            pr.round(a.ln1 + offset, count: nS * h)
-            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(a.ln1, shardCount: nS * h) }
+            (a.ln1.values + offset).update(from: x, count: nS * h)
+            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
             try ColumnParallelLinear.forward(
-                input: a.ln1, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: a.qkv,
-                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
-            pr.round(a.qkv, count: n * 3 * hL)
+                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias),
+                output: a.qkv.values, rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+            if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            a.qkv.roundAndKeep()
         }
         timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
-                qkv: a.qkv, context: a.context, lse: a.lse, shape: m.attentionShape, mask: m.attentionMask,
-                dropout: dropout.attention, stream: dropout.attentionStream, scratch: m.attentionScratch,
-                precision: pr)
-            pr.round(a.context, count: n * hL)
+                qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
+                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                scratch: m.attentionScratch, precision: pr)
+            a.context.roundAndKeep()
         }
         let attnOut = try timer.measure("fwd proj (row-parallel)") {
             try RowParallelLinear.forward(
-                input: a.context, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         try timer.measure("fwd bias+dropout+residual+layernorm") {
@@ -43,29 +44,30 @@ extension TransformerLayer {
                 branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
                 p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
             LayerNorm.forward(
-                x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: a.ln2 + offset,
-                mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
-            pr.round(a.ln2 + offset, count: nS * h)
-            if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(a.ln2, shardCount: nS * h) }
+                x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                y: a.ln2.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+            roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
         try timer.measure("fwd fc1 (column-parallel)") {
             try ColumnParallelLinear.forward(
-                input: a.ln2, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), output: a.fc1,
-                rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
-            pr.round(a.fc1, count: n * fL)
+                input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias),
+                output: a.fc1.values, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+            if tp.sequenceParallel { a.ln2.roundAndKeep() }
+            a.fc1.roundAndKeep()
         }
         timer.measure("fwd gelu") {
-            GELU.forward(x: a.fc1, y: a.gelu, count: n * fL)
-            pr.round(a.gelu, count: n * fL)
+            GELU.forward(x: a.fc1.values, y: a.gelu.values, count: n * fL)
+            a.gelu.roundAndKeep()
         }
         let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
             try RowParallelLinear.forward(
-                input: a.gelu, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
+                input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual+layernorm") {
             biasDropoutAdd(
-                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.ln2 + offset, out: postSum, rows: nS, width: h,
+                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.ln2.values + offset, out: postSum, rows: nS,
+                width: h,
                 p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
             LayerNorm.forward(
                 x: postSum, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: out,

@@ -82,7 +82,7 @@ public struct PlanMemory: Sendable {
         for (c, layers) in chunkLayers.enumerated() {
             let arena = TransformerArenaLayout(
                 config: gpt, microBatch: l.microBatch, threads: threads, tensorParallel: tp, layers: layers,
-                sets: l.recompute ? 1 : layers)
+                sets: l.recompute ? 1 : layers, precision: l.bf16 ? .bf16 : .fp32)
             let n = Double(model.seq * l.microBatch)
             var perSet = Double(arena.total) * 4 + n * 16  // tokens, targets, per-row loss
             if l.zeroBubble {

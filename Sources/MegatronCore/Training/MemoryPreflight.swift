@@ -1,7 +1,8 @@
 // MemoryPreflight.swift — before a run allocates anything, a lower bound of what one rank will hold:
 // parameters (plus the 16-bit copy in bf16/fp16 runs), gradients, optimizer state (sharded by the
 // distributed optimizer), one micro-batch of layer activations by Korthikanti et al.'s formula at
-// 4-byte elements without the attention probabilities (this trainer never stores them), and the
+// 4-byte elements (2-byte in bf16/fp16 runs, which keep the layers' GEMM inputs as 16-bit words)
+// without the attention probabilities (this trainer never stores them), and the
 // last stage's [s·b, V/t] logits. Computed in Double, so no size can overflow; a run whose ranks on
 // this node need more than the machine's memory is refused with the figures, instead of dying
 // in the allocator (or, for sizes past Int, in an arithmetic trap).
@@ -39,11 +40,13 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
             seq: c.seqLength, microBatch: c.microBatchSize, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel)
         let fullRecompute = c.recomputeGranularity == .full
+        // The held tensors are 16-bit in bf16/fp16 runs (HeldTensor); the residual stream stays fp32.
+        let held = (c.bf16 || c.fp16) ? 2 : 4
         activations =
             fullRecompute
             ? layersPerStage * formula.inputBytes(elementBytes: 4)
-                + formula.layerBytes(elementBytes: 4, selective: true)
-            : layersPerStage * formula.layerBytes(elementBytes: 4, selective: true)
+                + formula.layerBytes(elementBytes: held, selective: true)
+            : layersPerStage * formula.layerBytes(elementBytes: held, selective: true)
         logits = 4 * s * b * padded / t
     }
 

@@ -168,8 +168,8 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     public var activationBytes: Int { partition.activationBytes }
 
     /// The transformer layers' share of one micro-batch's activations (every chunk), and what
-    /// Korthikanti et al.'s formula gives for it at our 4-byte storage (attention probabilities are
-    /// never stored, so its selective form).
+    /// Korthikanti et al.'s formula gives for it at our storage, 4 bytes in fp32 and 2 in bf16/fp16
+    /// (attention probabilities are never stored, so its selective form).
     public var layerActivationBytes: (held: Int, formula: Double) {
         let held = chunks.indices.reduce(0) { $0 + partition.activationSets(chunk: $1)[0].layerBytes }
         return (held, chunks.reduce(0.0) { $0 + $1.layerActivationFormulaBytes })

@@ -47,9 +47,10 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
                     format:
                         " [Rank %d] (after %d iterations) memory (MB) | activations: %.1f | peak resident: %.1f | "
                         + "transformer layers per micro-batch: %.2f held vs %.2f by Korthikanti et al. (Table 2 "
-                        + "at 4-byte elements)",
+                        + "at %d-byte elements)",
                     parallel.world.rank, m.iteration, Double(m.activationBytes) / 1048576, m.peakResidentMB,
-                    Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576))
+                    Double(layerMemory.held) / 1048576, layerMemory.formula / 1048576,
+                    (t.config.bf16 || t.config.fp16) ? 2 : 4))
         }
         let microbatches = batch / (t.microBatch * parallel.layout.data)
         if let times = t.lastPipelineTimes, let schedule = t.partition.trainSchedule(microbatches: microbatches) {

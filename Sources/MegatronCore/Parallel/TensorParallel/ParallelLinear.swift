@@ -30,11 +30,12 @@ public enum ColumnParallelLinear {
         dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
         partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
-        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil
     ) throws -> UnsafePointer<Float> {
         Linear.backward(
             dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
-            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring)
+            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring,
+            restoreInput: restoreInput)
         if tp.sequenceParallel {
             try tp.gatherFromSequenceParallelRegionBackward(partial, into: shard, shardCount: n / tp.size * k)
             return UnsafePointer(shard)
@@ -70,13 +71,14 @@ public enum RowParallelLinear {
         dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil
     ) throws {
         if tp.sequenceParallel {
             try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m)
         }
         Linear.backward(
             dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
-            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring)
+            rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring,
+            restoreInput: restoreInput)
     }
 }
