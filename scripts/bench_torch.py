@@ -13,6 +13,7 @@ Prints tokens/s and model TFLOP/s (Megatron's formula) and writes them as JSON.
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -87,9 +88,10 @@ def main():
     B, s, L, h, V = a.micro_batch, a.seq, a.layers, a.hidden, a.padded_vocab
     flops = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
     label = ("bf16 autocast" if a.bf16 else "fp32") + (", torch.compile" if a.compile else "")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; the whole process
     out = {"step_ms": sec * 1000, "tokens_per_s": B * s / sec, "tflops": flops / sec / 1e12, "threads": a.threads,
-           "torch": torch.__version__, "precision": label}
-    print(f"pytorch {'compiled' if a.compile else 'eager'} {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s")
+           "torch": torch.__version__, "precision": label, "peak_rss_mib": peak_mib}
+    print(f"pytorch {'compiled' if a.compile else 'eager'} {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s | peak RSS {peak_mib:.0f} MiB")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f)

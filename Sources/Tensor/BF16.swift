@@ -28,6 +28,11 @@ public enum BF16 {
     /// True when a bf16 instruction set (AVX512-BF16 or AMX) runs the products.
     public static var native: Bool { kernel != .portable }
 
+    /// True when this CPU has a bf16 instruction set, whatever kernel is forced: reduced-precision
+    /// products then run on the bf16 kernels (a forced portable one included), which round fp32
+    /// operands while packing.
+    public static var available: Bool { bestKernel != .portable }
+
     /// Single-core peak rates (GFLOP/s) of AMX TDPBF16PS, vdpbf16ps and 512-bit fp32 FMA on this CPU (0 if absent).
     public static var peakGFLOPS: (amx: Double, dpbf16: Double, fma: Double) {
         (bf16_peak_amx_gflops(), bf16_peak_dpbf16_gflops(), bf16_peak_fma_gflops())

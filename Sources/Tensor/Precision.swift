@@ -42,15 +42,17 @@ public enum Precision: String, Sendable, CaseIterable {
     }
 
     /// Row-major `C = op(A)·op(B) + β·C` (BLAS sgemm convention) on operands already in this
-    /// format. bf16 runs the AVX512-BF16 kernel (vdpbf16ps) when the CPU has it; fp16, fp32 and
-    /// bf16 without the instruction run SGEMM, which on 16-bit values is the same arithmetic:
-    /// exact products (11 or 8 significant bits squared fit fp32's 24) accumulated in fp32.
+    /// format — or, for bf16 on a CPU with a bf16 instruction set, in fp32: bf16 runs the bf16 kernels
+    /// (AMX or vdpbf16ps, whichever `BF16.kernel` is, a forced portable one included), which round
+    /// fp32 operands while packing; fp16, fp32 and bf16 without the instructions run SGEMM, which on
+    /// 16-bit values is the same arithmetic: exact products (11 or 8 significant bits squared fit
+    /// fp32's 24) accumulated in fp32.
     public func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        if self == .bf16 && BF16.native {
+        if self == .bf16 && BF16.available {
             BF16.gemm(
                 transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
                 ldc: ldc)

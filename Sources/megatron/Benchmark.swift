@@ -117,6 +117,8 @@ struct Benchmark: ParsableCommand {
             }
         }
 
+        // Peak memory of training alone: the GEMM measurements above allocate their own operands.
+        let peakCounted = resetPeakResident()
         _ = try trainer.step()  // warm-up: page-in of every buffer
         let timer = PhaseTimer()
         trainer.timer = timer
@@ -146,12 +148,15 @@ struct Benchmark: ParsableCommand {
             format: "step %.1f ms | %.1f tokens/s | model %.3f TFLOP/s (Megatron's formula, all ranks)",
             seconds * 1000, tokensPerSecond, tflops)
         if let sgemmRate { line += String(format: " | %.2f of the SGEMM rate", flops / seconds / sgemmRate) }
+        let peakMiB = peakCounted ? residentHighWaterMegabytes() : nil
+        if let peakMiB { line += String(format: " | peak RSS %.0f MiB (rank 0, the training steps)", peakMiB) }
         out(line)
         var json: [String: Any] = [
             "step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
             "blas_core": BLAS.coreName, "world": world.size, "tensor": t, "model_type": cfg.modelType.rawValue,
             "vocab_size": m.vocabSize, "padded_vocab_size": m.paddedVocabSize,
         ]
+        if let peakMiB { json["peak_rss_mib"] = peakMiB }
         if let sgemmRate {
             json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate
         }

@@ -90,7 +90,7 @@ public final class TextGenerator {
         models = layout.plans(stage: parallel.pipelineRank).map {
             GPTModel(
                 config: gpt, microBatch: 1, threads: threads, tensorParallel: tp, stage: $0, precision: c.precision,
-                initialize: false)
+                initialize: false, roundedWeightCopy: true)  // decoding's one-row products read weights as they are
         }
         config = gpt
         self.parallel = parallel

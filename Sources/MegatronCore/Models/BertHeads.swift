@@ -194,7 +194,7 @@ extension BertModel {
         let bias = weights.pointer(ob)
         for r in 0..<k { for v in 0..<V { logits[r * V + v] = bias[v] } }
         logits.withUnsafeMutableBufferPointer { o in
-            BLAS.sgemm(
+            precision.gemm(
                 transB: true, m: k, n: V, k: h, a: mem.norm, lda: h, b: weights.pointer(out), ldb: h, beta: 1,
                 c: o.baseAddress!, ldc: V)
         }

@@ -171,7 +171,8 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
     /// grid starts from the same weights), for micro-batches of `microBatch` sequences.
     public init(
         config: BertConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
-        stage: StagePlan? = nil, recompute: RecomputePlan? = nil, precision: Precision = .fp32
+        stage: StagePlan? = nil, recompute: RecomputePlan? = nil, precision: Precision = .fp32,
+        roundedWeightCopy: Bool = false
     ) {
         let c = config.transformer
         precondition(c.hiddenSize % c.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
@@ -185,7 +186,10 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         (table, slots) = BertSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: stage)
         params = ParameterArena(table: table)
         self.precision = precision
-        weights = precision.isReduced ? ParameterArena(table: table) : params
+        weights = ModelWeights.arena(
+            params: params, precision: precision,
+            rowTables: [slots.stack.positionEmbeddings, slots.stack.tokentypeEmbeddings],
+            roundedCopy: roundedWeightCopy)
         grads = ParameterArena(table: table)
         vocab = VocabShard(config: c, tensorParallel: tp)
         params.initialize(seed: c.seed)
@@ -275,7 +279,7 @@ public final class BertModel: ModelChunk, @unchecked Sendable {
         TransformerStack(
             config: config.transformer, stage: stage, slots: slots.stack, weights: weights, grads: grads,
             tensorParallel: tensorParallel, vocab: vocab, precision: precision, timer: timer,
-            wordRows: sparseWordGradient)
+            wordRows: sparseWordGradient, roundsWordRows: roundsWordRows)
     }
 
     /// Forward of the micro-batch in `m`; on the last stage the heads and, when training, their

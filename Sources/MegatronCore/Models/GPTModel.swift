@@ -68,9 +68,10 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public let slots: GPTSlots
     /// The fp32 main parameters (optimizer, checkpoints).
     public let params: ParameterArena
-    /// What forward and backward read: `params` itself in fp32; in reduced precision a copy with
-    /// every matrix (2-D) parameter rounded to 16 bits and vectors (biases, norms) exact, refreshed
-    /// from `params` by `syncWeights()` after they change.
+    /// What forward and backward read: `params` itself in fp32; in reduced precision every matrix
+    /// (2-D) parameter as its 16-bit rounding and vectors (biases, norms) exact, refreshed from
+    /// `params` by `syncWeights()` after they change — a copy, or with the bf16 kernel a view of
+    /// `params` that rounds while multiplying (ModelWeights; `roundedWeightCopy` asks for the copy).
     public let weights: ParameterArena
     public let precision: Precision
     public let grads: ParameterArena
@@ -96,7 +97,8 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     public init(
         config: GPTConfig, microBatch: Int, threads: Int, tensorParallel tp: TensorParallel = .single,
         stage: StagePlan? = nil,
-        recompute: RecomputePlan? = nil, precision: Precision = .fp32, initialize: Bool = true
+        recompute: RecomputePlan? = nil, precision: Precision = .fp32, initialize: Bool = true,
+        roundedWeightCopy: Bool = false
     ) {
         precondition(config.hiddenSize % config.numAttentionHeads == 0, "hidden_size % num_attention_heads != 0")
         precondition(
@@ -113,7 +115,9 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
         (table, slots) = GPTSlots.declare(config: config, tensorRank: tp.rank, tensorSize: tp.size, stage: stage)
         params = ParameterArena(table: table)
         self.precision = precision
-        weights = precision.isReduced ? ParameterArena(table: table) : params
+        weights = ModelWeights.arena(
+            params: params, precision: precision, rowTables: [slots.positionEmbeddings],
+            roundedCopy: roundedWeightCopy)
         grads = ParameterArena(table: table)
         vocab = VocabShard(config: config, tensorParallel: tp)
         if initialize {
@@ -160,7 +164,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 tokentypeEmbeddings: nil, layers: slots.layers, finalNormWeight: slots.finalNormWeight,
                 finalNormBias: slots.finalNormBias),
             weights: weights, grads: grads, tensorParallel: tensorParallel, vocab: vocab, precision: precision,
-            timer: timer, wordRows: sparseWordGradient)
+            timer: timer, wordRows: sparseWordGradient, roundsWordRows: roundsWordRows)
     }
 
     /// Forward of this chunk for the micro-batch in `m`: from the tokens (first stage) or from the

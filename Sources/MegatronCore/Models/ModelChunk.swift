@@ -27,7 +27,8 @@ public protocol ChunkActivations: AnyObject {
 }
 
 /// A model chunk's parameters: declared once in `table`; fp32 main values, the values forward and
-/// backward read (16-bit roundings in reduced precision), and gradients, each an arena of the table.
+/// backward read (16-bit roundings in reduced precision, see `ModelWeights`), and gradients, each an
+/// arena of the table.
 public protocol ParameterChunk: AnyObject {
     var table: ParameterTable { get }
     var params: ParameterArena { get }
@@ -50,9 +51,16 @@ public protocol ParameterChunk: AnyObject {
 extension ParameterChunk {
     /// Refreshes the 16-bit model weights from the fp32 main parameters (reduced precision; a no-op
     /// in fp32). Call after anything writes `params`: an optimizer step, a checkpoint load.
+    /// Whether the word embedding is read from the main parameters (ModelWeights), so its gathered
+    /// rows must be rounded to the run's precision.
+    var roundsWordRows: Bool {
+        guard precision.isReduced, let word = table.slot(named: GPTSlots.wordEmbeddingsName) else { return false }
+        return weights.pointer(word) == params.pointer(word)
+    }
+
     public func syncWeights() {
         guard precision.isReduced else { return }
-        for (slot, spec) in table.specs.enumerated() {
+        for (slot, spec) in table.specs.enumerated() where weights.pointer(slot) != params.pointer(slot) {
             weights.pointer(slot).update(from: params.pointer(slot), count: spec.count)
             if spec.shape.count > 1 { precision.round(weights.pointer(slot), count: spec.count) }
         }

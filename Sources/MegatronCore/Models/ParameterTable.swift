@@ -82,19 +82,36 @@ public struct ParameterTable: Sendable {
     public var parameterCount: Int { specs.reduce(0) { $0 + $1.shape.elementCount } }
 }
 
-/// A flat arena shaped by a `ParameterTable`: used for values, gradients and each Adam moment.
+/// A flat arena shaped by a `ParameterTable`: used for values, gradients and each Adam moment —
+/// or a view of another arena in which only some slots have storage of their own (`sharing:own:`).
 public final class ParameterArena: @unchecked Sendable {
     public let table: ParameterTable
+    /// The arena's own memory (every slot, or only the `own` slots of a view).
     public let storage: FloatBuffer
+    private let bases: [UnsafeMutablePointer<Float>]
 
     public init(table: ParameterTable) {
         self.table = table
-        storage = FloatBuffer(count: table.totalCount)
+        let storage = FloatBuffer(count: table.totalCount)
+        self.storage = storage
+        bases = table.offsets.map { storage.base + $0 }
     }
 
-    @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> {
-        storage.base + table.offsets[slot]
+    /// A view of `main` whose slots are main's own, except the `own` ones, which get storage here.
+    public init(sharing main: ParameterArena, own: Set<Int>) {
+        table = main.table
+        let counts = table.specs.map { ($0.count + 15) / 16 * 16 }
+        let storage = FloatBuffer(count: own.reduce(0) { $0 + counts[$1] })
+        self.storage = storage
+        var next = storage.base
+        bases = table.specs.indices.map { slot in
+            guard own.contains(slot) else { return main.pointer(slot) }
+            defer { next += counts[slot] }
+            return next
+        }
     }
+
+    @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> { bases[slot] }
 
     public func zero() { storage.zero() }
 

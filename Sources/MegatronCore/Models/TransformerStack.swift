@@ -28,6 +28,8 @@ struct TransformerStack {
     /// When set (data-parallel sparse ending, the step's last micro-batch): the word rows' gradients
     /// of the embedding backward go here instead of into the gradient arena.
     var wordRows: SparseRowGradient? = nil
+    /// The word table holds fp32 main values (ModelWeights): its gathered rows are rounded here.
+    var roundsWordRows = false
 
     /// The word embedding's slot when its rows are kept apart: its gradient in `grads` is then final
     /// once the head's part (fused into the forward) is in, before the layers' backward.
@@ -61,13 +63,14 @@ struct TransformerStack {
         try timer.measure(PhaseLabel.forwardEmbedding) {
             let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
             let wpe = weights.pointer(wpeSlot)
+            // In one pass with the positions unless the word rows are rounded or summed over ranks first.
+            let apart = tp.size > 1 || roundsWordRows
             Embedding.forward(
                 tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
-                position: tp.size == 1 ? wpe : nil, out: full, seq: m.seq, batch: m.batch, hidden: h)
-            if tp.size > 1 {
-                try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h)
-                Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h)
-            }
+                position: apart ? nil : wpe, out: full, seq: m.seq, batch: m.batch, hidden: h)
+            if roundsWordRows { precision.round(full, count: n * h) }
+            if tp.size > 1 { try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h) }
+            if apart { Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h) }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
                 Embedding.addRows(full, table: weights.pointer(tte), indices: tokentypes, rows: n, hidden: h)
             }

@@ -93,6 +93,25 @@ public func peakResidentMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
 
+/// Starts a new peak-resident count (Linux: "5" to /proc/self/clear_refs resets VmHWM to the present
+/// resident size); false when the kernel does not offer it.
+@discardableResult
+public func resetPeakResident() -> Bool {
+    guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? handle.close() }
+    return (try? handle.write(contentsOf: Data("5".utf8))) != nil
+}
+
+/// Peak resident memory since the last `resetPeakResident` (or the start), in MiB: VmHWM of
+/// /proc/self/status; nil where that file is missing.
+public func residentHighWaterMegabytes() -> Double? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return nil }
+    return kib / 1024
+}
+
 public enum TrainingLogFormat {
     /// ` [time] iteration k/N | consumed samples: … | … |` averaged over the logging interval.
     public static func line(
