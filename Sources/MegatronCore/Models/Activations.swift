@@ -186,7 +186,8 @@ public struct TransformerArenaLayout: Sendable {
     let post: [Int]?
     /// 16-bit runs: the fp32 staging buffers the held tensors are computed in — LayerNorm outputs
     /// [n, h]; QKV, then FC1's output [n, max(3h, f)/t]; the attention context, then GELU's output
-    /// [n, max(h, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass.
+    /// [n, max(h, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass;
+    /// together they lie in the logits' memory, which only the LM head uses.
     let staging: (norm: Int, wide: Int, wide2: Int)?
     /// Floats in the arena, and bytes of the layers' inputs and saved sets.
     public let total: Int, layerBytes: Int
@@ -222,7 +223,12 @@ public struct TransformerArenaLayout: Sendable {
         tmpWide = plan.take(n * max(fL, 3 * hL)); dResidual = plan.take(nS * h)
         let vocab = VocabShard(config: c, tensorParallel: tp)
         let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
-        logits = plan.take(chunk * max(1, vocab.realRows))
+        // The held tensors' staging buffers share the logits' memory: the layers use them, the LM
+        // head the logits, never both at once (a deferred LM-head W pass keeps its own copy).
+        let stagingSizes = half ? [n * h, n * max(3 * hL, fL), n * max(hL, fL)].map(ArenaPlan.aligned) : []
+        logits = plan.take(max(chunk * max(1, vocab.realRows), stagingSizes.reduce(0, +)))
+        staging =
+            half ? (logits, logits + stagingSizes[0], logits + stagingSizes[0] + stagingSizes[1]) : nil
         rowStats = plan.take(3 * chunk)
         let attn = AttentionShape(
             seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim, headOffset: tp.rank * aL,
@@ -231,7 +237,6 @@ public struct TransformerArenaLayout: Sendable {
         attentionScratch = plan.take(max(1, threads, ThreadBudget.threads) * attn.scratchPerWorker)
         // Post-LN: a layer's norm-backward scratch, and the embedding sum with its norm's statistics.
         post = c.postLayerNorm ? [plan.take(nS * h), plan.take(nS * h), plan.take(nS), plan.take(nS)] : nil
-        staging = half ? (plan.take(n * h), plan.take(n * max(3 * hL, fL)), plan.take(n * max(hL, fL))) : nil
         total = plan.total
     }
 }
