@@ -87,6 +87,10 @@ print(f"\nbf16 (gpt2-124m, mb 4, seq 1024): bf16 GEMM ({ours['bf16_kernel']}) {o
       f"{ours['bf16_over_sgemm']:.2f}x SGEMM on the model's shapes; training {bf16['tokens_per_s']:.1f} tokens/s = "
       f"{bf16['tokens_per_s'] / ours['tokens_per_s']:.2f}x our fp32 and {bf16['tokens_per_s'] / torch_bf16['tokens_per_s']:.2f}x "
       f"PyTorch bf16 autocast ({torch_bf16['tokens_per_s']:.1f} tokens/s)")
+if "peak_rss_mib" in bf16 and "peak_rss_mib" in torch_bf16:
+    print(f"peak RSS in bf16: megatron's training steps {bf16['peak_rss_mib']:.0f} MiB, the PyTorch process "
+          f"{torch_bf16['peak_rss_mib']:.0f} MiB ({bf16['peak_rss_mib'] / torch_bf16['peak_rss_mib']:.2f}x; "
+          f"scripts/bench_precision.sh compares whole training processes)")
 for name, label, mine in (("torch-124m-compiled", "fp32", ours), ("torch-124m-bf16-compiled", "bf16 autocast", bf16)):
     try:
         compiled = json.load(open(f"{d}/{name}.json"))

@@ -48,8 +48,9 @@ public struct AttentionShape: Sendable {
     public var hidden: Int { heads * headDim }
     /// Query rows per tile.
     public var tile: Int { min(seq, 128) }
-    /// Scratch floats each worker thread needs.
-    public var scratchPerWorker: Int { 2 * tile * seq }
+    /// Scratch floats each worker thread needs: two [tile, seq] tiles, and the backward pass's
+    /// contiguous ∂K and ∂V accumulators [seq, headDim] (written to the strided layout once per task).
+    public var scratchPerWorker: Int { 2 * tile * seq + 2 * seq * headDim }
 }
 
 /// The GEMMs of one attention tile on the calling thread: SGEMM, or in bf16 runs on a CPU with a
@@ -196,15 +197,17 @@ public enum SelfAttention {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let A = scratch + worker * shape.scratchPerWorker
                 let B = A + T * s
+                // ∂K and ∂V accumulate over the query tiles here, contiguous, then go to dqkv once.
+                let dk = B + T * s, dv = dk + s * d
                 for task in tasks {
                     let bi = task / a, head = task % a
                     let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                    let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
+                    let dq = dqkv + bi * 3 * h + head * 3 * d
                     let dO = dcontext + bi * h + head * d
                     let lseRow = lse + task * s
-                    for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
                     // In bf16 runs K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
                     let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
+                    dk.update(repeating: 0, count: 2 * s * d)
                     let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                     let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
                     let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
@@ -234,7 +237,7 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld)
+                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: d)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
                             packed: vColumns, c: B, ldc: keys)
@@ -254,8 +257,12 @@ public enum SelfAttention {
                             ldc: ld)
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                            beta: 1, c: dk, ldc: ld)
+                            beta: 1, c: dk, ldc: d)
                         i0 += rows
+                    }
+                    for i in 0..<s {
+                        (dq + d + i * ld).update(from: dk + i * d, count: d)
+                        (dq + 2 * d + i * ld).update(from: dv + i * d, count: d)
                     }
                 }
             }

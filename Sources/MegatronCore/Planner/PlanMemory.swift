@@ -71,7 +71,9 @@ public struct PlanMemory: Sendable {
     ) -> PlanMemory {
         var m = PlanMemory()
         let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
-        m.parameters = (l.bf16 ? 8 : 4) * params  // bf16 keeps a rounded copy of the weights beside the fp32 ones
+        // The planner offers bf16 only where the CPU has a bf16 kernel, whose GEMMs read the fp32 main
+        // parameters (ModelWeights): no copy of the weights beside them.
+        m.parameters = 4 * params
         m.gradients = 4 * params
         // 4 bytes per state value (Adam's two moments, SGD's momentum); the sharded form also holds
         // the main-gradient shard.

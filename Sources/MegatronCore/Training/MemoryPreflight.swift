@@ -1,5 +1,5 @@
 // MemoryPreflight.swift — before a run allocates anything, a lower bound of what one rank will hold:
-// parameters (plus the 16-bit copy in bf16/fp16 runs), gradients, optimizer state (sharded by the
+// parameters (plus a 16-bit copy where the run keeps one), gradients, optimizer state (sharded by the
 // distributed optimizer), one micro-batch of layer activations by Korthikanti et al.'s formula at
 // 4-byte elements (2-byte in bf16/fp16 runs, which keep the layers' GEMM inputs as 16-bit words)
 // without the attention probabilities (this trainer never stores them), and the
@@ -8,6 +8,7 @@
 // in the allocator (or, for sizes past Int, in an arithmetic trap).
 import Distributed
 import Foundation
+import Tensor
 
 public struct MemoryPreflight: Sendable, CustomStringConvertible {
     /// Bytes per rank on its costliest pipeline stage.
@@ -31,7 +32,9 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         let first = layersPerStage * layer + word + positions * h
         let last = layersPerStage * layer + (p > 1 ? word : 0) + bertHeads + 2 * h
         let params = p == 1 ? first + bertHeads + 2 * h : max(first, last)
-        parameters = params * ((c.bf16 || c.fp16) ? 6 : 4)
+        // A 16-bit copy of the weights, except in bf16 on the bf16 kernel (ModelWeights).
+        let copy = c.fp16 || (c.bf16 && !BF16.available)
+        parameters = params * (copy ? 6 : 4)
         guard training else { return }
         gradients = 4 * params
         let state = 4 * Double(c.optimizer.stateNames.count)

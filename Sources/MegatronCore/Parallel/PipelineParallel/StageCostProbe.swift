@@ -26,7 +26,8 @@ public enum StageCostProbe {
 
         /// For the start-up log.
         public var description: String {
-            func f(_ x: Double) -> String { x < 0.1 ? String(format: "%.1f ms", x * 1e3) : String(format: "%.2f s", x) }
+            // Microseconds still show: a tiny model's head can cost under 0.05 ms.
+            func f(_ x: Double) -> String { x < 0.1 ? String(format: "%.3f ms", x * 1e3) : String(format: "%.2f s", x) }
             return "balanced on measured costs per micro-batch: layer \(f(layer)) (attention \(f(attention))), "
                 + "head \(f(head)), embedding \(f(embedding)); probe \(f(probeSeconds))"
         }
