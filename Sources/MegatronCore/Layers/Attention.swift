@@ -227,13 +227,10 @@ public enum SelfAttention {
                         // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
                         // then B = dP = dO·Vᵀ, with dropout's mask applied.
                         let dropping = p > 0 ? stream : nil
-                        for r in 0..<rows {
-                            guard let dropping else { break }
-                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-                            dropping.applyMask(
-                                A + r * keys, into: B + r * keys, count: visible,
-                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
+                        if let dropping {
+                            droppedProbabilities(
+                                A, into: B, rows: rows, keys: keys, firstQuery: i0, batch: bi, head: head,
+                                shape: shape, mask: mask, p: p, stream: dropping)
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
@@ -260,12 +257,36 @@ public enum SelfAttention {
                             beta: 1, c: dk, ldc: d)
                         i0 += rows
                     }
-                    for i in 0..<s {
-                        (dq + d + i * ld).update(from: dk + i * d, count: d)
-                        (dq + 2 * d + i * ld).update(from: dv + i * d, count: d)
-                    }
+                    storeKeyGradients(dk: dk, dv: dv, into: dq + d, seq: s, headDim: d, ld: ld)
                 }
             }
+        }
+    }
+
+    /// B = the probabilities of A as dropout left them (tile rows i0 ..< i0 + rows), zero beyond each
+    /// row's visible keys.
+    static func droppedProbabilities(
+        _ A: UnsafePointer<Float>, into B: UnsafeMutablePointer<Float>, rows: Int, keys: Int, firstQuery i0: Int,
+        batch bi: Int, head: Int, shape: AttentionShape, mask: AttentionMask, p: Float, stream: DropoutStream
+    ) {
+        for r in 0..<rows {
+            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+            stream.applyMask(
+                A + r * keys, into: B + r * keys, count: visible,
+                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
+        }
+    }
+
+    /// Copies the contiguous ∂K and ∂V accumulators [seq, d] into dqkv's k and v columns of one head
+    /// (`dk` points at that head's k columns, row stride `ld`; v follows d columns on).
+    static func storeKeyGradients(
+        dk: UnsafePointer<Float>, dv: UnsafePointer<Float>, into dkStrided: UnsafeMutablePointer<Float>, seq s: Int,
+        headDim d: Int, ld: Int
+    ) {
+        for i in 0..<s {
+            (dkStrided + i * ld).update(from: dk + i * d, count: d)
+            (dkStrided + d + i * ld).update(from: dv + i * d, count: d)
         }
     }
 
