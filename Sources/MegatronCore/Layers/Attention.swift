@@ -48,9 +48,8 @@ public struct AttentionShape: Sendable {
     public var hidden: Int { heads * headDim }
     /// Query rows per tile.
     public var tile: Int { min(seq, 128) }
-    /// Scratch floats each worker thread needs: two [tile, seq] tiles, and the backward pass's
-    /// contiguous ∂K and ∂V accumulators [seq, headDim] (written to the strided layout once per task).
-    public var scratchPerWorker: Int { 2 * tile * seq + 2 * seq * headDim }
+    /// Scratch floats each worker thread needs.
+    public var scratchPerWorker: Int { 2 * tile * seq }
 }
 
 /// The GEMMs of one attention tile on the calling thread: SGEMM, or in bf16 runs on a CPU with a
@@ -197,17 +196,15 @@ public enum SelfAttention {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let A = scratch + worker * shape.scratchPerWorker
                 let B = A + T * s
-                // ∂K and ∂V accumulate over the query tiles here, contiguous, then go to dqkv once.
-                let dk = B + T * s, dv = dk + s * d
                 for task in tasks {
                     let bi = task / a, head = task % a
                     let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                    let dq = dqkv + bi * 3 * h + head * 3 * d
+                    let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
                     let dO = dcontext + bi * h + head * d
                     let lseRow = lse + task * s
+                    for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
                     // In bf16 runs K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
                     let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
-                    dk.update(repeating: 0, count: 2 * s * d)
                     let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                     let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
                     let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
@@ -227,14 +224,17 @@ public enum SelfAttention {
                         // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
                         // then B = dP = dO·Vᵀ, with dropout's mask applied.
                         let dropping = p > 0 ? stream : nil
-                        if let dropping {
-                            droppedProbabilities(
-                                A, into: B, rows: rows, keys: keys, firstQuery: i0, batch: bi, head: head,
-                                shape: shape, mask: mask, p: p, stream: dropping)
+                        for r in 0..<rows {
+                            guard let dropping else { break }
+                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+                            dropping.applyMask(
+                                A + r * keys, into: B + r * keys, count: visible,
+                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: d)
+                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
                             packed: vColumns, c: B, ldc: keys)
@@ -254,39 +254,11 @@ public enum SelfAttention {
                             ldc: ld)
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                            beta: 1, c: dk, ldc: d)
+                            beta: 1, c: dk, ldc: ld)
                         i0 += rows
                     }
-                    storeKeyGradients(dk: dk, dv: dv, into: dq + d, seq: s, headDim: d, ld: ld)
                 }
             }
-        }
-    }
-
-    /// B = the probabilities of A as dropout left them (tile rows i0 ..< i0 + rows), zero beyond each
-    /// row's visible keys.
-    static func droppedProbabilities(
-        _ A: UnsafePointer<Float>, into B: UnsafeMutablePointer<Float>, rows: Int, keys: Int, firstQuery i0: Int,
-        batch bi: Int, head: Int, shape: AttentionShape, mask: AttentionMask, p: Float, stream: DropoutStream
-    ) {
-        for r in 0..<rows {
-            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-            stream.applyMask(
-                A + r * keys, into: B + r * keys, count: visible,
-                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
-        }
-    }
-
-    /// Copies the contiguous ∂K and ∂V accumulators [seq, d] into dqkv's k and v columns of one head
-    /// (`dk` points at that head's k columns, row stride `ld`; v follows d columns on).
-    static func storeKeyGradients(
-        dk: UnsafePointer<Float>, dv: UnsafePointer<Float>, into dkStrided: UnsafeMutablePointer<Float>, seq s: Int,
-        headDim d: Int, ld: Int
-    ) {
-        for i in 0..<s {
-            (dkStrided + i * ld).update(from: dk + i * d, count: d)
-            (dkStrided + d + i * ld).update(from: dv + i * d, count: d)
         }
     }
 

@@ -49,8 +49,6 @@ public protocol ParameterChunk: AnyObject {
 }
 
 extension ParameterChunk {
-    /// Refreshes the 16-bit model weights from the fp32 main parameters (reduced precision; a no-op
-    /// in fp32). Call after anything writes `params`: an optimizer step, a checkpoint load.
     /// Whether the word embedding is read from the main parameters (ModelWeights), so its gathered
     /// rows must be rounded to the run's precision.
     var roundsWordRows: Bool {
@@ -58,6 +56,9 @@ extension ParameterChunk {
         return weights.pointer(word) == params.pointer(word)
     }
 
+    /// Refreshes the 16-bit model weights from the fp32 main parameters (reduced precision; a no-op
+    /// in fp32; only the slots with copies of their own). Call after anything writes `params`: an
+    /// optimizer step, a checkpoint load.
     public func syncWeights() {
         guard precision.isReduced else { return }
         for (slot, spec) in table.specs.enumerated() where weights.pointer(slot) != params.pointer(slot) {
