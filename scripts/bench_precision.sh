@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 python3 -c "import torch" 2>/dev/null || { echo "error: torch is not installed (pip install torch)" >&2; exit 1; }
+if [ ! -x /usr/bin/time ]; then  # GNU time measures a whole process's peak RSS
+    [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null \
+        || { echo "error: GNU time is missing: apt-get install time" >&2; exit 1; }
+fi
 swift build -c release --product megatron 2>&1 | grep -E "error|Build complete" || true
 BIN=.build/release/megatron
 OUT=runs/bench-precision
