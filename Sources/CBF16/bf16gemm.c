@@ -234,8 +234,8 @@ static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint
    × KB pairs, 512 KB, also in L2) each row block of the chunk (8 rows × KB pairs, 16 KB: stays in
    L1) meets the block's panel pairs in turn. Sweeping the panels under one row block, rather than
    the row blocks under one 64 KB panel pair (which does not stay in a 48 KB L1 beside the A
-   stream), measured 1.02–1.07× on the gpt2-124m shapes (scripts/bench_gemm_versus.sh, AMD EPYC);
-   the sums are the same. (KB 512 × MC 128 measured best of KB 256…1024 × MC 64…256.) */
+   stream), measured 0.99–1.15× (mostly 1.03–1.07×) on the gpt2-124m shapes
+   (scripts/bench_gemm_versus.sh, AMD EPYC); the sums are the same. (KB 512 × MC 128 measured best of KB 256…1024 × MC 64…256.) */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                         size_t panel, float *C, long ldc, float beta, int i0, int i1) {
