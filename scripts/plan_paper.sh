@@ -4,7 +4,10 @@
 # the paper's cluster (configs/clusters/dgx-a100.json: Megatron-LM's memory and kernels on A100s)
 # predicts the throughput per GPU of the paper's own layout (its t and p, d the rest, full
 # recomputation, the best micro-batch size and interleaving the planner finds for that t and p) and
-# chooses a layout itself; the table sets both beside the paper's figures.
+# chooses a layout itself; the table sets both beside the paper's figures. Then the paper's Figure 13
+# (§5.4.1): a 161B GPT (32 layers, hidden 20480, 128 heads) on 64 GPUs at global batch 32 and 128,
+# the predicted throughput per GPU of each (t, p) from (2, 32) to (32, 2) (no interleaving, full
+# recomputation), where the paper found the peak at t = 8, the GPUs of one node.
 #   scripts/plan_paper.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,4 +56,27 @@ for (b, a, h, L, t, p, n, gbs, tflops) in rows:
     print(f"{b:7.1f} {n:5d} |   {t:2d} {p:2d}  {tflops:6.0f}  | {own_text:<33}| {choice:<57} {'=' if match else '≠'}")
 print(f"throughput of the paper's layout within 25%: {within} of {len(rows)}; planner's (t, p) equals the paper's: "
       f"{same} of {len(rows)} ({same_rc} of {len(rows)} when it must recompute activations, as the paper's runs did)")
+PY
+python3 - "$BIN" "$OUT" <<'PY'
+import json, subprocess, sys
+bin_, out = sys.argv[1], sys.argv[2]
+pairs = [(2, 32), (4, 16), (8, 8), (16, 4), (32, 2)]
+print("\nFigure 13 (161B GPT, 64 GPUs): predicted TFLOP/s per GPU by (t, p); the paper's peak is at t = 8")
+print(f"{'batch':>5} | " + " | ".join(f"t={t:<2} p={p:<2}" for t, p in pairs) + " | predicted peak")
+for batch in (32, 128):
+    cfg = f"{out}/gpt-161b-batch{batch}.json"
+    json.dump({"num_layers": 32, "hidden_size": 20480, "num_attention_heads": 128, "seq_length": 2048,
+               "max_position_embeddings": 2048, "micro_batch_size": 1, "global_batch_size": batch,
+               "train_iters": 1, "lr": 1e-4, "tokenizer_type": "NullTokenizer", "vocab_size": 51200,
+               "mock_data": True}, open(cfg, "w"))
+    rates = []
+    for t, p in pairs:
+        js = f"{out}/fig13-{batch}-{t}-{p}.jsonl"
+        subprocess.run([bin_, "plan", "--config", cfg, "--world-size", "64", "--cluster",
+                        "configs/clusters/dgx-a100.json", "--json", js, "--explain",
+                        f"t={t},p={p},v=1,mbs=1,sp=0,recompute=full,dist-opt=0,precision=bf16,schedule=1f1b"],
+                       check=True, stdout=subprocess.DEVNULL)
+        rates.append(json.loads(open(js).readline())["flops_per_rank"] / 1e12)
+    peak = pairs[rates.index(max(rates))]
+    print(f"{batch:5d} | " + " | ".join(f"{r:11.1f}" for r in rates) + f" | t={peak[0]} p={peak[1]}")
 PY

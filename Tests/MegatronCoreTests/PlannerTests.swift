@@ -237,4 +237,32 @@ final class PlannerTests: XCTestCase {
         let flops = 96 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
         XCTAssertEqual(paper.flopsPerRank, flops / paper.stepSeconds / 256, accuracy: paper.flopsPerRank * 0.01)
     }
+
+    func testPaperFigure13TensorParallelismPeaksAtOneNode() throws {
+        // The PTD-P paper's Figure 13 (§5.4.1): a 161B GPT (32 layers, hidden 20480, 128 heads) on 64
+        // A100s at global batch 32 and 128, (t, p) from (2, 32) to (32, 2): throughput peaks where t
+        // is the GPUs of one node (8), falling off on both sides — the bubble on one side, tensor
+        // parallelism's all-reduces over InfiniBand on the other.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (32, 20480, 128, 2048)
+        c.microBatchSize = 1
+        for batch in [32, 128] {
+            let planner = Planner(
+                model: PlanModel(config: c, globalBatch: batch, vocab: 51200), profile: cluster, worldSize: 64)
+            var rates: [Double] = []
+            for (t, p) in [(2, 32), (4, 16), (8, 8), (16, 4), (32, 2)] {
+                var l = PlanLayout()
+                (l.tensor, l.pipeline, l.data, l.recompute, l.bf16) = (t, p, 1, true, true)
+                let x = try planner.predict(l)
+                XCTAssertTrue(x.fits, "t \(t) p \(p) batch \(batch)")
+                rates.append(x.flopsPerRank)
+            }
+            XCTAssertEqual(rates.firstIndex(of: rates.max()!), 2, "batch \(batch): \(rates)")
+            XCTAssertTrue(rates[0] < rates[1] && rates[1] < rates[2], "batch \(batch): \(rates)")
+            XCTAssertTrue(rates[2] > rates[3] && rates[3] > rates[4], "batch \(batch): \(rates)")
+        }
+    }
 }
