@@ -9,6 +9,7 @@
 // layouts of A (rows, and transposed as in weight gradients) are packed with AVX-512 rounding.
 #include "bf16gemm.h"
 #include "bf16_internal.h"
+#include "epilogue.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,18 +189,32 @@ static void pack_a(int k, const void *A, int a_f32, long si, long sk, int i0, in
     else pack_a_scalar(k, A, a_f32, si, sk, i0, i1, q0, q1, out);
 }
 
-/* C tile (rows × cols, cols ≤ 32) += or = the block's products, held in acc[r][2]. */
+/* C tile (rows × cols, cols ≤ 32) += or = the block's products, held in acc[r][2]; with an
+   epilogue, the bias joins the first k block's sums (as a C pre-filled with it and beta 1 would) and
+   the last k block's results are finished (finish16) before they are stored. `at`: the tile's
+   first element's index into C. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static inline void store_tile(float *C, long ldc, int rows, int cols, float beta, int first, __m512 acc[MR][2]) {
+static inline void store_tile(float *C, long ldc, int rows, int cols, float beta, int first, int last,
+                              const bf16_epilogue *e, long at, __m512 acc[MR][2]) {
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     __mmask16 m1 = cols >= 32 ? 0xffff : (cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0);
+    const float *bias = first && e && e->bias ? e->bias + at % ldc : NULL;
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias && m1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
     for (int r = 0; r < rows; r++) {
         float *c = C + (long)r * ldc;
         __m512 v0 = acc[r][0], v1 = acc[r][1];
-        if (!first || beta != 0.0f) {
+        if (bias) {
+            v0 = _mm512_fmadd_ps(_mm512_set1_ps(1.0f), b0, v0);
+            v1 = _mm512_fmadd_ps(_mm512_set1_ps(1.0f), b1, v1);
+        } else if (!first || beta != 0.0f) {
             float s = first ? beta : 1.0f;
             v0 = _mm512_fmadd_ps(_mm512_set1_ps(s), _mm512_maskz_loadu_ps(m0, c), v0);
             if (m1) v1 = _mm512_fmadd_ps(_mm512_set1_ps(s), _mm512_maskz_loadu_ps(m1, c + 16), v1);
+        }
+        if (last && e) {
+            v0 = finish16(v0, e, at + (long)r * ldc, m0);
+            if (m1) v1 = finish16(v1, e, at + (long)r * ldc + 16, m1);
         }
         _mm512_mask_storeu_ps(c, m0, v0);
         if (m1) _mm512_mask_storeu_ps(c + 16, m1, v1);
@@ -237,8 +252,9 @@ static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint
    stream), measured 0.99–1.15× (mostly 1.03–1.07×) on the gpt2-124m shapes
    (scripts/bench_gemm_versus.sh, AMD EPYC); the sums are the same. (KB 512 × MC 128 measured best of KB 256…1024 × MC 64…256.) */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
-                        size_t panel, float *C, long ldc, float beta, int i0, int i1) {
+static void rows_native_finishing(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                                  size_t panel, float *C, long ldc, float beta, int i0, int i1,
+                                  const bf16_epilogue *e) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
     uint32_t *a = bf16_thread_workspace(1, (size_t)MC * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
@@ -257,12 +273,18 @@ static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk
                         if (cols > 2 * NR) cols = 2 * NR;
                         __m512 acc[MR][2];
                         kernel_8x32(a + (size_t)b * nq * MR, b0, b1, nq, acc);
-                        store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, acc);
+                        store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, q1 == kp, e,
+                                   (long)i * ldc + p * NR, acc);
                     }
                 }
             }
         }
     }
+}
+
+static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                        size_t panel, float *C, long ldc, float beta, int i0, int i1) {
+    rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL);
 }
 
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
@@ -347,6 +369,36 @@ void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long s
     case 1: rows_native(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
     default: rows_portable(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1);
     }
+}
+
+/* Rows [i0, i1) finished after a kernel without the tile hook has written their sums into C. */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void finish_rows(float *C, long ldc, int n, const bf16_epilogue *e, int i0, int i1) {
+    if (!e->keep) return;
+    for (int i = i0; i < i1; i++) {
+        for (int j = 0; j < n; j += 16) {
+            __mmask16 m = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+            float *c = C + (long)i * ldc + j;
+            _mm512_mask_storeu_ps(c, m, finish16(_mm512_maskz_loadu_ps(m, c), e, (long)i * ldc + j, m));
+        }
+    }
+}
+
+void bf16_gemm_rows_epilogue(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                             float *C, long ldc, const bf16_epilogue *e, int i0, int i1) {
+    if (i0 >= i1 || n <= 0) return;
+    if (bf16_kernel() == 1 && k > 0) {
+        size_t panel = (size_t)NR * 2 * padded_pairs(k);
+        rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, 0.0f, i0, i1, e);
+        return;
+    }
+    float beta = 0.0f;
+    if (e->bias) {
+        for (int i = i0; i < i1; i++) memcpy(C + (long)i * ldc, e->bias, (size_t)n * sizeof(float));
+        beta = 1.0f;
+    }
+    bf16_gemm_rows_packed(m, n, k, A, a_f32, si, sk, packed, k, C, ldc, beta, i0, i1);
+    finish_rows(C, ldc, n, e, i0, i1);
 }
 
 /* Peak rates: 12 independent accumulator chains, so only throughput limits the loop. */

@@ -83,6 +83,24 @@ public enum BF16 {
             b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
+    /// The forward product C = A·Bᵀ (+ bias) of a layer whose output is kept for its backward pass,
+    /// finished where each result is computed instead of in passes over C afterwards: the result
+    /// rounded to bf16 and its word stored in `keep` (C gets the rounded value), and with `geluKeep`
+    /// GPT-2's tanh GELU of that, rounded, its word stored there (C gets it instead). Bit for bit
+    /// `gemm` over C pre-filled with the bias, then `Precision.roundKeeping` (and `GELU.forward` and
+    /// `roundKeeping` again). fp32 operands; needs `available`. `keep` and `geluKeep` are [m, ldc].
+    public static func gemmKeeping(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, keep: UnsafeMutablePointer<UInt16>,
+        geluKeep: UnsafeMutablePointer<UInt16>?
+    ) {
+        precondition(available, "finished products need a bf16 instruction set (and its AVX-512)")
+        product(
+            transA: false, transB: true, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
+            b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: 0, c: c, ldc: ldc,
+            epilogue: bf16_epilogue(bias: bias, keep: keep, gelu_keep: geluKeep))
+    }
+
     /// The fp32-operand product on the calling thread alone (its own packing workspace), for callers
     /// that already split work over threads: attention's per-(batch, head) tiles.
     public static func gemmOnThisThread(
@@ -129,7 +147,8 @@ public enum BF16 {
 
     private static func product(
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, aF32: Bool, lda: Int,
-        b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        b: UnsafeRawPointer, bF32: Bool, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
+        epilogue: bf16_epilogue? = nil
     ) {
         guard m > 0, n > 0 else { return }
         let (si, ska) = transA ? (1, lda) : (lda, 1)
@@ -143,9 +162,13 @@ public enum BF16 {
         let rowBlock = Int(bf16_row_block())
         let blocks = (m + rowBlock - 1) / rowBlock
         ThreadBudget.parallelFor(blocks, grain: 1) { r in
-            bf16_gemm_rows(
-                Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta,
-                Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
+            let (i0, i1) = (Int32(r.lowerBound * rowBlock), Int32(min(m, r.upperBound * rowBlock)))
+            if var e = epilogue {
+                bf16_gemm_rows_epilogue(
+                    Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, &e, i0, i1)
+            } else {
+                bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, aF32 ? 1 : 0, si, ska, packed, c, ldc, beta, i0, i1)
+            }
         }
     }
 }

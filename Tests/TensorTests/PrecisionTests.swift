@@ -138,4 +138,88 @@ final class PrecisionTests: XCTestCase {
             }
         }
     }
+
+    func testFinishedProductEqualsProductThenSeparatePasses() throws {
+        // BF16.gemmKeeping (bias, bf16 rounding and keeping, and FC1's GELU done as each result is
+        // stored) against gemm over C pre-filled with the bias, roundKeeping, the Swift GELU and
+        // roundKeeping again: bit for bit on every kernel, with the sums spread over GELU's whole
+        // range (its exp clamps and underflow included), n off the 16- and 32-column tiles, k past
+        // the kernels' k blocks, and a NaN and infinities in the bias. The GELU's fp32 value reaches
+        // a word only through bf16 rounding, so one differing rounding step inside it would flip a
+        // word about once in 2¹⁶ values: the million results of the last shape see that.
+        guard BF16.available else { throw XCTSkip("no bf16 instruction set on this CPU") }
+        for (m, n, k, spread) in [(37, 45, 29, 60), (70, 64, 101, 60), (33, 50, 1100, 60), (512, 2048, 8, 4)] {
+            let a = randomFloats(m * k, seed: 3), w = randomFloats(n * k, seed: 4)
+            var bias = randomFloats(n, seed: 5, scale: Float(spread))
+            (bias[0], bias[1], bias[2]) = (.nan, .infinity, -.infinity)
+            for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+                BF16.force(kernel)
+                defer { BF16.force(nil) }
+                for (withBias, withGELU) in [(true, true), (true, false), (false, false)] {
+                    var expected = [Float](repeating: 0, count: m * n)
+                    if withBias { for i in 0..<m { for j in 0..<n { expected[i * n + j] = bias[j] } } }
+                    BF16.gemm(
+                        transB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, beta: withBias ? 1 : 0,
+                        c: &expected, ldc: n)
+                    var expectedWords = [UInt16](repeating: 0, count: m * n), expectedGELU = expectedWords
+                    Precision.bf16.roundKeeping(&expected, words: &expectedWords, count: m * n)
+                    if withGELU {
+                        expected = expected.map(\.geluValue)
+                        Precision.bf16.roundKeeping(&expected, words: &expectedGELU, count: m * n)
+                    }
+                    var c = [Float](repeating: 7, count: m * n)
+                    var words = [UInt16](repeating: 1, count: m * n), geluWords = words
+                    bias.withUnsafeBufferPointer { b in
+                        words.withUnsafeMutableBufferPointer { kw in
+                            geluWords.withUnsafeMutableBufferPointer { gw in
+                                BF16.gemmKeeping(
+                                    m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, c: &c, ldc: n,
+                                    bias: withBias ? b.baseAddress! : nil, keep: kw.baseAddress!,
+                                    geluKeep: withGELU ? gw.baseAddress! : nil)
+                            }
+                        }
+                    }
+                    let what = "\(kernel) \(m)×\(n)×\(k) bias \(withBias) gelu \(withGELU)"
+                    XCTAssertEqual(c.map(\.bitPattern), expected.map(\.bitPattern), what)
+                    XCTAssertEqual(words, expectedWords, what)
+                    if withGELU { XCTAssertEqual(geluWords, expectedGELU, what) }
+                }
+            }
+        }
+    }
+
+    func testFinishedGELUEqualsSeparatePassesOnEveryBF16Value() throws {
+        // FC1's GELU meets only values already rounded to bf16, so all 65,536 of them (NaNs,
+        // infinities and subnormals included), as the biases of a 1 × 65,536 × 1 product of zeros,
+        // cover every input the finished product's GELU can see.
+        guard BF16.available else { throw XCTSkip("no bf16 instruction set on this CPU") }
+        let n = 65536
+        let bias = (0..<n).map { Float(bitPattern: UInt32($0) << 16) }, zero: [Float] = [0]
+        let w = [Float](repeating: 0, count: n)
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
+            var expected = bias, expectedWords = [UInt16](repeating: 0, count: n), expectedGELU = expectedWords
+            BF16.gemm(transB: true, m: 1, n: n, k: 1, a: zero, lda: 1, b: w, ldb: 1, beta: 1, c: &expected, ldc: n)
+            Precision.bf16.roundKeeping(&expected, words: &expectedWords, count: n)
+            expected = expected.map(\.geluValue)
+            Precision.bf16.roundKeeping(&expected, words: &expectedGELU, count: n)
+            var c = [Float](repeating: 7, count: n)
+            var words = [UInt16](repeating: 1, count: n), geluWords = words
+            BF16.gemmKeeping(
+                m: 1, n: n, k: 1, a: zero, lda: 1, b: w, ldb: 1, c: &c, ldc: n, bias: bias, keep: &words,
+                geluKeep: &geluWords)
+            for (name, got, want) in [
+                ("words", words, expectedWords), ("GELU words", geluWords, expectedGELU),
+                ("values", c.map { UInt16($0.bitPattern >> 16) }, expected.map { UInt16($0.bitPattern >> 16) }),
+            ] {
+                let bad = (0..<n).filter { got[$0] != want[$0] }
+                XCTAssertTrue(
+                    bad.isEmpty,
+                    "\(kernel) \(name): \(bad.count) differ, first for bias bits \(bad.first ?? 0): "
+                        + "\(bad.first.map { got[$0] } ?? 0) against \(bad.first.map { want[$0] } ?? 0)")
+            }
+            XCTAssertEqual(c.map(\.bitPattern), expected.map(\.bitPattern), "\(kernel)")
+        }
+    }
 }

@@ -54,6 +54,21 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
 void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                            int packed_k, float *C, long ldc, float beta, int i0, int i1);
 
+/// What a forward product does with each result where it is computed (bf16_gemm_rows_epilogue),
+/// instead of in passes over C afterwards: a layer's bias, its output rounded to bf16 and kept as
+/// words, and for FC1 GPT-2's tanh GELU of that rounded output, rounded and kept as well.
+typedef struct {
+    const float *bias;    /* [n], added to every row's sums; or NULL */
+    uint16_t *keep;       /* or NULL: each result (sums + bias) rounded to bf16, its word at keep[i·ldc + j] */
+    uint16_t *gelu_keep;  /* or NULL (needs keep): GELU of the rounded result, rounded, its word here */
+} bf16_epilogue;
+/// Rows [i0, i1) of C = A·B (+ bias), finished by `e`: C receives the last value computed (the
+/// rounded GELU with gelu_keep, else the rounded result with keep, else the sum). Bit for bit what
+/// bf16_gemm_rows with C pre-filled with the bias and beta 1, then half_round_keep (and GELU, then
+/// half_round_keep) give. Needs AVX-512 (callers check bf16_best_kernel() ≥ 1).
+void bf16_gemm_rows_epilogue(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                             float *C, long ldc, const bf16_epilogue *e, int i0, int i1);
+
 /// Single-core peak instruction rates in GFLOP/s, measured by a loop of 12 independent chains:
 /// vdpbf16ps (64 FLOP each; 0 without AVX512-BF16) and 512-bit fp32 FMA (32 FLOP each).
 double bf16_peak_dpbf16_gflops(void);

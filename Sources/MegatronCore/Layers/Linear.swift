@@ -21,6 +21,29 @@ public enum Linear {
         precision.gemm(transB: true, m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, beta: beta, c: y, ldc: m)
     }
 
+    /// `forward` for a layer whose output is kept for its backward pass (`output`, whose values are
+    /// y) in bf16 runs on a bf16 kernel: the bias, the rounding and the keeping of the words — and
+    /// with `gelu`, FC1's GELU of the rounded output, rounded and kept as `gelu`, whose values then
+    /// receive it while `output`'s values are left unwritten — happen as the product stores each
+    /// result (BF16.gemmKeeping), bit for bit `forward`, `output.roundAndKeep()` (and `GELU.forward`,
+    /// `gelu.roundAndKeep()`). Returns false, having done nothing, where that does not apply (fp32,
+    /// fp16, no bf16 kernel, values not held as words): the caller runs the separate passes.
+    public static func forwardKeeping(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: HeldTensor,
+        gelu: HeldTensor? = nil, rows n: Int, inFeatures k: Int, outFeatures m: Int, precision: Precision
+    ) -> Bool {
+        guard precision == .bf16, BF16.available, let keep = output.words, output.count == n * m else { return false }
+        var geluKeep: UnsafeMutablePointer<UInt16>? = nil
+        if let gelu {
+            guard let words = gelu.words, gelu.count == n * m else { return false }
+            geluKeep = words
+        }
+        BF16.gemmKeeping(
+            m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, c: gelu?.values ?? output.values, ldc: m, bias: bias,
+            keep: keep, geluKeep: geluKeep)
+        return true
+    }
+
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
     /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
     /// With `deferring`, only dx is computed now; the weight and bias gradients are queued there

@@ -82,10 +82,9 @@ public enum TransformerLayer {
         }
         try timer.measure("fwd qkv (column-parallel)") {
             try ColumnParallelLinear.forward(
-                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias),
-                output: a.qkv.values, rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp, precision: pr)
+                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln1.roundAndKeep() }
-            a.qkv.roundAndKeep()
         }
         timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
@@ -110,16 +109,12 @@ public enum TransformerLayer {
                 y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
-        try timer.measure("fwd fc1 (column-parallel)") {
+        // FC1's GELU runs in the same pass (its own phase before, "fwd gelu").
+        try timer.measure("fwd fc1 + gelu (column-parallel)") {
             try ColumnParallelLinear.forward(
-                input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias),
-                output: a.fc1.values, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp, precision: pr)
+                input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
+                gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln2.roundAndKeep() }
-            a.fc1.roundAndKeep()
-        }
-        timer.measure("fwd gelu") {
-            GELU.forward(x: a.fc1.values, y: a.gelu.values, count: n * fL)
-            a.gelu.roundAndKeep()
         }
         let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
             try RowParallelLinear.forward(
