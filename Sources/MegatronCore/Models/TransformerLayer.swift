@@ -109,7 +109,7 @@ public enum TransformerLayer {
                 y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
-        // FC1's GELU runs in the same pass (its own phase before, "fwd gelu").
+        // The phase includes FC1's GELU, which in bf16 runs the product itself applies as it stores.
         try timer.measure("fwd fc1 + gelu (column-parallel)") {
             try ColumnParallelLinear.forward(
                 input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
