@@ -195,10 +195,15 @@ final class PlannerTests: XCTestCase {
         }
     }
 
-    func testClusterFileLoadsAndBadProfilesAreRefused() throws {
+    /// The PTD-P paper's DGX A100 cluster (configs/clusters/dgx-a100.json).
+    static func paperCluster() throws -> HardwareProfile {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        return try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+    }
+
+    func testClusterFileLoadsAndBadProfilesAreRefused() throws {
+        let cluster = try Self.paperCluster()
         XCTAssertEqual(cluster.trainer, "megatron-lm")
         XCTAssertEqual(cluster.ranksPerNode, 8)
         XCTAssertNotNil(cluster.gemmModel)
@@ -218,9 +223,7 @@ final class PlannerTests: XCTestCase {
     func testPaperClusterPrefersTensorParallelismWithinANode() throws {
         // The PTD-P paper's 18.4B GPT on 256 A100s: t = 8 (one node), p = 1 must beat t = 1, which
         // does not fit in 80 GB without pipeline or tensor parallelism.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        let cluster = try Self.paperCluster()
         var c = TrainingConfig()
         (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (40, 6144, 48, 2048)
         c.microBatchSize = 1
@@ -243,9 +246,7 @@ final class PlannerTests: XCTestCase {
         // A100s at global batch 32 and 128, (t, p) from (2, 32) to (32, 2): throughput peaks where t
         // is the GPUs of one node (8), falling off on both sides — the bubble on one side, tensor
         // parallelism's all-reduces over InfiniBand on the other.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let cluster = try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
+        let cluster = try Self.paperCluster()
         var c = TrainingConfig()
         (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (32, 20480, 128, 2048)
         c.microBatchSize = 1
