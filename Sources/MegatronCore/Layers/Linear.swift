@@ -22,26 +22,30 @@ public enum Linear {
     }
 
     /// `forward` for a layer whose output is kept for its backward pass (`output`, whose values are
-    /// y) in bf16 runs on a bf16 kernel: the bias, the rounding and the keeping of the words — and
-    /// with `gelu`, FC1's GELU of the rounded output, rounded and kept as `gelu`, whose values then
-    /// receive it while `output`'s values are left unwritten — happen as the product stores each
-    /// result (BF16.gemmKeeping), bit for bit `forward`, `output.roundAndKeep()` (and `GELU.forward`,
-    /// `gelu.roundAndKeep()`). Returns false, having done nothing, where that does not apply (fp32,
-    /// fp16, no bf16 kernel, values not held as words): the caller runs the separate passes.
-    public static func forwardKeeping(
-        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, output: HeldTensor,
-        gelu: HeldTensor? = nil, rows n: Int, inFeatures k: Int, outFeatures m: Int, precision: Precision
-    ) -> Bool {
-        guard precision == .bf16, BF16.available, let keep = output.words, output.count == n * m else { return false }
-        var geluKeep: UnsafeMutablePointer<UInt16>? = nil
-        if let gelu {
-            guard let words = gelu.words, gelu.count == n * m else { return false }
-            geluKeep = words
+    /// y), then rounded and kept (`output.roundAndKeep()`), and with `gelu` FC1's GELU applied to it
+    /// and kept as `gelu`. In bf16 runs on a bf16 kernel the bias, rounding, keeping and GELU happen
+    /// as the product stores each result (BF16.gemmKeeping: bit for bit the separate passes), and
+    /// with `gelu` `output`'s values are then left unwritten; elsewhere (fp32, fp16, no bf16 kernel,
+    /// values not held as words) the separate passes run.
+    public static func forward(
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        keeping output: HeldTensor, gelu: HeldTensor? = nil, rows n: Int, inFeatures k: Int, outFeatures m: Int
+    ) {
+        let precision = output.precision
+        if precision == .bf16, BF16.available, let keep = output.words, gelu == nil || gelu?.words != nil {
+            BF16.gemmKeeping(
+                m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, c: gelu?.values ?? output.values, ldc: m,
+                bias: bias, keep: keep, geluKeep: gelu?.words)
+            return
         }
-        BF16.gemmKeeping(
-            m: n, n: m, k: k, a: x, lda: k, b: weight, ldb: k, c: gelu?.values ?? output.values, ldc: m, bias: bias,
-            keep: keep, geluKeep: geluKeep)
-        return true
+        forward(
+            x: x, weight: weight, bias: bias, y: output.values, rows: n, inFeatures: k, outFeatures: m,
+            precision: precision)
+        output.roundAndKeep()
+        if let gelu {
+            GELU.forward(x: output.values, y: gelu.values, count: n * m)
+            gelu.roundAndKeep()
+        }
     }
 
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it

@@ -8,7 +8,6 @@
 // in the allocator (or, for sizes past Int, in an arithmetic trap).
 import Distributed
 import Foundation
-import Tensor
 
 public struct MemoryPreflight: Sendable, CustomStringConvertible {
     /// Bytes per rank on its costliest pipeline stage.
@@ -32,8 +31,8 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         let first = layersPerStage * layer + word + positions * h
         let last = layersPerStage * layer + (p > 1 ? word : 0) + bertHeads + 2 * h
         let params = p == 1 ? first + bertHeads + 2 * h : max(first, last)
-        // A 16-bit copy of the weights, except in bf16 on the bf16 kernel (ModelWeights).
-        let copy = c.fp16 || (c.bf16 && !BF16.available)
+        // A 16-bit copy of the weights, except where the products round the main parameters (ModelWeights).
+        let copy = c.precision.isReduced && !ModelWeights.productsRound(c.precision)
         parameters = params * (copy ? 6 : 4)
         guard training else { return }
         gradients = 4 * params

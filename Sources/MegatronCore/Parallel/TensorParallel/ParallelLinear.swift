@@ -23,26 +23,16 @@ public enum ColumnParallelLinear {
             precision: precision)
     }
 
-    /// `forward` into a held tensor, rounded and kept (and with `gelu`, FC1's GELU applied and kept)
-    /// by the product itself where `Linear.forwardKeeping` applies, else by the separate passes.
+    /// `forward` into a held tensor, rounded and kept (and with `gelu`, FC1's GELU applied and kept):
+    /// `Linear.forward(keeping:gelu:)`.
     public static func forward(
         input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
         keeping output: HeldTensor, gelu: HeldTensor? = nil, rows n: Int, inFeatures k: Int, outFeatures m: Int,
         tensorParallel tp: TensorParallel
     ) throws {
         if tp.sequenceParallel { try tp.gatherFromSequenceParallelRegionForward(input, shardCount: n / tp.size * k) }
-        let done = Linear.forwardKeeping(
-            x: input, weight: weight, bias: bias, output: output, gelu: gelu, rows: n, inFeatures: k, outFeatures: m,
-            precision: output.precision)
-        guard !done else { return }
         Linear.forward(
-            x: input, weight: weight, bias: bias, y: output.values, rows: n, inFeatures: k, outFeatures: m,
-            precision: output.precision)
-        output.roundAndKeep()
-        if let gelu {
-            GELU.forward(x: output.values, y: gelu.values, count: n * m)
-            gelu.roundAndKeep()
-        }
+            x: input, weight: weight, bias: bias, keeping: output, gelu: gelu, rows: n, inFeatures: k, outFeatures: m)
     }
 
     /// Returns ∂loss/∂input for the rows this rank holds ([n/t, in] under SP, else [n, in]), summed
