@@ -71,6 +71,35 @@ static inline void transpose16x16(__m512i r[16]) {
     }
 }
 
+/* Eight rows' 16 32-bit words each (p[r]: pair words q…q+15 of row r, or fp32 values) as a row
+   block's [q][r] layout: 128 words, 512 contiguous bytes (out[qq·8 + r]). 32-bit, then 64-bit interleaves leave in each
+   128-bit lane L of u[c] (c < 4) rows 0–3 and of u[4 + c] rows 4–7 of pair 4L + c; output vector j
+   (pairs 2j, 2j + 1) gathers its four lanes with two lane shuffles and a blend. */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static inline void store_pairs_8x16(const __m512i p[8], uint32_t *out) {
+    __m512i t[8], u[8];
+    for (int r = 0; r < 8; r += 2) {
+        t[r] = _mm512_unpacklo_epi32(p[r], p[r + 1]);     /* lane L: r, r+1 of pairs 4L, 4L+1 */
+        t[r + 1] = _mm512_unpackhi_epi32(p[r], p[r + 1]); /* lane L: r, r+1 of pairs 4L+2, 4L+3 */
+    }
+    for (int h = 0; h < 8; h += 4) {
+        u[h / 4 * 4 + 0] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
+        u[h / 4 * 4 + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
+        u[h / 4 * 4 + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
+        u[h / 4 * 4 + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
+    }
+#define LANE4(L) ((L) | (L) << 2 | (L) << 4 | (L) << 6)
+#define OUT(j, L)                                                                                                   \
+    {                                                                                                               \
+        int c0 = 2 * ((j) % 2), c1 = c0 + 1;                                                                        \
+        __m512i lo = _mm512_shuffle_i32x4(u[c0], u[c1], LANE4(L)), hi = _mm512_shuffle_i32x4(u[4 + c0], u[4 + c1], LANE4(L)); \
+        _mm512_storeu_si512(out + 16 * (j), _mm512_mask_blend_epi64(0xcc, lo, hi));                                 \
+    }
+    OUT(0, 0) OUT(1, 0) OUT(2, 1) OUT(3, 1) OUT(4, 2) OUT(5, 2) OUT(6, 3) OUT(7, 3)
+#undef OUT
+#undef LANE4
+}
+
 /* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1);
 

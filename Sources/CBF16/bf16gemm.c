@@ -10,6 +10,7 @@
 #include "bf16gemm.h"
 #include "bf16_internal.h"
 #include "epilogue.h"
+#include "tileproducts.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,35 +117,6 @@ static void pack_a_transposed_f32(int k, const float *A, long sk, int i0, int i1
             if (n > MR) _mm256_storeu_si256((__m256i *)(o + (b + 1) * block), _mm512_extracti64x4_epi64(p, 1));
         }
     }
-}
-
-/* Eight rows' 16 pair words each (p[r]: pairs q…q+15 of row r) as the block's [q][r] layout: 128
-   words, 512 contiguous bytes (out[qq·8 + r]). 32-bit, then 64-bit interleaves leave in each
-   128-bit lane L of u[c] (c < 4) rows 0–3 and of u[4 + c] rows 4–7 of pair 4L + c; output vector j
-   (pairs 2j, 2j + 1) gathers its four lanes with two lane shuffles and a blend. */
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static inline void store_pairs_8x16(const __m512i p[MR], uint32_t *out) {
-    __m512i t[8], u[8];
-    for (int r = 0; r < 8; r += 2) {
-        t[r] = _mm512_unpacklo_epi32(p[r], p[r + 1]);     /* lane L: r, r+1 of pairs 4L, 4L+1 */
-        t[r + 1] = _mm512_unpackhi_epi32(p[r], p[r + 1]); /* lane L: r, r+1 of pairs 4L+2, 4L+3 */
-    }
-    for (int h = 0; h < 8; h += 4) {
-        u[h / 4 * 4 + 0] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
-        u[h / 4 * 4 + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
-        u[h / 4 * 4 + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
-        u[h / 4 * 4 + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
-    }
-#define LANE4(L) ((L) | (L) << 2 | (L) << 4 | (L) << 6)
-#define OUT(j, L)                                                                                                   \
-    {                                                                                                               \
-        int c0 = 2 * ((j) % 2), c1 = c0 + 1;                                                                        \
-        __m512i lo = _mm512_shuffle_i32x4(u[c0], u[c1], LANE4(L)), hi = _mm512_shuffle_i32x4(u[4 + c0], u[4 + c1], LANE4(L)); \
-        _mm512_storeu_si512(out + 16 * (j), _mm512_mask_blend_epi64(0xcc, lo, hi));                                 \
-    }
-    OUT(0, 0) OUT(1, 0) OUT(2, 1) OUT(3, 1) OUT(4, 2) OUT(5, 2) OUT(6, 3) OUT(7, 3)
-#undef OUT
-#undef LANE4
 }
 
 /* fp32 A stored by rows (sk == 1): 32 values of a row become 16 pair words (even and odd k split
@@ -254,7 +226,7 @@ static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void rows_native_finishing(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                                   size_t panel, float *C, long ldc, float beta, int i0, int i1,
-                                  const bf16_epilogue *e) {
+                                  const bf16_epilogue *e, tile_trim trim) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
     uint32_t *a = bf16_thread_workspace(1, (size_t)MC * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
@@ -265,14 +237,26 @@ static void rows_native_finishing(int n, int k, const void *A, int a_f32, long s
             for (int n0 = 0; n0 < panels; n0 += NCP) {
                 int n1 = n0 + NCP < panels ? n0 + NCP : panels;
                 for (int b = 0; b < blocks; b++) {
-                    int i = c0 + b * MR, rows = c1 - i < MR ? c1 - i : MR;
-                    for (int p = n0; p < n1; p += 2) {
-                        const uint16_t *b0 = packed + (size_t)p * panel + (size_t)q0 * 2 * NR;
+                    int i = c0 + b * MR, rows = c1 - i < MR ? c1 - i : MR, last = i + rows - 1;
+                    int qs = q0, qe = q1, pe = n1;  /* the pairs and panels this row block needs */
+                    if (trim.kind == 1) {
+                        int cols = last + trim.offset, p = cols <= 0 ? 0 : (cols + NR - 1) / NR;
+                        if (p < pe) pe = p;
+                    } else if (trim.kind == 2) {
+                        int q = pairs(last + trim.offset);
+                        if (q < qe) qe = q;
+                    } else if (trim.kind == 3) {
+                        int q = i + trim.offset > 0 ? (i + trim.offset) / 2 : 0;
+                        if (q > qs) qs = q;
+                    }
+                    if (qe < qs) qe = qs;
+                    for (int p = n0; p < pe; p += 2) {
+                        const uint16_t *b0 = packed + (size_t)p * panel + (size_t)qs * 2 * NR;
                         const uint16_t *b1 = p + 1 < panels ? b0 + panel : b0;
                         int cols = n - p * NR;
                         if (cols > 2 * NR) cols = 2 * NR;
                         __m512 acc[MR][2];
-                        kernel_8x32(a + (size_t)b * nq * MR, b0, b1, nq, acc);
+                        kernel_8x32(a + (size_t)b * nq * MR + (size_t)(qs - q0) * MR, b0, b1, qe - qs, acc);
                         store_tile(C + (long)i * ldc + p * NR, ldc, rows, cols, beta, q0 == 0, q1 == kp, e,
                                    (long)i * ldc + p * NR, acc);
                     }
@@ -280,11 +264,6 @@ static void rows_native_finishing(int n, int k, const void *A, int a_f32, long s
             }
         }
     }
-}
-
-static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
-                        size_t panel, float *C, long ldc, float beta, int i0, int i1) {
-    rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL);
 }
 
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
@@ -357,6 +336,11 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
 
 void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                            int packed_k, float *C, long ldc, float beta, int i0, int i1) {
+    bf16_gemm_rows_trimmed(m, n, k, A, a_f32, si, sk, packed, packed_k, C, ldc, beta, i0, i1, (tile_trim){0, 0});
+}
+
+void bf16_gemm_rows_trimmed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                            int packed_k, float *C, long ldc, float beta, int i0, int i1, tile_trim trim) {
     (void)m;
     size_t panel = (size_t)NR * 2 * padded_pairs(packed_k);
     if (i0 >= i1 || n <= 0) return;
@@ -366,7 +350,7 @@ void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long s
     }
     switch (bf16_kernel()) {
     case 2: bf16_rows_amx(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
-    case 1: rows_native(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
+    case 1: rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL, trim); break;
     default: rows_portable(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1);
     }
 }
@@ -389,7 +373,7 @@ void bf16_gemm_rows_epilogue(int m, int n, int k, const void *A, int a_f32, long
     if (i0 >= i1 || n <= 0) return;
     if (bf16_kernel() == 1 && k > 0) {
         size_t panel = (size_t)NR * 2 * padded_pairs(k);
-        rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, 0.0f, i0, i1, e);
+        rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, 0.0f, i0, i1, e, (tile_trim){0, 0});
         return;
     }
     float beta = 0.0f;

@@ -117,13 +117,13 @@ public enum BF16 {
         bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, c, ldc, beta, 0, Int32(m))
     }
 
-    /// B packed once on the calling thread into its workspace `slot` (2, 3 or 4) for many
-    /// `gemmOnThisThread(packed:)` products: B[j, kk] for j < n, kk < k, as `gemm` reads it (fp32,
+    /// B packed once on the calling thread into its workspace `slot` (2, 3 or 4; 0 for a single
+    /// product) for `gemmOnThisThread(packed:)` products: B[j, kk] for j < n, kk < k, as `gemm` reads it (fp32,
     /// rounded while packed). Valid until the slot is packed again on this thread.
     public static func packOnThisThread(
         transB: Bool = false, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int, slot: Int
     ) -> UnsafePointer<UInt16> {
-        precondition((2...4).contains(slot), "slots 0 and 1 belong to the products themselves")
+        precondition(slot != 1, "slot 1 holds the products' packed A")
         let (sj, skb) = transB ? (ldb, 1) : (1, ldb)
         let count = max(1, bf16_packed_b_count(Int32(n), Int32(k)))
         let packed = bf16_thread_workspace(Int32(slot), count * 2).assumingMemoryBound(to: UInt16.self)
@@ -134,15 +134,18 @@ public enum BF16 {
     /// `gemmOnThisThread` against a B from `packOnThisThread` with `packedK` ≥ k rows and at least
     /// n columns: the product of its first n columns and k rows, bit for bit what packing only those
     /// would give (for finite B).
+    /// With `trim`, only the part of C a causal tile needs (`TileTrim`).
     public static func gemmOnThisThread(
         transA: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-        packed: UnsafePointer<UInt16>, packedK: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        packed: UnsafePointer<UInt16>, packedK: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+        trim: TileTrim = .none
     ) {
         guard m > 0, n > 0 else { return }
         precondition(k <= packedK, "the packed B has \(packedK) rows, the product needs \(k)")
         let (si, ska) = transA ? (1, lda) : (lda, 1)
-        bf16_gemm_rows_packed(
-            Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, Int32(packedK), c, ldc, beta, 0, Int32(m))
+        bf16_gemm_rows_trimmed(
+            Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, Int32(packedK), c, ldc, beta, 0, Int32(m),
+            trim.c)
     }
 
     private static func product(

@@ -10,6 +10,7 @@
 #define BF16GEMM_H
 #include <stddef.h>
 #include <stdint.h>
+#include "tileproducts.h"
 
 /// The kernel products run on: 0 portable (fp32 arithmetic), 1 AVX512-BF16 (vdpbf16ps), 2 AMX
 /// (TDPBF16PS tiles) — the fastest this CPU and OS offer, unless forced lower.
@@ -54,6 +55,11 @@ void bf16_gemm_rows(int m, int n, int k, const void *A, int a_f32, long si, long
 void bf16_gemm_rows_packed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                            int packed_k, float *C, long ldc, float beta, int i0, int i1);
 
+/// bf16_gemm_rows_packed trimmed to the part of C a causal tile needs (tileproducts.h; rows of C
+/// counted from 0, not from i0). The AVX512-BF16 kernel skips what the trim allows; the others
+/// compute everything, which gives the same C where the trim promises zeros.
+void bf16_gemm_rows_trimmed(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                            int packed_k, float *C, long ldc, float beta, int i0, int i1, tile_trim trim);
 /// What a forward product does with each result where it is computed (bf16_gemm_rows_epilogue),
 /// instead of in passes over C afterwards: a layer's bias, its output rounded to bf16 and kept as
 /// words, and for FC1 GPT-2's tanh GELU of that rounded output, rounded and kept as well.

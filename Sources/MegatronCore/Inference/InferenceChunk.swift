@@ -200,7 +200,8 @@ final class InferenceChunk {
                                 c: m.S, ldc: keys)
                         }
                         for i in 0..<L {
-                            _ = SelfAttention.softmaxRowInPlace(m.S + i * keys, valid: start + i + 1, width: keys)
+                            _ = SelfAttention.softmaxRowInPlace(
+                                m.S + i * keys, valid: start + i + 1, width: keys, scale: 1)
                         }
                     }
                     if decoding {  // the group's cached values side by side

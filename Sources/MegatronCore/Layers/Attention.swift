@@ -52,75 +52,68 @@ public struct AttentionShape: Sendable {
     public var scratchPerWorker: Int { 2 * tile * seq }
 }
 
-/// The GEMMs of one attention tile on the calling thread: SGEMM, or in bf16 runs on a CPU with a
-/// bf16 kernel the bf16 product (operands rounded to bf16 while packed — the probabilities and their
-/// gradients included, as under autocast — with fp32 accumulation).
+/// The GEMMs of one attention tile on the calling thread. fp32 (and fp16 runs, whose attention
+/// core is fp32): the fp32 tile kernel (F32Tiles), or SGEMM on a CPU without AVX-512. bf16 runs on a
+/// CPU with a bf16 kernel: the bf16 product (operands rounded to bf16 while packed — the
+/// probabilities and their gradients included, as under autocast — with fp32 accumulation). The
+/// tile kernels pack a B operand once per (batch, head) for all its query tiles and skip what a
+/// causal tile's trim leaves empty; SGEMM computes everything, which gives the same values.
 struct TileProduct {
-    let bf16: Bool
-    init(precision: Precision) { bf16 = precision == .bf16 && BF16.native }
-
-    @inline(__always)
-    func gemm(
-        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
-    ) {
-        guard bf16 else {
-            BLAS.sgemm(
-                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                beta: beta, c: c, ldc: ldc)
-            return
-        }
-        precondition(alpha == 1 || beta == 0, "a scaled product only overwrites")
-        BF16.gemmOnThisThread(
-            transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c,
-            ldc: ldc)
-        if alpha != 1 {
-            for i in 0..<m { scaleRow(c + i * ldc, count: n, by: alpha) }
-        }
+    enum Engine { case sgemm, f32Tiles, bf16 }
+    let engine: Engine
+    init(precision: Precision) {
+        engine = precision == .bf16 && BF16.native ? .bf16 : F32Tiles.available ? .f32Tiles : .sgemm
     }
 
-    /// A B operand packed once per (batch, head) task for all its query tiles (bf16 runs only).
+    /// A B operand packed for the tile kernels: 16-bit words (bf16) or floats (f32Tiles).
     struct Packed {
-        let bits: UnsafePointer<UInt16>
+        let storage: UnsafeRawPointer
         let k: Int
     }
 
     /// Packs B[j, kk] (as `gemm` reads `b` with `transB`) for j < n, kk < k into this thread's
-    /// workspace `slot`; nil in fp32 runs, where SGEMM packs as it goes.
+    /// workspace `slot` (2…4 for operands kept for a task, 0 for one product); nil for SGEMM,
+    /// which packs as it goes.
     func pack(transB: Bool = false, n: Int, k: Int, b: UnsafePointer<Float>, ldb: Int, slot: Int) -> Packed? {
-        guard bf16 else { return nil }
-        return Packed(bits: BF16.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot), k: k)
+        switch engine {
+        case .sgemm: return nil
+        case .bf16:
+            return Packed(
+                storage: UnsafeRawPointer(
+                    BF16.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k)
+        case .f32Tiles:
+            return Packed(
+                storage: UnsafeRawPointer(
+                    F32Tiles.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k)
+        }
     }
 
-    /// `gemm` whose B is also available packed: the first n columns and k rows of `packed` when
-    /// given (bit for bit the same product), else `b` as `gemm` reads it.
+    /// C = A·B (+ C with beta 1), B given as `b` and, when `packed` is given, read from it (its
+    /// first n columns and k rows: bit for bit packing only those).
     @inline(__always)
     func gemm(
-        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, packed: Packed?,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, packed: Packed? = nil,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, trim: TileTrim = .none
     ) {
-        guard let packed else {
-            gemm(
-                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        guard m > 0, n > 0 else { return }
+        if engine == .sgemm {
+            BLAS.sgemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
                 beta: beta, c: c, ldc: ldc)
             return
         }
-        precondition(alpha == 1 || beta == 0, "a scaled product only overwrites")
-        BF16.gemmOnThisThread(
-            transA: transA, m: m, n: n, k: k, a: a, lda: lda, packed: packed.bits, packedK: packed.k, beta: beta,
-            c: c, ldc: ldc)
-        if alpha != 1 {
-            for i in 0..<m { scaleRow(c + i * ldc, count: n, by: alpha) }
+        guard let p = packed ?? pack(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: 0) else { return }
+        if engine == .bf16 {
+            BF16.gemmOnThisThread(
+                transA: transA, m: m, n: n, k: k, a: a, lda: lda,
+                packed: p.storage.assumingMemoryBound(to: UInt16.self),
+                packedK: p.k, beta: beta, c: c, ldc: ldc, trim: trim)
+        } else {
+            F32Tiles.gemmOnThisThread(
+                transA: transA, m: m, n: n, k: k, a: a, lda: lda, packed: p.storage.assumingMemoryBound(to: Float.self),
+                packedK: p.k, beta: beta, c: c, ldc: ldc, trim: trim)
         }
-    }
-
-    @inline(__always)
-    private func scaleRow(_ row: UnsafeMutablePointer<Float>, count n: Int, by alpha: Float) {
-        var j = 0
-        while j + 16 <= n { store16(load16(row, j) * alpha, row, j); j += 16 }
-        while j < n { row[j] *= alpha; j += 1 }
     }
 }
 
@@ -142,6 +135,7 @@ public enum SelfAttention {
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
         let tile = TileProduct(precision: precision)
+        let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let S = scratch + worker * shape.scratchPerWorker
@@ -157,13 +151,14 @@ public enum SelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                        // S = QKᵀ (scaled in the softmax); causal: row r needs keys < i0 + r + 1 only.
                         tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                            b: k, ldb: ld, packed: kColumns, c: S, ldc: keys)
+                            transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
+                            packed: kColumns, c: S, ldc: keys, trim: causal ? .columnsBelow(i0 + 1) : .none)
                         for r in 0..<rows {
                             let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                             let row = S + r * keys
-                            let l = softmaxRowInPlace(row, valid: visible, width: keys)
+                            let l = softmaxRowInPlace(row, valid: visible, width: keys, scale: scale)
                             lseRow[i] = l
                             if p > 0, let stream {
                                 stream.applyMask(
@@ -173,7 +168,7 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
-                            ldc: ldo)
+                            ldc: ldo, trim: causal ? .zeroFrom(i0 + 1) : .none)
                         i0 += rows
                     }
                 }
@@ -192,6 +187,7 @@ public enum SelfAttention {
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
         let tile = TileProduct(precision: precision)
+        let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(b * a) { worker, tasks in
                 let A = scratch + worker * shape.scratchPerWorker
@@ -211,15 +207,19 @@ public enum SelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        // A = P (recomputed probabilities), zero beyond each row's visible keys.
+                        // A = P (recomputed probabilities), zero beyond each row's visible keys. Causal
+                        // trims: P[r, j] = 0 for j ≥ i0 + r + 1, so Pᵀ[j, r] = 0 for r < j − i0.
+                        let rowsTrim: TileTrim = causal ? .columnsBelow(i0 + 1) : .none
+                        let kTrim: TileTrim = causal ? .zeroFrom(i0 + 1) : .none
+                        let transposedTrim: TileTrim = causal ? .zeroBefore(-i0) : .none
                         tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, alpha: scale, a: q + i0 * ld, lda: ld,
-                            b: k, ldb: ld, packed: kColumns, c: A, ldc: keys)
+                            transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
+                            packed: kColumns, c: A, ldc: keys, trim: rowsTrim)
                         for r in 0..<rows {
                             let i = i0 + r
                             expRowInPlace(
                                 A + r * keys, valid: mask.visible(query: i, sequence: bi), width: keys,
-                                shift: lseRow[i])
+                                scale: scale, shift: lseRow[i])
                         }
                         // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
                         // then B = dP = dO·Vᵀ, with dropout's mask applied.
@@ -234,10 +234,10 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld)
+                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: transposedTrim)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                            packed: vColumns, c: B, ldc: keys)
+                            packed: vColumns, c: B, ldc: keys, trim: rowsTrim)
                         for r in 0..<rows {
                             guard let dropping else { break }
                             let i = i0 + r
@@ -247,14 +247,16 @@ public enum SelfAttention {
                         }
                         // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                         for r in 0..<rows {
-                            softmaxBackwardRow(A + r * keys, dP: B + r * keys, width: keys, scale: scale)
+                            softmaxBackwardRow(
+                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
+                                width: keys, scale: scale)
                         }
                         tile.gemm(
                             m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
-                            ldc: ld)
+                            ldc: ld, trim: kTrim)
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                            beta: 1, c: dk, ldc: ld)
+                            beta: 1, c: dk, ldc: ld, trim: transposedTrim)
                         i0 += rows
                     }
                 }
@@ -262,19 +264,21 @@ public enum SelfAttention {
         }
     }
 
-    /// Softmax over `row[0..<valid]`, zeros in `row[valid..<width]`; returns log Σ exp (the LSE).
+    /// Softmax of `scale`·x over `row[0..<valid]` (scale > 0), zeros in `row[valid..<width]`;
+    /// returns log Σ exp(scale·x) (the LSE).
     @inline(__always)
-    static func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) -> Float {
+    static func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float) -> Float {
         var mv = F16(repeating: -.infinity)
         var j = 0
         while j + 16 <= valid { mv = pointwiseMax(mv, load16(row, j)); j += 16 }
         var m = mv.max()
         while j < valid { m = max(m, row[j]); j += 1 }
+        m *= scale
         var sv = F16(repeating: 0)
         j = 0
-        while j + 16 <= valid { let e = simdExp(load16(row, j) - m); store16(e, row, j); sv += e; j += 16 }
+        while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - m); store16(e, row, j); sv += e; j += 16 }
         var sum = sv.sum()
-        while j < valid { let e = scalarExp(row[j] - m); row[j] = e; sum += e; j += 1 }
+        while j < valid { let e = scalarExp(row[j] * scale - m); row[j] = e; sum += e; j += 1 }
         let inv = 1 / sum
         j = 0
         while j + 16 <= valid { store16(load16(row, j) * inv, row, j); j += 16 }
@@ -283,27 +287,30 @@ public enum SelfAttention {
         return m + Foundation.log(sum)
     }
 
-    /// `row[j] = exp(row[j] − shift)` for j < valid, 0 beyond.
+    /// `row[j] = exp(scale·row[j] − shift)` for j < valid, 0 beyond.
     @inline(__always)
-    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, shift: Float) {
+    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float, shift: Float) {
         var j = 0
-        while j + 16 <= valid { store16(simdExp(load16(row, j) - shift), row, j); j += 16 }
-        while j < valid { row[j] = scalarExp(row[j] - shift); j += 1 }
+        while j + 16 <= valid { store16(simdExp(load16(row, j) * scale - shift), row, j); j += 16 }
+        while j < valid { row[j] = scalarExp(row[j] * scale - shift); j += 1 }
         if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
     }
 
-    /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale`.
+    /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale` for j < valid (P is zero beyond,
+    /// and dP there may be anything: a trimmed product leaves it unwritten), 0 for valid ≤ j < width.
     @inline(__always)
-    static func softmaxBackwardRow(_ P: UnsafeMutablePointer<Float>, dP: UnsafePointer<Float>, width: Int, scale: Float)
-    {
+    static func softmaxBackwardRow(
+        _ P: UnsafeMutablePointer<Float>, dP: UnsafePointer<Float>, valid: Int, width: Int, scale: Float
+    ) {
         var acc = F16(repeating: 0)
         var j = 0
-        while j + 16 <= width { acc = acc.addingProduct(load16(P, j), load16(dP, j)); j += 16 }
+        while j + 16 <= valid { acc = acc.addingProduct(load16(P, j), load16(dP, j)); j += 16 }
         var dot = acc.sum()
-        while j < width { dot += P[j] * dP[j]; j += 1 }
+        while j < valid { dot += P[j] * dP[j]; j += 1 }
         j = 0
-        while j + 16 <= width { store16(load16(P, j) * (load16(dP, j) - dot) * scale, P, j); j += 16 }
-        while j < width { P[j] = P[j] * (dP[j] - dot) * scale; j += 1 }
+        while j + 16 <= valid { store16(load16(P, j) * (load16(dP, j) - dot) * scale, P, j); j += 16 }
+        while j < valid { P[j] = P[j] * (dP[j] - dot) * scale; j += 1 }
+        if valid < width { (P + valid).update(repeating: 0, count: width - valid) }
     }
 }
 
