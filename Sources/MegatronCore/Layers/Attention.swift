@@ -117,6 +117,18 @@ struct TileProduct {
     }
 }
 
+/// A query tile's trims (TileTrim) under the causal mask, none under key padding. Row r of the tile
+/// (query i0 + r) sees keys j < i0 + r + 1: so S and dP need only those columns, P and dS are zero
+/// from there on, and their transposes (rows j) are zero for r < j − i0.
+struct TileTrims {
+    let scores: TileTrim, rows: TileTrim, transposed: TileTrim
+    init(causal: Bool, firstQuery i0: Int) {
+        scores = causal ? .columnsBelow(i0 + 1) : .none
+        rows = causal ? .zeroFrom(i0 + 1) : .none
+        transposed = causal ? .zeroBefore(-i0) : .none
+    }
+}
+
 public enum SelfAttention {
     /// - qkv: [s, b, 3h] (per head q|k|v)   - context: [s, b, h] (overwritten)   - lse: [b, a, s] (saved)
     /// - scratch: `threads × shape.scratchPerWorker` floats
@@ -151,10 +163,11 @@ public enum SelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        // S = QKᵀ (scaled in the softmax); causal: row r needs keys < i0 + r + 1 only.
+                        // S = QKᵀ (scaled in the softmax)
+                        let trims = TileTrims(causal: causal, firstQuery: i0)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                            packed: kColumns, c: S, ldc: keys, trim: causal ? .columnsBelow(i0 + 1) : .none)
+                            packed: kColumns, c: S, ldc: keys, trim: trims.scores)
                         for r in 0..<rows {
                             let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                             let row = S + r * keys
@@ -168,7 +181,7 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
-                            ldc: ldo, trim: causal ? .zeroFrom(i0 + 1) : .none)
+                            ldc: ldo, trim: trims.rows)
                         i0 += rows
                     }
                 }
@@ -207,19 +220,14 @@ public enum SelfAttention {
                     var i0 = 0
                     while i0 < s {
                         let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        // A = P (recomputed probabilities), zero beyond each row's visible keys. Causal
-                        // trims: P[r, j] = 0 for j ≥ i0 + r + 1, so Pᵀ[j, r] = 0 for r < j − i0.
-                        let rowsTrim: TileTrim = causal ? .columnsBelow(i0 + 1) : .none
-                        let kTrim: TileTrim = causal ? .zeroFrom(i0 + 1) : .none
-                        let transposedTrim: TileTrim = causal ? .zeroBefore(-i0) : .none
+                        // A = P (recomputed probabilities), zero beyond each row's visible keys.
+                        let trims = TileTrims(causal: causal, firstQuery: i0)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                            packed: kColumns, c: A, ldc: keys, trim: rowsTrim)
-                        for r in 0..<rows {
-                            let i = i0 + r
-                            expRowInPlace(
-                                A + r * keys, valid: mask.visible(query: i, sequence: bi), width: keys,
-                                scale: scale, shift: lseRow[i])
+                            packed: kColumns, c: A, ldc: keys, trim: trims.scores)
+                        for (r, i) in (i0..<i0 + rows).enumerated() {
+                            let visible = mask.visible(query: i, sequence: bi)
+                            expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
                         }
                         // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
                         // then B = dP = dO·Vᵀ, with dropout's mask applied.
@@ -234,14 +242,12 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: transposedTrim)
+                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: trims.transposed)
                         tile.gemm(
                             transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                            packed: vColumns, c: B, ldc: keys, trim: rowsTrim)
-                        for r in 0..<rows {
-                            guard let dropping else { break }
-                            let i = i0 + r
-                            dropping.applyMask(
+                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                        for (r, i) in (i0..<i0 + rows).enumerated() where dropping != nil {
+                            dropping?.applyMask(
                                 B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
                                 start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                         }
@@ -253,10 +259,10 @@ public enum SelfAttention {
                         }
                         tile.gemm(
                             m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
-                            ldc: ld, trim: kTrim)
+                            ldc: ld, trim: trims.rows)
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                            beta: 1, c: dk, ldc: ld, trim: transposedTrim)
+                            beta: 1, c: dk, ldc: ld, trim: trims.transposed)
                         i0 += rows
                     }
                 }
