@@ -266,6 +266,11 @@ static void rows_native_finishing(int n, int k, const void *A, int a_f32, long s
     }
 }
 
+static void rows_native(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
+                        size_t panel, float *C, long ldc, float beta, int i0, int i1) {
+    rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL, (tile_trim){0, 0});
+}
+
 /* The same products without AVX512-BF16: widen the pairs and accumulate in fp32. */
 static void rows_portable(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                           size_t panel, float *C, long ldc, float beta, int i0, int i1) {
@@ -350,7 +355,10 @@ void bf16_gemm_rows_trimmed(int m, int n, int k, const void *A, int a_f32, long 
     }
     switch (bf16_kernel()) {
     case 2: bf16_rows_amx(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1); break;
-    case 1: rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL, trim); break;
+    case 1:
+        if (trim.kind == 0) rows_native(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1);
+        else rows_native_finishing(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1, NULL, trim);
+        break;
     default: rows_portable(n, k, A, a_f32, si, sk, packed, panel, C, ldc, beta, i0, i1);
     }
 }
