@@ -366,7 +366,7 @@ void bf16_gemm_rows_trimmed(int m, int n, int k, const void *A, int a_f32, long 
 /* Rows [i0, i1) finished after a kernel without the tile hook has written their sums into C. */
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static void finish_rows(float *C, long ldc, int n, const bf16_epilogue *e, int i0, int i1) {
-    if (!e->keep) return;
+    if (!e->keep && !e->gelu_grad_of) return;
     for (int i = i0; i < i1; i++) {
         for (int j = 0; j < n; j += 16) {
             __mmask16 m = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);

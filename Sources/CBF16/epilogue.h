@@ -1,7 +1,8 @@
-/* epilogue.h — the rule by which a forward product finishes its results where they are computed
+/* epilogue.h — the rule by which a product finishes its results where they are computed
    (bf16_epilogue in include/bf16gemm.h): rounded to bf16 and kept as words, and for FC1 GPT-2's
-   tanh GELU of the rounded value, rounded and kept too. exp16 and gelu16 are Tensor/SIMDMath.swift's
-   simdExp and simdGELU operation for operation — the same roundings, fused multiply-adds exactly
+   tanh GELU of the rounded value, rounded and kept too; or, for FC2's input gradient, times GELU′ of
+   FC1's kept output and rounded. exp16, gelu16 and gelu_derivative16 are Tensor/SIMDMath.swift's
+   simdExp, simdGELU and simdGELUDerivative operation for operation — the same roundings, fused multiply-adds exactly
    where those use addingProduct, no contraction elsewhere — so a finished product equals the
    separate passes (HeldTensor.roundAndKeep, GELU.forward) bit for bit. */
 #ifndef BF16_EPILOGUE_H
@@ -44,6 +45,20 @@ static inline __m512 gelu16(__m512 x) {
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
+/* GELU′(x) = σ(2u) + x·σ(2u)(1 − σ(2u))·2u′, u′ = √(2/π)(1 + 3·0.044715x²): simdGELUDerivative's
+   operations in its order. */
+__attribute__((target("avx512f")))
+static inline __m512 gelu_derivative16(__m512 x) {
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), x2), x, x));
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u))));
+    __m512 du = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                              _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(3.0f * 0.044715f), x2), one));
+    __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(x, s), _mm512_sub_ps(one, s)), _mm512_set1_ps(2.0f)), du);
+    return _mm512_add_ps(s, t);
+}
+
 /* Rounded to bf16 (as half_round_keep), the words stored under mask m, the rounded value returned. */
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static inline __m512 keep16(__m512 x, uint16_t *w, __mmask16 m) {
@@ -56,6 +71,11 @@ static inline __m512 keep16(__m512 x, uint16_t *w, __mmask16 m) {
    m the lanes that exist. Returns what C receives. */
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static inline __m512 finish16(__m512 x, const bf16_epilogue *e, long at, __mmask16 m) {
+    if (e->gelu_grad_of) {
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, e->gelu_grad_of + at));
+        x = _mm512_mul_ps(x, gelu_derivative16(_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(round16_lanes(x), 16));
+    }
     if (!e->keep) return x;
     x = keep16(x, e->keep + at, m);
     if (e->gelu_keep) x = keep16(gelu16(x), e->gelu_keep + at, m);

@@ -98,7 +98,22 @@ public enum BF16 {
         product(
             transA: false, transB: true, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
             b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: 0, c: c, ldc: ldc,
-            epilogue: bf16_epilogue(bias: bias, keep: keep, gelu_keep: geluKeep))
+            epilogue: bf16_epilogue(bias: bias, keep: keep, gelu_keep: geluKeep, gelu_grad_of: nil))
+    }
+
+    /// FC2's input-gradient product C = A·B (A [m, k], B [k, n], both fp32 rounded while packed)
+    /// finished as the GELU's backward pass: each result times GELU′ of FC1's kept bf16 output
+    /// (`geluInput`, indexed as C), rounded to bf16 — bit for bit the product, then GELU.backward,
+    /// then Precision.bf16.round.
+    public static func gemmFinishingGELUGradient(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, geluInput: UnsafePointer<UInt16>
+    ) {
+        precondition(available, "finished products need a bf16 instruction set (and its AVX-512)")
+        product(
+            transA: false, transB: false, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
+            b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: 0, c: c, ldc: ldc,
+            epilogue: bf16_epilogue(bias: nil, keep: nil, gelu_keep: nil, gelu_grad_of: geluInput))
     }
 
     /// The fp32-operand product on the calling thread alone (its own packing workspace), for callers

@@ -222,4 +222,38 @@ final class PrecisionTests: XCTestCase {
             XCTAssertEqual(c.map(\.bitPattern), expected.map(\.bitPattern), "\(kernel)")
         }
     }
+
+    func testGELUGradientFinishedProductEqualsSeparatePassesOnEveryBF16Value() throws {
+        // FC2's input-gradient product finished as the GELU's backward pass: the GELU's input is
+        // FC1's kept output, a bf16 word, so all 65,536 of them (NaNs, infinities and subnormals
+        // included) as the columns of a 3 × 65,536 × 5 product cover every input GELU′ can see,
+        // each against three different gradients.
+        guard BF16.available else { throw XCTSkip("no bf16 instruction set on this CPU") }
+        let (m, n, k) = (3, 65536, 5)
+        var state: UInt64 = 21
+        func random() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 22)
+        }
+        let a = (0..<(m * k)).map { _ in random() }, b = (0..<(k * n)).map { _ in random() }
+        let fc1 = (0..<(m * n)).map { UInt16(truncatingIfNeeded: $0) }
+        let x = fc1.map { Float(bitPattern: UInt32($0) << 16) }
+        for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
+            var expected = [Float](repeating: 0, count: m * n)
+            BF16.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &expected, ldc: n)
+            expected = (0..<(m * n)).map { expected[$0] * x[$0].geluDerivative }  // GELU.backward's arithmetic
+            Precision.bf16.round(&expected, count: m * n)
+            var c = [Float](repeating: 7, count: m * n)
+            BF16.gemmFinishingGELUGradient(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &c, ldc: n, geluInput: fc1)
+            let bad = (0..<(m * n)).filter { c[$0].bitPattern != expected[$0].bitPattern }
+            XCTAssertTrue(
+                bad.isEmpty,
+                "\(kernel): \(bad.count) differ, first at \(bad.first ?? 0) (x bits \(bad.first.map { fc1[$0] } ?? 0)): "
+                    + "\(bad.first.map { c[$0] } ?? 0) against \(bad.first.map { expected[$0] } ?? 0)")
+            XCTAssertGreaterThan(
+                Set(expected.filter(\.isFinite)).count, 10000, "too few distinct gradients to mean much")
+        }
+    }
 }

@@ -67,11 +67,16 @@ typedef struct {
     const float *bias;    /* [n], added to every row's sums; or NULL */
     uint16_t *keep;       /* or NULL: each result (sums + bias) rounded to bf16, its word at keep[i·ldc + j] */
     uint16_t *gelu_keep;  /* or NULL (needs keep): GELU of the rounded result, rounded, its word here */
+    const uint16_t *gelu_grad_of; /* or NULL (without bias and keep): FC2's input-gradient product finished
+                                     as the GELU's backward pass — each result times GELU′ of the bf16 word
+                                     gelu_grad_of[i·ldc + j] (FC1's kept output), rounded to bf16 */
 } bf16_epilogue;
 /// Rows [i0, i1) of C = A·B (+ bias), finished by `e`: C receives the last value computed (the
-/// rounded GELU with gelu_keep, else the rounded result with keep, else the sum). Bit for bit what
-/// bf16_gemm_rows with C pre-filled with the bias and beta 1, then half_round_keep (and GELU, then
-/// half_round_keep) give. Needs AVX-512 (callers check bf16_best_kernel() ≥ 1).
+/// rounded GELU with gelu_keep, else the rounded result with keep, else the sum; with gelu_grad_of
+/// the rounded product of the sum and GELU′). Bit for bit what bf16_gemm_rows with C pre-filled with
+/// the bias and beta 1, then half_round_keep (and GELU, then half_round_keep) give, or with
+/// gelu_grad_of, bf16_gemm_rows then GELU.backward and bf16_round_in_place. Needs AVX-512 (callers
+/// check bf16_best_kernel() ≥ 1).
 void bf16_gemm_rows_epilogue(int m, int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                              float *C, long ldc, const bf16_epilogue *e, int i0, int i1);
 

@@ -53,16 +53,28 @@ public enum Linear {
     /// With `deferring`, only dx is computed now; the weight and bias gradients are queued there
     /// (x must stay as it is until the queue runs). `restoreInput`, when given, puts x in place
     /// (a held 16-bit tensor widened into its staging buffer) just before the weight gradient reads it.
+    /// With `geluOf` (FC2, whose input is GELU(FC1's output held there)), dx is carried on through
+    /// the GELU's backward pass and rounded as `precision` rounds: in bf16 runs on a bf16 kernel the
+    /// product does it as it stores each result (bit for bit the separate passes).
     public static func backward(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
         accumulateInput: Bool = false, precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil,
-        restoreInput: (() -> Void)? = nil
+        restoreInput: (() -> Void)? = nil, geluOf: HeldTensor? = nil
     ) {
-        if let dx {
+        if let dx, let fc1 = geluOf, precision == .bf16, BF16.available, let words = fc1.words {
+            precondition(!accumulateInput, "the GELU's backward pass overwrites dx")
+            BF16.gemmFinishingGELUGradient(
+                m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, c: dx, ldc: k, geluInput: words)
+        } else if let dx {
             precision.gemm(
                 m: n, n: k, k: m, a: dy, lda: m, b: weight, ldb: k, beta: accumulateInput ? 1 : 0, c: dx, ldc: k)
+            if let fc1 = geluOf {
+                fc1.restore()
+                GELU.backward(dy: dx, x: fc1.values, dx: dx, count: n * k)
+                precision.round(dx, count: n * k)
+            }
         }
         func weightGradients(_ dy: UnsafePointer<Float>) {
             restoreInput?()

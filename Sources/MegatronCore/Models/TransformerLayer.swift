@@ -173,17 +173,13 @@ public enum TransformerLayer {
         let dMLP = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
-        try timer.measure("bwd fc2 (row-parallel)") {
+        // The phase includes the GELU's backward pass, which in bf16 runs the product itself applies as it stores.
+        try timer.measure("bwd fc2 + gelu (row-parallel)") {
             try RowParallelLinear.backward(
                 dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
                 rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
-                restoreInput: a.gelu.restorer)
-        }
-        timer.measure("bwd gelu") {
-            a.fc1.restore()
-            GELU.backward(dy: m.tmpWide, x: a.fc1.values, dx: m.tmpWide, count: n * fL)
-            pr.round(m.tmpWide, count: n * fL)
+                restoreInput: a.gelu.restorer, geluOf: a.fc1)
         }
         return try timer.measure("bwd fc1 (column-parallel)") {
             try ColumnParallelLinear.backward(

@@ -79,11 +79,13 @@ public enum RowParallelLinear {
 
     /// - dyFull: [n, out]; under SP only this rank's rows are filled on entry (the rest are gathered here)
     /// - dx: [n, inLocal] overwritten   - dweight += , dbias += (from all n rows: complete on every rank)
+    /// - geluOf: as Linear.backward's (FC2: dx carried on through the GELU's backward pass)
     public static func backward(
         dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil,
+        geluOf: HeldTensor? = nil
     ) throws {
         if tp.sequenceParallel {
             try tp.reduceScatterToSequenceParallelRegionBackward(dyFull, shardCount: n / tp.size * m)
@@ -91,6 +93,6 @@ public enum RowParallelLinear {
         Linear.backward(
             dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
             rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring,
-            restoreInput: restoreInput)
+            restoreInput: restoreInput, geluOf: geluOf)
     }
 }
