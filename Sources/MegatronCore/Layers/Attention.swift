@@ -2,7 +2,7 @@
 // and by query tiles: a tile of scores [T, keys] lives in per-thread scratch and only the
 // log-sum-exp per row is saved; backward recomputes the probabilities from it (flash-attention
 // style). Two masks (AttentionMask): causal (GPT) — the upper triangle beyond the tile is never
-// computed; key padding (BERT) — every query sees the first `length` keys of its sequence, padded
+// computed, and within it the tile kernels skip it at 8-row steps (TileTrims); key padding (BERT) — every query sees the first `length` keys of its sequence, padded
 // keys are never computed and receive no weight (padded queries' outputs are computed and unused).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
@@ -156,7 +156,7 @@ public enum SelfAttention {
                     let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
                     let o = context + bi * h + head * d
                     let lseRow = lse + task * s
-                    // In bf16 runs K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
+                    // On the tile kernels K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
                     let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                     let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                     let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
@@ -212,7 +212,7 @@ public enum SelfAttention {
                     let dO = dcontext + bi * h + head * d
                     let lseRow = lse + task * s
                     for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
-                    // In bf16 runs K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
+                    // On the tile kernels K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
                     let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                     let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                     let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
