@@ -1,5 +1,7 @@
-// Kernels.swift — fused elementwise passes over raw pointers: add, scale, finiteness, sum of squares.
-// Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the thread budget.
+// Kernels.swift — fused elementwise passes over raw pointers: add, scale, finiteness, sum of squares,
+// the AdamW update. Each is one vectorised pass (SIMD16 loads, scalar tail) and splits across the
+// thread budget, except AdamW's (in C, on the calling thread; its caller splits the parameters).
+import CBF16
 
 /// 16 floats from `p + i` (any alignment).
 @inlinable @inline(__always) public func load16(_ p: UnsafePointer<Float>, _ i: Int) -> F16 {
@@ -90,5 +92,19 @@ public enum Kernels {
             }
         }
         return partial.reduce(0, +)
+    }
+}
+
+extension Kernels {
+    /// The fused AdamW update of `count` elements on the calling thread (CBF16's adamw.c: the square
+    /// root and divisions as AVX-512 instructions, which Swift's SIMD16 compiled lane by lane):
+    /// m = (1−β1)·g + β1·m;  v = β2·v + (1−β2)·g² (one fused multiply-add);
+    /// p −= lr·((m / c1) / (√(v / c2) + ε) + wd·p), (c1, c2) = `corrections`.
+    public static func adamW(
+        params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, expAvg m: UnsafeMutablePointer<Float>,
+        expAvgSq v: UnsafeMutablePointer<Float>, count n: Int, beta1: Float, beta2: Float, eps: Float, lr: Float,
+        weightDecay wd: Float, corrections: (Float, Float)
+    ) {
+        adamw_update(p, g, m, v, n, beta1, beta2, eps, lr, wd, corrections.0, corrections.1)
     }
 }

@@ -14,36 +14,18 @@ public enum AdamW {
         (1 - pow(h.beta1, step), 1 - pow(h.beta2, step))
     }
 
-    /// The fused AdamW update of `count` contiguous elements, threaded. Vector body and scalar tail do
-    /// identical arithmetic, so an element's result does not depend on where a range (or shard) starts.
+    /// The fused AdamW update of `count` contiguous elements, threaded (Kernels.adamW: every element
+    /// takes the same operations, so its result does not depend on where a range or shard starts).
     static func apply(
         _ h: OptimizerHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
         expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
         lr: Float, weightDecay wd: Float, corrections: (Float, Float)
     ) {
-        let (bc1, bc2) = corrections
         ThreadBudget.parallelFor(count, grain: 1 << 14) { r in
-            var i = r.lowerBound
-            let b1 = F16(repeating: h.beta1), b2 = F16(repeating: h.beta2)
-            while i + 16 <= r.upperBound {
-                let gi = load16(g, i)
-                let mi = (1 - h.beta1) * gi + b1 * load16(m, i)
-                let vi = ((1 - h.beta2) * gi * gi).addingProduct(b2, load16(v, i))
-                let pi = load16(p, i)
-                let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * pi
-                store16(mi, m, i); store16(vi, v, i)
-                store16(pi - lr * upd, p, i)
-                i += 16
-            }
-            while i < r.upperBound {
-                let gi = g[i]
-                let mi = (1 - h.beta1) * gi + h.beta1 * m[i]
-                let vi = ((1 - h.beta2) * gi * gi).addingProduct(h.beta2, v[i])  // the vector path's arithmetic exactly
-                let upd = (mi / bc1) / ((vi / bc2).squareRoot() + h.eps) + wd * p[i]
-                m[i] = mi; v[i] = vi
-                p[i] -= lr * upd
-                i += 1
-            }
+            Kernels.adamW(
+                params: p + r.lowerBound, grads: g + r.lowerBound, expAvg: m + r.lowerBound,
+                expAvgSq: v + r.lowerBound, count: r.count, beta1: h.beta1, beta2: h.beta2, eps: h.eps, lr: lr,
+                weightDecay: wd, corrections: corrections)
         }
     }
 }
