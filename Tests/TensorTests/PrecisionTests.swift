@@ -254,6 +254,17 @@ final class PrecisionTests: XCTestCase {
                     + "\(bad.first.map { c[$0] } ?? 0) against \(bad.first.map { expected[$0] } ?? 0)")
             XCTAssertGreaterThan(
                 Set(expected.filter(\.isFinite)).count, 10000, "too few distinct gradients to mean much")
+            // k past one k block (1,024): the finishing happens once, after the last block's sums.
+            let (m2, n2, k2) = (9, 40, 1100)
+            let a2 = (0..<(m2 * k2)).map { _ in random() }, b2 = (0..<(k2 * n2)).map { _ in random() }
+            let fc12 = (0..<(m2 * n2)).map { _ in UInt16(Float(random() * 0.01).bitPattern >> 16) }
+            var want = [Float](repeating: 0, count: m2 * n2), got = [Float](repeating: 7, count: m2 * n2)
+            BF16.gemm(m: m2, n: n2, k: k2, a: a2, lda: k2, b: b2, ldb: n2, c: &want, ldc: n2)
+            want = (0..<(m2 * n2)).map { want[$0] * Float(bitPattern: UInt32(fc12[$0]) << 16).geluDerivative }
+            Precision.bf16.round(&want, count: m2 * n2)
+            BF16.gemmFinishingGELUGradient(
+                m: m2, n: n2, k: k2, a: a2, lda: k2, b: b2, ldb: n2, c: &got, ldc: n2, geluInput: fc12)
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(kernel), k \(k2)")
         }
     }
 }
