@@ -29,9 +29,33 @@ final class ServeTests: XCTestCase {
         return dir
     }
 
+    /// A port on 127.0.0.1 that a probe could bind just now, below Linux's ephemeral range (32768…),
+    /// so outgoing connections (mpirun's among them) do not take it before the server binds it.
+    func freePort() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { break }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            if bound == 0 { return port }
+        }
+        throw NSError(
+            domain: "ServeTests", code: 1,
+            userInfo: [NSLocalizedDescriptionKey: "no free port on 127.0.0.1 in 200 tries"])
+    }
+
     /// Starts the server (under mpirun when `ranks` > 1) on a free port; returns it and the port.
     func start(_ dir: URL, ranks: Int, extra: [String] = []) throws -> (Process, Int) {
-        let port = Int.random(in: 20_000..<40_000)
+        let port = try freePort()
         let p = Process()
         let args = ["serve", "--load", "ckpt", "--port", "\(port)", "--num-threads", "1"] + extra
         if ranks > 1 {
