@@ -5,8 +5,11 @@
 # model's shapes) beside PyTorch eager fp32 and CPU bf16 autocast (scripts/bench_torch.py), over ROUNDS
 # rounds that alternate the four; then each one's peak resident memory as a whole training process
 # (GNU time around `megatron train --mock-data` for 2 iterations, and bench_torch.py's getrusage).
+# COMPILED=1 adds torch.compile (TorchInductor) fp32 and bf16 to each round: the strongest PyTorch a
+# user would run, compiled in bench_torch.py's untimed warm-up step (a few minutes each).
 #   scripts/bench_precision.sh
 #   ROUNDS=3 STEPS=2 scripts/bench_precision.sh
+#   COMPILED=1 ROUNDS=1 scripts/bench_precision.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
@@ -19,7 +22,7 @@ fi
 swift build -c release --product megatron 2>&1 | grep -E "error|Build complete" || true
 BIN=.build/release/megatron
 OUT=runs/bench-precision
-STEPS=${STEPS:-2} ROUNDS=${ROUNDS:-2} THREADS=${THREADS:-$(nproc)}
+STEPS=${STEPS:-2} ROUNDS=${ROUNDS:-2} THREADS=${THREADS:-$(nproc)} COMPILED=${COMPILED:-0}
 mkdir -p "$OUT"
 MODEL="--config configs/gpt2-124m.json --global-batch-size 4 --micro-batch-size 4 --hidden-dropout 0 --attention-dropout 0 --num-threads $THREADS"
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $STEPS steps, $ROUNDS rounds"
@@ -28,15 +31,20 @@ for round in $(seq 1 "$ROUNDS"); do
     "$BIN" benchmark $MODEL --steps "$STEPS" --bf16 --json "$OUT/ours-bf16-$round.json" | grep -E "^step"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-fp32-$round.json"
     python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-bf16-$round.json"
+    if [ "$COMPILED" = 1 ]; then
+        python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/compiled-fp32-$round.json"
+        python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
+            --json "$OUT/compiled-bf16-$round.json"
+    fi
 done
 for precision in fp32 bf16; do
     flag=$([ "$precision" = bf16 ] && echo --bf16 || true)
     /usr/bin/time -f "%M" -o "$OUT/ours-$precision-rss.txt" "$BIN" train $MODEL --mock-data --train-iters 2 \
         --eval-iters 0 $flag >/dev/null
 done
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$COMPILED" <<'PY'
 import json, sys
-d, rounds = sys.argv[1], int(sys.argv[2])
+d, rounds, compiled = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 load = lambda name: json.load(open(f"{d}/{name}.json"))
 print("\n| round | ours fp32 | ours bf16 | PyTorch fp32 | PyTorch bf16 | bf16 / our fp32 | bf16 / PyTorch bf16 | fp32 / SGEMM rate |")
 print("|---|---|---|---|---|---|---|---|")
@@ -45,6 +53,13 @@ for r in range(1, rounds + 1):
     print(f"| {r} | {o32['tokens_per_s']:.1f} | {o16['tokens_per_s']:.1f} | {t32['tokens_per_s']:.1f} | "
           f"{t16['tokens_per_s']:.1f} | {o16['tokens_per_s'] / o32['tokens_per_s']:.2f} | "
           f"{o16['tokens_per_s'] / t16['tokens_per_s']:.2f} | {o32['ratio_to_sgemm']:.2f} |")
+if compiled:
+    print("\n| round | PyTorch compiled fp32 | PyTorch compiled bf16 | our fp32 / compiled fp32 | our bf16 / compiled bf16 |")
+    print("|---|---|---|---|---|")
+    for r in range(1, rounds + 1):
+        o32, o16, c32, c16 = (load(f"{k}-{r}") for k in ("ours-fp32", "ours-bf16", "compiled-fp32", "compiled-bf16"))
+        print(f"| {r} | {c32['tokens_per_s']:.1f} | {c16['tokens_per_s']:.1f} | "
+              f"{o32['tokens_per_s'] / c32['tokens_per_s']:.2f} | {o16['tokens_per_s'] / c16['tokens_per_s']:.2f} |")
 o16 = load("ours-bf16-1")
 print(f"\nbf16 GEMM ({o16['bf16_kernel']}) {o16['bf16_gemm_gflops']:.0f} GFLOP/s on the model's shapes = "
       f"{o16['bf16_over_sgemm']:.2f}x SGEMM ({o16['sgemm_gflops']:.0f}); the kernel's peak on all threads at once "
