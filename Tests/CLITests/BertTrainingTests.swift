@@ -69,4 +69,40 @@ final class BertTrainingTests: XCTestCase {
         XCTAssertLessThan(last, first * 2 / 3, "loss \(first) → \(last)")
         XCTAssertTrue(r.stdout.contains("validation loss at iteration 300"), r.stdout)
     }
+
+    /// The sentence-order path end to end (sample construction's swap and label, the pooler on
+    /// [CLS], the binary head's loss and gradient, validation's accuracy): on documents whose two
+    /// sentences always start "Begin" then "End", the order is visible in one byte, and bert-tiny
+    /// must learn it (a swapped or lost label would leave it near 0.5, or drive it towards 0).
+    func testSentenceOrderIsLearnedWhenTheOrderIsVisible() throws {
+        let dir = CLI.scratch("bert-sop-visible")
+        let words = ["red", "blue", "green", "cat", "dog", "tree", "house", "river", "stone", "light"]
+        var state: UInt64 = 42
+        func word() -> String {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return words[Int(state >> 33) % words.count]
+        }
+        let lines = (0..<600).map { _ in
+            "Begin \(word()) \(word()) \(word()). End \(word()) \(word()) \(word())."
+        }
+        try lines.joined(separator: "\n\n").write(
+            to: dir.appendingPathComponent("ordered.txt"), atomically: true, encoding: .utf8)
+        let pre = try CLI.run(
+            [
+                "preprocess-data", "--input", "ordered.txt", "--tokenizer-type", "ByteLevelTokenizer",
+                "--split-sentences", "--output-prefix", "ordered",
+            ], in: dir)
+        XCTAssertEqual(pre.code, 0, pre.stderr)
+        let r = try CLI.run(
+            [
+                "train", "--config", CLI.config("bert-tiny.json"), "--data-path", "ordered_text_sentence", "--split",
+                "90,10,0", "--train-iters", "400", "--eval-interval", "400", "--eval-iters", "3",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let line = try XCTUnwrap(
+            r.stdout.split(separator: "\n").last { $0.contains("validation loss at iteration 400") })
+        let accuracy = try XCTUnwrap(
+            line.components(separatedBy: "sop accuracy: ").last.flatMap { Double($0.prefix { $0 != " " }) })
+        XCTAssertGreaterThan(accuracy, 0.8, "sentence order not learned: \(line)")
+    }
 }
