@@ -103,7 +103,8 @@ struct TileProduct {
                 beta: beta, c: c, ldc: ldc)
             return
         }
-        guard let p = packed ?? pack(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: 0) else { return }
+        // pack returns nil only for SGEMM, which returned above.
+        let p = packed ?? pack(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: 0)!
         if engine == .bf16 {
             BF16.gemmOnThisThread(
                 transA: transA, m: m, n: n, k: k, a: a, lda: lda,
