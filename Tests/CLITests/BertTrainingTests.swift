@@ -4,7 +4,8 @@
 // and (2, 1, 2) with sequence parallelism and the word embedding's last rows exchanged apart
 // (ddp_sparse_embedding_ending on: vocabulary shards, the tied masked-LM head) (every micro-batch
 // holds padded sequences: short targets and document ends); and 300
-// iterations on the built-in corpus learn (the loss falls by a third, validation is reported).
+// iterations on the built-in corpus learn (the loss falls by a third, validation is reported); and
+// sentence order is learned from written documents whose order is visible in one byte.
 import Foundation
 import TestSupport
 import XCTest
