@@ -4,7 +4,7 @@
 # beside p = 2 (2 ranks × 1 thread each) with 1F1B, 1F1B with pipeline_auto_balance, interleaved
 # (v = 2) without and with it, ZB-H1, and ZB-H1 with the automatic balance. For each: tokens/s, the ratio to p = 1,
 # and the measured bubble beside the schedule's theory ((p−1)/(v·m) for 1F1B; for ZB-H1 the
-# simulator with the measured F, B and W times).
+# simulator with the measured F, B and W times), and the bubble of each stage (where the idle time falls).
 #   scripts/bench_pipeline.sh            # one measured step after a warm-up step per layout
 #   STEPS=2 scripts/bench_pipeline.sh
 #   LAYOUTS="1f1b-balanced zb-h1-balanced" scripts/bench_pipeline.sh   # p = 1 and just these
@@ -47,9 +47,10 @@ python3 - "$OUT" "$LAYOUTS" <<'PY'
 import json, sys, os
 out, layouts = sys.argv[1], sys.argv[2].split()
 base = json.load(open(os.path.join(out, "p1.json")))["tokens_per_s"]
-print(f"{'layout':<18} {'tokens/s':>9} {'vs p=1':>7} {'bubble':>7} {'theory':>7}")
+print(f"{'layout':<18} {'tokens/s':>9} {'vs p=1':>7} {'bubble':>7} {'theory':>7}  by stage")
 print(f"{'p=1':<18} {base:9.1f} {1:7.2f}")
 for name in layouts:
     r = json.load(open(os.path.join(out, name + ".json")))
-    print(f"{name:<18} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / base:7.2f} {r['bubble_measured']:7.3f} {r['bubble_theory']:7.3f}")
+    stages = ", ".join(f"{b:.3f}" for b in r.get("bubble_by_stage", []))
+    print(f"{name:<18} {r['tokens_per_s']:9.1f} {r['tokens_per_s'] / base:7.2f} {r['bubble_measured']:7.3f} {r['bubble_theory']:7.3f}  {stages}")
 PY

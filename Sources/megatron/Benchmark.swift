@@ -126,12 +126,13 @@ struct Benchmark: ParsableCommand {
         trainer.partition.buckets?.measuresExposedWait = true
         try world.barrier()
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var bubbles: [Double] = [], theories: [Double] = []
+        var bubbles: [Double] = [], theories: [Double] = [], stageBubbles: [[Double]] = []
         for _ in 0..<steps {
             _ = try trainer.step()
             if let times = trainer.lastPipelineTimes, let schedule = trainer.partition.trainSchedule {
                 let ranks = try PipelineBubble.gather(times, world: world)
                 bubbles.append(PipelineBubble.measured(ranks))
+                stageBubbles.append(PipelineBubble.perStage(ranks, grid: trainer.parallel.layout))
                 theories.append(
                     PipelineBubble.theory(
                         schedule, ranks: ranks,
@@ -190,16 +191,21 @@ struct Benchmark: ParsableCommand {
             let bytes = Double(parallel.pipeline.counters.bytes) / Double(steps)
             let bubble = bubbles.reduce(0, +) / Double(max(1, bubbles.count))
             let theory = theories.reduce(0, +) / Double(max(1, theories.count))
+            let perStage = (0..<s.stages).map { stage in
+                stageBubbles.map { $0[stage] }.reduce(0, +) / Double(max(1, stageBubbles.count))
+            }
             out(
                 String(
                     format:
-                        "pipeline %@ p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks) "
-                        + "vs theory %@ = %.3f; sent between stages per iteration (rank 0): %.2f MB "
+                        "pipeline %@ p = %d, v = %d, m = %d: bubble measured %.3f (idle / compute, mean over ranks; "
+                        + "by stage %@) vs theory %@ = %.3f; sent between stages per iteration (rank 0): %.2f MB "
                         + "(scatter/gather %@)",
                     s.kind.rawValue as NSString, s.stages, s.chunks, s.microbatches, bubble,
+                    perStage.map { String(format: "%.3f", $0) }.joined(separator: ", ") as NSString,
                     PipelineBubble.theoryName(s) as NSString, theory, bytes / 1e6,
                     cfg.scatterGatherTensorsInPipeline && t > 1 && !cfg.sequenceParallel ? "on" : "off"))
             json["bubble_measured"] = bubble; json["bubble_theory"] = theory; json["comm_bytes_pp"] = bytes
+            json["bubble_by_stage"] = perStage
             json["schedule"] = s.kind.rawValue
             if let line = trainer.partition.pipelineDescription { out(line) }
             json["stage_layers"] = trainer.partition.layout.stageLayerCounts

@@ -38,6 +38,11 @@ final class BenchmarkCommandTests: XCTestCase {
         let measured = try XCTUnwrap(json["bubble_measured"] as? Double)
         let theory = try XCTUnwrap(json["bubble_theory"] as? Double)
         XCTAssertTrue(measured >= 0 && theory >= 0 && theory < 1, "bubble \(measured), theory \(theory)")
+        // One rank per stage here, so the stages' bubbles average to the measured one.
+        let byStage = try XCTUnwrap(json["bubble_by_stage"] as? [Double])
+        XCTAssertEqual(byStage.count, 2)
+        XCTAssertEqual(byStage.reduce(0, +) / 2, measured, accuracy: 1e-9)
+        XCTAssertTrue(r.stdout.contains("by stage "), r.stdout)
         let layers = try XCTUnwrap(json["stage_layers"] as? [Int])
         XCTAssertEqual(layers.count, 2)
         XCTAssertEqual(layers.reduce(0, +), 8)

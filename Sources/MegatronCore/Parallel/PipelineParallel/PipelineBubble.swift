@@ -1,6 +1,6 @@
 // PipelineBubble.swift — the pipeline bubble as Megatron defines it, t_bubble / t_ideal, measured
 // and in theory. Measured: each rank's idle share i of the step gives i / (1 − i), averaged over
-// ranks. Theory: (p − 1)/(v·m) for 1F1B and interleaved 1F1B (PTD-P paper §2.2, uniform stages);
+// ranks (and per stage, to show where it falls). Theory: (p − 1)/(v·m) for 1F1B and interleaved 1F1B (PTD-P paper §2.2, uniform stages);
 // for a zero-bubble schedule the simulator's bubble with the measured per-micro-batch F, B and W
 // times (there is no closed form once W fills the bubble).
 import Distributed
@@ -31,6 +31,18 @@ public enum PipelineBubble {
     /// The mean over ranks of idle / (1 − idle).
     public static func measured(_ ranks: [PipelinePassTimes]) -> Double {
         ranks.map { $0.idle / max(1e-9, 1 - $0.idle) }.reduce(0, +) / Double(max(1, ranks.count))
+    }
+
+    /// The same per pipeline stage (its ranks' mean), stage 0 first: where the idle time falls — an
+    /// unbalanced split shows as a lighter stage idling more.
+    public static func perStage(_ ranks: [PipelinePassTimes], grid: GridLayout) -> [Double] {
+        var sum = [Double](repeating: 0, count: grid.pipeline), count = [Int](repeating: 0, count: grid.pipeline)
+        for (rank, times) in ranks.enumerated() {
+            let stage = grid.coordinates(of: rank).pp
+            sum[stage] += times.idle / max(1e-9, 1 - times.idle)
+            count[stage] += 1
+        }
+        return (0..<grid.pipeline).map { sum[$0] / Double(max(1, count[$0])) }
     }
 
     /// How `theory` is computed for this schedule, for the log line.
