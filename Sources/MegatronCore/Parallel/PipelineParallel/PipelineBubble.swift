@@ -1,8 +1,8 @@
 // PipelineBubble.swift — the pipeline bubble as Megatron defines it, t_bubble / t_ideal, measured
 // and in theory. Measured: each rank's idle share i of the step gives i / (1 − i), averaged over
-// ranks (and per stage, to show where it falls). Theory: (p − 1)/(v·m) for 1F1B and interleaved 1F1B (PTD-P paper §2.2, uniform stages);
-// for a zero-bubble schedule the simulator's bubble with the measured per-micro-batch F, B and W
-// times (there is no closed form once W fills the bubble).
+// ranks (and per stage, to show where it falls). Theory: (p − 1)/(v·m) for 1F1B and interleaved
+// 1F1B (PTD-P paper §2.2, uniform stages); for a zero-bubble schedule the simulator's bubble with
+// the measured per-micro-batch F, B and W times (there is no closed form once W fills the bubble).
 import Distributed
 
 /// What one rank measured in one training iteration of a pipeline.
