@@ -30,8 +30,11 @@ public enum PipelineBubble {
 
     /// The mean over ranks of idle / (1 − idle).
     public static func measured(_ ranks: [PipelinePassTimes]) -> Double {
-        ranks.map { $0.idle / max(1e-9, 1 - $0.idle) }.reduce(0, +) / Double(max(1, ranks.count))
+        ranks.map(bubble).reduce(0, +) / Double(max(1, ranks.count))
     }
+
+    /// One rank's idle / compute from its idle share of the step.
+    private static func bubble(_ times: PipelinePassTimes) -> Double { times.idle / max(1e-9, 1 - times.idle) }
 
     /// The same per pipeline stage (its ranks' mean), stage 0 first: where the idle time falls — an
     /// unbalanced split shows as a lighter stage idling more.
@@ -39,7 +42,7 @@ public enum PipelineBubble {
         var sum = [Double](repeating: 0, count: grid.pipeline), count = [Int](repeating: 0, count: grid.pipeline)
         for (rank, times) in ranks.enumerated() {
             let stage = grid.coordinates(of: rank).pp
-            sum[stage] += times.idle / max(1e-9, 1 - times.idle)
+            sum[stage] += bubble(times)
             count[stage] += 1
         }
         return (0..<grid.pipeline).map { sum[$0] / Double(max(1, count[$0])) }
