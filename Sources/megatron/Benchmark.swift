@@ -209,7 +209,7 @@ struct Benchmark: ParsableCommand {
             json["schedule"] = s.kind.rawValue
             if let line = trainer.partition.pipelineDescription { out(line) }
             json["stage_layers"] = trainer.partition.layout.stageLayerCounts
-            json["virtual_stage_layers"] = trainer.partition.layout.layerCounts
+            json["virtual_stage_layers"] = trainer.partition.layout.sublayerCounts.map { Double($0) / 2 }
             if let m = trainer.partition.balanceCosts {
                 json["balance_costs_s"] = [
                     "layer": m.layer, "attention": m.attention, "head": m.head, "embedding": m.embedding,

@@ -43,7 +43,7 @@ final class BenchmarkCommandTests: XCTestCase {
         XCTAssertEqual(byStage.count, 2)
         XCTAssertEqual(byStage.reduce(0, +) / 2, measured, accuracy: 1e-9)
         XCTAssertTrue(r.stdout.contains("by stage "), r.stdout)
-        let layers = try XCTUnwrap(json["stage_layers"] as? [Int])
+        let layers = try XCTUnwrap(json["stage_layers"] as? [Double])
         XCTAssertEqual(layers.count, 2)
         XCTAssertEqual(layers.reduce(0, +), 8)
     }

@@ -3,8 +3,10 @@
 // iteration within 1e-5 relative with the first stage one layer short, the last stage two short,
 // the automatic balance (with and without virtual stages), and ZB-H1 at p = 2 and 4 with m = 4
 // and 8, with t = 2, and with d = 2 plus the distributed optimizer; ZB-H1 equals 1F1B bit for
-// bit, for GPT and for BERT in both LayerNorm arrangements (BERT also in bf16). A checkpoint saved under one split
-// resumes bitwise under it and within 1e-5 under another. The start-up log names the schedule and
+// bit, for GPT and for BERT in both LayerNorm arrangements (BERT also in bf16). Stage boundaries
+// inside a layer (pipeline_balance_unit "sublayer") equal one rank the same ways, for GPT and for
+// BERT in both arrangements. A checkpoint saved under one split resumes bitwise under it and within
+// 1e-5 under another, one that cuts a layer included. The start-up log names the schedule and
 // the layers per stage (and the automatic balance's measured costs); the log line and metrics give ZB-H1's measured bubble beside its
 // simulated theory, and its traces show B and W apart.
 import Foundation
@@ -34,6 +36,11 @@ final class PipelineBalanceTests: XCTestCase {
         let dir = CLI.scratch("ppbalance")
         let p2 = ["--pipeline-model-parallel-size", "2"], p4 = ["--pipeline-model-parallel-size", "4"]
         let zb = ["--pipeline-schedule", "zb-h1"]
+        // Balanced by modelled costs in sub-layers: every one of these cuts a layer (checked below).
+        let sub = [
+            "--pipeline-auto-balance", "true", "--pipeline-balance-unit", "sublayer", "--pipeline-balance-costs",
+            "flops",
+        ]
         // (name, ranks, arguments, expected pipeline line)
         let runs: [Int: [(String, Int, [String], String)]] = [
             4: [  // micro-batch 4: m = 4
@@ -65,6 +72,21 @@ final class PipelineBalanceTests: XCTestCase {
                     "zb-p2d2-distopt", 4, p2 + zb + ["--use-distributed-optimizer", "true"],
                     "zb-h1 schedule, 2 stages"
                 ),
+                ("sublayer-1f1b", 2, p2 + sub, "1f1b schedule, 2 stages; layers per stage 4.5, 3.5"),
+                (
+                    "sublayer-interleaved", 2, p2 + sub + ["--num-layers-per-virtual-pipeline-stage", "2"],
+                    "interleaved schedule, 2 stages; layers per stage 4.5, 3.5 (per virtual stage 2.5, 2, 2, 1.5)"
+                ),
+                ("sublayer-zb-p4", 4, p4 + zb + sub, "zb-h1 schedule, 4 stages; layers per stage"),
+                (
+                    "sublayer-zb-t2sp", 4,
+                    p2 + zb + sub + ["--tensor-model-parallel-size", "2", "--sequence-parallel", "true"],
+                    "zb-h1 schedule, 2 stages"
+                ),
+                (
+                    "sublayer-zb-p2d2-distopt", 4, p2 + zb + sub + ["--use-distributed-optimizer", "true"],
+                    "zb-h1 schedule, 2 stages"
+                ),
             ],
         ]
         var byName: [String: [Double]] = [:]
@@ -79,6 +101,10 @@ final class PipelineBalanceTests: XCTestCase {
                     try losses(lines), reference, count: Self.iterations, relativeTolerance: 1e-5,
                     "\(name), micro-batch \(microBatch)")
                 XCTAssertTrue(log.contains(" > pipeline: " + expected), "\(name): no '\(expected)' in\n\(log)")
+                XCTAssertEqual(
+                    log.contains("a boundary cuts a layer between its attention and its MLP"),
+                    name.hasPrefix("sublayer"),
+                    "\(name): \(log)")
             }
         }
         // W passes accumulate in 1F1B's micro-batch order: the same losses bit for bit.
@@ -97,22 +123,25 @@ final class PipelineBalanceTests: XCTestCase {
         ]
         let figure = #"([0-9.]+) (ms|s)"#
         let pattern = try NSRegularExpression(
-            pattern: "balanced on measured costs per micro-batch: layer " + figure + #" \(attention "# + figure
-                + #"\), head "# + figure + ", embedding " + figure + "; probe " + figure)
+            pattern: "balanced on measured costs per micro-batch: layer " + figure + #" \(attention core "# + figure
+                + ", attention sub-layer " + figure + #"\), head "# + figure + ", embedding " + figure + "; probe "
+                + figure)
         for model in ["gpt2-tiny.json", "bert-tiny.json"] {
             let r = try CLI.mpirun(ranks: 2, ["train", "--config", CLI.config(model)] + auto, in: dir)
             XCTAssertEqual(r.code, 0, "\(model): \(r.stderr)")
             let match = try XCTUnwrap(
                 pattern.firstMatch(in: r.stdout, range: NSRange(r.stdout.startIndex..., in: r.stdout)),
                 "\(model): no measured costs in\n\(r.stdout)")
-            let seconds = (0..<5).map { i -> Double in
+            let seconds = (0..<6).map { i -> Double in
                 let value = Double((r.stdout as NSString).substring(with: match.range(at: 2 * i + 1)))!
                 return (r.stdout as NSString).substring(with: match.range(at: 2 * i + 2)) == "ms" ? value / 1e3 : value
             }
-            let (layer, attention, head, embedding, probe) = (
-                seconds[0], seconds[1], seconds[2], seconds[3], seconds[4]
+            let (layer, attention, attentionSublayer, head, embedding, probe) = (
+                seconds[0], seconds[1], seconds[2], seconds[3], seconds[4], seconds[5]
             )
             XCTAssertTrue(layer > 0 && head > 0 && attention > 0 && attention <= layer, "\(model): \(seconds)")
+            XCTAssertTrue(
+                attentionSublayer > attention && attentionSublayer < layer, "\(model): attention sub-layer \(seconds)")
             XCTAssertTrue(embedding >= 0 && probe >= layer + head + embedding, "\(model): \(seconds)")
         }
         let flops = try CLI.mpirun(
@@ -148,6 +177,42 @@ final class PipelineBalanceTests: XCTestCase {
                 XCTAssertEqual(
                     byKind["zb-h1"], byKind["1f1b"], "\(arrangement) \(precision): ZB-H1 must be bitwise 1F1B")
             }
+        }
+    }
+
+    /// Stage boundaries between a layer's attention and its MLP, in both LayerNorm arrangements (the
+    /// post-LN sub-layers hand over LN1's output): 20 iterations of a 5-layer bert-tiny at p = 2 (2.5
+    /// layers per stage) equal one rank.
+    func testSublayerBoundariesEqualOneRankForBertInBothArrangements() throws {
+        let dir = CLI.scratch("ppsubbert")
+        for arrangement in ["pre_ln", "post_ln"] {
+            var byGrid: [String: [Double]] = [:]
+            for (grid, ranks, args) in [
+                ("one", 1, [String]()),
+                (
+                    "p2-sublayer", 2,
+                    [
+                        "--pipeline-model-parallel-size", "2", "--pipeline-schedule", "zb-h1",
+                        "--pipeline-auto-balance",
+                        "true", "--pipeline-balance-unit", "sublayer", "--pipeline-balance-costs", "flops",
+                    ]
+                ),
+            ] {
+                let name = "\(arrangement)-\(grid)"
+                let full =
+                    [
+                        "train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "20", "--eval-iters", "0",
+                        "--num-threads", "1", "--micro-batch-size", "2", "--num-layers", "5",
+                        "--layernorm-arrangement", arrangement, "--metrics-file", "\(name).jsonl",
+                    ] + args
+                let r = ranks == 1 ? try CLI.run(full, in: dir) : try CLI.mpirun(ranks: ranks, full, in: dir)
+                XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+                if ranks > 1 { XCTAssertTrue(r.stdout.contains("a boundary cuts a layer"), "\(name): \(r.stdout)") }
+                byGrid[grid] = try CLI.losses(dir, name)
+            }
+            assertLossesMatch(
+                try XCTUnwrap(byGrid["p2-sublayer"]), try XCTUnwrap(byGrid["one"]), count: 20, relativeTolerance: 1e-5,
+                arrangement)
         }
     }
 
@@ -203,6 +268,13 @@ final class PipelineBalanceTests: XCTestCase {
                 ], 1e-5
             ),
             ("even-p4", ["--pipeline-model-parallel-size", "4"], 1e-5),
+            (
+                "sublayer",
+                [
+                    "--pipeline-model-parallel-size", "2", "--pipeline-auto-balance", "true",
+                    "--pipeline-balance-unit", "sublayer", "--pipeline-balance-costs", "flops",
+                ], 1e-5
+            ),
         ]
         for (name, args, tolerance) in resumes {
             let ranks = args.contains("4") ? 4 : 2

@@ -220,4 +220,97 @@ final class PipelineLayoutTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("decoder_first_pipeline_num_layers"), "\($0)")
         }
     }
+
+    /// pipeline_balance_unit "sublayer": the balance places attention and MLP sub-layers, so a stage
+    /// boundary may cut a layer; every sub-layer is on exactly one chunk, in model order.
+    func testSublayerBalanceCutsALayerBetweenItsAttentionAndItsMLP() throws {
+        // Measured-like costs: the head weighs 4.8 layers, the attention sub-layer 0.45 of a layer.
+        var costs = StageCosts(layer: 1, embedding: 0.01, head: 4.8)
+        costs.attentionSublayer = 0.45
+        XCTAssertEqual(try layout(12, 2, { $0.autoBalance = true }, costs: costs).layerCounts, [8, 4])  // 8.01 | 8.8
+        let cut = try layout(
+            12, 2,
+            {
+                $0.autoBalance = true; $0.sublayers = true
+            }, costs: costs)
+        XCTAssertEqual(cut.sublayerCounts, [17, 7])  // 8.46 | 0.55 + 3 + 4.8 = 8.35
+        XCTAssertTrue(cut.cutsLayers)
+        XCTAssertEqual(cut.stageLayerCounts, [8.5, 3.5])
+        let first = cut.plan(chunk: 0, stage: 0), last = cut.plan(chunk: 0, stage: 1)
+        XCTAssertEqual(first.layers, Array(0...8))
+        XCTAssertEqual([first.part(0), first.part(7), first.part(8)], [.whole, .whole, .attention])
+        XCTAssertEqual(last.layers, Array(8...11))
+        XCTAssertEqual([last.part(0), last.part(1), last.part(3)], [.mlp, .whole, .whole])
+        assertCoversSublayers(cut)
+
+        func unitCost(_ u: Int) -> Double {
+            u % 2 == 0 ? costs.attentionSublayer : costs.layer - costs.attentionSublayer
+        }
+        for (L, p) in [(6, 2), (6, 3), (5, 4), (8, 4)] {
+            let best = try layout(
+                L, p,
+                {
+                    $0.autoBalance = true; $0.sublayers = true
+                }, costs: costs)
+            assertCoversSublayers(best)
+            func maxCost(_ counts: [Int]) -> Double {
+                var start = 0
+                return counts.enumerated().map { r, n in
+                    defer { start += n }
+                    return (start..<(start + n)).reduce(0.0) { $0 + unitCost($1) } + (r == 0 ? costs.embedding : 0)
+                        + (r == p - 1 ? costs.head : 0)
+                }.max()!
+            }
+            func compositions(_ left: Int, _ parts: Int) -> [[Int]] {
+                if parts == 1 { return [[left]] }
+                return (1...max(1, left - parts + 1)).flatMap { first in
+                    compositions(left - first, parts - 1).map { [first] + $0 }
+                }
+            }
+            let optimum = compositions(2 * L, p).map(maxCost).min()!
+            XCTAssertEqual(
+                maxCost(best.sublayerCounts), optimum, accuracy: 1e-12, "L=\(L) p=\(p): \(best.sublayerCounts)")
+        }
+        // With virtual stages and a schedule to refine against, every sub-layer still once.
+        costs.microbatches = 8
+        assertCoversSublayers(
+            try layout(
+                12, 2, n: 3,
+                {
+                    $0.autoBalance = true; $0.sublayers = true
+                }, costs: costs))
+        costs.splitsBackward = true
+        assertCoversSublayers(
+            try layout(
+                12, 2,
+                {
+                    $0.autoBalance = true; $0.sublayers = true
+                }, costs: costs))
+        // Whole layers stay the default; sub-layers without the automatic balance are refused by name.
+        XCTAssertFalse(try layout(12, 2, { $0.autoBalance = true }, costs: costs).cutsLayers)
+        XCTAssertThrowsError(try layout(12, 2) { $0.sublayers = true }) {
+            XCTAssertTrue(
+                "\($0)".contains("pipeline_balance_unit") && "\($0)".contains("pipeline_auto_balance"), "\($0)")
+        }
+    }
+
+    /// Every sub-layer (2l: layer l's attention, 2l + 1: its MLP) on exactly one chunk, in model order.
+    func assertCoversSublayers(_ l: PipelineLayout, file: StaticString = #filePath, line: UInt = #line) {
+        var seen: [Int] = []
+        for c in 0..<l.chunks {
+            for r in 0..<l.stages {
+                let plan = l.plan(chunk: c, stage: r)
+                for (i, layer) in plan.layers.enumerated() {
+                    switch plan.part(i) {
+                    case .whole: seen += [2 * layer, 2 * layer + 1]
+                    case .attention: seen.append(2 * layer)
+                    case .mlp: seen.append(2 * layer + 1)
+                    }
+                }
+                XCTAssertEqual(plan.hasEmbedding, c == 0 && r == 0, file: file, line: line)
+                XCTAssertEqual(plan.hasHead, c == l.chunks - 1 && r == l.stages - 1, file: file, line: line)
+            }
+        }
+        XCTAssertEqual(seen, Array(0..<(2 * l.layers)), file: file, line: line)
+    }
 }

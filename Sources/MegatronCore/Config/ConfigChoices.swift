@@ -48,6 +48,12 @@ public enum PipelineBalanceCosts: String, Sendable, CaseIterable {
     case measured, flops
 }
 
+/// `pipeline_balance_unit`: what pipeline_auto_balance places — whole layers (as Megatron's splits
+/// do), or sub-layers, so a stage boundary may fall between a layer's attention and its MLP.
+public enum PipelineBalanceUnit: String, Sendable, CaseIterable {
+    case layer, sublayer
+}
+
 /// `ddp_sparse_embedding_ending`: whether the input word embedding's gradient rows of a step's last
 /// micro-batch are kept apart and exchanged after the backward pass (SparseRowGradient), so the rest of
 /// the word embedding's gradient reduces under that pass: `auto` when the exchange moves fewer bytes

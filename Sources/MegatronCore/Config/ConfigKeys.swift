@@ -161,6 +161,12 @@ public enum ConfigKeys {
                 + "at the run's shapes, taken at start-up) or flops (modelled, the same on every machine) (measured)"
         ),
         ConfigKey(
+            name: "pipeline_balance_unit", field: .choice(\.pipelineBalanceUnit),
+            help:
+                "what pipeline_auto_balance places: layer (whole layers) or sublayer (a stage boundary may fall "
+                + "between a layer's attention and its MLP, for a finer balance) (layer)"
+        ),
+        ConfigKey(
             name: "pipeline_schedule", field: .choice(\.pipelineSchedule),
             help:
                 "training schedule with p > 1: 1f1b (interleaved when v > 1) or zb-h1, zero bubble with the "

@@ -36,6 +36,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var accountForLossInPipelineSplit: Bool = false
     public var pipelineAutoBalance: Bool = false
     public var pipelineBalanceCosts: PipelineBalanceCosts = .measured
+    public var pipelineBalanceUnit: PipelineBalanceUnit = .layer
     public var pipelineSchedule: PipelineScheduleChoice = .oneFOneB
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
@@ -161,6 +162,7 @@ extension TrainingConfig {
         s.accountForEmbedding = accountForEmbeddingInPipelineSplit
         s.accountForLoss = accountForLossInPipelineSplit
         s.autoBalance = pipelineAutoBalance
+        s.sublayers = pipelineBalanceUnit == .sublayer
         return s
     }
 
@@ -169,6 +171,7 @@ extension TrainingConfig {
         "--num-layers-per-virtual-pipeline-stage", "--decoder-first-pipeline-num-layers",
         "--decoder-last-pipeline-num-layers", "--account-for-embedding-in-pipeline-split",
         "--account-for-loss-in-pipeline-split", "--pipeline-auto-balance", "--pipeline-balance-costs",
+        "--pipeline-balance-unit",
     ]
 
     /// Forgets the pipeline layout of the run that wrote a stored config (evaluation and generation
@@ -178,5 +181,6 @@ extension TrainingConfig {
         decoderFirstPipelineNumLayers = nil; decoderLastPipelineNumLayers = nil
         accountForEmbeddingInPipelineSplit = false; accountForLossInPipelineSplit = false
         pipelineAutoBalance = false
+        pipelineBalanceUnit = .layer
     }
 }

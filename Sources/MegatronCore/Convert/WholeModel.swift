@@ -149,7 +149,7 @@ public final class WholeModel {
         for key in [
             "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers",
             "account_for_embedding_in_pipeline_split", "account_for_loss_in_pipeline_split", "pipeline_auto_balance",
-            "pipeline_balance_costs",
+            "pipeline_balance_costs", "pipeline_balance_unit",
         ] {
             json.removeValue(forKey: key)
         }

@@ -88,7 +88,9 @@ public struct BertSlots: Sendable {
                 eb = t.declare(embeddingNormBiasName, [h], .zeros, sequenceParallel: true)
             }
         }
-        let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
+        let layers = stage.layers.indices.map {
+            TransformerLayerSlots(declaringIn: &t, layer: stage.layers[$0], config: c, part: stage.part($0))
+        }
         var fw: Int? = nil, fb: Int? = nil, out: Int? = nil
         var lm: [Int?] = [nil, nil, nil, nil, nil], pool: [Int?] = [nil, nil, nil, nil]
         if stage.hasHead {

@@ -39,7 +39,9 @@ public struct GPTSlots: Sendable {
             wpe = t.declare(
                 positionEmbeddingsName, [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
         }
-        let layers = stage.layers.map { TransformerLayerSlots(declaringIn: &t, layer: $0, config: c) }
+        let layers = stage.layers.indices.map {
+            TransformerLayerSlots(declaringIn: &t, layer: stage.layers[$0], config: c, part: stage.part($0))
+        }
         var fw: Int? = nil, fb: Int? = nil
         if stage.hasHead {
             fw = t.declare(finalNormWeightName, [c.hiddenSize], .ones, sequenceParallel: true)

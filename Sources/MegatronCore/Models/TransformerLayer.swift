@@ -3,6 +3,8 @@
 //     mid = x + Dropout(Proj(Attention(QKV(LN1(x)))))
 //     out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))))
 // `forward` writes what `backward` needs into LayerActivations; `backward` is forward reversed.
+// At a pipeline stage boundary inside the layer a chunk runs one sub-layer (`slots.part`): the
+// attention's output is then `mid`, or the MLP's input is.
 // Tensor parallelism (Megatron paper §3): QKV and FC1 are column-parallel (each rank owns whole
 // heads and an ffn slice), Proj and FC2 row-parallel; LayerNorms and residuals are replicated, or
 // split along the sequence with sequence parallelism.
@@ -12,41 +14,74 @@
 // The saved ones are kept as 16-bit words (HeldTensor) and restored before the backward pass reads them.
 import Tensor
 
-/// The parameter slots of one layer in the `ParameterTable` (Megatron core names).
-public struct TransformerLayerSlots: Sendable {
+/// The parameter slots of one layer's attention sub-layer (LayerNorm, QKV, projection).
+public struct AttentionSlots: Sendable {
     public let inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias: Int
+    var all: [Int] { [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias] }
+}
+
+/// The parameter slots of one layer's MLP sub-layer (LayerNorm, FC1, FC2).
+public struct MLPSlots: Sendable {
     public let mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: Int
+    var all: [Int] { [mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias] }
+}
 
-    /// Every slot of the layer.
-    public var all: [Int] {
-        [
-            inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias,
-            mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias,
-        ]
-    }
+/// The parameter slots of one layer in the `ParameterTable` (Megatron core names): both sub-layers,
+/// or at a pipeline stage boundary inside the layer the one this chunk runs (`part`).
+public struct TransformerLayerSlots: Sendable {
+    public let part: LayerPart
+    public let attention: AttentionSlots?, mlp: MLPSlots?
 
-    /// Declares the layer's parameters: init N(0, σ); output projections use σ/√(2·numLayers).
-    /// In the post-LN arrangement the two norms follow the attention and the MLP residual adds and
-    /// are named `post_attention_layernorm` and `post_mlp_layernorm`.
-    public init(declaringIn table: inout ParameterTable, layer l: Int, config c: GPTConfig) {
+    /// Every slot of the layer this chunk holds.
+    public var all: [Int] { (attention?.all ?? []) + (mlp?.all ?? []) }
+
+    // The slots by name; reading one of a sub-layer the chunk does not hold is a programming error.
+    public var inputNormWeight: Int { attention!.inputNormWeight }
+    public var inputNormBias: Int { attention!.inputNormBias }
+    public var qkvWeight: Int { attention!.qkvWeight }
+    public var qkvBias: Int { attention!.qkvBias }
+    public var projWeight: Int { attention!.projWeight }
+    public var projBias: Int { attention!.projBias }
+    public var mlpNormWeight: Int { mlp!.mlpNormWeight }
+    public var mlpNormBias: Int { mlp!.mlpNormBias }
+    public var fc1Weight: Int { mlp!.fc1Weight }
+    public var fc1Bias: Int { mlp!.fc1Bias }
+    public var fc2Weight: Int { mlp!.fc2Weight }
+    public var fc2Bias: Int { mlp!.fc2Bias }
+
+    /// Declares the parameters of `part` of layer `l`: init N(0, σ); output projections use
+    /// σ/√(2·numLayers). In the post-LN arrangement the two norms follow the attention and the MLP
+    /// residual adds and are named `post_attention_layernorm` and `post_mlp_layernorm`.
+    public init(declaringIn table: inout ParameterTable, layer l: Int, config c: GPTConfig, part: LayerPart = .whole) {
         let p = "decoder.layers.\(l)."
         let h = c.hiddenSize, f = c.ffnHiddenSize
         let std = c.initMethodStd, scaled = c.initMethodStd / (2 * Float(c.numLayers)).squareRoot()
         let (norm1, norm2) =
             c.postLayerNorm
             ? ("post_attention_layernorm", "post_mlp_layernorm") : ("input_layernorm", "pre_mlp_layernorm")
-        inputNormWeight = table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true)
-        inputNormBias = table.declare(p + norm1 + ".bias", [h], .zeros, sequenceParallel: true)
-        qkvWeight = table.declare(p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std))
-        qkvBias = table.declare(p + "self_attention.linear_qkv.bias", [3 * h], split: 0, .zeros)
-        projWeight = table.declare(p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
-        projBias = table.declare(p + "self_attention.linear_proj.bias", [h], .zeros)
-        mlpNormWeight = table.declare(p + norm2 + ".weight", [h], .ones, sequenceParallel: true)
-        mlpNormBias = table.declare(p + norm2 + ".bias", [h], .zeros, sequenceParallel: true)
-        fc1Weight = table.declare(p + "mlp.linear_fc1.weight", [f, h], split: 0, .normal(std: std))
-        fc1Bias = table.declare(p + "mlp.linear_fc1.bias", [f], split: 0, .zeros)
-        fc2Weight = table.declare(p + "mlp.linear_fc2.weight", [h, f], split: 1, .normal(std: scaled))
-        fc2Bias = table.declare(p + "mlp.linear_fc2.bias", [h], .zeros)
+        self.part = part
+        attention =
+            part == .mlp
+            ? nil
+            : AttentionSlots(
+                inputNormWeight: table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true),
+                inputNormBias: table.declare(p + norm1 + ".bias", [h], .zeros, sequenceParallel: true),
+                qkvWeight: table.declare(
+                    p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std)),
+                qkvBias: table.declare(p + "self_attention.linear_qkv.bias", [3 * h], split: 0, .zeros),
+                projWeight: table.declare(
+                    p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled)),
+                projBias: table.declare(p + "self_attention.linear_proj.bias", [h], .zeros))
+        mlp =
+            part == .attention
+            ? nil
+            : MLPSlots(
+                mlpNormWeight: table.declare(p + norm2 + ".weight", [h], .ones, sequenceParallel: true),
+                mlpNormBias: table.declare(p + norm2 + ".bias", [h], .zeros, sequenceParallel: true),
+                fc1Weight: table.declare(p + "mlp.linear_fc1.weight", [f, h], split: 0, .normal(std: std)),
+                fc1Bias: table.declare(p + "mlp.linear_fc1.bias", [f], split: 0, .zeros),
+                fc2Weight: table.declare(p + "mlp.linear_fc2.weight", [h, f], split: 1, .normal(std: scaled)),
+                fc2Bias: table.declare(p + "mlp.linear_fc2.bias", [h], .zeros))
     }
 }
 
@@ -74,56 +109,62 @@ public enum TransformerLayer {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
+        if w.part != .mlp {
+            timer.measure("fwd layernorm") {
+                LayerNorm.forward(
+                    x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                    y: a.ln1.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+                roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
+            }
+            try timer.measure(PhaseLabel.forwardQKV) {
+                try ColumnParallelLinear.forward(
+                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+                if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            }
+            timer.measure(PhaseLabel.forwardAttentionCore) {
+                SelfAttention.forward(
+                    qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
+                    mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                    scratch: m.attentionScratch, precision: pr)
+                a.context.roundAndKeep()
+            }
+            let attnOut = try timer.measure(PhaseLabel.forwardProjection) {
+                try RowParallelLinear.forward(
+                    input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                    tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+            }
+            // The attention sub-layer alone (a stage boundary follows it) writes its sum as the output.
+            timer.measure("fwd bias+dropout+residual") {
+                biasDropoutAdd(
+                    branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: w.part == .attention ? out : a.mid,
+                    rows: nS, width: h, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+            }
+            if w.part == .attention { return }
+        }
+        // The MLP sub-layer alone (a stage boundary precedes it) reads the attention's sum as its input.
+        let mid = w.part == .mlp ? x : UnsafePointer(a.mid)
         timer.measure("fwd layernorm") {
             LayerNorm.forward(
-                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
-                y: a.ln1.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
-            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
-        }
-        try timer.measure("fwd qkv (column-parallel)") {
-            try ColumnParallelLinear.forward(
-                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
-            if tp.sequenceParallel { a.ln1.roundAndKeep() }
-        }
-        timer.measure(PhaseLabel.forwardAttentionCore) {
-            SelfAttention.forward(
-                qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
-                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                scratch: m.attentionScratch, precision: pr)
-            a.context.roundAndKeep()
-        }
-        let attnOut = try timer.measure("fwd proj (row-parallel)") {
-            try RowParallelLinear.forward(
-                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-        }
-        timer.measure("fwd bias+dropout+residual") {
-            biasDropoutAdd(
-                branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
-                p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
-        }
-        timer.measure("fwd layernorm") {
-            LayerNorm.forward(
-                x: a.mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias),
+                x: mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias),
                 y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
         // The phase includes FC1's GELU, which in bf16 runs the product itself applies as it stores.
-        try timer.measure("fwd fc1 + gelu (column-parallel)") {
+        try timer.measure(PhaseLabel.forwardFC1) {
             try ColumnParallelLinear.forward(
                 input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
                 gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln2.roundAndKeep() }
         }
-        let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
+        let mlpOut = try timer.measure(PhaseLabel.forwardFC2) {
             try RowParallelLinear.forward(
                 input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
         timer.measure("fwd bias+dropout+residual") {
             biasDropoutAdd(
-                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.mid, out: out, rows: nS, width: h,
+                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: mid, out: out, rows: nS, width: h,
                 p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
     }
@@ -141,14 +182,18 @@ public enum TransformerLayer {
                 timer: timer, deferring: deferring)
         }
         let nS = m.shardRows, h = c.hiddenSize
-        // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2)
-        let dLN2 = try mlpBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
-            deferring: deferring)
-        timer.measure("bwd layernorm") {
-            LayerNorm.backward(
-                dy: dLN2, x: a.mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
-                dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
+        if w.part != .attention {
+            // MLP branch: out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))) + b2); alone, mid is the input x.
+            let mid = w.part == .mlp ? x : UnsafePointer(a.mid)
+            let dLN2 = try mlpBranchBackward(
+                dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+                deferring: deferring)
+            timer.measure("bwd layernorm") {
+                LayerNorm.backward(
+                    dy: dLN2, x: mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
+                    dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
+            }
+            if w.part == .mlp { return }
         }
         // Attention branch: mid = x + Dropout(Proj(Attention(QKV(LN1(x)))) + b)
         let dLN1 = try attentionBranchBackward(
@@ -174,14 +219,14 @@ public enum TransformerLayer {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
         // The phase includes the GELU's backward pass, which in bf16 runs the product itself applies as it stores.
-        try timer.measure("bwd fc2 + gelu (row-parallel)") {
+        try timer.measure(PhaseLabel.backwardFC2) {
             try RowParallelLinear.backward(
                 dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
                 rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
                 restoreInput: a.gelu.restorer, geluOf: a.fc1)
         }
-        return try timer.measure("bwd fc1 (column-parallel)") {
+        return try timer.measure(PhaseLabel.backwardFC1) {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln2.values, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
@@ -202,7 +247,7 @@ public enum TransformerLayer {
         let dAttn = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
         }
-        try timer.measure("bwd proj (row-parallel)") {
+        try timer.measure(PhaseLabel.backwardProjection) {
             try RowParallelLinear.backward(
                 dyFull: dAttn, input: a.context.values, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                 dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
@@ -218,7 +263,7 @@ public enum TransformerLayer {
                 scratch: m.attentionScratch, precision: pr)
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
-        return try timer.measure("bwd qkv (column-parallel)") {
+        return try timer.measure(PhaseLabel.backwardQKV) {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,

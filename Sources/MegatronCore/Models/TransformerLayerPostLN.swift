@@ -5,7 +5,8 @@
 // Saved: QKV's input x in `ln1` (gathered under SP), the first sum in `mid`, LN1's output in `ln2`
 // (gathered; also the second residual, rounded to the GEMM precision in bf16/fp16, read from its
 // staging buffer, which nothing else uses before the second add), the second sum in `postSum`,
-// both norms' statistics, and the attention and MLP tensors as in pre-LN.
+// both norms' statistics, and the attention and MLP tensors as in pre-LN. At a stage boundary inside
+// the layer (`slots.part`) the attention sub-layer's output, and the MLP sub-layer's input, is mid.
 import Tensor
 
 extension TransformerLayer {
@@ -18,42 +19,54 @@ extension TransformerLayer {
         let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
         let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
-        try timer.measure("fwd qkv (column-parallel)") {
-            (a.ln1.values + offset).update(from: x, count: nS * h)
-            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
-            try ColumnParallelLinear.forward(
-                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
-            if tp.sequenceParallel { a.ln1.roundAndKeep() }
-        }
-        timer.measure(PhaseLabel.forwardAttentionCore) {
-            SelfAttention.forward(
-                qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
-                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                scratch: m.attentionScratch, precision: pr)
-            a.context.roundAndKeep()
-        }
-        let attnOut = try timer.measure("fwd proj (row-parallel)") {
-            try RowParallelLinear.forward(
-                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-        }
-        try timer.measure("fwd bias+dropout+residual+layernorm") {
-            biasDropoutAdd(
-                branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
-                p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
-            LayerNorm.forward(
-                x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
-                y: a.ln2.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
+        if w.part == .mlp {
+            // The MLP sub-layer alone: its input x is LN1's (rounded) output, the MLP's input and residual.
+            (a.ln2.values + offset).update(from: x, count: nS * h)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
+        } else {
+            try timer.measure(PhaseLabel.forwardQKV) {
+                (a.ln1.values + offset).update(from: x, count: nS * h)
+                roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
+                try ColumnParallelLinear.forward(
+                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+                if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            }
+            timer.measure(PhaseLabel.forwardAttentionCore) {
+                SelfAttention.forward(
+                    qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
+                    mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                    scratch: m.attentionScratch, precision: pr)
+                a.context.roundAndKeep()
+            }
+            let attnOut = try timer.measure(PhaseLabel.forwardProjection) {
+                try RowParallelLinear.forward(
+                    input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                    tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+            }
+            try timer.measure("fwd bias+dropout+residual+layernorm") {
+                biasDropoutAdd(
+                    branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
+                    p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
+                LayerNorm.forward(
+                    x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                    y: a.ln2.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h,
+                    eps: c.normEpsilon)
+                roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
+            }
+            if w.part == .attention {
+                // The attention sub-layer alone: its output is LN1's (rounded) output.
+                out.update(from: a.ln2.values + offset, count: nS * h)
+                return
+            }
         }
-        try timer.measure("fwd fc1 + gelu (column-parallel)") {
+        try timer.measure(PhaseLabel.forwardFC1) {
             try ColumnParallelLinear.forward(
                 input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
                 gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln2.roundAndKeep() }
         }
-        let mlpOut = try timer.measure("fwd fc2 (row-parallel)") {
+        let mlpOut = try timer.measure(PhaseLabel.forwardFC2) {
             try RowParallelLinear.forward(
                 input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
@@ -91,16 +104,20 @@ extension TransformerLayer {
                 dweight: G.pointer(weight), dbias: G.pointer(bias), rows: nS, width: h)
             dres.update(from: scratch, count: nS * h)
         }
-        // out = LN2(mid + Dropout(FC2(GELU(FC1(mid))) + b2))
-        timer.measure("bwd layernorm") { normBackward(postSum, w.mlpNormWeight, w.mlpNormBias, a.ln2Mean, a.ln2Rstd) }
-        let dMid = try mlpBranchBackward(
-            dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
-            deferring: deferring)
-        // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b)): ∂loss/∂mid = residual + FC1 paths.
-        timer.measure("bwd layernorm") {
+        if w.part != .attention {
+            // out = LN2(mid + Dropout(FC2(GELU(FC1(mid))) + b2))
+            timer.measure("bwd layernorm") {
+                normBackward(postSum, w.mlpNormWeight, w.mlpNormBias, a.ln2Mean, a.ln2Rstd)
+            }
+            let dMid = try mlpBranchBackward(
+                dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
+                deferring: deferring)
+            // ∂loss/∂mid = residual + FC1 paths (alone, mid is the input x).
             for i in 0..<(nS * h) { dres[i] += dMid[i] }
-            normBackward(a.mid, w.inputNormWeight, w.inputNormBias, a.ln1Mean, a.ln1Rstd)
+            if w.part == .mlp { return }
         }
+        // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b))
+        timer.measure("bwd layernorm") { normBackward(a.mid, w.inputNormWeight, w.inputNormBias, a.ln1Mean, a.ln1Rstd) }
         let dX = try attentionBranchBackward(
             dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
             deferring: deferring)

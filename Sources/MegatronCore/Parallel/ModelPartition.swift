@@ -119,10 +119,13 @@ public final class ModelPartition<Chunk: ModelChunk> {
         let kind = trainSchedule?.kind.rawValue ?? "forward-only"
         var line =
             "pipeline: \(kind) schedule, \(layout.stages) stages; layers per stage "
-            + layout.stageLayerCounts.map(String.init).joined(separator: ", ")
+            + layout.stageLayerCounts.map(PipelineLayout.layerText).joined(separator: ", ")
         if layout.chunks > 1 {
-            line += " (per virtual stage " + layout.layerCounts.map(String.init).joined(separator: ", ") + ")"
+            line +=
+                " (per virtual stage "
+                + layout.sublayerCounts.map { PipelineLayout.layerText(Double($0) / 2) }.joined(separator: ", ") + ")"
         }
+        if layout.cutsLayers { line += "; a boundary cuts a layer between its attention and its MLP" }
         if let balanceCosts { line += "; " + balanceCosts.description }
         return line
     }

@@ -9,16 +9,44 @@
 // (PipelineSplit): decoder_first/last_pipeline_num_layers, account_for_embedding/loss_in_pipeline_split,
 // or our pipeline_auto_balance, which places layers by their cost (StageCosts: measured by
 // StageCostProbe, or modelled FLOPs) and refines the split by simulating the schedule (PipelineBalance).
+// With pipeline_balance_unit "sublayer" the balance may also cut a layer between its attention and
+// its MLP (the residual stream there has the layer boundary's shape), so counts are kept in
+// sub-layers: layer l is sub-layers 2l (attention) and 2l + 1 (MLP).
 // Checkpoints name layers by their global index, so a checkpoint loads under any split.
 
+/// Which parts of a transformer layer a chunk runs: all of it, or (at a stage boundary inside the
+/// layer) its attention sub-layer or its MLP sub-layer.
+public enum LayerPart: Sendable, Equatable {
+    case whole, attention, mlp
+}
+
 /// What one model chunk holds: some of the transformer layers (by global index), and on the first
-/// stage the embeddings, on the last the final norm and the head.
+/// stage the embeddings, on the last the final norm and the head. A stage boundary inside a layer
+/// leaves the first layer's MLP only (`firstIsMLPOnly`) or the last layer's attention only.
 public struct StagePlan: Sendable, Equatable {
     public let layers: [Int]
     public let hasEmbedding: Bool, hasHead: Bool
+    public var firstIsMLPOnly = false, lastIsAttentionOnly = false
 
     public init(layers: [Int], hasEmbedding: Bool, hasHead: Bool) {
         self.layers = layers; self.hasEmbedding = hasEmbedding; self.hasHead = hasHead
+    }
+
+    /// The chunk holding sub-layers `units` (2l: layer l's attention, 2l + 1: its MLP).
+    public init(sublayers units: Range<Int>, hasEmbedding: Bool, hasHead: Bool) {
+        precondition(!units.isEmpty, "a chunk holds at least one sub-layer")
+        self.init(
+            layers: Array((units.lowerBound / 2)..<((units.upperBound + 1) / 2)), hasEmbedding: hasEmbedding,
+            hasHead: hasHead)
+        firstIsMLPOnly = units.lowerBound % 2 == 1
+        lastIsAttentionOnly = units.upperBound % 2 == 1
+    }
+
+    /// The part of its `i`-th layer this chunk runs.
+    public func part(_ i: Int) -> LayerPart {
+        if i == 0 && firstIsMLPOnly { return .mlp }
+        if i == layers.count - 1 && lastIsAttentionOnly { return .attention }
+        return .whole
     }
 
     /// The whole model of `layers` layers on one stage.
@@ -37,6 +65,8 @@ public struct PipelineSplit: Sendable, Equatable {
     public var accountForEmbedding = false, accountForLoss = false
     /// pipeline_auto_balance: contiguous stages with the least maximum modelled cost (v = 1).
     public var autoBalance = false
+    /// pipeline_balance_unit "sublayer": the balance may cut a layer between attention and MLP.
+    public var sublayers = false
 
     public init() {}
     public var isEven: Bool { self == PipelineSplit() }
@@ -48,6 +78,9 @@ public struct StageCosts: Sendable, Equatable {
     public let layer: Double, embedding: Double, head: Double
     /// Of `layer`, the attention core's part (it has no weight gradient).
     public var attention = 0.0
+    /// Of `layer`, the attention sub-layer's part (LayerNorm, QKV, the core, the projection); the rest
+    /// is the MLP sub-layer's. Half a layer unless set.
+    public var attentionSublayer: Double
     /// The schedule the split is for, when known: micro-batches per iteration and whether W runs
     /// apart (zero bubble). With it the balanced split is refined by simulation (PipelineBalance).
     public var microbatches: Int? = nil
@@ -55,6 +88,7 @@ public struct StageCosts: Sendable, Equatable {
 
     public init(layer: Double, embedding: Double, head: Double) {
         self.layer = layer; self.embedding = embedding; self.head = head
+        attentionSublayer = layer / 2
     }
 
     /// Per token, in FLOPs (the factor 3 for forward + backward is common to all and left out): a
@@ -65,6 +99,7 @@ public struct StageCosts: Sendable, Equatable {
         var costs = StageCosts(
             layer: 8 * h * h + 4 * h * Double(ffn) + 4 * Double(s) * h, embedding: 8 * h, head: headFlopsPerToken)
         costs.attention = 4 * Double(s) * h
+        costs.attentionSublayer = 8 * h * h + costs.attention
         return costs
     }
 
@@ -82,12 +117,19 @@ public struct StageCosts: Sendable, Equatable {
 public struct PipelineLayout: Sendable, Equatable {
     /// L transformer layers, p stages, v chunks per stage.
     public let layers: Int, stages: Int, chunks: Int
-    /// Layers of each virtual stage s = c·p + r.
-    public let layerCounts: [Int]
+    /// Sub-layers of each virtual stage s = c·p + r (two per whole layer).
+    public let sublayerCounts: [Int]
 
+    /// Layers of each virtual stage (a layout whose boundaries all fall between layers).
+    public var layerCounts: [Int] {
+        precondition(!cutsLayers, "this layout cuts layers; read sublayerCounts")
+        return sublayerCounts.map { $0 / 2 }
+    }
+    /// Whether some stage boundary falls inside a layer (between its attention and its MLP).
+    public var cutsLayers: Bool { sublayerCounts.contains { $0 % 2 == 1 } }
     /// Layers per chunk of an even split, k = L/(p·v).
     public var layersPerChunk: Int { layers / (stages * chunks) }
-    public var isEven: Bool { Set(layerCounts).count == 1 }
+    public var isEven: Bool { Set(sublayerCounts).count == 1 }
 
     /// Checks that `layers` split into `stages` stages as `split` asks (even by default) and, with
     /// `layersPerVirtualStage` (Megatron's num_layers_per_virtual_pipeline_stage), each stage into
@@ -102,10 +144,10 @@ public struct PipelineLayout: Sendable, Equatable {
         if split.isEven {
             try Self.checkEven(layers: layers, stages: p, layersPerVirtualStage: n)
             chunks = n.map { layers / p / $0 } ?? 1
-            layerCounts = [Int](repeating: layers / (p * chunks), count: p * chunks)
+            sublayerCounts = [Int](repeating: 2 * layers / (p * chunks), count: p * chunks)
             return
         }
-        (chunks, layerCounts) = try Self.uneven(layers: layers, stages: p, layersPerVirtualStage: n, split, costs)
+        (chunks, sublayerCounts) = try Self.uneven(layers: layers, stages: p, layersPerVirtualStage: n, split, costs)
     }
 
     /// The layout of a validated config (`costs` for automatic balance).
@@ -117,18 +159,25 @@ public struct PipelineLayout: Sendable, Equatable {
 
     /// What chunk `c` of stage `r` holds.
     public func plan(chunk c: Int, stage r: Int) -> StagePlan {
-        let s = c * stages + r, first = layerCounts[..<s].reduce(0, +)
+        let s = c * stages + r, first = sublayerCounts[..<s].reduce(0, +)
         return StagePlan(
-            layers: Array(first..<(first + layerCounts[s])), hasEmbedding: s == 0,
-            hasHead: s == stages * chunks - 1)
+            sublayers: first..<(first + sublayerCounts[s]), hasEmbedding: s == 0, hasHead: s == stages * chunks - 1)
     }
 
     /// Every chunk of stage `r`, in chunk order.
     public func plans(stage r: Int) -> [StagePlan] { (0..<chunks).map { plan(chunk: $0, stage: r) } }
 
-    /// Layers per stage, for the start-up log ("5, 7").
-    public var stageLayerCounts: [Int] {
-        (0..<stages).map { r in (0..<chunks).reduce(0) { $0 + layerCounts[$1 * stages + r] } }
+    /// Sub-layers per stage.
+    public var stageSublayerCounts: [Int] {
+        (0..<stages).map { r in (0..<chunks).reduce(0) { $0 + sublayerCounts[$1 * stages + r] } }
+    }
+
+    /// Layers per stage, for the start-up log ("5, 7"; "8.5, 3.5" where a boundary cuts a layer).
+    public var stageLayerCounts: [Double] { stageSublayerCounts.map { Double($0) / 2 } }
+
+    /// A count of layers as the log shows it: "8", or "8.5" with half a layer.
+    public static func layerText(_ layers: Double) -> String {
+        layers == layers.rounded() ? String(Int(layers)) : String(format: "%.1f", layers)
     }
 
     // MARK: Rules
@@ -173,8 +222,23 @@ public struct PipelineLayout: Sendable, Equatable {
         }
     }
 
-    /// (v, layers per virtual stage) of an uneven split.
+    /// (v, sub-layers per virtual stage) of an uneven split.
     private static func uneven(
+        layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ split: PipelineSplit, _ costs: StageCosts?
+    ) throws -> (Int, [Int]) {
+        if split.sublayers && !split.autoBalance {
+            throw ConfigError.inconsistent(
+                keys: ["pipeline_balance_unit", "pipeline_auto_balance"],
+                rule:
+                    "pipeline_balance_unit \"sublayer\" lets pipeline_auto_balance cut a layer; set "
+                    + "pipeline_auto_balance true, or pipeline_balance_unit \"layer\"")
+        }
+        let (v, layerCounts) = try unevenLayers(layers: L, stages: p, layersPerVirtualStage: n, split, costs)
+        return split.autoBalance ? (v, layerCounts) : (v, layerCounts.map { 2 * $0 })
+    }
+
+    /// (v, layers per virtual stage) of an uneven split; under automatic balance, sub-layers.
+    private static func unevenLayers(
         layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ split: PipelineSplit, _ costs: StageCosts?
     ) throws -> (Int, [Int]) {
         let firstLast = split.firstStageLayers != nil || split.lastStageLayers != nil
@@ -199,7 +263,9 @@ public struct PipelineLayout: Sendable, Equatable {
             )
         }
         if accounting { return try accounted(layers: L, stages: p, layersPerVirtualStage: n, split, keys: keys) }
-        if split.autoBalance { return try autoBalanced(layers: L, stages: p, layersPerVirtualStage: n, costs) }
+        if split.autoBalance {
+            return try autoBalanced(layers: L, stages: p, layersPerVirtualStage: n, sublayers: split.sublayers, costs)
+        }
         if let n {
             throw ConfigError.inconsistent(
                 keys: keys + ["num_layers_per_virtual_pipeline_stage"],
@@ -297,10 +363,12 @@ public struct PipelineLayout: Sendable, Equatable {
     /// chunks per stage (v = L/(p·n) for num_layers_per_virtual_pipeline_stage n, then the average),
     /// each stage's layers split again over its chunks so no chunk costs more than it must (the
     /// embedding is on stage 0's first chunk, the head on stage p − 1's last); then, when the costs
-    /// name the schedule, refined by simulating it (PipelineBalance.swift).
-    private static func autoBalanced(layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, _ costs: StageCosts?)
-        throws -> (Int, [Int])
-    {
+    /// name the schedule, refined by simulating it (PipelineBalance.swift). With `sublayers` the unit
+    /// placed is a sub-layer (a layer's attention or its MLP, each at its own cost), else a layer.
+    /// Returns sub-layer counts either way.
+    private static func autoBalanced(
+        layers L: Int, stages p: Int, layersPerVirtualStage n: Int?, sublayers: Bool, _ costs: StageCosts?
+    ) throws -> (Int, [Int]) {
         var v = 1
         if let n {
             try checkVirtual(n, stages: p)
@@ -318,28 +386,38 @@ public struct PipelineLayout: Sendable, Equatable {
                 keys: ["pipeline_auto_balance", "num_layers", "pipeline_model_parallel_size"],
                 rule: "every chunk needs a layer: num_layers \(L) < \(p * v) chunks")
         }
-        guard let costs else { return (v, [Int](repeating: L / (p * v), count: p * v)) }  // validation only
+        guard let costs else { return (v, [Int](repeating: 2 * L / (p * v), count: p * v)) }  // validation only
+        let unitCosts =
+            sublayers
+            ? (0..<L).flatMap { _ in [costs.attentionSublayer, costs.layer - costs.attentionSublayer] }
+            : [Double](repeating: costs.layer, count: L)
         let fixed = (0..<p).map { ($0 == 0 ? costs.embedding : 0) + ($0 == p - 1 ? costs.head : 0) }
-        let perStage = balanced(layers: L, fixedCosts: fixed, layerCost: costs.layer, minimum: v)
-        var counts = [Int](repeating: 0, count: p * v)
+        let perStage = balanced(unitCosts: unitCosts, fixedCosts: fixed, minimum: v)
+        var counts = [Int](repeating: 0, count: p * v), start = 0
         for r in 0..<p {
             let chunkFixed = (0..<v).map {
                 ($0 == 0 && r == 0 ? costs.embedding : 0) + ($0 == v - 1 && r == p - 1 ? costs.head : 0)
             }
-            let perChunk = balanced(layers: perStage[r], fixedCosts: chunkFixed, layerCost: costs.layer, minimum: 1)
+            let perChunk = balanced(
+                unitCosts: Array(unitCosts[start..<(start + perStage[r])]), fixedCosts: chunkFixed, minimum: 1)
+            start += perStage[r]
             for c in 0..<v { counts[c * p + r] = perChunk[c] }
         }
-        return (v, refined(counts, stages: p, chunks: v, costs: costs))
+        let units = refined(counts, stages: p, chunks: v, costs: costs, sublayers: sublayers)
+        return (v, sublayers ? units : units.map { 2 * $0 })
     }
 
-    /// The contiguous split of L layers into stages with the least maximum stage cost, where stage
-    /// i costs its layers × `layerCost` + `fixedCosts[i]` (the embedding, the head) and holds at least
-    /// `minimum` layers; ties go to the earliest boundary, so the result is a function of the costs.
-    static func balanced(layers L: Int, fixedCosts: [Double], layerCost: Double, minimum: Int) -> [Int] {
-        let p = fixedCosts.count
+    /// The contiguous split of units (layers or sub-layers, costing `unitCosts` each, in model
+    /// order) into stages with the least maximum stage cost, where stage i costs its units plus
+    /// `fixedCosts[i]` (the embedding, the head) and holds at least `minimum` units; ties go to the
+    /// earliest boundary, so the result is a function of the costs.
+    static func balanced(unitCosts: [Double], fixedCosts: [Double], minimum: Int) -> [Int] {
+        let p = fixedCosts.count, L = unitCosts.count
         precondition(L >= p * minimum, "not enough layers")
-        func cost(_ from: Int, _ to: Int, stage r: Int) -> Double { Double(to - from) * layerCost + fixedCosts[r] }
-        // best[r][i]: least max cost of stages 0...r holding layers 0..<i; cut[r][i] the start of stage r.
+        var prefix = [0.0]
+        for x in unitCosts { prefix.append(prefix.last! + x) }
+        func cost(_ from: Int, _ to: Int, stage r: Int) -> Double { prefix[to] - prefix[from] + fixedCosts[r] }
+        // best[r][i]: least max cost of stages 0...r holding units 0..<i; cut[r][i] the start of stage r.
         var best = [[Double]](repeating: [Double](repeating: .infinity, count: L + 1), count: p)
         var cut = [[Int]](repeating: [Int](repeating: 0, count: L + 1), count: p)
         for i in minimum...L { best[0][i] = cost(0, i, stage: 0) }

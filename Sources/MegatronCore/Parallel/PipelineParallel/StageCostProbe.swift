@@ -4,7 +4,8 @@
 // tensor slice, recomputation, precision and threads, and runs one micro-batch's training forward
 // and backward through it twice (the first warms the buffers). The second is split by
 // phase (PhaseTimer): the embedding, the head (with its loss), the attention core, and the rest of
-// the wall time as the layer's. World rank 0's figures are broadcast, so every rank derives the
+// the wall time as the layer's; of the layer, the attention sub-layer's share is the core, QKV and
+// the projection, plus half of what is neither those nor the MLP's products. World rank 0's figures are broadcast, so every rank derives the
 // same split from the same numbers. The FLOP model (pipeline_balance_costs "flops") says the head of
 // gpt2-124m weighs 4.5 layers; what it really costs depends on the machine, the precision and t.
 import Dispatch
@@ -15,12 +16,15 @@ public enum StageCostProbe {
     /// Seconds of one micro-batch's forward + backward, the probe's own wall time included.
     public struct Measurement: Sendable, Equatable {
         public var layer = 0.0, attention = 0.0, embedding = 0.0, head = 0.0
+        /// Of `layer`, the attention sub-layer's part.
+        public var attentionSublayer = 0.0
         public var probeSeconds = 0.0
 
         /// As StageCosts counts (one pass: a third of forward + backward), with the schedule of `c`.
         public func costs(_ c: TrainingConfig, dataParallel d: Int) -> StageCosts {
             var costs = StageCosts(layer: layer / 3, embedding: embedding / 3, head: head / 3)
             costs.attention = attention / 3
+            costs.attentionSublayer = attentionSublayer / 3
             return costs.scheduled(c, dataParallel: d)
         }
 
@@ -28,7 +32,8 @@ public enum StageCostProbe {
         public var description: String {
             // Microseconds still show: a tiny model's head can cost under 0.05 ms.
             func f(_ x: Double) -> String { x < 0.1 ? String(format: "%.3f ms", x * 1e3) : String(format: "%.2f s", x) }
-            return "balanced on measured costs per micro-batch: layer \(f(layer)) (attention \(f(attention))), "
+            return "balanced on measured costs per micro-batch: layer \(f(layer)) (attention core \(f(attention)), "
+                + "attention sub-layer \(f(attentionSublayer))), "
                 + "head \(f(head)), embedding \(f(embedding)); probe \(f(probeSeconds))"
         }
     }
@@ -54,6 +59,7 @@ public enum StageCostProbe {
             if pass > 0 { wall += seconds() - t0 }
         }
         var m = Measurement()
+        var attentionProducts = 0.0, mlpProducts = 0.0
         for (name, seconds) in timer.seconds {
             if PhaseLabel.head.contains(name) {
                 m.head += seconds
@@ -61,13 +67,19 @@ public enum StageCostProbe {
                 m.embedding += seconds
             } else if PhaseLabel.attentionCore.contains(name) {
                 m.attention += seconds
+            } else if PhaseLabel.attentionProducts.contains(name) {
+                attentionProducts += seconds
+            } else if PhaseLabel.mlpProducts.contains(name) {
+                mlpProducts += seconds
             }
         }
         m.layer = max(wall - m.head - m.embedding, m.attention)
-        var figures: [Float] = [m.layer, m.attention, m.embedding, m.head].map { Float($0) }
+        let shared = max(0, m.layer - m.attention - attentionProducts - mlpProducts)
+        m.attentionSublayer = min(m.layer, m.attention + attentionProducts + shared / 2)
+        var figures: [Float] = [m.layer, m.attention, m.embedding, m.head, m.attentionSublayer].map { Float($0) }
         try parallel.world.broadcast(&figures, count: figures.count, root: 0)
-        (m.layer, m.attention, m.embedding, m.head) = (
-            Double(figures[0]), Double(figures[1]), Double(figures[2]), Double(figures[3])
+        (m.layer, m.attention, m.embedding, m.head, m.attentionSublayer) = (
+            Double(figures[0]), Double(figures[1]), Double(figures[2]), Double(figures[3]), Double(figures[4])
         )
         m.probeSeconds = seconds() - start
         return m
