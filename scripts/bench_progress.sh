@@ -7,6 +7,9 @@
 # against the d = 1 run of the same round, the wait after the backward pass, and the part of it left
 # after the slowest rank's backward ended (the reduction still to do, without waiting for a peer).
 # ENDINGS lists `ddp_sparse_embedding_ending` values to run each mode with (default auto).
+# Each round also runs two d = 1 processes at once, independent of each other (no MPI between them):
+# their summed tokens/s over twice the lone d = 1 run is what this machine allows two busy cores
+# (shared cache, memory bandwidth, clock), the ceiling for the weak scaling of d = 2.
 #   scripts/bench_progress.sh              # 2 rounds, 2 measured steps per run
 #   ROUNDS=3 STEPS=1 scripts/bench_progress.sh
 #   MODES=layer-boundaries ENDINGS="auto off" ROUNDS=3 scripts/bench_progress.sh   # the sparse ending
@@ -30,6 +33,11 @@ echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), 
 echo "== gpt2-124m, micro-batch 2 per rank, seq 1024, fp32, 1 thread per rank; $ROUNDS rounds of d = 1, then d = 2 per mode"
 for round in $(seq 1 "$ROUNDS"); do
     OPENBLAS_NUM_THREADS=1 "$BIN" benchmark $DP --global-batch-size 2 --json "$OUT/r$round-d1.json" > "$OUT/r$round-d1.log"
+    for side in a b; do
+        OPENBLAS_NUM_THREADS=1 "$BIN" benchmark $DP --global-batch-size 2 --json "$OUT/r$round-pair-$side.json" \
+            > "$OUT/r$round-pair-$side.log" &
+    done
+    wait
     for mode in $MODES; do
         for ending in $ENDINGS; do
             OPENBLAS_NUM_THREADS=1 mpirun -np 2 "$BIN" benchmark $DP --global-batch-size 4 --communication-progress "$mode" \
@@ -45,6 +53,8 @@ print("|---|---|---|---|---|---|---|")
 for r in range(1, rounds + 1):
     d1 = json.load(open(f"{out}/r{r}-d1.json"))
     print(f"| {r} | d = 1 | — | {d1['tokens_per_s']:.1f} | — | — | — |")
+    pair = sum(json.load(open(f"{out}/r{r}-pair-{side}.json"))["tokens_per_s"] for side in "ab")
+    print(f"| {r} | two independent d = 1 at once | — | {pair:.1f} | {pair / (2 * d1['tokens_per_s']):.2f} | — | — |")
     for mode in modes:
         for ending in endings:
             j = json.load(open(f"{out}/r{r}-{mode}-{ending}.json"))
