@@ -37,6 +37,15 @@ public final class MPIRuntime: @unchecked Sendable {
         Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? "") ?? 1
     }
 
+    /// Open MPI's non-blocking all-reduce (libnbc), which the data-parallel gradient buckets use, picks
+    /// a binomial tree for fewer than 4 ranks or any in-place call: one rank receives and sums every
+    /// bucket whole and sends it back. Algorithm 3, Rabenseifner's reduce-scatter then all-gather,
+    /// splits the sums over the ranks and moves half the bytes per rank; each part is summed once,
+    /// so every replica still holds the same bits. At d = 2 (gpt2-124m, 1 thread per rank, AMD EPYC)
+    /// it took weak scaling from 0.92 to 0.96 (README, Speed). Set before `MPI_Init`, unless the
+    /// environment already chooses (`OMPI_MCA_coll_libnbc_iallreduce_algorithm`).
+    static let nonBlockingAllReduceAlgorithm = (name: "OMPI_MCA_coll_libnbc_iallreduce_algorithm", value: "3")
+
     /// `MPI_Init` (works under `mpirun` and as a singleton without it), or `MPI_Init_thread` with
     /// MPI_THREAD_MULTIPLE when `progress` is `.thread` (its progress thread calls MPI beside the
     /// training thread). Errors are returned, not fatal.
@@ -44,6 +53,7 @@ public final class MPIRuntime: @unchecked Sendable {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
+            setenv(nonBlockingAllReduceAlgorithm.name, nonBlockingAllReduceAlgorithm.value, 0)  // unless set
             if progress == .thread {
                 var provided: Int32 = 0
                 try check(MPI_Init_thread(nil, nil, mpi_thread_multiple(), &provided), "MPI_Init_thread")
