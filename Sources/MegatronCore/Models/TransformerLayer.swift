@@ -106,9 +106,7 @@ public enum TransformerLayer {
             return try forwardPostLN(
                 x: x, out: out, slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
         }
-        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h, pr = m.precision
+        let tp = m.tensorParallel, nS = m.shardRows, h = c.hiddenSize, offset = m.shardRowOffset * h
         if w.part != .mlp {
             timer.measure("fwd layernorm") {
                 LayerNorm.forward(
@@ -116,24 +114,8 @@ public enum TransformerLayer {
                     y: a.ln1.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
                 roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
             }
-            try timer.measure(PhaseLabel.forwardQKV) {
-                try ColumnParallelLinear.forward(
-                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
-                if tp.sequenceParallel { a.ln1.roundAndKeep() }
-            }
-            timer.measure(PhaseLabel.forwardAttentionCore) {
-                SelfAttention.forward(
-                    qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
-                    mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                    scratch: m.attentionScratch, precision: pr)
-                a.context.roundAndKeep()
-            }
-            let attnOut = try timer.measure(PhaseLabel.forwardProjection) {
-                try RowParallelLinear.forward(
-                    input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                    tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-            }
+            let attnOut = try attentionBranchForward(
+                slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
             // The attention sub-layer alone (a stage boundary follows it) writes its sum as the output.
             timer.measure("fwd bias+dropout+residual") {
                 biasDropoutAdd(
@@ -150,6 +132,49 @@ public enum TransformerLayer {
                 y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
+        let mlpOut = try mlpBranchForward(slots: w, params: P, acts: a, model: m, config: c, timer: timer)
+        timer.measure("fwd bias+dropout+residual") {
+            biasDropoutAdd(
+                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: mid, out: out, rows: nS, width: h,
+                p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+        }
+    }
+
+    /// The attention branch Proj(Attention(QKV(u))) from its input u in `a.ln1` (rounded, this rank's
+    /// rows; either arrangement): returns the projection's output before its bias, for the rows
+    /// this rank holds.
+    static func attentionBranchForward(
+        slots w: TransformerLayerSlots, params P: ParameterArena, acts a: LayerActivations,
+        model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
+    ) throws -> UnsafeMutablePointer<Float> {
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, pr = m.precision
+        try timer.measure(PhaseLabel.forwardQKV) {
+            try ColumnParallelLinear.forward(
+                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+            if tp.sequenceParallel { a.ln1.roundAndKeep() }
+        }
+        timer.measure(PhaseLabel.forwardAttentionCore) {
+            SelfAttention.forward(
+                qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
+                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                scratch: m.attentionScratch, precision: pr)
+            a.context.roundAndKeep()
+        }
+        return try timer.measure(PhaseLabel.forwardProjection) {
+            try RowParallelLinear.forward(
+                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
+        }
+    }
+
+    /// The MLP branch FC2(GELU(FC1(u))) from its input u in `a.ln2` (rounded, this rank's rows;
+    /// either arrangement): returns FC2's output before its bias, for the rows this rank holds.
+    static func mlpBranchForward(
+        slots w: TransformerLayerSlots, params P: ParameterArena, acts a: LayerActivations,
+        model m: TransformerActivations, config c: GPTConfig, timer: PhaseTimer?
+    ) throws -> UnsafeMutablePointer<Float> {
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, fL = c.ffnHiddenSize / tp.size
         // The phase includes FC1's GELU, which in bf16 runs the product itself applies as it stores.
         try timer.measure(PhaseLabel.forwardFC1) {
             try ColumnParallelLinear.forward(
@@ -157,15 +182,10 @@ public enum TransformerLayer {
                 gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln2.roundAndKeep() }
         }
-        let mlpOut = try timer.measure(PhaseLabel.forwardFC2) {
+        return try timer.measure(PhaseLabel.forwardFC2) {
             try RowParallelLinear.forward(
                 input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
-                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-        }
-        timer.measure("fwd bias+dropout+residual") {
-            biasDropoutAdd(
-                branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: mid, out: out, rows: nS, width: h,
-                p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
+                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: m.precision)
         }
     }
 

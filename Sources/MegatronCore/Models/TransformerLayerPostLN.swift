@@ -16,34 +16,16 @@ extension TransformerLayer {
         config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
     ) throws {
         guard let postSum = a.postSum else { preconditionFailure("post-LN activations were not planned") }
-        let tp = m.tensorParallel, n = m.rows, nS = m.shardRows, h = c.hiddenSize
-        let fL = c.ffnHiddenSize / tp.size, hL = h / tp.size
-        let offset = m.shardRowOffset * h, pr = m.precision
+        let tp = m.tensorParallel, nS = m.shardRows, h = c.hiddenSize, offset = m.shardRowOffset * h
         if w.part == .mlp {
             // The MLP sub-layer alone: its input x is LN1's (rounded) output, the MLP's input and residual.
             (a.ln2.values + offset).update(from: x, count: nS * h)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         } else {
-            try timer.measure(PhaseLabel.forwardQKV) {
-                (a.ln1.values + offset).update(from: x, count: nS * h)
-                roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
-                try ColumnParallelLinear.forward(
-                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
-                if tp.sequenceParallel { a.ln1.roundAndKeep() }
-            }
-            timer.measure(PhaseLabel.forwardAttentionCore) {
-                SelfAttention.forward(
-                    qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
-                    mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
-                    scratch: m.attentionScratch, precision: pr)
-                a.context.roundAndKeep()
-            }
-            let attnOut = try timer.measure(PhaseLabel.forwardProjection) {
-                try RowParallelLinear.forward(
-                    input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
-                    tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-            }
+            (a.ln1.values + offset).update(from: x, count: nS * h)
+            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
+            let attnOut = try attentionBranchForward(
+                slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
             try timer.measure("fwd bias+dropout+residual+layernorm") {
                 biasDropoutAdd(
                     branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
@@ -60,17 +42,7 @@ extension TransformerLayer {
                 return
             }
         }
-        try timer.measure(PhaseLabel.forwardFC1) {
-            try ColumnParallelLinear.forward(
-                input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
-                gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
-            if tp.sequenceParallel { a.ln2.roundAndKeep() }
-        }
-        let mlpOut = try timer.measure(PhaseLabel.forwardFC2) {
-            try RowParallelLinear.forward(
-                input: a.gelu.values, weight: P.pointer(w.fc2Weight), rows: n, inFeatures: fL, outFeatures: h,
-                tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
-        }
+        let mlpOut = try mlpBranchForward(slots: w, params: P, acts: a, model: m, config: c, timer: timer)
         timer.measure("fwd bias+dropout+residual+layernorm") {
             biasDropoutAdd(
                 branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.ln2.values + offset, out: postSum, rows: nS,
