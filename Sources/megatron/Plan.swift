@@ -23,6 +23,8 @@ struct Plan: ParsableCommand {
     @Option(help: "Ranks to plan for.") var worldSize: Int = 1
     @Option(help: "Ranks per node (default: the profile's).") var ranksPerNode: Int?
     @Option(help: "Memory per rank in GiB (default: the profile's).") var memoryPerRank: Double?
+    @Option(help: "Share of each rank's memory a plan leaves free (0 to 0.9).") var memoryHeadroom: Double =
+        Planner.defaultMemoryHeadroom
     @Option(help: "Global batch size (default: the config's).") var globalBatchSize: Int?
     @Option(help: "A cluster description (same fields as a profile) instead of this machine's profile.") var cluster:
         String?
@@ -57,6 +59,12 @@ struct Plan: ParsableCommand {
             CLIErrors.fail(
                 ConfigError.invalidValue(key: name, value: "\(value)", rule: "must be positive"), code: 2)
         }
+        guard memoryHeadroom >= 0 && memoryHeadroom <= 0.9 else {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "--memory-headroom", value: "\(memoryHeadroom)",
+                    rule: "must be a share of memory from 0 to 0.9 (0.1 leaves a tenth free)"), code: 2)
+        }
         // The model must be one `megatron train` accepts (on one rank; the layout keys are the planner's).
         do { try ConfigValidation.validate(PlanLayout().applied(to: base, globalBatch: gbs), worldSize: 1) } catch {
             CLIErrors.fail(error, code: 2)
@@ -85,7 +93,7 @@ struct Plan: ParsableCommand {
         do { hardware = try HardwareProfile.load(cluster ?? profile) } catch { CLIErrors.fail(error, code: 2) }
         let planner = Planner(
             model: model, profile: hardware, worldSize: worldSize, ranksPerNode: ranksPerNode,
-            memoryPerRank: memoryPerRank.map { $0 * 1_073_741_824 })
+            memoryPerRank: memoryPerRank.map { $0 * 1_073_741_824 }, memoryHeadroom: memoryHeadroom)
         do {
             if let explain {
                 let layout = try PlanLayout.parse(explain, worldSize: worldSize)
@@ -110,8 +118,10 @@ struct Plan: ParsableCommand {
             } else if let least = ranked.min(by: { $0.memory.total < $1.memory.total }) {
                 print(
                     String(
-                        format: "no layout fits in %.1f GiB per rank; the smallest needs %.1f GiB (%@)",
-                        planner.memoryPerRank / 1_073_741_824, least.memory.total / 1_073_741_824,
+                        format:
+                            "no layout fits in %.1f GiB per rank (%.1f GiB less the headroom); the smallest needs %.1f GiB (%@)",
+                        planner.usableMemory / 1_073_741_824, planner.memoryPerRank / 1_073_741_824,
+                        least.memory.total / 1_073_741_824,
                         least.layout.description as NSString))
             }
             try writeJSON(ranked, planner)

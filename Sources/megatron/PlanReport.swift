@@ -8,10 +8,11 @@ enum PlanReport {
     static func header(_ p: Planner) -> String {
         String(
             format:
-                "plan: %@ on %d rank(s), %d per node, %.1f GiB per rank; GPT %d layers, hidden %d, heads %d, seq %d, "
+                "plan: %@ on %d rank(s), %d per node, %.1f GiB per rank (%.1f GiB usable, %.0f%% headroom); GPT %d layers, hidden %d, heads %d, seq %d, "
                 + "vocab %d, global batch %d",
             p.profile.name as NSString, p.worldSize, p.ranksPerNode, p.memoryPerRank / 1_073_741_824,
-            p.model.layers, p.model.hidden, p.model.heads, p.model.seq, p.model.vocab, p.model.globalBatch)
+            p.usableMemory / 1_073_741_824, p.memoryHeadroom * 100, p.model.layers, p.model.hidden, p.model.heads,
+            p.model.seq, p.model.vocab, p.model.globalBatch)
     }
 
     static let tableHeader =
@@ -47,12 +48,12 @@ enum PlanReport {
                 + "ranks taking turns on the cores %.3f + data-parallel and embedding reductions %.3f + optimizer %.3f\n"
                 + "  %.1f tokens/s, %.3f TFLOP/s per rank\n"
                 + "  memory of the fullest rank %.2f GiB = parameters %.2f + gradients %.2f + optimizer %.2f + "
-                + "activations %.2f + communication buffers %.2f + process baseline %.2f (%@ %.1f GiB)\n  %@",
+                + "activations %.2f + communication buffers %.2f + process baseline %.2f (%@ the usable %.1f GiB)\n  %@",
             x.layout.description as NSString, x.stepSeconds, x.compute, x.tensorCommunication, x.bubble, x.sharing,
             x.dataCommunication, x.optimizer, x.tokensPerSecond, x.flopsPerRank / 1e12, m.total / gib,
             m.parameters / gib, m.gradients / gib, m.optimizer / gib, m.activations / gib, m.communication / gib,
             m.baseline / gib,
-            (x.fits ? "fits in" : "does NOT fit in") as NSString, p.memoryPerRank / gib,
+            (x.fits ? "fits in" : "does NOT fit in") as NSString, p.usableMemory / gib,
             command(x, planner: p, configPath: configPath) as NSString)
     }
 

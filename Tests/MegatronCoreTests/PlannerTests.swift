@@ -241,6 +241,41 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(paper.flopsPerRank, flops / paper.stepSeconds / 256, accuracy: paper.flopsPerRank * 0.01)
     }
 
+    func testALayoutFitsOnlyWithinTheMemoryLessTheHeadroom() throws {
+        let m = model()
+        let l = PlanLayout()
+        let need = try Planner(model: m, profile: profile(), worldSize: 1).predict(l).memory.total
+        // Memory 5% above the prediction: fits with no headroom, not with the default 10%.
+        let tight = need * 1.05
+        XCTAssertTrue(
+            try Planner(model: m, profile: profile(), worldSize: 1, memoryPerRank: tight, memoryHeadroom: 0)
+                .predict(l).fits)
+        let planner = Planner(model: m, profile: profile(), worldSize: 1, memoryPerRank: tight)
+        XCTAssertEqual(planner.usableMemory, tight * 0.9, accuracy: 1)
+        XCTAssertFalse(try planner.predict(l).fits)
+        XCTAssertTrue(
+            try Planner(model: m, profile: profile(), worldSize: 1, memoryPerRank: need / 0.89).predict(l).fits)
+    }
+
+    func testPaperClusterKeepsMegatronLMsInterleavingRule() throws {
+        // Megatron-LM's parallel state refuses the interleaved schedule with fewer than three stages
+        // ("pipeline-model-parallel size should be greater than 2 with interleaved schedule"); this
+        // trainer runs it at p = 2. The 3.6B GPT of the paper's Table 1 on 64 GPUs.
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (30, 3072, 32, 2048)
+        c.microBatchSize = 1
+        let model = PlanModel(config: c, globalBatch: 512, vocab: 51200)
+        let paper = Planner(model: model, profile: try Self.paperCluster(), worldSize: 64)
+        let listed = paper.enumerate()
+        XCTAssertFalse(listed.contains { $0.virtualStages > 1 && $0.pipeline <= 2 })
+        var l = PlanLayout()
+        (l.tensor, l.pipeline, l.data, l.virtualStages, l.bf16) = (1, 2, 32, 3, true)
+        XCTAssertThrowsError(try paper.config(of: l)) { XCTAssertTrue("\($0)".contains("p > 2"), "\($0)") }
+        let this = Planner(model: model, profile: profile(), worldSize: 64)
+        XCTAssertNoThrow(try this.config(of: l))
+        XCTAssertTrue(this.enumerate().contains { $0.virtualStages > 1 && $0.pipeline == 2 })
+    }
+
     func testPaperFigure13TensorParallelismPeaksAtOneNode() throws {
         // The PTD-P paper's Figure 13 (§5.4.1): a 161B GPT (32 layers, hidden 20480, 128 heads) on 64
         // A100s at global batch 32 and 128, (t, p) from (2, 32) to (32, 2): throughput peaks where t

@@ -24,12 +24,18 @@ public struct Planner: Sendable {
     public let worldSize: Int
     public let ranksPerNode: Int
     public let memoryPerRank: Double
+    /// The share of a rank's memory a plan leaves free: a layout fits when its predicted peak is at
+    /// most (1 − headroom) · memoryPerRank. The memory model's predictions have come out 1–8% below
+    /// the measured peak RSS (scripts/bench_plan.sh), and GPU allocators fragment, so a layout
+    /// predicted at the last byte would not run.
+    public let memoryHeadroom: Double
+    public static let defaultMemoryHeadroom = 0.1
 
     public init(
         model: PlanModel, profile: HardwareProfile, worldSize: Int, ranksPerNode: Int? = nil,
-        memoryPerRank: Double? = nil
+        memoryPerRank: Double? = nil, memoryHeadroom: Double = Planner.defaultMemoryHeadroom
     ) {
-        self.model = model; self.worldSize = worldSize
+        self.model = model; self.worldSize = worldSize; self.memoryHeadroom = memoryHeadroom
         var p = profile
         if let r = ranksPerNode { p.ranksPerNode = r }
         self.profile = p
@@ -37,6 +43,9 @@ public struct Planner: Sendable {
         self.memoryPerRank =
             memoryPerRank ?? p.memoryPerNode.map { $0 / Double(min(worldSize, p.ranksPerNode)) } ?? p.memoryPerRank
     }
+
+    /// Bytes a layout may use per rank: the rank's memory less the headroom.
+    public var usableMemory: Double { memoryPerRank * (1 - memoryHeadroom) }
 
     /// The config of `layout` for this model, or the reason it is not valid.
     public func config(of layout: PlanLayout) throws -> TrainingConfig {
@@ -47,6 +56,10 @@ public struct Planner: Sendable {
         try ConfigValidation.validatePipeline(c, worldSize: worldSize)
         if c.numLayers % c.pipelineModelParallelSize != 0 || c.numLayers < c.pipelineModelParallelSize {
             throw PlanError.unsupported("num_layers does not split evenly over p")
+        }
+        if profile.trainer == "megatron-lm" && layout.virtualStages > 1 && layout.pipeline <= 2 {
+            // Megatron-LM's parallel state refuses the interleaved schedule below three stages.
+            throw PlanError.unsupported("Megatron-LM runs the interleaved schedule only with p > 2")
         }
         return c
     }
@@ -154,7 +167,7 @@ public struct Planner: Sendable {
         reductions(&x, times: times, params: params, share: share, threads: threads)
         x.stepSeconds = makespan + x.sharing + x.dataCommunication + x.optimizer
         x.memory = try memory(l, layout: pipelineLayout, microbatches: m, threads: threads)
-        x.fits = x.memory.total <= memoryPerRank
+        x.fits = x.memory.total <= usableMemory
         // Megatron's formula; with recomputation the layers' forward counts twice (the logits' does not):
         // 96·B·s·L·h²·(1 + s/6h + V/16Lh) for f = 4h, as the PTD-P paper counts.
         let all = model.gptConfig(tensor: 1).flopsPerIteration(globalBatch: model.globalBatch)
