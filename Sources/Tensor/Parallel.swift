@@ -1,8 +1,10 @@
 // Parallel.swift — one thread budget per rank, shared by OpenBLAS and our kernels (DESIGN §11).
-// `ThreadBudget.parallelFor` splits a range into contiguous chunks, one per thread.
+// `ThreadBudget.parallelFor` splits a range into contiguous chunks, one per thread;
+// `parallelTasks` hands out tasks one at a time, for tasks of unequal cost.
 // The budget is process-wide state on purpose: it mirrors OpenBLAS's own thread count, which is
 // process-global; it is set once at start-up and never changes while a step runs.
 import Dispatch
+import Synchronization
 
 public enum ThreadBudget {
     nonisolated(unsafe) private static var count = 1
@@ -37,6 +39,34 @@ public enum ThreadBudget {
                 let lo = p * perPart * g
                 let hi = min(n, (p + 1) * perPart * g)
                 if lo < hi { shared.value(p, lo..<hi) }
+            }
+        }
+    }
+}
+
+extension ThreadBudget {
+    /// Runs `body(worker, task)` for every task in `order` (default 0..<n) on up to `threads`
+    /// workers, each taking the next task when it finishes one — for tasks of unequal cost (attention
+    /// over sequences of different lengths), where contiguous chunks would leave a worker idle. Put
+    /// the costliest tasks first. `worker` is in 0..<threads, for per-worker scratch.
+    public static func parallelTasks(_ n: Int, order: [Int]? = nil, _ body: (Int, Int) -> Void) {
+        if n <= 0 { return }
+        precondition(order.map { $0.count == n } ?? true, "the task order must list every task once")
+        let parts = min(count, n)
+        if parts <= 1 {
+            for i in 0..<n { body(0, order?[i] ?? i) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        withoutActuallyEscaping(body) { body in
+            // Each task writes only its own outputs; the closure is safe to share.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                while true {
+                    let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if i >= n { break }
+                    shared.value(p, order?[i] ?? i)
+                }
             }
         }
     }

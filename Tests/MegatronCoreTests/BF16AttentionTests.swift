@@ -50,6 +50,26 @@ final class BF16AttentionTests: XCTestCase {
         }
     }
 
+    /// Sequences of unequal length are handed to the workers longest first, one task at a time:
+    /// each (sequence, head) writes only its own outputs, so one and two threads give the same bits.
+    func testUnequalSequencesGiveTheSameBitsOnOneAndTwoThreads() {
+        let shape = AttentionShape(seq: 150, batch: 3, heads: 2, headDim: 16)
+        let mask = AttentionMask.keyPadding(lengths: [40, 150, 97])
+        var rnd = TestRandom(12)
+        var qkv = rnd.array(shape.seq * shape.batch * 3 * shape.hidden, scale: 1.5)
+        let dcontext = rnd.array(shape.seq * shape.batch * shape.hidden)
+        Precision.bf16.round(&qkv, count: qkv.count)
+        for precision in [Precision.fp32, .bf16] {
+            ThreadBudget.configure(threads: 1)
+            let one = run(precision, qkv: qkv, dcontext: dcontext, shape: shape, mask: mask, dropout: 0.1)
+            ThreadBudget.configure(threads: 2)
+            let two = run(precision, qkv: qkv, dcontext: dcontext, shape: shape, mask: mask, dropout: 0.1)
+            XCTAssertEqual(one.context, two.context, "\(precision)")
+            XCTAssertEqual(one.dqkv, two.dqkv, "\(precision)")
+            XCTAssertNotEqual(one.context.map(abs).max() ?? 0, 0)
+        }
+    }
+
     func testCausalSeveralTiles() { check(mask: .causal, dropout: 0) }
     func testCausalWithDropout() { check(mask: .causal, dropout: 0.2) }
     func testKeyPaddingSeveralTiles() { check(mask: .keyPadding(lengths: [150, 97]), dropout: 0) }

@@ -1,5 +1,5 @@
 // TensorTests.swift — the generator against Philox4x32-10's published known answers, the SIMD exp
-// and GELU against libm, and the GEMM wrapper's layouts against a naive product.
+// and GELU against libm, the GEMM wrapper's layouts against a naive product, and the task pool.
 import Foundation
 import Tensor
 import XCTest
@@ -58,6 +58,28 @@ final class TensorTests: XCTestCase {
         var c2 = [Float](repeating: 0, count: m * n)
         BLAS.sgemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: bt, ldb: k, c: &c2, ldc: n)
         XCTAssertEqual(c2, ref)
+    }
+
+    func testParallelTasksRunsEveryTaskOnceOnAWorkerOfTheBudget() {
+        let order = [5, 2, 7, 0, 1, 6, 3, 4]
+        let lock = NSLock()
+        for threads in [1, 2, 3] {
+            ThreadBudget.configure(threads: threads)
+            var seen: [(worker: Int, task: Int)] = []
+            ThreadBudget.parallelTasks(order.count, order: order) { worker, task in
+                lock.lock(); seen.append((worker, task)); lock.unlock()
+            }
+            XCTAssertEqual(seen.map(\.task).sorted(), Array(0..<8), "threads \(threads)")
+            XCTAssertTrue(seen.allSatisfy { (0..<threads).contains($0.worker) }, "threads \(threads)")
+            // One worker takes the tasks in the given order.
+            if threads == 1 { XCTAssertEqual(seen.map(\.task), order) }
+            var plain: [Int] = []
+            ThreadBudget.parallelTasks(3) { _, task in
+                lock.lock(); plain.append(task); lock.unlock()
+            }
+            XCTAssertEqual(plain.sorted(), [0, 1, 2])
+        }
+        ThreadBudget.configure(threads: 1)
     }
 
     func testSumOfSquaresIndependentOfThreads() {

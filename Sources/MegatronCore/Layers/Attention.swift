@@ -1,5 +1,5 @@
 // Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head)
-// and by query tiles: a tile of scores [T, keys] lives in per-thread scratch and only the
+// — tasks handed to the threads one at a time, the longest sequences first — and by query tiles: a tile of scores [T, keys] lives in per-thread scratch and only the
 // log-sum-exp per row is saved; backward recomputes the probabilities from it (flash-attention
 // style). Two masks (AttentionMask): causal (GPT) — the upper triangle beyond the tile is never
 // computed, and within it the tile kernels skip it at 8-row steps (TileTrims); key padding (BERT) — every query sees the first `length` keys of its sequence, padded
@@ -23,6 +23,15 @@ public enum AttentionMask: Sendable, Equatable {
         case .causal: return i0 + rows
         case .keyPadding(let lengths): return lengths[bi]
         }
+    }
+
+    /// The order to hand out the (sequence, head) tasks of `batch` sequences × `heads` heads, costliest
+    /// first: under key padding the longer sequences' (a task's work grows with its keys); nil
+    /// (in order) when every task costs the same.
+    func taskOrder(batch: Int, heads: Int) -> [Int]? {
+        guard case .keyPadding(let lengths) = self, Set(lengths).count > 1 else { return nil }
+        let sequences = (0..<batch).sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
+        return sequences.flatMap { bi in (0..<heads).map { bi * heads + $0 } }
     }
 
     /// Keys query `i` of sequence `bi` attends to (a prefix of the tile's keys).
@@ -150,41 +159,39 @@ public enum SelfAttention {
         let tile = TileProduct(precision: precision)
         let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
-            ThreadBudget.parallelChunks(b * a) { worker, tasks in
+            ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
                 let S = scratch + worker * shape.scratchPerWorker
-                for task in tasks {
-                    let bi = task / a, head = task % a
-                    let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                    let o = context + bi * h + head * d
-                    let lseRow = lse + task * s
-                    // On the tile kernels K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
-                    let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
-                    let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
-                    let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
-                    var i0 = 0
-                    while i0 < s {
-                        let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        // S = QKᵀ (scaled in the softmax)
-                        let trims = TileTrims(causal: causal, firstQuery: i0)
-                        tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                            packed: kColumns, c: S, ldc: keys, trim: trims.scores)
-                        for r in 0..<rows {
-                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-                            let row = S + r * keys
-                            let l = softmaxRowInPlace(row, valid: visible, width: keys, scale: scale)
-                            lseRow[i] = l
-                            if p > 0, let stream {
-                                stream.applyMask(
-                                    row, into: row, count: visible,
-                                    start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                            }
+                let bi = task / a, head = task % a
+                let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
+                let o = context + bi * h + head * d
+                let lseRow = lse + task * s
+                // On the tile kernels K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
+                let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
+                let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
+                let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
+                var i0 = 0
+                while i0 < s {
+                    let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                    // S = QKᵀ (scaled in the softmax)
+                    let trims = TileTrims(causal: causal, firstQuery: i0)
+                    tile.gemm(
+                        transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
+                        packed: kColumns, c: S, ldc: keys, trim: trims.scores)
+                    for r in 0..<rows {
+                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+                        let row = S + r * keys
+                        let l = softmaxRowInPlace(row, valid: visible, width: keys, scale: scale)
+                        lseRow[i] = l
+                        if p > 0, let stream {
+                            stream.applyMask(
+                                row, into: row, count: visible,
+                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                         }
-                        tile.gemm(
-                            m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
-                            ldc: ldo, trim: trims.rows)
-                        i0 += rows
                     }
+                    tile.gemm(
+                        m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
+                        ldc: ldo, trim: trims.rows)
+                    i0 += rows
                 }
             }
         }
@@ -203,69 +210,67 @@ public enum SelfAttention {
         let tile = TileProduct(precision: precision)
         let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
-            ThreadBudget.parallelChunks(b * a) { worker, tasks in
+            ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
                 let A = scratch + worker * shape.scratchPerWorker
                 let B = A + T * s
-                for task in tasks {
-                    let bi = task / a, head = task % a
-                    let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                    let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
-                    let dO = dcontext + bi * h + head * d
-                    let lseRow = lse + task * s
-                    for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
-                    // On the tile kernels K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
-                    let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
-                    let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
-                    let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
-                    let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
-                    var i0 = 0
-                    while i0 < s {
-                        let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
-                        // A = P (recomputed probabilities), zero beyond each row's visible keys.
-                        let trims = TileTrims(causal: causal, firstQuery: i0)
-                        tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                            packed: kColumns, c: A, ldc: keys, trim: trims.scores)
-                        for (r, i) in (i0..<i0 + rows).enumerated() {
-                            let visible = mask.visible(query: i, sequence: bi)
-                            expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
-                        }
-                        // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
-                        // then B = dP = dO·Vᵀ, with dropout's mask applied.
-                        let dropping = p > 0 ? stream : nil
-                        for r in 0..<rows {
-                            guard let dropping else { break }
-                            let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-                            dropping.applyMask(
-                                A + r * keys, into: B + r * keys, count: visible,
-                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                            if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
-                        }
-                        tile.gemm(
-                            transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                            b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: trims.transposed)
-                        tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
-                        for (r, i) in (i0..<i0 + rows).enumerated() where dropping != nil {
-                            dropping?.applyMask(
-                                B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
-                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                        }
-                        // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
-                        for r in 0..<rows {
-                            softmaxBackwardRow(
-                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
-                                width: keys, scale: scale)
-                        }
-                        tile.gemm(
-                            m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
-                            ldc: ld, trim: trims.rows)
-                        tile.gemm(
-                            transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                            beta: 1, c: dk, ldc: ld, trim: trims.transposed)
-                        i0 += rows
+                let bi = task / a, head = task % a
+                let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
+                let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
+                let dO = dcontext + bi * h + head * d
+                let lseRow = lse + task * s
+                for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
+                // On the tile kernels K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
+                let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
+                let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
+                let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
+                let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
+                var i0 = 0
+                while i0 < s {
+                    let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                    // A = P (recomputed probabilities), zero beyond each row's visible keys.
+                    let trims = TileTrims(causal: causal, firstQuery: i0)
+                    tile.gemm(
+                        transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
+                        packed: kColumns, c: A, ldc: keys, trim: trims.scores)
+                    for (r, i) in (i0..<i0 + rows).enumerated() {
+                        let visible = mask.visible(query: i, sequence: bi)
+                        expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
                     }
+                    // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
+                    // then B = dP = dO·Vᵀ, with dropout's mask applied.
+                    let dropping = p > 0 ? stream : nil
+                    for r in 0..<rows {
+                        guard let dropping else { break }
+                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+                        dropping.applyMask(
+                            A + r * keys, into: B + r * keys, count: visible,
+                            start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                        if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
+                    }
+                    tile.gemm(
+                        transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
+                        b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: trims.transposed)
+                    tile.gemm(
+                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                        packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                    for (r, i) in (i0..<i0 + rows).enumerated() where dropping != nil {
+                        dropping?.applyMask(
+                            B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
+                            start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                    }
+                    // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+                    for r in 0..<rows {
+                        softmaxBackwardRow(
+                            A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
+                            width: keys, scale: scale)
+                    }
+                    tile.gemm(
+                        m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
+                        ldc: ld, trim: trims.rows)
+                    tile.gemm(
+                        transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
+                        beta: 1, c: dk, ldc: ld, trim: trims.transposed)
+                    i0 += rows
                 }
             }
         }
