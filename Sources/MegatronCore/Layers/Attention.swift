@@ -1,9 +1,11 @@
-// Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head)
-// — tasks handed to the threads one at a time, the longest sequences first — and by query tiles: a tile of scores [T, keys] lives in per-thread scratch and only the
-// log-sum-exp per row is saved; backward recomputes the probabilities from it (flash-attention
-// style). Two masks (AttentionMask): causal (GPT) — the upper triangle beyond the tile is never
-// computed, and within it the tile kernels skip it at 8-row steps (TileTrims); key padding (BERT) — every query sees the first `length` keys of its sequence, padded
-// keys are never computed and receive no weight (padded queries' outputs are computed and unused).
+// Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head) —
+// tasks handed to the threads one at a time, the longest sequences first — and by query tiles: a
+// tile of scores [T, keys] lives in per-thread scratch and only the log-sum-exp per row is saved;
+// backward recomputes the probabilities from it (flash-attention style). Two masks (AttentionMask):
+// causal (GPT) — the upper triangle beyond the tile is never computed, and within it the tile
+// kernels skip it at 8-row steps (TileTrims); key padding (BERT) — every query sees the first
+// `length` keys of its sequence, padded keys are never computed and receive no weight (padded
+// queries' outputs are computed and unused).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
 // (d columns each), so a tensor-parallel column split gives each rank whole heads.
