@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/bench_plan.sh — the planner's predictions against real runs on this machine, in one run:
 # calibrates (megatron plan --calibrate, unless runs/plan/profile.json exists and FRESH is unset),
-# then for 14 layouts (and the plan's own first choice at each world size) of configs/gpt-50m.json (51M parameters, seq 512, global batch 8) over 1, 2, 4
+# then for 14 layouts (with bf16 ones where the CPU has a bf16 kernel, and the plan's own first three
+# choices at each world size) of configs/gpt-50m.json (51M parameters, seq 512, global batch 8) over 1, 2, 4
 # and 8 ranks — varying t, p, v, d, micro-batch size, recomputation, the distributed optimizer and the
 # schedule — prints the predicted step time and peak memory (megatron plan --explain) beside the
 # measured ones (megatron train: median step time of iterations 2–4 from the metrics file; peak RSS of
 # the fullest rank from GNU time), their ratios, and where the plan's first choice among these
 # layouts stands against the fastest measured one.
-#   scripts/bench_plan.sh            # ~25 minutes on 2 cores
+#   scripts/bench_plan.sh            # ~30–40 minutes on 2 cores
 #   FRESH=1 scripts/bench_plan.sh    # recalibrate first
 #   REUSE=1 scripts/bench_plan.sh    # predict again, but keep the training runs already measured for a
 #                                    # layout (only valid while the trainer itself is unchanged)
@@ -42,20 +43,32 @@ LAYOUTS=(
     "8 t=2,p=2,d=2,mbs=2"
     "8 t=4,p=2,mbs=2"
 )
-# The plan's own first choice at each world size joins the list (if it is not there already).
+# On a CPU with a bf16 kernel, bf16 layouts beside the plan's own choices.
+if "$BIN" plan --config "$CONFIG" --world-size 1 --global-batch-size "$GBS" --top 1 | grep -q bf16; then
+    LAYOUTS+=(
+        "1 t=1,p=1,mbs=4,precision=bf16"
+        "2 t=2,p=1,mbs=4,precision=bf16"
+        "2 t=1,p=2,mbs=2,precision=bf16,schedule=zb-h1"
+        "4 t=1,p=1,d=4,mbs=2,precision=bf16"
+        "4 t=2,p=2,mbs=2,precision=bf16"
+        "8 t=2,p=2,d=2,mbs=2,precision=bf16"
+    )
+fi
+# The plan's own first three choices at each world size join the list (if they are not there already).
 for np in 1 2 4 8; do
     "$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --top 3 --json "$OUT/plan$np.jsonl" \
         > "$OUT/plan$np.log"
-    first=$(python3 -c "import json,sys; print(next(json.loads(l)['layout'] for l in open(sys.argv[1]) if json.loads(l)['fits']))" \
+    mapfile -t choices < <(python3 -c "import json,sys; print('\\n'.join([json.loads(l)['layout'] for l in open(sys.argv[1]) if json.loads(l)['fits']][:3]))" \
         "$OUT/plan$np.jsonl")
-    echo "plan's first choice at world $np: $first"
-    known=0
+    echo "plan's first choices at world $np: ${choices[*]}"
+    known=()
     for entry in "${LAYOUTS[@]}"; do
         l=${entry#* }; [ "$np" = "${entry%% *}" ] || continue
-        full=$("$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --explain "$l" | sed -n 2p)
-        [ "$full" = "$first" ] && known=1
+        known+=("$("$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --explain "$l" | sed -n 2p)")
     done
-    [ $known = 1 ] || LAYOUTS+=("$np $first")
+    for choice in "${choices[@]}"; do
+        [[ " ${known[*]} " == *" $choice "* ]] || LAYOUTS+=("$np $choice")
+    done
 done
 i=0
 for entry in "${LAYOUTS[@]}"; do
