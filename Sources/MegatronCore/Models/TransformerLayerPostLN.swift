@@ -85,7 +85,7 @@ extension TransformerLayer {
                 dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
                 deferring: deferring)
             // ∂loss/∂mid = residual + FC1 paths (alone, mid is the input x).
-            for i in 0..<(nS * h) { dres[i] += dMid[i] }
+            Kernels.add(dres, dMid, into: dres, count: nS * h)
             if w.part == .mlp { return }
         }
         // mid = LN1(x + Dropout(Proj(Attention(QKV(x))) + b))
@@ -93,6 +93,6 @@ extension TransformerLayer {
         let dX = try attentionBranchBackward(
             dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
             deferring: deferring)
-        for i in 0..<(nS * h) { dres[i] += dX[i] }
+        Kernels.add(dres, dX, into: dres, count: nS * h)
     }
 }
