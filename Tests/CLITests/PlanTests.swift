@@ -85,7 +85,10 @@ final class PlanTests: XCTestCase {
             ["plan", "--config", config, "--cluster", cluster, "--world-size", "8", "--explain", "t=8,p=1"], in: dir)
         XCTAssertEqual(heads.code, 2)
         XCTAssertTrue(heads.stderr.contains("num_attention_heads"), heads.stderr)
-        for bad in [["--world-size", "0"], ["--global-batch-size", "0"], ["--num-layers", "0"]] {
+        for bad in [
+            ["--world-size", "0"], ["--global-batch-size", "0"], ["--num-layers", "0"], ["--memory-headroom", "1"],
+            ["--memory-headroom", "0.95"],
+        ] {
             let args = bad[0] == "--num-layers" ? ["--cluster", cluster] : ["--cluster", cluster] + bad
             var config = config
             if bad[0] == "--num-layers" {
