@@ -43,8 +43,9 @@ LAYOUTS=(
     "8 t=2,p=2,d=2,mbs=2"
     "8 t=4,p=2,mbs=2"
 )
-# On a CPU with a bf16 kernel, bf16 layouts beside the plan's own choices.
-if "$BIN" plan --config "$CONFIG" --world-size 1 --global-batch-size "$GBS" --top 1 | grep -q bf16; then
+# On a CPU with a bf16 kernel (the profile holds bf16 GEMM rates), bf16 layouts beside the plan's own choices.
+if python3 -c "import json,sys; sys.exit(0 if any(g['bf16'] for g in json.load(open(sys.argv[1]))['gemm']) else 1)" \
+    runs/plan/profile.json; then
     LAYOUTS+=(
         "1 t=1,p=1,mbs=4,precision=bf16"
         "2 t=2,p=1,mbs=4,precision=bf16"

@@ -35,6 +35,7 @@ public struct Planner: Sendable {
         model: PlanModel, profile: HardwareProfile, worldSize: Int, ranksPerNode: Int? = nil,
         memoryPerRank: Double? = nil, memoryHeadroom: Double = Planner.defaultMemoryHeadroom
     ) {
+        precondition((0..<1).contains(memoryHeadroom), "the memory headroom is a share of memory, from 0 to below 1")
         self.model = model; self.worldSize = worldSize; self.memoryHeadroom = memoryHeadroom
         var p = profile
         if let r = ranksPerNode { p.ranksPerNode = r }
