@@ -129,6 +129,20 @@ struct TileProduct {
     }
 }
 
+extension TileProduct {
+    /// A tile's scores QKᵀ (unscaled): rows × keys into `c` (ldc keys), Q rows `q` and K rows `k` of
+    /// the QKV layout (`ld` apart), K read from `packed` on the tile kernels.
+    @inline(__always)
+    func scores(
+        rows: Int, keys: Int, d: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>, ld: Int, packed: Packed?,
+        into c: UnsafeMutablePointer<Float>, _ trims: TileTrims
+    ) {
+        gemm(
+            transB: true, m: rows, n: keys, k: d, a: q, lda: ld, b: k, ldb: ld, packed: packed, c: c, ldc: keys,
+            trim: trims.scores)
+    }
+}
+
 /// A query tile's trims (TileTrim) under the causal mask, none under key padding. Row r of the tile
 /// (query i0 + r) sees keys j < i0 + r + 1: so S and dP need only those columns, P and dS are zero
 /// from there on, and their transposes (rows j) are zero for r < j − i0.
@@ -159,7 +173,6 @@ public enum SelfAttention {
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
         let tile = TileProduct(precision: precision)
-        let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
                 let S = scratch + worker * shape.scratchPerWorker
@@ -171,14 +184,10 @@ public enum SelfAttention {
                 let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
-                var i0 = 0
-                while i0 < s {
-                    let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, keys, trims in
                     // S = QKᵀ (scaled in the softmax)
-                    let trims = TileTrims(causal: causal, firstQuery: i0)
-                    tile.gemm(
-                        transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                        packed: kColumns, c: S, ldc: keys, trim: trims.scores)
+                    tile.scores(
+                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: S, trims)
                     for r in 0..<rows {
                         let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                         let row = S + r * keys
@@ -193,7 +202,6 @@ public enum SelfAttention {
                     tile.gemm(
                         m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
                         ldc: ldo, trim: trims.rows)
-                    i0 += rows
                 }
             }
         }
@@ -210,7 +218,6 @@ public enum SelfAttention {
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
         let tile = TileProduct(precision: precision)
-        let causal = mask == .causal
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
                 let A = scratch + worker * shape.scratchPerWorker
@@ -226,14 +233,10 @@ public enum SelfAttention {
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
                 let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
-                var i0 = 0
-                while i0 < s {
-                    let rows = min(T, s - i0), keys = mask.keys(rows: i0, count: rows, sequence: bi)
+                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, keys, trims in
                     // A = P (recomputed probabilities), zero beyond each row's visible keys.
-                    let trims = TileTrims(causal: causal, firstQuery: i0)
-                    tile.gemm(
-                        transB: true, m: rows, n: keys, k: d, a: q + i0 * ld, lda: ld, b: k, ldb: ld,
-                        packed: kColumns, c: A, ldc: keys, trim: trims.scores)
+                    tile.scores(
+                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: A, trims)
                     for (r, i) in (i0..<i0 + rows).enumerated() {
                         let visible = mask.visible(query: i, sequence: bi)
                         expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
@@ -272,9 +275,25 @@ public enum SelfAttention {
                     tile.gemm(
                         transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
                         beta: 1, c: dk, ldc: ld, trim: trims.transposed)
-                    i0 += rows
                 }
             }
+        }
+    }
+
+    /// Calls `body(i0, rows, keys, trims)` for each query tile of sequence `bi`: rows i0 ..< i0 + rows,
+    /// the keys the tile's scores span, and its causal trims.
+    @inline(__always)
+    static func forEachQueryTile(
+        seq s: Int, tile T: Int, mask: AttentionMask, sequence bi: Int,
+        _ body: (_ i0: Int, _ rows: Int, _ keys: Int, _ trims: TileTrims) -> Void
+    ) {
+        var i0 = 0
+        while i0 < s {
+            let rows = min(T, s - i0)
+            body(
+                i0, rows, mask.keys(rows: i0, count: rows, sequence: bi),
+                TileTrims(causal: mask == .causal, firstQuery: i0))
+            i0 += rows
         }
     }
 
