@@ -22,8 +22,11 @@ extension TransformerLayer {
             (a.ln2.values + offset).update(from: x, count: nS * h)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         } else {
-            (a.ln1.values + offset).update(from: x, count: nS * h)
-            roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
+            // Counted with QKV, whose input it is (no LayerNorm precedes attention in this arrangement).
+            timer.measure(PhaseLabel.forwardQKV) {
+                (a.ln1.values + offset).update(from: x, count: nS * h)
+                roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
+            }
             let attnOut = try attentionBranchForward(
                 slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
             try timer.measure("fwd bias+dropout+residual+layernorm") {

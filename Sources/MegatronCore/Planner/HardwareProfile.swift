@@ -12,6 +12,8 @@ public struct HardwareProfile: Codable, Sendable {
     /// (Megatron-LM on GPUs: 16-bit activations, mixed-precision optimizer state, attention scores
     /// materialised).
     public var trainer: String
+    /// The profile describes Megatron-LM on GPUs (trainer "megatron-lm"): its memory, kernels and rules.
+    public var isMegatronLM: Bool { trainer == "megatron-lm" }
     public var name: String
     /// Compute units one node shares (CPU cores; for GPUs, one per rank) and ranks per node.
     public var coresPerNode: Int

@@ -21,7 +21,7 @@ struct StepTimeModel {
     let profile: HardwareProfile
     let layout: PlanLayout
     let threads: Int
-    var megatronLM: Bool { profile.trainer == "megatron-lm" }
+    var megatronLM: Bool { profile.isMegatronLM }
     /// Bytes per activation element in communication.
     var elementBytes: Double { megatronLM ? 2 : 4 }
 

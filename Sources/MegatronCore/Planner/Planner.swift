@@ -58,7 +58,7 @@ public struct Planner: Sendable {
         if c.numLayers % c.pipelineModelParallelSize != 0 || c.numLayers < c.pipelineModelParallelSize {
             throw PlanError.unsupported("num_layers does not split evenly over p")
         }
-        if profile.trainer == "megatron-lm" && layout.virtualStages > 1 && layout.pipeline <= 2 {
+        if profile.isMegatronLM && layout.virtualStages > 1 && layout.pipeline <= 2 {
             // Megatron-LM's parallel state refuses the interleaved schedule below three stages.
             throw PlanError.unsupported("Megatron-LM runs the interleaved schedule only with p > 2")
         }
@@ -72,7 +72,7 @@ public struct Planner: Sendable {
     /// (a "megatron-lm" profile): mixed precision only, and neither sequence parallelism nor the
     /// distributed optimizer, which came later.
     public func enumerate(microBatchLimit: Int = 16) -> [PlanLayout] {
-        let megatronLM = profile.trainer == "megatron-lm"
+        let megatronLM = profile.isMegatronLM
         let precisions: [Bool] =
             megatronLM ? [true] : profile.gemm.contains(where: \.bf16) ? [false, true] : [false]
         var out: [PlanLayout] = []
@@ -124,7 +124,7 @@ public struct Planner: Sendable {
         let pipelineLayout = try PipelineLayout(c)
         let p = l.pipeline, v = pipelineLayout.chunks, m = model.globalBatch / (l.microBatch * l.data)
         let ranksOnNode = min(worldSize, ranksPerNode)
-        let gpu = profile.trainer == "megatron-lm"
+        let gpu = profile.isMegatronLM
         let threads = gpu ? 1 : profile.threads(ranksOnNode: ranksOnNode)
         let share = gpu ? 1 : profile.timeShare(ranksOnNode: ranksOnNode)
         let times = StepTimeModel(model: model, profile: profile, layout: l, threads: threads)
@@ -243,7 +243,7 @@ public struct Planner: Sendable {
                     ? (0..<v).map { _ in min(m, p - r + (v > 1 ? p - 1 : 0)) }
                     : PipelineSchedule.activationSetsNeeded(schedules: schedules, rank: r, chunks: v)
             let mem =
-                profile.trainer == "megatron-lm"
+                profile.isMegatronLM
                 ? PlanMemory.megatronLM(
                     model: model, layout: l, stage: r, chunkLayers: chunkLayers, sets: sets, profile: profile)
                 : PlanMemory.thisTrainer(
