@@ -2,10 +2,12 @@
 // Parameters, gradients, Adam moments and activations each live in one FloatBuffer; layers get
 // views (raw pointers + shapes) into them, never their own allocations inside a step.
 
-/// A zero-initialised, 64-byte aligned block of `count` floats, freed on deinit.
+/// A zero-initialised, 64-byte aligned block of `count` floats, freed on deinit — or a block of
+/// memory owned by someone else (`borrowing:`), which it keeps alive and never frees.
 public final class FloatBuffer: @unchecked Sendable {
     public let count: Int
     public let base: UnsafeMutablePointer<Float>
+    private let owner: AnyObject?
 
     public init(count: Int) {
         precondition(count >= 0)
@@ -13,9 +15,17 @@ public final class FloatBuffer: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         base.initialize(repeating: 0, count: max(count, 1))
+        owner = nil
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    /// `count` floats at `memory`, which `owner` keeps valid (a shared-memory window); contents as found.
+    public init(borrowing memory: UnsafeMutableRawPointer, count: Int, owner: AnyObject) {
+        self.count = count
+        base = memory.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.owner = owner
+    }
+
+    deinit { if owner == nil { UnsafeMutableRawPointer(base).deallocate() } }
 
     public subscript(i: Int) -> Float {
         get { base[i] }

@@ -222,8 +222,10 @@ struct Benchmark: ParsableCommand {
             let bytes = Double(parallel.data.counters.bytes) / Double(steps)
             let sharded = trainer.optimizer.isSharded
             // All-reduce: the gradient arena once; distributed optimizer: reduce-scatter it and
-            // all-gather the parameters.
-            let analytic = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4 * (sharded ? 2 : 1)
+            // all-gather the parameters. Through shared memory no gradient goes through MPI.
+            let viaShared = buckets.reducesThroughSharedMemory
+            let arenaBytes = Double(trainer.chunks.reduce(0) { $0 + $1.table.totalCount }) * 4
+            let analytic = arenaBytes * Double((sharded ? 2 : 1) - (viaShared ? 1 : 0))
             // Sparse ending: plus one all-gather record of at most s·b rows (and the row counts' maximum).
             let rows = buckets.sparseEnding?.rows
             let sparseBound = rows.map { Double(8 + 4 * (1 + $0.capacity * ($0.hidden + 1))) } ?? 0
@@ -238,17 +240,23 @@ struct Benchmark: ParsableCommand {
                         + "started before the backward pass ended (progress: %@); %.1f ms spent waiting for the "
                         + "reduction after it, %.1f ms of it after the slowest rank's backward ended",
                     parallel.layout.data, sharded ? " (distributed optimizer)" : "", bytes / 1e6,
-                    sharded
-                        ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
-                        : "one all-reduce of this rank's gradients,",
+                    viaShared
+                        ? (sharded
+                            ? "gradients summed in shared memory, an all-gather of the parameters,"
+                            : "gradients summed in shared memory, none through MPI,")
+                        : sharded
+                            ? "a reduce-scatter of the gradients and an all-gather of the parameters,"
+                            : "one all-reduce of this rank's gradients,",
                     analytic / 1e6,
                     rows == nil
                         ? "" : String(format: " and the word rows kept apart, at most %.2f MB", sparseBound / 1e6),
                     buckets.bucketCount, 100 * hidden,
-                    CommunicationProgress.mode.rawValue as NSString, waitMs, exposedWaitMs))
+                    (CommunicationProgress.mode.rawValue + (viaShared ? ", reduction through shared memory" : ""))
+                        as NSString, waitMs, exposedWaitMs))
             json["comm_bytes_dp"] = bytes; json["analytic_bytes_dp"] = analytic; json["dp_overlap_share"] = hidden
             json["dp_wait_ms"] = waitMs; json["dp_exposed_wait_ms"] = exposedWaitMs
             json["communication_progress"] = CommunicationProgress.mode.rawValue
+            json["dp_reduction"] = viaShared ? "shared-memory" : "mpi"
         }
         if world.rank == 0 {
             out("time per step by phase (rank 0, all layers):")

@@ -4,7 +4,9 @@
 // bit-for-bit the losses and gradient norms of the default (MPI_Test at layer boundaries) with a
 // progress thread and with no progress before the wait. The benchmark reports the wait after the
 // backward pass and the part of it left after the slowest rank's backward ended. A value outside
-// the three is refused with the key named.
+// the three is refused with the key named. The data-parallel runs reduce through MPI
+// (`ddp_reduction mpi`); at d = 2 the shared-memory reduction (the default on one node) sums each
+// element as a + b too, so it also gives the same bits.
 import Foundation
 import TestSupport
 import XCTest
@@ -34,12 +36,14 @@ final class CommunicationProgressTests: XCTestCase {
             "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "12", "--eval-iters", "0",
             "--micro-batch-size", "2", "--num-threads", "1", "--ddp-bucket-size", "20000",
         ]
-        let dataParallel = common + ["--global-batch-size", "8"]
+        let dataParallel = common + ["--global-batch-size", "8", "--ddp-reduction", "mpi"]
         let reference = try runs("d2", ranks: 2, dataParallel, in: dir)
         for mode in ["thread", "off"] {
             let other = try runs("d2-\(mode)", ranks: 2, dataParallel + ["--communication-progress", mode], in: dir)
             assertSameRun(reference, other, "d = 2, \(mode)")
         }
+        let shared = try runs("d2-shared", ranks: 2, dataParallel + ["--ddp-reduction", "auto"], in: dir)
+        assertSameRun(reference, shared, "d = 2 through shared memory")
         let pipeline =
             common + [
                 "--global-batch-size", "8", "--num-layers", "4", "--pipeline-model-parallel-size", "2",
@@ -52,12 +56,14 @@ final class CommunicationProgressTests: XCTestCase {
 
     func testBenchmarkReportsTheExposedPartOfTheWait() throws {
         let dir = CLI.scratch("progress-benchmark")
+        let benchmark = [
+            "benchmark", "--config", CLI.config("gpt2-tiny.json"), "--steps", "2", "--num-threads", "1",
+            "--ddp-bucket-size", "20000",
+        ]
         let r = try CLI.mpirun(
             ranks: 2,
-            [
-                "benchmark", "--config", CLI.config("gpt2-tiny.json"), "--steps", "2", "--num-threads", "1",
-                "--ddp-bucket-size", "20000", "--communication-progress", "thread", "--json", "dp.json",
-            ], in: dir)
+            benchmark + ["--communication-progress", "thread", "--ddp-reduction", "mpi", "--json", "dp.json"],
+            in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("(progress: thread)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("after the slowest rank's backward ended"), r.stdout)
@@ -66,6 +72,17 @@ final class CommunicationProgressTests: XCTestCase {
         let exposed = try XCTUnwrap(json["dp_exposed_wait_ms"] as? Double)
         XCTAssertTrue(exposed >= 0 && exposed <= wait + 1, "exposed \(exposed) ms of a \(wait) ms wait")
         XCTAssertEqual(json["communication_progress"] as? String, "thread")
+        XCTAssertEqual(json["dp_reduction"] as? String, "mpi")
+        // The default on one node: summed through shared memory, no gradient bytes through MPI.
+        let s = try CLI.mpirun(ranks: 2, benchmark + ["--json", "shared.json"], in: dir)
+        XCTAssertEqual(s.code, 0, s.stderr)
+        XCTAssertTrue(s.stdout.contains("(progress: layer-boundaries, reduction through shared memory)"), s.stdout)
+        let shared = try CLI.jsonObject(dir.appendingPathComponent("shared.json"))
+        XCTAssertEqual(shared["dp_reduction"] as? String, "shared-memory")
+        XCTAssertEqual(shared["analytic_bytes_dp"] as? Double, 0)
+        let sharedWait = try XCTUnwrap(shared["dp_wait_ms"] as? Double)
+        let sharedExposed = try XCTUnwrap(shared["dp_exposed_wait_ms"] as? Double)
+        XCTAssertTrue(sharedExposed >= 0 && sharedExposed <= sharedWait + 1, "\(sharedExposed) of \(sharedWait) ms")
     }
 
     func testAnUnknownModeIsRefusedWithTheKeyNamed() throws {

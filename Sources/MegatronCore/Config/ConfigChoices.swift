@@ -61,3 +61,10 @@ public enum PipelineBalanceUnit: String, Sendable, CaseIterable {
 public enum SparseEndingChoice: String, Sendable, CaseIterable {
     case auto, on, off
 }
+
+/// `ddp_reduction`: how data-parallel gradient buckets are reduced — `auto`: through a shared-memory
+/// window when every rank of the data-parallel group runs on one node (SharedGradientReduction),
+/// else MPI's non-blocking collectives; `mpi`: always MPI.
+public enum DataParallelReduction: String, Sendable, CaseIterable {
+    case auto, mpi
+}

@@ -190,6 +190,13 @@ public enum ConfigKeys {
                 + "off (auto)"
         ),
         ConfigKey(
+            name: "ddp_reduction", field: .choice(\.ddpReduction),
+            help:
+                "how data-parallel gradient buckets are reduced: auto (summed through a shared-memory window when "
+                + "the data-parallel group runs on one node, else MPI), mpi (always MPI's non-blocking "
+                + "collectives) (auto)"
+        ),
+        ConfigKey(
             name: "communication_progress", field: .choice(\.communicationProgress),
             help:
                 "how pipeline transfers and gradient-bucket reductions advance while this rank computes: "

@@ -41,6 +41,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var scatterGatherTensorsInPipeline: Bool = true
     public var ddpBucketSize: Int? = nil
     public var ddpSparseEmbeddingEnding: SparseEndingChoice = .auto
+    public var ddpReduction: DataParallelReduction = .auto
     public var communicationProgress: CommunicationProgressMode = .layerBoundaries
     public var useDistributedOptimizer: Bool = false
     // Batch and schedule

@@ -87,8 +87,8 @@ public struct ParameterTable: Sendable {
 public final class ParameterArena: @unchecked Sendable {
     public let table: ParameterTable
     /// The arena's own memory (every slot, or only the `own` slots of a view).
-    public let storage: FloatBuffer
-    private let bases: [UnsafeMutablePointer<Float>]
+    public private(set) var storage: FloatBuffer
+    private var bases: [UnsafeMutablePointer<Float>]
 
     public init(table: ParameterTable) {
         self.table = table
@@ -112,6 +112,16 @@ public final class ParameterArena: @unchecked Sendable {
     }
 
     @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> { bases[slot] }
+
+    /// Moves a whole arena (not a view) into `buffer` (at least `table.totalCount` floats), values
+    /// included: the data-parallel gradients into a shared-memory window. Pointers taken from the
+    /// arena before this are stale, so only the arena's builder calls it, before handing it out.
+    public func relocate(into buffer: FloatBuffer) {
+        precondition(storage.count == table.totalCount && buffer.count >= table.totalCount, "relocate a whole arena")
+        buffer.base.update(from: storage.base, count: table.totalCount)
+        storage = buffer
+        bases = table.offsets.map { buffer.base + $0 }
+    }
 
     public func zero() { storage.zero() }
 

@@ -38,6 +38,8 @@ public final class ModelPartition<Chunk: ModelChunk> {
         public var distributedOptimizer = false
         /// Whether the word embedding's last rows are exchanged apart (GradientBuckets.SparseEnding).
         public var sparseEmbeddingEnding = SparseEndingChoice.auto
+        /// Reduce data-parallel gradients through shared memory when the group runs on one node.
+        public var sharedMemoryReduction = false
         /// Train with the zero-bubble ZB-H1 schedule instead of 1F1B (v = 1).
         public var zeroBubble = false
         public init(microbatches: Int, training: Bool) { self.microbatches = microbatches; self.training = training }
@@ -90,11 +92,12 @@ public final class ModelPartition<Chunk: ModelChunk> {
             activations = chunks.map { $0.makeActivations() }
         }
         if o.training && (d > 1 || o.distributedOptimizer) {
-            buckets = GradientBuckets(
+            buckets = try GradientBuckets(
                 chunks: chunks, group: parallel.data,
                 bucketElements: o.bucketElements ?? max(40_000_000, 1_000_000 * d),
                 isolateTiedParameters: p > 1,
-                sparseEnding: p == 1 && d > 1 ? Self.sparseEnding(chunks[0], mode: o.sparseEmbeddingEnding, d: d) : nil)
+                sparseEnding: p == 1 && d > 1 ? Self.sparseEnding(chunks[0], mode: o.sparseEmbeddingEnding, d: d) : nil,
+                sharedMemory: o.sharedMemoryReduction && d > 1)
         } else {
             buckets = nil
         }

@@ -115,6 +115,12 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             weightDecay: Float(c.weightDecay), sgdMomentum: Float(c.sgdMomentum), layerWiseDecay: c.layerWiseLrDecay,
             numLayers: c.numLayers)
         if c.layerWiseLrDecay != 1 { log(Self.layerWiseDecayLine(hyper)) }
+        if partition.buckets?.reducesThroughSharedMemory == true {
+            log(
+                " > data-parallel gradients are reduced through shared memory: the \(parallel.layout.data) replicas "
+                    + "run on one node; each sums its piece of every bucket from all replicas' gradients and writes the "
+                    + "sum into every replica's (ddp_reduction auto)")
+        }
         if let sparse = partition.buckets?.sparseEnding?.rows {
             log(
                 " > data-parallel sparse ending: the word embedding's gradient rows of each step's last micro-batch "
@@ -160,6 +166,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         options.bucketElements = c.ddpBucketSize
         options.distributedOptimizer = c.useDistributedOptimizer
         options.sparseEmbeddingEnding = c.ddpSparseEmbeddingEnding
+        options.sharedMemoryReduction = c.ddpReduction == .auto
         options.zeroBubble = c.pipelineSchedule == .zeroBubbleH1
         return options
     }

@@ -13,6 +13,9 @@
 // updates stay bitwise equal. With a sparse ending (SparseRowGradient) the word embedding also gets
 // a bucket of its own, started when the last backward pass begins; its last micro-batch's rows are
 // exchanged and added in `finish`.
+// When the group's ranks share one node (`ddp_reduction: auto`), the buckets are reduced through
+// shared memory instead of MPI (SharedGradientReduction): `start` marks a bucket final, `progress`
+// and `finish` do the summing and copying.
 import Distributed
 
 public final class GradientBuckets {
@@ -22,6 +25,7 @@ public final class GradientBuckets {
         public let offset: Int, count: Int
         public let slots: [Int]
         var pending = 0
+        var started = false
         var request: Request? = nil
     }
 
@@ -49,7 +53,14 @@ public final class GradientBuckets {
     public private(set) var exposedWaitSeconds = 0.0
 
     /// Set by the distributed optimizer: reduce-scatter bucket b into `scatterTargets[b]`.
-    public var scatterTargets: [ScatterTarget]? = nil
+    public var scatterTargets: [ScatterTarget]? = nil {
+        didSet { shared?.scatterTargets = scatterTargets }
+    }
+
+    /// The reduction through a shared-memory window, when the group shares one node and it is allowed.
+    private var shared: SharedGradientReduction? = nil
+    /// Whether the buckets are reduced through shared memory (else with MPI's non-blocking collectives).
+    public var reducesThroughSharedMemory: Bool { shared != nil }
 
     /// The word embedding (`slot` of chunk 0) whose last micro-batch's rows are exchanged sparsely.
     public struct SparseEnding {
@@ -59,10 +70,12 @@ public final class GradientBuckets {
     }
     public let sparseEnding: SparseEnding?
 
+    /// `sharedMemory`: reduce through a shared-memory window when every rank of `group` runs on this
+    /// node (collective; the chunks' gradient arenas then move into the window).
     public init(
         chunks: [any ParameterChunk], group: Communicator, bucketElements: Int, isolateTiedParameters: Bool,
-        sparseEnding: SparseEnding? = nil
-    ) {
+        sparseEnding: SparseEnding? = nil, sharedMemory: Bool = false
+    ) throws {
         self.chunks = chunks
         self.group = group
         self.sparseEnding = sparseEnding
@@ -95,6 +108,7 @@ public final class GradientBuckets {
             bucketOf.append(slotBucket)
         }
         totalElements = buckets.reduce(0) { $0 + $1.count }
+        if sharedMemory { shared = try SharedGradientReduction(chunks: chunks, buckets: buckets, group: group) }
     }
 
     public var bucketCount: Int { buckets.count }
@@ -105,7 +119,12 @@ public final class GradientBuckets {
     public func beginLastMicrobatch() {
         overlappedElements = 0
         failure = nil
-        for i in buckets.indices { buckets[i].pending = buckets[i].slots.count; buckets[i].request = nil }
+        for i in buckets.indices {
+            buckets[i].pending = buckets[i].slots.count
+            buckets[i].request = nil
+            buckets[i].started = false
+        }
+        shared?.beginStep()
     }
 
     /// The gradients of `slots` of chunk `chunk` will not change again in this step.
@@ -113,7 +132,7 @@ public final class GradientBuckets {
         for slot in slots {
             let b = bucketOf[chunk][slot]
             buckets[b].pending -= 1
-            if buckets[b].pending == 0 && buckets[b].request == nil {
+            if buckets[b].pending == 0 && !buckets[b].started {
                 start(b)
                 overlappedElements += buckets[b].count
             }
@@ -122,13 +141,15 @@ public final class GradientBuckets {
 
     /// Lets MPI move the started reductions (CommunicationProgress, at layer boundaries).
     public func progress() {
+        if let shared { shared.advance(); return }
         for b in buckets.indices { if let r = buckets[b].request, !r.completed { _ = try? r.test() } }
     }
 
     /// Starts every bucket not yet started and waits for all; the gradients are then summed over the
     /// group. `backwardEnded` (MPI wall time) is when this rank's backward pass ended.
     public func finish(backwardEnded: Double) throws {
-        for b in buckets.indices where buckets[b].request == nil { start(b) }
+        for b in buckets.indices where !buckets[b].started { start(b) }
+        shared?.finish()
         for b in buckets.indices { try buckets[b].request?.wait(); buckets[b].request = nil }
         if let failure { throw failure }
         if let sparseEnding, sparseEnding.rows.holdsRows { try addSparseRows(sparseEnding) }
@@ -157,6 +178,8 @@ public final class GradientBuckets {
     }
 
     private func start(_ b: Int) {
+        buckets[b].started = true
+        if let shared { shared.markReady(b); return }
         let bucket = buckets[b]
         let grads = chunks[bucket.chunk].grads.storage.base + bucket.offset
         do {
