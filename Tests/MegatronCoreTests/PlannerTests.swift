@@ -101,6 +101,23 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(try planner.predict(l).memory.optimizer, 12 * (params / 2).rounded(.up))
     }
 
+    func testDataParallelReductionWithinANodeGoesThroughSharedMemory() throws {
+        // d = 2 on one node: no MPI all-reduce; each replica reads its piece of both arenas and writes
+        // the sums into both (2 · 4 bytes per parameter at 1 GB/s), and its resident set counts the
+        // half of the other arena it touches. Across nodes (1 rank per node) the all-reduce is back.
+        let m = model()
+        var l = PlanLayout()
+        (l.data, l.microBatch) = (2, 2)
+        let params = Double(4 * 49_984 + 35_328 + 128)
+        let local = try Planner(model: m, profile: profile(), worldSize: 2).predict(l)
+        XCTAssertEqual(local.dataCommunication, 8 * params / 1e9, accuracy: 1e-12)
+        XCTAssertEqual(local.memory.communication, 4 * params / 2)
+        let apart = try Planner(model: m, profile: profile(), worldSize: 2, ranksPerNode: 1).predict(l)
+        XCTAssertFalse(profile().reducesThroughSharedMemory(PlanLayout()), "d = 1 has nothing to reduce")
+        XCTAssertGreaterThan(apart.dataCommunication, 2 * 4 * params / 1e9 / 2, "the ring moves 2(d−1)/d of the bytes")
+        XCTAssertEqual(apart.memory.communication, 0, "no measured MPI buffer factor in this profile")
+    }
+
     func testStepTimeOfOneRankByHand() throws {
         // One rank, micro-batch 8 (m = 1): the step is F + B + W of the whole model plus the optimizer.
         let m = model()

@@ -14,6 +14,12 @@ public struct HardwareProfile: Codable, Sendable {
     public var trainer: String
     /// The profile describes Megatron-LM on GPUs (trainer "megatron-lm"): its memory, kernels and rules.
     public var isMegatronLM: Bool { trainer == "megatron-lm" }
+
+    /// Whether layout `l`'s data-parallel groups (ranks `tensor` apart) lie within one node, where this
+    /// trainer sums the gradients through shared memory (`ddp_reduction: auto`) instead of MPI.
+    public func reducesThroughSharedMemory(_ l: PlanLayout) -> Bool {
+        !isMegatronLM && l.data > 1 && l.tensor * (l.data - 1) + 1 <= ranksPerNode
+    }
     public var name: String
     /// Compute units one node shares (CPU cores; for GPUs, one per rank) and ranks per node.
     public var coresPerNode: Int

@@ -1,8 +1,10 @@
 // PlanMemory.swift — predicted memory per rank of one layout, by the accounting the trainer uses:
 // parameters, gradients and optimizer state from the stage's parameter count; activations as the
 // arenas the trainer plans (TransformerArenaLayout) times the activation sets the schedule needs
-// (PipelineSchedule.activationSetsNeeded), plus the zero-bubble schedule's kept output gradients and
-// the process's resident baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights,
+// (PipelineSchedule.activationSetsNeeded), plus the zero-bubble schedule's kept output gradients,
+// MPI's reduction buffers (or, with the data-parallel group on one node, the pages of the other
+// replicas' gradient arenas that the shared-memory reduction touches) and the process's resident
+// baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights,
 // fp32 main gradients and master weights with Adam (18 bytes per parameter, the last 12 sharded by
 // the distributed optimizer) and Korthikanti et al.'s activation formula at 2-byte elements.
 
@@ -102,7 +104,11 @@ public struct PlanMemory: Sendable {
             // Send and receive staging buffers for the stage boundary.
             m.communication += 4 * 4 * Double(model.seq * l.microBatch * model.hidden / l.tensor)
         }
-        if l.data > 1 || l.distributedOptimizer {
+        if profile.reducesThroughSharedMemory(l) {
+            // Through shared memory no MPI buffers, but the resident set also counts the pages of the
+            // other replicas' arenas this rank reads and writes: its piece of each, (d − 1)/d of one.
+            m.communication += 4 * params * Double(l.data - 1) / Double(l.data)
+        } else if l.data > 1 || l.distributedOptimizer {
             let factor = profile.reductionBufferFactor(ranks: l.data)
             // MPI's temporary buffers for the largest gradient bucket in flight (GradientBuckets' default size).
             let bucket = min(params, Double(model.config.ddpBucketSize ?? max(40_000_000, 1_000_000 * l.data)))
