@@ -3,8 +3,10 @@
 // every rank's segment through plain pointers. Ranks order their accesses through flags in the
 // segments (`storeFlag` publishes what was written before it, `loadFlag` sees it) and wait for a
 // flag with `wait`, which the watchdog covers like any blocking MPI call, so a stopped peer ends the
-// job instead of hanging it. Made collectively by every rank of the group; nil on every rank when
-// the group spans more than one node (or has one rank).
+// job instead of hanging it. Made collectively by every rank of the group; refused on every rank
+// when the group spans more than one node, or when the file system that backs Open MPI's windows
+// (/dev/shm, a tmpfs that containers often keep small) has no room for it — a segment beyond its
+// free space would end the process with SIGBUS on first touch.
 import CMPI
 import Foundation
 
@@ -22,10 +24,21 @@ public final class SharedMemoryWindow: @unchecked Sendable {
         self.segments = segments
     }
 
+    /// A window, or why there is none.
+    public enum Outcome {
+        case window(SharedMemoryWindow)
+        case unavailable(String)
+    }
+
+    /// Where Open MPI's shared-memory windows keep their backing files (osc/sm's default).
+    static var backingDirectory: String {
+        ProcessInfo.processInfo.environment["OMPI_MCA_osc_sm_backing_directory"] ?? "/dev/shm"
+    }
+
     /// Collective over `group`: a window with a zeroed segment of `bytes` (rounded up to 4 KiB) per
-    /// rank, or nil on every rank when the group does not share one node's memory.
-    public static func make(group: Communicator, bytes: Int) throws -> SharedMemoryWindow? {
-        guard group.size > 1 else { return nil }
+    /// rank, or the same refusal on every rank.
+    public static func make(group: Communicator, bytes: Int) throws -> Outcome {
+        guard group.size > 1 else { return .unavailable("one rank has no peers") }
         var node: MPI_Comm? = nil
         try check(
             MPI_Comm_split_type(group.handle, mpi_comm_type_shared(), 0, mpi_info_null(), &node),
@@ -34,8 +47,19 @@ public final class SharedMemoryWindow: @unchecked Sendable {
         MPI_Comm_size(node, &nodeSize)
         MPI_Comm_free(&node)
         // Every rank decides alike: all on one node, or none uses the window.
-        guard try group.allReduceMin(Int(nodeSize) == group.size ? 1 : 0) == 1 else { return nil }
+        guard try group.allReduceMin(Int(nodeSize) == group.size ? 1 : 0) == 1 else {
+            return .unavailable("the \(group.name) group spans more than one node")
+        }
         let size = max(4096, (bytes + 4095) / 4096 * 4096)
+        // Room for every segment, with an eighth to spare (other jobs, Open MPI's own segments).
+        let need = size * group.size + size * group.size / 8
+        var fs = statvfs()
+        let free = statvfs(backingDirectory, &fs) == 0 ? Int(fs.f_bavail) * Int(fs.f_frsize) : 0
+        guard try group.allReduceMin(free >= need ? 1 : 0) == 1 else {
+            return .unavailable(
+                "\(backingDirectory) has \(free >> 20) MiB free and the window needs \(need >> 20) MiB (give the "
+                    + "container a larger /dev/shm, e.g. docker run --shm-size)")
+        }
         var base: UnsafeMutableRawPointer? = nil
         var window: MPI_Win? = nil
         try check(
@@ -55,7 +79,7 @@ public final class SharedMemoryWindow: @unchecked Sendable {
         }
         segments[group.rank].initializeMemory(as: UInt8.self, repeating: 0, count: size)
         try group.barrier()  // every segment zeroed before any rank reads a flag
-        return SharedMemoryWindow(group: group, bytes: size, window: window, segments: segments)
+        return .window(SharedMemoryWindow(group: group, bytes: size, window: window, segments: segments))
     }
 
     deinit {

@@ -6,7 +6,8 @@
 // backward pass and the part of it left after the slowest rank's backward ended. A value outside
 // the three is refused with the key named. The data-parallel runs reduce through MPI
 // (`ddp_reduction mpi`); at d = 2 the shared-memory reduction (the default on one node) sums each
-// element as a + b too, so it also gives the same bits.
+// element as a + b too, so it also gives the same bits — and so does the fallback to MPI when the
+// window's backing directory has no room.
 import Foundation
 import TestSupport
 import XCTest
@@ -44,6 +45,14 @@ final class CommunicationProgressTests: XCTestCase {
         }
         let shared = try runs("d2-shared", ranks: 2, dataParallel + ["--ddp-reduction", "auto"], in: dir)
         assertSameRun(reference, shared, "d = 2 through shared memory")
+        // No room where Open MPI keeps its windows: MPI takes over, and the log says why.
+        let r = try CLI.mpirun(
+            ranks: 2, dataParallel + ["--ddp-reduction", "auto", "--metrics-file", "d2-no-room.jsonl"], in: dir,
+            environment: ["OMPI_MCA_osc_sm_backing_directory": "/nonexistent-shm"])
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(
+            r.stdout.contains("go through MPI, not shared memory: /nonexistent-shm has 0 MiB free"), r.stdout)
+        assertSameRun(reference, try CLI.jsonLines(dir.appendingPathComponent("d2-no-room.jsonl")), "d = 2, no room")
         let pipeline =
             common + [
                 "--global-batch-size", "8", "--num-layers", "4", "--pipeline-model-parallel-size", "2",

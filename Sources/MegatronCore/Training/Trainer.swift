@@ -121,6 +121,9 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                     + "run on one node; each sums its piece of every bucket from all replicas' gradients and writes the "
                     + "sum into every replica's (ddp_reduction auto)")
         }
+        if let refusal = partition.buckets?.sharedMemoryRefusal {
+            log(" > data-parallel gradients go through MPI, not shared memory: \(refusal)")
+        }
         if let sparse = partition.buckets?.sparseEnding?.rows {
             log(
                 " > data-parallel sparse ending: the word embedding's gradient rows of each step's last micro-batch "

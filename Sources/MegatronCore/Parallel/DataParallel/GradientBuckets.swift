@@ -15,7 +15,7 @@
 // exchanged and added in `finish`.
 // When the group's ranks share one node (`ddp_reduction: auto`), the buckets are reduced through
 // shared memory instead of MPI (SharedGradientReduction): `start` marks a bucket final, `progress`
-// and `finish` do the summing and copying.
+// and `finish` sum this rank's pieces and write them back into every replica's arena.
 import Distributed
 
 public final class GradientBuckets {
@@ -61,6 +61,8 @@ public final class GradientBuckets {
     private var shared: SharedGradientReduction? = nil
     /// Whether the buckets are reduced through shared memory (else with MPI's non-blocking collectives).
     public var reducesThroughSharedMemory: Bool { shared != nil }
+    /// Why shared memory was asked for and not used (the group spans nodes, /dev/shm is too small).
+    public private(set) var sharedMemoryRefusal: String? = nil
 
     /// The word embedding (`slot` of chunk 0) whose last micro-batch's rows are exchanged sparsely.
     public struct SparseEnding {
@@ -108,7 +110,11 @@ public final class GradientBuckets {
             bucketOf.append(slotBucket)
         }
         totalElements = buckets.reduce(0) { $0 + $1.count }
-        if sharedMemory { shared = try SharedGradientReduction(chunks: chunks, buckets: buckets, group: group) }
+        do {
+            if sharedMemory { shared = try SharedGradientReduction(chunks: chunks, buckets: buckets, group: group) }
+        } catch let refusal as SharedGradientReduction.Unavailable {
+            sharedMemoryRefusal = refusal.reason
+        }
     }
 
     public var bucketCount: Int { buckets.count }

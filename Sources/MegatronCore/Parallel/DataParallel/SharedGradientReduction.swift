@@ -18,6 +18,8 @@ import Distributed
 import Tensor
 
 final class SharedGradientReduction {
+    struct Unavailable: Error { let reason: String }
+
     let window: SharedMemoryWindow
     private let rank: Int, size: Int
     /// Per chunk: where its arena starts in every replica's segment.
@@ -30,8 +32,8 @@ final class SharedGradientReduction {
     var scatterTargets: [GradientBuckets.ScatterTarget]? = nil
 
     /// Collective over `group`: moves the gradient arenas of `chunks` into a shared window, or
-    /// returns nil (on every rank) when the group does not share one node.
-    init?(chunks: [any ParameterChunk], buckets: [GradientBuckets.Bucket], group: Communicator) throws {
+    /// throws `Unavailable` (on every rank) when there can be none.
+    init(chunks: [any ParameterChunk], buckets: [GradientBuckets.Bucket], group: Communicator) throws {
         let flags = (2 * buckets.count + 7) / 8 * 8  // 64-byte aligned Int64 flags
         var offsets: [Int] = []
         var bytes = flags * 8
@@ -39,8 +41,10 @@ final class SharedGradientReduction {
             offsets.append(bytes)
             bytes += (chunk.grads.table.totalCount * 4 + 63) / 64 * 64
         }
-        guard let window = try SharedMemoryWindow.make(group: group, bytes: bytes) else { return nil }
-        self.window = window
+        switch try SharedMemoryWindow.make(group: group, bytes: bytes) {
+        case .window(let w): window = w
+        case .unavailable(let reason): throw Unavailable(reason: reason)
+        }
         (rank, size) = (group.rank, group.size)
         arenaOffsets = offsets
         self.buckets = buckets
