@@ -14,12 +14,6 @@ public struct HardwareProfile: Codable, Sendable {
     public var trainer: String
     /// The profile describes Megatron-LM on GPUs (trainer "megatron-lm"): its memory, kernels and rules.
     public var isMegatronLM: Bool { trainer == "megatron-lm" }
-
-    /// Whether layout `l`'s data-parallel groups (ranks `tensor` apart) lie within one node, where this
-    /// trainer sums the gradients through shared memory (`ddp_reduction: auto`) instead of MPI.
-    public func reducesThroughSharedMemory(_ l: PlanLayout) -> Bool {
-        !isMegatronLM && l.data > 1 && l.tensor * (l.data - 1) + 1 <= ranksPerNode
-    }
     public var name: String
     /// Compute units one node shares (CPU cores; for GPUs, one per rank) and ranks per node.
     public var coresPerNode: Int
@@ -128,6 +122,15 @@ public struct HardwareProfile: Codable, Sendable {
     }
 
     /// Threads each rank runs when `ranks` ranks share a node.
+    /// Whether a group of `size` ranks `stride` apart spans more than one node.
+    public func crossesNodes(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > ranksPerNode }
+
+    /// Whether layout `l`'s data-parallel groups (ranks `tensor` apart) lie within one node, where this
+    /// trainer sums the gradients through shared memory (`ddp_reduction: auto`) instead of MPI.
+    public func reducesThroughSharedMemory(_ l: PlanLayout) -> Bool {
+        !isMegatronLM && l.data > 1 && !crossesNodes(size: l.data, stride: l.tensor)
+    }
+
     public func threads(ranksOnNode ranks: Int) -> Int { max(1, coresPerNode / max(1, ranks)) }
 
     /// How many ranks take turns on each core (1 unless the node is oversubscribed).

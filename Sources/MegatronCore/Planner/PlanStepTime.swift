@@ -29,13 +29,10 @@ struct StepTimeModel {
         profile.gemmSeconds(m: m, n: n, k: k, transA: transA, transB: transB, threads: threads, bf16: layout.bf16)
     }
 
-    /// Crosses nodes: a group of `size` ranks `stride` apart spans more than one node.
-    func crosses(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > profile.ranksPerNode }
-
     /// A group of `size` ranks `stride` apart: across nodes, its ranks on one node each bring their
     /// own network link (GPUs of a DGX node each have a NIC), so the ring moves that many times faster.
     func collective(_ op: String, elements: Double, size: Int, stride: Int) -> Double {
-        let across = crosses(size: size, stride: stride)
+        let across = profile.crossesNodes(size: size, stride: stride)
         let perNode = across ? min(size, max(1, profile.ranksPerNode / max(1, stride))) : 1
         return profile.collectiveSeconds(
             op, bytes: elements * elementBytes, ranks: size, crossesNodes: across, linksPerNode: perNode)

@@ -184,20 +184,18 @@ public struct Planner: Sendable {
     /// writes p, m, v; the gradient is also zeroed and read for its norm) — every rank at once, so
     /// stretched by the time share on an oversubscribed node.
     func reductions(_ x: inout PlanPrediction, times: StepTimeModel, params: Double, share: Double, threads: Int) {
-        let l = x.layout, p = l.pipeline
+        let l = x.layout, p = l.pipeline, e = params * 4 / times.elementBytes
         if profile.reducesThroughSharedMemory(l) {
             // Each replica reads its piece of every replica's gradients (params values) and writes the
             // sums into every arena (distributed optimizer: into its shard, then MPI all-gathers the
             // parameters).
             let bytes = 4 * params * (l.distributedOptimizer ? 1 + 1 / Double(l.data) : 2)
-            let e = params * 4 / times.elementBytes
             x.dataCommunication =
                 share
                 * (bytes / profile.bandwidth(threads: threads)
                     + (l.distributedOptimizer
                         ? times.collective("allgather", elements: e, size: l.data, stride: l.tensor) : 0))
         } else if l.data > 1 {
-            let e = params * 4 / times.elementBytes
             x.dataCommunication =
                 share
                 * (l.distributedOptimizer
