@@ -97,11 +97,11 @@ final class BertTrainingTests: XCTestCase {
         let r = try CLI.run(
             [
                 "train", "--config", CLI.config("bert-tiny.json"), "--data-path", "ordered_text_sentence", "--split",
-                "90,10,0", "--train-iters", "400", "--eval-interval", "400", "--eval-iters", "3",
+                "90,10,0", "--train-iters", "600", "--eval-interval", "600", "--eval-iters", "6",
             ], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         let line = try XCTUnwrap(
-            r.stdout.split(separator: "\n").last { $0.contains("validation loss at iteration 400") })
+            r.stdout.split(separator: "\n").last { $0.contains("validation loss at iteration 600") })
         let accuracy = try XCTUnwrap(
             line.components(separatedBy: "sop accuracy: ").last.flatMap { Double($0.prefix { $0 != " " }) })
         XCTAssertGreaterThan(accuracy, 0.8, "sentence order not learned: \(line)")

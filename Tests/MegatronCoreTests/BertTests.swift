@@ -162,6 +162,77 @@ final class BertTests: XCTestCase {
         }.count
         XCTAssertGreaterThan(differing, 40, "another seed gives other samples")
     }
+
+    /// Megatron's whole-word n-gram masking on a WordPiece-like vocabulary: ids 0..<20 start a word,
+    /// 20..<36 continue it. No word is ever masked in part; the predicted share of the maskable tokens
+    /// stays at mask_prob (it may fall a little short when no whole word fits the rest of the count);
+    /// n-grams of 1, 2 and 3 words come with P(n) ∝ 1/n (shortened only to fit the count or the end).
+    func testWholeWordNgramMasking() {
+        let v = BertVocabulary(size: 40, cls: 36, sep: 37, mask: 38, pad: 39, continuations: Set(20..<36))
+        var random = SplitMixTestRandom(seed: 21)
+        let documents: [BertDocument] = (0..<150).map { _ in
+            (0..<(3 + Int(random.next() % 8))).map { _ in
+                (0..<(3 + Int(random.next() % 10))).flatMap { _ in
+                    [Int32(random.next() % 20)]
+                        + (0..<Int(random.next() % 3)).map { _ in Int32(20 + random.next() % 16) }
+                }
+            }
+        }
+        let builder = BertSampleBuilder(vocabulary: v, seqLength: 128, seed: 5)
+        let spans = builder.spans(documents)
+        var maskable = 0, masked = 0, ngrams = [0, 0, 0, 0]
+        for i in 0..<3000 {
+            let sample = builder.sample(i, span: spans[i % spans.count], corpus: documents)
+            let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
+            var p = 0, maskedWords = 0
+            while p < sample.length {
+                guard !v.isSpecial(original[p]) else { p += 1; continue }
+                var end = p + 1
+                while end < sample.length && v.continuations.contains(original[end]) { end += 1 }
+                let maskedPieces = (p..<end).filter { sample.labels[$0] >= 0 }.count
+                XCTAssertTrue(
+                    maskedPieces == 0 || maskedPieces == end - p, "sample \(i): word \(p)..<\(end) masked in part")
+                maskable += end - p; masked += maskedPieces
+                if maskedPieces > 0 { maskedWords += 1 }
+                p = end
+            }
+            for n in sample.maskedNgrams { ngrams[n] += 1 }
+            XCTAssertEqual(
+                sample.maskedNgrams.reduce(0, +), maskedWords, "sample \(i): the n-grams hold the masked words")
+        }
+        XCTAssertEqual(ngrams[0], 0)
+        let share = Double(masked) / Double(maskable)
+        XCTAssertLessThanOrEqual(share, 0.155); XCTAssertGreaterThan(share, 0.13)
+        XCTAssertTrue(ngrams[1] > ngrams[2] && ngrams[2] > ngrams[3] && ngrams[3] > 0, "\(ngrams)")
+
+        // Where the count rarely cuts an n-gram short (one-byte words, 60 n-grams a sample), the
+        // n-grams follow P(n) ∝ 1/n: 6/11, 3/11, 2/11.
+        let bytes: [BertDocument] = (0..<40).map { _ in
+            (0..<12).map { _ in (0..<(30 + Int(random.next() % 60))).map { _ in Int32(random.next() % 256) } }
+        }
+        let long = BertSampleBuilder(vocabulary: .byteLevel, seqLength: 1024, seed: 9)
+        let longSpans = long.spans(bytes)
+        var lengths = [0, 0, 0, 0]
+        for i in 0..<400 {
+            for n in long.sample(i, span: longSpans[i % longSpans.count], corpus: bytes).maskedNgrams {
+                lengths[n] += 1
+            }
+        }
+        let all = Double(lengths.reduce(0, +))
+        print("n-gram counts at seq 1024: \(lengths)")
+        XCTAssertEqual(Double(lengths[1]) / all, 6.0 / 11, accuracy: 0.04, "\(lengths)")
+        XCTAssertEqual(Double(lengths[2]) / all, 3.0 / 11, accuracy: 0.04, "\(lengths)")
+        XCTAssertEqual(Double(lengths[3]) / all, 2.0 / 11, accuracy: 0.04, "\(lengths)")
+
+        // Single pieces (the per-token masking): every n-gram one token, the count exact.
+        let single = BertSampleBuilder(vocabulary: v, seqLength: 128, seed: 5, maxNgram: 1, wholeWords: false)
+        for i in 0..<200 {
+            let sample = single.sample(i, span: spans[i % spans.count], corpus: documents)
+            let maskableHere = sample.tokens[..<sample.length].count - 3
+            XCTAssertEqual(sample.labels.filter { $0 >= 0 }.count, max(1, Int((0.15 * Double(maskableHere)).rounded())))
+            XCTAssertTrue(sample.maskedNgrams.allSatisfy { $0 == 1 })
+        }
+    }
 }
 
 /// splitmix64 stream for test data.

@@ -8,11 +8,14 @@
 //     split the run into segments A | B at a random sentence boundary; with probability 0.5 swap
 //     them (the sentence-order label is 1); while A + B is longer than the target, drop a token
 //     from the longer segment, from its front or back at random; tokens [CLS] A [SEP] B [SEP] with
-//     token types 0 (… first [SEP]) and 1 (B, last [SEP]); choose max(1, round(0.15 · maskable))
-//     non-special positions to predict, each becoming [MASK] (80%), a random non-special token
-//     (10%) or itself (10%); pad to s with [PAD] (label −1, never attended to).
-// Masking is per token (Megatron's default BERT masking is whole-word n-grams over WordPiece
-// continuations; not yet here). The sentence splitter for raw text is `SentenceSplitter`.
+//     token types 0 (… first [SEP]) and 1 (B, last [SEP]); predict max(1, round(0.15 · maskable))
+//     non-special positions, chosen as Megatron's BERT dataset chooses them: whole words (a
+//     WordPiece `##` continuation joins the word before it) in n-grams of up to 3 words, n drawn
+//     with P(n) ∝ 1/n at n-gram starts taken in a random order, shorter n tried when the longer
+//     would overshoot the count, n-grams that overlap a chosen one or still overshoot skipped;
+//     each chosen token becomes [MASK] (80%), a random non-special token (10%) or stays (10%); pad
+//     to s with [PAD] (label −1, never attended to).
+// The sentence splitter for raw text is `SentenceSplitter`.
 import Foundation
 import Tensor
 
@@ -20,9 +23,12 @@ import Tensor
 public struct BertVocabulary: Sendable, Equatable {
     public let size: Int
     public let cls: Int32, sep: Int32, mask: Int32, pad: Int32
+    /// Ids of pieces that continue the word before them (WordPiece's `##…`); none for bytes.
+    public let continuations: Set<Int32>
 
-    public init(size: Int, cls: Int32, sep: Int32, mask: Int32, pad: Int32) {
+    public init(size: Int, cls: Int32, sep: Int32, mask: Int32, pad: Int32, continuations: Set<Int32> = []) {
         self.size = size; self.cls = cls; self.sep = sep; self.mask = mask; self.pad = pad
+        self.continuations = continuations
     }
 
     /// The byte-level vocabulary with BERT's special tokens appended: bytes 0…255, then [CLS] 256,
@@ -77,6 +83,8 @@ public struct BertSample: Sendable, Equatable {
     public var tokens: [Int32], tokentypes: [Int32], labels: [Int32]
     /// Real tokens (the rest is [PAD]); 1 when the segments were swapped.
     public var length: Int, sopLabel: Int32
+    /// The words in each n-gram chosen for prediction, in the order chosen (Megatron's masked spans).
+    public var maskedNgrams: [Int] = []
 }
 
 /// A run of consecutive sentences of one document that makes one sample, and its target length.
@@ -129,13 +137,18 @@ public struct BertSampleBuilder: Sendable {
     public let maskProb: Double, shortSeqProb: Double
     public let binaryHead: Bool
     public let seed: Int
+    /// Longest n-gram of words masked together (Megatron's BERT: 3; 1 masks single words), and
+    /// whether a word's continuation pieces are masked with it (Megatron's BERT: yes).
+    public let maxNgram: Int, wholeWords: Bool
 
     public init(
         vocabulary: BertVocabulary, seqLength: Int, maskProb: Double = 0.15, shortSeqProb: Double = 0.1,
-        binaryHead: Bool = true, seed: Int
+        binaryHead: Bool = true, seed: Int, maxNgram: Int = 3, wholeWords: Bool = true
     ) {
+        precondition(maxNgram >= 1, "maxNgram must be at least 1")
         self.vocabulary = vocabulary; self.seqLength = seqLength; self.maskProb = maskProb
         self.shortSeqProb = shortSeqProb; self.binaryHead = binaryHead; self.seed = seed
+        self.maxNgram = maxNgram; self.wholeWords = wholeWords
     }
 
     /// Megatron's mapping: runs of sentences reaching each run's target length, in document order,
@@ -194,34 +207,65 @@ public struct BertSampleBuilder: Sendable {
         }
         let length = tokens.count
         var labels = [Int32](repeating: -1, count: seqLength)
-        maskTokens(&tokens, labels: &labels, random: &random)
+        let ngrams = maskTokens(&tokens, labels: &labels, random: &random)
         let pad = seqLength - length
         return BertSample(
             tokens: tokens + [Int32](repeating: v.pad, count: pad),
             tokentypes: types + [Int32](repeating: 0, count: pad),
-            labels: labels, length: length, sopLabel: swapped ? 1 : 0)
+            labels: labels, length: length, sopLabel: swapped ? 1 : 0, maskedNgrams: ngrams)
     }
 
-    /// Chooses max(1, round(mask_prob · maskable)) non-special positions; 80% [MASK], 10% random, 10% kept.
-    func maskTokens(_ tokens: inout [Int32], labels: inout [Int32], random: inout SampleRandom) {
+    /// Chooses max(1, round(mask_prob · maskable)) non-special positions as whole-word n-grams
+    /// (see the header) and replaces them: 80% [MASK], 10% a random non-special token, 10% kept.
+    /// Returns the word count of each n-gram chosen.
+    func maskTokens(_ tokens: inout [Int32], labels: inout [Int32], random: inout SampleRandom) -> [Int] {
         let v = vocabulary
-        var candidates = tokens.indices.filter { !v.isSpecial(tokens[$0]) }
-        guard !candidates.isEmpty else { return }
-        let count = min(candidates.count, max(1, Int((maskProb * Double(candidates.count)).rounded())))
-        for i in 0..<count {  // partial Fisher–Yates: the first `count` of a random permutation
-            let j = random.int(i...(candidates.count - 1))
-            candidates.swapAt(i, j)
-            let p = candidates[i]
-            labels[p] = tokens[p]
-            let r = random.uniform()
-            if r < 0.8 {
-                tokens[p] = v.mask
-            } else if r < 0.9 {
-                var t: Int32
-                repeat { t = Int32(random.int(0...(v.size - 1))) } while v.isSpecial(t)
-                tokens[p] = t
+        // Words: runs of positions, a continuation piece joining the word right before it.
+        var words: [Range<Int>] = []
+        for p in tokens.indices where !v.isSpecial(tokens[p]) {
+            if wholeWords, let last = words.last, last.upperBound == p, v.continuations.contains(tokens[p]) {
+                words[words.count - 1] = last.lowerBound..<(p + 1)
+            } else {
+                words.append(p..<(p + 1))
             }
         }
+        let maskable = words.reduce(0) { $0 + $1.count }
+        guard maskable > 0 else { return [] }
+        let count = min(maskable, max(1, Int((maskProb * Double(maskable)).rounded())))
+        // n-gram starts in a random order (Fisher–Yates).
+        var starts = Array(words.indices)
+        for i in stride(from: starts.count - 1, to: 0, by: -1) { starts.swapAt(i, random.int(0...i)) }
+        let weights = (1...maxNgram).map { 1 / Double($0) }, totalWeight = weights.reduce(0, +)
+        var covered = [Bool](repeating: false, count: tokens.count)
+        var chosen = 0
+        var ngrams: [Int] = []
+        for start in starts {
+            if chosen >= count { break }
+            // n with P(n) ∝ 1/n; an n-gram running past the last word is cut there (as Megatron's).
+            var u = random.uniform() * totalWeight
+            var n = 1
+            while n < maxNgram && u >= weights[n - 1] { u -= weights[n - 1]; n += 1 }
+            n = min(n, words.count - start)
+            func size(_ n: Int) -> Int { words[start..<(start + n)].reduce(0) { $0 + $1.count } }
+            while n > 1 && chosen + size(n) > count { n -= 1 }
+            let positions = words[start..<(start + n)].flatMap { Array($0) }
+            if chosen + positions.count > count || positions.contains(where: { covered[$0] }) { continue }
+            for p in positions {
+                covered[p] = true
+                labels[p] = tokens[p]
+                let r = random.uniform()
+                if r < 0.8 {
+                    tokens[p] = v.mask
+                } else if r < 0.9 {
+                    var t: Int32
+                    repeat { t = Int32(random.int(0...(v.size - 1))) } while v.isSpecial(t)
+                    tokens[p] = t
+                }
+            }
+            chosen += positions.count
+            ngrams.append(n)
+        }
+        return ngrams
     }
 }
 
