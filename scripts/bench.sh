@@ -71,12 +71,13 @@ echo
 echo
 if python3 -c "import torch" 2>/dev/null; then
     echo "== PyTorch eager and torch.compile, fp32 and bf16 autocast, on the gpt2-124m shape, $THREADS threads"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-124m-bf16.json"
+    torch_allocator_note
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-124m.json"
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-124m-bf16.json"
     rm -f "$OUT/torch-124m-compiled.json" "$OUT/torch-124m-bf16-compiled.json"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/torch-124m-compiled.json" \
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/torch-124m-compiled.json" \
         2>/dev/null || echo "(torch.compile failed: no compiled row)"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
         --json "$OUT/torch-124m-bf16-compiled.json" 2>/dev/null || echo "(torch.compile failed: no compiled bf16 row)"
     python3 - "$OUT" <<'PY'
 import json, sys

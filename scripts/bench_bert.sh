@@ -30,9 +30,10 @@ BERT="--config configs/bert-base.json --global-batch-size 4 --hidden-dropout 0 -
 "$BIN" benchmark $BERT "${BERT_TOKENIZER[@]}" --num-threads "$THREADS" --bf16 --json "$OUT/bert-base-bf16.json" | grep -E "^step"
 if python3 -c "import torch" 2>/dev/null; then
     echo "== PyTorch eager BERT fp32 and bf16 autocast on the same shape (scripts/bench_torch_bert.py), $THREADS threads"
+    torch_allocator_note
     V=$(python3 -c "import json; print(json.load(open('$OUT/bert-base.json'))['padded_vocab_size'])")
-    python3 scripts/bench_torch_bert.py --threads "$THREADS" --steps "$STEPS" --vocab "$V" --json "$OUT/torch-bert.json"
-    python3 scripts/bench_torch_bert.py --threads "$THREADS" --steps "$STEPS" --vocab "$V" --bf16 --json "$OUT/torch-bert-bf16.json"
+    torch_python scripts/bench_torch_bert.py --threads "$THREADS" --steps "$STEPS" --vocab "$V" --json "$OUT/torch-bert.json"
+    torch_python scripts/bench_torch_bert.py --threads "$THREADS" --steps "$STEPS" --vocab "$V" --bf16 --json "$OUT/torch-bert-bf16.json"
     python3 - "$OUT" <<'PY'
 import json, sys
 d = sys.argv[1]

@@ -16,6 +16,7 @@ N=${N:-16}
 THREADS=${THREADS:-$(nproc)}
 OUT=runs/bench-eval
 python3 -c "import torch, transformers, tokenizers" 2>/dev/null || { echo "error: pip install torch transformers tokenizers" >&2; exit 1; }
+torch_allocator_note
 mkdir -p "$OUT"
 [ -f "$OUT/hf/model.safetensors" ] || python3 scripts/bench_eval.py make "$OUT/hf"
 rm -rf "$OUT/ckpt"
@@ -25,7 +26,7 @@ VOCAB="$DATA/tokenizers/gpt2/vocab.json"; MERGES="$DATA/tokenizers/gpt2/merges.t
 .build/release/megatron evaluate --task wikitext103 --valid-data "$WIKI" --load "$OUT/ckpt" --vocab-file "$VOCAB" \
     --merge-file "$MERGES" --seq-length 1024 --micro-batch-size 4 --num-threads "$THREADS" --limit-windows "$N" \
     --results-file "$OUT/ours.json" | tail -1
-python3 scripts/bench_eval.py time "$OUT/hf" "$WIKI" "$VOCAB" "$MERGES" "$N" "$THREADS" > "$OUT/torch.json"
+torch_python scripts/bench_eval.py time "$OUT/hf" "$WIKI" "$VOCAB" "$MERGES" "$N" "$THREADS" > "$OUT/torch.json"
 python3 - "$OUT" <<'PY'
 import json, sys
 d = sys.argv[1]

@@ -27,6 +27,7 @@ read -r single_stream four_streams < <("$work/read_bandwidth" "$THREADS")
 bandwidth=$(python3 -c "print(max($single_stream, $four_streams))")
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $THREADS threads;" \
     "gpt2-124m (random), fp32, prompt $PROMPT + $NEW new tokens, greedy"
+torch_allocator_note
 echo "== memory read rate ($THREADS threads, scripts/lib/read_bandwidth.c): $single_stream GB/s one stream per" \
     "thread, $four_streams GB/s four streams per thread; the roof uses $bandwidth GB/s"
 printf '%-6s %5s %14s %14s %14s %14s %8s %8s %8s\n' batch round "ours prompt/s" "HF prompt/s" "ours decode/s" \
@@ -46,7 +47,7 @@ print('%.1f' % (b * $bandwidth * 1e9 / (weights + b * cache)))")
             --tokenizer-type NullTokenizer --vocab-size 50257 2>&1 >/dev/null | grep "decoding:")
         ours_prompt=$(sed -E 's/.*prompt processing: [0-9]+ tokens in [0-9.]+ s \(([0-9.]+) tokens\/s\).*/\1/' <<<"$line")
         ours_decode=$(sed -E 's/.*decoding: [0-9]+ tokens in [0-9.]+ s \(([0-9.]+) tokens\/s\).*/\1/' <<<"$line")
-        hf=$(python3 scripts/bench_generate_torch.py time "$work" "$b" "$NEW" 2>/dev/null | tail -1)
+        hf=$(torch_python scripts/bench_generate_torch.py time "$work" "$b" "$NEW" 2>/dev/null | tail -1)
         hf_prompt=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['prompt_tokens_per_s'])" "$hf")
         hf_decode=$(python3 -c "import json,sys; print('%.1f' % json.loads(sys.argv[1])['decode_tokens_per_s'])" "$hf")
         ratio=$(python3 -c "print('%.2f' % ($ours_decode / $hf_decode))")

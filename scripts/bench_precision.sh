@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 python3 -c "import torch" 2>/dev/null || { echo "error: torch is not installed (pip install torch)" >&2; exit 1; }
+torch_allocator_note
 if [ ! -x /usr/bin/time ]; then  # GNU time measures a whole process's peak RSS
     [ "$(id -u)" -eq 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null \
         || { echo "error: GNU time is missing: apt-get install time" >&2; exit 1; }
@@ -29,11 +30,11 @@ echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), 
 for round in $(seq 1 "$ROUNDS"); do
     "$BIN" benchmark $MODEL --steps "$STEPS" --json "$OUT/ours-fp32-$round.json" | grep -E "^step"
     "$BIN" benchmark $MODEL --steps "$STEPS" --bf16 --json "$OUT/ours-bf16-$round.json" | grep -E "^step"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-fp32-$round.json"
-    python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-bf16-$round.json"
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --json "$OUT/torch-fp32-$round.json"
+    torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --json "$OUT/torch-bf16-$round.json"
     if [ "$COMPILED" = 1 ]; then
-        python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/compiled-fp32-$round.json"
-        python3 scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
+        torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --compile --json "$OUT/compiled-fp32-$round.json"
+        torch_python scripts/bench_torch.py --threads "$THREADS" --steps "$STEPS" --bf16 --compile \
             --json "$OUT/compiled-bf16-$round.json"
     fi
 done
