@@ -15,7 +15,7 @@ DATA=${DATA:-../shared/data}
 N=${N:-16}
 THREADS=${THREADS:-$(nproc)}
 OUT=runs/bench-eval
-python3 -c "import torch, transformers, tokenizers" 2>/dev/null || { echo "error: pip install torch transformers tokenizers" >&2; exit 1; }
+python3 -c "import torch, transformers, tokenizers, h5py" 2>/dev/null || { echo "error: pip install torch transformers tokenizers h5py" >&2; exit 1; }
 torch_allocator_note
 mkdir -p "$OUT"
 [ -f "$OUT/hf/model.safetensors" ] || python3 scripts/bench_eval.py make "$OUT/hf"
