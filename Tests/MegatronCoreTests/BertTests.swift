@@ -233,6 +233,49 @@ final class BertTests: XCTestCase {
             XCTAssertTrue(sample.maskedNgrams.allSatisfy { $0 == 1 })
         }
     }
+
+    /// BERT's uncased vocabulary (../shared): its 5,828 `##` pieces (16 of them "##" before a
+    /// spacing vowel sign) are the continuations whole-word masking joins to their word, and on real
+    /// WordPiece text no word is masked in part.
+    func testWordPieceVocabularyMarksContinuations() throws {
+        let file = try SharedData.require("tokenizers/bert-base-uncased/vocab.txt").path
+        let config = try ConfigLoader.parse(
+            path: nil, flags: ["--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", file])
+        let (v, tokenize) = try BertVocabulary.forConfig(config)
+        XCTAssertEqual(v.size, 30522)
+        XCTAssertEqual(v.continuations.count, 5828)
+        // "##" then a Devanagari vowel sign (U+093E): not two Characters in Swift, but a continuation.
+        XCTAssertTrue(v.continuations.contains(29876))
+        let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
+        XCTAssertEqual(wordPiece.decode([29876]), Array("\u{093E}".utf8))
+        let pieces = tokenize(Array("unaffable tokenization".utf8))
+        XCTAssertGreaterThan(pieces.count, 2)
+        XCTAssertFalse(v.continuations.contains(pieces[0]), "a word starts with a non-## piece")
+        XCTAssertTrue(pieces.dropFirst().contains { v.continuations.contains($0) }, "\(pieces)")
+        let text =
+            "Tokenization splits unbelievably long words. Whole words are masked together. "
+            + "Pretraining transformers overestimates nothing. Embeddings disentangle meanings."
+        let document = SentenceSplitter.split(Array(text.utf8)).map(tokenize)
+        let builder = BertSampleBuilder(vocabulary: v, seqLength: 64, maskProb: 0.3, seed: 3)
+        let spans = builder.spans([document])
+        XCTAssertFalse(spans.isEmpty)
+        var partial = 0, maskedWords = 0
+        for i in 0..<300 {
+            let sample = builder.sample(i, span: spans[i % spans.count], corpus: [document])
+            let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
+            var p = 1
+            while p < sample.length {
+                var end = p + 1
+                while end < sample.length && v.continuations.contains(original[end]) { end += 1 }
+                let masked = (p..<end).filter { sample.labels[$0] >= 0 }.count
+                if masked > 0 { maskedWords += 1 }
+                if masked > 0 && masked < end - p { partial += 1 }
+                p = end
+            }
+        }
+        XCTAssertGreaterThan(maskedWords, 300)
+        XCTAssertEqual(partial, 0, "words masked in part")
+    }
 }
 
 /// splitmix64 stream for test data.

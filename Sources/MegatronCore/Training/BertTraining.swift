@@ -174,7 +174,7 @@ extension BertVocabulary {
             return (.byteLevel, { $0.map { Int32($0) } })
         }
         let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
-        let continuations = Set((0..<Int32(wordPiece.vocabSize)).filter { wordPiece.token($0).hasPrefix("##") })
+        let continuations = Set((0..<Int32(wordPiece.vocabSize)).filter(wordPiece.isContinuation))
         let vocabulary = BertVocabulary(
             size: wordPiece.vocabSize, cls: wordPiece.cls, sep: wordPiece.sep, mask: wordPiece.mask, pad: wordPiece.pad,
             continuations: continuations)

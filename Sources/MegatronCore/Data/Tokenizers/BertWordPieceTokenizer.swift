@@ -144,12 +144,21 @@ public final class BertWordPieceTokenizer: Tokenizer, @unchecked Sendable {
         var out = ""
         for id in ids where id >= 0 && Int(id) < tokens.count {
             let t = tokens[Int(id)]
-            if t.hasPrefix("##") { out += t.dropFirst(2) } else { out += (out.isEmpty ? "" : " ") + t }
+            if isContinuation(id) {
+                out += String(decoding: t.utf8.dropFirst(2), as: UTF8.self)
+            } else {
+                out += (out.isEmpty ? "" : " ") + t
+            }
         }
         return Array(out.utf8)
     }
 
     public func token(_ id: Int32) -> String { tokens[Int(id)] }
+
+    /// Whether piece `id` continues the word before it: it starts with the bytes "##" (compared as
+    /// bytes, since Swift's `hasPrefix` compares Characters and "##" before a combining mark is not
+    /// two of them — 16 such pieces in BERT's uncased vocabulary).
+    public func isContinuation(_ id: Int32) -> Bool { tokens[Int(id)].utf8.starts(with: "##".utf8) }
 
     static func isWhitespace(_ s: Unicode.Scalar) -> Bool { s.properties.isWhitespace }
 
