@@ -32,7 +32,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,va
 # under jemalloc, and 153 against 311 tokens/s. Ours plans its arenas once: no step after the
 # first faults a page.
 # TORCH_ALLOCATOR=glibc runs PyTorch on glibc's malloc instead.
-JEMALLOC=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
 torch_python() {
     if [ "${TORCH_ALLOCATOR:-jemalloc}" = glibc ]; then
         python3 "$@"
@@ -40,7 +40,7 @@ torch_python() {
     fi
     if [ ! -f "$JEMALLOC" ]; then
         if [ "$(id -u)" -eq 0 ]; then
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null
         else
             echo "error: PyTorch's reference runs need jemalloc: sudo apt-get install -y libjemalloc2 (or TORCH_ALLOCATOR=glibc)" >&2
             return 1
