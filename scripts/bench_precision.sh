@@ -69,4 +69,7 @@ for p in ("fp32", "bf16"):
     ours = int(open(f"{d}/ours-{p}-rss.txt").read().split()[-1]) / 1024
     torch_ = load(f"torch-{p}-1")["peak_rss_mib"]
     print(f"peak RSS {p}: megatron train {ours:.0f} MiB, PyTorch {torch_:.0f} MiB: {ours / torch_:.2f}x")
+for p in ("fp32", "bf16"):  # pages mapped in afresh during the timed steps (round 1)
+    print(f"page faults per step {p}: megatron {load(f'ours-{p}-1')['page_faults_per_step']:.0f}, "
+          f"PyTorch {load(f'torch-{p}-1')['page_faults_per_step']:.0f}")
 PY

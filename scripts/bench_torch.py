@@ -81,17 +81,19 @@ def main():
         opt.step()
 
     step()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
     sec = (time.perf_counter() - t0) / a.steps
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / a.steps  # pages mapped in afresh
     B, s, L, h, V = a.micro_batch, a.seq, a.layers, a.hidden, a.padded_vocab
     flops = 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h))
     label = ("bf16 autocast" if a.bf16 else "fp32") + (", torch.compile" if a.compile else "")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; the whole process
     out = {"step_ms": sec * 1000, "tokens_per_s": B * s / sec, "tflops": flops / sec / 1e12, "threads": a.threads,
-           "torch": torch.__version__, "precision": label, "peak_rss_mib": peak_mib}
-    print(f"pytorch {'compiled' if a.compile else 'eager'} {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s | peak RSS {peak_mib:.0f} MiB")
+           "torch": torch.__version__, "precision": label, "peak_rss_mib": peak_mib, "page_faults_per_step": faults}
+    print(f"pytorch {'compiled' if a.compile else 'eager'} {label}: step {sec * 1000:.1f} ms | {B * s / sec:.1f} tokens/s | model {flops / sec / 1e12:.3f} TFLOP/s | peak RSS {peak_mib:.0f} MiB | page faults per step {faults:.0f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f)

@@ -11,6 +11,7 @@ autocast. Prints tokens/s (positions per second, as ours) and writes them as JSO
 """
 import argparse
 import json
+import resource
 import time
 
 import torch
@@ -99,14 +100,16 @@ def main():
         opt.step()
 
     step()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     for _ in range(a.steps):
         step()
     sec = (time.perf_counter() - t0) / a.steps
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / a.steps  # pages mapped in afresh
     label = "bf16 autocast" if a.bf16 else "fp32"
     out = {"step_ms": sec * 1000, "tokens_per_s": b * s / sec, "threads": a.threads, "torch": torch.__version__,
-           "precision": label}
-    print(f"pytorch eager BERT {label}: step {sec * 1000:.1f} ms | {b * s / sec:.1f} tokens/s")
+           "precision": label, "page_faults_per_step": faults}
+    print(f"pytorch eager BERT {label}: step {sec * 1000:.1f} ms | {b * s / sec:.1f} tokens/s | page faults per step {faults:.0f}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f)

@@ -125,6 +125,7 @@ struct Benchmark: ParsableCommand {
         for (_, group) in parallel.groups { group.resetCounters() }
         trainer.partition.buckets?.measuresExposedWait = true
         try world.barrier()
+        let faults0 = minorPageFaults()
         let t0 = DispatchTime.now().uptimeNanoseconds
         var bubbles: [Double] = [], theories: [Double] = [], stageBubbles: [[Double]] = []
         for _ in 0..<steps {
@@ -141,6 +142,7 @@ struct Benchmark: ParsableCommand {
         }
         try world.barrier()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(steps)
+        let faultsPerStep = Double(minorPageFaults() - faults0) / Double(steps)
         trainer.timer = nil
         let flops = trainer.model.flopsPerIteration(globalBatch: gbs)
         let tokensPerSecond = Double(gbs * m.seqLength) / seconds
@@ -151,6 +153,7 @@ struct Benchmark: ParsableCommand {
         if let sgemmRate { line += String(format: " | %.2f of the SGEMM rate", flops / seconds / sgemmRate) }
         let peakMiB = peakCounted ? residentHighWaterMegabytes() : nil
         if let peakMiB { line += String(format: " | peak RSS %.0f MiB (rank 0, the training steps)", peakMiB) }
+        line += String(format: " | page faults per step %.0f", faultsPerStep)
         out(line)
         var json: [String: Any] = [
             "step_ms": seconds * 1000, "tokens_per_s": tokensPerSecond, "tflops": tflops, "threads": threads,
@@ -158,6 +161,7 @@ struct Benchmark: ParsableCommand {
             "vocab_size": m.vocabSize, "padded_vocab_size": m.paddedVocabSize,
         ]
         if let peakMiB { json["peak_rss_mib"] = peakMiB }
+        json["page_faults_per_step"] = faultsPerStep
         if let sgemmRate {
             json["sgemm_gflops"] = sgemmRate / 1e9; json["ratio_to_sgemm"] = flops / seconds / sgemmRate
         }

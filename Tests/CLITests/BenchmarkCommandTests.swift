@@ -1,7 +1,8 @@
 // BenchmarkCommandTests.swift — `megatron benchmark` (scripts/bench*.sh build on it) runs a tiny
 // GPT on one rank and on a p = 2 pipeline under `mpirun`: it prints the step line, writes its JSON
-// with the pipeline's bubble beside its theory, and names the keys it does not honour (save, load,
-// metrics_file, trace_dir) instead of dropping them silently. Speed itself is never checked here.
+// with the pipeline's bubble beside its theory and the page faults of a step, and names the keys it
+// does not honour (save, load, metrics_file, trace_dir) instead of dropping them silently. Speed
+// itself is never checked here.
 import Foundation
 import TestSupport
 import XCTest
@@ -21,6 +22,13 @@ final class BenchmarkCommandTests: XCTestCase {
         let json = try CLI.jsonObject(dir.appendingPathComponent("one.json"))
         XCTAssertGreaterThan(try XCTUnwrap(json["tokens_per_s"] as? Double), 0)
         XCTAssertEqual(json["world"] as? Int, 1)
+        // Memory is planned: after the warm-up step a step maps in almost no new page (under 1% of
+        // the resident set; a per-step allocation of the activations would fault them all afresh).
+        let faults = try XCTUnwrap(json["page_faults_per_step"] as? Double)
+        let residentPages = try XCTUnwrap(json["peak_rss_mib"] as? Double) * 256
+        XCTAssertLessThan(
+            faults, residentPages / 100, "\(faults) page faults per step, \(residentPages) pages resident")
+        XCTAssertTrue(r.stdout.contains("page faults per step"), r.stdout)
     }
 
     func testPipelineReportsItsBubbleAndSplit() throws {

@@ -93,6 +93,14 @@ public func peakResidentMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
 }
 
+/// Minor page faults of this process so far, every thread (getrusage): pages the kernel mapped in on
+/// first touch. A step that allocates nothing new adds none.
+public func minorPageFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
+}
+
 /// Starts a new peak-resident count (Linux: "5" to /proc/self/clear_refs resets VmHWM to the present
 /// resident size); false when the kernel does not offer it.
 @discardableResult
