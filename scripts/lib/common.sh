@@ -30,30 +30,39 @@ export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,va
 # above its mmap threshold is unmapped when freed and faulted in afresh at the next step: in one
 # run of bench_torch.py --bf16 (gpt2-124m, 4 steps) 6.3 million minor faults against 1.7 million
 # under jemalloc, and 153 against 311 tokens/s. Ours plans its arenas once: no step after the
-# first faults a page.
-# TORCH_ALLOCATOR=glibc runs PyTorch on glibc's malloc instead.
+# first faults more than a few pages. TORCH_ALLOCATOR=tcmalloc runs PyTorch on gperftools' tcmalloc
+# (the guides' other choice), TORCH_ALLOCATOR=glibc on glibc's malloc.
 JEMALLOC=${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}
+TCMALLOC=${TCMALLOC:-/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4}
 torch_python() {
-    if [ "${TORCH_ALLOCATOR:-jemalloc}" = glibc ]; then
-        python3 "$@"
-        return
-    fi
-    if [ ! -f "$JEMALLOC" ]; then
+    local allocator=${TORCH_ALLOCATOR:-jemalloc} library package
+    case "$allocator" in
+        glibc) python3 "$@"; return ;;
+        jemalloc) library=$JEMALLOC package=libjemalloc2 ;;
+        tcmalloc) library=$TCMALLOC package=libgoogle-perftools4 ;;
+        *) echo "error: TORCH_ALLOCATOR must be jemalloc, tcmalloc or glibc, not '$allocator'" >&2; return 1 ;;
+    esac
+    if [ ! -f "$library" ]; then
         if [ "$(id -u)" -eq 0 ]; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >/dev/null
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
         else
-            echo "error: PyTorch's reference runs need jemalloc: sudo apt-get install -y libjemalloc2 (or TORCH_ALLOCATOR=glibc)" >&2
+            echo "error: PyTorch's reference runs need $package: sudo apt-get install -y $package (or TORCH_ALLOCATOR=glibc)" >&2
             return 1
         fi
     fi
-    LD_PRELOAD=$JEMALLOC MALLOC_CONF="background_thread:true,dirty_decay_ms:-1,muzzy_decay_ms:-1" python3 "$@"
+    if [ "$allocator" = jemalloc ]; then
+        LD_PRELOAD=$library MALLOC_CONF="background_thread:true,dirty_decay_ms:-1,muzzy_decay_ms:-1" python3 "$@"
+    else
+        LD_PRELOAD=$library python3 "$@"
+    fi
 }
 
 # One line naming the allocator PyTorch's runs use, for the benchmark's log.
 torch_allocator_note() {
-    if [ "${TORCH_ALLOCATOR:-jemalloc}" = glibc ]; then
-        echo "== PyTorch on glibc's malloc (TORCH_ALLOCATOR=glibc)"
-    else
-        echo "== PyTorch under jemalloc keeping freed pages (LD_PRELOAD=$JEMALLOC; TORCH_ALLOCATOR=glibc for glibc's malloc)"
-    fi
+    case "${TORCH_ALLOCATOR:-jemalloc}" in
+        glibc) echo "== PyTorch on glibc's malloc (TORCH_ALLOCATOR=glibc)" ;;
+        tcmalloc) echo "== PyTorch under tcmalloc (LD_PRELOAD=$TCMALLOC; TORCH_ALLOCATOR=tcmalloc)" ;;
+        jemalloc) echo "== PyTorch under jemalloc keeping freed pages (LD_PRELOAD=$JEMALLOC; TORCH_ALLOCATOR=tcmalloc or glibc for the others)" ;;
+        *) echo "== TORCH_ALLOCATOR='$TORCH_ALLOCATOR' is none of jemalloc, tcmalloc, glibc" ;;
+    esac
 }
