@@ -183,6 +183,7 @@ final class BertTests: XCTestCase {
         var maskable = 0, masked = 0, ngrams = [0, 0, 0, 0]
         for i in 0..<3000 {
             let sample = builder.sample(i, span: spans[i % spans.count], corpus: documents)
+            XCTAssertEqual(sample.tokens.count, sample.labels.count)
             let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
             var p = 0, maskedWords = 0
             while p < sample.length {
@@ -262,6 +263,7 @@ final class BertTests: XCTestCase {
         var partial = 0, maskedWords = 0
         for i in 0..<300 {
             let sample = builder.sample(i, span: spans[i % spans.count], corpus: [document])
+            XCTAssertEqual(sample.tokens.count, sample.labels.count)
             let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
             var p = 1
             while p < sample.length {
