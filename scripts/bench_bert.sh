@@ -13,6 +13,8 @@ swift build -c release --product megatron 2>&1 | grep -E "error|Build complete" 
 BIN=.build/release/megatron
 OUT=runs/bench
 STEPS=${STEPS:-3}
+# PyTorch's BERT ran fastest under tcmalloc in this machine's runs (see README, "PyTorch's allocator").
+export TORCH_ALLOCATOR=${TORCH_ALLOCATOR:-tcmalloc}
 THREADS=${THREADS:-$(nproc)}
 mkdir -p "$OUT"
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
