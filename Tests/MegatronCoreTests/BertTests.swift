@@ -163,6 +163,23 @@ final class BertTests: XCTestCase {
         XCTAssertGreaterThan(differing, 40, "another seed gives other samples")
     }
 
+    /// Each word of a sample's real tokens (specials skipped; a continuation piece joins the word
+    /// before it, read from the original tokens): its piece count and how many of them are masked.
+    static func wordMasks(_ sample: BertSample, _ v: BertVocabulary) -> [(pieces: Int, masked: Int)] {
+        XCTAssertEqual(sample.tokens.count, sample.labels.count)
+        let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
+        var words: [(pieces: Int, masked: Int)] = []
+        var p = 0
+        while p < sample.length {
+            guard !v.isSpecial(original[p]) else { p += 1; continue }
+            var end = p + 1
+            while end < sample.length && v.continuations.contains(original[end]) { end += 1 }
+            words.append((end - p, (p..<end).filter { sample.labels[$0] >= 0 }.count))
+            p = end
+        }
+        return words
+    }
+
     /// Megatron's whole-word n-gram masking on a WordPiece-like vocabulary: ids 0..<20 start a word,
     /// 20..<36 continue it. No word is ever masked in part; the predicted share of the maskable tokens
     /// stays at mask_prob (it may fall a little short when no whole word fits the rest of the count);
@@ -183,20 +200,13 @@ final class BertTests: XCTestCase {
         var maskable = 0, masked = 0, ngrams = [0, 0, 0, 0]
         for i in 0..<3000 {
             let sample = builder.sample(i, span: spans[i % spans.count], corpus: documents)
-            XCTAssertEqual(sample.tokens.count, sample.labels.count)
-            let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
-            var p = 0, maskedWords = 0
-            while p < sample.length {
-                guard !v.isSpecial(original[p]) else { p += 1; continue }
-                var end = p + 1
-                while end < sample.length && v.continuations.contains(original[end]) { end += 1 }
-                let maskedPieces = (p..<end).filter { sample.labels[$0] >= 0 }.count
+            let words = Self.wordMasks(sample, v)
+            for (w, word) in words.enumerated() {
                 XCTAssertTrue(
-                    maskedPieces == 0 || maskedPieces == end - p, "sample \(i): word \(p)..<\(end) masked in part")
-                maskable += end - p; masked += maskedPieces
-                if maskedPieces > 0 { maskedWords += 1 }
-                p = end
+                    word.masked == 0 || word.masked == word.pieces, "sample \(i): word \(w) masked in part")
+                maskable += word.pieces; masked += word.masked
             }
+            let maskedWords = words.filter { $0.masked > 0 }.count
             for n in sample.maskedNgrams { ngrams[n] += 1 }
             XCTAssertEqual(
                 sample.maskedNgrams.reduce(0, +), maskedWords, "sample \(i): the n-grams hold the masked words")
@@ -263,17 +273,9 @@ final class BertTests: XCTestCase {
         var partial = 0, maskedWords = 0
         for i in 0..<300 {
             let sample = builder.sample(i, span: spans[i % spans.count], corpus: [document])
-            XCTAssertEqual(sample.tokens.count, sample.labels.count)
-            let original = zip(sample.tokens, sample.labels).map { $1 >= 0 ? $1 : $0 }
-            var p = 1
-            while p < sample.length {
-                var end = p + 1
-                while end < sample.length && v.continuations.contains(original[end]) { end += 1 }
-                let masked = (p..<end).filter { sample.labels[$0] >= 0 }.count
-                if masked > 0 { maskedWords += 1 }
-                if masked > 0 && masked < end - p { partial += 1 }
-                p = end
-            }
+            let words = Self.wordMasks(sample, v)
+            maskedWords += words.filter { $0.masked > 0 }.count
+            partial += words.filter { $0.masked > 0 && $0.masked < $0.pieces }.count
         }
         XCTAssertGreaterThan(maskedWords, 300)
         XCTAssertEqual(partial, 0, "words masked in part")

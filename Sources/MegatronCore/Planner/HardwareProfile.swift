@@ -121,7 +121,6 @@ public struct HardwareProfile: Codable, Sendable {
         try e.encode(self).write(to: URL(fileURLWithPath: path))
     }
 
-    /// Threads each rank runs when `ranks` ranks share a node.
     /// Whether a group of `size` ranks `stride` apart spans more than one node.
     public func crossesNodes(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > ranksPerNode }
 
@@ -131,6 +130,7 @@ public struct HardwareProfile: Codable, Sendable {
         !isMegatronLM && l.data > 1 && !crossesNodes(size: l.data, stride: l.tensor)
     }
 
+    /// Threads each rank runs when `ranks` ranks share a node.
     public func threads(ranksOnNode ranks: Int) -> Int { max(1, coresPerNode / max(1, ranks)) }
 
     /// How many ranks take turns on each core (1 unless the node is oversubscribed).

@@ -86,20 +86,21 @@ public struct IterationMetrics {
     private func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
 }
 
-/// Peak resident memory of this process so far, in MB (getrusage).
-public func peakResidentMegabytes() -> Double {
+/// This process's resource usage so far, every thread (getrusage).
+private func processUsage() -> rusage {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+    return usage
 }
 
-/// Minor page faults of this process so far, every thread (getrusage): pages the kernel mapped in on
-/// first touch. A step that allocates nothing new adds none.
-public func minorPageFaults() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_minflt
+/// Peak resident memory of this process so far, in MB (getrusage).
+public func peakResidentMegabytes() -> Double {
+    Double(processUsage().ru_maxrss) / 1024  // Linux reports KiB
 }
+
+/// Minor page faults of this process so far, every thread: pages the kernel mapped in on first
+/// touch. A step that allocates nothing new adds none.
+public func minorPageFaults() -> Int { processUsage().ru_minflt }
 
 /// Starts a new peak-resident count (Linux: "5" to /proc/self/clear_refs resets VmHWM to the present
 /// resident size); false when the kernel does not offer it.
