@@ -71,6 +71,21 @@ static size_t fp16_restore_avx512(const uint16_t *w, float *x, size_t n) {
     return i;
 }
 
+__attribute__((target("avx512f,avx512bw")))
+static size_t bf16_round_copy_avx512(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_si512(y + i, _mm512_slli_epi32(round16_lanes(_mm512_loadu_ps(x + i)), 16));
+    return i;
+}
+
+__attribute__((target("avx512f")))
+static size_t fp16_round_copy_avx512(const float *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    return i;
+}
+
 /* The AVX-512 paths, unless the portable kernel is forced (tests run both). */
 static int has_avx512(void) {
     static int avx512 = -1;
@@ -89,4 +104,16 @@ void half_round_keep(float *x, uint16_t *w, size_t n, int fp16) {
 void half_restore(const uint16_t *w, float *x, size_t n, int fp16) {
     size_t done = !has_avx512() ? 0 : fp16 ? fp16_restore_avx512(w, x, n) : bf16_restore_avx512(w, x, n);
     restore_scalar(w, x, done, n, fp16);
+}
+
+void half_round_copy(const float *x, float *y, size_t n, int fp16) {
+    size_t i = !has_avx512() ? 0 : fp16 ? fp16_round_copy_avx512(x, y, n) : bf16_round_copy_avx512(x, y, n);
+    for (; i < n; i++) {
+        if (fp16) {
+            y[i] = (float)(_Float16)x[i];
+        } else {
+            uint32_t u = (uint32_t)rne(x[i]) << 16;
+            memcpy(&y[i], &u, 4);
+        }
+    }
 }

@@ -22,6 +22,15 @@ public enum Precision: String, Sendable, CaseIterable {
         }
     }
 
+    /// `y[0..<count]` = `x[0..<count]` rounded as `round` rounds it, in one pass (fp32: a copy).
+    public func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        guard isReduced else { y.update(from: x, count: n); return }
+        let fp16: Int32 = self == .fp16 ? 1 : 0
+        ThreadBudget.parallelFor(n, grain: 1 << 15) { r in
+            half_round_copy(x + r.lowerBound, y + r.lowerBound, r.count, fp16)
+        }
+    }
+
     /// Rounds `x[0..<count]` in place as `round` does and writes the values' 16-bit words to `words`
     /// (reduced precision only): what a layer keeps of a tensor for its backward pass.
     public func roundKeeping(_ x: UnsafeMutablePointer<Float>, words: UnsafeMutablePointer<UInt16>, count n: Int) {

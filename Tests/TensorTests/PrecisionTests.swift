@@ -60,6 +60,33 @@ final class PrecisionTests: XCTestCase {
         for i in x.indices { XCTAssertEqual(x[i].bitPattern, UInt32(bits[i]) << 16, "element \(i)") }
     }
 
+    /// A gradient copied and rounded in one pass (TransformerLayer.branchGradient) equals rounding in
+    /// place, bit for bit, and leaves its source as it was — edge values, an odd length, every path.
+    func testRoundIntoEqualsRoundingInPlace() {
+        let inputs =
+            randomFloats(70_001, seed: 12, scale: 3000) + [
+                0, -0.0, 65504, 65520, -1e9, .infinity, -.infinity, .nan, 0x1p-24, 0x1p-25, 0x1p-130,
+                Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000),
+            ]
+        for precision in Precision.allCases {
+            for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
+                BF16.force(kernel)
+                defer { BF16.force(nil) }
+                var expected = inputs
+                var copied = [Float](repeating: 7, count: inputs.count)
+                expected.withUnsafeMutableBufferPointer { precision.round($0.baseAddress!, count: $0.count) }
+                inputs.withUnsafeBufferPointer { x in
+                    copied.withUnsafeMutableBufferPointer {
+                        precision.round(x.baseAddress!, into: $0.baseAddress!, count: x.count)
+                    }
+                }
+                let wrong = inputs.indices.filter { copied[$0].bitPattern != expected[$0].bitPattern }
+                XCTAssertEqual(
+                    wrong.count, 0, "\(precision) \(kernel): first at \(wrong.first.map { inputs[$0] } ?? 0)")
+            }
+        }
+    }
+
     /// What a layer keeps of a tensor in 16-bit runs (HeldTensor): rounding while keeping leaves the
     /// values exactly as `round` does, and restoring the words gives those values back bit for bit —
     /// edge values, a length that is no multiple of the vector width, every kernel's path.

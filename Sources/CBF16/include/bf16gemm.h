@@ -36,6 +36,8 @@ void bf16_widen(const uint16_t *x, float *y, size_t n);
 void half_round_keep(float *x, uint16_t *w, size_t n, int fp16);
 /// The fp32 values of 16-bit words written by half_round_keep (exact).
 void half_restore(const uint16_t *w, float *x, size_t n, int fp16);
+/// y = x rounded to bf16 (fp16 when fp16 != 0) as half_round_keep rounds, in one pass (x unchanged).
+void half_round_copy(const float *x, float *y, size_t n, int fp16);
 
 /// A 64-byte aligned buffer of at least `bytes` owned by the calling thread, grown as needed and
 /// kept for the thread's life (slot 0: the caller's packed B, slot 1: a kernel's packed rows of A,

@@ -184,24 +184,31 @@ public enum SelfAttention {
                 let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
+                // 1 / Σ exp per row of a tile, in the half of the scratch the forward does not use.
+                let inverseSums = S + T * s
                 forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, keys, trims in
                     // S = QKᵀ (scaled in the softmax)
                     tile.scores(
                         rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: S, trims)
+                    // S = exp(scale·S − max), unnormalised: the product is normalised instead (d columns
+                    // a row rather than `keys`).
                     for r in 0..<rows {
                         let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                         let row = S + r * keys
-                        let l = softmaxRowInPlace(row, valid: visible, width: keys, scale: scale)
-                        lseRow[i] = l
+                        let (shift, sum) = exponentiateRowInPlace(row, valid: visible, width: keys, scale: scale)
+                        lseRow[i] = shift + Foundation.log(sum)
+                        inverseSums[r] = 1 / sum
                         if p > 0, let stream {
                             stream.applyMask(
                                 row, into: row, count: visible,
                                 start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
                         }
                     }
+                    let out = o + i0 * ldo
                     tile.gemm(
-                        m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: o + i0 * ldo,
-                        ldc: ldo, trim: trims.rows)
+                        m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: out, ldc: ldo,
+                        trim: trims.rows)
+                    for r in 0..<rows { scaleRow(out + r * ldo, count: d, by: inverseSums[r]) }
                 }
             }
         }
@@ -301,6 +308,17 @@ public enum SelfAttention {
     /// returns log Σ exp(scale·x) (the LSE).
     @inline(__always)
     static func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float) -> Float {
+        let (shift, sum) = exponentiateRowInPlace(row, valid: valid, width: width, scale: scale)
+        scaleRow(row, count: valid, by: 1 / sum)
+        return shift + Foundation.log(sum)
+    }
+
+    /// `row[j] = exp(scale·row[j] − shift)` for j < valid with shift = scale·max (scale > 0), zeros
+    /// in `row[valid..<width]`: the softmax's numerators. Returns the shift and Σ of the numerators.
+    @inline(__always)
+    static func exponentiateRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float)
+        -> (shift: Float, sum: Float)
+    {
         var mv = F16(repeating: -.infinity)
         var j = 0
         while j + 16 <= valid { mv = pointwiseMax(mv, load16(row, j)); j += 16 }
@@ -312,12 +330,16 @@ public enum SelfAttention {
         while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - m); store16(e, row, j); sv += e; j += 16 }
         var sum = sv.sum()
         while j < valid { let e = scalarExp(row[j] * scale - m); row[j] = e; sum += e; j += 1 }
-        let inv = 1 / sum
-        j = 0
-        while j + 16 <= valid { store16(load16(row, j) * inv, row, j); j += 16 }
-        while j < valid { row[j] *= inv; j += 1 }
         if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
-        return m + Foundation.log(sum)
+        return (m, sum)
+    }
+
+    /// `x[0..<count] *= factor`.
+    @inline(__always)
+    static func scaleRow(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+        var j = 0
+        while j + 16 <= count { store16(load16(x, j) * factor, x, j); j += 16 }
+        while j < count { x[j] *= factor; j += 1 }
     }
 
     /// `row[j] = exp(scale·row[j] − shift)` for j < valid, 0 beyond.

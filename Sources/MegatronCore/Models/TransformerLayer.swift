@@ -310,9 +310,13 @@ public enum TransformerLayer {
         let count = m.shardRows * m.hidden
         if !m.tensorParallel.sequenceParallel && stream == nil && !m.precision.isReduced { return dres }
         let mine = m.tmpH + (m.tensorParallel.sequenceParallel ? elementOffset : 0)
-        mine.update(from: dres, count: count)
-        if let stream { Dropout.apply(mine, count: count, p: p, stream: stream, offset: elementOffset) }
-        m.precision.round(mine, count: count)
+        if let stream {
+            mine.update(from: dres, count: count)
+            Dropout.apply(mine, count: count, p: p, stream: stream, offset: elementOffset)
+            m.precision.round(mine, count: count)
+        } else {
+            m.precision.round(dres, into: mine, count: count)  // one pass: copy and round
+        }
         return m.tmpH
     }
 
