@@ -54,16 +54,8 @@ struct Evaluate: ParsableCommand {
                         + "task's dev files)"), code: 2)
         }
         let bertTask = task == "mlm" || finetuned != nil
-        let stored = CheckpointReader.storedConfigJSON(root: load)
-        if config == nil && stored == nil {
-            CLIErrors.fail(
-                ConfigError.invalidValue(
-                    key: "load", value: "\"\(load)\"",
-                    rule: "holds no readable checkpoint with a stored config; check the path or pass --config"), code: 2
-            )
-        }
         let start = Startup.begin(
-            configPath: config, flags: overrides, base: stored.map { ($0, "the config stored in \(load)") }
+            configPath: config, flags: overrides, base: Startup.storedConfig(load: load, configPath: config)
         ) { cfg in
             // Evaluation reads only the weights and the task file.
             cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.mockData = false

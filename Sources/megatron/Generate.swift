@@ -199,16 +199,8 @@ struct GenerationSession {
     let iteration: Int
 
     static func start(load: String, config: String?, overrides: [String]) -> GenerationSession {
-        let stored = CheckpointReader.storedConfigJSON(root: load)
-        if config == nil && stored == nil {
-            CLIErrors.fail(
-                ConfigError.invalidValue(
-                    key: "load", value: "\"\(load)\"",
-                    rule: "holds no readable checkpoint with a stored config; check the path or pass --config"), code: 2
-            )
-        }
         let start = Startup.begin(
-            configPath: config, flags: overrides, base: stored.map { ($0, "the config stored in \(load)") },
+            configPath: config, flags: overrides, base: Startup.storedConfig(load: load, configPath: config),
             training: false
         ) { cfg in
             cfg.load = load; cfg.save = nil; cfg.saveInterval = nil; cfg.dataPath = []

@@ -13,6 +13,20 @@ struct Startup {
     let blasNote: String
     let threads: Int
 
+    /// The config stored in checkpoint `load`, as `begin`'s `base` (which a `--config` file
+    /// overrides); exits 2 when there is neither.
+    static func storedConfig(load: String, configPath: String?) -> (json: String, source: String)? {
+        let stored = CheckpointReader.storedConfigJSON(root: load)
+        if configPath == nil && stored == nil {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "load", value: "\"\(load)\"",
+                    rule: "holds no readable checkpoint with a stored config; check the path or pass --config"), code: 2
+            )
+        }
+        return stored.map { ($0, "the config stored in \(load)") }
+    }
+
     /// `adjust` edits the parsed config before validation (e.g. the benchmark turns off saving).
     /// `base` (JSON text and where it came from) is applied before the flags when there is no file.
     /// `training` false skips the rules only a training schedule needs (evaluation, generation).

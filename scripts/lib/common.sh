@@ -57,7 +57,7 @@ torch_python() {
     fi
 }
 
-# One line naming the allocator PyTorch's runs use, for the benchmark's log.
+# Lines naming the allocator PyTorch's runs use and the PyTorch build, for the benchmark's log.
 torch_allocator_note() {
     case "${TORCH_ALLOCATOR:-jemalloc}" in
         glibc) echo "== PyTorch on glibc's malloc (TORCH_ALLOCATOR=glibc)" ;;
@@ -65,4 +65,9 @@ torch_allocator_note() {
         jemalloc) echo "== PyTorch under jemalloc keeping freed pages (LD_PRELOAD=$JEMALLOC; TORCH_ALLOCATOR=tcmalloc or glibc for the others)" ;;
         *) echo "== TORCH_ALLOCATOR='$TORCH_ALLOCATOR' is none of jemalloc, tcmalloc, glibc" ;;
     esac
+    # Which PyTorch build ran: its rates moved by a fifth between sessions on the same kind of machine
+    # (README), so the log names it.
+    python3 -c "import re, torch; c = torch.__config__.show(); d = re.search(r'MKL-DNN (v[0-9.]+)', c)
+print('== PyTorch', torch.__version__, '| oneDNN', d.group(1) if d else '?', '| CPU capability', torch.backends.cpu.get_cpu_capability())" \
+        2>/dev/null || true
 }
