@@ -72,14 +72,15 @@ final class PrecisionTests: XCTestCase {
             for kernel in BF16.Kernel.allCases where kernel.rawValue <= BF16.bestKernel.rawValue {
                 BF16.force(kernel)
                 defer { BF16.force(nil) }
-                var expected = inputs
+                var expected = inputs, source = inputs
                 var copied = [Float](repeating: 7, count: inputs.count)
                 expected.withUnsafeMutableBufferPointer { precision.round($0.baseAddress!, count: $0.count) }
-                inputs.withUnsafeBufferPointer { x in
+                source.withUnsafeMutableBufferPointer { x in
                     copied.withUnsafeMutableBufferPointer {
                         precision.round(x.baseAddress!, into: $0.baseAddress!, count: x.count)
                     }
                 }
+                XCTAssertEqual(source.map(\.bitPattern), inputs.map(\.bitPattern), "\(precision): the source changed")
                 let wrong = inputs.indices.filter { copied[$0].bitPattern != expected[$0].bitPattern }
                 XCTAssertEqual(
                     wrong.count, 0, "\(precision) \(kernel): first at \(wrong.first.map { inputs[$0] } ?? 0)")
