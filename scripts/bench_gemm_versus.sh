@@ -9,7 +9,9 @@
 # its static row kernel appended and every other symbol made local (objcopy), beside the working
 # tree's bf16gemm.c and bf16amx.c for packing.
 #   scripts/bench_gemm_versus.sh [REV]      (default HEAD; THREADS=$(nproc) ROUNDS=30 KERNEL=…
-#                                            M=4096: the tokens of a product)
+#                                            M=4096: the tokens of a product; SHAPES="m n k layout …"
+#                                            replaces the model's shapes, e.g. the attention core's
+#                                            tile products: SHAPES="128 1024 64 nt 128 64 1024 nn" THREADS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base_rev=${1:-HEAD}
@@ -47,7 +49,7 @@ cc -O3 "${inc[@]}" -pthread scripts/lib/gemm_versus.c "$work/base.o" "$work/new.
     Sources/CBF16/bf16gemm.c -o "$work/gemm_versus" -lm
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $KERNEL row kernel, base $(git rev-parse --short "$base_rev"), new: the working tree; $THREADS threads, $ROUNDS alternated rounds, m = $M tokens"
 # qkv, proj, fc1, fc2 forward (nt), their input gradients (nn) and weight gradients (tn).
-"$work/gemm_versus" "$THREADS" "$ROUNDS" \
-    "$M" 2304 768 nt "$M" 768 768 nt "$M" 3072 768 nt "$M" 768 3072 nt \
-    "$M" 768 2304 nn "$M" 3072 768 nn \
-    2304 768 "$M" tn 3072 768 "$M" tn 768 3072 "$M" tn
+default_shapes="$M 2304 768 nt $M 768 768 nt $M 3072 768 nt $M 768 3072 nt $M 768 2304 nn $M 3072 768 nn"
+default_shapes+=" 2304 768 $M tn 3072 768 $M tn 768 3072 $M tn"
+read -r -a shapes <<<"${SHAPES:-$default_shapes}"
+"$work/gemm_versus" "$THREADS" "$ROUNDS" "${shapes[@]}"

@@ -5,7 +5,9 @@
    the same packed B, alternating base, new, base, new … for R rounds, so the machine's drift —
    on a VM whose vCPUs may share one core, 2× from one second to the next — falls on both alike.
    Prints the largest difference between their products (0: the same sums in the same order), the
-   mean and the best GFLOP/s of each and the mean new/base ratio.
+   mean and the best GFLOP/s of each and the mean new/base ratio. A small product runs several times
+   per timed call (at least about 0.4 GFLOP in all), so the threads' wake-up at each call's barriers
+   (microseconds) does not count against a product that itself takes tens of them.
      gemm_versus THREADS ROUNDS m n k layout [m n k layout …]
    layout: "nt" A [m, k], B [n, k] (a forward product); "nn" A [m, k], B [k, n] (an input gradient);
    "tn" A [k, m] read transposed, B [k, n], accumulating into C (a weight gradient, beta 1). */
@@ -23,7 +25,7 @@ void rows_base(int, int, const void *, int, long, long, const uint16_t *, size_t
 void rows_new(int, int, const void *, int, long, long, const uint16_t *, size_t, float *, long, float, int, int);
 
 static struct {
-    int m, n, k, threads;
+    int m, n, k, threads, reps;
     long si, sk;
     const float *A;
     const uint16_t *B;
@@ -54,7 +56,8 @@ static void *worker(void *arg) {
         if (job.stop) return NULL;
         int i0, i1;
         rows_of(t, &i0, &i1);
-        job.f(job.n, job.k, job.A, 1, job.si, job.sk, job.B, job.panel, job.C, job.n, job.beta, i0, i1);
+        for (int r = 0; r < job.reps; r++)
+            job.f(job.n, job.k, job.A, 1, job.si, job.sk, job.B, job.panel, job.C, job.n, job.beta, i0, i1);
         pthread_barrier_wait(&job.done);
     }
 }
@@ -96,11 +99,14 @@ int main(int argc, char **argv) {
         job.panel = (size_t)16 * 2 * (size_t)((((k + 1) / 2) + 15) & ~15);
         float beta = transA ? 1.0f : 0.0f;
         for (int v = 0; v < 2; v++) memset(C[v], 0, (size_t)m * n * 4);
+        job.reps = 1;
         run(rows_base, C[0], beta);
         run(rows_new, C[1], beta);
         double diff = 0;
         for (size_t i = 0; i < (size_t)m * n; i++) diff = fmax(diff, fabs((double)C[0][i] - C[1][i]));
         double flops = 2.0 * m * n * k, mean[2] = {0, 0}, best[2] = {0, 0}, ratio = 0;
+        job.reps = flops < 4e8 ? (int)(4e8 / flops) : 1;
+        flops *= job.reps;
         for (int r = 0; r < rounds; r++) {
             double g[2];
             for (int v = 0; v < 2; v++) {
