@@ -325,13 +325,7 @@ public enum SelfAttention {
         var m = mv.max()
         while j < valid { m = max(m, row[j]); j += 1 }
         m *= scale
-        var sv = F16(repeating: 0)
-        j = 0
-        while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - m); store16(e, row, j); sv += e; j += 16 }
-        var sum = sv.sum()
-        while j < valid { let e = scalarExp(row[j] * scale - m); row[j] = e; sum += e; j += 1 }
-        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
-        return (m, sum)
+        return (m, expRowInPlace(row, valid: valid, width: width, scale: scale, shift: m))
     }
 
     /// `x[0..<count] *= factor`.
@@ -342,13 +336,18 @@ public enum SelfAttention {
         while j < count { x[j] *= factor; j += 1 }
     }
 
-    /// `row[j] = exp(scale·row[j] − shift)` for j < valid, 0 beyond.
-    @inline(__always)
-    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float, shift: Float) {
+    /// `row[j] = exp(scale·row[j] − shift)` for j < valid, 0 beyond; returns Σ of the exponentials.
+    @inline(__always) @discardableResult
+    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float, shift: Float)
+        -> Float
+    {
+        var sv = F16(repeating: 0)
         var j = 0
-        while j + 16 <= valid { store16(simdExp(load16(row, j) * scale - shift), row, j); j += 16 }
-        while j < valid { row[j] = scalarExp(row[j] * scale - shift); j += 1 }
+        while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - shift); store16(e, row, j); sv += e; j += 16 }
+        var sum = sv.sum()
+        while j < valid { let e = scalarExp(row[j] * scale - shift); row[j] = e; sum += e; j += 1 }
         if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
+        return sum
     }
 
     /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale` for j < valid (P is zero beyond,
