@@ -1,6 +1,7 @@
 // CounterRNG.swift — Philox4x32-10 (Salmon et al., SC'11), a counter-based generator: the value at
 // (key, counter) is a pure function, so any rank can make exactly its own slice of a parameter or a
 // dropout mask, and a resumed run regenerates the same numbers without saving generator state.
+import CBF16
 import Foundation
 
 public struct Philox4x32: Sendable {
@@ -33,36 +34,19 @@ public struct Philox4x32: Sendable {
         return SIMD4(x0, x1, x2, x3)
     }
 
-    /// Sixteen blocks at once, lane j the block of counter `(c0[j], c1, c2, c3)`: word w of every
-    /// lane in `words.w`, bit for bit what `block` gives (the same integer rounds, 16 lanes wide;
-    /// the 32 × 32 → 64-bit products as two 8-lane halves).
+    /// Dropout over a run of elements: `dst[i] = 0` where element `start + i` of sub-stream
+    /// `(s0, s1)` is dropped (its `uniform` is below `p`), else `src[i] · keep`; `src` may be `dst`.
+    /// Bit for bit the rule of `uniform`, sixteen blocks at a time in AVX-512 (CBF16's dropout.c).
     @inline(__always)
-    public func blocks16(_ c0: SIMD16<UInt32>, _ c1: UInt32, _ c2: UInt32, _ c3: UInt32)
-        -> (SIMD16<UInt32>, SIMD16<UInt32>, SIMD16<UInt32>, SIMD16<UInt32>)
-    {
-        @inline(__always)
-        func mulHiLo(_ a: UInt64, _ x: SIMD16<UInt32>) -> (hi: SIMD16<UInt32>, lo: SIMD16<UInt32>) {
-            let low = SIMD8<UInt64>(truncatingIfNeeded: x.lowHalf) &* a
-            let high = SIMD8<UInt64>(truncatingIfNeeded: x.highHalf) &* a
-            return (
-                SIMD16(
-                    lowHalf: SIMD8<UInt32>(truncatingIfNeeded: low &>> 32),
-                    highHalf: SIMD8<UInt32>(truncatingIfNeeded: high &>> 32)),
-                SIMD16(
-                    lowHalf: SIMD8<UInt32>(truncatingIfNeeded: low), highHalf: SIMD8<UInt32>(truncatingIfNeeded: high))
-            )
-        }
-        var x0 = c0, x1 = SIMD16<UInt32>(repeating: c1), x2 = SIMD16<UInt32>(repeating: c2)
-        var x3 = SIMD16<UInt32>(repeating: c3)
-        var k0 = key.0, k1 = key.1
-        for round in 0..<10 {
-            let p0 = mulHiLo(0xD251_1F53, x0), p1 = mulHiLo(0xCD9E_8D57, x2)
-            let n0 = p1.hi ^ x1 ^ SIMD16(repeating: k0), n2 = p0.hi ^ x3 ^ SIMD16(repeating: k1)
-            x0 = n0; x1 = p1.lo; x2 = n2; x3 = p0.lo
-            if round < 9 { k0 = k0 &+ 0x9E37_79B9; k1 = k1 &+ 0xBB67_AE85 }
-        }
-        return (x0, x1, x2, x3)
+    public func applyDropoutMask(
+        _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int, start: Int,
+        _ s0: UInt32, _ s1: UInt32, p: Float, keep: Float
+    ) {
+        dropout_apply_mask(src, dst, n, start, key.0, key.1, s0, s1, p, keep)
     }
+
+    /// Tests: true makes `applyDropoutMask` take its scalar loop even on an AVX-512 CPU.
+    public static func forcePortableDropout(_ portable: Bool) { dropout_force_portable(portable ? 1 : 0) }
 
     /// Uniform in [0, 1) with 24 random bits, for element `index` of sub-stream `(s0, s1)`.
     @inline(__always)

@@ -305,24 +305,36 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(x, y)
     }
 
-    /// The 16-block path of applyMask gives every element exactly the scalar rule's value
-    /// (scale(index:)), for starts on and off a multiple of 4, runs shorter and longer than 64,
-    /// element indices past 2³² (the counter's high word) and the last run before the low word wraps.
+    /// applyMask's runs (sixteen Philox blocks at a time in AVX-512, and the scalar loop) give every
+    /// element exactly the scalar rule's value (scale(index:)), for starts on and off a multiple of
+    /// 4, runs shorter and longer than 64, element indices past 2³² (the counter's high word), the
+    /// last run before the low word wraps, several p, and in place.
     func testDropoutMaskRunsMatchTheScalarRuleBitForBit() {
         let s = DropoutStream(seed: 11, site: "attention", step: 3, microbatch: 2)
         var rnd = TestRandom(5)
         let src = rnd.array(300, scale: 2)
         let wrap = (1 << 34) - 4 * 20  // 20 blocks before the low counter word wraps to 0
-        for start in [0, 1, 2, 3, 4, 61, 1027, 1 << 33 | 5, wrap, wrap + 2] {
-            for n in [0, 1, 5, 63, 64, 65, 127, 128, 131, 300] {
-                var x = [Float](repeating: .nan, count: n)
-                src.withUnsafeBufferPointer { s0 in
-                    s.applyMask(s0.baseAddress!, into: &x, count: n, start: start, p: 0.3)
-                }
-                for i in 0..<n {
-                    let expected = src[i] * s.scale(index: start + i, p: 0.3)
-                    let want: Float = s.scale(index: start + i, p: 0.3) == 0 ? 0 : expected
-                    XCTAssertEqual(x[i].bitPattern, want.bitPattern, "start \(start), n \(n), element \(i)")
+        defer { Philox4x32.forcePortableDropout(false) }
+        for portable in [false, true] {
+            Philox4x32.forcePortableDropout(portable)
+            for p: Float in [0.3, 0.1, 0.5, 1e-7] {
+                for start in [0, 1, 2, 3, 4, 61, 1027, 1 << 33 | 5, wrap, wrap + 2, wrap + 3] {
+                    for n in [0, 1, 5, 63, 64, 65, 127, 128, 131, 300] {
+                        var x = [Float](repeating: .nan, count: n)
+                        src.withUnsafeBufferPointer { s0 in
+                            s.applyMask(s0.baseAddress!, into: &x, count: n, start: start, p: p)
+                        }
+                        var inPlace = Array(src[0..<n])
+                        inPlace.withUnsafeMutableBufferPointer { y in
+                            s.applyMask(y.baseAddress!, into: y.baseAddress!, count: n, start: start, p: p)
+                        }
+                        for i in 0..<n {
+                            let want: Float = s.scale(index: start + i, p: p) == 0 ? 0 : src[i] * (1 / (1 - p))
+                            let at = "portable \(portable), p \(p), start \(start), n \(n), element \(i)"
+                            XCTAssertEqual(x[i].bitPattern, want.bitPattern, at)
+                            XCTAssertEqual(inPlace[i].bitPattern, want.bitPattern, "in place, " + at)
+                        }
+                    }
                 }
             }
         }
