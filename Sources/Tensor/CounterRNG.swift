@@ -45,7 +45,19 @@ public struct Philox4x32: Sendable {
         dropout_apply_mask(src, dst, n, start, key.0, key.1, s0, s1, p, keep)
     }
 
-    /// Tests: true makes `applyDropoutMask` take its scalar loop even on an AVX-512 CPU.
+    /// The attention backward's row under dropout, in place (CBF16's dropout.h): with m the keep mask
+    /// of elements `start ..< start + valid` of sub-stream `(s0, s1)`, `dP` (the gradient of the
+    /// dropped probabilities) becomes m·keep·dP, then `P` becomes P·(dP − Σ P·dP)·scale and `dP` the
+    /// dropped probabilities m·keep·P; both zero in `valid ..< width`. One mask for both.
+    @inline(__always)
+    public func dropoutSoftmaxBackwardRow(
+        _ P: UnsafeMutablePointer<Float>, _ dP: UnsafeMutablePointer<Float>, valid: Int, width: Int, start: Int,
+        _ s0: UInt32, _ s1: UInt32, p: Float, keep: Float, scale: Float
+    ) {
+        dropout_softmax_backward_row(P, dP, valid, width, start, key.0, key.1, s0, s1, p, keep, scale)
+    }
+
+    /// Tests: true makes `applyDropoutMask` and `dropoutSoftmaxBackwardRow` take their scalar loops even on an AVX-512 CPU.
     public static func forcePortableDropout(_ portable: Bool) { dropout_force_portable(portable ? 1 : 0) }
 
     /// Uniform in [0, 1) with 24 random bits, for element `index` of sub-stream `(s0, s1)`.

@@ -183,6 +183,11 @@ final class LayerGradientTests: XCTestCase {
     func testAttentionSingleTile() { attentionCase(seq: 9, dropout: 0) }
     func testAttentionSeveralTiles() { attentionCase(seq: 70, dropout: 0) }
     func testAttentionWithDropout() { attentionCase(seq: 12, dropout: 0.3) }
+    func testAttentionWithDropoutOnTheScalarMaskPath() {
+        Philox4x32.forcePortableDropout(true)
+        defer { Philox4x32.forcePortableDropout(false) }
+        attentionCase(seq: 70, dropout: 0.3)
+    }
     func testBidirectionalAttentionWithPadding() {
         attentionCase(seq: 9, dropout: 0, mask: .keyPadding(lengths: [9, 5]))
     }
@@ -303,6 +308,43 @@ final class LayerGradientTests: XCTestCase {
         var y = [Float](repeating: 1, count: n)
         Dropout.apply(&y, count: n, p: 0.25, stream: s)
         XCTAssertEqual(x, y)
+    }
+
+    /// The attention backward's fused row under dropout (one mask for dS and for the dropped
+    /// probabilities) against its definition from the scalar rule, on both paths: the dropped
+    /// probabilities bit for bit, dS to fp32 rounding, zeros past `valid`, for rows starting on and
+    /// off a multiple of 4 and across the counter's wrap.
+    func testDropoutSoftmaxBackwardRowMatchesItsDefinition() {
+        let s = DropoutStream(seed: 5, site: "attention", step: 2, microbatch: 1)
+        let p: Float = 0.2, keep: Float = 1 / (1 - p), scale: Float = 0.125
+        var rnd = TestRandom(9)
+        defer { Philox4x32.forcePortableDropout(false) }
+        for portable in [false, true] {
+            Philox4x32.forcePortableDropout(portable)
+            for (start, valid, width) in [(0, 1, 8), (3, 70, 80), (130, 200, 200), ((1 << 34) - 9, 150, 160)] {
+                let P0 = rnd.array(width, scale: 1).map { abs($0) }, dP0 = rnd.array(width, scale: 2)
+                var P = P0, dP = dP0
+                P.withUnsafeMutableBufferPointer { pp in
+                    dP.withUnsafeMutableBufferPointer { dd in
+                        s.softmaxBackwardRow(
+                            pp.baseAddress!, dP: dd.baseAddress!, valid: valid, width: width, start: start, p: p,
+                            scale: scale)
+                    }
+                }
+                let kept = (0..<valid).map { s.scale(index: start + $0, p: p) != 0 }
+                let dPt = (0..<valid).map { kept[$0] ? dP0[$0] * keep : 0 }
+                let dot = (0..<valid).reduce(0.0) { $0 + Double(P0[$1]) * Double(dPt[$1]) }
+                let at = "portable \(portable), start \(start), valid \(valid)"
+                for j in 0..<valid {
+                    let dS = Double(P0[j]) * (Double(dPt[j]) - dot) * Double(scale)
+                    XCTAssertEqual(Double(P[j]), dS, accuracy: 1e-5, "dS, " + at + ", element \(j)")
+                    let dropped: Float = kept[j] ? P0[j] * keep : 0
+                    XCTAssertEqual(dP[j].bitPattern, dropped.bitPattern, "dropped P, " + at + ", element \(j)")
+                }
+                XCTAssertTrue(P[valid...].allSatisfy { $0 == 0 } && dP[valid...].allSatisfy { $0 == 0 }, at)
+                if valid >= 64 { XCTAssertGreaterThan(kept.filter { !$0 }.count, 0, "no element dropped: " + at) }
+            }
+        }
     }
 
     /// applyMask's runs (sixteen Philox blocks at a time in AVX-512, and the scalar loop) give every

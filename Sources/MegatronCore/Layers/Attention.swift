@@ -248,33 +248,35 @@ public enum SelfAttention {
                         let visible = mask.visible(query: i, sequence: bi)
                         expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
                     }
-                    // dV += (the probabilities PV used)ᵀ·dO — with dropout the dropped ones, in B;
-                    // then B = dP = dO·Vᵀ, with dropout's mask applied.
-                    let dropping = p > 0 ? stream : nil
-                    for r in 0..<rows {
-                        guard let dropping else { break }
-                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
-                        dropping.applyMask(
-                            A + r * keys, into: B + r * keys, count: visible,
-                            start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                        if visible < keys { (B + r * keys + visible).update(repeating: 0, count: keys - visible) }
-                    }
-                    tile.gemm(
-                        transA: true, m: keys, n: d, k: rows, a: dropping == nil ? A : B, lda: keys,
-                        b: dO + i0 * ldo, ldb: ldo, beta: 1, c: dv, ldc: ld, trim: trims.transposed)
-                    tile.gemm(
-                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                        packed: vColumns, c: B, ldc: keys, trim: trims.scores)
-                    for (r, i) in (i0..<i0 + rows).enumerated() where dropping != nil {
-                        dropping?.applyMask(
-                            B + r * keys, into: B + r * keys, count: mask.visible(query: i, sequence: bi),
-                            start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
-                    }
-                    // A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
-                    for r in 0..<rows {
-                        softmaxBackwardRow(
-                            A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
-                            width: keys, scale: scale)
+                    if p > 0, let stream {
+                        // B = dP = dO·Vᵀ (the gradient of the dropped probabilities); then per row, one
+                        // mask for both: A = dS and B = the dropped probabilities PV used, for dV.
+                        tile.gemm(
+                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                        for r in 0..<rows {
+                            let i = i0 + r
+                            stream.softmaxBackwardRow(
+                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i, sequence: bi),
+                                width: keys, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p,
+                                scale: scale)
+                        }
+                        tile.gemm(
+                            transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
+                            c: dv, ldc: ld, trim: trims.transposed)
+                    } else {
+                        // dV += Pᵀ·dO; B = dP = dO·Vᵀ; A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+                        tile.gemm(
+                            transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
+                            c: dv, ldc: ld, trim: trims.transposed)
+                        tile.gemm(
+                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                        for r in 0..<rows {
+                            softmaxBackwardRow(
+                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
+                                width: keys, scale: scale)
+                        }
                     }
                     tile.gemm(
                         m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,

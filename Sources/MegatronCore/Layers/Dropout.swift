@@ -32,6 +32,21 @@ public struct DropoutStream: Sendable {
     }
 }
 
+extension DropoutStream {
+    /// The softmax backward of one attention row whose probabilities were dropped with this stream
+    /// (elements `start ..< start + valid`): on entry `P` holds the probabilities and `dP` the
+    /// gradient of the dropped ones; on return `P` holds dS = P ⊙ (m·keep·dP − Σ P·m·keep·dP) · scale
+    /// and `dP` the dropped probabilities m·keep·P (for dV), both zero in `valid ..< width`.
+    @inline(__always)
+    public func softmaxBackwardRow(
+        _ P: UnsafeMutablePointer<Float>, dP: UnsafeMutablePointer<Float>, valid: Int, width: Int, start: Int,
+        p: Float, scale: Float
+    ) {
+        rng.dropoutSoftmaxBackwardRow(
+            P, dP, valid: valid, width: width, start: start, step, microbatch, p: p, keep: 1 / (1 - p), scale: scale)
+    }
+}
+
 public enum Dropout {
     /// In place: `x[i] *= mask(i)/(1−p)` for elements `offset ..< offset + count` of the stream.
     /// Used unchanged for forward (on activations) and backward (on their gradients).
