@@ -56,58 +56,91 @@ static uint64_t group_kept_portable(long e, long take, const stream_t *s) {
     return kept & group_valid(e, take);
 }
 
-/* hi and lo 32-bit halves of x·m per 32-bit lane: the even lanes' products from one vpmuludq, the
-   odd lanes' from another on x shifted down. */
+/* Sixteen Philox blocks as two halves of eight, each block in a 64-bit lane whose low 32 bits are
+   the word (the high bits are don't-care: vpmuludq reads only the low half of each lane), so a
+   32 × 32 → 64-bit product is one vpmuludq and its high word one shift. */
+typedef struct { __m512i x0, x1, x2, x3; } half_t;
+
+/* Blocks q + first … q + first + 7: the counter's low word and, from the 64-bit sum, its high word. */
 __attribute__((target("avx512f")))
-static inline void mul_hi_lo(__m512i x, __m512i m, __m512i *hi, __m512i *lo) {
-    __m512i even = _mm512_mul_epu32(x, m), odd = _mm512_mul_epu32(_mm512_srli_epi64(x, 32), m);
-    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-    *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+static inline half_t philox_half(uint64_t q, int first, const stream_t *s) {
+    const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)(q + first)), lanes);
+    half_t h = {c, _mm512_srli_epi64(c, 32), _mm512_set1_epi64(s->c2), _mm512_set1_epi64(s->c3)};
+    return h;
 }
 
-/* The group's kept mask, its 16 blocks as the 16 lanes of four vectors (one per word); bit j of
-   word w's comparison is element 4j + w, which pdep spreads into place. */
+__attribute__((target("avx512f")))
+static inline void philox_round(half_t *h, __m512i m0, __m512i m1, __m512i k0, __m512i k1) {
+    __m512i p0 = _mm512_mul_epu32(h->x0, m0), p1 = _mm512_mul_epu32(h->x2, m1);
+    h->x0 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), h->x1, k0, 0x96);
+    h->x2 = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), h->x3, k1, 0x96);
+    h->x1 = p1; h->x3 = p0;
+}
+
+/* Which of the 16 blocks' word (low halves of lo, hi) is below the limit, bit j for block j. */
 __attribute__((target("avx512f,bmi2")))
-static inline uint64_t group_kept_avx512(long e, long take, const stream_t *s) {
-    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i m0 = _mm512_set1_epi32((int)PHILOX_M0), m1 = _mm512_set1_epi32((int)PHILOX_M1);
+static inline uint32_t below(__m512i lo, __m512i hi, __m512i limit) {
+    uint32_t l = _mm512_mask_cmplt_epu32_mask(0x5555, lo, limit), h = _mm512_mask_cmplt_epu32_mask(0x5555, hi, limit);
+    return _pext_u32(l | h << 16, 0x55555555u);
+}
+
+/* The group's dropped bits: bit j of word w's comparison is element 4j + w, which pdep spreads. */
+__attribute__((target("avx512f,bmi2")))
+static inline uint64_t dropped_bits(const half_t *lo, const half_t *hi, __m512i limit) {
+    return _pdep_u64(below(lo->x0, hi->x0, limit), 0x1111111111111111ull)
+         | _pdep_u64(below(lo->x1, hi->x1, limit), 0x2222222222222222ull)
+         | _pdep_u64(below(lo->x2, hi->x2, limit), 0x4444444444444444ull)
+         | _pdep_u64(below(lo->x3, hi->x3, limit), 0x8888888888888888ull);
+}
+
+/* The kept masks of two consecutive groups (from element e, taking `take`, then from e2, taking
+   `take2`; take2 = 0 for none). The four halves' rounds are interleaved: a round waits on its
+   products, so one group alone leaves the multipliers idle. */
+__attribute__((target("avx512f,bmi2")))
+static inline void groups_kept_avx512(long e, long take, long e2, long take2, const stream_t *s, uint64_t *kept,
+                                      uint64_t *kept2) {
+    const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
     const __m512i limit = _mm512_set1_epi32((int)(s->threshold << 8));  /* (w >> 8) < t ⟺ w < t·256 */
-    uint64_t q = (uint64_t)e >> 2;
-    __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)q), lanes);
-    __m512i x1 = _mm512_set1_epi32((int)(uint32_t)(q >> 32));
-    x1 = _mm512_mask_add_epi32(x1, _mm512_cmplt_epu32_mask(x0, _mm512_set1_epi32((int)(uint32_t)q)), x1,
-                               _mm512_set1_epi32(1));
-    __m512i x2 = _mm512_set1_epi32((int)s->c2), x3 = _mm512_set1_epi32((int)s->c3);
+    uint64_t q = (uint64_t)e >> 2, q2 = (uint64_t)e2 >> 2;
+    half_t a = philox_half(q, 0, s), b = philox_half(q, 8, s), c = philox_half(q2, 0, s), d = philox_half(q2, 8, s);
     uint32_t r0 = s->k0, r1 = s->k1;
     for (int round = 0; round < 10; round++) {
-        __m512i hi0, lo0, hi1, lo1;
-        mul_hi_lo(x0, m0, &hi0, &lo0);
-        mul_hi_lo(x2, m1, &hi1, &lo1);
-        x0 = _mm512_ternarylogic_epi32(hi1, x1, _mm512_set1_epi32((int)r0), 0x96);
-        x2 = _mm512_ternarylogic_epi32(hi0, x3, _mm512_set1_epi32((int)r1), 0x96);
-        x1 = lo1; x3 = lo0;
+        __m512i k0 = _mm512_set1_epi64(r0), k1 = _mm512_set1_epi64(r1);
+        philox_round(&a, m0, m1, k0, k1);
+        philox_round(&b, m0, m1, k0, k1);
+        philox_round(&c, m0, m1, k0, k1);
+        philox_round(&d, m0, m1, k0, k1);
         r0 += PHILOX_W0; r1 += PHILOX_W1;
     }
-    uint64_t drop = _pdep_u64(_mm512_cmplt_epu32_mask(x0, limit), 0x1111111111111111ull)
-                  | _pdep_u64(_mm512_cmplt_epu32_mask(x1, limit), 0x2222222222222222ull)
-                  | _pdep_u64(_mm512_cmplt_epu32_mask(x2, limit), 0x4444444444444444ull)
-                  | _pdep_u64(_mm512_cmplt_epu32_mask(x3, limit), 0x8888888888888888ull);
-    return group_valid(e, take) & ~drop;
+    *kept = group_valid(e, take) & ~dropped_bits(&a, &b, limit);
+    *kept2 = take2 ? group_valid(e2, take2) & ~dropped_bits(&c, &d, limit) : 0;
 }
 
+/* dst = src·keep under a group's kept mask, 0 elsewhere in it: elements i … i + take − 1 of the run. */
+__attribute__((target("avx512f")))
+static inline void apply_group(const float *src, float *dst, long i, long e, long take, uint64_t kept, __m512 keepv) {
+    uint64_t valid = group_valid(e, take);
+    const float *x = src + i - (e & 3);
+    float *y = dst + i - (e & 3);
+    for (int c = 0; c < 4; c++) {
+        __mmask16 vm = (__mmask16)(valid >> 16 * c), km = (__mmask16)(kept >> 16 * c);
+        if (vm) _mm512_mask_storeu_ps(y + 16 * c, vm, _mm512_mul_ps(_mm512_maskz_loadu_ps(km, x + 16 * c), keepv));
+    }
+}
+
+/* Two groups at a time (the second may be empty at the run's end). */
 __attribute__((target("avx512f,bmi2")))
 static void apply_avx512(const float *src, float *dst, long n, long start, const stream_t *s, float keep) {
     const __m512 keepv = _mm512_set1_ps(keep);
     for (long i = 0; i < n;) {
-        long e = start + i, first = e & 3, take = group_take(e, n - i);
-        uint64_t valid = group_valid(e, take), kept = group_kept_avx512(e, take, s);
-        const float *x = src + i - first;
-        float *y = dst + i - first;
-        for (int c = 0; c < 4; c++) {
-            __mmask16 vm = (__mmask16)(valid >> 16 * c), km = (__mmask16)(kept >> 16 * c);
-            if (vm) _mm512_mask_storeu_ps(y + 16 * c, vm, _mm512_mul_ps(_mm512_maskz_loadu_ps(km, x + 16 * c), keepv));
-        }
-        i += take;
+        long e = start + i, take = group_take(e, n - i), i2 = i + take;
+        long e2 = start + i2, take2 = i2 < n ? group_take(e2, n - i2) : 0;
+        uint64_t kept, kept2;
+        groups_kept_avx512(e, take, e2, take2, s, &kept, &kept2);
+        apply_group(src, dst, i, e, take, kept, keepv);
+        if (take2) apply_group(src, dst, i2, e2, take2, kept2, keepv);
+        i = i2 + take2;
     }
 }
 
@@ -127,6 +160,24 @@ void dropout_apply_mask(const float *src, float *dst, long n, long start, uint32
     else apply_portable(src, dst, n, start, &s, keep);
 }
 
+/* Pass 1 of the softmax-backward row on one group: dP = dP·keep under its kept mask (0 where
+   dropped), and acc += P·dP. */
+__attribute__((target("avx512f")))
+static inline __m512 mask_dp_group(const float *P, float *dP, long i, long e, long take, uint64_t kept, __m512 keepv,
+                                   __m512 acc) {
+    uint64_t in = group_valid(e, take);
+    const float *p = P + i - (e & 3);
+    float *d = dP + i - (e & 3);
+    for (int c = 0; c < 4; c++) {
+        __mmask16 vm = (__mmask16)(in >> 16 * c), km = (__mmask16)(kept >> 16 * c);
+        if (!vm) continue;
+        __m512 dk = _mm512_mul_ps(_mm512_maskz_loadu_ps(km, d + 16 * c), keepv);
+        _mm512_mask_storeu_ps(d + 16 * c, vm, dk);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(vm, p + 16 * c), dk, acc);
+    }
+    return acc;
+}
+
 /* The softmax-backward row: pass 1 masks dP and sums P·dP, keeping each group's kept mask in
    `bits`; pass 2 makes dS (into P) and the kept probabilities (into dP). */
 __attribute__((target("avx512f,bmi2")))
@@ -135,19 +186,18 @@ static void softmax_backward_avx512(float *P, float *dP, long valid, long start,
     const __m512 keepv = _mm512_set1_ps(keep);
     __m512 acc = _mm512_setzero_ps();
     long g = 0;
-    for (long i = 0; i < valid; g++) {
-        long e = start + i, first = e & 3, take = group_take(e, valid - i);
-        uint64_t in = group_valid(e, take), kept = group_kept_avx512(e, take, s);
-        bits[g] = kept;
-        float *p = P + i - first, *d = dP + i - first;
-        for (int c = 0; c < 4; c++) {
-            __mmask16 vm = (__mmask16)(in >> 16 * c), km = (__mmask16)(kept >> 16 * c);
-            if (!vm) continue;
-            __m512 dk = _mm512_mul_ps(_mm512_maskz_loadu_ps(km, d + 16 * c), keepv);
-            _mm512_mask_storeu_ps(d + 16 * c, vm, dk);
-            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(vm, p + 16 * c), dk, acc);
+    for (long i = 0; i < valid;) {
+        long e = start + i, take = group_take(e, valid - i), i2 = i + take;
+        long e2 = start + i2, take2 = i2 < valid ? group_take(e2, valid - i2) : 0;
+        uint64_t kept, kept2;
+        groups_kept_avx512(e, take, e2, take2, s, &kept, &kept2);
+        bits[g++] = kept;
+        acc = mask_dp_group(P, dP, i, e, take, kept, keepv, acc);
+        if (take2) {
+            bits[g++] = kept2;
+            acc = mask_dp_group(P, dP, i2, e2, take2, kept2, keepv, acc);
         }
-        i += take;
+        i = i2 + take2;
     }
     const __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), scalev = _mm512_set1_ps(scale);
     g = 0;

@@ -1,8 +1,8 @@
 // dropout.h — dropout masks from Philox4x32-10 (dropout.c), the generator of CounterRNG.swift:
 // element e of a stream keyed (key0, key1) uses word e mod 4 of the block at counter
-// (e/4 mod 2³², e/2³⁴, c2, c3) and is dropped when (word >> 8)·2⁻²⁴ < p. In AVX-512 sixteen blocks
-// (64 elements) are made at once and their four words' comparisons interleaved into one 64-bit
-// mask (pdep); without AVX-512 a scalar loop gives the same bits.
+// (e/4 mod 2³², e/2³⁴, c2, c3) and is dropped when (word >> 8)·2⁻²⁴ < p. In AVX-512 two groups of
+// sixteen blocks (128 elements) are made at once, each group's four words' comparisons interleaved
+// into one 64-bit mask (pdep); without AVX-512 a scalar loop gives the same bits.
 #ifndef MEGATRON_DROPOUT_H
 #define MEGATRON_DROPOUT_H
 #include <stdint.h>
