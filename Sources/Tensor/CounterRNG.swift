@@ -36,7 +36,8 @@ public struct Philox4x32: Sendable {
 
     /// Dropout over a run of elements: `dst[i] = 0` where element `start + i` of sub-stream
     /// `(s0, s1)` is dropped (its `uniform` is below `p`), else `src[i] · keep`; `src` may be `dst`.
-    /// Bit for bit the rule of `uniform`, sixteen blocks at a time in AVX-512 (CBF16's dropout.c).
+    /// Bit for bit the rule of `uniform`; in AVX-512 two groups of 16 blocks (128 elements) at a
+    /// time (CBF16's dropout.c).
     @inline(__always)
     public func applyDropoutMask(
         _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count n: Int, start: Int,

@@ -347,7 +347,7 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
-    /// applyMask's runs (sixteen Philox blocks at a time in AVX-512, and the scalar loop) give every
+    /// applyMask's runs (two groups of sixteen Philox blocks at a time in AVX-512, and the scalar loop) give every
     /// element exactly the scalar rule's value (scale(index:)), for starts on and off a multiple of
     /// 4, runs shorter and longer than 64, element indices past 2³² (the counter's high word), the
     /// last run before the low word wraps, several p, and in place.

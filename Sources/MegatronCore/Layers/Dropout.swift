@@ -22,8 +22,8 @@ public struct DropoutStream: Sendable {
         rng.uniform(index: index, step, microbatch) < p ? 0 : 1 / (1 - p)
     }
 
-    /// `x[i] = src[i] · scale(index: start + i)` for i < n, the elements of a run made sixteen
-    /// Philox blocks (64 elements) at a time (Philox4x32.applyDropoutMask); `src` may be `x`.
+    /// `x[i] = src[i] · scale(index: start + i)` for i < n, a run's masks made many Philox blocks
+    /// at a time (Philox4x32.applyDropoutMask); `src` may be `x`.
     @inline(__always)
     public func applyMask(
         _ src: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count n: Int, start: Int, p: Float
