@@ -246,6 +246,7 @@ void dropout_softmax_backward_row(float *P, float *dP, long valid, long width, l
     stream_t s = make_stream(key0, key1, c2, c3, p);
     long groups = valid / 64 + 2;
     uint64_t stack[256], *bits = groups <= 256 ? stack : malloc((size_t)groups * sizeof(uint64_t));
+    if (!bits) abort();  /* out of memory for a row's mask bits: nothing sensible to continue with */
     if (use_avx512()) softmax_backward_avx512(P, dP, valid, start, &s, keep, scale, bits);
     else softmax_backward_portable(P, dP, valid, start, &s, keep, scale, bits);
     if (bits != stack) free(bits);

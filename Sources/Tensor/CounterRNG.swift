@@ -58,7 +58,8 @@ public struct Philox4x32: Sendable {
         dropout_softmax_backward_row(P, dP, valid, width, start, key.0, key.1, s0, s1, p, keep, scale)
     }
 
-    /// Tests: true makes `applyDropoutMask` and `dropoutSoftmaxBackwardRow` take their scalar loops even on an AVX-512 CPU.
+    /// Tests: true makes `applyDropoutMask` and `dropoutSoftmaxBackwardRow` take their scalar loops
+    /// even on an AVX-512 CPU.
     public static func forcePortableDropout(_ portable: Bool) { dropout_force_portable(portable ? 1 : 0) }
 
     /// Uniform in [0, 1) with 24 random bits, for element `index` of sub-stream `(s0, s1)`.

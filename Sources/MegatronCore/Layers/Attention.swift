@@ -248,12 +248,13 @@ public enum SelfAttention {
                         let visible = mask.visible(query: i, sequence: bi)
                         expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
                     }
+                    // B = dP = dO·Vᵀ (with dropout, the gradient of the dropped probabilities).
+                    tile.gemm(
+                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
+                        packed: vColumns, c: B, ldc: keys, trim: trims.scores)
                     if p > 0, let stream {
-                        // B = dP = dO·Vᵀ (the gradient of the dropped probabilities); then per row, one
-                        // mask for both: A = dS and B = the dropped probabilities PV used, for dV.
-                        tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                        // Per row, one mask for both: A = dS and B = the dropped probabilities PV used;
+                        // then dV += Bᵀ·dO.
                         for r in 0..<rows {
                             let i = i0 + r
                             stream.softmaxBackwardRow(
@@ -265,13 +266,10 @@ public enum SelfAttention {
                             transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
                             c: dv, ldc: ld, trim: trims.transposed)
                     } else {
-                        // dV += Pᵀ·dO; B = dP = dO·Vᵀ; A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+                        // dV += Pᵀ·dO; then A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
                             c: dv, ldc: ld, trim: trims.transposed)
-                        tile.gemm(
-                            transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                            packed: vColumns, c: B, ldc: keys, trim: trims.scores)
                         for r in 0..<rows {
                             softmaxBackwardRow(
                                 A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),

@@ -30,9 +30,7 @@ public struct DropoutStream: Sendable {
     ) {
         rng.applyDropoutMask(src, into: x, count: n, start: start, step, microbatch, p: p, keep: 1 / (1 - p))
     }
-}
 
-extension DropoutStream {
     /// The softmax backward of one attention row whose probabilities were dropped with this stream
     /// (elements `start ..< start + valid`): on entry `P` holds the probabilities and `dP` the
     /// gradient of the dropped ones; on return `P` holds dS = P ⊙ (m·keep·dP − Σ P·m·keep·dP) · scale
