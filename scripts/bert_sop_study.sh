@@ -7,20 +7,24 @@
 #   scripts/bert_sop_study.sh [OUT_DIR]    (STEPS=1500 SAVE_EVERY=500 THREADS=$(nproc) SEQ=128 HIDDEN=128
 #                                           DROPOUT=0: hidden and attention dropout; SEED=1234: the
 #                                           config's seed, which also draws the validation samples;
-#                                           VOCAB=path/to/vocab.txt: BERT's WordPiece instead of bytes)
+#                                           VOCAB=path/to/vocab.txt: BERT's WordPiece instead of bytes;
+#                                           DATA=P_text_sentence: a dataset written by preprocess-data
+#                                           --split-sentences with that vocabulary instead of the
+#                                           built-in corpus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 out=${1:-bert-sop-study}
 STEPS=${STEPS:-1500}; SAVE_EVERY=${SAVE_EVERY:-500}; THREADS=${THREADS:-$(nproc)}; SEQ=${SEQ:-128}; HIDDEN=${HIDDEN:-128}; DROPOUT=${DROPOUT:-0}
-SEED=${SEED:-1234}; VOCAB=${VOCAB:-}
+SEED=${SEED:-1234}; VOCAB=${VOCAB:-}; DATA=${DATA:-}
 swift build -c release --product megatron >/dev/null
 rm -rf "$out"; mkdir -p "$out"
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 MODEL=(--config configs/bert-tiny.json --hidden-size "$HIDDEN" --seq-length "$SEQ" --max-position-embeddings "$SEQ" --split 80,20,0
     --hidden-dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED")
 if [ -n "$VOCAB" ]; then MODEL+=(--tokenizer-type BertWordPieceLowerCase --vocab-file "$VOCAB"); fi
+if [ -n "$DATA" ]; then MODEL+=(--data-path "$DATA"); fi
 start=$(date +%s)
 .build/release/megatron train "${MODEL[@]}" --train-iters "$STEPS" --eval-iters 0 --num-threads "$THREADS" \
     --save "$out/ckpt" --save-interval "$SAVE_EVERY" --log-interval "$SAVE_EVERY" >"$out/train.log"
