@@ -32,5 +32,7 @@ final class GridSweepTests: XCTestCase {
         let r = try sweep(["--cases", "2", "--seed", "11", "--perturb"], in: dir)
         XCTAssertEqual(r.code, 1, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("0 of 2 cases equal one rank"), r.stdout)
+        // Both ran and were compared (a run that failed would also count against the total).
+        XCTAssertEqual(r.stdout.components(separatedBy: ": MISMATCH,").count - 1, 2, r.stdout)
     }
 }
