@@ -101,6 +101,23 @@ def losses(path):
     return [{k: row[k] for k in LOSS_KEYS if k in row} for row in rows]
 
 
+def compare(got, want, tolerance):
+    """The worst relative difference of the losses of `got` against `want`, and the first failure (or None)."""
+    worst, bad = 0.0, None
+    if len(got) != len(want):
+        bad = f"{len(got)} iterations logged, the reference {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        for k in w:
+            if k not in g:
+                bad = bad or f"iteration {i + 1} has no {k}"
+                continue
+            rel = abs(g[k] - w[k]) / max(abs(w[k]), 1e-12)
+            worst = max(worst, rel)
+            if rel > tolerance and bad is None:
+                bad = f"iteration {i + 1} {k} {g[k]:.8g} against one rank's {w[k]:.8g} (relative {rel:.2e})"
+    return worst, bad
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=20)
@@ -145,33 +162,22 @@ def main():
             half_way = str(a.iters // 2)
             legs = [(grid, ranks, ["--save", ckpt, "--save-interval", half_way, "--exit-interval", half_way]),
                     (resume[0], resume[1], ["--load", ckpt])]
-        failed = None
+        failed, commands = None, []
         for flags, n, extra in legs:
             out, cmd = run(a.binary, common + flags + extra + perturb, n, work, metrics)
+            commands.append(" ".join(cmd))
             if out.returncode != 0:
-                failed = f"  {' '.join(cmd)}\n{out.stderr[-2000:]}"
+                failed = f"  {commands[-1]}\n{out.stderr[-2000:]}"
                 break
         if failed:
             print(f"case {case:3} {name}: FAILED to run:\n{failed}")
             failures += 1
             continue
-        got, want = losses(metrics), references[key]
-        tolerance = 1e-3 if half else 1e-5
-        worst, bad = 0.0, None
-        if len(got) != len(want):
-            bad = f"{len(got)} iterations logged, the reference {len(want)}"
-        for i, (g, w) in enumerate(zip(got, want)):
-            for k in w:
-                if k not in g:
-                    bad = f"iteration {i + 1} has no {k}"
-                    continue
-                rel = abs(g[k] - w[k]) / max(abs(w[k]), 1e-12)
-                worst = max(worst, rel)
-                if rel > tolerance and bad is None:
-                    bad = f"iteration {i + 1} {k} {g[k]:.8g} against one rank's {w[k]:.8g} (relative {rel:.2e})"
+        got = losses(metrics)
+        worst, bad = compare(got, references[key], 1e-3 if half else 1e-5)
         status = "ok" if bad is None else "MISMATCH"
         print(f"case {case:3} {name}: {status}, worst relative difference {worst:.2e} over {len(got)} iterations"
-              + ("" if bad is None else f"\n  {bad}\n  {' '.join(cmd)}"), flush=True)
+              + ("" if bad is None else f"\n  {bad}\n  " + "\n  ".join(commands)), flush=True)
         failures += bad is not None
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
