@@ -117,30 +117,41 @@ static inline void groups_kept_avx512(long e, long take, long e2, long take2, co
     *kept2 = take2 ? group_valid(e2, take2) & ~dropped_bits(&c, &d, limit) : 0;
 }
 
-/* dst = src·keep under a group's kept mask, 0 elsewhere in it: elements i … i + take − 1 of the run. */
+/* One group of a run: its first element's offset i in the run, its element index e, the elements it
+   takes and its kept mask. */
+typedef struct { long i, e, take; uint64_t kept; } group_t;
+
+/* The next one or two groups of a run of n elements (offset i is element start + i) from offset i,
+   their masks made together; returns how many (2 unless the run ends after the first). */
+__attribute__((target("avx512f,bmi2")))
+static inline int next_groups(long i, long n, long start, const stream_t *s, group_t g[2]) {
+    g[0].i = i; g[0].e = start + i; g[0].take = group_take(g[0].e, n - i);
+    g[1].i = i + g[0].take; g[1].e = start + g[1].i;
+    g[1].take = g[1].i < n ? group_take(g[1].e, n - g[1].i) : 0;
+    groups_kept_avx512(g[0].e, g[0].take, g[1].e, g[1].take, s, &g[0].kept, &g[1].kept);
+    return g[1].take ? 2 : 1;
+}
+
+/* dst = src·keep under a group's kept mask, 0 elsewhere in it. */
 __attribute__((target("avx512f")))
-static inline void apply_group(const float *src, float *dst, long i, long e, long take, uint64_t kept, __m512 keepv) {
-    uint64_t valid = group_valid(e, take);
-    const float *x = src + i - (e & 3);
-    float *y = dst + i - (e & 3);
+static inline void apply_group(const float *src, float *dst, const group_t *g, __m512 keepv) {
+    uint64_t valid = group_valid(g->e, g->take);
+    const float *x = src + g->i - (g->e & 3);
+    float *y = dst + g->i - (g->e & 3);
     for (int c = 0; c < 4; c++) {
-        __mmask16 vm = (__mmask16)(valid >> 16 * c), km = (__mmask16)(kept >> 16 * c);
+        __mmask16 vm = (__mmask16)(valid >> 16 * c), km = (__mmask16)(g->kept >> 16 * c);
         if (vm) _mm512_mask_storeu_ps(y + 16 * c, vm, _mm512_mul_ps(_mm512_maskz_loadu_ps(km, x + 16 * c), keepv));
     }
 }
 
-/* Two groups at a time (the second may be empty at the run's end). */
 __attribute__((target("avx512f,bmi2")))
 static void apply_avx512(const float *src, float *dst, long n, long start, const stream_t *s, float keep) {
     const __m512 keepv = _mm512_set1_ps(keep);
     for (long i = 0; i < n;) {
-        long e = start + i, take = group_take(e, n - i), i2 = i + take;
-        long e2 = start + i2, take2 = i2 < n ? group_take(e2, n - i2) : 0;
-        uint64_t kept, kept2;
-        groups_kept_avx512(e, take, e2, take2, s, &kept, &kept2);
-        apply_group(src, dst, i, e, take, kept, keepv);
-        if (take2) apply_group(src, dst, i2, e2, take2, kept2, keepv);
-        i = i2 + take2;
+        group_t g[2];
+        int k = next_groups(i, n, start, s, g);
+        for (int j = 0; j < k; j++) apply_group(src, dst, &g[j], keepv);
+        i = g[k - 1].i + g[k - 1].take;
     }
 }
 
@@ -163,13 +174,12 @@ void dropout_apply_mask(const float *src, float *dst, long n, long start, uint32
 /* Pass 1 of the softmax-backward row on one group: dP = dP·keep under its kept mask (0 where
    dropped), and acc += P·dP. */
 __attribute__((target("avx512f")))
-static inline __m512 mask_dp_group(const float *P, float *dP, long i, long e, long take, uint64_t kept, __m512 keepv,
-                                   __m512 acc) {
-    uint64_t in = group_valid(e, take);
-    const float *p = P + i - (e & 3);
-    float *d = dP + i - (e & 3);
+static inline __m512 mask_dp_group(const float *P, float *dP, const group_t *g, __m512 keepv, __m512 acc) {
+    uint64_t in = group_valid(g->e, g->take);
+    const float *p = P + g->i - (g->e & 3);
+    float *d = dP + g->i - (g->e & 3);
     for (int c = 0; c < 4; c++) {
-        __mmask16 vm = (__mmask16)(in >> 16 * c), km = (__mmask16)(kept >> 16 * c);
+        __mmask16 vm = (__mmask16)(in >> 16 * c), km = (__mmask16)(g->kept >> 16 * c);
         if (!vm) continue;
         __m512 dk = _mm512_mul_ps(_mm512_maskz_loadu_ps(km, d + 16 * c), keepv);
         _mm512_mask_storeu_ps(d + 16 * c, vm, dk);
@@ -187,17 +197,13 @@ static void softmax_backward_avx512(float *P, float *dP, long valid, long start,
     __m512 acc = _mm512_setzero_ps();
     long g = 0;
     for (long i = 0; i < valid;) {
-        long e = start + i, take = group_take(e, valid - i), i2 = i + take;
-        long e2 = start + i2, take2 = i2 < valid ? group_take(e2, valid - i2) : 0;
-        uint64_t kept, kept2;
-        groups_kept_avx512(e, take, e2, take2, s, &kept, &kept2);
-        bits[g++] = kept;
-        acc = mask_dp_group(P, dP, i, e, take, kept, keepv, acc);
-        if (take2) {
-            bits[g++] = kept2;
-            acc = mask_dp_group(P, dP, i2, e2, take2, kept2, keepv, acc);
+        group_t pair[2];
+        int k = next_groups(i, valid, start, s, pair);
+        for (int j = 0; j < k; j++) {
+            bits[g++] = pair[j].kept;
+            acc = mask_dp_group(P, dP, &pair[j], keepv, acc);
         }
-        i = i2 + take2;
+        i = pair[k - 1].i + pair[k - 1].take;
     }
     const __m512 dot = _mm512_set1_ps(_mm512_reduce_add_ps(acc)), scalev = _mm512_set1_ps(scale);
     g = 0;
