@@ -102,6 +102,8 @@ static inline void store_pairs_8x16(const __m512i p[8], uint32_t *out) {
 
 /* Vector packing of an fp32 B (bf16amx.c, AVX-512); 0 when it does not apply. */
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1);
+/* The same for B held as 16-bit words, columns contiguous (AVX-512 with VL and BW). */
+int bf16_pack_b_words_vector(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *packed, int p0, int p1);
 
 /* The AMX kernel (bf16amx.c): rows [i0, i1) of C, as bf16_gemm_rows_packed (`panel`: elements per
    packed B panel). */

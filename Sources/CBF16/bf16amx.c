@@ -135,6 +135,34 @@ int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint1
     return 1;
 }
 
+/* The same for a B already held as 16-bit words (a bf16 run's kept activations, as a weight
+   gradient reads them), columns contiguous (sj == 1): rows 2q and 2q + 1 of a panel's 16 columns
+   interleaved into 16 pair words; nothing to round. Returns 0 for any other layout. */
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+int bf16_pack_b_words_vector(int n, int k, const uint16_t *B, long sj, long sk, uint16_t *packed, int p0, int p1) {
+    if (sj != 1) return 0;
+    int kpb = padded_pairs(k), chunks = kpb / 16;
+    for (int c = 0; c < chunks; c++)
+        for (int p = p0; p < p1; p++) {
+            uint32_t *out = (uint32_t *)(packed + (size_t)p * NR * 2 * kpb) + (size_t)16 * c * NR;
+            int cols = n - p * NR < NR ? n - p * NR : NR;
+            __mmask16 m = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+            const uint16_t *b = B + p * NR;
+            for (int qq = 0; qq < 16; qq++) {
+                int q = 16 * c + qq;
+                __m512i w = _mm512_setzero_si512();
+                if (2 * q < k) {
+                    __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + (long)(2 * q) * sk));
+                    __m512i hi = 2 * q + 1 < k ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + (long)(2 * q + 1) * sk))
+                                               : _mm512_setzero_si512();
+                    w = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+                }
+                _mm512_storeu_si512(out + (size_t)qq * NR, w);
+            }
+        }
+    return 1;
+}
+
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } tile_config;
 
 /* Tiles 0-7 as 16 rows × 64 bytes: C tiles 0-3 (16 × 16 fp32), A tiles 4-5, B tiles 6-7. The tile

@@ -63,6 +63,7 @@ size_t bf16_packed_b_count(int n, int k) { return (size_t)((n + NR - 1) / NR) * 
 void bf16_pack_b(int n, int k, const void *B, int b_f32, long sj, long sk, uint16_t *packed, int p0, int p1) {
     int kp = padded_pairs(k);
     if (b_f32 && bf16_kernel() >= 1 && bf16_pack_b_f32_vector(n, k, (const float *)B, sj, sk, packed, p0, p1)) return;
+    if (!b_f32 && bf16_kernel() >= 1 && bf16_pack_b_words_vector(n, k, (const uint16_t *)B, sj, sk, packed, p0, p1)) return;
     for (int p = p0; p < p1; p++) {
         uint16_t *out = packed + (size_t)p * NR * 2 * kp;
         for (int q = 0; q < kp; q++) {

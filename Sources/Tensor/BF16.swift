@@ -83,6 +83,18 @@ public enum BF16 {
             b: UnsafeRawPointer(b), bF32: true, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
+    /// fp32 A (rounded while packed) and B already held as bf16 words: a weight gradient reading a
+    /// bf16 run's kept input where it lies. Bit for bit `gemm` on those words widened to fp32.
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        product(
+            transA: transA, transB: transB, m: m, n: n, k: k, a: UnsafeRawPointer(a), aF32: true, lda: lda,
+            b: UnsafeRawPointer(b), bF32: false, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
     /// The forward product C = A·Bᵀ (+ bias) of a layer whose output is kept for its backward pass,
     /// finished where each result is computed instead of in passes over C afterwards: the result
     /// rounded to bf16 and its word stored in `keep` (C gets the rounded value), and with `geluKeep`

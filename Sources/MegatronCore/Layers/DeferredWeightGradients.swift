@@ -5,8 +5,8 @@
 // and leaves here a copy of each dy (its scratch is reused by the next layer) and the product to run;
 // `run` does them all, in the order queued, and empties the queue. Gradients accumulate in the same
 // micro-batch order as a fused backward, so the results are bitwise the same.
-// The inputs x are read where the forward left them (the micro-batch's saved activations; in
-// bf16/fp16 runs each job first widens its input's 16-bit words into the staging buffer), so the
+// The inputs x are read where the forward left them (the micro-batch's saved activations; bf16 runs
+// read their 16-bit words, fp16 runs first widen them into the staging buffer), so the
 // activation set must stay untouched until `run` — the pipeline executor holds it until then.
 import Distributed
 import Tensor

@@ -51,8 +51,9 @@ public enum Linear {
     /// - dy: [n, out]   - dx: [n, in], overwritten (or accumulated when `accumulateInput`); nil skips it
     /// - dweight: [out, in] += dyᵀ·x   - dbias: [out] += Σ_rows dy
     /// With `deferring`, only dx is computed now; the weight and bias gradients are queued there
-    /// (x must stay as it is until the queue runs). `restoreInput`, when given, puts x in place
-    /// (a held 16-bit tensor widened into its staging buffer) just before the weight gradient reads it.
+    /// (x must stay as it is until the queue runs). `heldInput`, when given, is x kept as a held
+    /// tensor: in bf16 runs the weight gradient reads its 16-bit words where they lie (bit for bit the
+    /// product on them widened), elsewhere they are widened into x (its staging buffer) just before.
     /// With `geluOf` (FC2, whose input is GELU(FC1's output held there)), dx is carried on through
     /// the GELU's backward pass and rounded as `precision` rounds: in bf16 runs on a bf16 kernel the
     /// product does it as it stores each result (bit for bit the separate passes).
@@ -61,7 +62,7 @@ public enum Linear {
         dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
         dbias: UnsafeMutablePointer<Float>?, rows n: Int, inFeatures k: Int, outFeatures m: Int,
         accumulateInput: Bool = false, precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil,
-        restoreInput: (() -> Void)? = nil, geluOf: HeldTensor? = nil
+        heldInput: HeldTensor? = nil, geluOf: HeldTensor? = nil
     ) {
         if let dx, let fc1 = geluOf, precision == .bf16, BF16.available, let words = fc1.words {
             precondition(!accumulateInput, "the GELU's backward pass overwrites dx")
@@ -77,8 +78,13 @@ public enum Linear {
             }
         }
         func weightGradients(_ dy: UnsafePointer<Float>) {
-            restoreInput?()
-            precision.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
+            if precision == .bf16, BF16.available, let words = heldInput?.words {
+                BF16.gemm(transA: true, m: m, n: k, k: n, a: dy, lda: m, b: words, ldb: k, beta: 1, c: dweight, ldc: k)
+            } else {
+                heldInput?.restore()
+                precision.gemm(
+                    transA: true, m: m, n: k, k: n, a: dy, lda: m, b: x, ldb: k, beta: 1, c: dweight, ldc: k)
+            }
             if let dbias { ColumnSums.accumulate(dy, rows: n, cols: m, into: dbias) }
         }
         if let queue = deferring {

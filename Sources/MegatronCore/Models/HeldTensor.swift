@@ -29,10 +29,4 @@ public struct HeldTensor: @unchecked Sendable {
     public func restore() {
         if let words { precision.restore(words, into: values, count: count) }
     }
-
-    /// `restore` for a product that may run later (DeferredWeightGradients), nil when nothing is to do.
-    public var restorer: (() -> Void)? {
-        guard words != nil else { return nil }
-        return { restore() }
-    }
 }

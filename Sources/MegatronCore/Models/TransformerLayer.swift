@@ -244,14 +244,14 @@ public enum TransformerLayer {
                 dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
                 rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
-                restoreInput: a.gelu.restorer, geluOf: a.fc1)
+                heldInput: a.gelu, geluOf: a.fc1)
         }
         return try timer.measure(PhaseLabel.backwardFC1) {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln2.values, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
                 outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
-                deferring: deferring, restoreInput: a.ln2.restorer)
+                deferring: deferring, heldInput: a.ln2)
         }
     }
 
@@ -272,7 +272,7 @@ public enum TransformerLayer {
                 dyFull: dAttn, input: a.context.values, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                 dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
                 rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
-                restoreInput: a.context.restorer)
+                heldInput: a.context)
             pr.round(m.tmpH2, count: n * hL)
         }
         timer.measure(PhaseLabel.backwardAttentionCore) {
@@ -288,7 +288,7 @@ public enum TransformerLayer {
                 dy: m.tmpWide, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
                 outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
-                deferring: deferring, restoreInput: a.ln1.restorer)
+                deferring: deferring, heldInput: a.ln1)
         }
     }
 

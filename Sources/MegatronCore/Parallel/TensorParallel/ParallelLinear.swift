@@ -42,12 +42,12 @@ public enum ColumnParallelLinear {
         dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
         partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
-        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, heldInput: HeldTensor? = nil
     ) throws -> UnsafePointer<Float> {
         Linear.backward(
             dy: dy, x: input, weight: weight, dx: partial, dweight: dweight, dbias: dbias,
             rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring,
-            restoreInput: restoreInput)
+            heldInput: heldInput)
         if tp.sequenceParallel {
             try tp.gatherFromSequenceParallelRegionBackward(partial, into: shard, shardCount: n / tp.size * k)
             return UnsafePointer(shard)
@@ -84,7 +84,7 @@ public enum RowParallelLinear {
         dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
-        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, restoreInput: (() -> Void)? = nil,
+        precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, heldInput: HeldTensor? = nil,
         geluOf: HeldTensor? = nil
     ) throws {
         if tp.sequenceParallel {
@@ -93,6 +93,6 @@ public enum RowParallelLinear {
         Linear.backward(
             dy: dyFull, x: input, weight: weight, dx: dx, dweight: dweight, dbias: dbias,
             rows: n, inFeatures: k, outFeatures: m, precision: precision, deferring: deferring,
-            restoreInput: restoreInput, geluOf: geluOf)
+            heldInput: heldInput, geluOf: geluOf)
     }
 }
