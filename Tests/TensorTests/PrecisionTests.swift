@@ -4,7 +4,8 @@
 // million random values, both paths; in-place bf16 rounding equal to the bit-exact BF16.round; the
 // 16-bit words a layer keeps (rounding while keeping = rounding; restoring = the rounded values); and
 // the GEMM on fp32 operands (rounded while packed) equal bit for bit to the GEMM on the same values
-// pre-rounded to bf16 bits, on every available kernel (the vector packers included), every transpose.
+// pre-rounded to bf16 bits, on every available kernel (the vector packers included), every transpose,
+// and with fp32 A beside B as bits (as a bf16 weight gradient reads a held input).
 import Tensor
 import XCTest
 
@@ -163,6 +164,14 @@ final class PrecisionTests: XCTestCase {
                 XCTAssertEqual(
                     fromFloats.map(\.bitPattern), fromBits.map(\.bitPattern),
                     "\(kernel) \(m)×\(n)×\(k) transA \(ta) transB \(tb)")
+                // fp32 A with B as words (a bf16 weight gradient reading a held input): the same bits.
+                var mixed = [Float](repeating: 0.5, count: m * n)
+                BF16.gemm(
+                    transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: bBits, ldb: ldb, beta: 1, c: &mixed,
+                    ldc: n)
+                XCTAssertEqual(
+                    fromFloats.map(\.bitPattern), mixed.map(\.bitPattern),
+                    "\(kernel) \(m)×\(n)×\(k) transA \(ta) transB \(tb), B as words")
             }
         }
     }
