@@ -44,6 +44,18 @@ static inline __m512i pair16(__m512 x0, __m512 x1) {
     return _mm512_or_si512(round16_lanes(x0), _mm512_slli_epi32(round16_lanes(x1), 16));
 }
 
+/* Pair words of 16 lanes: elements 2q and 2q + 1 of a k-major source (lanes contiguous), the
+   lanes past `lanes` and the k past k zero. Packs fp32 B and transposed fp32 A (both kernels). */
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512i pair_lanes(const float *x, long sk, int q, int k, int lanes) {
+    if (2 * q >= k) return _mm512_setzero_si512();
+    __mmask16 m = lanes >= 16 ? 0xffff : (__mmask16)((1u << lanes) - 1);
+    const float *x0 = x + (long)(2 * q) * sk;
+    __m512 v0 = _mm512_maskz_loadu_ps(m, x0);
+    __m512 v1 = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(m, x0 + sk) : _mm512_setzero_ps();
+    return pair16(v0, v1);
+}
+
 /* Transposes a 16 × 16 block of 32-bit words held as 16 rows r[0…15]: afterwards r[j] holds what
    was column j. Four shuffle stages (32-bit, 64-bit, 128-bit and 256-bit lanes). */
 __attribute__((target("avx512f,avx512bw")))

@@ -52,18 +52,6 @@ static inline __m512i pairs_of_32(const float *x, int count) {
     return pair16(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
 }
 
-/* Pair words of 16 lanes: elements 2q and 2q + 1 of a k-major source (lanes contiguous), the lanes
-   past `lanes` and the k past k zero. */
-__attribute__((target("avx512f,avx512bw")))
-static inline __m512i pair_lanes(const float *x, long sk, int q, int k, int lanes) {
-    if (2 * q >= k) return _mm512_setzero_si512();
-    __mmask16 m = lanes >= 16 ? 0xffff : (__mmask16)((1u << lanes) - 1);
-    const float *x0 = x + (long)(2 * q) * sk;
-    __m512 v0 = _mm512_maskz_loadu_ps(m, x0);
-    __m512 v1 = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(m, x0 + sk) : _mm512_setzero_ps();
-    return pair16(v0, v1);
-}
-
 /* Rows [i0, i1) of A into tile-layout blocks of 32 rows (`chunks` chunks each, zero beyond k and
    rows). fp32 A by rows: 32 values of a row are one 64-byte tile row. fp32 A transposed (si == 1, a
    weight-gradient product): 16 k pairs of 16 rows are read as 16 vectors across rows and turned by

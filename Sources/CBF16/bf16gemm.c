@@ -105,13 +105,6 @@ static void pack_a_scalar(int k, const void *A, int a_f32, long si, long sk, int
    bench_gemm_versus.sh (AMD EPYC, gpt2-124m weight gradients): whole lines 1.01–1.08×, with the
    fetches 1.03–1.07× (2, 4, 6 or 8 pairs ahead alike). The same words. */
 __attribute__((target("avx512f,avx512bw,avx512vl")))
-static inline __m512i pair_of_rows(const float *a0, long sk, int k, int q, __mmask16 m) {
-    __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + (long)(2 * q) * sk);
-    __m512 x1 = 2 * q + 1 < k ? _mm512_maskz_loadu_ps(m, a0 + (long)(2 * q + 1) * sk) : _mm512_setzero_ps();
-    return pair16(x0, x1);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl")))
 static void pack_a_transposed_f32(int k, const float *A, long sk, int i0, int i1, int q0, int q1, uint32_t *out) {
     int rows = i1 - i0;
     size_t block = (size_t)(q1 - q0) * MR;
@@ -122,7 +115,6 @@ static void pack_a_transposed_f32(int k, const float *A, long sk, int i0, int i1
         size_t at = (size_t)(q - q0) * MR;
         for (int r = 0; r < rows; r += 2 * MR) {
             int n = rows - r < 2 * MR ? rows - r : 2 * MR;
-            __mmask16 m = n == 16 ? 0xffff : (__mmask16)((1u << n) - 1);
             if (2 * (q + ahead) + 3 < k) {
                 const float *f = a0 + r + (long)(2 * (q + ahead)) * sk;
                 _mm_prefetch((const char *)f, _MM_HINT_T0);
@@ -131,9 +123,9 @@ static void pack_a_transposed_f32(int k, const float *A, long sk, int i0, int i1
                 _mm_prefetch((const char *)(f + 3 * sk), _MM_HINT_T0);
             }
             uint32_t *o0 = out + (size_t)(r / MR) * block + at, *o1 = o0 + block;
-            __m512i p = pair_of_rows(a0 + r, sk, k, q, m);
+            __m512i p = pair_lanes(a0 + r, sk, q, k, n);
             if (two) {
-                __m512i p2 = pair_of_rows(a0 + r, sk, k, q + 1, m);
+                __m512i p2 = pair_lanes(a0 + r, sk, q + 1, k, n);
                 _mm512_storeu_si512(o0, _mm512_shuffle_i64x2(p, p2, 0x44));
                 if (n > MR) _mm512_storeu_si512(o1, _mm512_shuffle_i64x2(p, p2, 0xee));
             } else {
