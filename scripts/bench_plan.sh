@@ -12,20 +12,25 @@
 #   FRESH=1 scripts/bench_plan.sh    # recalibrate first
 #   REUSE=1 scripts/bench_plan.sh    # predict again, but keep the training runs already measured for a
 #                                    # layout (only valid while the trainer itself is unchanged)
+#   CONFIG=configs/bert-26m.json scripts/bench_plan.sh   # the same layouts of a BERT (8 layers, hidden
+#                                    # 512, seq 512, the built-in corpus as bytes), with its own profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 swift build -c release 2>&1 | grep -E "error|Build complete" || true
 BIN=.build/release/megatron
-OUT=runs/bench_plan
-CONFIG=configs/gpt-50m.json
-GBS=8
+CONFIG=${CONFIG:-configs/gpt-50m.json}
+GBS=${GBS:-8}
+# The GPT's profile and outputs keep their first names; another config gets its own.
+name=$(basename "$CONFIG" .json)
+if [ "$name" = gpt-50m ]; then OUT=runs/bench_plan; PROFILE=runs/plan/profile.json
+else OUT=runs/bench_plan-$name; PROFILE=runs/plan/profile-$name.json; fi
 mkdir -p "$OUT"
 [ -n "${REUSE:-}" ] || rm -f "$OUT"/*.jsonl "$OUT"/*.rss "$OUT"/*.log
-echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
-if [ -n "${FRESH:-}" ] || [ ! -f runs/plan/profile.json ]; then
-    "$BIN" plan --calibrate --config "$CONFIG" --global-batch-size "$GBS" --profile runs/plan/profile.json
+echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $CONFIG, global batch $GBS"
+if [ -n "${FRESH:-}" ] || [ ! -f "$PROFILE" ]; then
+    "$BIN" plan --calibrate --config "$CONFIG" --global-batch-size "$GBS" --profile "$PROFILE"
 fi
 LAYOUTS=(
     "1 t=1,p=1,mbs=4"
@@ -45,7 +50,7 @@ LAYOUTS=(
 )
 # On a CPU with a bf16 kernel (the profile holds bf16 GEMM rates), bf16 layouts beside the plan's own choices.
 if python3 -c "import json,sys; sys.exit(0 if any(g['bf16'] for g in json.load(open(sys.argv[1]))['gemm']) else 1)" \
-    runs/plan/profile.json; then
+    "$PROFILE"; then
     LAYOUTS+=(
         "1 t=1,p=1,mbs=4,precision=bf16"
         "2 t=2,p=1,mbs=4,precision=bf16"
@@ -57,7 +62,8 @@ if python3 -c "import json,sys; sys.exit(0 if any(g['bf16'] for g in json.load(o
 fi
 # The plan's own first three choices at each world size join the list (if they are not there already).
 for np in 1 2 4 8; do
-    "$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --top 3 --json "$OUT/plan$np.jsonl" \
+    "$BIN" plan --config "$CONFIG" --profile "$PROFILE" --world-size "$np" --global-batch-size "$GBS" --top 3 \
+        --json "$OUT/plan$np.jsonl" \
         > "$OUT/plan$np.log"
     mapfile -t choices < <(python3 -c "import json,sys; print('\\n'.join([json.loads(l)['layout'] for l in open(sys.argv[1]) if json.loads(l)['fits']][:3]))" \
         "$OUT/plan$np.jsonl")
@@ -65,7 +71,8 @@ for np in 1 2 4 8; do
     known=()
     for entry in "${LAYOUTS[@]}"; do
         l=${entry#* }; [ "$np" = "${entry%% *}" ] || continue
-        known+=("$("$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --explain "$l" | sed -n 2p)")
+        known+=("$("$BIN" plan --config "$CONFIG" --profile "$PROFILE" --world-size "$np" --global-batch-size "$GBS" \
+            --explain "$l" | sed -n 2p)")
     done
     for choice in "${choices[@]}"; do
         [[ " ${known[*]} " == *" $choice "* ]] || LAYOUTS+=("$np $choice")
@@ -75,8 +82,8 @@ i=0
 for entry in "${LAYOUTS[@]}"; do
     np=${entry%% *}; layout=${entry#* }
     i=$((i + 1))
-    "$BIN" plan --config "$CONFIG" --world-size "$np" --global-batch-size "$GBS" --explain "$layout" \
-        --json "$OUT/pred$i.jsonl" > "$OUT/pred$i.log"
+    "$BIN" plan --config "$CONFIG" --profile "$PROFILE" --world-size "$np" --global-batch-size "$GBS" \
+        --explain "$layout" --json "$OUT/pred$i.jsonl" > "$OUT/pred$i.log"
     full=$(sed -n 2p "$OUT/pred$i.log")
     key=$(echo "$full" | tr ',=' '_-')
     echo "$key" > "$OUT/key$i"

@@ -1,4 +1,4 @@
-// Plan.swift — `megatron plan`: choose the parallel layout from a calibrated cost model.
+// Plan.swift — `megatron plan`: choose the parallel layout of a GPT or BERT from a calibrated cost model.
 //   megatron plan --calibrate --config MODEL.json [--profile P.json]   measure this machine
 //   megatron plan --config MODEL.json --world-size N [--profile P.json | --cluster C.json]
 //   megatron plan --config MODEL.json --world-size N --explain t=2,p=2,mbs=2
@@ -44,11 +44,6 @@ struct Plan: ParsableCommand {
     func run() throws {
         let base: TrainingConfig
         do { base = try ConfigLoader.parse(path: config, flags: []) } catch { CLIErrors.fail(error, code: 2) }
-        guard base.modelType == .gpt else {
-            CLIErrors.fail(
-                PlanError.unsupported(
-                    "megatron plan models GPT configs only (model_type is \(base.modelType.rawValue))"), code: 2)
-        }
         let gbs = globalBatchSize ?? base.globalBatchSize ?? base.microBatchSize
         for (name, value) in [
             ("--world-size", Double(worldSize)), ("--global-batch-size", Double(gbs)),
@@ -70,7 +65,10 @@ struct Plan: ParsableCommand {
             CLIErrors.fail(error, code: 2)
         }
         let vocab: Int
-        if let v = base.vocabSize {
+        if base.modelType == .bert {
+            // BERT's vocabulary as its training builds it: WordPiece's file, or bytes and four special tokens.
+            do { vocab = try BertVocabulary.forConfig(base).0.size } catch { CLIErrors.fail(error, code: 2) }
+        } else if let v = base.vocabSize {
             vocab = v
         } else if base.tokenizerType == .gpt2BPE {
             vocab = 50257

@@ -8,10 +8,11 @@ enum PlanReport {
     static func header(_ p: Planner) -> String {
         String(
             format:
-                "plan: %@ on %d rank(s), %d per node, %.1f GiB per rank (%.1f GiB usable, %.0f%% headroom); GPT %d layers, hidden %d, heads %d, seq %d, "
+                "plan: %@ on %d rank(s), %d per node, %.1f GiB per rank (%.1f GiB usable, %.0f%% headroom); %@ %d layers, hidden %d, heads %d, seq %d, "
                 + "vocab %d, global batch %d",
             p.profile.name as NSString, p.worldSize, p.ranksPerNode, p.memoryPerRank / 1_073_741_824,
-            p.usableMemory / 1_073_741_824, p.memoryHeadroom * 100, p.model.layers, p.model.hidden, p.model.heads,
+            p.usableMemory / 1_073_741_824, p.memoryHeadroom * 100, (p.model.isBert ? "BERT" : "GPT") as NSString,
+            p.model.layers, p.model.hidden, p.model.heads,
             p.model.seq, p.model.vocab, p.model.globalBatch)
     }
 

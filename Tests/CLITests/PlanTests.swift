@@ -1,16 +1,24 @@
-// PlanTests.swift — `megatron plan` as a user runs it: `--calibrate` on a tiny GPT starts copies of
-// the binary under mpirun and writes a profile with GEMM rates per thread count, attention, memory
-// bandwidth, fitted links and the resident baseline; the ranking lists valid layouts only, fitting
-// ones fastest first, each with a `megatron train` line that runs as printed; `--explain` predicts
-// one layout; a missing profile, a bad layout and a non-GPT config are clear errors.
+// PlanTests.swift — `megatron plan` as a user runs it: `--calibrate` on a tiny GPT (and a tiny BERT)
+// starts copies of the binary under mpirun and writes a profile with GEMM rates per thread count,
+// attention (causal for GPT, bidirectional for BERT), memory bandwidth, fitted links and the
+// resident baseline; the ranking lists valid layouts only, fitting ones fastest first, each with a
+// `megatron train` line that runs as printed; `--explain` predicts one layout; a missing profile, a
+// bad layout and a BERT config whose vocabulary file is missing are clear errors.
 import Foundation
 import TestSupport
 import XCTest
 
 final class PlanTests: XCTestCase {
     func testCalibratePlanAndRunThePrintedCommand() throws {
-        let dir = CLI.scratch("plan")
-        let config = CLI.config("gpt2-tiny.json")
+        try calibratePlanAndRun(config: CLI.config("gpt2-tiny.json"), scratch: "plan", causal: true)
+    }
+
+    func testCalibratePlanAndRunThePrintedCommandForBERT() throws {
+        try calibratePlanAndRun(config: CLI.config("bert-tiny.json"), scratch: "plan-bert", causal: false)
+    }
+
+    func calibratePlanAndRun(config: String, scratch: String, causal: Bool) throws {
+        let dir = CLI.scratch(scratch)
         let cal = try CLI.run(
             ["plan", "--calibrate", "--config", config, "--max-ranks", "2", "--profile", "p.json"], in: dir,
             environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
@@ -28,7 +36,9 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(
             Set(links.compactMap { $0["op"] as? String }), ["allreduce", "allgather", "reducescatter", "p2p"])
         XCTAssertTrue(links.allSatisfy { ($0["bandwidth"] as? Double ?? 0) > 1e6 })
-        XCTAssertFalse((profile["attention"] as? [Any] ?? []).isEmpty)
+        let attention = try XCTUnwrap(profile["attention"] as? [[String: Any]])
+        XCTAssertFalse(attention.isEmpty)
+        XCTAssertTrue(attention.allSatisfy { $0["causal"] as? Bool == causal }, "\(attention)")
         XCTAssertEqual((profile["residentBaseline"] as? [Any])?.count, 2)
 
         let plan = try CLI.run(
@@ -104,8 +114,20 @@ final class PlanTests: XCTestCase {
                 r.stderr.contains(bad[0].replacingOccurrences(of: "--num-layers", with: "num_layers")),
                 "\(bad): \(r.stderr)")
         }
-        let bert = try CLI.run(["plan", "--config", CLI.config("bert-tiny.json"), "--cluster", cluster], in: dir)
-        XCTAssertEqual(bert.code, 2)
-        XCTAssertTrue(bert.stderr.contains("GPT"), bert.stderr)
+        // A BERT plans on the cluster file; with WordPiece named but its vocabulary file missing, the
+        // error names the file.
+        let bert = try CLI.run(
+            ["plan", "--config", CLI.config("bert-tiny.json"), "--cluster", cluster, "--world-size", "8"], in: dir)
+        XCTAssertEqual(bert.code, 0, bert.stderr)
+        XCTAssertTrue(bert.stdout.contains("BERT 4 layers"), bert.stdout)
+        let wordPieceConfig = dir.appendingPathComponent("bert-wordpiece.json")
+        try String(contentsOfFile: CLI.config("bert-tiny.json"), encoding: .utf8)
+            .replacingOccurrences(
+                of: "\"tokenizer_type\": \"ByteLevelTokenizer\"",
+                with: "\"tokenizer_type\": \"BertWordPieceLowerCase\", \"vocab_file\": \"no-such-vocab.txt\"")
+            .write(to: wordPieceConfig, atomically: true, encoding: .utf8)
+        let wordPiece = try CLI.run(["plan", "--config", wordPieceConfig.path, "--cluster", cluster], in: dir)
+        XCTAssertEqual(wordPiece.code, 2)
+        XCTAssertTrue(wordPiece.stderr.contains("no-such-vocab.txt"), wordPiece.stderr)
     }
 }

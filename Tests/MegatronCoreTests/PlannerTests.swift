@@ -53,6 +53,69 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(m.stageParameters(whole, stage: 0, layerCount: 4), 4 * 49_984 + 35_328 + 128)
     }
 
+    /// The same sizes as a BERT: pre-LN or post-LN, with or without the binary head.
+    func bertModel(postLN: Bool = false, binaryHead: Bool = true) -> PlanModel {
+        var c = model().config
+        c.modelType = .bert
+        c.layernormArrangement = postLN ? .postLN : .preLN
+        c.bertBinaryHead = binaryHead
+        return PlanModel(config: c, globalBatch: 8, vocab: 500)
+    }
+
+    func testBertStageParametersEqualTheParameterTable() {
+        for (postLN, binaryHead) in [(false, true), (true, true), (false, false)] {
+            let m = bertModel(postLN: postLN, binaryHead: binaryHead)
+            for t in [1, 2] {
+                let bert = BertConfig(transformer: m.gptConfig(tensor: t), binaryHead: binaryHead)
+                XCTAssertEqual(bert.transformer.postLayerNorm, postLN)
+                for p in [1, 2] {
+                    var l = PlanLayout()
+                    (l.tensor, l.pipeline) = (t, p)
+                    let stages =
+                        p == 1
+                        ? [StagePlan.whole(layers: 4)]
+                        : [
+                            StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
+                            StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
+                        ]
+                    for (r, stage) in stages.enumerated() {
+                        let (table, _) = BertSlots.declare(config: bert, tensorRank: 0, tensorSize: t, stage: stage)
+                        XCTAssertEqual(
+                            m.stageParameters(l, stage: r, layerCount: 4 / p), table.specs.reduce(0) { $0 + $1.count },
+                            "post-LN \(postLN), binary head \(binaryHead), t=\(t), p=\(p), stage \(r)")
+                    }
+                }
+            }
+        }
+        // Hand count, pre-LN with the binary head, t = 1, whole model: the GPT's 4·49,984 + 35,328 +
+        // 128, token types 2·64, masked-LM head 64² + 64 + 128 + 512, pooler 64² + 64, classifier 130.
+        var whole = PlanLayout()
+        whole.pipeline = 1
+        XCTAssertEqual(
+            bertModel().stageParameters(whole, stage: 0, layerCount: 4),
+            4 * 49_984 + 35_328 + 128 + 128 + (4096 + 64 + 128 + 512) + (4096 + 64) + 130)
+        // Each of 8 full-length sequences of 32 masks round(0.15 · 29) = 4 of its 29 non-special tokens.
+        XCTAssertEqual(bertModel().maskedRows(microBatch: 8), 32)
+    }
+
+    func testBertActivationsAreTheModelsOwnSize() throws {
+        // One rank, micro-batch 2, no recomputation: one activation set holding every layer and the
+        // heads. BertActivations.bytes counts the arenas, the token types and labels; beside them live
+        // the core's tokens, targets and row losses (16 bytes a row) and the heads' row losses and
+        // arg-max flags (9 bytes a row).
+        for (postLN, binaryHead) in [(false, true), (true, false)] {
+            let m = bertModel(postLN: postLN, binaryHead: binaryHead)
+            let real = BertModel(
+                config: BertConfig(transformer: m.gptConfig(tensor: 1), binaryHead: binaryHead), microBatch: 2,
+                threads: profile().threads(ranksOnNode: 1))
+            let n = 32 * 2
+            var l = PlanLayout()
+            l.microBatch = 2
+            let x = try Planner(model: m, profile: profile(), worldSize: 1).predict(l)
+            XCTAssertEqual(x.memory.activations, Double(real.makeActivations().bytes + (16 + 9) * n))
+        }
+    }
+
     func testArenaLayoutIsTheActivationsOwnSize() {
         let gpt = model().gptConfig(tensor: 1)
         for (b, sets) in [(1, 4), (2, 1)] {

@@ -71,10 +71,23 @@ final class BertHeadMemory: @unchecked Sendable {
     /// [n] whether each masked row's target is the arg-max prediction (evaluation).
     let argmax: UnsafeMutablePointer<Bool>
 
-    init(rows n: Int, batch b: Int, hidden h: Int, outputs: Int) {
+    /// The arena's offsets: five [n, h] tensors, two [n] statistics, five [b, h] pooler tensors, the logits.
+    static func plan(rows n: Int, batch b: Int, hidden h: Int, outputs: Int) -> (
+        plan: ArenaPlan, rows: [Int], stats: [Int], pooled: [Int], logits: Int
+    ) {
         var plan = ArenaPlan()
         let o = (0..<5).map { _ in plan.take(n * h) }, st = (0..<2).map { _ in plan.take(n) }
         let p = (0..<5).map { _ in plan.take(b * h) }, lg = plan.take(outputs * b)
+        return (plan, o, st, p, lg)
+    }
+
+    /// Bytes of one head memory: the arena, and [n] targets (4 bytes), losses (8) and arg-max flags (1).
+    static func bytes(rows n: Int, batch b: Int, hidden h: Int, outputs: Int) -> Int {
+        plan(rows: n, batch: b, hidden: h, outputs: outputs).plan.total * 4 + 13 * n
+    }
+
+    init(rows n: Int, batch b: Int, hidden h: Int, outputs: Int) {
+        let (plan, o, st, p, lg) = Self.plan(rows: n, batch: b, hidden: h, outputs: outputs)
         arena = FloatBuffer(count: plan.total)
         let base = arena.base
         (x, dense, gelu, norm, dNorm) = (base + o[0], base + o[1], base + o[2], base + o[3], base + o[4])

@@ -19,7 +19,16 @@ public enum Calibration {
             out.append(GEMMShape(name: "\(name) dgrad", m: n, n: i, k: o, transA: false, transB: false, calls: 1))
             out.append(GEMMShape(name: "\(name) wgrad", m: o, n: i, k: n, transA: true, transB: false, calls: 1))
         }
-        let vL = model.paddedVocab(tensor: t) / t, rows = VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab)
+        let vL = model.paddedVocab(tensor: t) / t
+        var rows = VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab)
+        if model.isBert {
+            // The masked-LM head: its dense layer and the vocabulary products on the masked rows.
+            let k = model.maskedRows(microBatch: b)
+            rows = min(rows, k)
+            out.append(GEMMShape(name: "lm dense forward", m: k, n: h, k: h, transA: false, transB: true, calls: 1))
+            out.append(GEMMShape(name: "lm dense dgrad", m: k, n: h, k: h, transA: false, transB: false, calls: 1))
+            out.append(GEMMShape(name: "lm dense wgrad", m: h, n: h, k: k, transA: true, transB: false, calls: 1))
+        }
         out.append(GEMMShape(name: "head forward", m: rows, n: vL, k: h, transA: false, transB: true, calls: 1))
         out.append(GEMMShape(name: "head dgrad", m: rows, n: h, k: vL, transA: false, transB: false, calls: 1))
         out.append(GEMMShape(name: "head wgrad", m: vL, n: h, k: rows, transA: true, transB: false, calls: 1))
@@ -61,7 +70,8 @@ public enum Calibration {
         return out
     }
 
-    /// The attention core's forward and backward (causal, no dropout) for each (t, b) in `grid`.
+    /// The attention core's forward and backward (no dropout) for each (t, b) in `grid`: causal for
+    /// GPT, bidirectional over full-length sequences for BERT.
     public static func attention(model: PlanModel, grid: [(tensor: Int, microBatch: Int)], bf16: Bool)
         -> [HardwareProfile.MeasuredAttention]
     {
@@ -70,6 +80,8 @@ public enum Calibration {
         let dh = model.hidden / model.heads
         for (t, b) in grid where seen.insert(b * model.heads / t).inserted {
             let shape = AttentionShape(seq: model.seq, batch: b, heads: model.heads / t, headDim: dh)
+            let mask: AttentionMask =
+                model.isBert ? .keyPadding(lengths: [Int](repeating: model.seq, count: b)) : .causal
             let n = model.seq * b, h = shape.hidden
             let qkv = FloatBuffer(count: n * 3 * h), context = FloatBuffer(count: n * h)
             let dqkv = FloatBuffer(count: n * 3 * h), lse = FloatBuffer(count: b * shape.heads * model.seq)
@@ -79,18 +91,18 @@ public enum Calibration {
                 let p: Precision = precision ? .bf16 : .fp32
                 func forward() {
                     SelfAttention.forward(
-                        qkv: qkv.base, context: context.base, lse: lse.base, shape: shape, dropout: 0, stream: nil,
-                        scratch: scratch.base, precision: p)
+                        qkv: qkv.base, context: context.base, lse: lse.base, shape: shape, mask: mask, dropout: 0,
+                        stream: nil, scratch: scratch.base, precision: p)
                 }
                 func backward() {
                     SelfAttention.backward(
-                        dcontext: context.base, qkv: qkv.base, lse: lse.base, dqkv: dqkv.base, shape: shape, dropout: 0,
-                        stream: nil, scratch: scratch.base, precision: p)
+                        dcontext: context.base, qkv: qkv.base, lse: lse.base, dqkv: dqkv.base, shape: shape,
+                        mask: mask, dropout: 0, stream: nil, scratch: scratch.base, precision: p)
                 }
                 out.append(
                     .init(
                         seq: model.seq, batch: b, heads: shape.heads, headDim: dh, threads: ThreadBudget.threads,
-                        bf16: precision, forward: best(forward), backward: best(backward)))
+                        bf16: precision, causal: !model.isBert, forward: best(forward), backward: best(backward)))
             }
         }
         return out

@@ -59,10 +59,35 @@ public struct HardwareProfile: Codable, Sendable {
         }
     }
 
-    /// The attention core of one layer for one micro-batch: forward and backward seconds.
+    /// The attention core of one layer for one micro-batch: forward and backward seconds, with GPT's
+    /// causal mask or (`causal` false) BERT's bidirectional one over full-length sequences; profiles
+    /// written before BERT was planned hold causal measurements only, so a missing `causal` is true.
     public struct MeasuredAttention: Codable, Sendable {
         public var seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool
+        public var causal = true
         public var forward: Double, backward: Double
+
+        public init(
+            seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool, causal: Bool = true,
+            forward: Double, backward: Double
+        ) {
+            (self.seq, self.batch, self.heads, self.headDim, self.threads, self.bf16) = (
+                seq, batch, heads, headDim, threads, bf16
+            )
+            (self.causal, self.forward, self.backward) = (causal, forward, backward)
+        }
+
+        enum CodingKeys: String, CodingKey { case seq, batch, heads, headDim, threads, bf16, causal, forward, backward }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                seq: try c.decode(Int.self, forKey: .seq), batch: try c.decode(Int.self, forKey: .batch),
+                heads: try c.decode(Int.self, forKey: .heads), headDim: try c.decode(Int.self, forKey: .headDim),
+                threads: try c.decode(Int.self, forKey: .threads), bf16: try c.decode(Bool.self, forKey: .bf16),
+                causal: try c.decodeIfPresent(Bool.self, forKey: .causal) ?? true,
+                forward: try c.decode(Double.self, forKey: .forward), backward: try c.decode(Double.self, forKey: .backward))
+        }
     }
 
     /// time = latency + bytes / bandwidth for one operation of `op` ("allreduce", "allgather",
@@ -158,11 +183,11 @@ public struct HardwareProfile: Codable, Sendable {
 
     /// Forward and backward seconds of the attention core, or nil when not measured (then the
     /// step model counts it as GEMMs plus the softmax's memory traffic).
-    public func attentionSeconds(seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool) -> (
-        forward: Double, backward: Double
-    )? {
+    public func attentionSeconds(
+        seq: Int, batch: Int, heads: Int, headDim: Int, threads: Int, bf16: Bool, causal: Bool = true
+    ) -> (forward: Double, backward: Double)? {
         let same = attention.filter {
-            $0.seq == seq && $0.headDim == headDim && $0.bf16 == bf16 && $0.threads == threads
+            $0.seq == seq && $0.headDim == headDim && $0.bf16 == bf16 && $0.threads == threads && $0.causal == causal
         }
         guard !same.isEmpty else { return nil }
         // Work is over batch·heads tasks; scale the nearest measurement by the task count.

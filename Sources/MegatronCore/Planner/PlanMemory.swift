@@ -1,14 +1,15 @@
 // PlanMemory.swift — predicted memory per rank of one layout, by the accounting the trainer uses:
 // parameters, gradients and optimizer state from the stage's parameter count; activations as the
 // arenas the trainer plans (TransformerArenaLayout) times the activation sets the schedule needs
-// (PipelineSchedule.activationSetsNeeded), plus the zero-bubble schedule's kept output gradients,
+// (PipelineSchedule.activationSetsNeeded) — for BERT also its inputs and, on the last stage, its
+// heads' saved tensors (BertActivations) — plus the zero-bubble schedule's kept output gradients,
 // MPI's reduction buffers (or, with the data-parallel group on one node, the pages of the other
 // replicas' gradient arenas that the shared-memory reduction touches) and the process's resident
 // baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights,
 // fp32 main gradients and master weights with Adam (18 bytes per parameter, the last 12 sharded by
 // the distributed optimizer) and Korthikanti et al.'s activation formula at 2-byte elements.
 
-/// The model a plan is for: a GPT's sizes, the global batch and the world.
+/// The model a plan is for: a GPT's or a BERT's sizes, and the global batch.
 public struct PlanModel: Sendable {
     public let config: TrainingConfig
     public let globalBatch: Int
@@ -20,6 +21,16 @@ public struct PlanModel: Sendable {
     public var ffn: Int { config.ffnHiddenSize ?? 4 * config.hiddenSize }
     public var seq: Int { config.seqLength }
     public var positions: Int { config.maxPositionEmbeddings ?? config.seqLength }
+    public var isBert: Bool { config.modelType == .bert }
+    /// BERT: token types (2 with the binary head, else none), as BertConfig counts them.
+    public var tokentypes: Int { isBert && config.bertBinaryHead ? 2 : 0 }
+
+    /// BERT: the rows the masked-LM head runs on in one micro-batch of full-length samples — each
+    /// sample masks max(1, round(mask_prob · its non-special tokens)), `[CLS] A [SEP] B [SEP]` having
+    /// three special ones (BertSamples). Shorter samples mask fewer: this is the most a micro-batch holds.
+    public func maskedRows(microBatch b: Int) -> Int {
+        b * max(1, Int((config.maskProb * Double(max(0, seq - 3))).rounded()))
+    }
 
     public init(config: TrainingConfig, globalBatch: Int, vocab: Int) {
         self.config = config; self.globalBatch = globalBatch; self.vocab = vocab
@@ -29,11 +40,13 @@ public struct PlanModel: Sendable {
         GPTConfig.paddedVocab(vocab, divisibleBy: config.makeVocabSizeDivisibleBy, tensorParallel: t)
     }
 
-    /// The GPTConfig of a layout (the vocabulary padded for its t).
+    /// The transformer of a layout (the vocabulary padded for its t; BERT's LayerNorm arrangement).
     public func gptConfig(tensor t: Int) -> GPTConfig {
-        GPTConfig(
+        var g = GPTConfig(
             numLayers: layers, hiddenSize: hidden, numAttentionHeads: heads, ffnHiddenSize: ffn, seqLength: seq,
             maxPositionEmbeddings: positions, vocabSize: vocab, paddedVocabSize: paddedVocab(tensor: t))
+        g.postLayerNorm = isBert && config.layernormArrangement == .postLN
+        return g
     }
 
     /// Parameters one transformer layer holds on a tensor rank: the split weights and biases over t,
@@ -49,12 +62,22 @@ public struct PlanModel: Sendable {
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and
     /// position embeddings on the first stage, the final LayerNorm and (p > 1) the tied copy of the
-    /// word embedding on the last.
+    /// word embedding on the last. BERT (BertSlots) adds the token-type embeddings and, post-LN, the
+    /// embeddings' LayerNorm (which replaces the final one) on the first stage, and on the last the
+    /// masked-LM head — dense h × h, LayerNorm, the vocabulary's bias split over t — and, with the
+    /// binary head, the pooler (h × h) and the 2-way classifier; the heads are whole on every tensor rank.
     public func stageParameters(_ layout: PlanLayout, stage: Int, layerCount: Int) -> Int {
-        let t = layout.tensor, word = paddedVocab(tensor: t) / t * hidden
+        let t = layout.tensor, h = hidden, vL = paddedVocab(tensor: t) / t, word = vL * h
         var n = layerCount * layerParameters(tensor: t)
-        if stage == 0 { n += word + positions * hidden }
-        if stage == layout.pipeline - 1 { n += 2 * hidden + (layout.pipeline > 1 ? word : 0) }
+        let postLN = gptConfig(tensor: t).postLayerNorm
+        if stage == 0 { n += word + positions * h + tokentypes * h + (postLN ? 2 * h : 0) }
+        if stage == layout.pipeline - 1 {
+            n += (postLN ? 0 : 2 * h) + (layout.pipeline > 1 ? word : 0)
+            if isBert {
+                n += h * h + h + 2 * h + vL
+                if config.bertBinaryHead { n += h * h + h + 2 * h + 2 }
+            }
+        }
         return n
     }
 }
@@ -89,13 +112,25 @@ public struct PlanMemory: Sendable {
                 sets: l.recompute ? 1 : layers, precision: l.bf16 ? .bf16 : .fp32)
             let n = Double(model.seq * l.microBatch)
             var perSet = Double(arena.total) * 4 + n * 16  // tokens, targets, per-row loss
+            if model.isBert {
+                // Token types and masked-LM labels; on the last stage the heads' memory (BertHeadMemory,
+                // planned for every row of the micro-batch).
+                perSet += 8 * n
+                if stage == l.pipeline - 1 && c == chunkLayers.count - 1 {
+                    perSet += Double(
+                        BertHeadMemory.bytes(
+                            rows: model.seq * l.microBatch, batch: l.microBatch, hidden: model.hidden, outputs: 2))
+                }
+            }
             if l.zeroBubble {
                 // Kept output gradients of the four linear layers per layer (DeferredWeightGradients).
                 let h = Double(model.hidden), f = Double(model.ffn), t = Double(l.tensor)
                 perSet += 4 * n * Double(layers) * (3 * h / t + h + f / t + h)
-                // On the last stage also the LM head's ∂loss/∂logits, n × V/t, kept for its W.
+                // On the last stage also the LM head's ∂loss/∂logits, rows × V/t, kept for its W (BERT's
+                // masked-LM head: the masked rows).
                 if stage == l.pipeline - 1 && c == chunkLayers.count - 1 {
-                    perSet += 4 * n * (Double(model.vocab) / t).rounded(.up)
+                    let rows = model.isBert ? Double(model.maskedRows(microBatch: l.microBatch)) : n
+                    perSet += 4 * rows * (Double(model.vocab) / t).rounded(.up)
                 }
             }
             m.activations += Double(sets[c]) * perSet

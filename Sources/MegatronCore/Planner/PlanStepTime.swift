@@ -51,7 +51,7 @@ struct StepTimeModel {
         }
         let dh = h / a, aL = a / t
         if let att = profile.attentionSeconds(
-            seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16)
+            seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16, causal: !model.isBert)
         {
             x.forward += att.forward
             x.backward += att.backward
@@ -91,19 +91,33 @@ struct StepTimeModel {
     /// The LM head and cross entropy of one micro-batch on the last stage (this trainer runs its
     /// backward inside the forward; a zero-bubble schedule's W pass takes its weight gradient), and
     /// the embedding on the first.
+    ///
+    /// BERT's masked-LM head runs on the masked rows only in this trainer (`PlanModel.maskedRows`;
+    /// Megatron-LM computes every row's logits): its dense h × h layer's three products, the GELU and
+    /// LayerNorm passes, and the vocabulary products on those rows; under t > 1 the rows' ∂loss/∂Y is
+    /// all-reduced before the replicated dense layer (the pooler's [b, h] products are left out).
     func head() -> ChunkTimes {
         let t = layout.tensor, n = model.seq * layout.microBatch, h = model.hidden
         let vL = model.paddedVocab(tensor: t) / t
         var x = ChunkTimes()
-        let rows = megatronLM ? n : VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab)
-        let chunks = Double((n + rows - 1) / rows)
-        let forward = chunks * gemm(rows, vL, h, transB: true)
-        let inputGradient = chunks * gemm(rows, h, vL), weightGradient = chunks * gemm(vL, h, rows, transA: true)
-        let backward = inputGradient + weightGradient
+        let scored = model.isBert && !megatronLM ? model.maskedRows(microBatch: layout.microBatch) : n
+        let rows = megatronLM ? n : min(scored, VocabCrossEntropy.chunkRows(rows: n, vocab: model.vocab))
+        let chunks = Double((scored + rows - 1) / rows)
+        var forward = chunks * gemm(rows, vL, h, transB: true)
+        var inputGradient = chunks * gemm(rows, h, vL)
+        let weightGradient = chunks * gemm(vL, h, rows, transA: true)
         // Softmax statistics, loss and the logits' gradient: ≈ 3 passes over the logits.
-        let softmax = (megatronLM ? 2.0 : 4.0) * 3 * Double(n * vL) / profile.bandwidth(threads: threads)
+        var softmax = (megatronLM ? 2.0 : 4.0) * 3 * Double(scored * vL) / profile.bandwidth(threads: threads)
         var comm = 0.0
-        if t > 1 { comm = collective("allreduce", elements: Double(n * h), size: t, stride: 1) }
+        if t > 1 { comm = collective("allreduce", elements: Double(scored * h), size: t, stride: 1) }
+        if model.isBert {
+            // The dense layer's products; gathering the rows, GELU and LayerNorm (≈ 8 passes of [rows, h]
+            // forward and back) and scattering ∂loss/∂y.
+            forward += gemm(scored, h, h, transB: true)
+            inputGradient += gemm(scored, h, h) + gemm(h, h, scored, transA: true)
+            softmax += (megatronLM ? 2.0 : 4.0) * 16 * Double(scored * h) / profile.bandwidth(threads: threads)
+        }
+        let backward = inputGradient + weightGradient
         if megatronLM {
             x.forward = forward + softmax / 3
             x.backward = backward + 2 * softmax / 3 + comm
