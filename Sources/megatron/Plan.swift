@@ -2,6 +2,7 @@
 //   megatron plan --calibrate --config MODEL.json [--profile P.json]   measure this machine
 //   megatron plan --config MODEL.json --world-size N [--profile P.json | --cluster C.json]
 //   megatron plan --config MODEL.json --world-size N --explain t=2,p=2,mbs=2
+//   megatron plan --config MODEL.json --world-size N --num-layers 24 --hidden-size 1024   (model overrides)
 // The ranking prints the layouts that fit, fastest first, with the breakdown and the command line.
 import ArgumentParser
 import Distributed
@@ -37,13 +38,26 @@ struct Plan: ParsableCommand {
     var explain: String?
     @Option(help: "Layouts to print.") var top: Int = 10
     @Option(help: "Also write every prediction as JSON lines here.") var json: String?
+    @Argument(
+        parsing: .allUnrecognized,
+        help:
+            "Model overrides, as `megatron train` takes them: --num-layers 24 --hidden-size 1024 … (not layout flags).")
+    var overrides: [String] = []
     @Flag(help: .hidden) var measure = false
     @Flag(help: .hidden) var linksOnly = false
     @Option(help: .hidden) var output: String?
 
     func run() throws {
+        if let flag = overrides.first(where: Self.layoutFlags.contains) {
+            CLIErrors.fail(
+                PlanError.unsupported(
+                    "\(flag) is a layout flag, and the planner chooses the layout: leave it out (`--explain` "
+                        + "predicts one given layout, e.g. --explain t=2,p=2,mbs=2)"), code: 2)
+        }
         let base: TrainingConfig
-        do { base = try ConfigLoader.parse(path: config, flags: []) } catch { CLIErrors.fail(error, code: 2) }
+        do { base = try ConfigLoader.parse(path: config, flags: overrides) } catch { CLIErrors.fail(error, code: 2) }
+        // The words after `megatron train` that give the model: the config and the overrides.
+        let modelArguments = (["--config", config] + overrides).joined(separator: " ")
         let gbs = globalBatchSize ?? base.globalBatchSize ?? base.microBatchSize
         for (name, value) in [
             ("--world-size", Double(worldSize)), ("--global-batch-size", Double(gbs)),
@@ -81,8 +95,11 @@ struct Plan: ParsableCommand {
                 model: model, maxRanks: maxRanks, linksOnly: linksOnly, output: output ?? "calibration.json")
         }
         if calibrate {
-            do { try PlanCalibration(model: model, configPath: config, maxRanks: maxRanks, path: profile).run() } catch
-            {
+            do {
+                try PlanCalibration(
+                    model: model, configPath: config, overrides: overrides, maxRanks: maxRanks, path: profile
+                ).run()
+            } catch {
                 CLIErrors.fail(error, code: 1)
             }
             return
@@ -97,8 +114,8 @@ struct Plan: ParsableCommand {
                 let layout = try PlanLayout.parse(explain, worldSize: worldSize)
                 let x = try planner.predict(layout)
                 print(PlanReport.header(planner))
-                print(PlanReport.detail(x, planner: planner, configPath: config))
-                try writeJSON([x], planner)
+                print(PlanReport.detail(x, planner: planner, modelArguments: modelArguments))
+                try writeJSON([x], planner, modelArguments)
                 return
             }
             let layouts = planner.enumerate()
@@ -109,10 +126,10 @@ struct Plan: ParsableCommand {
             print(PlanReport.tableHeader)
             for x in fitting.prefix(top) {
                 print(PlanReport.row(x))
-                print("      " + PlanReport.command(x, planner: planner, configPath: config))
+                print("      " + PlanReport.command(x, planner: planner, modelArguments: modelArguments))
             }
             if let best = fitting.first {
-                print("\nbest: " + PlanReport.detail(best, planner: planner, configPath: config))
+                print("\nbest: " + PlanReport.detail(best, planner: planner, modelArguments: modelArguments))
             } else if let least = ranked.min(by: { $0.memory.total < $1.memory.total }) {
                 print(
                     String(
@@ -122,13 +139,20 @@ struct Plan: ParsableCommand {
                         least.memory.total / 1_073_741_824,
                         least.layout.description as NSString))
             }
-            try writeJSON(ranked, planner)
+            try writeJSON(ranked, planner, modelArguments)
         } catch { CLIErrors.fail(error, code: 2) }
     }
 
-    func writeJSON(_ predictions: [PlanPrediction], _ planner: Planner) throws {
+    /// Flags that set what the planner chooses (`PlanLayout.applied`), refused as overrides.
+    static let layoutFlags: Set<String> = TrainingConfig.pipelineSplitFlags.union([
+        "--tensor-model-parallel-size", "--pipeline-model-parallel-size", "--num-layers-per-virtual-pipeline-stage",
+        "--micro-batch-size", "--sequence-parallel", "--recompute-granularity", "--recompute-method",
+        "--recompute-num-layers", "--use-distributed-optimizer", "--bf16", "--fp16", "--pipeline-schedule",
+    ])
+
+    func writeJSON(_ predictions: [PlanPrediction], _ planner: Planner, _ modelArguments: String) throws {
         guard let json else { return }
-        let lines = predictions.map { PlanReport.json($0, planner: planner, configPath: config) }
+        let lines = predictions.map { PlanReport.json($0, planner: planner, modelArguments: modelArguments) }
         try (lines.joined(separator: "\n") + "\n").write(toFile: json, atomically: true, encoding: .utf8)
     }
 }

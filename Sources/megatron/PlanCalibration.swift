@@ -13,6 +13,8 @@ import Tensor
 struct PlanCalibration {
     let model: PlanModel
     let configPath: String
+    /// The model overrides `megatron plan` was given, passed on to the measuring copies.
+    let overrides: [String]
     let maxRanks: Int
     let path: String
 
@@ -69,6 +71,7 @@ struct PlanCalibration {
             "\(maxRanks)", "--measure", "--output", out,
         ]
         if !compute { args.append("--links-only") }
+        args += overrides
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = args

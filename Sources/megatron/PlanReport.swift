@@ -32,16 +32,16 @@ enum PlanReport {
     }
 
     /// The exact command that runs `x` (ranks share cores with --oversubscribe when the node has fewer).
-    static func command(_ x: PlanPrediction, planner p: Planner, configPath: String) -> String {
+    static func command(_ x: PlanPrediction, planner p: Planner, modelArguments: String) -> String {
         let l = x.layout
         let flags = l.trainFlags(globalBatch: p.model.globalBatch, layers: p.model.layers).joined(separator: " ")
         let mpirun =
             l.worldSize > 1
             ? "mpirun -np \(l.worldSize)\(l.worldSize > p.profile.coresPerNode ? " --oversubscribe" : "") " : ""
-        return "\(mpirun)megatron train --config \(configPath) \(flags)"
+        return "\(mpirun)megatron train \(modelArguments) \(flags)"
     }
 
-    static func detail(_ x: PlanPrediction, planner p: Planner, configPath: String) -> String {
+    static func detail(_ x: PlanPrediction, planner p: Planner, modelArguments: String) -> String {
         let m = x.memory, gib = 1_073_741_824.0
         return String(
             format:
@@ -55,10 +55,10 @@ enum PlanReport {
             m.parameters / gib, m.gradients / gib, m.optimizer / gib, m.activations / gib, m.communication / gib,
             m.baseline / gib,
             (x.fits ? "fits in" : "does NOT fit in") as NSString, p.usableMemory / gib,
-            command(x, planner: p, configPath: configPath) as NSString)
+            command(x, planner: p, modelArguments: modelArguments) as NSString)
     }
 
-    static func json(_ x: PlanPrediction, planner p: Planner, configPath: String) -> String {
+    static func json(_ x: PlanPrediction, planner p: Planner, modelArguments: String) -> String {
         let l = x.layout
         let fields: [String: Any] = [
             "layout": l.description, "t": l.tensor, "p": l.pipeline, "d": l.data, "v": l.virtualStages,
@@ -66,7 +66,7 @@ enum PlanReport {
             "tensor_communication": x.tensorCommunication, "bubble": x.bubble, "sharing": x.sharing,
             "data_communication": x.dataCommunication, "optimizer": x.optimizer, "memory_bytes": x.memory.total,
             "fits": x.fits, "tokens_per_second": x.tokensPerSecond, "flops_per_rank": x.flopsPerRank,
-            "command": command(x, planner: p, configPath: configPath),
+            "command": command(x, planner: p, modelArguments: modelArguments),
         ]
         let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
         return data.flatMap { String(data: $0, encoding: .utf8) } ?? "{}"

@@ -2,8 +2,9 @@
 // starts copies of the binary under mpirun and writes a profile with GEMM rates per thread count,
 // attention (causal for GPT, bidirectional for BERT), memory bandwidth, fitted links and the
 // resident baseline; the ranking lists valid layouts only, fitting ones fastest first, each with a
-// `megatron train` line that runs as printed; `--explain` predicts one layout; a missing profile, a
-// bad layout and a BERT config whose vocabulary file is missing are clear errors.
+// `megatron train` line that runs as printed; `--explain` predicts one layout; model overrides plan
+// the overridden model and reach the printed command; a missing profile, a bad layout, a layout flag
+// given as an override and a BERT config whose vocabulary file is missing are clear errors.
 import Foundation
 import TestSupport
 import XCTest
@@ -114,6 +115,29 @@ final class PlanTests: XCTestCase {
                 r.stderr.contains(bad[0].replacingOccurrences(of: "--num-layers", with: "num_layers")),
                 "\(bad): \(r.stderr)")
         }
+        // Model overrides as `megatron train` takes them: the plan is for the overridden model and its
+        // printed command carries them (and runs); layout flags are the planner's to choose.
+        let deeper = try CLI.run(
+            [
+                "plan", "--config", config, "--cluster", cluster, "--top", "1", "--num-layers", "2", "--hidden-size",
+                "32",
+            ],
+            in: dir)
+        XCTAssertEqual(deeper.code, 0, deeper.stderr)
+        XCTAssertTrue(deeper.stdout.contains("GPT 2 layers, hidden 32"), deeper.stdout)
+        let line = try XCTUnwrap(deeper.stdout.split(separator: "\n").first { $0.contains("megatron train") })
+        XCTAssertTrue(line.contains("--config \(config) --num-layers 2 --hidden-size 32 --tensor-model"), String(line))
+        let printed = line.split(separator: " ").map(String.init)
+        let runs = try CLI.run(
+            Array(printed[(try XCTUnwrap(printed.firstIndex(of: "train")))...]) + [
+                "--train-iters", "1", "--eval-iters", "0",
+            ], in: dir)
+        XCTAssertEqual(runs.code, 0, runs.stderr)
+        for flag in ["--tensor-model-parallel-size", "--micro-batch-size", "--bf16"] {
+            let r = try CLI.run(["plan", "--config", config, "--cluster", cluster, flag, "2"], in: dir)
+            XCTAssertEqual(r.code, 2, flag)
+            XCTAssertTrue(r.stderr.contains(flag) && r.stderr.contains("layout"), "\(flag): \(r.stderr)")
+        }
         // A BERT plans on the cluster file; with WordPiece named but its vocabulary file missing, the
         // error names the file.
         let bert = try CLI.run(
@@ -124,7 +148,8 @@ final class PlanTests: XCTestCase {
         try String(contentsOfFile: CLI.config("bert-tiny.json"), encoding: .utf8)
             .replacingOccurrences(
                 of: "\"tokenizer_type\": \"ByteLevelTokenizer\"",
-                with: "\"tokenizer_type\": \"BertWordPieceLowerCase\", \"vocab_file\": \"no-such-vocab.txt\"")
+                with: "\"tokenizer_type\": \"BertWordPieceLowerCase\", \"vocab_file\": \"no-such-vocab.txt\""
+            )
             .write(to: wordPieceConfig, atomically: true, encoding: .utf8)
         let wordPiece = try CLI.run(["plan", "--config", wordPieceConfig.path, "--cluster", cluster], in: dir)
         XCTAssertEqual(wordPiece.code, 2)

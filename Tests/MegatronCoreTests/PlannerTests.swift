@@ -1,9 +1,12 @@
-import MegatronCore
 // PlannerTests.swift — `megatron plan`'s formulas against hand-computed cases: the parameter count
-// of a stage against the real parameter table, the activation arena against real activations, the
-// ring and fitted collective times, memory per rank, the simulator with per-stage costs; the compact
-// layout form round-trips and names bad keys; and the enumeration gives exactly the layouts the
-// training config's validation accepts (none invalid, every valid one considered).
+// of a stage against the real parameter table (GPT and BERT), the activation arena against real
+// activations (BERT's inputs and heads included), BERT's masked-LM head on the masked rows, the
+// ring and fitted collective times, memory per rank, the simulator with per-stage costs; profiles
+// from before BERT hold causal attention; the compact layout form round-trips and names bad keys;
+// and the enumeration gives exactly the layouts the training config's validation accepts (none
+// invalid, every valid one considered).
+import Foundation
+import MegatronCore
 import XCTest
 
 final class PlannerTests: XCTestCase {
@@ -114,6 +117,44 @@ final class PlannerTests: XCTestCase {
             let x = try Planner(model: m, profile: profile(), worldSize: 1).predict(l)
             XCTAssertEqual(x.memory.activations, Double(real.makeActivations().bytes + (16 + 9) * n))
         }
+    }
+
+    func testBertHeadRunsOnTheMaskedRowsOnly() throws {
+        // One rank, micro-batch 8 (n = 256 rows, k = 32 masked), every GEMM at 1 GFLOP/s and memory at
+        // 1 GB/s, attention not measured (the same GEMMs for both): the GPT's head computes logits
+        // [256, 512] three ways with 3 passes of 4 bytes over them; the BERT's computes [32, 512] the
+        // same way, plus its dense 64 × 64 layer's three products and 16 passes over [32, 64].
+        var l = PlanLayout()
+        l.microBatch = 8
+        let gpt = try Planner(model: model(), profile: profile(), worldSize: 1).predict(l)
+        let bert = try Planner(model: bertModel(), profile: profile(), worldSize: 1).predict(l)
+        let (n, k, h, V) = (256.0, 32.0, 64.0, 512.0)
+        let gptHead = 3 * 2 * n * h * V / 1e9 + 12 * n * V / 1e9
+        let bertHead = 3 * 2 * k * h * V / 1e9 + 12 * k * V / 1e9 + 3 * 2 * k * h * h / 1e9 + 64 * k * h / 1e9
+        XCTAssertEqual(gpt.compute - bert.compute, gptHead - bertHead, accuracy: 1e-12)
+    }
+
+    func testProfilesWithoutTheMaskKindHoldCausalAttention() throws {
+        // A profile written before BERT was planned: its attention entry has no "causal"; it times GPT's
+        // causal core and is not used for BERT's bidirectional one.
+        let json = """
+            {"trainer": "this", "name": "old", "coresPerNode": 2, "ranksPerNode": 2, "memoryPerRank": 1e9,
+             "memoryBandwidth": [{"threads": 1, "value": 1e9}],
+             "links": [{"scope": "intra", "op": "p2p", "ranks": 2, "latency": 0, "bandwidth": 1e9}],
+             "gemmModel": {"peakFP32": 1e9, "peakBF16": 1e9, "efficiency": 1, "halfSize": 0},
+             "attention": [{"seq": 32, "batch": 1, "heads": 4, "headDim": 16, "threads": 1, "bf16": false,
+                            "forward": 0.5, "backward": 1.5}]}
+            """
+        let p = try JSONDecoder().decode(HardwareProfile.self, from: Data(json.utf8))
+        XCTAssertEqual(p.attention.first?.causal, true)
+        let causal = p.attentionSeconds(seq: 32, batch: 2, heads: 4, headDim: 16, threads: 1, bf16: false)
+        XCTAssertEqual(causal?.forward, 1.0)
+        XCTAssertEqual(causal?.backward, 3.0)
+        XCTAssertNil(
+            p.attentionSeconds(seq: 32, batch: 2, heads: 4, headDim: 16, threads: 1, bf16: false, causal: false))
+        // Written back, the field is there.
+        let again = try JSONDecoder().decode(HardwareProfile.self, from: JSONEncoder().encode(p))
+        XCTAssertEqual(again.attention.first?.causal, true)
     }
 
     func testArenaLayoutIsTheActivationsOwnSize() {

@@ -86,7 +86,8 @@ public struct HardwareProfile: Codable, Sendable {
                 heads: try c.decode(Int.self, forKey: .heads), headDim: try c.decode(Int.self, forKey: .headDim),
                 threads: try c.decode(Int.self, forKey: .threads), bf16: try c.decode(Bool.self, forKey: .bf16),
                 causal: try c.decodeIfPresent(Bool.self, forKey: .causal) ?? true,
-                forward: try c.decode(Double.self, forKey: .forward), backward: try c.decode(Double.self, forKey: .backward))
+                forward: try c.decode(Double.self, forKey: .forward),
+                backward: try c.decode(Double.self, forKey: .backward))
         }
     }
 
