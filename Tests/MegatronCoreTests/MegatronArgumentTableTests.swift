@@ -38,6 +38,7 @@ final class MegatronArgumentTableTests: XCTestCase {
             "exit_interval": .key, "use_distributed_optimizer": .key, "recompute_activations": .alias,
             "checkpoint_activations": .alias, "use_flash_attn": .ignored, "no_masked_softmax_fusion": .ignored,
             "transformer_impl": .ignored, "ckpt_format": .fixedChoice, "normalization": .fixedChoice,
+            "bert_no_binary_head": .alias,
         ]
         for (name, disposition) in expected {
             XCTAssertEqual(MegatronArguments.disposition(of: name), disposition, name)
@@ -47,6 +48,15 @@ final class MegatronArgumentTableTests: XCTestCase {
         }
         XCTAssertTrue(moe.contains("mixture-of-experts"), moe)
         XCTAssertNil(MegatronArguments.disposition(of: "no_such_argument_anywhere"))
+    }
+
+    func testBertNoBinaryHeadTurnsTheHeadOff() throws {
+        var config = TrainingConfig()
+        config.modelType = .bert
+        XCTAssertTrue(config.bertBinaryHead)
+        try ConfigLoader.applyFlags(["--bert-no-binary-head", "--num-layers", "2"], to: &config)
+        XCTAssertFalse(config.bertBinaryHead)
+        XCTAssertEqual(config.numLayers, 2, "the switch takes no value")
     }
 
     func testRefusedMegatronArgumentsAreReportedTogetherWithTheirReasons() {

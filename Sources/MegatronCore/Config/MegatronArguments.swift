@@ -90,6 +90,8 @@ public enum MegatronArguments {
         ],
         "recompute_activations": [("recompute_granularity", "selective", false)],
         "no_log_loss_scale_to_tensorboard": [("log_loss_scale_to_tensorboard", "false", false)],
+        // Megatron's switch (store_false into bert_binary_head): BERT without the sentence-order head.
+        "bert_no_binary_head": [("bert_binary_head", "false", false)],
     ]
 
     /// Arguments that select what this trainer always does: the values it builds are accepted (and
