@@ -22,7 +22,8 @@ struct PreprocessData: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "JSON keys to tokenize (each its own dataset).") var jsonKeys: [String] = [
         "text"
     ]
-    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase or ByteLevelTokenizer.") var tokenizerType: String =
+    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or ByteLevelTokenizer.")
+    var tokenizerType: String =
         "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
@@ -37,7 +38,7 @@ struct PreprocessData: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
 
     func run() throws {
-        let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .byteLevel]
+        let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
             CLIErrors.fail(
                 ConfigError.invalidValue(
@@ -53,7 +54,7 @@ struct PreprocessData: ParsableCommand {
                 code: 2)
         }
         let workers = self.workers ?? cores
-        if type == .bertWordPieceLowerCase && !splitSentences {
+        if type.isBertWordPiece && !splitSentences {
             FileHandle.standardError.write(
                 Data(
                     ("warning: a BERT tokenizer without --split-sentences writes one sequence per document; BERT "

@@ -127,6 +127,19 @@ final class BertConversionTests: XCTestCase {
         }
     }
 
+    func testACasedTokenizerConfigImportsAsBertWordPieceCase() throws {
+        // transformers writes `"do_lower_case": false` in a cased model's tokenizer_config.json.
+        let dir = CLI.scratch("bert-hf-cased")
+        let copy = dir.appendingPathComponent("cased")
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: fixtures[0], to: copy)
+        XCTAssertEqual(
+            try HFBert.importModel(directory: copy.path).trainingConfig.tokenizerType, .bertWordPieceLowerCase)
+        try Data(#"{"do_lower_case": false, "tokenizer_class": "BertTokenizer"}"#.utf8).write(
+            to: copy.appendingPathComponent("tokenizer_config.json"))
+        XCTAssertEqual(try HFBert.importModel(directory: copy.path).trainingConfig.tokenizerType, .bertWordPieceCase)
+    }
+
     func testExportRefusesWhatHuggingFaceCannotHold() throws {
         let dir = CLI.scratch("bert-hf-refusals")
         let ck = dir.appendingPathComponent("ck"), hf = dir.appendingPathComponent("hf")

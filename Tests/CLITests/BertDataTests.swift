@@ -103,5 +103,33 @@ final class BertDataTests: XCTestCase {
         let losses = try CLI.losses(dir, "m")
         XCTAssertEqual(losses.count, 20)
         XCTAssertLessThan(losses.suffix(5).reduce(0, +), losses.prefix(5).reduce(0, +), "the loss falls")
+
+        // BertWordPieceCase end to end: the same paragraph's sentences as the cased tokenizer gives them
+        // (not the lower-cased ones), and a BERT trains on them.
+        let casedPre = try CLI.run(
+            [
+                "preprocess-data", "--input", text, "--tokenizer-type", "BertWordPieceCase", "--vocab-file", vocab,
+                "--split-sentences", "--output-prefix", "cased",
+            ], in: dir)
+        XCTAssertEqual(casedPre.code, 0, casedPre.stderr)
+        let casedData = try IndexedDataset(prefix: dir.appendingPathComponent("cased_text_sentence").path)
+        let casedTokenizer = try BertWordPieceTokenizer(vocabFile: vocab, lowerCase: false)
+        let casedSentences = SentenceSplitter.split(Array(paragraph.utf8)).map { casedTokenizer.encode($0) }.filter {
+            !$0.isEmpty
+        }
+        XCTAssertNotEqual(casedSentences, sentences, "WikiText has capitals: the cased ids differ")
+        XCTAssertTrue(
+            (0..<casedData.documentCount).contains { d in
+                casedData.sentenceLengths(d).count == casedSentences.count
+                    && casedData.sentences(d, 0..<casedSentences.count) == casedSentences
+            }, "the paragraph's cased sentences appear as one document")
+        let casedRun = try CLI.run(
+            [
+                "train", "--config", CLI.config("bert-tiny.json"), "--tokenizer-type", "BertWordPieceCase",
+                "--vocab-file", vocab, "--data-path", "cased_text_sentence", "--seq-length", "128",
+                "--max-position-embeddings", "128", "--train-iters", "4", "--eval-iters", "0",
+            ], in: dir)
+        XCTAssertEqual(casedRun.code, 0, casedRun.stderr)
+        XCTAssertTrue(casedRun.stdout.contains("iteration        4/"), casedRun.stdout)
     }
 }

@@ -119,6 +119,50 @@ final class TokenizerTests: XCTestCase {
             pair["token_type_ids"] as? [Int])
     }
 
+    /// BertWordPieceCase against Hugging Face `tokenizers` (lowercase=False; Tests/Scripts/bert_cased_fixture.py):
+    /// BERT's uncased vocabulary with cased entries appended, hand-written cases of case, accents, CJK,
+    /// control characters and long words, and 80 lines of WikiText-103's raw test text.
+    func testBertCasedMatchesReferenceCases() throws {
+        let uncased = try String(
+            contentsOf: SharedData.require("tokenizers/bert-base-uncased/vocab.txt"), encoding: .utf8)
+        let fixture = try XCTUnwrap(
+            Bundle.module.url(
+                forResource: "bert_cased_tokenizer_cases", withExtension: "json", subdirectory: "Fixtures"))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any])
+        let added = try XCTUnwrap(json["added_tokens"] as? [String])
+        let vocabFile = FileManager.default.temporaryDirectory.appendingPathComponent("bert-cased-\(getpid()).txt")
+        defer { try? FileManager.default.removeItem(at: vocabFile) }
+        try (uncased + added.joined(separator: "\n") + "\n").write(to: vocabFile, atomically: true, encoding: .utf8)
+        let cased = try BertWordPieceTokenizer(vocabFile: vocabFile.path, lowerCase: false)
+        XCTAssertEqual(cased.vocabSize, 30522 + added.count)
+        XCTAssertEqual(cased.name, "BertWordPieceCase")
+        let cases = try XCTUnwrap(json["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, 17)
+        for c in cases {
+            let text = try XCTUnwrap(c["text"] as? String)
+            let ids = [cased.cls] + cased.encode(text) + [cased.sep]
+            XCTAssertEqual(ids, try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init), "ids of \(text.debugDescription)")
+        }
+        // Case and accents are kept: the first two cases tokenise otherwise with lower-casing.
+        let lower = try XCTUnwrap(
+            try Tokenizers.make(type: .bertWordPieceLowerCase, vocabFile: vocabFile.path, mergeFile: nil)
+                as? BertWordPieceTokenizer)
+        let madeCased = try Tokenizers.make(type: .bertWordPieceCase, vocabFile: vocabFile.path, mergeFile: nil)
+        XCTAssertEqual((madeCased as? BertWordPieceTokenizer)?.lowerCase, false)
+        XCTAssertNotEqual(lower.encode("Hello, World!"), cased.encode("Hello, World!"))
+        XCTAssertNotEqual(lower.encode("naïve résumé"), cased.encode("naïve résumé"))
+        let wiki = try XCTUnwrap(json["wikitext"] as? [String: Any])
+        let raw = try Data(contentsOf: SharedData.require(try XCTUnwrap(wiki["file"] as? String)))
+        let lines = raw.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let first = try XCTUnwrap(wiki["first_line"] as? Int), expected = try XCTUnwrap(wiki["ids"] as? [[Int]])
+        XCTAssertEqual(expected.count, try XCTUnwrap(wiki["lines"] as? Int))
+        for (i, want) in expected.enumerated() {
+            let line = String(decoding: lines[first + i], as: UTF8.self)
+            XCTAssertEqual(
+                [cased.cls] + cased.encode(line) + [cased.sep], want.map(Int32.init), "WikiText line \(first + i)")
+        }
+    }
+
     /// ASCII pieces of text (between ASCII whitespace) take a byte-level path; a zero-width space
     /// (U+200B, a format character the cleaner drops) at the end of every piece sends the same text
     /// down the Unicode path, which must give the same ids — for every ASCII byte, control

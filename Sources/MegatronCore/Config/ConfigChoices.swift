@@ -21,7 +21,12 @@ public enum TokenizerType: String, Sendable, CaseIterable {
     case byteLevel = "ByteLevelTokenizer"
     case gpt2BPE = "GPT2BPETokenizer"
     case bertWordPieceLowerCase = "BertWordPieceLowerCase"
+    /// BERT's WordPiece keeping case and accents (Megatron's BertWordPieceCase, for cased vocabularies).
+    case bertWordPieceCase = "BertWordPieceCase"
     case null = "NullTokenizer"
+
+    /// BERT's WordPiece, lower-casing or not.
+    public var isBertWordPiece: Bool { self == .bertWordPieceLowerCase || self == .bertWordPieceCase }
 }
 
 /// `recompute_granularity`: recompute whole layers, or only the core attention.

@@ -11,18 +11,19 @@ extension ConfigValidation {
                 flag: "train_data_path / valid_data_path / test_data_path",
                 reason: "BERT reads one data_path cut by split; separate paths are built for GPT only so far")
         }
-        guard c.tokenizerType == .byteLevel || c.tokenizerType == .bertWordPieceLowerCase else {
+        guard c.tokenizerType == .byteLevel || c.tokenizerType.isBertWordPiece else {
             throw ConfigError.invalidValue(
                 key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
                 rule:
-                    "BERT trains with ByteLevelTokenizer (bytes plus [CLS] [SEP] [MASK] [PAD]) or BertWordPieceLowerCase"
+                    "BERT trains with ByteLevelTokenizer (bytes plus [CLS] [SEP] [MASK] [PAD]), BertWordPieceLowerCase "
+                    + "or BertWordPieceCase"
             )
         }
-        if c.tokenizerType == .bertWordPieceLowerCase {
+        if c.tokenizerType.isBertWordPiece {
             guard let path = c.vocabFile else {
                 throw ConfigError.inconsistent(
                     keys: ["tokenizer_type", "vocab_file"],
-                    rule: "BertWordPieceLowerCase needs vocab_file (BERT's vocab.txt)")
+                    rule: "\(c.tokenizerType.rawValue) needs vocab_file (BERT's vocab.txt)")
             }
             guard FileManager.default.isReadableFile(atPath: path) else {
                 throw ConfigError.invalidValue(key: "vocab_file", value: "\"\(path)\"", rule: "must be a readable file")
@@ -70,7 +71,7 @@ extension ConfigValidation {
                 key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
                 rule:
                     "training supports \(trainingTokenizers.map(\.rawValue).joined(separator: ", ")) "
-                    + "(BertWordPieceLowerCase is for BERT: model_type BERT)"
+                    + "(BertWordPieceLowerCase and BertWordPieceCase are for BERT: model_type BERT)"
             )
         }
         if c.tokenizerType == .gpt2BPE {

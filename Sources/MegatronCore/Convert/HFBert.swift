@@ -132,7 +132,8 @@ public enum HFBert {
     }
 
     /// The training config a BERT config.json describes (checked for what this model supports), and
-    /// its vocabulary size. The tokenizer is BertWordPieceLowerCase, with the directory's vocab.txt when present.
+    /// its vocabulary size. The tokenizer is BertWordPieceLowerCase, with the directory's vocab.txt when present
+    /// — BertWordPieceCase when the directory's tokenizer_config.json says `"do_lower_case": false` (a cased model).
     static func trainingConfig(_ hf: [String: Any], configPath: String, directory: String) throws -> (
         TrainingConfig, Int
     ) {
@@ -177,6 +178,13 @@ public enum HFBert {
         cfg.attentionDropout = try values.double("attention_probs_dropout_prob", default: 0.1, in: 0...0.999)
         cfg.bertBinaryHead = true
         cfg.tokenizerType = .bertWordPieceLowerCase
+        let tokenizerConfig = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        if let data = FileManager.default.contents(atPath: tokenizerConfig),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            object["do_lower_case"] as? Bool == false
+        {
+            cfg.tokenizerType = .bertWordPieceCase
+        }
         let vocabFile = (directory as NSString).appendingPathComponent("vocab.txt")
         if FileManager.default.fileExists(atPath: vocabFile) { cfg.vocabFile = vocabFile }
         cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4

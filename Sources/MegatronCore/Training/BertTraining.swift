@@ -166,14 +166,15 @@ extension Trainer where Chunk == BertModel, Data == BertTrainingData {
 }
 
 extension BertVocabulary {
-    /// The vocabulary and tokenizer a BERT config names: WordPiece with its `vocab_file` (its `##`
+    /// The vocabulary and tokenizer a BERT config names: WordPiece (lower-casing or cased) with its `vocab_file` (its `##`
     /// pieces continue words, for whole-word masking), or bytes with BERT's special tokens appended
     /// (`byteLevel`: every byte a word).
     public static func forConfig(_ c: TrainingConfig) throws -> (BertVocabulary, ([UInt8]) -> [Int32]) {
-        guard c.tokenizerType == .bertWordPieceLowerCase, let file = c.vocabFile else {
+        guard c.tokenizerType.isBertWordPiece, let file = c.vocabFile else {
             return (.byteLevel, { $0.map { Int32($0) } })
         }
-        let wordPiece = try BertWordPieceTokenizer(vocabFile: file, lowerCase: true)
+        let wordPiece = try BertWordPieceTokenizer(
+            vocabFile: file, lowerCase: c.tokenizerType == .bertWordPieceLowerCase)
         let continuations = Set((0..<Int32(wordPiece.vocabSize)).filter(wordPiece.isContinuation))
         let vocabulary = BertVocabulary(
             size: wordPiece.vocabSize, cls: wordPiece.cls, sep: wordPiece.sep, mask: wordPiece.mask, pad: wordPiece.pad,

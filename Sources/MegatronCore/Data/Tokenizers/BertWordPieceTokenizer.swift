@@ -1,4 +1,5 @@
-// BertWordPieceTokenizer.swift — BERT's tokenizer (Megatron's BertWordPieceLowerCase) from
+// BertWordPieceTokenizer.swift — BERT's tokenizer (Megatron's BertWordPieceLowerCase, and with
+// `lowerCase` false its BertWordPieceCase: no lower-casing, no accent stripping) from
 // `vocab.txt` (one token per line, id = line number). Basic tokenisation first:
 //   clean (drop NUL, U+FFFD and control characters; every whitespace character becomes a space)
 //   → a space on both sides of each CJK ideograph → (lower case) NFD, drop non-spacing marks,

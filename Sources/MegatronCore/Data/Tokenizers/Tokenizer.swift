@@ -36,7 +36,8 @@ public enum TokenizerError: Error, CustomStringConvertible {
 }
 
 public enum Tokenizers {
-    /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`).
+    /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
+    /// `BertWordPieceCase`).
     /// (NullTokenizer has no text side: it is the byte-level tokenizer here; its ids come preprocessed.)
     public static func make(type: TokenizerType, vocabFile: String?, mergeFile: String?) throws -> Tokenizer {
         switch type {
@@ -44,9 +45,9 @@ public enum Tokenizers {
             guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
             guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type.rawValue) }
             return try GPT2BPETokenizer(vocabFile: vocabFile, mergeFile: mergeFile)
-        case .bertWordPieceLowerCase:
+        case .bertWordPieceLowerCase, .bertWordPieceCase:
             guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
-            return try BertWordPieceTokenizer(vocabFile: vocabFile, lowerCase: true)
+            return try BertWordPieceTokenizer(vocabFile: vocabFile, lowerCase: type == .bertWordPieceLowerCase)
         case .byteLevel, .null:
             return ByteLevelTokenizer()
         }
