@@ -71,27 +71,33 @@ final class BertDataTests: XCTestCase {
             throw XCTSkip("../shared/data is absent: the WordPiece BERT dataset is not checked")
         }
         let dir = CLI.scratch("bert-wordpiece")
-        let pre = try CLI.run(
-            [
-                "preprocess-data", "--input", text, "--tokenizer-type", "BertWordPieceLowerCase", "--vocab-file", vocab,
-                "--split-sentences", "--output-prefix", "wiki",
-            ], in: dir)
-        XCTAssertEqual(pre.code, 0, pre.stderr)
-        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("wiki_text_sentence").path)
-        XCTAssertGreaterThan(dataset.sequenceCount, 4 * dataset.documentCount, "sentences, not documents")
-        let tokenizer = try BertWordPieceTokenizer(vocabFile: vocab, lowerCase: true)
         let paragraph = try XCTUnwrap(
             try String(contentsOfFile: text, encoding: .utf8).components(separatedBy: "\n \n").first {
                 $0.count > 400 && !$0.contains(" = ")
             })
-        let sentences = SentenceSplitter.split(Array(paragraph.utf8)).map { tokenizer.encode($0) }.filter {
-            !$0.isEmpty
+        /// Preprocesses the text with `type` into `prefix`, and returns a paragraph's sentences as that
+        /// tokenizer gives them, checking that they appear as one document of the dataset.
+        func preprocess(_ type: String, _ prefix: String) throws -> [[Int32]] {
+            let pre = try CLI.run(
+                [
+                    "preprocess-data", "--input", text, "--tokenizer-type", type, "--vocab-file", vocab,
+                    "--split-sentences", "--output-prefix", prefix,
+                ], in: dir)
+            XCTAssertEqual(pre.code, 0, pre.stderr)
+            let dataset = try IndexedDataset(prefix: dir.appendingPathComponent(prefix + "_text_sentence").path)
+            XCTAssertGreaterThan(dataset.sequenceCount, 4 * dataset.documentCount, "sentences, not documents")
+            let tokenizer = try BertWordPieceTokenizer(vocabFile: vocab, lowerCase: type == "BertWordPieceLowerCase")
+            let sentences = SentenceSplitter.split(Array(paragraph.utf8)).map { tokenizer.encode($0) }.filter {
+                !$0.isEmpty
+            }
+            let found = (0..<dataset.documentCount).contains { d in
+                dataset.sentenceLengths(d).count == sentences.count
+                    && dataset.sentences(d, 0..<sentences.count) == sentences
+            }
+            XCTAssertTrue(found, "\(type): a paragraph's sentences, tokenized, appear as one document")
+            return sentences
         }
-        let found = (0..<dataset.documentCount).contains { d in
-            dataset.sentenceLengths(d).count == sentences.count
-                && dataset.sentences(d, 0..<sentences.count) == sentences
-        }
-        XCTAssertTrue(found, "a paragraph's sentences, tokenized, appear as one document")
+        let sentences = try preprocess("BertWordPieceLowerCase", "wiki")
         let r = try CLI.run(
             [
                 "train", "--config", CLI.config("bert-tiny.json"), "--tokenizer-type", "BertWordPieceLowerCase",
@@ -106,23 +112,7 @@ final class BertDataTests: XCTestCase {
 
         // BertWordPieceCase end to end: the same paragraph's sentences as the cased tokenizer gives them
         // (not the lower-cased ones), and a BERT trains on them.
-        let casedPre = try CLI.run(
-            [
-                "preprocess-data", "--input", text, "--tokenizer-type", "BertWordPieceCase", "--vocab-file", vocab,
-                "--split-sentences", "--output-prefix", "cased",
-            ], in: dir)
-        XCTAssertEqual(casedPre.code, 0, casedPre.stderr)
-        let casedData = try IndexedDataset(prefix: dir.appendingPathComponent("cased_text_sentence").path)
-        let casedTokenizer = try BertWordPieceTokenizer(vocabFile: vocab, lowerCase: false)
-        let casedSentences = SentenceSplitter.split(Array(paragraph.utf8)).map { casedTokenizer.encode($0) }.filter {
-            !$0.isEmpty
-        }
-        XCTAssertNotEqual(casedSentences, sentences, "WikiText has capitals: the cased ids differ")
-        XCTAssertTrue(
-            (0..<casedData.documentCount).contains { d in
-                casedData.sentenceLengths(d).count == casedSentences.count
-                    && casedData.sentences(d, 0..<casedSentences.count) == casedSentences
-            }, "the paragraph's cased sentences appear as one document")
+        XCTAssertNotEqual(try preprocess("BertWordPieceCase", "cased"), sentences, "WikiText has capitals")
         let casedRun = try CLI.run(
             [
                 "train", "--config", CLI.config("bert-tiny.json"), "--tokenizer-type", "BertWordPieceCase",

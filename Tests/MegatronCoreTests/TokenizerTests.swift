@@ -102,14 +102,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tok.vocabSize, 30522)
         let data = try Data(contentsOf: SharedData.require("reference/bert_uncased_tokenizer_cases.json"))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let cases = try XCTUnwrap(json["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.count, 16)
-        for c in cases {
-            let text = try XCTUnwrap(c["text"] as? String)
-            let ids = [tok.cls] + tok.encode(text) + [tok.sep]
-            XCTAssertEqual(ids, try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init), "ids of \(text.debugDescription)")
-            XCTAssertEqual(ids.map(tok.token), try XCTUnwrap(c["tokens"] as? [String]))
-        }
+        try checkCases(json, count: 16, tok)
         let pair = try XCTUnwrap(json["pair_case"] as? [String: Any])
         let a = tok.encode(try XCTUnwrap(pair["text_a"] as? String)),
             b = tok.encode(try XCTUnwrap(pair["text_b"] as? String))
@@ -117,6 +110,18 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(
             Array(repeating: 0, count: a.count + 2) + Array(repeating: 1, count: b.count + 1),
             pair["token_type_ids"] as? [Int])
+    }
+
+    /// `json`'s `count` cases: each text's ids between [CLS] and [SEP] (and tokens, where given) as `tok` gives them.
+    func checkCases(_ json: [String: Any], count: Int, _ tok: BertWordPieceTokenizer) throws {
+        let cases = try XCTUnwrap(json["cases"] as? [[String: Any]])
+        XCTAssertEqual(cases.count, count)
+        for c in cases {
+            let text = try XCTUnwrap(c["text"] as? String)
+            let ids = [tok.cls] + tok.encode(text) + [tok.sep]
+            XCTAssertEqual(ids, try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init), "ids of \(text.debugDescription)")
+            if let tokens = c["tokens"] as? [String] { XCTAssertEqual(ids.map(tok.token), tokens) }
+        }
     }
 
     /// BertWordPieceCase against Hugging Face `tokenizers` (lowercase=False; Tests/Scripts/bert_cased_fixture.py):
@@ -136,13 +141,7 @@ final class TokenizerTests: XCTestCase {
         let cased = try BertWordPieceTokenizer(vocabFile: vocabFile.path, lowerCase: false)
         XCTAssertEqual(cased.vocabSize, 30522 + added.count)
         XCTAssertEqual(cased.name, "BertWordPieceCase")
-        let cases = try XCTUnwrap(json["cases"] as? [[String: Any]])
-        XCTAssertEqual(cases.count, 17)
-        for c in cases {
-            let text = try XCTUnwrap(c["text"] as? String)
-            let ids = [cased.cls] + cased.encode(text) + [cased.sep]
-            XCTAssertEqual(ids, try XCTUnwrap(c["ids"] as? [Int]).map(Int32.init), "ids of \(text.debugDescription)")
-        }
+        try checkCases(json, count: 17, cased)
         // Case and accents are kept: the first two cases tokenise otherwise with lower-casing.
         let lower = try XCTUnwrap(
             try Tokenizers.make(type: .bertWordPieceLowerCase, vocabFile: vocabFile.path, mergeFile: nil)
