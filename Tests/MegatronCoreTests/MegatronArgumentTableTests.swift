@@ -38,7 +38,7 @@ final class MegatronArgumentTableTests: XCTestCase {
             "exit_interval": .key, "use_distributed_optimizer": .key, "recompute_activations": .alias,
             "checkpoint_activations": .alias, "use_flash_attn": .ignored, "no_masked_softmax_fusion": .ignored,
             "transformer_impl": .ignored, "ckpt_format": .fixedChoice, "normalization": .fixedChoice,
-            "bert_no_binary_head": .alias,
+            "bert_no_binary_head": .alias, "kv_channels": .key, "vocab_extra_ids": .fixedChoice,
         ]
         for (name, disposition) in expected {
             XCTAssertEqual(MegatronArguments.disposition(of: name), disposition, name)
@@ -57,6 +57,24 @@ final class MegatronArgumentTableTests: XCTestCase {
         try ConfigLoader.applyFlags(["--bert-no-binary-head", "--num-layers", "2"], to: &config)
         XCTAssertFalse(config.bertBinaryHead)
         XCTAssertEqual(config.numLayers, 2, "the switch takes no value")
+    }
+
+    func testKvChannelsAndVocabExtraIdsTakeOnlyTheirBuiltValues() throws {
+        let flags = [
+            "--num-layers", "2", "--hidden-size", "64", "--num-attention-heads", "4", "--seq-length", "32",
+            "--train-iters", "1", "--lr", "0.001", "--micro-batch-size", "1",
+        ]
+        var config = try ConfigLoader.parse(
+            path: nil, flags: flags + ["--kv-channels", "16", "--vocab-extra-ids", "0"])
+        XCTAssertEqual(config.kvChannels, 16)
+        XCTAssertNoThrow(try ConfigValidation.validate(config))
+        config.kvChannels = 32
+        XCTAssertThrowsError(try ConfigValidation.validate(config)) { error in
+            XCTAssertTrue("\(error)".contains("kv_channels") && "\(error)".contains("= 16"), "\(error)")
+        }
+        XCTAssertThrowsError(try ConfigLoader.applyFlags(["--vocab-extra-ids", "100"], to: &config)) { error in
+            XCTAssertTrue("\(error)".contains("--vocab-extra-ids 100") && "\(error)".contains("T5"), "\(error)")
+        }
     }
 
     func testRefusedMegatronArgumentsAreReportedTogetherWithTheirReasons() {

@@ -100,6 +100,9 @@ public enum ConfigKeys {
             name: "ffn_hidden_size", field: .optionalInt(\.ffnHiddenSize),
             help: "MLP hidden size (default 4·hidden_size)"),
         ConfigKey(
+            name: "kv_channels", field: .optionalInt(\.kvChannels),
+            help: "per-head width (default and only value: hidden_size / num_attention_heads)"),
+        ConfigKey(
             name: "num_attention_heads", field: .int(\.numAttentionHeads), help: "attention heads (required)",
             required: true),
         ConfigKey(name: "seq_length", field: .int(\.seqLength), help: "tokens per sample (required)", required: true),

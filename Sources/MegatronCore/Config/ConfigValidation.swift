@@ -143,6 +143,13 @@ public enum ConfigValidation {
                     + "\(largestDivisor(of: h, atMost: a)))"
             )
         }
+        if let kv = c.kvChannels, kv != h / a {
+            throw ConfigError.invalidValue(
+                key: "kv_channels", value: "\(kv)",
+                rule:
+                    "must be hidden_size / num_attention_heads = \(h / a): heads here are slices of the hidden width "
+                    + "(leave kv_channels out)")
+        }
         if let f = c.ffnHiddenSize, f <= 0 {
             throw ConfigError.invalidValue(key: "ffn_hidden_size", value: "\(f)", rule: "must be positive")
         }

@@ -102,6 +102,7 @@ public enum MegatronArguments {
             "positions are learned absolute embeddings here (GPT-2, BERT); rope and none are not built yet"
         ),
         "normalization": (["LayerNorm"], "normalization is LayerNorm here (GPT-2, BERT); RMSNorm is not built yet"),
+        "vocab_extra_ids": (["0"], "extra sentinel ids (T5's) are not built: 0, Megatron's default, is the only value"),
         "ckpt_format": (
             ["torch", "torch_dist"],
             "checkpoints are always HDF5 here (any grid loads them; convert-checkpoint exports to Hugging Face)"

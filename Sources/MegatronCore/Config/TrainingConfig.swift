@@ -17,6 +17,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var numLayers: Int = 0
     public var hiddenSize: Int = 0
     public var ffnHiddenSize: Int? = nil
+    /// Megatron's per-head width of queries, keys and values; only hidden_size / num_attention_heads is built.
+    public var kvChannels: Int? = nil
     public var numAttentionHeads: Int = 0
     public var seqLength: Int = 0
     public var maxPositionEmbeddings: Int? = nil
