@@ -48,7 +48,7 @@ struct Plan: ParsableCommand {
     @Option(help: .hidden) var output: String?
 
     func run() throws {
-        if let flag = overrides.first(where: Self.layoutFlags.contains) {
+        if let flag = overrides.lazy.map({ String($0.prefix { $0 != "=" }) }).first(where: Self.layoutFlags.contains) {
             CLIErrors.fail(
                 PlanError.unsupported(
                     "\(flag) is a layout flag, and the planner chooses the layout: leave it out (`--explain` "

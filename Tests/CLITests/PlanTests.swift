@@ -133,8 +133,11 @@ final class PlanTests: XCTestCase {
                 "--train-iters", "1", "--eval-iters", "0",
             ], in: dir)
         XCTAssertEqual(runs.code, 0, runs.stderr)
-        for flag in ["--tensor-model-parallel-size", "--micro-batch-size", "--bf16"] {
-            let r = try CLI.run(["plan", "--config", config, "--cluster", cluster, flag, "2"], in: dir)
+        for (flag, words) in [
+            ("--tensor-model-parallel-size", ["--tensor-model-parallel-size", "2"]),
+            ("--micro-batch-size", ["--micro-batch-size=2"]), ("--bf16", ["--bf16"]),
+        ] {
+            let r = try CLI.run(["plan", "--config", config, "--cluster", cluster] + words, in: dir)
             XCTAssertEqual(r.code, 2, flag)
             XCTAssertTrue(r.stderr.contains(flag) && r.stderr.contains("layout"), "\(flag): \(r.stderr)")
         }
