@@ -151,6 +151,11 @@ public struct BertSampleBuilder: Sendable {
         self.maxNgram = maxNgram; self.wholeWords = wholeWords
     }
 
+    /// Tokens a sample of `maskable` non-special tokens masks: max(1, round(mask_prob · maskable)), at most all.
+    public static func maskedCount(maskable: Int, maskProb: Double) -> Int {
+        min(maskable, max(1, Int((maskProb * Double(maskable)).rounded())))
+    }
+
     /// Megatron's mapping: runs of sentences reaching each run's target length, in document order,
     /// over `documents` of the corpus (all when nil). A document's runs depend on (seed, document) only.
     public func spans(_ corpus: some BertCorpus, documents: Range<Int>? = nil) -> [BertSpan] {
@@ -231,7 +236,7 @@ public struct BertSampleBuilder: Sendable {
         }
         let maskable = words.reduce(0) { $0 + $1.count }
         guard maskable > 0 else { return [] }
-        let count = min(maskable, max(1, Int((maskProb * Double(maskable)).rounded())))
+        let count = Self.maskedCount(maskable: maskable, maskProb: maskProb)
         // n-gram starts in a random order (Fisher–Yates).
         var starts = Array(words.indices)
         for i in stride(from: starts.count - 1, to: 0, by: -1) { starts.swapAt(i, random.int(0...i)) }

@@ -29,7 +29,7 @@ public struct PlanModel: Sendable {
     /// sample masks max(1, round(mask_prob · its non-special tokens)), `[CLS] A [SEP] B [SEP]` having
     /// three special ones (BertSamples). Shorter samples mask fewer: this is the most a micro-batch holds.
     public func maskedRows(microBatch b: Int) -> Int {
-        b * max(1, Int((config.maskProb * Double(max(0, seq - 3))).rounded()))
+        b * BertSampleBuilder.maskedCount(maskable: max(1, seq - 3), maskProb: config.maskProb)
     }
 
     public init(config: TrainingConfig, globalBatch: Int, vocab: Int) {
