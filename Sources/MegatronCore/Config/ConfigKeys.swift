@@ -419,6 +419,20 @@ public enum ConfigKeys {
             name: "mock_data", field: .bool(\.mockData), help: "random tokens instead of a corpus (for benchmarks)"),
         ConfigKey(name: "split", field: .string(\.split), help: "train,valid,test weights (969,30,1)"),
         ConfigKey(
+            name: "eod_mask_loss", field: .bool(\.eodMaskLoss),
+            help: "GPT: no loss where the input token is EOD (the next document's first token is not predicted)"),
+        ConfigKey(
+            name: "reset_position_ids", field: .bool(\.resetPositionIds),
+            help: "GPT: positions restart at 0 after each EOD in a sample"),
+        ConfigKey(
+            name: "reset_attention_mask", field: .bool(\.resetAttentionMask),
+            help: "GPT: a token after an EOD attends to no token up to it (attention within each document)"),
+        ConfigKey(
+            name: "calculate_per_token_loss", field: .bool(\.calculatePerTokenLoss),
+            help:
+                "GPT: every counted token's loss weighs the same over the global batch (default: each "
+                + "micro-batch's mean over its counted tokens, as Megatron)"),
+        ConfigKey(
             name: "train_data_path", field: .stringList(\.trainDataPath),
             help: "instead of data_path: the training data (a prefix, or weights and prefixes), read whole"),
         ConfigKey(

@@ -6,6 +6,14 @@ extension ConfigValidation {
     /// BERT's data so far: the built-in corpus, bytes with special tokens or WordPiece; its probabilities.
     static func validateBertData(_ c: TrainingConfig) throws {
         _ = try parseSplit(c.split)
+        for (key, on) in [
+            ("eod_mask_loss", c.eodMaskLoss), ("reset_position_ids", c.resetPositionIds),
+            ("reset_attention_mask", c.resetAttentionMask), ("calculate_per_token_loss", c.calculatePerTokenLoss),
+        ] where on {
+            throw ConfigError.inconsistent(
+                keys: ["model_type", key],
+                rule: "\(key) applies to GPT's packed documents; BERT samples are single sentence pairs with padding")
+        }
         if c.usesSeparateDataPaths {
             throw ConfigError.unsupportedArgument(
                 flag: "train_data_path / valid_data_path / test_data_path",

@@ -120,6 +120,11 @@ public struct TrainingConfig: Sendable, Equatable {
     public var dataPath: [String] = []
     public var dataCachePath: String? = nil
     public var mockData: Bool = false
+    /// Megatron's options for samples that pack documents ended by EOD (GPT; DocumentMasks).
+    public var eodMaskLoss: Bool = false
+    public var resetPositionIds: Bool = false
+    public var resetAttentionMask: Bool = false
+    public var calculatePerTokenLoss: Bool = false
     public var split: String = "969,30,1"
     /// Megatron's per-split data (instead of data_path and split): each a prefix or a weighted blend, read whole.
     public var trainDataPath: [String] = []

@@ -3,9 +3,11 @@
 // tile of scores [T, keys] lives in per-thread scratch and only the log-sum-exp per row is saved;
 // backward recomputes the probabilities from it (flash-attention style). Two masks (AttentionMask):
 // causal (GPT) — the upper triangle beyond the tile is never computed, and within it the tile
-// kernels skip it at 8-row steps (TileTrims); key padding (BERT) — every query sees the first
-// `length` keys of its sequence, padded keys are never computed and receive no weight (padded
-// queries' outputs are computed and unused).
+// kernels skip it at 8-row steps (TileTrims); causal within documents (GPT with Megatron's
+// reset_attention_mask) — causal, and each query also blind to the keys before its document's first
+// token (computed, then given no weight); key padding (BERT) — every query sees the first `length`
+// keys of its sequence, padded keys are never computed and receive no weight (padded queries'
+// outputs are computed and unused).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
 // (d columns each), so a tensor-parallel column split gives each rank whole heads.
@@ -16,15 +18,23 @@ import Tensor
 public enum AttentionMask: Sendable, Equatable {
     /// Query i sees keys 0...i.
     case causal
+    /// Query i of sequence j sees keys firstKeys[j][i]...i (the tokens of its own document so far).
+    case causalWithinDocuments(firstKeys: [[Int32]])
     /// Every query of sequence j sees keys 0 ..< lengths[j] (each ≥ 1); the rest are padding.
     case keyPadding(lengths: [Int])
 
     /// Keys computed for query rows i0 ..< i0 + rows of sequence `bi` (the tile's width).
     @inline(__always) func keys(rows i0: Int, count rows: Int, sequence bi: Int) -> Int {
         switch self {
-        case .causal: return i0 + rows
+        case .causal, .causalWithinDocuments: return i0 + rows
         case .keyPadding(let lengths): return lengths[bi]
         }
+    }
+
+    /// Whether query i never sees a key after i (the causal trims apply).
+    var isCausal: Bool {
+        if case .keyPadding = self { return false }
+        return true
     }
 
     /// The order to hand out the (sequence, head) tasks of `batch` sequences × `heads` heads, costliest
@@ -39,9 +49,15 @@ public enum AttentionMask: Sendable, Equatable {
     /// Keys query `i` of sequence `bi` attends to (a prefix of the tile's keys).
     @inline(__always) func visible(query i: Int, sequence bi: Int) -> Int {
         switch self {
-        case .causal: return i + 1
+        case .causal, .causalWithinDocuments: return i + 1
         case .keyPadding(let lengths): return lengths[bi]
         }
+    }
+
+    /// The first key query `i` of sequence `bi` attends to (0 but within documents).
+    @inline(__always) func firstKey(query i: Int, sequence bi: Int) -> Int {
+        if case .causalWithinDocuments(let firstKeys) = self { return Int(firstKeys[bi][i]) }
+        return 0
     }
 }
 
@@ -169,6 +185,14 @@ public enum SelfAttention {
                 lengths.count == shape.batch && lengths.allSatisfy { (1...shape.seq).contains($0) },
                 "key-padding lengths must be 1...seq, one per sequence")
         }
+        if case .causalWithinDocuments(let firstKeys) = mask {
+            precondition(
+                firstKeys.count == shape.batch
+                    && firstKeys.allSatisfy { keys in
+                        keys.count == shape.seq && keys.indices.allSatisfy { 0 <= keys[$0] && keys[$0] <= $0 }
+                    },
+                "first keys must be in 0...query, seq of them per sequence")
+        }
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
         let scale = 1 / Float(d).squareRoot()
@@ -195,7 +219,9 @@ public enum SelfAttention {
                     for r in 0..<rows {
                         let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
                         let row = S + r * keys
-                        let (shift, sum) = exponentiateRowInPlace(row, valid: visible, width: keys, scale: scale)
+                        let (shift, sum) = exponentiateRowInPlace(
+                            row, from: mask.firstKey(query: i, sequence: bi), valid: visible, width: keys,
+                            scale: scale)
                         lseRow[i] = shift + Foundation.log(sum)
                         inverseSums[r] = 1 / sum
                         if p > 0, let stream {
@@ -245,8 +271,9 @@ public enum SelfAttention {
                     tile.scores(
                         rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: A, trims)
                     for (r, i) in (i0..<i0 + rows).enumerated() {
-                        let visible = mask.visible(query: i, sequence: bi)
-                        expRowInPlace(A + r * keys, valid: visible, width: keys, scale: scale, shift: lseRow[i])
+                        expRowInPlace(
+                            A + r * keys, from: mask.firstKey(query: i, sequence: bi),
+                            valid: mask.visible(query: i, sequence: bi), width: keys, scale: scale, shift: lseRow[i])
                     }
                     // B = dP = dO·Vᵀ (with dropout, the gradient of the dropped probabilities).
                     tile.gemm(
@@ -299,7 +326,7 @@ public enum SelfAttention {
             let rows = min(T, s - i0)
             body(
                 i0, rows, mask.keys(rows: i0, count: rows, sequence: bi),
-                TileTrims(causal: mask == .causal, firstQuery: i0))
+                TileTrims(causal: mask.isCausal, firstQuery: i0))
             i0 += rows
         }
     }
@@ -313,19 +340,20 @@ public enum SelfAttention {
         return shift + Foundation.log(sum)
     }
 
-    /// `row[j] = exp(scale·row[j] − shift)` for j < valid with shift = scale·max (scale > 0), zeros
-    /// in `row[valid..<width]`: the softmax's numerators. Returns the shift and Σ of the numerators.
+    /// `row[j] = exp(scale·row[j] − shift)` for first ≤ j < valid with shift = scale·max over those
+    /// (scale > 0), zeros in `row[0..<first]` and `row[valid..<width]`: the softmax's numerators.
+    /// Returns the shift and Σ of the numerators.
     @inline(__always)
-    static func exponentiateRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float)
-        -> (shift: Float, sum: Float)
-    {
+    static func exponentiateRowInPlace(
+        _ row: UnsafeMutablePointer<Float>, from first: Int = 0, valid: Int, width: Int, scale: Float
+    ) -> (shift: Float, sum: Float) {
         var mv = F16(repeating: -.infinity)
-        var j = 0
+        var j = first
         while j + 16 <= valid { mv = pointwiseMax(mv, load16(row, j)); j += 16 }
         var m = mv.max()
         while j < valid { m = max(m, row[j]); j += 1 }
         m *= scale
-        return (m, expRowInPlace(row, valid: valid, width: width, scale: scale, shift: m))
+        return (m, expRowInPlace(row, from: first, valid: valid, width: width, scale: scale, shift: m))
     }
 
     /// `x[0..<count] *= factor`.
@@ -336,13 +364,15 @@ public enum SelfAttention {
         while j < count { x[j] *= factor; j += 1 }
     }
 
-    /// `row[j] = exp(scale·row[j] − shift)` for j < valid, 0 beyond; returns Σ of the exponentials.
+    /// `row[j] = exp(scale·row[j] − shift)` for first ≤ j < valid, 0 before and beyond; returns Σ of
+    /// the exponentials.
     @inline(__always) @discardableResult
-    static func expRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float, shift: Float)
-        -> Float
-    {
+    static func expRowInPlace(
+        _ row: UnsafeMutablePointer<Float>, from first: Int = 0, valid: Int, width: Int, scale: Float, shift: Float
+    ) -> Float {
+        if first > 0 { row.update(repeating: 0, count: first) }
         var sv = F16(repeating: 0)
-        var j = 0
+        var j = first
         while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - shift); store16(e, row, j); sv += e; j += 16 }
         var sum = sv.sum()
         while j < valid { let e = scalarExp(row[j] * scale - shift); row[j] = e; sum += e; j += 1 }

@@ -29,6 +29,8 @@ public enum VocabCrossEntropy {
     /// - precision: of the two GEMMs (x and the embedding arrive in it already; the logits' gradient is rounded here)
     /// - bias: this rank's [Vp/t] slice of an output bias added to the logits (BERT's LM head), its
     ///   gradient accumulated into `dbias` when training; nil: no bias (GPT)
+    /// - lossMask: [n] Megatron's loss mask (0 or 1): a row's loss and gradient are multiplied by
+    ///   it (a masked row adds 0 to the sum and has no gradient); nil: every row counts
     /// - deferring: a zero-bubble schedule's weight-gradient queue: dx is computed now, while each
     ///   chunk's ∂loss/∂logits is kept there and its product into `dembedding` waits for the W pass
     ///   (`x` must stay as it is until the queue runs); the bias gradient is never deferred
@@ -40,7 +42,7 @@ public enum VocabCrossEntropy {
         dx: UnsafeMutablePointer<Float>? = nil, dembedding: UnsafeMutablePointer<Float>? = nil,
         gradScale: Float = 1, targetIsArgmax: UnsafeMutablePointer<Bool>? = nil,
         precision: Precision = .fp32, bias: UnsafePointer<Float>? = nil, dbias: UnsafeMutablePointer<Float>? = nil,
-        deferring: DeferredWeightGradients? = nil
+        lossMask: UnsafePointer<Float>? = nil, deferring: DeferredWeightGradients? = nil
     ) throws -> Double {
         let v = vocab.realRows, v0 = vocab.start
         let training = dx != nil
@@ -72,20 +74,21 @@ public enum VocabCrossEntropy {
             }
             try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
             for r in 0..<rows {
-                rowLoss[c0 + r] =
-                    Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+                let loss = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+                rowLoss[c0 + r] = lossMask.map { $0[c0 + r] == 0 ? 0 : Double($0[c0 + r]) * loss } ?? loss
                 // The target's logit is the row maximum: it is the (greedy) prediction.
                 targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
             }
             if let dx, let dembedding {
                 ThreadBudget.parallelFor(rows, grain: 4) { rr in
                     for r in rr {
-                        let z = logits + r * v, k = gradScale / sumAndTarget[r]
+                        let g = gradScale * (lossMask?[c0 + r] ?? 1)
+                        let z = logits + r * v, k = g / sumAndTarget[r]
                         var j = 0
                         while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
                         while j < v { z[j] *= k; j += 1 }
                         let t = Int(targets[c0 + r]) - v0
-                        if t >= 0 && t < v { z[t] -= gradScale }
+                        if t >= 0 && t < v { z[t] -= g }
                     }
                 }
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }

@@ -1,5 +1,6 @@
-// Embedding.swift — GPT input embedding: out[i, b] = wordEmbeddings[token[i, b]] + positionEmbeddings[i],
-// with the word table split by vocabulary rows across tensor ranks (VocabParallelEmbedding).
+// Embedding.swift — GPT input embedding: out[i, b] = wordEmbeddings[token[i, b]] + positionEmbeddings[i]
+// (or at the position ids given per token: Megatron's reset_position_ids), with the word table split
+// by vocabulary rows across tensor ranks (VocabParallelEmbedding).
 // Backward scatters into both tables; it runs column-parallel so no two threads touch one element.
 import Tensor
 
@@ -16,10 +17,12 @@ public enum Embedding {
     }
 
     /// VocabParallelEmbedding's local part: rows of tokens outside this rank's vocabulary slice are
-    /// zero (the tensor group's all-reduce completes them); `position` (if given) is added.
+    /// zero (the tensor group's all-reduce completes them); `position` (if given) is added, at row
+    /// `positions[r]` of it when the ids are given, else at the token's index in its sequence.
     public static func forward(
         tokens: UnsafePointer<Int32>, word: UnsafePointer<Float>, vocab: VocabShard,
-        position: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+        position: UnsafePointer<Float>?, positions: UnsafePointer<Int32>? = nil, out: UnsafeMutablePointer<Float>,
+        seq s: Int, batch b: Int, hidden h: Int
     ) {
         ThreadBudget.parallelFor(s * b, grain: 16) { rr in
             for r in rr {
@@ -28,7 +31,7 @@ public enum Embedding {
                 if t >= 0 && t < vocab.rows {
                     let w = word + t * h
                     if let position {
-                        let p = position + (r / b) * h
+                        let p = position + positionRow(r, batch: b, positions) * h
                         var c = 0
                         while c + 16 <= h { store16(load16(w, c) + load16(p, c), o, c); c += 16 }
                         while c < h { o[c] = w[c] + p[c]; c += 1 }
@@ -36,7 +39,7 @@ public enum Embedding {
                         o.update(from: w, count: h)
                     }
                 } else if let position {
-                    o.update(from: position + (r / b) * h, count: h)
+                    o.update(from: position + positionRow(r, batch: b, positions) * h, count: h)
                 } else {
                     o.update(repeating: 0, count: h)
                 }
@@ -44,13 +47,20 @@ public enum Embedding {
         }
     }
 
-    /// `out[i, b] += position[i]` (after the tensor group's all-reduce of the word part).
+    /// Row r = i·b + j's position: `positions[r]` when given, else i.
+    @inline(__always) static func positionRow(_ r: Int, batch b: Int, _ positions: UnsafePointer<Int32>?) -> Int {
+        positions.map { Int($0[r]) } ?? r / b
+    }
+
+    /// `out[i, b] += position[i]` (or at `positions`, as `forward`) after the tensor group's all-reduce
+    /// of the word part.
     public static func addPosition(
-        _ out: UnsafeMutablePointer<Float>, position: UnsafePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+        _ out: UnsafeMutablePointer<Float>, position: UnsafePointer<Float>, positions: UnsafePointer<Int32>? = nil,
+        seq s: Int, batch b: Int, hidden h: Int
     ) {
         ThreadBudget.parallelFor(s * b, grain: 16) { rr in
             for r in rr {
-                let o = out + r * h, p = position + (r / b) * h
+                let o = out + r * h, p = position + positionRow(r, batch: b, positions) * h
                 var c = 0
                 while c + 16 <= h { store16(load16(o, c) + load16(p, c), o, c); c += 16 }
                 while c < h { o[c] += p[c]; c += 1 }
@@ -74,9 +84,12 @@ public enum Embedding {
     /// Backward of the vocab-parallel embedding: only this rank's vocabulary rows get gradient.
     public static func backward(
         dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
-        vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+        vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>? = nil,
+        seq s: Int, batch b: Int, hidden h: Int
     ) {
-        scatterAdd(dout: dout, dword: dword, dposition: dposition, seq: s, batch: b, hidden: h) { r in
+        scatterAdd(
+            dout: dout, dword: dword, dposition: dposition, positions: positions, seq: s, batch: b, hidden: h
+        ) { r in
             let t = Int(tokens[r]) - vocab.start
             return t >= 0 && t < vocab.rows ? t : -1
         }
@@ -86,21 +99,24 @@ public enum Embedding {
     /// `rows[r]` of `dword` (none when -1).
     static func backward(
         dout: UnsafePointer<Float>, rows: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
-        dposition: UnsafeMutablePointer<Float>, seq s: Int, batch b: Int, hidden h: Int
+        dposition: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>? = nil, seq s: Int, batch b: Int,
+        hidden h: Int
     ) {
-        scatterAdd(dout: dout, dword: dword, dposition: dposition, seq: s, batch: b, hidden: h) { Int(rows[$0]) }
+        scatterAdd(
+            dout: dout, dword: dword, dposition: dposition, positions: positions, seq: s, batch: b, hidden: h
+        ) { Int(rows[$0]) }
     }
 
-    /// dword[row(r)] += dout[r] (when row(r) ≥ 0) and dposition[r / b] += dout[r] for every token r, in
-    /// token order, each thread over its own columns.
+    /// dword[row(r)] += dout[r] (when row(r) ≥ 0) and dposition[position of r] += dout[r] for every
+    /// token r, in token order, each thread over its own columns.
     @inline(__always)
     private static func scatterAdd(
         dout: UnsafePointer<Float>, dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
-        seq s: Int, batch b: Int, hidden h: Int, row: (Int) -> Int
+        positions: UnsafePointer<Int32>?, seq s: Int, batch b: Int, hidden h: Int, row: (Int) -> Int
     ) {
         ThreadBudget.parallelFor(h, grain: 64) { cr in
             for r in 0..<(s * b) {
-                let d = dout + r * h, p = dposition + (r / b) * h
+                let d = dout + r * h, p = dposition + positionRow(r, batch: b, positions) * h
                 let t = row(r)
                 let inSlice = t >= 0
                 let w = dword + (inSlice ? t : 0) * h

@@ -47,8 +47,18 @@ public final class TokenScoring: @unchecked Sendable {
 public final class TransformerActivations: ChunkActivations, @unchecked Sendable {
     /// When set (evaluation), only these rows reach the LM head.
     public var scoring: TokenScoring? = nil
-    /// The attention mask of the micro-batch held (causal for GPT; key padding for BERT, set with its tokens).
+    /// The attention mask of the micro-batch held (causal for GPT, or within documents under
+    /// reset_attention_mask; key padding for BERT), set with its tokens.
     public var attentionMask: AttentionMask = .causal
+    /// GPT's packed-document options, set with the tokens (DocumentMasks): Megatron's loss mask [s, b]
+    /// (1: the row's loss counts; nil: every row does) and position ids [s, b] (nil: row i·b + j is
+    /// at position i).
+    public var lossMask: FloatBuffer? = nil
+    public var positionIds: Int32Buffer? = nil
+    /// The rows whose loss counts (s·b without a loss mask), and the factor on this micro-batch's loss
+    /// gradient beyond the trainer's gradScale (which assumes s·b counted rows per micro-batch).
+    public var countedRows: Int
+    public var lossGradientWeight: Float = 1
     public let seq: Int, batch: Int, hidden: Int
     public let tensorParallel: TensorParallel
     /// The format of the matrix work (GEMM operands are rounded to it where they are produced).
@@ -105,6 +115,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
             plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
         let n = c.seqLength * b, aL = c.numAttentionHeads / tp.size
+        countedRows = n
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
         attentionShape = AttentionShape(
             seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,

@@ -146,8 +146,10 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
             layers: stage.layers.count, recompute: recompute, precision: precision)
     }
     public func flopsPerIteration(globalBatch: Int) -> Double { config.flopsPerIteration(globalBatch: globalBatch) }
-    /// The loss of a micro-batch is the sum over its s·b tokens.
+    /// The loss of a micro-batch is the sum over its s·b tokens (the rows its loss mask counts, when
+    /// it has one: `countedRows`).
     public var lossUnitsPerMicrobatch: Int { config.seqLength * microBatch }
+    public func lossUnits(_ acts: TransformerActivations) -> Int { acts.countedRows }
 
     /// An activation set of this chunk's shape (one per micro-batch in flight in a pipeline).
     public func makeActivations() -> TransformerActivations {
@@ -174,8 +176,9 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     /// on the last stage also the final LayerNorm and the LM head + cross entropy, whose backward is
     /// fused in when `gradScale` is given (training), leaving ∂loss/∂LN_f(x) in `m.headGradient` for
     /// `backward` (in a zero-bubble F pass, `ctx.deferWeightGradients`, the LM head's weight
-    /// gradient waits in the set's queue for the W pass). Returns the summed token loss on the last
-    /// stage, nil elsewhere.
+    /// gradient waits in the set's queue for the W pass). Under a loss mask only its rows count, and
+    /// their gradient is weighted by `m.lossGradientWeight`. Returns the summed token loss on the
+    /// last stage, nil elsewhere.
     @discardableResult
     public func forward(_ m: TransformerActivations, _ ctx: PassContext, gradScale: Float? = nil) throws -> Double? {
         let c = config, tp = tensorParallel, n = m.rows, h = c.hiddenSize, shared = stack
@@ -192,8 +195,10 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
                 chunkRows: VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize),
                 logits: m.logits, rowStats: m.rowStats, rowLoss: m.rowLoss, tensorParallel: tp,
                 dx: gradScale == nil ? nil : m.headGradient,
-                dembedding: gradScale == nil ? nil : grads.pointer(head), gradScale: gradScale ?? 1,
-                precision: precision, deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
+                dembedding: gradScale == nil ? nil : grads.pointer(head),
+                gradScale: (gradScale ?? 1) * m.lossGradientWeight, precision: precision,
+                lossMask: m.lossMask.map { UnsafePointer($0.base) },
+                deferring: ctx.deferWeightGradients ? m.deferredWeightGradients : nil)
         }
     }
 

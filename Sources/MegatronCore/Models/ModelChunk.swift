@@ -104,8 +104,13 @@ public protocol ModelChunk: ParameterChunk {
     /// When set, forward and backward add their per-phase wall times to it (`megatron benchmark`).
     var timer: PhaseTimer? { get set }
     /// What `forward`'s loss of one micro-batch is a sum over (GPT: its s·b tokens; 1 for a model
-    /// whose micro-batch loss is already a mean): the trainer divides by this × micro-batches × d.
+    /// whose micro-batch loss is already a mean): the trainer's gradient scale divides by this ×
+    /// micro-batches × d.
     var lossUnitsPerMicrobatch: Int { get }
+    /// The units the loss of the micro-batch just run forward in `acts` summed (last stage): the
+    /// reported loss is Σ losses / Σ these (GPT under a loss mask: its counted rows). By default
+    /// `lossUnitsPerMicrobatch`.
+    func lossUnits(_ acts: Activations) -> Int
     /// Korthikanti et al.'s activation formula (selective form, 4-byte tensors) for this chunk's
     /// layers of one micro-batch, beside `Activations.layerBytes` in the memory report.
     var layerActivationFormulaBytes: Double { get }
@@ -126,6 +131,7 @@ public protocol ModelChunk: ParameterChunk {
 }
 
 extension ModelChunk {
+    public func lossUnits(_ acts: Activations) -> Int { lossUnitsPerMicrobatch }
     public var lossComponentNames: [(log: String, json: String)] { [] }
     public func lossComponents(_ acts: Activations) -> [Double] { [] }
     public var evaluationMetricNames: [(log: String, json: String)] { [] }

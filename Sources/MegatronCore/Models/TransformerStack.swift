@@ -65,12 +65,15 @@ struct TransformerStack {
             let wpe = weights.pointer(wpeSlot)
             // In one pass with the positions unless the word rows are rounded or summed over ranks first.
             let apart = tp.size > 1 || roundsWordRows
+            let positions = m.positionIds.map { UnsafePointer($0.base) }
             Embedding.forward(
                 tokens: m.tokens.base, word: weights.pointer(wte), vocab: vocab,
-                position: apart ? nil : wpe, out: full, seq: m.seq, batch: m.batch, hidden: h)
+                position: apart ? nil : wpe, positions: positions, out: full, seq: m.seq, batch: m.batch, hidden: h)
             if roundsWordRows { precision.round(full, count: n * h) }
             if tp.size > 1 { try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h) }
-            if apart { Embedding.addPosition(full, position: wpe, seq: m.seq, batch: m.batch, hidden: h) }
+            if apart {
+                Embedding.addPosition(full, position: wpe, positions: positions, seq: m.seq, batch: m.batch, hidden: h)
+            }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
                 Embedding.addRows(full, table: weights.pointer(tte), indices: tokentypes, rows: n, hidden: h)
             }
@@ -197,6 +200,7 @@ struct TransformerStack {
                 m.dResidual.update(from: scratch, count: nS * h)
             }
             var full = UnsafePointer(m.dResidual)
+            let positions = m.positionIds.map { UnsafePointer($0.base) }
             if tp.sequenceParallel {
                 (m.tmpH + offset).update(from: m.dResidual, count: nS * h)
                 try tp.scatterToSequenceParallelRegionBackward(m.tmpH, shardCount: nS * h)
@@ -206,12 +210,12 @@ struct TransformerStack {
                 precondition(wordRows.tableRows == vocab.rows, "the kept-apart rows are this shard's")
                 let rows = wordRows.collect(tokens: m.tokens.base, count: m.seq * m.batch, vocabStart: vocab.start)
                 Embedding.backward(
-                    dout: full, rows: rows, dword: wordRows.values, dposition: grads.pointer(wpe), seq: m.seq,
-                    batch: m.batch, hidden: h)
+                    dout: full, rows: rows, dword: wordRows.values, dposition: grads.pointer(wpe), positions: positions,
+                    seq: m.seq, batch: m.batch, hidden: h)
             } else {
                 Embedding.backward(
                     dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
-                    dposition: grads.pointer(wpe), seq: m.seq, batch: m.batch, hidden: h)
+                    dposition: grads.pointer(wpe), positions: positions, seq: m.seq, batch: m.batch, hidden: h)
             }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
                 Embedding.addRowsBackward(

@@ -83,7 +83,7 @@ public final class BertTrainingData: TrainingBatches {
         trainBuilder.sample(k, span: train[trainOrder.item(k)], corpus: corpus)
     }
 
-    public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {
+    public func fillTraining(consumedSamples: Int, micro: Int, microbatches: Int, _ acts: BertActivations) {
         let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
         Self.place((0..<microBatch).map { trainSample(first + $0) }, into: acts)
     }

@@ -111,7 +111,7 @@ public final class FinetuneData: TrainingBatches {
     /// Training example k of the run (epoch k / N, shuffled per epoch).
     func trainExample(_ k: Int) -> FinetuneExample { train[trainOrder.item(k)] }
 
-    public func fillTraining(consumedSamples: Int, micro: Int, _ acts: BertActivations) {
+    public func fillTraining(consumedSamples: Int, micro: Int, microbatches: Int, _ acts: BertActivations) {
         let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
         Self.place((0..<microBatch).map { trainExample(first + $0) }, into: acts)
     }

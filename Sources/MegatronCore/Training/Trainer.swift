@@ -18,8 +18,9 @@ public protocol TrainingBatches: AnyObject {
     associatedtype Activations
     /// Whether there are validation samples.
     var hasValidation: Bool { get }
-    /// Micro-batch `micro` of this data-parallel rank for the iteration that starts at `consumedSamples`.
-    func fillTraining(consumedSamples: Int, micro: Int, _ acts: Activations)
+    /// Micro-batch `micro` (of `microbatches` per rank) of this data-parallel rank for the iteration
+    /// that starts at `consumedSamples`.
+    func fillTraining(consumedSamples: Int, micro: Int, microbatches: Int, _ acts: Activations)
     /// Validation micro-batch `micro` of evaluation iteration `iteration` (`microbatches` per iteration).
     func fillValidation(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations)
     /// Whether there is a test set (evaluated once, after training).
@@ -356,12 +357,14 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     )? {
         let evalIters = iterations ?? config.evalIters
         guard test ? data.hasTest : data.hasValidation, evalIters > 0 else { return nil }
-        var total = 0.0, count = 0
+        var total = 0.0, count = 0.0
         let m = numMicrobatches, last = chunks[chunks.count - 1]
         // The metrics summed with each micro-batch's weight, then the summed weight (last entry).
         let names = last.evaluationMetricNames.count
         var metrics = [Double](repeating: 0, count: names == 0 ? 0 : names + 1)
         let collect = { (_: Int, acts: Chunk.Activations) in
+            count += Double(last.lossUnits(acts))
+            guard names > 0 else { return }
             let w = last.evaluationWeight(acts)
             for (i, v) in last.evaluationMetrics(acts).enumerated() { metrics[i] += w * v }
             metrics[names] += w
@@ -375,24 +378,24 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
                 }
             }
             if let executor = partition.executor, let evalSchedule = partition.evalSchedule {
-                total += try executor.run(
-                    evalSchedule, iteration: 0, gradScale: nil, fill: fill, collect: metrics.isEmpty ? nil : collect)
+                total += try executor.run(evalSchedule, iteration: 0, gradScale: nil, fill: fill, collect: collect)
             } else {
                 let acts = partition.activations[0], ctx = PassContext(iteration: 0, microbatch: 0, training: false)
                 for micro in 0..<m {
                     fill(micro, acts)
                     total += try model.forward(acts, ctx, gradScale: nil) ?? 0
-                    if !metrics.isEmpty { collect(micro, acts) }
+                    collect(micro, acts)
                 }
             }
-            count += m * parallel.layout.data * model.lossUnitsPerMicrobatch
         }
+        // Σ losses / Σ their units (tokens, or those the loss masks count), over the whole grid.
         for group in (partition.executor != nil ? [parallel.pipeline] : []) + [parallel.data] {
             total = try group.allReduceSum(total)
+            count = try group.allReduceSum(count)
             metrics = try metrics.map { try group.allReduceSum($0) }
         }
         let weight = metrics.last ?? 1
-        return (total / Double(count), metrics.dropLast().map { weight > 0 ? $0 / weight : 0 })
+        return (count > 0 ? total / count : 0, metrics.dropLast().map { weight > 0 ? $0 / weight : 0 })
     }
 
     /// Validates, prints Megatron's validation block (with the model's metrics) and returns the

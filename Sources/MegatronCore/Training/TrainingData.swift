@@ -1,7 +1,8 @@
 // TrainingData.swift — the samples a GPT training run reads: mock tokens, Megatron's indexed
 // datasets (one, or a weighted blend; cut into train, validation and test by `split`, or given
 // apart as train_data_path / valid_data_path / test_data_path), or the built-in corpus; placed into
-// micro-batches as Megatron's sampler does.
+// micro-batches as Megatron's sampler does, with Megatron's packed-document masks when asked
+// (DocumentMasks: eod_mask_loss, reset_position_ids, reset_attention_mask).
 import Foundation
 
 public final class TrainingData {
@@ -11,6 +12,10 @@ public final class TrainingData {
     /// Test samples (the split's third part, or test_data_path), evaluated once after training.
     var test: SampleSource? = nil
     let microBatch: Int, seqLength: Int, dataParallel: Int, dataRank: Int
+    /// Megatron's packed-document options, when any is on.
+    let documentMasks: DocumentMasks?
+    /// calculate_per_token_loss: the counted tokens of the global batch that starts at `.start`.
+    private var globalCounted: (start: Int, count: Int)? = nil
 
     /// Builds the samples of a validated config for `globalBatch` sequences per iteration.
     init(
@@ -21,6 +26,8 @@ public final class TrainingData {
         seqLength = c.seqLength
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
+        // The id that ends a document: the tokenizer's, or NullTokenizer's vocab_size − 1.
+        documentMasks = DocumentMasks(config: c, eod: tokenizer?.eod ?? Int32(vocabSize - 1))
         if c.mockData {
             trainOrder = ShuffledOrder(
                 source: MockSamples(vocabSize: vocabSize, seqLength: c.seqLength, seed: c.seed), seed: c.seed,
@@ -72,15 +79,32 @@ public final class TrainingData {
         return (ShuffledOrder(source: train, seed: c.seed), v.count > 0 ? v : nil)
     }
 
-    /// Writes this data-parallel rank's training micro-batch `micro` of the iteration that starts
-    /// at `consumedSamples` into `acts` — Megatron's sampler: micro-batch k of rank j holds samples
-    /// k·(b·d) + j·b ..< +b of the global batch.
-    public func fillTraining(consumedSamples: Int, micro: Int, _ acts: TransformerActivations) {
+    /// Writes this data-parallel rank's training micro-batch `micro` (of `microbatches`) of the
+    /// iteration that starts at `consumedSamples` into `acts` — Megatron's sampler: micro-batch k of
+    /// rank j holds samples k·(b·d) + j·b ..< +b of the global batch.
+    public func fillTraining(consumedSamples: Int, micro: Int, microbatches: Int, _ acts: TransformerActivations) {
         let first = consumedSamples + (micro * dataParallel + dataRank) * microBatch
         let indices = (0..<microBatch).map { trainOrder.sampleIndex(first + $0) }
         BatchAssembly.fill(
             tokens: acts.tokens.base, targets: acts.targets.base, from: trainOrder.source, indices: indices,
             seqLength: seqLength)
+        guard let masks = documentMasks else { return }
+        let global = masks.perTokenLoss ? globalCountedTokens(start: consumedSamples, microbatches: microbatches) : nil
+        masks.apply(to: acts, globalCounted: global, microbatchesTimesData: microbatches * dataParallel)
+    }
+
+    /// The counted tokens (DocumentMasks.countedTokens) of the global batch of `microbatches` ·
+    /// micro_batch_size · d samples from `start`: every rank reads them all (once per iteration).
+    private func globalCountedTokens(start: Int, microbatches: Int) -> Int {
+        if let g = globalCounted, g.start == start { return g.count }
+        guard let masks = documentMasks else { return 0 }
+        var sample = [Int32](repeating: 0, count: seqLength + 1), count = 0
+        for k in start..<(start + microbatches * microBatch * dataParallel) {
+            sample.withUnsafeMutableBufferPointer { trainOrder.source.sample(trainOrder.sampleIndex(k), into: $0.baseAddress!) }
+            count += masks.countedTokens(sample.prefix(seqLength))
+        }
+        globalCounted = (start, count)
+        return count
     }
 
     /// Writes validation micro-batch `micro` of evaluation iteration `iteration` (of `microbatches`
@@ -103,6 +127,7 @@ public final class TrainingData {
         let indices = (0..<microBatch).map { (batch * microBatch + $0) % valid.count }
         BatchAssembly.fill(
             tokens: acts.tokens.base, targets: acts.targets.base, from: valid, indices: indices, seqLength: seqLength)
+        documentMasks?.apply(to: acts)
     }
 
     /// One part of Megatron's data (train, valid or test): a weighted blend of dataset prefixes,

@@ -1,5 +1,6 @@
 // TrainingStep.swift — one iteration k of the Trainer:
-//     zero grads → micro-batches: forward+backward (loss scaled by scale/(tokens·microbatches·d)),
+//     zero grads → micro-batches: forward+backward (loss scaled by scale/(tokens·microbatches·d),
+//       and by the micro-batch's own lossGradientWeight under a loss mask),
 //       in a loop with gradient accumulation, or the pipeline schedule (then the tied embedding's
 //       gradients are summed over the embedding group)
 //     → data-parallel reduction (all-reduce or reduce-scatter, started during the last backward)
@@ -32,11 +33,13 @@ extension Trainer {
         lastGlobalBatch = batch
         timer.measure("zero grads") { for chunk in chunks { chunk.grads.zero() } }
         let tokens = model.lossUnitsPerMicrobatch * m * parallel.layout.data
-        // Every data-parallel rank scales by the global token count; the reduction then sums.
+        // Every data-parallel rank scales by the global token count; the reduction then sums. (A
+        // micro-batch whose loss mask counts fewer rows carries its own factor: lossGradientWeight.)
         let lossScale = lossScaler?.scale ?? 1
         let gradScale = Float(Double(lossScale) / Double(tokens))
         defer { CommunicationProgress.end() }  // on every way out, errors included (end() is idempotent)
-        var (lossSum, parts) = try runMicrobatches(iteration: iteration, microbatches: m, gradScale: gradScale)
+        var (lossSum, parts, units) = try runMicrobatches(
+            iteration: iteration, microbatches: m, gradScale: gradScale)
         if let buckets = partition.buckets {
             if partition.executor != nil { buckets.beginLastMicrobatch() }
             let backwardEnded = MPIRuntime.wallTime
@@ -44,13 +47,18 @@ extension Trainer {
             CommunicationProgress.end()  // nothing is outstanding any more: stop probing before the reductions below
             if parallel.layout.data > 1 { lossSum = try parallel.data.allReduceSum(lossSum) }
         }
-        if parallel.layout.data > 1 { parts = try parts.map { try parallel.data.allReduceSum($0) } }
+        if parallel.layout.data > 1 {
+            parts = try parts.map { try parallel.data.allReduceSum($0) }
+            units = try parallel.data.allReduceSum(units)
+        }
         let components = parts.map { $0 / Double(m * parallel.layout.data) }
         try optimizer.finalizeGradients()
         if injectOverflowAt.contains(iteration) && parallel.tensorRank == 0 && parallel.pipelineRank == 0 {
             optimizer.injectOverflow()
         }
-        let loss = lossSum / Double(tokens)
+        // The mean over the loss's units (all tokens, or those the loss masks count: Megatron's
+        // reported lm loss); 0 / 0 when a mask left none.
+        let loss = units > 0 ? lossSum / units : 0
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.flatMap { saveDirectory?.iterationPath($0) } ?? config.load
         guard loss.isFinite else {
@@ -89,32 +97,39 @@ extension Trainer {
         progress.consumedSamples += samples
     }
 
-    /// Forward and backward of the iteration's `microbatches` micro-batches; returns the summed loss
-    /// and the summed loss parts (on every rank of the pipeline).
-    func runMicrobatches(iteration: Int, microbatches: Int, gradScale: Float) throws -> (Double, [Double]) {
+    /// Forward and backward of the iteration's `microbatches` micro-batches; returns the summed loss,
+    /// the summed loss parts and the summed loss units (ModelChunk.lossUnits), on every rank of the
+    /// pipeline.
+    func runMicrobatches(iteration: Int, microbatches: Int, gradScale: Float) throws -> (Double, [Double], Double) {
         let consumed = progress.consumedSamples, last = chunks[chunks.count - 1]
-        var parts = [Double](repeating: 0, count: last.lossComponentNames.count)
+        var parts = [Double](repeating: 0, count: last.lossComponentNames.count), units = 0.0
         func add(_ acts: Chunk.Activations) {
             for (i, v) in last.lossComponents(acts).enumerated() { parts[i] += v }
+            units += Double(last.lossUnits(acts))
         }
         if let executor = partition.executor, let schedule = partition.trainSchedule(microbatches: microbatches) {
             let start = MPIRuntime.wallTime
             let loss = try executor.run(
                 schedule, iteration: iteration, gradScale: gradScale,
-                fill: { micro, acts in data.fillTraining(consumedSamples: consumed, micro: micro, acts) },
-                collect: parts.isEmpty ? nil : { _, acts in add(acts) })
+                fill: { micro, acts in
+                    data.fillTraining(consumedSamples: consumed, micro: micro, microbatches: microbatches, acts)
+                },
+                collect: { _, acts in add(acts) })
             try partition.allReduceTiedGradients()
             let total = try parallel.pipeline.allReduceSum(loss)
             parts = try parts.map { try parallel.pipeline.allReduceSum($0) }
+            units = try parallel.pipeline.allReduceSum(units)
             lastPipelineTimes = PipelinePassTimes(
                 idle: max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start)),
                 forward: executor.forwardSeconds, backward: executor.backwardSeconds, weight: executor.weightSeconds)
-            return (total, parts)
+            return (total, parts, units)
         }
         let acts = partition.activations[0], d = parallel.layout.data
         var lossSum = 0.0
         for micro in 0..<microbatches {
-            timer.measure("data") { data.fillTraining(consumedSamples: consumed, micro: micro, acts) }
+            timer.measure("data") {
+                data.fillTraining(consumedSamples: consumed, micro: micro, microbatches: microbatches, acts)
+            }
             if micro == microbatches - 1, let buckets = partition.buckets {
                 // The last micro-batch's backward finishes gradients: their buckets start reducing at once.
                 buckets.beginLastMicrobatch()
@@ -129,8 +144,8 @@ extension Trainer {
                 try model.backward(acts, ctx)
                 return loss
             }
-            if !parts.isEmpty { add(acts) }
+            add(acts)
         }
-        return (lossSum, parts)
+        return (lossSum, parts, units)
     }
 }
