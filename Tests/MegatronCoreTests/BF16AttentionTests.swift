@@ -1,7 +1,7 @@
 // BF16AttentionTests.swift — the attention core in bf16 runs (tile products on the bf16 kernel, the
 // probabilities and their gradients rounded to bf16 as operands) against the fp32 core on the same
 // bf16-valued Q, K, V: every output and input gradient within bf16 rounding of the fp32 values,
-// over several query tiles, both masks and dropout; and on a CPU with a bf16 kernel, not bitwise
+// over several query tiles, every mask and dropout; and on a CPU with a bf16 kernel, not bitwise
 // the fp32 result (so the bf16 path is the one measured).
 import MegatronCore
 import Tensor
@@ -73,4 +73,11 @@ final class BF16AttentionTests: XCTestCase {
     func testCausalSeveralTiles() { check(mask: .causal, dropout: 0) }
     func testCausalWithDropout() { check(mask: .causal, dropout: 0.2) }
     func testKeyPaddingSeveralTiles() { check(mask: .keyPadding(lengths: [150, 97]), dropout: 0) }
+    func testCausalWithinDocumentsSeveralTiles() {
+        let masks = DocumentMasks(eod: 0, resetAttentionMask: true)
+        let firstKeys = [[3, 40, 41, 129], [90]].map { eods in
+            masks.positionsAndFirstKeys((0..<150).map { eods.contains($0) ? 0 : 1 }).firstKeys
+        }
+        check(mask: .causalWithinDocuments(firstKeys: firstKeys), dropout: 0.1)
+    }
 }

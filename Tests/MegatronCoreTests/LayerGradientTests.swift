@@ -106,6 +106,10 @@ final class LayerGradientTests: XCTestCase {
             if case .keyPadding(let lengths) = mask { return lengths[bi] }
             return i + 1
         }
+        func first(_ i: Int, _ bi: Int) -> Int {
+            if case .causalWithinDocuments(let firstKeys) = mask { return Int(firstKeys[bi][i]) }
+            return 0
+        }
         let shape = AttentionShape(seq: seq, batch: b, heads: a, headDim: d)
         var rnd = TestRandom(4)
         var qkv = rnd.array(seq * b * 3 * h, scale: 1.5)
@@ -125,9 +129,10 @@ final class LayerGradientTests: XCTestCase {
         for bi in 0..<b {
             for head in 0..<a {
                 for i in 0..<seq {
+                    // Keys before the query's document get −∞: no weight.
                     let keys = visible(i, bi)
-                    var scores = [Double](repeating: 0, count: keys)
-                    for j in 0..<keys {
+                    var scores = [Double](repeating: -.infinity, count: keys)
+                    for j in first(i, bi)..<keys {
                         var s = 0.0
                         for e in 0..<d {
                             s +=
@@ -161,6 +166,25 @@ final class LayerGradientTests: XCTestCase {
         checkGradient(&qkv, analytic: dqkv, eps: 3e-3, "attention (s=\(seq), dropout \(dropout), \(mask))") {
             dot(fwd($0), R)
         }
+        if case .causalWithinDocuments(let firstKeys) = mask {
+            // Keys of an earlier document receive no weight from later queries: new keys and values
+            // before the last document of a sequence change none of that document's outputs.
+            var changed = qkv
+            let start = firstKeys.map { Int($0.last!) }
+            for bi in 0..<b {
+                XCTAssertGreaterThan(start[bi], 0, "the case needs a sequence of several documents")
+                for j in 0..<start[bi] {
+                    for c in 0..<(3 * h) where c % (3 * d) >= d { changed[(j * b + bi) * 3 * h + c] += 7 }
+                }
+            }
+            let moved = fwd(changed)
+            for bi in 0..<b {
+                for i in start[bi]..<seq {
+                    for c in 0..<h { XCTAssertEqual(moved[(i * b + bi) * h + c], ctx[(i * b + bi) * h + c]) }
+                }
+            }
+            XCTAssertNotEqual(moved, ctx, "earlier documents' own outputs must change")
+        }
         if case .keyPadding(let lengths) = mask {
             // Padded keys receive no weight: new values there change no output, and get no gradient.
             var changed = qkv
@@ -187,6 +211,20 @@ final class LayerGradientTests: XCTestCase {
         Philox4x32.forcePortableDropout(true)
         defer { Philox4x32.forcePortableDropout(false) }
         attentionCase(seq: 70, dropout: 0.3)
+    }
+    /// Megatron's reset_attention_mask: documents ended by EOD (id 0 here) attend within themselves.
+    func documentMask(seq: Int, eods: [[Int]]) -> AttentionMask {
+        let masks = DocumentMasks(eod: 0, resetAttentionMask: true)
+        return .causalWithinDocuments(
+            firstKeys: eods.map { e in
+                masks.positionsAndFirstKeys((0..<seq).map { e.contains($0) ? 0 : 1 }).firstKeys
+            })
+    }
+    func testCausalAttentionWithinDocuments() {
+        attentionCase(seq: 9, dropout: 0, mask: documentMask(seq: 9, eods: [[2, 6], [0, 3, 4]]))
+    }
+    func testCausalAttentionWithinDocumentsSeveralTilesWithDropout() {
+        attentionCase(seq: 70, dropout: 0.2, mask: documentMask(seq: 70, eods: [[5, 33, 34, 60], [17]]))
     }
     func testBidirectionalAttentionWithPadding() {
         attentionCase(seq: 9, dropout: 0, mask: .keyPadding(lengths: [9, 5]))

@@ -28,6 +28,13 @@ public final class TrainingData {
         dataRank = parallel.dataRank
         // The id that ends a document: the tokenizer's, or NullTokenizer's vocab_size − 1.
         documentMasks = DocumentMasks(config: c, eod: tokenizer?.eod ?? Int32(vocabSize - 1))
+        if let m = documentMasks {
+            let on = [
+                ("eod_mask_loss", m.eodMaskLoss), ("reset_position_ids", m.resetPositionIds),
+                ("reset_attention_mask", m.resetAttentionMask), ("calculate_per_token_loss", m.perTokenLoss),
+            ].filter(\.1).map(\.0)
+            log(" > packed documents (EOD id \(m.eod)): \(on.joined(separator: ", "))")
+        }
         if c.mockData {
             trainOrder = ShuffledOrder(
                 source: MockSamples(vocabSize: vocabSize, seqLength: c.seqLength, seed: c.seed), seed: c.seed,
@@ -100,7 +107,9 @@ public final class TrainingData {
         guard let masks = documentMasks else { return 0 }
         var sample = [Int32](repeating: 0, count: seqLength + 1), count = 0
         for k in start..<(start + microbatches * microBatch * dataParallel) {
-            sample.withUnsafeMutableBufferPointer { trainOrder.source.sample(trainOrder.sampleIndex(k), into: $0.baseAddress!) }
+            sample.withUnsafeMutableBufferPointer {
+                trainOrder.source.sample(trainOrder.sampleIndex(k), into: $0.baseAddress!)
+            }
             count += masks.countedTokens(sample.prefix(seqLength))
         }
         globalCounted = (start, count)
