@@ -5,6 +5,8 @@ extension TrainingData: TrainingBatches {
     public typealias Activations = TransformerActivations
     public var hasValidation: Bool { valid != nil }
     public var hasTest: Bool { test != nil }
+    /// Under eod_mask_loss a micro-batch counts the tokens its mask keeps.
+    public var lossUnitsVary: Bool { documentMasks?.eodMaskLoss == true }
 }
 
 extension Trainer where Chunk == GPTModel, Data == TrainingData {

@@ -27,10 +27,15 @@ public protocol TrainingBatches: AnyObject {
     var hasTest: Bool { get }
     /// Test micro-batch `micro` of evaluation iteration `iteration`.
     func fillTest(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations)
+    /// Whether a micro-batch's loss units (ModelChunk.lossUnits) depend on its data (a loss mask):
+    /// then the trainer sums them over the grid; else every micro-batch has the model's fixed count
+    /// and no collective is spent on it.
+    var lossUnitsVary: Bool { get }
 }
 
 extension TrainingBatches {
     public var hasTest: Bool { false }
+    public var lossUnitsVary: Bool { false }
     public func fillTest(iteration: Int, micro: Int, microbatches: Int, _ acts: Activations) {}
 }
 
@@ -389,9 +394,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             }
         }
         // Σ losses / Σ their units (tokens, or those the loss masks count), over the whole grid.
+        if !data.lossUnitsVary { count = Double(evalIters * m * parallel.layout.data * model.lossUnitsPerMicrobatch) }
         for group in (partition.executor != nil ? [parallel.pipeline] : []) + [parallel.data] {
             total = try group.allReduceSum(total)
-            count = try group.allReduceSum(count)
+            if data.lossUnitsVary { count = try group.allReduceSum(count) }
             metrics = try metrics.map { try group.allReduceSum($0) }
         }
         let weight = metrics.last ?? 1

@@ -27,7 +27,7 @@ public final class TrainingData {
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
         // The id that ends a document: the tokenizer's, or NullTokenizer's vocab_size − 1.
-        documentMasks = DocumentMasks(config: c, eod: tokenizer?.eod ?? Int32(vocabSize - 1))
+        documentMasks = DocumentMasks(config: c, eod: tokenizer?.eod ?? Int32(clamping: vocabSize - 1))
         if let m = documentMasks {
             let on = [
                 ("eod_mask_loss", m.eodMaskLoss), ("reset_position_ids", m.resetPositionIds),

@@ -49,7 +49,7 @@ extension Trainer {
         }
         if parallel.layout.data > 1 {
             parts = try parts.map { try parallel.data.allReduceSum($0) }
-            units = try parallel.data.allReduceSum(units)
+            if data.lossUnitsVary { units = try parallel.data.allReduceSum(units) }
         }
         let components = parts.map { $0 / Double(m * parallel.layout.data) }
         try optimizer.finalizeGradients()
@@ -58,6 +58,7 @@ extension Trainer {
         }
         // The mean over the loss's units (all tokens, or those the loss masks count: Megatron's
         // reported lm loss); 0 / 0 when a mask left none.
+        if !data.lossUnitsVary { units = Double(tokens) }
         let loss = units > 0 ? lossSum / units : 0
         let lr = schedule.learningRate
         let lastCheckpoint = lastSavedIteration.flatMap { saveDirectory?.iterationPath($0) } ?? config.load
@@ -98,8 +99,8 @@ extension Trainer {
     }
 
     /// Forward and backward of the iteration's `microbatches` micro-batches; returns the summed loss,
-    /// the summed loss parts and the summed loss units (ModelChunk.lossUnits), on every rank of the
-    /// pipeline.
+    /// the summed loss parts and the summed loss units (ModelChunk.lossUnits; summed over the
+    /// pipeline only when they vary), on every rank of the pipeline.
     func runMicrobatches(iteration: Int, microbatches: Int, gradScale: Float) throws -> (Double, [Double], Double) {
         let consumed = progress.consumedSamples, last = chunks[chunks.count - 1]
         var parts = [Double](repeating: 0, count: last.lossComponentNames.count), units = 0.0
@@ -118,7 +119,7 @@ extension Trainer {
             try partition.allReduceTiedGradients()
             let total = try parallel.pipeline.allReduceSum(loss)
             parts = try parts.map { try parallel.pipeline.allReduceSum($0) }
-            units = try parallel.pipeline.allReduceSum(units)
+            if data.lossUnitsVary { units = try parallel.pipeline.allReduceSum(units) }
             lastPipelineTimes = PipelinePassTimes(
                 idle: max(0, 1 - executor.computeSeconds / max(1e-9, MPIRuntime.wallTime - start)),
                 forward: executor.forwardSeconds, backward: executor.backwardSeconds, weight: executor.weightSeconds)
