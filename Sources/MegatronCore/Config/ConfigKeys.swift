@@ -361,6 +361,14 @@ public enum ConfigKeys {
         ConfigKey(
             name: "exit_duration_in_mins", field: .optionalDouble(\.exitDurationInMins),
             help: "stop after the first iteration that ends past N minutes of training (saving first when save is set)"),
+        ConfigKey(
+            name: "exit_signal_handler", field: .bool(\.exitSignalHandler),
+            help:
+                "on exit_signal (to any rank), finish the iteration, save when save is set and stop with code 0 "
+                + "(mpirun passes SIGUSR1/SIGUSR2 on to every rank but turns SIGTERM into a kill)"),
+        ConfigKey(
+            name: "exit_signal", field: .string(\.exitSignal),
+            help: "the signal exit_signal_handler catches: SIGTERM (default), SIGINT, SIGUSR1, SIGUSR2 or SIGHUP"),
         // Evaluation and logging
         ConfigKey(name: "eval_interval", field: .int(\.evalInterval), help: "validate every N iterations (1000)"),
         ConfigKey(name: "eval_iters", field: .int(\.evalIters), help: "validation iterations per evaluation (100)"),

@@ -398,6 +398,11 @@ public enum ConfigValidation {
         if let e = c.exitInterval, e <= 0 {
             throw ConfigError.invalidValue(key: "exit_interval", value: "\(e)", rule: "must be positive")
         }
+        if ExitSignal.number(c.exitSignal) == nil {
+            throw ConfigError.invalidValue(
+                key: "exit_signal", value: "\"\(c.exitSignal)\"",
+                rule: "must be one of " + ExitSignal.names.map(\.name).joined(separator: ", "))
+        }
         if let d = c.exitDurationInMins, !(d >= 0 && d.isFinite) {
             throw ConfigError.invalidValue(key: "exit_duration_in_mins", value: "\(d)", rule: "must be a number ≥ 0")
         }

@@ -100,6 +100,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var noSaveOptim: Bool = false
     public var useCheckpointOptParamScheduler: Bool = false
     public var exitDurationInMins: Double? = nil
+    /// Megatron's exit_signal_handler: on `exitSignal`, finish the iteration, save and stop.
+    public var exitSignalHandler: Bool = false
+    public var exitSignal: String = "SIGTERM"
     // Evaluation and logging
     public var evalInterval: Int = 1000
     public var evalIters: Int = 100

@@ -249,6 +249,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         partition.executor?.trace = tracer == nil ? nil : []
         partition.executor?.traceOrigin = tracer?.origin ?? 0
         let trainingStart = DispatchTime.now().uptimeNanoseconds
+        if config.exitSignalHandler {
+            ExitSignal.install(config.exitSignal)
+            log(" > exit_signal_handler: \(config.exitSignal) ends training after the iteration in hand (saving first)")
+        }
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
             for (_, group) in parallel.groups { group.resetCounters() }
@@ -343,6 +347,10 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
     /// exit_duration_in_mins), or nil. The duration is decided across all ranks (any rank past it
     /// stops every rank), so they leave the loop together; the checkpoint is then written below.
     func exitReason(iteration it: Int, since start: UInt64) throws -> String? {
+        // exit_signal_handler: decided across all ranks (the signal may reach one), as Megatron's all-gather.
+        if config.exitSignalHandler, try parallel.world.allReduceMax(ExitSignal.received ? 1 : 0) == 1 {
+            return "\(config.exitSignal) received (exit_signal_handler)"
+        }
         if let e = config.exitInterval, it % e == 0 { return "exit_interval \(e)" }
         guard let limit = config.exitDurationInMins else { return nil }
         let minutes = Double(DispatchTime.now().uptimeNanoseconds - start) / 6e10
