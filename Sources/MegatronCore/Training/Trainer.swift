@@ -249,10 +249,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         partition.executor?.trace = tracer == nil ? nil : []
         partition.executor?.traceOrigin = tracer?.origin ?? 0
         let trainingStart = DispatchTime.now().uptimeNanoseconds
-        if config.exitSignalHandler {
-            ExitSignal.install(config.exitSignal)
-            log(" > exit_signal_handler: \(config.exitSignal) ends training after the iteration in hand (saving first)")
-        }
+        installExitSignal()
         while progress.iteration < trainIters {
             let start = DispatchTime.now().uptimeNanoseconds
             for (_, group) in parallel.groups { group.resetCounters() }
@@ -341,6 +338,13 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
         var out = line
         out.insert(contentsOf: extra, at: at.lowerBound)
         return out
+    }
+
+    /// exit_signal_handler: from now on the signal is caught and only recorded (see exitReason).
+    func installExitSignal() {
+        guard config.exitSignalHandler else { return }
+        ExitSignal.install(config.exitSignal)
+        log(" > exit_signal_handler: \(config.exitSignal) ends training after the iteration in hand (saving first)")
     }
 
     /// Why training stops early after iteration `it` (Megatron's exit_interval and
