@@ -2,7 +2,9 @@
 """scripts/grid_sweep.py — the central invariant over random layouts: draws CASES layouts of a tiny
 GPT or BERT (t, p, d, virtual stages, micro-batch size, sequence parallelism, the distributed
 optimizer, recomputation, the ZB-H1 schedule, uneven and balanced stages, dropout, bf16 and fp16,
-post-LN BERT; some cases stopped halfway with a checkpoint and resumed on another layout), trains
+post-LN BERT, GPT on packed short documents with Megatron's eod_mask_loss / reset_position_ids /
+reset_attention_mask / calculate_per_token_loss; some cases stopped halfway with a checkpoint and
+resumed on another layout), trains
 each under mpirun for ITERS iterations, and checks every iteration's losses against one rank
 with the same model, micro-batch size, precision and dropout (fp32: within 1e-5 relative; bf16 and
 fp16: within 1e-3, as the grid changes the order of sums whose inputs were rounded to 16 bits).
@@ -10,7 +12,7 @@ The tests check chosen layouts; this checks the combinations between them. Print
 case and exits 1 on any mismatch or failed run, naming the command to repeat it.
 
   scripts/grid_sweep.py [--cases 20] [--seed 1] [--iters 10] [--bf16-share 0.25] [--resume-share 0.3]
-                        [--binary PATH] [--perturb] [--keep DIR]
+                        [--packed-share 0.3] [--binary PATH] [--perturb] [--keep DIR]
 """
 import argparse
 import json
@@ -45,6 +47,33 @@ def draw_model(rng, bf16_share):
     if precision != "fp32":
         flags += ["--" + precision]; name.append(precision)
     return flags, "-".join(name), precision != "fp32", mbs
+
+
+PACKED_OPTIONS = ["--eod-mask-loss", "--reset-position-ids", "--reset-attention-mask", "--calculate-per-token-loss"]
+
+
+def draw_packed(rng, share, prefix):
+    """For a GPT case, with probability `share`: the packed-document corpus and a non-empty subset of
+    Megatron's options for it (drawn from their own generator, so the other draws of a seed stay put)."""
+    if rng.random() >= share:
+        return [], None
+    chosen = [o for o in PACKED_OPTIONS if rng.random() < 0.5] or [rng.choice(PACKED_OPTIONS[:3])]
+    short = "+".join({"--eod-mask-loss": "eod", "--reset-position-ids": "pos", "--reset-attention-mask": "attn",
+                      "--calculate-per-token-loss": "per-token"}[o] for o in chosen)
+    return ["--data-path", prefix] + chosen, "packed(" + short + ")"
+
+
+def packed_corpus(binary, work):
+    """3,000 documents of 3 to 40 words, each ended by EOD: a 64-token sample spans several."""
+    rng = random.Random(7)
+    words = "the quick brown fox jumps over a lazy dog while seven wizards quietly hex bad jam".split()
+    with open(os.path.join(work, "docs.jsonl"), "w") as f:
+        for _ in range(3000):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 40))) + "."
+            f.write(json.dumps({"text": text}) + "\n")
+    subprocess.run([binary, "preprocess-data", "--input", "docs.jsonl", "--tokenizer-type", "ByteLevelTokenizer",
+                    "--append-eod", "--output-prefix", "docs"], cwd=work, check=True, capture_output=True)
+    return os.path.join(work, "docs_text_document")
 
 
 def draw_grid(rng, mbs):
@@ -126,6 +155,8 @@ def main():
     ap.add_argument("--bf16-share", type=float, default=0.25, help="share of cases run in bf16 (a third of the rest in fp16)")
     ap.add_argument("--resume-share", type=float, default=0.3,
                     help="share of cases saved halfway and resumed on another layout")
+    ap.add_argument("--packed-share", type=float, default=0.3,
+                    help="share of GPT cases trained on packed short documents with Megatron's EOD options")
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "megatron"))
     ap.add_argument("--perturb", action="store_true",
                     help="give the layouts' runs another seed than the reference's, so every case must "
@@ -138,9 +169,13 @@ def main():
     work = a.keep or tempfile.mkdtemp(prefix="grid_sweep.")
     os.makedirs(work, exist_ok=True)
     references, failures = {}, 0
+    prefix = packed_corpus(a.binary, work) if a.packed_share > 0 else None
     perturb = ["--seed", "4321"] if a.perturb else []
     for case in range(a.cases):
         model, model_name, half, mbs = draw_model(rng, a.bf16_share)
+        if "gpt2-tiny.json" in model[1] and prefix:
+            packed, packed_name = draw_packed(random.Random(a.seed * 1_000_003 + case), a.packed_share, prefix)
+            model, model_name = model + packed, model_name + ("-" + packed_name if packed_name else "")
         grid, ranks, grid_name = draw_grid(rng, mbs)
         # Some cases stop halfway with a checkpoint and resume on another layout.
         resume = draw_grid(rng, mbs) if rng.random() < a.resume_share else None
