@@ -144,6 +144,10 @@ public enum BF16 {
         bf16_gemm_rows(Int32(m), Int32(n), Int32(k), a, 1, si, ska, packed, c, ldc, beta, 0, Int32(m))
     }
 
+    /// 16-bit words per packed panel of 16 columns of a B with `k` rows (a packed B's column 16·p
+    /// begins p panels in; its row kk, for even kk, 16·kk words into each panel).
+    public static func packedPanelWords(k: Int) -> Int { bf16_packed_b_count(16, Int32(k)) }
+
     /// B packed once on the calling thread into its workspace `slot` (2, 3 or 4; 0 for a single
     /// product) for `gemmOnThisThread(packed:)` products: B[j, kk] for j < n, kk < k, as `gemm` reads it (fp32,
     /// rounded while packed). Valid until the slot is packed again on this thread.

@@ -28,6 +28,10 @@ public enum F32Tiles {
     /// Whether this CPU has the kernel (AVX-512); without it callers use SGEMM.
     public static let available: Bool = f32_tiles_available() != 0
 
+    /// Floats per packed panel of 16 columns of a B with `k` rows (a packed B's column 16·p begins p
+    /// panels in; its row kk, 16·kk floats into each panel).
+    public static func packedPanelFloats(k: Int) -> Int { f32_packed_b_count(16, Int32(k)) }
+
     /// B[j, kk] for j < n, kk < k (as `gemm` reads `b` with `transB`) packed on the calling thread
     /// into its workspace `slot` (2, 3 or 4; 0 for a single product); valid until the slot is
     /// packed again on this thread.

@@ -226,6 +226,13 @@ final class LayerGradientTests: XCTestCase {
     func testCausalAttentionWithinDocumentsSeveralTilesWithDropout() {
         attentionCase(seq: 70, dropout: 0.2, mask: documentMask(seq: 70, eods: [[5, 33, 34, 60], [17]]))
     }
+    /// Two tiles of 128 and 22 rows: the second starts in documents that begin at keys 21 and 101, so it
+    /// skips the first 16 and 96 keys (whole panels of 16).
+    func testCausalAttentionWithinDocumentsSkipsTheKeysBeforeATilesDocuments() {
+        for dropout: Float in [0, 0.2] {
+            attentionCase(seq: 150, dropout: dropout, mask: documentMask(seq: 150, eods: [[20, 140], [100]]))
+        }
+    }
     func testBidirectionalAttentionWithPadding() {
         attentionCase(seq: 9, dropout: 0, mask: .keyPadding(lengths: [9, 5]))
     }

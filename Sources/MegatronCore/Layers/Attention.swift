@@ -5,9 +5,10 @@
 // causal (GPT) — the upper triangle beyond the tile is never computed, and within it the tile
 // kernels skip it at 8-row steps (TileTrims); causal within documents (GPT with Megatron's
 // reset_attention_mask) — causal, and each query also blind to the keys before its document's first
-// token (computed, then given no weight); key padding (BERT) — every query sees the first `length`
-// keys of its sequence, padded keys are never computed and receive no weight (padded queries'
-// outputs are computed and unused).
+// token: a tile skips the keys before its first row's document (from a multiple of 16 below its
+// start), and within what it computes those keys get no weight; key padding (BERT) — every query
+// sees the first `length` keys of its sequence, padded keys are never computed and receive no
+// weight (padded queries' outputs are computed and unused).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
 // (d columns each), so a tensor-parallel column split gives each rank whole heads.
@@ -59,6 +60,13 @@ public enum AttentionMask: Sendable, Equatable {
         if case .causalWithinDocuments(let firstKeys) = self { return Int(firstKeys[bi][i]) }
         return 0
     }
+
+    /// The keys a query tile from row `i0` of sequence `bi` skips: none but within documents, where
+    /// the first keys never decrease, so no row of the tile sees a key before its first row's first
+    /// key — rounded down to a multiple of 16, where the packed operands' panels begin.
+    @inline(__always) func skippedKeys(firstQuery i0: Int, sequence bi: Int) -> Int {
+        firstKey(query: i0, sequence: bi) / 16 * 16
+    }
 }
 
 public struct AttentionShape: Sendable {
@@ -92,10 +100,21 @@ struct TileProduct {
         engine = precision == .bf16 && BF16.native ? .bf16 : F32Tiles.available ? .f32Tiles : .sgemm
     }
 
-    /// A B operand packed for the tile kernels: 16-bit words (bf16) or floats (f32Tiles).
+    /// A B operand packed for the tile kernels: 16-bit words (bf16) or floats (f32Tiles), in panels of
+    /// 16 columns × k rows (`panel` elements of `elementBytes` each).
     struct Packed {
         let storage: UnsafeRawPointer
         let k: Int
+        let panel: Int, elementBytes: Int
+
+        /// The same operand from column `j` (a multiple of 16) on.
+        func columns(from j: Int) -> Packed { advanced(by: j / 16 * panel) }
+        /// The same operand from row `kk` (even) on: a product reads its rows kk ..< kk + its k (the
+        /// panels' stride stays that of all k rows).
+        func rows(from kk: Int) -> Packed { advanced(by: kk * 16) }
+        private func advanced(by elements: Int) -> Packed {
+            Packed(storage: storage + elements * elementBytes, k: k, panel: panel, elementBytes: elementBytes)
+        }
     }
 
     /// Packs B[j, kk] (as `gemm` reads `b` with `transB`) for j < n, kk < k into this thread's
@@ -107,11 +126,13 @@ struct TileProduct {
         case .bf16:
             return Packed(
                 storage: UnsafeRawPointer(
-                    BF16.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k)
+                    BF16.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k,
+                panel: BF16.packedPanelWords(k: k), elementBytes: 2)
         case .f32Tiles:
             return Packed(
                 storage: UnsafeRawPointer(
-                    F32Tiles.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k)
+                    F32Tiles.packOnThisThread(transB: transB, n: n, k: k, b: b, ldb: ldb, slot: slot)), k: k,
+                panel: F32Tiles.packedPanelFloats(k: k), elementBytes: 4)
         }
     }
 
@@ -159,15 +180,16 @@ extension TileProduct {
     }
 }
 
-/// A query tile's trims (TileTrim) under the causal mask, none under key padding. Row r of the tile
+/// A query tile's trims (TileTrim) under the causal masks, none under key padding. Row r of the tile
 /// (query i0 + r) sees keys j < i0 + r + 1: so S and dP need only those columns, P and dS are zero
-/// from there on, and their transposes (rows j) are zero for r < j − i0.
+/// from there on, and their transposes (rows j) are zero for r < j − i0 — in the tile's columns,
+/// which begin at key k0 (the keys it skips).
 struct TileTrims {
     let scores: TileTrim, rows: TileTrim, transposed: TileTrim
-    init(causal: Bool, firstQuery i0: Int) {
-        scores = causal ? .columnsBelow(i0 + 1) : .none
-        rows = causal ? .zeroFrom(i0 + 1) : .none
-        transposed = causal ? .zeroBefore(-i0) : .none
+    init(causal: Bool, firstQuery i0: Int, firstKey k0: Int = 0) {
+        scores = causal ? .columnsBelow(i0 + 1 - k0) : .none
+        rows = causal ? .zeroFrom(i0 + 1 - k0) : .none
+        transposed = causal ? .zeroBefore(k0 - i0) : .none
     }
 }
 
@@ -189,9 +211,12 @@ public enum SelfAttention {
             precondition(
                 firstKeys.count == shape.batch
                     && firstKeys.allSatisfy { keys in
-                        keys.count == shape.seq && keys.indices.allSatisfy { 0 <= keys[$0] && keys[$0] <= $0 }
+                        keys.count == shape.seq
+                            && keys.indices.allSatisfy {
+                                0 <= keys[$0] && keys[$0] <= $0 && ($0 == 0 || keys[$0 - 1] <= keys[$0])
+                            }
                     },
-                "first keys must be in 0...query, seq of them per sequence")
+                "first keys must be in 0...query and never decrease, seq of them per sequence")
         }
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
         let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
@@ -210,30 +235,31 @@ public enum SelfAttention {
                 let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
                 // 1 / Σ exp per row of a tile, in the half of the scratch the forward does not use.
                 let inverseSums = S + T * s
-                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, keys, trims in
-                    // S = QKᵀ (scaled in the softmax)
+                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
+                    // S = QKᵀ (scaled in the softmax) over keys k0 ..< k0 + keys
                     tile.scores(
-                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: S, trims)
+                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
+                        packed: kColumns?.columns(from: k0), into: S, trims)
                     // S = exp(scale·S − max), unnormalised: the product is normalised instead (d columns
                     // a row rather than `keys`).
                     for r in 0..<rows {
-                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi)
+                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi) - k0
                         let row = S + r * keys
                         let (shift, sum) = exponentiateRowInPlace(
-                            row, from: mask.firstKey(query: i, sequence: bi), valid: visible, width: keys,
+                            row, from: mask.firstKey(query: i, sequence: bi) - k0, valid: visible, width: keys,
                             scale: scale)
                         lseRow[i] = shift + Foundation.log(sum)
                         inverseSums[r] = 1 / sum
                         if p > 0, let stream {
                             stream.applyMask(
                                 row, into: row, count: visible,
-                                start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p)
+                                start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0, p: p)
                         }
                     }
                     let out = o + i0 * ldo
                     tile.gemm(
-                        m: rows, n: d, k: keys, a: S, lda: keys, b: v, ldb: ld, packed: vRows, c: out, ldc: ldo,
-                        trim: trims.rows)
+                        m: rows, n: d, k: keys, a: S, lda: keys, b: v + k0 * ld, ldb: ld, packed: vRows?.rows(from: k0),
+                        c: out, ldc: ldo, trim: trims.rows)
                     for r in 0..<rows { scaleRow(out + r * ldo, count: d, by: inverseSums[r]) }
                 }
             }
@@ -266,67 +292,70 @@ public enum SelfAttention {
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
                 let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
-                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, keys, trims in
-                    // A = P (recomputed probabilities), zero beyond each row's visible keys.
+                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
+                    // A = P (recomputed probabilities) over keys k0 ..< k0 + keys, zero outside each
+                    // row's visible keys.
                     tile.scores(
-                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k, ld: ld, packed: kColumns, into: A, trims)
+                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
+                        packed: kColumns?.columns(from: k0), into: A, trims)
                     for (r, i) in (i0..<i0 + rows).enumerated() {
                         expRowInPlace(
-                            A + r * keys, from: mask.firstKey(query: i, sequence: bi),
-                            valid: mask.visible(query: i, sequence: bi), width: keys, scale: scale, shift: lseRow[i])
+                            A + r * keys, from: mask.firstKey(query: i, sequence: bi) - k0,
+                            valid: mask.visible(query: i, sequence: bi) - k0, width: keys, scale: scale,
+                            shift: lseRow[i])
                     }
                     // B = dP = dO·Vᵀ (with dropout, the gradient of the dropped probabilities).
                     tile.gemm(
-                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v, ldb: ld,
-                        packed: vColumns, c: B, ldc: keys, trim: trims.scores)
+                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v + k0 * ld, ldb: ld,
+                        packed: vColumns?.columns(from: k0), c: B, ldc: keys, trim: trims.scores)
                     if p > 0, let stream {
                         // Per row, one mask for both: A = dS and B = the dropped probabilities PV used;
                         // then dV += Bᵀ·dO.
                         for r in 0..<rows {
                             let i = i0 + r
                             stream.softmaxBackwardRow(
-                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i, sequence: bi),
-                                width: keys, start: shape.dropoutRowStart(batch: bi, head: head, query: i), p: p,
-                                scale: scale)
+                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i, sequence: bi) - k0,
+                                width: keys, start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0,
+                                p: p, scale: scale)
                         }
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                            c: dv, ldc: ld, trim: trims.transposed)
+                            c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
                     } else {
                         // dV += Pᵀ·dO; then A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                         tile.gemm(
                             transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                            c: dv, ldc: ld, trim: trims.transposed)
+                            c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
                         for r in 0..<rows {
                             softmaxBackwardRow(
-                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi),
+                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi) - k0,
                                 width: keys, scale: scale)
                         }
                     }
                     tile.gemm(
-                        m: rows, n: d, k: keys, a: A, lda: keys, b: k, ldb: ld, packed: kRows, c: dq + i0 * ld,
-                        ldc: ld, trim: trims.rows)
+                        m: rows, n: d, k: keys, a: A, lda: keys, b: k + k0 * ld, ldb: ld, packed: kRows?.rows(from: k0),
+                        c: dq + i0 * ld, ldc: ld, trim: trims.rows)
                     tile.gemm(
                         transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                        beta: 1, c: dk, ldc: ld, trim: trims.transposed)
+                        beta: 1, c: dk + k0 * ld, ldc: ld, trim: trims.transposed)
                 }
             }
         }
     }
 
-    /// Calls `body(i0, rows, keys, trims)` for each query tile of sequence `bi`: rows i0 ..< i0 + rows,
-    /// the keys the tile's scores span, and its causal trims.
+    /// Calls `body(i0, rows, k0, keys, trims)` for each query tile of sequence `bi`: rows i0 ..< i0 + rows,
+    /// the keys k0 ..< k0 + keys the tile's scores span (k0: the keys it skips), and its causal trims.
     @inline(__always)
     static func forEachQueryTile(
         seq s: Int, tile T: Int, mask: AttentionMask, sequence bi: Int,
-        _ body: (_ i0: Int, _ rows: Int, _ keys: Int, _ trims: TileTrims) -> Void
+        _ body: (_ i0: Int, _ rows: Int, _ k0: Int, _ keys: Int, _ trims: TileTrims) -> Void
     ) {
         var i0 = 0
         while i0 < s {
-            let rows = min(T, s - i0)
+            let rows = min(T, s - i0), k0 = mask.skippedKeys(firstQuery: i0, sequence: bi)
             body(
-                i0, rows, mask.keys(rows: i0, count: rows, sequence: bi),
-                TileTrims(causal: mask.isCausal, firstQuery: i0))
+                i0, rows, k0, mask.keys(rows: i0, count: rows, sequence: bi) - k0,
+                TileTrims(causal: mask.isCausal, firstQuery: i0, firstKey: k0))
             i0 += rows
         }
     }
