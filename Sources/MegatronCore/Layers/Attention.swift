@@ -1,7 +1,7 @@
 // Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head) —
 // tasks handed to the threads one at a time, the longest sequences first — and by query tiles: a
 // tile of scores [T, keys] lives in per-thread scratch and only the log-sum-exp per row is saved;
-// backward recomputes the probabilities from it (flash-attention style). Two masks (AttentionMask):
+// backward recomputes the probabilities from it (flash-attention style). Three masks (AttentionMask):
 // causal (GPT) — the upper triangle beyond the tile is never computed, and within it the tile
 // kernels skip it at 8-row steps (TileTrims); causal within documents (GPT with Megatron's
 // reset_attention_mask) — causal, and each query also blind to the keys before its document's first
