@@ -2,8 +2,8 @@
 // `--reset-position-ids`, `--reset-attention-mask`, `--calculate-per-token-loss`) through the built
 // binary on a corpus of many short documents: every grid — t = 2 with sequence parallelism, p = 2
 // with two virtual stages, t = 2 × p = 2 × d = 2 with the distributed optimizer — gives one rank's
-// training and validation losses within 1e-5 and gradient norms within 1e-4, with each normalisation; the options change the
-// losses (so they are in effect); and BERT refuses them by name.
+// training and validation losses within 1e-5 and gradient norms within 1e-4, with each
+// normalisation; the options change the losses (so they are in effect); and BERT refuses them by name.
 import Foundation
 import TestSupport
 import XCTest
