@@ -242,6 +242,12 @@ public enum ConfigKeys {
         ConfigKey(name: "lr", field: .double(\.lr), help: "peak learning rate (required)", required: true),
         ConfigKey(name: "min_lr", field: .double(\.minLR), help: "learning rate at the end of decay (0)"),
         ConfigKey(
+            name: "decoupled_lr", field: .optionalDouble(\.decoupledLR),
+            help: "the word embedding's (and the tied output layer's) peak learning rate, on the same schedule"),
+        ConfigKey(
+            name: "decoupled_min_lr", field: .optionalDouble(\.decoupledMinLR),
+            help: "their learning rate at the end of decay (default: min_lr)"),
+        ConfigKey(
             name: "lr_decay_style", field: .choice(\.lrDecayStyle),
             help: "constant, linear, cosine, inverse-square-root or WSD (linear)"),
         ConfigKey(

@@ -289,12 +289,33 @@ public enum ConfigValidation {
         }
     }
 
+    /// decoupled_lr > 0, and decoupled_min_lr (when given) between 0 and it.
+    static func validateDecoupledLR(_ c: TrainingConfig) throws {
+        guard let peak = c.decoupledLR else {
+            if c.decoupledMinLR != nil {
+                throw ConfigError.inconsistent(
+                    keys: ["decoupled_min_lr", "decoupled_lr"], rule: "decoupled_min_lr needs decoupled_lr")
+            }
+            return
+        }
+        guard peak > 0, peak.isFinite else {
+            throw ConfigError.invalidValue(key: "decoupled_lr", value: "\(peak)", rule: "must be a number > 0")
+        }
+        let floor = c.decoupledMinLR ?? c.minLR
+        if !(floor >= 0 && floor <= peak) {
+            throw ConfigError.inconsistent(
+                keys: [c.decoupledMinLR == nil ? "min_lr" : "decoupled_min_lr", "decoupled_lr"],
+                rule: "the decoupled schedule's floor \(floor) must be between 0 and decoupled_lr \(peak)")
+        }
+    }
+
     /// Learning-rate schedule, AdamW and clipping.
     static func validateOptimizer(_ c: TrainingConfig) throws {
         if c.minLR < 0 || c.minLR > c.lr {
             throw ConfigError.inconsistent(
                 keys: ["min_lr", "lr"], rule: "min_lr \(c.minLR) must be between 0 and lr \(c.lr)")
         }
+        try validateDecoupledLR(c)
         if c.lrWarmupIters < 0 {
             throw ConfigError.invalidValue(key: "lr_warmup_iters", value: "\(c.lrWarmupIters)", rule: "must be ≥ 0")
         }

@@ -103,6 +103,10 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Megatron's exit_signal_handler: on `exitSignal`, finish the iteration, save and stop.
     public var exitSignalHandler: Bool = false
     public var exitSignal: String = "SIGTERM"
+    /// Megatron's decoupled_lr / decoupled_min_lr: the word embedding (and its tied output copy)
+    /// follows the schedule from these instead of lr / min_lr (decoupled_min_lr defaults to min_lr).
+    public var decoupledLR: Double? = nil
+    public var decoupledMinLR: Double? = nil
     // Evaluation and logging
     public var evalInterval: Int = 1000
     public var evalIters: Int = 100

@@ -140,14 +140,14 @@ public final class DistributedOptimizer: TrainingOptimizer {
     }
 
     /// The update on the owned elements, then every bucket's parameters all-gathered in place.
-    public func update(lr: Float) throws {
+    public func update(lr: Float, decoupledLR: Float?) throws {
         step += 1
         for s in segments {
             let table = chunks[s.chunk].table
             hyper.apply(
                 params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
                 grads: mainGrad.base + s.shardOffset, state: state.map { $0.base + s.shardOffset }, count: s.count,
-                lr: lr * hyper.learningRateScale(table.specs[s.slot]),
+                lr: hyper.learningRate(table.specs[s.slot], lr: lr, decoupledLR: decoupledLR),
                 weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, step: step)
         }
         let requests = try pieces.map { p in

@@ -52,6 +52,14 @@ public struct OptimizerHyperparameters: Sendable, Equatable {
         return 1
     }
 
+    /// The learning rate of parameter `spec` at this step: `lr`, or `decoupledLR` (when given) for the
+    /// word embedding and its tied copy (Megatron's embedding-or-output parameters), times
+    /// `learningRateScale`.
+    public func learningRate(_ spec: ParameterSpec, lr: Float, decoupledLR: Float?) -> Float {
+        let base = spec.initKey == GPTSlots.wordEmbeddingsName ? decoupledLR ?? lr : lr
+        return base * learningRateScale(spec)
+    }
+
     /// One update of `count` contiguous elements at step `step` (1-based) with the state arrays in
     /// `stateNames` order.
     func apply(
@@ -84,13 +92,14 @@ public final class ChunkOptimizer: @unchecked Sendable {
         state = hyper.stateNames.map { _ in ParameterArena(table: table) }
     }
 
-    /// One update of every parameter in `params` from `grads` at learning rate `lr`.
-    public func update(params: ParameterArena, grads: ParameterArena, lr: Float) {
+    /// One update of every parameter in `params` from `grads` at learning rate `lr` (`decoupledLR`
+    /// for the word embedding, when given).
+    public func update(params: ParameterArena, grads: ParameterArena, lr: Float, decoupledLR: Float? = nil) {
         step += 1
         for (slot, spec) in params.table.specs.enumerated() {
             hyper.apply(
                 params: params.pointer(slot), grads: grads.pointer(slot), state: state.map { $0.pointer(slot) },
-                count: spec.count, lr: lr * hyper.learningRateScale(spec),
+                count: spec.count, lr: hyper.learningRate(spec, lr: lr, decoupledLR: decoupledLR),
                 weightDecay: spec.weightDecay ? hyper.weightDecay : 0, step: step)
         }
     }

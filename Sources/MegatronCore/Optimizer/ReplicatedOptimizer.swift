@@ -50,9 +50,9 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
         for chunk in chunks { GradClipping.scale(chunk.grads, by: coefficient) }
     }
 
-    public func update(lr: Float) throws {
+    public func update(lr: Float, decoupledLR: Float?) throws {
         for (chunk, optimizer) in zip(chunks, optimizers) {
-            optimizer.update(params: chunk.params, grads: chunk.grads, lr: lr)
+            optimizer.update(params: chunk.params, grads: chunk.grads, lr: lr, decoupledLR: decoupledLR)
         }
     }
 

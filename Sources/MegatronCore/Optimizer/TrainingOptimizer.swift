@@ -27,8 +27,9 @@ public protocol TrainingOptimizer: AnyObject {
     func zeroGradientCount() throws -> Int
     /// Multiplies every gradient by `coefficient` (nothing to do at 1 or above).
     func clipGradients(by coefficient: Double)
-    /// The update at `lr`; afterwards every rank holds its chunks' whole updated main parameters.
-    func update(lr: Float) throws
+    /// The update at `lr` (`decoupledLR` for the word embedding and its tied copy, when given);
+    /// afterwards every rank holds its chunks' whole updated main parameters.
+    func update(lr: Float, decoupledLR: Float?) throws
     /// Test hook: writes +∞ into the first gradient element this rank holds (an overflow).
     func injectOverflow()
 

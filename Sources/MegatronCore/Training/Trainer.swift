@@ -270,7 +270,7 @@ public final class Trainer<Chunk: ModelChunk, Data: TrainingBatches> where Data.
             }
             m.zeroGradients = result.zeroGradients
             if it % config.logInterval == 0 || it == trainIters {
-                log(Self.withOptionalFields(report.windowLine(lr: result.lr, gradNorm: result.gradNorm), m))
+                log(Self.withOptionalFields(report.windowLine(result), m))
             }
             let epochEnd = epochIterations.map { it % $0 == 0 } ?? false
             if config.evalIters > 0, data.hasValidation, it % config.evalInterval == 0 || epochEnd || it == trainIters {

@@ -125,7 +125,7 @@ public enum TrainingLogFormat {
     /// ` [time] iteration k/N | consumed samples: … | … |` averaged over the logging interval.
     public static func line(
         iteration: Int, trainIters: Int, consumedSamples: Int, msPerIteration: Double,
-        tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, globalBatch: Int,
+        tflopsPerRank: Double, tokensPerSecond: Double, lr: Double, decoupledLR: Double? = nil, globalBatch: Int,
         lmLoss: Double, lossScale: Double, gradNorm: Double?, skipped: Int, nan: Int,
         components: [(label: String, value: Double)] = []
     ) -> String {
@@ -138,6 +138,7 @@ public enum TrainingLogFormat {
         s += " throughput per GPU (TFLOP/s/GPU): \(String(format: "%.3f", tflopsPerRank)) |"
         s += " tokens per second: \(String(format: "%.1f", tokensPerSecond)) |"
         s += " learning rate: \(sci(lr)) |"
+        if let decoupledLR { s += " decoupled learning rate: \(sci(decoupledLR)) |" }
         s += " global batch size: \(pad(globalBatch, 5)) |"
         if components.isEmpty {
             s += " lm loss: \(sci(lmLoss)) |"

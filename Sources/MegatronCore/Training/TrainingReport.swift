@@ -69,14 +69,17 @@ struct TrainingReport<Chunk: ModelChunk, Data: TrainingBatches> where Data.Activ
         return m
     }
 
-    /// Megatron's log line for the window since the last one (then a new window starts).
-    mutating func windowLine(lr: Double, gradNorm: Double?) -> String {
+    /// Megatron's log line for the window since the last one (then a new window starts), with the
+    /// rates and gradient norm of its last step's `result`.
+    mutating func windowLine(_ result: TrainingStepResult) -> String {
+        let (lr, decoupledLR, gradNorm) = (result.lr, result.decoupledLR, result.gradNorm)
         let t = trainer, world = Double(t.parallel.world.size), avgMs = window.ms / Double(window.iters)
         var line = TrainingLogFormat.line(
             iteration: t.progress.iteration, trainIters: t.config.trainIters,
             consumedSamples: t.progress.consumedSamples, msPerIteration: avgMs,
             tflopsPerRank: window.flops / (window.ms / 1000) / 1e12 / world,
-            tokensPerSecond: window.tokens / (window.ms / 1000), lr: lr, globalBatch: t.lastGlobalBatch,
+            tokensPerSecond: window.tokens / (window.ms / 1000), lr: lr, decoupledLR: decoupledLR,
+            globalBatch: t.lastGlobalBatch,
             // Megatron: skipped steps are not averaged.
             lmLoss: window.loss / Double(max(1, window.iters - window.skipped)),
             lossScale: Double(t.lossScaler?.scale ?? 1), gradNorm: gradNorm, skipped: window.skipped, nan: 0,

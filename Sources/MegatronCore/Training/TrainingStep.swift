@@ -17,6 +17,8 @@ public struct TrainingStepResult: Sendable {
     /// Gradient elements exactly 0 before clipping (with log_num_zeros_in_grad).
     public var zeroGradients: Int? = nil
     public var lr: Double
+    /// The word embedding's learning rate under decoupled_lr.
+    public var decoupledLR: Double? = nil
     /// The loss scaler found an overflow: no update, the scale backs off.
     public var skipped: Bool
     /// The model's loss parts (ModelChunk.lossComponentNames), averaged like the loss.
@@ -60,7 +62,7 @@ extension Trainer {
         // reported lm loss); 0 / 0 when a mask left none.
         if !data.lossUnitsVary { units = Double(tokens) }
         let loss = units > 0 ? lossSum / units : 0
-        let lr = schedule.learningRate
+        let lr = schedule.learningRate, decoupledLR = decoupledLearningRate
         let lastCheckpoint = lastSavedIteration.flatMap { saveDirectory?.iterationPath($0) } ?? config.load
         guard loss.isFinite else {
             throw TrainingError.nonFiniteLoss(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
@@ -72,7 +74,8 @@ extension Trainer {
             lossScaler?.update(foundOverflow: overflow)
             if overflow {
                 advance(to: iteration, samples: batch, updated: false)
-                return StepResult(loss: loss, gradNorm: nil, lr: lr, skipped: true, components: components)
+                return StepResult(
+                    loss: loss, gradNorm: nil, lr: lr, decoupledLR: decoupledLR, skipped: true, components: components)
             }
         }
         let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
@@ -83,12 +86,25 @@ extension Trainer {
         let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
         try currentTracer.span("optimizer", category: "optimizer") {
             timer.measure("grad norm + clip") { optimizer.clipGradients(by: coefficient) }
-            try timer.measure(optimizer.updatePhase) { try optimizer.update(lr: Float(lr)) }
+            try timer.measure(optimizer.updatePhase) {
+                try optimizer.update(lr: Float(lr), decoupledLR: decoupledLR.map(Float.init))
+            }
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
         advance(to: iteration, samples: batch, updated: true)
         return StepResult(
-            loss: loss, gradNorm: norm, zeroGradients: zeros, lr: lr, skipped: false, components: components)
+            loss: loss, gradNorm: norm, zeroGradients: zeros, lr: lr, decoupledLR: decoupledLR, skipped: false,
+            components: components)
+    }
+
+    /// Megatron's decoupled_lr: the word embedding's learning rate now — the same schedule from
+    /// decoupled_lr to decoupled_min_lr (min_lr when not given); nil without it.
+    var decoupledLearningRate: Double? {
+        guard let peak = config.decoupledLR else { return nil }
+        var decoupled = schedule
+        decoupled.maxLR = peak
+        decoupled.minLR = config.decoupledMinLR ?? config.minLR
+        return decoupled.learningRate
     }
 
     /// Counts the iteration's samples; the LR schedule advances only when the step updated.
