@@ -28,13 +28,13 @@ public struct DocumentMasks: Sendable, Equatable {
         self.resetAttentionMask = resetAttentionMask; self.perTokenLoss = perTokenLoss
     }
 
-    /// The options of a config (nil when none is on: the plain causal LM).
-    public init?(config c: TrainingConfig, eod: Int32) {
+    /// The options of a config (nil when none is on: the plain causal LM); `eod` is asked only then.
+    public init?(config c: TrainingConfig, eod: @autoclosure () -> Int32) {
         guard c.eodMaskLoss || c.resetPositionIds || c.resetAttentionMask || c.calculatePerTokenLoss else {
             return nil
         }
         self.init(
-            eod: eod, eodMaskLoss: c.eodMaskLoss, resetPositionIds: c.resetPositionIds,
+            eod: eod(), eodMaskLoss: c.eodMaskLoss, resetPositionIds: c.resetPositionIds,
             resetAttentionMask: c.resetAttentionMask, perTokenLoss: c.calculatePerTokenLoss)
     }
 
@@ -69,9 +69,12 @@ public struct DocumentMasks: Sendable, Equatable {
         var counted = n
         if eodMaskLoss {
             let mask = acts.lossMask ?? FloatBuffer(count: n)
-            for r in 0..<n { mask.base[r] = acts.tokens.base[r] == eod ? 0 : 1 }
+            for r in 0..<n {
+                let end = acts.tokens.base[r] == eod
+                mask.base[r] = end ? 0 : 1
+                if end { counted -= 1 }
+            }
             acts.lossMask = mask
-            counted = sequences.reduce(0) { $0 + countedTokens($1) }
         }
         acts.countedRows = counted
         if perTokenLoss, let globalCounted {

@@ -26,8 +26,9 @@ public final class TrainingData {
         seqLength = c.seqLength
         dataParallel = parallel.layout.data
         dataRank = parallel.dataRank
-        // The id that ends a document: the tokenizer's, or NullTokenizer's vocab_size − 1.
-        documentMasks = DocumentMasks(config: c, eod: tokenizer?.eod ?? Int32(clamping: vocabSize - 1))
+        // The id that ends a document: the tokenizer's, or NullTokenizer's (a run without a tokenizer
+        // object reads ids); asked only when an option is on.
+        documentMasks = DocumentMasks(config: c, eod: (tokenizer ?? NullTokenizer(vocabSize: vocabSize)).eod)
         if let m = documentMasks {
             let on = [
                 ("eod_mask_loss", m.eodMaskLoss), ("reset_position_ids", m.resetPositionIds),
