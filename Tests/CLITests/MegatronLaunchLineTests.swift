@@ -69,13 +69,14 @@ final class MegatronLaunchLineTests: XCTestCase {
         let dir = CLI.scratch("launch-problems")
         let r = try CLI.run(
             tiny + [
-                "--swiglu", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
-                "--context-parallel-size", "2", "--normalization", "RMSNorm",
+                "--group-query-attention", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
+                "--context-parallel-size", "2", "--ckpt-format", "zarr",
             ], in: dir)
         XCTAssertEqual(r.code, 2, r.stderr)
         for m in [
-            "6 problems", "--normalization RMSNorm is not available here", "RMSNorm is not built yet",
-            "--swiglu is not available here", "SwiGLU MLPs are not built yet", "--num-experts",
+            "6 problems", "--ckpt-format zarr is not available here", "checkpoints are always HDF5 here",
+            "--group-query-attention is not available here", "grouped-query attention is not built yet",
+            "--num-experts",
             "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--context-parallel-size",
         ] {
             XCTAssertTrue(r.stderr.contains(m), "stderr lacks '\(m)': \(r.stderr)")

@@ -15,9 +15,7 @@ struct TestRandom {
     mutating func array(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in next() * scale } }
 }
 
-final class LayerGradientTests: XCTestCase {
-    override func setUp() { ThreadBudget.configure(threads: 2) }
-
+extension XCTestCase {
     /// Compares `analytic` with central differences of `loss` with respect to `x` (perturbed in place).
     func checkGradient(
         _ x: inout [Float], analytic: [Float], eps: Float = 1e-2, tol: Float = 5e-3,
@@ -42,6 +40,10 @@ final class LayerGradientTests: XCTestCase {
         precondition(a.count == b.count && !a.isEmpty, "dot of \(a.count) and \(b.count) values")
         return zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) }
     }
+}
+
+final class LayerGradientTests: XCTestCase {
+    override func setUp() { ThreadBudget.configure(threads: 2) }
 
     func testLinear() {
         let n = 5, k = 7, m = 6

@@ -18,7 +18,7 @@ final class LayerWiseDecayTests: XCTestCase {
         for table in tables {
             for spec in table.specs {
                 let expected: Float
-                if spec.name.hasPrefix("embedding.") || spec.name == GPTSlots.tiedOutputLayerName {
+                if spec.name.hasPrefix("embedding.") || spec.name == GPTSlots.outputLayerName {
                     expected = 1.0 / 16
                 } else if spec.name.hasPrefix("decoder.layers.") {
                     let i = Int(spec.name.split(separator: ".")[2])!
@@ -30,7 +30,7 @@ final class LayerWiseDecayTests: XCTestCase {
                 seen.insert(spec.name)
             }
         }
-        XCTAssertTrue(seen.contains(GPTSlots.tiedOutputLayerName) && seen.contains(GPTSlots.finalNormWeightName))
+        XCTAssertTrue(seen.contains(GPTSlots.outputLayerName) && seen.contains(GPTSlots.finalNormWeightName))
         XCTAssertEqual(OptimizerHyperparameters().learningRateScale(tables[0].specs[0]), 1, "gamma = 1: no decay")
     }
 

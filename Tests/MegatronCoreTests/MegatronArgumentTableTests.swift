@@ -37,8 +37,11 @@ final class MegatronArgumentTableTests: XCTestCase {
             "num_layers": .key, "seq_length": .key, "rampup_batch_size": .key, "sgd_momentum": .key,
             "exit_interval": .key, "use_distributed_optimizer": .key, "recompute_activations": .alias,
             "checkpoint_activations": .alias, "use_flash_attn": .ignored, "no_masked_softmax_fusion": .ignored,
-            "transformer_impl": .ignored, "ckpt_format": .fixedChoice, "normalization": .fixedChoice,
+            "transformer_impl": .ignored, "ckpt_format": .fixedChoice, "normalization": .key,
             "bert_no_binary_head": .alias, "kv_channels": .key, "vocab_extra_ids": .fixedChoice,
+            "position_embedding_type": .key, "rotary_base": .key, "swiglu": .key, "disable_bias_linear": .alias,
+            "untie_embeddings_and_output_weights": .key, "use_rotary_position_embeddings": .alias,
+            "rotary_interleaved": .fixedChoice,
         ]
         for (name, disposition) in expected {
             XCTAssertEqual(MegatronArguments.disposition(of: name), disposition, name)

@@ -16,6 +16,22 @@ public enum LayerNormArrangement: String, Sendable, CaseIterable {
     case postLN = "post_ln"
 }
 
+/// `position_embedding_type`: how a GPT knows where a token is.
+public enum PositionEmbeddingType: String, Sendable, CaseIterable {
+    /// A learned table added to the word embedding (GPT-2, BERT).
+    case learnedAbsolute = "learned_absolute"
+    /// Rotary position embeddings (Su et al., RoFormer) on each head's queries and keys; no table.
+    case rope
+}
+
+/// `normalization`: the norm before each sub-layer and at the end.
+public enum Normalization: String, Sendable, CaseIterable {
+    /// (x − μ)/√(σ² + ε)·γ + β.
+    case layerNorm = "LayerNorm"
+    /// x/√(mean(x²) + ε)·γ (Zhang and Sennrich), no bias.
+    case rmsNorm = "RMSNorm"
+}
+
 /// `tokenizer_type`.
 public enum TokenizerType: String, Sendable, CaseIterable {
     case byteLevel = "ByteLevelTokenizer"

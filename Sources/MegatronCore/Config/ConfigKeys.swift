@@ -122,6 +122,29 @@ public enum ConfigKeys {
         ConfigKey(
             name: "make_vocab_size_divisible_by", field: .int(\.makeVocabSizeDivisibleBy),
             help: "pad the vocabulary to a multiple of this (128); padded rows never affect results"),
+        ConfigKey(
+            name: "position_embedding_type", field: .choice(\.positionEmbeddingType),
+            help:
+                "GPT: learned_absolute (a learned table, GPT-2) or rope (rotary, on queries and keys) (learned_absolute)"
+        ),
+        ConfigKey(
+            name: "rotary_base", field: .int(\.rotaryBase), help: "rope: the base of the rotary frequencies (10000)"),
+        ConfigKey(
+            name: "rotary_percent", field: .double(\.rotaryPercent),
+            help: "rope: the share of each head's width that is rotated, in (0, 1] (1.0)"),
+        ConfigKey(
+            name: "normalization", field: .choice(\.normalization),
+            help: "GPT: LayerNorm or RMSNorm (no mean, no bias) before each sub-layer and at the end (LayerNorm)"),
+        ConfigKey(
+            name: "swiglu", field: .bool(\.swiglu),
+            help: "GPT: the MLP is FC2(SiLU(gate)·up), FC1 giving both halves; ffn_hidden_size defaults to "
+                + "int(8h/3/64)·64 (false)"),
+        ConfigKey(
+            name: "add_bias_linear", field: .bool(\.addBiasLinear),
+            help: "GPT: biases in QKV, Proj, FC1 and FC2 (true; --disable-bias-linear turns them off)"),
+        ConfigKey(
+            name: "untie_embeddings_and_output_weights", field: .bool(\.untieEmbeddingsAndOutputWeights),
+            help: "GPT: the LM head has its own weight (output_layer.weight) instead of the word embedding's (false)"),
         // Parallelism
         ConfigKey(
             name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize),

@@ -14,6 +14,18 @@ extension ConfigValidation {
                 keys: ["model_type", key],
                 rule: "\(key) applies to GPT's packed documents; BERT samples are single sentence pairs with padding")
         }
+        for (key, on) in [
+            ("position_embedding_type", c.positionEmbeddingType != .learnedAbsolute),
+            ("normalization", c.normalization != .layerNorm), ("swiglu", c.swiglu),
+            ("add_bias_linear", !c.addBiasLinear),
+            ("untie_embeddings_and_output_weights", c.untieEmbeddingsAndOutputWeights),
+        ] where on {
+            throw ConfigError.inconsistent(
+                keys: ["model_type", key],
+                rule:
+                    "\(key) is built for GPT (Megatron's Llama-style options); BERT keeps learned positions, "
+                    + "LayerNorm, GELU, biases and a tied head here")
+        }
         if c.usesSeparateDataPaths {
             throw ConfigError.unsupportedArgument(
                 flag: "train_data_path / valid_data_path / test_data_path",

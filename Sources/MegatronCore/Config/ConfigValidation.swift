@@ -176,6 +176,18 @@ public enum ConfigValidation {
         if c.normEpsilon <= 0 {
             throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive")
         }
+        if c.rotaryBase <= 0 {
+            throw ConfigError.invalidValue(key: "rotary_base", value: "\(c.rotaryBase)", rule: "must be positive")
+        }
+        if !(c.rotaryPercent > 0 && c.rotaryPercent <= 1) {
+            throw ConfigError.invalidValue(
+                key: "rotary_percent", value: "\(c.rotaryPercent)", rule: "must be in (0, 1]")
+        }
+        if c.positionEmbeddingType == .rope && Int(Double(h / a) * c.rotaryPercent) < 2 {
+            throw ConfigError.inconsistent(
+                keys: ["rotary_percent", "hidden_size", "num_attention_heads"],
+                rule: "rope must rotate at least two of each head's \(h / a) channels; raise rotary_percent")
+        }
         if c.makeVocabSizeDivisibleBy <= 0 {
             throw ConfigError.invalidValue(
                 key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
@@ -220,7 +232,7 @@ public enum ConfigValidation {
                     + "tensor_model_parallel_size \(largestDivisor(of: h, atMost: t))"
             )
         }
-        let ffn = c.ffnHiddenSize ?? 4 * h
+        let ffn = c.ffnHiddenSize ?? GPTConfig.defaultFFN(hidden: h, swiglu: c.swiglu)
         if ffn % t != 0 {
             throw ConfigError.inconsistent(
                 keys: ["ffn_hidden_size", "tensor_model_parallel_size"],

@@ -92,16 +92,16 @@ public enum MegatronArguments {
         "no_log_loss_scale_to_tensorboard": [("log_loss_scale_to_tensorboard", "false", false)],
         // Megatron's switch (store_false into bert_binary_head): BERT without the sentence-order head.
         "bert_no_binary_head": [("bert_binary_head", "false", false)],
+        "disable_bias_linear": [("add_bias_linear", "false", false)],
+        "use_rotary_position_embeddings": [("position_embedding_type", "rope", false)],
     ]
 
     /// Arguments that select what this trainer always does: the values it builds are accepted (and
     /// change nothing); any other value is refused with the reason.
     public static let fixedChoices: [String: (accepted: [String], reason: String)] = [
-        "position_embedding_type": (
-            ["learned_absolute"],
-            "positions are learned absolute embeddings here (GPT-2, BERT); rope and none are not built yet"
+        "rotary_interleaved": (
+            ["false"], "rope rotates the two halves of each head (Megatron's default), not interleaved pairs"
         ),
-        "normalization": (["LayerNorm"], "normalization is LayerNorm here (GPT-2, BERT); RMSNorm is not built yet"),
         "vocab_extra_ids": (["0"], "extra sentinel ids (T5's) are not built: 0, Megatron's default, is the only value"),
         "ckpt_format": (
             ["torch", "torch_dist"],
@@ -111,18 +111,12 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "swiglu": "SwiGLU MLPs are not built yet: the MLP is GPT-2's and BERT's (GELU); remove the flag",
-        "use_rotary_position_embeddings":
-            "rotary position embeddings are not built yet: positions are learned absolute embeddings; remove the flag",
-        "untie_embeddings_and_output_weights":
-            "the output layer is always tied to the word embeddings here (GPT-2, BERT); remove the flag",
         "group_query_attention": "grouped-query attention is not built yet: every head has its own keys and values",
         "num_query_groups": "grouped-query attention is not built yet: every head has its own keys and values",
         "num_experts": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
         "expert_model_parallel_size": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
         "context_parallel_size":
             "context parallelism is not built yet: split long sequences with sequence_parallel at t > 1 instead",
-        "disable_bias_linear": "linear layers always have biases here (GPT-2, BERT); remove the flag",
         "fp8_format": "fp8 is not built: use --bf16 or --fp16",
     ]
 

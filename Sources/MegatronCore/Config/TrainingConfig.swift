@@ -27,6 +27,15 @@ public struct TrainingConfig: Sendable, Equatable {
     public var initMethodStd: Double = 0.02
     public var normEpsilon: Double = 1e-5
     public var makeVocabSizeDivisibleBy: Int = 128
+    // The GPT architecture options of Megatron's Llama-style models
+    public var positionEmbeddingType: PositionEmbeddingType = .learnedAbsolute
+    public var rotaryBase: Int = 10000
+    public var rotaryPercent: Double = 1.0
+    public var normalization: Normalization = .layerNorm
+    public var swiglu: Bool = false
+    /// Megatron's add_bias_linear (false with --disable-bias-linear): biases in QKV, Proj, FC1, FC2.
+    public var addBiasLinear: Bool = true
+    public var untieEmbeddingsAndOutputWeights: Bool = false
     // Parallelism
     public var tensorModelParallelSize: Int = 1
     public var pipelineModelParallelSize: Int = 1

@@ -168,6 +168,17 @@ public enum HFGPT2 {
             throw ConversionError.invalid(
                 "this checkpoint holds a BERT model; it exports as BertForPreTraining, not GPT-2")
         }
+        let options = [
+            ("position_embedding_type rope", g.positionEmbedding == .rope),
+            ("normalization RMSNorm", g.normalization == .rmsNorm),
+            ("swiglu", g.swiglu), ("add_bias_linear false", !g.addBiasLinear),
+            ("untie_embeddings_and_output_weights", g.untieEmbeddings),
+        ].filter(\.1).map(\.0)
+        guard options.isEmpty else {
+            throw ConversionError.invalid(
+                "this GPT uses \(options.joined(separator: ", ")); the Hugging Face export writes GPT-2 "
+                    + "(GPT2LMHeadModel) only, which has none of them — keep the HDF5 checkpoint")
+        }
         try HFDirectory.checkAbsent(directory)
         let h = g.hiddenSize, heads = g.numAttentionHeads, d = h / heads, f = g.ffnHiddenSize,
             V = g.vocabSize

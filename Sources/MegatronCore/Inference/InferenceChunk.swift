@@ -3,7 +3,8 @@
 // for all sequences: prompts are left-aligned) and attends to the cached keys and values of the
 // earlier positions, so no prefix is ever recomputed. Rows are sequence-major (row j·L + i is new
 // token i of sequence j). The arithmetic is the training forward's (GPTModel, TransformerLayer):
-// the same pre-LN layer, Megatron's per-head [q | k | v] QKV layout, tanh-GELU, 16-bit rounding of
+// the same pre-LN layer (and its options: RMSNorm, rope, SwiGLU, no biases, an untied head),
+// Megatron's per-head [q | k | v] QKV layout, tanh-GELU, 16-bit rounding of
 // every GEMM input in reduced precision, and under tensor parallelism column-parallel QKV/FC1,
 // row-parallel Proj/FC2 (all-reduce), a vocab-parallel embedding and LM head (the logits of the
 // scored rows are gathered whole on every tensor rank).
@@ -33,6 +34,8 @@ final class InferenceChunk {
     let model: GPTModel
     let cache: KVCache
     let batch: Int
+    /// Rope's table (position_embedding_type rope).
+    let rotary: RotaryEmbedding?
     /// Wall time per phase (generate --phases), decoding steps only.
     var timer: PhaseTimer? = nil
     private var scratch = [String: FloatBuffer]()
@@ -41,6 +44,7 @@ final class InferenceChunk {
     init(model: GPTModel, batch: Int, capacity: Int) {
         self.model = model
         self.batch = batch
+        rotary = RotaryEmbedding(config: model.config)
         let c = model.config, t = model.tensorParallel.size
         cache = KVCache(
             layers: model.stage.layers.count, batch: batch, heads: c.numAttentionHeads / t,
@@ -58,9 +62,9 @@ final class InferenceChunk {
     /// x [b·L, h] = wte[tokens] + wpe[start + i] (first chunk only). Under tensor parallelism each
     /// rank adds its vocabulary rows and the tensor group sums them, as VocabParallelEmbedding does.
     func embed(tokens: [Int32], start: Int, newTokens L: Int, into x: UnsafeMutablePointer<Float>) throws {
-        guard let wteSlot = model.slots.wordEmbeddings, let wpeSlot = model.slots.positionEmbeddings else { return }
+        guard let wteSlot = model.slots.wordEmbeddings else { return }
         let h = model.config.hiddenSize, vocab = model.vocab, tp = model.tensorParallel
-        let wte = model.weights.pointer(wteSlot), wpe = model.weights.pointer(wpeSlot)
+        let wte = model.weights.pointer(wteSlot)
         for r in 0..<(batch * L) {
             let row = x + r * h, local = Int(tokens[r]) - vocab.start
             if local >= 0 && local < vocab.rows {
@@ -70,6 +74,7 @@ final class InferenceChunk {
             }
         }
         try tp.reduceFromTensorModelParallelRegionForward(x, count: batch * L * h)
+        guard let wpe = model.weights.pointer(model.slots.positionEmbeddings) else { return }  // rope: in the layers
         for r in 0..<(batch * L) { Kernels.add(x + r * h, wpe + (start + r % L) * h, into: x + r * h, count: h) }
     }
 
@@ -87,17 +92,24 @@ final class InferenceChunk {
     ) throws {
         let c = model.config, P = model.weights, pr = model.precision, tp = model.tensorParallel
         let n = batch * L, h = c.hiddenSize, hL = h / tp.size, fL = c.ffnHiddenSize / tp.size
+        let fc1L = c.fc1Width / tp.size
         let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * 3 * hL)
-        let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fL)
+        let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fc1L)
         timer.measure("layernorm") {
-            LayerNorm.forward(
-                x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias), y: ln, mean: stats,
-                rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+            Norm.forward(
+                c.normalization, x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                y: ln, mean: stats, rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
             pr.round(ln, count: n * h)
         }
         timer.measure("qkv") {
             linear(ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: 3 * hL)
             pr.round(qkv, count: n * 3 * hL)
+            if let rotary {
+                rotary.apply(
+                    qkv, rows: n, heads: hL / c.headDim, headDim: c.headDim, positions: .blocks(start: start, length: L)
+                )
+                pr.round(qkv, count: n * 3 * hL)
+            }
         }
         timer.measure("attention (KV cache)") {
             attention(layer: l, qkv: qkv, context: context, start: start, newTokens: L)
@@ -109,15 +121,22 @@ final class InferenceChunk {
                 inFeatures: hL, partial: partial)
         }
         timer.measure("layernorm") {
-            LayerNorm.forward(
-                x: x, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: ln, mean: stats,
-                rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
+            Norm.forward(
+                c.normalization, x: x, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: ln,
+                mean: stats, rstd: stats + n, rows: n, width: h, eps: c.normEpsilon)
             pr.round(ln, count: n * h)
         }
         timer.measure("fc1 + gelu") {
-            linear(ln, P.pointer(w.fc1Weight), P.pointer(w.fc1Bias), ffn, rows: n, inFeatures: h, outFeatures: fL)
-            pr.round(ffn, count: n * fL)
-            GELU.forward(x: ffn, y: ffn, count: n * fL)
+            linear(ln, P.pointer(w.fc1Weight), P.pointer(w.fc1Bias), ffn, rows: n, inFeatures: h, outFeatures: fc1L)
+            pr.round(ffn, count: n * fc1L)
+            if c.swiglu {
+                // [gate | up] rows → SiLU(gate)·up [n, fL], back into the buffer's start.
+                let act = buffer("swiglu", n * fL)
+                SwiGLU.forward(fc1: ffn, act: act, rows: n, width: fL)
+                ffn.update(from: act, count: n * fL)
+            } else {
+                GELU.forward(x: ffn, y: ffn, count: n * fL)
+            }
             pr.round(ffn, count: n * fL)
         }
         try timer.measure("fc2 + residual") {
@@ -145,13 +164,13 @@ final class InferenceChunk {
     /// x += RowParallelLinear(input) + bias (the partial products summed over the tensor group).
     private func residualAdd(
         _ x: UnsafeMutablePointer<Float>, rowParallel input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        bias: UnsafePointer<Float>, rows n: Int, inFeatures k: Int, partial: UnsafeMutablePointer<Float>
+        bias: UnsafePointer<Float>?, rows n: Int, inFeatures k: Int, partial: UnsafeMutablePointer<Float>
     ) throws {
         let h = model.config.hiddenSize, y = partial
         linear(input, weight, nil, y, rows: n, inFeatures: k, outFeatures: h)
         try model.tensorParallel.reduceFromTensorModelParallelRegionForward(y, count: n * h)
         for r in 0..<n {  // x + (y + bias), the training forward's order with dropout off
-            Kernels.add(y + r * h, bias, into: y + r * h, count: h)
+            if let bias { Kernels.add(y + r * h, bias, into: y + r * h, count: h) }
             Kernels.add(x + r * h, y + r * h, into: x + r * h, count: h)
         }
     }
@@ -228,16 +247,17 @@ final class InferenceChunk {
     /// only): final LayerNorm, the tied LM head on this rank's vocabulary rows, gathered over the
     /// tensor group so every tensor rank holds them all.
     func logits(_ x: UnsafePointer<Float>, rows: [Int]) throws -> [Float] {
-        guard let headSlot = model.slots.outputLayer, let fw = model.slots.finalNormWeight,
-            let fb = model.slots.finalNormBias
-        else { preconditionFailure("logits on a chunk without the LM head") }
+        guard let headSlot = model.slots.outputLayer, let fw = model.slots.finalNormWeight else {
+            preconditionFailure("logits on a chunk without the LM head")
+        }
         let c = model.config, h = c.hiddenSize, k = rows.count, tp = model.tensorParallel
         let vL = c.paddedVocabSize / tp.size, pr = model.precision
         let picked = buffer("picked", k * h), normed = buffer("normed", k * h), stats = buffer("stats", 2 * k)
         for (i, r) in rows.enumerated() { (picked + i * h).update(from: x + r * h, count: h) }
-        LayerNorm.forward(
-            x: picked, weight: model.weights.pointer(fw), bias: model.weights.pointer(fb), y: normed, mean: stats,
-            rstd: stats + k, rows: k, width: h, eps: c.normEpsilon)
+        Norm.forward(
+            c.normalization, x: picked, weight: model.weights.pointer(fw),
+            bias: model.weights.pointer(model.slots.finalNormBias), y: normed, mean: stats, rstd: stats + k, rows: k,
+            width: h, eps: c.normEpsilon)
         pr.round(normed, count: k * h)
         let local = buffer("logits", k * vL), gathered = buffer("gathered", tp.size * k * vL)
         linear(normed, model.weights.pointer(headSlot), nil, local, rows: k, inFeatures: h, outFeatures: vL)

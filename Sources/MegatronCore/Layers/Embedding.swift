@@ -84,7 +84,7 @@ public enum Embedding {
     /// Backward of the vocab-parallel embedding: only this rank's vocabulary rows get gradient.
     public static func backward(
         dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
-        vocab: VocabShard, dposition: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>? = nil,
+        vocab: VocabShard, dposition: UnsafeMutablePointer<Float>?, positions: UnsafePointer<Int32>? = nil,
         seq s: Int, batch b: Int, hidden h: Int
     ) {
         scatterAdd(
@@ -99,7 +99,7 @@ public enum Embedding {
     /// `rows[r]` of `dword` (none when -1).
     static func backward(
         dout: UnsafePointer<Float>, rows: UnsafePointer<Int32>, dword: UnsafeMutablePointer<Float>,
-        dposition: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>? = nil, seq s: Int, batch b: Int,
+        dposition: UnsafeMutablePointer<Float>?, positions: UnsafePointer<Int32>? = nil, seq s: Int, batch b: Int,
         hidden h: Int
     ) {
         scatterAdd(
@@ -107,16 +107,16 @@ public enum Embedding {
         ) { Int(rows[$0]) }
     }
 
-    /// dword[row(r)] += dout[r] (when row(r) ≥ 0) and dposition[position of r] += dout[r] for every
-    /// token r, in token order, each thread over its own columns.
+    /// dword[row(r)] += dout[r] (when row(r) ≥ 0) and dposition[position of r] += dout[r] (when
+    /// there is a position table) for every token r, in token order, each thread over its own columns.
     @inline(__always)
     private static func scatterAdd(
-        dout: UnsafePointer<Float>, dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
+        dout: UnsafePointer<Float>, dword: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>?,
         positions: UnsafePointer<Int32>?, seq s: Int, batch b: Int, hidden h: Int, row: (Int) -> Int
     ) {
         ThreadBudget.parallelFor(h, grain: 64) { cr in
             for r in 0..<(s * b) {
-                let d = dout + r * h, p = dposition + positionRow(r, batch: b, positions) * h
+                let d = dout + r * h, p = dposition.map { $0 + positionRow(r, batch: b, positions) * h }
                 let t = row(r)
                 let inSlice = t >= 0
                 let w = dword + (inSlice ? t : 0) * h
@@ -124,10 +124,10 @@ public enum Embedding {
                 while c + 16 <= cr.upperBound {
                     let v = load16(d, c)
                     if inSlice { store16(load16(w, c) + v, w, c) }
-                    store16(load16(p, c) + v, p, c)
+                    if let p { store16(load16(p, c) + v, p, c) }
                     c += 16
                 }
-                while c < cr.upperBound { if inSlice { w[c] += d[c] }; p[c] += d[c]; c += 1 }
+                while c < cr.upperBound { if inSlice { w[c] += d[c] }; p?[c] += d[c]; c += 1 }
             }
         }
     }

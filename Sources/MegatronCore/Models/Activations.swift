@@ -28,8 +28,8 @@ public struct LayerActivations {
     public let ln2: HeldTensor  // [n, h]   (gathered under SP)
     public let ln2Mean: UnsafeMutablePointer<Float>  // [nS]
     public let ln2Rstd: UnsafeMutablePointer<Float>  // [nS]
-    public let fc1: HeldTensor  // [n, f/t]  pre-activation
-    public let gelu: HeldTensor  // [n, f/t]
+    public let fc1: HeldTensor  // [n, f/t]  pre-activation ([n, 2f/t], gate | up, with SwiGLU)
+    public let gelu: HeldTensor  // [n, f/t]  the activation's output (GELU or SwiGLU)
     /// Post-LN only: [nS, h] the second residual sum (the MLP norm's input); `mid` then holds the first.
     public let postSum: UnsafeMutablePointer<Float>?
 }
@@ -55,6 +55,12 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     /// at position i).
     public var lossMask: FloatBuffer? = nil
     public var positionIds: Int32Buffer? = nil
+    /// Rope's cos/sin table (position_embedding_type rope), nil otherwise.
+    public let rotary: RotaryEmbedding?
+    /// Where each of the micro-batch's rows sits: its position id, or its index in its sequence.
+    public var rowPositions: RowPositions {
+        positionIds.map { .ids(UnsafePointer($0.base)) } ?? .interleaved(batch: batch)
+    }
     /// The rows whose loss counts (s·b without a loss mask), and the factor on this micro-batch's loss
     /// gradient beyond the trainer's gradScale (which assumes s·b counted rows per micro-batch).
     public var countedRows: Int
@@ -87,7 +93,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public let tmpH: UnsafeMutablePointer<Float>  // [n, h]
     public let tmpH2: UnsafeMutablePointer<Float>  // [n, h]
     public let tmpS: UnsafeMutablePointer<Float>  // [n, h] (holds [nS, h] shards)
-    public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, 3h)/t]
+    public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, 3h)/t] ([n, max(3f, 3h)/t] with SwiGLU)
     public let dResidual: UnsafeMutablePointer<Float>  // [nS, h]
     public let logits: UnsafeMutablePointer<Float>  // [chunk, local vocabulary]
     public let rowStats: UnsafeMutablePointer<Float>  // [3 · chunk]
@@ -114,6 +120,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         precondition(
             plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
+        rotary = RotaryEmbedding(config: c)
         let n = c.seqLength * b, aL = c.numAttentionHeads / tp.size
         countedRows = n
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
@@ -132,6 +139,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let base = arena.base
         residual = res.map { base + $0 }
         let fL = c.ffnHiddenSize / tp.size, hL = c.hiddenSize / tp.size, h = c.hiddenSize
+        let fc1L = c.fc1Width / tp.size
         /// A held tensor at `offset`: fp32 storage there, or 16-bit words there computed in `stage`.
         func held(_ offset: Int, _ count: Int, _ stage: Int?) -> HeldTensor {
             guard let stage else {
@@ -146,7 +154,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
                 ln1: held(o.0, n * h, st?.norm), ln1Mean: base + o.1, ln1Rstd: base + o.2,
                 qkv: held(o.3, n * 3 * hL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
                 mid: base + o.6, ln2: held(o.7, n * h, st?.norm), ln2Mean: base + o.8, ln2Rstd: base + o.9,
-                fc1: held(o.10, n * fL, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
+                fc1: held(o.10, n * fc1L, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
                 postSum: ps.map { base + $0 })
         }
         postScratch = post.map { base + $0[0] }
@@ -210,7 +218,7 @@ public struct TransformerArenaLayout: Sendable {
         precision: Precision = .fp32, heldWords: Bool? = nil
     ) {
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
-        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t
+        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t, fc1L = c.fc1Width / t
         let nS = tp.shardRows(n)
         var plan = ArenaPlan()
         let half = precision.isReduced && heldWords != false
@@ -223,7 +231,7 @@ public struct TransformerArenaLayout: Sendable {
                 (
                     held(n * h), plan.take(nS), plan.take(nS), held(3 * n * hL), held(n * hL),
                     plan.take(n * aL), plan.take(nS * h), held(n * h), plan.take(nS), plan.take(nS),
-                    held(n * fL), held(n * fL)
+                    held(n * fc1L), held(n * fL)
                 ),
                 c.postLayerNorm ? plan.take(nS * h) : nil
             )
@@ -231,12 +239,13 @@ public struct TransformerArenaLayout: Sendable {
         layerBytes = (plan.total - layersStart) * 4
         finalNorm = plan.take(n * h); finalMean = plan.take(nS); finalRstd = plan.take(nS)
         tmpH = plan.take(n * h); tmpH2 = plan.take(n * h); tmpS = plan.take(n * h)
-        tmpWide = plan.take(n * max(fL, 3 * hL)); dResidual = plan.take(nS * h)
+        // FC1's gradient, and with SwiGLU the activation's gradient after it.
+        tmpWide = plan.take(n * max(fc1L + (c.swiglu ? fL : 0), 3 * hL)); dResidual = plan.take(nS * h)
         let vocab = VocabShard(config: c, tensorParallel: tp)
         let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
         // The held tensors' staging buffers share the logits' memory: the layers use them, the LM
         // head the logits, never both at once (a deferred LM-head W pass keeps its own copy).
-        let stagingSizes = half ? [n * h, n * max(3 * hL, fL), n * max(hL, fL)].map(ArenaPlan.aligned) : []
+        let stagingSizes = half ? [n * h, n * max(3 * hL, fc1L), n * max(hL, fL)].map(ArenaPlan.aligned) : []
         logits = plan.take(max(chunk * max(1, vocab.realRows), stagingSizes.reduce(0, +)))
         staging =
             half ? (logits, logits + stagingSizes[0], logits + stagingSizes[0] + stagingSizes[1]) : nil

@@ -122,7 +122,7 @@ public struct BertSlots: Sendable {
                 out =
                     wte
                     ?? t.declare(
-                        GPTSlots.tiedOutputLayerName, [c.paddedVocabSize, h], split: 0, .normal(std: std),
+                        GPTSlots.outputLayerName, [c.paddedVocabSize, h], split: 0, .normal(std: std),
                         tiedTo: GPTSlots.wordEmbeddingsName)
             }
         }

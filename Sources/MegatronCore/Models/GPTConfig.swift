@@ -19,6 +19,17 @@ public struct GPTConfig: Sendable, Equatable {
     /// The original BERT arrangement (LayerNorm after each residual add, on the embeddings, no
     /// final LayerNorm) instead of the pre-LN one (Megatron paper §3, Fig. 7). BERT only.
     public var postLayerNorm = false
+    /// The options of Megatron's Llama-style GPTs (GPT only): rotary positions instead of a learned
+    /// table (`rotaryBase`, the rotated share `rotaryPercent` of each head), RMSNorm instead of
+    /// LayerNorm, the SwiGLU MLP (FC1 gives gate and up, `ffnHiddenSize` wide each), linear layers
+    /// without biases, and an LM head with its own weight.
+    public var positionEmbedding: PositionEmbeddingType = .learnedAbsolute
+    public var rotaryBase: Double = 10000
+    public var rotaryPercent: Double = 1
+    public var normalization: Normalization = .layerNorm
+    public var swiglu = false
+    public var addBiasLinear = true
+    public var untieEmbeddings = false
 
     public init(
         numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,
@@ -35,6 +46,18 @@ public struct GPTConfig: Sendable, Equatable {
     }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }
+    /// FC1's output columns: ffn, or gate and up (2·ffn) with SwiGLU.
+    public var fc1Width: Int { swiglu ? 2 * ffnHiddenSize : ffnHiddenSize }
+    /// The rotated width of each head under rope (even; 0 without rope), Megatron's
+    /// int(kv_channels · rotary_percent).
+    public var rotaryDim: Int {
+        positionEmbedding == .rope ? Int(Double(headDim) * rotaryPercent) / 2 * 2 : 0
+    }
+    /// Megatron's ffn_hidden_size when none is given: 4h, or with SwiGLU int(4h·2/3 / 64)·64 (the
+    /// same parameter count as 4h in two matrices).
+    public static func defaultFFN(hidden h: Int, swiglu: Bool) -> Int {
+        swiglu ? Int(Double(4 * h) * 2 / 3 / 64) * 64 : 4 * h
+    }
 
     /// Megatron's padding: up to a multiple of `divisibleBy · t`.
     public static func paddedVocab(_ v: Int, divisibleBy: Int, tensorParallel t: Int) -> Int {
@@ -45,10 +68,11 @@ public struct GPTConfig: Sendable, Equatable {
     /// Model FLOPs of one iteration with `globalBatch` sequences, Megatron's formula (no recompute):
     /// 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)), V the padded vocabulary, for ffn = 4h.
     /// In general (Megatron's `num_floating_point_operations` for a dense GPT with MHA):
-    /// 12·B·s·L·h²·((2 + s/h) + f/h + V/(2·L·h)), equal to the above when f = 4h.
+    /// 12·B·s·L·h²·((2 + s/h) + (f/h)·G + V/(2·L·h)), equal to the above when f = 4h, G = 3/2 with
+    /// SwiGLU (three ffn-wide products) else 1.
     public func flopsPerIteration(globalBatch: Int) -> Double {
         let B = Double(globalBatch), s = Double(seqLength), L = Double(numLayers), h = Double(hiddenSize)
-        let f = Double(ffnHiddenSize), V = Double(paddedVocabSize)
-        return 12 * B * s * L * h * h * ((2 + s / h) + f / h + V / (2 * L * h))
+        let f = Double(ffnHiddenSize), V = Double(paddedVocabSize), G = swiglu ? 1.5 : 1
+        return 12 * B * s * L * h * h * ((2 + s / h) + f / h * G + V / (2 * L * h))
     }
 }

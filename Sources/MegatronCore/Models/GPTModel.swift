@@ -1,5 +1,7 @@
 // GPTModel.swift — GPT-2 as Megatron and Hugging Face define it: learned position embeddings,
-// pre-LN layers, causal attention, tanh-GELU, final LayerNorm, LM head tied to the word embedding.
+// pre-LN layers, causal attention, tanh-GELU, final LayerNorm, LM head tied to the word embedding;
+// with Megatron's options, rope instead of the position table, RMSNorm, SwiGLU, no linear biases
+// and an untied LM head (the Llama family's architecture).
 // The architecture in one place:
 //     x = Dropout(wte[tokens] + wpe[positions])
 //     for layer in layers: x = layer(x)
@@ -16,11 +18,12 @@ public struct GPTSlots: Sendable {
     public static let positionEmbeddingsName = "embedding.position_embeddings.weight"
     public static let finalNormWeightName = "decoder.final_layernorm.weight"
     public static let finalNormBiasName = "decoder.final_layernorm.bias"
-    /// The last stage's copy of the word embedding when the first stage is another rank (Megatron's name).
-    public static let tiedOutputLayerName = "output_layer.weight"
+    /// The LM head's weight when it is not the word embedding itself (Megatron's name): the last
+    /// stage's tied copy when the first stage is another rank, or an untied output layer.
+    public static let outputLayerName = "output_layer.weight"
 
-    /// The word embedding used for the input lookup (first stage) and for the LM head (last stage:
-    /// the same slot when both are here, else the tied copy `output_layer.weight`).
+    /// The word embedding used for the input lookup (first stage) and the LM head's weight (last stage:
+    /// the same slot when both are here and tied, else `output_layer.weight`, a tied copy or untied).
     public let wordEmbeddings: Int?, outputLayer: Int?
     public let positionEmbeddings: Int?
     public let layers: [TransformerLayerSlots]
@@ -36,8 +39,10 @@ public struct GPTSlots: Sendable {
         var wte: Int? = nil, wpe: Int? = nil, head: Int? = nil
         if stage.hasEmbedding {
             wte = t.declare(wteName, [c.paddedVocabSize, c.hiddenSize], split: 0, .normal(std: c.initMethodStd))
-            wpe = t.declare(
-                positionEmbeddingsName, [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
+            if c.positionEmbedding == .learnedAbsolute {
+                wpe = t.declare(
+                    positionEmbeddingsName, [c.maxPositionEmbeddings, c.hiddenSize], .normal(std: c.initMethodStd))
+            }
         }
         let layers = stage.layers.indices.map {
             TransformerLayerSlots(declaringIn: &t, layer: stage.layers[$0], config: c, part: stage.part($0))
@@ -45,14 +50,22 @@ public struct GPTSlots: Sendable {
         var fw: Int? = nil, fb: Int? = nil
         if stage.hasHead {
             fw = t.declare(finalNormWeightName, [c.hiddenSize], .ones, sequenceParallel: true)
-            fb = t.declare(finalNormBiasName, [c.hiddenSize], .zeros, sequenceParallel: true)
-            // Tied to the word embedding: the same tensor here, or a copy that starts from the same
-            // values and whose gradient is all-reduced with the first stage's (embedding group).
-            head =
-                wte
-                ?? t.declare(
-                    tiedOutputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0,
-                    .normal(std: c.initMethodStd), tiedTo: wteName)
+            if c.normalization == .layerNorm {
+                fb = t.declare(finalNormBiasName, [c.hiddenSize], .zeros, sequenceParallel: true)
+            }
+            if c.untieEmbeddings {
+                // Its own weight (untie_embeddings_and_output_weights), initialised as the embedding is.
+                head = t.declare(
+                    outputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0, .normal(std: c.initMethodStd))
+            } else {
+                // Tied to the word embedding: the same tensor here, or a copy that starts from the same
+                // values and whose gradient is all-reduced with the first stage's (embedding group).
+                head =
+                    wte
+                    ?? t.declare(
+                        outputLayerName, [c.paddedVocabSize, c.hiddenSize], split: 0,
+                        .normal(std: c.initMethodStd), tiedTo: wteName)
+            }
         }
         return (
             t,
@@ -129,7 +142,7 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
     }
 
     public var tiedSlot: Int? {
-        if stage.hasEmbedding && stage.hasHead { return nil }
+        if config.untieEmbeddings || stage.hasEmbedding && stage.hasHead { return nil }
         return stage.hasEmbedding ? slots.wordEmbeddings : stage.hasHead ? slots.outputLayer : nil
     }
 
@@ -236,10 +249,9 @@ public final class GPTModel: ModelChunk, @unchecked Sendable {
         let shared = stack
         if stage.hasHead { try shared.finalNormBackward(m, partial: true) }
         let wordFinalEarly = shared.wordSlotFinalEarly
-        if let fw = slots.finalNormWeight, let fb = slots.finalNormBias, stage.hasHead {
-            onGradientsFinal?(
-                [fw, fb] + (stage.hasEmbedding ? [] : slots.outputLayer.map { [$0] } ?? [])
-                    + (wordFinalEarly.map { [$0] } ?? []))
+        if let fw = slots.finalNormWeight, stage.hasHead {
+            let head = slots.outputLayer != slots.wordEmbeddings ? slots.outputLayer : nil
+            onGradientsFinal?([fw, slots.finalNormBias, head, wordFinalEarly].compactMap { $0 })
         }
         try shared.layersBackward(m, ctx, final: onGradientsFinal)
         if stage.hasEmbedding {

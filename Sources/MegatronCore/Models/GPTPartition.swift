@@ -7,13 +7,21 @@ extension GPTConfig {
     public init(training c: TrainingConfig, vocabSize vocab: Int) {
         self.init(
             numLayers: c.numLayers, hiddenSize: c.hiddenSize, numAttentionHeads: c.numAttentionHeads,
-            ffnHiddenSize: c.ffnHiddenSize, seqLength: c.seqLength,
+            ffnHiddenSize: c.ffnHiddenSize ?? GPTConfig.defaultFFN(hidden: c.hiddenSize, swiglu: c.swiglu),
+            seqLength: c.seqLength,
             maxPositionEmbeddings: c.maxPositionEmbeddings ?? c.seqLength, vocabSize: vocab,
             paddedVocabSize: GPTConfig.paddedVocab(
                 vocab, divisibleBy: c.makeVocabSizeDivisibleBy,
                 tensorParallel: c.tensorModelParallelSize),
             hiddenDropout: Float(c.hiddenDropout), attentionDropout: Float(c.attentionDropout),
             initMethodStd: Float(c.initMethodStd), normEpsilon: Float(c.normEpsilon), seed: c.seed)
+        positionEmbedding = c.positionEmbeddingType
+        rotaryBase = Double(c.rotaryBase)
+        rotaryPercent = c.rotaryPercent
+        normalization = c.normalization
+        swiglu = c.swiglu
+        addBiasLinear = c.addBiasLinear
+        untieEmbeddings = c.untieEmbeddingsAndOutputWeights
     }
 }
 

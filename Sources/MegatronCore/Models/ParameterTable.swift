@@ -55,9 +55,11 @@ public struct ParameterTable: Sendable {
     public init(tensorRank: Int = 0, tensorSize: Int = 1) { self.tensorRank = tensorRank; self.tensorSize = tensorSize }
 
     /// Declares a parameter and returns its slot. A split axis must divide by the tensor size.
+    /// `adjacent`: this rank's slice starts right where the previous parameter's ends (no alignment
+    /// gap), so one product can read both as one matrix (SwiGLU's gate and up halves of FC1).
     public mutating func declare(
         _ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
-        sequenceParallel: Bool = false, tiedTo initKey: String? = nil
+        sequenceParallel: Bool = false, tiedTo initKey: String? = nil, adjacent: Bool = false
     ) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
         var local = shape, offset = shape.map { _ in 0 }
@@ -71,8 +73,9 @@ public struct ParameterTable: Sendable {
             ParameterSpec(
                 name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
                 sequenceParallel: sequenceParallel, initKey: initKey ?? name, localShape: local, globalOffset: offset))
-        offsets.append(totalCount)
-        totalCount += (local.elementCount + 15) / 16 * 16
+        let start = adjacent ? offsets.last! + specs[specs.count - 2].count : totalCount
+        offsets.append(start)
+        totalCount = start + (local.elementCount + 15) / 16 * 16
         return specs.count - 1
     }
 
@@ -112,6 +115,8 @@ public final class ParameterArena: @unchecked Sendable {
     }
 
     @inline(__always) public func pointer(_ slot: Int) -> UnsafeMutablePointer<Float> { bases[slot] }
+    /// The tensor of an optional slot (a bias or norm bias the model may not have).
+    @inline(__always) public func pointer(_ slot: Int?) -> UnsafeMutablePointer<Float>? { slot.map { bases[$0] } }
 
     /// Moves a whole arena (not a view) into `buffer` (at least `table.totalCount` floats), values
     /// included: the data-parallel gradients into a shared-memory window. Pointers taken from the

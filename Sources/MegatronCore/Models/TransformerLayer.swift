@@ -2,6 +2,8 @@
 // BERT), causal or bidirectional by the activations' attention mask:
 //     mid = x + Dropout(Proj(Attention(QKV(LN1(x)))))
 //     out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))))
+// with Megatron's Llama-style options (GPTConfig): RMSNorm for LN1/LN2, rope on the queries and
+// keys QKV gives (RotaryEmbedding), SwiGLU for GELU, no linear biases.
 // `forward` writes what `backward` needs into LayerActivations; `backward` is forward reversed.
 // At a pipeline stage boundary inside the layer a chunk runs one sub-layer (`slots.part`): the
 // attention's output is then `mid`, or the MLP's input is.
@@ -14,16 +16,23 @@
 // The saved ones are kept as 16-bit words (HeldTensor) and restored before the backward pass reads them.
 import Tensor
 
-/// The parameter slots of one layer's attention sub-layer (LayerNorm, QKV, projection).
+/// The parameter slots of one layer's attention sub-layer (norm, QKV, projection). The biases are
+/// nil without add_bias_linear, the norm's bias under RMSNorm.
 public struct AttentionSlots: Sendable {
-    public let inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias: Int
-    var all: [Int] { [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias] }
+    public let inputNormWeight: Int, inputNormBias: Int?, qkvWeight: Int, qkvBias: Int?, projWeight: Int
+    public let projBias: Int?
+    var all: [Int] { [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias].compactMap { $0 } }
 }
 
-/// The parameter slots of one layer's MLP sub-layer (LayerNorm, FC1, FC2).
+/// The parameter slots of one layer's MLP sub-layer (norm, FC1, FC2). With SwiGLU, FC1 is two
+/// parameters — its gate half (`fc1Weight`) and its up half (`fc1UpWeight`) right after it in the
+/// arena, so the product reads this rank's [gate | up] rows as one matrix — and likewise their biases.
 public struct MLPSlots: Sendable {
-    public let mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: Int
-    var all: [Int] { [mlpNormWeight, mlpNormBias, fc1Weight, fc1Bias, fc2Weight, fc2Bias] }
+    public let mlpNormWeight: Int, mlpNormBias: Int?, fc1Weight: Int, fc1UpWeight: Int?, fc1Bias: Int?
+    public let fc1UpBias: Int?, fc2Weight: Int, fc2Bias: Int?
+    var all: [Int] {
+        [mlpNormWeight, mlpNormBias, fc1Weight, fc1UpWeight, fc1Bias, fc1UpBias, fc2Weight, fc2Bias].compactMap { $0 }
+    }
 }
 
 /// The parameter slots of one layer in the `ParameterTable` (Megatron core names): both sub-layers,
@@ -37,21 +46,22 @@ public struct TransformerLayerSlots: Sendable {
 
     // The slots by name; reading one of a sub-layer the chunk does not hold is a programming error.
     public var inputNormWeight: Int { attention!.inputNormWeight }
-    public var inputNormBias: Int { attention!.inputNormBias }
+    public var inputNormBias: Int? { attention!.inputNormBias }
     public var qkvWeight: Int { attention!.qkvWeight }
-    public var qkvBias: Int { attention!.qkvBias }
+    public var qkvBias: Int? { attention!.qkvBias }
     public var projWeight: Int { attention!.projWeight }
-    public var projBias: Int { attention!.projBias }
+    public var projBias: Int? { attention!.projBias }
     public var mlpNormWeight: Int { mlp!.mlpNormWeight }
-    public var mlpNormBias: Int { mlp!.mlpNormBias }
+    public var mlpNormBias: Int? { mlp!.mlpNormBias }
     public var fc1Weight: Int { mlp!.fc1Weight }
-    public var fc1Bias: Int { mlp!.fc1Bias }
+    public var fc1Bias: Int? { mlp!.fc1Bias }
     public var fc2Weight: Int { mlp!.fc2Weight }
-    public var fc2Bias: Int { mlp!.fc2Bias }
+    public var fc2Bias: Int? { mlp!.fc2Bias }
 
     /// Declares the parameters of `part` of layer `l`: init N(0, σ); output projections use
     /// σ/√(2·numLayers). In the post-LN arrangement the two norms follow the attention and the MLP
-    /// residual adds and are named `post_attention_layernorm` and `post_mlp_layernorm`.
+    /// residual adds and are named `post_attention_layernorm` and `post_mlp_layernorm`. SwiGLU's FC1
+    /// halves are `mlp.linear_fc1.gate.*` and `mlp.linear_fc1.up.*` ([ffn, h] each, split by rows).
     public init(declaringIn table: inout ParameterTable, layer l: Int, config c: GPTConfig, part: LayerPart = .whole) {
         let p = "decoder.layers.\(l)."
         let h = c.hiddenSize, f = c.ffnHiddenSize
@@ -59,29 +69,47 @@ public struct TransformerLayerSlots: Sendable {
         let (norm1, norm2) =
             c.postLayerNorm
             ? ("post_attention_layernorm", "post_mlp_layernorm") : ("input_layernorm", "pre_mlp_layernorm")
+        let normBias = c.normalization == .layerNorm, bias = c.addBiasLinear
+        func normBiasSlot(_ name: String) -> Int? {
+            normBias ? table.declare(p + name + ".bias", [h], .zeros, sequenceParallel: true) : nil
+        }
+        func biasSlot(_ name: String, _ size: Int, split: Int?, adjacent: Bool = false) -> Int? {
+            bias ? table.declare(p + name, [size], split: split, .zeros, adjacent: adjacent) : nil
+        }
         self.part = part
-        attention =
-            part == .mlp
-            ? nil
-            : AttentionSlots(
-                inputNormWeight: table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true),
-                inputNormBias: table.declare(p + norm1 + ".bias", [h], .zeros, sequenceParallel: true),
-                qkvWeight: table.declare(
-                    p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std)),
-                qkvBias: table.declare(p + "self_attention.linear_qkv.bias", [3 * h], split: 0, .zeros),
-                projWeight: table.declare(
-                    p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled)),
-                projBias: table.declare(p + "self_attention.linear_proj.bias", [h], .zeros))
-        mlp =
-            part == .attention
-            ? nil
-            : MLPSlots(
-                mlpNormWeight: table.declare(p + norm2 + ".weight", [h], .ones, sequenceParallel: true),
-                mlpNormBias: table.declare(p + norm2 + ".bias", [h], .zeros, sequenceParallel: true),
-                fc1Weight: table.declare(p + "mlp.linear_fc1.weight", [f, h], split: 0, .normal(std: std)),
-                fc1Bias: table.declare(p + "mlp.linear_fc1.bias", [f], split: 0, .zeros),
-                fc2Weight: table.declare(p + "mlp.linear_fc2.weight", [h, f], split: 1, .normal(std: scaled)),
-                fc2Bias: table.declare(p + "mlp.linear_fc2.bias", [h], .zeros))
+        if part == .mlp {
+            attention = nil
+        } else {
+            let normWeight = table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true)
+            let normBias = normBiasSlot(norm1)
+            let qkvWeight = table.declare(
+                p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std))
+            let qkvBias = biasSlot("self_attention.linear_qkv.bias", 3 * h, split: 0)
+            let projWeight = table.declare(
+                p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
+            attention = AttentionSlots(
+                inputNormWeight: normWeight, inputNormBias: normBias, qkvWeight: qkvWeight, qkvBias: qkvBias,
+                projWeight: projWeight, projBias: biasSlot("self_attention.linear_proj.bias", h, split: nil))
+        }
+        if part == .attention {
+            mlp = nil
+        } else {
+            let normWeight = table.declare(p + norm2 + ".weight", [h], .ones, sequenceParallel: true)
+            let normBias = normBiasSlot(norm2)
+            let fc1 = c.swiglu ? "mlp.linear_fc1.gate" : "mlp.linear_fc1"
+            let fc1Weight = table.declare(p + fc1 + ".weight", [f, h], split: 0, .normal(std: std))
+            let upWeight =
+                c.swiglu
+                ? table.declare(p + "mlp.linear_fc1.up.weight", [f, h], split: 0, .normal(std: std), adjacent: true)
+                : nil
+            let fc1Bias = biasSlot(fc1 + ".bias", f, split: 0)
+            let upBias = c.swiglu ? biasSlot("mlp.linear_fc1.up.bias", f, split: 0, adjacent: true) : nil
+            let fc2Weight = table.declare(p + "mlp.linear_fc2.weight", [h, f], split: 1, .normal(std: scaled))
+            mlp = MLPSlots(
+                mlpNormWeight: normWeight, mlpNormBias: normBias, fc1Weight: fc1Weight, fc1UpWeight: upWeight,
+                fc1Bias: fc1Bias, fc1UpBias: upBias, fc2Weight: fc2Weight,
+                fc2Bias: biasSlot("mlp.linear_fc2.bias", h, split: nil))
+        }
     }
 }
 
@@ -109,8 +137,8 @@ public enum TransformerLayer {
         let tp = m.tensorParallel, nS = m.shardRows, h = c.hiddenSize, offset = m.shardRowOffset * h
         if w.part != .mlp {
             timer.measure("fwd layernorm") {
-                LayerNorm.forward(
-                    x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                Norm.forward(
+                    c.normalization, x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
                     y: a.ln1.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h, eps: c.normEpsilon)
                 roundColumnParallelInput(a.ln1, shard: offset, count: nS * h, tp)
             }
@@ -127,8 +155,8 @@ public enum TransformerLayer {
         // The MLP sub-layer alone (a stage boundary precedes it) reads the attention's sum as its input.
         let mid = w.part == .mlp ? x : UnsafePointer(a.mid)
         timer.measure("fwd layernorm") {
-            LayerNorm.forward(
-                x: mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias),
+            Norm.forward(
+                c.normalization, x: mid, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias),
                 y: a.ln2.values + offset, mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
             roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
         }
@@ -153,6 +181,11 @@ public enum TransformerLayer {
                 input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
                 rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
             if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            if let rotary = m.rotary {
+                rotary.apply(
+                    a.qkv.values, rows: n, heads: hL / c.headDim, headDim: c.headDim, positions: m.rowPositions)
+                a.qkv.roundAndKeep()
+            }
         }
         timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
@@ -168,19 +201,25 @@ public enum TransformerLayer {
         }
     }
 
-    /// The MLP branch FC2(GELU(FC1(u))) from its input u in `a.ln2` (rounded, this rank's rows;
-    /// either arrangement): returns FC2's output before its bias, for the rows this rank holds.
+    /// The MLP branch FC2(GELU(FC1(u))), or FC2(SwiGLU(FC1(u))), from its input u in `a.ln2`
+    /// (rounded, this rank's rows; either arrangement): returns FC2's output before its bias, for the
+    /// rows this rank holds.
     static func mlpBranchForward(
         slots w: TransformerLayerSlots, params P: ParameterArena, acts a: LayerActivations,
         model m: TransformerActivations, config c: GPTConfig, timer: PhaseTimer?
     ) throws -> UnsafeMutablePointer<Float> {
         let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, fL = c.ffnHiddenSize / tp.size
-        // The phase includes FC1's GELU, which in bf16 runs the product itself applies as it stores.
+        // The phase includes FC1's activation; GELU in bf16 runs the product itself applies as it stores.
         try timer.measure(PhaseLabel.forwardFC1) {
             try ColumnParallelLinear.forward(
                 input: a.ln2.values, weight: P.pointer(w.fc1Weight), bias: P.pointer(w.fc1Bias), keeping: a.fc1,
-                gelu: a.gelu, rows: n, inFeatures: h, outFeatures: fL, tensorParallel: tp)
+                gelu: c.swiglu ? nil : a.gelu, rows: n, inFeatures: h, outFeatures: c.fc1Width / tp.size,
+                tensorParallel: tp)
             if tp.sequenceParallel { a.ln2.roundAndKeep() }
+            if c.swiglu {
+                SwiGLU.forward(fc1: a.fc1.values, act: a.gelu.values, rows: n, width: fL)
+                a.gelu.roundAndKeep()
+            }
         }
         return try timer.measure(PhaseLabel.forwardFC2) {
             try RowParallelLinear.forward(
@@ -209,8 +248,9 @@ public enum TransformerLayer {
                 dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
                 deferring: deferring)
             timer.measure("bwd layernorm") {
-                LayerNorm.backward(
-                    dy: dLN2, x: mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean, rstd: a.ln2Rstd,
+                Norm.backward(
+                    c.normalization, dy: dLN2, x: mid, weight: P.pointer(w.mlpNormWeight), mean: a.ln2Mean,
+                    rstd: a.ln2Rstd,
                     dx: dres, dweight: G.pointer(w.mlpNormWeight), dbias: G.pointer(w.mlpNormBias), rows: nS, width: h)
             }
             if w.part == .mlp { return }
@@ -220,8 +260,9 @@ public enum TransformerLayer {
             dres, slots: w, params: P, grads: G, acts: a, model: m, config: c, dropout: dropout, timer: timer,
             deferring: deferring)
         timer.measure("bwd layernorm") {
-            LayerNorm.backward(
-                dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean, rstd: a.ln1Rstd,
+            Norm.backward(
+                c.normalization, dy: dLN1, x: x, weight: P.pointer(w.inputNormWeight), mean: a.ln1Mean,
+                rstd: a.ln1Rstd,
                 dx: dres, dweight: G.pointer(w.inputNormWeight), dbias: G.pointer(w.inputNormBias), rows: nS, width: h)
         }
     }
@@ -238,19 +279,26 @@ public enum TransformerLayer {
         let dMLP = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
         }
-        // The phase includes the GELU's backward pass, which in bf16 runs the product itself applies as it stores.
+        // The phase includes the activation's backward pass; GELU's in bf16 runs the product itself
+        // applies as it stores. SwiGLU's gradient [n, fL] lands past FC1's [n, 2fL] in tmpWide.
+        let fc1L = c.fc1Width / tp.size, dAct = c.swiglu ? m.tmpWide + n * fc1L : m.tmpWide
         try timer.measure(PhaseLabel.backwardFC2) {
             try RowParallelLinear.backward(
-                dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: m.tmpWide,
+                dyFull: dMLP, input: a.gelu.values, weight: P.pointer(w.fc2Weight), dx: dAct,
                 dweight: G.pointer(w.fc2Weight), dbias: G.pointer(w.fc2Bias),
                 rows: n, inFeatures: fL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
-                heldInput: a.gelu, geluOf: a.fc1)
+                heldInput: a.gelu, geluOf: c.swiglu ? nil : a.fc1)
+            if c.swiglu {
+                a.fc1.restore()
+                SwiGLU.backward(dact: dAct, fc1: a.fc1.values, dfc1: m.tmpWide, rows: n, width: fL)
+                pr.round(m.tmpWide, count: n * fc1L)
+            }
         }
         return try timer.measure(PhaseLabel.backwardFC1) {
             try ColumnParallelLinear.backward(
                 dy: m.tmpWide, input: a.ln2.values, weight: P.pointer(w.fc1Weight),
                 dweight: G.pointer(w.fc1Weight), dbias: G.pointer(w.fc1Bias), rows: n, inFeatures: h,
-                outFeatures: fL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
+                outFeatures: fc1L, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
                 deferring: deferring, heldInput: a.ln2)
         }
     }
@@ -281,6 +329,11 @@ public enum TransformerLayer {
                 dcontext: m.tmpH2, qkv: a.qkv.values, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
                 mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
                 scratch: m.attentionScratch, precision: pr)
+            if let rotary = m.rotary {
+                rotary.apply(
+                    m.tmpWide, rows: n, heads: hL / c.headDim, headDim: c.headDim, inverse: true,
+                    positions: m.rowPositions)
+            }
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
         return try timer.measure(PhaseLabel.backwardQKV) {
@@ -321,12 +374,20 @@ public enum TransformerLayer {
     }
 
     /// Megatron's bias-dropout-add: `out = residual + Dropout(branch + bias)` over [rows, width]
-    /// (`branch` is overwritten). Element indices start at `elementOffset` (the shard's place in s).
+    /// (`branch` is overwritten; no bias without add_bias_linear). Element indices start at
+    /// `elementOffset` (the shard's place in s).
     static func biasDropoutAdd(
-        branch: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, residual: UnsafePointer<Float>,
+        branch: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, rows: Int, width h: Int, p: Float, stream: DropoutStream?,
         elementOffset: Int
     ) {
+        if let bias { addBias(bias, to: branch, rows: rows, width: h) }
+        if let stream { Dropout.apply(branch, count: rows * h, p: p, stream: stream, offset: elementOffset) }
+        Kernels.add(residual, branch, into: out, count: rows * h)
+    }
+
+    /// branch[r, ·] += bias for every row.
+    static func addBias(_ bias: UnsafePointer<Float>, to branch: UnsafeMutablePointer<Float>, rows: Int, width h: Int) {
         ThreadBudget.parallelFor(rows, grain: 16) { rr in
             for r in rr {
                 let row = branch + r * h
@@ -335,7 +396,5 @@ public enum TransformerLayer {
                 while c < h { row[c] += bias[c]; c += 1 }
             }
         }
-        if let stream { Dropout.apply(branch, count: rows * h, p: p, stream: stream, offset: elementOffset) }
-        Kernels.add(residual, branch, into: out, count: rows * h)
     }
 }

@@ -33,8 +33,8 @@ extension TransformerLayer {
                 biasDropoutAdd(
                     branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
                     p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
-                LayerNorm.forward(
-                    x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
+                Norm.forward(
+                    c.normalization, x: a.mid, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
                     y: a.ln2.values + offset, mean: a.ln1Mean, rstd: a.ln1Rstd, rows: nS, width: h,
                     eps: c.normEpsilon)
                 roundColumnParallelInput(a.ln2, shard: offset, count: nS * h, tp)
@@ -51,8 +51,8 @@ extension TransformerLayer {
                 branch: mlpOut, bias: P.pointer(w.fc2Bias), residual: a.ln2.values + offset, out: postSum, rows: nS,
                 width: h,
                 p: dropout.hidden, stream: dropout.mlpOutStream, elementOffset: offset)
-            LayerNorm.forward(
-                x: postSum, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: out,
+            Norm.forward(
+                c.normalization, x: postSum, weight: P.pointer(w.mlpNormWeight), bias: P.pointer(w.mlpNormBias), y: out,
                 mean: a.ln2Mean, rstd: a.ln2Rstd, rows: nS, width: h, eps: c.normEpsilon)
         }
     }
@@ -70,12 +70,12 @@ extension TransformerLayer {
         let nS = m.shardRows, h = c.hiddenSize
         /// dres ← LN backward of dres (through the norm whose input was `input`).
         func normBackward(
-            _ input: UnsafePointer<Float>, _ weight: Int, _ bias: Int, _ mean: UnsafePointer<Float>,
+            _ input: UnsafePointer<Float>, _ weight: Int, _ bias: Int?, _ mean: UnsafePointer<Float>,
             _ rstd: UnsafePointer<Float>
         ) {
             scratch.update(repeating: 0, count: nS * h)
-            LayerNorm.backward(
-                dy: dres, x: input, weight: P.pointer(weight), mean: mean, rstd: rstd, dx: scratch,
+            Norm.backward(
+                c.normalization, dy: dres, x: input, weight: P.pointer(weight), mean: mean, rstd: rstd, dx: scratch,
                 dweight: G.pointer(weight), dbias: G.pointer(bias), rows: nS, width: h)
             dres.update(from: scratch, count: nS * h)
         }

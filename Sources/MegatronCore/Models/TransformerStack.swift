@@ -58,11 +58,12 @@ struct TransformerStack {
     /// Embedding of `m.tokens` into `m.residual[0]` (first stage): VocabParallelEmbedding (local rows,
     /// all-reduce), + positions, + token types `tokentypes` when given; this rank's sequence slice; dropout.
     func embed(_ m: TransformerActivations, _ ctx: PassContext, tokentypes: UnsafePointer<Int32>? = nil) throws {
-        guard let wte = slots.wordEmbeddings, let wpeSlot = slots.positionEmbeddings else { return }
+        guard let wte = slots.wordEmbeddings else { return }
         let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
         try timer.measure(PhaseLabel.forwardEmbedding) {
             let full = tp.sequenceParallel ? m.tmpH : m.residual[0]
-            let wpe = weights.pointer(wpeSlot)
+            // No table under rope (the layers rotate queries and keys by position).
+            let wpe = weights.pointer(slots.positionEmbeddings)
             // In one pass with the positions unless the word rows are rounded or summed over ranks first.
             let apart = tp.size > 1 || roundsWordRows
             let positions = m.positionIds.map { UnsafePointer($0.base) }
@@ -71,7 +72,7 @@ struct TransformerStack {
                 position: apart ? nil : wpe, positions: positions, out: full, seq: m.seq, batch: m.batch, hidden: h)
             if roundsWordRows { precision.round(full, count: n * h) }
             if tp.size > 1 { try tp.reduceFromTensorModelParallelRegionForward(full, count: n * h) }
-            if apart {
+            if apart, let wpe {
                 Embedding.addPosition(full, position: wpe, positions: positions, seq: m.seq, batch: m.batch, hidden: h)
             }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
@@ -109,7 +110,7 @@ struct TransformerStack {
     /// gathered to all rows under sequence parallelism).
     func finalNorm(_ m: TransformerActivations) throws {
         let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
-        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else {
+        guard let fw = slots.finalNormWeight else {
             // Post-LN: no final norm; the heads read the last layer's output.
             (m.finalNorm + offset).update(from: m.residual[stage.layers.count], count: nS * h)
             precision.round(m.finalNorm + offset, count: nS * h)
@@ -117,8 +118,9 @@ struct TransformerStack {
             return
         }
         try timer.measure("fwd layernorm") {
-            LayerNorm.forward(
-                x: m.residual[stage.layers.count], weight: weights.pointer(fw), bias: weights.pointer(fb),
+            Norm.forward(
+                config.normalization, x: m.residual[stage.layers.count], weight: weights.pointer(fw),
+                bias: weights.pointer(slots.finalNormBias),
                 y: m.finalNorm + offset, mean: m.finalMean, rstd: m.finalRstd, rows: nS, width: h,
                 eps: config.normEpsilon)
             precision.round(m.finalNorm + offset, count: nS * h)
@@ -131,7 +133,7 @@ struct TransformerStack {
     /// vocab-parallel head), summed here; otherwise every rank holds all of it.
     func finalNormBackward(_ m: TransformerActivations, partial: Bool) throws {
         let tp = tensorParallel, n = m.rows, nS = m.shardRows, h = config.hiddenSize
-        guard let fw = slots.finalNormWeight, let fb = slots.finalNormBias else {
+        guard let fw = slots.finalNormWeight else {
             // Post-LN: the heads' gradient is the last layer's output gradient (this rank's rows).
             precondition(!partial, "a partial head gradient needs the final norm's reduction")
             m.dResidual.update(from: m.headGradient + (tp.sequenceParallel ? m.shardRowOffset * h : 0), count: nS * h)
@@ -150,10 +152,10 @@ struct TransformerStack {
                 try tp.copyToTensorModelParallelRegionBackward(m.headGradient, count: n * h)
             }
             m.dResidual.update(repeating: 0, count: nS * h)
-            LayerNorm.backward(
-                dy: dNorm, x: m.residual[stage.layers.count], weight: weights.pointer(fw), mean: m.finalMean,
-                rstd: m.finalRstd, dx: m.dResidual, dweight: grads.pointer(fw), dbias: grads.pointer(fb), rows: nS,
-                width: h)
+            Norm.backward(
+                config.normalization, dy: dNorm, x: m.residual[stage.layers.count], weight: weights.pointer(fw),
+                mean: m.finalMean, rstd: m.finalRstd, dx: m.dResidual, dweight: grads.pointer(fw),
+                dbias: grads.pointer(slots.finalNormBias), rows: nS, width: h)
         }
     }
 
@@ -183,8 +185,9 @@ struct TransformerStack {
     /// Backward of `embed` from ∂loss/∂residual[0] in `m.dResidual` (first stage).
     func embedBackward(_ m: TransformerActivations, _ ctx: PassContext, tokentypes: UnsafePointer<Int32>? = nil) throws
     {
-        guard let wte = slots.wordEmbeddings, let wpe = slots.positionEmbeddings else { return }
+        guard let wte = slots.wordEmbeddings else { return }
         let tp = tensorParallel, nS = m.shardRows, h = config.hiddenSize, offset = m.shardRowOffset * h
+        let wpe = grads.pointer(slots.positionEmbeddings)
         try timer.measure(PhaseLabel.backwardEmbedding) {
             if let s = embeddingStream(ctx) {
                 Dropout.apply(m.dResidual, count: nS * h, p: config.hiddenDropout, stream: s, offset: offset)
@@ -210,12 +213,12 @@ struct TransformerStack {
                 precondition(wordRows.tableRows == vocab.rows, "the kept-apart rows are this shard's")
                 let rows = wordRows.collect(tokens: m.tokens.base, count: m.seq * m.batch, vocabStart: vocab.start)
                 Embedding.backward(
-                    dout: full, rows: rows, dword: wordRows.values, dposition: grads.pointer(wpe), positions: positions,
+                    dout: full, rows: rows, dword: wordRows.values, dposition: wpe, positions: positions,
                     seq: m.seq, batch: m.batch, hidden: h)
             } else {
                 Embedding.backward(
                     dout: full, tokens: m.tokens.base, dword: grads.pointer(wte), vocab: vocab,
-                    dposition: grads.pointer(wpe), positions: positions, seq: m.seq, batch: m.batch, hidden: h)
+                    dposition: wpe, positions: positions, seq: m.seq, batch: m.batch, hidden: h)
             }
             if let tokentypes, let tte = slots.tokentypeEmbeddings {
                 Embedding.addRowsBackward(

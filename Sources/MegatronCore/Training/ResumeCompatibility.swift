@@ -2,7 +2,8 @@
 // compared when tensors are read (CheckpointReader.checkSizes); this compares the keys that change
 // what the model computes without changing a shape — the tokenizer (its type, and the contents of
 // its vocabulary and merges files when both runs' files can be read), norm_epsilon, the LayerNorm
-// arrangement and the model type — between the checkpoint's stored config and this run's, and
+// arrangement, the GPT architecture options (normalization, rope and its base and share, SwiGLU,
+// linear biases, an untied head) and the model type — between the checkpoint's stored config and this run's, and
 // refuses a resume that changes any, naming each (Megatron's check_checkpoint_args does the same
 // for its keys). A finetune run loads weights on purpose under a new setting and is not checked.
 import Foundation
@@ -16,6 +17,18 @@ enum ResumeCompatibility {
         compare("tokenizer_type", stored.tokenizerType.rawValue, current.tokenizerType.rawValue)
         compare("norm_epsilon", stored.normEpsilon, current.normEpsilon)
         compare("layernorm_arrangement", stored.layernormArrangement.rawValue, current.layernormArrangement.rawValue)
+        compare("normalization", stored.normalization.rawValue, current.normalization.rawValue)
+        compare(
+            "position_embedding_type", stored.positionEmbeddingType.rawValue, current.positionEmbeddingType.rawValue)
+        if current.positionEmbeddingType == .rope {
+            compare("rotary_base", stored.rotaryBase, current.rotaryBase)
+            compare("rotary_percent", stored.rotaryPercent, current.rotaryPercent)
+        }
+        compare("swiglu", stored.swiglu, current.swiglu)
+        compare("add_bias_linear", stored.addBiasLinear, current.addBiasLinear)
+        compare(
+            "untie_embeddings_and_output_weights", stored.untieEmbeddingsAndOutputWeights,
+            current.untieEmbeddingsAndOutputWeights)
         for (key, a, b) in [
             ("vocab_file", stored.vocabFile, current.vocabFile), ("merge_file", stored.mergeFile, current.mergeFile),
         ] {

@@ -13,7 +13,7 @@ public enum ColumnParallelLinear {
     /// - input: [n, in]; under SP only this rank's rows are filled on entry and the rest are gathered here
     /// - weight: [outLocal, in]   - bias: [outLocal]   - output: [n, outLocal]
     public static func forward(
-        input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, rows n: Int, inFeatures k: Int, outFeatures m: Int,
         tensorParallel tp: TensorParallel, precision: Precision = .fp32
     ) throws {
@@ -26,7 +26,7 @@ public enum ColumnParallelLinear {
     /// `forward` into a held tensor, rounded and kept (and with `gelu`, FC1's GELU applied and kept):
     /// `Linear.forward(keeping:gelu:)`.
     public static func forward(
-        input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+        input: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         keeping output: HeldTensor, gelu: HeldTensor? = nil, rows n: Int, inFeatures k: Int, outFeatures m: Int,
         tensorParallel tp: TensorParallel
     ) throws {
@@ -39,7 +39,7 @@ public enum ColumnParallelLinear {
     /// over the group. `partial` [n, in] and `shard` [n/t, in] are scratch.
     public static func backward(
         dy: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
+        dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
         partial: UnsafeMutablePointer<Float>, shard: UnsafeMutablePointer<Float>,
         precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, heldInput: HeldTensor? = nil
@@ -82,7 +82,7 @@ public enum RowParallelLinear {
     /// - geluOf: as Linear.backward's (FC2: dx carried on through the GELU's backward pass)
     public static func backward(
         dyFull: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?,
         rows n: Int, inFeatures k: Int, outFeatures m: Int, tensorParallel tp: TensorParallel,
         precision: Precision = .fp32, deferring: DeferredWeightGradients? = nil, heldInput: HeldTensor? = nil,
         geluOf: HeldTensor? = nil

@@ -1,0 +1,127 @@
+// LlamaGridTests.swift — `configs/llama-tiny.json` (Megatron's Llama-style options: rope, RMSNorm,
+// SwiGLU, no linear biases, an untied LM head) through the built binary: t = 2 with sequence
+// parallelism, p = 2 with two virtual stages, and t = 2 × p = 2 × d = 2 with the distributed
+// optimizer give one rank's training and validation losses within 1e-5 and gradient norms within
+// 1e-4; a checkpoint resharded by convert-checkpoint resumes with the same losses; `generate` with
+// the KV cache scores every token as the training model's full forward does; the Hugging Face GPT-2
+// export refuses the model naming its options.
+import Checkpoint
+import Foundation
+import MegatronCore
+import Tensor
+import TestSupport
+import XCTest
+
+final class LlamaGridTests: XCTestCase {
+    static let iterations = 12
+
+    func train(_ name: String, ranks: Int = 1, _ flags: [String], in dir: URL) throws -> (
+        train: [Double], norms: [Double], valid: [Double]
+    ) {
+        let args =
+            [
+                "train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "\(Self.iterations)",
+                "--micro-batch-size", "2", "--global-batch-size", "8", "--eval-interval", "6", "--eval-iters", "2",
+                "--log-interval", "1", "--num-threads", "1", "--metrics-file", "\(name).jsonl",
+            ] + flags
+        let r = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+        XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+        let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+        return (
+            try CLI.losses(dir, name), try CLI.losses(dir, name, key: "grad_norm"),
+            lines.compactMap { $0["valid_lm_loss"] as? Double }
+        )
+    }
+
+    func testEveryGridEqualsOneRank() throws {
+        let dir = CLI.scratch("llama-grids")
+        let reference = try train("one", [], in: dir)
+        XCTAssertEqual(reference.train.count, Self.iterations)
+        XCTAssertEqual(reference.valid.count, 2, "validation at iterations 6 and 12")
+        XCTAssertLessThan(reference.train.last!, reference.train.first! - 0.3, "llama-tiny learns: \(reference.train)")
+        for (name, ranks, grid) in [
+            ("t2sp", 2, ["--tensor-model-parallel-size", "2", "--sequence-parallel"]),
+            ("p2v2", 2, ["--pipeline-model-parallel-size", "2", "--num-layers-per-virtual-pipeline-stage", "1"]),
+            (
+                "t2p2d2", 8,
+                [
+                    "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2",
+                    "--use-distributed-optimizer",
+                ]
+            ),
+        ] {
+            let got = try train(name, ranks: ranks, grid, in: dir)
+            assertLossesMatch(got.train, reference.train, count: Self.iterations, relativeTolerance: 1e-5, name)
+            assertLossesMatch(
+                got.norms, reference.norms, count: Self.iterations, relativeTolerance: 1e-4, "\(name) norms")
+            assertLossesMatch(got.valid, reference.valid, count: 2, relativeTolerance: 1e-5, "\(name) validation")
+        }
+    }
+
+    func testResumeOnAnotherGridGenerateAndExport() throws {
+        let dir = CLI.scratch("llama-resume")
+        let whole = try train("whole", [], in: dir)
+        // Half the run on one rank, saved; resharded to t = 2 × p = 2 and resumed there.
+        _ = try train("first", ["--exit-interval", "6", "--save", "ckpt", "--save-interval", "6"], in: dir)
+        let convert = try CLI.run(
+            [
+                "convert-checkpoint", "--load", "ckpt", "--save", "ckpt-t2p2", "--target-tensor-parallel-size", "2",
+                "--target-pipeline-parallel-size", "2",
+            ], in: dir)
+        XCTAssertEqual(convert.code, 0, convert.stderr)
+        let resumed = try train(
+            "resumed", ranks: 4,
+            ["--load", "ckpt-t2p2", "--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"],
+            in: dir)
+        assertLossesMatch(
+            resumed.train, Array(whole.train.suffix(6)), count: 6, relativeTolerance: 1e-5, "resumed at t = 2 × p = 2")
+
+        // Generation with the KV cache (rope at each new position, SwiGLU, RMSNorm, the untied head)
+        // scores each token as the training model's full forward does.
+        try "The quick brown fox\nGNU General Public\n".write(
+            to: dir.appendingPathComponent("prompts.txt"), atomically: true, encoding: .utf8)
+        let gen = try CLI.run(
+            [
+                "generate", "--load", "ckpt", "--prompts-file", "prompts.txt", "--output", "out.jsonl",
+                "--temperature", "0", "--tokens-to-generate", "20", "--logprobs", "--num-threads", "1",
+            ], in: dir)
+        XCTAssertEqual(gen.code, 0, gen.stderr)
+        var cfg = TrainingConfig()
+        try ConfigLoader.applyJSON(
+            Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent("ckpt").path)).utf8),
+            source: "test", to: &cfg)
+        let lines = try CLI.jsonLines(dir.appendingPathComponent("out.jsonl"))
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            let prompt = try XCTUnwrap(line["prompt_tokens"] as? [Int]), new = try XCTUnwrap(line["tokens"] as? [Int])
+            let logprobs = try XCTUnwrap(line["logprobs"] as? [Double])
+            let ids = (prompt + new).map(Int32.init)
+            XCTAssertEqual(logprobs.count, ids.count - 1)
+            var c = cfg
+            c.seqLength = ids.count
+            let model = GPTModel(config: GPTConfig(training: c, vocabSize: 257), microBatch: 1, threads: 1)
+            _ = try ModelCheckpoint.loadWeights(
+                from: CheckpointDirectory(root: dir.appendingPathComponent("ckpt").path), chunks: [model])
+            let acts = model.makeActivations()
+            for i in ids.indices {
+                acts.tokens.base[i] = ids[i]
+                acts.targets.base[i] = i + 1 < ids.count ? ids[i + 1] : 0
+            }
+            acts.scoring = TokenScoring(rows: Array(0..<(ids.count - 1)))
+            _ = try model.lossSum(acts)
+            for i in 0..<(ids.count - 1) {
+                XCTAssertEqual(logprobs[i], -acts.scoring!.losses[i], accuracy: 1e-4, "token \(i + 1)")
+                if i + 1 >= prompt.count {
+                    XCTAssertTrue(acts.scoring!.targetIsArgmax[i], "token \(i + 1) is the arg-max")
+                }
+            }
+        }
+
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf-out"], in: dir)
+        XCTAssertNotEqual(export.code, 0)
+        XCTAssertTrue(
+            export.stderr.contains("position_embedding_type rope") && export.stderr.contains("swiglu"),
+            "names the options: \(export.stderr)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("hf-out").path))
+    }
+}
