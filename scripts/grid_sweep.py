@@ -3,8 +3,9 @@
 GPT or BERT (t, p, d, virtual stages, micro-batch size, sequence parallelism, the distributed
 optimizer, recomputation, the ZB-H1 schedule, uneven and balanced stages, dropout, bf16 and fp16,
 post-LN BERT, GPT on packed short documents with Megatron's eod_mask_loss / reset_position_ids /
-reset_attention_mask / calculate_per_token_loss; some cases stopped halfway with a checkpoint and
-resumed on another layout), trains
+reset_attention_mask / calculate_per_token_loss, GPT with a subset of Megatron's Llama-style options
+(rope, RMSNorm, SwiGLU, no linear biases, an untied head); some cases stopped halfway with a
+checkpoint and resumed on another layout), trains
 each under mpirun for ITERS iterations, and checks every iteration's losses against one rank
 with the same model, micro-batch size, precision and dropout (fp32: within 1e-5 relative; bf16 and
 fp16: within 1e-3, as the grid changes the order of sums whose inputs were rounded to 16 bits).
@@ -12,7 +13,7 @@ The tests check chosen layouts; this checks the combinations between them. Print
 case and exits 1 on any mismatch or failed run, naming the command to repeat it.
 
   scripts/grid_sweep.py [--cases 20] [--seed 1] [--iters 10] [--bf16-share 0.25] [--resume-share 0.3]
-                        [--packed-share 0.3] [--binary PATH] [--perturb] [--keep DIR]
+                        [--packed-share 0.3] [--llama-share 0.3] [--binary PATH] [--perturb] [--keep DIR]
 """
 import argparse
 import json
@@ -61,6 +62,22 @@ def draw_packed(rng, share, prefix):
     short = "+".join({"--eod-mask-loss": "eod", "--reset-position-ids": "pos", "--reset-attention-mask": "attn",
                       "--calculate-per-token-loss": "per-token"}[o] for o in chosen)
     return ["--data-path", prefix] + chosen, "packed(" + short + ")"
+
+
+LLAMA_OPTIONS = [["--position-embedding-type", "rope", "--rotary-percent", "0.5"], ["--normalization", "RMSNorm"],
+                 ["--swiglu"], ["--disable-bias-linear"], ["--untie-embeddings-and-output-weights"]]
+
+
+def draw_llama(rng, share):
+    """For a GPT case, with probability `share`: a non-empty subset of Megatron's Llama-style options
+    (their own generator, as the packed draws)."""
+    if rng.random() >= share:
+        return [], None
+    chosen = [o for o in LLAMA_OPTIONS if rng.random() < 0.5] or [rng.choice(LLAMA_OPTIONS)]
+    short = "+".join({"--position-embedding-type": "rope", "--normalization": "rms", "--swiglu": "swiglu",
+                      "--disable-bias-linear": "nobias", "--untie-embeddings-and-output-weights": "untied"}[o[0]]
+                     for o in chosen)
+    return [f for o in chosen for f in o], "llama(" + short + ")"
 
 
 def packed_corpus(binary, work):
@@ -157,6 +174,8 @@ def main():
                     help="share of cases saved halfway and resumed on another layout")
     ap.add_argument("--packed-share", type=float, default=0.3,
                     help="share of GPT cases trained on packed short documents with Megatron's EOD options")
+    ap.add_argument("--llama-share", type=float, default=0.3,
+                    help="share of GPT cases with a subset of Megatron's Llama-style architecture options")
     ap.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "megatron"))
     ap.add_argument("--perturb", action="store_true",
                     help="give the layouts' runs another seed than the reference's, so every case must "
@@ -176,6 +195,9 @@ def main():
         if "gpt2-tiny.json" in model[1] and prefix:
             packed, packed_name = draw_packed(random.Random(a.seed * 1_000_003 + case), a.packed_share, prefix)
             model, model_name = model + packed, model_name + ("-" + packed_name if packed_name else "")
+        if "gpt2-tiny.json" in model[1]:
+            llama, llama_name = draw_llama(random.Random(a.seed * 2_000_003 + case), a.llama_share)
+            model, model_name = model + llama, model_name + ("-" + llama_name if llama_name else "")
         grid, ranks, grid_name = draw_grid(rng, mbs)
         # Some cases stop halfway with a checkpoint and resume on another layout.
         resume = draw_grid(rng, mbs) if rng.random() < a.resume_share else None

@@ -1,7 +1,8 @@
 // GridSweepTests.swift — the central invariant over drawn layouts: `scripts/grid_sweep.py` trains
 // 16 random combinations of a tiny GPT or BERT (t, p, d, v, micro-batch size, sequence parallelism,
 // the distributed optimizer, recomputation, ZB-H1, uneven and balanced stages, dropout, bf16/fp16,
-// post-LN, packed documents with Megatron's EOD options; some resumed halfway on another layout)
+// post-LN, packed documents with Megatron's EOD options, Megatron's Llama-style GPT options; some
+// resumed halfway on another layout)
 // under mpirun, each against one rank. The seed is
 // fixed so a failure repeats; the script's --perturb run shows the check fails when a layout's
 // losses differ (another seed for the layouts' runs only).
@@ -23,7 +24,7 @@ final class GridSweepTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("16 of 16 cases equal one rank"), r.stdout)
         XCTAssertTrue(r.stdout.contains("resumed on"), "no case resumed on another layout:\n\(r.stdout)")
-        for kind in ["gpt", "bert", "bf16", "fp16", "distopt", "v2", "packed"] {
+        for kind in ["gpt", "bert", "bf16", "fp16", "distopt", "v2", "packed", "llama"] {
             XCTAssertTrue(r.stdout.contains(kind), "seed 11 drew no \(kind) case:\n\(r.stdout)")
         }
     }

@@ -56,6 +56,50 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(m.stageParameters(whole, stage: 0, layerCount: 4), 4 * 49_984 + 35_328 + 128)
     }
 
+    /// GPT with Megatron's Llama-style options, each alone and all together: the planner's count per
+    /// stage and tensor rank equals the parameter table's (no position table under rope, SwiGLU's
+    /// wider FC1, no biases, RMSNorm's weight only, the untied head on the last stage even at p = 1).
+    func testLlamaOptionsStageParametersEqualTheParameterTable() {
+        let variants: [(String, (inout TrainingConfig) -> Void)] = [
+            ("rope", { $0.positionEmbeddingType = .rope }), ("rmsnorm", { $0.normalization = .rmsNorm }),
+            ("swiglu", { $0.swiglu = true }), ("nobias", { $0.addBiasLinear = false }),
+            ("untied", { $0.untieEmbeddingsAndOutputWeights = true }),
+            (
+                "all",
+                {
+                    $0.positionEmbeddingType = .rope; $0.normalization = .rmsNorm; $0.swiglu = true
+                    $0.addBiasLinear = false; $0.untieEmbeddingsAndOutputWeights = true
+                }
+            ),
+        ]
+        for (name, apply) in variants {
+            var c = model().config
+            c.ffnHiddenSize = nil
+            apply(&c)
+            let m = PlanModel(config: c, globalBatch: 8, vocab: 500)
+            for t in [1, 2] {
+                for p in [1, 2] {
+                    var l = PlanLayout()
+                    (l.tensor, l.pipeline) = (t, p)
+                    let stages =
+                        p == 1
+                        ? [StagePlan.whole(layers: 4)]
+                        : [
+                            StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
+                            StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
+                        ]
+                    for (r, stage) in stages.enumerated() {
+                        let (table, _) = GPTSlots.declare(
+                            config: m.gptConfig(tensor: t), tensorRank: 0, tensorSize: t, stage: stage)
+                        XCTAssertEqual(
+                            m.stageParameters(l, stage: r, layerCount: 4 / p), table.specs.reduce(0) { $0 + $1.count },
+                            "\(name), t=\(t), p=\(p), stage \(r)")
+                    }
+                }
+            }
+        }
+    }
+
     /// The same sizes as a BERT: pre-LN or post-LN, with or without the binary head.
     func bertModel(postLN: Bool = false, binaryHead: Bool = true) -> PlanModel {
         var c = model().config

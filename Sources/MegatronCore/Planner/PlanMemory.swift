@@ -18,7 +18,9 @@ public struct PlanModel: Sendable {
     public var layers: Int { config.numLayers }
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
-    public var ffn: Int { config.ffnHiddenSize ?? 4 * config.hiddenSize }
+    public var ffn: Int {
+        config.ffnHiddenSize ?? GPTConfig.defaultFFN(hidden: config.hiddenSize, swiglu: config.swiglu)
+    }
     public var seq: Int { config.seqLength }
     public var positions: Int { config.maxPositionEmbeddings ?? config.seqLength }
     public var isBert: Bool { config.modelType == .bert }
@@ -40,24 +42,35 @@ public struct PlanModel: Sendable {
         GPTConfig.paddedVocab(vocab, divisibleBy: config.makeVocabSizeDivisibleBy, tensorParallel: t)
     }
 
-    /// The transformer of a layout (the vocabulary padded for its t; BERT's LayerNorm arrangement).
+    /// The transformer of a layout (the vocabulary padded for its t; BERT's LayerNorm arrangement;
+    /// GPT's Llama-style options).
     public func gptConfig(tensor t: Int) -> GPTConfig {
         var g = GPTConfig(
             numLayers: layers, hiddenSize: hidden, numAttentionHeads: heads, ffnHiddenSize: ffn, seqLength: seq,
             maxPositionEmbeddings: positions, vocabSize: vocab, paddedVocabSize: paddedVocab(tensor: t))
         g.postLayerNorm = isBert && config.layernormArrangement == .postLN
+        g.positionEmbedding = config.positionEmbeddingType
+        g.normalization = config.normalization
+        g.swiglu = config.swiglu
+        g.addBiasLinear = config.addBiasLinear
+        g.untieEmbeddings = config.untieEmbeddingsAndOutputWeights
         return g
     }
 
     /// Parameters one transformer layer holds on a tensor rank: the split weights and biases over t,
     /// the two LayerNorms and the row-parallel layers' biases whole.
     public func layerParameters(tensor t: Int) -> Int {
-        Int(Self.layerParameters(hidden: Double(hidden), ffn: Double(ffn), tensor: Double(t)))
+        Int(Self.layerParameters(hidden: Double(hidden), ffn: Double(ffn), tensor: Double(t), options: config))
     }
 
-    /// The same count in Double, for sizes that may not fit an Int (MemoryPreflight's hostile configs).
-    public static func layerParameters(hidden h: Double, ffn f: Double, tensor t: Double) -> Double {
-        (3 * h * h + 3 * h + h * h + f * h + f + h * f) / t + 4 * h + 2 * h
+    /// The same count in Double, for sizes that may not fit an Int (MemoryPreflight's hostile configs);
+    /// `options` gives SwiGLU (FC1 twice as wide), the linear biases and the norms' biases (not RMSNorm's).
+    public static func layerParameters(hidden h: Double, ffn f: Double, tensor t: Double, options c: TrainingConfig)
+        -> Double
+    {
+        let fc1 = c.swiglu ? 2 * f : f, biases = c.addBiasLinear ? 1.0 : 0,
+            norms = c.normalization == .layerNorm ? 4.0 : 2
+        return (3 * h * h + biases * 3 * h + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
     }
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and
@@ -70,9 +83,11 @@ public struct PlanModel: Sendable {
         let t = layout.tensor, h = hidden, vL = paddedVocab(tensor: t) / t, word = vL * h
         var n = layerCount * layerParameters(tensor: t)
         let postLN = gptConfig(tensor: t).postLayerNorm
-        if stage == 0 { n += word + positions * h + tokentypes * h + (postLN ? 2 * h : 0) }
+        let table = config.positionEmbeddingType == .learnedAbsolute ? positions * h : 0
+        let finalNorm = postLN ? 0 : config.normalization == .layerNorm ? 2 * h : h
+        if stage == 0 { n += word + table + tokentypes * h + (postLN ? 2 * h : 0) }
         if stage == layout.pipeline - 1 {
-            n += (postLN ? 0 : 2 * h) + (layout.pipeline > 1 ? word : 0)
+            n += finalNorm + (layout.pipeline > 1 || config.untieEmbeddingsAndOutputWeights ? word : 0)
             if isBert {
                 n += h * h + h + 2 * h + vL
                 if config.bertBinaryHead { n += h * h + h + 2 * h + 2 }

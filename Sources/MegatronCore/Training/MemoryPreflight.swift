@@ -18,19 +18,21 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
     public init(config c: TrainingConfig, vocab: Int, world: Int, training: Bool = true) {
         let t = Double(max(1, c.tensorModelParallelSize)), p = max(1, c.pipelineModelParallelSize)
         let d = Double(max(1, world / max(1, c.tensorModelParallelSize * p)))
-        let h = Double(c.hiddenSize), f = Double(c.ffnHiddenSize ?? 4 * c.hiddenSize)
+        let h = Double(c.hiddenSize)
+        let f = Double(c.ffnHiddenSize ?? GPTConfig.defaultFFN(hidden: c.hiddenSize, swiglu: c.swiglu))
         let s = Double(c.seqLength), b = Double(c.microBatchSize)
-        let positions = Double(c.maxPositionEmbeddings ?? c.seqLength)
+        let positions = c.positionEmbeddingType == .rope ? 0 : Double(c.maxPositionEmbeddings ?? c.seqLength)
         let multiple = Double(max(1, c.makeVocabSizeDivisibleBy)) * t
         let padded = (Double(max(1, vocab)) / multiple).rounded(.up) * multiple
-        let layer = PlanModel.layerParameters(hidden: h, ffn: f, tensor: t)
+        let layer = PlanModel.layerParameters(hidden: h, ffn: f, tensor: t, options: c)
         let layersPerStage = (Double(c.numLayers) / Double(p)).rounded(.up)
         let word = padded / t * h
         // The first stage holds the embeddings, the last the tied copy (p > 1) and BERT's heads.
         let bertHeads = c.modelType == .bert ? 2 * h * h + 4 * h + padded / t : 0
         let first = layersPerStage * layer + word + positions * h
-        let last = layersPerStage * layer + (p > 1 ? word : 0) + bertHeads + 2 * h
-        let params = p == 1 ? first + bertHeads + 2 * h : max(first, last)
+        let head = p > 1 || c.untieEmbeddingsAndOutputWeights ? word : 0
+        let last = layersPerStage * layer + head + bertHeads + 2 * h
+        let params = p == 1 ? first + head + bertHeads + 2 * h : max(first, last)
         // A 16-bit copy of the weights, except where the products round the main parameters (ModelWeights).
         let copy = c.precision.isReduced && !ModelWeights.productsRound(c.precision)
         parameters = params * (copy ? 6 : 4)
