@@ -4,7 +4,7 @@ GPT or BERT (t, p, d, virtual stages, micro-batch size, sequence parallelism, th
 optimizer, recomputation, the ZB-H1 schedule, uneven and balanced stages, dropout, bf16 and fp16,
 post-LN BERT, GPT on packed short documents with Megatron's eod_mask_loss / reset_position_ids /
 reset_attention_mask / calculate_per_token_loss, GPT with a subset of Megatron's Llama-style options
-(rope, RMSNorm, SwiGLU, no linear biases, an untied head); some cases stopped halfway with a
+(rope, RMSNorm, SwiGLU, no linear biases, an untied head, grouped-query attention); some cases stopped halfway with a
 checkpoint and resumed on another layout), trains
 each under mpirun for ITERS iterations, and checks every iteration's losses against one rank
 with the same model, micro-batch size, precision and dropout (fp32: within 1e-5 relative; bf16 and
@@ -65,7 +65,9 @@ def draw_packed(rng, share, prefix):
 
 
 LLAMA_OPTIONS = [["--position-embedding-type", "rope", "--rotary-percent", "0.5"], ["--normalization", "RMSNorm"],
-                 ["--swiglu"], ["--disable-bias-linear"], ["--untie-embeddings-and-output-weights"]]
+                 ["--swiglu"], ["--disable-bias-linear"], ["--untie-embeddings-and-output-weights"],
+                 # 8 heads in 4 groups, so every drawn t (up to 4) holds whole groups
+                 ["--group-query-attention", "--num-query-groups", "4", "--num-attention-heads", "8"]]
 
 
 def draw_llama(rng, share):
@@ -75,7 +77,8 @@ def draw_llama(rng, share):
         return [], None
     chosen = [o for o in LLAMA_OPTIONS if rng.random() < 0.5] or [rng.choice(LLAMA_OPTIONS)]
     short = "+".join({"--position-embedding-type": "rope", "--normalization": "rms", "--swiglu": "swiglu",
-                      "--disable-bias-linear": "nobias", "--untie-embeddings-and-output-weights": "untied"}[o[0]]
+                      "--disable-bias-linear": "nobias", "--untie-embeddings-and-output-weights": "untied",
+                      "--group-query-attention": "gqa"}[o[0]]
                      for o in chosen)
     return [f for o in chosen for f in o], "llama(" + short + ")"
 

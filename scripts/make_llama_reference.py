@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes Tests/MegatronCoreTests/Fixtures/llama_reference.h5: a tiny GPT with Megatron's Llama-style
 options (position_embedding_type rope, normalization RMSNorm, swiglu, disable_bias_linear,
-untie_embeddings_and_output_weights) computed by PyTorch in float64 with Megatron's parameter names
+untie_embeddings_and_output_weights, group_query_attention with num_query_groups 2 of 4 heads) computed by PyTorch in float64 with Megatron's parameter names
 and layouts, so the Swift tests can check the loss, the logits and every gradient without torch.
 
     pip install torch h5py transformers && python3 scripts/make_llama_reference.py
 
 Layouts (as the Swift model): activations [s, b, h]; Linear weights [out, in]; linear_qkv output
-features per head [q_head | k_head | v_head]; rope on the first rotary_percent of each head's q and k,
+features per query group [q of the group's heads | k | v] (Megatron's); rope on the first rotary_percent of each head's q and k,
 the two halves rotated (x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin; theta_i = base^(-2i/rot_dim));
 RMSNorm x / sqrt(mean(x^2) + eps) * w; SwiGLU FC2(silu(gate) * up) with FC1's halves as
 mlp.linear_fc1.gate.weight and mlp.linear_fc1.up.weight; no linear biases; the LM head is its own
@@ -25,15 +25,15 @@ import torch
 
 torch.manual_seed(0)
 DT = torch.float64
-L, H, A, F, S, B, V, VP, MAXPOS = 2, 64, 4, 96, 16, 3, 61, 128, 20
-EPS, D, BASE = 1e-5, H // A, 10000.0
+L, H, A, G, F, S, B, V, VP, MAXPOS = 2, 64, 4, 2, 96, 16, 3, 61, 128, 20
+EPS, D, BASE, K = 1e-5, H // A, 10000.0, A // G  # K query heads per group
 
 
 def names():
     out = [("embedding.word_embeddings.weight", (VP, H))]
     for l in range(L):
         p = f"decoder.layers.{l}."
-        out += [(p + "input_layernorm.weight", (H,)), (p + "self_attention.linear_qkv.weight", (3 * H, H)),
+        out += [(p + "input_layernorm.weight", (H,)), (p + "self_attention.linear_qkv.weight", ((A + 2 * G) * D, H)),
                 (p + "self_attention.linear_proj.weight", (H, H)), (p + "pre_mlp_layernorm.weight", (H,)),
                 (p + "mlp.linear_fc1.gate.weight", (F, H)), (p + "mlp.linear_fc1.up.weight", (F, H)),
                 (p + "mlp.linear_fc2.weight", (H, F))]
@@ -74,8 +74,11 @@ def forward(params, tokens, rot, table=DT):
     for l in range(L):
         p = f"decoder.layers.{l}."
         u = rms_norm(x, params[p + "input_layernorm.weight"])
-        qkv = (u @ params[p + "self_attention.linear_qkv.weight"].T).view(s, b, A, 3 * D)
-        q, k, v = rope(qkv[..., :D], rot, table), rope(qkv[..., D:2 * D], rot, table), qkv[..., 2 * D:]
+        qkv = (u @ params[p + "self_attention.linear_qkv.weight"].T).view(s, b, G, (K + 2) * D)
+        q = qkv[..., :K * D].reshape(s, b, A, D)
+        k = qkv[..., K * D:(K + 1) * D].repeat_interleave(K, dim=2)  # each group's keys for its K heads
+        v = qkv[..., (K + 1) * D:].repeat_interleave(K, dim=2)
+        q, k = rope(q, rot, table), rope(k, rot, table)
         scores = torch.einsum("ibhd,jbhd->bhij", q, k) / math.sqrt(D)
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
         ctx = torch.einsum("bhij,jbhd->ibhd", probs, v).reshape(s, b, H)
@@ -94,7 +97,7 @@ def check_against_transformers(params, tokens):
     halves, the norm, SwiGLU's order, the QKV layout) gives differences of order 1e-2 and more."""
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=L, num_attention_heads=A,
-                      num_key_value_heads=A, max_position_embeddings=MAXPOS, rms_norm_eps=EPS, rope_theta=BASE,
+                      num_key_value_heads=G, max_position_embeddings=MAXPOS, rms_norm_eps=EPS, rope_theta=BASE,
                       tie_word_embeddings=False, attention_bias=False, mlp_bias=False, attn_implementation="eager")
     model = LlamaForCausalLM(cfg).to(DT).eval()
     sd = {"model.embed_tokens.weight": params["embedding.word_embeddings.weight"][:V],
@@ -102,10 +105,10 @@ def check_against_transformers(params, tokens):
           "model.norm.weight": params["decoder.final_layernorm.weight"]}
     for l in range(L):
         p, q = f"decoder.layers.{l}.", f"model.layers.{l}."
-        w = params[p + "self_attention.linear_qkv.weight"].view(A, 3, D, H)
-        sd[q + "self_attn.q_proj.weight"] = w[:, 0].reshape(H, H)
-        sd[q + "self_attn.k_proj.weight"] = w[:, 1].reshape(H, H)
-        sd[q + "self_attn.v_proj.weight"] = w[:, 2].reshape(H, H)
+        w = params[p + "self_attention.linear_qkv.weight"].view(G, K + 2, D, H)
+        sd[q + "self_attn.q_proj.weight"] = w[:, :K].reshape(H, H)
+        sd[q + "self_attn.k_proj.weight"] = w[:, K].reshape(G * D, H)
+        sd[q + "self_attn.v_proj.weight"] = w[:, K + 1].reshape(G * D, H)
         sd[q + "self_attn.o_proj.weight"] = params[p + "self_attention.linear_proj.weight"]
         sd[q + "input_layernorm.weight"] = params[p + "input_layernorm.weight"]
         sd[q + "post_attention_layernorm.weight"] = params[p + "pre_mlp_layernorm.weight"]
@@ -137,7 +140,8 @@ def main():
     loss.backward()
     out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MegatronCoreTests", "Fixtures", "llama_reference.h5")
     with h5py.File(out, "w") as f:
-        for key, val in [("num_layers", L), ("hidden_size", H), ("num_attention_heads", A), ("ffn_hidden_size", F),
+        for key, val in [("num_layers", L), ("hidden_size", H), ("num_attention_heads", A), ("num_query_groups", G),
+                         ("ffn_hidden_size", F),
                          ("seq_length", S), ("max_position_embeddings", MAXPOS), ("vocab_size", V),
                          ("padded_vocab_size", VP), ("micro_batch_size", B)]:
             f.attrs[key] = np.int64(val)

@@ -1,10 +1,11 @@
 // LlamaGridTests.swift — `configs/llama-tiny.json` (Megatron's Llama-style options: rope, RMSNorm,
-// SwiGLU, no linear biases, an untied LM head) through the built binary: t = 2 with sequence
+// SwiGLU, no linear biases, an untied LM head, grouped-query attention with 2 groups of 2 heads)
+// through the built binary: t = 2 with sequence
 // parallelism, p = 2 with two virtual stages, and t = 2 × p = 2 × d = 2 with the distributed
 // optimizer give one rank's training and validation losses within 1e-5 and gradient norms within
 // 1e-4; a checkpoint resharded by convert-checkpoint resumes with the same losses; `generate` with
 // the KV cache scores every token as the training model's full forward does; the Hugging Face GPT-2
-// export refuses the model naming its options.
+// export refuses the model naming its options; bad values are refused naming their keys.
 import Checkpoint
 import Foundation
 import MegatronCore
@@ -123,5 +124,30 @@ final class LlamaGridTests: XCTestCase {
             export.stderr.contains("position_embedding_type rope") && export.stderr.contains("swiglu"),
             "names the options: \(export.stderr)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("hf-out").path))
+    }
+
+    func testBadOptionsAreRefusedNamingTheKeys() throws {
+        let dir = CLI.scratch("llama-bad")
+        let llama = ["train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "2"]
+        for (flags, expected) in [
+            (["--num-query-groups", "3"], "num_query_groups 3 must be positive and divide num_attention_heads 4"),
+            (["--rotary-percent", "0"], "rotary_percent"),
+            (["--rotary-percent", "0.1"], "rope must rotate at least two"),
+            (["--normalization", "ScaleNorm"], "normalization"),
+        ] {
+            let r = try CLI.run(llama + flags, in: dir)
+            XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(expected), "\(flags): stderr lacks '\(expected)': \(r.stderr)")
+        }
+        let t4 = try CLI.mpirun(ranks: 4, llama + ["--tensor-model-parallel-size", "4"], in: dir)
+        XCTAssertNotEqual(t4.code, 0)
+        XCTAssertTrue(
+            t4.stderr.contains("num_query_groups 2 must be divisible by tensor_model_parallel_size 4"), t4.stderr)
+        for flag in ["--swiglu", "--disable-bias-linear", "--group-query-attention"] {
+            let r = try CLI.run(
+                ["train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "2", flag], in: dir)
+            XCTAssertEqual(r.code, 2, "\(flag): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("is built for GPT"), "\(flag): \(r.stderr)")
+        }
     }
 }

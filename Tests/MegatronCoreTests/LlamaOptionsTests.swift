@@ -1,6 +1,7 @@
 // LlamaOptionsTests.swift — Megatron's Llama-style GPT options: RMSNorm, SwiGLU and rope against
-// central finite differences (and rope against its definition), then the whole model with all five
-// options (rope at rotary_percent 0.5, RMSNorm, SwiGLU, no linear biases, an untied LM head) against
+// central finite differences (and rope against its definition), grouped-query attention's expand and
+// reduce against their definitions, then the whole model with all six options (rope at
+// rotary_percent 0.5, RMSNorm, SwiGLU, no linear biases, an untied LM head, 2 query groups of 4 heads) against
 // PyTorch float64: loss, logits and every gradient from Fixtures/llama_reference.h5 (written by
 // scripts/make_llama_reference.py, whose reference is itself checked against transformers'
 // LlamaForCausalLM at rotary_percent 1). Tolerance 1e-5 relative.
@@ -120,6 +121,30 @@ final class LlamaOptionsTests: XCTestCase {
         }
     }
 
+    /// expand puts each group's k and v beside each of its query heads; reduce is its adjoint (⟨expand x,
+    /// y⟩ = ⟨x, reduce y⟩ for any x, y), so the backward sums each group's key and value gradients.
+    func testGroupedQueryExpandAndReduce() {
+        let n = 3, groups = 2, k = 3, d = 5, inWidth = groups * (k + 2) * d, outWidth = groups * k * 3 * d
+        var rnd = TestRandom(24)
+        let x = rnd.array(n * inWidth), y = rnd.array(n * outWidth)
+        var ex = [Float](repeating: 0, count: n * outWidth), ry = [Float](repeating: 0, count: n * inWidth)
+        GroupedQuery.expand(x, into: &ex, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+        GroupedQuery.reduce(y, into: &ry, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+        for r in 0..<n {
+            for g in 0..<groups {
+                for j in 0..<k {
+                    for e in 0..<d {
+                        let head = r * outWidth + (g * k + j) * 3 * d, group = r * inWidth + g * (k + 2) * d
+                        XCTAssertEqual(ex[head + e], x[group + j * d + e], "q")
+                        XCTAssertEqual(ex[head + d + e], x[group + k * d + e], "k")
+                        XCTAssertEqual(ex[head + 2 * d + e], x[group + (k + 1) * d + e], "v")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(dot(ex, y), dot(x, ry), accuracy: 1e-4)
+    }
+
     func testWholeModelWithEveryOptionMatchesPyTorch() throws {
         let url = try XCTUnwrap(
             Bundle.module.url(forResource: "llama_reference", withExtension: "h5", subdirectory: "Fixtures"))
@@ -138,6 +163,8 @@ final class LlamaOptionsTests: XCTestCase {
         c.swiglu = true
         c.addBiasLinear = false
         c.untieEmbeddings = true
+        c.numQueryGroups = try f.intAttribute("num_query_groups")
+        XCTAssertTrue(c.isGroupedQuery)
         let b = try f.intAttribute("micro_batch_size"), n = c.seqLength * b
         let model = GPTModel(config: c, microBatch: b, threads: 2)
         var fixtureNames = Set<String>()

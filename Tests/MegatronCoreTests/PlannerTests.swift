@@ -58,17 +58,25 @@ final class PlannerTests: XCTestCase {
 
     /// GPT with Megatron's Llama-style options, each alone and all together: the planner's count per
     /// stage and tensor rank equals the parameter table's (no position table under rope, SwiGLU's
-    /// wider FC1, no biases, RMSNorm's weight only, the untied head on the last stage even at p = 1).
+    /// wider FC1, no biases, RMSNorm's weight only, the untied head on the last stage even at p = 1,
+    /// grouped-query attention's narrower QKV).
     func testLlamaOptionsStageParametersEqualTheParameterTable() {
         let variants: [(String, (inout TrainingConfig) -> Void)] = [
             ("rope", { $0.positionEmbeddingType = .rope }), ("rmsnorm", { $0.normalization = .rmsNorm }),
             ("swiglu", { $0.swiglu = true }), ("nobias", { $0.addBiasLinear = false }),
             ("untied", { $0.untieEmbeddingsAndOutputWeights = true }),
             (
+                "gqa",
+                {
+                    $0.groupQueryAttention = true; $0.numQueryGroups = 2
+                }
+            ),
+            (
                 "all",
                 {
                     $0.positionEmbeddingType = .rope; $0.normalization = .rmsNorm; $0.swiglu = true
                     $0.addBiasLinear = false; $0.untieEmbeddingsAndOutputWeights = true
+                    $0.groupQueryAttention = true; $0.numQueryGroups = 2
                 }
             ),
         ]

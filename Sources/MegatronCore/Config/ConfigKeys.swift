@@ -145,6 +145,12 @@ public enum ConfigKeys {
         ConfigKey(
             name: "untie_embeddings_and_output_weights", field: .bool(\.untieEmbeddingsAndOutputWeights),
             help: "GPT: the LM head has its own weight (output_layer.weight) instead of the word embedding's (false)"),
+        ConfigKey(
+            name: "group_query_attention", field: .bool(\.groupQueryAttention),
+            help: "GPT: grouped-query attention, num_query_groups key/value heads shared by the query heads (false)"),
+        ConfigKey(
+            name: "num_query_groups", field: .int(\.numQueryGroups),
+            help: "with group_query_attention: key/value heads; must divide num_attention_heads (1)"),
         // Parallelism
         ConfigKey(
             name: "tensor_model_parallel_size", field: .int(\.tensorModelParallelSize),

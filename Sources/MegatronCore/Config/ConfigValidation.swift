@@ -176,6 +176,13 @@ public enum ConfigValidation {
         if c.normEpsilon <= 0 {
             throw ConfigError.invalidValue(key: "norm_epsilon", value: "\(c.normEpsilon)", rule: "must be positive")
         }
+        if c.groupQueryAttention && !(c.numQueryGroups > 0 && a % c.numQueryGroups == 0) {
+            throw ConfigError.inconsistent(
+                keys: ["num_query_groups", "num_attention_heads"],
+                rule:
+                    "num_query_groups \(c.numQueryGroups) must be positive and divide num_attention_heads \(a) "
+                    + "(each group shares its keys and values with a whole number of query heads)")
+        }
         if c.rotaryBase <= 0 {
             throw ConfigError.invalidValue(key: "rotary_base", value: "\(c.rotaryBase)", rule: "must be positive")
         }
@@ -223,6 +230,14 @@ public enum ConfigValidation {
                     "num_attention_heads \(a) must be divisible by tensor_model_parallel_size \(t) (each rank "
                     + "computes whole heads); try tensor_model_parallel_size \(largestDivisor(of: a, atMost: t))"
             )
+        }
+        if c.groupQueryAttention && c.numQueryGroups % t != 0 {
+            throw ConfigError.inconsistent(
+                keys: ["num_query_groups", "tensor_model_parallel_size"],
+                rule:
+                    "num_query_groups \(c.numQueryGroups) must be divisible by tensor_model_parallel_size \(t) "
+                    + "(each rank computes whole groups); try tensor_model_parallel_size "
+                    + "\(largestDivisor(of: c.numQueryGroups, atMost: t))")
         }
         if h % t != 0 {
             throw ConfigError.inconsistent(

@@ -111,8 +111,6 @@ public enum MegatronArguments {
 
     /// Arguments refused for now, with what to do instead.
     public static let unsupported: [String: String] = [
-        "group_query_attention": "grouped-query attention is not built yet: every head has its own keys and values",
-        "num_query_groups": "grouped-query attention is not built yet: every head has its own keys and values",
         "num_experts": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
         "expert_model_parallel_size": "mixture-of-experts layers are not built yet: every layer has one dense MLP",
         "context_parallel_size":

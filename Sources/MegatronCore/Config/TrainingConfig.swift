@@ -36,6 +36,13 @@ public struct TrainingConfig: Sendable, Equatable {
     /// Megatron's add_bias_linear (false with --disable-bias-linear): biases in QKV, Proj, FC1, FC2.
     public var addBiasLinear: Bool = true
     public var untieEmbeddingsAndOutputWeights: Bool = false
+    /// Grouped-query attention: `numQueryGroups` key/value heads (Megatron's default 1), each shared
+    /// by num_attention_heads / num_query_groups query heads.
+    public var groupQueryAttention: Bool = false
+    public var numQueryGroups: Int = 1
+
+    /// The key/value heads: num_query_groups with group_query_attention, else one per head.
+    public var queryGroups: Int { groupQueryAttention ? numQueryGroups : numAttentionHeads }
     // Parallelism
     public var tensorModelParallelSize: Int = 1
     public var pipelineModelParallelSize: Int = 1

@@ -3,7 +3,8 @@
 // for all sequences: prompts are left-aligned) and attends to the cached keys and values of the
 // earlier positions, so no prefix is ever recomputed. Rows are sequence-major (row j·L + i is new
 // token i of sequence j). The arithmetic is the training forward's (GPTModel, TransformerLayer):
-// the same pre-LN layer (and its options: RMSNorm, rope, SwiGLU, no biases, an untied head),
+// the same pre-LN layer (and its options: RMSNorm, rope, SwiGLU, no biases, an untied head,
+// grouped-query attention, whose keys and values are expanded per query head before the cache),
 // Megatron's per-head [q | k | v] QKV layout, tanh-GELU, 16-bit rounding of
 // every GEMM input in reduced precision, and under tensor parallelism column-parallel QKV/FC1,
 // row-parallel Proj/FC2 (all-reduce), a vocab-parallel embedding and LM head (the logits of the
@@ -102,7 +103,18 @@ final class InferenceChunk {
             pr.round(ln, count: n * h)
         }
         timer.measure("qkv") {
-            linear(ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: 3 * hL)
+            if c.isGroupedQuery {
+                let qkvL = c.qkvWidth / tp.size, grouped = buffer("grouped", n * qkvL)
+                linear(
+                    ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), grouped, rows: n, inFeatures: h, outFeatures: qkvL
+                )
+                GroupedQuery.expand(
+                    grouped, into: qkv, rows: n, groups: c.queryGroups / tp.size,
+                    headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
+            } else {
+                linear(
+                    ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: 3 * hL)
+            }
             pr.round(qkv, count: n * 3 * hL)
             if let rotary {
                 rotary.apply(

@@ -94,6 +94,8 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public let tmpH2: UnsafeMutablePointer<Float>  // [n, h]
     public let tmpS: UnsafeMutablePointer<Float>  // [n, h] (holds [nS, h] shards)
     public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, 3h)/t] ([n, max(3f, 3h)/t] with SwiGLU)
+    /// Grouped-query attention only: [n, (a + 2g)·d/t], QKV's output (forward) and gradient (backward).
+    public let tmpGrouped: UnsafeMutablePointer<Float>?
     public let dResidual: UnsafeMutablePointer<Float>  // [nS, h]
     public let logits: UnsafeMutablePointer<Float>  // [chunk, local vocabulary]
     public let rowStats: UnsafeMutablePointer<Float>  // [3 · chunk]
@@ -164,6 +166,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         self.recompute = plan_
         finalNorm = base + fn; finalMean = base + fm; finalRstd = base + fr
         tmpH = base + t1; tmpH2 = base + t2; tmpS = base + ts; tmpWide = base + tw; dResidual = base + dr
+        tmpGrouped = o.tmpGrouped.map { base + $0 }
         logits = base + lg; rowStats = base + rs; attentionScratch = base + asc
         tokens = Int32Buffer(count: n); targets = Int32Buffer(count: n)
         rowLoss = .allocate(capacity: max(n, 1))
@@ -201,7 +204,7 @@ public struct TransformerArenaLayout: Sendable {
     let residual: [Int]
     let sets: [(SetOffsets, Int?)]
     let finalNorm: Int, finalMean: Int, finalRstd: Int, tmpH: Int, tmpH2: Int, tmpS: Int, tmpWide: Int
-    let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int
+    let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int, tmpGrouped: Int?
     let post: [Int]?
     /// 16-bit runs: the fp32 staging buffers the held tensors are computed in — LayerNorm outputs
     /// [n, h]; QKV, then FC1's output [n, max(3h, f)/t]; the attention context, then GELU's output
@@ -241,6 +244,7 @@ public struct TransformerArenaLayout: Sendable {
         tmpH = plan.take(n * h); tmpH2 = plan.take(n * h); tmpS = plan.take(n * h)
         // FC1's gradient, and with SwiGLU the activation's gradient after it.
         tmpWide = plan.take(n * max(fc1L + (c.swiglu ? fL : 0), 3 * hL)); dResidual = plan.take(nS * h)
+        tmpGrouped = c.isGroupedQuery ? plan.take(n * c.qkvWidth / t) : nil
         let vocab = VocabShard(config: c, tensorParallel: tp)
         let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
         // The held tensors' staging buffers share the logits' memory: the layers use them, the LM

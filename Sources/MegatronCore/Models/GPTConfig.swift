@@ -30,6 +30,8 @@ public struct GPTConfig: Sendable, Equatable {
     public var swiglu = false
     public var addBiasLinear = true
     public var untieEmbeddings = false
+    /// Key/value heads (grouped-query attention when fewer than the query heads).
+    public var numQueryGroups: Int? = nil
 
     public init(
         numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,
@@ -46,6 +48,11 @@ public struct GPTConfig: Sendable, Equatable {
     }
 
     public var headDim: Int { hiddenSize / numAttentionHeads }
+    /// Key/value heads: one per query head, or the groups of grouped-query attention.
+    public var queryGroups: Int { numQueryGroups ?? numAttentionHeads }
+    public var isGroupedQuery: Bool { queryGroups != numAttentionHeads }
+    /// QKV's output columns: per group [q of its heads | k | v].
+    public var qkvWidth: Int { (numAttentionHeads + 2 * queryGroups) * headDim }
     /// FC1's output columns: ffn, or gate and up (2·ffn) with SwiGLU.
     public var fc1Width: Int { swiglu ? 2 * ffnHiddenSize : ffnHiddenSize }
     /// The rotated width of each head under rope (even; 0 without rope), Megatron's
@@ -68,11 +75,12 @@ public struct GPTConfig: Sendable, Equatable {
     /// Model FLOPs of one iteration with `globalBatch` sequences, Megatron's formula (no recompute):
     /// 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)), V the padded vocabulary, for ffn = 4h.
     /// In general (Megatron's `num_floating_point_operations` for a dense GPT with MHA):
-    /// 12·B·s·L·h²·((2 + s/h) + (f/h)·G + V/(2·L·h)), equal to the above when f = 4h, G = 3/2 with
-    /// SwiGLU (three ffn-wide products) else 1.
+    /// 12·B·s·L·h²·((1 + g/a + s/h) + (f/h)·G + V/(2·L·h)), equal to the above when f = 4h, g = a
+    /// (g key/value heads, a query heads), G = 3/2 with SwiGLU (three ffn-wide products) else 1.
     public func flopsPerIteration(globalBatch: Int) -> Double {
         let B = Double(globalBatch), s = Double(seqLength), L = Double(numLayers), h = Double(hiddenSize)
         let f = Double(ffnHiddenSize), V = Double(paddedVocabSize), G = swiglu ? 1.5 : 1
-        return 12 * B * s * L * h * h * ((2 + s / h) + f / h * G + V / (2 * L * h))
+        let groups = Double(queryGroups) / Double(numAttentionHeads)
+        return 12 * B * s * L * h * h * ((1 + groups + s / h) + f / h * G + V / (2 * L * h))
     }
 }

@@ -22,6 +22,7 @@ extension GPTConfig {
         swiglu = c.swiglu
         addBiasLinear = c.addBiasLinear
         untieEmbeddings = c.untieEmbeddingsAndOutputWeights
+        numQueryGroups = c.groupQueryAttention ? c.numQueryGroups : nil
     }
 }
 

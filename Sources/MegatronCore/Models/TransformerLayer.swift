@@ -3,7 +3,8 @@
 //     mid = x + Dropout(Proj(Attention(QKV(LN1(x)))))
 //     out = mid + Dropout(FC2(GELU(FC1(LN2(mid)))))
 // with Megatron's Llama-style options (GPTConfig): RMSNorm for LN1/LN2, rope on the queries and
-// keys QKV gives (RotaryEmbedding), SwiGLU for GELU, no linear biases.
+// keys QKV gives (RotaryEmbedding), SwiGLU for GELU, no linear biases, grouped-query attention
+// (GroupedQuery: the groups' keys and values expanded per query head for the attention core).
 // `forward` writes what `backward` needs into LayerActivations; `backward` is forward reversed.
 // At a pipeline stage boundary inside the layer a chunk runs one sub-layer (`slots.part`): the
 // attention's output is then `mid`, or the MLP's input is.
@@ -83,8 +84,8 @@ public struct TransformerLayerSlots: Sendable {
             let normWeight = table.declare(p + norm1 + ".weight", [h], .ones, sequenceParallel: true)
             let normBias = normBiasSlot(norm1)
             let qkvWeight = table.declare(
-                p + "self_attention.linear_qkv.weight", [3 * h, h], split: 0, .normal(std: std))
-            let qkvBias = biasSlot("self_attention.linear_qkv.bias", 3 * h, split: 0)
+                p + "self_attention.linear_qkv.weight", [c.qkvWidth, h], split: 0, .normal(std: std))
+            let qkvBias = biasSlot("self_attention.linear_qkv.bias", c.qkvWidth, split: 0)
             let projWeight = table.declare(
                 p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
             attention = AttentionSlots(
@@ -177,9 +178,20 @@ public enum TransformerLayer {
     ) throws -> UnsafeMutablePointer<Float> {
         let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, pr = m.precision
         try timer.measure(PhaseLabel.forwardQKV) {
-            try ColumnParallelLinear.forward(
-                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+            if let grouped = m.tmpGrouped {
+                // Grouped-query attention: the groups' [q | k | v] columns, expanded per query head.
+                try ColumnParallelLinear.forward(
+                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: grouped,
+                    rows: n, inFeatures: h, outFeatures: c.qkvWidth / tp.size, tensorParallel: tp, precision: pr)
+                GroupedQuery.expand(
+                    grouped, into: a.qkv.values, rows: n, groups: c.queryGroups / tp.size,
+                    headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
+                if m.rotary == nil { a.qkv.roundAndKeep() }
+            } else {
+                try ColumnParallelLinear.forward(
+                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
+            }
             if tp.sequenceParallel { a.ln1.roundAndKeep() }
             if let rotary = m.rotary {
                 rotary.apply(
@@ -336,11 +348,19 @@ public enum TransformerLayer {
             }
             pr.round(m.tmpWide, count: n * 3 * hL)
         }
+        // Grouped-query attention: each group's key and value gradients summed over its query heads.
+        let dQKV = m.tmpGrouped ?? m.tmpWide, qkvL = c.qkvWidth / tp.size
+        if let grouped = m.tmpGrouped {
+            GroupedQuery.reduce(
+                m.tmpWide, into: grouped, rows: n, groups: c.queryGroups / tp.size,
+                headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
+            pr.round(grouped, count: n * qkvL)
+        }
         return try timer.measure(PhaseLabel.backwardQKV) {
             try ColumnParallelLinear.backward(
-                dy: m.tmpWide, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
+                dy: dQKV, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
-                outFeatures: 3 * hL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
+                outFeatures: qkvL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
                 deferring: deferring, heldInput: a.ln1)
         }
     }

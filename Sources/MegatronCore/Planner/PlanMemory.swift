@@ -54,6 +54,7 @@ public struct PlanModel: Sendable {
         g.swiglu = config.swiglu
         g.addBiasLinear = config.addBiasLinear
         g.untieEmbeddings = config.untieEmbeddingsAndOutputWeights
+        g.numQueryGroups = config.groupQueryAttention ? config.numQueryGroups : nil
         return g
     }
 
@@ -64,13 +65,16 @@ public struct PlanModel: Sendable {
     }
 
     /// The same count in Double, for sizes that may not fit an Int (MemoryPreflight's hostile configs);
-    /// `options` gives SwiGLU (FC1 twice as wide), the linear biases and the norms' biases (not RMSNorm's).
+    /// `options` gives SwiGLU (FC1 twice as wide), grouped-query attention (fewer key/value rows), the
+    /// linear biases and the norms' biases (not RMSNorm's).
     public static func layerParameters(hidden h: Double, ffn f: Double, tensor t: Double, options c: TrainingConfig)
         -> Double
     {
         let fc1 = c.swiglu ? 2 * f : f, biases = c.addBiasLinear ? 1.0 : 0,
             norms = c.normalization == .layerNorm ? 4.0 : 2
-        return (3 * h * h + biases * 3 * h + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
+        // QKV's rows: h for the queries, and keys and values for each of the g groups (g = a without GQA).
+        let qkv = h + 2 * h * Double(c.queryGroups) / Double(max(1, c.numAttentionHeads))
+        return (qkv * h + biases * qkv + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
     }
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and

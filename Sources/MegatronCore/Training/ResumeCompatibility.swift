@@ -25,6 +25,7 @@ enum ResumeCompatibility {
             compare("rotary_percent", stored.rotaryPercent, current.rotaryPercent)
         }
         compare("swiglu", stored.swiglu, current.swiglu)
+        compare("num_query_groups", stored.queryGroups, current.queryGroups)
         compare("add_bias_linear", stored.addBiasLinear, current.addBiasLinear)
         compare(
             "untie_embeddings_and_output_weights", stored.untieEmbeddingsAndOutputWeights,
