@@ -153,25 +153,29 @@ struct HFTensors {
     }
 }
 
-/// Import and export by model kind: config.json's model_type picks the reader, the checkpoint's
-/// model picks the writer.
+/// Import and export by model kind: config.json's model_type picks the reader (gpt2, llama, bert,
+/// megatron-bert), the checkpoint's model picks the writer.
 public enum HuggingFace {
     public static func importModel(directory: String) throws -> WholeModel {
-        let (hf, _) = try HFDirectory.readConfig(directory, model: "GPT-2 or BERT")
+        let (hf, _) = try HFDirectory.readConfig(directory, model: "GPT-2, Llama or BERT")
         switch hf["model_type"] as? String {
         case "bert", "megatron-bert": return try HFBert.importModel(directory: directory)
+        case "llama": return try HFLlama.importModel(directory: directory)
         default: return try HFGPT2.importModel(directory: directory)
         }
     }
 
     /// Writes GPT as GPT2LMHeadModel (with its tokenizer and generation files when its tokenizer
-    /// can be written), BERT as BertForPreTraining (post-LN) or MegatronBertForPreTraining (pre-LN).
+    /// can be written), a GPT with Megatron's Llama-style options as LlamaForCausalLM, BERT as BertForPreTraining (post-LN) or MegatronBertForPreTraining (pre-LN).
     /// Returns the architecture written and, when a GPT export has no tokenizer files, why.
     @discardableResult
     public static func export(_ model: WholeModel, to directory: String) throws -> (
         architecture: String, tokenizerNote: String?
     ) {
         switch model.architecture {
+        case .gpt(let g) where HFGPT2.options(g).count > 0:
+            try HFLlama.export(model, to: directory)
+            return ("LlamaForCausalLM", "no tokenizer files written: Llama's tokenizer is not converted here")
         case .gpt:
             let withTokenizer = try HFGPT2.export(model, to: directory)
             let c = model.trainingConfig

@@ -159,6 +159,16 @@ public enum HFGPT2 {
         ]
     }
 
+    /// The Llama-style options `g` uses (none for a GPT-2).
+    static func options(_ g: GPTConfig) -> [String] {
+        [
+            ("position_embedding_type rope", g.positionEmbedding == .rope),
+            ("normalization RMSNorm", g.normalization == .rmsNorm), ("swiglu", g.swiglu),
+            ("add_bias_linear false", !g.addBiasLinear), ("untie_embeddings_and_output_weights", g.untieEmbeddings),
+            ("group_query_attention", g.isGroupedQuery),
+        ].filter(\.1).map(\.0)
+    }
+
     /// Writes `model` as a Hugging Face GPT2LMHeadModel directory (created atomically; must not
     /// exist), with its tokenizer files when the checkpoint's tokenizer can be written (returns
     /// whether it was).
@@ -168,12 +178,7 @@ public enum HFGPT2 {
             throw ConversionError.invalid(
                 "this checkpoint holds a BERT model; it exports as BertForPreTraining, not GPT-2")
         }
-        let options = [
-            ("position_embedding_type rope", g.positionEmbedding == .rope),
-            ("normalization RMSNorm", g.normalization == .rmsNorm),
-            ("swiglu", g.swiglu), ("add_bias_linear false", !g.addBiasLinear),
-            ("untie_embeddings_and_output_weights", g.untieEmbeddings),
-        ].filter(\.1).map(\.0)
+        let options = options(g)
         guard options.isEmpty else {
             throw ConversionError.invalid(
                 "this GPT uses \(options.joined(separator: ", ")); the Hugging Face export writes GPT-2 "

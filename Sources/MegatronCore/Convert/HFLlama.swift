@@ -1,0 +1,215 @@
+// HFLlama.swift — Hugging Face Llama (`LlamaForCausalLM`: config.json + model.safetensors) to and
+// from a GPT with Megatron's Llama-style options (rope, RMSNorm, SwiGLU, no linear biases unless
+// attention_bias = mlp_bias = true, grouped-query attention when num_key_value_heads < heads, an
+// untied head unless tie_word_embeddings). The mapping (HF → ours; both store Linear weights as
+// [out, in], and HF's rotate_half rope is Megatron's non-interleaved rope, so no row permutation):
+//   model.embed_tokens [V, h] → embedding.word_embeddings [Vp, h] (rows V… zero: padding)
+//   model.norm → decoder.final_layernorm;  lm_head [V, h] → output_layer (untied only)
+//   layers.i.input_layernorm → input_layernorm;  post_attention_layernorm → pre_mlp_layernorm
+//   layers.i.self_attn.{q,k,v}_proj → self_attention.linear_qkv: per group g of a/g heads, rows
+//       [q of heads g·a/g … | k of group g | v of group g] (Megatron's layout)
+//   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
+// The tokenizer is not converted (Llama's are SentencePiece or tiktoken files this trainer does not
+// read): the import records NullTokenizer over the model's vocabulary, so token ids work
+// (`generate --prompts-file` with "prompt_tokens", preprocessed data) and text prompts do not.
+import Checkpoint
+import Foundation
+
+public enum HFLlama {
+    /// Imports a Llama directory as a whole model (iteration 0, no optimizer state).
+    public static func importModel(directory: String) throws -> WholeModel {
+        let (hf, configPath) = try HFDirectory.readConfig(directory, model: "Llama")
+        var (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
+        cfg.vocabSize = vocab
+        let jsonText = ConfigKeys.json(of: cfg)
+        let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
+        let source = try HFTensors(path: HFDirectory.weightsPath(directory))
+        try source.checkNoLayer(
+            beyond: cfg.numLayers, pattern: { "model.layers.\($0)." }, key: "num_hidden_layers", configPath: configPath)
+        let g = GPTConfig(training: cfg, vocabSize: vocab)
+        try source.requireBacking([
+            ("model.embed_tokens.weight", [vocab, g.hiddenSize]),
+            ("model.layers.\(g.numLayers - 1).mlp.gate_proj.weight", [g.ffnHiddenSize, g.hiddenSize]),
+        ])
+        return try WholeModel(
+            trainingConfig: cfg, configJSON: dict, vocabSize: vocab,
+            params: { spec, out in try importTensor(spec, into: out, from: source, g) },
+            state: { HFDirectory.importedState($0, configJSON: jsonText) })
+    }
+
+    /// The HF tensor names (without the "model." prefix, but "lm_head.weight") that make up our
+    /// parameter `name`, as row blocks in order: (HF name, first row, rows).
+    static func sources(of name: String, _ g: GPTConfig) throws -> [(String, Int, Int)] {
+        let h = g.hiddenSize, d = g.headDim, f = g.ffnHiddenSize, k = g.numAttentionHeads / g.queryGroups
+        switch name {
+        case GPTSlots.wordEmbeddingsName: return [("embed_tokens.weight", 0, g.vocabSize)]
+        case GPTSlots.outputLayerName: return [("lm_head.weight", 0, g.vocabSize)]
+        case GPTSlots.finalNormWeightName: return [("norm.weight", 0, h)]
+        default: break
+        }
+        let parts = name.split(separator: ".", maxSplits: 3).map(String.init)
+        guard parts.count == 4, parts[0] == "decoder", parts[1] == "layers", let i = Int(parts[2]) else {
+            throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+        }
+        let p = "layers.\(i).", kind = parts[3].hasSuffix(".bias") ? "bias" : "weight"
+        switch parts[3] {
+        case "input_layernorm.weight": return [(p + "input_layernorm.weight", 0, h)]
+        case "pre_mlp_layernorm.weight": return [(p + "post_attention_layernorm.weight", 0, h)]
+        case "self_attention.linear_qkv.weight", "self_attention.linear_qkv.bias":
+            var blocks: [(String, Int, Int)] = []
+            let q = p + "self_attn.q_proj." + kind, kp = p + "self_attn.k_proj." + kind
+            let v = p + "self_attn.v_proj." + kind
+            for group in 0..<g.queryGroups {
+                blocks.append((q, group * k * d, k * d))
+                blocks.append((kp, group * d, d))
+                blocks.append((v, group * d, d))
+            }
+            return blocks
+        case "self_attention.linear_proj.weight", "self_attention.linear_proj.bias":
+            return [(p + "self_attn.o_proj." + kind, 0, h)]
+        case "mlp.linear_fc1.gate.weight", "mlp.linear_fc1.gate.bias": return [(p + "mlp.gate_proj." + kind, 0, f)]
+        case "mlp.linear_fc1.up.weight", "mlp.linear_fc1.up.bias": return [(p + "mlp.up_proj." + kind, 0, f)]
+        case "mlp.linear_fc2.weight", "mlp.linear_fc2.bias": return [(p + "mlp.down_proj." + kind, 0, h)]
+        default: throw ConversionError.invalid("no Hugging Face source for parameter '\(name)'")
+        }
+    }
+
+    /// The name in model.safetensors: under "model." but for the LM head.
+    static func fileName(_ name: String) -> String { name == "lm_head.weight" ? name : "model." + name }
+
+    /// The HF shape of tensor `hfName` (rows of the whole tensor).
+    static func hfShape(_ hfName: String, _ g: GPTConfig) -> [Int] {
+        let h = g.hiddenSize, d = g.headDim, f = g.ffnHiddenSize, bias = hfName.hasSuffix(".bias")
+        let rows: Int, cols: Int
+        switch hfName.split(separator: ".").suffix(2).first.map(String.init) ?? "" {
+        case "embed_tokens", "lm_head": (rows, cols) = (g.vocabSize, h)
+        case "q_proj": (rows, cols) = (g.numAttentionHeads * d, h)
+        case "k_proj", "v_proj": (rows, cols) = (g.queryGroups * d, h)
+        case "o_proj": (rows, cols) = (h, g.numAttentionHeads * d)
+        case "gate_proj", "up_proj": (rows, cols) = (f, h)
+        case "down_proj": (rows, cols) = (h, f)
+        default: (rows, cols) = (h, 1)  // norms
+        }
+        return bias || cols == 1 ? [rows] : [rows, cols]
+    }
+
+    static func importTensor(
+        _ spec: ParameterSpec, into out: UnsafeMutablePointer<Float>, from src: HFTensors, _ g: GPTConfig
+    ) throws {
+        out.update(repeating: 0, count: spec.count)  // padded vocabulary rows stay zero
+        let cols = spec.shape.count > 1 ? spec.shape[1] : 1
+        var row = 0
+        for (name, first, rows) in try sources(of: spec.name, g) {
+            let w = try src.get(fileName(name), hfShape(name, g))
+            w.withUnsafeBufferPointer {
+                (out + row * cols).update(from: $0.baseAddress! + first * cols, count: rows * cols)
+            }
+            row += rows
+        }
+    }
+
+    /// The training config a Llama config.json describes (checked for what this model supports),
+    /// and its vocabulary size.
+    static func trainingConfig(_ hf: [String: Any], configPath: String) throws -> (TrainingConfig, Int) {
+        let values = HFConfigValues(hf: hf, path: configPath)
+        func refuse(_ what: String) -> ConversionError { .invalid("'\(configPath)': \(what)") }
+        if let act = hf["hidden_act"] as? String, act != "silu" {
+            throw refuse("hidden_act '\(act)'; Llama's MLP here is SwiGLU with SiLU")
+        }
+        let rope = hf["rope_parameters"] as? [String: Any] ?? hf["rope_scaling"] as? [String: Any] ?? [:]
+        if let type = rope["rope_type"] as? String ?? rope["type"] as? String, type != "default" {
+            throw refuse("rope_type '\(type)' (rope scaling) is not built; plain rope only")
+        }
+        let theta = (rope["rope_theta"] as? Double) ?? (hf["rope_theta"] as? Double) ?? 10000
+        guard theta >= 1, theta == theta.rounded(), theta < 1e15 else {
+            throw refuse("rope_theta \(theta) must be a whole number (rotary_base)")
+        }
+        let attentionBias = hf["attention_bias"] as? Bool ?? false, mlpBias = hf["mlp_bias"] as? Bool ?? false
+        guard attentionBias == mlpBias else {
+            throw refuse(
+                "attention_bias \(attentionBias) and mlp_bias \(mlpBias) differ; Megatron's add_bias_linear sets both")
+        }
+        let h = try values.positiveInt("hidden_size"), heads = try values.positiveInt("num_attention_heads")
+        let groups = try values.optionalPositiveInt("num_key_value_heads") ?? heads
+        guard h % heads == 0, heads % groups == 0 else {
+            throw refuse("hidden_size \(h), num_attention_heads \(heads), num_key_value_heads \(groups) do not divide")
+        }
+        if let headDim = try values.optionalPositiveInt("head_dim"), headDim != h / heads {
+            throw refuse("head_dim \(headDim) must be hidden_size / num_attention_heads = \(h / heads) here")
+        }
+        var cfg = TrainingConfig()
+        cfg.numLayers = try values.positiveInt("num_hidden_layers")
+        cfg.hiddenSize = h; cfg.numAttentionHeads = heads
+        cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups
+        cfg.ffnHiddenSize = try values.positiveInt("intermediate_size")
+        let positions = try values.positiveInt("max_position_embeddings")
+        cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
+        cfg.positionEmbeddingType = .rope; cfg.rotaryBase = Int(theta)
+        cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias
+        cfg.untieEmbeddingsAndOutputWeights = !(hf["tie_word_embeddings"] as? Bool ?? false)
+        cfg.normEpsilon = try values.double("rms_norm_eps", default: 1e-6, in: 1e-30...1)
+        cfg.initMethodStd = try values.double("initializer_range", default: 0.02, in: 1e-30...10)
+        cfg.hiddenDropout = 0
+        cfg.attentionDropout = try values.double("attention_dropout", default: 0, in: 0...0.999)
+        cfg.tokenizerType = .null
+        cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
+        return (cfg, try values.positiveInt("vocab_size"))
+    }
+
+    /// Why `g` cannot be written as LlamaForCausalLM (empty when it can).
+    static func differences(_ g: GPTConfig) -> [String] {
+        [
+            ("position_embedding_type learned_absolute (Llama uses rope)", g.positionEmbedding != .rope),
+            ("rotary_percent \(g.rotaryPercent) (Llama rotates whole heads)", g.rotaryPercent != 1),
+            ("normalization LayerNorm (Llama uses RMSNorm)", g.normalization != .rmsNorm),
+            ("no swiglu (Llama's MLP is SwiGLU)", !g.swiglu),
+        ].filter(\.1).map(\.0)
+    }
+
+    /// Writes `model` as a Hugging Face LlamaForCausalLM directory (created atomically; must not exist).
+    public static func export(_ model: WholeModel, to directory: String) throws {
+        guard case .gpt(let g) = model.architecture else {
+            throw ConversionError.invalid("this checkpoint holds a BERT model, not a Llama")
+        }
+        let differ = differences(g)
+        guard differ.isEmpty else {
+            throw ConversionError.invalid(
+                "this GPT cannot be written as LlamaForCausalLM: \(differ.joined(separator: "; "))")
+        }
+        try HFDirectory.checkAbsent(directory)
+        let params = model.params, table = params.table
+        var blocks: [String: [Float]] = [:]
+        for (slot, spec) in table.specs.enumerated() {
+            let cols = spec.shape.count > 1 ? spec.shape[1] : 1
+            var row = 0
+            for (name, first, rows) in try sources(of: spec.name, g) {
+                let shape = hfShape(name, g)
+                var w = blocks[name] ?? [Float](repeating: 0, count: shape.reduce(1, *))
+                w.withUnsafeMutableBufferPointer {
+                    ($0.baseAddress! + first * cols).update(from: params.pointer(slot) + row * cols, count: rows * cols)
+                }
+                blocks[name] = w
+                row += rows
+            }
+        }
+        var tensors: [String: SafetensorsTensor] = [:]
+        for (name, values) in blocks {
+            tensors[fileName(name)] = .init(shape: hfShape(name, g), values: values)
+        }
+        try HFDirectory.write(directory, config: hfConfig(g), tensors: tensors)
+    }
+
+    /// LlamaForCausalLM's config.json for `g`.
+    static func hfConfig(_ g: GPTConfig) -> [String: Any] {
+        [
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": g.hiddenSize,
+            "intermediate_size": g.ffnHiddenSize, "num_hidden_layers": g.numLayers,
+            "num_attention_heads": g.numAttentionHeads, "num_key_value_heads": g.queryGroups, "head_dim": g.headDim,
+            "max_position_embeddings": g.maxPositionEmbeddings, "vocab_size": g.vocabSize, "hidden_act": "silu",
+            "rms_norm_eps": Double("\(g.normEpsilon)") ?? Double(g.normEpsilon), "rope_theta": g.rotaryBase,
+            "attention_bias": g.addBiasLinear,
+            "mlp_bias": g.addBiasLinear, "tie_word_embeddings": !g.untieEmbeddings, "attention_dropout": 0.0,
+            "initializer_range": Double("\(g.initMethodStd)") ?? Double(g.initMethodStd), "torch_dtype": "float32",
+        ]
+    }
+}

@@ -1,0 +1,176 @@
+// HFLlamaConversionTests.swift — `convert-checkpoint --from hf` and `--to hf` for Llama on the
+// committed tiny LlamaForCausalLM (grouped-query attention, untied head; written by
+// scripts/make_hf_llama_fixture.py): the imported model gives transformers' log-probability of
+// every next token within 1e-4 and its arg-max predictions; generation from token ids is the same
+// at t = 2 × p = 2; the export writes every tensor of the original bit for bit with a config.json
+// transformers reads (checked by transformers itself when it is installed); a GPT that is neither
+// GPT-2 nor Llama is refused naming what differs.
+import Checkpoint
+import Foundation
+import MegatronCore
+import Tensor
+import TestSupport
+import XCTest
+
+final class HFLlamaConversionTests: XCTestCase {
+    let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama_tiny")
+
+    struct Expected { let ids: [[Int]]; let logprob: [[Double]]; let argmax: [[Int]] }
+
+    var expected: Expected {
+        get throws {
+            let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
+            let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return Expected(
+                ids: try XCTUnwrap(root["input_ids"] as? [[Int]]),
+                logprob: try XCTUnwrap(root["next_token_logprob"] as? [[Double]]),
+                argmax: try XCTUnwrap(root["argmax"] as? [[Int]]))
+        }
+    }
+
+    func testImportScoresAsTransformersAndGeneratesAlikeOnAGrid() throws {
+        let dir = CLI.scratch("hf-llama-import")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        var cfg = TrainingConfig()
+        try ConfigLoader.applyJSON(
+            Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent("ckpt").path)).utf8),
+            source: "test", to: &cfg)
+        XCTAssertEqual(cfg.positionEmbeddingType, .rope)
+        XCTAssertEqual(cfg.normalization, .rmsNorm)
+        XCTAssertTrue(cfg.swiglu && !cfg.addBiasLinear && cfg.untieEmbeddingsAndOutputWeights)
+        XCTAssertTrue(cfg.groupQueryAttention)
+        XCTAssertEqual(cfg.numQueryGroups, 2)
+        let want = try expected
+        for (k, ids) in want.ids.enumerated() {
+            var c = cfg
+            c.seqLength = ids.count
+            let model = GPTModel(config: GPTConfig(training: c, vocabSize: 61), microBatch: 1, threads: 1)
+            _ = try ModelCheckpoint.loadWeights(
+                from: CheckpointDirectory(root: dir.appendingPathComponent("ckpt").path), chunks: [model])
+            let acts = model.makeActivations()
+            for i in ids.indices {
+                acts.tokens.base[i] = Int32(ids[i])
+                acts.targets.base[i] = Int32(i + 1 < ids.count ? ids[i + 1] : 0)
+            }
+            acts.scoring = TokenScoring(rows: Array(0..<(ids.count - 1)))
+            _ = try model.lossSum(acts)
+            let scoring = try XCTUnwrap(acts.scoring)
+            for i in 0..<(ids.count - 1) {
+                XCTAssertEqual(-scoring.losses[i], want.logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
+                XCTAssertEqual(
+                    scoring.targetIsArgmax[i], want.argmax[k][i] == ids[i + 1], "sequence \(k) position \(i)")
+            }
+        }
+        // Greedy generation from token ids: one rank and t = 2 × p = 2 give the same tokens.
+        let prompts = want.ids.map { "{\"prompt_tokens\": \($0.prefix(5).map(String.init).joined(separator: ", ")) ]}" }
+        try prompts.map { $0.replacingOccurrences(of: "\": ", with: "\": [") }.joined(separator: "\n").write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        var outputs: [[[Int]]] = []
+        for (name, ranks, grid) in [
+            ("one", 1, [String]()),
+            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        ] {
+            let args =
+                [
+                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
+                    "--temperature", "0", "--tokens-to-generate", "10", "--num-threads", "1",
+                ] + grid
+            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
+            outputs.append(
+                try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl")).map { $0["tokens"] as? [Int] ?? [] })
+        }
+        XCTAssertEqual(outputs[0].count, 2)
+        XCTAssertEqual(outputs[0], outputs[1])
+    }
+
+    func testExportWritesTheOriginalBackBitForBit() throws {
+        let dir = CLI.scratch("hf-llama-export")
+        XCTAssertEqual(
+            try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir).code, 0)
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("LlamaForCausalLM"), export.stdout)
+        let original = try Safetensors.read(fixture.appendingPathComponent("model.safetensors").path)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertEqual(Set(written.keys), Set(original.keys))
+        for (name, t) in original {
+            XCTAssertEqual(written[name]?.shape, t.shape, name)
+            XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit")
+        }
+        let config = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
+                as? [String: Any])
+        XCTAssertEqual(config["num_key_value_heads"] as? Int, 2)
+        XCTAssertEqual(config["tie_word_embeddings"] as? Bool, false)
+        let check = try CLI.run(
+            [CLI.repoRoot.appendingPathComponent("scripts/make_hf_llama_fixture.py").path, "--check-export", "hf"],
+            in: dir, program: "/usr/bin/env", environment: [:])
+        guard check.code == 0 || !check.stderr.contains("ModuleNotFoundError") else {
+            throw XCTSkip("torch/transformers are not installed; transformers' side of the export not checked")
+        }
+        XCTAssertEqual(check.code, 0, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains("export reloaded by transformers"), check.stdout)
+    }
+
+    /// A Llama trained here with a tied head: exported without lm_head.weight (tie_word_embeddings
+    /// true), imported back with every parameter bit for bit.
+    func testATiedLlamaTrainedHereRoundTrips() throws {
+        let dir = CLI.scratch("hf-llama-tied")
+        let train = try CLI.run(
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "3", "--eval-iters", "0",
+                "--position-embedding-type", "rope", "--normalization", "RMSNorm", "--swiglu", "--disable-bias-linear",
+                "--save", "ckpt",
+            ], in: dir)
+        XCTAssertEqual(train.code, 0, train.stderr)
+        XCTAssertEqual(try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir).code, 0)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertNil(written["lm_head.weight"])
+        let config = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
+                as? [String: Any])
+        XCTAssertEqual(config["tie_word_embeddings"] as? Bool, true)
+        XCTAssertEqual(config["num_key_value_heads"] as? Int, 4)
+        let back = try CLI.run(["convert-checkpoint", "--from", "hf", "hf", "--save", "back"], in: dir)
+        XCTAssertEqual(back.code, 0, back.stderr)
+        func weights(_ name: String) throws -> GPTModel {
+            var cfg = TrainingConfig()
+            try ConfigLoader.applyJSON(
+                Data(
+                    try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent(name).path)).utf8),
+                source: name, to: &cfg)
+            let model = GPTModel(config: GPTConfig(training: cfg, vocabSize: 257), microBatch: 1, threads: 1)
+            _ = try ModelCheckpoint.loadWeights(
+                from: CheckpointDirectory(root: dir.appendingPathComponent(name).path), chunks: [model])
+            return model
+        }
+        let a = try weights("ckpt"), b = try weights("back")
+        XCTAssertEqual(a.table.specs.map(\.name), b.table.specs.map(\.name))
+        for (slot, spec) in a.table.specs.enumerated() {
+            // The padded vocabulary rows (257 of 384 are real) are not part of the Hugging Face model.
+            let count = spec.name == GPTSlots.wordEmbeddingsName ? 257 * spec.shape[1] : spec.count
+            let x = Array(UnsafeBufferPointer(start: a.params.pointer(slot), count: count))
+            let y = Array(UnsafeBufferPointer(start: b.params.pointer(slot), count: count))
+            XCTAssertTrue(x == y, "\(spec.name) bit for bit: \(zip(x, y).filter { $0 != $1 }.count) values differ")
+        }
+    }
+
+    func testAGPTThatIsNeitherGPT2NorLlamaIsRefusedNamingWhatDiffers() throws {
+        let dir = CLI.scratch("hf-llama-refuse")
+        let train = try CLI.run(
+            [
+                "train", "--config", CLI.config("gpt2-tiny.json"), "--train-iters", "1", "--eval-iters", "0",
+                "--position-embedding-type", "rope", "--save", "ckpt",
+            ], in: dir)
+        XCTAssertEqual(train.code, 0, train.stderr)
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertNotEqual(export.code, 0)
+        XCTAssertTrue(
+            export.stderr.contains("cannot be written as LlamaForCausalLM")
+                && export.stderr.contains("normalization LayerNorm") && export.stderr.contains("no swiglu"),
+            export.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("hf").path))
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Writes Tests/CLITests/Fixtures/hf_llama_tiny/: a small random LlamaForCausalLM in Hugging Face
+format (config.json, model.safetensors) and what transformers computes with it (expected.json), so
+the Swift tests can check `convert-checkpoint --from hf` and `--to hf` for Llama without torch.
+
+    pip install torch transformers safetensors && python3 scripts/make_hf_llama_fixture.py [--check-export DIR]
+
+The model: 2 layers, hidden 64, 4 heads in 2 key/value groups (grouped-query attention), SwiGLU
+width 96, vocabulary 61, rope_theta 10000, RMSNorm eps 1e-5, an untied LM head; random (seed 0)
+with norm weights drawn around 1, stored as float32. expected.json holds input_ids [2, 12] and,
+per sequence and position, the log-probability of the next token and the arg-max token.
+--check-export DIR loads a directory written by `megatron convert-checkpoint --to hf` with
+LlamaForCausalLM.from_pretrained and checks its log-probabilities against expected.json.
+"""
+import json
+import os
+import sys
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama_tiny")
+
+
+@torch.no_grad()
+def scores(model, ids):
+    logp = torch.log_softmax(model(ids).logits.double(), dim=-1)  # [b, s, V]
+    nxt = logp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+    return nxt.tolist(), logp[:, :-1].argmax(-1).tolist()
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
+        exp = json.load(open(os.path.join(OUT, "expected.json")))
+        model = LlamaForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
+        got, _ = scores(model, torch.tensor(exp["input_ids"]))
+        err = max(abs(a - b) for ga, ea in zip(got, exp["next_token_logprob"]) for a, b in zip(ga, ea))
+        print(f"export reloaded by transformers: max |log-probability difference| {err:.2e}")
+        sys.exit(0 if err < 1e-4 else 1)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=32, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      tie_word_embeddings=False, attention_bias=False, mlp_bias=False, initializer_range=0.1,
+                      bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+    os.makedirs(OUT, exist_ok=True)
+    model.save_pretrained(OUT, safe_serialization=True)
+    ids = torch.randint(0, 61, (2, 12))
+    logprob, argmax = scores(model, ids)
+    json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
+              open(os.path.join(OUT, "expected.json"), "w"), indent=1)
+    print(f"wrote {os.path.normpath(OUT)}")
+
+
+if __name__ == "__main__":
+    main()
