@@ -131,6 +131,7 @@ final class LlamaGridTests: XCTestCase {
             (["--rotary-percent", "0"], "rotary_percent"),
             (["--rotary-percent", "0.1"], "rope must rotate at least two"),
             (["--normalization", "ScaleNorm"], "normalization"),
+            (["--position-embedding-type", "learned_absolute", "--no-position-embedding"], "add_position_embedding"),
         ] {
             let r = try CLI.run(llama + flags, in: dir)
             XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
@@ -146,5 +147,32 @@ final class LlamaGridTests: XCTestCase {
             XCTAssertEqual(r.code, 2, "\(flag): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("is built for GPT"), "\(flag): \(r.stderr)")
         }
+    }
+
+    /// Megatron-LM's own spelling of a Llama-2-style model (the flags its Llama scripts pass) on
+    /// gpt2-tiny's sizes trains exactly as configs/llama-tiny.json does.
+    func testMegatronLlamaFlagsBuildTheSameModelAsTheConfig() throws {
+        let dir = CLI.scratch("llama-flags")
+        let megatronFlags = [
+            "--use-rotary-position-embeddings", "--no-position-embedding", "--rotary-base", "10000",
+            "--normalization", "RMSNorm", "--swiglu", "--disable-bias-linear", "--untie-embeddings-and-output-weights",
+            "--group-query-attention", "--num-query-groups", "2", "--no-masked-softmax-fusion",
+            "--attention-softmax-in-fp32", "--no-rope-fusion", "--micro-batch-size", "4",
+        ]
+        var losses: [[Double]] = []
+        for (name, args) in [
+            ("flags", ["train", "--config", CLI.config("gpt2-tiny.json")] + megatronFlags),
+            ("config", ["train", "--config", CLI.config("llama-tiny.json")]),
+        ] {
+            let r = try CLI.run(
+                args + [
+                    "--train-iters", "6", "--log-interval", "1", "--eval-iters", "0", "--metrics-file", "\(name).jsonl",
+                ],
+                in: dir)
+            XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+            losses.append(try CLI.losses(dir, name))
+        }
+        XCTAssertEqual(losses[0].count, 6)
+        XCTAssertEqual(losses[0], losses[1], "the same model and data, bit for bit")
     }
 }

@@ -69,13 +69,13 @@ final class MegatronLaunchLineTests: XCTestCase {
         let dir = CLI.scratch("launch-problems")
         let r = try CLI.run(
             tiny + [
-                "--group-query-attention", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
+                "--apply-layernorm-1p", "--num-experts", "8", "--frobnicate-widgets", "3", "--train-iter", "5",
                 "--context-parallel-size", "2", "--ckpt-format", "zarr",
             ], in: dir)
         XCTAssertEqual(r.code, 2, r.stderr)
         for m in [
             "6 problems", "--ckpt-format zarr is not available here", "checkpoints are always HDF5 here",
-            "--group-query-attention is not available here", "grouped-query attention is not built yet",
+            "--apply-layernorm-1p is not available here", "a transformer option this trainer does not build",
             "--num-experts",
             "unknown config key '--frobnicate-widgets'", "did you mean '--train-iters'", "--context-parallel-size",
         ] {

@@ -128,6 +128,9 @@ public enum ConfigKeys {
                 "GPT: learned_absolute (a learned table, GPT-2) or rope (rotary, on queries and keys) (learned_absolute)"
         ),
         ConfigKey(
+            name: "add_position_embedding", field: .bool(\.addPositionEmbedding),
+            help: "the learned position table (true); false (--no-position-embedding) only with rope, which needs none"),
+        ConfigKey(
             name: "rotary_base", field: .int(\.rotaryBase), help: "rope: the base of the rotary frequencies (10000)"),
         ConfigKey(
             name: "rotary_percent", field: .double(\.rotaryPercent),

@@ -183,6 +183,13 @@ public enum ConfigValidation {
                     "num_query_groups \(c.numQueryGroups) must be positive and divide num_attention_heads \(a) "
                     + "(each group shares its keys and values with a whole number of query heads)")
         }
+        if !c.addPositionEmbedding && c.positionEmbeddingType == .learnedAbsolute {
+            throw ConfigError.inconsistent(
+                keys: ["add_position_embedding", "position_embedding_type"],
+                rule:
+                    "a model without any positions is not built: with add_position_embedding false "
+                    + "(--no-position-embedding) set position_embedding_type rope")
+        }
         if c.rotaryBase <= 0 {
             throw ConfigError.invalidValue(key: "rotary_base", value: "\(c.rotaryBase)", rule: "must be positive")
         }

@@ -37,9 +37,10 @@ extension MegatronArguments {
     /// Why the arguments of each Megatron argument group that are not keys here are refused.
     public static let groupReasons: [String: String] = [
         "transformer configuration":
-            "a transformer option this trainer does not build (its transformer is GPT-2's and BERT's: LayerNorm, "
-            + "GELU, learned positions, one dense MLP, biases, tied output)",
-        "network size": "a model-shape option this trainer does not build (GPT-2 and BERT shapes only)",
+            "a transformer option this trainer does not build (its transformer is GPT-2's and BERT's, with Megatron's "
+            + "Llama-style options: rope, RMSNorm, SwiGLU, no linear biases, an untied head, grouped-query attention)",
+        "network size":
+            "a model-shape option this trainer does not build (GPT-2 and BERT shapes, and the Llama-style options)",
         "checkpointing":
             "a checkpoint option this trainer does not build (checkpoints are HDF5 directories; see save, load, "
             + "finetune, no_load_optim, no_save_optim)",

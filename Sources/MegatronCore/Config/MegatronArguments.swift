@@ -93,6 +93,7 @@ public enum MegatronArguments {
         // Megatron's switch (store_false into bert_binary_head): BERT without the sentence-order head.
         "bert_no_binary_head": [("bert_binary_head", "false", false)],
         "disable_bias_linear": [("add_bias_linear", "false", false)],
+        "no_position_embedding": [("add_position_embedding", "false", false)],
         "use_rotary_position_embeddings": [("position_embedding_type", "rope", false)],
     ]
 

@@ -29,6 +29,9 @@ public struct TrainingConfig: Sendable, Equatable {
     public var makeVocabSizeDivisibleBy: Int = 128
     // The GPT architecture options of Megatron's Llama-style models
     public var positionEmbeddingType: PositionEmbeddingType = .learnedAbsolute
+    /// Megatron's add_position_embedding (false with --no-position-embedding): only rope runs without
+    /// the learned table here (a GPT without any positions is not built).
+    public var addPositionEmbedding: Bool = true
     public var rotaryBase: Int = 10000
     public var rotaryPercent: Double = 1.0
     public var normalization: Normalization = .layerNorm
