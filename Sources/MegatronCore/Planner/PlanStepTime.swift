@@ -44,7 +44,9 @@ struct StepTimeModel {
         let h = model.hidden, f = model.ffn, a = model.heads
         var x = ChunkTimes()
         // Column-parallel QKV and FC1 (out/t), row-parallel projection and FC2 (in/t): weights [out, in].
-        for (out, inp) in [(3 * h / t, h), (h, h / t), (f / t, h), (h, f / t)] {
+        // QKV gives (a + 2g)·d columns (g key/value groups, a without GQA); SwiGLU's FC1 both halves.
+        let c = model.config, qkv = h + 2 * h * c.queryGroups / a, fc1 = c.swiglu ? 2 * f : f
+        for (out, inp) in [(qkv / t, h), (h, h / t), (fc1 / t, h), (h, f / t)] {
             x.forward += gemm(n, out, inp, transB: true)
             x.backward += gemm(n, inp, out)
             x.weight += gemm(out, inp, n, transA: true)
