@@ -80,37 +80,18 @@ final class GenerateTests: XCTestCase {
         }
         // Recompute: the training model's full forward over each whole sequence scores every token as
         // the KV-cache run did, and each generated token is its arg-max.
-        var cfg = TrainingConfig()
-        try ConfigLoader.applyJSON(
-            Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent("ckpt").path)).utf8),
-            source: "test", to: &cfg)
         for line in lines {
             let prompt = try XCTUnwrap(line["prompt_tokens"] as? [Int]), new = try XCTUnwrap(line["tokens"] as? [Int])
             let logprobs = try XCTUnwrap(line["logprobs"] as? [Double])
             let ids = (prompt + new).map(Int32.init)
             XCTAssertEqual(logprobs.count, ids.count - 1, "one log-probability per token after the first")
-            let (losses, isArgmax) = try fullForward(cfg, checkpoint: dir.appendingPathComponent("ckpt"), ids: ids)
+            let (losses, isArgmax) = try trainingForwardScores(
+                checkpoint: dir.appendingPathComponent("ckpt"), ids: ids, vocab: 50257)
             for i in 0..<(ids.count - 1) {
                 XCTAssertEqual(logprobs[i], -losses[i], accuracy: 1e-4, "token \(i + 1) of \(line["prompt"] ?? "")")
                 if i + 1 >= prompt.count { XCTAssertTrue(isArgmax[i], "generated token \(i + 1) is the arg-max") }
             }
         }
-    }
-
-    /// Token losses and arg-max flags of positions 0 ..< n − 1 (predicting ids[1...]) from the training forward.
-    func fullForward(_ stored: TrainingConfig, checkpoint: URL, ids: [Int32]) throws -> ([Double], [Bool]) {
-        var cfg = stored
-        cfg.seqLength = ids.count
-        let model = GPTModel(config: GPTConfig(training: cfg, vocabSize: 50257), microBatch: 1, threads: 1)
-        _ = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: checkpoint.path), chunks: [model])
-        let acts = model.makeActivations()
-        for i in ids.indices {
-            acts.tokens.base[i] = ids[i]
-            acts.targets.base[i] = i + 1 < ids.count ? ids[i + 1] : 0
-        }
-        acts.scoring = TokenScoring(rows: Array(0..<(ids.count - 1)))
-        _ = try model.lossSum(acts)
-        return (acts.scoring!.losses, acts.scoring!.targetIsArgmax)
     }
 
     func testEveryGridGivesTheSameTokensGreedyAndSampled() throws {

@@ -43,23 +43,11 @@ final class HFLlamaConversionTests: XCTestCase {
         XCTAssertEqual(cfg.numQueryGroups, 2)
         let want = try expected
         for (k, ids) in want.ids.enumerated() {
-            var c = cfg
-            c.seqLength = ids.count
-            let model = GPTModel(config: GPTConfig(training: c, vocabSize: 61), microBatch: 1, threads: 1)
-            _ = try ModelCheckpoint.loadWeights(
-                from: CheckpointDirectory(root: dir.appendingPathComponent("ckpt").path), chunks: [model])
-            let acts = model.makeActivations()
-            for i in ids.indices {
-                acts.tokens.base[i] = Int32(ids[i])
-                acts.targets.base[i] = Int32(i + 1 < ids.count ? ids[i + 1] : 0)
-            }
-            acts.scoring = TokenScoring(rows: Array(0..<(ids.count - 1)))
-            _ = try model.lossSum(acts)
-            let scoring = try XCTUnwrap(acts.scoring)
+            let (losses, isArgmax) = try trainingForwardScores(
+                checkpoint: dir.appendingPathComponent("ckpt"), ids: ids.map(Int32.init), vocab: 61)
             for i in 0..<(ids.count - 1) {
-                XCTAssertEqual(-scoring.losses[i], want.logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
-                XCTAssertEqual(
-                    scoring.targetIsArgmax[i], want.argmax[k][i] == ids[i + 1], "sequence \(k) position \(i)")
+                XCTAssertEqual(-losses[i], want.logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
+                XCTAssertEqual(isArgmax[i], want.argmax[k][i] == ids[i + 1], "sequence \(k) position \(i)")
             }
         }
         // Greedy generation from token ids: one rank and t = 2 × p = 2 give the same tokens.
