@@ -64,4 +64,29 @@ final class HeldActivationTests: XCTestCase {
             ratio > 0.9 && ratio < 1.1, "held \(words.layerBytes) B against the formula's \(formula): \(ratio)")
         XCTAssertLessThan(Double(words.layerBytes), 0.6 * Double(floats.layerBytes), "16-bit words against fp32")
     }
+
+    /// SwiGLU holds FC1's two halves and the activation: the formula counts those widths (3·ffn
+    /// instead of 8h) and still matches what the arena holds within 10%; with GELU and ffn 4h it
+    /// is Table 2's figure.
+    func testHeldBytesMatchTheFormulaWithSwiGLU() {
+        var c = GPTConfig(
+            numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, ffnHiddenSize: 2048, seqLength: 1024,
+            maxPositionEmbeddings: 1024, vocabSize: 50257)
+        c.swiglu = true
+        let words = TransformerArenaLayout(
+            config: c, microBatch: 4, threads: 2, tensorParallel: .single, layers: 12, sets: 12, precision: .bf16)
+        let formula = TransformerActivations.layerFormulaBytes(
+            config: c, microBatch: 4, tensorParallel: .single, layers: 12, recompute: .none(layers: 12),
+            precision: .bf16)
+        let ratio = Double(words.layerBytes) / formula
+        XCTAssertTrue(
+            ratio > 0.9 && ratio < 1.1, "held \(words.layerBytes) B against the formula's \(formula): \(ratio)")
+        let table2 = ActivationMemoryFormula(seq: 1024, microBatch: 4, hidden: 768, heads: 12)
+        XCTAssertEqual(table2.layerBytes(elementBytes: 2, selective: true), 34 * 1024 * 4 * 768, accuracy: 1)
+        let swiglu = ActivationMemoryFormula(
+            seq: 1024, microBatch: 4, hidden: 768, heads: 12, ffn: 2048, fc1Width: 4096)
+        XCTAssertEqual(
+            swiglu.layerBytes(elementBytes: 2, selective: true), (10 + 2 * (4 + 6144.0 / 768)) * 1024 * 4 * 768,
+            accuracy: 1)
+    }
 }

@@ -7,15 +7,22 @@
 // The 34 is 16 tensors of one element per (s, b, h) at 2 bytes — the inputs of both LayerNorms, of
 // QKV and FC1 (4, replicated without SP), Q, K, V, the attention context, FC1's output and GELU's
 // output (12, split over t) — plus 2 one-byte masks. Written for any element width w, the tensors
-// count w bytes each and the masks stay 1 byte, so w = 2 gives Table 2 exactly.
+// count w bytes each and the masks stay 1 byte, so w = 2 gives Table 2 exactly. For other MLP widths
+// (ffn ≠ 4h, or SwiGLU's FC1 giving 2·ffn) FC1's output and the activation's count their own widths
+// (fc1Width/h and ffn/h in place of 4 and 4), the same accounting.
 public struct ActivationMemoryFormula: Sendable {
     public let seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int, sequenceParallel: Bool
+    /// The MLP's widths: FC1's output (2·ffn with SwiGLU) and the activation's (ffn); 4h each by default.
+    public let fc1Width: Double, ffn: Double
 
     public init(
-        seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false
+        seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false,
+        ffn: Double? = nil, fc1Width: Double? = nil
     ) {
         self.seq = seq; self.microBatch = microBatch; self.hidden = hidden; self.heads = heads
         self.tensorParallel = tensorParallel; self.sequenceParallel = sequenceParallel && tensorParallel > 1
+        self.ffn = ffn ?? 4 * Double(hidden)
+        self.fc1Width = fc1Width ?? self.ffn
     }
 
     var sbh: Double { Double(seq * microBatch * hidden) }
@@ -24,7 +31,9 @@ public struct ActivationMemoryFormula: Sendable {
     public func layerBytes(elementBytes w: Int = 2, selective: Bool) -> Double {
         let t = Double(tensorParallel), w = Double(w)
         var replicated = 4 * w + 2  // LN1/LN2/QKV/FC1 inputs, two dropout masks
-        let split = 12 * w / t  // Q, K, V, context, FC1 out (4), GELU out (4)
+        // Q, K, V, context; FC1's output (4 at ffn = 4h) and the activation's (4)
+        let mlp = (fc1Width + ffn) / Double(hidden)
+        let split = (4 + mlp) * w / t
         let attention = selective ? 0 : (2 * w + 1) * Double(heads * seq) / Double(hidden) / t  // 5as/(ht) at w = 2
         if sequenceParallel { replicated /= t }
         return sbh * (replicated + split + attention)

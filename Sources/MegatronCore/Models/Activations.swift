@@ -186,7 +186,8 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     ) -> Double {
         let f = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
-            tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel)
+            tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel, ffn: Double(c.ffnHiddenSize),
+            fc1Width: Double(c.fc1Width))
         return f.peakBytes(layers: layers, plan: recompute, elementBytes: precision.isReduced ? 2 : 4, selective: true)
     }
 

@@ -42,7 +42,8 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         optimizer = c.useDistributedOptimizer ? (state + 4) * (params / d).rounded(.up) : state * params
         let formula = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: c.microBatchSize, hidden: c.hiddenSize, heads: c.numAttentionHeads,
-            tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel)
+            tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel, ffn: f,
+            fc1Width: c.swiglu ? 2 * f : f)
         let fullRecompute = c.recomputeGranularity == .full
         // The held tensors are 16-bit in bf16/fp16 runs (HeldTensor); the residual stream stays fp32.
         let held = (c.bf16 || c.fp16) ? 2 : 4
