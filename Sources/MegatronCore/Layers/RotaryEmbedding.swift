@@ -4,7 +4,7 @@
 //     x₁' = x₁·cos − x₂·sin,   x₂' = x₂·cos + x₁·sin
 // (channels past rotaryDim pass through). Values stay in the QKV tensor, per head [q | k | v]
 // (Attention.swift). The rotation is orthogonal, so backward rotates the gradients by −pos·θᵢ.
-// cos and sin are tabulated once per model in double precision, then rounded to fp32.
+// cos and sin are tabulated in double precision, then rounded to fp32, once per process for each shape.
 import Foundation
 import Tensor
 
@@ -47,11 +47,25 @@ public struct RotaryEmbedding: Sendable {
         sin = s
     }
 
-    /// The table of a config with rope (nil without).
+    /// The table of a config with rope (nil without), made once per process for each (rotated width,
+    /// base, positions) and shared by every activation set and generator that asks (arrays are
+    /// shared, not copied), so a long position table is not held once per micro-batch in flight.
     public init?(config c: GPTConfig) {
         guard c.positionEmbedding == .rope else { return nil }
-        self.init(rotaryDim: c.rotaryDim, base: c.rotaryBase, positions: c.maxPositionEmbeddings)
+        let key = Key(rotaryDim: c.rotaryDim, base: c.rotaryBase, positions: c.maxPositionEmbeddings)
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        if let made = Self.tables[key] {
+            self = made
+        } else {
+            self.init(rotaryDim: key.rotaryDim, base: key.base, positions: key.positions)
+            Self.tables[key] = self
+        }
     }
+
+    struct Key: Hashable { let rotaryDim: Int, base: Double, positions: Int }
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var tables: [Key: RotaryEmbedding] = [:]
 
     /// Rotates the queries and keys of `heads` heads in `qkv` [rows, heads·3·headDim] in place, each
     /// row at its position; `inverse` rotates the other way (the backward pass, on ∂loss/∂qkv).
