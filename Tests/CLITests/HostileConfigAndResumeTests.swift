@@ -65,6 +65,7 @@ final class HostileConfigAndResumeTests: XCTestCase {
         let cases: [[String]] = [
             ["--hidden-size", "1048576", "--num-attention-heads", "16"],
             ["--max-position-embeddings", "4294967296"],
+            ["--max-position-embeddings", "4294967296", "--position-embedding-type", "rope"],  // rope's tables
             ["--make-vocab-size-divisible-by", "4294967296"],
             ["--make-vocab-size-divisible-by", "4611686018427387904"],
             ["--num-layers", "1000000000"],

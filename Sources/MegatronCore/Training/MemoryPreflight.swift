@@ -35,7 +35,7 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         let params = p == 1 ? first + head + bertHeads + 2 * h : max(first, last)
         // A 16-bit copy of the weights, except where the products round the main parameters (ModelWeights).
         let copy = c.precision.isReduced && !ModelWeights.productsRound(c.precision)
-        parameters = params * (copy ? 6 : 4)
+        parameters = params * (copy ? 6 : 4) + Self.ropeTableBytes(c)
         guard training else { return }
         gradients = 4 * params
         let state = 4 * Double(c.optimizer.stateNames.count)
@@ -53,6 +53,14 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
                 + formula.layerBytes(elementBytes: held, selective: true)
             : layersPerStage * formula.layerBytes(elementBytes: held, selective: true)
         logits = 4 * s * b * padded / t
+    }
+
+    /// Rope's cos and sin tables (RotaryEmbedding): max_position_embeddings × rotated channels, fp32.
+    static func ropeTableBytes(_ c: TrainingConfig) -> Double {
+        guard c.positionEmbeddingType == .rope else { return 0 }
+        let headDim = Double(c.hiddenSize) / Double(max(1, c.numAttentionHeads))
+        let rotated = ((headDim * c.rotaryPercent) / 2).rounded(.down) * 2
+        return Double(c.maxPositionEmbeddings ?? c.seqLength) * rotated * 4
     }
 
     /// Refuses `config` on `world` ranks when this node's ranks would need more than its memory.
