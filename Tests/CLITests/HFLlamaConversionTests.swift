@@ -3,8 +3,8 @@
 // scripts/make_hf_llama_fixture.py): the imported model gives transformers' log-probability of
 // every next token within 1e-4 and its arg-max predictions; generation from token ids is the same
 // at t = 2 × p = 2; the export writes every tensor of the original bit for bit with a config.json
-// transformers reads (checked by transformers itself when it is installed); a GPT that is neither
-// GPT-2 nor Llama is refused naming what differs.
+// transformers reads (checked by transformers itself when it is installed); a tied Llama trained
+// here round-trips bit for bit; a GPT that is neither GPT-2 nor Llama is refused naming what differs.
 import Checkpoint
 import Foundation
 import MegatronCore

@@ -1,11 +1,11 @@
 // LlamaGridTests.swift — `configs/llama-tiny.json` (Megatron's Llama-style options: rope, RMSNorm,
 // SwiGLU, no linear biases, an untied LM head, grouped-query attention with 2 groups of 2 heads)
-// through the built binary: t = 2 with sequence
-// parallelism, p = 2 with two virtual stages, and t = 2 × p = 2 × d = 2 with the distributed
-// optimizer give one rank's training and validation losses within 1e-5 and gradient norms within
-// 1e-4; a checkpoint resharded by convert-checkpoint resumes with the same losses; `generate` with
-// the KV cache scores every token as the training model's full forward does, and it exports as
-// LlamaForCausalLM; bad values are refused naming their keys.
+// through the built binary: t = 2 with sequence parallelism, p = 2 with two virtual stages, and
+// t = 2 × p = 2 × d = 2 with the distributed optimizer give one rank's training and validation losses
+// within 1e-5 and gradient norms within 1e-4; a checkpoint resharded by convert-checkpoint resumes
+// with the same losses; `generate` with the KV cache scores every token as the training model's full
+// forward does, and the checkpoint exports as LlamaForCausalLM; Megatron's own flags for a
+// Llama-style model build the same model as the config; bad values are refused naming their keys.
 import Checkpoint
 import Foundation
 import MegatronCore

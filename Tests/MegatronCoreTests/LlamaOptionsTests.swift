@@ -1,10 +1,10 @@
 // LlamaOptionsTests.swift — Megatron's Llama-style GPT options: RMSNorm, SwiGLU and rope against
 // central finite differences (and rope against its definition), grouped-query attention's expand and
 // reduce against their definitions, then the whole model with all six options (rope at
-// rotary_percent 0.5, RMSNorm, SwiGLU, no linear biases, an untied LM head, 2 query groups of 4 heads) against
-// PyTorch float64: loss, logits and every gradient from Fixtures/llama_reference.h5 (written by
-// scripts/make_llama_reference.py, whose reference is itself checked against transformers'
-// LlamaForCausalLM at rotary_percent 1). Tolerance 1e-5 relative.
+// rotary_percent 0.5, RMSNorm, SwiGLU, no linear biases, an untied LM head, 2 query groups of 4
+// heads) against PyTorch float64: loss, logits and every gradient from Fixtures/llama_reference.h5
+// (written by scripts/make_llama_reference.py, whose reference is itself checked against
+// transformers' LlamaForCausalLM at rotary_percent 1). Tolerance 1e-5 relative.
 import Checkpoint
 import Foundation
 import MegatronCore
