@@ -69,7 +69,12 @@ final class LlamaOptionsTests: XCTestCase {
     /// rotaryDim untouched), the inverse undoes it, and the backward (the inverse on the gradient)
     /// matches finite differences, with training's interleaved rows and with position ids.
     func testRotaryEmbedding() {
-        let s = 7, b = 2, heads = 2, d = 12, rot = 8, n = s * b, width = heads * 3 * d
+        rotaryCase(headDim: 12, rotaryDim: 8)  // scalar rows only
+        rotaryCase(headDim: 44, rotaryDim: 40)  // a 16-wide vector step and a tail per half
+    }
+
+    func rotaryCase(headDim d: Int, rotaryDim rot: Int) {
+        let s = 7, b = 2, heads = 2, n = s * b, width = heads * 3 * d
         let table = RotaryEmbedding(rotaryDim: rot, base: 10000, positions: 16)
         var rnd = TestRandom(23)
         var qkv = rnd.array(n * width)
@@ -124,7 +129,12 @@ final class LlamaOptionsTests: XCTestCase {
     /// expand puts each group's k and v beside each of its query heads; reduce is its adjoint (⟨expand x,
     /// y⟩ = ⟨x, reduce y⟩ for any x, y), so the backward sums each group's key and value gradients.
     func testGroupedQueryExpandAndReduce() {
-        let n = 3, groups = 2, k = 3, d = 5, inWidth = groups * (k + 2) * d, outWidth = groups * k * 3 * d
+        groupedQueryCase(headDim: 5)  // k and v together narrower than a vector
+        groupedQueryCase(headDim: 12)  // one 16-wide step and a tail
+    }
+
+    func groupedQueryCase(headDim d: Int) {
+        let n = 3, groups = 2, k = 3, inWidth = groups * (k + 2) * d, outWidth = groups * k * 3 * d
         var rnd = TestRandom(24)
         let x = rnd.array(n * inWidth), y = rnd.array(n * outWidth)
         var ex = [Float](repeating: 0, count: n * outWidth), ry = [Float](repeating: 0, count: n * inWidth)

@@ -56,6 +56,16 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(m.stageParameters(whole, stage: 0, layerCount: 4), 4 * 49_984 + 35_328 + 128)
     }
 
+    /// The stages of a 4-layer model at p = 1 or 2 (two layers each).
+    func fourLayerStages(_ p: Int) -> [StagePlan] {
+        p == 1
+            ? [StagePlan.whole(layers: 4)]
+            : [
+                StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
+                StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
+            ]
+    }
+
     /// GPT with Megatron's Llama-style options, each alone and all together: the planner's count per
     /// stage and tensor rank equals the parameter table's (no position table under rope, SwiGLU's
     /// wider FC1, no biases, RMSNorm's weight only, the untied head on the last stage even at p = 1,
@@ -89,14 +99,7 @@ final class PlannerTests: XCTestCase {
                 for p in [1, 2] {
                     var l = PlanLayout()
                     (l.tensor, l.pipeline) = (t, p)
-                    let stages =
-                        p == 1
-                        ? [StagePlan.whole(layers: 4)]
-                        : [
-                            StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
-                            StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
-                        ]
-                    for (r, stage) in stages.enumerated() {
+                    for (r, stage) in fourLayerStages(p).enumerated() {
                         let (table, _) = GPTSlots.declare(
                             config: m.gptConfig(tensor: t), tensorRank: 0, tensorSize: t, stage: stage)
                         XCTAssertEqual(
@@ -126,14 +129,7 @@ final class PlannerTests: XCTestCase {
                 for p in [1, 2] {
                     var l = PlanLayout()
                     (l.tensor, l.pipeline) = (t, p)
-                    let stages =
-                        p == 1
-                        ? [StagePlan.whole(layers: 4)]
-                        : [
-                            StagePlan(layers: [0, 1], hasEmbedding: true, hasHead: false),
-                            StagePlan(layers: [2, 3], hasEmbedding: false, hasHead: true),
-                        ]
-                    for (r, stage) in stages.enumerated() {
+                    for (r, stage) in fourLayerStages(p).enumerated() {
                         let (table, _) = BertSlots.declare(config: bert, tensorRank: 0, tensorSize: t, stage: stage)
                         XCTAssertEqual(
                             m.stageParameters(l, stage: r, layerCount: 4 / p), table.specs.reduce(0) { $0 + $1.count },

@@ -43,7 +43,9 @@ public enum GroupedQuery {
                     for j in 0..<k {
                         let src = perHead + r * inWidth + (g * k + j) * 3 * d
                         (dst + j * d).update(from: src, count: d)
-                        for e in 0..<(2 * d) { kv[e] += src[d + e] }
+                        var e = 0
+                        while e + 16 <= 2 * d { store16(load16(kv, e) + load16(src, d + e), kv, e); e += 16 }
+                        while e < 2 * d { kv[e] += src[d + e]; e += 1 }
                     }
                 }
             }

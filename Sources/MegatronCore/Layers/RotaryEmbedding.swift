@@ -86,10 +86,19 @@ public struct RotaryEmbedding: Sendable {
                         for head in 0..<heads {
                             for part in 0..<2 {  // q, then k
                                 let x1 = qkv + r * width + head * 3 * d + part * d, x2 = x1 + half
-                                for i in 0..<half {
+                                var i = 0
+                                while i + 16 <= half {
+                                    let a = load16(x1, i), b = load16(x2, i), c = load16(cs, i)
+                                    let s = sign * load16(sn, i)
+                                    store16(a * c - b * s, x1, i)
+                                    store16(b * c + a * s, x2, i)
+                                    i += 16
+                                }
+                                while i < half {
                                     let a = x1[i], b = x2[i], c = cs[i], s = sign * sn[i]
                                     x1[i] = a * c - b * s
                                     x2[i] = b * c + a * s
+                                    i += 1
                                 }
                             }
                         }
