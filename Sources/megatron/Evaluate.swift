@@ -100,8 +100,7 @@ struct Evaluate: ParsableCommand {
         do {
             let parallel = try ParallelState(
                 world: world, tensor: cfg.tensorModelParallelSize, pipeline: cfg.pipelineModelParallelSize)
-            let tokenizer = try Tokenizers.make(
-                type: cfg.tokenizerType, vocabFile: cfg.vocabFile, mergeFile: cfg.mergeFile)
+            let tokenizer = try Tokenizers.make(config: cfg)
             let evaluator = try Evaluator(
                 config: cfg, vocabSize: tokenizer.vocabSize, threads: threads, parallel: parallel)
             let iteration = try evaluator.load(from: load)

@@ -229,7 +229,7 @@ struct GenerationSession {
             let tokenizer: Tokenizer =
                 cfg.tokenizerType == .null
                 ? NullTokenizer(vocabSize: cfg.vocabSize ?? 2)
-                : try Tokenizers.make(type: cfg.tokenizerType, vocabFile: cfg.vocabFile, mergeFile: cfg.mergeFile)
+                : try Tokenizers.make(config: cfg)
             let generator = try TextGenerator(
                 config: cfg, vocabSize: tokenizer.vocabSize, eod: tokenizer.eod, threads: start.threads,
                 parallel: parallel)

@@ -22,11 +22,15 @@ struct PreprocessData: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "JSON keys to tokenize (each its own dataset).") var jsonKeys: [String] = [
         "text"
     ]
-    @Option(help: "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase or ByteLevelTokenizer.")
+    @Option(
+        help: ArgumentHelp(
+            "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase, ByteLevelTokenizer, or with "
+                + "--tokenizer-model Llama2Tokenizer, GPTSentencePieceTokenizer or SentencePieceTokenizer."))
     var tokenizerType: String =
         "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
+    @Option(help: "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers.") var tokenizerModel: String?
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
     @Flag(
         help: ArgumentHelp(
@@ -38,7 +42,9 @@ struct PreprocessData: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokenizer threads (default: the cores of this machine).") var workers: Int?
 
     func run() throws {
-        let types: [TokenizerType] = [.gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel]
+        let types: [TokenizerType] = [
+            .gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel, .llama2, .gptSentencePiece, .sentencePiece,
+        ]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
             CLIErrors.fail(
                 ConfigError.invalidValue(
@@ -68,11 +74,13 @@ struct PreprocessData: ParsableCommand {
                 Double(docs) / s, Double(bytes) / 1e6 / s)
         }
         do {
-            let (vocab, merges) = (vocabFile, mergeFile)
+            let (vocab, merges, model) = (vocabFile, mergeFile, tokenizerModel)
             let summary = try Preprocess.run(
                 input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod,
                 splitSentences: splitSentences, workers: workers,
-                makeTokenizer: { try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges) },
+                makeTokenizer: {
+                    try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges, tokenizerModel: model)
+                },
                 progress: { docs, bytes, seconds in
                     if terminal {
                         FileHandle.standardError.write(Data("\r > \(rate(docs, bytes, seconds: seconds))   ".utf8))

@@ -40,9 +40,17 @@ public enum TokenizerType: String, Sendable, CaseIterable {
     /// BERT's WordPiece keeping case and accents (Megatron's BertWordPieceCase, for cased vocabularies).
     case bertWordPieceCase = "BertWordPieceCase"
     case null = "NullTokenizer"
+    /// Megatron's tokenizers over a SentencePiece model (`tokenizer_model`): with its added special
+    /// tokens, the model's ids alone, and Llama 2's (BOS before each text).
+    case sentencePiece = "SentencePieceTokenizer"
+    case gptSentencePiece = "GPTSentencePieceTokenizer"
+    case llama2 = "Llama2Tokenizer"
 
     /// BERT's WordPiece, lower-casing or not.
     public var isBertWordPiece: Bool { self == .bertWordPieceLowerCase || self == .bertWordPieceCase }
+
+    /// Read from a SentencePiece `tokenizer_model` file.
+    public var isSentencePiece: Bool { self == .sentencePiece || self == .gptSentencePiece || self == .llama2 }
 }
 
 /// `recompute_granularity`: recompute whole layers, or only the core attention.

@@ -490,11 +490,15 @@ public enum ConfigKeys {
         ConfigKey(
             name: "tokenizer_type", field: .choice(\.tokenizerType),
             help:
-                "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file) or NullTokenizer (with "
-                + "vocab_size)"),
+                "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file), NullTokenizer (with "
+                + "vocab_size), or over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer "
+                + "or SentencePieceTokenizer"),
         ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
+        ConfigKey(
+            name: "tokenizer_model", field: .optionalString(\.tokenizerModel),
+            help: "SentencePiece model file (tokenizer.model) of the SentencePiece tokenizers"),
         // Machine
         ConfigKey(
             name: "num_threads", field: .int(\.numThreads),

@@ -78,6 +78,28 @@ extension ConfigValidation {
         }
     }
 
+    /// `tokenizer_model`: given exactly when a SentencePiece tokenizer is named, and readable.
+    static func validateTokenizerModel(_ c: TrainingConfig) throws {
+        guard c.tokenizerType.isSentencePiece else {
+            guard c.tokenizerModel == nil else {
+                throw ConfigError.inconsistent(
+                    keys: ["tokenizer_model", "tokenizer_type"],
+                    rule:
+                        "tokenizer_model is read by Llama2Tokenizer, GPTSentencePieceTokenizer and "
+                        + "SentencePieceTokenizer; name one as tokenizer_type (it is \(c.tokenizerType.rawValue))")
+            }
+            return
+        }
+        guard let path = c.tokenizerModel else {
+            throw ConfigError.inconsistent(
+                keys: ["tokenizer_type", "tokenizer_model"],
+                rule: "\(c.tokenizerType.rawValue) needs tokenizer_model (the SentencePiece tokenizer.model file)")
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigError.invalidValue(key: "tokenizer_model", value: "\"\(path)\"", rule: "must be a readable file")
+        }
+    }
+
     /// Tokenizer, its files, and the dataset files.
     static func validateData(_ c: TrainingConfig) throws {
         if c.modelType == .bert { return try validateBertData(c) }
@@ -110,6 +132,7 @@ extension ConfigValidation {
                 }
             }
         }
+        try validateTokenizerModel(c)
         if c.tokenizerType == .null {
             guard let v = c.vocabSize else {
                 throw ConfigError.inconsistent(

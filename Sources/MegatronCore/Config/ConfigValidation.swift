@@ -5,7 +5,9 @@ import Foundation
 
 public enum ConfigValidation {
     /// The tokenizers a GPT model trains with.
-    public static let trainingTokenizers: [TokenizerType] = [.byteLevel, .null, .gpt2BPE]
+    public static let trainingTokenizers: [TokenizerType] = [
+        .byteLevel, .null, .gpt2BPE, .llama2, .gptSentencePiece, .sentencePiece,
+    ]
 
     /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,
     /// optimiser, precision, recomputation, logging, data, pipeline. `training` false (evaluation,

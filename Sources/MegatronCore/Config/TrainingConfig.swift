@@ -160,6 +160,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var vocabSize: Int? = nil
     public var vocabFile: String? = nil
     public var mergeFile: String? = nil
+    /// The SentencePiece model of SentencePieceTokenizer, GPTSentencePieceTokenizer and Llama2Tokenizer.
+    public var tokenizerModel: String? = nil
     // Machine
     public var numThreads: Int = 0
     public var blasCoretype: String = "auto"

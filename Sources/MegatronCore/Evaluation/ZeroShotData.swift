@@ -180,7 +180,7 @@ public enum LambadaExamples {
     }
 
     /// (context, target) token ids of a passage.
-    static func split(_ text: String, tokenizer: Tokenizer, strict: Bool) -> ([Int32], [Int32]) {
+    public static func split(_ text: String, tokenizer: Tokenizer, strict: Bool) -> ([Int32], [Int32]) {
         if !strict {
             let ids = tokenizer.encode(Array(text.utf8))
             return (Array(ids.dropLast()), ids.last.map { [$0] } ?? [])
@@ -194,6 +194,8 @@ public enum LambadaExamples {
         var start = scalars.count - last.count
         while start >= 0 && !scalars[start..<(start + last.count)].elementsEqual(last) { start -= 1 }
         let context = PythonText.string(PythonText.strip(Array(scalars[..<start])))
-        return (tokenizer.encode(Array(context.utf8)), tokenizer.encode(Array((" " + PythonText.string(last)).utf8)))
+        return (
+            tokenizer.encode(Array(context.utf8)), tokenizer.encodeContinuation(Array((" " + PythonText.string(last)).utf8))
+        )
     }
 }

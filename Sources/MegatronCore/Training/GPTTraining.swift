@@ -18,7 +18,7 @@ extension Trainer where Chunk == GPTModel, Data == TrainingData {
         let d = parallel.layout.data, globalBatch = c.globalBatchSize ?? c.microBatchSize * d
         let tokenizer: Tokenizer? =
             c.tokenizerType == .null
-            ? nil : try Tokenizers.make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile)
+            ? nil : try Tokenizers.make(config: c)
         let vocabSize = tokenizer?.vocabSize ?? c.vocabSize ?? 2
         let data = try TrainingData(
             config: c, tokenizer: tokenizer, vocabSize: vocabSize, globalBatch: globalBatch, parallel: parallel,

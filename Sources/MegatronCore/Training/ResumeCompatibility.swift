@@ -32,6 +32,7 @@ enum ResumeCompatibility {
             current.untieEmbeddingsAndOutputWeights)
         for (key, a, b) in [
             ("vocab_file", stored.vocabFile, current.vocabFile), ("merge_file", stored.mergeFile, current.mergeFile),
+            ("tokenizer_model", stored.tokenizerModel, current.tokenizerModel),
         ] {
             guard let a, let b, a != b, let x = FileManager.default.contents(atPath: a),
                 let y = FileManager.default.contents(atPath: b), x != y

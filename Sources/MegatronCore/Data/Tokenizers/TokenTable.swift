@@ -15,7 +15,10 @@ struct TokenTable {
     @inline(__always) static func mix(_ h: UInt64, _ b: UInt8) -> UInt64 { (h ^ UInt64(b)) &* 0x100_0000_01b3 }
 
     /// Token i of `tokens` gets id i; a repeated token keeps its first id.
-    init(tokens: [String]) {
+    init(tokens: [String]) { self.init(byteTokens: tokens.map { Array($0.utf8) }) }
+
+    /// The same over tokens given as bytes (SentencePiece's pieces).
+    init(byteTokens tokens: [[UInt8]]) {
         var capacity = 16
         while capacity < 2 * tokens.count { capacity *= 2 }
         slots = Array(repeating: -1, count: capacity)
@@ -23,9 +26,9 @@ struct TokenTable {
         mask = capacity - 1
         var longest = 0
         for t in tokens {
-            arena.append(contentsOf: t.utf8)
+            arena.append(contentsOf: t)
             offsets.append(arena.count)
-            longest = max(longest, t.utf8.count)
+            longest = max(longest, t.count)
         }
         longestToken = longest
         for id in tokens.indices {
@@ -69,6 +72,25 @@ struct TokenTable {
     func id(of token: String) -> Int32? {
         var token = token
         return token.withUTF8 { find($0.reduce(Self.basis, Self.mix), prefix: 0, $0, 0..<$0.count) }
+    }
+
+    /// The id of the token whose bytes are `text[range]`, or nil.
+    func id(of text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int32? {
+        guard range.count <= longestToken else { return nil }
+        var h = Self.basis
+        for i in range { h = Self.mix(h, text[i]) }
+        return find(h, prefix: 0, text, range)
+    }
+
+    /// Calls `body(id, end)` for every token equal to `text[start..<end]`, shortest first.
+    func forEachPrefix(of text: UnsafeBufferPointer<UInt8>, from start: Int, _ body: (Int32, Int) -> Void) {
+        var h = Self.basis
+        var e = start
+        while e < text.count && e - start < longestToken {
+            h = Self.mix(h, text[e])
+            e += 1
+            if let id = find(h, prefix: 0, text, start..<e) { body(id, e) }
+        }
     }
 
     /// The longest token equal to `word[start..<e]` (after "##" when `continuation`) for an `e` that

@@ -1,6 +1,6 @@
 // Tokenizer.swift — what every tokenizer offers (Megatron's MegatronTokenizer): vocabulary size,
 // the end-of-document id, encode and decode; `Tokenizers.make` builds one from the config keys
-// `tokenizer_type`, `vocab_file`, `merge_file`, with errors that name the key and the file.
+// `tokenizer_type`, `vocab_file`, `merge_file`, `tokenizer_model`, with errors that name the key and the file.
 import Foundation
 
 public protocol Tokenizer: Sendable {
@@ -10,10 +10,15 @@ public protocol Tokenizer: Sendable {
     var eod: Int32 { get }
     func encode(_ text: UnsafeBufferPointer<UInt8>) -> [Int32]
     func decode(_ ids: [Int32]) -> [UInt8]
+    /// The ids of `text` as it continues a text already encoded (LAMBADA's " word" after its
+    /// context): `encode` for byte-level BPE and WordPiece; SentencePiece leaves out the BOS and
+    /// lets the dummy prefix stand for the leading space.
+    func encodeContinuation(_ text: [UInt8]) -> [Int32]
 }
 
 extension Tokenizer {
     public func encode(_ bytes: [UInt8]) -> [Int32] { bytes.withUnsafeBufferPointer { encode($0) } }
+    public func encodeContinuation(_ text: [UInt8]) -> [Int32] { encode(text) }
 }
 
 public enum TokenizerError: Error, CustomStringConvertible {
@@ -36,11 +41,26 @@ public enum TokenizerError: Error, CustomStringConvertible {
 }
 
 public enum Tokenizers {
+    /// The tokenizer of a config's `tokenizer_type` and files.
+    public static func make(config c: TrainingConfig) throws -> Tokenizer {
+        try make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel)
+    }
+
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
-    /// `BertWordPieceCase`).
+    /// `BertWordPieceCase`, and over a SentencePiece `tokenizer_model` `SentencePieceTokenizer`,
+    /// `GPTSentencePieceTokenizer`, `Llama2Tokenizer`).
     /// (NullTokenizer has no text side: it is the byte-level tokenizer here; its ids come preprocessed.)
-    public static func make(type: TokenizerType, vocabFile: String?, mergeFile: String?) throws -> Tokenizer {
+    public static func make(
+        type: TokenizerType, vocabFile: String?, mergeFile: String?, tokenizerModel: String? = nil
+    ) throws -> Tokenizer {
         switch type {
+        case .sentencePiece, .gptSentencePiece, .llama2:
+            guard let tokenizerModel else {
+                throw TokenizerError.missingFile(key: "tokenizer_model", tokenizer: type.rawValue)
+            }
+            let flavour: SentencePieceTokenizer.Flavour =
+                type == .llama2 ? .llama2 : type == .gptSentencePiece ? .gpt : .megatron
+            return try SentencePieceTokenizer(modelFile: tokenizerModel, flavour: flavour)
         case .gpt2BPE:
             guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
             guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type.rawValue) }
