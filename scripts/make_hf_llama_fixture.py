@@ -11,7 +11,16 @@ with norm weights drawn around 1, stored as float32. expected.json holds input_i
 per sequence and position, the log-probability of the next token and the arg-max token.
 --check-export DIR loads a directory written by `megatron convert-checkpoint --to hf` with
 LlamaForCausalLM.from_pretrained and checks its log-probabilities against expected.json.
+
+Also Tests/CLITests/Fixtures/hf_llama_sp/: a Llama with a SentencePiece tokenizer — the 1,000-piece
+Llama-2-style BPE model of Tests/MegatronCoreTests/Fixtures/sentencepiece (llama_bpe.model, from
+scripts/make_sentencepiece_fixture.py) as tokenizer.model, LlamaTokenizer's tokenizer_config.json
+(add_bos_token), 2 layers, hidden 32, 4 heads in 2 groups, vocabulary 1,000, tied embeddings — and
+its expected.json: for three text prompts, transformers' AutoTokenizer ids and 12 greedily generated
+tokens with their text (tokenizer.decode of the new ids after the prompt's, special tokens skipped).
+--check-tokenizer DIR loads DIR's tokenizer with AutoTokenizer and checks the prompts' ids.
 """
+import shutil
 import json
 import os
 import sys
@@ -30,7 +39,50 @@ def scores(model, ids):
     return nxt.tolist(), logp[:, :-1].argmax(-1).tolist()
 
 
+SP_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama_sp")
+SP_PROMPTS = ["First Citizen:", "Before we proceed any further, hear me speak.", "KING RICHARD III:\nNow is the"]
+
+
+def with_tokenizer():
+    from transformers import AutoTokenizer
+    torch.manual_seed(1)
+    cfg = LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      tie_word_embeddings=True, initializer_range=0.2, bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(cfg).eval()
+    os.makedirs(SP_OUT, exist_ok=True)
+    model.save_pretrained(SP_OUT, safe_serialization=True)
+    shutil.copy(os.path.join(ROOT, "Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"),
+                os.path.join(SP_OUT, "tokenizer.model"))
+    json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": True,
+               "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
+              open(os.path.join(SP_OUT, "tokenizer_config.json"), "w"), indent=1)
+    tok = AutoTokenizer.from_pretrained(SP_OUT)
+    cases = []
+    for prompt in SP_PROMPTS:
+        ids = tok(prompt)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=None,
+                                 pad_token_id=0)[0].tolist()
+        new = out[len(ids):]
+        cases.append({"prompt": prompt, "ids": ids, "generated": new,
+                      "text": tok.decode(out, skip_special_tokens=True)})
+    json.dump({"cases": cases}, open(os.path.join(SP_OUT, "expected.json"), "w"), indent=1, ensure_ascii=False)
+    print(f"wrote {os.path.normpath(SP_OUT)}")
+
+
+def check_tokenizer(directory):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(directory)
+    exp = json.load(open(os.path.join(SP_OUT, "expected.json")))
+    bad = [c["prompt"] for c in exp["cases"] if tok(c["prompt"])["input_ids"] != c["ids"]]
+    print(f"tokenizer of {directory}: {len(exp['cases']) - len(bad)} of {len(exp['cases'])} prompts give the same ids")
+    sys.exit(1 if bad else 0)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-tokenizer":
+        check_tokenizer(sys.argv[2])
     if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
         exp = json.load(open(os.path.join(OUT, "expected.json")))
         model = LlamaForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
@@ -55,6 +107,7 @@ def main():
     json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
               open(os.path.join(OUT, "expected.json"), "w"), indent=1)
     print(f"wrote {os.path.normpath(OUT)}")
+    with_tokenizer()
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ struct Generate: ParsableCommand {
                     prompts: batch.map(\.ids), tokensToGenerate: tokensToGenerate, sampling: options,
                     stopAtEOD: !ignoreEod, logprobs: logprobs, firstPromptIndex: first)
                 let stream = TextStream(
-                    tokenizer: session.tokenizer, enabled: rank == 0 && batch.count == 1, eod: session.generator.eod)
+                    tokenizer: session.tokenizer, enabled: rank == 0 && batch.count == 1, eod: session.generator.eod,
+                    context: batch[0].ids)
                 if stream.enabled { FileHandle.standardOutput.write(Data(batch[0].text.utf8)) }
                 let result = try session.generator.generate(request) { _, token in stream.append(token) }
                 stream.finish()
@@ -158,17 +159,18 @@ enum GenerationPromptError: Error, CustomStringConvertible {
 /// Writes a sequence's new text to stdout as its tokens arrive, holding back an incomplete UTF-8
 /// character until its last byte comes.
 final class TextStream {
-    let tokenizer: Tokenizer, enabled: Bool, eod: Int32
+    let tokenizer: Tokenizer, enabled: Bool, eod: Int32, context: [Int32]
     private var tokens: [Int32] = [], written = 0
 
-    init(tokenizer: Tokenizer, enabled: Bool, eod: Int32) {
-        (self.tokenizer, self.enabled, self.eod) = (tokenizer, enabled, eod)
+    /// `context`: the prompt's ids, which the streamed text continues.
+    init(tokenizer: Tokenizer, enabled: Bool, eod: Int32, context: [Int32]) {
+        (self.tokenizer, self.enabled, self.eod, self.context) = (tokenizer, enabled, eod, context)
     }
 
     func append(_ token: Int32) {
         guard enabled, token != eod else { return }
         tokens.append(token)
-        let bytes = tokenizer.decode(tokens)
+        let bytes = tokenizer.decodeContinuation(tokens, after: context)
         let end = TextStream.completeUTF8Prefix(bytes)
         if end > written {
             FileHandle.standardOutput.write(Data(bytes[written..<end]))
@@ -261,7 +263,8 @@ struct GenerationSession {
 
     /// The generated text of sequence `j` (without the end-of-document token).
     func decode(_ result: GenerationResult, _ j: Int) -> String {
+        let prompt = Array(result.tokens[j].prefix(result.promptLengths[j]))
         let new = result.tokens[j].dropFirst(result.promptLengths[j]).filter { $0 != tokenizer.eod }
-        return String(decoding: tokenizer.decode(Array(new)), as: UTF8.self)
+        return String(decoding: tokenizer.decodeContinuation(Array(new), after: prompt), as: UTF8.self)
     }
 }

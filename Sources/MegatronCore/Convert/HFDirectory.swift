@@ -174,8 +174,16 @@ public enum HuggingFace {
     ) {
         switch model.architecture {
         case .gpt(let g) where HFGPT2.options(g).count > 0:
-            try HFLlama.export(model, to: directory)
-            return ("LlamaForCausalLM", "no tokenizer files written: Llama's tokenizer is not converted here")
+            let withTokenizer = try HFLlama.export(model, to: directory)
+            let c = model.trainingConfig
+            let note =
+                withTokenizer
+                ? nil
+                : "no tokenizer files written: the checkpoint's tokenizer is \(c.tokenizerType.rawValue)"
+                    + (c.tokenizerType.isSentencePiece ? " with tokenizer_model \(c.tokenizerModel ?? "none")" : "")
+                    + "; a Llama export carries a Llama2Tokenizer's or GPTSentencePieceTokenizer's readable "
+                    + "tokenizer.model"
+            return ("LlamaForCausalLM", note)
         case .gpt:
             let withTokenizer = try HFGPT2.export(model, to: directory)
             let c = model.trainingConfig

@@ -9,9 +9,11 @@
 //   layers.i.self_attn.{q,k,v}_proj → self_attention.linear_qkv: per group g of a/g heads, rows
 //       [q of heads g·a/g … | k of group g | v of group g] (Megatron's layout)
 //   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
-// The tokenizer is not converted (Llama's are SentencePiece or tiktoken files this trainer does not
-// read): the import records NullTokenizer over the model's vocabulary, so token ids work
-// (`generate --prompts-file` with "prompt_tokens", preprocessed data) and text prompts do not.
+// The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
+// vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer) and exported again; without one
+// (Llama 3's tiktoken-style tokenizer.json is not read) the import records NullTokenizer over the
+// model's vocabulary, so token ids work (`generate --prompts-file` with "prompt_tokens",
+// preprocessed data) and text prompts do not.
 import Checkpoint
 import Foundation
 
@@ -21,6 +23,9 @@ public enum HFLlama {
         let (hf, configPath) = try HFDirectory.readConfig(directory, model: "Llama")
         var (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         cfg.vocabSize = vocab
+        if let (type, path) = HFLlamaTokenizer.importing(directory, vocabSize: vocab) {
+            (cfg.tokenizerType, cfg.tokenizerModel) = (type, path)
+        }
         let jsonText = ConfigKeys.json(of: cfg)
         let dict = (try? JSONSerialization.jsonObject(with: Data(jsonText.utf8)) as? [String: Any]) ?? [:]
         let source = try HFTensors(path: HFDirectory.weightsPath(directory))
@@ -166,8 +171,10 @@ public enum HFLlama {
         ].filter(\.1).map(\.0)
     }
 
-    /// Writes `model` as a Hugging Face LlamaForCausalLM directory (created atomically; must not exist).
-    public static func export(_ model: WholeModel, to directory: String) throws {
+    /// Writes `model` as a Hugging Face LlamaForCausalLM directory (created atomically; must not exist),
+    /// with its SentencePiece tokenizer when it has one (returns whether it had).
+    @discardableResult
+    public static func export(_ model: WholeModel, to directory: String) throws -> Bool {
         guard case .gpt(let g) = model.architecture else {
             throw ConversionError.invalid("this checkpoint holds a BERT model, not a Llama")
         }
@@ -196,7 +203,9 @@ public enum HFLlama {
         for (name, values) in blocks {
             tensors[fileName(name)] = .init(shape: hfShape(name, g), values: values)
         }
-        try HFDirectory.write(directory, config: hfConfig(g), tensors: tensors)
+        let tokenizer = HFLlamaTokenizer.files(model.trainingConfig, maxPositions: g.maxPositionEmbeddings)
+        try HFDirectory.write(directory, config: hfConfig(g), tensors: tensors, files: tokenizer ?? [:])
+        return tokenizer != nil
     }
 
     /// LlamaForCausalLM's config.json for `g`.

@@ -51,3 +51,51 @@ enum HFTokenizerFiles {
         return (files, eod)
     }
 }
+
+/// A Llama directory's SentencePiece tokenizer (tokenizer.model), both ways. Import: Llama2Tokenizer
+/// (the BOS before each text, as LlamaTokenizer's add_bos_token, true unless tokenizer_config.json
+/// says false, then GPTSentencePieceTokenizer) when the model's pieces are as many as config.json's
+/// vocab_size; otherwise, or without the file, none. Export: a checkpoint trained with either
+/// tokenizer writes its tokenizer_model as tokenizer.model with LlamaTokenizer's config files.
+enum HFLlamaTokenizer {
+    static let modelFile = "tokenizer.model"
+
+    /// The tokenizer type and model path of `directory`, or nil with the reason.
+    static func importing(_ directory: String, vocabSize: Int) -> (TokenizerType, String)? {
+        let path = (directory as NSString).appendingPathComponent(modelFile)
+        guard FileManager.default.fileExists(atPath: path),
+            let sp = try? SentencePieceTokenizer(modelFile: path, flavour: .gpt), sp.vocabSize == vocabSize
+        else { return nil }
+        let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        let addsBOS =
+            FileManager.default.contents(atPath: configPath)
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["add_bos_token"] as? Bool ?? true
+        return (addsBOS && sp.bos != nil ? .llama2 : .gptSentencePiece, path)
+    }
+
+    /// The files that give an export its tokenizer, or nil when the checkpoint has none to give.
+    static func files(_ c: TrainingConfig, maxPositions: Int) -> [String: Data]? {
+        guard c.tokenizerType == .llama2 || c.tokenizerType == .gptSentencePiece, let path = c.tokenizerModel,
+            let model = FileManager.default.contents(atPath: path),
+            let sp = try? SentencePieceTokenizer(modelFile: path, flavour: .gpt)
+        else { return nil }
+        let piece = { (id: Int32?) -> Any in id.map { sp.pieceText($0) } ?? NSNull() }
+        let special: [String: Any] = ["bos_token": piece(sp.bos), "eos_token": piece(sp.eos), "unk_token": piece(sp.unk)]
+        var tokenizerConfig = special
+        tokenizerConfig.merge([
+            "tokenizer_class": "LlamaTokenizer", "add_bos_token": c.tokenizerType == .llama2, "add_eos_token": false,
+            "model_max_length": maxPositions, "legacy": true, "clean_up_tokenization_spaces": false,
+        ]) { $1 }
+        var generation: [String: Any] = [:]
+        if let bos = sp.bos { generation["bos_token_id"] = Int(bos) }
+        if let eos = sp.eos { generation["eos_token_id"] = Int(eos) }
+        var files = [modelFile: model]
+        for (name, object) in [
+            ("tokenizer_config.json", tokenizerConfig), ("special_tokens_map.json", special),
+            ("generation_config.json", generation),
+        ] {
+            files[name] = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        }
+        return files
+    }
+}

@@ -54,6 +54,11 @@ struct SentencePieceEncoder {
 
     private func type(_ id: Int32) -> SentencePieceModelFile.PieceType { model.pieces[Int(id)].type }
 
+    /// Whether `ids` hold a piece that decodes to text (not only control pieces).
+    func hasText(_ ids: [Int32]) -> Bool {
+        ids.contains { $0 >= 0 && Int($0) < model.pieces.count && type($0) != .control }
+    }
+
     /// A piece that takes part in merges and lattices (SentencePiece's "normal" map).
     private func isMergeable(_ id: Int32) -> Bool {
         let t = type(id)
@@ -186,13 +191,14 @@ struct SentencePieceEncoder {
         return spans.reversed()
     }
 
-    /// The text of `ids` (ids outside the model are skipped).
-    func decode(_ ids: [Int32]) -> [UInt8] {
+    /// The text of `ids` (ids outside the model are skipped); `continuing` when they follow text
+    /// already written, so no leading "▁" is the dummy prefix.
+    func decode(_ ids: [Int32], continuing: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         var bytes: [UInt8] = []
         // At the start a piece's leading "▁" is the dummy prefix: dropped from the first piece with
         // text, and with remove_extra_whitespaces from every piece until one has text.
-        var atStart = !model.treatWhitespaceAsSuffix
+        var atStart = !model.treatWhitespaceAsSuffix && !continuing
         let stripsPrefix = model.addDummyPrefix || model.removeExtraWhitespaces
         func flushBytes() {
             var i = 0

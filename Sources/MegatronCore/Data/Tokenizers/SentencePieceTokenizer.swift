@@ -22,6 +22,12 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     let specials: [(text: [UInt8], id: Int32)]
     public let path: String
 
+    /// The model's <unk> piece.
+    public var unk: Int32 { encoder.unkID }
+
+    /// The text of piece `id` as the model file writes it ("<s>", "▁the", "<0x0A>").
+    public func pieceText(_ id: Int32) -> String { String(decoding: encoder.model.pieces[Int(id)].text, as: UTF8.self) }
+
     public var name: String {
         switch flavour {
         case .megatron: return "SentencePieceTokenizer"
@@ -114,18 +120,28 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         return nil
     }
 
-    public func decode(_ ids: [Int32]) -> [UInt8] {
-        guard flavour == .megatron else { return encoder.decode(ids) }
+    public func decode(_ ids: [Int32]) -> [UInt8] { decode(ids, continuing: false) }
+
+    public func decodeContinuation(_ ids: [Int32], after context: [Int32]) -> [UInt8] {
+        // Megatron's SentencePieceTokenizer decodes the text after a special token on its own.
+        let lastRun = context.lastIndex { id in specials.contains { $0.id == id } }.map { context[($0 + 1)...] }
+        return decode(ids, continuing: encoder.hasText(Array(lastRun ?? context[...])))
+    }
+
+    private func decode(_ ids: [Int32], continuing: Bool) -> [UInt8] {
+        guard flavour == .megatron else { return encoder.decode(ids, continuing: continuing) }
         var out: [UInt8] = []
         var run: [Int32] = []
+        var continuing = continuing
         for id in ids {
             if let s = specials.first(where: { $0.id == id }) {
-                out += encoder.decode(run) + [0x20] + s.text + [0x20]
+                out += encoder.decode(run, continuing: continuing) + [0x20] + s.text + [0x20]
                 run.removeAll()
+                continuing = false  // Megatron decodes the run after a special token as a new text
             } else {
                 run.append(id)
             }
         }
-        return out + encoder.decode(run)
+        return out + encoder.decode(run, continuing: continuing)
     }
 }

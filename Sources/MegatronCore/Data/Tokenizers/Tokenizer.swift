@@ -14,11 +14,16 @@ public protocol Tokenizer: Sendable {
     /// context): `encode` for byte-level BPE and WordPiece; SentencePiece leaves out the BOS and
     /// lets the dummy prefix stand for the leading space.
     func encodeContinuation(_ text: [UInt8]) -> [Int32]
+    /// The text of `ids` as it continues the text of `context` (generated tokens after their
+    /// prompt): `decode` where a token's text does not depend on what precedes it; SentencePiece
+    /// keeps the leading space that it drops at the start of a text.
+    func decodeContinuation(_ ids: [Int32], after context: [Int32]) -> [UInt8]
 }
 
 extension Tokenizer {
     public func encode(_ bytes: [UInt8]) -> [Int32] { bytes.withUnsafeBufferPointer { encode($0) } }
     public func encodeContinuation(_ text: [UInt8]) -> [Int32] { encode(text) }
+    public func decodeContinuation(_ ids: [Int32], after context: [Int32]) -> [UInt8] { decode(ids) }
 }
 
 public enum TokenizerError: Error, CustomStringConvertible {

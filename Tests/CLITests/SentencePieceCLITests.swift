@@ -1,0 +1,139 @@
+// SentencePieceCLITests.swift — the SentencePiece tokenizers end to end with the built binary: a
+// Hugging Face Llama with a tokenizer.model (Tests/CLITests/Fixtures/hf_llama_sp, made by
+// scripts/make_hf_llama_fixture.py) imports as Llama2Tokenizer, and `generate` from its text
+// prompts gives transformers' ids, greedy tokens and text, on one rank and at t = 2 × p = 2; the
+// export carries tokenizer.model and LlamaTokenizer's files (reloaded by transformers when it is
+// installed); `preprocess-data` with Llama2Tokenizer writes each document as its BOS and the
+// tokenizer's ids, and `train` reads that data; a bad or missing tokenizer_model is refused by key.
+import Foundation
+import MegatronCore
+import TestSupport
+import XCTest
+
+final class SentencePieceCLITests: XCTestCase {
+    let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama_sp")
+    let spModel = CLI.repoRoot.appendingPathComponent("Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model")
+
+    struct Case { let prompt: String; let ids: [Int]; let generated: [Int]; let text: String }
+
+    func cases() throws -> [Case] {
+        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
+            Case(
+                prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),
+                generated: try XCTUnwrap($0["generated"] as? [Int]), text: try XCTUnwrap($0["text"] as? String))
+        }
+    }
+
+    func testLlamaWithTokenizerGeneratesTransformersTextOnAGrid() throws {
+        let dir = CLI.scratch("sp-llama-generate")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let want = try cases()
+        XCTAssertEqual(want.count, 3)
+        let prompts = try want.map { c in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c.prompt]), as: UTF8.self)
+        }
+        try prompts.joined(separator: "\n").write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, ranks, grid) in [
+            ("one", 1, [String]()),
+            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        ] {
+            let args =
+                [
+                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
+                    "--temperature", "0", "--tokens-to-generate", "12", "--ignore-eod", "--num-threads", "1",
+                ] + grid
+            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
+            XCTAssertTrue(g.stdout.contains("Llama2Tokenizer") || g.stderr.contains("Llama2Tokenizer"), g.stdout)
+            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+            XCTAssertEqual(lines.count, want.count, name)
+            for (line, c) in zip(lines, want) {
+                XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
+                XCTAssertEqual(line["tokens"] as? [Int], c.generated, "\(name): tokens after \(c.prompt)")
+                XCTAssertEqual(c.prompt + (line["text"] as? String ?? "?"), c.text, "\(name): text after \(c.prompt)")
+            }
+        }
+    }
+
+    func testExportCarriesTheTokenizer() throws {
+        let dir = CLI.scratch("sp-llama-export")
+        XCTAssertEqual(
+            try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir).code, 0)
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertFalse(export.stdout.contains("no tokenizer files"), export.stdout)
+        XCTAssertEqual(
+            try Data(contentsOf: dir.appendingPathComponent("hf/tokenizer.model")),
+            try Data(contentsOf: fixture.appendingPathComponent("tokenizer.model")))
+        let config = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/tokenizer_config.json")))
+                as? [String: Any])
+        XCTAssertEqual(config["tokenizer_class"] as? String, "LlamaTokenizer")
+        XCTAssertEqual(config["add_bos_token"] as? Bool, true)
+        XCTAssertEqual(config["bos_token"] as? String, "<s>")
+        let check = try CLI.run(
+            [CLI.repoRoot.appendingPathComponent("scripts/make_hf_llama_fixture.py").path, "--check-tokenizer", "hf"],
+            in: dir, program: "/usr/bin/env", environment: [:])
+        guard check.code == 0 || !check.stderr.contains("ModuleNotFoundError") else {
+            throw XCTSkip("transformers is not installed; its reading of the exported tokenizer not checked")
+        }
+        XCTAssertEqual(check.code, 0, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains("3 of 3 prompts give the same ids"), check.stdout)
+    }
+
+    func testPreprocessAndTrainWithLlama2Tokenizer() throws {
+        let dir = CLI.scratch("sp-preprocess")
+        let docs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak."]
+        let jsonl = try docs.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
+        }.joined(separator: "\n")
+        try (String(repeating: jsonl + "\n", count: 40)).write(
+            to: dir.appendingPathComponent("docs.jsonl"), atomically: true, encoding: .utf8)
+        let p = try CLI.run(
+            [
+                "preprocess-data", "--input", "docs.jsonl", "--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model",
+                spModel.path, "--append-eod", "--output-prefix", "sp", "--workers", "1",
+            ], in: dir)
+        XCTAssertEqual(p.code, 0, p.stderr)
+        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("sp_text_document").path)
+        XCTAssertEqual(dataset.sequenceCount, 80)
+        func sequence(_ k: Int) -> [Int32] {
+            var ids = [Int32](repeating: -1, count: dataset.length(k))
+            ids.withUnsafeMutableBufferPointer { dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!) }
+            return ids
+        }
+        let tok = try SentencePieceTokenizer(modelFile: spModel.path, flavour: .llama2)
+        for (k, doc) in docs.enumerated() {
+            XCTAssertEqual(sequence(k), tok.encode(Array(doc.utf8)) + [tok.eod], "document \(k)")
+        }
+        XCTAssertEqual(sequence(0).first, 1)
+        let train = try CLI.run(
+            [
+                "train", "--config", CLI.config("llama-tiny.json"), "--tokenizer-type", "Llama2Tokenizer",
+                "--tokenizer-model", spModel.path, "--data-path", "sp_text_document", "--split", "90,10,0",
+                "--train-iters", "4", "--seq-length", "32", "--max-position-embeddings", "32",
+            ], in: dir)
+        XCTAssertEqual(train.code, 0, train.stderr)
+        XCTAssertTrue(train.stdout.contains("vocab 1000 (padded 1024)"), train.stdout)
+    }
+
+    func testBadTokenizerModelIsRefusedByKey() throws {
+        let dir = CLI.scratch("sp-refuse")
+        try Data("not a model".utf8).write(to: dir.appendingPathComponent("bad.model"))
+        for (args, needle) in [
+            (["--tokenizer-type", "Llama2Tokenizer"], "tokenizer_model"),
+            (["--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model", "absent.model"], "tokenizer_model"),
+            (["--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model", "bad.model"], "bad.model"),
+            (["--tokenizer-model", spModel.path], "tokenizer_type"),
+        ] {
+            let r = try CLI.run(
+                ["train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "1"] + args, in: dir)
+            XCTAssertNotEqual(r.code, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): \(r.stderr)")
+        }
+    }
+}
