@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config hf-config safetensors mmidx checkpoint gpt2-tokenizer wordpiece)
+[ ${#targets[@]} -gt 0 ] || targets=(config hf-config safetensors mmidx checkpoint gpt2-tokenizer wordpiece sentencepiece sentencepiece-model)
 RUNS=${RUNS:-1000000}
 limit=(-runs="$RUNS")
 [ -z "${SECONDS_PER_TARGET:-}" ] || limit=(-max_total_time="$SECONDS_PER_TARGET")

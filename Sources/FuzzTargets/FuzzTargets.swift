@@ -1,6 +1,6 @@
 // FuzzTargets.swift — one entry point per input parser, each taking arbitrary bytes: the config
 // loader, a Hugging Face config.json, safetensors, an MMIDIDX index, a checkpoint's HDF5 file, and
-// the GPT-2 and WordPiece tokenizers. Each writes the bytes where the real reader looks (files in a
+// the GPT-2, WordPiece and SentencePiece tokenizers, and a SentencePiece model file. Each writes the bytes where the real reader looks (files in a
 // per-process scratch directory, so the fuzzed path is the one users run) and calls that reader.
 // A thrown error is the expected answer to bad bytes; a crash, a trap or a broken property (a
 // GPT-2 round trip that loses text, an id outside the vocabulary) is a finding. `megatron-fuzz`
@@ -15,6 +15,16 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case safetensors, mmidx, checkpoint
     case gpt2Tokenizer = "gpt2-tokenizer"
     case wordpiece
+    case sentencepiece
+    case sentencepieceModel = "sentencepiece-model"
+
+    /// The committed Llama-2-style SentencePiece model (the SentencePiece tests' fixture), from the
+    /// repository root.
+    public static var sentencePieceModel: String? {
+        let path =
+            FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
 
     /// Tokenizer files, from `MEGATRON_SHARED_DATA` or ../shared/data beside the checkout.
     public static var sharedData: URL? {
@@ -31,6 +41,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .gpt2Tokenizer, .wordpiece:
             return Self.sharedData == nil
                 ? "the tokenizer files under ../shared/data (or MEGATRON_SHARED_DATA) are absent" : nil
+        case .sentencepiece:
+            return Self.sentencePieceModel == nil ? "the committed SentencePiece model is not under this directory" : nil
         default: return nil
         }
     }
@@ -45,6 +57,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .checkpoint: FuzzReaders.checkpoint(bytes)
         case .gpt2Tokenizer: FuzzReaders.gpt2(bytes)
         case .wordpiece: FuzzReaders.wordpiece(bytes)
+        case .sentencepiece: FuzzReaders.sentencePiece(bytes)
+        case .sentencepieceModel: FuzzReaders.sentencePieceModel(bytes)
         }
     }
 }
@@ -137,5 +151,33 @@ enum FuzzReaders {
         let ids = bytes.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
         precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
         _ = tok.decode(ids)
+    }
+
+    static let sentencePieceTokenizer: SentencePieceTokenizer? = FuzzTarget.sentencePieceModel.flatMap {
+        try? SentencePieceTokenizer(modelFile: $0, flavour: .gpt)
+    }
+
+    /// Identity normalization with byte fallback loses nothing: valid UTF-8 comes back exactly (unless
+    /// it holds "▁", which is SentencePiece's space and decodes as one).
+    static func sentencePiece(_ bytes: Data) {
+        guard let tok = sentencePieceTokenizer else { return }
+        let ids = bytes.withUnsafeBytes { tok.encode($0.bindMemory(to: UInt8.self)) }
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+        let text = tok.decode(ids)
+        let valid = String(decoding: bytes, as: UTF8.self)
+        if valid.utf8.elementsEqual(bytes) && !valid.contains("\u{2581}") {
+            precondition(text == Array(bytes), "the SentencePiece round trip changed valid UTF-8 text")
+        }
+    }
+
+    /// The bytes are a tokenizer.model: read, then used on a text with every kind of character.
+    static func sentencePieceModel(_ bytes: Data) {
+        let path = write(bytes, "tokenizer.model")
+        for flavour in [SentencePieceTokenizer.Flavour.megatron, .gpt, .llama2] {
+            guard let tok = try? SentencePieceTokenizer(modelFile: path, flavour: flavour) else { continue }
+            let ids = tok.encode(Array("  Hello, wörld!\t<EOD> 日本 😀 ｆｕｌｌ\u{0}\n".utf8))
+            precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+            _ = tok.decode(ids + [-1, Int32(tok.vocabSize), Int32.max])
+        }
     }
 }

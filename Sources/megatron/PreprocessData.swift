@@ -30,7 +30,8 @@ struct PreprocessData: ParsableCommand {
         "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
-    @Option(help: "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers.") var tokenizerModel: String?
+    @Option(help: "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers.") var tokenizerModel:
+        String?
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
     @Flag(
         help: ArgumentHelp(
@@ -43,7 +44,8 @@ struct PreprocessData: ParsableCommand {
 
     func run() throws {
         let types: [TokenizerType] = [
-            .gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel, .llama2, .gptSentencePiece, .sentencePiece,
+            .gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel, .llama2, .gptSentencePiece,
+            .sentencePiece,
         ]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
             CLIErrors.fail(

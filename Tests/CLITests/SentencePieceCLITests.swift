@@ -103,7 +103,9 @@ final class SentencePieceCLITests: XCTestCase {
         XCTAssertEqual(dataset.sequenceCount, 80)
         func sequence(_ k: Int) -> [Int32] {
             var ids = [Int32](repeating: -1, count: dataset.length(k))
-            ids.withUnsafeMutableBufferPointer { dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!) }
+            ids.withUnsafeMutableBufferPointer {
+                dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!)
+            }
             return ids
         }
         let tok = try SentencePieceTokenizer(modelFile: spModel.path, flavour: .llama2)

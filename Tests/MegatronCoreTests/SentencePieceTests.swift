@@ -6,9 +6,8 @@
 // skipped without it). Then Megatron's three flavours (BOS, added special tokens, eod), the
 // LAMBADA continuation, and malformed model files refused naming the file.
 import Foundation
-import XCTest
-
 import MegatronCore
+import XCTest
 
 final class SentencePieceTests: XCTestCase {
     static let models = ["llama_bpe", "nfkc_unigram", "unused_bpe"]
@@ -51,7 +50,8 @@ final class SentencePieceTests: XCTestCase {
             XCTAssertEqual(sequences.count, 9)
             for s in sequences {
                 let ids = try XCTUnwrap(s["ids"] as? [Int]).map(Int32.init)
-                XCTAssertEqual(String(decoding: tok.decode(ids), as: UTF8.self), s["decoded"] as? String, "\(name): \(ids)")
+                XCTAssertEqual(
+                    String(decoding: tok.decode(ids), as: UTF8.self), s["decoded"] as? String, "\(name): \(ids)")
             }
         }
     }
@@ -73,7 +73,9 @@ final class SentencePieceTests: XCTestCase {
                 let got = tok.encode(Array(line.utf8))
                 total += got.count
                 guard got == ids.map(Int32.init) else {
-                    XCTFail("\(name): line \(line.prefix(60).debugDescription)… gives \(got.prefix(12))…, want \(ids.prefix(12))…")
+                    XCTFail(
+                        "\(name): line \(line.prefix(60).debugDescription)… gives \(got.prefix(12))…, want \(ids.prefix(12))…"
+                    )
                     break
                 }
             }
@@ -138,7 +140,9 @@ final class SentencePieceTests: XCTestCase {
                 XCTAssertTrue(text.contains(path) && text.contains(reason), text)
             }
         }
-        XCTAssertThrowsError(try SentencePieceTokenizer(modelFile: dir.appendingPathComponent("absent").path, flavour: .gpt)) {
+        XCTAssertThrowsError(
+            try SentencePieceTokenizer(modelFile: dir.appendingPathComponent("absent").path, flavour: .gpt)
+        ) {
             XCTAssertTrue("\($0)".contains("tokenizer_model"), "\($0)")
         }
     }

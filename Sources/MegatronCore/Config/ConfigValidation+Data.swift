@@ -96,7 +96,8 @@ extension ConfigValidation {
                 rule: "\(c.tokenizerType.rawValue) needs tokenizer_model (the SentencePiece tokenizer.model file)")
         }
         guard FileManager.default.isReadableFile(atPath: path) else {
-            throw ConfigError.invalidValue(key: "tokenizer_model", value: "\"\(path)\"", rule: "must be a readable file")
+            throw ConfigError.invalidValue(
+                key: "tokenizer_model", value: "\"\(path)\"", rule: "must be a readable file")
         }
     }
 

@@ -69,7 +69,8 @@ enum HFLlamaTokenizer {
         let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
         let addsBOS =
             FileManager.default.contents(atPath: configPath)
-            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["add_bos_token"] as? Bool ?? true
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["add_bos_token"] as? Bool
+            ?? true
         return (addsBOS && sp.bos != nil ? .llama2 : .gptSentencePiece, path)
     }
 
@@ -80,7 +81,9 @@ enum HFLlamaTokenizer {
             let sp = try? SentencePieceTokenizer(modelFile: path, flavour: .gpt)
         else { return nil }
         let piece = { (id: Int32?) -> Any in id.map { sp.pieceText($0) } ?? NSNull() }
-        let special: [String: Any] = ["bos_token": piece(sp.bos), "eos_token": piece(sp.eos), "unk_token": piece(sp.unk)]
+        let special: [String: Any] = [
+            "bos_token": piece(sp.bos), "eos_token": piece(sp.eos), "unk_token": piece(sp.unk),
+        ]
         var tokenizerConfig = special
         tokenizerConfig.merge([
             "tokenizer_class": "LlamaTokenizer", "add_bos_token": c.tokenizerType == .llama2, "add_eos_token": false,

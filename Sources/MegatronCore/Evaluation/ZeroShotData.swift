@@ -195,7 +195,8 @@ public enum LambadaExamples {
         while start >= 0 && !scalars[start..<(start + last.count)].elementsEqual(last) { start -= 1 }
         let context = PythonText.string(PythonText.strip(Array(scalars[..<start])))
         return (
-            tokenizer.encode(Array(context.utf8)), tokenizer.encodeContinuation(Array((" " + PythonText.string(last)).utf8))
+            tokenizer.encode(Array(context.utf8)),
+            tokenizer.encodeContinuation(Array((" " + PythonText.string(last)).utf8))
         )
     }
 }

@@ -40,7 +40,9 @@ struct SentencePieceEncoder {
         var byteIDs = [Int32](repeating: Int32(unk), count: 256)
         for (id, p) in pieces.enumerated() where p.type == .byte {
             let text = String(decoding: p.text, as: UTF8.self)
-            if text.count == 6, text.hasPrefix("<0x"), text.hasSuffix(">"), let b = UInt8(text.dropFirst(3).prefix(2), radix: 16) {
+            if text.count == 6, text.hasPrefix("<0x"), text.hasSuffix(">"),
+                let b = UInt8(text.dropFirst(3).prefix(2), radix: 16)
+            {
                 byteIDs[Int(b)] = Int32(id)
             }
         }
@@ -121,7 +123,8 @@ struct SentencePieceEncoder {
         func consider(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0, !frozen[left], !frozen[right] else { return }
             guard let id = table.id(of: n, start[left]..<end[right]), isMergeable(id) else { return }
-            heap.push(.init(score: model.pieces[Int(id)].score, left: left, right: right, size: end[right] - start[left]))
+            heap.push(
+                .init(score: model.pieces[Int(id)].score, left: left, right: right, size: end[right] - start[left]))
             if type(id) == .unused {
                 let slice = { (s: Int) in Array(n[start[s]..<end[s]])[...] }
                 unusedSplits[Array(n[start[left]..<end[right]])] = (slice(left), slice(right))
@@ -148,7 +151,8 @@ struct SentencePieceEncoder {
     }
 
     private func resegment(
-        _ piece: ArraySlice<UInt8>, _ splits: [[UInt8]: (ArraySlice<UInt8>, ArraySlice<UInt8>)], into spans: inout [Span]
+        _ piece: ArraySlice<UInt8>, _ splits: [[UInt8]: (ArraySlice<UInt8>, ArraySlice<UInt8>)],
+        into spans: inout [Span]
     ) {
         let id = piece.withUnsafeBufferPointer { pieceID($0, 0..<$0.count) }
         if type(id) == .unused, let (a, b) = splits[Array(piece)] {
@@ -173,12 +177,16 @@ struct SentencePieceEncoder {
             table.forEachPrefix(of: n, from: s) { id, e in
                 guard isMergeable(id), type(id) != .unused else { return }
                 let pieceScore = type(id) == .userDefined ? Float(e - s) * maxScore - 0.1 : model.pieces[Int(id)].score
-                if from[e] < 0 || here + pieceScore > score[e] { (score[e], from[e], piece[e]) = (here + pieceScore, s, id) }
+                if from[e] < 0 || here + pieceScore > score[e] {
+                    (score[e], from[e], piece[e]) = (here + pieceScore, s, id)
+                }
                 if e - s == length { coversCharacter = true }
             }
             if !coversCharacter {
                 let e = s + length
-                if from[e] < 0 || here + unkScore > score[e] { (score[e], from[e], piece[e]) = (here + unkScore, s, unkID) }
+                if from[e] < 0 || here + unkScore > score[e] {
+                    (score[e], from[e], piece[e]) = (here + unkScore, s, unkID)
+                }
             }
             s += length
         }

@@ -7,8 +7,20 @@
 import Foundation
 
 struct SentencePieceModelFile {
-    enum PieceType: Int { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
-    enum ModelType: Int { case unigram = 1, bpe = 2, word = 3, char = 4 }
+    enum PieceType: Int {
+        case normal = 1
+        case unknown = 2
+        case control = 3
+        case userDefined = 4
+        case unused = 5
+        case byte = 6
+    }
+    enum ModelType: Int {
+        case unigram = 1
+        case bpe = 2
+        case word = 3
+        case char = 4
+    }
 
     struct Piece {
         var text: [UInt8] = []
@@ -112,7 +124,10 @@ struct SentencePieceModelFile {
 struct ProtoReader {
     struct Malformed: Error { let reason: String }
     enum Value {
-        case varint(UInt64), fixed64(UInt64), bytes(ArraySlice<UInt8>), fixed32(UInt32)
+        case varint(UInt64)
+        case fixed64(UInt64)
+        case bytes(ArraySlice<UInt8>)
+        case fixed32(UInt32)
     }
 
     private var rest: ArraySlice<UInt8>

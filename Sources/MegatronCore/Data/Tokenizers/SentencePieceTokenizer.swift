@@ -48,7 +48,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         case .gpt, .llama2:
             guard let eos else {
                 throw TokenizerError.malformed(
-                    path: modelFile, reason: "no EOS piece (eos_id \(model.eosID)): Megatron's \(flavour) eod is the EOS")
+                    path: modelFile,
+                    reason: "no EOS piece (eos_id \(model.eosID)): Megatron's \(flavour) eod is the EOS")
             }
             if flavour == .llama2 && bos == nil {
                 throw TokenizerError.malformed(

@@ -48,7 +48,8 @@ public enum TokenizerError: Error, CustomStringConvertible {
 public enum Tokenizers {
     /// The tokenizer of a config's `tokenizer_type` and files.
     public static func make(config c: TrainingConfig) throws -> Tokenizer {
-        try make(type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel)
+        try make(
+            type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel)
     }
 
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
