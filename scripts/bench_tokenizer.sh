@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bench_tokenizer.sh — tokenisation throughput on WikiText's wiki.test.raw, one thread, for
 # GPT-2 BPE and BERT WordPiece (uncased), each against Hugging Face `tokenizers` (pip) on the same
-# paragraphs in the same run. Ours: `megatron preprocess-data --workers 1` on the file as plain
+# paragraphs in the same run, and Llama2Tokenizer against the `sentencepiece` library (pip) over a
+# Llama-2-style BPE model (byte fallback, identity normalization) of 16,000 pieces that the library
+# trains first on WikiText-103's validation tokens (so the test text is unseen). Ours: `megatron preprocess-data --workers 1` on the file as plain
 # text (one document per blank-line-separated paragraph), timed from the first document to the
 # files written — so it includes reading, UTF-8 checking and writing the .bin/.idx. Theirs:
 # Tokenizer.encode on each paragraph (RAYON_NUM_THREADS=1), tokenisation only. Needs
@@ -19,10 +21,22 @@ OUT=runs/bench-tokenizer
 mkdir -p "$OUT"
 python3 -c "import tokenizers" 2>/dev/null || pip install -q tokenizers 2>/dev/null || true
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), one thread"
-for kind in gpt2 bert; do
+python3 -c "import sentencepiece" 2>/dev/null || pip install -q sentencepiece 2>/dev/null || true
+SP_MODEL="$OUT/llama16k.model"
+if python3 -c "import sentencepiece" 2>/dev/null && [ ! -f "$SP_MODEL" ]; then
+    python3 -c "
+import sentencepiece as spm, sys
+spm.SentencePieceTrainer.train(input=sys.argv[1], model_prefix=sys.argv[2], model_type='bpe', vocab_size=16000,
+    byte_fallback=True, normalization_rule_name='identity', add_dummy_prefix=True, remove_extra_whitespaces=False,
+    split_digits=True, minloglevel=2)" "$DATA/wikitext/wikitext-103/wiki.valid.tokens" "${SP_MODEL%.model}"
+fi
+for kind in gpt2 bert sentencepiece; do
     if [ $kind = gpt2 ]; then
         files=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/tokenizers/gpt2/vocab.json"
             --merge-file "$DATA/tokenizers/gpt2/merges.txt")
+    elif [ $kind = sentencepiece ]; then
+        [ -f "$SP_MODEL" ] || { echo "(sentencepiece is not installed: pip install sentencepiece to compare)"; continue; }
+        files=(--tokenizer-type Llama2Tokenizer --tokenizer-model "$SP_MODEL")
     else
         files=(--tokenizer-type BertWordPieceLowerCase --vocab-file "$DATA/tokenizers/bert-base-uncased/vocab.txt")
     fi
@@ -31,18 +45,24 @@ for kind in gpt2 bert; do
         --workers 1 2>/dev/null)
     echo "$ours"
     mbs=$(echo "$ours" | sed -E 's/.*, ([0-9.]+) MB\/s\).*/\1/')
-    if ! python3 -c "import tokenizers" 2>/dev/null; then
+    if [ $kind != sentencepiece ] && ! python3 -c "import tokenizers" 2>/dev/null; then
         echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
         continue
     fi
-    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" <<'PY'
+    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" <<'PY'
 import re, sys, time
-from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
 raw, data, ours, kind = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+if kind == "sentencepiece":
+    import sentencepiece as spm
+    tok = spm.SentencePieceProcessor(model_file=sys.argv[5], num_threads=1)
+    encode, name = tok.encode, f"sentencepiece {spm.__version__}"
+else:
+    from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
+    name = f"Hugging Face tokenizers {__import__('tokenizers').__version__}"
 if kind == "gpt2":
     tok = ByteLevelBPETokenizer(f"{data}/tokenizers/gpt2/vocab.json", f"{data}/tokenizers/gpt2/merges.txt")
     encode = tok.encode
-else:
+elif kind == "bert":
     tok = BertWordPieceTokenizer(f"{data}/tokenizers/bert-base-uncased/vocab.txt", lowercase=True)
     encode = lambda p: tok.encode(p, add_special_tokens=False)
 text = open(raw, encoding="utf-8").read()
@@ -54,7 +74,7 @@ for _ in range(3):
     for p in paragraphs:
         encode(p)
     best = max(best, len(text.encode()) / (time.perf_counter() - t) / 1e6)
-print(f"Hugging Face tokenizers {__import__('tokenizers').__version__}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
-print(f"ours / tokenizers: {ours / best:.2f}x")
+print(f"{name}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
+print(f"ours / theirs: {ours / best:.2f}x")
 PY
 done

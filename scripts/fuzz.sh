@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh — libFuzzer (with AddressSanitizer) over every input parser (FuzzTargets: config,
-# hf-config, safetensors, mmidx, checkpoint, gpt2-tokenizer, wordpiece). Builds `megatron-fuzz` into
+# hf-config, safetensors, mmidx, checkpoint, gpt2-tokenizer, wordpiece, sentencepiece,
+# sentencepiece-model). Builds `megatron-fuzz` into
 # .build-fuzz, runs each target from its corpus in Tests/FuzzTests/Corpus/<target>, merges the new
 # inputs that add coverage back into that corpus, and keeps every crashing input in
 # Tests/FuzzTests/Regressions/<target>/ — both replayed by scripts/test.sh (FuzzCorpusTests).
@@ -25,6 +26,7 @@ MEGATRON_FUZZ=1 swift build -c release --build-path "$build" --product megatron-
 fuzzer=$PWD/$build/release/megatron-fuzz
 export ASAN_OPTIONS=detect_leaks=0 OPENBLAS_NUM_THREADS=1
 export MEGATRON_SHARED_DATA=${MEGATRON_SHARED_DATA:-$PWD/../shared/data}
+export MEGATRON_SENTENCEPIECE_MODEL=$PWD/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; sanitizers: $SANITIZERS"
 status=0
 for t in "${targets[@]}"; do

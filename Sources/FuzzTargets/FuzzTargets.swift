@@ -18,11 +18,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case sentencepiece
     case sentencepieceModel = "sentencepiece-model"
 
-    /// The committed Llama-2-style SentencePiece model (the SentencePiece tests' fixture), from the
-    /// repository root.
+    /// The committed Llama-2-style SentencePiece model (the SentencePiece tests' fixture), from
+    /// `MEGATRON_SENTENCEPIECE_MODEL` or under the current directory (the repository root).
     public static var sentencePieceModel: String? {
         let path =
-            FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"
+            ProcessInfo.processInfo.environment["MEGATRON_SENTENCEPIECE_MODEL"]
+            ?? FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 

@@ -16,6 +16,9 @@ final class FuzzCorpusTests: XCTestCase {
     }
 
     func testEveryKeptInputIsAnsweredWithoutACrash() throws {
+        let spModel = Self.root.deletingLastPathComponent()
+            .appendingPathComponent("MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model")
+        setenv("MEGATRON_SENTENCEPIECE_MODEL", spModel.path, 0)
         var skipped: [String] = []
         for target in FuzzTarget.allCases {
             let corpus = inputs("Corpus", target), regressions = inputs("Regressions", target)

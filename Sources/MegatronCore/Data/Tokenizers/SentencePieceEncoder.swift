@@ -11,6 +11,8 @@
 // Decoding: control pieces vanish, <unk> is " ⁇ ", byte pieces are gathered and read as UTF-8
 // (a bad byte is U+FFFD), "▁" is a space, and the first piece loses its leading "▁" when the model
 // adds a dummy prefix.
+import Foundation
+
 struct SentencePieceEncoder {
     let model: SentencePieceModelFile
     let normalizer: SentencePieceNormalizer
@@ -18,6 +20,10 @@ struct SentencePieceEncoder {
     private let byteIDs: [Int32]  // the <0xXX> piece of each byte, or unk
     private let minScore, maxScore: Float
     let unkID: Int32
+    /// Set when BPE can encode word by word: the text splits before each "▁" and no piece holds a
+    /// "▁" after its start (nor is "▁" unknown), so no merge, and no run of <unk>, crosses a split —
+    /// each word's pieces are then the same as in the whole text, and repeated words are looked up.
+    private let wordCache: WordCache?
 
     init(model: SentencePieceModelFile, path: String) throws {
         self.model = model
@@ -50,6 +56,14 @@ struct SentencePieceEncoder {
         let normal = pieces.filter { $0.type == .normal }.map(\.score)
         minScore = normal.min() ?? 0
         maxScore = normal.max() ?? 0
+        let space = SentencePieceNormalizer.spaceSymbol
+        let mergeable = pieces.filter { $0.type == .normal || $0.type == .userDefined || $0.type == .unused }
+        let wordwise =
+            model.modelType == .bpe && model.escapeWhitespaces && mergeable.contains { $0.text == space }
+            && !mergeable.contains { p in
+                p.text.count > 3 && (1...(p.text.count - 3)).contains { p.text[$0..<($0 + 3)].elementsEqual(space) }
+            }
+        wordCache = wordwise ? WordCache() : nil
         let users = pieces.filter { $0.type == .userDefined }.map(\.text)
         normalizer = try SentencePieceNormalizer(model: model, userSymbols: PrefixMatcher(users), path: path)
     }
@@ -72,28 +86,57 @@ struct SentencePieceEncoder {
         let normalized = normalizer.normalize(text)
         guard !normalized.isEmpty else { return [] }
         return normalized.withUnsafeBufferPointer { n in
-            let spans = model.modelType == .bpe ? bpe(n) : unigram(n)
-            let unk = unkID
             var ids: [Int32] = []
-            ids.reserveCapacity(spans.count)
-            var i = 0
-            while i < spans.count {
-                guard spans[i].id == unk else {
-                    ids.append(spans[i].id)
-                    i += 1
-                    continue
+            ids.reserveCapacity(n.count / 3)
+            guard let words = wordCache else {
+                append(model.modelType == .bpe ? bpe(n) : unigram(n), to: &ids)
+                return ids
+            }
+            words.lock.lock()
+            defer { words.lock.unlock() }
+            var start = 0
+            while start < n.count {  // each word: a "▁" and what follows up to the next
+                var end = start + 1
+                while end < n.count && !(n[end] == 0xE2 && end + 2 < n.count && n[end + 1] == 0x96 && n[end + 2] == 0x81) {
+                    end += 1
                 }
-                var end = i + 1  // a run of unknown pieces is one
-                while end < spans.count && spans[end].id == unk { end += 1 }
-                if model.byteFallback {
-                    for s in spans[i..<end] { for b in s.bytes { ids.append(byteIDs[Int(b)]) } }
-                } else {
-                    ids.append(unk)
+                let word = UnsafeBufferPointer(rebasing: n[start..<end])
+                if !words.cache.lookup(word, into: &ids) {
+                    let first = ids.count
+                    append(bpe(word), to: &ids)
+                    words.cache.insert(word, ids: ids[first...])
                 }
-                i = end
+                start = end
             }
             return ids
         }
+    }
+
+    /// The ids of `spans`: a run of <unk> is one, or with byte fallback its bytes.
+    private func append(_ spans: [Span], to ids: inout [Int32]) {
+        let unk = unkID
+        var i = 0
+        while i < spans.count {
+            guard spans[i].id == unk else {
+                ids.append(spans[i].id)
+                i += 1
+                continue
+            }
+            var end = i + 1
+            while end < spans.count && spans[end].id == unk { end += 1 }
+            if model.byteFallback {
+                for s in spans[i..<end] { for b in s.bytes { ids.append(byteIDs[Int(b)]) } }
+            } else {
+                ids.append(unk)
+            }
+            i = end
+        }
+    }
+
+    /// BPE's words' ids, remembered (and locked: one encoder may serve several threads).
+    final class WordCache: @unchecked Sendable {
+        let cache = PieceCache()
+        let lock = NSLock()
     }
 
     struct Span {
