@@ -49,7 +49,7 @@ for kind in gpt2 bert sentencepiece; do
         echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
         continue
     fi
-    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" <<'PY'
+    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" "$OUT/${kind}_text_document.bin" <<'PY'
 import re, sys, time
 raw, data, ours, kind = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 if kind == "sentencepiece":
@@ -75,6 +75,18 @@ for _ in range(3):
         encode(p)
     best = max(best, len(text.encode()) / (time.perf_counter() - t) / 1e6)
 print(f"{name}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
+if kind == "sentencepiece":  # our ids against the library's, documents cut as preprocess-data cuts them
+    import numpy as np
+    docs, cur = [], ""
+    for line in text.splitlines(keepends=True):
+        if line.strip(" \t\r\n") == "":
+            docs, cur = (docs + [cur], "") if cur else (docs, "")
+        else:
+            cur += line
+    docs += [cur] if cur else []
+    want = [i for d in docs for i in [tok.bos_id()] + tok.encode(d)]
+    got = np.fromfile(sys.argv[6], dtype=np.uint16).tolist()
+    print(f"ids: ours {len(got):,}, the library's {len(want):,}, {'equal' if got == want else 'DIFFERENT'}")
 print(f"ours / theirs: {ours / best:.2f}x")
 PY
 done

@@ -40,11 +40,21 @@ struct SentencePieceNormalizer {
 
     /// The normalized bytes of `text`.
     func normalize(_ text: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        replacements.withUnsafeBufferPointer { replacements in
+            Self.replacementCharacter.withUnsafeBufferPointer { fffd in
+                normalize(text, replacements: replacements, fffd: fffd)
+            }
+        }
+    }
+
+    private func normalize(
+        _ text: UnsafeBufferPointer<UInt8>, replacements: UnsafeBufferPointer<UInt8>, fffd: UnsafeBufferPointer<UInt8>
+    ) -> [UInt8] {
         var position = 0
         if removeExtraWhitespaces {  // leading spaces
             while position < text.count {
-                let (piece, consumed) = prefix(text, at: position)
-                guard piece.elementsEqual([0x20]) else { break }
+                let (piece, consumed) = prefix(text, at: position, replacements, fffd)
+                guard piece.count == 1 && piece[0] == 0x20 else { break }
                 position += consumed
             }
         }
@@ -55,14 +65,18 @@ struct SentencePieceNormalizer {
         if addDummyPrefix && !whitespaceAsSuffix { out += space }
         var previousWasSpace = removeExtraWhitespaces
         while position < text.count {
-            let (piece, consumed) = prefix(text, at: position)
-            var start = piece.startIndex
-            while previousWasSpace && start < piece.endIndex && piece[start] == 0x20 { start += 1 }
-            if start < piece.endIndex {
-                for byte in piece[start...] {
-                    if byte == 0x20 && escapeWhitespaces { out += space } else { out.append(byte) }
+            let (piece, consumed) = prefix(text, at: position, replacements, fffd)
+            var start = 0
+            while previousWasSpace && start < piece.count && piece[start] == 0x20 { start += 1 }
+            if start < piece.count {
+                for i in start..<piece.count {
+                    if piece[i] == 0x20 && escapeWhitespaces {
+                        out.append(0xE2); out.append(0x96); out.append(0x81)
+                    } else {
+                        out.append(piece[i])
+                    }
                 }
-                previousWasSpace = piece.last == 0x20
+                previousWasSpace = piece[piece.count - 1] == 0x20
             }
             position += consumed
             if !removeExtraWhitespaces { previousWasSpace = false }
@@ -76,19 +90,26 @@ struct SentencePieceNormalizer {
         return out
     }
 
-    /// The replacement of the text at `position` and how many bytes it consumes.
-    private func prefix(_ text: UnsafeBufferPointer<UInt8>, at position: Int) -> (ArraySlice<UInt8>, Int) {
+    /// The replacement of the text at `position` (in the text itself, in `replacements`, or U+FFFD)
+    /// and how many bytes it consumes.
+    @inline(__always)
+    private func prefix(
+        _ text: UnsafeBufferPointer<UInt8>, at position: Int, _ replacements: UnsafeBufferPointer<UInt8>,
+        _ fffd: UnsafeBufferPointer<UInt8>
+    ) -> (UnsafeBufferPointer<UInt8>, Int) {
         let rest = UnsafeBufferPointer(rebasing: text[position...])
-        let userLength = userSymbols.longestMatch(rest)
-        if userLength > 0 { return (ArraySlice(rest[0..<userLength]), userLength) }
+        if !userSymbols.isEmpty {
+            let userLength = userSymbols.longestMatch(rest)
+            if userLength > 0 { return (UnsafeBufferPointer(rebasing: rest[0..<userLength]), userLength) }
+        }
         if let (offset, length) = longestRule(rest) {
             var end = offset
             while end < replacements.count && replacements[end] != 0 { end += 1 }
-            return (replacements[offset..<end], length)
+            return (UnsafeBufferPointer(rebasing: replacements[offset..<end]), length)
         }
         let length = UTF8Validation.validLength(rest)
-        if length == 0 { return (ArraySlice(Self.replacementCharacter), 1) }
-        return (ArraySlice(rest[0..<length]), length)
+        if length == 0 { return (fffd, 1) }
+        return (UnsafeBufferPointer(rebasing: rest[0..<length]), length)
     }
 
     /// Darts-clone's common-prefix search: the longest key of the map that starts `key`, as (value, length).
