@@ -86,6 +86,8 @@ struct Plan: ParsableCommand {
             vocab = v
         } else if base.tokenizerType == .gpt2BPE {
             vocab = 50257
+        } else if base.tokenizerType.isSentencePiece {
+            do { vocab = try Tokenizers.make(config: base).vocabSize } catch { CLIErrors.fail(error, code: 2) }
         } else {
             vocab = 257
         }

@@ -126,7 +126,14 @@ final class SentencePieceTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let good = try Data(contentsOf: URL(fileURLWithPath: Self.modelPath("llama_bpe")))
+        // ModelProto field 1 (a piece): its field 1 the text, field 3 the type (2 = UNKNOWN).
+        func piece(_ text: String, unknown: Bool = false) -> [UInt8] {
+            let body = [0x0A, UInt8(text.utf8.count)] + Array(text.utf8) + (unknown ? [0x18, 0x02] : [])
+            return [0x0A, UInt8(body.count)] + body
+        }
         let bad: [(String, Data, String)] = [
+            ("twice.model", Data(piece("<unk>", unknown: true) + piece("a") + piece("a")), "defined twice"),
+            ("blank.model", Data(piece("<unk>", unknown: true) + piece("")), "piece 1 is empty"),
             ("cut.model", good.prefix(good.count / 2), "not a SentencePiece model"),
             ("text.model", Data("{\"vocab\": {}}".utf8), "not a SentencePiece model"),
             ("empty.model", Data(), "without pieces"),

@@ -35,8 +35,16 @@ struct SentencePieceEncoder {
         guard let unk = pieces.firstIndex(where: { $0.type == .unknown }) else {
             throw TokenizerError.malformed(path: path, reason: "no <unk> piece (every SentencePiece model has one)")
         }
-        guard pieces.filter({ $0.type == .unknown }).count == 1, unk == model.unkID || model.unkID < 0 else {
-            throw TokenizerError.malformed(path: path, reason: "its unk_id does not name its one UNKNOWN piece")
+        guard pieces.filter({ $0.type == .unknown }).count == 1 else {
+            throw TokenizerError.malformed(path: path, reason: "more than one UNKNOWN piece")
+        }
+        if let empty = pieces.firstIndex(where: { $0.text.isEmpty }) {
+            throw TokenizerError.malformed(path: path, reason: "piece \(empty) is empty")
+        }
+        var seen = Set<[UInt8]>()
+        for (id, p) in pieces.enumerated() where !seen.insert(p.text).inserted {
+            throw TokenizerError.malformed(
+                path: path, reason: "piece \(id) ('\(String(decoding: p.text, as: UTF8.self))') is defined twice")
         }
         if !model.byteFallback, pieces.contains(where: { $0.type == .byte }) {
             throw TokenizerError.malformed(path: path, reason: "byte pieces in a model without byte_fallback")

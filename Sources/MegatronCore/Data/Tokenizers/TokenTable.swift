@@ -2,6 +2,8 @@
 // token's bytes in one arena, an open-addressing table of FNV-1a hashes over them. WordPiece asks
 // for the longest token that starts a span (optionally as a "##" continuation); the hash is
 // extended one character at a time, so finding it costs one pass over at most the longest token.
+// SentencePiece asks for the piece of a span (BPE's merges) and for every piece that starts at a
+// position (unigram's lattice), the same way.
 struct TokenTable {
     private var arena: [UInt8] = []
     private var offsets: [Int] = [0]
