@@ -133,10 +133,15 @@ final class LlamaGridTests: XCTestCase {
         }
     }
 
-    /// Megatron-LM's own spelling of a Llama-2-style model (the flags its Llama scripts pass) on
-    /// gpt2-tiny's sizes trains exactly as configs/llama-tiny.json does.
+    /// Megatron-LM's own spelling of a Llama-2-style model (the flags its Llama scripts pass, its
+    /// Llama2Tokenizer over a SentencePiece model included) on gpt2-tiny's sizes trains exactly as
+    /// configs/llama-tiny.json does with that tokenizer.
     func testMegatronLlamaFlagsBuildTheSameModelAsTheConfig() throws {
         let dir = CLI.scratch("llama-flags")
+        let tokenizer = [
+            "--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model",
+            CLI.repoRoot.appendingPathComponent("Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model").path,
+        ]
         let megatronFlags = [
             "--use-rotary-position-embeddings", "--no-position-embedding", "--rotary-base", "10000",
             "--normalization", "RMSNorm", "--swiglu", "--disable-bias-linear", "--untie-embeddings-and-output-weights",
@@ -145,8 +150,8 @@ final class LlamaGridTests: XCTestCase {
         ]
         var losses: [[Double]] = []
         for (name, args) in [
-            ("flags", ["train", "--config", CLI.config("gpt2-tiny.json")] + megatronFlags),
-            ("config", ["train", "--config", CLI.config("llama-tiny.json")]),
+            ("flags", ["train", "--config", CLI.config("gpt2-tiny.json")] + megatronFlags + tokenizer),
+            ("config", ["train", "--config", CLI.config("llama-tiny.json")] + tokenizer),
         ] {
             let r = try CLI.run(
                 args + [
@@ -154,6 +159,7 @@ final class LlamaGridTests: XCTestCase {
                 ],
                 in: dir)
             XCTAssertEqual(r.code, 0, "\(name): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("Llama2Tokenizer tokens"), "\(name): \(r.stdout)")
             losses.append(try CLI.losses(dir, name))
         }
         XCTAssertEqual(losses[0].count, 6)
