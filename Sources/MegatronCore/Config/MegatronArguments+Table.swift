@@ -57,7 +57,10 @@ extension MegatronArguments {
         "logging": "a logging option this trainer does not build (see the log_* and tensorboard_* keys)",
         "vision": "vision models are not built",
         "learning rate and weight decay": "a learning-rate or weight-decay option this trainer does not build yet",
-        "tokenizer": "a tokenizer this trainer does not build (GPT2BPETokenizer, BertWordPiece*, NullTokenizer)",
+"tokenizer":
+            "a tokenizer option this trainer does not build (its tokenizers: GPT2BPETokenizer, BertWordPiece*, "
+            + "NullTokenizer, and over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer and "
+            + "SentencePieceTokenizer as Megatron's legacy tokenizers encode; no tiktoken or Hugging Face tokenizer.json)",
         "regularization": "a regularization or optimizer option this trainer does not build yet",
         "experimental": "an experimental Megatron feature that is not built",
         "experimental_attention_variant": "an experimental attention variant that is not built",
