@@ -23,7 +23,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public static var sentencePieceModel: String? {
         let path =
             ProcessInfo.processInfo.environment["MEGATRON_SENTENCEPIECE_MODEL"]
-            ?? FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"
+            ?? FileManager.default.currentDirectoryPath
+            + "/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
@@ -43,7 +44,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             return Self.sharedData == nil
                 ? "the tokenizer files under ../shared/data (or MEGATRON_SHARED_DATA) are absent" : nil
         case .sentencepiece:
-            return Self.sentencePieceModel == nil ? "the committed SentencePiece model is not under this directory" : nil
+            return Self.sentencePieceModel == nil
+                ? "the committed SentencePiece model is not under this directory" : nil
         default: return nil
         }
     }

@@ -287,16 +287,9 @@ final class HFConversionTests: XCTestCase {
         let rows = (0..<ids.count).map { i in Array(ours.logits[(i * 257)..<((i + 1) * 257)]).map(Double.init) }
         let json = try JSONSerialization.data(withJSONObject: ["input_ids": ids.map(Int.init), "logits": rows])
         try json.write(to: dir.appendingPathComponent("hf/expected_logits.json"))
-        let check = try CLI.run(
-            [CLI.repoRoot.appendingPathComponent("scripts/make_hf_fixtures.py").path, "--check-export", "hf"],
-            in: dir, program: "/usr/bin/env", environment: [:])
-        guard check.code == 0 || !check.stderr.contains("ModuleNotFoundError") else {
-            throw XCTSkip(
-                "torch/transformers are not installed; transformers' side of the export not checked (ours is, by the "
-                    + "import test)"
-            )
-        }
-        XCTAssertEqual(check.code, 0, check.stdout + check.stderr)
-        XCTAssertTrue(check.stdout.contains("max |difference|"), check.stdout)
+        try CLI.pythonCheck(
+            "make_hf_fixtures.py", ["--check-export", "hf"], in: dir, expect: "max |difference|",
+            skipped: "torch/transformers are not installed; transformers' side of the export not checked (ours is, "
+                + "by the import test)")
     }
 }

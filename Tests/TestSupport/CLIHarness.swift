@@ -134,3 +134,20 @@ public enum CLI {
         }
     }
 }
+
+extension CLI {
+    /// Runs one of the repository's Python checkers (`scripts/NAME args…`, with the python3 on PATH)
+    /// in `dir` and asserts it passes and prints `expect`; throws XCTSkip, saying `skipped`, when a
+    /// module it needs (torch, transformers, …) is not installed.
+    public static func pythonCheck(
+        _ script: String, _ args: [String], in dir: URL, expect: String, skipped: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let check = try run(
+            [repoRoot.appendingPathComponent("scripts/\(script)").path] + args, in: dir, program: "/usr/bin/env",
+            environment: [:])
+        guard check.code == 0 || !check.stderr.contains("ModuleNotFoundError") else { throw XCTSkip(skipped) }
+        XCTAssertEqual(check.code, 0, check.stdout + check.stderr, file: file, line: line)
+        XCTAssertTrue(check.stdout.contains(expect), check.stdout, file: file, line: line)
+    }
+}

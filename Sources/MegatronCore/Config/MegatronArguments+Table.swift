@@ -57,7 +57,7 @@ extension MegatronArguments {
         "logging": "a logging option this trainer does not build (see the log_* and tensorboard_* keys)",
         "vision": "vision models are not built",
         "learning rate and weight decay": "a learning-rate or weight-decay option this trainer does not build yet",
-"tokenizer":
+        "tokenizer":
             "a tokenizer option this trainer does not build (its tokenizers: GPT2BPETokenizer, BertWordPiece*, "
             + "NullTokenizer, and over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer and "
             + "SentencePieceTokenizer as Megatron's legacy tokenizers encode; no tiktoken or Hugging Face tokenizer.json)",

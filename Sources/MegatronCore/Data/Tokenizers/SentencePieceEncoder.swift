@@ -105,7 +105,9 @@ struct SentencePieceEncoder {
             var start = 0
             while start < n.count {  // each word: a "▁" and what follows up to the next
                 var end = start + 1
-                while end < n.count && !(n[end] == 0xE2 && end + 2 < n.count && n[end + 1] == 0x96 && n[end + 2] == 0x81) {
+                while end < n.count
+                    && !(n[end] == 0xE2 && end + 2 < n.count && n[end + 1] == 0x96 && n[end + 2] == 0x81)
+                {
                     end += 1
                 }
                 let word = UnsafeBufferPointer(rebasing: n[start..<end])
