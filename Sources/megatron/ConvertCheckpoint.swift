@@ -43,8 +43,13 @@ struct ConvertCheckpoint: ParsableCommand {
                 print(
                     " > imported Hugging Face \(model.trainingConfig.modelType.rawValue) from \(dir): \(model.transformer.numLayers) layers, hidden "
                         + "\(model.transformer.hiddenSize), \(model.transformer.numAttentionHeads) heads, vocabulary "
-                        + "\(model.transformer.vocabSize)"
+                        + "\(model.transformer.vocabSize), tokenizer \(model.trainingConfig.tokenizerType.rawValue)"
                 )
+                if model.trainingConfig.tokenizerType == .null,
+                    let reason = HFLlamaTokenizer.missingReason(dir, vocabSize: model.transformer.vocabSize)
+                {
+                    print(" > note: token ids only (NullTokenizer): \(reason)")
+                }
             case (nil, let path?):
                 model = try WholeModel.load(checkpoint: path)
                 let state =

@@ -30,6 +30,7 @@ final class SentencePieceCLITests: XCTestCase {
         let dir = CLI.scratch("sp-llama-generate")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("vocabulary 1000, tokenizer Llama2Tokenizer"), r.stdout)
         let want = try cases()
         XCTAssertEqual(want.count, 3)
         let prompts = try want.map { c in
@@ -79,6 +80,19 @@ final class SentencePieceCLITests: XCTestCase {
             "make_hf_llama_fixture.py", ["--check-tokenizer", "hf"], in: dir,
             expect: "3 of 3 prompts give the same ids",
             skipped: "transformers is not installed; its reading of the exported tokenizer not checked")
+    }
+
+    /// A tokenizer.model whose pieces are not the model's vocabulary is not taken, and the import says why.
+    func testATokenizerOfAnotherVocabularyIsLeftOutSayingWhy() throws {
+        let dir = CLI.scratch("sp-llama-mismatch")
+        let hf = dir.appendingPathComponent("hf")
+        try FileManager.default.copyItem(
+            at: CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama_tiny"), to: hf)
+        try FileManager.default.copyItem(at: spModel, to: hf.appendingPathComponent("tokenizer.model"))
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", "hf", "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("tokenizer NullTokenizer"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("has 1000 pieces where config.json's vocab_size is 61"), r.stdout)
     }
 
     func testPreprocessAndTrainWithLlama2Tokenizer() throws {

@@ -57,10 +57,27 @@ enum HFTokenizerFiles {
 /// says false, then GPTSentencePieceTokenizer) when the model's pieces are as many as config.json's
 /// vocab_size; otherwise, or without the file, none. Export: a checkpoint trained with either
 /// tokenizer writes its tokenizer_model as tokenizer.model with LlamaTokenizer's config files.
-enum HFLlamaTokenizer {
+public enum HFLlamaTokenizer {
     static let modelFile = "tokenizer.model"
 
-    /// The tokenizer type and model path of `directory`, or nil with the reason.
+    /// Why a Llama directory imports without a text tokenizer (nil when it has one).
+    public static func missingReason(_ directory: String, vocabSize: Int) -> String? {
+        let path = (directory as NSString).appendingPathComponent(modelFile)
+        guard FileManager.default.fileExists(atPath: path) else {
+            return "no tokenizer.model (SentencePiece) in \(directory); Llama 3's tokenizer.json is not read"
+        }
+        do {
+            let sp = try SentencePieceTokenizer(modelFile: path, flavour: .gpt)
+            guard sp.vocabSize == vocabSize else {
+                return "\(path) has \(sp.vocabSize) pieces where config.json's vocab_size is \(vocabSize)"
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// The tokenizer type and model path of `directory`, or nil (`missingReason` says why).
     static func importing(_ directory: String, vocabSize: Int) -> (TokenizerType, String)? {
         let path = (directory as NSString).appendingPathComponent(modelFile)
         guard FileManager.default.fileExists(atPath: path),
