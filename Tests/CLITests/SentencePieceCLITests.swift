@@ -4,7 +4,8 @@
 // prompts gives transformers' ids, greedy tokens and text, on one rank and at t = 2 × p = 2; the
 // export carries tokenizer.model and LlamaTokenizer's files (reloaded by transformers when it is
 // installed); `preprocess-data` with Llama2Tokenizer writes each document as its BOS and the
-// tokenizer's ids, and `train` reads that data; a bad or missing tokenizer_model is refused by key.
+// tokenizer's ids, and `train` reads that data; BERT trains with SentencePieceTokenizer on
+// sentence-split data, t = 2 equal to one rank; a bad or missing tokenizer_model is refused by key.
 import Foundation
 import MegatronCore
 import TestSupport
@@ -131,6 +132,40 @@ final class SentencePieceCLITests: XCTestCase {
             ], in: dir)
         XCTAssertEqual(train.code, 0, train.stderr)
         XCTAssertTrue(train.stdout.contains("vocab 1000 (padded 1024)"), train.stdout)
+    }
+
+    /// BERT with Megatron's SentencePieceTokenizer: sentence-split data written by preprocess-data,
+    /// the added <CLS> <SEP> <MASK> <PAD> in the vocabulary (1,005 ids), and t = 2 with sequence
+    /// parallelism gives one rank's losses.
+    func testBertTrainsWithSentencePieceTokenizerOnAGrid() throws {
+        let dir = CLI.scratch("sp-bert")
+        let lines = (0..<60).map { k in
+            "Sentence \(k) of the play. Now is the winter of our discontent \(k % 7). Made glorious summer by this sun."
+        }
+        try lines.joined(separator: "\n\n").write(
+            to: dir.appendingPathComponent("docs.txt"), atomically: true, encoding: .utf8)
+        let p = try CLI.run(
+            [
+                "preprocess-data", "--input", "docs.txt", "--tokenizer-type", "SentencePieceTokenizer",
+                "--tokenizer-model", spModel.path, "--split-sentences", "--output-prefix", "bert", "--workers", "1",
+            ], in: dir)
+        XCTAssertEqual(p.code, 0, p.stderr)
+        let common = [
+            "train", "--config", CLI.config("bert-tiny.json"), "--tokenizer-type", "SentencePieceTokenizer",
+            "--tokenizer-model", spModel.path, "--data-path", "bert_text_sentence", "--split", "90,10,0",
+            "--train-iters", "10", "--log-interval", "1", "--eval-iters", "0", "--hidden-dropout", "0",
+            "--attention-dropout", "0", "--num-threads", "1",
+        ]
+        let one = try CLI.run(common + ["--metrics-file", "one.jsonl"], in: dir)
+        XCTAssertEqual(one.code, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("vocab 1005"), one.stdout)
+        let t2 = try CLI.mpirun(
+            ranks: 2,
+            common + ["--metrics-file", "t2.jsonl", "--tensor-model-parallel-size", "2", "--sequence-parallel"],
+            in: dir)
+        XCTAssertEqual(t2.code, 0, t2.stderr)
+        assertLossesMatch(
+            try CLI.losses(dir, "t2"), try CLI.losses(dir, "one"), count: 10, relativeTolerance: 1e-5, "t2")
     }
 
     func testBadTokenizerModelIsRefusedByKey() throws {

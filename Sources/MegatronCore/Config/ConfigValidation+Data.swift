@@ -32,14 +32,16 @@ extension ConfigValidation {
                 flag: "train_data_path / valid_data_path / test_data_path",
                 reason: "BERT reads one data_path cut by split; separate paths are built for GPT only so far")
         }
-        guard c.tokenizerType == .byteLevel || c.tokenizerType.isBertWordPiece else {
+        guard c.tokenizerType == .byteLevel || c.tokenizerType.isBertWordPiece || c.tokenizerType == .sentencePiece
+        else {
             throw ConfigError.invalidValue(
                 key: "tokenizer_type", value: "\"\(c.tokenizerType.rawValue)\"",
                 rule:
-                    "BERT trains with ByteLevelTokenizer (bytes plus [CLS] [SEP] [MASK] [PAD]), BertWordPieceLowerCase "
-                    + "or BertWordPieceCase"
+                    "BERT trains with ByteLevelTokenizer (bytes plus [CLS] [SEP] [MASK] [PAD]), BertWordPieceLowerCase, "
+                    + "BertWordPieceCase or SentencePieceTokenizer (with its <CLS> <SEP> <MASK> <PAD>)"
             )
         }
+        try validateTokenizerModel(c)
         if c.tokenizerType.isBertWordPiece {
             guard let path = c.vocabFile else {
                 throw ConfigError.inconsistent(

@@ -167,9 +167,17 @@ extension Trainer where Chunk == BertModel, Data == BertTrainingData {
 
 extension BertVocabulary {
     /// The vocabulary and tokenizer a BERT config names: WordPiece (lower-casing or cased) with its `vocab_file` (its `##`
-    /// pieces continue words, for whole-word masking), or bytes with BERT's special tokens appended
-    /// (`byteLevel`: every byte a word).
+    /// pieces continue words, for whole-word masking), Megatron's SentencePieceTokenizer over a
+    /// `tokenizer_model` (its <CLS> <SEP> <MASK> and pad; every piece a word, as Megatron's masking
+    /// finds no "##" piece there), or bytes with BERT's special tokens appended (`byteLevel`: every
+    /// byte a word).
     public static func forConfig(_ c: TrainingConfig) throws -> (BertVocabulary, ([UInt8]) -> [Int32]) {
+        if c.tokenizerType == .sentencePiece, let path = c.tokenizerModel {
+            let sp = try SentencePieceTokenizer(modelFile: path, flavour: .megatron)
+            let s = sp.bertSpecials!  // the megatron flavour has them
+            let vocabulary = BertVocabulary(size: sp.vocabSize, cls: s.cls, sep: s.sep, mask: s.mask, pad: s.pad)
+            return (vocabulary, { sp.encode($0) })
+        }
         guard c.tokenizerType.isBertWordPiece, let file = c.vocabFile else {
             return (.byteLevel, { $0.map { Int32($0) } })
         }

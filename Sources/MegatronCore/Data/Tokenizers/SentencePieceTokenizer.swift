@@ -22,6 +22,10 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     let specials: [(text: [UInt8], id: Int32)]
     public let path: String
 
+    /// SentencePieceTokenizer's <CLS>, <SEP>, <MASK> and pad ids (BERT's special tokens); nil for the
+    /// other two flavours.
+    public let bertSpecials: (cls: Int32, sep: Int32, mask: Int32, pad: Int32)?
+
     /// The model's <unk> piece.
     public var unk: Int32 { encoder.unkID }
 
@@ -57,7 +61,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                     reason: "no BOS piece (bos_id \(model.bosID)): Llama2Tokenizer puts the BOS before every text; "
                         + "use GPTSentencePieceTokenizer")
             }
-            (vocabSize, eod, specials) = (count, eos, [])
+            (vocabSize, eod, specials, bertSpecials) = (count, eos, [], nil)
         case .megatron:
             var vocabulary: [[UInt8]: Int32] = [:]
             for (i, p) in model.pieces.enumerated() where vocabulary[p.text] == nil { vocabulary[p.text] = Int32(i) }
@@ -76,7 +80,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             }
             self.specials = specials
             vocabSize = Int(next)
-            eod = specials[2].id
+            let ids = (["<CLS>", "<SEP>", "<EOD>", "<MASK>"].map { Array($0.utf8) } + [named[0]]).map {
+                vocabulary[$0]!
+            }
+            eod = ids[2]
+            bertSpecials = (ids[0], ids[1], ids[3], ids[4])
         }
     }
 
