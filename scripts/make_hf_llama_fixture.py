@@ -19,6 +19,11 @@ scripts/make_sentencepiece_fixture.py) as tokenizer.model, LlamaTokenizer's toke
 its expected.json: for three text prompts, transformers' AutoTokenizer ids and 12 greedily generated
 tokens with their text (tokenizer.decode of the new ids after the prompt's, special tokens skipped).
 --check-tokenizer DIR loads DIR's tokenizer with AutoTokenizer and checks the prompts' ids.
+
+And Tests/CLITests/Fixtures/hf_mistral_tiny/: a MistralForCausalLM (2 layers, hidden 64, 4 heads in 2
+groups, vocabulary 61, 64 positions with a sliding window of 16, rope_theta 1e6) and expected.json
+as for the Llama, over two sequences of 16 tokens (within the window, where Mistral's attention is
+full causal attention).
 """
 import shutil
 import json
@@ -71,6 +76,24 @@ def with_tokenizer():
     print(f"wrote {os.path.normpath(SP_OUT)}")
 
 
+def mistral():
+    from transformers import MistralConfig, MistralForCausalLM
+    torch.manual_seed(2)
+    cfg = MistralConfig(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                        num_key_value_heads=2, max_position_embeddings=64, sliding_window=16, rms_norm_eps=1e-5,
+                        rope_theta=1e6, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,
+                        eos_token_id=2)
+    model = MistralForCausalLM(cfg).eval()
+    out = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny")
+    os.makedirs(out, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    ids = torch.randint(0, 61, (2, 16))
+    logprob, argmax = scores(model, ids)
+    json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
+              open(os.path.join(out, "expected.json"), "w"), indent=1)
+    print(f"wrote {os.path.normpath(out)}")
+
+
 def check_tokenizer(directory):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(directory)
@@ -108,6 +131,7 @@ def main():
               open(os.path.join(OUT, "expected.json"), "w"), indent=1)
     print(f"wrote {os.path.normpath(OUT)}")
     with_tokenizer()
+    mistral()
 
 
 if __name__ == "__main__":

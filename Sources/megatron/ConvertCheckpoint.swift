@@ -43,7 +43,8 @@ struct ConvertCheckpoint: ParsableCommand {
                 print(
                     " > imported Hugging Face \(model.trainingConfig.modelType.rawValue) from \(dir): \(model.transformer.numLayers) layers, hidden "
                         + "\(model.transformer.hiddenSize), \(model.transformer.numAttentionHeads) heads, vocabulary "
-                        + "\(model.transformer.vocabSize), tokenizer \(model.trainingConfig.tokenizerType.rawValue)"
+                        + "\(model.transformer.vocabSize), positions \(model.trainingConfig.maxPositionEmbeddings ?? model.trainingConfig.seqLength), tokenizer "
+                        + "\(model.trainingConfig.tokenizerType.rawValue)"
                 )
                 if model.trainingConfig.tokenizerType == .null,
                     let reason = HFLlamaTokenizer.missingReason(dir, vocabSize: model.transformer.vocabSize)

@@ -4,7 +4,8 @@
 // every next token within 1e-4 and its arg-max predictions; generation from token ids is the same
 // at t = 2 × p = 2; the export writes every tensor of the original bit for bit with a config.json
 // transformers reads (checked by transformers itself when it is installed); a tied Llama trained
-// here round-trips bit for bit; a GPT that is neither GPT-2 nor Llama is refused naming what differs.
+// here round-trips bit for bit; a GPT that is neither GPT-2 nor Llama is refused naming what differs;
+// a tiny MistralForCausalLM imports with its sliding window's positions and scores as transformers.
 import Checkpoint
 import Foundation
 import MegatronCore
@@ -74,6 +75,31 @@ final class HFLlamaConversionTests: XCTestCase {
         }
         XCTAssertEqual(outputs[0].count, 2)
         XCTAssertEqual(outputs[0], outputs[1])
+    }
+
+    /// Mistral (Llama's architecture with a sliding window) imports with as many positions as its
+    /// window, where its attention is full causal attention, and scores as transformers does.
+    func testMistralImportsWithItsWindowAndScoresAsTransformers() throws {
+        let dir = CLI.scratch("hf-mistral-import")
+        let mistral = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_mistral_tiny")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", mistral.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("positions 16"), r.stdout)
+        let root = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: mistral.appendingPathComponent("expected.json")))
+                as? [String: Any])
+        let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
+        let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
+        guard ids.count == 2, logprob.count == 2, ids[0].count == 16 else {
+            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 16 tokens)")
+        }
+        for (k, sequence) in ids.enumerated() {
+            let (losses, _) = try trainingForwardScores(
+                checkpoint: dir.appendingPathComponent("ckpt"), ids: sequence.map(Int32.init), vocab: 61)
+            for i in 0..<(sequence.count - 1) {
+                XCTAssertEqual(-losses[i], logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
+            }
+        }
     }
 
     func testExportWritesTheOriginalBackBitForBit() throws {

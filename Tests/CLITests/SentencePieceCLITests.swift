@@ -31,7 +31,7 @@ final class SentencePieceCLITests: XCTestCase {
         let dir = CLI.scratch("sp-llama-generate")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("vocabulary 1000, tokenizer Llama2Tokenizer"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("vocabulary 1000, positions 64, tokenizer Llama2Tokenizer"), r.stdout)
         let want = try cases()
         XCTAssertEqual(want.count, 3)
         let prompts = try want.map { c in

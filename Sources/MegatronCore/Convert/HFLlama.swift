@@ -20,7 +20,7 @@ import Foundation
 public enum HFLlama {
     /// Imports a Llama directory as a whole model (iteration 0, no optimizer state).
     public static func importModel(directory: String) throws -> WholeModel {
-        let (hf, configPath) = try HFDirectory.readConfig(directory, model: "Llama")
+        let (hf, configPath) = try HFDirectory.readConfig(directory, model: "Llama or Mistral")
         var (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         cfg.vocabSize = vocab
         if let (type, path) = HFLlamaTokenizer.importing(directory, vocabSize: vocab) {
@@ -147,7 +147,10 @@ public enum HFLlama {
         cfg.hiddenSize = h; cfg.numAttentionHeads = heads
         cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups
         cfg.ffnHiddenSize = try values.positiveInt("intermediate_size")
-        let positions = try values.positiveInt("max_position_embeddings")
+        var positions = try values.positiveInt("max_position_embeddings")
+        // Mistral's sliding window: within `window` positions it is full causal attention, so the
+        // model is imported with that many positions (exact for every sequence it can then run).
+        if let window = try values.optionalPositiveInt("sliding_window"), window < positions { positions = window }
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
         cfg.positionEmbeddingType = .rope; cfg.rotaryBase = Int(theta)
         cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias

@@ -53,7 +53,9 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             guard let eos else {
                 throw TokenizerError.malformed(
                     path: modelFile,
-                    reason: "no EOS piece (eos_id \(model.eosID)): Megatron's \(flavour) eod is the EOS")
+                    reason:
+                        "no EOS piece (eos_id \(model.eosID)): "
+                        + "\(flavour == .llama2 ? "Llama2Tokenizer" : "GPTSentencePieceTokenizer")'s eod is the EOS")
             }
             if flavour == .llama2 && bos == nil {
                 throw TokenizerError.malformed(
