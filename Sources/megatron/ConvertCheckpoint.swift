@@ -47,7 +47,7 @@ struct ConvertCheckpoint: ParsableCommand {
                         + "\(model.trainingConfig.tokenizerType.rawValue)"
                 )
                 if model.trainingConfig.tokenizerType == .null,
-                    let reason = HFLlamaTokenizer.missingReason(dir, vocabSize: model.transformer.vocabSize)
+                    case .none(let reason) = HFLlamaTokenizer.find(in: dir, vocabSize: model.transformer.vocabSize)
                 {
                     print(" > note: token ids only (NullTokenizer): \(reason)")
                 }

@@ -23,7 +23,7 @@ public enum HFLlama {
         let (hf, configPath) = try HFDirectory.readConfig(directory, model: "Llama or Mistral")
         var (cfg, vocab) = try trainingConfig(hf, configPath: configPath)
         cfg.vocabSize = vocab
-        if let (type, path) = HFLlamaTokenizer.importing(directory, vocabSize: vocab) {
+        if case .tokenizer(let type, let path) = HFLlamaTokenizer.find(in: directory, vocabSize: vocab) {
             (cfg.tokenizerType, cfg.tokenizerModel) = (type, path)
         }
         let jsonText = ConfigKeys.json(of: cfg)

@@ -60,35 +60,31 @@ enum HFTokenizerFiles {
 public enum HFLlamaTokenizer {
     static let modelFile = "tokenizer.model"
 
-    /// Why a Llama directory imports without a text tokenizer (nil when it has one).
-    public static func missingReason(_ directory: String, vocabSize: Int) -> String? {
-        let path = (directory as NSString).appendingPathComponent(modelFile)
-        guard FileManager.default.fileExists(atPath: path) else {
-            return "no tokenizer.model (SentencePiece) in \(directory); Llama 3's tokenizer.json is not read"
-        }
-        do {
-            let sp = try SentencePieceTokenizer(modelFile: path, flavour: .gpt)
-            guard sp.vocabSize == vocabSize else {
-                return "\(path) has \(sp.vocabSize) pieces where config.json's vocab_size is \(vocabSize)"
-            }
-            return nil
-        } catch {
-            return "\(error)"
-        }
+    /// What a Llama directory's tokenizer imports as: a type and its model file, or why there is none.
+    public enum Found {
+        case tokenizer(TokenizerType, path: String)
+        case none(reason: String)
     }
 
-    /// The tokenizer type and model path of `directory`, or nil (`missingReason` says why).
-    static func importing(_ directory: String, vocabSize: Int) -> (TokenizerType, String)? {
+    public static func find(in directory: String, vocabSize: Int) -> Found {
         let path = (directory as NSString).appendingPathComponent(modelFile)
-        guard FileManager.default.fileExists(atPath: path),
-            let sp = try? SentencePieceTokenizer(modelFile: path, flavour: .gpt), sp.vocabSize == vocabSize
-        else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else {
+            return .none(
+                reason: "no tokenizer.model (SentencePiece) in \(directory); Llama 3's tokenizer.json is not read")
+        }
+        let sp: SentencePieceTokenizer
+        do { sp = try SentencePieceTokenizer(modelFile: path, flavour: .gpt) } catch {
+            return .none(reason: "\(error)")
+        }
+        guard sp.vocabSize == vocabSize else {
+            return .none(reason: "\(path) has \(sp.vocabSize) pieces where config.json's vocab_size is \(vocabSize)")
+        }
         let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
         let addsBOS =
             FileManager.default.contents(atPath: configPath)
             .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }?["add_bos_token"] as? Bool
             ?? true
-        return (addsBOS && sp.bos != nil ? .llama2 : .gptSentencePiece, path)
+        return .tokenizer(addsBOS && sp.bos != nil ? .llama2 : .gptSentencePiece, path: path)
     }
 
     /// The files that give an export its tokenizer, or nil when the checkpoint has none to give.
