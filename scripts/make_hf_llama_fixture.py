@@ -83,11 +83,14 @@ def mistral():
                         num_key_value_heads=2, max_position_embeddings=64, sliding_window=16, rms_norm_eps=1e-5,
                         rope_theta=1e6, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,
                         eos_token_id=2)
-    model = MistralForCausalLM(cfg).eval()
-    out = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny")
+    save_with_scores(MistralForCausalLM(cfg).eval(), os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny"), 16)
+
+
+def save_with_scores(model, out, length):
+    """Writes `model` to `out` with expected.json: two random sequences of `length` ids and scores."""
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
-    ids = torch.randint(0, 61, (2, 16))
+    ids = torch.randint(0, 61, (2, length))
     logprob, argmax = scores(model, ids)
     json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
               open(os.path.join(out, "expected.json"), "w"), indent=1)
@@ -123,13 +126,7 @@ def main():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1 + 0.2 * torch.randn_like(p))
-    os.makedirs(OUT, exist_ok=True)
-    model.save_pretrained(OUT, safe_serialization=True)
-    ids = torch.randint(0, 61, (2, 12))
-    logprob, argmax = scores(model, ids)
-    json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
-              open(os.path.join(OUT, "expected.json"), "w"), indent=1)
-    print(f"wrote {os.path.normpath(OUT)}")
+    save_with_scores(model, OUT, 12)
     with_tokenizer()
     mistral()
 
