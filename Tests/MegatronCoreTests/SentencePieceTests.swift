@@ -63,6 +63,7 @@ final class SentencePieceTests: XCTestCase {
         let fixture = try Self.fixture("wikitext")
         let count = try XCTUnwrap(fixture["lines"] as? Int)
         XCTAssertEqual(count, 150)
+        XCTAssertGreaterThanOrEqual(lines.count, count, "wiki.test.raw has fewer non-blank lines than the fixture")
         let all = try XCTUnwrap(fixture["ids"] as? [String: [[Int]]])
         for name in Self.models {
             let tok = try Self.tokenizer(name)
