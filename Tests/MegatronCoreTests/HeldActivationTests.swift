@@ -48,20 +48,31 @@ final class HeldActivationTests: XCTestCase {
         }
     }
 
-    func testHeldBytesMatchTheFormulaAtTwoBytes() {
-        let c = GPTConfig(
-            numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024,
-            vocabSize: 50257)
+    /// The bf16 arena of `c` (micro-batch 4, 12 layers, t = 1) against Korthikanti's per-layer bytes
+    /// at 2-byte elements: within 10%. Returns the arena's layout.
+    @discardableResult
+    func assertHeldBytesNearTheFormula(
+        _ c: GPTConfig, file: StaticString = #filePath, line: UInt = #line
+    ) -> TransformerArenaLayout {
         let words = TransformerArenaLayout(
             config: c, microBatch: 4, threads: 2, tensorParallel: .single, layers: 12, sets: 12, precision: .bf16)
-        let floats = TransformerArenaLayout(
-            config: c, microBatch: 4, threads: 2, tensorParallel: .single, layers: 12, sets: 12)
         let formula = TransformerActivations.layerFormulaBytes(
             config: c, microBatch: 4, tensorParallel: .single, layers: 12, recompute: .none(layers: 12),
             precision: .bf16)
         let ratio = Double(words.layerBytes) / formula
         XCTAssertTrue(
-            ratio > 0.9 && ratio < 1.1, "held \(words.layerBytes) B against the formula's \(formula): \(ratio)")
+            ratio > 0.9 && ratio < 1.1, "held \(words.layerBytes) B against the formula's \(formula): \(ratio)",
+            file: file, line: line)
+        return words
+    }
+
+    func testHeldBytesMatchTheFormulaAtTwoBytes() {
+        let c = GPTConfig(
+            numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024,
+            vocabSize: 50257)
+        let words = assertHeldBytesNearTheFormula(c)
+        let floats = TransformerArenaLayout(
+            config: c, microBatch: 4, threads: 2, tensorParallel: .single, layers: 12, sets: 12)
         XCTAssertLessThan(Double(words.layerBytes), 0.6 * Double(floats.layerBytes), "16-bit words against fp32")
     }
 
@@ -73,14 +84,7 @@ final class HeldActivationTests: XCTestCase {
             numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, ffnHiddenSize: 2048, seqLength: 1024,
             maxPositionEmbeddings: 1024, vocabSize: 50257)
         c.swiglu = true
-        let words = TransformerArenaLayout(
-            config: c, microBatch: 4, threads: 2, tensorParallel: .single, layers: 12, sets: 12, precision: .bf16)
-        let formula = TransformerActivations.layerFormulaBytes(
-            config: c, microBatch: 4, tensorParallel: .single, layers: 12, recompute: .none(layers: 12),
-            precision: .bf16)
-        let ratio = Double(words.layerBytes) / formula
-        XCTAssertTrue(
-            ratio > 0.9 && ratio < 1.1, "held \(words.layerBytes) B against the formula's \(formula): \(ratio)")
+        assertHeldBytesNearTheFormula(c)
         let table2 = ActivationMemoryFormula(seq: 1024, microBatch: 4, hidden: 768, heads: 12)
         XCTAssertEqual(table2.layerBytes(elementBytes: 2, selective: true), 34 * 1024 * 4 * 768, accuracy: 1)
         let swiglu = ActivationMemoryFormula(
