@@ -24,6 +24,12 @@ And Tests/CLITests/Fixtures/hf_mistral_tiny/: a MistralForCausalLM (2 layers, hi
 groups, vocabulary 61, 64 positions with a sliding window of 16, rope_theta 1e6) and expected.json
 as for the Llama, over two sequences of 16 tokens (within the window, where Mistral's attention is
 full causal attention).
+
+And Tests/CLITests/Fixtures/hf_llama3_rope/: a LlamaForCausalLM with Llama 3.1's rope (rope_theta 5e5,
+rope_scaling llama3, factor 8, low/high frequency factors 1 and 4, original context 8,192; 2 layers,
+hidden 64, 4 heads in 2 groups, 256 positions) and expected.json as for the Llama over two sequences of
+256 tokens, plus transformers' rescaled inverse frequencies (inv_freq, float32).
+--check-export-rope DIR reloads an export of it and checks its log-probabilities.
 """
 import shutil
 import json
@@ -86,13 +92,29 @@ def mistral():
     save_with_scores(MistralForCausalLM(cfg).eval(), os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny"), 16)
 
 
-def save_with_scores(model, out, length):
+ROPE_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama3_rope")
+
+
+def llama3_rope():
+    torch.manual_seed(3)
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192}
+    cfg = LlamaConfig(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=500000.0,
+                      rope_scaling=scaling, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,
+                      eos_token_id=2)
+    model = LlamaForCausalLM(cfg).eval()
+    inv_freq = model.model.rotary_emb.inv_freq.tolist()
+    save_with_scores(model, ROPE_OUT, 256, {"inv_freq": inv_freq})
+
+
+def save_with_scores(model, out, length, extra=None):
     """Writes `model` to `out` with expected.json: two random sequences of `length` ids and scores."""
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     ids = torch.randint(0, 61, (2, length))
     logprob, argmax = scores(model, ids)
-    json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax},
+    json.dump({"input_ids": ids.tolist(), "next_token_logprob": logprob, "argmax": argmax, **(extra or {})},
               open(os.path.join(out, "expected.json"), "w"), indent=1)
     print(f"wrote {os.path.normpath(out)}")
 
@@ -109,8 +131,8 @@ def check_tokenizer(directory):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check-tokenizer":
         check_tokenizer(sys.argv[2])
-    if len(sys.argv) == 3 and sys.argv[1] == "--check-export":
-        exp = json.load(open(os.path.join(OUT, "expected.json")))
+    if len(sys.argv) == 3 and sys.argv[1] in ("--check-export", "--check-export-rope"):
+        exp = json.load(open(os.path.join(OUT if sys.argv[1] == "--check-export" else ROPE_OUT, "expected.json")))
         model = LlamaForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
         got, _ = scores(model, torch.tensor(exp["input_ids"]))
         err = max(abs(a - b) for ga, ea in zip(got, exp["next_token_logprob"]) for a, b in zip(ga, ea))
@@ -129,6 +151,7 @@ def main():
     save_with_scores(model, OUT, 12)
     with_tokenizer()
     mistral()
+    llama3_rope()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,11 @@ struct ConvertCheckpoint: ParsableCommand {
                         + "\(model.transformer.vocabSize), positions \(model.trainingConfig.maxPositionEmbeddings ?? model.trainingConfig.seqLength), tokenizer "
                         + "\(model.trainingConfig.tokenizerType.rawValue)"
                 )
+                if model.trainingConfig.useRopeScaling {
+                    print(
+                        " > rope: Llama 3.1's scaled frequencies (use_rope_scaling, rope_scaling_factor "
+                            + "\(model.trainingConfig.ropeScalingFactor))")
+                }
                 if model.trainingConfig.tokenizerType == .null,
                     case .none(let reason) = HFLlamaTokenizer.find(in: dir, vocabSize: model.transformer.vocabSize)
                 {

@@ -8,15 +8,17 @@ import XCTest
 
 extension XCTestCase {
     /// Losses and arg-max flags of positions 0 ..< ids.count − 1 (predicting ids[1...]) of the GPT in
-    /// `checkpoint` (its stored config, seq_length set to the sequence's) over a vocabulary of `vocab`.
-    func trainingForwardScores(checkpoint: URL, ids: [Int32], vocab: Int) throws -> (
-        losses: [Double], isArgmax: [Bool]
-    ) {
+    /// `checkpoint` (its stored config, seq_length set to the sequence's, then `adjust`ed) over a
+    /// vocabulary of `vocab`.
+    func trainingForwardScores(
+        checkpoint: URL, ids: [Int32], vocab: Int, adjust: (inout TrainingConfig) -> Void = { _ in }
+    ) throws -> (losses: [Double], isArgmax: [Bool]) {
         var cfg = TrainingConfig()
         try ConfigLoader.applyJSON(
             Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: checkpoint.path)).utf8),
             source: checkpoint.path, to: &cfg)
         cfg.seqLength = ids.count
+        adjust(&cfg)
         let model = GPTModel(config: GPTConfig(training: cfg, vocabSize: vocab), microBatch: 1, threads: 1)
         _ = try ModelCheckpoint.loadWeights(from: CheckpointDirectory(root: checkpoint.path), chunks: [model])
         let acts = model.makeActivations()

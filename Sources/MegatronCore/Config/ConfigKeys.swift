@@ -136,6 +136,14 @@ public enum ConfigKeys {
             name: "rotary_percent", field: .double(\.rotaryPercent),
             help: "rope: the share of each head's width that is rotated, in (0, 1] (1.0)"),
         ConfigKey(
+            name: "use_rope_scaling", field: .bool(\.useRopeScaling),
+            help:
+                "rope: Llama 3.1's rescaled frequencies — those with wavelengths past 8,192 positions divided by "
+                + "rope_scaling_factor, those under 2,048 kept, the ones between blended (false)"),
+        ConfigKey(
+            name: "rope_scaling_factor", field: .double(\.ropeScalingFactor),
+            help: "rope: the divisor of use_rope_scaling's low frequencies (8.0)"),
+        ConfigKey(
             name: "normalization", field: .choice(\.normalization),
             help: "GPT: LayerNorm or RMSNorm (no mean, no bias) before each sub-layer and at the end (LayerNorm)"),
         ConfigKey(

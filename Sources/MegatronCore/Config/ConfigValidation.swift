@@ -199,6 +199,16 @@ public enum ConfigValidation {
             throw ConfigError.invalidValue(
                 key: "rotary_percent", value: "\(c.rotaryPercent)", rule: "must be in (0, 1]")
         }
+        if c.useRopeScaling && c.positionEmbeddingType != .rope {
+            throw ConfigError.inconsistent(
+                keys: ["use_rope_scaling", "position_embedding_type"],
+                rule: "rope scaling rescales rotary frequencies: set position_embedding_type rope, or drop it")
+        }
+        if !(c.ropeScalingFactor >= 1 && c.ropeScalingFactor < 1e6) {
+            throw ConfigError.invalidValue(
+                key: "rope_scaling_factor", value: "\(c.ropeScalingFactor)",
+                rule: "must be at least 1 and below 1e6 (Llama 3.1 uses 8, Llama 3.2 32)")
+        }
         if c.positionEmbeddingType == .rope && Int(Double(h / a) * c.rotaryPercent) < 2 {
             throw ConfigError.inconsistent(
                 keys: ["rotary_percent", "hidden_size", "num_attention_heads"],

@@ -88,6 +88,10 @@ extension MegatronArguments {
         "workload inspector": "NVIDIA's workload inspector is not part of this trainer",
     ]
 
+    static let ropeReason =
+        "rope interpolation, YaRN and interleaved rope are not built: rope here is plain (rotary_base, rotary_percent) "
+        + "or Llama 3.1's scaled rope (use_rope_scaling, rope_scaling_factor)"
+
     /// Reasons by name prefix, ahead of the group's: one feature's arguments spread over groups.
     static let prefixReasons: [(prefix: String, reason: String)] = [
         ("moe_", "mixture-of-experts layers are not built: every layer has one dense MLP"),
@@ -96,8 +100,8 @@ extension MegatronArguments {
         ("fp8", "fp8 is not built: use --bf16 or --fp16"),
         ("fp4", "fp4 is not built: use --bf16 or --fp16"),
         ("cuda_graph", "CUDA graphs have no counterpart on the CPU"),
-        ("rotary_", "rope scaling and interpolation are not built: rope here is plain (rotary_base, rotary_percent)"),
-        ("rope_", "rope scaling and interpolation are not built: rope here is plain (rotary_base, rotary_percent)"),
+        ("rotary_", ropeReason),
+        ("rope_", ropeReason),
         ("retro_", "Retro is not built"),
         ("mamba_", "Mamba / hybrid models are not built"),
         ("hybrid_", "Mamba / hybrid models are not built"),

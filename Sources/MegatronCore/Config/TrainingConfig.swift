@@ -34,6 +34,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var addPositionEmbedding: Bool = true
     public var rotaryBase: Int = 10000
     public var rotaryPercent: Double = 1.0
+    public var useRopeScaling = false
+    public var ropeScalingFactor: Double = 8.0
     public var normalization: Normalization = .layerNorm
     public var swiglu: Bool = false
     /// Megatron's add_bias_linear (false with --disable-bias-linear): biases in QKV, Proj, FC1, FC2.

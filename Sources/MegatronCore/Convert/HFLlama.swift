@@ -9,6 +9,7 @@
 //   layers.i.self_attn.{q,k,v}_proj → self_attention.linear_qkv: per group g of a/g heads, rows
 //       [q of heads g·a/g … | k of group g | v of group g] (Megatron's layout)
 //   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
+// rope_theta is rotary_base; rope_type llama3 (Llama 3.1 and later) is use_rope_scaling with its factor.
 // The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
 // vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer) and exported again; without one
 // (Llama 3's tiktoken-style tokenizer.json is not read) the import records NullTokenizer over the
@@ -122,9 +123,7 @@ public enum HFLlama {
             throw refuse("hidden_act '\(act)'; Llama's MLP here is SwiGLU with SiLU")
         }
         let rope = hf["rope_parameters"] as? [String: Any] ?? hf["rope_scaling"] as? [String: Any] ?? [:]
-        if let type = rope["rope_type"] as? String ?? rope["type"] as? String, type != "default" {
-            throw refuse("rope_type '\(type)' (rope scaling) is not built; plain rope only")
-        }
+        let scaling = try ropeScaling(rope, refuse)
         let theta = (rope["rope_theta"] as? Double) ?? (hf["rope_theta"] as? Double) ?? 10000
         guard theta >= 1, theta == theta.rounded(), theta < 1e15 else {
             throw refuse("rope_theta \(theta) must be a whole number (rotary_base)")
@@ -153,6 +152,7 @@ public enum HFLlama {
         if let window = try values.optionalPositiveInt("sliding_window"), window < positions { positions = window }
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
         cfg.positionEmbeddingType = .rope; cfg.rotaryBase = Int(theta)
+        if let scaling { cfg.useRopeScaling = true; cfg.ropeScalingFactor = scaling.factor }
         cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias
         cfg.untieEmbeddingsAndOutputWeights = !(hf["tie_word_embeddings"] as? Bool ?? false)
         cfg.normEpsilon = try values.double("rms_norm_eps", default: 1e-6, in: 1e-30...1)
@@ -162,6 +162,33 @@ public enum HFLlama {
         cfg.tokenizerType = .null
         cfg.microBatchSize = 1; cfg.trainIters = 1; cfg.lr = 1e-4
         return (cfg, try values.positiveInt("vocab_size"))
+    }
+
+    /// The rope scaling of a config.json's rope_parameters / rope_scaling: none for rope_type
+    /// "default", Llama 3.1's for "llama3" with Megatron's fixed low/high frequency factors and
+    /// original context (1, 4, 8,192: every Llama 3.x); anything else is refused.
+    static func ropeScaling(_ rope: [String: Any], _ refuse: (String) -> ConversionError) throws -> RopeScaling? {
+        let type = rope["rope_type"] as? String ?? rope["type"] as? String ?? "default"
+        if type == "default" { return nil }
+        guard type == "llama3" else {
+            throw refuse("rope_type '\(type)' is not built; plain rope (default) and Llama 3.1's (llama3) only")
+        }
+        guard let factor = (rope["factor"] as? NSNumber)?.doubleValue, factor >= 1, factor < 1e6 else {
+            throw refuse("rope_type llama3 needs a factor of at least 1, got \(rope["factor"] ?? "none")")
+        }
+        let scaling = RopeScaling(factor: factor)
+        for (key, megatron) in [
+            ("low_freq_factor", scaling.lowFrequencyFactor), ("high_freq_factor", scaling.highFrequencyFactor),
+            ("original_max_position_embeddings", scaling.originalContext),
+        ] {
+            let value = (rope[key] as? NSNumber)?.doubleValue
+            guard value == megatron else {
+                throw refuse(
+                    "rope_type llama3 with \(key) \(rope[key] ?? "missing"); Megatron's use_rope_scaling fixes it "
+                        + "at \(Int(megatron)) (Llama 3.x's value)")
+            }
+        }
+        return scaling
     }
 
     /// Why `g` cannot be written as LlamaForCausalLM (empty when it can).
@@ -222,6 +249,14 @@ public enum HFLlama {
             "attention_bias": g.addBiasLinear,
             "mlp_bias": g.addBiasLinear, "tie_word_embeddings": !g.untieEmbeddings, "attention_dropout": 0.0,
             "initializer_range": Double("\(g.initMethodStd)") ?? Double(g.initMethodStd), "torch_dtype": "float32",
+        ].merging(g.ropeScaling.map { ["rope_scaling": ropeScalingJSON($0)] } ?? [:]) { a, _ in a }
+    }
+
+    /// config.json's rope_scaling for Llama 3.1's rope.
+    static func ropeScalingJSON(_ s: RopeScaling) -> [String: Any] {
+        [
+            "rope_type": "llama3", "factor": s.factor, "low_freq_factor": s.lowFrequencyFactor,
+            "high_freq_factor": s.highFrequencyFactor, "original_max_position_embeddings": Int(s.originalContext),
         ]
     }
 }

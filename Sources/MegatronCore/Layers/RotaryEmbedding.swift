@@ -4,7 +4,9 @@
 //     x₁' = x₁·cos − x₂·sin,   x₂' = x₂·cos + x₁·sin
 // (channels past rotaryDim pass through). Values stay in the QKV tensor, per head [q | k | v]
 // (Attention.swift). The rotation is orthogonal, so backward rotates the gradients by −pos·θᵢ.
-// cos and sin are tabulated in double precision, then rounded to fp32, once per process for each shape.
+// With Megatron's `use_rope_scaling` (Llama 3.1's long-context rope) the frequencies θᵢ are first
+// rescaled by `RopeScaling`. cos and sin are tabulated in double precision, then rounded to fp32, once
+// per process for each shape.
 import Foundation
 import Tensor
 
@@ -26,19 +28,46 @@ public enum RowPositions: @unchecked Sendable {
     }
 }
 
+/// Llama 3.1's rescaling of the rotary frequencies (Megatron's `use_rope_scaling`, Hugging Face's
+/// `rope_type: llama3`): a frequency whose wavelength 2π/θ is longer than the original context
+/// divided by `lowFrequencyFactor` is divided by `factor`, one shorter than the context divided by
+/// `highFrequencyFactor` is kept, and one in between is interpolated linearly in context/wavelength
+/// between the two. Megatron fixes the last three at 1, 4 and 8,192 (Llama 3.1's values).
+public struct RopeScaling: Sendable, Hashable {
+    public var factor: Double
+    public var lowFrequencyFactor = 1.0, highFrequencyFactor = 4.0
+    public var originalContext = 8192.0
+
+    public init(factor: Double) { self.factor = factor }
+
+    /// θ after the rescaling.
+    public func scaled(_ theta: Double) -> Double {
+        let wavelength = 2 * Double.pi / theta
+        if wavelength > originalContext / lowFrequencyFactor { return theta / factor }
+        if wavelength < originalContext / highFrequencyFactor { return theta }
+        let smooth = (originalContext / wavelength - lowFrequencyFactor) / (highFrequencyFactor - lowFrequencyFactor)
+        return (1 - smooth) * theta / factor + smooth * theta
+    }
+}
+
 public struct RotaryEmbedding: Sendable {
     public let rotaryDim: Int, positions: Int
-    let cos: [Float], sin: [Float]  // [positions, rotaryDim / 2]
+    /// cos(p·θᵢ) and sin(p·θᵢ) at [p · rotaryDim/2 + i].
+    public let cos: [Float], sin: [Float]
 
-    public init(rotaryDim: Int, base: Double, positions: Int) {
+    public init(rotaryDim: Int, base: Double, positions: Int, scaling: RopeScaling? = nil) {
         precondition(rotaryDim >= 2 && rotaryDim % 2 == 0, "rope rotates an even number of channels")
         self.rotaryDim = rotaryDim
         self.positions = positions
         let half = rotaryDim / 2
+        let theta = (0..<half).map { i in
+            let plain = Foundation.pow(base, -Double(2 * i) / Double(rotaryDim))
+            return scaling?.scaled(plain) ?? plain
+        }
         var c = [Float](repeating: 0, count: positions * half), s = c
         for p in 0..<positions {
             for i in 0..<half {
-                let angle = Double(p) * Foundation.pow(base, -Double(2 * i) / Double(rotaryDim))
+                let angle = Double(p) * theta[i]
                 c[p * half + i] = Float(Foundation.cos(angle))
                 s[p * half + i] = Float(Foundation.sin(angle))
             }
@@ -48,22 +77,26 @@ public struct RotaryEmbedding: Sendable {
     }
 
     /// The table of a config with rope (nil without), made once per process for each (rotated width,
-    /// base, positions) and shared by every activation set and generator that asks (arrays are
+    /// base, positions, scaling) and shared by every activation set and generator that asks (arrays are
     /// shared, not copied), so a long position table is not held once per micro-batch in flight.
     public init?(config c: GPTConfig) {
         guard c.positionEmbedding == .rope else { return nil }
-        let key = Key(rotaryDim: c.rotaryDim, base: c.rotaryBase, positions: c.maxPositionEmbeddings)
+        let key = Key(
+            rotaryDim: c.rotaryDim, base: c.rotaryBase, positions: c.maxPositionEmbeddings, scaling: c.ropeScaling)
         Self.lock.lock()
         defer { Self.lock.unlock() }
         if let made = Self.tables[key] {
             self = made
         } else {
-            self.init(rotaryDim: key.rotaryDim, base: key.base, positions: key.positions)
+            self.init(rotaryDim: key.rotaryDim, base: key.base, positions: key.positions, scaling: key.scaling)
             Self.tables[key] = self
         }
     }
 
-    struct Key: Hashable { let rotaryDim: Int, base: Double, positions: Int }
+    struct Key: Hashable {
+        let rotaryDim: Int, base: Double, positions: Int
+        let scaling: RopeScaling?
+    }
     private static let lock = NSLock()
     nonisolated(unsafe) private static var tables: [Key: RotaryEmbedding] = [:]
 

@@ -26,6 +26,8 @@ public struct GPTConfig: Sendable, Equatable {
     public var positionEmbedding: PositionEmbeddingType = .learnedAbsolute
     public var rotaryBase: Double = 10000
     public var rotaryPercent: Double = 1
+    /// Llama 3.1's rescaled rope frequencies (`use_rope_scaling`), nil for plain rope.
+    public var ropeScaling: RopeScaling? = nil
     public var normalization: Normalization = .layerNorm
     public var swiglu = false
     public var addBiasLinear = true

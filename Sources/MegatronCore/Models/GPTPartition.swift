@@ -18,6 +18,7 @@ extension GPTConfig {
         positionEmbedding = c.positionEmbeddingType
         rotaryBase = Double(c.rotaryBase)
         rotaryPercent = c.rotaryPercent
+        ropeScaling = c.useRopeScaling ? RopeScaling(factor: c.ropeScalingFactor) : nil
         normalization = c.normalization
         swiglu = c.swiglu
         addBiasLinear = c.addBiasLinear

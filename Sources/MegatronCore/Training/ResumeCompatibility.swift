@@ -23,6 +23,10 @@ enum ResumeCompatibility {
         if current.positionEmbeddingType == .rope {
             compare("rotary_base", stored.rotaryBase, current.rotaryBase)
             compare("rotary_percent", stored.rotaryPercent, current.rotaryPercent)
+            compare("use_rope_scaling", stored.useRopeScaling, current.useRopeScaling)
+            if current.useRopeScaling {
+                compare("rope_scaling_factor", stored.ropeScalingFactor, current.ropeScalingFactor)
+            }
         }
         compare("swiglu", stored.swiglu, current.swiglu)
         compare("num_query_groups", stored.queryGroups, current.queryGroups)
