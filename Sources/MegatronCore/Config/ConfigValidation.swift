@@ -185,6 +185,16 @@ public enum ConfigValidation {
                     "num_query_groups \(c.numQueryGroups) must be positive and divide num_attention_heads \(a) "
                     + "(each group shares its keys and values with a whole number of query heads)")
         }
+        try validatePositions(c)
+        if c.makeVocabSizeDivisibleBy <= 0 {
+            throw ConfigError.invalidValue(
+                key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
+        }
+    }
+
+    /// The position keys: a table or rope, and rope's base, rotated share and scaling.
+    static func validatePositions(_ c: TrainingConfig) throws {
+        let h = c.hiddenSize, a = c.numAttentionHeads
         if !c.addPositionEmbedding && c.positionEmbeddingType == .learnedAbsolute {
             throw ConfigError.inconsistent(
                 keys: ["add_position_embedding", "position_embedding_type"],
@@ -213,10 +223,6 @@ public enum ConfigValidation {
             throw ConfigError.inconsistent(
                 keys: ["rotary_percent", "hidden_size", "num_attention_heads"],
                 rule: "rope must rotate at least two of each head's \(h / a) channels; raise rotary_percent")
-        }
-        if c.makeVocabSizeDivisibleBy <= 0 {
-            throw ConfigError.invalidValue(
-                key: "make_vocab_size_divisible_by", value: "\(c.makeVocabSizeDivisibleBy)", rule: "must be positive")
         }
     }
 
