@@ -86,7 +86,7 @@ struct Plan: ParsableCommand {
             vocab = v
         } else if base.tokenizerType == .gpt2BPE {
             vocab = 50257
-        } else if base.tokenizerType.isSentencePiece {
+        } else if base.tokenizerType.readsTokenizerModel {
             do { vocab = try Tokenizers.make(config: base).vocabSize } catch { CLIErrors.fail(error, code: 2) }
         } else {
             vocab = 257

@@ -25,13 +25,17 @@ struct PreprocessData: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase, ByteLevelTokenizer, or with "
-                + "--tokenizer-model Llama2Tokenizer, GPTSentencePieceTokenizer or SentencePieceTokenizer."))
+                + "--tokenizer-model Llama2Tokenizer, GPTSentencePieceTokenizer, SentencePieceTokenizer or "
+                + "HuggingFaceTokenizer."))
     var tokenizerType: String =
         "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
-    @Option(help: "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers.") var tokenizerModel:
-        String?
+    @Option(
+        help: ArgumentHelp(
+            "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers, or HuggingFaceTokenizer's "
+                + "tokenizer.json (or its directory)."))
+    var tokenizerModel: String?
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
     @Flag(
         help: ArgumentHelp(
@@ -45,7 +49,7 @@ struct PreprocessData: ParsableCommand {
     func run() throws {
         let types: [TokenizerType] = [
             .gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel, .llama2, .gptSentencePiece,
-            .sentencePiece,
+            .sentencePiece, .huggingFace,
         ]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
             CLIErrors.fail(

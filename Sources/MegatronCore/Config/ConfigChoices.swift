@@ -45,12 +45,18 @@ public enum TokenizerType: String, Sendable, CaseIterable {
     case sentencePiece = "SentencePieceTokenizer"
     case gptSentencePiece = "GPTSentencePieceTokenizer"
     case llama2 = "Llama2Tokenizer"
+    /// A byte-level BPE in Hugging Face's tokenizer.json (`tokenizer_model`: its directory or file),
+    /// as Megatron's HuggingFaceTokenizer encodes through transformers.
+    case huggingFace = "HuggingFaceTokenizer"
 
     /// BERT's WordPiece, lower-casing or not.
     public var isBertWordPiece: Bool { self == .bertWordPieceLowerCase || self == .bertWordPieceCase }
 
     /// Read from a SentencePiece `tokenizer_model` file.
     public var isSentencePiece: Bool { self == .sentencePiece || self == .gptSentencePiece || self == .llama2 }
+
+    /// Read from `tokenizer_model`: a SentencePiece model or a Hugging Face tokenizer.json.
+    public var readsTokenizerModel: Bool { isSentencePiece || self == .huggingFace }
 }
 
 /// `recompute_granularity`: recompute whole layers, or only the core attention.

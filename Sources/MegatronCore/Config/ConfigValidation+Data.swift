@@ -82,24 +82,36 @@ extension ConfigValidation {
 
     /// `tokenizer_model`: given exactly when a SentencePiece tokenizer is named, and readable.
     static func validateTokenizerModel(_ c: TrainingConfig) throws {
-        guard c.tokenizerType.isSentencePiece else {
+        guard c.tokenizerType.readsTokenizerModel else {
             guard c.tokenizerModel == nil else {
                 throw ConfigError.inconsistent(
                     keys: ["tokenizer_model", "tokenizer_type"],
                     rule:
-                        "tokenizer_model is read by Llama2Tokenizer, GPTSentencePieceTokenizer and "
-                        + "SentencePieceTokenizer; name one as tokenizer_type (it is \(c.tokenizerType.rawValue))")
+                        "tokenizer_model is read by Llama2Tokenizer, GPTSentencePieceTokenizer, "
+                        + "SentencePieceTokenizer and HuggingFaceTokenizer; name one as tokenizer_type (it is "
+                        + "\(c.tokenizerType.rawValue))")
             }
             return
         }
+        let what =
+            c.tokenizerType == .huggingFace
+            ? "a directory with tokenizer.json and tokenizer_config.json, or a tokenizer.json"
+            : "the SentencePiece tokenizer.model file"
         guard let path = c.tokenizerModel else {
             throw ConfigError.inconsistent(
                 keys: ["tokenizer_type", "tokenizer_model"],
-                rule: "\(c.tokenizerType.rawValue) needs tokenizer_model (the SentencePiece tokenizer.model file)")
+                rule: "\(c.tokenizerType.rawValue) needs tokenizer_model (\(what))")
         }
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw ConfigError.invalidValue(
-                key: "tokenizer_model", value: "\"\(path)\"", rule: "must be a readable file")
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let readable =
+            isDirectory.boolValue
+            ? c.tokenizerType == .huggingFace
+                && FileManager.default.isReadableFile(
+                    atPath: (path as NSString).appendingPathComponent("tokenizer.json"))
+            : exists && FileManager.default.isReadableFile(atPath: path)
+        guard readable else {
+            throw ConfigError.invalidValue(key: "tokenizer_model", value: "\"\(path)\"", rule: "must be \(what)")
         }
     }
 

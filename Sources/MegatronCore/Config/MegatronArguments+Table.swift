@@ -60,7 +60,8 @@ extension MegatronArguments {
         "tokenizer":
             "a tokenizer option this trainer does not build (its tokenizers: GPT2BPETokenizer, BertWordPiece*, "
             + "NullTokenizer, and over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer and "
-            + "SentencePieceTokenizer as Megatron's legacy tokenizers encode; no tiktoken or Hugging Face tokenizer.json)",
+            + "SentencePieceTokenizer as Megatron's legacy tokenizers encode, and over a byte-level BPE tokenizer.json "
+            + "(Llama 3, Qwen 2, GPT-2 style) HuggingFaceTokenizer; no tiktoken files)",
         "regularization": "a regularization or optimizer option this trainer does not build yet",
         "experimental": "an experimental Megatron feature that is not built",
         "experimental_attention_variant": "an experimental attention variant that is not built",

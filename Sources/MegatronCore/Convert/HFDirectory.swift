@@ -180,7 +180,7 @@ public enum HuggingFace {
                 withTokenizer
                 ? nil
                 : "no tokenizer files written: the checkpoint's tokenizer is \(c.tokenizerType.rawValue)"
-                    + (c.tokenizerType.isSentencePiece ? " with tokenizer_model \(c.tokenizerModel ?? "none")" : "")
+                    + (c.tokenizerType.readsTokenizerModel ? " with tokenizer_model \(c.tokenizerModel ?? "none")" : "")
                     + "; a Llama export carries a Llama2Tokenizer's or GPTSentencePieceTokenizer's readable "
                     + "tokenizer.model"
             return ("LlamaForCausalLM", note)

@@ -27,12 +27,12 @@ enum HFTokenizerFiles {
             (files["vocab.json"], files["merges.txt"], eod) = (vocab, merges, id)
         case .byteLevel, .null:
             var table: [String: Int] = [:]
-            for (byte, character) in GPT2BPETokenizer.byteToCharacter.enumerated() { table[String(character)] = byte }
+            for (byte, character) in ByteLevelBPE.byteToCharacter.enumerated() { table[String(character)] = byte }
             table[endOfText] = Int(ByteLevelTokenizer.endOfText)
             files["vocab.json"] = try? JSONSerialization.data(withJSONObject: table, options: [.sortedKeys])
             files["merges.txt"] = Data("#version: 0.2\n".utf8)
             eod = Int(ByteLevelTokenizer.endOfText)
-        case .bertWordPieceLowerCase, .bertWordPieceCase, .sentencePiece, .gptSentencePiece, .llama2:
+        case .bertWordPieceLowerCase, .bertWordPieceCase, .sentencePiece, .gptSentencePiece, .llama2, .huggingFace:
             return nil
         }
         let special: [String: Any] = ["bos_token": endOfText, "eos_token": endOfText, "unk_token": endOfText]

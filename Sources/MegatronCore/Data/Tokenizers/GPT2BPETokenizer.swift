@@ -3,7 +3,7 @@
 // bytes start as one-byte tokens and the adjacent pair of lowest merge rank is merged until none
 // is left. Pieces repeat a lot in real text, so their ids are cached (PieceCache). Tokens are byte
 // strings internally; vocab.json's printable form (GPT-2's byte-to-unicode table, 'Ġ' = space) is
-// only a file encoding. Decoding concatenates the tokens' bytes, so it returns any input exactly,
+// only a file encoding (ByteLevelBPE holds the map and the merge loop). Decoding concatenates the tokens' bytes, so it returns any input exactly,
 // invalid UTF-8 included. `<|endoftext|>` (the end-of-document id) is never produced from text.
 import Foundation
 
@@ -21,16 +21,6 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
     private let cache = PieceCache()
     private let lock = NSLock()
 
-    /// GPT-2's reversible map from bytes to printable characters (bytes_to_unicode).
-    static let byteToCharacter: [Character] = {
-        var printable = Array(33...126) + Array(161...172) + Array(174...255)
-        var chars = [UInt32](repeating: 0, count: 256)
-        for b in printable { chars[b] = UInt32(b) }
-        var extra: UInt32 = 256
-        for b in 0..<256 where !printable.contains(b) { chars[b] = extra; extra += 1; printable.append(b) }
-        return chars.map { Character(Unicode.Scalar($0)!) }
-    }()
-
     /// Loads `vocab.json` and `merges.txt`; every token of a merge must be in the vocabulary.
     public init(vocabFile: String, mergeFile: String) throws {
         guard let vocabData = FileManager.default.contents(atPath: vocabFile) else {
@@ -41,8 +31,7 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
             throw TokenizerError.malformed(
                 path: vocabFile, reason: "not a JSON object of token → id (GPT-2's vocab.json)")
         }
-        var charToByte: [Character: UInt8] = [:]
-        for (b, ch) in Self.byteToCharacter.enumerated() { charToByte[ch] = UInt8(b) }
+        let charToByte = ByteLevelBPE.characterToByte
         var bytes = [[UInt8]](repeating: [], count: vocab.count)
         var idOf: [[UInt8]: Int32] = [:]
         for (token, id) in vocab {
@@ -99,7 +88,7 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
                 return Int32(i)
             }
             let a = try id(parts[0]), b = try id(parts[1]), merged = try id(parts[0] + parts[1])
-            merges[UInt64(UInt32(a)) << 32 | UInt64(UInt32(b))] = rank << 32 | UInt64(UInt32(merged))
+            merges[ByteLevelBPE.pair(a, b)] = rank << 32 | UInt64(UInt32(merged))
             rank += 1
         }
         self.vocabSize = vocab.count
@@ -133,31 +122,7 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
 
     /// Appends the merged tokens of one piece.
     func bpe(_ piece: UnsafeBufferPointer<UInt8>, into out: inout [Int32], scratch symbols: inout [Int32]) {
-        symbols.removeAll(keepingCapacity: true)
-        for b in piece { symbols.append(byteToken[Int(b)]) }
-        while symbols.count > 1 {
-            var best = UInt64.max, bestAt = -1
-            for k in 0..<(symbols.count - 1) {
-                if let m = merges[UInt64(UInt32(symbols[k])) << 32 | UInt64(UInt32(symbols[k + 1]))], m < best {
-                    best = m; bestAt = k
-                }
-            }
-            guard bestAt >= 0 else { break }
-            // Merge every occurrence of the pair, left to right.
-            let left = symbols[bestAt], right = symbols[bestAt + 1],
-                merged = Int32(truncatingIfNeeded: best & 0xFFFF_FFFF)
-            var write = 0, k = 0
-            while k < symbols.count {
-                if k + 1 < symbols.count && symbols[k] == left && symbols[k + 1] == right {
-                    symbols[write] = merged; k += 2
-                } else {
-                    symbols[write] = symbols[k]; k += 1
-                }
-                write += 1
-            }
-            symbols.removeLast(symbols.count - write)
-        }
-        out.append(contentsOf: symbols)
+        ByteLevelBPE.merge(piece, byteToken: byteToken, merges: merges, into: &out, scratch: &symbols)
     }
 
     public func decode(_ ids: [Int32]) -> [UInt8] {
@@ -169,60 +134,6 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
     /// vocab.json's printable form of a token (for display and tests).
     public func tokenString(_ id: Int32) -> String {
         if id == eod { return "<|endoftext|>" }
-        return String(tokenBytes[Int(id)].map { Self.byteToCharacter[Int($0)] })
-    }
-}
-
-/// Piece bytes → ids, an open-addressing hash table over two flat pools (no allocation per lookup).
-final class PieceCache {
-    private var keys: [UInt8] = [], ids: [Int32] = []
-    private var slots: [(hash: UInt64, keyStart: Int32, keyCount: Int32, idStart: Int32, idCount: Int32)]
-    private var used = 0
-
-    init() { slots = Array(repeating: (0, -1, 0, 0, 0), count: 1 << 16) }
-
-    @inline(__always) static func hash(_ p: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in p { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h | 1
-    }
-
-    func lookup(_ piece: UnsafeBufferPointer<UInt8>, into out: inout [Int32]) -> Bool {
-        let h = Self.hash(piece), mask = slots.count - 1
-        var i = Int(truncatingIfNeeded: h) & mask
-        while slots[i].keyStart >= 0 {
-            let s = slots[i]
-            if s.hash == h && Int(s.keyCount) == piece.count {
-                let same = keys.withUnsafeBufferPointer { k in
-                    memcmp(k.baseAddress! + Int(s.keyStart), piece.baseAddress!, piece.count) == 0
-                }
-                if same { out.append(contentsOf: ids[Int(s.idStart)..<Int(s.idStart + s.idCount)]); return true }
-            }
-            i = (i + 1) & mask
-        }
-        return false
-    }
-
-    func insert(_ piece: UnsafeBufferPointer<UInt8>, ids newIds: ArraySlice<Int32>) {
-        guard keys.count + piece.count < Int(Int32.max) / 2, piece.count <= 256 else { return }
-        if (used + 1) * 2 > slots.count { grow() }
-        let h = Self.hash(piece), mask = slots.count - 1
-        var i = Int(truncatingIfNeeded: h) & mask
-        while slots[i].keyStart >= 0 { i = (i + 1) & mask }
-        slots[i] = (h, Int32(keys.count), Int32(piece.count), Int32(ids.count), Int32(newIds.count))
-        keys.append(contentsOf: piece)
-        ids.append(contentsOf: newIds)
-        used += 1
-    }
-
-    private func grow() {
-        let old = slots
-        slots = Array(repeating: (0, -1, 0, 0, 0), count: old.count * 2)
-        let mask = slots.count - 1
-        for s in old where s.keyStart >= 0 {
-            var i = Int(truncatingIfNeeded: s.hash) & mask
-            while slots[i].keyStart >= 0 { i = (i + 1) & mask }
-            slots[i] = s
-        }
+        return String(tokenBytes[Int(id)].map { ByteLevelBPE.byteToCharacter[Int($0)] })
     }
 }

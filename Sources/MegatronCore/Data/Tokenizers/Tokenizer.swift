@@ -53,8 +53,8 @@ public enum Tokenizers {
     }
 
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
-    /// `BertWordPieceCase`, and over a SentencePiece `tokenizer_model` `SentencePieceTokenizer`,
-    /// `GPTSentencePieceTokenizer`, `Llama2Tokenizer`).
+    /// `BertWordPieceCase`, over a SentencePiece `tokenizer_model` `SentencePieceTokenizer`,
+    /// `GPTSentencePieceTokenizer`, `Llama2Tokenizer`, and over a tokenizer.json `HuggingFaceTokenizer`).
     /// (NullTokenizer has no text side: it is the byte-level tokenizer here; its ids come preprocessed.)
     public static func make(
         type: TokenizerType, vocabFile: String?, mergeFile: String?, tokenizerModel: String? = nil
@@ -67,6 +67,11 @@ public enum Tokenizers {
             let flavour: SentencePieceTokenizer.Flavour =
                 type == .llama2 ? .llama2 : type == .gptSentencePiece ? .gpt : .megatron
             return try SentencePieceTokenizer(modelFile: tokenizerModel, flavour: flavour)
+        case .huggingFace:
+            guard let tokenizerModel else {
+                throw TokenizerError.missingFile(key: "tokenizer_model", tokenizer: type.rawValue)
+            }
+            return try HuggingFaceTokenizer(path: tokenizerModel)
         case .gpt2BPE:
             guard let vocabFile else { throw TokenizerError.missingFile(key: "vocab_file", tokenizer: type.rawValue) }
             guard let mergeFile else { throw TokenizerError.missingFile(key: "merge_file", tokenizer: type.rawValue) }
