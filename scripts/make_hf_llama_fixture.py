@@ -30,6 +30,12 @@ rope_scaling llama3, factor 8, low/high frequency factors 1 and 4, original cont
 hidden 64, 4 heads in 2 groups, 256 positions) and expected.json as for the Llama over two sequences of
 256 tokens, plus transformers' rescaled inverse frequencies (inv_freq, float32).
 --check-export-rope DIR reloads an export of it and checks its log-probabilities.
+
+And Tests/CLITests/Fixtures/hf_llama3_tok/: a tiny Llama 3 — Llama 3.2's rope (theta 5e5, llama3
+scaling with factor 32), tied embeddings, vocabulary 1,011 — with the Llama-3-layout tokenizer.json of
+Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3 (scripts/make_hf_tokenizer_fixture.py) and its
+expected.json: for three text prompts, AutoTokenizer's ids, 12 greedily generated tokens and their
+text (tokenizer.decode of the new ids). --check-tokenizer-json DIR checks DIR's tokenizer on them.
 """
 import shutil
 import json
@@ -82,6 +88,38 @@ def with_tokenizer():
     print(f"wrote {os.path.normpath(SP_OUT)}")
 
 
+L3_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama3_tok")
+L3_PROMPTS = ["First Citizen:", "What's 1234 + 56? I'M not sure.", "KING RICHARD III:\nNow is the"]
+
+
+def llama3_with_tokenizer():
+    from transformers import AutoTokenizer
+    torch.manual_seed(4)
+    scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192}
+    cfg = LlamaConfig(vocab_size=1011, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=500000.0,
+                      rope_scaling=scaling, tie_word_embeddings=True, initializer_range=0.2, bos_token_id=1000,
+                      eos_token_id=1001)
+    model = LlamaForCausalLM(cfg).eval()
+    os.makedirs(L3_OUT, exist_ok=True)
+    model.save_pretrained(L3_OUT, safe_serialization=True)
+    for name in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(os.path.join(ROOT, "Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3", name),
+                    os.path.join(L3_OUT, name))
+    tok = AutoTokenizer.from_pretrained(L3_OUT)
+    cases = []
+    for prompt in L3_PROMPTS:
+        ids = tok(prompt)["input_ids"]
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=None,
+                                 pad_token_id=0)[0].tolist()
+        new = out[len(ids):]
+        cases.append({"prompt": prompt, "ids": ids, "generated": new, "continuation": tok.decode(new)})
+    json.dump({"cases": cases}, open(os.path.join(L3_OUT, "expected.json"), "w"), indent=1, ensure_ascii=False)
+    print(f"wrote {os.path.normpath(L3_OUT)}")
+
+
 def mistral():
     from transformers import MistralConfig, MistralForCausalLM
     torch.manual_seed(2)
@@ -119,10 +157,10 @@ def save_with_scores(model, out, length, extra=None):
     print(f"wrote {os.path.normpath(out)}")
 
 
-def check_tokenizer(directory):
+def check_tokenizer(directory, fixture=SP_OUT):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(directory)
-    exp = json.load(open(os.path.join(SP_OUT, "expected.json")))
+    exp = json.load(open(os.path.join(fixture, "expected.json")))
     bad = [c["prompt"] for c in exp["cases"] if tok(c["prompt"])["input_ids"] != c["ids"]]
     print(f"tokenizer of {directory}: {len(exp['cases']) - len(bad)} of {len(exp['cases'])} prompts give the same ids")
     sys.exit(1 if bad else 0)
@@ -131,6 +169,8 @@ def check_tokenizer(directory):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--check-tokenizer":
         check_tokenizer(sys.argv[2])
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-tokenizer-json":
+        check_tokenizer(sys.argv[2], L3_OUT)
     if len(sys.argv) == 3 and sys.argv[1] in ("--check-export", "--check-export-rope"):
         exp = json.load(open(os.path.join(OUT if sys.argv[1] == "--check-export" else ROPE_OUT, "expected.json")))
         model = LlamaForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
@@ -152,6 +192,7 @@ def main():
     with_tokenizer()
     mistral()
     llama3_rope()
+    llama3_with_tokenizer()
 
 
 if __name__ == "__main__":

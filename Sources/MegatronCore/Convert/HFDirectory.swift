@@ -182,7 +182,7 @@ public enum HuggingFace {
                 : "no tokenizer files written: the checkpoint's tokenizer is \(c.tokenizerType.rawValue)"
                     + (c.tokenizerType.readsTokenizerModel ? " with tokenizer_model \(c.tokenizerModel ?? "none")" : "")
                     + "; a Llama export carries a Llama2Tokenizer's or GPTSentencePieceTokenizer's readable "
-                    + "tokenizer.model"
+                    + "tokenizer.model, or a HuggingFaceTokenizer's tokenizer.json"
             return ("LlamaForCausalLM", note)
         case .gpt:
             let withTokenizer = try HFGPT2.export(model, to: directory)

@@ -11,10 +11,10 @@
 //   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
 // rope_theta is rotary_base; rope_type llama3 (Llama 3.1 and later) is use_rope_scaling with its factor.
 // The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
-// vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer) and exported again; without one
-// (Llama 3's tiktoken-style tokenizer.json is not read) the import records NullTokenizer over the
-// model's vocabulary, so token ids work (`generate --prompts-file` with "prompt_tokens",
-// preprocessed data) and text prompts do not.
+// vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer), else a byte-level tokenizer.json
+// with as many ids (Llama 3) as HuggingFaceTokenizer, and exported again; without either the import
+// records NullTokenizer over the model's vocabulary, so token ids work (`generate --prompts-file`
+// with "prompt_tokens", preprocessed data) and text prompts do not.
 import Checkpoint
 import Foundation
 

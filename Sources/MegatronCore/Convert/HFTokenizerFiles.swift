@@ -66,11 +66,31 @@ public enum HFLlamaTokenizer {
         case none(reason: String)
     }
 
+    /// The tokenizer of a Llama directory: its tokenizer.model (SentencePiece) when that has
+    /// `vocabSize` pieces, else its tokenizer.json (HuggingFaceTokenizer, the directory as
+    /// tokenizer_model) when that has `vocabSize` ids, else none with the reasons.
     public static func find(in directory: String, vocabSize: Int) -> Found {
+        let sentencePiece = findSentencePiece(in: directory, vocabSize: vocabSize)
+        guard case .none(let spReason) = sentencePiece else { return sentencePiece }
+        let json = (directory as NSString).appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: json) else {
+            return .none(reason: spReason + "; no tokenizer.json either")
+        }
+        do {
+            let hf = try HuggingFaceTokenizer(path: directory)
+            guard hf.vocabSize == vocabSize else {
+                return .none(reason: "\(json) has \(hf.vocabSize) ids where config.json's vocab_size is \(vocabSize)")
+            }
+            return .tokenizer(.huggingFace, path: directory)
+        } catch {
+            return .none(reason: "\(error)")
+        }
+    }
+
+    static func findSentencePiece(in directory: String, vocabSize: Int) -> Found {
         let path = (directory as NSString).appendingPathComponent(modelFile)
         guard FileManager.default.fileExists(atPath: path) else {
-            return .none(
-                reason: "no tokenizer.model (SentencePiece) in \(directory); Llama 3's tokenizer.json is not read")
+            return .none(reason: "no tokenizer.model (SentencePiece) in \(directory)")
         }
         let sp: SentencePieceTokenizer
         do { sp = try SentencePieceTokenizer(modelFile: path, flavour: .gpt) } catch {
@@ -89,6 +109,7 @@ public enum HFLlamaTokenizer {
 
     /// The files that give an export its tokenizer, or nil when the checkpoint has none to give.
     static func files(_ c: TrainingConfig, maxPositions: Int) -> [String: Data]? {
+        if c.tokenizerType == .huggingFace { return huggingFaceFiles(c) }
         guard c.tokenizerType == .llama2 || c.tokenizerType == .gptSentencePiece, let path = c.tokenizerModel,
             let model = FileManager.default.contents(atPath: path),
             let sp = try? SentencePieceTokenizer(modelFile: path, flavour: .gpt)
@@ -113,5 +134,26 @@ public enum HFLlamaTokenizer {
             files[name] = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
         }
         return files
+    }
+
+    /// A HuggingFaceTokenizer's tokenizer.json and tokenizer_config.json as they are, and a
+    /// generation_config.json with its BOS (the post-processor's first id) and eos ids.
+    static func huggingFaceFiles(_ c: TrainingConfig) -> [String: Data]? {
+        guard let path = c.tokenizerModel, let hf = try? HuggingFaceTokenizer(path: path) else { return nil }
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
+        let json = isDirectory.boolValue ? (directory as NSString).appendingPathComponent("tokenizer.json") : path
+        guard let tokenizer = FileManager.default.contents(atPath: json),
+            let config = FileManager.default.contents(
+                atPath: (directory as NSString).appendingPathComponent("tokenizer_config.json"))
+        else { return nil }
+        var generation: [String: Any] = ["eos_token_id": Int(hf.eod)]
+        if let bos = hf.prefix.first { generation["bos_token_id"] = Int(bos) }
+        return [
+            "tokenizer.json": tokenizer, "tokenizer_config.json": config,
+            "generation_config.json": try? JSONSerialization.data(
+                withJSONObject: generation, options: [.prettyPrinted, .sortedKeys]),
+        ].compactMapValues { $0 }
     }
 }

@@ -1,0 +1,138 @@
+// HFTokenizerCLITests.swift — HuggingFaceTokenizer end to end with the built binary: a tiny Llama 3
+// made by transformers (Tests/CLITests/Fixtures/hf_llama3_tok, scripts/make_hf_llama_fixture.py:
+// Llama 3.2's scaled rope, tied embeddings, a Llama-3-layout tokenizer.json) imports with its
+// tokenizer and its rope scaling, and `generate` from text prompts gives transformers' prompt ids,
+// greedy tokens and text on one rank and at t = 2 × p = 2; the export carries tokenizer.json and
+// tokenizer_config.json (read back by transformers when it is installed); `preprocess-data` with
+// Megatron's `--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR` writes BOS + ids + eod per
+// document and `train` reads it; a tokenizer_model without a tokenizer.json is refused by key.
+import Foundation
+import MegatronCore
+import TestSupport
+import XCTest
+
+final class HFTokenizerCLITests: XCTestCase {
+    let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama3_tok")
+    let tokenizerDirectory = CLI.repoRoot.appendingPathComponent("Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3")
+
+    struct Case { let prompt: String; let ids: [Int]; let generated: [Int]; let continuation: String }
+
+    func cases() throws -> [Case] {
+        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
+            Case(
+                prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),
+                generated: try XCTUnwrap($0["generated"] as? [Int]),
+                continuation: try XCTUnwrap($0["continuation"] as? String))
+        }
+    }
+
+    func testLlama3WithTokenizerGeneratesTransformersTextOnAGrid() throws {
+        let dir = CLI.scratch("hf-tokenizer-generate")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("vocabulary 1011, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("rope_scaling_factor 32.0"), r.stdout)
+        let want = try cases()
+        XCTAssertEqual(want.count, 3)
+        let prompts = try want.map { c in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c.prompt]), as: UTF8.self)
+        }
+        try prompts.joined(separator: "\n").write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, ranks, grid) in [
+            ("one", 1, [String]()),
+            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        ] {
+            let args =
+                [
+                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
+                    "--temperature", "0", "--tokens-to-generate", "12", "--ignore-eod", "--num-threads", "1",
+                ] + grid
+            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
+            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+            XCTAssertEqual(lines.count, want.count, name)
+            for (line, c) in zip(lines, want) {
+                XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
+                XCTAssertEqual(line["tokens"] as? [Int], c.generated, "\(name): tokens after \(c.prompt)")
+                XCTAssertEqual(line["text"] as? String, c.continuation, "\(name): text after \(c.prompt)")
+            }
+        }
+    }
+
+    func testExportCarriesTheTokenizer() throws {
+        let dir = CLI.scratch("hf-tokenizer-export")
+        XCTAssertEqual(
+            try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir).code, 0)
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertFalse(export.stdout.contains("no tokenizer files"), export.stdout)
+        for name in ["tokenizer.json", "tokenizer_config.json"] {
+            XCTAssertEqual(
+                try Data(contentsOf: dir.appendingPathComponent("hf/\(name)")),
+                try Data(contentsOf: fixture.appendingPathComponent(name)), name)
+        }
+        let generation = try XCTUnwrap(
+            JSONSerialization.jsonObject(
+                with: Data(contentsOf: dir.appendingPathComponent("hf/generation_config.json")))
+                as? [String: Any])
+        XCTAssertEqual(generation["bos_token_id"] as? Int, 1000)
+        XCTAssertEqual(generation["eos_token_id"] as? Int, 1001)
+        try CLI.pythonCheck(
+            "make_hf_llama_fixture.py", ["--check-tokenizer-json", "hf"], in: dir,
+            expect: "3 of 3 prompts give the same ids",
+            skipped: "transformers is not installed; its reading of the exported tokenizer not checked")
+    }
+
+    func testPreprocessAndTrainWithMegatronsFlags() throws {
+        let dir = CLI.scratch("hf-tokenizer-preprocess")
+        let docs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak."]
+        let jsonl = try docs.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
+        }.joined(separator: "\n")
+        try (String(repeating: jsonl + "\n", count: 40)).write(
+            to: dir.appendingPathComponent("docs.jsonl"), atomically: true, encoding: .utf8)
+        let p = try CLI.run(
+            [
+                "preprocess-data", "--input", "docs.jsonl", "--tokenizer-type", "HuggingFaceTokenizer",
+                "--tokenizer-model", tokenizerDirectory.path, "--append-eod", "--output-prefix", "hf", "--workers", "1",
+            ], in: dir)
+        XCTAssertEqual(p.code, 0, p.stderr)
+        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("hf_text_document").path)
+        XCTAssertEqual(dataset.sequenceCount, 80)
+        let tok = try HuggingFaceTokenizer(path: tokenizerDirectory.path)
+        for (k, doc) in docs.enumerated() {
+            var ids = [Int32](repeating: -1, count: dataset.length(k))
+            ids.withUnsafeMutableBufferPointer {
+                dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!)
+            }
+            XCTAssertEqual(ids, tok.encode(Array(doc.utf8)) + [1001], "document \(k)")
+            XCTAssertEqual(ids.first, 1000, "document \(k) starts with <|begin_of_text|>")
+        }
+        let train = try CLI.run(
+            [
+                "train", "--config", CLI.config("llama-tiny.json"), "--tokenizer-type", "HuggingFaceTokenizer",
+                "--tokenizer-model", tokenizerDirectory.path, "--data-path", "hf_text_document", "--split", "90,10,0",
+                "--train-iters", "4", "--seq-length", "32", "--max-position-embeddings", "32",
+            ], in: dir)
+        XCTAssertEqual(train.code, 0, train.stderr)
+        XCTAssertTrue(train.stdout.contains("vocab 1011 (padded 1024)"), train.stdout)
+    }
+
+    func testATokenizerModelWithoutTokenizerJSONIsRefusedByKey() throws {
+        let dir = CLI.scratch("hf-tokenizer-refuse")
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("empty"), withIntermediateDirectories: true)
+        for (args, needle) in [
+            (["--tokenizer-type", "HuggingFaceTokenizer"], "tokenizer_model"),
+            (["--tokenizer-type", "HuggingFaceTokenizer", "--tokenizer-model", "empty"], "tokenizer_model"),
+        ] {
+            let r = try CLI.run(
+                ["train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "1"] + args, in: dir)
+            XCTAssertNotEqual(r.code, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(needle) && r.stderr.contains("tokenizer.json"), "\(args): \(r.stderr)")
+        }
+    }
+}
