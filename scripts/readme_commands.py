@@ -5,7 +5,8 @@ first command that fails. Called by scripts/readme_commands.sh, which builds and
 The README's placeholders are pointed at real files: ../shared/data (GPT-2 and BERT vocabularies,
 Tiny Shakespeare, WikiText-103, LAMBADA) and a few inputs made here (a Hugging Face export of the
 trained checkpoint for `--from hf path/to/gpt2`, the committed tiny Llamas for `path/to/llama` and
-`path/to/llama-with-tokenizer` (its SentencePiece model also for `/path/to/tokenizer.model`), a prompts file, a text corpus cut from
+`path/to/llama-with-tokenizer` (its SentencePiece model also for `/path/to/tokenizer.model`) and
+`path/to/llama3`, a prompts file, a text corpus cut from
 WikiText-103, and small GLUE-format MNLI files, since GLUE is not bundled); `swift build` runs in
 the repository, every other command in runs/readme (configs, scripts and .build linked there). Two commands are
 bounded so the run ends: the bert-base pretraining line (1,000,000 iterations as configured) gets
@@ -33,6 +34,7 @@ PLACEHOLDERS = [
     (" path/to/gpt2 ", " hf-gpt2 "),
     (" path/to/llama ", f" {ROOT}/Tests/CLITests/Fixtures/hf_llama_tiny "),
     (" path/to/llama-with-tokenizer ", f" {ROOT}/Tests/CLITests/Fixtures/hf_llama_sp "),
+    (" path/to/llama3 ", f" {ROOT}/Tests/CLITests/Fixtures/hf_llama3_tok "),
     ("/path/to/tokenizer.model", f"{ROOT}/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model"),
     (" wiki.test.tokens", f" {SHARED}/wikitext/wikitext-103/wiki.test.tokens"),
     (" lambada_test.jsonl", f" {SHARED}/lambada/lambada_test.jsonl"),
