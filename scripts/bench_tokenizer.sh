@@ -3,7 +3,9 @@
 # GPT-2 BPE and BERT WordPiece (uncased), each against Hugging Face `tokenizers` (pip) on the same
 # paragraphs in the same run, and Llama2Tokenizer against the `sentencepiece` library (pip) over a
 # Llama-2-style BPE model (byte fallback, identity normalization) of 16,000 pieces that the library
-# trains first on WikiText-103's validation tokens (so the test text is unseen). Ours: `megatron preprocess-data --workers 1` on the file as plain
+# trains first on WikiText-103's validation tokens (so the test text is unseen), and
+# HuggingFaceTokenizer against `tokenizers` over a Llama-3-layout tokenizer.json of 32,000 BPE ids
+# (Llama 3's Split pattern, ignore_merges, a BOS template) trained the same way. Ours: `megatron preprocess-data --workers 1` on the file as plain
 # text (one document per blank-line-separated paragraph), timed from the first document to the
 # files written — so it includes reading, UTF-8 checking and writing the .bin/.idx. Theirs:
 # Tokenizer.encode on each paragraph (RAYON_NUM_THREADS=1), tokenisation only. Needs
@@ -30,10 +32,34 @@ spm.SentencePieceTrainer.train(input=sys.argv[1], model_prefix=sys.argv[2], mode
     byte_fallback=True, normalization_rule_name='identity', add_dummy_prefix=True, remove_extra_whitespaces=False,
     split_digits=True, minloglevel=2)" "$DATA/wikitext/wikitext-103/wiki.valid.tokens" "${SP_MODEL%.model}"
 fi
-for kind in gpt2 bert sentencepiece; do
+HF_DIR="$OUT/llama3-32k"
+if python3 -c "import tokenizers" 2>/dev/null && [ ! -f "$HF_DIR/tokenizer.json" ]; then
+    mkdir -p "$HF_DIR"
+    python3 - "$DATA/wikitext/wikitext-103/wiki.valid.tokens" "$HF_DIR" <<'PY'
+import json, sys
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+pattern = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+           r"\s*[\r\n]+|\s+(?!\S)|\s+")
+tok = Tokenizer(models.BPE(ignore_merges=True))
+tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+                                             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+tok.decoder = decoders.ByteLevel()
+tok.train([sys.argv[1]], trainers.BpeTrainer(vocab_size=32000, show_progress=False,
+                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>"])
+bos = tok.token_to_id("<|begin_of_text|>")
+tok.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", bos)])
+tok.save(f"{sys.argv[2]}/tokenizer.json")
+json.dump({"eos_token": "<|end_of_text|>"}, open(f"{sys.argv[2]}/tokenizer_config.json", "w"))
+PY
+fi
+for kind in gpt2 bert sentencepiece llama3; do
     if [ $kind = gpt2 ]; then
         files=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/tokenizers/gpt2/vocab.json"
             --merge-file "$DATA/tokenizers/gpt2/merges.txt")
+    elif [ $kind = llama3 ]; then
+        [ -f "$HF_DIR/tokenizer.json" ] || { echo "(tokenizers is not installed: pip install tokenizers to compare)"; continue; }
+        files=(--tokenizer-type HuggingFaceTokenizer --tokenizer-model "$HF_DIR")
     elif [ $kind = sentencepiece ]; then
         [ -f "$SP_MODEL" ] || { echo "(sentencepiece is not installed: pip install sentencepiece to compare)"; continue; }
         files=(--tokenizer-type Llama2Tokenizer --tokenizer-model "$SP_MODEL")
@@ -49,7 +75,7 @@ for kind in gpt2 bert sentencepiece; do
         echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
         continue
     fi
-    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" "$OUT/${kind}_text_document.bin" <<'PY'
+    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" "$OUT/${kind}_text_document.bin" "$HF_DIR" <<'PY'
 import re, sys, time
 raw, data, ours, kind = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 if kind == "sentencepiece":
@@ -59,7 +85,11 @@ if kind == "sentencepiece":
 else:
     from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
     name = f"Hugging Face tokenizers {__import__('tokenizers').__version__}"
-if kind == "gpt2":
+if kind == "llama3":
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(f"{sys.argv[7]}/tokenizer.json")
+    encode = lambda p: tok.encode(p).ids
+elif kind == "gpt2":
     tok = ByteLevelBPETokenizer(f"{data}/tokenizers/gpt2/vocab.json", f"{data}/tokenizers/gpt2/merges.txt")
     encode = tok.encode
 elif kind == "bert":
@@ -75,7 +105,7 @@ for _ in range(3):
         encode(p)
     best = max(best, len(text.encode()) / (time.perf_counter() - t) / 1e6)
 print(f"{name}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
-if kind == "sentencepiece":  # our ids against the library's, documents cut as preprocess-data cuts them
+if kind in ("sentencepiece", "llama3"):  # our ids against the library's, documents cut as preprocess-data cuts them
     import numpy as np
     docs, cur = [], ""
     for line in text.splitlines(keepends=True):
@@ -84,7 +114,7 @@ if kind == "sentencepiece":  # our ids against the library's, documents cut as p
         else:
             cur += line
     docs += [cur] if cur else []
-    want = [i for d in docs for i in [tok.bos_id()] + tok.encode(d)]
+    want = [i for d in docs for i in ([tok.bos_id()] + tok.encode(d) if kind == "sentencepiece" else encode(d))]
     got = np.fromfile(sys.argv[6], dtype=np.uint16).tolist()
     print(f"ids: ours {len(got):,}, the library's {len(want):,}, {'equal' if got == want else 'DIFFERENT'}")
 print(f"ours / theirs: {ours / best:.2f}x")
