@@ -1,6 +1,7 @@
 // FuzzTargets.swift — one entry point per input parser, each taking arbitrary bytes: the config
 // loader, a Hugging Face config.json, safetensors, an MMIDIDX index, a checkpoint's HDF5 file, and
-// the GPT-2, WordPiece and SentencePiece tokenizers, and a SentencePiece model file. Each writes the bytes where the real reader looks (files in a
+// the GPT-2, WordPiece, SentencePiece and tokenizer.json tokenizers, and SentencePiece model and
+// tokenizer.json files. Each writes the bytes where the real reader looks (files in a
 // per-process scratch directory, so the fuzzed path is the one users run) and calls that reader.
 // A thrown error is the expected answer to bad bytes; a crash, a trap or a broken property (a
 // GPT-2 round trip that loses text, an id outside the vocabulary) is a finding. `megatron-fuzz`
@@ -17,6 +18,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case wordpiece
     case sentencepiece
     case sentencepieceModel = "sentencepiece-model"
+    case hfTokenizer = "hf-tokenizer"
+    case hfTokenizerJSON = "hf-tokenizer-json"
+
+    /// The committed Llama-3-layout tokenizer.json's directory (HuggingFaceTokenizerTests' fixture),
+    /// from `MEGATRON_HF_TOKENIZER` or under the current directory (the repository root).
+    public static var hfTokenizerDirectory: String? {
+        let path =
+            ProcessInfo.processInfo.environment["MEGATRON_HF_TOKENIZER"]
+            ?? FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3"
+        return FileManager.default.fileExists(atPath: path + "/tokenizer.json") ? path : nil
+    }
 
     /// The committed Llama-2-style SentencePiece model (the SentencePiece tests' fixture), from
     /// `MEGATRON_SENTENCEPIECE_MODEL` or under the current directory (the repository root).
@@ -46,6 +58,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .sentencepiece:
             return Self.sentencePieceModel == nil
                 ? "the committed SentencePiece model is not under this directory" : nil
+        case .hfTokenizer:
+            return Self.hfTokenizerDirectory == nil ? "the committed tokenizer.json is not under this directory" : nil
         default: return nil
         }
     }
@@ -62,6 +76,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .wordpiece: FuzzReaders.wordpiece(bytes)
         case .sentencepiece: FuzzReaders.sentencePiece(bytes)
         case .sentencepieceModel: FuzzReaders.sentencePieceModel(bytes)
+        case .hfTokenizer: FuzzReaders.hfTokenizer(bytes)
+        case .hfTokenizerJSON: FuzzReaders.hfTokenizerJSON(bytes)
         }
     }
 }
@@ -182,5 +198,33 @@ enum FuzzReaders {
             precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
             _ = tok.decode(ids + [-1, Int32(tok.vocabSize), Int32.max])
         }
+    }
+
+    static let hfTokenizer: HuggingFaceTokenizer? = FuzzTarget.hfTokenizerDirectory.flatMap {
+        try? HuggingFaceTokenizer(path: $0)
+    }
+
+    /// Llama 3's layout has no normalizer, so its text's own ids (no BOS) decode to the text exactly,
+    /// valid UTF-8 or not.
+    static func hfTokenizer(_ bytes: Data) {
+        guard let tok = hfTokenizer else { return }
+        let ids = tok.encodeContinuation(Array(bytes))
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+        precondition(tok.decode(ids) == Array(bytes), "the tokenizer.json round trip lost bytes")
+        precondition(tok.encode(Array(bytes)) == tok.prefix + ids + tok.suffix, "the specials around the text moved")
+    }
+
+    /// The bytes are a tokenizer.json (with a tokenizer_config.json naming its eos): read, then used on
+    /// a text with every kind of character.
+    static func hfTokenizerJSON(_ bytes: Data) {
+        let path = write(bytes, "hf/tokenizer.json")
+        let config = (path as NSString).deletingLastPathComponent + "/tokenizer_config.json"
+        if !FileManager.default.fileExists(atPath: config) {
+            try? Data(#"{"eos_token": "<|end_of_text|>"}"#.utf8).write(to: URL(fileURLWithPath: config))
+        }
+        guard let tok = try? HuggingFaceTokenizer(path: path) else { return }
+        let ids = tok.encode(Array("  Hello, wörld's!\t<|end_of_text|> 日本 1234 😀 ｆｕｌｌ\u{0}\r\n\n".utf8))
+        precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
+        _ = tok.decode(ids + [-1, Int32(tok.vocabSize), Int32.max])
     }
 }

@@ -19,6 +19,9 @@ final class FuzzCorpusTests: XCTestCase {
         let spModel = Self.root.deletingLastPathComponent()
             .appendingPathComponent("MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model")
         setenv("MEGATRON_SENTENCEPIECE_MODEL", spModel.path, 0)
+        let hfTokenizer = Self.root.deletingLastPathComponent()
+            .appendingPathComponent("MegatronCoreTests/Fixtures/hf_tokenizer/llama3")
+        setenv("MEGATRON_HF_TOKENIZER", hfTokenizer.path, 0)
         var skipped: [String] = []
         for target in FuzzTarget.allCases {
             let corpus = inputs("Corpus", target), regressions = inputs("Regressions", target)

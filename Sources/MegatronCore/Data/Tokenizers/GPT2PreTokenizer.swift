@@ -12,7 +12,8 @@ struct GPT2PreTokenizer: Sendable {
     /// which matches the regex except in unassigned and rare supplementary planes).
     private let classes: [CharClass]
 
-    init() {
+    /// Built once per process and shared by every tokenizer (196,608 entries).
+    private static let sharedClasses: [CharClass] = {
         var c = [CharClass](repeating: .other, count: 0x30000)
         for v in 0..<0x30000 {
             guard let s = Unicode.Scalar(UInt32(v)) else { continue }
@@ -24,8 +25,10 @@ struct GPT2PreTokenizer: Sendable {
             default: break
             }
         }
-        classes = c
-    }
+        return c
+    }()
+
+    init() { classes = Self.sharedClasses }
 
     /// The class and byte length of the character starting at `i` (`i < n`).
     @inline(__always) func character(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> (CharClass, Int) {

@@ -73,6 +73,11 @@ struct HFTokenizerSpec {
             guard let vocab = model["vocab"] as? [String: Int], !vocab.isEmpty else {
                 throw refuse("model.vocab must be a non-empty object of token → id")
             }
+            // Ids index a table as long as the tokens are many: a gap-free vocabulary fits, and an id
+            // of two billion cannot make that table two billion long.
+            if let (token, id) = vocab.first(where: { $0.value < 0 || $0.value > vocab.count + 100_000 }) {
+                throw refuse("model.vocab gives '\(token)' the id \(id), outside 0..<\(vocab.count) and the added ids")
+            }
             spec.vocab = vocab
             spec.ignoreMerges = model["ignore_merges"] as? Bool ?? false
             guard let merges = model["merges"] as? [Any] else { throw refuse("model.merges is missing") }
@@ -124,8 +129,12 @@ struct HFTokenizerSpec {
         func addedTokens(_ value: Any?, into spec: inout HFTokenizerSpec) throws {
             for (k, entry) in (value as? [[String: Any]] ?? []).enumerated() {
                 guard let content = entry["content"] as? String, !content.isEmpty, let id = entry["id"] as? Int,
-                    id >= 0, id < Int(Int32.max)
-                else { throw refuse("added_tokens[\(k)] needs a non-empty content and an id") }
+                    id >= 0, id < spec.vocab.count + 100_000
+                else {
+                    throw refuse(
+                        "added_tokens[\(k)] needs a non-empty content and an id in 0..<\(spec.vocab.count + 100_000) "
+                            + "(the vocabulary's size and up to 100,000 added ids)")
+                }
                 if entry["single_word"] as? Bool ?? false {
                     throw refuse("added_tokens[\(k)] '\(content)': single_word true is not read")
                 }
@@ -136,27 +145,29 @@ struct HFTokenizerSpec {
             }
         }
 
-        func postProcessor(_ value: Any?, into spec: inout HFTokenizerSpec) throws {
+        func postProcessor(_ value: Any?, into spec: inout HFTokenizerSpec, nested: Bool = false) throws {
             guard let p = value as? [String: Any] else { return }
             switch p["type"] as? String {
             case "ByteLevel": return
-            case "Sequence":
-                for inner in p["processors"] as? [Any] ?? [] { try postProcessor(inner, into: &spec) }
+            case "Sequence" where !nested:
+                for inner in p["processors"] as? [Any] ?? [] { try postProcessor(inner, into: &spec, nested: true) }
             case "TemplateProcessing":
                 let specials = p["special_tokens"] as? [String: [String: Any]] ?? [:]
                 var seenText = false
                 for (k, item) in (p["single"] as? [[String: Any]] ?? []).enumerated() {
                     if item["Sequence"] != nil { seenText = true; continue }
                     guard let name = (item["SpecialToken"] as? [String: Any])?["id"] as? String,
-                        let ids = specials[name]?["ids"] as? [Int]
+                        let ids = (specials[name]?["ids"] as? [Int])?.compactMap(Int32.init(exactly:)),
+                        ids.count == (specials[name]?["ids"] as? [Int])?.count
                     else { throw refuse("post_processor.single[\(k)] names no special token with ids") }
-                    if seenText { spec.suffix += ids.map(Int32.init) } else { spec.prefix += ids.map(Int32.init) }
+                    if seenText { spec.suffix += ids } else { spec.prefix += ids }
                 }
             case "RobertaProcessing", "BertProcessing":
-                guard let cls = p["cls"] as? [Any], let sep = p["sep"] as? [Any], let c = cls.last as? Int,
-                    let s = sep.last as? Int
+                guard let cls = p["cls"] as? [Any], let sep = p["sep"] as? [Any],
+                    let c = (cls.last as? Int).flatMap(Int32.init(exactly:)),
+                    let s = (sep.last as? Int).flatMap(Int32.init(exactly:))
                 else { throw refuse("post_processor \(p["type"]!) needs cls and sep") }
-                spec.prefix.append(Int32(c)); spec.suffix.append(Int32(s))
+                spec.prefix.append(c); spec.suffix.append(s)
             default: throw refuse("post_processor \(p["type"] ?? "?") is not read")
             }
         }
