@@ -22,8 +22,8 @@ tokens with their text (tokenizer.decode of the new ids after the prompt's, spec
 
 And Tests/CLITests/Fixtures/hf_mistral_tiny/: a MistralForCausalLM (2 layers, hidden 64, 4 heads in 2
 groups, vocabulary 61, 64 positions with a sliding window of 16, rope_theta 1e6) and expected.json
-as for the Llama, over two sequences of 16 tokens (within the window, where Mistral's attention is
-full causal attention).
+as for the Llama, over two sequences of 64 tokens (four windows long), plus a greedy generation of
+16 tokens after 24 random prompt ids (prompt_tokens, generated).
 
 And Tests/CLITests/Fixtures/hf_llama3_rope/: a LlamaForCausalLM with Llama 3.1's rope (rope_theta 5e5,
 rope_scaling llama3, factor 8, low/high frequency factors 1 and 4, original context 8,192; 2 layers,
@@ -127,7 +127,14 @@ def mistral():
                         num_key_value_heads=2, max_position_embeddings=64, sliding_window=16, rms_norm_eps=1e-5,
                         rope_theta=1e6, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,
                         eos_token_id=2)
-    save_with_scores(MistralForCausalLM(cfg).eval(), os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny"), 16)
+    model = MistralForCausalLM(cfg).eval()
+    prompt = torch.randint(0, 61, (1, 24))
+    with torch.no_grad():
+        # An explicit mask: with pad_token_id set, generate would take the prompt's id 0 for padding.
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=16, do_sample=False,
+                             eos_token_id=None, pad_token_id=0)[0]
+    generation = {"prompt_tokens": prompt[0].tolist(), "generated": out[24:].tolist()}
+    save_with_scores(model, os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_mistral_tiny"), 64, generation)
 
 
 ROPE_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama3_rope")

@@ -5,7 +5,8 @@
 // at t = 2 × p = 2; the export writes every tensor of the original bit for bit with a config.json
 // transformers reads (checked by transformers itself when it is installed); a tied Llama trained
 // here round-trips bit for bit; a GPT that is neither GPT-2 nor Llama is refused naming what differs;
-// a tiny MistralForCausalLM imports with its sliding window's positions and scores as transformers.
+// a tiny MistralForCausalLM imports with its sliding window, scores and generates as transformers
+// past the window, and exports as MistralForCausalLM.
 import Checkpoint
 import Foundation
 import MegatronCore
@@ -77,29 +78,69 @@ final class HFLlamaConversionTests: XCTestCase {
         XCTAssertEqual(outputs[0], outputs[1])
     }
 
-    /// Mistral (Llama's architecture with a sliding window) imports with as many positions as its
-    /// window, where its attention is full causal attention, and scores as transformers does.
-    func testMistralImportsWithItsWindowAndScoresAsTransformers() throws {
+    /// Mistral (Llama's architecture with a sliding window) imports with its 64 positions and window
+    /// 16 as window_size (15, 0); over sequences four windows long it scores as transformers does (and
+    /// full causal attention does not), greedy generation with the KV cache across the window gives
+    /// transformers' tokens on one rank and at t = 2 × p = 2, and it exports as MistralForCausalLM
+    /// with every tensor bit for bit.
+    func testMistralScoresGeneratesAndExportsWithItsSlidingWindow() throws {
         let dir = CLI.scratch("hf-mistral-import")
         let mistral = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_mistral_tiny")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", mistral.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("positions 16"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("positions 64"), r.stdout)
         let root = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(contentsOf: mistral.appendingPathComponent("expected.json")))
                 as? [String: Any])
         let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
         let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
-        guard ids.count == 2, logprob.count == 2, ids[0].count == 16 else {
-            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 16 tokens)")
+        guard ids.count == 2, logprob.count == 2, ids[0].count == 64 else {
+            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 64 tokens)")
         }
+        var fullAttentionError = 0.0
         for (k, sequence) in ids.enumerated() {
-            let (losses, _) = try trainingForwardScores(
-                checkpoint: dir.appendingPathComponent("ckpt"), ids: sequence.map(Int32.init), vocab: 61)
+            let checkpoint = dir.appendingPathComponent("ckpt"), tokens = sequence.map(Int32.init)
+            let (losses, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61)
             for i in 0..<(sequence.count - 1) {
                 XCTAssertEqual(-losses[i], logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
             }
+            let (full, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61) {
+                XCTAssertEqual($0.windowSize, "15,0")
+                $0.windowSize = nil
+            }
+            fullAttentionError = max(fullAttentionError, zip(full, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
         }
+        XCTAssertGreaterThan(fullAttentionError, 1e-3, "full causal attention must not pass the same check")
+        let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
+        XCTAssertEqual(want.count, 16)
+        try "{\"prompt_tokens\": \(prompt)}".write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, ranks, grid) in [
+            ("one", 1, [String]()),
+            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        ] {
+            let args =
+                [
+                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
+                    "--temperature", "0", "--tokens-to-generate", "16", "--ignore-eod", "--num-threads", "1",
+                ] + grid
+            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
+            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+            XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(name): greedy tokens past the window")
+        }
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("MistralForCausalLM"), export.stdout)
+        let config = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
+                as? [String: Any])
+        XCTAssertEqual(config["model_type"] as? String, "mistral")
+        XCTAssertEqual(config["sliding_window"] as? Int, 16)
+        let original = try Safetensors.read(mistral.appendingPathComponent("model.safetensors").path)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertEqual(Set(written.keys), Set(original.keys))
+        for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
     }
 
     func testExportWritesTheOriginalBackBitForBit() throws {

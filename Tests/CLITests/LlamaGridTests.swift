@@ -59,6 +59,31 @@ final class LlamaGridTests: XCTestCase {
         }
     }
 
+    /// Megatron's window_size (sliding-window attention) changes the losses and keeps them equal to one
+    /// rank's at t = 2 with SP × p = 2 with two virtual stages, in fp32 and bf16.
+    func testSlidingWindowOnAGridEqualsOneRank() throws {
+        let dir = CLI.scratch("llama-window")
+        let full = try train("full", [], in: dir)
+        for precision in [[], ["--bf16"]] {
+            let name = precision.isEmpty ? "fp32" : "bf16"
+            let window = ["--window-size", "7,0"] + precision
+            let one = try train("\(name)-one", window, in: dir)
+            if precision.isEmpty {
+                XCTAssertGreaterThan(
+                    zip(one.train, full.train).map { abs($0 - $1) }.max() ?? 0, 1e-3,
+                    "a window of 8 keys must change the losses of 64-token samples")
+            }
+            let grid = try train(
+                "\(name)-t2p2", ranks: 4,
+                window + [
+                    "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
+                    "--num-layers-per-virtual-pipeline-stage", "1",
+                ], in: dir)
+            assertLossesMatch(grid.train, one.train, count: Self.iterations, relativeTolerance: 1e-5, name)
+            assertLossesMatch(grid.valid, one.valid, count: 2, relativeTolerance: 1e-5, "\(name) validation")
+        }
+    }
+
     func testResumeOnAnotherGridGenerateAndExport() throws {
         let dir = CLI.scratch("llama-resume")
         let whole = try train("whole", [], in: dir)
@@ -116,6 +141,8 @@ final class LlamaGridTests: XCTestCase {
             (["--rotary-percent", "0.1"], "rope must rotate at least two"),
             (["--normalization", "ScaleNorm"], "normalization"),
             (["--position-embedding-type", "learned_absolute", "--no-position-embedding"], "add_position_embedding"),
+            (["--window-size", "7,3"], "right must be 0"), (["--window-size", "seven"], "window_size"),
+            (["--window-size", "-2,0"], "left must be"),
         ] {
             let r = try CLI.run(llama + flags, in: dir)
             XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
@@ -125,9 +152,9 @@ final class LlamaGridTests: XCTestCase {
         XCTAssertNotEqual(t4.code, 0)
         XCTAssertTrue(
             t4.stderr.contains("num_query_groups 2 must be divisible by tensor_model_parallel_size 4"), t4.stderr)
-        for flag in ["--swiglu", "--disable-bias-linear", "--group-query-attention"] {
+        for flag in [["--swiglu"], ["--disable-bias-linear"], ["--group-query-attention"], ["--window-size", "7,0"]] {
             let r = try CLI.run(
-                ["train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "2", flag], in: dir)
+                ["train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "2"] + flag, in: dir)
             XCTAssertEqual(r.code, 2, "\(flag): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("is built for GPT"), "\(flag): \(r.stderr)")
         }

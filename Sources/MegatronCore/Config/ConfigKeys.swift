@@ -136,6 +136,11 @@ public enum ConfigKeys {
             name: "rotary_percent", field: .double(\.rotaryPercent),
             help: "rope: the share of each head's width that is rotated, in (0, 1] (1.0)"),
         ConfigKey(
+            name: "window_size", field: .optionalString(\.windowSize),
+            help:
+                "GPT: sliding-window attention as Megatron's (left, right): each query sees itself and the `left` "
+                + "keys before it; right must be 0. \"4095,0\" is Mistral's window of 4,096 (unset: full attention)"),
+        ConfigKey(
             name: "use_rope_scaling", field: .bool(\.useRopeScaling),
             help:
                 "rope: Llama 3.1's rescaled frequencies — those with wavelengths past 8,192 positions divided by "

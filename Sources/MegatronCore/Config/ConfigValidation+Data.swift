@@ -19,7 +19,7 @@ extension ConfigValidation {
             ("normalization", c.normalization != .layerNorm), ("swiglu", c.swiglu),
             ("add_bias_linear", !c.addBiasLinear),
             ("untie_embeddings_and_output_weights", c.untieEmbeddingsAndOutputWeights),
-            ("group_query_attention", c.groupQueryAttention),
+            ("group_query_attention", c.groupQueryAttention), ("window_size", c.windowSize != nil),
         ] where on {
             throw ConfigError.inconsistent(
                 keys: ["model_type", key],

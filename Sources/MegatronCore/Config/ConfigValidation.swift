@@ -209,6 +209,7 @@ public enum ConfigValidation {
             throw ConfigError.invalidValue(
                 key: "rotary_percent", value: "\(c.rotaryPercent)", rule: "must be in (0, 1]")
         }
+        _ = try c.slidingWindow()
         if c.useRopeScaling && c.positionEmbeddingType != .rope {
             throw ConfigError.inconsistent(
                 keys: ["use_rope_scaling", "position_embedding_type"],

@@ -35,6 +35,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var rotaryBase: Int = 10000
     public var rotaryPercent: Double = 1.0
     public var useRopeScaling = false
+    /// Megatron's window_size "left,right" (sliding-window attention), nil for full attention.
+    public var windowSize: String? = nil
     public var ropeScalingFactor: Double = 8.0
     public var normalization: Normalization = .layerNorm
     public var swiglu: Bool = false

@@ -183,7 +183,7 @@ public enum HuggingFace {
                     + (c.tokenizerType.readsTokenizerModel ? " with tokenizer_model \(c.tokenizerModel ?? "none")" : "")
                     + "; a Llama export carries a Llama2Tokenizer's or GPTSentencePieceTokenizer's readable "
                     + "tokenizer.model, or a HuggingFaceTokenizer's tokenizer.json"
-            return ("LlamaForCausalLM", note)
+            return (HFLlama.architecture(g), note)
         case .gpt:
             let withTokenizer = try HFGPT2.export(model, to: directory)
             let c = model.trainingConfig

@@ -159,13 +159,13 @@ public enum HFGPT2 {
         ]
     }
 
-    /// The Llama-style options `g` uses (none for a GPT-2).
+    /// The Llama-style options `g` uses (none for a GPT-2; sliding-window attention counts as one).
     static func options(_ g: GPTConfig) -> [String] {
         [
             ("position_embedding_type rope", g.positionEmbedding == .rope),
             ("normalization RMSNorm", g.normalization == .rmsNorm), ("swiglu", g.swiglu),
             ("add_bias_linear false", !g.addBiasLinear), ("untie_embeddings_and_output_weights", g.untieEmbeddings),
-            ("group_query_attention", g.isGroupedQuery),
+            ("group_query_attention", g.isGroupedQuery), ("window_size", g.slidingWindow != nil),
         ].filter(\.1).map(\.0)
     }
 

@@ -10,6 +10,8 @@
 //       [q of heads g·a/g … | k of group g | v of group g] (Megatron's layout)
 //   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
 // rope_theta is rotary_base; rope_type llama3 (Llama 3.1 and later) is use_rope_scaling with its factor.
+// Mistral (`MistralForCausalLM`) is this model with sliding-window attention: sliding_window W is
+// window_size (W − 1, 0), and a GPT with a window exports as Mistral.
 // The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
 // vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer), else a byte-level tokenizer.json
 // with as many ids (Llama 3) as HuggingFaceTokenizer, and exported again; without either the import
@@ -146,10 +148,14 @@ public enum HFLlama {
         cfg.hiddenSize = h; cfg.numAttentionHeads = heads
         cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups
         cfg.ffnHiddenSize = try values.positiveInt("intermediate_size")
-        var positions = try values.positiveInt("max_position_embeddings")
-        // Mistral's sliding window: within `window` positions it is full causal attention, so the
-        // model is imported with that many positions (exact for every sequence it can then run).
-        if let window = try values.optionalPositiveInt("sliding_window"), window < positions { positions = window }
+        let positions = try values.positiveInt("max_position_embeddings")
+        // Mistral's sliding window of W keys (the query's own included) is Megatron's window_size
+        // (W − 1, 0); Qwen 2's configs name one they do not use (use_sliding_window false).
+        if let window = try values.optionalPositiveInt("sliding_window"), window < positions,
+            hf["use_sliding_window"] as? Bool ?? true
+        {
+            cfg.windowSize = "\(window - 1),0"
+        }
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
         cfg.positionEmbeddingType = .rope; cfg.rotaryBase = Int(theta)
         if let scaling { cfg.useRopeScaling = true; cfg.ropeScalingFactor = scaling.factor }
@@ -198,6 +204,10 @@ public enum HFLlama {
             ("rotary_percent \(g.rotaryPercent) (Llama rotates whole heads)", g.rotaryPercent != 1),
             ("normalization LayerNorm (Llama uses RMSNorm)", g.normalization != .rmsNorm),
             ("no swiglu (Llama's MLP is SwiGLU)", !g.swiglu),
+            (
+                "window_size with linear biases (Mistral, the sliding-window Llama, has none)",
+                g.slidingWindow != nil && g.addBiasLinear
+            ),
         ].filter(\.1).map(\.0)
     }
 
@@ -238,7 +248,12 @@ public enum HFLlama {
         return tokenizer != nil
     }
 
-    /// LlamaForCausalLM's config.json for `g`.
+    /// The class an export of `g` is written as: MistralForCausalLM with a sliding window, else Llama.
+    static func architecture(_ g: GPTConfig) -> String {
+        g.slidingWindow == nil ? "LlamaForCausalLM" : "MistralForCausalLM"
+    }
+
+    /// LlamaForCausalLM's (or MistralForCausalLM's) config.json for `g`.
     static func hfConfig(_ g: GPTConfig) -> [String: Any] {
         [
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": g.hiddenSize,
@@ -250,6 +265,12 @@ public enum HFLlama {
             "mlp_bias": g.addBiasLinear, "tie_word_embeddings": !g.untieEmbeddings, "attention_dropout": 0.0,
             "initializer_range": Double("\(g.initMethodStd)") ?? Double(g.initMethodStd), "torch_dtype": "float32",
         ].merging(g.ropeScaling.map { ["rope_scaling": ropeScalingJSON($0)] } ?? [:]) { a, _ in a }
+            .merging(
+                g.slidingWindow.map {
+                    // Sliding-window attention is Mistral's: MistralForCausalLM, window W = left + 1.
+                    ["architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": $0 + 1]
+                } ?? [:]
+            ) { _, b in b }
     }
 
     /// config.json's rope_scaling for Llama 3.1's rope.

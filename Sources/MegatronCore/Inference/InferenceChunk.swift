@@ -190,7 +190,8 @@ final class InferenceChunk {
     /// Causal attention of the new rows over the cached and new keys, per (sequence, local head):
     /// the new keys (stored transposed, [headDim][position], so a decoding query's scores are a
     /// weighted sum of contiguous key rows) and values are appended to the cache, then
-    /// S = QKᵀ/√d, softmax over the positions each query may see, context = P·V. Decoding takes a
+    /// S = QKᵀ/√d, softmax over the positions each query may see (within the sliding window, if
+    /// any), context = P·V. Decoding takes a
     /// worker's heads four at a time and reads their values side by side (FewRows.weightedSums).
     private func attention(
         layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
@@ -230,9 +231,10 @@ final class InferenceChunk {
                                 m: L, n: keys, k: d, alpha: scale, a: m.q, lda: 3 * hL, b: Kt + m.base, ldb: capacity,
                                 c: m.S, ldc: keys)
                         }
-                        for i in 0..<L {
+                        for i in 0..<L {  // within the sliding window, if any
+                            let first = model.config.slidingWindow.map { max(0, start + i - $0) } ?? 0
                             _ = SelfAttention.softmaxRowInPlace(
-                                m.S + i * keys, valid: start + i + 1, width: keys, scale: 1)
+                                m.S + i * keys, from: first, valid: start + i + 1, width: keys, scale: 1)
                         }
                     }
                     if decoding {  // the group's cached values side by side

@@ -8,7 +8,8 @@
 // token: a tile skips the keys before its first row's document (from a multiple of 16 below its
 // start), and within what it computes those keys get no weight; key padding (BERT) — every query
 // sees the first `length` keys of its sequence, padded keys are never computed and receive no
-// weight (padded queries' outputs are computed and unused).
+// weight (padded queries' outputs are computed and unused). Sliding-window attention (window_size)
+// is the causal masks with each query's first key raised to the window's (AttentionMask.limited).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
 // (d columns each), so a tensor-parallel column split gives each rank whole heads.
@@ -23,6 +24,23 @@ public enum AttentionMask: Sendable, Equatable {
     case causalWithinDocuments(firstKeys: [[Int32]])
     /// Every query of sequence j sees keys 0 ..< lengths[j] (each ≥ 1); the rest are padding.
     case keyPadding(lengths: [Int])
+
+    /// The mask within a sliding window: each query also blind to keys more than `left` before it
+    /// (as documents, so the kernels skip the tiles' keys before the window). Key padding (BERT)
+    /// is returned as it is.
+    func limited(toWindow left: Int, seq: Int, batch: Int) -> AttentionMask {
+        switch self {
+        case .keyPadding: return self
+        case .causal:
+            let row = (0..<seq).map { Int32(max(0, $0 - left)) }
+            return .causalWithinDocuments(firstKeys: Array(repeating: row, count: batch))
+        case .causalWithinDocuments(let firstKeys):
+            return .causalWithinDocuments(
+                firstKeys: firstKeys.map { row in
+                    row.enumerated().map { i, first in max(first, Int32(max(0, i - left))) }
+                })
+        }
+    }
 
     /// Keys computed for query rows i0 ..< i0 + rows of sequence `bi` (the tile's width).
     @inline(__always) func keys(rows i0: Int, count rows: Int, sequence bi: Int) -> Int {
@@ -360,11 +378,13 @@ public enum SelfAttention {
         }
     }
 
-    /// Softmax of `scale`·x over `row[0..<valid]` (scale > 0), zeros in `row[valid..<width]`;
-    /// returns log Σ exp(scale·x) (the LSE).
+    /// Softmax of `scale`·x over `row[first..<valid]` (scale > 0), zeros in `row[0..<first]` and
+    /// `row[valid..<width]`; returns log Σ exp(scale·x) (the LSE).
     @inline(__always)
-    static func softmaxRowInPlace(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, scale: Float) -> Float {
-        let (shift, sum) = exponentiateRowInPlace(row, valid: valid, width: width, scale: scale)
+    static func softmaxRowInPlace(
+        _ row: UnsafeMutablePointer<Float>, from first: Int = 0, valid: Int, width: Int, scale: Float
+    ) -> Float {
+        let (shift, sum) = exponentiateRowInPlace(row, from: first, valid: valid, width: width, scale: scale)
         scaleRow(row, count: valid, by: 1 / sum)
         return shift + Foundation.log(sum)
     }

@@ -50,6 +50,18 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     /// The attention mask of the micro-batch held (causal for GPT, or within documents under
     /// reset_attention_mask; key padding for BERT), set with its tokens.
     public var attentionMask: AttentionMask = .causal
+    /// Sliding-window attention's keys before each query (GPTConfig.slidingWindow), nil: all.
+    public let slidingWindow: Int?
+    private var windowed: (mask: AttentionMask, limited: AttentionMask)? = nil
+    /// The mask the attention core applies: `attentionMask` within the sliding window (made once per
+    /// mask set).
+    public var effectiveAttentionMask: AttentionMask {
+        guard let slidingWindow else { return attentionMask }
+        if let windowed, windowed.mask == attentionMask { return windowed.limited }
+        let limited = attentionMask.limited(toWindow: slidingWindow, seq: seq, batch: batch)
+        windowed = (attentionMask, limited)
+        return limited
+    }
     /// GPT's packed-document options, set with the tokens (DocumentMasks): Megatron's loss mask [s, b]
     /// (1: the row's loss counts; nil: every row does) and position ids [s, b] (nil: row i·b + j is
     /// at position i).
@@ -123,6 +135,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
             plan_.setOf.count == layerCount, "recompute plan for \(plan_.setOf.count) layers, chunk has \(layerCount)")
         seq = c.seqLength; batch = b; hidden = c.hiddenSize; tensorParallel = tp
         rotary = RotaryEmbedding(config: c)
+        slidingWindow = c.slidingWindow
         let n = c.seqLength * b, aL = c.numAttentionHeads / tp.size
         countedRows = n
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)

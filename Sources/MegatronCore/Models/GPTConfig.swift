@@ -32,6 +32,9 @@ public struct GPTConfig: Sendable, Equatable {
     public var swiglu = false
     public var addBiasLinear = true
     public var untieEmbeddings = false
+    /// Sliding-window attention: the keys before each query it may see (Megatron's window_size
+    /// left; Mistral's sliding_window − 1); nil: every earlier key.
+    public var slidingWindow: Int? = nil
     /// Key/value heads (grouped-query attention when fewer than the query heads).
     public var numQueryGroups: Int? = nil
 

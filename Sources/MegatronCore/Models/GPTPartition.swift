@@ -1,5 +1,6 @@
 // GPTPartition.swift — GPT's side of the training core: its model hyper-parameters from a training
 // config, and this rank's GPT chunks as a ModelPartition.
+import Foundation
 import Tensor
 
 extension GPTConfig {
@@ -24,6 +25,32 @@ extension GPTConfig {
         addBiasLinear = c.addBiasLinear
         untieEmbeddings = c.untieEmbeddingsAndOutputWeights
         numQueryGroups = c.groupQueryAttention ? c.numQueryGroups : nil
+        slidingWindow = (try? c.slidingWindow()) ?? nil
+    }
+}
+
+extension TrainingConfig {
+    /// window_size's left side: "L,R", "(L, R)", "[L, R]" or "L" with R = 0 (causal) and L ≥ 0, or
+    /// L = −1 (Megatron's infinite window: full attention, nil).
+    public func slidingWindow() throws -> Int? {
+        guard let text = windowSize else { return nil }
+        let fields = text.trimmingCharacters(in: CharacterSet(charactersIn: "()[] "))
+            .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard (1...2).contains(fields.count), let left = Int(fields[0]), fields.count == 1 || Int(fields[1]) != nil
+        else {
+            throw ConfigError.invalidValue(
+                key: "window_size", value: "\"\(text)\"", rule: "must be \"left,right\" (e.g. \"4095,0\")")
+        }
+        if fields.count == 2 && Int(fields[1]) != 0 {
+            throw ConfigError.invalidValue(
+                key: "window_size", value: "\"\(text)\"",
+                rule: "right must be 0: a GPT query never sees later keys")
+        }
+        guard left >= -1 else {
+            throw ConfigError.invalidValue(
+                key: "window_size", value: "\"\(text)\"", rule: "left must be ≥ 0, or −1 for no window")
+        }
+        return left == -1 ? nil : left
     }
 }
 

@@ -202,7 +202,7 @@ public enum TransformerLayer {
         timer.measure(PhaseLabel.forwardAttentionCore) {
             SelfAttention.forward(
                 qkv: a.qkv.values, context: a.context.values, lse: a.lse, shape: m.attentionShape,
-                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                mask: m.effectiveAttentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
                 scratch: m.attentionScratch, precision: pr)
             a.context.roundAndKeep()
         }
@@ -339,7 +339,7 @@ public enum TransformerLayer {
             a.qkv.restore()
             SelfAttention.backward(
                 dcontext: m.tmpH2, qkv: a.qkv.values, lse: a.lse, dqkv: m.tmpWide, shape: m.attentionShape,
-                mask: m.attentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
+                mask: m.effectiveAttentionMask, dropout: dropout.attention, stream: dropout.attentionStream,
                 scratch: m.attentionScratch, precision: pr)
             if let rotary = m.rotary {
                 rotary.apply(

@@ -29,6 +29,7 @@ enum ResumeCompatibility {
             }
         }
         compare("swiglu", stored.swiglu, current.swiglu)
+        compare("window_size", (try? stored.slidingWindow()) ?? nil, (try? current.slidingWindow()) ?? nil)
         compare("num_query_groups", stored.queryGroups, current.queryGroups)
         compare("add_bias_linear", stored.addBiasLinear, current.addBiasLinear)
         compare(
