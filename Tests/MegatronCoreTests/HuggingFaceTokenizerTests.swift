@@ -80,6 +80,41 @@ final class HuggingFaceTokenizerTests: XCTestCase {
         XCTAssertEqual(qwen2.encode(Array("e\u{301}".utf8)), qwen2.encode(Array("é".utf8)), "NFC first")
     }
 
+    /// GPT-2's real vocabulary and merges written as a tokenizer.json (GPT-2's layout: ByteLevel with
+    /// its regex, <|endoftext|> added) encode every WikiText line as GPT2BPETokenizer does — which
+    /// equals the real GPT-2 tokenizer (TokenizerTests).
+    func testGPT2sRealVocabularyAsTokenizerJSONEqualsGPT2BPE() throws {
+        let gpt2 = try SharedData.gpt2()
+        let vocabData = try Data(contentsOf: SharedData.require("tokenizers/gpt2/vocab.json"))
+        let vocab = try XCTUnwrap(JSONSerialization.jsonObject(with: vocabData) as? [String: Int])
+        let merges = try String(contentsOf: SharedData.require("tokenizers/gpt2/merges.txt"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#version") }.map(String.init)
+        XCTAssertEqual(merges.count, 50_000)
+        let json: [String: Any] = [
+            "model": ["type": "BPE", "vocab": vocab, "merges": merges],
+            "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "use_regex": true],
+            "added_tokens": [["id": 50256, "content": "<|endoftext|>", "special": true]],
+            "decoder": ["type": "ByteLevel"], "post_processor": ["type": "ByteLevel"],
+        ]
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hf-gpt2-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try JSONSerialization.data(withJSONObject: json).write(to: dir.appendingPathComponent("tokenizer.json"))
+        try Data(#"{"eos_token": "<|endoftext|>"}"#.utf8).write(to: dir.appendingPathComponent("tokenizer_config.json"))
+        let hf = try HuggingFaceTokenizer(path: dir.path)
+        XCTAssertEqual(hf.vocabSize, gpt2.vocabSize)
+        XCTAssertEqual(hf.eod, gpt2.eod)
+        let raw = try String(contentsOf: SharedData.require("wikitext/wikitext-raw/wiki.test.raw"), encoding: .utf8)
+        var ids = 0
+        for line in raw.split(separator: "\n").prefix(2000) {
+            let text = Array(line.utf8), want = gpt2.encode(text)
+            guard hf.encode(text) == want else { return XCTFail("\(line.prefix(60).debugDescription)… differs") }
+            XCTAssertEqual(hf.decode(want), text)
+            ids += want.count
+        }
+        XCTAssertGreaterThan(ids, 100_000)
+    }
+
     /// Writes a copy of the llama3 fixture with `edit` applied to its tokenizer.json (and the config
     /// dropped when `config` is false) and returns the error of loading it.
     func refusal(_ edit: (inout [String: Any]) -> Void, config: Bool = true) throws -> String {
