@@ -36,6 +36,11 @@ scaling with factor 32), tied embeddings, vocabulary 1,011 — with the Llama-3-
 Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3 (scripts/make_hf_tokenizer_fixture.py) and its
 expected.json: for three text prompts, AutoTokenizer's ids, 12 greedily generated tokens and their
 text (tokenizer.decode of the new ids). --check-tokenizer-json DIR checks DIR's tokenizer on them.
+
+And Tests/CLITests/Fixtures/hf_qwen2_tok/: a tiny Qwen2ForCausalLM (biases in q, k and v only, drawn
+non-zero; tied embeddings; a sliding_window it does not use, use_sliding_window false) with the
+Qwen-2-layout tokenizer.json of that fixture (900 ids) and its expected.json: the same three prompts'
+generations, and the log-probabilities of two random 100-token sequences.
 """
 import shutil
 import json
@@ -61,7 +66,6 @@ SP_PROMPTS = ["First Citizen:", "Before we proceed any further, hear me speak.",
 
 
 def with_tokenizer():
-    from transformers import AutoTokenizer
     torch.manual_seed(1)
     cfg = LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
@@ -74,18 +78,26 @@ def with_tokenizer():
     json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": True,
                "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"},
               open(os.path.join(SP_OUT, "tokenizer_config.json"), "w"), indent=1)
-    tok = AutoTokenizer.from_pretrained(SP_OUT)
+    write_generations(model, SP_OUT, SP_PROMPTS,
+                      lambda tok, out, new: {"text": tok.decode(out, skip_special_tokens=True)})
+
+
+def write_generations(model, out_dir, prompts, texts):
+    """expected.json of `out_dir`: for each prompt, AutoTokenizer's ids, 12 greedy tokens after them
+    (an explicit attention mask, so no prompt id is taken for padding) and texts(tok, all ids, new ids)."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(out_dir)
     cases = []
-    for prompt in SP_PROMPTS:
+    for prompt in prompts:
         ids = tok(prompt)["input_ids"]
+        x = torch.tensor([ids])
         with torch.no_grad():
-            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=None,
-                                 pad_token_id=0)[0].tolist()
+            out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=12, do_sample=False,
+                                 eos_token_id=None, pad_token_id=0)[0].tolist()
         new = out[len(ids):]
-        cases.append({"prompt": prompt, "ids": ids, "generated": new,
-                      "text": tok.decode(out, skip_special_tokens=True)})
-    json.dump({"cases": cases}, open(os.path.join(SP_OUT, "expected.json"), "w"), indent=1, ensure_ascii=False)
-    print(f"wrote {os.path.normpath(SP_OUT)}")
+        cases.append({"prompt": prompt, "ids": ids, "generated": new, **texts(tok, out, new)})
+    json.dump({"cases": cases}, open(os.path.join(out_dir, "expected.json"), "w"), indent=1, ensure_ascii=False)
+    print(f"wrote {os.path.normpath(out_dir)}")
 
 
 L3_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama3_tok")
@@ -93,7 +105,6 @@ L3_PROMPTS = ["First Citizen:", "What's 1234 + 56? I'M not sure.", "KING RICHARD
 
 
 def llama3_with_tokenizer():
-    from transformers import AutoTokenizer
     torch.manual_seed(4)
     scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 8192}
@@ -107,17 +118,36 @@ def llama3_with_tokenizer():
     for name in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(os.path.join(ROOT, "Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3", name),
                     os.path.join(L3_OUT, name))
-    tok = AutoTokenizer.from_pretrained(L3_OUT)
-    cases = []
-    for prompt in L3_PROMPTS:
-        ids = tok(prompt)["input_ids"]
-        with torch.no_grad():
-            out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=None,
-                                 pad_token_id=0)[0].tolist()
-        new = out[len(ids):]
-        cases.append({"prompt": prompt, "ids": ids, "generated": new, "continuation": tok.decode(new)})
-    json.dump({"cases": cases}, open(os.path.join(L3_OUT, "expected.json"), "w"), indent=1, ensure_ascii=False)
-    print(f"wrote {os.path.normpath(L3_OUT)}")
+    write_generations(model, L3_OUT, L3_PROMPTS, lambda tok, out, new: {"continuation": tok.decode(new)})
+
+
+Q2_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_qwen2_tok")
+
+
+def qwen2_with_tokenizer():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(5)
+    cfg = Qwen2Config(vocab_size=900, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=1e6,
+                      tie_word_embeddings=True, use_sliding_window=False, sliding_window=64, max_window_layers=2,
+                      initializer_range=0.2, bos_token_id=None, eos_token_id=0)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():  # transformers starts biases at zero: give q, k and v's something to carry
+        for name, p in model.named_parameters():
+            if name.endswith("_proj.bias"):
+                p.copy_(0.3 * torch.randn_like(p))
+    assert sum(1 for n, _ in model.named_parameters() if n.endswith("bias")) == 6
+    os.makedirs(Q2_OUT, exist_ok=True)
+    for name in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(os.path.join(ROOT, "Tests/MegatronCoreTests/Fixtures/hf_tokenizer/qwen2", name),
+                    os.path.join(Q2_OUT, name))
+    ids = torch.randint(0, 900, (2, 100))
+    logprob, _ = scores(model, ids)
+    model.save_pretrained(Q2_OUT, safe_serialization=True)
+    write_generations(model, Q2_OUT, L3_PROMPTS, lambda tok, out, new: {"continuation": tok.decode(new)})
+    exp = json.load(open(os.path.join(Q2_OUT, "expected.json")))
+    exp.update({"input_ids": ids.tolist(), "next_token_logprob": logprob})
+    json.dump(exp, open(os.path.join(Q2_OUT, "expected.json"), "w"), indent=1, ensure_ascii=False)
 
 
 def mistral():
@@ -200,6 +230,7 @@ def main():
     mistral()
     llama3_rope()
     llama3_with_tokenizer()
+    qwen2_with_tokenizer()
 
 
 if __name__ == "__main__":

@@ -63,18 +63,9 @@ final class HFLlama3RopeTests: XCTestCase {
         guard ids.count == 2, logprob.count == 2, ids.allSatisfy({ $0.count == 256 }) else {
             return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 256 tokens)")
         }
-        var plainRopeError = 0.0
-        for (k, sequence) in ids.enumerated() {
-            let checkpoint = dir.appendingPathComponent("ckpt"), tokens = sequence.map(Int32.init)
-            let (losses, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61)
-            for i in 0..<(sequence.count - 1) {
-                XCTAssertEqual(-losses[i], logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
-            }
-            let (plain, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61) {
-                $0.useRopeScaling = false
-            }
-            plainRopeError = max(plainRopeError, zip(plain, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
-        }
+        let plainRopeError = try assertScoresMatch(
+            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61
+        ) { $0.useRopeScaling = false }
         XCTAssertGreaterThan(plainRopeError, 1e-3, "plain rope must not pass the same check")
     }
 

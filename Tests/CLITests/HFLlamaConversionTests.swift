@@ -59,20 +59,8 @@ final class HFLlamaConversionTests: XCTestCase {
         let prompts = want.ids.map { "{\"prompt_tokens\": \($0.prefix(5).map(String.init).joined(separator: ", ")) ]}" }
         try prompts.map { $0.replacingOccurrences(of: "\": ", with: "\": [") }.joined(separator: "\n").write(
             to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        var outputs: [[[Int]]] = []
-        for (name, ranks, grid) in [
-            ("one", 1, [String]()),
-            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
-        ] {
-            let args =
-                [
-                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
-                    "--temperature", "0", "--tokens-to-generate", "10", "--num-threads", "1",
-                ] + grid
-            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
-            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
-            outputs.append(
-                try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl")).map { $0["tokens"] as? [Int] ?? [] })
+        let outputs = try generateOnOneRankAndT2P2(tokens: 10, in: dir).map { run in
+            run.lines.map { $0["tokens"] as? [Int] ?? [] }
         }
         XCTAssertEqual(outputs[0].count, 2)
         XCTAssertEqual(outputs[0], outputs[1])
@@ -97,36 +85,18 @@ final class HFLlamaConversionTests: XCTestCase {
         guard ids.count == 2, logprob.count == 2, ids[0].count == 64 else {
             return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 64 tokens)")
         }
-        var fullAttentionError = 0.0
-        for (k, sequence) in ids.enumerated() {
-            let checkpoint = dir.appendingPathComponent("ckpt"), tokens = sequence.map(Int32.init)
-            let (losses, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61)
-            for i in 0..<(sequence.count - 1) {
-                XCTAssertEqual(-losses[i], logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
-            }
-            let (full, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: 61) {
-                XCTAssertEqual($0.windowSize, "15,0")
-                $0.windowSize = nil
-            }
-            fullAttentionError = max(fullAttentionError, zip(full, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
+        let fullAttentionError = try assertScoresMatch(
+            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61
+        ) {
+            XCTAssertEqual($0.windowSize, "15,0")
+            $0.windowSize = nil
         }
         XCTAssertGreaterThan(fullAttentionError, 1e-3, "full causal attention must not pass the same check")
         let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
         XCTAssertEqual(want.count, 16)
         try "{\"prompt_tokens\": \(prompt)}".write(
             to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, ranks, grid) in [
-            ("one", 1, [String]()),
-            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
-        ] {
-            let args =
-                [
-                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
-                    "--temperature", "0", "--tokens-to-generate", "16", "--ignore-eod", "--num-threads", "1",
-                ] + grid
-            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
-            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
-            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 16, in: dir) {
             XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(name): greedy tokens past the window")
         }
         let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)

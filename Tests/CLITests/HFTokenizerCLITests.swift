@@ -5,7 +5,9 @@
 // greedy tokens and text on one rank and at t = 2 × p = 2; the export carries tokenizer.json and
 // tokenizer_config.json (read back by transformers when it is installed); `preprocess-data` with
 // Megatron's `--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR` writes BOS + ids + eod per
-// document and `train` reads it; a tokenizer_model without a tokenizer.json is refused by key.
+// document and `train` reads it; a tokenizer_model without a tokenizer.json is refused by key. A
+// tiny Qwen 2 with a Qwen-2-layout tokenizer.json scores, generates and exports as transformers.
+import Checkpoint
 import Foundation
 import MegatronCore
 import TestSupport
@@ -41,18 +43,8 @@ final class HFTokenizerCLITests: XCTestCase {
         }
         try prompts.joined(separator: "\n").write(
             to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, ranks, grid) in [
-            ("one", 1, [String]()),
-            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
-        ] {
-            let args =
-                [
-                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
-                    "--temperature", "0", "--tokens-to-generate", "12", "--ignore-eod", "--num-threads", "1",
-                ] + grid
-            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
-            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
-            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+        for (name, lines, output) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
+            XCTAssertTrue(output.contains("HuggingFaceTokenizer"), output)
             XCTAssertEqual(lines.count, want.count, name)
             for (line, c) in zip(lines, want) {
                 XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
@@ -60,6 +52,58 @@ final class HFTokenizerCLITests: XCTestCase {
                 XCTAssertEqual(line["text"] as? String, c.continuation, "\(name): text after \(c.prompt)")
             }
         }
+    }
+
+    /// A tiny Qwen 2 (biases in q, k and v alone; a sliding_window it does not use) with a Qwen-2-layout
+    /// tokenizer.json imports as add_qkv_bias without add_bias_linear and without a window, scores
+    /// two 100-token sequences as transformers does, generates transformers' ids, tokens and text
+    /// from text prompts on one rank and at t = 2 × p = 2, and exports as Qwen2ForCausalLM bit for bit.
+    func testQwen2WithTokenizerScoresGeneratesAndExports() throws {
+        let dir = CLI.scratch("hf-qwen2")
+        let qwen2 = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_qwen2_tok")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", qwen2.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("vocabulary 900, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
+        var cfg = TrainingConfig()
+        try ConfigLoader.applyJSON(
+            Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent("ckpt").path)).utf8),
+            source: "test", to: &cfg)
+        XCTAssertTrue(cfg.addQKVBias && !cfg.addBiasLinear && cfg.windowSize == nil)
+        let original = try Safetensors.read(qwen2.appendingPathComponent("model.safetensors").path)
+        let qBias = try XCTUnwrap(original["model.layers.0.self_attn.q_proj.bias"])
+        XCTAssertTrue(qBias.values.contains { $0 != 0 }, "the fixture's q bias must carry something")
+        let root = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: qwen2.appendingPathComponent("expected.json")))
+                as? [String: Any])
+        let sequences = try XCTUnwrap(root["input_ids"] as? [[Int]])
+        XCTAssertEqual(sequences.map(\.count), [100, 100])
+        try assertScoresMatch(
+            checkpoint: dir.appendingPathComponent("ckpt"), sequences: sequences,
+            logprob: try XCTUnwrap(root["next_token_logprob"] as? [[Double]]), vocab: 900)
+        let want = try XCTUnwrap(root["cases"] as? [[String: Any]])
+        XCTAssertEqual(want.count, 3)
+        try want.map { c in
+            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c["prompt"]!]), as: UTF8.self)
+        }.joined(separator: "\n").write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
+            XCTAssertEqual(lines.count, want.count, name)
+            for (line, c) in zip(lines, want) {
+                XCTAssertEqual(line["prompt_tokens"] as? [Int], c["ids"] as? [Int], "\(name): ids")
+                XCTAssertEqual(line["tokens"] as? [Int], c["generated"] as? [Int], "\(name): tokens")
+                XCTAssertEqual(line["text"] as? String, c["continuation"] as? String, "\(name): text")
+            }
+        }
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("Qwen2ForCausalLM"), export.stdout)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertEqual(Set(written.keys), Set(original.keys))
+        for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
+        let config = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
+                as? [String: Any])
+        XCTAssertEqual(config["model_type"] as? String, "qwen2")
     }
 
     func testExportCarriesTheTokenizer() throws {

@@ -60,11 +60,12 @@ final class LlamaGridTests: XCTestCase {
     }
 
     /// Megatron's window_size (sliding-window attention) changes the losses and keeps them equal to one
-    /// rank's at t = 2 with SP × p = 2 with two virtual stages, in fp32 and bf16.
-    func testSlidingWindowOnAGridEqualsOneRank() throws {
+    /// rank's at t = 2 with SP × p = 2 with two virtual stages, in fp32 (within 1e-5) and, with
+    /// add_qkv_bias (Qwen 2's QKV-only bias) as well, in bf16 (within 1e-3).
+    func testSlidingWindowAndQKVBiasOnAGridEqualOneRank() throws {
         let dir = CLI.scratch("llama-window")
         let full = try train("full", [], in: dir)
-        for precision in [[], ["--bf16"]] {
+        for precision in [[], ["--bf16", "--add-qkv-bias"]] {
             let name = precision.isEmpty ? "fp32" : "bf16"
             let window = ["--window-size", "7,0"] + precision
             let one = try train("\(name)-one", window, in: dir)
@@ -79,8 +80,11 @@ final class LlamaGridTests: XCTestCase {
                     "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
                     "--num-layers-per-virtual-pipeline-stage", "1",
                 ], in: dir)
-            assertLossesMatch(grid.train, one.train, count: Self.iterations, relativeTolerance: 1e-5, name)
-            assertLossesMatch(grid.valid, one.valid, count: 2, relativeTolerance: 1e-5, "\(name) validation")
+            // bf16: t = 2 sums a row-parallel product's halves in another order, and its activations'
+            // 16-bit rounding carries that on (MixedPrecisionTests allows 1% there).
+            let tolerance = precision.isEmpty ? 1e-5 : 1e-3
+            assertLossesMatch(grid.train, one.train, count: Self.iterations, relativeTolerance: tolerance, name)
+            assertLossesMatch(grid.valid, one.valid, count: 2, relativeTolerance: tolerance, "\(name) validation")
         }
     }
 

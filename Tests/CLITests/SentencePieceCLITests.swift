@@ -39,19 +39,8 @@ final class SentencePieceCLITests: XCTestCase {
         }
         try prompts.joined(separator: "\n").write(
             to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, ranks, grid) in [
-            ("one", 1, [String]()),
-            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
-        ] {
-            let args =
-                [
-                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
-                    "--temperature", "0", "--tokens-to-generate", "12", "--ignore-eod", "--num-threads", "1",
-                ] + grid
-            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
-            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
-            XCTAssertTrue(g.stdout.contains("Llama2Tokenizer") || g.stderr.contains("Llama2Tokenizer"), g.stdout)
-            let lines = try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl"))
+        for (name, lines, output) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
+            XCTAssertTrue(output.contains("Llama2Tokenizer"), output)
             XCTAssertEqual(lines.count, want.count, name)
             for (line, c) in zip(lines, want) {
                 XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")

@@ -159,6 +159,9 @@ public enum ConfigKeys {
             name: "add_bias_linear", field: .bool(\.addBiasLinear),
             help: "GPT: biases in QKV, Proj, FC1 and FC2 (true; --disable-bias-linear turns them off)"),
         ConfigKey(
+            name: "add_qkv_bias", field: .bool(\.addQKVBias),
+            help: "GPT: QKV's bias even with add_bias_linear false (--add-qkv-bias; Qwen 2's layout) (false)"),
+        ConfigKey(
             name: "untie_embeddings_and_output_weights", field: .bool(\.untieEmbeddingsAndOutputWeights),
             help: "GPT: the LM head has its own weight (output_layer.weight) instead of the word embedding's (false)"),
         ConfigKey(

@@ -42,6 +42,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var swiglu: Bool = false
     /// Megatron's add_bias_linear (false with --disable-bias-linear): biases in QKV, Proj, FC1, FC2.
     public var addBiasLinear: Bool = true
+    /// Megatron's add_qkv_bias: QKV's bias even without add_bias_linear (Qwen 2).
+    public var addQKVBias: Bool = false
     public var untieEmbeddingsAndOutputWeights: Bool = false
     /// Grouped-query attention: `numQueryGroups` key/value heads (Megatron's default 1), each shared
     /// by num_attention_heads / num_query_groups query heads.

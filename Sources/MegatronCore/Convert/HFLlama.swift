@@ -11,7 +11,8 @@
 //   o_proj → linear_proj;  mlp.gate_proj → linear_fc1.gate;  up_proj → linear_fc1.up;  down_proj → linear_fc2
 // rope_theta is rotary_base; rope_type llama3 (Llama 3.1 and later) is use_rope_scaling with its factor.
 // Mistral (`MistralForCausalLM`) is this model with sliding-window attention: sliding_window W is
-// window_size (W − 1, 0), and a GPT with a window exports as Mistral.
+// window_size (W − 1, 0), and a GPT with a window exports as Mistral. Qwen 2 (`Qwen2ForCausalLM`)
+// is this model with biases in q, k and v alone: add_qkv_bias without add_bias_linear, both ways.
 // The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
 // vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer), else a byte-level tokenizer.json
 // with as many ids (Llama 3) as HuggingFaceTokenizer, and exported again; without either the import
@@ -130,8 +131,9 @@ public enum HFLlama {
         guard theta >= 1, theta == theta.rounded(), theta < 1e15 else {
             throw refuse("rope_theta \(theta) must be a whole number (rotary_base)")
         }
+        let qwen2 = hf["model_type"] as? String == "qwen2"
         let attentionBias = hf["attention_bias"] as? Bool ?? false, mlpBias = hf["mlp_bias"] as? Bool ?? false
-        guard attentionBias == mlpBias else {
+        guard qwen2 || attentionBias == mlpBias else {
             throw refuse(
                 "attention_bias \(attentionBias) and mlp_bias \(mlpBias) differ; Megatron's add_bias_linear sets both")
         }
@@ -149,6 +151,9 @@ public enum HFLlama {
         cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups
         cfg.ffnHiddenSize = try values.positiveInt("intermediate_size")
         let positions = try values.positiveInt("max_position_embeddings")
+        if qwen2, hf["use_sliding_window"] as? Bool ?? false {
+            throw refuse("use_sliding_window true (Qwen 2's windows from max_window_layers on) is not built")
+        }
         // Mistral's sliding window of W keys (the query's own included) is Megatron's window_size
         // (W − 1, 0); Qwen 2's configs name one they do not use (use_sliding_window false).
         if let window = try values.optionalPositiveInt("sliding_window"), window < positions,
@@ -159,7 +164,8 @@ public enum HFLlama {
         cfg.seqLength = positions; cfg.maxPositionEmbeddings = positions
         cfg.positionEmbeddingType = .rope; cfg.rotaryBase = Int(theta)
         if let scaling { cfg.useRopeScaling = true; cfg.ropeScalingFactor = scaling.factor }
-        cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias
+        cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias && !qwen2
+        cfg.addQKVBias = qwen2  // Qwen 2: biases in q, k and v only
         cfg.untieEmbeddingsAndOutputWeights = !(hf["tie_word_embeddings"] as? Bool ?? false)
         cfg.normEpsilon = try values.double("rms_norm_eps", default: 1e-6, in: 1e-30...1)
         cfg.initMethodStd = try values.double("initializer_range", default: 0.02, in: 1e-30...10)
@@ -206,7 +212,7 @@ public enum HFLlama {
             ("no swiglu (Llama's MLP is SwiGLU)", !g.swiglu),
             (
                 "window_size with linear biases (Mistral, the sliding-window Llama, has none)",
-                g.slidingWindow != nil && g.addBiasLinear
+                g.slidingWindow != nil && (g.addBiasLinear || g.addQKVBias)
             ),
         ].filter(\.1).map(\.0)
     }
@@ -248,10 +254,13 @@ public enum HFLlama {
         return tokenizer != nil
     }
 
-    /// The class an export of `g` is written as: MistralForCausalLM with a sliding window, else Llama.
+    /// The class an export of `g` is written as: MistralForCausalLM with a sliding window,
+    /// Qwen2ForCausalLM with QKV's bias alone, else LlamaForCausalLM.
     static func architecture(_ g: GPTConfig) -> String {
-        g.slidingWindow == nil ? "LlamaForCausalLM" : "MistralForCausalLM"
+        g.slidingWindow != nil ? "MistralForCausalLM" : isQwen2(g) ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
     }
+
+    static func isQwen2(_ g: GPTConfig) -> Bool { g.addQKVBias && !g.addBiasLinear }
 
     /// LlamaForCausalLM's (or MistralForCausalLM's) config.json for `g`.
     static func hfConfig(_ g: GPTConfig) -> [String: Any] {
@@ -270,6 +279,11 @@ public enum HFLlama {
                     // Sliding-window attention is Mistral's: MistralForCausalLM, window W = left + 1.
                     ["architectures": ["MistralForCausalLM"], "model_type": "mistral", "sliding_window": $0 + 1]
                 } ?? [:]
+            ) { _, b in b }
+            .merging(
+                isQwen2(g)
+                    ? ["architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": false]
+                    : [:]
             ) { _, b in b }
     }
 

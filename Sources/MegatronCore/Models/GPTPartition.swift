@@ -23,6 +23,7 @@ extension GPTConfig {
         normalization = c.normalization
         swiglu = c.swiglu
         addBiasLinear = c.addBiasLinear
+        addQKVBias = c.addQKVBias
         untieEmbeddings = c.untieEmbeddingsAndOutputWeights
         numQueryGroups = c.groupQueryAttention ? c.numQueryGroups : nil
         slidingWindow = (try? c.slidingWindow()) ?? nil

@@ -74,8 +74,8 @@ public struct TransformerLayerSlots: Sendable {
         func normBiasSlot(_ name: String) -> Int? {
             normBias ? table.declare(p + name + ".bias", [h], .zeros, sequenceParallel: true) : nil
         }
-        func biasSlot(_ name: String, _ size: Int, split: Int?, adjacent: Bool = false) -> Int? {
-            bias ? table.declare(p + name, [size], split: split, .zeros, adjacent: adjacent) : nil
+        func biasSlot(_ name: String, _ size: Int, split: Int?, adjacent: Bool = false, on: Bool? = nil) -> Int? {
+            on ?? bias ? table.declare(p + name, [size], split: split, .zeros, adjacent: adjacent) : nil
         }
         self.part = part
         if part == .mlp {
@@ -85,7 +85,8 @@ public struct TransformerLayerSlots: Sendable {
             let normBias = normBiasSlot(norm1)
             let qkvWeight = table.declare(
                 p + "self_attention.linear_qkv.weight", [c.qkvWidth, h], split: 0, .normal(std: std))
-            let qkvBias = biasSlot("self_attention.linear_qkv.bias", c.qkvWidth, split: 0)
+            let qkvBias = biasSlot(
+                "self_attention.linear_qkv.bias", c.qkvWidth, split: 0, on: bias || c.addQKVBias)
             let projWeight = table.declare(
                 p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
             attention = AttentionSlots(

@@ -53,6 +53,7 @@ public struct PlanModel: Sendable {
         g.normalization = config.normalization
         g.swiglu = config.swiglu
         g.addBiasLinear = config.addBiasLinear
+        g.addQKVBias = config.addQKVBias
         g.untieEmbeddings = config.untieEmbeddingsAndOutputWeights
         g.numQueryGroups = config.groupQueryAttention ? config.numQueryGroups : nil
         return g
@@ -71,10 +72,10 @@ public struct PlanModel: Sendable {
         -> Double
     {
         let fc1 = c.swiglu ? 2 * f : f, biases = c.addBiasLinear ? 1.0 : 0,
-            norms = c.normalization == .layerNorm ? 4.0 : 2
+            qkvBias = c.addBiasLinear || c.addQKVBias ? 1.0 : 0, norms = c.normalization == .layerNorm ? 4.0 : 2
         // QKV's rows: h for the queries, and keys and values for each of the g groups (g = a without GQA).
         let qkv = h + 2 * h * Double(c.queryGroups) / Double(max(1, c.numAttentionHeads))
-        return (qkv * h + biases * qkv + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
+        return (qkv * h + qkvBias * qkv + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
     }
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and

@@ -32,6 +32,7 @@ enum ResumeCompatibility {
         compare("window_size", (try? stored.slidingWindow()) ?? nil, (try? current.slidingWindow()) ?? nil)
         compare("num_query_groups", stored.queryGroups, current.queryGroups)
         compare("add_bias_linear", stored.addBiasLinear, current.addBiasLinear)
+        compare("add_qkv_bias", stored.addQKVBias, current.addQKVBias)
         compare(
             "untie_embeddings_and_output_weights", stored.untieEmbeddingsAndOutputWeights,
             current.untieEmbeddingsAndOutputWeights)

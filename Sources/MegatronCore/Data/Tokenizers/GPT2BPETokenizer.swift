@@ -3,8 +3,9 @@
 // bytes start as one-byte tokens and the adjacent pair of lowest merge rank is merged until none
 // is left. Pieces repeat a lot in real text, so their ids are cached (PieceCache). Tokens are byte
 // strings internally; vocab.json's printable form (GPT-2's byte-to-unicode table, 'Ġ' = space) is
-// only a file encoding (ByteLevelBPE holds the map and the merge loop). Decoding concatenates the tokens' bytes, so it returns any input exactly,
-// invalid UTF-8 included. `<|endoftext|>` (the end-of-document id) is never produced from text.
+// only a file encoding (ByteLevelBPE holds the map and the merge loop). Decoding concatenates the
+// tokens' bytes, so it returns any input exactly, invalid UTF-8 included. `<|endoftext|>` (the
+// end-of-document id) is never produced from text.
 import Foundation
 
 public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {

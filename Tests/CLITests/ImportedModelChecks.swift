@@ -1,0 +1,55 @@
+// ImportedModelChecks.swift — what the tests of imported Hugging Face models share: greedy
+// `generate` from a checkpoint on one rank and at t = 2 × p = 2 (each run's output lines), and an
+// imported model's next-token scores held against transformers' with the configured model, then
+// with one option changed to show that the check can fail without it.
+import Foundation
+import MegatronCore
+import TestSupport
+import XCTest
+
+extension XCTestCase {
+    /// Runs `generate --load ckpt --prompts-file prompts.jsonl` greedily for `tokens` tokens (eod
+    /// ignored, one thread) in `dir`, on one rank and at t = 2 × p = 2; returns each run's name,
+    /// output lines and stdout + stderr.
+    func generateOnOneRankAndT2P2(tokens: Int, in dir: URL) throws -> [(
+        name: String, lines: [[String: Any]], output: String
+    )] {
+        try [
+            ("one", 1, [String]()),
+            ("t2p2", 4, ["--tensor-model-parallel-size", "2", "--pipeline-model-parallel-size", "2"]),
+        ].map { name, ranks, grid in
+            let args =
+                [
+                    "generate", "--load", "ckpt", "--prompts-file", "prompts.jsonl", "--output", "\(name).jsonl",
+                    "--temperature", "0", "--tokens-to-generate", "\(tokens)", "--ignore-eod", "--num-threads", "1",
+                ] + grid
+            let g = ranks == 1 ? try CLI.run(args, in: dir) : try CLI.mpirun(ranks: ranks, args, in: dir)
+            XCTAssertEqual(g.code, 0, "\(name): \(g.stderr)")
+            return (name, try CLI.jsonLines(dir.appendingPathComponent("\(name).jsonl")), g.stdout + g.stderr)
+        }
+    }
+
+    /// Checks every next-token log-probability of `sequences` under the GPT in `checkpoint` against
+    /// `logprob` within 1e-4, and returns the largest difference with the config changed by
+    /// `without` (which the caller expects to be large; 0 without it).
+    @discardableResult
+    func assertScoresMatch(
+        checkpoint: URL, sequences: [[Int]], logprob: [[Double]], vocab: Int,
+        without: ((inout TrainingConfig) -> Void)? = nil
+    ) throws -> Double {
+        XCTAssertEqual(sequences.count, logprob.count)
+        var changedError = 0.0
+        for (k, sequence) in sequences.enumerated() {
+            let tokens = sequence.map(Int32.init)
+            let (losses, _) = try trainingForwardScores(checkpoint: checkpoint, ids: tokens, vocab: vocab)
+            for i in 0..<(sequence.count - 1) {
+                XCTAssertEqual(-losses[i], logprob[k][i], accuracy: 1e-4, "sequence \(k) position \(i)")
+            }
+            guard let without else { continue }
+            let (changed, _) = try trainingForwardScores(
+                checkpoint: checkpoint, ids: tokens, vocab: vocab, adjust: without)
+            changedError = max(changedError, zip(changed, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
+        }
+        return changedError
+    }
+}
