@@ -17,41 +17,15 @@ final class HFTokenizerCLITests: XCTestCase {
     let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama3_tok")
     let tokenizerDirectory = CLI.repoRoot.appendingPathComponent("Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3")
 
-    struct Case { let prompt: String; let ids: [Int]; let generated: [Int]; let continuation: String }
-
-    func cases() throws -> [Case] {
-        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
-        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
-            Case(
-                prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),
-                generated: try XCTUnwrap($0["generated"] as? [Int]),
-                continuation: try XCTUnwrap($0["continuation"] as? String))
-        }
-    }
-
     func testLlama3WithTokenizerGeneratesTransformersTextOnAGrid() throws {
         let dir = CLI.scratch("hf-tokenizer-generate")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("vocabulary 1011, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
         XCTAssertTrue(r.stdout.contains("rope_scaling_factor 32.0"), r.stdout)
-        let want = try cases()
-        XCTAssertEqual(want.count, 3)
-        let prompts = try want.map { c in
-            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c.prompt]), as: UTF8.self)
-        }
-        try prompts.joined(separator: "\n").write(
-            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, lines, output) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
-            XCTAssertTrue(output.contains("HuggingFaceTokenizer"), output)
-            XCTAssertEqual(lines.count, want.count, name)
-            for (line, c) in zip(lines, want) {
-                XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
-                XCTAssertEqual(line["tokens"] as? [Int], c.generated, "\(name): tokens after \(c.prompt)")
-                XCTAssertEqual(line["text"] as? String, c.continuation, "\(name): text after \(c.prompt)")
-            }
-        }
+        try assertGeneratesAsTransformers(
+            PromptCase.load(fixture.appendingPathComponent("expected.json"), textKey: "continuation"),
+            tokenizer: "HuggingFaceTokenizer", wholeText: false, in: dir)
     }
 
     /// A tiny Qwen 2 (biases in q, k and v alone; a sliding_window it does not use) with a Qwen-2-layout
@@ -80,20 +54,9 @@ final class HFTokenizerCLITests: XCTestCase {
         try assertScoresMatch(
             checkpoint: dir.appendingPathComponent("ckpt"), sequences: sequences,
             logprob: try XCTUnwrap(root["next_token_logprob"] as? [[Double]]), vocab: 900)
-        let want = try XCTUnwrap(root["cases"] as? [[String: Any]])
-        XCTAssertEqual(want.count, 3)
-        try want.map { c in
-            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c["prompt"]!]), as: UTF8.self)
-        }.joined(separator: "\n").write(
-            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
-            XCTAssertEqual(lines.count, want.count, name)
-            for (line, c) in zip(lines, want) {
-                XCTAssertEqual(line["prompt_tokens"] as? [Int], c["ids"] as? [Int], "\(name): ids")
-                XCTAssertEqual(line["tokens"] as? [Int], c["generated"] as? [Int], "\(name): tokens")
-                XCTAssertEqual(line["text"] as? String, c["continuation"] as? String, "\(name): text")
-            }
-        }
+        try assertGeneratesAsTransformers(
+            PromptCase.load(qwen2.appendingPathComponent("expected.json"), textKey: "continuation"),
+            tokenizer: "HuggingFaceTokenizer", wholeText: false, in: dir)
         let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
         XCTAssertEqual(export.code, 0, export.stderr)
         XCTAssertTrue(export.stdout.contains("Qwen2ForCausalLM"), export.stdout)

@@ -7,7 +7,44 @@ import MegatronCore
 import TestSupport
 import XCTest
 
+/// A text prompt and what transformers made of it (expected.json's "cases"): its ids, the greedy
+/// tokens after them, and their text — the whole decoded output ("text") or the new tokens' alone
+/// ("continuation").
+struct PromptCase {
+    let prompt: String, ids: [Int], generated: [Int], text: String
+
+    static func load(_ expected: URL, textKey: String) throws -> [PromptCase] {
+        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: expected)) as? [String: Any])
+        return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
+            PromptCase(
+                prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),
+                generated: try XCTUnwrap($0["generated"] as? [Int]), text: try XCTUnwrap($0[textKey] as? String))
+        }
+    }
+}
+
 extension XCTestCase {
+    /// Writes `cases`' prompts to prompts.jsonl, generates from `dir/ckpt` on one rank and at
+    /// t = 2 × p = 2, and checks each run names `tokenizer` and gives every case's ids, tokens and
+    /// text (`wholeText`: the case's text is the prompt's followed by the generated text).
+    func assertGeneratesAsTransformers(_ cases: [PromptCase], tokenizer: String, wholeText: Bool, in dir: URL) throws {
+        XCTAssertEqual(cases.count, 3, "the fixtures hold three prompts")
+        try cases.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": $0.prompt]), as: UTF8.self)
+        }.joined(separator: "\n").write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, lines, output) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
+            XCTAssertTrue(output.contains(tokenizer), output)
+            XCTAssertEqual(lines.count, cases.count, name)
+            for (line, c) in zip(lines, cases) {
+                let text = line["text"] as? String ?? "?"
+                XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
+                XCTAssertEqual(line["tokens"] as? [Int], c.generated, "\(name): tokens after \(c.prompt)")
+                XCTAssertEqual(wholeText ? c.prompt + text : text, c.text, "\(name): text after \(c.prompt)")
+            }
+        }
+    }
+
     /// Runs `generate --load ckpt --prompts-file prompts.jsonl` greedily for `tokens` tokens (eod
     /// ignored, one thread) in `dir`, on one rank and at t = 2 × p = 2; returns each run's name,
     /// output lines and stdout + stderr.

@@ -15,39 +15,14 @@ final class SentencePieceCLITests: XCTestCase {
     let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_llama_sp")
     let spModel = CLI.repoRoot.appendingPathComponent("Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model")
 
-    struct Case { let prompt: String; let ids: [Int]; let generated: [Int]; let text: String }
-
-    func cases() throws -> [Case] {
-        let data = try Data(contentsOf: fixture.appendingPathComponent("expected.json"))
-        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-        return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
-            Case(
-                prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),
-                generated: try XCTUnwrap($0["generated"] as? [Int]), text: try XCTUnwrap($0["text"] as? String))
-        }
-    }
-
     func testLlamaWithTokenizerGeneratesTransformersTextOnAGrid() throws {
         let dir = CLI.scratch("sp-llama-generate")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("vocabulary 1000, positions 64, tokenizer Llama2Tokenizer"), r.stdout)
-        let want = try cases()
-        XCTAssertEqual(want.count, 3)
-        let prompts = try want.map { c in
-            String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": c.prompt]), as: UTF8.self)
-        }
-        try prompts.joined(separator: "\n").write(
-            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, lines, output) in try generateOnOneRankAndT2P2(tokens: 12, in: dir) {
-            XCTAssertTrue(output.contains("Llama2Tokenizer"), output)
-            XCTAssertEqual(lines.count, want.count, name)
-            for (line, c) in zip(lines, want) {
-                XCTAssertEqual(line["prompt_tokens"] as? [Int], c.ids, "\(name): ids of \(c.prompt)")
-                XCTAssertEqual(line["tokens"] as? [Int], c.generated, "\(name): tokens after \(c.prompt)")
-                XCTAssertEqual(c.prompt + (line["text"] as? String ?? "?"), c.text, "\(name): text after \(c.prompt)")
-            }
-        }
+        try assertGeneratesAsTransformers(
+            PromptCase.load(fixture.appendingPathComponent("expected.json"), textKey: "text"),
+            tokenizer: "Llama2Tokenizer", wholeText: true, in: dir)
     }
 
     func testExportCarriesTheTokenizer() throws {
