@@ -94,38 +94,12 @@ final class HFTokenizerCLITests: XCTestCase {
     }
 
     func testPreprocessAndTrainWithMegatronsFlags() throws {
-        let dir = CLI.scratch("hf-tokenizer-preprocess")
-        let docs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak."]
-        let jsonl = try docs.map {
-            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
-        }.joined(separator: "\n")
-        try (String(repeating: jsonl + "\n", count: 40)).write(
-            to: dir.appendingPathComponent("docs.jsonl"), atomically: true, encoding: .utf8)
-        let p = try CLI.run(
-            [
-                "preprocess-data", "--input", "docs.jsonl", "--tokenizer-type", "HuggingFaceTokenizer",
-                "--tokenizer-model", tokenizerDirectory.path, "--append-eod", "--output-prefix", "hf", "--workers", "1",
-            ], in: dir)
-        XCTAssertEqual(p.code, 0, p.stderr)
-        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("hf_text_document").path)
-        XCTAssertEqual(dataset.sequenceCount, 80)
         let tok = try HuggingFaceTokenizer(path: tokenizerDirectory.path)
-        for (k, doc) in docs.enumerated() {
-            var ids = [Int32](repeating: -1, count: dataset.length(k))
-            ids.withUnsafeMutableBufferPointer {
-                dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!)
-            }
-            XCTAssertEqual(ids, tok.encode(Array(doc.utf8)) + [1001], "document \(k)")
-            XCTAssertEqual(ids.first, 1000, "document \(k) starts with <|begin_of_text|>")
-        }
-        let train = try CLI.run(
-            [
-                "train", "--config", CLI.config("llama-tiny.json"), "--tokenizer-type", "HuggingFaceTokenizer",
-                "--tokenizer-model", tokenizerDirectory.path, "--data-path", "hf_text_document", "--split", "90,10,0",
-                "--train-iters", "4", "--seq-length", "32", "--max-position-embeddings", "32",
-            ], in: dir)
-        XCTAssertEqual(train.code, 0, train.stderr)
-        XCTAssertTrue(train.stdout.contains("vocab 1011 (padded 1024)"), train.stdout)
+        XCTAssertEqual(tok.prefix, [1000], "each document starts with <|begin_of_text|>")
+        let stdout = try assertPreprocessAndTrain(
+            tokenizer: ["--tokenizer-type", "HuggingFaceTokenizer", "--tokenizer-model", tokenizerDirectory.path],
+            encode: tok.encode, eod: 1001, in: CLI.scratch("hf-tokenizer-preprocess"))
+        XCTAssertTrue(stdout.contains("vocab 1011 (padded 1024)"), stdout)
     }
 
     func testATokenizerModelWithoutTokenizerJSONIsRefusedByKey() throws {

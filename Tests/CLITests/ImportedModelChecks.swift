@@ -1,7 +1,8 @@
-// ImportedModelChecks.swift — what the tests of imported Hugging Face models share: greedy
-// `generate` from a checkpoint on one rank and at t = 2 × p = 2 (each run's output lines), and an
-// imported model's next-token scores held against transformers' with the configured model, then
-// with one option changed to show that the check can fail without it.
+// ImportedModelChecks.swift — what the tests of imported Hugging Face models and their tokenizers
+// share: greedy `generate` from a checkpoint on one rank and at t = 2 × p = 2 (each run's output
+// lines, or checked against transformers' ids, tokens and text), an imported model's next-token
+// scores held against transformers' (then with one option changed, to show that the check can fail
+// without it), and `preprocess-data` then `train` with a tokenizer given by flags.
 import Foundation
 import MegatronCore
 import TestSupport
@@ -88,5 +89,39 @@ extension XCTestCase {
             changedError = max(changedError, zip(changed, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
         }
         return changedError
+    }
+
+    /// Runs `preprocess-data --append-eod` with `tokenizer` (flags) on two short documents written 40
+    /// times, checks each document is stored as `encode(document)` followed by `eod`, then trains
+    /// llama-tiny on the result for 4 iterations with the same flags; returns the training stdout.
+    func assertPreprocessAndTrain(tokenizer: [String], encode: ([UInt8]) -> [Int32], eod: Int32, in dir: URL) throws
+        -> String
+    {
+        let docs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak."]
+        let jsonl = try docs.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
+        }.joined(separator: "\n")
+        try (String(repeating: jsonl + "\n", count: 40)).write(
+            to: dir.appendingPathComponent("docs.jsonl"), atomically: true, encoding: .utf8)
+        let p = try CLI.run(
+            ["preprocess-data", "--input", "docs.jsonl", "--append-eod", "--output-prefix", "docs", "--workers", "1"]
+                + tokenizer, in: dir)
+        XCTAssertEqual(p.code, 0, p.stderr)
+        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("docs_text_document").path)
+        XCTAssertEqual(dataset.sequenceCount, 80)
+        for (k, doc) in docs.enumerated() {
+            var ids = [Int32](repeating: -1, count: dataset.length(k))
+            ids.withUnsafeMutableBufferPointer {
+                dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!)
+            }
+            XCTAssertEqual(ids, encode(Array(doc.utf8)) + [eod], "document \(k)")
+        }
+        let train = try CLI.run(
+            [
+                "train", "--config", CLI.config("llama-tiny.json"), "--data-path", "docs_text_document", "--split",
+                "90,10,0", "--train-iters", "4", "--seq-length", "32", "--max-position-embeddings", "32",
+            ] + tokenizer, in: dir)
+        XCTAssertEqual(train.code, 0, train.stderr)
+        return train.stdout
     }
 }

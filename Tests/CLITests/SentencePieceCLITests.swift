@@ -61,41 +61,12 @@ final class SentencePieceCLITests: XCTestCase {
     }
 
     func testPreprocessAndTrainWithLlama2Tokenizer() throws {
-        let dir = CLI.scratch("sp-preprocess")
-        let docs = ["First Citizen:\nBefore we proceed any further, hear me speak.", "All:\nSpeak, speak."]
-        let jsonl = try docs.map {
-            String(decoding: try JSONSerialization.data(withJSONObject: ["text": $0]), as: UTF8.self)
-        }.joined(separator: "\n")
-        try (String(repeating: jsonl + "\n", count: 40)).write(
-            to: dir.appendingPathComponent("docs.jsonl"), atomically: true, encoding: .utf8)
-        let p = try CLI.run(
-            [
-                "preprocess-data", "--input", "docs.jsonl", "--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model",
-                spModel.path, "--append-eod", "--output-prefix", "sp", "--workers", "1",
-            ], in: dir)
-        XCTAssertEqual(p.code, 0, p.stderr)
-        let dataset = try IndexedDataset(prefix: dir.appendingPathComponent("sp_text_document").path)
-        XCTAssertEqual(dataset.sequenceCount, 80)
-        func sequence(_ k: Int) -> [Int32] {
-            var ids = [Int32](repeating: -1, count: dataset.length(k))
-            ids.withUnsafeMutableBufferPointer {
-                dataset.read(sequence: k, offset: 0, count: $0.count, into: $0.baseAddress!)
-            }
-            return ids
-        }
         let tok = try SentencePieceTokenizer(modelFile: spModel.path, flavour: .llama2)
-        for (k, doc) in docs.enumerated() {
-            XCTAssertEqual(sequence(k), tok.encode(Array(doc.utf8)) + [tok.eod], "document \(k)")
-        }
-        XCTAssertEqual(sequence(0).first, 1)
-        let train = try CLI.run(
-            [
-                "train", "--config", CLI.config("llama-tiny.json"), "--tokenizer-type", "Llama2Tokenizer",
-                "--tokenizer-model", spModel.path, "--data-path", "sp_text_document", "--split", "90,10,0",
-                "--train-iters", "4", "--seq-length", "32", "--max-position-embeddings", "32",
-            ], in: dir)
-        XCTAssertEqual(train.code, 0, train.stderr)
-        XCTAssertTrue(train.stdout.contains("vocab 1000 (padded 1024)"), train.stdout)
+        XCTAssertEqual(tok.encode(Array("x".utf8)).first, 1, "each document starts with the BOS")
+        let stdout = try assertPreprocessAndTrain(
+            tokenizer: ["--tokenizer-type", "Llama2Tokenizer", "--tokenizer-model", spModel.path],
+            encode: tok.encode, eod: tok.eod, in: CLI.scratch("sp-preprocess"))
+        XCTAssertTrue(stdout.contains("vocab 1000 (padded 1024)"), stdout)
     }
 
     /// BERT with Megatron's SentencePieceTokenizer: sentence-split data written by preprocess-data,
