@@ -38,9 +38,10 @@ expected.json: for three text prompts, AutoTokenizer's ids, 12 greedily generate
 text (tokenizer.decode of the new ids). --check-tokenizer-json DIR checks DIR's tokenizer on them.
 
 And Tests/CLITests/Fixtures/hf_qwen2_tok/: a tiny Qwen2ForCausalLM (biases in q, k and v only, drawn
-non-zero; tied embeddings; a sliding_window it does not use, use_sliding_window false) with the
-Qwen-2-layout tokenizer.json of that fixture (900 ids) and its expected.json: the same three prompts'
-generations, and the log-probabilities of two random 100-token sequences.
+non-zero; tied embeddings; a sliding_window it does not use, use_sliding_window false; 960 embedding
+rows over its tokenizer's 900 ids, as Qwen 2.5 has more rows than ids) with the Qwen-2-layout
+tokenizer.json of that fixture and its expected.json: the same three prompts' generations, and the
+log-probabilities of two random 100-token sequences of ids below 960.
 """
 import shutil
 import json
@@ -127,7 +128,7 @@ Q2_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_qwen2_tok")
 def qwen2_with_tokenizer():
     from transformers import Qwen2Config, Qwen2ForCausalLM
     torch.manual_seed(5)
-    cfg = Qwen2Config(vocab_size=900, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+    cfg = Qwen2Config(vocab_size=960, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=1e6,
                       tie_word_embeddings=True, use_sliding_window=False, sliding_window=64, max_window_layers=2,
                       initializer_range=0.2, bos_token_id=None, eos_token_id=0)
@@ -141,7 +142,7 @@ def qwen2_with_tokenizer():
     for name in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(os.path.join(ROOT, "Tests/MegatronCoreTests/Fixtures/hf_tokenizer/qwen2", name),
                     os.path.join(Q2_OUT, name))
-    ids = torch.randint(0, 900, (2, 100))
+    ids = torch.randint(0, 960, (2, 100))
     logprob, _ = scores(model, ids)
     model.save_pretrained(Q2_OUT, safe_serialization=True)
     write_generations(model, Q2_OUT, L3_PROMPTS, lambda tok, out, new: {"continuation": tok.decode(new)})

@@ -5,7 +5,8 @@
 // greedy tokens and text on one rank and at t = 2 × p = 2; the export carries tokenizer.json and
 // tokenizer_config.json (read back by transformers when it is installed); `preprocess-data` with
 // Megatron's `--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR` writes BOS + ids + eod per
-// document and `train` reads it; a tokenizer_model without a tokenizer.json is refused by key. A
+// document and `train` reads it; a tokenizer_model without a tokenizer.json, or a vocab_size below
+// its ids, is refused by key. A
 // tiny Qwen 2 with a Qwen-2-layout tokenizer.json scores, generates and exports as transformers.
 import Checkpoint
 import Foundation
@@ -28,16 +29,17 @@ final class HFTokenizerCLITests: XCTestCase {
             tokenizer: "HuggingFaceTokenizer", wholeText: false, in: dir)
     }
 
-    /// A tiny Qwen 2 (biases in q, k and v alone; a sliding_window it does not use) with a Qwen-2-layout
-    /// tokenizer.json imports as add_qkv_bias without add_bias_linear and without a window, scores
-    /// two 100-token sequences as transformers does, generates transformers' ids, tokens and text
+    /// A tiny Qwen 2 (biases in q, k and v alone; a sliding_window it does not use; 960 embedding rows
+    /// over its Qwen-2-layout tokenizer.json's 900 ids, as Qwen 2.5 has) imports with that tokenizer
+    /// and vocab_size 960, as add_qkv_bias without add_bias_linear and without a window, scores two
+    /// 100-token sequences as transformers does, generates transformers' ids, tokens and text
     /// from text prompts on one rank and at t = 2 × p = 2, and exports as Qwen2ForCausalLM bit for bit.
     func testQwen2WithTokenizerScoresGeneratesAndExports() throws {
         let dir = CLI.scratch("hf-qwen2")
         let qwen2 = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_qwen2_tok")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", qwen2.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("vocabulary 900, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("vocabulary 960, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
         var cfg = TrainingConfig()
         try ConfigLoader.applyJSON(
             Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: dir.appendingPathComponent("ckpt").path)).utf8),
@@ -53,7 +55,7 @@ final class HFTokenizerCLITests: XCTestCase {
         XCTAssertEqual(sequences.map(\.count), [100, 100])
         try assertScoresMatch(
             checkpoint: dir.appendingPathComponent("ckpt"), sequences: sequences,
-            logprob: try XCTUnwrap(root["next_token_logprob"] as? [[Double]]), vocab: 900)
+            logprob: try XCTUnwrap(root["next_token_logprob"] as? [[Double]]), vocab: 960)
         try assertGeneratesAsTransformers(
             PromptCase.load(qwen2.appendingPathComponent("expected.json"), textKey: "continuation"),
             tokenizer: "HuggingFaceTokenizer", wholeText: false, in: dir)
@@ -102,18 +104,25 @@ final class HFTokenizerCLITests: XCTestCase {
         XCTAssertTrue(stdout.contains("vocab 1011 (padded 1024)"), stdout)
     }
 
-    func testATokenizerModelWithoutTokenizerJSONIsRefusedByKey() throws {
+    /// A tokenizer_model without a tokenizer.json, or a vocab_size below the tokenizer's ids, is
+    /// refused naming the key.
+    func testBadTokenizerModelOrVocabularyIsRefusedByKey() throws {
         let dir = CLI.scratch("hf-tokenizer-refuse")
         try FileManager.default.createDirectory(
             at: dir.appendingPathComponent("empty"), withIntermediateDirectories: true)
-        for (args, needle) in [
-            (["--tokenizer-type", "HuggingFaceTokenizer"], "tokenizer_model"),
-            (["--tokenizer-type", "HuggingFaceTokenizer", "--tokenizer-model", "empty"], "tokenizer_model"),
+        let hf = ["--tokenizer-type", "HuggingFaceTokenizer"]
+        for (args, needles) in [
+            (hf, ["tokenizer_model", "tokenizer.json"]),
+            (hf + ["--tokenizer-model", "empty"], ["tokenizer_model", "tokenizer.json"]),
+            (
+                hf + ["--tokenizer-model", tokenizerDirectory.path, "--vocab-size", "500"],
+                ["vocab_size", "at least the 1011 ids"]
+            ),
         ] {
             let r = try CLI.run(
                 ["train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "1"] + args, in: dir)
             XCTAssertNotEqual(r.code, 0, "\(args)")
-            XCTAssertTrue(r.stderr.contains(needle) && r.stderr.contains("tokenizer.json"), "\(args): \(r.stderr)")
+            XCTAssertTrue(needles.allSatisfy(r.stderr.contains), "\(args): \(r.stderr)")
         }
     }
 }

@@ -509,7 +509,10 @@ public enum ConfigKeys {
                 "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file), NullTokenizer (with "
                 + "vocab_size), or over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer "
                 + "or SentencePieceTokenizer"),
-        ConfigKey(name: "vocab_size", field: .optionalInt(\.vocabSize), help: "vocabulary size for NullTokenizer"),
+        ConfigKey(
+            name: "vocab_size", field: .optionalInt(\.vocabSize),
+            help: "vocabulary size for NullTokenizer; with HuggingFaceTokenizer the model's rows when more than its ids"
+        ),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
         ConfigKey(

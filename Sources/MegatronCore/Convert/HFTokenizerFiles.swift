@@ -68,7 +68,8 @@ public enum HFLlamaTokenizer {
 
     /// The tokenizer of a Llama directory: its tokenizer.model (SentencePiece) when that has
     /// `vocabSize` pieces, else its tokenizer.json (HuggingFaceTokenizer, the directory as
-    /// tokenizer_model) when that has `vocabSize` ids, else none with the reasons.
+    /// tokenizer_model) when that has at most `vocabSize` ids (Qwen 2.5's embedding has more rows
+    /// than its tokenizer ids; vocab_size keeps the rows), else none with the reasons.
     public static func find(in directory: String, vocabSize: Int) -> Found {
         let sentencePiece = findSentencePiece(in: directory, vocabSize: vocabSize)
         guard case .none(let spReason) = sentencePiece else { return sentencePiece }
@@ -78,8 +79,8 @@ public enum HFLlamaTokenizer {
         }
         do {
             let hf = try HuggingFaceTokenizer(path: directory)
-            guard hf.vocabSize == vocabSize else {
-                return .none(reason: "\(json) has \(hf.vocabSize) ids where config.json's vocab_size is \(vocabSize)")
+            guard hf.vocabSize <= vocabSize else {
+                return .none(reason: "\(json) has \(hf.vocabSize) ids, more than config.json's vocab_size \(vocabSize)")
             }
             return .tokenizer(.huggingFace, path: directory)
         } catch {

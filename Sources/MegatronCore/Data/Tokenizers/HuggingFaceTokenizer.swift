@@ -11,7 +11,8 @@
 import Foundation
 
 public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
-    public let vocabSize: Int
+    /// The ids' count: the file's, or a model's larger vocabulary (extendVocabulary).
+    public private(set) var vocabSize: Int
     public let eod: Int32
     public var name: String { "HuggingFaceTokenizer" }
     /// The text of the end-of-document token (tokenizer_config.json's eos_token).
@@ -86,6 +87,14 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
         case .split(let scanner): (addPrefixSpace, gpt2Scanner, splitScanner) = (false, nil, scanner)
         }
         added = AddedTokenMatcher(spec.added)
+    }
+
+    /// Counts `rows` ids (≥ the file's), as a model whose embedding has more rows than the tokenizer
+    /// has tokens; the ids above the file's are never produced and decode to nothing. Called before
+    /// the tokenizer is shared.
+    public func extendVocabulary(to rows: Int) {
+        precondition(rows >= tokenBytes.count, "a vocabulary only grows")
+        vocabSize = rows
     }
 
     public func encode(_ text: UnsafeBufferPointer<UInt8>) -> [Int32] {

@@ -48,8 +48,19 @@ public enum TokenizerError: Error, CustomStringConvertible {
 public enum Tokenizers {
     /// The tokenizer of a config's `tokenizer_type` and files.
     public static func make(config c: TrainingConfig) throws -> Tokenizer {
-        try make(
+        let tokenizer = try make(
             type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel)
+        // HuggingFaceTokenizer under a larger vocab_size: the model's rows (Qwen 2.5's 151,936 over
+        // its tokenizer's 151,665 ids); the ids above the tokenizer's are never produced.
+        if let hf = tokenizer as? HuggingFaceTokenizer, let rows = c.vocabSize {
+            guard rows >= hf.vocabSize else {
+                throw ConfigError.invalidValue(
+                    key: "vocab_size", value: "\(rows)",
+                    rule: "must be at least the \(hf.vocabSize) ids of HuggingFaceTokenizer's tokenizer_model")
+            }
+            hf.extendVocabulary(to: rows)
+        }
+        return tokenizer
     }
 
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
