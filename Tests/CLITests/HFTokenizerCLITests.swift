@@ -6,8 +6,8 @@
 // tokenizer_config.json (read back by transformers when it is installed); `preprocess-data` with
 // Megatron's `--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR` writes BOS + ids + eod per
 // document and `train` reads it; a tokenizer_model without a tokenizer.json, or a vocab_size below
-// its ids, is refused by key. A
-// tiny Qwen 2 with a Qwen-2-layout tokenizer.json scores, generates and exports as transformers.
+// its ids, is refused by key. A tiny Qwen 2 with a Qwen-2-layout tokenizer.json (and more embedding
+// rows than tokenizer ids, as Qwen 2.5) scores, generates and exports as transformers.
 import Checkpoint
 import Foundation
 import MegatronCore
