@@ -191,7 +191,7 @@ final class InferenceChunk {
     /// the new keys (stored transposed, [headDim][position], so a decoding query's scores are a
     /// weighted sum of contiguous key rows) and values are appended to the cache, then
     /// S = QKᵀ/√d, softmax over the positions each query may see (within the sliding window, if
-    /// any), context = P·V. Decoding takes a
+    /// any; decoding reads only the window's keys and values), context = P·V. Decoding takes a
     /// worker's heads four at a time and reads their values side by side (FewRows.weightedSums).
     private func attention(
         layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
@@ -202,6 +202,9 @@ final class InferenceChunk {
         let scale = 1 / Float(d).squareRoot()
         let perWorker = group * L * keys + d, scores = buffer("scores", ThreadBudget.threads * perWorker)
         let Kt = cache.keys.base, V = cache.values.base
+        // The first key the query at start + i sees: within the sliding window, if any.
+        let window = model.config.slidingWindow
+        let firstKey = { (i: Int) in window.map { max(0, start + i - $0) } ?? 0 }
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(batch * heads) { worker, units in
                 let scaled = scores + worker * perWorker + group * L * keys
@@ -220,33 +223,35 @@ final class InferenceChunk {
                             for e in 0..<d { Kt[m.base + e * capacity + start + i] = k[e] }
                             (V + m.base + (start + i) * d).update(from: k + d, count: d)
                         }
-                        if decoding {  // stream the cached keys once
+                        if decoding {  // stream the cached keys once (those in the window)
                             for i in 0..<L {
                                 for e in 0..<d { scaled[e] = m.q[i * 3 * hL + e] * scale }
+                                let f = firstKey(i)
                                 FewRows.weightedSum(
-                                    scaled, count: d, v: Kt + m.base, ldv: capacity, width: keys, into: m.S + i * keys)
+                                    scaled, count: d, v: Kt + m.base + f, ldv: capacity, width: keys - f,
+                                    into: m.S + i * keys + f)
                             }
                         } else {
                             BLAS.sgemm(
                                 m: L, n: keys, k: d, alpha: scale, a: m.q, lda: 3 * hL, b: Kt + m.base, ldb: capacity,
                                 c: m.S, ldc: keys)
                         }
-                        for i in 0..<L {  // within the sliding window, if any
-                            let first = model.config.slidingWindow.map { max(0, start + i - $0) } ?? 0
+                        for i in 0..<L {
                             _ = SelfAttention.softmaxRowInPlace(
-                                m.S + i * keys, from: first, valid: start + i + 1, width: keys, scale: 1)
+                                m.S + i * keys, from: firstKey(i), valid: start + i + 1, width: keys, scale: 1)
                         }
                     }
-                    if decoding {  // the group's cached values side by side
+                    if decoding {  // the group's cached values side by side (those in the window)
                         for i in 0..<L {
+                            let f = firstKey(i)
                             FewRows.weightedSums(
                                 members.map { m in
                                     (
-                                        p: UnsafePointer(m.S + i * keys), v: UnsafePointer(V + m.base),
+                                        p: UnsafePointer(m.S + i * keys + f), v: UnsafePointer(V + m.base + f * d),
                                         out: m.out + i * hL
                                     )
                                 },
-                                count: start + i + 1, ldv: d, width: d)
+                                count: start + i + 1 - f, ldv: d, width: d)
                         }
                     } else {
                         let m = members[0]
