@@ -107,8 +107,7 @@ L3_PROMPTS = ["First Citizen:", "What's 1234 + 56? I'M not sure.", "KING RICHARD
 
 def llama3_with_tokenizer():
     torch.manual_seed(4)
-    scaling = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 8192}
+    scaling = llama3_scaling(32.0)
     cfg = LlamaConfig(vocab_size=1011, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=500000.0,
                       rope_scaling=scaling, tie_word_embeddings=True, initializer_range=0.2, bos_token_id=1000,
@@ -171,10 +170,15 @@ def mistral():
 ROPE_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_llama3_rope")
 
 
+def llama3_scaling(factor):
+    """Llama 3.1's rope_scaling with `factor` (the other three are Megatron's fixed values)."""
+    return {"rope_type": "llama3", "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}
+
+
 def llama3_rope():
     torch.manual_seed(3)
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 8192}
+    scaling = llama3_scaling(8.0)
     cfg = LlamaConfig(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5, rope_theta=500000.0,
                       rope_scaling=scaling, tie_word_embeddings=False, initializer_range=0.1, bos_token_id=1,

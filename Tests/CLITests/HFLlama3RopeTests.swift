@@ -17,9 +17,7 @@ final class HFLlama3RopeTests: XCTestCase {
 
     var expected: [String: Any] {
         get throws {
-            try XCTUnwrap(
-                JSONSerialization.jsonObject(with: Data(contentsOf: fixture.appendingPathComponent("expected.json")))
-                    as? [String: Any])
+            try CLI.jsonObject(fixture.appendingPathComponent("expected.json"))
         }
     }
 
@@ -78,7 +76,7 @@ final class HFLlama3RopeTests: XCTestCase {
         try FileManager.default.copyItem(
             at: fixture.appendingPathComponent("model.safetensors"), to: old.appendingPathComponent("model.safetensors")
         )
-        var config = try hfConfig(fixture)
+        var config = try CLI.jsonObject(fixture.appendingPathComponent("config.json"))
         var rope = try XCTUnwrap(config.removeValue(forKey: "rope_parameters") as? [String: Any])
         config["rope_theta"] = rope.removeValue(forKey: "rope_theta")
         config["rope_scaling"] = rope
@@ -96,7 +94,7 @@ final class HFLlama3RopeTests: XCTestCase {
         ] {
             let hf = dir.appendingPathComponent(key)
             try FileManager.default.createDirectory(at: hf, withIntermediateDirectories: true)
-            var config = try hfConfig(fixture)
+            var config = try CLI.jsonObject(fixture.appendingPathComponent("config.json"))
             var rope = try XCTUnwrap(config["rope_parameters"] as? [String: Any])
             rope[key] = value
             config["rope_parameters"] = rope
@@ -117,7 +115,9 @@ final class HFLlama3RopeTests: XCTestCase {
             try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir).code, 0)
         let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
         XCTAssertEqual(export.code, 0, export.stderr)
-        let rope = try XCTUnwrap(try hfConfig(dir.appendingPathComponent("hf"))["rope_scaling"] as? [String: Any])
+        let rope = try XCTUnwrap(
+            try CLI.jsonObject(dir.appendingPathComponent("hf").appendingPathComponent("config.json"))["rope_scaling"]
+                as? [String: Any])
         XCTAssertEqual(rope["rope_type"] as? String, "llama3")
         XCTAssertEqual(rope["factor"] as? Double, 8)
         XCTAssertEqual(rope["original_max_position_embeddings"] as? Int, 8192)
@@ -156,11 +156,5 @@ final class HFLlama3RopeTests: XCTestCase {
         XCTAssertTrue(
             learned.stderr.contains("use_rope_scaling") && learned.stderr.contains("position_embedding_type"),
             learned.stderr)
-    }
-
-    func hfConfig(_ directory: URL) throws -> [String: Any] {
-        try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("config.json")))
-                as? [String: Any])
     }
 }

@@ -77,9 +77,7 @@ final class HFLlamaConversionTests: XCTestCase {
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", mistral.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("positions 64"), r.stdout)
-        let root = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: mistral.appendingPathComponent("expected.json")))
-                as? [String: Any])
+        let root = try CLI.jsonObject(mistral.appendingPathComponent("expected.json"))
         let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
         let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
         guard ids.count == 2, logprob.count == 2, ids[0].count == 64 else {
@@ -102,9 +100,7 @@ final class HFLlamaConversionTests: XCTestCase {
         let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
         XCTAssertEqual(export.code, 0, export.stderr)
         XCTAssertTrue(export.stdout.contains("MistralForCausalLM"), export.stdout)
-        let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
-                as? [String: Any])
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
         XCTAssertEqual(config["model_type"] as? String, "mistral")
         XCTAssertEqual(config["sliding_window"] as? Int, 16)
         let original = try Safetensors.read(mistral.appendingPathComponent("model.safetensors").path)
@@ -127,9 +123,7 @@ final class HFLlamaConversionTests: XCTestCase {
             XCTAssertEqual(written[name]?.shape, t.shape, name)
             XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit")
         }
-        let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
-                as? [String: Any])
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
         XCTAssertEqual(config["num_key_value_heads"] as? Int, 2)
         XCTAssertEqual(config["tie_word_embeddings"] as? Bool, false)
         try CLI.pythonCheck(
@@ -151,9 +145,7 @@ final class HFLlamaConversionTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir).code, 0)
         let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
         XCTAssertNil(written["lm_head.weight"])
-        let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
-                as? [String: Any])
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
         XCTAssertEqual(config["tie_word_embeddings"] as? Bool, true)
         XCTAssertEqual(config["num_key_value_heads"] as? Int, 4)
         let back = try CLI.run(["convert-checkpoint", "--from", "hf", "hf", "--save", "back"], in: dir)

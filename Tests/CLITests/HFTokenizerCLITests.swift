@@ -48,9 +48,7 @@ final class HFTokenizerCLITests: XCTestCase {
         let original = try Safetensors.read(qwen2.appendingPathComponent("model.safetensors").path)
         let qBias = try XCTUnwrap(original["model.layers.0.self_attn.q_proj.bias"])
         XCTAssertTrue(qBias.values.contains { $0 != 0 }, "the fixture's q bias must carry something")
-        let root = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: qwen2.appendingPathComponent("expected.json")))
-                as? [String: Any])
+        let root = try CLI.jsonObject(qwen2.appendingPathComponent("expected.json"))
         let sequences = try XCTUnwrap(root["input_ids"] as? [[Int]])
         XCTAssertEqual(sequences.map(\.count), [100, 100])
         try assertScoresMatch(
@@ -65,9 +63,7 @@ final class HFTokenizerCLITests: XCTestCase {
         let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
         XCTAssertEqual(Set(written.keys), Set(original.keys))
         for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
-        let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/config.json")))
-                as? [String: Any])
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
         XCTAssertEqual(config["model_type"] as? String, "qwen2")
     }
 
@@ -83,10 +79,7 @@ final class HFTokenizerCLITests: XCTestCase {
                 try Data(contentsOf: dir.appendingPathComponent("hf/\(name)")),
                 try Data(contentsOf: fixture.appendingPathComponent(name)), name)
         }
-        let generation = try XCTUnwrap(
-            JSONSerialization.jsonObject(
-                with: Data(contentsOf: dir.appendingPathComponent("hf/generation_config.json")))
-                as? [String: Any])
+        let generation = try CLI.jsonObject(dir.appendingPathComponent("hf/generation_config.json"))
         XCTAssertEqual(generation["bos_token_id"] as? Int, 1000)
         XCTAssertEqual(generation["eos_token_id"] as? Int, 1001)
         try CLI.pythonCheck(

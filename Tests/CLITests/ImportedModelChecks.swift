@@ -15,7 +15,7 @@ struct PromptCase {
     let prompt: String, ids: [Int], generated: [Int], text: String
 
     static func load(_ expected: URL, textKey: String) throws -> [PromptCase] {
-        let root = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: expected)) as? [String: Any])
+        let root = try CLI.jsonObject(expected)
         return try XCTUnwrap(root["cases"] as? [[String: Any]]).map {
             PromptCase(
                 prompt: try XCTUnwrap($0["prompt"] as? String), ids: try XCTUnwrap($0["ids"] as? [Int]),

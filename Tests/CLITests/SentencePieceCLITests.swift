@@ -35,9 +35,7 @@ final class SentencePieceCLITests: XCTestCase {
         XCTAssertEqual(
             try Data(contentsOf: dir.appendingPathComponent("hf/tokenizer.model")),
             try Data(contentsOf: fixture.appendingPathComponent("tokenizer.model")))
-        let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("hf/tokenizer_config.json")))
-                as? [String: Any])
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/tokenizer_config.json"))
         XCTAssertEqual(config["tokenizer_class"] as? String, "LlamaTokenizer")
         XCTAssertEqual(config["add_bos_token"] as? Bool, true)
         XCTAssertEqual(config["bos_token"] as? String, "<s>")

@@ -102,15 +102,10 @@ extension ConfigValidation {
                 keys: ["tokenizer_type", "tokenizer_model"],
                 rule: "\(c.tokenizerType.rawValue) needs tokenizer_model (\(what))")
         }
+        let file = c.tokenizerType == .huggingFace ? HFTokenizerSpec.files(of: path).json : path
         var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let readable =
-            isDirectory.boolValue
-            ? c.tokenizerType == .huggingFace
-                && FileManager.default.isReadableFile(
-                    atPath: (path as NSString).appendingPathComponent("tokenizer.json"))
-            : exists && FileManager.default.isReadableFile(atPath: path)
-        guard readable else {
+        let isFile = FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) && !isDirectory.boolValue
+        guard isFile && FileManager.default.isReadableFile(atPath: file) else {
             throw ConfigError.invalidValue(key: "tokenizer_model", value: "\"\(path)\"", rule: "must be \(what)")
         }
     }

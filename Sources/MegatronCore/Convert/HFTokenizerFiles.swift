@@ -141,13 +141,9 @@ public enum HFLlamaTokenizer {
     /// generation_config.json with its BOS (the post-processor's first id) and eos ids.
     static func huggingFaceFiles(_ c: TrainingConfig) -> [String: Data]? {
         guard let path = c.tokenizerModel, let hf = try? HuggingFaceTokenizer(path: path) else { return nil }
-        var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-        let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
-        let json = isDirectory.boolValue ? (directory as NSString).appendingPathComponent("tokenizer.json") : path
-        guard let tokenizer = FileManager.default.contents(atPath: json),
-            let config = FileManager.default.contents(
-                atPath: (directory as NSString).appendingPathComponent("tokenizer_config.json"))
+        let files = HFTokenizerSpec.files(of: path)
+        guard let tokenizer = FileManager.default.contents(atPath: files.json),
+            let config = FileManager.default.contents(atPath: files.config)
         else { return nil }
         var generation: [String: Any] = ["eos_token_id": Int(hf.eod)]
         if let bos = hf.prefix.first { generation["bos_token_id"] = Int(bos) }

@@ -33,6 +33,18 @@ enum ByteLevelBPE {
         return out
     }
 
+    /// The id of each single-byte token, from the vocabulary's byte strings → ids; `path` names
+    /// the file in the error when a byte has none.
+    static func byteTokens(_ idOf: [[UInt8]: Int32], path: String) throws -> [Int32] {
+        try (0..<256).map { b in
+            guard let id = idOf[[UInt8(b)]] else {
+                throw TokenizerError.malformed(
+                    path: path, reason: "byte \(b) has no token (a byte-level vocabulary has all 256)")
+            }
+            return id
+        }
+    }
+
     /// The key of the pair (left, right) in a merge table whose values are rank << 32 | merged id.
     @inline(__always) static func pair(_ left: Int32, _ right: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))

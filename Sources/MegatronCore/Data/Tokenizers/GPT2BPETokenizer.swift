@@ -55,14 +55,7 @@ public final class GPT2BPETokenizer: Tokenizer, @unchecked Sendable {
             bytes[id] = raw
             if !(token.hasPrefix("<|") && token.hasSuffix("|>")) { idOf[raw] = Int32(id) }
         }
-        var byteToken = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 {
-            guard let id = idOf[[UInt8(b)]] else {
-                throw TokenizerError.malformed(
-                    path: vocabFile, reason: "byte \(b) has no token (a byte-level vocabulary has all 256)")
-            }
-            byteToken[b] = id
-        }
+        let byteToken = try ByteLevelBPE.byteTokens(idOf, path: vocabFile)
         guard let eod = vocab["<|endoftext|>"] else {
             throw TokenizerError.malformed(path: vocabFile, reason: "no <|endoftext|> token")
         }

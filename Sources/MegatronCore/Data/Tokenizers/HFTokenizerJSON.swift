@@ -27,13 +27,21 @@ struct HFTokenizerSpec {
     var eos: Int32 = -1
     var eosName = ""
 
-    /// Reads `path`: a directory holding tokenizer.json (and tokenizer_config.json), or a
-    /// tokenizer.json file (with tokenizer_config.json beside it).
-    static func read(path: String) throws -> HFTokenizerSpec {
+    /// The tokenizer.json and tokenizer_config.json that `tokenizer_model` names: a directory
+    /// holding both, or a tokenizer.json file with the config beside it.
+    static func files(of path: String) -> (json: String, config: String) {
         var isDirectory: ObjCBool = false
         FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
-        let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent("tokenizer.json") : path
+        return (
+            isDirectory.boolValue ? (path as NSString).appendingPathComponent("tokenizer.json") : path,
+            (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        )
+    }
+
+    /// Reads the files `path` names (`files(of:)`).
+    static func read(path: String) throws -> HFTokenizerSpec {
+        let (file, configPath) = files(of: path)
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TokenizerError.unreadable(path: file, key: "tokenizer_model")
         }
@@ -48,7 +56,6 @@ struct HFTokenizerSpec {
         try reader.addedTokens(root["added_tokens"], into: &spec)
         try reader.postProcessor(root["post_processor"], into: &spec)
         try reader.decoder(root["decoder"])
-        let configPath = (directory as NSString).appendingPathComponent("tokenizer_config.json")
         try reader.eos(configPath: configPath, into: &spec)
         return spec
     }

@@ -35,7 +35,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
     /// Reads `path`: a directory with tokenizer.json and tokenizer_config.json, or a tokenizer.json.
     public init(path: String) throws {
         let spec = try HFTokenizerSpec.read(path: path)
-        let file = path
+        let file = HFTokenizerSpec.files(of: path).json  // named in the errors
         var size = (spec.vocab.values.max() ?? -1) + 1
         for a in spec.added { size = max(size, Int(a.id) + 1) }
         var bytes = [[UInt8]](repeating: [], count: size)
@@ -52,14 +52,7 @@ public final class HuggingFaceTokenizer: Tokenizer, @unchecked Sendable {
             let text = String(decoding: a.content, as: UTF8.self)
             bytes[Int(a.id)] = ByteLevelBPE.bytes(of: text) ?? a.content  // as the ByteLevel decoder does
         }
-        var byteToken = [Int32](repeating: -1, count: 256)
-        for b in 0..<256 {
-            guard let id = idOf[[UInt8(b)]] else {
-                throw TokenizerError.malformed(
-                    path: file, reason: "byte \(b) has no token (a byte-level vocabulary has all 256)")
-            }
-            byteToken[b] = id
-        }
+        let byteToken = try ByteLevelBPE.byteTokens(idOf, path: file)
         var merges: [UInt64: UInt64] = [:]
         for (rank, (a, b)) in spec.merges.enumerated() {
             guard let left = spec.vocab[a], let right = spec.vocab[b], let merged = spec.vocab[a + b] else {
@@ -169,10 +162,13 @@ struct AddedTokenMatcher {
         case token(Int32)
     }
     private var byFirstByte = [[HFTokenizerSpec.AddedToken]](repeating: [], count: 256)
+    /// Whether some token starts with the byte (most bytes of a text start none).
+    private var startsAny = [Bool](repeating: false, count: 256)
 
     init(_ tokens: [HFTokenizerSpec.AddedToken]) {
         for t in tokens.sorted(by: { $0.content.count > $1.content.count }) {
             byFirstByte[Int(t.content[0])].append(t)
+            startsAny[Int(t.content[0])] = true
         }
     }
 
@@ -182,8 +178,8 @@ struct AddedTokenMatcher {
     func segments(_ p: UnsafePointer<UInt8>, count n: Int, _ body: (Segment) -> Void) {
         var textStart = 0, i = 0
         while i < n {
-            let candidates = byFirstByte[Int(p[i])]
-            let match = candidates.first { t in
+            guard startsAny[Int(p[i])] else { i += 1; continue }
+            let match = byFirstByte[Int(p[i])].first { t in
                 t.content.count <= n - i
                     && t.content.withUnsafeBufferPointer { memcmp($0.baseAddress!, p + i, $0.count) == 0 }
             }
