@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh — libFuzzer (with AddressSanitizer) over every input parser (FuzzTargets: config,
 # hf-config, safetensors, mmidx, checkpoint, gpt2-tokenizer, wordpiece, sentencepiece,
-# sentencepiece-model, hf-tokenizer, hf-tokenizer-json). Builds `megatron-fuzz` into
+# sentencepiece-model, hf-tokenizer, hf-tokenizer-json, tiktoken, tiktoken-json). Builds `megatron-fuzz` into
 # .build-fuzz, runs each target from its corpus in Tests/FuzzTests/Corpus/<target>, merges the new
 # inputs that add coverage back into that corpus, and keeps every crashing input in
 # Tests/FuzzTests/Regressions/<target>/ — both replayed by scripts/test.sh (FuzzCorpusTests).
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config hf-config safetensors mmidx checkpoint gpt2-tokenizer wordpiece sentencepiece sentencepiece-model hf-tokenizer hf-tokenizer-json)
+[ ${#targets[@]} -gt 0 ] || targets=(config hf-config safetensors mmidx checkpoint gpt2-tokenizer wordpiece sentencepiece sentencepiece-model hf-tokenizer hf-tokenizer-json tiktoken tiktoken-json)
 RUNS=${RUNS:-1000000}
 limit=(-runs="$RUNS")
 [ -z "${SECONDS_PER_TARGET:-}" ] || limit=(-max_total_time="$SECONDS_PER_TARGET")
@@ -28,6 +28,7 @@ export ASAN_OPTIONS=detect_leaks=0 OPENBLAS_NUM_THREADS=1
 export MEGATRON_SHARED_DATA=${MEGATRON_SHARED_DATA:-$PWD/../shared/data}
 export MEGATRON_SENTENCEPIECE_MODEL=$PWD/Tests/MegatronCoreTests/Fixtures/sentencepiece/llama_bpe.model
 export MEGATRON_HF_TOKENIZER=$PWD/Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3
+export MEGATRON_TIKTOKEN_RANKS=$PWD/Tests/MegatronCoreTests/Fixtures/tiktoken/vocab.json
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; sanitizers: $SANITIZERS"
 status=0
 for t in "${targets[@]}"; do

@@ -1,7 +1,7 @@
 // FuzzTargets.swift — one entry point per input parser, each taking arbitrary bytes: the config
 // loader, a Hugging Face config.json, safetensors, an MMIDIDX index, a checkpoint's HDF5 file, and
-// the GPT-2, WordPiece, SentencePiece and tokenizer.json tokenizers, and SentencePiece model and
-// tokenizer.json files. Each writes the bytes where the real reader looks (files in a
+// the GPT-2, WordPiece, SentencePiece, tokenizer.json and tiktoken tokenizers, and SentencePiece model,
+// tokenizer.json and tiktoken rank files. Each writes the bytes where the real reader looks (files in a
 // per-process scratch directory, so the fuzzed path is the one users run) and calls that reader.
 // A thrown error is the expected answer to bad bytes; a crash, a trap or a broken property (a
 // GPT-2 round trip that loses text, an id outside the vocabulary) is a finding. `megatron-fuzz`
@@ -20,6 +20,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case sentencepieceModel = "sentencepiece-model"
     case hfTokenizer = "hf-tokenizer"
     case hfTokenizerJSON = "hf-tokenizer-json"
+    case tiktoken
+    case tiktokenJSON = "tiktoken-json"
 
     /// The committed Llama-3-layout tokenizer.json's directory (HuggingFaceTokenizerTests' fixture),
     /// from `MEGATRON_HF_TOKENIZER` or under the current directory (the repository root).
@@ -28,6 +30,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             ProcessInfo.processInfo.environment["MEGATRON_HF_TOKENIZER"]
             ?? FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/hf_tokenizer/llama3"
         return FileManager.default.fileExists(atPath: path + "/tokenizer.json") ? path : nil
+    }
+
+    /// The committed tiktoken rank file (TikTokenizerTests' fixture), from `MEGATRON_TIKTOKEN_RANKS` or
+    /// under the current directory (the repository root).
+    public static var tiktokenRankFile: String? {
+        let path =
+            ProcessInfo.processInfo.environment["MEGATRON_TIKTOKEN_RANKS"]
+            ?? FileManager.default.currentDirectoryPath + "/Tests/MegatronCoreTests/Fixtures/tiktoken/vocab.json"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
     /// The committed Llama-2-style SentencePiece model (the SentencePiece tests' fixture), from
@@ -60,6 +71,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 ? "the committed SentencePiece model is not under this directory" : nil
         case .hfTokenizer:
             return Self.hfTokenizerDirectory == nil ? "the committed tokenizer.json is not under this directory" : nil
+        case .tiktoken:
+            return Self.tiktokenRankFile == nil ? "the committed tiktoken rank file is not under this directory" : nil
         default: return nil
         }
     }
@@ -78,6 +91,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .sentencepieceModel: FuzzReaders.sentencePieceModel(bytes)
         case .hfTokenizer: FuzzReaders.hfTokenizer(bytes)
         case .hfTokenizerJSON: FuzzReaders.hfTokenizerJSON(bytes)
+        case .tiktoken: FuzzReaders.tiktoken(bytes)
+        case .tiktokenJSON: FuzzReaders.tiktokenJSON(bytes)
         }
     }
 }
@@ -226,5 +241,37 @@ enum FuzzReaders {
         let ids = tok.encode(Array("  Hello, wörld's!\t<|end_of_text|> 日本 1234 😀 ｆｕｌｌ\u{0}\r\n\n".utf8))
         precondition(ids.allSatisfy { $0 >= 0 && Int($0) < tok.vocabSize }, "an id outside the vocabulary")
         _ = tok.decode(ids + [-1, Int32(tok.vocabSize), Int32.max])
+    }
+
+    static let tiktokenizers: [TikTokenizer] =
+        FuzzTarget.tiktokenRankFile.map { path in
+            TikTokenPattern.allCases.compactMap {
+                try? TikTokenizer(path: path, settings: TikTokenSettings(pattern: $0, vocabSize: 2160))
+            }
+        } ?? []
+
+    /// Both patterns: every id is one of the file's ranks (Megatron's tokenize makes no special
+    /// token), and the ids decode to the bytes, valid UTF-8 or not.
+    static func tiktoken(_ bytes: Data) {
+        for tok in tiktokenizers {
+            let ids = tok.encode(Array(bytes))
+            precondition(ids.allSatisfy { 1000 <= $0 && Int($0) < tok.vocabSize }, "an id outside the ranks")
+            precondition(tok.decode(ids) == Array(bytes), "the tiktoken round trip lost bytes")
+        }
+    }
+
+    /// The bytes are a rank file: read under both patterns with 3 special tokens and as many ids as
+    /// it can fill, then used on a text with every kind of character.
+    static func tiktokenJSON(_ bytes: Data) {
+        let path = write(bytes, "tiktoken/vocab.json")
+        let count = (try? JSONSerialization.jsonObject(with: bytes) as? [Any])?.count ?? 0
+        for pattern in TikTokenPattern.allCases {
+            let settings = TikTokenSettings(pattern: pattern, vocabSize: 3 + max(count, 256), numSpecialTokens: 3)
+            guard let tok = try? TikTokenizer(path: path, settings: settings) else { continue }
+            let text = Array("  Hello, wörld's!\t<s> 日本 1234 😀 ｆｕｌｌ e\u{301}\u{0}\r\n\n CamelCase/x\n/".utf8)
+            let ids = tok.encode(text)
+            precondition(ids.allSatisfy { $0 >= 3 && Int($0) < tok.vocabSize }, "an id outside the ranks")
+            precondition(tok.decode(ids) == text, "the tiktoken round trip lost bytes")
+        }
     }
 }

@@ -25,17 +25,26 @@ struct PreprocessData: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "GPT2BPETokenizer, BertWordPieceLowerCase, BertWordPieceCase, ByteLevelTokenizer, or with "
-                + "--tokenizer-model Llama2Tokenizer, GPTSentencePieceTokenizer, SentencePieceTokenizer or "
-                + "HuggingFaceTokenizer."))
+                + "--tokenizer-model Llama2Tokenizer, GPTSentencePieceTokenizer, SentencePieceTokenizer, "
+                + "HuggingFaceTokenizer or TikTokenizer (with --tiktoken-pattern)."))
     var tokenizerType: String =
         "GPT2BPETokenizer"
     @Option(help: "vocab.json (GPT-2) or vocab.txt (BERT).") var vocabFile: String?
     @Option(help: "merges.txt (GPT-2).") var mergeFile: String?
     @Option(
         help: ArgumentHelp(
-            "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers, or HuggingFaceTokenizer's "
-                + "tokenizer.json (or its directory)."))
+            "The SentencePiece model (tokenizer.model) of the SentencePiece tokenizers, HuggingFaceTokenizer's "
+                + "tokenizer.json (or its directory), or TikTokenizer's rank file (Megatron's JSON list)."))
     var tokenizerModel: String?
+    @Option(help: "TikTokenizer's pattern: v1, or v2 (Mistral's Tekken).") var tiktokenPattern: String?
+    @Option(help: "TikTokenizer's ids, special tokens included (default 131072).") var vocabSize: Int?
+    @Option(help: "TikTokenizer: ids below this are special tokens (default 1000).")
+    var tiktokenNumSpecialTokens = TikTokenSettings.defaultNumSpecialTokens
+    @Option(
+        name: [.customLong("tokenizer-special-tokens"), .customLong("tiktoken-special-tokens")],
+        parsing: .upToNextOption,
+        help: "TikTokenizer's named special tokens, first (must include <unk> <s> </s>, the default).")
+    var tokenizerSpecialTokens: [String] = []
     @Flag(help: "Append the end-of-document id to every document.") var appendEod = false
     @Flag(
         help: ArgumentHelp(
@@ -49,7 +58,7 @@ struct PreprocessData: ParsableCommand {
     func run() throws {
         let types: [TokenizerType] = [
             .gpt2BPE, .bertWordPieceLowerCase, .bertWordPieceCase, .byteLevel, .llama2, .gptSentencePiece,
-            .sentencePiece, .huggingFace,
+            .sentencePiece, .huggingFace, .tikToken,
         ]
         guard let type = TokenizerType(rawValue: tokenizerType), types.contains(type) else {
             CLIErrors.fail(
@@ -66,6 +75,7 @@ struct PreprocessData: ParsableCommand {
                 code: 2)
         }
         let workers = self.workers ?? cores
+        let tiktoken = tiktokenSettings(type)
         if type.isBertWordPiece && !splitSentences {
             FileHandle.standardError.write(
                 Data(
@@ -85,7 +95,8 @@ struct PreprocessData: ParsableCommand {
                 input: input, jsonKeys: jsonKeys, prefix: outputPrefix, appendEOD: appendEod,
                 splitSentences: splitSentences, workers: workers,
                 makeTokenizer: {
-                    try Tokenizers.make(type: type, vocabFile: vocab, mergeFile: merges, tokenizerModel: model)
+                    try Tokenizers.make(
+                        type: type, vocabFile: vocab, mergeFile: merges, tokenizerModel: model, tiktoken: tiktoken)
                 },
                 progress: { docs, bytes, seconds in
                     if terminal {
@@ -102,5 +113,21 @@ struct PreprocessData: ParsableCommand {
             if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
             CLIErrors.fail(error, code: 1)
         }
+    }
+
+    /// TikTokenizer's settings from the flags (nil for other tokenizers); a missing or unknown
+    /// --tiktoken-pattern exits 2 naming it.
+    func tiktokenSettings(_ type: TokenizerType) -> TikTokenSettings? {
+        guard type == .tikToken else { return nil }
+        guard let name = tiktokenPattern, let pattern = TikTokenPattern(rawValue: name) else {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "tiktoken_pattern", value: tiktokenPattern.map { "\"\($0)\"" } ?? "null",
+                    rule: "TikTokenizer needs --tiktoken-pattern v1 or v2, as its rank file was made with"),
+                code: 2)
+        }
+        return TikTokenSettings(
+            pattern: pattern, vocabSize: vocabSize, numSpecialTokens: tiktokenNumSpecialTokens,
+            specialTokens: tokenizerSpecialTokens.isEmpty ? nil : tokenizerSpecialTokens)
     }
 }

@@ -22,6 +22,9 @@ final class FuzzCorpusTests: XCTestCase {
         let hfTokenizer = Self.root.deletingLastPathComponent()
             .appendingPathComponent("MegatronCoreTests/Fixtures/hf_tokenizer/llama3")
         setenv("MEGATRON_HF_TOKENIZER", hfTokenizer.path, 0)
+        let tiktokenRanks = Self.root.deletingLastPathComponent()
+            .appendingPathComponent("MegatronCoreTests/Fixtures/tiktoken/vocab.json")
+        setenv("MEGATRON_TIKTOKEN_RANKS", tiktokenRanks.path, 0)
         var skipped: [String] = []
         for target in FuzzTarget.allCases {
             let corpus = inputs("Corpus", target), regressions = inputs("Regressions", target)

@@ -48,6 +48,9 @@ public enum TokenizerType: String, Sendable, CaseIterable {
     /// A byte-level BPE in Hugging Face's tokenizer.json (`tokenizer_model`: its directory or file),
     /// as Megatron's HuggingFaceTokenizer encodes through transformers.
     case huggingFace = "HuggingFaceTokenizer"
+    /// A byte-level BPE given as ranks in Megatron's tiktoken JSON file (`tokenizer_model`), encoded as
+    /// the tiktoken library does with Megatron's v1 or v2 pattern (`tiktoken_pattern`).
+    case tikToken = "TikTokenizer"
 
     /// BERT's WordPiece, lower-casing or not.
     public var isBertWordPiece: Bool { self == .bertWordPieceLowerCase || self == .bertWordPieceCase }
@@ -55,8 +58,8 @@ public enum TokenizerType: String, Sendable, CaseIterable {
     /// Read from a SentencePiece `tokenizer_model` file.
     public var isSentencePiece: Bool { self == .sentencePiece || self == .gptSentencePiece || self == .llama2 }
 
-    /// Read from `tokenizer_model`: a SentencePiece model or a Hugging Face tokenizer.json.
-    public var readsTokenizerModel: Bool { isSentencePiece || self == .huggingFace }
+    /// Read from `tokenizer_model`: a SentencePiece model, a Hugging Face tokenizer.json or a tiktoken rank file.
+    public var readsTokenizerModel: Bool { isSentencePiece || self == .huggingFace || self == .tikToken }
 }
 
 /// `recompute_granularity`: recompute whole layers, or only the core attention.

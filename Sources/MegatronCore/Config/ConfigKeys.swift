@@ -507,17 +507,31 @@ public enum ConfigKeys {
             name: "tokenizer_type", field: .choice(\.tokenizerType),
             help:
                 "ByteLevelTokenizer, GPT2BPETokenizer (with vocab_file, merge_file), NullTokenizer (with "
-                + "vocab_size), or over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer "
-                + "or SentencePieceTokenizer"),
+                + "vocab_size), over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer "
+                + "or SentencePieceTokenizer, over a tokenizer.json HuggingFaceTokenizer, over a tiktoken rank file "
+                + "TikTokenizer (with tiktoken_pattern)"),
         ConfigKey(
             name: "vocab_size", field: .optionalInt(\.vocabSize),
-            help: "vocabulary size for NullTokenizer; with HuggingFaceTokenizer the model's rows when more than its ids"
+            help:
+                "vocabulary size for NullTokenizer; with HuggingFaceTokenizer the model's rows when more than its ids; "
+                + "TikTokenizer's ids, special tokens included (131072)"
         ),
         ConfigKey(name: "vocab_file", field: .optionalString(\.vocabFile), help: "tokenizer vocabulary file"),
         ConfigKey(name: "merge_file", field: .optionalString(\.mergeFile), help: "BPE merges file"),
         ConfigKey(
             name: "tokenizer_model", field: .optionalString(\.tokenizerModel),
-            help: "SentencePiece model file (tokenizer.model) of the SentencePiece tokenizers"),
+            help:
+                "SentencePiece model file (tokenizer.model) of the SentencePiece tokenizers; HuggingFaceTokenizer's "
+                + "tokenizer.json or its directory; TikTokenizer's rank file (Megatron's JSON list)"),
+        ConfigKey(
+            name: "tiktoken_pattern", field: .optionalChoice(\.tiktokenPattern),
+            help: "TikTokenizer's pre-tokenisation pattern: v1, or v2 (Mistral's Tekken); required with it"),
+        ConfigKey(
+            name: "tiktoken_num_special_tokens", field: .int(\.tiktokenNumSpecialTokens),
+            help: "TikTokenizer: ids 0 to this − 1 are special tokens, the file's ranks follow (1000)"),
+        ConfigKey(
+            name: "tokenizer_special_tokens", field: .stringList(\.tokenizerSpecialTokens),
+            help: "TikTokenizer: the named special tokens first (must include <unk>, <s>, </s>; the default)"),
         // Machine
         ConfigKey(
             name: "num_threads", field: .int(\.numThreads),

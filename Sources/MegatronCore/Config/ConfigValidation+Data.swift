@@ -88,15 +88,24 @@ extension ConfigValidation {
                     keys: ["tokenizer_model", "tokenizer_type"],
                     rule:
                         "tokenizer_model is read by Llama2Tokenizer, GPTSentencePieceTokenizer, "
-                        + "SentencePieceTokenizer and HuggingFaceTokenizer; name one as tokenizer_type (it is "
+                        + "SentencePieceTokenizer, HuggingFaceTokenizer and TikTokenizer; name one as tokenizer_type "
+                        + "(it is "
                         + "\(c.tokenizerType.rawValue))")
             }
             return
         }
         let what =
-            c.tokenizerType == .huggingFace
-            ? "a directory with tokenizer.json and tokenizer_config.json, or a tokenizer.json"
-            : "the SentencePiece tokenizer.model file"
+            switch c.tokenizerType {
+            case .huggingFace: "a directory with tokenizer.json and tokenizer_config.json, or a tokenizer.json"
+            case .tikToken: "a tiktoken rank file (Megatron's JSON list of rank, token_bytes, token_str)"
+            default: "the SentencePiece tokenizer.model file"
+            }
+        if c.tokenizerType == .tikToken && c.tiktokenPattern == nil {
+            throw ConfigError.inconsistent(
+                keys: ["tokenizer_type", "tiktoken_pattern"],
+                rule: "TikTokenizer needs tiktoken_pattern: v1, or v2 (Mistral's Tekken pattern), as its rank file was "
+                    + "made with")
+        }
         guard let path = c.tokenizerModel else {
             throw ConfigError.inconsistent(
                 keys: ["tokenizer_type", "tokenizer_model"],

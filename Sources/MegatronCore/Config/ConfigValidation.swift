@@ -6,7 +6,7 @@ import Foundation
 public enum ConfigValidation {
     /// The tokenizers a GPT model trains with.
     public static let trainingTokenizers: [TokenizerType] = [
-        .byteLevel, .null, .gpt2BPE, .llama2, .gptSentencePiece, .sentencePiece, .huggingFace,
+        .byteLevel, .null, .gpt2BPE, .llama2, .gptSentencePiece, .sentencePiece, .huggingFace, .tikToken,
     ]
 
     /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,

@@ -61,7 +61,7 @@ extension MegatronArguments {
             "a tokenizer option this trainer does not build (its tokenizers: GPT2BPETokenizer, BertWordPiece*, "
             + "NullTokenizer, and over a SentencePiece tokenizer_model Llama2Tokenizer, GPTSentencePieceTokenizer and "
             + "SentencePieceTokenizer as Megatron's legacy tokenizers encode, and over a byte-level BPE tokenizer.json "
-            + "(Llama 3, Qwen 2, GPT-2 style) HuggingFaceTokenizer; no tiktoken files)",
+            + "(Llama 3, Qwen 2, GPT-2 style) HuggingFaceTokenizer, and over a tiktoken rank file TikTokenizer)",
         "regularization": "a regularization or optimizer option this trainer does not build yet",
         "experimental": "an experimental Megatron feature that is not built",
         "experimental_attention_variant": "an experimental attention variant that is not built",

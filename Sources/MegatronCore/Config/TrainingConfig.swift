@@ -166,8 +166,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var vocabSize: Int? = nil
     public var vocabFile: String? = nil
     public var mergeFile: String? = nil
-    /// The SentencePiece model of SentencePieceTokenizer, GPTSentencePieceTokenizer and Llama2Tokenizer.
+    /// The SentencePiece model of SentencePieceTokenizer, GPTSentencePieceTokenizer and Llama2Tokenizer,
+    /// HuggingFaceTokenizer's tokenizer.json, TikTokenizer's rank file.
     public var tokenizerModel: String? = nil
+    /// TikTokenizer: its pattern (required), its special tokens' count and the named ones among them.
+    public var tiktokenPattern: TikTokenPattern? = nil
+    public var tiktokenNumSpecialTokens: Int = TikTokenSettings.defaultNumSpecialTokens
+    public var tokenizerSpecialTokens: [String] = []
     // Machine
     public var numThreads: Int = 0
     public var blasCoretype: String = "auto"

@@ -32,7 +32,8 @@ enum HFTokenizerFiles {
             files["vocab.json"] = try? JSONSerialization.data(withJSONObject: table, options: [.sortedKeys])
             files["merges.txt"] = Data("#version: 0.2\n".utf8)
             eod = Int(ByteLevelTokenizer.endOfText)
-        case .bertWordPieceLowerCase, .bertWordPieceCase, .sentencePiece, .gptSentencePiece, .llama2, .huggingFace:
+        case .bertWordPieceLowerCase, .bertWordPieceCase, .sentencePiece, .gptSentencePiece, .llama2, .huggingFace,
+            .tikToken:
             return nil
         }
         let special: [String: Any] = ["bos_token": endOfText, "eos_token": endOfText, "unk_token": endOfText]

@@ -34,25 +34,7 @@ struct GPT2PreTokenizer: Sendable {
     @inline(__always) func character(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> (CharClass, Int) {
         let b0 = p[i]
         if b0 < 0x80 { return (classes[Int(b0)], 1) }
-        var scalar: UInt32, length: Int
-        if b0 & 0xE0 == 0xC0 {
-            scalar = UInt32(b0 & 0x1F); length = 2
-        } else if b0 & 0xF0 == 0xE0 {
-            scalar = UInt32(b0 & 0x0F); length = 3
-        } else if b0 & 0xF8 == 0xF0 {
-            scalar = UInt32(b0 & 0x07); length = 4
-        } else {
-            return (.other, 1)
-        }
-        guard i + length <= n else { return (.other, 1) }
-        for k in 1..<length {
-            let b = p[i + k]
-            guard b & 0xC0 == 0x80 else { return (.other, 1) }
-            scalar = scalar << 6 | UInt32(b & 0x3F)
-        }
-        // Reject overlong forms, surrogates and values beyond Unicode: those bytes are "other".
-        let minimum: UInt32 = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000
-        guard scalar >= minimum, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) else { return (.other, 1) }
+        guard let (scalar, length) = UTF8Scalar.decode(p, i, n) else { return (.other, 1) }
         return (scalar < 0x30000 ? classes[Int(scalar)] : .other, length)
     }
 

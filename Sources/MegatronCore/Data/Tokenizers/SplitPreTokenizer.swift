@@ -18,8 +18,10 @@ struct SplitPreTokenizer: Sendable {
         + #"\s+(?!\S)|\s+"#
 
     private let scanner = GPT2PreTokenizer()
-    /// Digits per piece: 3 (Llama 3) or 1 (Qwen 2).
+    /// Digits per piece: 3 (Llama 3) or 1 (Qwen 2, tiktoken v1).
     let maxDigits: Int
+    /// Whether the contractions alternative comes first (not in Megatron's tiktoken v1).
+    let contractions: Bool
 
     /// The scanner of one of the known patterns (nil for any other).
     init?(pattern: String) {
@@ -28,6 +30,18 @@ struct SplitPreTokenizer: Sendable {
         case Self.qwen2Pattern: maxDigits = 1
         default: return nil
         }
+        contractions = true
+    }
+
+    /// Megatron's tiktoken v1 pattern, `[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|
+    /// \s+(?!\S)|\s+`: Qwen 2's without the contractions (its possessive quantifiers match as the greedy
+    /// ones here, the classes they stand between being disjoint; `\s*[\r\n]` and `\s*[\r\n]+` both end
+    /// after a whitespace run's last line break).
+    static var tiktokenV1: SplitPreTokenizer { SplitPreTokenizer(maxDigits: 1, contractions: false) }
+
+    private init(maxDigits: Int, contractions: Bool) {
+        self.maxDigits = maxDigits
+        self.contractions = contractions
     }
 
     /// Calls `body(start, end)` for every piece of `p[0..<n]`, in order.
@@ -44,7 +58,7 @@ struct SplitPreTokenizer: Sendable {
 
     /// The end of the piece that starts at `i`.
     func piece(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
-        if p[i] == 0x27, let end = contraction(p, i + 1, n) { return end }
+        if contractions, p[i] == 0x27, let end = contraction(p, i + 1, n) { return end }
         let (first, firstLength) = scanner.character(p, i, n)
         // [^\r\n\p{L}\p{N}]?\p{L}+
         if first == .letter { return run(of: .letter, p, from: i + firstLength, n) }

@@ -49,7 +49,12 @@ public enum Tokenizers {
     /// The tokenizer of a config's `tokenizer_type` and files.
     public static func make(config c: TrainingConfig) throws -> Tokenizer {
         let tokenizer = try make(
-            type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel)
+            type: c.tokenizerType, vocabFile: c.vocabFile, mergeFile: c.mergeFile, tokenizerModel: c.tokenizerModel,
+            tiktoken: c.tiktokenPattern.map {
+                TikTokenSettings(
+                    pattern: $0, vocabSize: c.vocabSize, numSpecialTokens: c.tiktokenNumSpecialTokens,
+                    specialTokens: c.tokenizerSpecialTokens.isEmpty ? nil : c.tokenizerSpecialTokens)
+            })
         // HuggingFaceTokenizer under a larger vocab_size: the model's rows (Qwen 2.5's 151,936 over
         // its tokenizer's 151,665 ids); the ids above the tokenizer's are never produced.
         if let hf = tokenizer as? HuggingFaceTokenizer, let rows = c.vocabSize {
@@ -65,12 +70,22 @@ public enum Tokenizers {
 
     /// The tokenizer a config names (`ByteLevelTokenizer`, `GPT2BPETokenizer`, `BertWordPieceLowerCase`,
     /// `BertWordPieceCase`, over a SentencePiece `tokenizer_model` `SentencePieceTokenizer`,
-    /// `GPTSentencePieceTokenizer`, `Llama2Tokenizer`, and over a tokenizer.json `HuggingFaceTokenizer`).
+    /// `GPTSentencePieceTokenizer`, `Llama2Tokenizer`, over a tokenizer.json `HuggingFaceTokenizer`, and
+    /// over a tiktoken rank file `TikTokenizer` with its `tiktoken` settings).
     /// (NullTokenizer has no text side: it is the byte-level tokenizer here; its ids come preprocessed.)
     public static func make(
-        type: TokenizerType, vocabFile: String?, mergeFile: String?, tokenizerModel: String? = nil
+        type: TokenizerType, vocabFile: String?, mergeFile: String?, tokenizerModel: String? = nil,
+        tiktoken: TikTokenSettings? = nil
     ) throws -> Tokenizer {
         switch type {
+        case .tikToken:
+            guard let tokenizerModel else {
+                throw TokenizerError.missingFile(key: "tokenizer_model", tokenizer: type.rawValue)
+            }
+            guard let tiktoken else {
+                throw TokenizerError.missingFile(key: "tiktoken_pattern", tokenizer: type.rawValue)
+            }
+            return try TikTokenizer(path: tokenizerModel, settings: tiktoken)
         case .sentencePiece, .gptSentencePiece, .llama2:
             guard let tokenizerModel else {
                 throw TokenizerError.missingFile(key: "tokenizer_model", tokenizer: type.rawValue)
