@@ -126,33 +126,108 @@ final class LlamaOptionsTests: XCTestCase {
         }
     }
 
-    /// expand puts each group's k and v beside each of its query heads; reduce is its adjoint (⟨expand x,
-    /// y⟩ = ⟨x, reduce y⟩ for any x, y), so the backward sums each group's key and value gradients.
-    func testGroupedQueryExpandAndReduce() {
-        groupedQueryCase(headDim: 5)  // k and v together narrower than a vector
-        groupedQueryCase(headDim: 12)  // one 16-wide step and a tail
+    /// Grouped-query attention in its own layout ([its k heads' q | k | v] per group) equals multi-head
+    /// attention on the same queries with each group's key and value copied beside each of its heads
+    /// (the layout the core used to be given): the outputs and log-sum-exps bit for bit, the query
+    /// gradients bit for bit, and each group's key and value gradients the sums of its heads' — for
+    /// causal and padded masks, dropout, several tiles and an odd head size, fp32 and bf16 products.
+    func testGroupedQueryAttentionEqualsMultiHeadOnCopiedKeysAndValues() {
+        for precision in [Precision.fp32, .bf16] {
+            groupedAttentionCase(seq: 70, headDim: 8, mask: .causal, dropout: 0, precision: precision)
+            groupedAttentionCase(seq: 150, headDim: 5, mask: .causal, dropout: 0.2, precision: precision)
+            groupedAttentionCase(
+                seq: 70, headDim: 8, mask: .keyPadding(lengths: [61, 70]), dropout: 0.1, precision: precision)
+        }
     }
 
-    func groupedQueryCase(headDim d: Int) {
-        let n = 3, groups = 2, k = 3, inWidth = groups * (k + 2) * d, outWidth = groups * k * 3 * d
-        var rnd = TestRandom(24)
-        let x = rnd.array(n * inWidth), y = rnd.array(n * outWidth)
-        var ex = [Float](repeating: 0, count: n * outWidth), ry = [Float](repeating: 0, count: n * inWidth)
-        GroupedQuery.expand(x, into: &ex, rows: n, groups: groups, headsPerGroup: k, headDim: d)
-        GroupedQuery.reduce(y, into: &ry, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+    func groupedAttentionCase(seq s: Int, headDim d: Int, mask: AttentionMask, dropout p: Float, precision: Precision) {
+        let b = 2, groups = 2, k = 3, heads = groups * k, n = s * b, what = "s \(s), d \(d), \(mask), \(precision)"
+        let grouped = AttentionShape(seq: s, batch: b, heads: heads, headDim: d, headsPerGroup: k)
+        let perHead = AttentionShape(seq: s, batch: b, heads: heads, headDim: d)
+        XCTAssertEqual(grouped.qkvWidth, groups * (k + 2) * d)
+        var rnd = TestRandom(31)
+        let qkv = rnd.array(n * grouped.qkvWidth, scale: 1.5), R = rnd.array(n * heads * d)
+        let expanded = Self.expand(qkv, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+        let stream = p > 0 ? DropoutStream(seed: 7, site: "test", step: 1, microbatch: 0) : nil
+        var scratch = [Float](repeating: 0, count: 2 * perHead.scratchPerWorker)
+        func run(_ shape: AttentionShape, _ x: [Float]) -> (context: [Float], lse: [Float], dqkv: [Float]) {
+            var context = [Float](repeating: 0, count: n * heads * d), lse = [Float](repeating: 0, count: b * heads * s)
+            SelfAttention.forward(
+                qkv: x, context: &context, lse: &lse, shape: shape, mask: mask, dropout: p, stream: stream,
+                scratch: &scratch, precision: precision)
+            var dqkv = [Float](repeating: .nan, count: x.count)
+            SelfAttention.backward(
+                dcontext: R, qkv: x, lse: lse, dqkv: &dqkv, shape: shape, mask: mask, dropout: p, stream: stream,
+                scratch: &scratch, precision: precision)
+            return (context, lse, dqkv)
+        }
+        let mine = run(grouped, qkv), reference = run(perHead, expanded)
+        XCTAssertEqual(mine.context, reference.context, what)
+        XCTAssertEqual(mine.lse, reference.lse, what)
+        let summed = Self.reduce(reference.dqkv, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+        var worst = 0.0
+        for (x, y) in zip(mine.dqkv, summed) { worst = max(worst, Double(abs(x - y)) / max(1, Double(abs(y)))) }
+        XCTAssertLessThan(worst, 1e-5, what)
         for r in 0..<n {
             for g in 0..<groups {
+                let q = r * grouped.qkvWidth + g * (k + 2) * d
+                XCTAssertEqual(mine.dqkv[q..<q + k * d], summed[q..<q + k * d], "queries' gradients, \(what)")
+            }
+        }
+    }
+
+    /// Each group's [q of its k heads | k | v] as k heads' [q | k | v] (the key and value copied).
+    static func expand(_ x: [Float], rows n: Int, groups: Int, headsPerGroup k: Int, headDim d: Int) -> [Float] {
+        let inWidth = groups * (k + 2) * d, outWidth = groups * k * 3 * d
+        var out = [Float](repeating: 0, count: n * outWidth)
+        for r in 0..<n {
+            for g in 0..<groups {
+                let group = r * inWidth + g * (k + 2) * d
                 for j in 0..<k {
+                    let head = r * outWidth + (g * k + j) * 3 * d
                     for e in 0..<d {
-                        let head = r * outWidth + (g * k + j) * 3 * d, group = r * inWidth + g * (k + 2) * d
-                        XCTAssertEqual(ex[head + e], x[group + j * d + e], "q")
-                        XCTAssertEqual(ex[head + d + e], x[group + k * d + e], "k")
-                        XCTAssertEqual(ex[head + 2 * d + e], x[group + (k + 1) * d + e], "v")
+                        out[head + e] = x[group + j * d + e]
+                        out[head + d + e] = x[group + k * d + e]
+                        out[head + 2 * d + e] = x[group + (k + 1) * d + e]
                     }
                 }
             }
         }
-        XCTAssertEqual(dot(ex, y), dot(x, ry), accuracy: 1e-4)
+        return out
+    }
+
+    /// The adjoint of `expand`: queries' gradients copied back, keys' and values' summed over the group.
+    static func reduce(_ y: [Float], rows n: Int, groups: Int, headsPerGroup k: Int, headDim d: Int) -> [Float] {
+        let outWidth = groups * (k + 2) * d, inWidth = groups * k * 3 * d
+        var out = [Float](repeating: 0, count: n * outWidth)
+        for r in 0..<n {
+            for g in 0..<groups {
+                let group = r * outWidth + g * (k + 2) * d
+                for j in 0..<k {
+                    let head = r * inWidth + (g * k + j) * 3 * d
+                    for e in 0..<d {
+                        out[group + j * d + e] = y[head + e]
+                        out[group + k * d + e] += y[head + d + e]
+                        out[group + (k + 1) * d + e] += y[head + 2 * d + e]
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Rope on the grouped layout rotates each head's query and each group's key exactly as on the
+    /// copied per-head layout, and leaves the values alone.
+    func testRotaryOnTheGroupedLayout() {
+        let s = 5, b = 2, n = s * b, groups = 2, k = 3, d = 12
+        let table = RotaryEmbedding(rotaryDim: 8, base: 10000, positions: 16)
+        var rnd = TestRandom(29)
+        var grouped = rnd.array(n * groups * (k + 2) * d)
+        var perHead = Self.expand(grouped, rows: n, groups: groups, headsPerGroup: k, headDim: d)
+        table.apply(
+            &grouped, rows: n, heads: groups * k, headDim: d, headsPerGroup: k, positions: .interleaved(batch: b))
+        table.apply(&perHead, rows: n, heads: groups * k, headDim: d, positions: .interleaved(batch: b))
+        XCTAssertEqual(Self.expand(grouped, rows: n, groups: groups, headsPerGroup: k, headDim: d), perHead)
     }
 
     func testWholeModelWithEveryOptionMatchesPyTorch() throws {

@@ -4,30 +4,32 @@
 // earlier positions, so no prefix is ever recomputed. Rows are sequence-major (row j·L + i is new
 // token i of sequence j). The arithmetic is the training forward's (GPTModel, TransformerLayer):
 // the same pre-LN layer (and its options: RMSNorm, rope, SwiGLU, no biases, an untied head,
-// grouped-query attention, whose keys and values are expanded per query head before the cache),
-// Megatron's per-head [q | k | v] QKV layout, tanh-GELU, 16-bit rounding of
+// grouped-query attention, whose cache holds each group's key and value once for its query heads),
+// Megatron's per-head [q | k | v] QKV layout (per group [its heads' q | k | v]), tanh-GELU, 16-bit rounding of
 // every GEMM input in reduced precision, and under tensor parallelism column-parallel QKV/FC1,
 // row-parallel Proj/FC2 (all-reduce), a vocab-parallel embedding and LM head (the logits of the
 // scored rows are gathered whole on every tensor rank).
 import Foundation
 import Tensor
 
-/// Keys and values of every layer of a chunk: [layer][sequence][local head], then keys transposed
-/// [headDim][position] and values [position][headDim].
+/// Keys and values of every layer of a chunk: [layer][sequence][local key/value head], then keys
+/// transposed [headDim][position] and values [position][headDim]. `heads` query heads share the
+/// `kvHeads` key/value heads in groups (as many of each without grouped-query attention).
 final class KVCache {
-    let layers: Int, batch: Int, heads: Int, headDim: Int, capacity: Int
+    let layers: Int, batch: Int, heads: Int, kvHeads: Int, headDim: Int, capacity: Int
     let keys: FloatBuffer, values: FloatBuffer
 
-    init(layers: Int, batch: Int, heads: Int, headDim: Int, capacity: Int) {
-        (self.layers, self.batch, self.heads, self.headDim, self.capacity) = (layers, batch, heads, headDim, capacity)
-        let count = layers * batch * heads * capacity * headDim
+    init(layers: Int, batch: Int, heads: Int, kvHeads: Int, headDim: Int, capacity: Int) {
+        (self.layers, self.batch, self.heads, self.kvHeads) = (layers, batch, heads, kvHeads)
+        (self.headDim, self.capacity) = (headDim, capacity)
+        let count = layers * batch * kvHeads * capacity * headDim
         keys = FloatBuffer(count: count)
         values = FloatBuffer(count: count)
     }
 
-    /// Where position 0 of (layer, sequence, head) starts.
-    @inline(__always) func offset(layer: Int, sequence j: Int, head: Int) -> Int {
-        ((layer * batch + j) * heads + head) * capacity * headDim
+    /// Where position 0 of (layer, sequence, key/value head) starts.
+    @inline(__always) func offset(layer: Int, sequence j: Int, kvHead: Int) -> Int {
+        ((layer * batch + j) * kvHeads + kvHead) * capacity * headDim
     }
 }
 
@@ -48,8 +50,8 @@ final class InferenceChunk {
         rotary = RotaryEmbedding(config: model.config)
         let c = model.config, t = model.tensorParallel.size
         cache = KVCache(
-            layers: model.stage.layers.count, batch: batch, heads: c.numAttentionHeads / t,
-            headDim: c.hiddenSize / c.numAttentionHeads, capacity: capacity)
+            layers: model.stage.layers.count, batch: batch, heads: c.numAttentionHeads / t, kvHeads: c.queryGroups / t,
+            headDim: c.headDim, capacity: capacity)
     }
 
     /// A grow-only scratch buffer of at least `count` floats, by name.
@@ -93,8 +95,8 @@ final class InferenceChunk {
     ) throws {
         let c = model.config, P = model.weights, pr = model.precision, tp = model.tensorParallel
         let n = batch * L, h = c.hiddenSize, hL = h / tp.size, fL = c.ffnHiddenSize / tp.size
-        let fc1L = c.fc1Width / tp.size
-        let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * 3 * hL)
+        let fc1L = c.fc1Width / tp.size, qkvL = c.qkvWidth / tp.size
+        let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * qkvL)
         let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fc1L)
         timer.measure("layernorm") {
             Norm.forward(
@@ -103,24 +105,13 @@ final class InferenceChunk {
             pr.round(ln, count: n * h)
         }
         timer.measure("qkv") {
-            if c.isGroupedQuery {
-                let qkvL = c.qkvWidth / tp.size, grouped = buffer("grouped", n * qkvL)
-                linear(
-                    ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), grouped, rows: n, inFeatures: h, outFeatures: qkvL
-                )
-                GroupedQuery.expand(
-                    grouped, into: qkv, rows: n, groups: c.queryGroups / tp.size,
-                    headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
-            } else {
-                linear(
-                    ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: 3 * hL)
-            }
-            pr.round(qkv, count: n * 3 * hL)
+            linear(ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: qkvL)
+            pr.round(qkv, count: n * qkvL)
             if let rotary {
                 rotary.apply(
-                    qkv, rows: n, heads: hL / c.headDim, headDim: c.headDim, positions: .blocks(start: start, length: L)
-                )
-                pr.round(qkv, count: n * 3 * hL)
+                    qkv, rows: n, heads: hL / c.headDim, headDim: c.headDim, headsPerGroup: c.headsPerQueryGroup,
+                    positions: .blocks(start: start, length: L))
+                pr.round(qkv, count: n * qkvL)
             }
         }
         timer.measure("attention (KV cache)") {
@@ -189,15 +180,20 @@ final class InferenceChunk {
 
     /// Causal attention of the new rows over the cached and new keys, per (sequence, local head):
     /// the new keys (stored transposed, [headDim][position], so a decoding query's scores are a
-    /// weighted sum of contiguous key rows) and values are appended to the cache, then
+    /// weighted sum of contiguous key rows) and values are appended to the cache, once per
+    /// (sequence, key/value head), then for each query head over its group's
     /// S = QKᵀ/√d, softmax over the positions each query may see (within the sliding window, if
     /// any; decoding reads only the window's keys and values), context = P·V. Decoding takes a
     /// worker's heads four at a time and reads their values side by side (FewRows.weightedSums).
     private func attention(
         layer l: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, newTokens L: Int
     ) {
-        let heads = cache.heads, d = cache.headDim, hL = heads * d, keys = start + L, capacity = cache.capacity
+        let heads = cache.heads, kvHeads = cache.kvHeads, d = cache.headDim, hL = heads * d
+        let keys = start + L, capacity = cache.capacity
         precondition(keys <= capacity, "KV cache capacity \(capacity) exceeded")
+        // Columns of the QKV rows: per group of query heads, their queries, then its key and value.
+        let layout = AttentionShape(seq: L, batch: 1, heads: heads, headDim: d, headsPerGroup: heads / kvHeads)
+        let width = layout.qkvWidth, perGroup = heads / kvHeads
         let decoding = L <= 8, group = decoding ? 4 : 1
         let scale = 1 / Float(d).squareRoot()
         let perWorker = group * L * keys + d, scores = buffer("scores", ThreadBudget.threads * perWorker)
@@ -205,6 +201,16 @@ final class InferenceChunk {
         // The first key the query at start + i sees: within the sliding window, if any.
         let window = model.config.slidingWindow
         let firstKey = { (i: Int) in window.map { max(0, start + i - $0) } ?? 0 }
+        ThreadBudget.parallelFor(batch * kvHeads, grain: 1) { units in
+            for unit in units {
+                let j = unit / kvHeads, g = unit % kvHeads, base = cache.offset(layer: l, sequence: j, kvHead: g)
+                for i in 0..<L {
+                    let k = qkv + (j * L + i) * width + layout.keyColumn(group: g)
+                    for e in 0..<d { Kt[base + e * capacity + start + i] = k[e] }
+                    (V + base + (start + i) * d).update(from: k + d, count: d)
+                }
+            }
+        }
         ThreadBudget.withSingleThreadedBLAS {
             ThreadBudget.parallelChunks(batch * heads) { worker, units in
                 let scaled = scores + worker * perWorker + group * L * keys
@@ -213,19 +219,15 @@ final class InferenceChunk {
                     let members = (first..<min(first + group, units.upperBound)).enumerated().map { g, unit in
                         let j = unit / heads, hd = unit % heads
                         return (
-                            base: cache.offset(layer: l, sequence: j, head: hd), q: qkv + j * L * 3 * hL + hd * 3 * d,
+                            base: cache.offset(layer: l, sequence: j, kvHead: hd / perGroup),
+                            q: qkv + j * L * width + layout.queryColumn(head: hd),
                             out: context + j * L * hL + hd * d, S: scores + worker * perWorker + g * L * keys
                         )
                     }
                     for m in members {
-                        for i in 0..<L {
-                            let k = m.q + i * 3 * hL + d
-                            for e in 0..<d { Kt[m.base + e * capacity + start + i] = k[e] }
-                            (V + m.base + (start + i) * d).update(from: k + d, count: d)
-                        }
                         if decoding {  // stream the cached keys once (those in the window)
                             for i in 0..<L {
-                                for e in 0..<d { scaled[e] = m.q[i * 3 * hL + e] * scale }
+                                for e in 0..<d { scaled[e] = m.q[i * width + e] * scale }
                                 let f = firstKey(i)
                                 FewRows.weightedSum(
                                     scaled, count: d, v: Kt + m.base + f, ldv: capacity, width: keys - f,
@@ -233,7 +235,7 @@ final class InferenceChunk {
                             }
                         } else {
                             BLAS.sgemm(
-                                m: L, n: keys, k: d, alpha: scale, a: m.q, lda: 3 * hL, b: Kt + m.base, ldb: capacity,
+                                m: L, n: keys, k: d, alpha: scale, a: m.q, lda: width, b: Kt + m.base, ldb: capacity,
                                 c: m.S, ldc: keys)
                         }
                         for i in 0..<L {

@@ -12,7 +12,10 @@
 // is the causal masks with each query's first key raised to the window's (AttentionMask.limited).
 //
 // QKV layout is Megatron's: the [s, b, 3h] projection holds, per head, [q_head | k_head | v_head]
-// (d columns each), so a tensor-parallel column split gives each rank whole heads.
+// (d columns each), so a tensor-parallel column split gives each rank whole heads; with grouped-query
+// attention (`AttentionShape.headsPerGroup` k > 1), per group of k heads, [q of its k heads | k | v].
+// A task is then a (batch, group): its keys and values are packed once for its k heads, and their
+// gradients are summed over the k heads in place (no per-head copies of the keys and values).
 import Foundation
 import Tensor
 
@@ -88,11 +91,28 @@ public enum AttentionMask: Sendable, Equatable {
 }
 
 public struct AttentionShape: Sendable {
-    /// `heads` are the heads this rank computes: global heads headOffset ..< headOffset + heads of totalHeads.
-    public let seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int, totalHeads: Int
-    public init(seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int = 0, totalHeads: Int? = nil) {
+    /// `heads` are the heads this rank computes: global heads headOffset ..< headOffset + heads of totalHeads,
+    /// in groups of `headsPerGroup` sharing one key and value head (1: multi-head attention).
+    public let seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int, totalHeads: Int, headsPerGroup: Int
+    public init(
+        seq: Int, batch: Int, heads: Int, headDim: Int, headOffset: Int = 0, totalHeads: Int? = nil,
+        headsPerGroup: Int = 1
+    ) {
+        precondition(headsPerGroup >= 1 && heads % headsPerGroup == 0, "heads must be whole groups")
         self.seq = seq; self.batch = batch; self.heads = heads; self.headDim = headDim
-        self.headOffset = headOffset; self.totalHeads = totalHeads ?? heads
+        self.headOffset = headOffset; self.totalHeads = totalHeads ?? heads; self.headsPerGroup = headsPerGroup
+    }
+    /// Key and value heads (groups) this rank computes.
+    public var groups: Int { heads / headsPerGroup }
+    /// Columns of one row of the QKV projection: per group its heads' queries, its key and its value.
+    public var qkvWidth: Int { groups * (headsPerGroup + 2) * headDim }
+    /// Column of local head `head`'s query within a QKV row.
+    @inline(__always) func queryColumn(head: Int) -> Int {
+        (head / headsPerGroup) * (headsPerGroup + 2) * headDim + (head % headsPerGroup) * headDim
+    }
+    /// Column of group `group`'s key within a QKV row (its value follows).
+    @inline(__always) func keyColumn(group: Int) -> Int {
+        group * (headsPerGroup + 2) * headDim + headsPerGroup * headDim
     }
     /// Dropout element index of (batch bi, local head, query i, key 0): global, so masks do not depend on t.
     @inline(__always) func dropoutRowStart(batch bi: Int, head: Int, query i: Int) -> Int {
@@ -237,54 +257,73 @@ public enum SelfAttention {
                 "first keys must be in 0...query and never decrease, seq of them per sequence")
         }
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
-        let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
-        let scale = 1 / Float(d).squareRoot()
+        let h = a * d, ld = b * shape.qkvWidth, g = shape.groups
         let tile = TileProduct(precision: precision)
         ThreadBudget.withSingleThreadedBLAS {
-            ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
+            ThreadBudget.parallelTasks(b * g, order: mask.taskOrder(batch: b, heads: g)) { worker, task in
                 let S = scratch + worker * shape.scratchPerWorker
-                let bi = task / a, head = task % a
-                let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                let o = context + bi * h + head * d
-                let lseRow = lse + task * s
-                // On the tile kernels K (as QKᵀ's B) and V (as PV's B) are packed once for every query tile.
+                let bi = task / g, group = task % g
+                let row = qkv + bi * shape.qkvWidth
+                let k = row + shape.keyColumn(group: group), v = k + d
+                // On the tile kernels K (as QKᵀ's B) and V (as PV's B) are packed once for every query
+                // tile of the group's heads.
                 let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vRows = tile.pack(n: d, k: allKeys, b: v, ldb: ld, slot: 3)
-                // 1 / Σ exp per row of a tile, in the half of the scratch the forward does not use.
-                let inverseSums = S + T * s
-                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
-                    // S = QKᵀ (scaled in the softmax) over keys k0 ..< k0 + keys
-                    tile.scores(
-                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
-                        packed: kColumns?.columns(from: k0), into: S, trims)
-                    // S = exp(scale·S − max), unnormalised: the product is normalised instead (d columns
-                    // a row rather than `keys`).
-                    for r in 0..<rows {
-                        let i = i0 + r, visible = mask.visible(query: i, sequence: bi) - k0
-                        let row = S + r * keys
-                        let (shift, sum) = exponentiateRowInPlace(
-                            row, from: mask.firstKey(query: i, sequence: bi) - k0, valid: visible, width: keys,
-                            scale: scale)
-                        lseRow[i] = shift + Foundation.log(sum)
-                        inverseSums[r] = 1 / sum
-                        if p > 0, let stream {
-                            stream.applyMask(
-                                row, into: row, count: visible,
-                                start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0, p: p)
-                        }
-                    }
-                    let out = o + i0 * ldo
-                    tile.gemm(
-                        m: rows, n: d, k: keys, a: S, lda: keys, b: v + k0 * ld, ldb: ld, packed: vRows?.rows(from: k0),
-                        c: out, ldc: ldo, trim: trims.rows)
-                    for r in 0..<rows { scaleRow(out + r * ldo, count: d, by: inverseSums[r]) }
+                for head in group * shape.headsPerGroup..<(group + 1) * shape.headsPerGroup {
+                    let q = row + shape.queryColumn(head: head), o = context + bi * h + head * d
+                    headForward(
+                        q: q, k: k, v: v, o: o, lseRow: lse + (bi * a + head) * s, scratch: S, shape: shape, mask: mask,
+                        sequence: bi, head: head, packed: (kColumns, vRows), tile: tile, dropout: p, stream: stream)
                 }
             }
         }
     }
 
-    /// - dcontext: [s, b, h]   - qkv, lse: as saved by forward   - dqkv: [s, b, 3h] (overwritten)
+    /// One head's forward over its sequence's query tiles, K and V packed (or not) by the caller.
+    @inline(__always)
+    static func headForward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, o: UnsafeMutablePointer<Float>,
+        lseRow: UnsafeMutablePointer<Float>, scratch S: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        mask: AttentionMask, sequence bi: Int, head: Int, packed: (TileProduct.Packed?, TileProduct.Packed?),
+        tile: TileProduct, dropout p: Float, stream: DropoutStream?
+    ) {
+        let (s, d, T) = (shape.seq, shape.headDim, shape.tile)
+        let ld = shape.batch * shape.qkvWidth, ldo = shape.batch * shape.hidden
+        let scale = 1 / Float(d).squareRoot()
+        let (kColumns, vRows) = packed
+        // 1 / Σ exp per row of a tile, in the half of the scratch the forward does not use.
+        let inverseSums = S + T * s
+        forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
+            // S = QKᵀ (scaled in the softmax) over keys k0 ..< k0 + keys
+            tile.scores(
+                rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
+                packed: kColumns?.columns(from: k0), into: S, trims)
+            // S = exp(scale·S − max), unnormalised: the product is normalised instead (d columns
+            // a row rather than `keys`).
+            for r in 0..<rows {
+                let i = i0 + r, visible = mask.visible(query: i, sequence: bi) - k0
+                let row = S + r * keys
+                let (shift, sum) = exponentiateRowInPlace(
+                    row, from: mask.firstKey(query: i, sequence: bi) - k0, valid: visible, width: keys,
+                    scale: scale)
+                lseRow[i] = shift + Foundation.log(sum)
+                inverseSums[r] = 1 / sum
+                if p > 0, let stream {
+                    stream.applyMask(
+                        row, into: row, count: visible,
+                        start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0, p: p)
+                }
+            }
+            let out = o + i0 * ldo
+            tile.gemm(
+                m: rows, n: d, k: keys, a: S, lda: keys, b: v + k0 * ld, ldb: ld, packed: vRows?.rows(from: k0),
+                c: out, ldc: ldo, trim: trims.rows)
+            for r in 0..<rows { scaleRow(out + r * ldo, count: d, by: inverseSums[r]) }
+        }
+    }
+
+    /// - dcontext: [s, b, h]   - qkv, lse: as saved by forward   - dqkv: [s, b, qkvWidth] (overwritten)
     public static func backward(
         dcontext: UnsafePointer<Float>, qkv: UnsafePointer<Float>, lse: UnsafePointer<Float>,
         dqkv: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask = .causal,
@@ -292,72 +331,93 @@ public enum SelfAttention {
         precision: Precision = .fp32
     ) {
         let (s, b, a, d) = (shape.seq, shape.batch, shape.heads, shape.headDim)
-        let h = a * d, ld = b * 3 * h, ldo = b * h, T = shape.tile
-        let scale = 1 / Float(d).squareRoot()
+        let h = a * d, ld = b * shape.qkvWidth, g = shape.groups
         let tile = TileProduct(precision: precision)
         ThreadBudget.withSingleThreadedBLAS {
-            ThreadBudget.parallelTasks(b * a, order: mask.taskOrder(batch: b, heads: a)) { worker, task in
+            ThreadBudget.parallelTasks(b * g, order: mask.taskOrder(batch: b, heads: g)) { worker, task in
                 let A = scratch + worker * shape.scratchPerWorker
-                let B = A + T * s
-                let bi = task / a, head = task % a
-                let q = qkv + bi * 3 * h + head * 3 * d, k = q + d, v = q + 2 * d
-                let dq = dqkv + bi * 3 * h + head * 3 * d, dk = dq + d, dv = dq + 2 * d
-                let dO = dcontext + bi * h + head * d
-                let lseRow = lse + task * s
+                let bi = task / g, group = task % g
+                let row = qkv + bi * shape.qkvWidth, dRow = dqkv + bi * shape.qkvWidth
+                let k = row + shape.keyColumn(group: group), v = k + d
+                let dk = dRow + shape.keyColumn(group: group)
+                // The group's key and value gradients are sums over its heads, started at zero.
                 for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
                 // On the tile kernels K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
                 let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
                 let vColumns = tile.pack(transB: true, n: allKeys, k: d, b: v, ldb: ld, slot: 3)
                 let kRows = tile.pack(n: d, k: allKeys, b: k, ldb: ld, slot: 4)
-                forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
-                    // A = P (recomputed probabilities) over keys k0 ..< k0 + keys, zero outside each
-                    // row's visible keys.
-                    tile.scores(
-                        rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
-                        packed: kColumns?.columns(from: k0), into: A, trims)
-                    for (r, i) in (i0..<i0 + rows).enumerated() {
-                        expRowInPlace(
-                            A + r * keys, from: mask.firstKey(query: i, sequence: bi) - k0,
-                            valid: mask.visible(query: i, sequence: bi) - k0, width: keys, scale: scale,
-                            shift: lseRow[i])
-                    }
-                    // B = dP = dO·Vᵀ (with dropout, the gradient of the dropped probabilities).
-                    tile.gemm(
-                        transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v + k0 * ld, ldb: ld,
-                        packed: vColumns?.columns(from: k0), c: B, ldc: keys, trim: trims.scores)
-                    if p > 0, let stream {
-                        // Per row, one mask for both: A = dS and B = the dropped probabilities PV used;
-                        // then dV += Bᵀ·dO.
-                        for r in 0..<rows {
-                            let i = i0 + r
-                            stream.softmaxBackwardRow(
-                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i, sequence: bi) - k0,
-                                width: keys, start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0,
-                                p: p, scale: scale)
-                        }
-                        tile.gemm(
-                            transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                            c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
-                    } else {
-                        // dV += Pᵀ·dO; then A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
-                        tile.gemm(
-                            transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                            c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
-                        for r in 0..<rows {
-                            softmaxBackwardRow(
-                                A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi) - k0,
-                                width: keys, scale: scale)
-                        }
-                    }
-                    tile.gemm(
-                        m: rows, n: d, k: keys, a: A, lda: keys, b: k + k0 * ld, ldb: ld, packed: kRows?.rows(from: k0),
-                        c: dq + i0 * ld, ldc: ld, trim: trims.rows)
-                    tile.gemm(
-                        transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                        beta: 1, c: dk + k0 * ld, ldc: ld, trim: trims.transposed)
+                for head in group * shape.headsPerGroup..<(group + 1) * shape.headsPerGroup {
+                    let column = shape.queryColumn(head: head)
+                    headBackward(
+                        q: row + column, k: k, v: v, dq: dRow + column, dk: dk, dO: dcontext + bi * h + head * d,
+                        lseRow: lse + (bi * a + head) * s, scratch: A, shape: shape, mask: mask, sequence: bi,
+                        head: head, packed: (kColumns, vColumns, kRows), tile: tile, dropout: p, stream: stream)
                 }
             }
+        }
+    }
+
+    /// One head's backward over its sequence's query tiles: writes its dq, adds to its group's dk, dv.
+    @inline(__always)
+    static func headBackward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
+        dk: UnsafeMutablePointer<Float>, dO: UnsafePointer<Float>, lseRow: UnsafePointer<Float>,
+        scratch A: UnsafeMutablePointer<Float>, shape: AttentionShape, mask: AttentionMask, sequence bi: Int, head: Int,
+        packed: (TileProduct.Packed?, TileProduct.Packed?, TileProduct.Packed?), tile: TileProduct, dropout p: Float,
+        stream: DropoutStream?
+    ) {
+        let (s, d, T) = (shape.seq, shape.headDim, shape.tile)
+        let ld = shape.batch * shape.qkvWidth, ldo = shape.batch * shape.hidden
+        let scale = 1 / Float(d).squareRoot()
+        let (kColumns, vColumns, kRows) = packed
+        let B = A + T * s, dv = dk + d
+        forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
+            // A = P (recomputed probabilities) over keys k0 ..< k0 + keys, zero outside each
+            // row's visible keys.
+            tile.scores(
+                rows: rows, keys: keys, d: d, q: q + i0 * ld, k: k + k0 * ld, ld: ld,
+                packed: kColumns?.columns(from: k0), into: A, trims)
+            for (r, i) in (i0..<i0 + rows).enumerated() {
+                expRowInPlace(
+                    A + r * keys, from: mask.firstKey(query: i, sequence: bi) - k0,
+                    valid: mask.visible(query: i, sequence: bi) - k0, width: keys, scale: scale,
+                    shift: lseRow[i])
+            }
+            // B = dP = dO·Vᵀ (with dropout, the gradient of the dropped probabilities).
+            tile.gemm(
+                transB: true, m: rows, n: keys, k: d, a: dO + i0 * ldo, lda: ldo, b: v + k0 * ld, ldb: ld,
+                packed: vColumns?.columns(from: k0), c: B, ldc: keys, trim: trims.scores)
+            if p > 0, let stream {
+                // Per row, one mask for both: A = dS and B = the dropped probabilities PV used;
+                // then dV += Bᵀ·dO.
+                for r in 0..<rows {
+                    let i = i0 + r
+                    stream.softmaxBackwardRow(
+                        A + r * keys, dP: B + r * keys, valid: mask.visible(query: i, sequence: bi) - k0,
+                        width: keys, start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0,
+                        p: p, scale: scale)
+                }
+                tile.gemm(
+                    transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
+                    c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
+            } else {
+                // dV += Pᵀ·dO; then A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
+                tile.gemm(
+                    transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
+                    c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
+                for r in 0..<rows {
+                    softmaxBackwardRow(
+                        A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi) - k0,
+                        width: keys, scale: scale)
+                }
+            }
+            tile.gemm(
+                m: rows, n: d, k: keys, a: A, lda: keys, b: k + k0 * ld, ldb: ld, packed: kRows?.rows(from: k0),
+                c: dq + i0 * ld, ldc: ld, trim: trims.rows)
+            tile.gemm(
+                transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
+                beta: 1, c: dk + k0 * ld, ldc: ld, trim: trims.transposed)
         }
     }
 

@@ -100,13 +100,15 @@ public struct RotaryEmbedding: Sendable {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var tables: [Key: RotaryEmbedding] = [:]
 
-    /// Rotates the queries and keys of `heads` heads in `qkv` [rows, heads·3·headDim] in place, each
-    /// row at its position; `inverse` rotates the other way (the backward pass, on ∂loss/∂qkv).
+    /// Rotates the queries and keys of `heads` heads in `qkv` in place, each row at its position;
+    /// `inverse` rotates the other way (the backward pass, on ∂loss/∂qkv). The rows hold, per group
+    /// of `headsPerGroup` heads sharing a key, [its heads' queries | key | value] (headDim columns
+    /// each; multi-head attention is groups of one: [q | k | v] per head).
     public func apply(
-        _ qkv: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, headDim d: Int, inverse: Bool = false,
-        positions: RowPositions
+        _ qkv: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, headDim d: Int, headsPerGroup k: Int = 1,
+        inverse: Bool = false, positions: RowPositions
     ) {
-        let half = rotaryDim / 2, width = heads * 3 * d, sign: Float = inverse ? -1 : 1
+        let half = rotaryDim / 2, groups = heads / k, width = groups * (k + 2) * d, sign: Float = inverse ? -1 : 1
         cos.withUnsafeBufferPointer { cosTable in
             sin.withUnsafeBufferPointer { sinTable in
                 let cosBase = cosTable.baseAddress!, sinBase = sinTable.baseAddress!
@@ -116,9 +118,9 @@ public struct RotaryEmbedding: Sendable {
                         precondition(
                             p >= 0 && p < self.positions, "rope position \(p) outside the table of \(self.positions)")
                         let cs = cosBase + p * half, sn = sinBase + p * half
-                        for head in 0..<heads {
-                            for part in 0..<2 {  // q, then k
-                                let x1 = qkv + r * width + head * 3 * d + part * d, x2 = x1 + half
+                        for group in 0..<groups {
+                            for part in 0...k {  // the group's queries, then its key
+                                let x1 = qkv + r * width + group * (k + 2) * d + part * d, x2 = x1 + half
                                 var i = 0
                                 while i + 16 <= half {
                                     let a = load16(x1, i), b = load16(x2, i), c = load16(cs, i)

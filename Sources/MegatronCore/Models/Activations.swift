@@ -21,7 +21,7 @@ public struct LayerActivations {
     public let ln1: HeldTensor  // [n, h]   (gathered under SP)
     public let ln1Mean: UnsafeMutablePointer<Float>  // [nS]
     public let ln1Rstd: UnsafeMutablePointer<Float>  // [nS]
-    public let qkv: HeldTensor  // [n, 3h/t]  this rank's heads
+    public let qkv: HeldTensor  // [n, 3h/t]  this rank's heads ([n, (a + 2g)·d/t] with grouped-query attention)
     public let context: HeldTensor  // [n, h/t]
     public let lse: UnsafeMutablePointer<Float>  // [b, a/t, s]
     public let mid: UnsafeMutablePointer<Float>  // [nS, h]  residual after attention
@@ -105,9 +105,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
     public let tmpH: UnsafeMutablePointer<Float>  // [n, h]
     public let tmpH2: UnsafeMutablePointer<Float>  // [n, h]
     public let tmpS: UnsafeMutablePointer<Float>  // [n, h] (holds [nS, h] shards)
-    public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, 3h)/t] ([n, max(3f, 3h)/t] with SwiGLU)
-    /// Grouped-query attention only: [n, (a + 2g)·d/t], QKV's output (forward) and gradient (backward).
-    public let tmpGrouped: UnsafeMutablePointer<Float>?
+    public let tmpWide: UnsafeMutablePointer<Float>  // [n, max(f, qkv)/t] ([n, max(3f, qkv)/t] with SwiGLU)
     public let dResidual: UnsafeMutablePointer<Float>  // [nS, h]
     public let logits: UnsafeMutablePointer<Float>  // [chunk, local vocabulary]
     public let rowStats: UnsafeMutablePointer<Float>  // [3 · chunk]
@@ -141,7 +139,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         shardRows = tp.shardRows(n); shardRowOffset = tp.shardRowOffset(n)
         attentionShape = AttentionShape(
             seq: c.seqLength, batch: b, heads: aL, headDim: c.headDim,
-            headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads)
+            headOffset: tp.rank * aL, totalHeads: c.numAttentionHeads, headsPerGroup: c.headsPerQueryGroup)
         let o = TransformerArenaLayout(
             config: c, microBatch: b, threads: threads, tensorParallel: tp, layers: layerCount, sets: plan_.sets,
             precision: precision, heldWords: heldWords)
@@ -154,7 +152,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let base = arena.base
         residual = res.map { base + $0 }
         let fL = c.ffnHiddenSize / tp.size, hL = c.hiddenSize / tp.size, h = c.hiddenSize
-        let fc1L = c.fc1Width / tp.size
+        let fc1L = c.fc1Width / tp.size, qkvL = c.qkvWidth / tp.size
         /// A held tensor at `offset`: fp32 storage there, or 16-bit words there computed in `stage`.
         func held(_ offset: Int, _ count: Int, _ stage: Int?) -> HeldTensor {
             guard let stage else {
@@ -167,7 +165,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let sets = lo.map { (o, ps) in
             LayerActivations(
                 ln1: held(o.0, n * h, st?.norm), ln1Mean: base + o.1, ln1Rstd: base + o.2,
-                qkv: held(o.3, n * 3 * hL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
+                qkv: held(o.3, n * qkvL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
                 mid: base + o.6, ln2: held(o.7, n * h, st?.norm), ln2Mean: base + o.8, ln2Rstd: base + o.9,
                 fc1: held(o.10, n * fc1L, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
                 postSum: ps.map { base + $0 })
@@ -179,7 +177,6 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         self.recompute = plan_
         finalNorm = base + fn; finalMean = base + fm; finalRstd = base + fr
         tmpH = base + t1; tmpH2 = base + t2; tmpS = base + ts; tmpWide = base + tw; dResidual = base + dr
-        tmpGrouped = o.tmpGrouped.map { base + $0 }
         logits = base + lg; rowStats = base + rs; attentionScratch = base + asc
         tokens = Int32Buffer(count: n); targets = Int32Buffer(count: n)
         rowLoss = .allocate(capacity: max(n, 1))
@@ -200,7 +197,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let f = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel, ffn: Double(c.ffnHiddenSize),
-            fc1Width: Double(c.fc1Width))
+            fc1Width: Double(c.fc1Width), qkvWidth: Double(c.qkvWidth))
         return f.peakBytes(layers: layers, plan: recompute, elementBytes: precision.isReduced ? 2 : 4, selective: true)
     }
 
@@ -218,10 +215,10 @@ public struct TransformerArenaLayout: Sendable {
     let residual: [Int]
     let sets: [(SetOffsets, Int?)]
     let finalNorm: Int, finalMean: Int, finalRstd: Int, tmpH: Int, tmpH2: Int, tmpS: Int, tmpWide: Int
-    let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int, tmpGrouped: Int?
+    let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int
     let post: [Int]?
     /// 16-bit runs: the fp32 staging buffers the held tensors are computed in — LayerNorm outputs
-    /// [n, h]; QKV, then FC1's output [n, max(3h, f)/t]; the attention context, then GELU's output
+    /// [n, h]; QKV, then FC1's output [n, max(qkv, f)/t]; the attention context, then GELU's output
     /// [n, max(h, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass;
     /// together they lie in the logits' memory, which only the LM head uses.
     let staging: (norm: Int, wide: Int, wide2: Int)?
@@ -236,6 +233,7 @@ public struct TransformerArenaLayout: Sendable {
     ) {
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t, fc1L = c.fc1Width / t
+        let qkvL = c.qkvWidth / t
         let nS = tp.shardRows(n)
         var plan = ArenaPlan()
         let half = precision.isReduced && heldWords != false
@@ -246,7 +244,7 @@ public struct TransformerArenaLayout: Sendable {
         self.sets = (0..<sets).map { _ in
             (
                 (
-                    held(n * h), plan.take(nS), plan.take(nS), held(3 * n * hL), held(n * hL),
+                    held(n * h), plan.take(nS), plan.take(nS), held(n * qkvL), held(n * hL),
                     plan.take(n * aL), plan.take(nS * h), held(n * h), plan.take(nS), plan.take(nS),
                     held(n * fc1L), held(n * fL)
                 ),
@@ -257,13 +255,12 @@ public struct TransformerArenaLayout: Sendable {
         finalNorm = plan.take(n * h); finalMean = plan.take(nS); finalRstd = plan.take(nS)
         tmpH = plan.take(n * h); tmpH2 = plan.take(n * h); tmpS = plan.take(n * h)
         // FC1's gradient, and with SwiGLU the activation's gradient after it.
-        tmpWide = plan.take(n * max(fc1L + (c.swiglu ? fL : 0), 3 * hL)); dResidual = plan.take(nS * h)
-        tmpGrouped = c.isGroupedQuery ? plan.take(n * c.qkvWidth / t) : nil
+        tmpWide = plan.take(n * max(fc1L + (c.swiglu ? fL : 0), qkvL)); dResidual = plan.take(nS * h)
         let vocab = VocabShard(config: c, tensorParallel: tp)
         let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
         // The held tensors' staging buffers share the logits' memory: the layers use them, the LM
         // head the logits, never both at once (a deferred LM-head W pass keeps its own copy).
-        let stagingSizes = half ? [n * h, n * max(3 * hL, fc1L), n * max(hL, fL)].map(ArenaPlan.aligned) : []
+        let stagingSizes = half ? [n * h, n * max(qkvL, fc1L), n * max(hL, fL)].map(ArenaPlan.aligned) : []
         logits = plan.take(max(chunk * max(1, vocab.realRows), stagingSizes.reduce(0, +)))
         staging =
             half ? (logits, logits + stagingSizes[0], logits + stagingSizes[0] + stagingSizes[1]) : nil

@@ -58,6 +58,8 @@ public struct GPTConfig: Sendable, Equatable {
     /// Key/value heads: one per query head, or the groups of grouped-query attention.
     public var queryGroups: Int { numQueryGroups ?? numAttentionHeads }
     public var isGroupedQuery: Bool { queryGroups != numAttentionHeads }
+    /// Query heads sharing each key and value head (1 without grouped-query attention).
+    public var headsPerQueryGroup: Int { numAttentionHeads / queryGroups }
     /// QKV's output columns: per group [q of its heads | k | v].
     public var qkvWidth: Int { (numAttentionHeads + 2 * queryGroups) * headDim }
     /// FC1's output columns: ffn, or gate and up (2·ffn) with SwiGLU.

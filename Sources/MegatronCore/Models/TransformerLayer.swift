@@ -179,24 +179,15 @@ public enum TransformerLayer {
     ) throws -> UnsafeMutablePointer<Float> {
         let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, pr = m.precision
         try timer.measure(PhaseLabel.forwardQKV) {
-            if let grouped = m.tmpGrouped {
-                // Grouped-query attention: the groups' [q | k | v] columns, expanded per query head.
-                try ColumnParallelLinear.forward(
-                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), output: grouped,
-                    rows: n, inFeatures: h, outFeatures: c.qkvWidth / tp.size, tensorParallel: tp, precision: pr)
-                GroupedQuery.expand(
-                    grouped, into: a.qkv.values, rows: n, groups: c.queryGroups / tp.size,
-                    headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
-                if m.rotary == nil { a.qkv.roundAndKeep() }
-            } else {
-                try ColumnParallelLinear.forward(
-                    input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
-                    rows: n, inFeatures: h, outFeatures: 3 * hL, tensorParallel: tp)
-            }
+            // Per head [q | k | v], or with grouped-query attention per group [its heads' q | k | v].
+            try ColumnParallelLinear.forward(
+                input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
+                rows: n, inFeatures: h, outFeatures: c.qkvWidth / tp.size, tensorParallel: tp)
             if tp.sequenceParallel { a.ln1.roundAndKeep() }
             if let rotary = m.rotary {
                 rotary.apply(
-                    a.qkv.values, rows: n, heads: hL / c.headDim, headDim: c.headDim, positions: m.rowPositions)
+                    a.qkv.values, rows: n, heads: hL / c.headDim, headDim: c.headDim,
+                    headsPerGroup: c.headsPerQueryGroup, positions: m.rowPositions)
                 a.qkv.roundAndKeep()
             }
         }
@@ -323,7 +314,7 @@ public enum TransformerLayer {
         grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
         dropout: LayerDropout, timer: PhaseTimer?, deferring: DeferredWeightGradients? = nil
     ) throws -> UnsafePointer<Float> {
-        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, qkvL = c.qkvWidth / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
         let dAttn = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
@@ -344,22 +335,14 @@ public enum TransformerLayer {
                 scratch: m.attentionScratch, precision: pr)
             if let rotary = m.rotary {
                 rotary.apply(
-                    m.tmpWide, rows: n, heads: hL / c.headDim, headDim: c.headDim, inverse: true,
-                    positions: m.rowPositions)
+                    m.tmpWide, rows: n, heads: hL / c.headDim, headDim: c.headDim,
+                    headsPerGroup: c.headsPerQueryGroup, inverse: true, positions: m.rowPositions)
             }
-            pr.round(m.tmpWide, count: n * 3 * hL)
-        }
-        // Grouped-query attention: each group's key and value gradients summed over its query heads.
-        let dQKV = m.tmpGrouped ?? m.tmpWide, qkvL = c.qkvWidth / tp.size
-        if let grouped = m.tmpGrouped {
-            GroupedQuery.reduce(
-                m.tmpWide, into: grouped, rows: n, groups: c.queryGroups / tp.size,
-                headsPerGroup: c.numAttentionHeads / c.queryGroups, headDim: c.headDim)
-            pr.round(grouped, count: n * qkvL)
+            pr.round(m.tmpWide, count: n * qkvL)
         }
         return try timer.measure(PhaseLabel.backwardQKV) {
             try ColumnParallelLinear.backward(
-                dy: dQKV, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
+                dy: m.tmpWide, input: a.ln1.values, weight: P.pointer(w.qkvWeight),
                 dweight: G.pointer(w.qkvWeight), dbias: G.pointer(w.qkvBias), rows: n, inFeatures: h,
                 outFeatures: qkvL, tensorParallel: tp, partial: m.tmpH2, shard: m.tmpS, precision: pr,
                 deferring: deferring, heldInput: a.ln1)

@@ -43,7 +43,10 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
         let formula = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: c.microBatchSize, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel, ffn: f,
-            fc1Width: c.swiglu ? 2 * f : f)
+            fc1Width: c.swiglu ? 2 * f : f,
+            qkvWidth: Double(
+                (c.numAttentionHeads + 2 * c.queryGroups) * (c.kvChannels ?? c.hiddenSize / max(1, c.numAttentionHeads))
+            ))
         let fullRecompute = c.recomputeGranularity == .full
         // The held tensors are 16-bit in bf16/fp16 runs (HeldTensor); the residual stream stays fp32.
         let held = (c.bf16 || c.fp16) ? 2 : 4
