@@ -5,7 +5,10 @@
 # Llama-2-style BPE model (byte fallback, identity normalization) of 16,000 pieces that the library
 # trains first on WikiText-103's validation tokens (so the test text is unseen), and
 # HuggingFaceTokenizer against `tokenizers` over a Llama-3-layout tokenizer.json of 32,000 BPE ids
-# (Llama 3's Split pattern, ignore_merges, a BOS template) trained the same way. Ours: `megatron preprocess-data --workers 1` on the file as plain
+# (Llama 3's Split pattern, ignore_merges, a BOS template) trained the same way, and TikTokenizer
+# against the `tiktoken` library (pip) over a rank file of 32,000 ranks in Megatron's JSON format,
+# learned the same way with Megatron's v2 (Tekken) pattern (1,000 special ids first, as Megatron's
+# default). Ours: `megatron preprocess-data --workers 1` on the file as plain
 # text (one document per blank-line-separated paragraph), timed from the first document to the
 # files written — so it includes reading, UTF-8 checking and writing the .bin/.idx. Theirs:
 # Tokenizer.encode on each paragraph (RAYON_NUM_THREADS=1), tokenisation only. Needs
@@ -24,6 +27,7 @@ mkdir -p "$OUT"
 python3 -c "import tokenizers" 2>/dev/null || pip install -q tokenizers 2>/dev/null || true
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), one thread"
 python3 -c "import sentencepiece" 2>/dev/null || pip install -q sentencepiece 2>/dev/null || true
+python3 -c "import tiktoken" 2>/dev/null || pip install -q tiktoken 2>/dev/null || true
 SP_MODEL="$OUT/llama16k.model"
 if python3 -c "import sentencepiece" 2>/dev/null && [ ! -f "$SP_MODEL" ]; then
     python3 -c "
@@ -53,13 +57,42 @@ tok.save(f"{sys.argv[2]}/tokenizer.json")
 json.dump({"eos_token": "<|end_of_text|>"}, open(f"{sys.argv[2]}/tokenizer_config.json", "w"))
 PY
 fi
-for kind in gpt2 bert sentencepiece llama3; do
+TEKKEN="$OUT/tekken32k.json"
+if python3 -c "import tokenizers, tiktoken" 2>/dev/null && [ ! -f "$TEKKEN" ]; then
+    python3 - "$DATA/wikitext/wikitext-103/wiki.valid.tokens" "$TEKKEN" <<'PY'
+import base64, json, sys
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+v2 = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+      r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+      r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+tok = Tokenizer(models.BPE())
+tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(v2), behavior="isolated"),
+                                             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+tok.train([sys.argv[1]], trainers.BpeTrainer(vocab_size=32000, show_progress=False,
+                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+chars, extra = {}, 256
+for b in range(256):
+    chars[b], extra = (chr(b), extra) if b in printable else (chr(extra), extra + 1)
+byte_of = {c: b for b, c in chars.items()}
+ranks = [bytes([b]) for b in range(256)]
+for left, right in json.loads(tok.to_str())["model"]["merges"]:
+    ranks.append(bytes(byte_of[c] for c in left + right))
+json.dump([{"rank": i, "token_bytes": base64.b64encode(t).decode(), "token_str": t.decode("utf-8", "replace")}
+           for i, t in enumerate(ranks)], open(sys.argv[2], "w"))
+PY
+fi
+for kind in gpt2 bert sentencepiece llama3 tekken; do
     if [ $kind = gpt2 ]; then
         files=(--tokenizer-type GPT2BPETokenizer --vocab-file "$DATA/tokenizers/gpt2/vocab.json"
             --merge-file "$DATA/tokenizers/gpt2/merges.txt")
     elif [ $kind = llama3 ]; then
         [ -f "$HF_DIR/tokenizer.json" ] || { echo "(tokenizers is not installed: pip install tokenizers to compare)"; continue; }
         files=(--tokenizer-type HuggingFaceTokenizer --tokenizer-model "$HF_DIR")
+    elif [ $kind = tekken ]; then
+        [ -f "$TEKKEN" ] || { echo "(tokenizers or tiktoken is not installed: pip install both to compare)"; continue; }
+        files=(--tokenizer-type TikTokenizer --tokenizer-model "$TEKKEN" --tiktoken-pattern v2
+            --vocab-size "$(python3 -c "import json, sys; print(1000 + len(json.load(open(sys.argv[1]))))" "$TEKKEN")")
     elif [ $kind = sentencepiece ]; then
         [ -f "$SP_MODEL" ] || { echo "(sentencepiece is not installed: pip install sentencepiece to compare)"; continue; }
         files=(--tokenizer-type Llama2Tokenizer --tokenizer-model "$SP_MODEL")
@@ -75,7 +108,8 @@ for kind in gpt2 bert sentencepiece llama3; do
         echo "(Hugging Face tokenizers is not installed and could not be installed: pip install tokenizers to compare)"
         continue
     fi
-    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" "$OUT/${kind}_text_document.bin" "$HF_DIR" <<'PY'
+    RAYON_NUM_THREADS=1 python3 - "$RAW" "$DATA" "$mbs" "$kind" "$SP_MODEL" "$OUT/${kind}_text_document.bin" "$HF_DIR" \
+        "$TEKKEN" <<'PY'
 import re, sys, time
 raw, data, ours, kind = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 if kind == "sentencepiece":
@@ -85,7 +119,15 @@ if kind == "sentencepiece":
 else:
     from tokenizers import BertWordPieceTokenizer, ByteLevelBPETokenizer
     name = f"Hugging Face tokenizers {__import__('tokenizers').__version__}"
-if kind == "llama3":
+if kind == "tekken":
+    import base64, json, tiktoken
+    v2 = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+          r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+          r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+    ranks = {base64.b64decode(e["token_bytes"]): 1000 + e["rank"] for e in json.load(open(sys.argv[8]))}
+    tok = tiktoken.Encoding(name="tekken", pat_str=v2, mergeable_ranks=ranks, special_tokens={})
+    encode, name = tok.encode_ordinary, f"tiktoken {tiktoken.__version__}"
+elif kind == "llama3":
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(f"{sys.argv[7]}/tokenizer.json")
     encode = lambda p: tok.encode(p).ids
@@ -105,7 +147,7 @@ for _ in range(3):
         encode(p)
     best = max(best, len(text.encode()) / (time.perf_counter() - t) / 1e6)
 print(f"{name}, 1 thread, best of 3: {best:.2f} MB/s on {len(paragraphs)} paragraphs")
-if kind in ("sentencepiece", "llama3"):  # our ids against the library's, documents cut as preprocess-data cuts them
+if kind in ("sentencepiece", "llama3", "tekken"):  # our ids against the library's, documents cut as preprocess-data cuts them
     import numpy as np
     docs, cur = [], ""
     for line in text.splitlines(keepends=True):
