@@ -286,6 +286,25 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(x.stepSeconds, x.compute + x.optimizer, accuracy: 1e-9)
     }
 
+    func testSlidingWindowScalesTheAttentionCore() throws {
+        // seq 32, window "7,0": each query sees min(i + 1, 8) keys, 36 + 24·8 = 228 of the causal 528
+        // pairs. One rank, micro-batch 8, attention not measured: per layer 32 heads' scores and
+        // context (2 GEMMs of 2·32·32·16 flops, twice that back) and 6 + 12 passes of 2 bytes over the
+        // 32 × 32 scores, at 1 GFLOP/s and 1 GB/s, over 4 layers.
+        var l = PlanLayout()
+        l.microBatch = 8
+        var windowed = model()
+        var c = windowed.config
+        c.windowSize = "7,0"
+        windowed = PlanModel(config: c, globalBatch: 8, vocab: 500)
+        XCTAssertEqual(windowed.windowedAttentionShare, 228.0 / 528.0, accuracy: 1e-15)
+        XCTAssertEqual(model().windowedAttentionShare, 1)
+        let full = try Planner(model: model(), profile: profile(), worldSize: 1).predict(l)
+        let narrow = try Planner(model: windowed, profile: profile(), worldSize: 1).predict(l)
+        let heads = 32.0, gemms = heads * 2 * (2 * 32 * 32 * 16) * 3 / 1e9, traffic = heads * 32 * 32 * 2 * 18 / 1e9
+        XCTAssertEqual(full.compute - narrow.compute, 4 * (gemms + traffic) * (1 - 228.0 / 528.0), accuracy: 1e-12)
+    }
+
     func testSimulatorWithPerStageCosts() throws {
         // 1F1B, p = 2, m = 2; stage 1 twice as slow (F 2, B 4): stage 0 F F (wait) B B, stage 1 F B F B.
         let s = try PipelineSchedule.make(kind: .oneFOneB, stages: 2, chunks: 1, microbatches: 2)

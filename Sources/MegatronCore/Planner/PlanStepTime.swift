@@ -51,19 +51,21 @@ struct StepTimeModel {
             x.backward += gemm(n, inp, out)
             x.weight += gemm(out, inp, n, transA: true)
         }
-        let dh = h / a, aL = a / t
+        // The attention core, measured causal (or bidirectional for BERT), then scaled to the pairs a
+        // sliding window leaves (the kernels skip the key tiles before a query tile's window).
+        let dh = h / a, aL = a / t, window = model.windowedAttentionShare
         if let att = profile.attentionSeconds(
             seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16, causal: !model.isBert)
         {
-            x.forward += att.forward
-            x.backward += att.backward
+            x.forward += window * att.forward
+            x.backward += window * att.backward
         } else {
             // Scores and context as batched GEMMs over b·a/t heads, plus the scores' traffic: written,
             // softmaxed, dropped out and read in the forward (≈ 6 passes of 2 bytes), twice that back.
             let heads = Double(b * aL)
-            x.forward += heads * (gemm(s, s, dh, transB: true) + gemm(s, dh, s))
-            x.backward += heads * 2 * (gemm(s, s, dh) + gemm(s, dh, s))
-            let scores = heads * Double(s * s) * 2
+            x.forward += window * heads * (gemm(s, s, dh, transB: true) + gemm(s, dh, s))
+            x.backward += window * heads * 2 * (gemm(s, s, dh) + gemm(s, dh, s))
+            let scores = window * heads * Double(s * s) * 2
             x.forward += 6 * scores / profile.bandwidth(threads: threads)
             x.backward += 12 * scores / profile.bandwidth(threads: threads)
         }
