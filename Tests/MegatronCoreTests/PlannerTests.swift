@@ -7,6 +7,7 @@
 // invalid, every valid one considered).
 import Foundation
 import MegatronCore
+import Tensor
 import XCTest
 
 final class PlannerTests: XCTestCase {
@@ -214,6 +215,25 @@ final class PlannerTests: XCTestCase {
             let layout = TransformerArenaLayout(
                 config: gpt, microBatch: b, threads: 1, tensorParallel: .single, layers: 4, sets: plan.sets)
             XCTAssertEqual(layout.total * 4, acts.bytes)
+        }
+    }
+
+    /// With grouped-query attention each layer holds QKV at its own width, (a + 2g)·d, not 3h: 4 heads of
+    /// 16 in 2 groups hold 128 columns where multi-head attention holds 192, in fp32 and (16-bit) bf16.
+    func testGroupedQueryLayersHoldQKVAtItsOwnWidth() {
+        var grouped = model().gptConfig(tensor: 1)
+        grouped.numQueryGroups = 2
+        XCTAssertEqual(grouped.qkvWidth, 128)
+        for (precision, bytes) in [(Precision.fp32, 4), (.bf16, 2)] {
+            func layerBytes(_ c: GPTConfig) -> Int {
+                TransformerArenaLayout(
+                    config: c, microBatch: 2, threads: 1, tensorParallel: .single, layers: 4, sets: 4,
+                    precision: precision
+                ).layerBytes
+            }
+            XCTAssertEqual(
+                layerBytes(model().gptConfig(tensor: 1)) - layerBytes(grouped), 4 * 64 * (192 - 128) * bytes,
+                "\(precision)")
         }
     }
 
