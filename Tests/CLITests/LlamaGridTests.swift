@@ -108,11 +108,22 @@ final class LlamaGridTests: XCTestCase {
 
         // Generation with the KV cache (rope at each new position, SwiGLU, RMSNorm, the untied head)
         // scores each token as the training model's full forward does.
+        try assertGenerationScoresAsTraining(checkpoint: "ckpt", in: dir)
+
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf-out"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("LlamaForCausalLM"), "llama-tiny exports as Llama: \(export.stdout)")
+    }
+
+    /// `generate` with the KV cache from `checkpoint`, greedy with log-probabilities, on two prompts: each
+    /// token's log-probability is minus the loss the training model's full forward gives it, and each
+    /// generated token is that forward's arg-max.
+    func assertGenerationScoresAsTraining(checkpoint: String, in dir: URL) throws {
         try "The quick brown fox\nGNU General Public\n".write(
             to: dir.appendingPathComponent("prompts.txt"), atomically: true, encoding: .utf8)
         let gen = try CLI.run(
             [
-                "generate", "--load", "ckpt", "--prompts-file", "prompts.txt", "--output", "out.jsonl",
+                "generate", "--load", checkpoint, "--prompts-file", "prompts.txt", "--output", "out.jsonl",
                 "--temperature", "0", "--tokens-to-generate", "20", "--logprobs", "--num-threads", "1",
             ], in: dir)
         XCTAssertEqual(gen.code, 0, gen.stderr)
@@ -124,16 +135,73 @@ final class LlamaGridTests: XCTestCase {
             let ids = (prompt + new).map(Int32.init)
             XCTAssertEqual(logprobs.count, ids.count - 1)
             let (losses, isArgmax) = try trainingForwardScores(
-                checkpoint: dir.appendingPathComponent("ckpt"), ids: ids, vocab: 257)
+                checkpoint: dir.appendingPathComponent(checkpoint), ids: ids, vocab: 257)
             for i in 0..<(ids.count - 1) {
                 XCTAssertEqual(logprobs[i], -losses[i], accuracy: 1e-4, "token \(i + 1)")
                 if i + 1 >= prompt.count { XCTAssertTrue(isArgmax[i], "token \(i + 1) is the arg-max") }
             }
         }
+    }
 
+    /// Megatron's qk_layernorm (RMSNorm over each query and key head) changes the losses and keeps them
+    /// equal to one rank's at t = 2 with SP × p = 2 with two virtual stages and at t = 2 × d = 2 with the
+    /// distributed optimizer — its weights' gradients are partial over the tensor group, summed there —
+    /// (losses and validation within 1e-5, gradient norms within 1e-4); `generate` with the KV cache
+    /// scores as the training forward does; the Llama export refuses it, naming it.
+    func testQKLayerNormOnGridsEqualsOneRankAndGenerates() throws {
+        let dir = CLI.scratch("llama-qknorm")
+        let plain = try train("plain", [], in: dir)
+        // SGD: an update proportional to the gradient, so a gradient summed over half the heads would
+        // show (Adam's first steps move by the gradient's sign alone).
+        let qk = ["--qk-layernorm", "--optimizer", "sgd", "--lr", "0.05"]
+        let one = try train("one", qk + ["--save", "ckpt", "--save-interval", "\(Self.iterations)"], in: dir)
+        XCTAssertGreaterThan(
+            zip(one.train, plain.train).map { abs($0 - $1) }.max() ?? 0, 1e-3, "qk_layernorm must change the losses")
+        for (name, grid) in [
+            (
+                "t2sp-p2v2",
+                [
+                    "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
+                    "--num-layers-per-virtual-pipeline-stage", "1",
+                ]
+            ),
+            (
+                "t2d2-distopt",
+                [
+                    "--tensor-model-parallel-size", "2", "--use-distributed-optimizer", "--save", "ckpt-t2",
+                    "--save-interval", "\(Self.iterations)",
+                ]
+            ),
+        ] {
+            let got = try train(name, ranks: 4, qk + grid, in: dir)
+            assertLossesMatch(got.train, one.train, count: Self.iterations, relativeTolerance: 1e-5, name)
+            assertLossesMatch(got.norms, one.norms, count: Self.iterations, relativeTolerance: 1e-4, "\(name) norms")
+            assertLossesMatch(got.valid, one.valid, count: 2, relativeTolerance: 1e-5, "\(name) validation")
+        }
+        // The norms' weights barely move the losses; their trained values show a gradient summed over
+        // only one tensor rank's heads: each tensor rank's copy equals one rank's.
+        for layer in 0..<4 {
+            for norm in ["q_layernorm", "k_layernorm"] {
+                let name = "model/decoder.layers.\(layer).self_attention.\(norm).weight"
+                let one = try HDF5File.openReadOnly(
+                    dir.appendingPathComponent("ckpt/iter_0000012/mp_rank_00_000.h5").path
+                )
+                .readFloats(name).values
+                let moved = one.map { abs($0 - 1) }.max() ?? 0
+                XCTAssertGreaterThan(moved, 1e-4, "\(name) trains")
+                for rank in 0..<2 {
+                    let t2 = try HDF5File.openReadOnly(
+                        dir.appendingPathComponent("ckpt-t2/iter_0000012/mp_rank_0\(rank)_000.h5").path
+                    ).readFloats(name).values
+                    let off = zip(one, t2).map { abs($0 - $1) }.max() ?? .infinity
+                    XCTAssertLessThan(off, 1e-3 * moved, "\(name) on tensor rank \(rank)")
+                }
+            }
+        }
+        try assertGenerationScoresAsTraining(checkpoint: "ckpt", in: dir)
         let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf-out"], in: dir)
-        XCTAssertEqual(export.code, 0, export.stderr)
-        XCTAssertTrue(export.stdout.contains("LlamaForCausalLM"), "llama-tiny exports as Llama: \(export.stdout)")
+        XCTAssertNotEqual(export.code, 0)
+        XCTAssertTrue(export.stderr.contains("qk_layernorm"), export.stderr)
     }
 
     func testBadOptionsAreRefusedNamingTheKeys() throws {
@@ -156,7 +224,10 @@ final class LlamaGridTests: XCTestCase {
         XCTAssertNotEqual(t4.code, 0)
         XCTAssertTrue(
             t4.stderr.contains("num_query_groups 2 must be divisible by tensor_model_parallel_size 4"), t4.stderr)
-        for flag in [["--swiglu"], ["--disable-bias-linear"], ["--group-query-attention"], ["--window-size", "7,0"]] {
+        for flag in [
+            ["--swiglu"], ["--disable-bias-linear"], ["--group-query-attention"], ["--window-size", "7,0"],
+            ["--qk-layernorm"],
+        ] {
             let r = try CLI.run(
                 ["train", "--config", CLI.config("bert-tiny.json"), "--train-iters", "2"] + flag, in: dir)
             XCTAssertEqual(r.code, 2, "\(flag): \(r.stderr)")

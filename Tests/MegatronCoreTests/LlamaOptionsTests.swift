@@ -230,6 +230,77 @@ final class LlamaOptionsTests: XCTestCase {
         XCTAssertEqual(Self.expand(grouped, rows: n, groups: groups, headsPerGroup: k, headDim: d), perHead)
     }
 
+    /// qk_layernorm over the grouped layout (2 groups of 2 heads, d = 6): each query and key vector is
+    /// the norm's output by its definition, the values are untouched, and the gradients of QKV and of
+    /// both norms' weights (and LayerNorm's biases) match finite differences, RMSNorm and LayerNorm.
+    func testQKNormAgainstItsDefinitionAndFiniteDifferences() {
+        for normalization in [Normalization.rmsNorm, .layerNorm] {
+            qkNormCase(normalization)
+        }
+    }
+
+    func qkNormCase(_ normalization: Normalization) {
+        let shape = AttentionShape(seq: 3, batch: 2, heads: 4, headDim: 6, headsPerGroup: 2)
+        let n = 6, d = 6, width = shape.qkvWidth, vectors = n * (shape.heads + shape.groups), eps: Float = 1e-5
+        let layer = normalization == .layerNorm
+        var rnd = TestRandom(41)
+        var qkv = rnd.array(n * width, scale: 2)
+        let R = rnd.array(n * width)
+        var qw = rnd.array(d), qb = rnd.array(d), kw = rnd.array(d), kb = rnd.array(d)
+        let buffers = (0..<5).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: n * width) }
+        defer { buffers.forEach { $0.deallocate() } }
+        let saved = QKNorm.Saved(query: buffers[0], key: buffers[1], mean: buffers[2], rstd: buffers[3])
+        func fwd(_ x: [Float], _ qw: [Float], _ qb: [Float], _ kw: [Float], _ kb: [Float]) -> [Float] {
+            var y = x
+            QKNorm.forward(
+                qkv: &y, rows: n, shape: shape, normalization: normalization,
+                query: .init(weight: qw, bias: layer ? qb : nil), key: .init(weight: kw, bias: layer ? kb : nil),
+                eps: eps, saved: saved, scratch: buffers[4])
+            return y
+        }
+        let y = fwd(qkv, qw, qb, kw, kb)
+        for r in 0..<n {
+            for g in 0..<2 {
+                for part in 0..<4 {  // two queries, the key, the value
+                    let at = r * width + g * 4 * d + part * d
+                    let x = (0..<d).map { Double(qkv[at + $0]) }
+                    let mean = layer ? x.reduce(0, +) / Double(d) : 0
+                    let variance = x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d)
+                    let rstd = 1 / (variance + Double(eps)).squareRoot()
+                    let (w, b) = part == 2 ? (kw, kb) : (qw, qb)
+                    for e in 0..<d {
+                        let want =
+                            part == 3
+                            ? x[e] : (x[e] - mean) * rstd * Double(w[e]) + (layer ? Double(b[e]) : 0)
+                        XCTAssertEqual(
+                            Double(y[at + e]), want, accuracy: 1e-5, "\(normalization) row \(r) part \(part)")
+                    }
+                }
+            }
+        }
+        var dqkv = R
+        var grads = (0..<4).map { _ in [Float](repeating: 0, count: d) }
+        let dqw = UnsafeMutablePointer<Float>.allocate(capacity: 4 * d)
+        defer { dqw.deallocate() }
+        dqw.initialize(repeating: 0, count: 4 * d)
+        _ = fwd(qkv, qw, qb, kw, kb)
+        QKNorm.backward(
+            dqkv: &dqkv, rows: n, shape: shape, normalization: normalization,
+            query: .init(weight: qw, bias: layer ? qb : nil), key: .init(weight: kw, bias: layer ? kb : nil),
+            saved: saved, queryGrads: (dqw, layer ? dqw + d : nil), keyGrads: (dqw + 2 * d, layer ? dqw + 3 * d : nil),
+            dy: buffers[4], dx: buffers[4] + n * shape.heads * d)
+        for k in 0..<4 { grads[k] = Array(UnsafeBufferPointer(start: dqw + k * d, count: d)) }
+        XCTAssertLessThanOrEqual(vectors * d, n * width)
+        let what = "\(normalization)"
+        checkGradient(&qkv, analytic: dqkv, eps: 1e-2, "qk norm input, \(what)") { dot(fwd($0, qw, qb, kw, kb), R) }
+        checkGradient(&qw, analytic: grads[0], eps: 1e-2, "q weight, \(what)") { dot(fwd(qkv, $0, qb, kw, kb), R) }
+        checkGradient(&kw, analytic: grads[2], eps: 1e-2, "k weight, \(what)") { dot(fwd(qkv, qw, qb, $0, kb), R) }
+        if layer {
+            checkGradient(&qb, analytic: grads[1], eps: 1e-2, "q bias") { dot(fwd(qkv, qw, $0, kw, kb), R) }
+            checkGradient(&kb, analytic: grads[3], eps: 1e-2, "k bias") { dot(fwd(qkv, qw, qb, kw, $0), R) }
+        }
+    }
+
     func testWholeModelWithEveryOptionMatchesPyTorch() throws {
         let url = try XCTUnwrap(
             Bundle.module.url(forResource: "llama_reference", withExtension: "h5", subdirectory: "Fixtures"))

@@ -70,12 +70,18 @@ final class PlannerTests: XCTestCase {
     /// GPT with Megatron's Llama-style options, each alone and all together: the planner's count per
     /// stage and tensor rank equals the parameter table's (no position table under rope, SwiGLU's
     /// wider FC1, no biases, RMSNorm's weight only, the untied head on the last stage even at p = 1,
-    /// grouped-query attention's narrower QKV).
+    /// grouped-query attention's narrower QKV, qk_layernorm's norms whole on every tensor rank).
     func testLlamaOptionsStageParametersEqualTheParameterTable() {
         let variants: [(String, (inout TrainingConfig) -> Void)] = [
             ("rope", { $0.positionEmbeddingType = .rope }), ("rmsnorm", { $0.normalization = .rmsNorm }),
             ("swiglu", { $0.swiglu = true }), ("nobias", { $0.addBiasLinear = false }),
-            ("untied", { $0.untieEmbeddingsAndOutputWeights = true }),
+            ("untied", { $0.untieEmbeddingsAndOutputWeights = true }), ("qknorm", { $0.qkLayernorm = true }),
+            (
+                "qknorm-rms",
+                {
+                    $0.qkLayernorm = true; $0.normalization = .rmsNorm
+                }
+            ),
             (
                 "gqa",
                 {

@@ -162,6 +162,11 @@ public enum ConfigKeys {
             name: "add_qkv_bias", field: .bool(\.addQKVBias),
             help: "GPT: QKV's bias even with add_bias_linear false (--add-qkv-bias; Qwen 2's layout) (false)"),
         ConfigKey(
+            name: "qk_layernorm", field: .bool(\.qkLayernorm),
+            help:
+                "GPT: the normalization (LayerNorm or RMSNorm) over each head's query and key after QKV, before rope, "
+                + "with weights of head size shared by the heads (--qk-layernorm; OLMo 2, Qwen 3) (false)"),
+        ConfigKey(
             name: "untie_embeddings_and_output_weights", field: .bool(\.untieEmbeddingsAndOutputWeights),
             help: "GPT: the LM head has its own weight (output_layer.weight) instead of the word embedding's (false)"),
         ConfigKey(

@@ -17,7 +17,7 @@ extension ConfigValidation {
         for (key, on) in [
             ("position_embedding_type", c.positionEmbeddingType != .learnedAbsolute),
             ("normalization", c.normalization != .layerNorm), ("swiglu", c.swiglu),
-            ("add_bias_linear", !c.addBiasLinear), ("add_qkv_bias", c.addQKVBias),
+            ("add_bias_linear", !c.addBiasLinear), ("add_qkv_bias", c.addQKVBias), ("qk_layernorm", c.qkLayernorm),
             ("untie_embeddings_and_output_weights", c.untieEmbeddingsAndOutputWeights),
             ("group_query_attention", c.groupQueryAttention), ("window_size", c.windowSize != nil),
         ] where on {

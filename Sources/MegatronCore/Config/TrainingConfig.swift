@@ -44,6 +44,8 @@ public struct TrainingConfig: Sendable, Equatable {
     public var addBiasLinear: Bool = true
     /// Megatron's add_qkv_bias: QKV's bias even without add_bias_linear (Qwen 2).
     public var addQKVBias: Bool = false
+    /// Megatron's qk_layernorm: the model's norm over each head's query and key (OLMo 2, Qwen 3).
+    public var qkLayernorm: Bool = false
     public var untieEmbeddingsAndOutputWeights: Bool = false
     /// Grouped-query attention: `numQueryGroups` key/value heads (Megatron's default 1), each shared
     /// by num_attention_heads / num_query_groups query heads.

@@ -210,6 +210,7 @@ public enum HFLlama {
             ("rotary_percent \(g.rotaryPercent) (Llama rotates whole heads)", g.rotaryPercent != 1),
             ("normalization LayerNorm (Llama uses RMSNorm)", g.normalization != .rmsNorm),
             ("no swiglu (Llama's MLP is SwiGLU)", !g.swiglu),
+            ("qk_layernorm (Llama, Mistral and Qwen 2 have no query/key norms)", g.qkLayerNorm),
             (
                 "window_size with linear biases (Mistral, the sliding-window Llama, has none)",
                 g.slidingWindow != nil && (g.addBiasLinear || g.addQKVBias)

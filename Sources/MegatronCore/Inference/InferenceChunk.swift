@@ -107,6 +107,20 @@ final class InferenceChunk {
         timer.measure("qkv") {
             linear(ln, P.pointer(w.qkvWeight), P.pointer(w.qkvBias), qkv, rows: n, inFeatures: h, outFeatures: qkvL)
             pr.round(qkv, count: n * qkvL)
+            if let q = w.attention?.queryNorm, let k = w.attention?.keyNorm {
+                let shape = AttentionShape(
+                    seq: L, batch: batch, heads: cache.heads, headDim: c.headDim, headsPerGroup: c.headsPerQueryGroup)
+                let vectors = n * (shape.heads + shape.groups)
+                QKNorm.forward(
+                    qkv: qkv, rows: n, shape: shape, normalization: c.normalization,
+                    query: .init(weight: P.pointer(q.weight), bias: P.pointer(q.bias)),
+                    key: .init(weight: P.pointer(k.weight), bias: P.pointer(k.bias)), eps: c.normEpsilon,
+                    saved: QKNorm.Saved(
+                        query: buffer("qk query", n * hL), key: buffer("qk key", n * shape.groups * c.headDim),
+                        mean: buffer("qk mean", vectors), rstd: buffer("qk rstd", vectors)),
+                    scratch: buffer("qk out", n * hL))
+                pr.round(qkv, count: n * qkvL)
+            }
             if let rotary {
                 rotary.apply(
                     qkv, rows: n, heads: hL / c.headDim, headDim: c.headDim, headsPerGroup: c.headsPerQueryGroup,

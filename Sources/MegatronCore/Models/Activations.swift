@@ -32,6 +32,8 @@ public struct LayerActivations {
     public let gelu: HeldTensor  // [n, f/t]  the activation's output (GELU or SwiGLU)
     /// Post-LN only: [nS, h] the second residual sum (the MLP norm's input); `mid` then holds the first.
     public let postSum: UnsafeMutablePointer<Float>?
+    /// qk_layernorm only: the queries and keys as QKV gave them and the norm's statistics.
+    public let qkNorm: QKNorm.Saved?
 }
 
 /// Evaluation of chosen tokens only (zero-shot tasks): the rows to score (row = position·b + sample,
@@ -162,13 +164,16 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
             return HeldTensor(values: base + stage, words: words, count: count, precision: precision)
         }
         let st = o.staging
-        let sets = lo.map { (o, ps) in
+        let sets = lo.map { (o, ps, qk) in
             LayerActivations(
                 ln1: held(o.0, n * h, st?.norm), ln1Mean: base + o.1, ln1Rstd: base + o.2,
                 qkv: held(o.3, n * qkvL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
                 mid: base + o.6, ln2: held(o.7, n * h, st?.norm), ln2Mean: base + o.8, ln2Rstd: base + o.9,
                 fc1: held(o.10, n * fc1L, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
-                postSum: ps.map { base + $0 })
+                postSum: ps.map { base + $0 },
+                qkNorm: qk.map {
+                    QKNorm.Saved(query: base + $0[0], key: base + $0[1], mean: base + $0[2], rstd: base + $0[3])
+                })
         }
         postScratch = post.map { base + $0[0] }
         embeddingSum = post.map { base + $0[1] }
@@ -213,7 +218,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
 public struct TransformerArenaLayout: Sendable {
     typealias SetOffsets = (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)
     let residual: [Int]
-    let sets: [(SetOffsets, Int?)]
+    let sets: [(SetOffsets, Int?, [Int]?)]
     let finalNorm: Int, finalMean: Int, finalRstd: Int, tmpH: Int, tmpH2: Int, tmpS: Int, tmpWide: Int
     let dResidual: Int, logits: Int, rowStats: Int, attentionScratch: Int
     let post: [Int]?
@@ -233,7 +238,7 @@ public struct TransformerArenaLayout: Sendable {
     ) {
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
         let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t, fc1L = c.fc1Width / t
-        let qkvL = c.qkvWidth / t
+        let qkvL = c.qkvWidth / t, gL = c.queryGroups / t
         let nS = tp.shardRows(n)
         var plan = ArenaPlan()
         let half = precision.isReduced && heldWords != false
@@ -248,7 +253,10 @@ public struct TransformerArenaLayout: Sendable {
                     plan.take(n * aL), plan.take(nS * h), held(n * h), plan.take(nS), plan.take(nS),
                     held(n * fc1L), held(n * fL)
                 ),
-                c.postLayerNorm ? plan.take(nS * h) : nil
+                c.postLayerNorm ? plan.take(nS * h) : nil,
+                // qk_layernorm: queries [n·a/t, d], keys [n·g/t, d], mean and rstd per vector.
+                c.qkLayerNorm
+                    ? [n * hL, n * gL * c.headDim, n * (aL + gL), n * (aL + gL)].map { plan.take($0) } : nil
             )
         }
         layerBytes = (plan.total - layersStart) * 4

@@ -33,6 +33,8 @@ public struct GPTConfig: Sendable, Equatable {
     public var addBiasLinear = true
     /// QKV's bias without the others' (Megatron's add_qkv_bias; Qwen 2).
     public var addQKVBias = false
+    /// Megatron's qk_layernorm: `normalization` over each head's query and each group's key.
+    public var qkLayerNorm = false
     public var untieEmbeddings = false
     /// Sliding-window attention: the keys before each query it may see (Megatron's window_size
     /// left; Mistral's sliding_window − 1); nil: every earlier key.

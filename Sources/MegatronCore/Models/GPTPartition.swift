@@ -24,6 +24,7 @@ extension GPTConfig {
         swiglu = c.swiglu
         addBiasLinear = c.addBiasLinear
         addQKVBias = c.addQKVBias
+        qkLayerNorm = c.qkLayernorm
         untieEmbeddings = c.untieEmbeddingsAndOutputWeights
         numQueryGroups = c.groupQueryAttention ? c.numQueryGroups : nil
         slidingWindow = (try? c.slidingWindow()) ?? nil

@@ -68,10 +68,11 @@ extension ParameterChunk {
     }
 
     /// After the step's last micro-batch: with sequence parallelism the norm parameters saw only
-    /// this rank's rows, so their gradients are all-reduced over the tensor group.
+    /// this rank's rows, and qk_layernorm's weights only this rank's heads, so their gradients are
+    /// all-reduced over the tensor group.
     public func finalizeGradients() throws {
-        guard tensorParallel.sequenceParallel else { return }
-        for (slot, spec) in table.specs.enumerated() where spec.sequenceParallel {
+        guard tensorParallel.size > 1 else { return }
+        for (slot, spec) in table.specs.enumerated() where spec.isPartial(under: tensorParallel) {
             try tensorParallel.group?.allReduceSum(grads.pointer(slot), count: spec.count)
         }
     }

@@ -20,6 +20,9 @@ public struct ParameterSpec: Sendable {
     /// Replicated parameters whose gradients are partial under sequence parallelism (norms),
     /// all-reduced over the tensor group.
     public let sequenceParallel: Bool
+    /// Replicated parameters used by every tensor rank on its own heads (qk_layernorm's weights): their
+    /// gradients are partial whenever t > 1, all-reduced over the tensor group.
+    public let perHeadShared: Bool
     /// The name whose values this parameter starts from (a tied copy starts from the original).
     public let initKey: String
     /// A copy of another parameter kept on another pipeline stage (a tied weight): it starts from
@@ -31,6 +34,11 @@ public struct ParameterSpec: Sendable {
     public let globalOffset: [Int]
     /// Elements this rank holds.
     public var count: Int { localShape.elementCount }
+    /// Whether this rank's gradient is a partial sum the tensor group completes: sequence-parallel
+    /// norms under sequence parallelism, per-head shared weights whenever t > 1.
+    public func isPartial(under tp: TensorParallel) -> Bool {
+        (sequenceParallel && tp.sequenceParallel) || (perHeadShared && tp.size > 1)
+    }
     /// Megatron's rule: biases and norm parameters (1-D) get no weight decay.
     public var weightDecay: Bool { shape.count > 1 }
 }
@@ -59,7 +67,8 @@ public struct ParameterTable: Sendable {
     /// gap), so one product can read both as one matrix (SwiGLU's gate and up halves of FC1).
     public mutating func declare(
         _ name: String, _ shape: [Int], split: Int? = nil, _ initialization: Initialization,
-        sequenceParallel: Bool = false, tiedTo initKey: String? = nil, adjacent: Bool = false
+        sequenceParallel: Bool = false, perHeadShared: Bool = false, tiedTo initKey: String? = nil,
+        adjacent: Bool = false
     ) -> Int {
         precondition(!specs.contains { $0.name == name }, "parameter \(name) declared twice")
         var local = shape, offset = shape.map { _ in 0 }
@@ -72,7 +81,8 @@ public struct ParameterTable: Sendable {
         specs.append(
             ParameterSpec(
                 name: name, shape: shape, tensorParallelAxis: split, initialization: initialization,
-                sequenceParallel: sequenceParallel, initKey: initKey ?? name, localShape: local, globalOffset: offset))
+                sequenceParallel: sequenceParallel, perHeadShared: perHeadShared, initKey: initKey ?? name,
+                localShape: local, globalOffset: offset))
         let start = adjacent ? offsets.last! + specs[specs.count - 2].count : totalCount
         offsets.append(start)
         totalCount = start + (local.elementCount + 15) / 16 * 16

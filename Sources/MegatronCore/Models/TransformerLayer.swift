@@ -22,7 +22,14 @@ import Tensor
 public struct AttentionSlots: Sendable {
     public let inputNormWeight: Int, inputNormBias: Int?, qkvWeight: Int, qkvBias: Int?, projWeight: Int
     public let projBias: Int?
-    var all: [Int] { [inputNormWeight, inputNormBias, qkvWeight, qkvBias, projWeight, projBias].compactMap { $0 } }
+    /// qk_layernorm's norms over each query head and each key head ([d] each; biases under LayerNorm).
+    public let queryNorm: (weight: Int, bias: Int?)?, keyNorm: (weight: Int, bias: Int?)?
+    var all: [Int] {
+        [
+            inputNormWeight, inputNormBias, qkvWeight, qkvBias, queryNorm?.weight, queryNorm?.bias, keyNorm?.weight,
+            keyNorm?.bias, projWeight, projBias,
+        ].compactMap { $0 }
+    }
 }
 
 /// The parameter slots of one layer's MLP sub-layer (norm, FC1, FC2). With SwiGLU, FC1 is two
@@ -87,11 +94,23 @@ public struct TransformerLayerSlots: Sendable {
                 p + "self_attention.linear_qkv.weight", [c.qkvWidth, h], split: 0, .normal(std: std))
             let qkvBias = biasSlot(
                 "self_attention.linear_qkv.bias", c.qkvWidth, split: 0, on: bias || c.addQKVBias)
+            /// qk_layernorm: replicated [d] weights each rank applies to its own heads.
+            func headNorm(_ name: String) -> (weight: Int, bias: Int?)? {
+                guard c.qkLayerNorm else { return nil }
+                let d = c.headDim
+                return (
+                    table.declare(p + "self_attention.\(name).weight", [d], .ones, perHeadShared: true),
+                    c.normalization == .layerNorm
+                        ? table.declare(p + "self_attention.\(name).bias", [d], .zeros, perHeadShared: true) : nil
+                )
+            }
+            let (queryNorm, keyNorm) = (headNorm("q_layernorm"), headNorm("k_layernorm"))
             let projWeight = table.declare(
                 p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
             attention = AttentionSlots(
                 inputNormWeight: normWeight, inputNormBias: normBias, qkvWeight: qkvWeight, qkvBias: qkvBias,
-                projWeight: projWeight, projBias: biasSlot("self_attention.linear_proj.bias", h, split: nil))
+                projWeight: projWeight, projBias: biasSlot("self_attention.linear_proj.bias", h, split: nil),
+                queryNorm: queryNorm, keyNorm: keyNorm)
         }
         if part == .attention {
             mlp = nil
@@ -184,6 +203,14 @@ public enum TransformerLayer {
                 input: a.ln1.values, weight: P.pointer(w.qkvWeight), bias: P.pointer(w.qkvBias), keeping: a.qkv,
                 rows: n, inFeatures: h, outFeatures: c.qkvWidth / tp.size, tensorParallel: tp)
             if tp.sequenceParallel { a.ln1.roundAndKeep() }
+            if let saved = a.qkNorm, let q = w.attention?.queryNorm, let k = w.attention?.keyNorm {
+                QKNorm.forward(
+                    qkv: a.qkv.values, rows: n, shape: m.attentionShape, normalization: c.normalization,
+                    query: .init(weight: P.pointer(q.weight), bias: P.pointer(q.bias)),
+                    key: .init(weight: P.pointer(k.weight), bias: P.pointer(k.bias)), eps: c.normEpsilon, saved: saved,
+                    scratch: m.tmpWide)
+                if m.rotary == nil { a.qkv.roundAndKeep() }
+            }
             if let rotary = m.rotary {
                 rotary.apply(
                     a.qkv.values, rows: n, heads: hL / c.headDim, headDim: c.headDim,
@@ -337,6 +364,15 @@ public enum TransformerLayer {
                 rotary.apply(
                     m.tmpWide, rows: n, heads: hL / c.headDim, headDim: c.headDim,
                     headsPerGroup: c.headsPerQueryGroup, inverse: true, positions: m.rowPositions)
+            }
+            if let saved = a.qkNorm, let q = w.attention?.queryNorm, let k = w.attention?.keyNorm {
+                QKNorm.backward(
+                    dqkv: m.tmpWide, rows: n, shape: m.attentionShape, normalization: c.normalization,
+                    query: .init(weight: P.pointer(q.weight), bias: P.pointer(q.bias)),
+                    key: .init(weight: P.pointer(k.weight), bias: P.pointer(k.bias)), saved: saved,
+                    queryGrads: (G.pointer(q.weight), G.pointer(q.bias)),
+                    keyGrads: (G.pointer(k.weight), G.pointer(k.bias)),
+                    dy: m.tmpH, dx: m.tmpH2)
             }
             pr.round(m.tmpWide, count: n * qkvL)
         }

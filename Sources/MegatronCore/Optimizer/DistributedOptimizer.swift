@@ -129,12 +129,12 @@ public final class DistributedOptimizer: TrainingOptimizer {
 
     public func injectOverflow() { mainGrad.base[0] = .infinity }
 
-    /// Sums the sequence-parallel norm gradients of the shard over the tensor group (the shard
-    /// layout is the same on every tensor rank, so the owned ranges line up).
+    /// Sums the partial gradients of the shard (sequence-parallel norms, qk_layernorm's weights) over
+    /// the tensor group (the shard layout is the same on every tensor rank, so the owned ranges line up).
     public func finalizeGradients() throws {
         let tp = chunks[0].tensorParallel
-        guard tp.sequenceParallel, let tensor = tp.group else { return }
-        for s in segments where chunks[s.chunk].table.specs[s.slot].sequenceParallel {
+        guard let tensor = tp.group, tp.size > 1 else { return }
+        for s in segments where chunks[s.chunk].table.specs[s.slot].isPartial(under: tp) {
             try tensor.allReduceSum(mainGrad.base + s.shardOffset, count: s.count)
         }
     }

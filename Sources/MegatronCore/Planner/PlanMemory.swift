@@ -61,6 +61,7 @@ public struct PlanModel: Sendable {
         g.swiglu = config.swiglu
         g.addBiasLinear = config.addBiasLinear
         g.addQKVBias = config.addQKVBias
+        g.qkLayerNorm = config.qkLayernorm
         g.untieEmbeddings = config.untieEmbeddingsAndOutputWeights
         g.numQueryGroups = config.groupQueryAttention ? config.numQueryGroups : nil
         return g
@@ -74,7 +75,7 @@ public struct PlanModel: Sendable {
 
     /// The same count in Double, for sizes that may not fit an Int (MemoryPreflight's hostile configs);
     /// `options` gives SwiGLU (FC1 twice as wide), grouped-query attention (fewer key/value rows), the
-    /// linear biases and the norms' biases (not RMSNorm's).
+    /// linear biases, the norms' biases (not RMSNorm's) and qk_layernorm's two head-size norms (whole).
     public static func layerParameters(hidden h: Double, ffn f: Double, tensor t: Double, options c: TrainingConfig)
         -> Double
     {
@@ -82,7 +83,9 @@ public struct PlanModel: Sendable {
             qkvBias = c.addBiasLinear || c.addQKVBias ? 1.0 : 0, norms = c.normalization == .layerNorm ? 4.0 : 2
         // QKV's rows: h for the queries, and keys and values for each of the g groups (g = a without GQA).
         let qkv = h + 2 * h * Double(c.queryGroups) / Double(max(1, c.numAttentionHeads))
+        let qkNorms = c.qkLayernorm ? norms * h / Double(max(1, c.numAttentionHeads)) : 0
         return (qkv * h + qkvBias * qkv + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
+            + qkNorms
     }
 
     /// Parameters on pipeline stage `stage` (of `layout`) of one tensor rank: its layers, the word and
