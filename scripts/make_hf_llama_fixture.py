@@ -42,6 +42,13 @@ non-zero; tied embeddings; a sliding_window it does not use, use_sliding_window 
 rows over its tokenizer's 900 ids, as Qwen 2.5 has more rows than ids) with the Qwen-2-layout
 tokenizer.json of that fixture and its expected.json: the same three prompts' generations, and the
 log-probabilities of two random 100-token sequences of ids below 960.
+
+And Tests/CLITests/Fixtures/hf_qwen3_tiny/: a Qwen3ForCausalLM (RMSNorm over each query and key head,
+q_norm and k_norm, drawn around 1 like every norm weight; 2 layers, hidden 64, 4 heads of 16 in 2
+groups, vocabulary 61, tied embeddings, rope_theta 1e6) and expected.json as for the Llama over two
+sequences of 32 tokens, plus a greedy generation of 16 tokens after 12 random prompt ids.
+    python3 scripts/make_hf_llama_fixture.py --qwen3      (writes that fixture alone)
+--check-export-qwen3 DIR reloads an export of it and checks its log-probabilities.
 """
 import shutil
 import json
@@ -199,6 +206,28 @@ def save_with_scores(model, out, length, extra=None):
     print(f"wrote {os.path.normpath(out)}")
 
 
+Q3_OUT = os.path.join(ROOT, "Tests/CLITests/Fixtures/hf_qwen3_tiny")
+
+
+def qwen3():
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    torch.manual_seed(4)
+    cfg = Qwen3Config(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=16, max_position_embeddings=64, rms_norm_eps=1e-6,
+                      rope_theta=1e6, tie_word_embeddings=True, attention_bias=False, use_sliding_window=False,
+                      initializer_range=0.1, bos_token_id=1, eos_token_id=2)
+    model = Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+    prompt = torch.randint(0, 61, (1, 12))
+    with torch.no_grad():
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=16, do_sample=False,
+                             eos_token_id=None, pad_token_id=0)[0]
+    save_with_scores(model, Q3_OUT, 32, {"prompt_tokens": prompt[0].tolist(), "generated": out[12:].tolist()})
+
+
 def check_tokenizer(directory, fixture=SP_OUT):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(directory)
@@ -213,9 +242,14 @@ def main():
         check_tokenizer(sys.argv[2])
     if len(sys.argv) == 3 and sys.argv[1] == "--check-tokenizer-json":
         check_tokenizer(sys.argv[2], L3_OUT)
-    if len(sys.argv) == 3 and sys.argv[1] in ("--check-export", "--check-export-rope"):
-        exp = json.load(open(os.path.join(OUT if sys.argv[1] == "--check-export" else ROPE_OUT, "expected.json")))
-        model = LlamaForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
+    if len(sys.argv) == 2 and sys.argv[1] == "--qwen3":
+        qwen3()
+        return
+    if len(sys.argv) == 3 and sys.argv[1] in ("--check-export", "--check-export-rope", "--check-export-qwen3"):
+        from transformers import AutoModelForCausalLM
+        fixture = {"--check-export": OUT, "--check-export-rope": ROPE_OUT, "--check-export-qwen3": Q3_OUT}[sys.argv[1]]
+        exp = json.load(open(os.path.join(fixture, "expected.json")))
+        model = AutoModelForCausalLM.from_pretrained(sys.argv[2], attn_implementation="eager").eval()
         got, _ = scores(model, torch.tensor(exp["input_ids"]))
         err = max(abs(a - b) for ga, ea in zip(got, exp["next_token_logprob"]) for a, b in zip(ga, ea))
         print(f"export reloaded by transformers: max |log-probability difference| {err:.2e}")
@@ -236,6 +270,7 @@ def main():
     llama3_rope()
     llama3_with_tokenizer()
     qwen2_with_tokenizer()
+    qwen3()
 
 
 if __name__ == "__main__":

@@ -109,6 +109,51 @@ final class HFLlamaConversionTests: XCTestCase {
         for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
     }
 
+    /// A tiny Qwen 3 made by transformers (q_norm and k_norm over each query and key head, norm weights
+    /// drawn around 1, tied embeddings) imports with qk_layernorm, scores two 32-token sequences as
+    /// transformers does within 1e-4 (the same model without the norms misses by more than 1e-3),
+    /// generates transformers' 16 greedy tokens on one rank and at t = 2 × p = 2, and exports as
+    /// Qwen3ForCausalLM bit for bit (read back by transformers when it is installed).
+    func testQwen3ScoresGeneratesAndExportsWithItsQueryKeyNorms() throws {
+        let dir = CLI.scratch("hf-qwen3-import")
+        let qwen3 = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_qwen3_tiny")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", qwen3.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let root = try CLI.jsonObject(qwen3.appendingPathComponent("expected.json"))
+        let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
+        let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
+        guard ids.count == 2, logprob.count == 2, ids[0].count == 32 else {
+            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 32 tokens)")
+        }
+        let withoutNormsError = try assertScoresMatch(
+            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61
+        ) {
+            XCTAssertTrue($0.qkLayernorm)
+            $0.qkLayernorm = false
+        }
+        XCTAssertGreaterThan(withoutNormsError, 1e-3, "the model without its query/key norms must not pass")
+        let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
+        XCTAssertEqual(want.count, 16)
+        try "{\"prompt_tokens\": \(prompt)}".write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 16, in: dir) {
+            XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(name): greedy tokens")
+        }
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains("Qwen3ForCausalLM"), export.stdout)
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
+        XCTAssertEqual(config["model_type"] as? String, "qwen3")
+        let original = try Safetensors.read(qwen3.appendingPathComponent("model.safetensors").path)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertEqual(Set(written.keys), Set(original.keys))
+        for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
+        try CLI.pythonCheck(
+            "make_hf_llama_fixture.py", ["--check-export-qwen3", "hf"], in: dir,
+            expect: "export reloaded by transformers",
+            skipped: "torch or transformers not installed: the export was compared tensor by tensor, not loaded")
+    }
+
     func testExportWritesTheOriginalBackBitForBit() throws {
         let dir = CLI.scratch("hf-llama-export")
         XCTAssertEqual(

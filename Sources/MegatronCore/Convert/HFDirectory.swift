@@ -153,14 +153,14 @@ struct HFTensors {
     }
 }
 
-/// Import and export by model kind: config.json's model_type picks the reader (gpt2, llama, mistral
-/// or qwen2, bert, megatron-bert), the checkpoint's model picks the writer.
+/// Import and export by model kind: config.json's model_type picks the reader (gpt2, llama, mistral,
+/// qwen2 or qwen3, bert, megatron-bert), the checkpoint's model picks the writer.
 public enum HuggingFace {
     public static func importModel(directory: String) throws -> WholeModel {
         let (hf, _) = try HFDirectory.readConfig(directory, model: "GPT-2, Llama or BERT")
         switch hf["model_type"] as? String {
         case "bert", "megatron-bert": return try HFBert.importModel(directory: directory)
-        case "llama", "mistral", "qwen2": return try HFLlama.importModel(directory: directory)
+        case "llama", "mistral", "qwen2", "qwen3": return try HFLlama.importModel(directory: directory)
         default: return try HFGPT2.importModel(directory: directory)
         }
     }

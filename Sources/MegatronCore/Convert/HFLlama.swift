@@ -13,6 +13,8 @@
 // Mistral (`MistralForCausalLM`) is this model with sliding-window attention: sliding_window W is
 // window_size (W − 1, 0), and a GPT with a window exports as Mistral. Qwen 2 (`Qwen2ForCausalLM`)
 // is this model with biases in q, k and v alone: add_qkv_bias without add_bias_linear, both ways.
+// Qwen 3 (`Qwen3ForCausalLM`) is this model with RMSNorm over each query and key head (q_norm, k_norm):
+// qk_layernorm, both ways (self_attn.q_norm → self_attention.q_layernorm, k_norm → k_layernorm).
 // The tokenizer: a tokenizer.model (SentencePiece: Llama 2, Mistral) with as many pieces as
 // vocab_size is imported as Llama2Tokenizer (HFLlamaTokenizer), else a byte-level tokenizer.json
 // with as many ids (Llama 3) as HuggingFaceTokenizer, and exported again; without either the import
@@ -74,6 +76,8 @@ public enum HFLlama {
                 blocks.append((v, group * d, d))
             }
             return blocks
+        case "self_attention.q_layernorm.weight": return [(p + "self_attn.q_norm.weight", 0, d)]
+        case "self_attention.k_layernorm.weight": return [(p + "self_attn.k_norm.weight", 0, d)]
         case "self_attention.linear_proj.weight", "self_attention.linear_proj.bias":
             return [(p + "self_attn.o_proj." + kind, 0, h)]
         case "mlp.linear_fc1.gate.weight", "mlp.linear_fc1.gate.bias": return [(p + "mlp.gate_proj." + kind, 0, f)]
@@ -97,6 +101,7 @@ public enum HFLlama {
         case "o_proj": (rows, cols) = (h, g.numAttentionHeads * d)
         case "gate_proj", "up_proj": (rows, cols) = (f, h)
         case "down_proj": (rows, cols) = (h, f)
+        case "q_norm", "k_norm": (rows, cols) = (d, 1)
         default: (rows, cols) = (h, 1)  // norms
         }
         return bias || cols == 1 ? [rows] : [rows, cols]
@@ -131,7 +136,7 @@ public enum HFLlama {
         guard theta >= 1, theta == theta.rounded(), theta < 1e15 else {
             throw refuse("rope_theta \(theta) must be a whole number (rotary_base)")
         }
-        let qwen2 = hf["model_type"] as? String == "qwen2"
+        let qwen2 = hf["model_type"] as? String == "qwen2", qwen3 = hf["model_type"] as? String == "qwen3"
         let attentionBias = hf["attention_bias"] as? Bool ?? false, mlpBias = hf["mlp_bias"] as? Bool ?? false
         guard qwen2 || attentionBias == mlpBias else {
             throw refuse(
@@ -151,12 +156,12 @@ public enum HFLlama {
         cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups
         cfg.ffnHiddenSize = try values.positiveInt("intermediate_size")
         let positions = try values.positiveInt("max_position_embeddings")
-        if qwen2, hf["use_sliding_window"] as? Bool ?? false {
-            throw refuse("use_sliding_window true (Qwen 2's windows from max_window_layers on) is not built")
+        if qwen2 || qwen3, hf["use_sliding_window"] as? Bool ?? false {
+            throw refuse("use_sliding_window true (Qwen's windows from max_window_layers on) is not built")
         }
         // Mistral's sliding window of W keys (the query's own included) is Megatron's window_size
         // (W − 1, 0); Qwen 2's configs name one they do not use (use_sliding_window false).
-        if let window = try values.optionalPositiveInt("sliding_window"), window < positions,
+        if let window = try values.optionalPositiveInt("sliding_window"), window < positions, !qwen3,
             hf["use_sliding_window"] as? Bool ?? true
         {
             cfg.windowSize = "\(window - 1),0"
@@ -166,6 +171,7 @@ public enum HFLlama {
         if let scaling { cfg.useRopeScaling = true; cfg.ropeScalingFactor = scaling.factor }
         cfg.normalization = .rmsNorm; cfg.swiglu = true; cfg.addBiasLinear = attentionBias && !qwen2
         cfg.addQKVBias = qwen2  // Qwen 2: biases in q, k and v only
+        cfg.qkLayernorm = qwen3  // Qwen 3: RMSNorm over each query and key head
         cfg.untieEmbeddingsAndOutputWeights = !(hf["tie_word_embeddings"] as? Bool ?? false)
         cfg.normEpsilon = try values.double("rms_norm_eps", default: 1e-6, in: 1e-30...1)
         cfg.initMethodStd = try values.double("initializer_range", default: 0.02, in: 1e-30...10)
@@ -210,7 +216,10 @@ public enum HFLlama {
             ("rotary_percent \(g.rotaryPercent) (Llama rotates whole heads)", g.rotaryPercent != 1),
             ("normalization LayerNorm (Llama uses RMSNorm)", g.normalization != .rmsNorm),
             ("no swiglu (Llama's MLP is SwiGLU)", !g.swiglu),
-            ("qk_layernorm (Llama, Mistral and Qwen 2 have no query/key norms)", g.qkLayerNorm),
+            (
+                "qk_layernorm with linear biases or a window (Qwen 3, the Llama with query/key norms, has neither)",
+                g.qkLayerNorm && (g.addBiasLinear || g.addQKVBias || g.slidingWindow != nil)
+            ),
             (
                 "window_size with linear biases (Mistral, the sliding-window Llama, has none)",
                 g.slidingWindow != nil && (g.addBiasLinear || g.addQKVBias)
@@ -256,9 +265,11 @@ public enum HFLlama {
     }
 
     /// The class an export of `g` is written as: MistralForCausalLM with a sliding window,
-    /// Qwen2ForCausalLM with QKV's bias alone, else LlamaForCausalLM.
+    /// Qwen2ForCausalLM with QKV's bias alone, Qwen3ForCausalLM with query/key norms, else LlamaForCausalLM.
     static func architecture(_ g: GPTConfig) -> String {
-        g.slidingWindow != nil ? "MistralForCausalLM" : isQwen2(g) ? "Qwen2ForCausalLM" : "LlamaForCausalLM"
+        g.slidingWindow != nil
+            ? "MistralForCausalLM"
+            : isQwen2(g) ? "Qwen2ForCausalLM" : g.qkLayerNorm ? "Qwen3ForCausalLM" : "LlamaForCausalLM"
     }
 
     static func isQwen2(_ g: GPTConfig) -> Bool { g.addQKVBias && !g.addBiasLinear }
@@ -284,6 +295,11 @@ public enum HFLlama {
             .merging(
                 isQwen2(g)
                     ? ["architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "use_sliding_window": false]
+                    : [:]
+            ) { _, b in b }
+            .merging(
+                g.qkLayerNorm
+                    ? ["architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "use_sliding_window": false]
                     : [:]
             ) { _, b in b }
     }
