@@ -16,13 +16,21 @@ output_layer.weight over the padded vocabulary; mean token loss over the real vo
 Two forward passes check the reference itself: with rotary_percent 1 the same weights in
 transformers' LlamaForCausalLM (float64, eager attention) give the same logits (the fixture's case
 uses rotary_percent 0.5, which Llama does not have).
+
+--qk-layernorm writes Fixtures/llama_qknorm_reference.h5 instead: the same model with Megatron's
+qk_layernorm (RMSNorm over each query head and each group's key head, weights
+self_attention.q_layernorm.weight and k_layernorm.weight of head size, before rope), cross-checked
+the same way against transformers' Qwen3ForCausalLM.
 """
 import math
 import os
 import h5py
 import numpy as np
+import sys
+
 import torch
 
+QK = "--qk-layernorm" in sys.argv[1:]
 torch.manual_seed(0)
 DT = torch.float64
 L, H, A, G, F, S, B, V, VP, MAXPOS = 2, 64, 4, 2, 96, 16, 3, 61, 128, 20
@@ -33,7 +41,10 @@ def names():
     out = [("embedding.word_embeddings.weight", (VP, H))]
     for l in range(L):
         p = f"decoder.layers.{l}."
-        out += [(p + "input_layernorm.weight", (H,)), (p + "self_attention.linear_qkv.weight", ((A + 2 * G) * D, H)),
+        out += [(p + "input_layernorm.weight", (H,)), (p + "self_attention.linear_qkv.weight", ((A + 2 * G) * D, H))]
+        if QK:
+            out += [(p + "self_attention.q_layernorm.weight", (D,)), (p + "self_attention.k_layernorm.weight", (D,))]
+        out += [
                 (p + "self_attention.linear_proj.weight", (H, H)), (p + "pre_mlp_layernorm.weight", (H,)),
                 (p + "mlp.linear_fc1.gate.weight", (F, H)), (p + "mlp.linear_fc1.up.weight", (F, H)),
                 (p + "mlp.linear_fc2.weight", (H, F))]
@@ -78,6 +89,9 @@ def forward(params, tokens, rot, table=DT):
         q = qkv[..., :K * D].reshape(s, b, A, D)
         k = qkv[..., K * D:(K + 1) * D].repeat_interleave(K, dim=2)  # each group's keys for its K heads
         v = qkv[..., (K + 1) * D:].repeat_interleave(K, dim=2)
+        if QK:  # each head's query and each group's key (repeated or not, the same vectors)
+            q, k = rms_norm(q, params[p + "self_attention.q_layernorm.weight"]), rms_norm(
+                k, params[p + "self_attention.k_layernorm.weight"])
         q, k = rope(q, rot, table), rope(k, rot, table)
         scores = torch.einsum("ibhd,jbhd->bhij", q, k) / math.sqrt(D)
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
@@ -95,11 +109,14 @@ def check_against_transformers(params, tokens):
     tabulates rope's cos and sin in float32 even in a float64 model (so the comparison does too) and
     computes RMSNorm in float32, which leaves differences near 1e-7; a wrong convention (rope's
     halves, the norm, SwiGLU's order, the QKV layout) gives differences of order 1e-2 and more."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-    cfg = LlamaConfig(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=L, num_attention_heads=A,
-                      num_key_value_heads=G, max_position_embeddings=MAXPOS, rms_norm_eps=EPS, rope_theta=BASE,
-                      tie_word_embeddings=False, attention_bias=False, mlp_bias=False, attn_implementation="eager")
-    model = LlamaForCausalLM(cfg).to(DT).eval()
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    common = dict(vocab_size=V, hidden_size=H, intermediate_size=F, num_hidden_layers=L, num_attention_heads=A,
+                  num_key_value_heads=G, max_position_embeddings=MAXPOS, rms_norm_eps=EPS, rope_theta=BASE,
+                  tie_word_embeddings=False, attention_bias=False, attn_implementation="eager")
+    if QK:
+        model = Qwen3ForCausalLM(Qwen3Config(head_dim=D, use_sliding_window=False, **common)).to(DT).eval()
+    else:
+        model = LlamaForCausalLM(LlamaConfig(mlp_bias=False, **common)).to(DT).eval()
     sd = {"model.embed_tokens.weight": params["embedding.word_embeddings.weight"][:V],
           "lm_head.weight": params["output_layer.weight"][:V],
           "model.norm.weight": params["decoder.final_layernorm.weight"]}
@@ -115,14 +132,18 @@ def check_against_transformers(params, tokens):
         sd[q + "mlp.gate_proj.weight"] = params[p + "mlp.linear_fc1.gate.weight"]
         sd[q + "mlp.up_proj.weight"] = params[p + "mlp.linear_fc1.up.weight"]
         sd[q + "mlp.down_proj.weight"] = params[p + "mlp.linear_fc2.weight"]
+        if QK:
+            sd[q + "self_attn.q_norm.weight"] = params[p + "self_attention.q_layernorm.weight"]
+            sd[q + "self_attn.k_norm.weight"] = params[p + "self_attention.k_layernorm.weight"]
     missing, unexpected = model.load_state_dict({k: v.detach() for k, v in sd.items()}, strict=False)
     assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
     with torch.no_grad():
         theirs = model(tokens.T.contiguous()).logits.transpose(0, 1)  # [b, s, V] -> [s, b, V]
         ours = forward(params, tokens, D, table=torch.float32)
     err = (theirs - ours).abs().max().item()
-    assert err < 1e-5, f"the reference differs from LlamaForCausalLM by {err}"
-    print(f"reference equals transformers' LlamaForCausalLM at rotary_percent 1 (max |diff| {err:.1e})")
+    name = type(model).__name__
+    assert err < 1e-5, f"the reference differs from {name} by {err}"
+    print(f"reference equals transformers' {name} at rotary_percent 1 (max |diff| {err:.1e})")
 
 
 def main():
@@ -138,12 +159,13 @@ def main():
     logits = forward(params, tokens, rot)
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
     loss.backward()
-    out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MegatronCoreTests", "Fixtures", "llama_reference.h5")
+    out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MegatronCoreTests", "Fixtures",
+                       "llama_qknorm_reference.h5" if QK else "llama_reference.h5")
     with h5py.File(out, "w") as f:
         for key, val in [("num_layers", L), ("hidden_size", H), ("num_attention_heads", A), ("num_query_groups", G),
                          ("ffn_hidden_size", F),
                          ("seq_length", S), ("max_position_embeddings", MAXPOS), ("vocab_size", V),
-                         ("padded_vocab_size", VP), ("micro_batch_size", B)]:
+                         ("padded_vocab_size", VP), ("micro_batch_size", B), ("qk_layernorm", int(QK))]:
             f.attrs[key] = np.int64(val)
         for key, val in [("norm_epsilon", EPS), ("rotary_base", BASE), ("rotary_percent", rotary_percent),
                          ("loss", loss.item())]:

@@ -1,10 +1,12 @@
 // LlamaOptionsTests.swift — Megatron's Llama-style GPT options: RMSNorm, SwiGLU and rope against
-// central finite differences (and rope against its definition), grouped-query attention's expand and
-// reduce against their definitions, then the whole model with all six options (rope at
+// central finite differences (and rope against its definition, also on the grouped layout),
+// grouped-query attention against multi-head attention on copied keys and values, qk_layernorm
+// against its definition and finite differences, then the whole model with all six options (rope at
 // rotary_percent 0.5, RMSNorm, SwiGLU, no linear biases, an untied LM head, 2 query groups of 4
 // heads) against PyTorch float64: loss, logits and every gradient from Fixtures/llama_reference.h5
 // (written by scripts/make_llama_reference.py, whose reference is itself checked against
-// transformers' LlamaForCausalLM at rotary_percent 1). Tolerance 1e-5 relative.
+// transformers' LlamaForCausalLM at rotary_percent 1), and with qk_layernorm from
+// llama_qknorm_reference.h5 (checked against Qwen3ForCausalLM). Tolerance 1e-5 relative.
 import Checkpoint
 import Foundation
 import MegatronCore
@@ -302,8 +304,17 @@ final class LlamaOptionsTests: XCTestCase {
     }
 
     func testWholeModelWithEveryOptionMatchesPyTorch() throws {
-        let url = try XCTUnwrap(
-            Bundle.module.url(forResource: "llama_reference", withExtension: "h5", subdirectory: "Fixtures"))
+        try wholeModelCase("llama_reference")
+    }
+
+    /// The same with qk_layernorm (scripts/make_llama_reference.py --qk-layernorm, whose reference is
+    /// checked against transformers' Qwen3ForCausalLM): the norms' weights get their gradients too.
+    func testWholeModelWithQueryKeyNormsMatchesPyTorch() throws {
+        try wholeModelCase("llama_qknorm_reference")
+    }
+
+    func wholeModelCase(_ fixture: String) throws {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: fixture, withExtension: "h5", subdirectory: "Fixtures"))
         let f = try HDF5File.openReadOnly(url.path)
         var c = GPTConfig(
             numLayers: try f.intAttribute("num_layers"), hiddenSize: try f.intAttribute("hidden_size"),
@@ -320,6 +331,8 @@ final class LlamaOptionsTests: XCTestCase {
         c.addBiasLinear = false
         c.untieEmbeddings = true
         c.numQueryGroups = try f.intAttribute("num_query_groups")
+        c.qkLayerNorm = (try? f.intAttribute("qk_layernorm")) == 1
+        XCTAssertEqual(c.qkLayerNorm, fixture.contains("qknorm"))
         XCTAssertTrue(c.isGroupedQuery)
         let b = try f.intAttribute("micro_batch_size"), n = c.seqLength * b
         let model = GPTModel(config: c, microBatch: b, threads: 2)
