@@ -43,23 +43,11 @@ final class HuggingFaceTokenizerTests: XCTestCase {
     }
 
     func testWikiTextLinesMatchTransformers() throws {
-        let raw = try String(contentsOf: SharedData.require("wikitext/wikitext-raw/wiki.test.raw"), encoding: .utf8)
-        let lines = raw.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+        let lines = try WikiTextLines.lines()
         let fixture = try Self.fixture("wikitext")
         for name in Self.names {
             let tok = try Self.tokenizer(name)
-            let expected = try XCTUnwrap(fixture[name] as? [[Int]])
-            XCTAssertEqual(expected.count, 150, name)
-            XCTAssertGreaterThanOrEqual(lines.count, expected.count, "wiki.test.raw has fewer lines than the fixture")
-            for (line, ids) in zip(lines, expected) {
-                let got = tok.encode(Array(line.utf8))
-                guard got == ids.map(Int32.init) else {
-                    XCTFail(
-                        "\(name): \(line.prefix(60).debugDescription)… gives \(got.prefix(12))…, want \(ids.prefix(12))…"
-                    )
-                    break
-                }
-            }
+            WikiTextLines.assertEncodes(lines, as: try XCTUnwrap(fixture[name] as? [[Int]]), name, encode: tok.encode)
         }
     }
 

@@ -171,7 +171,7 @@ struct SentencePieceEncoder {
         let count = start.count
         var next = Array(1...count), previous = Array(-1..<(count - 1))
         next[count - 1] = -1
-        var heap = PairHeap()
+        var heap = BinaryHeap<MergeCandidate>()
         var unusedSplits: [[UInt8]: (ArraySlice<UInt8>, ArraySlice<UInt8>)] = [:]
         func consider(_ left: Int, _ right: Int) {
             guard left >= 0, right >= 0, !frozen[left], !frozen[right] else { return }
@@ -312,42 +312,9 @@ struct SentencePieceEncoder {
     }
 }
 
-/// A max-heap of candidate merges: the highest score first, then the leftmost.
-private struct PairHeap {
-    struct Pair {
-        var score: Float
-        var left, right, size: Int
-        func before(_ o: Pair) -> Bool { score > o.score || (score == o.score && left < o.left) }
-    }
-    private var items: [Pair] = []
-
-    mutating func push(_ p: Pair) {
-        items.append(p)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[i].before(items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> Pair? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let (l, r) = (2 * i + 1, 2 * i + 2)
-                var best = i
-                if l < items.count && items[l].before(items[best]) { best = l }
-                if r < items.count && items[r].before(items[best]) { best = r }
-                if best == i { break }
-                items.swapAt(i, best)
-                i = best
-            }
-        }
-        return top
-    }
+/// A candidate merge of SentencePiece's BPE: the highest score first, then the leftmost.
+private struct MergeCandidate: HeapOrdered {
+    var score: Float
+    var left, right, size: Int
+    func before(_ o: MergeCandidate) -> Bool { score > o.score || (score == o.score && left < o.left) }
 }

@@ -9,7 +9,7 @@
 // numbers; a byte outside valid UTF-8 is "other"); the case-insensitive contractions also take
 // U+017F (ſ), which folds to s. The pieces concatenate back to the input exactly.
 
-struct SplitPreTokenizer: Sendable {
+struct SplitPreTokenizer: PatternScanner, Sendable {
     static let llama3Pattern =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"#
         + #"\s+(?!\S)|\s+"#
@@ -44,18 +44,6 @@ struct SplitPreTokenizer: Sendable {
         self.contractions = contractions
     }
 
-    /// Calls `body(start, end)` for every piece of `p[0..<n]`, in order.
-    func split(_ p: UnsafePointer<UInt8>, count n: Int, _ body: (Int, Int) -> Void) {
-        var i = 0
-        while i < n {
-            let end = piece(p, i, n)
-            body(i, end)
-            i = end
-        }
-    }
-
-    @inline(__always) static func isLineBreak(_ b: UInt8) -> Bool { b == 0x0A || b == 0x0D }
-
     /// The end of the piece that starts at `i`.
     func piece(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         if contractions, p[i] == 0x27, let end = contraction(p, i + 1, n) { return end }
@@ -84,18 +72,10 @@ struct SplitPreTokenizer: Sendable {
             while k < n && Self.isLineBreak(p[k]) { k += 1 }
             return k
         }
-        // Whitespace from here: its run [i, end), the last line break in it, its last character.
-        var end = i, lastBreak = -1, lastStart = i, characters = 0
-        while end < n {
-            let (c, l) = scanner.character(p, end, n)
-            guard c == .space else { break }
-            if Self.isLineBreak(p[end]) { lastBreak = end }
-            lastStart = end; end += l; characters += 1
+        return Self.whitespaceEnd(p, i, n) { k in
+            let (c, l) = scanner.character(p, k, n)
+            return c == .space ? l : nil
         }
-        if lastBreak >= 0 { return lastBreak + 1 }  // \s*[\r\n]+
-        if end == n { return end }  // \s+(?!\S) at the end of the text
-        if characters >= 2 { return lastStart }  // \s+(?!\S), giving back one character
-        return end  // \s+
     }
 
     /// The end of `'s 't 're 've 'm 'll 'd` (any case) whose letters start at `i`, or nil.

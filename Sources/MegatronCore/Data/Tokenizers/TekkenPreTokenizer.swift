@@ -10,11 +10,11 @@
 // in W, which ends the piece (so "CamelCase" is "Camel" + "Case", "iPhone" "i" + "Phone", "HTTPServer"
 // one piece); the second takes a run of U alone ("WORLD"). In both the optional
 // leading character is tried first and, when the rest fails, dropped. Marks are not letters: they
-// also count as the leading character and as punctuation. Whitespace is handled as in
-// SplitPreTokenizer. A byte outside valid UTF-8 is punctuation. The pieces concatenate back to the
+// also count as the leading character and as punctuation. Whitespace ends pieces as in
+// PatternScanner. A byte outside valid UTF-8 is punctuation. The pieces concatenate back to the
 // input exactly.
 
-struct TekkenPreTokenizer: Sendable {
+struct TekkenPreTokenizer: PatternScanner, Sendable {
     enum CharClass: UInt8 { case upper, lower, caseless, mark, number, space, other }
 
     static let pattern =
@@ -54,18 +54,6 @@ struct TekkenPreTokenizer: Sendable {
         return (Int(scalar) < Self.tableEnd ? classes[Int(scalar)] : Self.classify(scalar), length)
     }
 
-    /// Calls `body(start, end)` for every piece of `p[0..<n]`, in order.
-    func split(_ p: UnsafePointer<UInt8>, count n: Int, _ body: (Int, Int) -> Void) {
-        var i = 0
-        while i < n {
-            let end = piece(p, i, n)
-            body(i, end)
-            i = end
-        }
-    }
-
-    @inline(__always) static func isLineBreak(_ b: UInt8) -> Bool { b == 0x0A || b == 0x0D }
-
     /// The end of the piece that starts at `i`.
     func piece(_ p: UnsafePointer<UInt8>, _ i: Int, _ n: Int) -> Int {
         let (first, firstLength) = character(p, i, n)
@@ -90,18 +78,10 @@ struct TekkenPreTokenizer: Sendable {
             while k < n && (Self.isLineBreak(p[k]) || p[k] == 0x2F) { k += 1 }
             return k
         }
-        // Whitespace from here: its run [i, end), the last line break in it, its last character.
-        var end = i, lastBreak = -1, lastStart = i, characters = 0
-        while end < n {
-            let (c, l) = character(p, end, n)
-            guard c == .space else { break }
-            if Self.isLineBreak(p[end]) { lastBreak = end }
-            lastStart = end; end += l; characters += 1
+        return Self.whitespaceEnd(p, i, n) { k in
+            let (c, l) = character(p, k, n)
+            return c == .space ? l : nil
         }
-        if lastBreak >= 0 { return lastBreak + 1 }  // \s*[\r\n]+
-        if end == n { return end }  // \s+(?!\S) at the end of the text
-        if characters >= 2 { return lastStart }  // \s+(?!\S), giving back one character
-        return end  // \s+
     }
 
     /// U*W+ from `s`: U's longest run, then W's run when a lower-case letter follows, else the run

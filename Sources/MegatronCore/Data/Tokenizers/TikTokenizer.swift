@@ -175,7 +175,7 @@ public final class TikTokenizer: Tokenizer, @unchecked Sendable {
         if let whole = ranks.rank(p, n) { out.append(whole + numSpecial); return }
         // Parts are byte ranges named by their start; next[k] is where the part after k starts (n: none).
         var next = Array(1...n), previous = Array(-1..<n), pairRank = [Int32](repeating: .max, count: n)
-        var heap = MinHeap()
+        var heap = BinaryHeap<UInt64>()
         func rankPair(_ k: Int) {
             let j = next[k]
             guard j < n, let r = ranks.rank(p + k, next[j] - k) else { pairRank[k] = .max; return }
@@ -206,37 +206,6 @@ public final class TikTokenizer: Tokenizer, @unchecked Sendable {
         var out: [UInt8] = []
         for id in ids where id >= 0 && Int(id) < tokenBytes.count { out.append(contentsOf: tokenBytes[Int(id)]) }
         return out
-    }
-}
-
-/// A binary min-heap of packed (rank, start) keys.
-struct MinHeap {
-    private var items: [UInt64] = []
-
-    mutating func push(_ x: UInt64) {
-        items.append(x)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[parent] > items[i] else { break }
-            items.swapAt(parent, i); i = parent
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return top }
-        items[0] = last
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < items.count && items[l] < items[m] { m = l }
-            if r < items.count && items[r] < items[m] { m = r }
-            guard m != i else { return top }
-            items.swapAt(i, m); i = m
-        }
     }
 }
 
