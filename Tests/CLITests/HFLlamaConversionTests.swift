@@ -73,40 +73,16 @@ final class HFLlamaConversionTests: XCTestCase {
     /// with every tensor bit for bit.
     func testMistralScoresGeneratesAndExportsWithItsSlidingWindow() throws {
         let dir = CLI.scratch("hf-mistral-import")
-        let mistral = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_mistral_tiny")
-        let r = try CLI.run(["convert-checkpoint", "--from", "hf", mistral.path, "--save", "ckpt"], in: dir)
-        XCTAssertEqual(r.code, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("positions 64"), r.stdout)
-        let root = try CLI.jsonObject(mistral.appendingPathComponent("expected.json"))
-        let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
-        let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
-        guard ids.count == 2, logprob.count == 2, ids[0].count == 64 else {
-            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 64 tokens)")
-        }
-        let fullAttentionError = try assertScoresMatch(
-            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61
-        ) {
-            XCTAssertEqual($0.windowSize, "15,0")
-            $0.windowSize = nil
-        }
-        XCTAssertGreaterThan(fullAttentionError, 1e-3, "full causal attention must not pass the same check")
-        let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
-        XCTAssertEqual(want.count, 16)
-        try "{\"prompt_tokens\": \(prompt)}".write(
-            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 16, in: dir) {
-            XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(name): greedy tokens past the window")
-        }
-        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
-        XCTAssertEqual(export.code, 0, export.stderr)
-        XCTAssertTrue(export.stdout.contains("MistralForCausalLM"), export.stdout)
-        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
+        let config = try assertImportScoresGeneratesAndExports(
+            fixture: "hf_mistral_tiny", length: 64, architecture: "MistralForCausalLM", in: dir,
+            without: (
+                "full causal attention",
+                {
+                    XCTAssertEqual($0.windowSize, "15,0"); $0.windowSize = nil
+                }
+            ))
         XCTAssertEqual(config["model_type"] as? String, "mistral")
         XCTAssertEqual(config["sliding_window"] as? Int, 16)
-        let original = try Safetensors.read(mistral.appendingPathComponent("model.safetensors").path)
-        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
-        XCTAssertEqual(Set(written.keys), Set(original.keys))
-        for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
     }
 
     /// A tiny Qwen 3 made by transformers (q_norm and k_norm over each query and key head, norm weights
@@ -116,38 +92,16 @@ final class HFLlamaConversionTests: XCTestCase {
     /// Qwen3ForCausalLM bit for bit (read back by transformers when it is installed).
     func testQwen3ScoresGeneratesAndExportsWithItsQueryKeyNorms() throws {
         let dir = CLI.scratch("hf-qwen3-import")
-        let qwen3 = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/hf_qwen3_tiny")
-        let r = try CLI.run(["convert-checkpoint", "--from", "hf", qwen3.path, "--save", "ckpt"], in: dir)
-        XCTAssertEqual(r.code, 0, r.stderr)
-        let root = try CLI.jsonObject(qwen3.appendingPathComponent("expected.json"))
-        let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
-        let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
-        guard ids.count == 2, logprob.count == 2, ids[0].count == 32 else {
-            return XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of 32 tokens)")
-        }
-        let withoutNormsError = try assertScoresMatch(
-            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61
-        ) {
-            XCTAssertTrue($0.qkLayernorm)
-            $0.qkLayernorm = false
-        }
-        XCTAssertGreaterThan(withoutNormsError, 1e-3, "the model without its query/key norms must not pass")
-        let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
-        XCTAssertEqual(want.count, 16)
-        try "{\"prompt_tokens\": \(prompt)}".write(
-            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
-        for (name, lines, _) in try generateOnOneRankAndT2P2(tokens: 16, in: dir) {
-            XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(name): greedy tokens")
-        }
-        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
-        XCTAssertEqual(export.code, 0, export.stderr)
-        XCTAssertTrue(export.stdout.contains("Qwen3ForCausalLM"), export.stdout)
-        let config = try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
+        let config = try assertImportScoresGeneratesAndExports(
+            fixture: "hf_qwen3_tiny", length: 32, architecture: "Qwen3ForCausalLM", in: dir,
+            without: (
+                "the model without its query/key norms",
+                {
+                    XCTAssertTrue($0.qkLayernorm); $0.qkLayernorm = false
+                }
+            )
+        )
         XCTAssertEqual(config["model_type"] as? String, "qwen3")
-        let original = try Safetensors.read(qwen3.appendingPathComponent("model.safetensors").path)
-        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
-        XCTAssertEqual(Set(written.keys), Set(original.keys))
-        for (name, t) in original { XCTAssertEqual(written[name]?.values, t.values, "\(name) bit for bit") }
         try CLI.pythonCheck(
             "make_hf_llama_fixture.py", ["--check-export-qwen3", "hf"], in: dir,
             expect: "export reloaded by transformers",

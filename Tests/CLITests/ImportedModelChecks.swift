@@ -2,7 +2,9 @@
 // share: greedy `generate` from a checkpoint on one rank and at t = 2 × p = 2 (each run's output
 // lines, or checked against transformers' ids, tokens and text), an imported model's next-token
 // scores held against transformers' (then with one option changed, to show that the check can fail
-// without it), and `preprocess-data` then `train` with a tokenizer given by flags.
+// without it), a fixture's import, scores, generation and bit-for-bit export in one, and
+// `preprocess-data` then `train` with a tokenizer given by flags.
+import Checkpoint
 import Foundation
 import MegatronCore
 import TestSupport
@@ -89,6 +91,47 @@ extension XCTestCase {
             changedError = max(changedError, zip(changed, logprob[k]).map { abs(-$0 - $1) }.max() ?? 0)
         }
         return changedError
+    }
+
+    /// A Llama-family fixture made by transformers (Tests/CLITests/Fixtures/`fixture`, vocabulary 61,
+    /// expected.json with two sequences of `length` tokens and a 16-token greedy generation) imported
+    /// into `dir`/ckpt: every next-token log-probability within 1e-4 of transformers' (the model
+    /// changed by `without` misses by more than 1e-3), the greedy tokens on one rank and at t = 2 × p = 2,
+    /// and the export to `dir`/hf written as `architecture` with every tensor bit for bit. Returns the
+    /// export's config.json.
+    func assertImportScoresGeneratesAndExports(
+        fixture name: String, length: Int, architecture: String, in dir: URL,
+        without: (what: String, change: (inout TrainingConfig) -> Void)
+    ) throws -> [String: Any] {
+        let fixture = CLI.repoRoot.appendingPathComponent("Tests/CLITests/Fixtures/\(name)")
+        let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        let root = try CLI.jsonObject(fixture.appendingPathComponent("expected.json"))
+        let ids = try XCTUnwrap(root["input_ids"] as? [[Int]])
+        let logprob = try XCTUnwrap(root["next_token_logprob"] as? [[Double]])
+        guard ids.count == 2, logprob.count == 2, ids[0].count == length else {
+            XCTFail("expected.json holds \(ids.count) sequences (the fixture has 2 of \(length) tokens)")
+            return [:]
+        }
+        let changedError = try assertScoresMatch(
+            checkpoint: dir.appendingPathComponent("ckpt"), sequences: ids, logprob: logprob, vocab: 61,
+            without: without.change)
+        XCTAssertGreaterThan(changedError, 1e-3, "\(without.what) must not pass the same check")
+        let prompt = try XCTUnwrap(root["prompt_tokens"] as? [Int]), want = try XCTUnwrap(root["generated"] as? [Int])
+        XCTAssertEqual(want.count, 16)
+        try "{\"prompt_tokens\": \(prompt)}".write(
+            to: dir.appendingPathComponent("prompts.jsonl"), atomically: true, encoding: .utf8)
+        for (grid, lines, _) in try generateOnOneRankAndT2P2(tokens: 16, in: dir) {
+            XCTAssertEqual(lines.first?["tokens"] as? [Int], want, "\(grid): greedy tokens")
+        }
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        XCTAssertTrue(export.stdout.contains(architecture), export.stdout)
+        let original = try Safetensors.read(fixture.appendingPathComponent("model.safetensors").path)
+        let written = try Safetensors.read(dir.appendingPathComponent("hf/model.safetensors").path)
+        XCTAssertEqual(Set(written.keys), Set(original.keys))
+        for (tensor, t) in original { XCTAssertEqual(written[tensor]?.values, t.values, "\(tensor) bit for bit") }
+        return try CLI.jsonObject(dir.appendingPathComponent("hf/config.json"))
     }
 
     /// Runs `preprocess-data --append-eod` with `tokenizer` (flags) on two short documents written 40
