@@ -1,4 +1,4 @@
-// Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, head) —
+// Attention.swift — multi-head self-attention core (softmax(QKᵀ/√d)·V), blocked per (batch, key/value head) —
 // tasks handed to the threads one at a time, the longest sequences first — and by query tiles: a
 // tile of scores [T, keys] lives in per-thread scratch and only the log-sum-exp per row is saved;
 // backward recomputes the probabilities from it (flash-attention style). Three masks (AttentionMask):
