@@ -26,9 +26,7 @@ final class HFConversionTests: XCTestCase {
     func ourLogits(checkpoint ckpt: URL, ids: [[Int32]], vocab: Int, lastTargets: [Int32]? = nil)
         throws -> (logits: [Float], losses: [Double], lastIsArgmax: [Bool])
     {
-        var cfg = TrainingConfig()
-        try ConfigLoader.applyJSON(
-            Data(try XCTUnwrap(CheckpointReader.storedConfigJSON(root: ckpt.path)).utf8), source: "test", to: &cfg)
+        var cfg = try storedTrainingConfig(ckpt)
         let b = ids.count, s = ids[0].count
         cfg.seqLength = s
         let gpt = GPTConfig(training: cfg, vocabSize: vocab)
