@@ -99,12 +99,13 @@ extension Kernels {
     /// The fused AdamW update of `count` elements on the calling thread (CBF16's adamw.c: the square
     /// root and divisions as AVX-512 instructions, which Swift's SIMD16 compiled lane by lane):
     /// m = (1−β1)·g + β1·m;  v = β2·v + (1−β2)·g² (one fused multiply-add);
-    /// p −= lr·((m / c1) / (√(v / c2) + ε) + wd·p), (c1, c2) = `corrections`.
+    /// p −= lr·((m / c1) / (√(v / c2) + ε) + wd·p), (c1, c2) = `corrections`, where g is the stored
+    /// gradient times `gradientScale` (the clipping coefficient; the stored gradient is not written).
     public static func adamW(
         params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>, expAvg m: UnsafeMutablePointer<Float>,
         expAvgSq v: UnsafeMutablePointer<Float>, count n: Int, beta1: Float, beta2: Float, eps: Float, lr: Float,
-        weightDecay wd: Float, corrections: (Float, Float)
+        weightDecay wd: Float, corrections: (Float, Float), gradientScale: Float = 1
     ) {
-        adamw_update(p, g, m, v, n, beta1, beta2, eps, lr, wd, corrections.0, corrections.1)
+        adamw_update(p, g, m, v, n, beta1, beta2, eps, lr, wd, corrections.0, corrections.1, gradientScale)
     }
 }

@@ -5,8 +5,8 @@
 #ifndef MEGATRON_ADAMW_H
 #define MEGATRON_ADAMW_H
 
-/// For i < n: m = (1−β1)·g + β1·m;  v = fma(β2, v, (1−β2)·g·g);
-/// p = p − lr·((m / bc1) / (√(v / bc2) + ε) + wd·p).
+/// For i < n, with g = g[i]·gscale (the gradient-clipping coefficient, 1 for none; g[i] is not written):
+/// m = (1−β1)·g + β1·m;  v = fma(β2, v, (1−β2)·g·g);  p = p − lr·((m / bc1) / (√(v / bc2) + ε) + wd·p).
 void adamw_update(float *p, const float *g, float *m, float *v, long n, float beta1, float beta2, float eps,
-                  float lr, float wd, float bc1, float bc2);
+                  float lr, float wd, float bc1, float bc2, float gscale);
 #endif

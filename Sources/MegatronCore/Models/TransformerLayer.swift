@@ -414,16 +414,35 @@ public enum TransformerLayer {
     }
 
     /// Megatron's bias-dropout-add: `out = residual + Dropout(branch + bias)` over [rows, width]
-    /// (`branch` is overwritten; no bias without add_bias_linear). Element indices start at
-    /// `elementOffset` (the shard's place in s).
+    /// (`branch` may be overwritten; no bias without add_bias_linear). Element indices start at
+    /// `elementOffset` (the shard's place in s). Without dropout, one pass: residual + (branch + bias).
     static func biasDropoutAdd(
         branch: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, rows: Int, width h: Int, p: Float, stream: DropoutStream?,
         elementOffset: Int
     ) {
+        if stream == nil, let bias {
+            return addBiasAndResidual(bias, branch: branch, residual: residual, out: out, rows: rows, width: h)
+        }
         if let bias { addBias(bias, to: branch, rows: rows, width: h) }
         if let stream { Dropout.apply(branch, count: rows * h, p: p, stream: stream, offset: elementOffset) }
         Kernels.add(residual, branch, into: out, count: rows * h)
+    }
+
+    /// out[r, ·] = residual[r, ·] + (branch[r, ·] + bias) for every row (the same sums as addBias
+    /// followed by Kernels.add, in one pass).
+    static func addBiasAndResidual(
+        _ bias: UnsafePointer<Float>, branch: UnsafePointer<Float>, residual: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, rows: Int, width h: Int
+    ) {
+        ThreadBudget.parallelFor(rows, grain: 16) { rr in
+            for r in rr {
+                let x = branch + r * h, res = residual + r * h, y = out + r * h
+                var c = 0
+                while c + 16 <= h { store16(load16(res, c) + (load16(x, c) + load16(bias, c)), y, c); c += 16 }
+                while c < h { y[c] = res[c] + (x[c] + bias[c]); c += 1 }
+            }
+        }
     }
 
     /// branch[r, ·] += bias for every row.

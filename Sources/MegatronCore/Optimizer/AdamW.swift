@@ -15,17 +15,18 @@ public enum AdamW {
     }
 
     /// The fused AdamW update of `count` contiguous elements, threaded (Kernels.adamW: every element
-    /// takes the same operations, so its result does not depend on where a range or shard starts).
+    /// takes the same operations, so its result does not depend on where a range or shard starts),
+    /// of the gradients times `gradientScale` (the clipping coefficient, applied as they are read).
     static func apply(
         _ h: OptimizerHyperparameters, params p: UnsafeMutablePointer<Float>, grads g: UnsafePointer<Float>,
         expAvg m: UnsafeMutablePointer<Float>, expAvgSq v: UnsafeMutablePointer<Float>, count: Int,
-        lr: Float, weightDecay wd: Float, corrections: (Float, Float)
+        lr: Float, weightDecay wd: Float, corrections: (Float, Float), gradientScale: Float
     ) {
         ThreadBudget.parallelFor(count, grain: 1 << 14) { r in
             Kernels.adamW(
                 params: p + r.lowerBound, grads: g + r.lowerBound, expAvg: m + r.lowerBound,
                 expAvgSq: v + r.lowerBound, count: r.count, beta1: h.beta1, beta2: h.beta2, eps: h.eps, lr: lr,
-                weightDecay: wd, corrections: corrections)
+                weightDecay: wd, corrections: corrections, gradientScale: gradientScale)
         }
     }
 }

@@ -118,10 +118,6 @@ public final class DistributedOptimizer: TrainingOptimizer {
         return Int(try world.allReduceSum(Double(local)))
     }
 
-    public func clipGradients(by coefficient: Double) {
-        if coefficient < 1 { scaleGradients(by: Float(coefficient)) }
-    }
-
     public func unscaleAndFindNonFinite(scale: Float) throws -> Bool {
         if scale != 1 { scaleGradients(by: 1 / scale) }
         return try world.allReduceMax(gradientsAreFinite() ? 0 : 1) != 0
@@ -140,7 +136,8 @@ public final class DistributedOptimizer: TrainingOptimizer {
     }
 
     /// The update on the owned elements, then every bucket's parameters all-gathered in place.
-    public func update(lr: Float, decoupledLR: Float?) throws {
+    public func update(lr: Float, decoupledLR: Float?, clipCoefficient: Double) throws {
+        let scale = GradClipping.gradientScale(clipCoefficient)
         step += 1
         for s in segments {
             let table = chunks[s.chunk].table
@@ -148,7 +145,7 @@ public final class DistributedOptimizer: TrainingOptimizer {
                 params: chunks[s.chunk].params.pointer(s.slot) + s.elementOffset,
                 grads: mainGrad.base + s.shardOffset, state: state.map { $0.base + s.shardOffset }, count: s.count,
                 lr: hyper.learningRate(table.specs[s.slot], lr: lr, decoupledLR: decoupledLR),
-                weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, step: step)
+                weightDecay: table.specs[s.slot].weightDecay ? hyper.weightDecay : 0, step: step, gradientScale: scale)
         }
         let requests = try pieces.map { p in
             try group.iallGatherInPlace(chunks[p.chunk].params.storage.base + p.bucketOffset, counts: p.counts)

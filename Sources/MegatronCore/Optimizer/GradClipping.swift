@@ -44,6 +44,10 @@ public enum GradClipping {
         return min(1, maxNorm / (norm + 1e-6))
     }
 
+    /// The factor the optimizers multiply each gradient by as they read it: `coefficient` in single
+    /// precision when it clips, else exactly 1.
+    public static func gradientScale(_ coefficient: Double) -> Float { coefficient < 1 ? Float(coefficient) : 1 }
+
     /// Multiplies every gradient by `coefficient` (nothing to do at 1).
     public static func scale(_ grads: ParameterArena, by coefficient: Double) {
         guard coefficient < 1 else { return }

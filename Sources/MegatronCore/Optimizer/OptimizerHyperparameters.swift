@@ -61,20 +61,22 @@ public struct OptimizerHyperparameters: Sendable, Equatable {
     }
 
     /// One update of `count` contiguous elements at step `step` (1-based) with the state arrays in
-    /// `stateNames` order.
+    /// `stateNames` order, from the gradients times `gradientScale` (Megatron's clipping coefficient,
+    /// folded into the update's read of each gradient instead of a pass of its own).
     func apply(
         params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, state: [UnsafeMutablePointer<Float>],
-        count: Int, lr: Float, weightDecay: Float, step: Int
+        count: Int, lr: Float, weightDecay: Float, step: Int, gradientScale: Float
     ) {
         switch kind {
         case .adam:
             AdamW.apply(
                 self, params: params, grads: grads, expAvg: state[0], expAvgSq: state[1], count: count, lr: lr,
-                weightDecay: weightDecay, corrections: AdamW.biasCorrections(self, step: step))
+                weightDecay: weightDecay, corrections: AdamW.biasCorrections(self, step: step),
+                gradientScale: gradientScale)
         case .sgd:
             SGD.apply(
                 params: params, grads: grads, momentumBuffer: state[0], count: count, lr: lr, momentum: sgdMomentum,
-                weightDecay: weightDecay)
+                weightDecay: weightDecay, gradientScale: gradientScale)
         }
     }
 }
@@ -92,15 +94,17 @@ public final class ChunkOptimizer: @unchecked Sendable {
         state = hyper.stateNames.map { _ in ParameterArena(table: table) }
     }
 
-    /// One update of every parameter in `params` from `grads` at learning rate `lr` (`decoupledLR`
-    /// for the word embedding, when given).
-    public func update(params: ParameterArena, grads: ParameterArena, lr: Float, decoupledLR: Float? = nil) {
+    /// One update of every parameter in `params` from `grads` times `gradientScale` (the clipping
+    /// coefficient) at learning rate `lr` (`decoupledLR` for the word embedding, when given).
+    public func update(
+        params: ParameterArena, grads: ParameterArena, lr: Float, decoupledLR: Float? = nil, gradientScale: Float = 1
+    ) {
         step += 1
         for (slot, spec) in params.table.specs.enumerated() {
             hyper.apply(
                 params: params.pointer(slot), grads: grads.pointer(slot), state: state.map { $0.pointer(slot) },
                 count: spec.count, lr: hyper.learningRate(spec, lr: lr, decoupledLR: decoupledLR),
-                weightDecay: spec.weightDecay ? hyper.weightDecay : 0, step: step)
+                weightDecay: spec.weightDecay ? hyper.weightDecay : 0, step: step, gradientScale: gradientScale)
         }
     }
 }

@@ -46,13 +46,11 @@ public final class ReplicatedOptimizer: TrainingOptimizer {
         try GradClipping.zeroCount(chunks.map(\.grads), group: modelParallel)
     }
 
-    public func clipGradients(by coefficient: Double) {
-        for chunk in chunks { GradClipping.scale(chunk.grads, by: coefficient) }
-    }
-
-    public func update(lr: Float, decoupledLR: Float?) throws {
+    public func update(lr: Float, decoupledLR: Float?, clipCoefficient: Double) throws {
+        let scale = GradClipping.gradientScale(clipCoefficient)
         for (chunk, optimizer) in zip(chunks, optimizers) {
-            optimizer.update(params: chunk.params, grads: chunk.grads, lr: lr, decoupledLR: decoupledLR)
+            optimizer.update(
+                params: chunk.params, grads: chunk.grads, lr: lr, decoupledLR: decoupledLR, gradientScale: scale)
         }
     }
 

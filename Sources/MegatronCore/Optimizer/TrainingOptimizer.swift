@@ -2,7 +2,7 @@
 // keeps its state: ReplicatedOptimizer (one ChunkOptimizer per model chunk, state on every data-parallel
 // rank) or DistributedOptimizer (state and main gradients sharded over the data-parallel group).
 // A step, after the data-parallel reduction:
-//     finalizeGradients → [unscaleAndFindNonFinite] → gradientNorm → clipGradients → update(lr)
+//     finalizeGradients → [unscaleAndFindNonFinite] → gradientNorm → update(lr, clip coefficient)
 import Distributed
 
 public protocol TrainingOptimizer: AnyObject {
@@ -25,11 +25,11 @@ public protocol TrainingOptimizer: AnyObject {
     /// Gradient elements exactly 0 over the whole model, each parameter counted once as in the norm
     /// (Megatron's log_num_zeros_in_grad). A collective: every rank calls it.
     func zeroGradientCount() throws -> Int
-    /// Multiplies every gradient by `coefficient` (nothing to do at 1 or above).
-    func clipGradients(by coefficient: Double)
-    /// The update at `lr` (`decoupledLR` for the word embedding and its tied copy, when given);
-    /// afterwards every rank holds its chunks' whole updated main parameters.
-    func update(lr: Float, decoupledLR: Float?) throws
+    /// The update at `lr` (`decoupledLR` for the word embedding and its tied copy, when given) from
+    /// the gradients clipped by `clipCoefficient` (GradClipping.coefficient; the multiply happens as
+    /// the update reads each gradient, which equals scaling them first bit for bit, and the stored
+    /// gradients are left unscaled); afterwards every rank holds its chunks' whole updated main parameters.
+    func update(lr: Float, decoupledLR: Float?, clipCoefficient: Double) throws
     /// Test hook: writes +∞ into the first gradient element this rank holds (an overflow).
     func injectOverflow()
 

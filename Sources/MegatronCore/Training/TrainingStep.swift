@@ -78,16 +78,16 @@ extension Trainer {
                     loss: loss, gradNorm: nil, lr: lr, decoupledLR: decoupledLR, skipped: true, components: components)
             }
         }
-        let norm = try timer.measure("grad norm + clip") { try optimizer.gradientNorm() }
+        let norm = try timer.measure("grad norm") { try optimizer.gradientNorm() }
         let zeros = config.logNumZerosInGrad ? try optimizer.zeroGradientCount() : nil
         guard norm.isFinite else {
             throw TrainingError.nonFiniteGradient(iteration: iteration, lr: lr, lastCheckpoint: lastCheckpoint)
         }
         let coefficient = GradClipping.coefficient(norm: norm, maxNorm: config.clipGrad)
         try currentTracer.span("optimizer", category: "optimizer") {
-            timer.measure("grad norm + clip") { optimizer.clipGradients(by: coefficient) }
             try timer.measure(optimizer.updatePhase) {
-                try optimizer.update(lr: Float(lr), decoupledLR: decoupledLR.map(Float.init))
+                try optimizer.update(
+                    lr: Float(lr), decoupledLR: decoupledLR.map(Float.init), clipCoefficient: coefficient)
             }
             timer.measure("16-bit weights from main parameters") { for chunk in chunks { chunk.syncWeights() } }
         }
