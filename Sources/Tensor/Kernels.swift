@@ -109,3 +109,30 @@ extension Kernels {
         adamw_update(p, g, m, v, n, beta1, beta2, eps, lr, wd, corrections.0, corrections.1, gradientScale)
     }
 }
+
+extension Kernels {
+    /// The softmax's exponential pass over one row (CBF16's softmaxrows.c, AVX-512 or its portable
+    /// loop): `row[j] = exp(scale·row[j] − shift)` for first ≤ j < valid, each bit for bit
+    /// simdExp(scale·row[j] − shift), zeros before `first` and from `valid` to `width`; returns their sum.
+    @inline(__always)
+    public static func softmaxExpRow(
+        _ row: UnsafeMutablePointer<Float>, from first: Int, valid: Int, width: Int, scale: Float, shift: Float
+    ) -> Float {
+        softmax_exp_row(row, first, valid, width, scale, shift)
+    }
+
+    /// Σ exp(row[j] − shift) for j < count: softmaxExpRow's sum at scale 1, nothing stored.
+    @inline(__always)
+    public static func expSum(_ row: UnsafePointer<Float>, count: Int, shift: Float) -> Float {
+        softmax_exp_sum(row, count, shift)
+    }
+
+    /// max(row[first ..< valid]), −∞ for an empty range.
+    @inline(__always)
+    public static func rowMax(_ row: UnsafePointer<Float>, from first: Int, valid: Int) -> Float {
+        softmax_row_max(row, first, valid)
+    }
+
+    /// Tests: the portable loops of softmaxrows.c even where AVX-512 is available.
+    public static func forcePortableSoftmaxRows(_ portable: Bool) { softmax_rows_force_portable(portable ? 1 : 0) }
+}

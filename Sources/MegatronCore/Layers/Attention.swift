@@ -456,12 +456,7 @@ public enum SelfAttention {
     static func exponentiateRowInPlace(
         _ row: UnsafeMutablePointer<Float>, from first: Int = 0, valid: Int, width: Int, scale: Float
     ) -> (shift: Float, sum: Float) {
-        var mv = F16(repeating: -.infinity)
-        var j = first
-        while j + 16 <= valid { mv = pointwiseMax(mv, load16(row, j)); j += 16 }
-        var m = mv.max()
-        while j < valid { m = max(m, row[j]); j += 1 }
-        m *= scale
+        let m = Kernels.rowMax(row, from: first, valid: valid) * scale
         return (m, expRowInPlace(row, from: first, valid: valid, width: width, scale: scale, shift: m))
     }
 
@@ -474,19 +469,12 @@ public enum SelfAttention {
     }
 
     /// `row[j] = exp(scale·row[j] − shift)` for first ≤ j < valid, 0 before and beyond; returns Σ of
-    /// the exponentials.
+    /// the exponentials (Kernels.softmaxExpRow: simdExp's values, in C with AVX-512).
     @inline(__always) @discardableResult
     static func expRowInPlace(
         _ row: UnsafeMutablePointer<Float>, from first: Int = 0, valid: Int, width: Int, scale: Float, shift: Float
     ) -> Float {
-        if first > 0 { row.update(repeating: 0, count: first) }
-        var sv = F16(repeating: 0)
-        var j = first
-        while j + 16 <= valid { let e = simdExp(load16(row, j) * scale - shift); store16(e, row, j); sv += e; j += 16 }
-        var sum = sv.sum()
-        while j < valid { let e = scalarExp(row[j] * scale - shift); row[j] = e; sum += e; j += 1 }
-        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
-        return sum
+        Kernels.softmaxExpRow(row, from: first, valid: valid, width: width, scale: scale, shift: shift)
     }
 
     /// In place on P: `P[j] = P[j]·(dP[j] − Σ_k P[k]·dP[k])·scale` for j < valid (P is zero beyond,
@@ -506,5 +494,3 @@ public enum SelfAttention {
         if valid < width { (P + valid).update(repeating: 0, count: width - valid) }
     }
 }
-
-@inline(__always) func pointwiseMax(_ a: F16, _ b: F16) -> F16 { a.replacing(with: b, where: b .> a) }

@@ -162,27 +162,14 @@ public enum VocabCrossEntropy {
     }
 
     @inline(__always)
-    static func rowMaximum(_ z: UnsafePointer<Float>, width v: Int) -> Float {
-        var mv = F16(repeating: -.infinity)
-        var j = 0
-        while j + 16 <= v { mv = pointwiseMax(mv, load16(z, j)); j += 16 }
-        var m = mv.max()
-        while j < v { m = max(m, z[j]); j += 1 }
-        return m
-    }
+    static func rowMaximum(_ z: UnsafePointer<Float>, width v: Int) -> Float { Kernels.rowMax(z, from: 0, valid: v) }
 
-    /// Σ exp(z − shift); with `store` the exponentials replace z.
+    /// Σ exp(z − shift) (Kernels.softmaxExpRow's values and order in either case); with `store` the
+    /// exponentials replace z.
     @inline(__always)
     static func expSum(_ z: UnsafeMutablePointer<Float>, width v: Int, shift m: Float, store: Bool) -> Float {
-        var sv = F16(repeating: 0)
-        var j = 0
-        if store {
-            while j + 16 <= v { let e = simdExp(load16(z, j) - m); store16(e, z, j); sv += e; j += 16 }
-        } else {
-            while j + 16 <= v { sv += simdExp(load16(z, j) - m); j += 16 }
-        }
-        var sum = sv.sum()
-        while j < v { let e = scalarExp(z[j] - m); if store { z[j] = e }; sum += e; j += 1 }
-        return sum
+        store
+            ? Kernels.softmaxExpRow(z, from: 0, valid: v, width: v, scale: 1, shift: m)
+            : Kernels.expSum(z, count: v, shift: m)
     }
 }
