@@ -44,8 +44,9 @@ tokenizer.json of that fixture and its expected.json: the same three prompts' ge
 log-probabilities of two random 100-token sequences of ids below 960.
 
 And Tests/CLITests/Fixtures/hf_qwen3_tiny/: a Qwen3ForCausalLM (RMSNorm over each query and key head,
-q_norm and k_norm, drawn around 1 like every norm weight; 2 layers, hidden 64, 4 heads of 16 in 2
-groups, vocabulary 61, tied embeddings, rope_theta 1e6) and expected.json as for the Llama over two
+q_norm and k_norm, drawn around 1 like every norm weight; 2 layers, hidden 64, 4 heads of head_dim 24 —
+wider than hidden / heads = 16, as Qwen 3's 128 is at hidden 1024 or 2560 — in 2 groups, vocabulary 61, tied
+embeddings, rope_theta 1e6) and expected.json as for the Llama over two
 sequences of 32 tokens, plus a greedy generation of 16 tokens after 12 random prompt ids.
     python3 scripts/make_hf_llama_fixture.py --qwen3      (writes that fixture alone)
 --check-export-qwen3 DIR reloads an export of it and checks its log-probabilities.
@@ -213,7 +214,7 @@ def qwen3():
     from transformers import Qwen3Config, Qwen3ForCausalLM
     torch.manual_seed(4)
     cfg = Qwen3Config(vocab_size=61, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, head_dim=16, max_position_embeddings=64, rms_norm_eps=1e-6,
+                      num_key_value_heads=2, head_dim=24, max_position_embeddings=64, rms_norm_eps=1e-6,
                       rope_theta=1e6, tie_word_embeddings=True, attention_bias=False, use_sliding_window=False,
                       initializer_range=0.1, bos_token_id=1, eos_token_id=2)
     model = Qwen3ForCausalLM(cfg).eval()

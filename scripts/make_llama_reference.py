@@ -21,6 +21,11 @@ uses rotary_percent 0.5, which Llama does not have).
 qk_layernorm (RMSNorm over each query head and each group's key head, weights
 self_attention.q_layernorm.weight and k_layernorm.weight of head size, before rope), cross-checked
 the same way against transformers' Qwen3ForCausalLM.
+
+--kv-channels writes Fixtures/llama_kv_channels_reference.h5: Qwen 3's shape of head — qk_layernorm and
+heads 24 wide (Megatron's kv_channels, transformers' head_dim) where hidden_size / num_attention_heads
+is 16, so QKV gives (4 + 2·2)·24 columns and the projection maps 4·24 = 96 back to 64 — cross-checked
+against Qwen3ForCausalLM with head_dim 24.
 """
 import math
 import os
@@ -30,11 +35,13 @@ import sys
 
 import torch
 
-QK = "--qk-layernorm" in sys.argv[1:]
+KV = "--kv-channels" in sys.argv[1:]
+QK = "--qk-layernorm" in sys.argv[1:] or KV
 torch.manual_seed(0)
 DT = torch.float64
 L, H, A, G, F, S, B, V, VP, MAXPOS = 2, 64, 4, 2, 96, 16, 3, 61, 128, 20
-EPS, D, BASE, K = 1e-5, H // A, 10000.0, A // G  # K query heads per group
+EPS, D, BASE, K = 1e-5, 24 if KV else H // A, 10000.0, A // G  # K query heads per group
+Q = A * D  # the queries' and the context's width (H unless kv_channels)
 
 
 def names():
@@ -45,7 +52,7 @@ def names():
         if QK:
             out += [(p + "self_attention.q_layernorm.weight", (D,)), (p + "self_attention.k_layernorm.weight", (D,))]
         out += [
-                (p + "self_attention.linear_proj.weight", (H, H)), (p + "pre_mlp_layernorm.weight", (H,)),
+                (p + "self_attention.linear_proj.weight", (H, Q)), (p + "pre_mlp_layernorm.weight", (H,)),
                 (p + "mlp.linear_fc1.gate.weight", (F, H)), (p + "mlp.linear_fc1.up.weight", (F, H)),
                 (p + "mlp.linear_fc2.weight", (H, F))]
     out += [("decoder.final_layernorm.weight", (H,)), ("output_layer.weight", (VP, H))]
@@ -95,7 +102,7 @@ def forward(params, tokens, rot, table=DT):
         q, k = rope(q, rot, table), rope(k, rot, table)
         scores = torch.einsum("ibhd,jbhd->bhij", q, k) / math.sqrt(D)
         probs = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1)
-        ctx = torch.einsum("bhij,jbhd->ibhd", probs, v).reshape(s, b, H)
+        ctx = torch.einsum("bhij,jbhd->ibhd", probs, v).reshape(s, b, Q)
         x = x + ctx @ params[p + "self_attention.linear_proj.weight"].T
         u = rms_norm(x, params[p + "pre_mlp_layernorm.weight"])
         gate, up = u @ params[p + "mlp.linear_fc1.gate.weight"].T, u @ params[p + "mlp.linear_fc1.up.weight"].T
@@ -123,7 +130,7 @@ def check_against_transformers(params, tokens):
     for l in range(L):
         p, q = f"decoder.layers.{l}.", f"model.layers.{l}."
         w = params[p + "self_attention.linear_qkv.weight"].view(G, K + 2, D, H)
-        sd[q + "self_attn.q_proj.weight"] = w[:, :K].reshape(H, H)
+        sd[q + "self_attn.q_proj.weight"] = w[:, :K].reshape(Q, H)
         sd[q + "self_attn.k_proj.weight"] = w[:, K].reshape(G * D, H)
         sd[q + "self_attn.v_proj.weight"] = w[:, K + 1].reshape(G * D, H)
         sd[q + "self_attn.o_proj.weight"] = params[p + "self_attention.linear_proj.weight"]
@@ -160,12 +167,14 @@ def main():
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
     loss.backward()
     out = os.path.join(os.path.dirname(__file__), "..", "Tests", "MegatronCoreTests", "Fixtures",
+                       "llama_kv_channels_reference.h5" if KV else
                        "llama_qknorm_reference.h5" if QK else "llama_reference.h5")
     with h5py.File(out, "w") as f:
         for key, val in [("num_layers", L), ("hidden_size", H), ("num_attention_heads", A), ("num_query_groups", G),
                          ("ffn_hidden_size", F),
                          ("seq_length", S), ("max_position_embeddings", MAXPOS), ("vocab_size", V),
-                         ("padded_vocab_size", VP), ("micro_batch_size", B), ("qk_layernorm", int(QK))]:
+                         ("padded_vocab_size", VP), ("micro_batch_size", B), ("qk_layernorm", int(QK)),
+                         ("kv_channels", D)]:
             f.attrs[key] = np.int64(val)
         for key, val in [("norm_epsilon", EPS), ("rotary_base", BASE), ("rotary_percent", rotary_percent),
                          ("loss", loss.item())]:

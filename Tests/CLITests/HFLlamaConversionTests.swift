@@ -83,7 +83,8 @@ final class HFLlamaConversionTests: XCTestCase {
     }
 
     /// A tiny Qwen 3 made by transformers (q_norm and k_norm over each query and key head, norm weights
-    /// drawn around 1, tied embeddings) imports with qk_layernorm, scores two 32-token sequences as
+    /// drawn around 1, tied embeddings, heads of head_dim 24 where hidden / heads is 16) imports with
+    /// qk_layernorm and kv_channels 24, scores two 32-token sequences as
     /// transformers does within 1e-4 (the same model without the norms misses by more than 1e-3),
     /// generates transformers' 16 greedy tokens on one rank and at t = 2 × p = 2, and exports as
     /// Qwen3ForCausalLM bit for bit (read back by transformers when it is installed).
@@ -99,6 +100,9 @@ final class HFLlamaConversionTests: XCTestCase {
             )
         )
         XCTAssertEqual(config["model_type"] as? String, "qwen3")
+        XCTAssertEqual(config["head_dim"] as? Int, 24)
+        let stored = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
+        XCTAssertEqual(stored.kvChannels, 24, "head_dim 24 is kv_channels")
         try CLI.pythonCheck(
             "make_hf_llama_fixture.py", ["--check-export-qwen3", "hf"], in: dir,
             expect: "export reloaded by transformers",

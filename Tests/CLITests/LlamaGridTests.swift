@@ -204,6 +204,45 @@ final class LlamaGridTests: XCTestCase {
         XCTAssertTrue(export.stdout.contains("Qwen3ForCausalLM"), "llama-tiny with query/key norms: \(export.stdout)")
     }
 
+    /// Megatron's kv_channels: heads 24 wide where hidden_size / num_attention_heads is 16 (Qwen 3's
+    /// head_dim 128 at hidden 1024) — QKV gives (4 + 2·2)·24 = 192 columns and the projection maps
+    /// 4·24 = 96 back to 64, as the checkpoint's shapes show. t = 2 with SP × p = 2 with two virtual
+    /// stages and t = 2 × d = 2 with the distributed optimizer equal one rank (losses and validation
+    /// within 1e-5, gradient norms within 1e-4); `generate` with the KV cache scores as the training
+    /// forward; the export to Hugging Face writes head_dim 24.
+    func testWiderHeadsOnGridsEqualOneRankAndGenerate() throws {
+        let dir = CLI.scratch("llama-kv-channels")
+        let plain = try train("plain", [], in: dir)
+        let wide = ["--kv-channels", "24"]
+        let one = try train("one", wide + ["--save", "ckpt", "--save-interval", "\(Self.iterations)"], in: dir)
+        XCTAssertGreaterThan(
+            zip(one.train, plain.train).map { abs($0 - $1) }.max() ?? 0, 1e-3, "kv_channels must change the losses")
+        let file = try HDF5File.openReadOnly(dir.appendingPathComponent("ckpt/iter_0000012/mp_rank_00_000.h5").path)
+        let layer = "model/decoder.layers.0.self_attention."
+        XCTAssertEqual(try file.readFloats(layer + "linear_qkv.weight").shape, [192, 64])
+        XCTAssertEqual(try file.readFloats(layer + "linear_proj.weight").shape, [64, 96])
+        for (name, grid) in [
+            (
+                "t2sp-p2v2",
+                [
+                    "--tensor-model-parallel-size", "2", "--sequence-parallel", "--pipeline-model-parallel-size", "2",
+                    "--num-layers-per-virtual-pipeline-stage", "1",
+                ]
+            ),
+            ("t2d2-distopt", ["--tensor-model-parallel-size", "2", "--use-distributed-optimizer"]),
+        ] {
+            let got = try train(name, ranks: 4, wide + grid, in: dir)
+            assertLossesMatch(got.train, one.train, count: Self.iterations, relativeTolerance: 1e-5, name)
+            assertLossesMatch(got.norms, one.norms, count: Self.iterations, relativeTolerance: 1e-4, "\(name) norms")
+            assertLossesMatch(got.valid, one.valid, count: 2, relativeTolerance: 1e-5, "\(name) validation")
+        }
+        try assertGenerationScoresAsTraining(checkpoint: "ckpt", in: dir)
+        let export = try CLI.run(["convert-checkpoint", "--load", "ckpt", "--to", "hf", "hf-out"], in: dir)
+        XCTAssertEqual(export.code, 0, export.stderr)
+        let config = try CLI.jsonObject(dir.appendingPathComponent("hf-out/config.json"))
+        XCTAssertEqual(config["head_dim"] as? Int, 24)
+    }
+
     func testBadOptionsAreRefusedNamingTheKeys() throws {
         let dir = CLI.scratch("llama-bad")
         let llama = ["train", "--config", CLI.config("llama-tiny.json"), "--train-iters", "2"]
@@ -214,7 +253,8 @@ final class LlamaGridTests: XCTestCase {
             (["--normalization", "ScaleNorm"], "normalization"),
             (["--position-embedding-type", "learned_absolute", "--no-position-embedding"], "add_position_embedding"),
             (["--window-size", "7,3"], "right must be 0"), (["--window-size", "seven"], "window_size"),
-            (["--window-size", "-2,0"], "left must be"),
+            (["--window-size", "-2,0"], "left must be"), (["--kv-channels", "0"], "kv_channels"),
+            (["--kv-channels", "3", "--rotary-percent", "0.5"], "rope must rotate at least two of each head's 3"),
         ] {
             let r = try CLI.run(llama + flags, in: dir)
             XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")

@@ -92,5 +92,15 @@ final class DataAndConfigTests: XCTestCase {
         XCTAssertEqual(
             c.flopsPerIteration(globalBatch: 4), 72 * B * s * L * h * h * (1 + s / (6 * h) + V / (12 * L * h)),
             accuracy: 1)
+        // kv_channels 128 (twice h/a): the attention's share, (1 + g/a + s/h)·(a·d/h) of 12·B·s·L·h², doubles
+        // — counted by hand: QKV 2·3·h·(a·d), scores and context 2·2·s·(a·d), projection 2·(a·d)·h per
+        // token, ×3 for the backward, × B·s·L.
+        var wide = c
+        wide.kvChannels = 128
+        XCTAssertEqual(wide.attentionWidth, 1536)
+        let q = 1536.0, perToken = 2 * 3 * h * q + 2 * 2 * s * q + 2 * q * h
+        XCTAssertEqual(
+            wide.flopsPerIteration(globalBatch: 4) - c.flopsPerIteration(globalBatch: 4),
+            3 * B * s * L * (perToken / 2), accuracy: 1e3)
     }
 }

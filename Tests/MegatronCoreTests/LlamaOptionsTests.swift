@@ -313,6 +313,13 @@ final class LlamaOptionsTests: XCTestCase {
         try wholeModelCase("llama_qknorm_reference")
     }
 
+    /// Qwen 3's heads (make_llama_reference.py --kv-channels, checked against Qwen3ForCausalLM with
+    /// head_dim 24): kv_channels 24 where hidden_size / num_attention_heads is 16 — QKV [192, 64], the
+    /// projection [64, 96] — with qk_layernorm.
+    func testWholeModelWithWiderHeadsMatchesPyTorch() throws {
+        try wholeModelCase("llama_kv_channels_reference")
+    }
+
     func wholeModelCase(_ fixture: String) throws {
         let url = try XCTUnwrap(Bundle.module.url(forResource: fixture, withExtension: "h5", subdirectory: "Fixtures"))
         let f = try HDF5File.openReadOnly(url.path)
@@ -332,7 +339,9 @@ final class LlamaOptionsTests: XCTestCase {
         c.untieEmbeddings = true
         c.numQueryGroups = try f.intAttribute("num_query_groups")
         c.qkLayerNorm = (try? f.intAttribute("qk_layernorm")) == 1
-        XCTAssertEqual(c.qkLayerNorm, fixture.contains("qknorm"))
+        XCTAssertEqual(c.qkLayerNorm, fixture.contains("qknorm") || fixture.contains("kv_channels"))
+        if let kv = try? f.intAttribute("kv_channels"), kv * c.numAttentionHeads != c.hiddenSize { c.kvChannels = kv }
+        XCTAssertEqual(c.kvChannels != nil, fixture.contains("kv_channels"))
         XCTAssertTrue(c.isGroupedQuery)
         let b = try f.intAttribute("micro_batch_size"), n = c.seqLength * b
         let model = GPTModel(config: c, microBatch: b, threads: 2)

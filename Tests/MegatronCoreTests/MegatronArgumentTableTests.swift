@@ -62,7 +62,9 @@ final class MegatronArgumentTableTests: XCTestCase {
         XCTAssertEqual(config.numLayers, 2, "the switch takes no value")
     }
 
-    func testKvChannelsAndVocabExtraIdsTakeOnlyTheirBuiltValues() throws {
+    /// --kv-channels takes any positive head width (a·d need not be the hidden size); --vocab-extra-ids
+    /// only 0 (T5's sentinels are not built).
+    func testKvChannelsTakesAnyWidthAndVocabExtraIdsOnlyZero() throws {
         let flags = [
             "--num-layers", "2", "--hidden-size", "64", "--num-attention-heads", "4", "--seq-length", "32",
             "--train-iters", "1", "--lr", "0.001", "--micro-batch-size", "1",
@@ -72,9 +74,12 @@ final class MegatronArgumentTableTests: XCTestCase {
         XCTAssertEqual(config.kvChannels, 16)
         XCTAssertNoThrow(try ConfigValidation.validate(config))
         config.kvChannels = 32
+        XCTAssertNoThrow(try ConfigValidation.validate(config))
+        config.kvChannels = 0
         XCTAssertThrowsError(try ConfigValidation.validate(config)) { error in
-            XCTAssertTrue("\(error)".contains("kv_channels") && "\(error)".contains("= 16"), "\(error)")
+            XCTAssertTrue("\(error)".contains("kv_channels") && "\(error)".contains("must be positive"), "\(error)")
         }
+        config.kvChannels = 32
         XCTAssertThrowsError(try ConfigLoader.applyFlags(["--vocab-extra-ids", "100"], to: &config)) { error in
             XCTAssertTrue("\(error)".contains("--vocab-extra-ids 100") && "\(error)".contains("T5"), "\(error)")
         }

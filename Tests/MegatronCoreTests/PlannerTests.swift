@@ -96,6 +96,13 @@ final class PlannerTests: XCTestCase {
                     $0.groupQueryAttention = true; $0.numQueryGroups = 2
                 }
             ),
+            (
+                "kv_channels with qk_layernorm (Qwen 3's heads)",
+                {
+                    $0.positionEmbeddingType = .rope; $0.qkLayernorm = true; $0.kvChannels = 24
+                    $0.groupQueryAttention = true; $0.numQueryGroups = 2
+                }
+            ),
         ]
         for (name, apply) in variants {
             var c = model().config

@@ -103,7 +103,9 @@ public enum ConfigKeys {
                 help: "MLP hidden size (default 4·hidden_size)"),
             ConfigKey(
                 name: "kv_channels", field: .optionalInt(\.kvChannels),
-                help: "per-head width (default and only value: hidden_size / num_attention_heads)"),
+                help:
+                    "per-head width d (default hidden_size / num_attention_heads); QKV gives (a + 2g)·d columns, the projection maps a·d to h"
+            ),
             ConfigKey(
                 name: "num_attention_heads", field: .int(\.numAttentionHeads), help: "attention heads (required)",
                 required: true),

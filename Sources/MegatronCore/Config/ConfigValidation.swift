@@ -137,20 +137,18 @@ public enum ConfigValidation {
 
     static func validateModel(_ c: TrainingConfig) throws {
         let h = c.hiddenSize, a = c.numAttentionHeads, s = c.seqLength
-        if h % a != 0 {
+        if let kv = c.kvChannels, kv <= 0 {
+            throw ConfigError.invalidValue(
+                key: "kv_channels", value: "\(kv)", rule: "must be positive (each head's width; leave it out for h / a)"
+            )
+        }
+        if c.kvChannels == nil && h % a != 0 {
             throw ConfigError.inconsistent(
                 keys: ["hidden_size", "num_attention_heads"],
                 rule:
                     "hidden_size \(h) must be divisible by num_attention_heads \(a) (e.g. num_attention_heads "
                     + "\(largestDivisor(of: h, atMost: a)))"
             )
-        }
-        if let kv = c.kvChannels, kv != h / a {
-            throw ConfigError.invalidValue(
-                key: "kv_channels", value: "\(kv)",
-                rule:
-                    "must be hidden_size / num_attention_heads = \(h / a): heads here are slices of the hidden width "
-                    + "(leave kv_channels out)")
         }
         if let f = c.ffnHiddenSize, f <= 0 {
             throw ConfigError.invalidValue(key: "ffn_hidden_size", value: "\(f)", rule: "must be positive")
@@ -220,10 +218,11 @@ public enum ConfigValidation {
                 key: "rope_scaling_factor", value: "\(c.ropeScalingFactor)",
                 rule: "must be at least 1 and below 1e6 (Llama 3.1 uses 8, Llama 3.2 32)")
         }
-        if c.positionEmbeddingType == .rope && Int(Double(h / a) * c.rotaryPercent) < 2 {
+        let headWidth = c.headWidth
+        if c.positionEmbeddingType == .rope && Int(Double(headWidth) * c.rotaryPercent) < 2 {
             throw ConfigError.inconsistent(
                 keys: ["rotary_percent", "hidden_size", "num_attention_heads"],
-                rule: "rope must rotate at least two of each head's \(h / a) channels; raise rotary_percent")
+                rule: "rope must rotate at least two of each head's \(headWidth) channels; raise rotary_percent")
         }
     }
 

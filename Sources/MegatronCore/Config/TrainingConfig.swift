@@ -54,6 +54,8 @@ public struct TrainingConfig: Sendable, Equatable {
 
     /// The key/value heads: num_query_groups with group_query_attention, else one per head.
     public var queryGroups: Int { groupQueryAttention ? numQueryGroups : numAttentionHeads }
+    /// Each head's width: kv_channels, or hidden_size / num_attention_heads.
+    public var headWidth: Int { kvChannels ?? hiddenSize / max(1, numAttentionHeads) }
     // Parallelism
     public var tensorModelParallelSize: Int = 1
     public var pipelineModelParallelSize: Int = 1

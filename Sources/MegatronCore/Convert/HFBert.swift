@@ -217,6 +217,11 @@ public enum HFBert {
                 "this BERT has no binary head (bert_binary_head false); Hugging Face's BertForPreTraining needs "
                     + "the sentence-order head and two token types")
         }
+        guard b.transformer.attentionWidth == b.transformer.hiddenSize else {
+            throw ConversionError.invalid(
+                "this BERT's heads are \(b.transformer.headDim) wide (kv_channels), not hidden_size / "
+                    + "num_attention_heads; Hugging Face's BertForPreTraining has no such setting")
+        }
         try HFDirectory.checkAbsent(directory)
         let g = b.transformer, h = g.hiddenSize, d = h / g.numAttentionHeads, V = g.vocabSize
         let params = model.params, table = params.table

@@ -166,7 +166,7 @@ public enum HFGPT2 {
             ("normalization RMSNorm", g.normalization == .rmsNorm), ("swiglu", g.swiglu),
             ("add_bias_linear false", !g.addBiasLinear), ("untie_embeddings_and_output_weights", g.untieEmbeddings),
             ("group_query_attention", g.isGroupedQuery), ("window_size", g.slidingWindow != nil),
-            ("qk_layernorm", g.qkLayerNorm),
+            ("qk_layernorm", g.qkLayerNorm), ("kv_channels \(g.headDim)", g.attentionWidth != g.hiddenSize),
         ].filter(\.1).map(\.0)
     }
 

@@ -144,13 +144,14 @@ public enum HFLlama {
         }
         let h = try values.positiveInt("hidden_size"), heads = try values.positiveInt("num_attention_heads")
         let groups = try values.optionalPositiveInt("num_key_value_heads") ?? heads
-        guard h % heads == 0, heads % groups == 0 else {
+        // head_dim (Qwen 3's 128 at hidden 1024 or 2560, for example) is Megatron's kv_channels; without
+        // it the heads split the hidden width.
+        let headDim = try values.optionalPositiveInt("head_dim")
+        guard headDim != nil || h % heads == 0, heads % groups == 0 else {
             throw refuse("hidden_size \(h), num_attention_heads \(heads), num_key_value_heads \(groups) do not divide")
         }
-        if let headDim = try values.optionalPositiveInt("head_dim"), headDim != h / heads {
-            throw refuse("head_dim \(headDim) must be hidden_size / num_attention_heads = \(h / heads) here")
-        }
         var cfg = TrainingConfig()
+        if let headDim, headDim * heads != h { cfg.kvChannels = headDim }
         cfg.numLayers = try values.positiveInt("num_hidden_layers")
         cfg.hiddenSize = h; cfg.numAttentionHeads = heads
         cfg.groupQueryAttention = groups != heads; cfg.numQueryGroups = groups

@@ -94,10 +94,10 @@ final class InferenceChunk {
         timer: PhaseTimer?
     ) throws {
         let c = model.config, P = model.weights, pr = model.precision, tp = model.tensorParallel
-        let n = batch * L, h = c.hiddenSize, hL = h / tp.size, fL = c.ffnHiddenSize / tp.size
+        let n = batch * L, h = c.hiddenSize, qL = c.attentionWidth / tp.size, fL = c.ffnHiddenSize / tp.size
         let fc1L = c.fc1Width / tp.size, qkvL = c.qkvWidth / tp.size
         let ln = buffer("ln", n * h), stats = buffer("stats", 2 * n), qkv = buffer("qkv", n * qkvL)
-        let context = buffer("context", n * hL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fc1L)
+        let context = buffer("context", n * qL), partial = buffer("partial", n * h), ffn = buffer("ffn", n * fc1L)
         timer.measure("layernorm") {
             Norm.forward(
                 c.normalization, x: x, weight: P.pointer(w.inputNormWeight), bias: P.pointer(w.inputNormBias),
@@ -116,26 +116,26 @@ final class InferenceChunk {
                     query: .init(weight: P.pointer(q.weight), bias: P.pointer(q.bias)),
                     key: .init(weight: P.pointer(k.weight), bias: P.pointer(k.bias)), eps: c.normEpsilon,
                     saved: QKNorm.Saved(
-                        query: buffer("qk query", n * hL), key: buffer("qk key", n * shape.groups * c.headDim),
+                        query: buffer("qk query", n * qL), key: buffer("qk key", n * shape.groups * c.headDim),
                         mean: buffer("qk mean", vectors), rstd: buffer("qk rstd", vectors)),
-                    scratch: buffer("qk out", n * hL))
+                    scratch: buffer("qk out", n * qL))
                 pr.round(qkv, count: n * qkvL)
             }
             if let rotary {
                 rotary.apply(
-                    qkv, rows: n, heads: hL / c.headDim, headDim: c.headDim, headsPerGroup: c.headsPerQueryGroup,
+                    qkv, rows: n, heads: cache.heads, headDim: c.headDim, headsPerGroup: c.headsPerQueryGroup,
                     positions: .blocks(start: start, length: L))
                 pr.round(qkv, count: n * qkvL)
             }
         }
         timer.measure("attention (KV cache)") {
             attention(layer: l, qkv: qkv, context: context, start: start, newTokens: L)
-            pr.round(context, count: n * hL)
+            pr.round(context, count: n * qL)
         }
         try timer.measure("proj + residual") {
             try residualAdd(
                 x, rowParallel: context, weight: P.pointer(w.projWeight), bias: P.pointer(w.projBias), rows: n,
-                inFeatures: hL, partial: partial)
+                inFeatures: qL, partial: partial)
         }
         timer.measure("layernorm") {
             Norm.forward(

@@ -10,23 +10,27 @@
 // count w bytes each and the masks stay 1 byte, so w = 2 gives Table 2 exactly. For other MLP widths
 // (ffn ≠ 4h, or SwiGLU's FC1 giving 2·ffn) FC1's output and the activation's count their own widths
 // (fc1Width/h and ffn/h in place of 4 and 4), and with grouped-query attention Q, K and V theirs
-// ((a + 2g)·d/h in place of 3), the same accounting.
+// ((a + 2g)·d/h in place of 3), and with kv_channels d ≠ h/a the context its a·d/h in place of 1 — the
+// same accounting.
 public struct ActivationMemoryFormula: Sendable {
     public let seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int, sequenceParallel: Bool
     /// The MLP's widths: FC1's output (2·ffn with SwiGLU) and the activation's (ffn); 4h each by default.
     public let fc1Width: Double, ffn: Double
     /// QKV's output: (a + 2g)·d with grouped-query attention; 3h by default.
     public let qkvWidth: Double
+    /// The attention's output (the context): a·d; h by default.
+    public let contextWidth: Double
 
     public init(
         seq: Int, microBatch: Int, hidden: Int, heads: Int, tensorParallel: Int = 1, sequenceParallel: Bool = false,
-        ffn: Double? = nil, fc1Width: Double? = nil, qkvWidth: Double? = nil
+        ffn: Double? = nil, fc1Width: Double? = nil, qkvWidth: Double? = nil, contextWidth: Double? = nil
     ) {
         self.seq = seq; self.microBatch = microBatch; self.hidden = hidden; self.heads = heads
         self.tensorParallel = tensorParallel; self.sequenceParallel = sequenceParallel && tensorParallel > 1
         self.ffn = ffn ?? 4 * Double(hidden)
         self.fc1Width = fc1Width ?? self.ffn
         self.qkvWidth = qkvWidth ?? 3 * Double(hidden)
+        self.contextWidth = contextWidth ?? Double(hidden)
     }
 
     var sbh: Double { Double(seq * microBatch * hidden) }
@@ -37,7 +41,7 @@ public struct ActivationMemoryFormula: Sendable {
         var replicated = 4 * w + 2  // LN1/LN2/QKV/FC1 inputs, two dropout masks
         // Q, K, V (3 without grouped-query attention), context; FC1's output (4 at ffn = 4h) and the
         // activation's (4)
-        let attentionTensors = qkvWidth / Double(hidden) + 1, mlp = (fc1Width + ffn) / Double(hidden)
+        let attentionTensors = (qkvWidth + contextWidth) / Double(hidden), mlp = (fc1Width + ffn) / Double(hidden)
         let split = (attentionTensors + mlp) * w / t
         let attention = selective ? 0 : (2 * w + 1) * Double(heads * seq) / Double(hidden) / t  // 5as/(ht) at w = 2
         if sequenceParallel { replicated /= t }

@@ -153,7 +153,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         arena = FloatBuffer(count: o.total)
         let base = arena.base
         residual = res.map { base + $0 }
-        let fL = c.ffnHiddenSize / tp.size, hL = c.hiddenSize / tp.size, h = c.hiddenSize
+        let fL = c.ffnHiddenSize / tp.size, qL = c.attentionWidth / tp.size, h = c.hiddenSize
         let fc1L = c.fc1Width / tp.size, qkvL = c.qkvWidth / tp.size
         /// A held tensor at `offset`: fp32 storage there, or 16-bit words there computed in `stage`.
         func held(_ offset: Int, _ count: Int, _ stage: Int?) -> HeldTensor {
@@ -167,7 +167,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let sets = lo.map { (o, ps, qk) in
             LayerActivations(
                 ln1: held(o.0, n * h, st?.norm), ln1Mean: base + o.1, ln1Rstd: base + o.2,
-                qkv: held(o.3, n * qkvL, st?.wide), context: held(o.4, n * hL, st?.wide2), lse: base + o.5,
+                qkv: held(o.3, n * qkvL, st?.wide), context: held(o.4, n * qL, st?.wide2), lse: base + o.5,
                 mid: base + o.6, ln2: held(o.7, n * h, st?.norm), ln2Mean: base + o.8, ln2Rstd: base + o.9,
                 fc1: held(o.10, n * fc1L, st?.wide), gelu: held(o.11, n * fL, st?.wide2),
                 postSum: ps.map { base + $0 },
@@ -202,7 +202,7 @@ public final class TransformerActivations: ChunkActivations, @unchecked Sendable
         let f = ActivationMemoryFormula(
             seq: c.seqLength, microBatch: microBatch, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: tp.size, sequenceParallel: tp.sequenceParallel, ffn: Double(c.ffnHiddenSize),
-            fc1Width: Double(c.fc1Width), qkvWidth: Double(c.qkvWidth))
+            fc1Width: Double(c.fc1Width), qkvWidth: Double(c.qkvWidth), contextWidth: Double(c.attentionWidth))
         return f.peakBytes(layers: layers, plan: recompute, elementBytes: precision.isReduced ? 2 : 4, selective: true)
     }
 
@@ -224,7 +224,7 @@ public struct TransformerArenaLayout: Sendable {
     let post: [Int]?
     /// 16-bit runs: the fp32 staging buffers the held tensors are computed in — LayerNorm outputs
     /// [n, h]; QKV, then FC1's output [n, max(qkv, f)/t]; the attention context, then GELU's output
-    /// [n, max(h, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass;
+    /// [n, max(a·d, f)/t]. Each holds one tensor at a time in a layer's forward and backward pass;
     /// together they lie in the logits' memory, which only the LM head uses.
     let staging: (norm: Int, wide: Int, wide2: Int)?
     /// Floats in the arena, and bytes of the layers' inputs and saved sets.
@@ -237,7 +237,7 @@ public struct TransformerArenaLayout: Sendable {
         precision: Precision = .fp32, heldWords: Bool? = nil
     ) {
         let n = c.seqLength * b, h = c.hiddenSize, t = tp.size
-        let fL = c.ffnHiddenSize / t, hL = h / t, aL = c.numAttentionHeads / t, fc1L = c.fc1Width / t
+        let fL = c.ffnHiddenSize / t, qL = c.attentionWidth / t, aL = c.numAttentionHeads / t, fc1L = c.fc1Width / t
         let qkvL = c.qkvWidth / t, gL = c.queryGroups / t
         let nS = tp.shardRows(n)
         var plan = ArenaPlan()
@@ -249,26 +249,28 @@ public struct TransformerArenaLayout: Sendable {
         self.sets = (0..<sets).map { _ in
             (
                 (
-                    held(n * h), plan.take(nS), plan.take(nS), held(n * qkvL), held(n * hL),
+                    held(n * h), plan.take(nS), plan.take(nS), held(n * qkvL), held(n * qL),
                     plan.take(n * aL), plan.take(nS * h), held(n * h), plan.take(nS), plan.take(nS),
                     held(n * fc1L), held(n * fL)
                 ),
                 c.postLayerNorm ? plan.take(nS * h) : nil,
                 // qk_layernorm: queries [n·a/t, d], keys [n·g/t, d], mean and rstd per vector.
                 c.qkLayerNorm
-                    ? [n * hL, n * gL * c.headDim, n * (aL + gL), n * (aL + gL)].map { plan.take($0) } : nil
+                    ? [n * qL, n * gL * c.headDim, n * (aL + gL), n * (aL + gL)].map { plan.take($0) } : nil
             )
         }
         layerBytes = (plan.total - layersStart) * 4
         finalNorm = plan.take(n * h); finalMean = plan.take(nS); finalRstd = plan.take(nS)
-        tmpH = plan.take(n * h); tmpH2 = plan.take(n * h); tmpS = plan.take(n * h)
+        // The row-parallel partial sums [n, h]; the attention's output gradient [n, a·d/t] (a·d may
+        // exceed h with kv_channels) and qk_layernorm's backward scratch, the same size.
+        tmpH = plan.take(n * max(h, qL)); tmpH2 = plan.take(n * max(h, qL)); tmpS = plan.take(n * h)
         // FC1's gradient, and with SwiGLU the activation's gradient after it.
         tmpWide = plan.take(n * max(fc1L + (c.swiglu ? fL : 0), qkvL)); dResidual = plan.take(nS * h)
         let vocab = VocabShard(config: c, tensorParallel: tp)
         let chunk = VocabCrossEntropy.chunkRows(rows: n, vocab: c.vocabSize)
         // The held tensors' staging buffers share the logits' memory: the layers use them, the LM
         // head the logits, never both at once (a deferred LM-head W pass keeps its own copy).
-        let stagingSizes = half ? [n * h, n * max(qkvL, fc1L), n * max(hL, fL)].map(ArenaPlan.aligned) : []
+        let stagingSizes = half ? [n * h, n * max(qkvL, fc1L), n * max(qL, fL)].map(ArenaPlan.aligned) : []
         logits = plan.take(max(chunk * max(1, vocab.realRows), stagingSizes.reduce(0, +)))
         staging =
             half ? (logits, logits + stagingSizes[0], logits + stagingSizes[0] + stagingSizes[1]) : nil

@@ -41,6 +41,8 @@ public struct GPTConfig: Sendable, Equatable {
     public var slidingWindow: Int? = nil
     /// Key/value heads (grouped-query attention when fewer than the query heads).
     public var numQueryGroups: Int? = nil
+    /// Megatron's kv_channels: each head's width (nil: hidden_size / num_attention_heads).
+    public var kvChannels: Int? = nil
 
     public init(
         numLayers: Int, hiddenSize: Int, numAttentionHeads: Int, ffnHiddenSize: Int? = nil, seqLength: Int,
@@ -56,7 +58,11 @@ public struct GPTConfig: Sendable, Equatable {
         self.initMethodStd = initMethodStd; self.normEpsilon = normEpsilon; self.seed = seed
     }
 
-    public var headDim: Int { hiddenSize / numAttentionHeads }
+    /// Each head's width d: kv_channels, or hidden_size / num_attention_heads.
+    public var headDim: Int { kvChannels ?? hiddenSize / numAttentionHeads }
+    /// The width of the queries and of the attention's output, a·d (Megatron's query_projection_size;
+    /// the hidden size unless kv_channels says otherwise): the projection maps it back to h.
+    public var attentionWidth: Int { numAttentionHeads * headDim }
     /// Key/value heads: one per query head, or the groups of grouped-query attention.
     public var queryGroups: Int { numQueryGroups ?? numAttentionHeads }
     public var isGroupedQuery: Bool { queryGroups != numAttentionHeads }
@@ -85,13 +91,14 @@ public struct GPTConfig: Sendable, Equatable {
 
     /// Model FLOPs of one iteration with `globalBatch` sequences, Megatron's formula (no recompute):
     /// 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)), V the padded vocabulary, for ffn = 4h.
-    /// In general (Megatron's `num_floating_point_operations` for a dense GPT with MHA):
-    /// 12·B·s·L·h²·((1 + g/a + s/h) + (f/h)·G + V/(2·L·h)), equal to the above when f = 4h, g = a
-    /// (g key/value heads, a query heads), G = 3/2 with SwiGLU (three ffn-wide products) else 1.
+    /// In general (Megatron's `num_floating_point_operations` for a dense GPT):
+    /// 12·B·s·L·h²·((1 + g/a + s/h)·(q/h) + (f/h)·G + V/(2·L·h)), equal to the above when f = 4h, g = a
+    /// (g key/value heads, a query heads), q = a·kv_channels = h, G = 3/2 with SwiGLU (three ffn-wide
+    /// products) else 1.
     public func flopsPerIteration(globalBatch: Int) -> Double {
         let B = Double(globalBatch), s = Double(seqLength), L = Double(numLayers), h = Double(hiddenSize)
         let f = Double(ffnHiddenSize), V = Double(paddedVocabSize), G = swiglu ? 1.5 : 1
-        let groups = Double(queryGroups) / Double(numAttentionHeads)
-        return 12 * B * s * L * h * h * ((1 + groups + s / h) + f / h * G + V / (2 * L * h))
+        let groups = Double(queryGroups) / Double(numAttentionHeads), q = Double(attentionWidth) / h
+        return 12 * B * s * L * h * h * ((1 + groups + s / h) * q + f / h * G + V / (2 * L * h))
     }
 }

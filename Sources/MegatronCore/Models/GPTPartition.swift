@@ -27,6 +27,7 @@ extension GPTConfig {
         qkLayerNorm = c.qkLayernorm
         untieEmbeddings = c.untieEmbeddingsAndOutputWeights
         numQueryGroups = c.groupQueryAttention ? c.numQueryGroups : nil
+        kvChannels = c.kvChannels
         slidingWindow = (try? c.slidingWindow()) ?? nil
     }
 }

@@ -106,7 +106,7 @@ public struct TransformerLayerSlots: Sendable {
             }
             let (queryNorm, keyNorm) = (headNorm("q_layernorm"), headNorm("k_layernorm"))
             let projWeight = table.declare(
-                p + "self_attention.linear_proj.weight", [h, h], split: 1, .normal(std: scaled))
+                p + "self_attention.linear_proj.weight", [h, c.attentionWidth], split: 1, .normal(std: scaled))
             attention = AttentionSlots(
                 inputNormWeight: normWeight, inputNormBias: normBias, qkvWeight: qkvWeight, qkvBias: qkvBias,
                 projWeight: projWeight, projBias: biasSlot("self_attention.linear_proj.bias", h, split: nil),
@@ -196,7 +196,7 @@ public enum TransformerLayer {
         slots w: TransformerLayerSlots, params P: ParameterArena, acts a: LayerActivations,
         model m: TransformerActivations, config c: GPTConfig, dropout: LayerDropout, timer: PhaseTimer?
     ) throws -> UnsafeMutablePointer<Float> {
-        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, pr = m.precision
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, qL = c.attentionWidth / tp.size, pr = m.precision
         try timer.measure(PhaseLabel.forwardQKV) {
             // Per head [q | k | v], or with grouped-query attention per group [its heads' q | k | v].
             try ColumnParallelLinear.forward(
@@ -213,7 +213,7 @@ public enum TransformerLayer {
             }
             if let rotary = m.rotary {
                 rotary.apply(
-                    a.qkv.values, rows: n, heads: hL / c.headDim, headDim: c.headDim,
+                    a.qkv.values, rows: n, heads: m.attentionShape.heads, headDim: c.headDim,
                     headsPerGroup: c.headsPerQueryGroup, positions: m.rowPositions)
                 a.qkv.roundAndKeep()
             }
@@ -227,7 +227,7 @@ public enum TransformerLayer {
         }
         return try timer.measure(PhaseLabel.forwardProjection) {
             try RowParallelLinear.forward(
-                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: hL, outFeatures: h,
+                input: a.context.values, weight: P.pointer(w.projWeight), rows: n, inFeatures: qL, outFeatures: h,
                 tensorParallel: tp, partial: m.tmpH, shard: m.tmpS, precision: pr)
         }
     }
@@ -341,7 +341,8 @@ public enum TransformerLayer {
         grads G: ParameterArena, acts a: LayerActivations, model m: TransformerActivations, config c: GPTConfig,
         dropout: LayerDropout, timer: PhaseTimer?, deferring: DeferredWeightGradients? = nil
     ) throws -> UnsafePointer<Float> {
-        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, hL = h / tp.size, qkvL = c.qkvWidth / tp.size
+        let tp = m.tensorParallel, n = m.rows, h = c.hiddenSize, qL = c.attentionWidth / tp.size
+        let qkvL = c.qkvWidth / tp.size
         let offset = m.shardRowOffset * h, pr = m.precision
         let dAttn = timer.measure("bwd dropout") {
             branchGradient(dres, m, p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)
@@ -350,9 +351,9 @@ public enum TransformerLayer {
             try RowParallelLinear.backward(
                 dyFull: dAttn, input: a.context.values, weight: P.pointer(w.projWeight), dx: m.tmpH2,
                 dweight: G.pointer(w.projWeight), dbias: G.pointer(w.projBias),
-                rows: n, inFeatures: hL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
+                rows: n, inFeatures: qL, outFeatures: h, tensorParallel: tp, precision: pr, deferring: deferring,
                 heldInput: a.context)
-            pr.round(m.tmpH2, count: n * hL)
+            pr.round(m.tmpH2, count: n * qL)
         }
         timer.measure(PhaseLabel.backwardAttentionCore) {
             a.qkv.restore()
@@ -362,7 +363,7 @@ public enum TransformerLayer {
                 scratch: m.attentionScratch, precision: pr)
             if let rotary = m.rotary {
                 rotary.apply(
-                    m.tmpWide, rows: n, heads: hL / c.headDim, headDim: c.headDim,
+                    m.tmpWide, rows: n, heads: m.attentionShape.heads, headDim: c.headDim,
                     headsPerGroup: c.headsPerQueryGroup, inverse: true, positions: m.rowPositions)
             }
             if let saved = a.qkNorm, let q = w.attention?.queryNorm, let k = w.attention?.keyNorm {

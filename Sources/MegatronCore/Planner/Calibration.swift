@@ -14,7 +14,8 @@ public enum Calibration {
     static func shapes(model: PlanModel, tensor t: Int, microBatch b: Int) -> [GEMMShape] {
         let n = model.seq * b, h = model.hidden, f = model.ffn
         var out: [GEMMShape] = []
-        for (name, o, i) in [("qkv", 3 * h / t, h), ("proj", h, h / t), ("fc1", f / t, h), ("fc2", h, f / t)] {
+        let qkv = model.qkvWidth / t, proj = model.attentionWidth / t
+        for (name, o, i) in [("qkv", qkv, h), ("proj", h, proj), ("fc1", f / t, h), ("fc2", h, f / t)] {
             out.append(GEMMShape(name: "\(name) forward", m: n, n: o, k: i, transA: false, transB: true, calls: 1))
             out.append(GEMMShape(name: "\(name) dgrad", m: n, n: i, k: o, transA: false, transB: false, calls: 1))
             out.append(GEMMShape(name: "\(name) wgrad", m: o, n: i, k: n, transA: true, transB: false, calls: 1))
@@ -77,7 +78,7 @@ public enum Calibration {
     {
         var out: [HardwareProfile.MeasuredAttention] = []
         var seen = Set<Int>()
-        let dh = model.hidden / model.heads
+        let dh = model.headDim
         for (t, b) in grid where seen.insert(b * model.heads / t).inserted {
             let shape = AttentionShape(seq: model.seq, batch: b, heads: model.heads / t, headDim: dh)
             let mask: AttentionMask =

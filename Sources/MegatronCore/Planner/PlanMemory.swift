@@ -18,6 +18,11 @@ public struct PlanModel: Sendable {
     public var layers: Int { config.numLayers }
     public var hidden: Int { config.hiddenSize }
     public var heads: Int { config.numAttentionHeads }
+    /// Each head's width d (kv_channels, or h / a), the queries' and context's width a·d, and QKV's
+    /// (a + 2g)·d (g key/value groups; a without grouped-query attention).
+    public var headDim: Int { config.headWidth }
+    public var attentionWidth: Int { heads * headDim }
+    public var qkvWidth: Int { (heads + 2 * config.queryGroups) * headDim }
     public var ffn: Int {
         config.ffnHiddenSize ?? GPTConfig.defaultFFN(hidden: config.hiddenSize, swiglu: config.swiglu)
     }
@@ -64,6 +69,7 @@ public struct PlanModel: Sendable {
         g.qkLayerNorm = config.qkLayernorm
         g.untieEmbeddings = config.untieEmbeddingsAndOutputWeights
         g.numQueryGroups = config.groupQueryAttention ? config.numQueryGroups : nil
+        g.kvChannels = config.kvChannels
         return g
     }
 
@@ -81,10 +87,12 @@ public struct PlanModel: Sendable {
     {
         let fc1 = c.swiglu ? 2 * f : f, biases = c.addBiasLinear ? 1.0 : 0,
             qkvBias = c.addBiasLinear || c.addQKVBias ? 1.0 : 0, norms = c.normalization == .layerNorm ? 4.0 : 2
-        // QKV's rows: h for the queries, and keys and values for each of the g groups (g = a without GQA).
-        let qkv = h + 2 * h * Double(c.queryGroups) / Double(max(1, c.numAttentionHeads))
-        let qkNorms = c.qkLayernorm ? norms * h / Double(max(1, c.numAttentionHeads)) : 0
-        return (qkv * h + qkvBias * qkv + h * h + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
+        // QKV's rows: a·d for the queries, and keys and values for each of the g groups (g = a without
+        // GQA), d = kv_channels or h / a; the projection maps a·d back to h.
+        let a = Double(max(1, c.numAttentionHeads)), d = c.kvChannels.map(Double.init) ?? h / a
+        let qkv = (a + 2 * Double(c.queryGroups)) * d, q = a * d
+        let qkNorms = c.qkLayernorm ? norms * d : 0
+        return (qkv * h + qkvBias * qkv + h * q + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
             + qkNorms
     }
 
@@ -194,7 +202,8 @@ public struct PlanMemory: Sendable {
         m.optimizer = 12 * (l.distributedOptimizer ? (params / Double(l.data)).rounded(.up) : params)
         let f = ActivationMemoryFormula(
             seq: model.seq, microBatch: l.microBatch, hidden: model.hidden, heads: model.heads,
-            tensorParallel: l.tensor, sequenceParallel: l.sequenceParallel)
+            tensorParallel: l.tensor, sequenceParallel: l.sequenceParallel, qkvWidth: Double(model.qkvWidth),
+            contextWidth: Double(model.attentionWidth))
         for (c, layers) in chunkLayers.enumerated() {
             // Held per in-flight micro-batch: every layer's input under full recomputation, else
             // every layer's activations (attention scores included: not flash attention).

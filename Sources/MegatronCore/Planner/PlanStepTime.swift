@@ -44,16 +44,17 @@ struct StepTimeModel {
         let h = model.hidden, f = model.ffn, a = model.heads
         var x = ChunkTimes()
         // Column-parallel QKV and FC1 (out/t), row-parallel projection and FC2 (in/t): weights [out, in].
-        // QKV gives (a + 2g)·d columns (g key/value groups, a without GQA); SwiGLU's FC1 both halves.
-        let c = model.config, qkv = h + 2 * h * c.queryGroups / a, fc1 = c.swiglu ? 2 * f : f
-        for (out, inp) in [(qkv / t, h), (h, h / t), (fc1 / t, h), (h, f / t)] {
+        // QKV gives (a + 2g)·d columns (g key/value groups, a without GQA), the projection takes a·d;
+        // SwiGLU's FC1 both halves.
+        let c = model.config, qkv = model.qkvWidth, fc1 = c.swiglu ? 2 * f : f
+        for (out, inp) in [(qkv / t, h), (h, model.attentionWidth / t), (fc1 / t, h), (h, f / t)] {
             x.forward += gemm(n, out, inp, transB: true)
             x.backward += gemm(n, inp, out)
             x.weight += gemm(out, inp, n, transA: true)
         }
         // The attention core, measured causal (or bidirectional for BERT), then scaled to the pairs a
         // sliding window leaves (the kernels skip the key tiles before a query tile's window).
-        let dh = h / a, aL = a / t, window = model.windowedAttentionShare
+        let dh = model.headDim, aL = a / t, window = model.windowedAttentionShare
         if let att = profile.attentionSeconds(
             seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16, causal: !model.isBert)
         {

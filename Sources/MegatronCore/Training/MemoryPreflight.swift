@@ -44,9 +44,8 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
             seq: c.seqLength, microBatch: c.microBatchSize, hidden: c.hiddenSize, heads: c.numAttentionHeads,
             tensorParallel: c.tensorModelParallelSize, sequenceParallel: c.sequenceParallel, ffn: f,
             fc1Width: c.swiglu ? 2 * f : f,
-            qkvWidth: Double(
-                (c.numAttentionHeads + 2 * c.queryGroups) * (c.kvChannels ?? c.hiddenSize / max(1, c.numAttentionHeads))
-            ))
+            qkvWidth: Double((c.numAttentionHeads + 2 * c.queryGroups) * c.headWidth),
+            contextWidth: Double(c.numAttentionHeads * c.headWidth))
         let fullRecompute = c.recomputeGranularity == .full
         // The held tensors are 16-bit in bf16/fp16 runs (HeldTensor); the residual stream stays fp32.
         let held = (c.bf16 || c.fp16) ? 2 : 4
@@ -61,8 +60,7 @@ public struct MemoryPreflight: Sendable, CustomStringConvertible {
     /// Rope's cos and sin tables (RotaryEmbedding): max_position_embeddings × rotated channels, fp32.
     static func ropeTableBytes(_ c: TrainingConfig) -> Double {
         guard c.positionEmbeddingType == .rope else { return 0 }
-        let headDim = Double(c.hiddenSize) / Double(max(1, c.numAttentionHeads))
-        let rotated = ((headDim * c.rotaryPercent) / 2).rounded(.down) * 2
+        let rotated = ((Double(c.headWidth) * c.rotaryPercent) / 2).rounded(.down) * 2
         return Double(c.maxPositionEmbeddings ?? c.seqLength) * rotated * 4
     }
 
