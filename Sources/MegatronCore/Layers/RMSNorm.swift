@@ -1,6 +1,7 @@
 // RMSNorm.swift — y = x/√(mean(x²) + ε)·γ over the last dimension (Zhang and Sennrich 2019; no mean
 // subtracted, no bias), one fused pass per row. Backward, with x̂ = x·rstd and g = dy·γ:
-// dx += rstd·(g − x̂·mean(g·x̂)); dγ += Σ dy·x̂ (column sums, independent of the thread count).
+// dx += rstd·(g − x̂·mean(g·x̂)); dγ += Σ dy·x̂ (in the same pass, NormColumnSums: independent of the
+// thread count).
 // `Norm` picks LayerNorm or RMSNorm by the config's `normalization`, with the same buffers.
 import Tensor
 
@@ -33,39 +34,28 @@ public enum RMSNorm {
         rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>,
         rows n: Int, width h: Int
     ) {
-        ThreadBudget.parallelFor(n, grain: 8) { rr in
-            for r in rr {
-                let xr = x + r * h, dyr = dy + r * h, dxr = dx + r * h, rs = rstd[r]
-                var aGX = F16(repeating: 0)
-                var c = 0
-                while c + 16 <= h {
-                    aGX = aGX.addingProduct(load16(dyr, c) * load16(weight, c), load16(xr, c) * rs)
-                    c += 16
-                }
-                var sGX = aGX.sum()
-                while c < h { sGX += dyr[c] * weight[c] * xr[c] * rs; c += 1 }
-                let mGX = sGX / Float(h)
-                c = 0
-                while c + 16 <= h {
-                    let g = load16(dyr, c) * load16(weight, c), xh = load16(xr, c) * rs
-                    store16(load16(dxr, c) + rs * (g - xh * mGX), dxr, c)
-                    c += 16
-                }
-                while c < h { dxr[c] += rs * (dyr[c] * weight[c] - xr[c] * rs * mGX); c += 1 }
-            }
-        }
-        ThreadBudget.parallelFor(h, grain: 64) { cr in
-            var c = cr.lowerBound
-            while c + 16 <= cr.upperBound {
-                var gw = F16(repeating: 0)
-                for r in 0..<n { gw = gw.addingProduct(load16(dy, r * h + c), load16(x, r * h + c) * rstd[r]) }
-                store16(load16(dweight, c) + gw, dweight, c)
+        NormColumnSums.accumulate(rows: n, width: h, into: dweight, nil) { r, gw, _ in
+            let xr = x + r * h, dyr = dy + r * h, dxr = dx + r * h, rs = rstd[r]
+            var aGX = F16(repeating: 0)
+            var c = 0
+            while c + 16 <= h {
+                aGX = aGX.addingProduct(load16(dyr, c) * load16(weight, c), load16(xr, c) * rs)
                 c += 16
             }
-            while c < cr.upperBound {
-                var gw: Float = 0
-                for r in 0..<n { gw += dy[r * h + c] * x[r * h + c] * rstd[r] }
-                dweight[c] += gw
+            var sGX = aGX.sum()
+            while c < h { sGX += dyr[c] * weight[c] * xr[c] * rs; c += 1 }
+            let mGX = sGX / Float(h)
+            c = 0
+            while c + 16 <= h {
+                let d = load16(dyr, c), g = d * load16(weight, c), xh = load16(xr, c) * rs
+                store16(load16(dxr, c) + rs * (g - xh * mGX), dxr, c)
+                store16(load16(gw, c).addingProduct(d, xh), gw, c)
+                c += 16
+            }
+            while c < h {
+                let d = dyr[c], xh = xr[c] * rs
+                dxr[c] += rs * (d * weight[c] - xh * mGX)
+                gw[c] += d * xh
                 c += 1
             }
         }
