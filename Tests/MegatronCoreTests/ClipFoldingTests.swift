@@ -39,6 +39,8 @@ final class ClipFoldingTests: XCTestCase {
                     }
                     XCTAssertEqual(grads.storage.base[i], stored[i], "\(kind): the stored gradient was written")
                 }
+                XCTAssertEqual(foldedOptimizer.state.count, hyper.stateNames.count)
+                XCTAssertEqual(referenceOptimizer.state.count, foldedOptimizer.state.count)
                 for (a, b) in zip(foldedOptimizer.state, referenceOptimizer.state) {
                     for i in 0..<n where a.storage.base[i].bitPattern != b.storage.base[i].bitPattern {
                         return XCTFail("\(kind) step \(step): state element \(i) differs")
