@@ -61,7 +61,7 @@ public enum VocabCrossEntropy {
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                for r in rr { rowMax[r] = v > 0 ? rowMaximum(logits + r * v, width: v) : -.infinity }
+                for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
             }
             try tp.group?.allReduceMax(rowMax, count: rows)
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
@@ -160,9 +160,6 @@ public enum VocabCrossEntropy {
             }
         }
     }
-
-    @inline(__always)
-    static func rowMaximum(_ z: UnsafePointer<Float>, width v: Int) -> Float { Kernels.rowMax(z, from: 0, valid: v) }
 
     /// Σ exp(z − shift) (Kernels.softmaxExpRow's values and order in either case); with `store` the
     /// exponentials replace z.

@@ -89,7 +89,7 @@ public struct PlanModel: Sendable {
             qkvBias = c.addBiasLinear || c.addQKVBias ? 1.0 : 0, norms = c.normalization == .layerNorm ? 4.0 : 2
         // QKV's rows: a·d for the queries, and keys and values for each of the g groups (g = a without
         // GQA), d = kv_channels or h / a; the projection maps a·d back to h.
-        let a = Double(max(1, c.numAttentionHeads)), d = c.kvChannels.map(Double.init) ?? h / a
+        let a = Double(max(1, c.numAttentionHeads)), d = Double(c.headWidth)
         let qkv = (a + 2 * Double(c.queryGroups)) * d, q = a * d
         let qkNorms = c.qkLayernorm ? norms * d : 0
         return (qkv * h + qkvBias * qkv + h * q + fc1 * h + biases * fc1 + h * f) / t + norms * h + biases * 2 * h
