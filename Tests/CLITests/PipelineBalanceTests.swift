@@ -75,7 +75,7 @@ final class PipelineBalanceTests: XCTestCase {
                 ("sublayer-1f1b", 2, p2 + sub, "1f1b schedule, 2 stages; layers per stage 4.5, 3.5"),
                 (
                     "sublayer-interleaved", 2, p2 + sub + ["--num-layers-per-virtual-pipeline-stage", "2"],
-                    "interleaved schedule, 2 stages; layers per stage 4.5, 3.5 (per virtual stage 2.5, 2, 2, 1.5)"
+                    "interleaved schedule, 2 stages; layers per stage 4.5, 3.5 (per virtual stage 2, 2, 2.5, 1.5)"
                 ),
                 ("sublayer-zb-p4", 4, p4 + zb + sub, "zb-h1 schedule, 4 stages; layers per stage"),
                 (

@@ -134,6 +134,45 @@ final class PipelineLayoutTests: XCTestCase {
         }
     }
 
+    func testModelledCostsCountEveryModelsFLOPs() throws {
+        // A Llama-style layer — grouped-query attention (8 heads, 2 groups), heads of width 24
+        // (kv_channels, h/a = 16), SwiGLU — where the h²-only count was wrong by a third: with every
+        // (query, key) pair counted, 3·B·s·(L·layer + head) is Megatron's FLOPs formula.
+        var llama = GPTConfig(
+            numLayers: 6, hiddenSize: 128, numAttentionHeads: 8, seqLength: 256, maxPositionEmbeddings: 256,
+            vocabSize: 1000)
+        llama.numQueryGroups = 2; llama.kvChannels = 24; llama.swiglu = true; llama.ffnHiddenSize = 320
+        let head = 2 * Double(llama.hiddenSize * llama.paddedVocabSize)
+        let costs = StageCosts.transformer(llama, headFlopsPerToken: head, attentionShare: 1)
+        let (B, s, L) = (4.0, 256.0, 6.0)
+        XCTAssertEqual(
+            3 * B * s * (L * costs.layer + costs.head), llama.flopsPerIteration(globalBatch: 4),
+            accuracy: 1e-9 * llama.flopsPerIteration(globalBatch: 4))
+        // By hand: QKV 2·128·(8 + 4)·24, projection 2·192·128, FC1 2·128·640, FC2 2·320·128, the core 4·256·192.
+        let qkv: Double = 2 * 128 * 288, projection: Double = 2 * 192 * 128, core: Double = 4 * 256 * 192
+        let fc1: Double = 2 * 128 * 640, fc2: Double = 2 * 320 * 128
+        XCTAssertEqual(costs.attentionSublayer, qkv + projection + core)
+        XCTAssertEqual(costs.layer - costs.attentionSublayer, fc1 + fc2)
+        XCTAssertEqual(costs.attention, core)
+        // The multi-head GELU form is the same count.
+        let gpt = GPTConfig(
+            numLayers: 12, hiddenSize: 768, numAttentionHeads: 12, seqLength: 1024, maxPositionEmbeddings: 1024,
+            vocabSize: 50257)
+        XCTAssertEqual(
+            StageCosts.transformer(gpt, headFlopsPerToken: 5, attentionShare: 1),
+            StageCosts.transformer(hidden: 768, ffn: 3072, seq: 1024, headFlopsPerToken: 5))
+        // The pairs the kernels compute: all (bidirectional), the causal triangle, and with a window of
+        // 1 earlier key 1 + 2 + 2 + 2 of 16.
+        XCTAssertEqual(StageCosts.attentionShare(seq: 4, causal: false, window: nil), 1)
+        XCTAssertEqual(StageCosts.attentionShare(seq: 4, causal: true, window: nil), 10.0 / 16)
+        XCTAssertEqual(StageCosts.attentionShare(seq: 4, causal: true, window: 1), 7.0 / 16)
+        XCTAssertEqual(StageCosts.attentionShare(seq: 4, causal: true, window: 3), 10.0 / 16)
+        let causal = StageCosts.transformer(gpt, headFlopsPerToken: 5, attentionShare: 1025.0 / 2048)
+        let causalCore: Double = 4 * 1024 * 768 * 1025 / 2048, gemms: Double = 8 * 768 * 768 + 4 * 768 * 3072
+        XCTAssertEqual(causal.attention, causalCore)
+        XCTAssertEqual(causal.layer, gemms + causalCore)
+    }
+
     func testAutomaticBalanceWithVirtualStages() throws {
         // gpt2-124m at p = 2 with chunks of 3 layers on average (v = 2): stage totals 8 + 4 as for
         // v = 1; stage 0's chunks 4 + 4, stage 1's 3 + 1 (its last chunk also runs the head).

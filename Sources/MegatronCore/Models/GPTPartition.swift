@@ -87,8 +87,8 @@ extension ModelPartition where Chunk == GPTModel {
         let (layout, measured) = try layout(
             c, parallel: parallel, training: options.training,
             modelled: .transformer(
-                hidden: gpt.hiddenSize, ffn: gpt.ffnHiddenSize, seq: gpt.seqLength,
-                headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize)),
+                gpt, headFlopsPerToken: 2 * Double(gpt.hiddenSize * gpt.paddedVocabSize),
+                attentionShare: StageCosts.attentionShare(seq: gpt.seqLength, causal: true, window: gpt.slidingWindow)),
             makeChunk: makeChunk)
         return try ModelPartition(
             parallel: parallel, layout: layout, balanceCosts: measured, options: options, makeChunk: makeChunk)

@@ -134,8 +134,8 @@ extension ModelPartition where Chunk == BertModel {
         let (layout, measured) = try layout(
             c, parallel: parallel, training: options.training,
             modelled: .transformer(
-                hidden: t.hiddenSize, ffn: t.ffnHiddenSize, seq: t.seqLength,
-                headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize))),
+                t, headFlopsPerToken: c.maskProb * (2 * h * h + 2 * h * Double(t.paddedVocabSize)),
+                attentionShare: 1),
             makeChunk: makeChunk,
             prepare: { acts in  // mask_prob of the positions, spread evenly, as the data would
                 for r in 0..<acts.core.rows {

@@ -93,13 +93,50 @@ public struct StageCosts: Sendable, Equatable {
 
     /// Per token, in FLOPs (the factor 3 for forward + backward is common to all and left out): a
     /// layer's GEMMs 8h² + 4h·ffn and attention 4·s·h; the embedding a few passes over h (counted
-    /// as 8h, it is memory-bound); a head of `headFlopsPerToken`.
+    /// as 8h, it is memory-bound); a head of `headFlopsPerToken`. (Multi-head attention with heads
+    /// of width h/a and a GELU MLP; `transformer(_:headFlopsPerToken:attentionShare:)` for any model.)
     public static func transformer(hidden h: Int, ffn: Int, seq s: Int, headFlopsPerToken: Double) -> StageCosts {
-        let h = Double(h)
-        var costs = StageCosts(
-            layer: 8 * h * h + 4 * h * Double(ffn) + 4 * Double(s) * h, embedding: 8 * h, head: headFlopsPerToken)
-        costs.attention = 4 * Double(s) * h
-        costs.attentionSublayer = 8 * h * h + costs.attention
+        transformer(
+            hidden: h, qkvWidth: 3 * h, attentionWidth: h, fc1Width: ffn, ffn: ffn, seq: s,
+            headFlopsPerToken: headFlopsPerToken, attentionShare: 1)
+    }
+
+    /// The same for the layers of `model`: QKV 2h·(a + 2g)·d (g key/value groups, d kv_channels),
+    /// the projection 2·a·d·h, the MLP 2h·fc1 + 2·ffn·h (fc1 = 2·ffn with SwiGLU) and the attention
+    /// core 4·s·a·d times `attentionShare`, the share of (query, key) pairs the kernels compute
+    /// (`attentionShare(_:)`). With a share of 1, 3·B·s·(L·layer + head) is Megatron's FLOPs count
+    /// (GPTConfig.flopsPerIteration).
+    public static func transformer(_ model: GPTConfig, headFlopsPerToken: Double, attentionShare: Double)
+        -> StageCosts
+    {
+        transformer(
+            hidden: model.hiddenSize, qkvWidth: model.qkvWidth, attentionWidth: model.attentionWidth,
+            fc1Width: model.fc1Width, ffn: model.ffnHiddenSize, seq: model.seqLength,
+            headFlopsPerToken: headFlopsPerToken, attentionShare: attentionShare)
+    }
+
+    /// The share of a sequence's (query, key) pairs the attention kernels compute: all of them
+    /// bidirectionally (BERT; padding aside), the causal triangle s(s + 1)/2 of s² (the kernels skip
+    /// the rest), and of that, with a sliding window of W earlier keys, Σᵢ min(i + 1, W + 1).
+    public static func attentionShare(seq: Int, causal: Bool, window: Int?) -> Double {
+        guard causal, seq > 0 else { return 1 }
+        let s = Double(seq)
+        var pairs = s * (s + 1) / 2
+        if let w = window, w + 1 < seq { pairs -= Double(seq - w - 1) * Double(seq - w) / 2 }
+        return pairs / (s * s)
+    }
+
+    private static func transformer(
+        hidden h: Int, qkvWidth: Int, attentionWidth q: Int, fc1Width: Int, ffn: Int, seq s: Int,
+        headFlopsPerToken: Double, attentionShare: Double
+    ) -> StageCosts {
+        let h = Double(h), q = Double(q)
+        let attentionGEMMs = 2 * h * Double(qkvWidth) + 2 * q * h
+        let mlp = 2 * h * Double(fc1Width) + 2 * Double(ffn) * h
+        let core = 4 * Double(s) * q * attentionShare
+        var costs = StageCosts(layer: attentionGEMMs + core + mlp, embedding: 8 * h, head: headFlopsPerToken)
+        costs.attention = core
+        costs.attentionSublayer = attentionGEMMs + core
         return costs
     }
 
