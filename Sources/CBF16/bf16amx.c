@@ -96,7 +96,9 @@ static void pack_a_tiles(int k, const void *A, int a_f32, long si, long sk, int 
    layouts. Columns contiguous (sj == 1: B is [k, n] row-major): per chunk of 16 pairs (32 rows of
    B, read once), every panel's 16 pair vectors. k contiguous (sk == 1: [n, k]): per panel and chunk,
    16 columns × 32 k as 16 pair vectors, transposed into the chunk's 16 pair rows. Returns 0 when
-   the layout is neither (the caller packs element by element). */
+   the layout is neither (the caller packs element by element). B comes from memory (a model's
+   weights and kept activations are larger than the caches) in 16 or 32 strided streams that the
+   hardware does not follow, so each step fetches the lines of the step after next by hand. */
 __attribute__((target("avx512f,avx512bw")))
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1) {
     int kpb = padded_pairs(k), chunks = kpb / 16;
@@ -105,6 +107,9 @@ int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint1
             for (int p = p0; p < p1; p++) {
                 uint32_t *out = (uint32_t *)(packed + (size_t)p * NR * 2 * kpb) + (size_t)16 * c * NR;
                 int cols = n - p * NR < NR ? n - p * NR : NR;
+                if (p + 2 < p1)  /* the chunk's 32 rows, two panels on */
+                    for (int kk = 32 * c; kk < 32 * c + 32 && kk < k; kk++)
+                        _mm_prefetch((const char *)(B + (p + 2) * NR + (long)kk * sk), _MM_HINT_T0);
                 for (int qq = 0; qq < 16; qq++) _mm512_storeu_si512(out + (size_t)qq * NR, pair_lanes(B + p * NR, sk, 16 * c + qq, k, cols));
             }
         return 1;
@@ -114,6 +119,12 @@ int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint1
         uint32_t *out = (uint32_t *)(packed + (size_t)p * NR * 2 * kpb);
         for (int c = 0; c < chunks; c++) {
             __m512i w[16];
+            if (32 * (c + 1) < k)  /* the panel's 16 columns, one chunk on */
+                for (int jj = 0; jj < NR && p * NR + jj < n; jj++) {
+                    const char *f = (const char *)(B + (long)(p * NR + jj) * sj + 32 * (c + 1));
+                    _mm_prefetch(f, _MM_HINT_T0);
+                    _mm_prefetch(f + 64, _MM_HINT_T0);
+                }
             for (int jj = 0; jj < NR; jj++)
                 w[jj] = p * NR + jj < n ? pairs_of_32(B + (long)(p * NR + jj) * sj + 32 * c, k - 32 * c) : _mm512_setzero_si512();
             transpose16x16(w);
@@ -136,6 +147,9 @@ int bf16_pack_b_words_vector(int n, int k, const uint16_t *B, long sj, long sk, 
             int cols = n - p * NR < NR ? n - p * NR : NR;
             __mmask16 m = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
             const uint16_t *b = B + p * NR;
+            if (p + 2 < p1)  /* the chunk's 32 rows, two panels on */
+                for (int kk = 32 * c; kk < 32 * c + 32 && kk < k; kk++)
+                    _mm_prefetch((const char *)(B + (p + 2) * NR + (long)kk * sk), _MM_HINT_T0);
             for (int qq = 0; qq < 16; qq++) {
                 int q = 16 * c + qq;
                 __m512i w = _mm512_setzero_si512();
