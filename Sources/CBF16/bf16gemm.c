@@ -221,7 +221,7 @@ static inline void store_tile(float *C, long ldc, int rows, int cols, float beta
    larger than the caches), and on the last k block the epilogue's words — FC1's kept output that
    GELU′ reads, the words it keeps. Without it each tile's stores waited on 8 to 32 lines from
    memory. With the packs' fetches ahead (bf16amx.c, pack_a_rows_f32), bert-base bf16 steps on AMD
-   EPYC measured 1.06× (scripts/bench_versus.sh, three alternated rounds, GEMM phases 5–9% shorter).
+   EPYC measured 1.06× (scripts/bench_versus.sh, three alternated rounds, GEMM phases 3–9% shorter).
    The values are the same. */
 __attribute__((target("avx512f,prfchw")))
 static inline void prefetch_tile_outputs(const float *C, long ldc, const bf16_epilogue *e, long at, int rows,
