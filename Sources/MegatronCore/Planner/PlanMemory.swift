@@ -32,9 +32,9 @@ public struct PlanModel: Sendable {
     /// The share of the causal attention core's (query, key) pairs a sliding window (window_size
     /// "W,0") leaves: Σᵢ min(i + 1, W + 1) over the causal triangle's s(s + 1)/2; 1 without one.
     public var windowedAttentionShare: Double {
-        guard !isBert, let w = (try? config.slidingWindow()) ?? nil, w + 1 < seq else { return 1 }
-        let s = Double(seq), full = s * (s + 1) / 2
-        return (full - Double(seq - w - 1) * Double(seq - w) / 2) / full
+        guard !isBert, let w = (try? config.slidingWindow()) ?? nil else { return 1 }
+        return StageCosts.attentionShare(seq: seq, causal: true, window: w)
+            / StageCosts.attentionShare(seq: seq, causal: true, window: nil)
     }
     /// BERT: token types (2 with the binary head, else none), as BertConfig counts them.
     public var tokentypes: Int { isBert && config.bertBinaryHead ? 2 : 0 }
