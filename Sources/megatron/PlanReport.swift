@@ -3,6 +3,7 @@
 // line, and a JSON line per prediction for scripts/bench_plan.sh.
 import Foundation
 import MegatronCore
+import Tensor
 
 enum PlanReport {
     static func header(_ p: Planner) -> String {
@@ -26,7 +27,7 @@ enum PlanReport {
                 "%3d%3d%3d%3d%4d %2@ %2@ %2@ %@ %@ | %7.3f %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f | %8.1f %13.3f | %7.2f",
             l.tensor, l.pipeline, l.data, l.virtualStages, l.microBatch, (l.sequenceParallel ? "y" : "-") as NSString,
             (l.recompute ? "y" : "-") as NSString, (l.distributedOptimizer ? "y" : "-") as NSString,
-            (l.bf16 ? "bf16" : "fp32") as NSString, (l.zeroBubble ? "zb-h1" : " 1f1b") as NSString, x.stepSeconds,
+            l.precision.rawValue as NSString, (l.zeroBubble ? "zb-h1" : " 1f1b") as NSString, x.stepSeconds,
             x.compute, x.tensorCommunication, x.bubble, x.sharing, x.dataCommunication, x.optimizer, x.tokensPerSecond,
             x.flopsPerRank / 1e12, x.memory.total / 1_073_741_824)
     }

@@ -269,6 +269,35 @@ final class PlannerTests: XCTestCase {
             p.collectiveSeconds("p2p", bytes: 1e6, ranks: 2, crossesNodes: true), 1e-6 + 1e-3, accuracy: 1e-12)
     }
 
+    func testGroupsThatStraddleTwoNodesCrossNodes() throws {
+        let cluster = try Self.paperCluster()  // 8 ranks a node
+        // (size, stride, world, crosses): tensor groups of 8 fill nodes, of 6 leave [6, 12) across two;
+        // data-parallel groups 8 apart span nodes; a pipeline of 4 stages 1 apart stays in a node, of
+        // 16 does not; the tied-embedding pair (first and last stage) of a 2-node pipeline crosses.
+        for (size, stride, world, crosses) in [
+            (8, 1, 64, false), (6, 1, 12, true), (6, 1, 6, false), (4, 1, 64, false), (3, 1, 24, true),
+            (4, 2, 8, false), (32, 8, 256, true), (4, 1, 4, false), (16, 1, 16, true), (2, 8, 16, true),
+            (1, 1, 64, false),
+        ] {
+            XCTAssertEqual(
+                cluster.crossesNodes(size: size, stride: stride, world: world), crosses, "\(size) \(stride) \(world)")
+        }
+        // At t = 6 the tensor-parallel all-reduces run at the cross-node rate: 145.6B of Table 1.
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (80, 12288, 96, 2048)
+        c.microBatchSize = 1
+        let planner = Planner(
+            model: PlanModel(config: c, globalBatch: 2304, vocab: 51200), profile: cluster, worldSize: 1536)
+        var l = PlanLayout()
+        (l.tensor, l.pipeline, l.data, l.recompute, l.precision) = (6, 8, 32, true, .fp16)
+        let x = try planner.predict(l)
+        let bytes = 2.0 * 2048 * 12288
+        let inter = cluster.collectiveSeconds("allreduce", bytes: bytes, ranks: 6, crossesNodes: true, linksPerNode: 6)
+        // Per micro-batch: 10 layers × (4 passes' all-reduces + 2 recomputed) + the LM head's one.
+        let perMicroBatch = 10 * 6 * inter + inter
+        XCTAssertEqual(x.tensorCommunication, 2304 / 32 * perMicroBatch, accuracy: x.tensorCommunication * 0.02)
+    }
+
     func testMemoryOfOneRankByHand() throws {
         let m = model()
         let planner = Planner(model: m, profile: profile(), worldSize: 2)
@@ -359,7 +388,7 @@ final class PlannerTests: XCTestCase {
     func testLayoutCompactFormRoundTripsAndNamesBadKeys() throws {
         var l = PlanLayout()
         (l.tensor, l.pipeline, l.data, l.virtualStages, l.microBatch) = (2, 2, 2, 2, 4)
-        (l.sequenceParallel, l.recompute, l.distributedOptimizer, l.bf16) = (true, true, true, true)
+        (l.sequenceParallel, l.recompute, l.distributedOptimizer, l.precision) = (true, true, true, .bf16)
         XCTAssertEqual(try PlanLayout.parse(l.description, worldSize: 8), l)
         XCTAssertEqual(try PlanLayout.parse("t=2,p=2", worldSize: 8).data, 2)
         for (text, word) in [
@@ -451,15 +480,68 @@ final class PlannerTests: XCTestCase {
         let planner = Planner(
             model: PlanModel(config: c, globalBatch: 1024, vocab: 51200), profile: cluster, worldSize: 256)
         var l = PlanLayout()
-        (l.tensor, l.data, l.recompute, l.bf16) = (8, 32, true, true)
+        (l.tensor, l.data, l.recompute, l.precision) = (8, 32, true, .fp16)
         let paper = try planner.predict(l)
         XCTAssertTrue(paper.fits)
         (l.tensor, l.data) = (1, 256)
-        XCTAssertFalse(try planner.predict(l).fits, "18.4B parameters at 18 bytes each exceed 80 GB on one GPU")
+        XCTAssertFalse(try planner.predict(l).fits, "18.4B parameters at 20 bytes each exceed 80 GB on one GPU")
         // Megatron's formula with recomputation at 96·B·s·l·h²·(1 + s/6h + V/16lh) per step.
         let (B, s, L, h, V) = (1024.0, 2048.0, 40.0, 6144.0, 51200.0)
         let flops = 96 * B * s * L * h * h * (1 + s / (6 * h) + V / (16 * L * h))
         XCTAssertEqual(paper.flopsPerRank, flops / paper.stepSeconds / 256, accuracy: paper.flopsPerRank * 0.01)
+    }
+
+    func testPaperClusterCountsMegatronLMsGradientsByPrecision() throws {
+        // The paper's runs used `--fp16`: Megatron-LM then accumulates and all-reduces fp16 gradients
+        // and makes an fp32 copy for the step, 2 + 2 + 16 bytes per parameter (4 + 16/d with the
+        // distributed optimizer); under `--bf16` the gradients are fp32, 2 + 4 + 12 (6 + 12/d).
+        var cluster = try Self.paperCluster()
+        XCTAssertEqual(cluster.megatronPrecision, .fp16)
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (40, 6144, 48, 2048)
+        c.microBatchSize = 1
+        let model = PlanModel(config: c, globalBatch: 1024, vocab: 51200)
+        for (format, gradient, state, wire) in [("fp16", 2.0, 16.0, 2.0), ("bf16", 4.0, 12.0, 4.0)] {
+            cluster.mixedPrecision = format
+            let planner = Planner(model: model, profile: cluster, worldSize: 256)
+            let listed = planner.enumerate()
+            XCTAssertTrue(listed.allSatisfy { $0.precision == cluster.megatronPrecision }, format)
+            var l = PlanLayout()
+            (l.tensor, l.data, l.recompute, l.precision) = (8, 32, true, cluster.megatronPrecision)
+            XCTAssertTrue(l.trainFlags(globalBatch: 1024, layers: 40).contains("--\(format)"))
+            let params = Double(model.stageParameters(l, stage: 0, layerCount: 40))
+            var x = try planner.predict(l)
+            XCTAssertEqual(x.memory.parameters, 2 * params, format)
+            XCTAssertEqual(x.memory.gradients, gradient * params, format)
+            XCTAssertEqual(x.memory.optimizer, state * params, format)
+            // The data-parallel all-reduce over 32 ranks, one per node, of the gradients as reduced.
+            let reduce = cluster.collectiveSeconds(
+                "allreduce", bytes: wire * params, ranks: 32, crossesNodes: true, linksPerNode: 1)
+            XCTAssertEqual(x.dataCommunication, reduce, accuracy: reduce * 1e-9, format)
+            l.distributedOptimizer = true
+            x = try planner.predict(l)
+            XCTAssertEqual(
+                x.memory.gradients + x.memory.optimizer, gradient * params + state * (params / 32).rounded(.up))
+        }
+        var wrong = cluster
+        wrong.trainer = "this"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plan-precision-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (profile, name) in [
+            (wrong, "this.json"),
+            (
+                {
+                    var p = cluster; p.mixedPrecision = "fp8"; return p
+                }(), "fp8.json"
+            ),
+        ] {
+            let path = dir.appendingPathComponent(name).path
+            try profile.write(path)
+            XCTAssertThrowsError(try HardwareProfile.load(path)) {
+                XCTAssertTrue("\($0)".contains("mixedPrecision"), "\($0)")
+            }
+        }
     }
 
     func testALayoutFitsOnlyWithinTheMemoryLessTheHeadroom() throws {
@@ -490,7 +572,7 @@ final class PlannerTests: XCTestCase {
         let listed = paper.enumerate()
         XCTAssertFalse(listed.contains { $0.virtualStages > 1 && $0.pipeline <= 2 })
         var l = PlanLayout()
-        (l.tensor, l.pipeline, l.data, l.virtualStages, l.bf16) = (1, 2, 32, 3, true)
+        (l.tensor, l.pipeline, l.data, l.virtualStages, l.precision) = (1, 2, 32, 3, .fp16)
         XCTAssertThrowsError(try paper.config(of: l)) { XCTAssertTrue("\($0)".contains("p > 2"), "\($0)") }
         let this = Planner(model: model, profile: profile(), worldSize: 64)
         XCTAssertNoThrow(try this.config(of: l))
@@ -512,7 +594,7 @@ final class PlannerTests: XCTestCase {
             var rates: [Double] = []
             for (t, p) in [(2, 32), (4, 16), (8, 8), (16, 4), (32, 2)] {
                 var l = PlanLayout()
-                (l.tensor, l.pipeline, l.data, l.recompute, l.bf16) = (t, p, 1, true, true)
+                (l.tensor, l.pipeline, l.data, l.recompute, l.precision) = (t, p, 1, true, .fp16)
                 let x = try planner.predict(l)
                 XCTAssertTrue(x.fits, "t \(t) p \(p) batch \(batch)")
                 rates.append(x.flopsPerRank)

@@ -5,6 +5,7 @@
 // (configs/clusters/*.json) describes other hardware with the same fields, where a GEMM model
 // (peak × efficiency) stands in for measured shapes.
 import Foundation
+import Tensor
 
 public struct HardwareProfile: Codable, Sendable {
     /// Which trainer's memory and kernels the prediction is for: "this" (this program: fp32 storage,
@@ -32,6 +33,13 @@ public struct HardwareProfile: Codable, Sendable {
     /// Resident bytes MPI's non-blocking reductions take per byte reduced (their temporary buffers),
     /// paid once for the largest gradient bucket; by group size (the `threads` field holds the ranks).
     public var reductionBuffers: [ThreadValue] = []
+    /// Megatron-LM profiles: the 16-bit format its runs use, "fp16" or "bf16" (the default). Under
+    /// `--fp16` Megatron-LM accumulates and all-reduces the gradients in fp16 and makes them fp32 for
+    /// the optimizer step (20 bytes per parameter); under `--bf16` it accumulates and all-reduces in
+    /// fp32 (18 bytes).
+    public var mixedPrecision: String? = nil
+    /// The precision a Megatron-LM profile's layouts run in.
+    public var megatronPrecision: Precision { mixedPrecision == "fp16" ? .fp16 : .bf16 }
 
     public struct ThreadValue: Codable, Sendable {
         public var threads: Int, value: Double
@@ -117,9 +125,15 @@ public struct HardwareProfile: Codable, Sendable {
         residentBaseline = try c.decodeIfPresent([ThreadValue].self, forKey: .residentBaseline) ?? []
         links = try c.decode([LinkFit].self, forKey: .links)
         reductionBuffers = try c.decodeIfPresent([ThreadValue].self, forKey: .reductionBuffers) ?? []
+        mixedPrecision = try c.decodeIfPresent(String.self, forKey: .mixedPrecision)
         guard trainer == "this" || trainer == "megatron-lm" else {
             throw DecodingError.dataCorruptedError(
                 forKey: .trainer, in: c, debugDescription: "trainer must be \"this\" or \"megatron-lm\"")
+        }
+        guard mixedPrecision == nil || (trainer == "megatron-lm" && ["fp16", "bf16"].contains(mixedPrecision!)) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .mixedPrecision, in: c,
+                debugDescription: "mixedPrecision must be \"fp16\" or \"bf16\", and only with trainer \"megatron-lm\"")
         }
         guard coresPerNode > 0, ranksPerNode > 0, memoryPerRank > 0, !memoryBandwidth.isEmpty, !links.isEmpty,
             !gemm.isEmpty || gemmModel != nil
@@ -147,13 +161,30 @@ public struct HardwareProfile: Codable, Sendable {
         try e.encode(self).write(to: URL(fileURLWithPath: path))
     }
 
-    /// Whether a group of `size` ranks `stride` apart spans more than one node.
-    public func crossesNodes(size: Int, stride: Int) -> Bool { stride * (size - 1) + 1 > ranksPerNode }
+    /// Whether any of the groups of `size` ranks `stride` apart that tile `world` ranks (in blocks of
+    /// size·stride, the first ranks of a block starting the groups, as Megatron's tensor, data and
+    /// pipeline groups do) spans more than one node, nodes holding `ranksPerNode` consecutive ranks. A
+    /// group size that does not divide a node (t = 6 on 8 GPUs a node) leaves some groups straddling
+    /// two nodes, and a collective is as slow as its slowest group.
+    public func crossesNodes(size: Int, stride: Int, world: Int) -> Bool {
+        guard size > 1 else { return false }
+        let span = stride * (size - 1)
+        let block = size * stride
+        var start = 0
+        while start + span < world {
+            for first in start..<min(start + stride, world - span)
+            where first / ranksPerNode != (first + span) / ranksPerNode {
+                return true
+            }
+            start += block
+        }
+        return false
+    }
 
     /// Whether layout `l`'s data-parallel groups (ranks `tensor` apart) lie within one node, where this
     /// trainer sums the gradients through shared memory (`ddp_reduction: auto`) instead of MPI.
     public func reducesThroughSharedMemory(_ l: PlanLayout) -> Bool {
-        !isMegatronLM && l.data > 1 && !crossesNodes(size: l.data, stride: l.tensor)
+        !isMegatronLM && l.data > 1 && !crossesNodes(size: l.data, stride: l.tensor, world: l.worldSize)
     }
 
     /// Threads each rank runs when `ranks` ranks share a node.

@@ -3,6 +3,7 @@
 // and the pipeline schedule. It writes itself into a TrainingConfig (so the real validation rules
 // decide what is valid), into the flags of a `megatron train` command line, and reads itself back
 // from the compact form `megatron plan --explain` takes ("t=2,p=2,v=1,mbs=2,recompute=full,…").
+import Tensor
 
 public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
     public var tensor = 1, pipeline = 1, data = 1, virtualStages = 1, microBatch = 1
@@ -11,7 +12,8 @@ public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
     /// recomputation changes nothing here: attention probabilities are never stored.)
     public var recompute = false
     public var distributedOptimizer = false
-    public var bf16 = false
+    /// The number format of the matrix work (`--bf16`, `--fp16`, or neither).
+    public var precision = Precision.fp32
     public var zeroBubble = false
 
     public init() {}
@@ -22,7 +24,7 @@ public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         "t=\(tensor),p=\(pipeline),d=\(data),v=\(virtualStages),mbs=\(microBatch),sp=\(sequenceParallel ? 1 : 0),"
             + "recompute=\(recompute ? "full" : "none"),dist-opt=\(distributedOptimizer ? 1 : 0),"
-            + "precision=\(bf16 ? "bf16" : "fp32"),schedule=\(zeroBubble ? "zb-h1" : "1f1b")"
+            + "precision=\(precision.rawValue),schedule=\(zeroBubble ? "zb-h1" : "1f1b")"
     }
 
     /// Reads the compact form; keys left out keep their defaults, and d, if left out, is
@@ -61,10 +63,10 @@ public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
                 }
                 l.recompute = value == "full"
             case "precision":
-                guard ["fp32", "bf16"].contains(value) else {
-                    throw PlanError.badLayout(text, "precision must be fp32 or bf16, not “\(value)”")
+                guard let format = Precision(rawValue: value) else {
+                    throw PlanError.badLayout(text, "precision must be fp32, bf16 or fp16, not “\(value)”")
                 }
-                l.bf16 = value == "bf16"
+                l.precision = format
             case "schedule":
                 guard ["1f1b", "zb-h1"].contains(value) else {
                     throw PlanError.badLayout(text, "schedule must be 1f1b or zb-h1, not “\(value)”")
@@ -93,7 +95,7 @@ public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
         c.microBatchSize = microBatch
         c.globalBatchSize = globalBatch
         c.useDistributedOptimizer = distributedOptimizer
-        c.bf16 = bf16
+        (c.bf16, c.fp16) = (precision == .bf16, precision == .fp16)
         c.pipelineSchedule = zeroBubble ? .zeroBubbleH1 : .oneFOneB
         (c.recomputeGranularity, c.recomputeMethod, c.recomputeNumLayers) =
             recompute ? (.full, .uniform, 1) : (nil, nil, nil)
@@ -114,7 +116,7 @@ public struct PlanLayout: Hashable, Sendable, CustomStringConvertible {
             f += ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
         }
         if distributedOptimizer { f.append("--use-distributed-optimizer") }
-        if bf16 { f.append("--bf16") }
+        if precision.isReduced { f.append("--\(precision.rawValue)") }
         if zeroBubble { f += ["--pipeline-schedule", "zb-h1"] }
         return f
     }

@@ -5,9 +5,11 @@
 // heads' saved tensors (BertActivations) — plus the zero-bubble schedule's kept output gradients,
 // MPI's reduction buffers (or, with the data-parallel group on one node, the pages of the other
 // replicas' gradient arenas that the shared-memory reduction touches) and the process's resident
-// baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights,
-// fp32 main gradients and master weights with Adam (18 bytes per parameter, the last 12 sharded by
-// the distributed optimizer) and Korthikanti et al.'s activation formula at 2-byte elements.
+// baseline. For Megatron-LM on GPUs (the paper's cluster): 16-bit weights, fp32 master weights with
+// Adam, and fp32 gradients under `--bf16` (18 bytes per parameter, the last 12 sharded by the
+// distributed optimizer) or fp16 gradients made fp32 for the step under `--fp16` (20 bytes, the last
+// 16 sharded), and Korthikanti et al.'s activation formula at 2-byte elements.
+import Tensor
 
 /// The model a plan is for: a GPT's or a BERT's sizes, and the global batch.
 public struct PlanModel: Sendable {
@@ -147,7 +149,7 @@ public struct PlanMemory: Sendable {
         for (c, layers) in chunkLayers.enumerated() {
             let arena = TransformerArenaLayout(
                 config: gpt, microBatch: l.microBatch, threads: threads, tensorParallel: tp, layers: layers,
-                sets: l.recompute ? 1 : layers, precision: l.bf16 ? .bf16 : .fp32)
+                sets: l.recompute ? 1 : layers, precision: l.precision)
             let n = Double(model.seq * l.microBatch)
             var perSet = Double(arena.total) * 4 + n * 16  // tokens, targets, per-row loss
             if model.isBert {
@@ -197,9 +199,16 @@ public struct PlanMemory: Sendable {
     ) -> PlanMemory {
         var m = PlanMemory()
         let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
+        let owned = l.distributedOptimizer ? (params / Double(l.data)).rounded(.up) : params
         m.parameters = 2 * params
-        m.gradients = 4 * params  // fp32 main gradients
-        m.optimizer = 12 * (l.distributedOptimizer ? (params / Double(l.data)).rounded(.up) : params)
+        if l.precision == .fp16 {
+            // fp16 gradients; the optimizer's fp32 copy of them beside the master weights and moments.
+            m.gradients = 2 * params
+            m.optimizer = 16 * owned
+        } else {
+            m.gradients = 4 * params  // fp32 main gradients
+            m.optimizer = 12 * owned
+        }
         let f = ActivationMemoryFormula(
             seq: model.seq, microBatch: l.microBatch, hidden: model.hidden, heads: model.heads,
             tensorParallel: l.tensor, sequenceParallel: l.sequenceParallel, qkvWidth: Double(model.qkvWidth),

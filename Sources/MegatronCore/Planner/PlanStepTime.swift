@@ -9,6 +9,7 @@
 // threads than cores) ranks take turns: the pipeline lasts at least the node's total work over its
 // cores plus the bubble (its fill and drain), while a rank idle in the bubble leaves its core to
 // the others.
+import Tensor
 
 /// One micro-batch of one model chunk: pass times and their tensor-parallel communication part.
 struct ChunkTimes {
@@ -24,15 +25,24 @@ struct StepTimeModel {
     var megatronLM: Bool { profile.isMegatronLM }
     /// Bytes per activation element in communication.
     var elementBytes: Double { megatronLM ? 2 : 4 }
+    /// Bytes per gradient element reduced over d: Megatron-LM reduces fp16 gradients under `--fp16`;
+    /// otherwise (its `--bf16`, and this trainer) fp32.
+    var gradientBytes: Double { megatronLM && layout.precision == .fp16 ? 2 : 4 }
+    /// Whether the GEMMs run at the 16-bit rate: bf16 here (fp16 runs SGEMM on fp16 values), either
+    /// 16-bit format on a GPU's tensor cores.
+    var sixteenBitRate: Bool { layout.precision == .bf16 || (megatronLM && layout.precision == .fp16) }
 
     func gemm(_ m: Int, _ n: Int, _ k: Int, transA: Bool = false, transB: Bool = false) -> Double {
-        profile.gemmSeconds(m: m, n: n, k: k, transA: transA, transB: transB, threads: threads, bf16: layout.bf16)
+        profile.gemmSeconds(
+            m: m, n: n, k: k, transA: transA, transB: transB, threads: threads, bf16: sixteenBitRate)
     }
 
     /// A group of `size` ranks `stride` apart: across nodes, its ranks on one node each bring their
     /// own network link (GPUs of a DGX node each have a NIC), so the ring moves that many times faster.
-    func collective(_ op: String, elements: Double, size: Int, stride: Int) -> Double {
-        let across = profile.crossesNodes(size: size, stride: stride)
+    /// Whether it crosses nodes is asked of the groups of `groupSize` ranks it belongs to (for a
+    /// stage-to-stage transfer, the pipeline's: the slowest boundary paces the schedule).
+    func collective(_ op: String, elements: Double, size: Int, stride: Int, groupSize: Int? = nil) -> Double {
+        let across = profile.crossesNodes(size: groupSize ?? size, stride: stride, world: layout.worldSize)
         let perNode = across ? min(size, max(1, profile.ranksPerNode / max(1, stride))) : 1
         return profile.collectiveSeconds(
             op, bytes: elements * elementBytes, ranks: size, crossesNodes: across, linksPerNode: perNode)
@@ -56,7 +66,7 @@ struct StepTimeModel {
         // sliding window leaves (the kernels skip the key tiles before a query tile's window).
         let dh = model.headDim, aL = a / t, window = model.windowedAttentionShare
         if let att = profile.attentionSeconds(
-            seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: layout.bf16, causal: !model.isBert)
+            seq: s, batch: b, heads: aL, headDim: dh, threads: threads, bf16: sixteenBitRate, causal: !model.isBert)
         {
             x.forward += window * att.forward
             x.backward += window * att.backward

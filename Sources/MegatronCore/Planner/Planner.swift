@@ -2,6 +2,7 @@
 // config's own validation decides validity), and for each the predicted step time with its
 // breakdown and the predicted memory of the fullest rank (PlanStepTime, PlanMemory), sorted fastest
 // first among those that fit.
+import Tensor
 
 public struct PlanPrediction: Sendable {
     public var layout: PlanLayout
@@ -69,12 +70,12 @@ public struct Planner: Sendable {
     /// micro-batch sizes dividing the batch per replica; SP with t > 1; recomputation on and off;
     /// the distributed optimizer with d > 1; fp32 and bf16 (bf16 only where the profile measured it);
     /// ZB-H1 with p > 1, v = 1 and no full recomputation. For Megatron-LM as the PTD-P paper ran it
-    /// (a "megatron-lm" profile): mixed precision only, and neither sequence parallelism nor the
-    /// distributed optimizer, which came later.
+    /// (a "megatron-lm" profile): the profile's mixed precision only, and neither sequence parallelism
+    /// nor the distributed optimizer, which came later.
     public func enumerate(microBatchLimit: Int = 16) -> [PlanLayout] {
         let megatronLM = profile.isMegatronLM
-        let precisions: [Bool] =
-            megatronLM ? [true] : profile.gemm.contains(where: \.bf16) ? [false, true] : [false]
+        let precisions: [Precision] =
+            megatronLM ? [profile.megatronPrecision] : profile.gemm.contains(where: \.bf16) ? [.fp32, .bf16] : [.fp32]
         var out: [PlanLayout] = []
         for t in divisors(worldSize) {
             for p in divisors(worldSize / t) where p <= model.layers {
@@ -87,7 +88,7 @@ public struct Planner: Sendable {
                         for sp in t > 1 && !megatronLM ? [false, true] : [false] {
                             for recompute in [false, true] {
                                 for dist in d > 1 && !megatronLM ? [false, true] : [false] {
-                                    for bf16 in precisions {
+                                    for precision in precisions {
                                         for zb in p > 1 && v == 1 && !recompute && !megatronLM
                                             ? [false, true] : [false]
                                         {
@@ -98,7 +99,7 @@ public struct Planner: Sendable {
                                             (l.sequenceParallel, l.recompute, l.distributedOptimizer) = (
                                                 sp, recompute, dist
                                             )
-                                            (l.bf16, l.zeroBubble) = (bf16, zb)
+                                            (l.precision, l.zeroBubble) = (precision, zb)
                                             if (try? config(of: l)) != nil { out.append(l) }
                                         }
                                     }
@@ -130,7 +131,8 @@ public struct Planner: Sendable {
         let times = StepTimeModel(model: model, profile: profile, layout: l, threads: threads)
         let one = times.layer(), head = times.head(), embedding = times.embedding()
         let boundary = Double(model.seq * l.microBatch * model.hidden / l.tensor)
-        let transfer = p > 1 ? times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data) : 0
+        let transfer =
+            p > 1 ? times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data, groupSize: p) : 0
         // Costs per (stage, chunk): virtual stage s = c·p + r. Megatron-LM's sends block until
         // received (the PTD-P paper's p2p), so there each pass also pays its output's transfer;
         // this trainer's are non-blocking and overlap the next compute.
@@ -179,12 +181,13 @@ public struct Planner: Sendable {
         return x
     }
 
-    /// After the pipeline: the gradient reduction over d (the fullest stage's `params`, fp32), the
+    /// After the pipeline: the gradient reduction over d (the fullest stage's `params`, fp32, or fp16
+    /// as Megatron-LM reduces them under `--fp16`), the
     /// tied embedding's over the first and last stage, and the optimizer (Adam reads p, g, m, v and
     /// writes p, m, v; the gradient is also zeroed and read for its norm) — every rank at once, so
     /// stretched by the time share on an oversubscribed node.
     func reductions(_ x: inout PlanPrediction, times: StepTimeModel, params: Double, share: Double, threads: Int) {
-        let l = x.layout, p = l.pipeline, e = params * 4 / times.elementBytes
+        let l = x.layout, p = l.pipeline, e = params * times.gradientBytes / times.elementBytes
         if profile.reducesThroughSharedMemory(l) {
             // Each replica reads its piece of every replica's gradients (params values) and writes the
             // sums into every arena (distributed optimizer: into its shard, then MPI all-gathers the
@@ -204,7 +207,9 @@ public struct Planner: Sendable {
                     : times.collective("allreduce", elements: e, size: l.data, stride: l.tensor))
         }
         if p > 1 {
-            let word = Double(model.paddedVocab(tensor: l.tensor) / l.tensor * model.hidden) * 4 / times.elementBytes
+            let word =
+                Double(model.paddedVocab(tensor: l.tensor) / l.tensor * model.hidden) * times.gradientBytes
+                / times.elementBytes
             x.dataCommunication +=
                 share * times.collective("allreduce", elements: word, size: 2, stride: l.tensor * l.data * (p - 1))
         }
