@@ -313,6 +313,9 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(x.memory.activations, Double(arena.total * 4 + 64 * 16))
         l.distributedOptimizer = true
         XCTAssertEqual(try planner.predict(l).memory.optimizer, 12 * (params / 2).rounded(.up))
+        // fp16 runs SGEMM on a rounded copy of the weights (ModelWeights): 4 more bytes a parameter.
+        l.precision = .fp16
+        XCTAssertEqual(try planner.predict(l).memory.parameters, 8 * params)
     }
 
     func testDataParallelReductionWithinANodeGoesThroughSharedMemory() throws {

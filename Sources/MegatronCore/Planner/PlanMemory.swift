@@ -137,8 +137,9 @@ public struct PlanMemory: Sendable {
         var m = PlanMemory()
         let params = Double(model.stageParameters(l, stage: stage, layerCount: chunkLayers.reduce(0, +)))
         // The planner offers bf16 only where the CPU has a bf16 kernel, whose GEMMs read the fp32 main
-        // parameters (ModelWeights): no copy of the weights beside them.
-        m.parameters = 4 * params
+        // parameters (ModelWeights): no copy of the weights beside them. fp16 runs SGEMM on a rounded
+        // copy of every matrix, 4 more bytes per parameter.
+        m.parameters = (l.precision == .fp16 ? 8 : 4) * params
         m.gradients = 4 * params
         // 4 bytes per state value (Adam's two moments, SGD's momentum); the sharded form also holds
         // the main-gradient shard.
