@@ -577,6 +577,11 @@ final class PlannerTests: XCTestCase {
         var l = PlanLayout()
         (l.tensor, l.pipeline, l.data, l.virtualStages, l.precision) = (1, 2, 32, 3, .fp16)
         XCTAssertThrowsError(try paper.config(of: l)) { XCTAssertTrue("\($0)".contains("p > 2"), "\($0)") }
+        var fp32 = PlanLayout()
+        (fp32.tensor, fp32.data) = (2, 32)
+        XCTAssertThrowsError(try paper.config(of: fp32)) {
+            XCTAssertTrue("\($0)".contains("mixed precision"), "\($0)")
+        }
         let this = Planner(model: model, profile: profile(), worldSize: 64)
         XCTAssertNoThrow(try this.config(of: l))
         XCTAssertTrue(this.enumerate().contains { $0.virtualStages > 1 && $0.pipeline == 2 })

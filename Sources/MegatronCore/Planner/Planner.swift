@@ -63,6 +63,10 @@ public struct Planner: Sendable {
             // Megatron-LM's parallel state refuses the interleaved schedule below three stages.
             throw PlanError.unsupported("Megatron-LM runs the interleaved schedule only with p > 2")
         }
+        if profile.isMegatronLM && !layout.precision.isReduced {
+            // Its memory and kernels are modelled for mixed precision (the PTD-P paper's runs).
+            throw PlanError.unsupported("a Megatron-LM profile plans mixed precision only: precision=fp16 or bf16")
+        }
         return c
     }
 
