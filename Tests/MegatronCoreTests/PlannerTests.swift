@@ -283,11 +283,7 @@ final class PlannerTests: XCTestCase {
                 cluster.crossesNodes(size: size, stride: stride, world: world), crosses, "\(size) \(stride) \(world)")
         }
         // At t = 6 the tensor-parallel all-reduces run at the cross-node rate: 145.6B of Table 1.
-        var c = TrainingConfig()
-        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (80, 12288, 96, 2048)
-        c.microBatchSize = 1
-        let planner = Planner(
-            model: PlanModel(config: c, globalBatch: 2304, vocab: 51200), profile: cluster, worldSize: 1536)
+        let planner = try Self.paperPlanner(layers: 80, hidden: 12288, heads: 96, globalBatch: 2304, worldSize: 1536)
         var l = PlanLayout()
         (l.tensor, l.pipeline, l.data, l.recompute, l.precision) = (6, 8, 32, true, .fp16)
         let x = try planner.predict(l)
@@ -455,6 +451,18 @@ final class PlannerTests: XCTestCase {
         return try HardwareProfile.load(root.appendingPathComponent("configs/clusters/dgx-a100.json").path)
     }
 
+    /// A planner for one of the paper's GPTs (seq 2048, vocabulary 51,200) on `cluster` (the paper's).
+    static func paperPlanner(
+        layers: Int, hidden: Int, heads: Int, globalBatch: Int, worldSize: Int, cluster: HardwareProfile? = nil
+    ) throws -> Planner {
+        var c = TrainingConfig()
+        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (layers, hidden, heads, 2048)
+        c.microBatchSize = 1
+        return Planner(
+            model: PlanModel(config: c, globalBatch: globalBatch, vocab: 51200), profile: try cluster ?? paperCluster(),
+            worldSize: worldSize)
+    }
+
     func testClusterFileLoadsAndBadProfilesAreRefused() throws {
         let cluster = try Self.paperCluster()
         XCTAssertEqual(cluster.trainer, "megatron-lm")
@@ -476,12 +484,7 @@ final class PlannerTests: XCTestCase {
     func testPaperClusterPrefersTensorParallelismWithinANode() throws {
         // The PTD-P paper's 18.4B GPT on 256 A100s: t = 8 (one node), p = 1 must beat t = 1, which
         // does not fit in 80 GB without pipeline or tensor parallelism.
-        let cluster = try Self.paperCluster()
-        var c = TrainingConfig()
-        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (40, 6144, 48, 2048)
-        c.microBatchSize = 1
-        let planner = Planner(
-            model: PlanModel(config: c, globalBatch: 1024, vocab: 51200), profile: cluster, worldSize: 256)
+        let planner = try Self.paperPlanner(layers: 40, hidden: 6144, heads: 48, globalBatch: 1024, worldSize: 256)
         var l = PlanLayout()
         (l.tensor, l.data, l.recompute, l.precision) = (8, 32, true, .fp16)
         let paper = try planner.predict(l)
@@ -500,13 +503,11 @@ final class PlannerTests: XCTestCase {
         // distributed optimizer); under `--bf16` the gradients are fp32, 2 + 4 + 12 (6 + 12/d).
         var cluster = try Self.paperCluster()
         XCTAssertEqual(cluster.megatronPrecision, .fp16)
-        var c = TrainingConfig()
-        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (40, 6144, 48, 2048)
-        c.microBatchSize = 1
-        let model = PlanModel(config: c, globalBatch: 1024, vocab: 51200)
         for (format, gradient, state, wire) in [("fp16", 2.0, 16.0, 2.0), ("bf16", 4.0, 12.0, 4.0)] {
             cluster.mixedPrecision = format
-            let planner = Planner(model: model, profile: cluster, worldSize: 256)
+            let planner = try Self.paperPlanner(
+                layers: 40, hidden: 6144, heads: 48, globalBatch: 1024, worldSize: 256, cluster: cluster)
+            let model = planner.model
             let listed = planner.enumerate()
             XCTAssertTrue(listed.allSatisfy { $0.precision == cluster.megatronPrecision }, format)
             var l = PlanLayout()
@@ -592,13 +593,9 @@ final class PlannerTests: XCTestCase {
         // A100s at global batch 32 and 128, (t, p) from (2, 32) to (32, 2): throughput peaks where t
         // is the GPUs of one node (8), falling off on both sides — the bubble on one side, tensor
         // parallelism's all-reduces over InfiniBand on the other.
-        let cluster = try Self.paperCluster()
-        var c = TrainingConfig()
-        (c.numLayers, c.hiddenSize, c.numAttentionHeads, c.seqLength) = (32, 20480, 128, 2048)
-        c.microBatchSize = 1
         for batch in [32, 128] {
-            let planner = Planner(
-                model: PlanModel(config: c, globalBatch: batch, vocab: 51200), profile: cluster, worldSize: 64)
+            let planner = try Self.paperPlanner(
+                layers: 32, hidden: 20480, heads: 128, globalBatch: batch, worldSize: 64)
             var rates: [Double] = []
             for (t, p) in [(2, 32), (4, 16), (8, 8), (16, 4), (32, 2)] {
                 var l = PlanLayout()
