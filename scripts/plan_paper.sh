@@ -50,15 +50,15 @@ for (b, a, h, L, t, p, n, gbs, tflops, mbs, v) in rows:
                              f"t={t},p={p},v={v},mbs={mbs},sp=0,recompute=full,dist-opt=0,precision=fp16,schedule=1f1b"],
                    check=True, stdout=subprocess.DEVNULL)
     paper = json.loads(open(js).readline())
-    ownBest = paper if paper["fits"] else None
-    ours = ownBest["flops_per_rank"] / 1e12 if ownBest else float("nan")
-    ok = ownBest is not None and abs(ours / tflops - 1) <= 0.25
+    paperLayout = paper if paper["fits"] else None
+    ours = paperLayout["flops_per_rank"] / 1e12 if paperLayout else float("nan")
+    ok = paperLayout is not None and abs(ours / tflops - 1) <= 0.25
     match = best is not None and best["t"] == t and best["p"] == p
     within += ok; same += match
     choice = (f"t={best['t']:<2} p={best['p']:<2} d={best['d']:<4} v={best['v']} mbs={best['mbs']} "
               f"{'rc' if 'recompute=full' in best['layout'] else '--'} {'do' if 'dist-opt=1' in best['layout'] else '--'}"
               f" {best['flops_per_rank'] / 1e12:6.1f}") if best else "none fits"
-    own_text = f"{ours:6.1f} ({ours / tflops:4.2f}×)" if ownBest else "  does not fit"
+    own_text = f"{ours:6.1f} ({ours / tflops:4.2f}×)" if paperLayout else "  does not fit"
     print(f"{b:7.1f} {n:5d} |   {t:2d} {p:2d} {v:2d} {mbs:3d} {tflops:6.0f}  | {own_text:<33}| {choice:<57} {'=' if match else '≠'}")
 print(f"throughput of the paper's layout within 25%: {within} of {len(rows)}; planner's (t, p) equals the paper's: "
       f"{same} of {len(rows)} ({same_rc} of {len(rows)} when it must recompute activations, as the paper's runs did)")
