@@ -192,7 +192,6 @@ public enum ConfigValidation {
 
     /// The position keys: a table or rope, and rope's base, rotated share and scaling.
     static func validatePositions(_ c: TrainingConfig) throws {
-        let h = c.hiddenSize, a = c.numAttentionHeads
         if !c.addPositionEmbedding && c.positionEmbeddingType == .learnedAbsolute {
             throw ConfigError.inconsistent(
                 keys: ["add_position_embedding", "position_embedding_type"],

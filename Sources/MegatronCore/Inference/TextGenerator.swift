@@ -197,7 +197,7 @@ public final class TextGenerator {
                 try chunks.last!.logits(x.base, rows: scoredRows)
             }
             let vp = config.paddedVocabSize, vocab = config.vocabSize
-            try logits.withUnsafeBufferPointer { all in
+            logits.withUnsafeBufferPointer { all in
                 for (k, row) in scoredRows.enumerated() {
                     let rowLogits = UnsafeBufferPointer(rebasing: all[(k * vp)..<((k + 1) * vp)])
                     let j = row / L, i = row % L, position = start + i + 1

@@ -29,7 +29,7 @@ extension TransformerLayer {
             }
             let attnOut = try attentionBranchForward(
                 slots: w, params: P, acts: a, model: m, config: c, dropout: dropout, timer: timer)
-            try timer.measure("fwd bias+dropout+residual+layernorm") {
+            timer.measure("fwd bias+dropout+residual+layernorm") {
                 biasDropoutAdd(
                     branch: attnOut, bias: P.pointer(w.projBias), residual: x, out: a.mid, rows: nS, width: h,
                     p: dropout.hidden, stream: dropout.attentionOutStream, elementOffset: offset)

@@ -31,7 +31,7 @@ struct HFTokenizerSpec {
     /// holding both, or a tokenizer.json file with the config beside it.
     static func files(of path: String) -> (json: String, config: String) {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         let directory = isDirectory.boolValue ? path : (path as NSString).deletingLastPathComponent
         return (
             isDirectory.boolValue ? (path as NSString).appendingPathComponent("tokenizer.json") : path,
