@@ -15,10 +15,16 @@ public enum Precision: String, Sendable, CaseIterable {
     /// Rounds `x[0..<count]` in place to this format (fp32: unchanged). fp16 overflows to ±∞ beyond
     /// 65504, which the loss scaler's overflow check then finds.
     public func round(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        guard isReduced else { return }
+        ThreadBudget.parallelFor(n, grain: 1 << 15) { r in roundOnThisThread(x + r.lowerBound, count: r.count) }
+    }
+
+    /// `round` on the calling thread alone (for a caller already inside a parallel loop).
+    public func roundOnThisThread(_ x: UnsafeMutablePointer<Float>, count n: Int) {
         switch self {
         case .fp32: return
-        case .bf16: ThreadBudget.parallelFor(n, grain: 1 << 15) { r in bf16_round_in_place(x + r.lowerBound, r.count) }
-        case .fp16: ThreadBudget.parallelFor(n, grain: 1 << 15) { r in fp16_round_in_place(x + r.lowerBound, r.count) }
+        case .bf16: bf16_round_in_place(x, n)
+        case .fp16: fp16_round_in_place(x, n)
         }
     }
 

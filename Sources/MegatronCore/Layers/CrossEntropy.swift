@@ -50,6 +50,17 @@ public enum VocabCrossEntropy {
         for r in 0..<n where targets[r] < 0 || Int(targets[r]) >= vocab.vocabSize {
             throw TrainingError.targetOutOfVocabulary(id: Int(targets[r]), vocabSize: vocab.vocabSize)
         }
+        /// Each row's loss from its chunk's statistics: max, Σexp (over the whole vocabulary) and
+        /// the target's logit.
+        func recordLosses(c0: Int, rows: Int) {
+            let rowMax = rowStats, sumAndTarget = rowStats + C
+            for r in 0..<rows {
+                let loss = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+                rowLoss[c0 + r] = lossMask.map { $0[c0 + r] == 0 ? 0 : Double($0[c0 + r]) * loss } ?? loss
+                // The target's logit is the row maximum: it is the (greedy) prediction.
+                targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
+            }
+        }
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
@@ -60,6 +71,32 @@ public enum VocabCrossEntropy {
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
+            if let dx, let dembedding, tp.group == nil {
+                // One tensor rank: each row's statistics, loss and ∂loss/∂logits in one visit while
+                // the row is in cache (a row of logits is at most a few hundred KB), where the
+                // vocab-parallel path below needs the all-reduces between those passes. The same
+                // operations on every element as that path, so the same values.
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr {
+                        let z = logits + r * v
+                        rowMax[r] = v > 0 ? Kernels.rowMax(z, from: 0, valid: v) : -.infinity
+                        let t = Int(targets[c0 + r]) - v0
+                        sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
+                        sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: true) : 0
+                        logitsGradient(
+                            z, width: v, target: t, sum: sumAndTarget[r],
+                            scale: gradScale * (lossMask?[c0 + r] ?? 1))
+                        precision.roundOnThisThread(z, count: v)
+                    }
+                }
+                recordLosses(c0: c0, rows: rows)
+                if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
+                productsBackward(
+                    dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
+                    dembedding: dembedding, precision: precision, deferring: deferring, rounded: true)
+                c0 += rows
+                continue
+            }
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
             }
@@ -73,22 +110,13 @@ public enum VocabCrossEntropy {
                 }
             }
             try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
-            for r in 0..<rows {
-                let loss = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
-                rowLoss[c0 + r] = lossMask.map { $0[c0 + r] == 0 ? 0 : Double($0[c0 + r]) * loss } ?? loss
-                // The target's logit is the row maximum: it is the (greedy) prediction.
-                targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
-            }
+            recordLosses(c0: c0, rows: rows)
             if let dx, let dembedding {
                 ThreadBudget.parallelFor(rows, grain: 4) { rr in
                     for r in rr {
-                        let g = gradScale * (lossMask?[c0 + r] ?? 1)
-                        let z = logits + r * v, k = g / sumAndTarget[r]
-                        var j = 0
-                        while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
-                        while j < v { z[j] *= k; j += 1 }
-                        let t = Int(targets[c0 + r]) - v0
-                        if t >= 0 && t < v { z[t] -= g }
+                        logitsGradient(
+                            logits + r * v, width: v, target: Int(targets[c0 + r]) - v0, sum: sumAndTarget[r],
+                            scale: gradScale * (lossMask?[c0 + r] ?? 1))
                     }
                 }
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
@@ -104,19 +132,19 @@ public enum VocabCrossEntropy {
     }
 
     /// The LM head's two products for one chunk of `rows` rows, from its ∂loss/∂logits (rounded here
-    /// to the run's format, in place): dx = dlogits·E now, and dE += dlogitsᵀ·x now or, with
+    /// to the run's format, in place, unless `rounded`): dx = dlogits·E now, and dE += dlogitsᵀ·x now or, with
     /// `deferring`, from a kept copy when the queue runs.
     static func productsBackward(
         dlogits: UnsafeMutablePointer<Float>, rows: Int, vocab v: Int, hidden h: Int, x: UnsafePointer<Float>,
         embedding: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dembedding: UnsafeMutablePointer<Float>,
-        precision: Precision, deferring: DeferredWeightGradients?
+        precision: Precision, deferring: DeferredWeightGradients?, rounded: Bool = false
     ) {
         guard v > 0 else {
             dx.update(repeating: 0, count: rows * h)
             return
         }
         // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
-        precision.round(dlogits, count: rows * v)
+        if !rounded { precision.round(dlogits, count: rows * v) }
         precision.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, b: embedding, ldb: h, c: dx, ldc: h)
         func embeddingGradient(_ dlogits: UnsafePointer<Float>) {
             precision.gemm(
@@ -128,6 +156,16 @@ public enum VocabCrossEntropy {
         } else {
             embeddingGradient(dlogits)
         }
+    }
+
+    /// ∂loss/∂logits of one row from its exponentials exp(z − max) in `z`: `scale`·(p − onehot), in place.
+    @inline(__always)
+    static func logitsGradient(_ z: UnsafeMutablePointer<Float>, width v: Int, target t: Int, sum: Float, scale g: Float) {
+        let k = g / sum
+        var j = 0
+        while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
+        while j < v { z[j] *= k; j += 1 }
+        if t >= 0 && t < v { z[t] -= g }
     }
 
     /// Single-rank form: all V rows of `embedding` are this rank's (scratch allocated here; for tests
