@@ -16,7 +16,7 @@
 
 #define MR 8
 #define KB 512      /* k pairs per block: k ≤ 1024 needs no reload of C */
-#define MC 128      /* rows per packed chunk of A: MC × KB words = 256 KB */
+#define MC 128      /* rows per packed chunk of A: MC × KB words = 256 KB (2·MC for a huge B, below) */
 #define NCP 16      /* B panels (16 columns each) per block swept by each row block */
 
 static int forced_kernel = -1;   /* bf16_force_kernel; -1: the fastest available */
@@ -269,17 +269,22 @@ static inline void kernel_8x32(const uint32_t *a, const uint16_t *b0, const uint
    L1) meets the block's panel pairs in turn. Sweeping the panels under one row block, rather than
    the row blocks under one 64 KB panel pair (which does not stay in a 48 KB L1 beside the A
    stream), measured 0.99–1.15× (mostly 1.03–1.07×) on the gpt2-124m shapes
-   (scripts/bench_gemm_versus.sh, AMD EPYC); the sums are the same. (KB 512 × MC 128 measured best of KB 256…1024 × MC 64…256.) */
+   (scripts/bench_gemm_versus.sh, AMD EPYC); the sums are the same. (KB 512 × MC 128 measured best of KB 256…1024 × MC 64…256.)
+   A product whose packed B is far larger than the caches and whose k fits 384 pairs (the LM head's
+   logits, 1,024 × 50,257 × 768) takes chunks of 2·MC rows: each chunk streams all of B from memory,
+   so fewer chunks stream it fewer times, while the chunk (384 KB) and a B block (384 KB) still share
+   L2 — 1.09× there on AMD EPYC (bench_gemm_versus.sh, SHAPES="1024 50257 768 nt"), the same sums. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,prfchw")))
 static void rows_native_finishing(int n, int k, const void *A, int a_f32, long si, long sk, const uint16_t *packed,
                                   size_t panel, float *C, long ldc, float beta, int i0, int i1,
                                   const bf16_epilogue *e, tile_trim trim) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
-    uint32_t *a = bf16_thread_workspace(1, (size_t)MC * KB * sizeof(uint32_t));
+    int mc = kp <= 384 && (size_t)panels * NR * kp * 4 > ((size_t)16 << 20) ? 2 * MC : MC;
+    uint32_t *a = bf16_thread_workspace(1, (size_t)2 * MC * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
         int q1 = q0 + KB < kp ? q0 + KB : kp, nq = q1 - q0;
-        for (int c0 = i0; c0 < i1; c0 += MC) {
-            int c1 = c0 + MC < i1 ? c0 + MC : i1, blocks = (c1 - c0 + MR - 1) / MR;
+        for (int c0 = i0; c0 < i1; c0 += mc) {
+            int c1 = c0 + mc < i1 ? c0 + mc : i1, blocks = (c1 - c0 + MR - 1) / MR;
             pack_a(k, A, a_f32, si, sk, c0, c1, q0, q1, a);
             for (int n0 = 0; n0 < panels; n0 += NCP) {
                 int n1 = n0 + NCP < panels ? n0 + NCP : panels;

@@ -134,6 +134,61 @@ final class BF16Tests: XCTestCase {
         }
     }
 
+    /// A product whose packed B is far larger than the caches with k ≤ 768 (the LM head's logits)
+    /// takes A in chunks of twice the usual rows; checked against Float64 on every row and a spread
+    /// of columns (the last ones included), m leaving a part-chunk and part-block, on the vector
+    /// kernels this CPU has.
+    func testProductWithAHugeBAgainstFloat64() {
+        let (m, n, k) = (600, 12_003, 700)
+        var state: UInt64 = 7
+        func random(_ count: Int) -> [UInt16] {
+            let x = (0..<count).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+            }
+            var words = [UInt16](repeating: 0, count: count)
+            x.withUnsafeBufferPointer { p in
+                words.withUnsafeMutableBufferPointer { BF16.round(p.baseAddress!, into: $0.baseAddress!, count: count) }
+            }
+            return words
+        }
+        func value(_ v: UInt16) -> Double { Double(Float(bitPattern: UInt32(v) << 16)) }
+        let a = random(m * k), b = random(k * n)
+        let columns = Array(stride(from: 0, to: n, by: 397)) + [n - 2, n - 1]
+        for kernel in BF16.Kernel.allCases where kernel != .portable && kernel.rawValue <= BF16.bestKernel.rawValue {
+            BF16.force(kernel)
+            defer { BF16.force(nil) }
+            for transA in [false, true] {
+                var c = [Float](repeating: 0, count: m * n)
+                let lda = transA ? m : k
+                let at = transA ? (0..<(k * m)).map { a[($0 % m) * k + $0 / m] } : a
+                at.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            BF16.gemm(
+                                transA: transA, transB: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                                b: pb.baseAddress!, ldb: n, beta: 0, c: pc.baseAddress!, ldc: n)
+                        }
+                    }
+                }
+                for i in 0..<m {
+                    for j in columns {
+                        var ref = 0.0, mag = 0.0
+                        for kk in 0..<k {
+                            let p = value(a[i * k + kk]) * value(b[kk * n + j])
+                            ref += p; mag += abs(p)
+                        }
+                        let got = Double(c[i * n + j])
+                        if abs(got - ref) > 1e-6 * Double(k + 1) * mag + 1e-7 {
+                            XCTFail("\(kernel) transA \(transA) [\(i),\(j)]: \(got) vs \(ref)")
+                            return
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A B packed once for a larger operand (more columns, more k) and used for a product over its
     /// first n columns and k rows gives bit for bit the product that packs only those (attention's
     /// K and V, packed once per (batch, head) for every query tile), on every kernel this CPU has,
