@@ -23,7 +23,7 @@ final class ExitSignalTests: XCTestCase {
         p.environment = CLI.mpiEnvironment(ProcessInfo.processInfo.environment)
         // The output goes to a file, read when the job has ended.
         let log = dir.appendingPathComponent("stdout.txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: log)
         p.standardError = FileHandle.nullDevice
         func output() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }

@@ -48,7 +48,7 @@ final class HFLlama3RopeTests: XCTestCase {
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", directory.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("rope_scaling_factor 8.0"), r.stdout)
-        var cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
+        let cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
         XCTAssertTrue(cfg.useRopeScaling)
         XCTAssertEqual(cfg.ropeScalingFactor, 8)
         XCTAssertEqual(cfg.rotaryBase, 500_000)
@@ -135,7 +135,7 @@ final class HFLlama3RopeTests: XCTestCase {
             base + ["--use-rope-scaling", "--rope-scaling-factor", "32", "--train-iters", "2", "--save", "ckpt"],
             in: dir)
         XCTAssertEqual(first.code, 0, first.stderr)
-        var cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
+        let cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
         XCTAssertTrue(cfg.useRopeScaling)
         XCTAssertEqual(cfg.ropeScalingFactor, 32)
         let resumed = try CLI.run(base + ["--train-iters", "3", "--load", "ckpt"], in: dir)

@@ -34,7 +34,7 @@ final class HFLlamaConversionTests: XCTestCase {
         let dir = CLI.scratch("hf-llama-import")
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", fixture.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
-        var cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
+        let cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
         XCTAssertEqual(cfg.positionEmbeddingType, .rope)
         XCTAssertEqual(cfg.normalization, .rmsNorm)
         XCTAssertTrue(cfg.swiglu && !cfg.addBiasLinear && cfg.untieEmbeddingsAndOutputWeights)
@@ -151,7 +151,7 @@ final class HFLlamaConversionTests: XCTestCase {
         let back = try CLI.run(["convert-checkpoint", "--from", "hf", "hf", "--save", "back"], in: dir)
         XCTAssertEqual(back.code, 0, back.stderr)
         func weights(_ name: String) throws -> GPTModel {
-            var cfg = try storedTrainingConfig(dir.appendingPathComponent(name))
+            let cfg = try storedTrainingConfig(dir.appendingPathComponent(name))
             let model = GPTModel(config: GPTConfig(training: cfg, vocabSize: 257), microBatch: 1, threads: 1)
             _ = try ModelCheckpoint.loadWeights(
                 from: CheckpointDirectory(root: dir.appendingPathComponent(name).path), chunks: [model])

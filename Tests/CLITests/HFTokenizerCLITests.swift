@@ -40,7 +40,7 @@ final class HFTokenizerCLITests: XCTestCase {
         let r = try CLI.run(["convert-checkpoint", "--from", "hf", qwen2.path, "--save", "ckpt"], in: dir)
         XCTAssertEqual(r.code, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("vocabulary 960, positions 128, tokenizer HuggingFaceTokenizer"), r.stdout)
-        var cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
+        let cfg = try storedTrainingConfig(dir.appendingPathComponent("ckpt"))
         XCTAssertTrue(cfg.addQKVBias && !cfg.addBiasLinear && cfg.windowSize == nil)
         let original = try Safetensors.read(qwen2.appendingPathComponent("model.safetensors").path)
         let qBias = try XCTUnwrap(original["model.layers.0.self_attn.q_proj.bias"])

@@ -69,7 +69,7 @@ final class ServeTests: XCTestCase {
         env["OMPI_MCA_pml"] = "ob1"; env["OMPI_MCA_btl"] = "self,vader"
         p.environment = env
         p.currentDirectoryURL = dir
-        FileManager.default.createFile(atPath: dir.appendingPathComponent("server.log").path, contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.appendingPathComponent("server.log").path, contents: nil)
         let log = try FileHandle(forWritingTo: dir.appendingPathComponent("server.log"))
         p.standardOutput = log; p.standardError = log
         try p.run()

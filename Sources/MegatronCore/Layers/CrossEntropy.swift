@@ -50,17 +50,6 @@ public enum VocabCrossEntropy {
         for r in 0..<n where targets[r] < 0 || Int(targets[r]) >= vocab.vocabSize {
             throw TrainingError.targetOutOfVocabulary(id: Int(targets[r]), vocabSize: vocab.vocabSize)
         }
-        /// Each row's loss from its chunk's statistics: max, Σexp (over the whole vocabulary) and
-        /// the target's logit.
-        func recordLosses(c0: Int, rows: Int) {
-            let rowMax = rowStats, sumAndTarget = rowStats + C
-            for r in 0..<rows {
-                let loss = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
-                rowLoss[c0 + r] = lossMask.map { $0[c0 + r] == 0 ? 0 : Double($0[c0 + r]) * loss } ?? loss
-                // The target's logit is the row maximum: it is the (greedy) prediction.
-                targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
-            }
-        }
         var c0 = 0
         while c0 < n {
             let rows = min(C, n - c0)
@@ -71,58 +60,45 @@ public enum VocabCrossEntropy {
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
-            if let dx, let dembedding, tp.group == nil {
-                // One tensor rank: each row's statistics, loss and ∂loss/∂logits in one visit while
-                // the row is in cache (a row of logits is at most a few hundred KB), where the
-                // vocab-parallel path below needs the all-reduces between those passes. The same
-                // operations on every element as that path, so the same values.
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                    for r in rr {
-                        let z = logits + r * v
-                        rowMax[r] = v > 0 ? Kernels.rowMax(z, from: 0, valid: v) : -.infinity
-                        let t = Int(targets[c0 + r]) - v0
-                        sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
-                        sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: true) : 0
-                        logitsGradient(
-                            z, width: v, target: t, sum: sumAndTarget[r],
-                            scale: gradScale * (lossMask?[c0 + r] ?? 1))
-                        precision.roundOnThisThread(z, count: v)
-                    }
-                }
-                recordLosses(c0: c0, rows: rows)
-                if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
-                productsBackward(
-                    dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
-                    dembedding: dembedding, precision: precision, deferring: deferring, rounded: true)
-                c0 += rows
-                continue
+            // Row r's target logit and Σexp (its exponentials kept when training), then (`gradient`)
+            // ∂loss/∂logits in place.
+            func statistics(_ r: Int) {
+                let t = Int(targets[c0 + r]) - v0, z = logits + r * v
+                sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
+                sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: training) : 0
             }
-            ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
+            func gradient(_ r: Int) {
+                logitsGradient(
+                    logits + r * v, width: v, target: Int(targets[c0 + r]) - v0, sum: sumAndTarget[r],
+                    scale: gradScale * (lossMask?[c0 + r] ?? 1))
             }
-            try tp.group?.allReduceMax(rowMax, count: rows)
+            // On one tensor rank a training row is finished in one visit while it is in cache (a row
+            // of logits is at most a few hundred KB); the vocab-parallel path needs its all-reduces
+            // between those passes. The same operations on every element either way.
+            let oneVisit = training && tp.group == nil
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr {
-                    let t = Int(targets[c0 + r]) - v0
-                    let z = logits + r * v
-                    sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
-                    sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: training) : 0
-                }
-            }
-            try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
-            recordLosses(c0: c0, rows: rows)
-            if let dx, let dembedding {
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                    for r in rr {
-                        logitsGradient(
-                            logits + r * v, width: v, target: Int(targets[c0 + r]) - v0, sum: sumAndTarget[r],
-                            scale: gradScale * (lossMask?[c0 + r] ?? 1))
+                    rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity
+                    if oneVisit {
+                        statistics(r); gradient(r)
+                        precision.roundOnThisThread(logits + r * v, count: v)
                     }
                 }
+            }
+            if !oneVisit {
+                try tp.group?.allReduceMax(rowMax, count: rows)
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in for r in rr { statistics(r) } }
+                try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
+            }
+            recordLosses(
+                rowStats: rowStats, chunkRows: C, rows: rows, first: c0, rowLoss: rowLoss, lossMask: lossMask,
+                targetIsArgmax: targetIsArgmax)
+            if let dx, let dembedding {
+                if !oneVisit { ThreadBudget.parallelFor(rows, grain: 4) { rr in for r in rr { gradient(r) } } }
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
                 productsBackward(
                     dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
-                    dembedding: dembedding, precision: precision, deferring: deferring)
+                    dembedding: dembedding, precision: precision, deferring: deferring, rounded: oneVisit)
             }
             c0 += rows
         }
@@ -158,9 +134,27 @@ public enum VocabCrossEntropy {
         }
     }
 
+    /// Each row's loss from its chunk's statistics (`rowStats`: max, then Σexp over the whole
+    /// vocabulary and the target's logit, `chunkRows` apart), and whether its target is the argmax.
+    static func recordLosses(
+        rowStats: UnsafePointer<Float>, chunkRows C: Int, rows: Int, first c0: Int,
+        rowLoss: UnsafeMutablePointer<Double>,
+        lossMask: UnsafePointer<Float>?, targetIsArgmax: UnsafeMutablePointer<Bool>?
+    ) {
+        let rowMax = rowStats, sumAndTarget = rowStats + C
+        for r in 0..<rows {
+            let loss = Double(rowMax[r]) + Foundation.log(Double(sumAndTarget[r])) - Double(sumAndTarget[rows + r])
+            rowLoss[c0 + r] = lossMask.map { $0[c0 + r] == 0 ? 0 : Double($0[c0 + r]) * loss } ?? loss
+            // The target's logit is the row maximum: it is the (greedy) prediction.
+            targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
+        }
+    }
+
     /// ∂loss/∂logits of one row from its exponentials exp(z − max) in `z`: `scale`·(p − onehot), in place.
     @inline(__always)
-    static func logitsGradient(_ z: UnsafeMutablePointer<Float>, width v: Int, target t: Int, sum: Float, scale g: Float) {
+    static func logitsGradient(
+        _ z: UnsafeMutablePointer<Float>, width v: Int, target t: Int, sum: Float, scale g: Float
+    ) {
         let k = g / sum
         var j = 0
         while j + 16 <= v { store16(load16(z, j) * k, z, j); j += 16 }
