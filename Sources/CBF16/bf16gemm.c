@@ -280,7 +280,7 @@ static void rows_native_finishing(int n, int k, const void *A, int a_f32, long s
                                   const bf16_epilogue *e, tile_trim trim) {
     int kp = pairs(k), panels = (n + NR - 1) / NR;
     int mc = kp <= 384 && (size_t)panels * NR * kp * 4 > ((size_t)16 << 20) ? 2 * MC : MC;
-    uint32_t *a = bf16_thread_workspace(1, (size_t)2 * MC * KB * sizeof(uint32_t));
+    uint32_t *a = bf16_thread_workspace(1, (size_t)mc * KB * sizeof(uint32_t));
     for (int q0 = 0; q0 < kp; q0 += KB) {
         int q1 = q0 + KB < kp ? q0 + KB : kp, nq = q1 - q0;
         for (int c0 = i0; c0 < i1; c0 += mc) {

@@ -61,7 +61,7 @@ public enum VocabCrossEntropy {
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
             // Row r's target logit and Σexp (its exponentials kept when training), then (`gradient`)
-            // ∂loss/∂logits in place.
+            // ∂loss/∂logits in place, rounded to the run's format (the products' 16-bit operand).
             func statistics(_ r: Int) {
                 let t = Int(targets[c0 + r]) - v0, z = logits + r * v
                 sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
@@ -71,6 +71,7 @@ public enum VocabCrossEntropy {
                 logitsGradient(
                     logits + r * v, width: v, target: Int(targets[c0 + r]) - v0, sum: sumAndTarget[r],
                     scale: gradScale * (lossMask?[c0 + r] ?? 1))
+                precision.roundOnThisThread(logits + r * v, count: v)
             }
             // On one tensor rank a training row is finished in one visit while it is in cache (a row
             // of logits is at most a few hundred KB); the vocab-parallel path needs its all-reduces
@@ -79,10 +80,7 @@ public enum VocabCrossEntropy {
             ThreadBudget.parallelFor(rows, grain: 4) { rr in
                 for r in rr {
                     rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity
-                    if oneVisit {
-                        statistics(r); gradient(r)
-                        precision.roundOnThisThread(logits + r * v, count: v)
-                    }
+                    if oneVisit { statistics(r); gradient(r) }
                 }
             }
             if !oneVisit {
@@ -98,7 +96,7 @@ public enum VocabCrossEntropy {
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
                 productsBackward(
                     dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
-                    dembedding: dembedding, precision: precision, deferring: deferring, rounded: oneVisit)
+                    dembedding: dembedding, precision: precision, deferring: deferring)
             }
             c0 += rows
         }
@@ -107,20 +105,18 @@ public enum VocabCrossEntropy {
         return total
     }
 
-    /// The LM head's two products for one chunk of `rows` rows, from its ∂loss/∂logits (rounded here
-    /// to the run's format, in place, unless `rounded`): dx = dlogits·E now, and dE += dlogitsᵀ·x now or, with
-    /// `deferring`, from a kept copy when the queue runs.
+    /// The LM head's two products for one chunk of `rows` rows, from its ∂loss/∂logits (already in
+    /// the run's format): dx = dlogits·E now, and dE += dlogitsᵀ·x now or, with `deferring`, from a
+    /// kept copy when the queue runs.
     static func productsBackward(
         dlogits: UnsafeMutablePointer<Float>, rows: Int, vocab v: Int, hidden h: Int, x: UnsafePointer<Float>,
         embedding: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dembedding: UnsafeMutablePointer<Float>,
-        precision: Precision, deferring: DeferredWeightGradients?, rounded: Bool = false
+        precision: Precision, deferring: DeferredWeightGradients?
     ) {
         guard v > 0 else {
             dx.update(repeating: 0, count: rows * h)
             return
         }
-        // ∂loss/∂logits enters both products as a 16-bit operand in reduced precision.
-        if !rounded { precision.round(dlogits, count: rows * v) }
         precision.gemm(m: rows, n: h, k: v, a: dlogits, lda: v, b: embedding, ldb: h, c: dx, ldc: h)
         func embeddingGradient(_ dlogits: UnsafePointer<Float>) {
             precision.gemm(
