@@ -103,13 +103,16 @@ __attribute__((target("avx512f,avx512bw")))
 int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint16_t *packed, int p0, int p1) {
     int kpb = padded_pairs(k), chunks = kpb / 16;
     if (sj == 1) {
+        int np = p1 - p0;
         for (int c = 0; c < chunks; c++)
             for (int p = p0; p < p1; p++) {
                 uint32_t *out = (uint32_t *)(packed + (size_t)p * NR * 2 * kpb) + (size_t)16 * c * NR;
                 int cols = n - p * NR < NR ? n - p * NR : NR;
-                if (p + 2 < p1)  /* the chunk's 32 rows, two panels on */
-                    for (int kk = 32 * c; kk < 32 * c + 32 && kk < k; kk++)
-                        _mm_prefetch((const char *)(B + (p + 2) * NR + (long)kk * sk), _MM_HINT_T0);
+                /* the 32 rows of the step after next (panels within a chunk, then the next chunk) */
+                int ahead = c * np + (p - p0) + 2, ca = ahead / np, pa = p0 + ahead % np;
+                if (ca < chunks)
+                    for (int kk = 32 * ca; kk < 32 * ca + 32 && kk < k; kk++)
+                        _mm_prefetch((const char *)(B + pa * NR + (long)kk * sk), _MM_HINT_T0);
                 for (int qq = 0; qq < 16; qq++) _mm512_storeu_si512(out + (size_t)qq * NR, pair_lanes(B + p * NR, sk, 16 * c + qq, k, cols));
             }
         return 1;
@@ -119,9 +122,11 @@ int bf16_pack_b_f32_vector(int n, int k, const float *B, long sj, long sk, uint1
         uint32_t *out = (uint32_t *)(packed + (size_t)p * NR * 2 * kpb);
         for (int c = 0; c < chunks; c++) {
             __m512i w[16];
-            if (32 * (c + 1) < k)  /* the panel's 16 columns, one chunk on */
-                for (int jj = 0; jj < NR && p * NR + jj < n; jj++) {
-                    const char *f = (const char *)(B + (long)(p * NR + jj) * sj + 32 * (c + 1));
+            /* the 16 columns' next 32 k: the panel's next chunk, or the next panel's first */
+            int ca = c + 1 < chunks ? c + 1 : 0, pa = c + 1 < chunks ? p : p + 1;
+            if (pa < p1 && 32 * ca < k)
+                for (int jj = 0; jj < NR && pa * NR + jj < n; jj++) {
+                    const char *f = (const char *)(B + (long)(pa * NR + jj) * sj + 32 * ca);
                     _mm_prefetch(f, _MM_HINT_T0);
                     _mm_prefetch(f + 64, _MM_HINT_T0);
                 }

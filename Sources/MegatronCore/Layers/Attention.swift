@@ -121,8 +121,11 @@ public struct AttentionShape: Sendable {
     public var hidden: Int { heads * headDim }
     /// Query rows per tile.
     public var tile: Int { min(seq, 128) }
-    /// Scratch floats each worker thread needs.
-    public var scratchPerWorker: Int { 2 * tile * seq }
+    /// Scratch floats each worker thread needs: two tiles of scores, then `taskScratch` floats.
+    public var scratchPerWorker: Int { 2 * tile * seq + taskScratch }
+    /// The backward's key and value gradients of one task, [seq, 2·headDim], accumulated there rather
+    /// than in place; in the forward, a tile's 1 / Σ exp per row and its output [tile, headDim].
+    var taskScratch: Int { max(seq * 2 * headDim, tile * (1 + headDim)) }
 }
 
 /// The GEMMs of one attention tile on the calling thread. fp32 (and fp16 runs, whose attention
@@ -292,8 +295,10 @@ public enum SelfAttention {
         let ld = shape.batch * shape.qkvWidth, ldo = shape.batch * shape.hidden
         let scale = 1 / Float(d).squareRoot()
         let (kColumns, vRows) = packed
-        // 1 / Σ exp per row of a tile, in the half of the scratch the forward does not use.
-        let inverseSums = S + T * s
+        // 1 / Σ exp per row of a tile, and the tile's unnormalised output [T, d] (contiguous: o's rows
+        // lie b·h floats apart, a multiple of 4 KB in most models, all in the same cache sets), past
+        // the two tiles of scores.
+        let inverseSums = S + 2 * T * s, tileOut = inverseSums + T
         forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
             // S = QKᵀ (scaled in the softmax) over keys k0 ..< k0 + keys
             tile.scores(
@@ -315,11 +320,11 @@ public enum SelfAttention {
                         start: shape.dropoutRowStart(batch: bi, head: head, query: i) + k0, p: p)
                 }
             }
-            let out = o + i0 * ldo
             tile.gemm(
                 m: rows, n: d, k: keys, a: S, lda: keys, b: v + k0 * ld, ldb: ld, packed: vRows?.rows(from: k0),
-                c: out, ldc: ldo, trim: trims.rows)
-            for r in 0..<rows { scaleRow(out + r * ldo, count: d, by: inverseSums[r]) }
+                c: tileOut, ldc: d, trim: trims.rows)
+            let out = o + i0 * ldo
+            for r in 0..<rows { scaleRow(tileOut + r * d, count: d, by: inverseSums[r], into: out + r * ldo) }
         }
     }
 
@@ -340,8 +345,13 @@ public enum SelfAttention {
                 let row = qkv + bi * shape.qkvWidth, dRow = dqkv + bi * shape.qkvWidth
                 let k = row + shape.keyColumn(group: group), v = k + d
                 let dk = dRow + shape.keyColumn(group: group)
-                // The group's key and value gradients are sums over its heads, started at zero.
-                for i in 0..<s { (dk + i * ld).update(repeating: 0, count: 2 * d) }
+                // The group's key and value gradients are sums over its heads, started at zero, in the
+                // worker's scratch ([s, 2d]: rows 2d floats apart) and copied into dqkv at the end. In
+                // place, consecutive keys' rows lie b·qkvWidth floats apart — a multiple of 4 KB for
+                // most models (bert-base and gpt2-124m at micro-batch 4: 36 KB), so every row falls
+                // in the same few cache sets and the products accumulating there missed the caches.
+                let kv = A + 2 * shape.tile * s
+                kv.update(repeating: 0, count: s * 2 * d)
                 // On the tile kernels K (as QKᵀ's B and dQ's B) and V (as dP's B) are packed once per task.
                 let allKeys = mask.keys(rows: 0, count: s, sequence: bi)
                 let kColumns = tile.pack(transB: true, n: allKeys, k: d, b: k, ldb: ld, slot: 2)
@@ -350,15 +360,17 @@ public enum SelfAttention {
                 for head in group * shape.headsPerGroup..<(group + 1) * shape.headsPerGroup {
                     let column = shape.queryColumn(head: head)
                     headBackward(
-                        q: row + column, k: k, v: v, dq: dRow + column, dk: dk, dO: dcontext + bi * h + head * d,
+                        q: row + column, k: k, v: v, dq: dRow + column, dk: kv, dO: dcontext + bi * h + head * d,
                         lseRow: lse + (bi * a + head) * s, scratch: A, shape: shape, mask: mask, sequence: bi,
                         head: head, packed: (kColumns, vColumns, kRows), tile: tile, dropout: p, stream: stream)
                 }
+                for i in 0..<s { (dk + i * ld).update(from: kv + i * 2 * d, count: 2 * d) }
             }
         }
     }
 
-    /// One head's backward over its sequence's query tiles: writes its dq, adds to its group's dk, dv.
+    /// One head's backward over its sequence's query tiles: writes its dq, adds to its group's dk, dv
+    /// (rows [dk | dv] of 2d floats).
     @inline(__always)
     static func headBackward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
@@ -371,7 +383,7 @@ public enum SelfAttention {
         let ld = shape.batch * shape.qkvWidth, ldo = shape.batch * shape.hidden
         let scale = 1 / Float(d).squareRoot()
         let (kColumns, vColumns, kRows) = packed
-        let B = A + T * s, dv = dk + d
+        let B = A + T * s, dv = dk + d, ldkv = 2 * d
         forEachQueryTile(seq: s, tile: T, mask: mask, sequence: bi) { i0, rows, k0, keys, trims in
             // A = P (recomputed probabilities) over keys k0 ..< k0 + keys, zero outside each
             // row's visible keys.
@@ -400,12 +412,12 @@ public enum SelfAttention {
                 }
                 tile.gemm(
                     transA: true, m: keys, n: d, k: rows, a: B, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                    c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
+                    c: dv + k0 * ldkv, ldc: ldkv, trim: trims.transposed)
             } else {
                 // dV += Pᵀ·dO; then A = dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale
                 tile.gemm(
                     transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: dO + i0 * ldo, ldb: ldo, beta: 1,
-                    c: dv + k0 * ld, ldc: ld, trim: trims.transposed)
+                    c: dv + k0 * ldkv, ldc: ldkv, trim: trims.transposed)
                 for r in 0..<rows {
                     softmaxBackwardRow(
                         A + r * keys, dP: B + r * keys, valid: mask.visible(query: i0 + r, sequence: bi) - k0,
@@ -417,7 +429,7 @@ public enum SelfAttention {
                 c: dq + i0 * ld, ldc: ld, trim: trims.rows)
             tile.gemm(
                 transA: true, m: keys, n: d, k: rows, a: A, lda: keys, b: q + i0 * ld, ldb: ld,
-                beta: 1, c: dk + k0 * ld, ldc: ld, trim: trims.transposed)
+                beta: 1, c: dk + k0 * ldkv, ldc: ldkv, trim: trims.transposed)
         }
     }
 
@@ -460,12 +472,15 @@ public enum SelfAttention {
         return (m, expRowInPlace(row, from: first, valid: valid, width: width, scale: scale, shift: m))
     }
 
-    /// `x[0..<count] *= factor`.
+    /// `y[0..<count] = x[0..<count] * factor` (y defaults to x: in place).
     @inline(__always)
-    static func scaleRow(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    static func scaleRow(
+        _ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float, into y: UnsafeMutablePointer<Float>? = nil
+    ) {
+        let y = y ?? x
         var j = 0
-        while j + 16 <= count { store16(load16(x, j) * factor, x, j); j += 16 }
-        while j < count { x[j] *= factor; j += 1 }
+        while j + 16 <= count { store16(load16(x, j) * factor, y, j); j += 16 }
+        while j < count { y[j] = x[j] * factor; j += 1 }
     }
 
     /// `row[j] = exp(scale·row[j] − shift)` for first ≤ j < valid, 0 before and beyond; returns Σ of
