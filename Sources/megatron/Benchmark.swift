@@ -15,6 +15,12 @@ struct Benchmark: ParsableCommand {
     @Option(help: "JSON config file.") var config: String?
     @Option(help: "Timed training steps (after one warm-up step).") var steps: Int = 3
     @Option(help: "Also write the results as one JSON object to this file.") var json: String?
+    @Flag(
+        help: ArgumentHelp(
+            "Time only the attention core at the model's shape, forward and backward, fp32 and (on a bf16 CPU) bf16.",
+            discussion: "Micro-batch, heads / t and seq of the config; causal for GPT, every key for BERT; "
+                + "best of three runs with cold caches, after a warm-up. No training steps."))
+    var attentionOnly = false
     @Argument(parsing: .allUnrecognized, help: "Config overrides: --micro-batch-size 4 …") var overrides: [String] = []
 
     func run() throws {
@@ -26,6 +32,13 @@ struct Benchmark: ParsableCommand {
         let (cfg, runtime, blasNote, threads) = (start.config, start.runtime, start.blasNote, start.threads)
         let world = runtime.world
         let out = RankLog(enabled: world.rank == 0)
+        if attentionOnly {
+            do { try AttentionBenchmark.run(config: cfg, threads: threads, json: json, out: out) } catch {
+                CLIErrors.fail(error, code: 1, runtime: runtime, rank: world.rank)
+            }
+            runtime.finalize()
+            return
+        }
         if !dropped.isEmpty {
             out(
                 "benchmark: not used here: \(dropped.joined(separator: ", ")) (a benchmark saves, loads and writes "

@@ -3,7 +3,7 @@
 // with the pipeline's bubble beside its theory and the page faults of a step, and names the keys it
 // does not honour (save, load, metrics_file, trace_dir) instead of dropping them silently; a p = 2
 // step whose tied word embedding's gradient sum is larger than glibc's mmap threshold faults in no
-// pages afresh. Speed itself is never checked here.
+// pages afresh; `--attention-only` times the attention core alone. Speed itself is never checked here.
 import Foundation
 import TestSupport
 import XCTest
@@ -30,6 +30,38 @@ final class BenchmarkCommandTests: XCTestCase {
         XCTAssertLessThan(
             faults, residentPages / 100, "\(faults) page faults per step, \(residentPages) pages resident")
         XCTAssertTrue(r.stdout.contains("page faults per step"), r.stdout)
+    }
+
+    /// `--attention-only` times the attention core alone at the config's shape: no training step,
+    /// one row per precision the CPU runs (bf16 only with a bf16 kernel), each pass's time positive
+    /// and its rate consistent with the counted pairs (causal for GPT: s(s + 1)/2 per head).
+    func testAttentionOnlyTimesTheCoreAtTheConfigShape() throws {
+        let dir = CLI.scratch("benchmark-attention")
+        let r = try CLI.run(
+            [
+                "benchmark", "--attention-only", "--config", CLI.config("gpt2-tiny.json"), "--num-threads", "1",
+                "--micro-batch-size", "2", "--json", "attention.json",
+            ], in: dir)
+        XCTAssertEqual(r.code, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("attention core: causal (GPT)"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("tokens/s"), r.stdout)
+        let json = try CLI.jsonObject(dir.appendingPathComponent("attention.json"))
+        let (s, b, heads, d) = (64, 2, 4, 16)  // gpt2-tiny: seq 64, hidden 64, 4 heads
+        XCTAssertEqual(json["seq"] as? Int, s)
+        XCTAssertEqual(json["micro_batch"] as? Int, b)
+        XCTAssertEqual(json["heads"] as? Int, heads)
+        XCTAssertEqual(json["head_dim"] as? Int, d)
+        let rows = try XCTUnwrap(json["attention"] as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["precision"] as? String }.first, "fp32")
+        XCTAssertTrue((1...2).contains(rows.count), "\(rows)")
+        for row in rows {
+            let ms = try XCTUnwrap(row["forward_ms"] as? Double)
+            let rate = try XCTUnwrap(row["forward_gflops"] as? Double)
+            XCTAssertGreaterThan(ms, 0)
+            XCTAssertEqual(
+                rate * ms * 1e6, 4.0 * Double(b * heads * d * s * (s + 1) / 2), accuracy: 1e-3 * rate * ms * 1e6)
+            XCTAssertGreaterThan(try XCTUnwrap(row["backward_ms"] as? Double), 0)
+        }
     }
 
     func testPipelineReportsItsBubbleAndSplit() throws {
