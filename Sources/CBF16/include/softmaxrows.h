@@ -1,8 +1,9 @@
 // softmaxrows.h — the attention core's exponential pass over a row of scores (softmaxrows.c):
 // exp(scale·x − shift) by the same range reduction and degree-7 polynomial as SIMDMath.swift's
 // simdExp (so the results are bit for bit the same), with 2ⁿ applied by one vscalefps and the
-// scale and shift by one fused multiply-subtract; Swift's generic SIMD code spent about twice the
-// instructions on the clamps, the float→int rounding and the exponent bits.
+// scale and shift by a multiply and a subtract (two roundings, not fused); Swift's generic SIMD
+// code spent about twice the instructions on the clamps, the float→int rounding and the exponent
+// bits.
 #ifndef MEGATRON_SOFTMAXROWS_H
 #define MEGATRON_SOFTMAXROWS_H
 
