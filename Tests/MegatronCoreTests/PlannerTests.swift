@@ -1,10 +1,10 @@
 // PlannerTests.swift — `megatron plan`'s formulas against hand-computed cases: the parameter count
 // of a stage against the real parameter table (GPT and BERT), the activation arena against real
 // activations (BERT's inputs and heads included), BERT's masked-LM head on the masked rows, the
-// ring and fitted collective times, memory per rank, the simulator with per-stage costs; profiles
-// from before BERT hold causal attention; the compact layout form round-trips and names bad keys;
-// and the enumeration gives exactly the layouts the training config's validation accepts (none
-// invalid, every valid one considered).
+// ring and fitted collective times, scatter/gather's all-gathers, memory per rank, the simulator
+// with per-stage costs; profiles from before BERT hold causal attention; the compact layout form
+// round-trips and names bad keys; and the enumeration gives exactly the layouts the training
+// config's validation accepts (none invalid, every valid one considered).
 import Foundation
 import MegatronCore
 import Tensor
@@ -292,6 +292,30 @@ final class PlannerTests: XCTestCase {
         // Per micro-batch: 10 layers × (4 passes' all-reduces + 2 recomputed) + the LM head's one.
         let perMicroBatch = 10 * 6 * inter + inter
         XCTAssertEqual(x.tensorCommunication, 2304 / 32 * perMicroBatch, accuracy: x.tensorCommunication * 0.02)
+    }
+
+    func testScatterGatherAllGathersEveryReceivedBoundaryTensor() throws {
+        // t = 2 × p = 2, 8 micro-batches of one sequence: each stage receives one boundary tensor per
+        // micro-batch (the first its gradient, the last its input), [32, 1, 64] fp32, and under
+        // scatter/gather all-gathers it over its tensor pair: one ring step of half its 8,192 bytes.
+        var l = PlanLayout()
+        (l.tensor, l.pipeline) = (2, 2)
+        let m = model()
+        var off = m.config
+        off.scatterGatherTensorsInPipeline = false
+        let with = try Planner(model: m, profile: profile(), worldSize: 4).predict(l)
+        let without = try Planner(
+            model: PlanModel(config: off, globalBatch: 8, vocab: 500), profile: profile(), worldSize: 4
+        ).predict(l)
+        let gather = 1e-6 + 4096 / 1e9
+        XCTAssertEqual(with.tensorCommunication - without.tensorCommunication, 8 * gather, accuracy: 1e-12)
+        // With sequence parallelism the boundary tensor is already each rank's rows: nothing to gather.
+        l.sequenceParallel = true
+        let sp = try Planner(model: m, profile: profile(), worldSize: 4).predict(l)
+        let spWithout = try Planner(
+            model: PlanModel(config: off, globalBatch: 8, vocab: 500), profile: profile(), worldSize: 4
+        ).predict(l)
+        XCTAssertEqual(sp.tensorCommunication, spWithout.tensorCommunication, accuracy: 1e-15)
     }
 
     func testMemoryOfOneRankByHand() throws {

@@ -134,12 +134,21 @@ public struct Planner: Sendable {
         let share = gpu ? 1 : profile.timeShare(ranksOnNode: ranksOnNode)
         let times = StepTimeModel(model: model, profile: profile, layout: l, threads: threads)
         let one = times.layer(), head = times.head(), embedding = times.embedding()
-        let boundary = Double(model.seq * l.microBatch * model.hidden / l.tensor)
+        // A stage-boundary tensor [s, b, h]: each tensor rank sends its 1/t under sequence parallelism
+        // (its rows) or scatter/gather, whose receivers then all-gather it over their tensor group
+        // before the pass can use it (PipelineExecutor; Megatron-LM's the same over NVLink).
+        let whole = Double(model.seq * l.microBatch * model.hidden)
+        let scatterGather = l.tensor > 1 && !l.sequenceParallel && c.scatterGatherTensorsInPipeline
+        let boundary = l.tensor > 1 && (l.sequenceParallel || scatterGather) ? whole / Double(l.tensor) : whole
         let transfer =
             p > 1 ? times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data, groupSize: p) : 0
+        let gather =
+            p > 1 && scatterGather ? times.collective("allgather", elements: whole, size: l.tensor, stride: 1) : 0
         // Costs per (stage, chunk): virtual stage s = c·p + r. Megatron-LM's sends block until
         // received (the PTD-P paper's p2p), so there each pass also pays its output's transfer;
-        // this trainer's are non-blocking and overlap the next compute.
+        // this trainer's are non-blocking and overlap the next compute. A chunk's forward pass
+        // all-gathers its received input (but on the first virtual stage), its backward pass the
+        // received gradient (but on the last).
         let costs = (0..<p).map { r in
             (0..<v).map { ch in
                 let s = ch * p + r
@@ -147,6 +156,10 @@ public struct Planner: Sendable {
                     layers: pipelineLayout.layerCounts[s], hasEmbedding: s == 0, hasHead: s == p * v - 1, layer: one,
                     head: head, embedding: embedding)
                 if gpu && p > 1 { (x.forward, x.backward) = (x.forward + transfer, x.backward + transfer) }
+                let gathers = (s > 0 ? gather : 0, s < p * v - 1 ? gather : 0)
+                x.forward += gathers.0
+                x.backward += gathers.1
+                x.communication += gathers.0 + gathers.1
                 return x
             }
         }
