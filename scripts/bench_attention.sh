@@ -21,7 +21,8 @@ sides=(new)
 if [ -n "$base_rev" ]; then
     git worktree add --detach "$work/base" "$base_rev" >/dev/null
     (cd "$work/base" && swift build -c release --product megatron >/dev/null)
-    "$work/base/.build/release/megatron" benchmark --help | grep -q -- --attention-only ||
+    # grep reads the whole help (no -q: an early exit would fail the pipe under pipefail)
+    "$work/base/.build/release/megatron" benchmark --help | grep -- --attention-only >/dev/null ||
         { echo "$base_rev has no 'benchmark --attention-only': pick a later revision" >&2; exit 1; }
     sides=(base new)
 fi
