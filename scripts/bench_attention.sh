@@ -15,12 +15,11 @@ BERT_VOCAB=${BERT_VOCAB:-../shared/data/tokenizers/bert-base-uncased/vocab.txt}
 if [ -f "$BERT_VOCAB" ]; then BERT_TOKENIZER="--tokenizer-type BertWordPieceLowerCase --vocab-file $BERT_VOCAB"
 else BERT_TOKENIZER="--tokenizer-type ByteLevelTokenizer"; fi
 work=$(mktemp -d /tmp/megatron-attention.XXXXXX)
-trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'remove_base_revision "$work"' EXIT
 swift build -c release --product megatron >/dev/null
 sides=(new)
 if [ -n "$base_rev" ]; then
-    git worktree add --detach "$work/base" "$base_rev" >/dev/null
-    (cd "$work/base" && swift build -c release --product megatron >/dev/null)
+    build_base_revision "$base_rev" "$work"
     # grep reads the whole help (no -q: an early exit would fail the pipe under pipefail)
     "$work/base/.build/release/megatron" benchmark --help | grep -- --attention-only >/dev/null ||
         { echo "$base_rev has no 'benchmark --attention-only': pick a later revision" >&2; exit 1; }

@@ -16,9 +16,8 @@ STEPS=${STEPS:-3}; ROUNDS=${ROUNDS:-2}; THREADS=${THREADS:-$(nproc)}; PRECISIONS
 DROPOUT=${DROPOUT:-0}; PHASES=${PHASES:-}
 read -r -a model <<<"${MODEL_ARGS:---config configs/gpt2-124m.json --global-batch-size 4}"
 work=$(mktemp -d /tmp/megatron-versus.XXXXXX)
-trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-git worktree add --detach "$work/base" "$base_rev" >/dev/null
-(cd "$work/base" && swift build -c release --product megatron >/dev/null)
+trap 'remove_base_revision "$work"' EXIT
+build_base_revision "$base_rev" "$work"
 swift build -c release --product megatron >/dev/null
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; base $(git rev-parse --short "$base_rev"); ${model[*]}; dropout $DROPOUT"
 for precision in $PRECISIONS; do

@@ -12,11 +12,10 @@ source scripts/lib/common.sh
 ensure_packages
 base_rev=${1:-HEAD}
 work=$(mktemp -d /tmp/megatron-compare.XXXXXX)
-trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'remove_base_revision "$work"' EXIT
 
 echo "==> building base $(git rev-parse --short "$base_rev") and the working tree (release)"
-git worktree add --detach "$work/base" "$base_rev" >/dev/null
-(cd "$work/base" && swift build -c release --product megatron >/dev/null)
+build_base_revision "$base_rev" "$work"
 swift build -c release --product megatron >/dev/null
 base_bin="$work/base/.build/release/megatron"
 new_bin="$PWD/.build/release/megatron"

@@ -1,7 +1,8 @@
 # scripts/lib/common.sh — shared by the scripts: installing the Debian packages (python3-numpy and
 # python3-h5py only for the tests' independent MMIDIDX and checkpoint readers; iproute2 for the
 # two-host test's network namespaces), and the runtime
-# environment for MPI as root on a small machine. Source it; it defines functions and exports only.
+# environment for MPI as root on a small machine, and building a base revision for the A/B scripts.
+# Source it; it defines functions and exports only.
 
 MEGATRON_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools pkg-config python3-numpy python3-h5py iproute2)
 
@@ -70,4 +71,17 @@ torch_allocator_note() {
     python3 -c "import re, torch; c = torch.__config__.show(); d = re.search(r'MKL-DNN (v[0-9.]+)', c)
 print('== PyTorch', torch.__version__, '| oneDNN', d.group(1) if d else '?', '| CPU capability', torch.backends.cpu.get_cpu_capability())" \
         2>/dev/null || true
+}
+
+# Builds revision $1 of megatron in a scratch worktree at $2/base, for the A/B scripts (bench_versus,
+# bench_attention, compare_behaviour); its binary is then $2/base/.build/release/megatron.
+build_base_revision() {
+    git worktree add --detach "$2/base" "$1" >/dev/null
+    (cd "$2/base" && swift build -c release --product megatron >/dev/null)
+}
+
+# Removes the worktree build_base_revision made under $1, and $1 itself (for an EXIT trap).
+remove_base_revision() {
+    git worktree remove --force "$1/base" >/dev/null 2>&1 || true
+    rm -rf "$1"
 }

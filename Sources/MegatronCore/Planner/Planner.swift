@@ -139,7 +139,7 @@ public struct Planner: Sendable {
         // before the pass can use it (PipelineExecutor; Megatron-LM's the same over NVLink).
         let whole = Double(model.seq * l.microBatch * model.hidden)
         let scatterGather = l.tensor > 1 && !l.sequenceParallel && c.scatterGatherTensorsInPipeline
-        let boundary = l.tensor > 1 && (l.sequenceParallel || scatterGather) ? whole / Double(l.tensor) : whole
+        let boundary = l.sequenceParallel || scatterGather ? whole / Double(l.tensor) : whole
         let transfer =
             p > 1 ? times.collective("p2p", elements: boundary, size: 2, stride: l.tensor * l.data, groupSize: p) : 0
         let gather =
