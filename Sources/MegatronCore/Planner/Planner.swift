@@ -174,10 +174,9 @@ public struct Planner: Sendable {
             makespan = try pipelineMakespan(layout: l, chunks: v, microbatches: m, costs: costs, transfer: transfer)
         }
         x.bubble = makespan - busy[busiest]
-        // Ranks sharing cores: the node's work (every stage's t·d ranks) spread over its cores, plus the
-        // pipeline's fill and drain, which no other rank's work can fill — if that is longer.
-        let nodeWork = busy.reduce(0, +) * Double(l.tensor * l.data) * Double(ranksOnNode) / Double(worldSize)
-        x.sharing = max(0, nodeWork * Double(threads) / Double(profile.coresPerNode) + x.bubble - makespan)
+        x.sharing = try sharing(
+            l, chunks: v, microbatches: m, costs: costs, transfer: transfer, makespan: makespan, bubble: x.bubble,
+            threads: threads, share: share)
         let params =
             (0..<p).map { r in
                 Double(
@@ -196,6 +195,56 @@ public struct Planner: Sendable {
         x.tokensPerSecond = Double(model.globalBatch * model.seq) / x.stepSeconds
         x.flopsPerRank = flops / x.stepSeconds / Double(worldSize)
         return x
+    }
+
+    /// The time ranks sharing cores (an oversubscribed node, `share` > 1) add to the pipeline's
+    /// `makespan`: the schedule simulated again with each computing stage slowed by the ranks computing
+    /// beside it on its node — so the fill and drain, when fewer stages compute, run faster — beyond the
+    /// makespan; without a pipeline (or past the simulation's size), the node's work (every stage's
+    /// t·d ranks) spread over its cores, plus the bubble as if no other rank's work could fill it,
+    /// beyond the makespan.
+    func sharing(
+        _ l: PlanLayout, chunks v: Int, microbatches m: Int, costs: [[ChunkTimes]], transfer: Double,
+        makespan: Double, bubble: Double, threads: Int, share: Double
+    ) throws -> Double {
+        let p = l.pipeline
+        if share > 1 && p > 1 && p * v * m <= 10_000 {
+            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+            let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)
+            let shared = try ScheduleSimulator.makespanSharingCores(
+                s, transfer: transfer,
+                costs: { r, c in
+                    PassCosts(forward: costs[r][c].forward, backward: costs[r][c].backward, weight: costs[r][c].weight)
+                }, speeds: stageSpeeds(l, threads: threads))
+            return max(0, shared - makespan)
+        }
+        let busy = costs.map { $0.reduce(0.0) { $0 + Double(m) * ($1.forward + $1.backward + $1.weight) } }
+        let ranksOnNode = min(worldSize, ranksPerNode)
+        let nodeWork = busy.reduce(0, +) * Double(l.tensor * l.data) * Double(ranksOnNode) / Double(worldSize)
+        return max(0, nodeWork * Double(threads) / Double(profile.coresPerNode) + bubble - makespan)
+    }
+
+    /// Each stage's speed while the stages marked `computing` compute, on nodes of `ranksPerNode` ranks
+    /// and `coresPerNode` cores: stage s's t·d ranks are ranks s·t·d ..< (s + 1)·t·d (tensor ranks
+    /// fastest, then data, then pipeline, as Megatron places them), each running `threads` threads;
+    /// a node whose computing ranks want more threads than it has cores shares them fairly, and a
+    /// stage spread over several nodes goes at its slowest node's pace.
+    public func stageSpeeds(_ l: PlanLayout, threads: Int) -> ([Bool]) -> [Double] {
+        let p = l.pipeline, width = l.tensor * l.data, perNode = min(worldSize, ranksPerNode)
+        let nodes = (worldSize + perNode - 1) / perNode, cores = Double(profile.coresPerNode)
+        // ranksOn[s][n]: stage s's ranks on node n.
+        let ranksOn = (0..<p).map { s in
+            (0..<nodes).map { n in max(0, min((s + 1) * width, (n + 1) * perNode) - max(s * width, n * perNode)) }
+        }
+        return { computing in
+            let demand = (0..<nodes).map { n in
+                (0..<p).reduce(0) { $0 + (computing[$1] ? ranksOn[$1][n] * threads : 0) }
+            }
+            let nodeSpeed = demand.map { $0 > 0 ? min(1, cores / Double($0)) : 1 }
+            return (0..<p).map { s in
+                (0..<nodes).reduce(1.0) { ranksOn[s][$1] > 0 ? min($0, nodeSpeed[$1]) : $0 }
+            }
+        }
     }
 
     /// After the pipeline: the gradient reduction over d (the fullest stage's `params`, fp32, or fp16

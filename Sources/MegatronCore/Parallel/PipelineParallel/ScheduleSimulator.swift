@@ -104,8 +104,13 @@ private struct RankBook {
 }
 
 public enum ScheduleSimulator {
-    private struct Message: Hashable {
+    struct Message: Hashable {
         let gradient: Bool; let to: Int; let chunk: Int; let microbatch: Int; let from: Int
+    }
+
+    /// The (rank, chunk) a send from rank `r`'s chunk `c` arrives at, of `p` stages.
+    static func destination(from r: Int, chunk c: Int, gradient: Bool, stages p: Int) -> (rank: Int, chunk: Int) {
+        gradient ? (r == 0 ? (p - 1, c - 1) : (r - 1, c)) : (r == p - 1 ? (0, c + 1) : (r + 1, c))
     }
 
     public static func run(_ s: PipelineSchedule, costs: PassCosts = .unit) throws -> ScheduleReport {
@@ -122,11 +127,6 @@ public enum ScheduleSimulator {
         var mailbox: [Message: Double] = [:]
         var book = (0..<p).map { RankBook(rank: $0) }
 
-        /// The (rank, chunk) a send arrives at.
-        func destination(from r: Int, chunk c: Int, gradient: Bool) -> (rank: Int, chunk: Int) {
-            gradient ? (r == 0 ? (p - 1, c - 1) : (r - 1, c)) : (r == p - 1 ? (0, c + 1) : (r + 1, c))
-        }
-
         var progressed = true
         while progressed {
             progressed = false
@@ -137,7 +137,7 @@ public enum ScheduleSimulator {
                     case .sendActivation(let c, let k, let peer), .sendGradient(let c, let k, let peer):
                         let gradient: Bool
                         if case .sendGradient = action { gradient = true } else { gradient = false }
-                        let d = destination(from: r, chunk: c, gradient: gradient)
+                        let d = destination(from: r, chunk: c, gradient: gradient, stages: p)
                         precondition(d.rank == peer, "send peer \(peer) is not the next stage's rank \(d.rank)")
                         let key = Message(gradient: gradient, to: d.rank, chunk: d.chunk, microbatch: k, from: r)
                         if mailbox[key] != nil {
