@@ -9,6 +9,8 @@
 #   scripts/bert_sop_study.sh [OUT_DIR]    (STEPS=1500 SAVE_EVERY=500 THREADS=$(nproc) SEQ=128 HIDDEN=128
 #                                           DROPOUT=0: hidden and attention dropout; SEED=1234: the
 #                                           config's seed, which also draws the validation samples;
+#                                           BATCH=N MICRO=M: global and micro-batch size instead of
+#                                           bert-tiny's 16 and 4;
 #                                           VOCAB=path/to/vocab.txt: BERT's WordPiece instead of bytes;
 #                                           DATA=P_text_sentence: a dataset written by preprocess-data
 #                                           --split-sentences with that vocabulary instead of the
@@ -19,12 +21,14 @@ source scripts/lib/common.sh
 ensure_packages
 out=${1:-bert-sop-study}
 STEPS=${STEPS:-1500}; SAVE_EVERY=${SAVE_EVERY:-500}; THREADS=${THREADS:-$(nproc)}; SEQ=${SEQ:-128}; HIDDEN=${HIDDEN:-128}; DROPOUT=${DROPOUT:-0}
-SEED=${SEED:-1234}; VOCAB=${VOCAB:-}; DATA=${DATA:-}; DRAWS=${DRAWS:-0}
+SEED=${SEED:-1234}; VOCAB=${VOCAB:-}; DATA=${DATA:-}; DRAWS=${DRAWS:-0}; BATCH=${BATCH:-}; MICRO=${MICRO:-}
 swift build -c release --product megatron >/dev/null
 rm -rf "$out"; mkdir -p "$out"
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 MODEL=(--config configs/bert-tiny.json --hidden-size "$HIDDEN" --seq-length "$SEQ" --max-position-embeddings "$SEQ" --split 80,20,0
     --hidden-dropout "$DROPOUT" --attention-dropout "$DROPOUT" --seed "$SEED")
+if [ -n "$BATCH" ]; then MODEL+=(--global-batch-size "$BATCH"); fi
+if [ -n "$MICRO" ]; then MODEL+=(--micro-batch-size "$MICRO"); fi
 if [ -n "$VOCAB" ]; then MODEL+=(--tokenizer-type BertWordPieceLowerCase --vocab-file "$VOCAB"); fi
 if [ -n "$DATA" ]; then MODEL+=(--data-path "$DATA"); fi
 start=$(date +%s)
