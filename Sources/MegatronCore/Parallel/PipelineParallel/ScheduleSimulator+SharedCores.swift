@@ -37,7 +37,7 @@ extension ScheduleSimulator {
                     run.remaining[r] = nil
                     run.position[r] += 1
                 } else {
-                    run.remaining[r] = w - speed[r] * (next - run.now)
+                    run.remaining[r] = max(0, w - speed[r] * (next - run.now))  // never below 0 by rounding
                 }
             }
             run.now = next
