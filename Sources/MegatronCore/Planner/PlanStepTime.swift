@@ -6,15 +6,17 @@
 // link they cross. The pipeline schedule is then simulated with those costs and the stage-boundary
 // transfer time (ScheduleSimulator), and the step adds the data-parallel gradient reduction, the
 // tied-embedding reduction and the optimizer (Planner.predict). On an oversubscribed node (more rank
-// threads than cores) ranks take turns: the pipeline lasts at least the node's total work over its
-// cores plus the bubble (its fill and drain), while a rank idle in the bubble leaves its core to
-// the others.
+// threads than cores) ranks take turns: the schedule is simulated again with each computing stage
+// slowed by the ranks computing beside it on its node, so a rank idle in the bubble leaves its core
+// to the others (Planner.sharing).
 import Tensor
 
 /// One micro-batch of one model chunk: pass times and their tensor-parallel communication part.
 struct ChunkTimes {
     var forward = 0.0, backward = 0.0, weight = 0.0
     var communication = 0.0
+    /// The passes' times as the schedule simulator takes them.
+    var passCosts: PassCosts { PassCosts(forward: forward, backward: backward, weight: weight) }
 }
 
 struct StepTimeModel {

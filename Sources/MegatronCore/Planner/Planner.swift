@@ -208,14 +208,9 @@ public struct Planner: Sendable {
         makespan: Double, bubble: Double, threads: Int, share: Double
     ) throws -> Double {
         let p = l.pipeline
-        if share > 1 && p > 1 && p * v * m <= 10_000 {
-            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
-            let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)
+        if share > 1 && p > 1, let s = try simulatedSchedule(l, chunks: v, microbatches: m) {
             let shared = try ScheduleSimulator.makespanSharingCores(
-                s, transfer: transfer,
-                costs: { r, c in
-                    PassCosts(forward: costs[r][c].forward, backward: costs[r][c].backward, weight: costs[r][c].weight)
-                }, speeds: stageSpeeds(l, threads: threads))
+                s, transfer: transfer, costs: { costs[$0][$1].passCosts }, speeds: stageSpeeds(l, threads: threads))
             return max(0, shared - makespan)
         }
         let busy = costs.map { $0.reduce(0.0) { $0 + Double(m) * ($1.forward + $1.backward + $1.weight) } }
@@ -283,7 +278,15 @@ public struct Planner: Sendable {
         x.optimizer = share * (28 * owned + 12 * params) / profile.bandwidth(threads: threads)
     }
 
-    /// The schedule simulated with per-(stage, chunk) costs; above ~40,000 actions the 1F1B
+    /// The layout's schedule (ZB-H1, interleaved for v > 1, else 1F1B) when it is small enough to
+    /// simulate — p·v·m ≤ 10,000 forward passes — else nil.
+    func simulatedSchedule(_ l: PlanLayout, chunks v: Int, microbatches m: Int) throws -> PipelineSchedule? {
+        guard l.pipeline * v * m <= 10_000 else { return nil }
+        let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
+        return try PipelineSchedule.make(kind: kind, stages: l.pipeline, chunks: v, microbatches: m)
+    }
+
+    /// The schedule simulated with per-(stage, chunk) costs; past the simulation's size the 1F1B
     /// formula stands in: Σ over stages of one micro-batch's F + B (fill and drain) plus (m − 1)
     /// times the slowest stage's (steady state), divided by v for the interleaved schedule's fill.
     func pipelineMakespan(
@@ -292,12 +295,8 @@ public struct Planner: Sendable {
         throws -> Double
     {
         let p = l.pipeline
-        if p * v * m <= 10_000 {
-            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
-            let s = try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)
-            return try ScheduleSimulator.run(s, transfer: transfer) { r, c in
-                PassCosts(forward: costs[r][c].forward, backward: costs[r][c].backward, weight: costs[r][c].weight)
-            }.makespan
+        if let s = try simulatedSchedule(l, chunks: v, microbatches: m) {
+            return try ScheduleSimulator.run(s, transfer: transfer) { costs[$0][$1].passCosts }.makespan
         }
         let perStage = costs.map { $0.reduce(0.0) { $0 + $1.forward + $1.backward + $1.weight } }
         let fill = perStage.reduce(0, +) + 2 * Double(p - 1) * transfer
@@ -306,11 +305,7 @@ public struct Planner: Sendable {
 
     func memory(_ l: PlanLayout, layout: PipelineLayout, microbatches m: Int, threads: Int) throws -> PlanMemory {
         let p = l.pipeline, v = layout.chunks
-        var schedules: [PipelineSchedule] = []
-        if p > 1 && p * v * m <= 10_000 {
-            let kind: ScheduleKind = l.zeroBubble ? .zeroBubbleH1 : v > 1 ? .interleaved : .oneFOneB
-            schedules = [try PipelineSchedule.make(kind: kind, stages: p, chunks: v, microbatches: m)]
-        }
+        let schedules = p > 1 ? try simulatedSchedule(l, chunks: v, microbatches: m).map { [$0] } ?? [] : []
         var fullest = PlanMemory()
         for r in 0..<p {
             let chunkLayers = (0..<v).map { layout.layerCounts[$0 * p + r] }
