@@ -108,7 +108,8 @@ struct Benchmark: ParsableCommand {
             out(
                 String(
                     format:
-                        "bf16 GEMM rate on the same shapes (%@ kernel, fp32 operands rounded while packing): "
+                        "bf16 GEMM rate on the same shapes (%@ kernel; fp32 operands rounded while packing, the weight "
+                        + "gradients' kept inputs in 16-bit words): "
                         + "%.1f GFLOP/s = %.2f× SGEMM",
                     BF16.kernel.name as NSString, bf16 / 1e9, bf16 / rate))
             let peak = BF16.peakGFLOPS

@@ -12,6 +12,9 @@ public struct GEMMShape: Sendable {
     public let transA: Bool, transB: Bool
     /// Calls per training micro-batch.
     public let calls: Int
+    /// B is a layer's input as a bf16 run keeps it, in 16-bit words (a linear layer's weight gradient,
+    /// Linear.backward); otherwise bf16 runs pass fp32 operands, rounded while packed.
+    public var keptInput = false
     public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
 }
 
@@ -22,7 +25,9 @@ public enum GEMMBenchmark {
         for (name, i, o) in [("qkv", h, 3 * h), ("proj", h, h), ("fc1", h, f), ("fc2", f, h)] {
             out.append(GEMMShape(name: "\(name) forward", m: rows, n: o, k: i, transA: false, transB: true, calls: L))
             out.append(GEMMShape(name: "\(name) dgrad", m: rows, n: i, k: o, transA: false, transB: false, calls: L))
-            out.append(GEMMShape(name: "\(name) wgrad", m: o, n: i, k: rows, transA: true, transB: false, calls: L))
+            out.append(
+                GEMMShape(
+                    name: "\(name) wgrad", m: o, n: i, k: rows, transA: true, transB: false, calls: L, keptInput: true))
         }
         let chunk = VocabCrossEntropy.chunkRows(rows: rows, vocab: V)
         var r = 0
@@ -54,14 +59,29 @@ public enum GEMMBenchmark {
         }
     }
 
-    /// The same shapes on the bf16 kernel (BF16.gemm) with fp32 operands, as bf16 training passes
-    /// them (rounded while packed), packing included in each call.
+    /// The same shapes on the bf16 kernel (BF16.gemm) with the operands as bf16 training passes them:
+    /// fp32, rounded while packed, but B in 16-bit words where the shape reads a kept input
+    /// (`keptInput`); packing included in each call.
     public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3, before: () -> Void = {}) -> (
         perShape: [Double], rate: Double
     ) {
-        measure(shapes, repeats: repeats, before: before) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
-            BF16.gemm(
-                transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        let (maxA, maxB, maxC) = sizes(shapes)
+        let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
+        fill(a, b, maxA, maxB)
+        let words = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxB))
+        defer { words.deallocate() }
+        BF16.round(b.base, into: words, count: maxB)
+        return time(shapes, repeats: repeats, before: before) { s in
+            let (lda, ldb) = (s.transA ? s.m : s.k, s.transB ? s.k : s.n)
+            if s.keptInput {
+                BF16.gemm(
+                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: lda,
+                    b: UnsafePointer(words), ldb: ldb, c: c.base, ldc: s.n)
+            } else {
+                BF16.gemm(
+                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: lda, b: b.base,
+                    ldb: ldb, c: c.base, ldc: s.n)
+            }
         }
     }
 
