@@ -53,9 +53,10 @@ public enum GEMMBenchmark {
     public static func measure(_ shapes: [GEMMShape], repeats: Int = 3, before: () -> Void = {}) -> (
         perShape: [Double], rate: Double
     ) {
-        measure(shapes, repeats: repeats, before: before) { ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc in
+        measure(shapes, repeats: repeats, before: before) { s, o in
             BLAS.sgemm(
-                transA: ta, transB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+                transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: o.a.base, lda: o.lda(s),
+                b: o.b.base, ldb: o.ldb(s), c: o.c.base, ldc: s.n)
         }
     }
 
@@ -65,43 +66,46 @@ public enum GEMMBenchmark {
     public static func measureBF16(_ shapes: [GEMMShape], repeats: Int = 3, before: () -> Void = {}) -> (
         perShape: [Double], rate: Double
     ) {
-        let (maxA, maxB, maxC) = sizes(shapes)
-        let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
-        fill(a, b, maxA, maxB)
-        let words = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, maxB))
-        defer { words.deallocate() }
-        BF16.round(b.base, into: words, count: maxB)
-        return time(shapes, repeats: repeats, before: before) { s in
-            let (lda, ldb) = (s.transA ? s.m : s.k, s.transB ? s.k : s.n)
+        measure(shapes, repeats: repeats, before: before) { s, o in
             if s.keptInput {
-                BF16.gemm(
-                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: lda,
-                    b: UnsafePointer(words), ldb: ldb, c: c.base, ldc: s.n)
+                o.words.withUnsafeBufferPointer { w in
+                    BF16.gemm(
+                        transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: o.a.base, lda: o.lda(s),
+                        b: w.baseAddress!, ldb: o.ldb(s), c: o.c.base, ldc: s.n)
+                }
             } else {
                 BF16.gemm(
-                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a.base, lda: lda, b: b.base,
-                    ldb: ldb, c: c.base, ldc: s.n)
+                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: o.a.base, lda: o.lda(s),
+                    b: o.b.base, ldb: o.ldb(s), c: o.c.base, ldc: s.n)
             }
         }
     }
 
-    typealias Product = (
-        Bool, Bool, Int, Int, Int, UnsafePointer<Float>, Int, UnsafePointer<Float>, Int, Float,
-        UnsafeMutablePointer<Float>, Int
-    ) -> Void
-
-    /// `product` (sgemm convention) timed on every shape, over operands sized for the largest.
-    static func measure(_ shapes: [GEMMShape], repeats: Int, before: () -> Void = {}, product: Product) -> (
-        perShape: [Double], rate: Double
-    ) {
-        let (maxA, maxB, maxC) = sizes(shapes)
-        let a = FloatBuffer(count: maxA), b = FloatBuffer(count: maxB), c = FloatBuffer(count: maxC)
-        fill(a, b, maxA, maxB)
-        return time(shapes, repeats: repeats, before: before) { s in
-            product(
-                s.transA, s.transB, s.m, s.n, s.k, a.base, s.transA ? s.m : s.k, b.base, s.transB ? s.k : s.n, 0,
-                c.base, s.n)
+    /// The operands every shape is timed over, sized for the largest and filled once; B's 16-bit
+    /// words made on first use.
+    final class Operands {
+        let a: FloatBuffer, b: FloatBuffer, c: FloatBuffer
+        lazy var words: [UInt16] = {
+            var w = [UInt16](repeating: 0, count: max(1, b.count))
+            w.withUnsafeMutableBufferPointer { BF16.round(b.base, into: $0.baseAddress!, count: b.count) }
+            return w
+        }()
+        init(_ shapes: [GEMMShape]) {
+            let (maxA, maxB, maxC) = GEMMBenchmark.sizes(shapes)
+            a = FloatBuffer(count: maxA); b = FloatBuffer(count: maxB); c = FloatBuffer(count: maxC)
+            GEMMBenchmark.fill(a, b, maxA, maxB)
         }
+        /// Leading dimensions as the sgemm convention has them (C's is the shape's n).
+        func lda(_ s: GEMMShape) -> Int { s.transA ? s.m : s.k }
+        func ldb(_ s: GEMMShape) -> Int { s.transB ? s.k : s.n }
+    }
+
+    /// `product` timed on every shape over one set of operands.
+    static func measure(
+        _ shapes: [GEMMShape], repeats: Int, before: () -> Void = {}, product: (GEMMShape, Operands) -> Void
+    ) -> (perShape: [Double], rate: Double) {
+        let operands = Operands(shapes)
+        return time(shapes, repeats: repeats, before: before) { product($0, operands) }
     }
 
     /// The largest A, B and C any shape needs.
