@@ -503,6 +503,29 @@ final class PlannerTests: XCTestCase {
         XCTAssertThrowsError(try HardwareProfile.load(dir.appendingPathComponent("missing.json").path)) {
             XCTAssertTrue("\($0)".contains("--calibrate"), "\($0)")
         }
+        // Each fault is named by its key path, in words.
+        let link = #"{"scope": "intra", "op": "p2p", "ranks": 2, "latency": 1e-6, "bandwidth": 1e9}"#
+        let faults = [
+            (#"{"name": "x"}"#, "key 'trainer' is missing"),
+            (#"{"trainer": "this", "name": "x", "coresPerNode": "two"}"#, "key 'coresPerNode' must be a number"),
+            (
+                #"{"trainer": "this", "name": "x", "coresPerNode": 2, "ranksPerNode": 2, "memoryPerRank": 1e9, "#
+                    + #""memoryBandwidth": [], "links": [\#(link), {"scope": "intra"}]}"#,
+                "key 'links[1].op' is missing"
+            ),
+            (
+                #"{"trainer": "gpu", "name": "x", "coresPerNode": 2, "ranksPerNode": 2, "memoryPerRank": 1e9, "#
+                    + #""memoryBandwidth": [], "links": []}"#, "key 'trainer': trainer must be"
+            ),
+            (#"{"trainer": "this","#, "not valid JSON"),
+        ]
+        for (text, expected) in faults {
+            try text.write(to: bad, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try HardwareProfile.load(bad.path), text) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0) should say \(expected)")
+                XCTAssertFalse("\($0)".contains("CodingKeys"), "\($0)")
+            }
+        }
     }
 
     func testPaperClusterPrefersTensorParallelismWithinANode() throws {

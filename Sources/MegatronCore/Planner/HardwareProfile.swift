@@ -151,7 +151,33 @@ public struct HardwareProfile: Codable, Sendable {
             throw PlanError.badProfile(path, "cannot be read; run `megatron plan --calibrate --profile \(path)` first")
         }
         do { return try JSONDecoder().decode(HardwareProfile.self, from: data) } catch {
-            throw PlanError.badProfile(path, "is not a hardware profile (\(error))")
+            throw PlanError.badProfile(
+                path,
+                "is not a hardware profile: \(reason(error)) (write one with `megatron plan --calibrate`, or see "
+                    + "configs/clusters/dgx-a100.json for a cluster file's fields)")
+        }
+    }
+
+    /// What is wrong with a profile's JSON, by key path ("links[2].bandwidth"), in words.
+    static func reason(_ error: Error) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.reduce("") { text, key in
+                if let i = key.intValue { return text + "[\(i)]" }
+                return text.isEmpty ? key.stringValue : text + "." + key.stringValue
+            }
+        }
+        switch error as? DecodingError {
+        case .keyNotFound(let key, let ctx)?: return "key '\(path(ctx.codingPath + [key]))' is missing"
+        case .typeMismatch(let type, let ctx)?, .valueNotFound(let type, let ctx)?:
+            let kind = type == String.self ? "a string" : type is any Numeric.Type ? "a number" : "\(type)"
+            return "key '\(path(ctx.codingPath))' must be \(kind)"
+        case .dataCorrupted(let ctx)?:
+            if ctx.codingPath.isEmpty {
+                let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                return "not valid JSON (\(underlying ?? ctx.debugDescription))"
+            }
+            return "key '\(path(ctx.codingPath))': \(ctx.debugDescription)"
+        default: return "\(error)"
         }
     }
 
