@@ -134,6 +134,12 @@ final class GenerateTests: XCTestCase {
             ["generate", "--load", "ckpt", "--prompt", "hi", "--tokens-to-generate", "1000"] + flags, in: dir)
         XCTAssertEqual(long.code, 2)
         XCTAssertTrue(long.stderr.contains("max_position_embeddings 256"), long.stderr)
+        // The largest count there is: refused the same way, not an arithmetic trap.
+        let huge = try CLI.run(
+            ["generate", "--load", "ckpt", "--prompt", "hi", "--tokens-to-generate", "\(Int.max)"] + flags, in: dir)
+        XCTAssertEqual(huge.code, 2, huge.stderr)
+        XCTAssertTrue(
+            huge.stderr.contains("needs more positions than the model's max_position_embeddings 256"), huge.stderr)
         let none = try CLI.run(["generate", "--load", "nowhere", "--prompt", "hi"], in: dir)
         XCTAssertEqual(none.code, 2)
         XCTAssertTrue(none.stderr.contains("nowhere"), none.stderr)

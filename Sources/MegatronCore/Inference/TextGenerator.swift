@@ -55,9 +55,12 @@ public enum GenerationError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .tooLong(let i, let n, let g, let m):
+            let (needed, overflow) = n.addingReportingOverflow(g)
             return
-                "prompt \(i) has \(n) tokens; with tokens_to_generate \(g) it needs \(n + g) positions but the model "
-                + "has max_position_embeddings \(m): shorten the prompt or lower tokens_to_generate"
+                "prompt \(i) has \(n) tokens; with tokens_to_generate \(g) it needs "
+                + (overflow ? "more positions than" : "\(needed) positions, more than")
+                + " the model's max_position_embeddings "
+                + "\(m): shorten the prompt or lower tokens_to_generate"
         case .emptyPrompt(let i): return "prompt \(i) is empty: give at least one token (or add_BOS)"
         case .badOptions(let problems): return problems.joined(separator: "; ")
         }
@@ -106,7 +109,8 @@ public final class TextGenerator {
         if !problems.isEmpty { throw GenerationError.badOptions(problems) }
         for (i, p) in r.prompts.enumerated() {
             if p.isEmpty { throw GenerationError.emptyPrompt(index: r.firstPromptIndex + i) }
-            if p.count + r.tokensToGenerate > config.maxPositionEmbeddings {
+            let (needed, overflow) = p.count.addingReportingOverflow(r.tokensToGenerate)
+            if overflow || needed > config.maxPositionEmbeddings {
                 throw GenerationError.tooLong(
                     prompt: r.firstPromptIndex + i, length: p.count, tokensToGenerate: r.tokensToGenerate,
                     maxPositions: config.maxPositionEmbeddings)
