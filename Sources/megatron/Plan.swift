@@ -19,6 +19,8 @@ struct Plan: ParsableCommand {
             then rank the layouts:            megatron plan --config configs/gpt2-124m.json --world-size 4
             A cluster file (configs/clusters/dgx-a100.json) describes other hardware with the same fields.
             """)
+    /// The most ranks a plan is made for (the largest machines have about a tenth of this).
+    static let largestWorld = 1 << 20
 
     @Option(help: "The model's JSON config (its layout keys are ignored).") var config: String
     @Option(help: "Ranks to plan for.") var worldSize: Int = 1
@@ -67,6 +69,12 @@ struct Plan: ParsableCommand {
         ] where !(value > 0 && value.isFinite) {
             CLIErrors.fail(
                 ConfigError.invalidValue(key: name, value: "\(value)", rule: "must be positive"), code: 2)
+        }
+        if worldSize > Plan.largestWorld {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "--world-size", value: "\(worldSize)", rule: "must be at most \(Plan.largestWorld) ranks"),
+                code: 2)
         }
         guard memoryHeadroom >= 0 && memoryHeadroom <= 0.9 else {
             CLIErrors.fail(

@@ -24,8 +24,22 @@ struct Schedule: ParsableCommand {
     var pipelineSchedule: String = "1f1b"
     @Option(help: "Write a Chrome/Perfetto trace JSON here.") var trace: String?
 
+    /// The largest count each option takes, and the most passes (p·v·m) a schedule may have: each
+    /// is drawn, simulated and traced.
+    static let largestCount = 1 << 20, mostPasses = 10_000_000
+
     func run() throws {
         let p = pipelineModelParallelSize, m = numMicrobatches
+        let counts: [(String, Int?)] = [
+            ("pipeline_model_parallel_size", p), ("num_microbatches", m),
+            ("num_virtual_stages_per_pipeline_rank", numVirtualStagesPerPipelineRank),
+            ("num_layers_per_virtual_pipeline_stage", numLayersPerVirtualPipelineStage), ("num_layers", numLayers),
+        ]
+        for case (let key, let value?) in counts where value > Self.largestCount {
+            CLIErrors.fail(
+                ConfigError.invalidValue(key: key, value: "\(value)", rule: "must be at most \(Self.largestCount)"),
+                code: 2)
+        }
         var v = numVirtualStagesPerPipelineRank ?? 1
         if let n = numLayersPerVirtualPipelineStage {
             let layers = numLayers ?? p * n * 2
@@ -39,6 +53,14 @@ struct Schedule: ParsableCommand {
                     ), code: 2)
             }
             v = layers / p / n
+        }
+        if p > 0 && v > 0 && m > 0 && p * v * m > Self.mostPasses {
+            CLIErrors.fail(
+                ConfigError.inconsistent(
+                    keys: ["pipeline_model_parallel_size", "num_virtual_stages_per_pipeline_rank", "num_microbatches"],
+                    rule:
+                        "p \(p) × v \(v) × m \(m) = \(p * v * m) passes; this command shows at most \(Self.mostPasses)"),
+                code: 2)
         }
         guard let choice = PipelineScheduleChoice(rawValue: pipelineSchedule) else {
             CLIErrors.fail(

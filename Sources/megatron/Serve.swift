@@ -26,6 +26,18 @@ struct Serve: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        // Checked before the model loads, the same on every rank: a port past 65535 had been taken
+        // modulo 2^16 by the server while the log announced the number given.
+        if !(1...65535).contains(port) {
+            CLIErrors.fail(
+                ConfigError.invalidValue(key: "--port", value: "\(port)", rule: "must be 1 to 65535"), code: 2)
+        }
+        if maxRequestBytes < 1 {
+            CLIErrors.fail(
+                ConfigError.invalidValue(
+                    key: "--max-request-bytes", value: "\(maxRequestBytes)", rule: "must be a positive number of bytes"),
+                code: 2)
+        }
         let session = GenerationSession.start(load: load, config: config, overrides: overrides)
         let world = session.runtime.world
         do {

@@ -98,7 +98,7 @@ final class PlanTests: XCTestCase {
         XCTAssertTrue(heads.stderr.contains("num_attention_heads"), heads.stderr)
         for bad in [
             ["--world-size", "0"], ["--global-batch-size", "0"], ["--num-layers", "0"], ["--memory-headroom", "1"],
-            ["--memory-headroom", "0.95"],
+            ["--memory-headroom", "0.95"], ["--world-size", "\(1 << 40)"],
         ] {
             let args = bad[0] == "--num-layers" ? ["--cluster", cluster] : ["--cluster", cluster] + bad
             var config = config

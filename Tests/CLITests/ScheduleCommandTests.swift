@@ -60,4 +60,22 @@ final class ScheduleCommandTests: XCTestCase {
         XCTAssertEqual(r.code, 2)
         XCTAssertTrue(r.stderr.contains("multiple of pipeline_model_parallel_size 4"), r.stderr)
     }
+
+    /// Counts too large to draw are refused by name at once — not a hang, an allocation failure or an
+    /// arithmetic trap.
+    func testHugeCountsAreRefusedByName() throws {
+        let dir = CLI.scratch("schedule-huge")
+        let huge = "\(1 << 62)"
+        for (flags, words) in [
+            (["--pipeline-model-parallel-size", huge], "'pipeline_model_parallel_size' = \(huge)"),
+            (["--num-microbatches", huge], "'num_microbatches' = \(huge)"),
+            (["--num-virtual-stages-per-pipeline-rank", huge], "'num_virtual_stages_per_pipeline_rank'"),
+            (["--num-layers", huge, "--num-layers-per-virtual-pipeline-stage", "1"], "'num_layers' = \(huge)"),
+            (["--pipeline-model-parallel-size", "100000", "--num-microbatches", "100000"], "at most 10000000"),
+        ] {
+            let r = try CLI.run(["schedule"] + flags, in: dir)
+            XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(words), "\(flags): \(r.stderr)")
+        }
+    }
 }

@@ -166,6 +166,21 @@ final class ServeTests: XCTestCase {
         XCTAssertTrue(log.contains("serving Megatron's text-generation API"), log)
     }
 
+    /// A port outside 1…65535 or a non-positive body limit is refused before anything loads (a port
+    /// past 65535 had been served modulo 2^16 under the number given).
+    func testBadPortAndBodyLimitAreRefusedAtOnce() throws {
+        let dir = CLI.scratch("serve-bad")
+        for (flags, words) in [
+            (["--port", "70000"], "'--port' = 70000 is invalid: must be 1 to 65535"),
+            (["--port", "0"], "'--port' = 0"),
+            (["--max-request-bytes", "0"], "'--max-request-bytes' = 0"),
+        ] {
+            let r = try CLI.run(["serve", "--load", "nowhere"] + flags, in: dir)
+            XCTAssertEqual(r.code, 2, "\(flags): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(words), "\(flags): \(r.stderr)")
+        }
+    }
+
     func testServerOnTwoTensorRanksAnswersTheSame() throws {
         let dir = try prepare("serve-grid")
         let want = try generated(dir, tokens: 12)

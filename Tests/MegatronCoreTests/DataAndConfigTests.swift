@@ -82,6 +82,44 @@ final class DataAndConfigTests: XCTestCase {
         XCTAssertEqual(c.hiddenDropout, 0.1); XCTAssertEqual(c.seed, 1234); XCTAssertEqual(c.lrDecayStyle, .linear)
     }
 
+    /// Counts that would overflow the trainer's 64-bit arithmetic — one key, or a product of keys it
+    /// forms — are refused by the first rule, naming the keys; every count within the bound, and any
+    /// seed, passes it (the memory preflight then judges the real size).
+    func testCountsBeyondSixtyFourBitArithmeticAreRefusedByName() throws {
+        func message(_ flags: [String]) -> String {
+            do {
+                let c = try ConfigLoader.load(
+                    path: nil,
+                    flags: [
+                        "--num-layers", "2", "--hidden-size", "32", "--num-attention-heads", "2", "--seq-length", "16",
+                        "--max-position-embeddings", "16", "--micro-batch-size", "2", "--global-batch-size", "16",
+                        "--train-iters", "10", "--lr", "1e-3",
+                    ] + flags)
+                try ConfigValidation.validate(c)
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        let huge = "\(1 << 62)", most = "\(Int.max)"
+        for (flags, words) in [
+            (["--hidden-size", huge], "'hidden_size' = \(huge) is invalid: must be at most 2^50"),
+            (["--num-layers", huge], "'num_layers' = \(huge)"),
+            (["--train-iters", most], "'train_iters' = \(most)"),
+            (["--lr-warmup-iters", most], "'lr_warmup_iters' = \(most)"),
+            (["--ffn-hidden-size", "\(-(1 << 62))"], "'ffn_hidden_size'"),
+            (["--train-iters", "\(1 << 40)", "--global-batch-size", "4096"], "'train_iters' and 'global_batch_size'"),
+            (
+                ["--seq-length", "\(1 << 25)", "--max-position-embeddings", "\(1 << 25)"],
+                "'micro_batch_size' and 'num_attention_heads' and 'seq_length'"
+            ),
+            (["--num-layers", "\(1 << 20)", "--hidden-size", "\(1 << 20)"], "weights in the layer stack"),
+        ] {
+            let m = message(flags)
+            XCTAssertTrue(m.contains(words), "\(flags): \(m)")
+        }
+        XCTAssertEqual(message(["--seed", most]), "accepted")
+        XCTAssertEqual(message(["--train-iters", "\(1 << 40)"]), "accepted", "2^40 iterations of 16 samples count")
+    }
+
     func testMegatronFLOPsFormula() {
         // GPT-2 124M shapes: 72·B·s·L·h²·(1 + s/(6h) + V/(12·L·h)).
         let c = GPTConfig(

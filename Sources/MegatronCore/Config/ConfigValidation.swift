@@ -9,10 +9,12 @@ public enum ConfigValidation {
         .byteLevel, .null, .gpt2BPE, .llama2, .gptSentencePiece, .sentencePiece, .huggingFace, .tikToken,
     ]
 
-    /// Every rule, in the order a user would fix them: required keys, model shape, grid, batch,
-    /// optimiser, precision, recomputation, logging, data, pipeline. `training` false (evaluation,
-    /// generation) leaves out the rule of the interleaved training schedule's micro-batch count.
+    /// Every rule, in the order a user would fix them: counts within 64-bit arithmetic, required keys,
+    /// model shape, grid, batch, optimiser, precision, recomputation, logging, data, pipeline.
+    /// `training` false (evaluation, generation) leaves out the rule of the interleaved training
+    /// schedule's micro-batch count.
     public static func validate(_ c: TrainingConfig, worldSize: Int = 1, training: Bool = true) throws {
+        try validateMagnitudes(c)
         try validateSampleSchedule(c)
         try validateWSD(c)
         try validateRequired(c)

@@ -329,5 +329,17 @@ public struct Planner: Sendable {
         return fullest
     }
 
-    func divisors(_ n: Int) -> [Int] { (1...max(1, n)).filter { n % $0 == 0 } }
+    /// The divisors of n, ascending (pairs i, n / i for i up to √n).
+    func divisors(_ n: Int) -> [Int] {
+        var small: [Int] = [], large: [Int] = []
+        var i = 1
+        while i <= n / i {
+            if n % i == 0 {
+                small.append(i)
+                if i != n / i { large.append(n / i) }
+            }
+            i += 1
+        }
+        return small + large.reversed()
+    }
 }
