@@ -280,7 +280,8 @@ public enum ConfigLoader {
         }
     }
 
-    private static func jsonReason(_ error: Error) -> String {
+    /// Why JSON did not parse, in the parser's words (its underlying message where it has one).
+    static func jsonReason(_ error: Error) -> String {
         if case DecodingError.dataCorrupted(let ctx) = error {
             let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
             return underlying ?? ctx.debugDescription

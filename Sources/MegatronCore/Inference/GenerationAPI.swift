@@ -72,11 +72,11 @@ public enum GenerationAPI {
         for (i, ids) in request.prompts.enumerated() {
             if ids.isEmpty { return .refuse("prompt \(i) is empty (send text, or add_BOS: true)") }
             // tokens_to_generate may be any integer up to Int.max: the sum is checked, never trapped on.
-            let (needed, overflow) = ids.count.addingReportingOverflow(request.tokensToGenerate)
-            if overflow || needed > maxPositions {
+            let needed = GenerationRequest.positionsNeeded(prompt: ids.count, generating: request.tokensToGenerate)
+            if (needed ?? .max) > maxPositions {
                 return .refuse(
                     "prompt \(i) has \(ids.count) tokens; with tokens_to_generate \(request.tokensToGenerate) it "
-                        + "needs \(overflow ? "more positions" : "\(needed) positions"), more than the model's "
+                        + "needs \(needed.map { "\($0) positions" } ?? "more positions"), more than the model's "
                         + "\(maxPositions)")
             }
         }

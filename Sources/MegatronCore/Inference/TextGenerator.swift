@@ -30,6 +30,13 @@ public struct GenerationRequest: Sendable, Codable {
         self.prompts = prompts; self.tokensToGenerate = tokensToGenerate; self.sampling = sampling
         self.stopAtEOD = stopAtEOD; self.logprobs = logprobs; self.firstPromptIndex = firstPromptIndex
     }
+
+    /// Positions a prompt of `n` tokens needs to generate `g` more; nil past Int (a hostile
+    /// tokens_to_generate), which no model has.
+    public static func positionsNeeded(prompt n: Int, generating g: Int) -> Int? {
+        let (sum, overflow) = n.addingReportingOverflow(g)
+        return overflow ? nil : sum
+    }
 }
 
 public struct GenerationResult: Sendable {
@@ -55,10 +62,10 @@ public enum GenerationError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .tooLong(let i, let n, let g, let m):
-            let (needed, overflow) = n.addingReportingOverflow(g)
             return
                 "prompt \(i) has \(n) tokens; with tokens_to_generate \(g) it needs "
-                + (overflow ? "more positions than" : "\(needed) positions, more than")
+                + (GenerationRequest.positionsNeeded(prompt: n, generating: g).map { "\($0) positions, more than" }
+                    ?? "more positions than")
                 + " the model's max_position_embeddings "
                 + "\(m): shorten the prompt or lower tokens_to_generate"
         case .emptyPrompt(let i): return "prompt \(i) is empty: give at least one token (or add_BOS)"
@@ -109,8 +116,9 @@ public final class TextGenerator {
         if !problems.isEmpty { throw GenerationError.badOptions(problems) }
         for (i, p) in r.prompts.enumerated() {
             if p.isEmpty { throw GenerationError.emptyPrompt(index: r.firstPromptIndex + i) }
-            let (needed, overflow) = p.count.addingReportingOverflow(r.tokensToGenerate)
-            if overflow || needed > config.maxPositionEmbeddings {
+            if (GenerationRequest.positionsNeeded(prompt: p.count, generating: r.tokensToGenerate) ?? .max)
+                > config.maxPositionEmbeddings
+            {
                 throw GenerationError.tooLong(
                     prompt: r.firstPromptIndex + i, length: p.count, tokensToGenerate: r.tokensToGenerate,
                     maxPositions: config.maxPositionEmbeddings)

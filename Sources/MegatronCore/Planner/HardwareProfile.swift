@@ -172,10 +172,7 @@ public struct HardwareProfile: Codable, Sendable {
             let kind = type == String.self ? "a string" : type is any Numeric.Type ? "a number" : "\(type)"
             return "key '\(path(ctx.codingPath))' must be \(kind)"
         case .dataCorrupted(let ctx)?:
-            if ctx.codingPath.isEmpty {
-                let underlying = (ctx.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                return "not valid JSON (\(underlying ?? ctx.debugDescription))"
-            }
+            if ctx.codingPath.isEmpty { return "not valid JSON (\(ConfigLoader.jsonReason(error)))" }
             return "key '\(path(ctx.codingPath))': \(ctx.debugDescription)"
         default: return "\(error)"
         }
