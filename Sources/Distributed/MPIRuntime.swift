@@ -165,7 +165,31 @@ public final class Communicator: @unchecked Sendable {
         try check(rc, "\(what) on the \(name) group")
     }
 
-    public func barrier() throws { try timed(0, "MPI_Barrier") { MPI_Barrier(handle) } }
+    /// Runs a blocking collective as `blocking`, or — when waits sleep (`IdleWait.sleeps`, agreed by
+    /// every rank at start-up, so a group's ranks all take the same branch) — starts its non-blocking
+    /// form with `start` and polls it with pauses, so a rank waiting for its group leaves its core.
+    @inline(__always)
+    private func collective(
+        _ bytes: Int, _ what: String, blocking: () -> Int32,
+        start: (_ request: UnsafeMutablePointer<MPI_Request?>) -> Int32
+    ) throws {
+        try timed(bytes, what) {
+            guard IdleWait.sleeps else { return blocking() }
+            var request: MPI_Request? = nil
+            var rc = start(&request)
+            guard rc == MPI_SUCCESS else { return rc }
+            var flag: Int32 = 0
+            IdleWait.poll {
+                rc = MPI_Test(&request, &flag, mpi_status_ignore())
+                return rc != MPI_SUCCESS || flag != 0
+            }
+            return rc
+        }
+    }
+
+    public func barrier() throws {
+        try collective(0, "MPI_Barrier", blocking: { MPI_Barrier(handle) }, start: { MPI_Ibarrier(handle, $0) })
+    }
 
     /// Floats per MPI_Allreduce of `allReduceSum`. Open MPI takes a temporary buffer that grows with the
     /// message; above glibc's mmap threshold (at most 32 MiB) it is mapped and unmapped on every call,
@@ -177,39 +201,42 @@ public final class Communicator: @unchecked Sendable {
     /// In-place sum over the group (in pieces of `allReduceSumPiece` floats).
     public func allReduceSum(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allreduce(sum)") {
-            var start = 0, rc = MPI_SUCCESS
-            while start < count && rc == MPI_SUCCESS {
-                let n = min(Self.allReduceSumPiece, count - start)
-                rc = MPI_Allreduce(mpi_in_place(), x + start, Int32(n), mpi_float(), mpi_sum(), handle)
-                start += n
-            }
-            return rc
+        var start = 0
+        while start < count {
+            let n = min(Self.allReduceSumPiece, count - start), piece = x + start
+            try collective(
+                n * 4, "MPI_Allreduce(sum)",
+                blocking: { MPI_Allreduce(mpi_in_place(), piece, Int32(n), mpi_float(), mpi_sum(), handle) },
+                start: { MPI_Iallreduce(mpi_in_place(), piece, Int32(n), mpi_float(), mpi_sum(), handle, $0) })
+            start += n
         }
     }
 
     /// In-place maximum over the group.
     public func allReduceMax(_ x: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allreduce(max)") {
-            MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle)
-        }
+        try collective(
+            count * 4, "MPI_Allreduce(max)",
+            blocking: { MPI_Allreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle) },
+            start: { MPI_Iallreduce(mpi_in_place(), x, Int32(count), mpi_float(), mpi_max(), handle, $0) })
     }
 
     /// Concatenates every rank's `count` floats in rank order into `output` (size × count).
     public func allGather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws {
         if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
-        try timed(count * 4, "MPI_Allgather") {
-            MPI_Allgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle)
-        }
+        try collective(
+            count * 4, "MPI_Allgather",
+            blocking: { MPI_Allgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle) },
+            start: { MPI_Iallgather(input, Int32(count), mpi_float(), output, Int32(count), mpi_float(), handle, $0) })
     }
 
     /// In-place all-gather: block `rank` of `buffer` (size × count) is this rank's; on return every block is filled.
     public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
         if size == 1 { return }
-        try timed(count * 4, "MPI_Allgather") {
-            MPI_Allgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle)
-        }
+        try collective(
+            count * 4, "MPI_Allgather",
+            blocking: { MPI_Allgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle) },
+            start: { MPI_Iallgather(mpi_in_place(), 0, mpi_float(), buffer, Int32(count), mpi_float(), handle, $0) })
     }
 
     /// Sums `input` (size × count) over the group and leaves block `rank` of the sum in `output` (count).
@@ -217,16 +244,25 @@ public final class Communicator: @unchecked Sendable {
         throws
     {
         if size == 1 { if UnsafePointer(output) != input { output.update(from: input, count: count) }; return }
-        try timed(count * size * 4, "MPI_Reduce_scatter_block") {
-            MPI_Reduce_scatter_block(input, output, Int32(count), mpi_float(), mpi_sum(), handle)
-        }
+        try collective(
+            count * size * 4, "MPI_Reduce_scatter_block",
+            blocking: { MPI_Reduce_scatter_block(input, output, Int32(count), mpi_float(), mpi_sum(), handle) },
+            start: { MPI_Ireduce_scatter_block(input, output, Int32(count), mpi_float(), mpi_sum(), handle, $0) })
     }
 
+    /// The sum of every rank's `x`, added in group rank order on every rank: the same bits whichever
+    /// algorithm MPI picks (blocking or not, any group size).
     public func allReduceSum(_ x: Double) throws -> Double {
         if size == 1 { return x }
-        var v = x, out = 0.0
-        try timed(8, "MPI_Allreduce(sum)") { MPI_Allreduce(&v, &out, 1, mpi_double(), mpi_sum(), handle) }
-        return out
+        var v = x
+        var all = [Double](repeating: 0, count: size)
+        try all.withUnsafeMutableBufferPointer { out in
+            try collective(
+                8, "MPI_Allgather(sum)",
+                blocking: { MPI_Allgather(&v, 1, mpi_double(), out.baseAddress, 1, mpi_double(), handle) },
+                start: { MPI_Iallgather(&v, 1, mpi_double(), out.baseAddress, 1, mpi_double(), handle, $0) })
+        }
+        return all.reduce(0, +)
     }
 
     public func allReduceMax(_ x: Int) throws -> Int {
@@ -301,6 +337,7 @@ public final class Communicator: @unchecked Sendable {
 
     /// Receives `count` floats from group rank `source` with `tag` (blocking); the wait is counted.
     public func recv(_ x: UnsafeMutablePointer<Float>, count: Int, from source: Int, tag: Int) throws {
+        if IdleWait.sleeps { return try irecv(x, count: count, from: source, tag: tag).wait() }
         try timed(0, "MPI_Recv from rank \(source)") {
             MPI_Recv(x, Int32(count), mpi_float(), Int32(source), Int32(tag), handle, mpi_status_ignore())
         }
@@ -309,9 +346,10 @@ public final class Communicator: @unchecked Sendable {
     /// Copies `count` floats from group rank `root` to every rank (`MPI_Bcast`).
     public func broadcast(_ x: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
         if size == 1 { return }
-        try timed(rank == root ? count * 4 : 0, "MPI_Bcast from rank \(root)") {
-            MPI_Bcast(x, Int32(count), mpi_float(), Int32(root), handle)
-        }
+        try collective(
+            rank == root ? count * 4 : 0, "MPI_Bcast from rank \(root)",
+            blocking: { MPI_Bcast(x, Int32(count), mpi_float(), Int32(root), handle) },
+            start: { MPI_Ibcast(x, Int32(count), mpi_float(), Int32(root), handle, $0) })
     }
 
     /// Group rank `root`'s bytes on every rank (the length travels first); `bytes` is read on the root only.
@@ -384,7 +422,16 @@ public final class Request: @unchecked Sendable {
         if completed { return }
         Watchdog.shared.enter("MPI_Wait", group: communicator.name, members: communicator.worldRanks)
         let t0 = MPI_Wtime()
-        let rc = MPI_Wait(&handle, mpi_status_ignore())
+        var rc = MPI_SUCCESS
+        if IdleWait.sleeps {
+            var flag: Int32 = 0
+            IdleWait.poll {
+                rc = MPI_Test(&handle, &flag, mpi_status_ignore())
+                return rc != MPI_SUCCESS || flag != 0
+            }
+        } else {
+            rc = MPI_Wait(&handle, mpi_status_ignore())
+        }
         let t1 = MPI_Wtime()
         Watchdog.shared.leave()
         communicator.counters.seconds += t1 - t0

@@ -101,16 +101,12 @@ public final class SharedMemoryWindow: @unchecked Sendable {
         shared_flag_load(flag)
     }
 
-    /// Runs `step` until it returns true: spinning at first, then yielding the core (ranks may
-    /// outnumber cores), under the watchdog as `operation`.
+    /// Runs `step` until it returns true (`IdleWait.poll`: spinning, then yielding the core, or
+    /// sleeping between polls when ranks outnumber cores), under the watchdog as `operation`.
     public func wait(_ operation: String, until step: () throws -> Bool) rethrows {
         if try step() { return }
         Watchdog.shared.enter(operation, group: group.name, members: group.worldRanks)
         defer { Watchdog.shared.leave() }
-        var spins = 0
-        while try !step() {
-            spins += 1
-            if spins > 64 { sched_yield() }
-        }
+        try IdleWait.poll(step)
     }
 }

@@ -101,7 +101,8 @@ struct TrainContext {
         let sp = trainer.model.tensorParallel.sequenceParallel ? ", sequence parallel" : ""
         log(
             " > megatron: world \(layout.world) (tensor \(layout.tensor)\(sp) × pipeline \(layout.pipeline) × data "
-                + "\(layout.data)), \(threads) thread(s) per rank, OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]"
+                + "\(layout.data)), \(threads) thread(s) per rank\(IdleWait.sleeps ? " (waits sleep between polls)" : ""), "
+                + "OpenBLAS \(BLAS.coreName) [blas_coretype \(blasNote)]"
         )
         log(
             " > \(trainer.model.modelDescription); micro-batch \(cfg.microBatchSize), global batch \(trainer.globalBatch); "

@@ -276,6 +276,13 @@ public enum ConfigKeys {
                     + "MPI_THREAD_MULTIPLE) or off (only in the final wait) (layer-boundaries)"
             ),
             ConfigKey(
+                name: "idle_wait", field: .choice(\.idleWait),
+                help:
+                    "how a rank waits for its peers: spin (in MPI, yielding), sleep (polls with pauses of 10–200 µs, "
+                    + "so a waiting rank leaves its core to a computing one) or auto (sleep where the ranks on a node "
+                    + "want more threads than it has cores, as under mpirun --oversubscribe) (auto)"
+            ),
+            ConfigKey(
                 name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer),
                 help:
                     "shard the optimizer state and main gradients across the data-parallel group: reduce-scatter the "

@@ -74,6 +74,7 @@ public struct TrainingConfig: Sendable, Equatable {
     public var ddpSparseEmbeddingEnding: SparseEndingChoice = .auto
     public var ddpReduction: DataParallelReduction = .auto
     public var communicationProgress: CommunicationProgressMode = .layerBoundaries
+    public var idleWait: IdleWaitMode = .auto
     public var useDistributedOptimizer: Bool = false
     // Batch and schedule
     public var microBatchSize: Int = 0

@@ -1,0 +1,47 @@
+// IdleWait.swift — how a rank waits for a peer: spinning in MPI when it has a core to itself, or, when
+// the node's ranks want more threads than it has cores (`mpirun --oversubscribe`), polling with short
+// sleeps so that a waiting rank is not runnable and the kernel gives its core to a computing one.
+// Open MPI's own wait only yields (`mpi_yield_when_idle`): a yielding rank stays runnable, so the
+// scheduler keeps balancing waiting and computing ranks alike over the cores — two ranks of one
+// pipeline stage could share a core while the other core ran two idle pollers.
+import Foundation
+
+/// The `idle_wait` setting: `auto` sleeps only where ranks outnumber cores.
+public enum IdleWaitMode: String, Sendable, CaseIterable {
+    case auto, spin, sleep
+}
+
+public enum IdleWait {
+    /// Whether waits sleep between polls (set once at start-up, before any wait).
+    nonisolated(unsafe) public private(set) static var sleeps = false
+
+    /// Sleeps between polls for `sleep`, or for `auto` when, on any node of `world`, `ranksOnNode`
+    /// ranks of `threads` threads each want more than its `cores`. Every rank takes the same choice,
+    /// since a blocking collective and its non-blocking form do not match across a group's ranks.
+    public static func configure(
+        _ mode: IdleWaitMode, ranksOnNode: Int, threads: Int, cores: Int, world: Communicator
+    ) throws {
+        let wants = mode == .sleep || (mode == .auto && ranksOnNode * threads > cores)
+        sleeps = try world.allReduceMax(wants ? 1 : 0) == 1
+    }
+
+    /// The first pause between polls and the longest: a message that arrives during a pause waits at
+    /// most this long, a few per pipeline pass, against passes of tens of milliseconds.
+    static let firstPause = 10.0e-6, longestPause = 200.0e-6
+
+    /// Polls `done` until it returns true, pausing between polls (doubling from `firstPause` to
+    /// `longestPause`) when `sleeps`, else yielding after the first few polls.
+    public static func poll(_ done: () throws -> Bool) rethrows {
+        var polls = 0, pause = firstPause
+        while try !done() {
+            polls += 1
+            if sleeps {
+                var t = timespec(tv_sec: 0, tv_nsec: Int(pause * 1e9))
+                nanosleep(&t, nil)
+                pause = min(longestPause, pause * 2)
+            } else if polls > 64 {
+                sched_yield()
+            }
+        }
+    }
+}
