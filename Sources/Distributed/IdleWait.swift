@@ -25,9 +25,12 @@ public enum IdleWait {
         sleeps = try world.allReduceMax(wants ? 1 : 0) == 1
     }
 
-    /// The first pause between polls and the longest: a message that arrives during a pause waits at
-    /// most this long, a few per pipeline pass, against passes of tens of milliseconds.
-    static let firstPause = 10.0e-6, longestPause = 200.0e-6
+    /// The first pause between polls and the longest. A message that arrives during a pause waits at
+    /// most that long — a few waits per pipeline pass, against passes of tens of milliseconds — while
+    /// each wake-up of a waiting rank interrupts the rank computing on its core: with pauses of at
+    /// most 200 µs the oversubscribed layouts of `scripts/bench_idle_wait.sh` ran 0.95–1.27× as fast
+    /// as spinning, with at most 1 ms 1.01–1.24× (README, Speed).
+    static let firstPause = 10.0e-6, longestPause = 1.0e-3
 
     /// Polls `done` until it returns true, pausing between polls (doubling from `firstPause` to
     /// `longestPause`) when `sleeps`, else yielding after the first few polls.
