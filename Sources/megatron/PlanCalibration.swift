@@ -32,6 +32,7 @@ struct PlanCalibration {
             let threads = max(1, cores / np)
             profile.gemm += r.gemm
             profile.attention += r.attention
+            profile.logitRows += r.logitRows ?? []
             if let b = r.bandwidth { profile.memoryBandwidth.append(.init(threads: threads, value: b)) }
             profile.residentBaseline.append(.init(threads: threads, value: r.resident))
             if let o = r.reductionOverhead { profile.reductionBuffers.append(.init(threads: np, value: o)) }
@@ -92,6 +93,7 @@ struct PlanCalibration {
         var reductionOverhead: Double?
         var gemm: [HardwareProfile.MeasuredGEMM]
         var attention: [HardwareProfile.MeasuredAttention]
+        var logitRows: [HardwareProfile.MeasuredLogitRows]? = nil
         var bandwidth: Double?
         var links: [HardwareProfile.LinkFit]
     }
@@ -105,6 +107,10 @@ struct PlanCalibration {
         let runtime = try MPIRuntime.start()
         let world = runtime.world
         ThreadBudget.configure(threads: CLIThreads.resolve(0))
+        // Ranks wait as training's do on this node (sleeping between polls where they outnumber cores).
+        try IdleWait.configure(
+            .auto, ranksOnNode: MPIRuntime.ranksOnThisNode, threads: ThreadBudget.threads,
+            cores: ProcessInfo.processInfo.activeProcessorCount, world: world)
         let n = 1024
         var resident = 0.0
         do {
@@ -128,6 +134,9 @@ struct PlanCalibration {
             try world.barrier()
             m.gemm = Calibration.gemmRates(model: model, grid: grid, bf16: BF16.native) { _ in }
             m.attention = Calibration.attention(model: model, grid: grid, bf16: BF16.native)
+            m.logitRows = Calibration.logitRows(
+                widths: tensors.map { model.paddedVocab(tensor: $0) / $0 },
+                rows: model.seq * min(16, model.globalBatch), bf16: BF16.native)
             try world.barrier()
             m.bandwidth = Calibration.memoryBandwidth()
         }

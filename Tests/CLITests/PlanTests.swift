@@ -1,10 +1,11 @@
 // PlanTests.swift — `megatron plan` as a user runs it: `--calibrate` on a tiny GPT (and a tiny BERT)
 // starts copies of the binary under mpirun and writes a profile with GEMM rates per thread count,
-// attention (causal for GPT, bidirectional for BERT), memory bandwidth, fitted links and the
-// resident baseline; the ranking lists valid layouts only, fitting ones fastest first, each with a
-// `megatron train` line that runs as printed; `--explain` predicts one layout; model overrides plan
-// the overridden model and reach the printed command; a missing profile, a bad layout, a layout flag
-// given as an override and a BERT config whose vocabulary file is missing are clear errors.
+// attention (causal for GPT, bidirectional for BERT), the LM head's row pass, memory bandwidth,
+// fitted links and the resident baseline; the ranking lists valid layouts only, fitting ones fastest
+// first, each with a `megatron train` line that runs as printed; `--explain` predicts one layout;
+// model overrides plan the overridden model and reach the printed command; a missing profile, a bad
+// layout, a layout flag given as an override and a BERT config whose vocabulary file is missing are
+// clear errors.
 import Foundation
 import TestSupport
 import XCTest
@@ -40,6 +41,11 @@ final class PlanTests: XCTestCase {
         let attention = try XCTUnwrap(profile["attention"] as? [[String: Any]])
         XCTAssertFalse(attention.isEmpty)
         XCTAssertTrue(attention.allSatisfy { $0["causal"] as? Bool == causal }, "\(attention)")
+        // The LM head's row pass at each thread count, for the vocabulary columns of t = 1 and t = 2.
+        let rows = try XCTUnwrap(profile["logitRows"] as? [[String: Any]])
+        XCTAssertEqual(Set(rows.compactMap { $0["threads"] as? Int }), threads)
+        XCTAssertEqual(Set(rows.compactMap { $0["width"] as? Int }).count, 2, "\(rows)")
+        XCTAssertTrue(rows.allSatisfy { ($0["elementsPerSecond"] as? Double ?? 0) > 1e6 }, "\(rows)")
         XCTAssertEqual((profile["residentBaseline"] as? [Any])?.count, 2)
 
         let plan = try CLI.run(

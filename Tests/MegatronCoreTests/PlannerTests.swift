@@ -2,7 +2,8 @@
 // of a stage against the real parameter table (GPT and BERT), the activation arena against real
 // activations (BERT's inputs and heads included), BERT's masked-LM head on the masked rows, the
 // ring and fitted collective times, scatter/gather's all-gathers, memory per rank, the simulator
-// with per-stage costs; profiles from before BERT hold causal attention; the compact layout form
+// with per-stage costs; a measured LM-head row pass replaces its three memory passes; profiles
+// from before BERT hold causal attention; the compact layout form
 // round-trips and names bad keys; and the enumeration gives exactly the layouts the training
 // config's validation accepts (none invalid, every valid one considered).
 import Foundation
@@ -194,6 +195,29 @@ final class PlannerTests: XCTestCase {
         let gptHead = 3 * 2 * n * h * V / 1e9 + 12 * n * V / 1e9
         let bertHead = 3 * 2 * k * h * V / 1e9 + 12 * k * V / 1e9 + 3 * 2 * k * h * h / 1e9 + 64 * k * h / 1e9
         XCTAssertEqual(gpt.compute - bert.compute, gptHead - bertHead, accuracy: 1e-12)
+    }
+
+    func testMeasuredLogitRowPassReplacesThreeMemoryPasses() throws {
+        // The GPT head of testBertHeadRunsOnTheMaskedRowsOnly: [256, 512] logits, 12 bytes per element
+        // over 1 GB/s without a measurement; with the row pass measured at 1e8 elements/s (2 threads,
+        // this profile's one rank; fp32; width 500 — the nearest to 512), 256·512 / 1e8 s instead. The bf16 entry is not used
+        // by an fp32 layout, and a profile written back keeps the entries.
+        var l = PlanLayout()
+        l.microBatch = 8
+        let before = try Planner(model: model(), profile: profile(), worldSize: 1).predict(l)
+        var measured = profile()
+        measured.logitRows = [
+            .init(width: 500, threads: 2, bf16: false, elementsPerSecond: 1e8),
+            .init(width: 512, threads: 2, bf16: true, elementsPerSecond: 1),
+            .init(width: 5000, threads: 2, bf16: false, elementsPerSecond: 1),
+        ]
+        let after = try Planner(model: model(), profile: measured, worldSize: 1).predict(l)
+        let elements = 256.0 * 512
+        XCTAssertEqual(before.compute - after.compute, 12 * elements / 1e9 - elements / 1e8, accuracy: 1e-12)
+        let again = try JSONDecoder().decode(HardwareProfile.self, from: JSONEncoder().encode(measured))
+        XCTAssertEqual(again.logitRows.map(\.width), [500, 512, 5000])
+        XCTAssertEqual(again.logitRowSeconds(elements: 1e8, width: 512, threads: 2, bf16: false), 1)
+        XCTAssertNil(again.logitRowSeconds(elements: 1e8, width: 512, threads: 1, bf16: false))
     }
 
     func testProfilesWithoutTheMaskKindHoldCausalAttention() throws {

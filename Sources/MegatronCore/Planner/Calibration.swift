@@ -109,6 +109,39 @@ public enum Calibration {
         return out
     }
 
+    /// The LM head's pass over one chunk of logits as a one-tensor-rank training step runs it (row max;
+    /// exponentials stored and summed; ∂loss/∂logits in place, rounded to the run's format), for each
+    /// of `widths` (the vocabulary columns a tensor rank holds), in elements per second at the current
+    /// thread budget, fp32 and (if `bf16`) bf16. The chunk's rows are as many as training puts in one.
+    public static func logitRows(widths: [Int], rows n: Int, bf16: Bool) -> [HardwareProfile.MeasuredLogitRows] {
+        var out: [HardwareProfile.MeasuredLogitRows] = []
+        for v in Set(widths).sorted() where v > 0 {
+            let rows = VocabCrossEntropy.chunkRows(rows: n, vocab: v)
+            let logits = FloatBuffer(count: rows * v), sums = FloatBuffer(count: rows)
+            let pz = UncheckedSendable(logits.base), ps = UncheckedSendable(sums.base)
+            for i in 0..<(rows * v) { pz.value[i] = Float((i * 7919) % 997) * 1e-2 - 5 }
+            // Each run starts from the last one's gradients: the same work on other values.
+            for precision in bf16 ? [Precision.fp32, .bf16] : [.fp32] {
+                let seconds = best {
+                    ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                        for r in rr {
+                            let z = pz.value + r * v
+                            let m = Kernels.rowMax(z, from: 0, valid: v)
+                            ps.value[r] = VocabCrossEntropy.expSum(z, width: v, shift: m, store: true)
+                            VocabCrossEntropy.logitsGradient(z, width: v, target: r % v, sum: ps.value[r], scale: 1)
+                            precision.roundOnThisThread(z, count: v)
+                        }
+                    }
+                }
+                out.append(
+                    .init(
+                        width: v, threads: ThreadBudget.threads, bf16: precision == .bf16,
+                        elementsPerSecond: Double(rows * v) / seconds))
+            }
+        }
+        return out
+    }
+
     /// Bytes/s of a streaming a[i] += b[i] over 64 Mi floats per array (read 2, write 1), split over the threads.
     public static func memoryBandwidth() -> Double {
         let n = 1 << 26

@@ -25,6 +25,10 @@ public struct HardwareProfile: Codable, Sendable {
     public var gemm: [MeasuredGEMM] = []
     public var gemmModel: GEMMModel? = nil
     public var attention: [MeasuredAttention] = []
+    /// The LM head's pass over its logits (row max, exponentials and their sum, ∂loss/∂logits): per
+    /// element, by thread count and precision; empty in profiles written before it was measured (then
+    /// the step model counts three passes over memory).
+    public var logitRows: [MeasuredLogitRows] = []
     /// Bytes/s one rank streams, by its thread count.
     public var memoryBandwidth: [ThreadValue]
     /// Resident bytes of a started process before the model (runtime, MPI, BLAS buffers), by thread count.
@@ -99,6 +103,15 @@ public struct HardwareProfile: Codable, Sendable {
         }
     }
 
+    /// Logit elements per second of the LM head's row pass over `width` columns.
+    public struct MeasuredLogitRows: Codable, Sendable {
+        public var width: Int, threads: Int, bf16: Bool
+        public var elementsPerSecond: Double
+        public init(width: Int, threads: Int, bf16: Bool, elementsPerSecond: Double) {
+            (self.width, self.threads, self.bf16, self.elementsPerSecond) = (width, threads, bf16, elementsPerSecond)
+        }
+    }
+
     /// time = latency + bytes / bandwidth for one operation of `op` ("allreduce", "allgather",
     /// "reducescatter": bytes of the whole buffer; "p2p": bytes sent) over `ranks` ranks, within
     /// one node ("intra") or across nodes ("inter").
@@ -121,6 +134,7 @@ public struct HardwareProfile: Codable, Sendable {
         gemm = try c.decodeIfPresent([MeasuredGEMM].self, forKey: .gemm) ?? []
         gemmModel = try c.decodeIfPresent(GEMMModel.self, forKey: .gemmModel)
         attention = try c.decodeIfPresent([MeasuredAttention].self, forKey: .attention) ?? []
+        logitRows = try c.decodeIfPresent([MeasuredLogitRows].self, forKey: .logitRows) ?? []
         memoryBandwidth = try c.decode([ThreadValue].self, forKey: .memoryBandwidth)
         residentBaseline = try c.decodeIfPresent([ThreadValue].self, forKey: .residentBaseline) ?? []
         links = try c.decode([LinkFit].self, forKey: .links)
@@ -252,6 +266,16 @@ public struct HardwareProfile: Codable, Sendable {
         }!
         let scale = tasks / Double(best.batch * best.heads)
         return (best.forward * scale, best.backward * scale)
+    }
+
+    /// Seconds of the LM head's row pass over `elements` logits in rows of `width`, at the rate
+    /// measured at this thread count and precision (the nearest width), or nil when not measured.
+    public func logitRowSeconds(elements: Double, width: Int, threads: Int, bf16: Bool) -> Double? {
+        let same = logitRows.filter { $0.threads == threads && $0.bf16 == bf16 }
+        let nearest = same.min {
+            abs(log(Double($0.width) / Double(width))) < abs(log(Double($1.width) / Double(width)))
+        }
+        return nearest.map { elements / $0.elementsPerSecond }
     }
 
     public func bandwidth(threads: Int) -> Double { Self.value(memoryBandwidth, threads: threads) ?? 1e10 }

@@ -2,9 +2,10 @@
 // (more ranks × threads on a node than it has cores). Event by event in one global clock: at every
 // moment each computing stage advances at the speed `speeds` gives for the set of stages computing
 // then (1 when its node's cores suffice; cores / threads wanting them when they do not — the
-// kernel's fair sharing), and a stage waiting for a message uses no core. So the pipeline's fill and
-// drain, when fewer stages compute, run faster rather than adding idle time on top of the shared
-// steady state. The schedule's soundness is `run`'s to check; this only times it.
+// kernel's fair sharing), and a stage waiting for a message uses no core (on such a node the
+// trainer's waits sleep between polls: IdleWait). So the pipeline's fill and drain, when fewer
+// stages compute, run faster rather than adding idle time on top of the shared steady state. The
+// schedule's soundness is `run`'s to check; this only times it.
 
 extension ScheduleSimulator {
     /// The makespan of `s` with per-(rank, chunk) costs (in seconds of a rank that has its cores to
