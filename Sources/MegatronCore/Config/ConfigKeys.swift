@@ -278,9 +278,10 @@ public enum ConfigKeys {
             ConfigKey(
                 name: "idle_wait", field: .choice(\.idleWait),
                 help:
-                    "how a rank waits for its peers: spin (in MPI, yielding), sleep (polls with pauses doubling from 10 µs to 1 ms, "
-                    + "so a waiting rank leaves its core to a computing one) or auto (sleep where the ranks on a node "
-                    + "want more threads than it has cores, as under mpirun --oversubscribe) (auto)"
+                    "how a rank waits for its peers: spin (in MPI, yielding), sleep (polls with pauses doubling "
+                    + "from 10 µs to 1 ms, so a waiting rank leaves its core to a computing one) or auto (sleep "
+                    + "where the ranks on a node want more threads than it has cores, as under mpirun "
+                    + "--oversubscribe) (auto)"
             ),
             ConfigKey(
                 name: "use_distributed_optimizer", field: .bool(\.useDistributedOptimizer),

@@ -123,14 +123,16 @@ struct StepTimeModel {
         var forward = chunks * gemm(rows, vL, h, transB: true)
         var inputGradient = chunks * gemm(rows, h, vL)
         let weightGradient = chunks * gemm(vL, h, rows, transA: true)
-        // Softmax statistics, loss and the logits' gradient: the calibrated row pass (its exponentials
-        // make it compute-bound here), else ≈ 3 passes over the logits in memory.
-        var softmax =
-            (megatronLM
-                ? nil
-                : profile.logitRowSeconds(
-                    elements: Double(scored * vL), width: vL, threads: threads, bf16: sixteenBitRate))
-            ?? (megatronLM ? 2.0 : 4.0) * 3 * Double(scored * vL) / profile.bandwidth(threads: threads)
+        // Softmax statistics, loss and the logits' gradient: ≈ 3 passes over the logits in memory, or
+        // the calibrated row pass where measured (its exponentials make it compute-bound on a CPU). At
+        // t = 1 this trainer finishes each row in one visit, as calibrated; under t > 1 the all-reduces
+        // split it into three passes over the chunk, each from memory: the slower of the two.
+        let passes = (megatronLM ? 2.0 : 4.0) * 3 * Double(scored * vL) / profile.bandwidth(threads: threads)
+        let measured =
+            megatronLM
+            ? nil
+            : profile.logitRowSeconds(elements: Double(scored * vL), width: vL, threads: threads, bf16: sixteenBitRate)
+        var softmax = measured.map { t == 1 ? $0 : max($0, passes) } ?? passes
         var comm = 0.0
         if t > 1 { comm = collective("allreduce", elements: Double(scored * h), size: t, stride: 1) }
         if model.isBert {
