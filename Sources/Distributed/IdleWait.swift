@@ -33,12 +33,12 @@ public enum IdleWait {
     static let firstPause = 10.0e-6, longestPause = 1.0e-3
 
     /// Polls `done` until it returns true, pausing between polls (doubling from `firstPause` to
-    /// `longestPause`) when `sleeps`, else yielding after the first few polls.
-    public static func poll(_ done: () throws -> Bool) rethrows {
+    /// `longestPause`) when `sleeping` (by default: when `sleeps`), else yielding after the first few.
+    public static func poll(sleeping: Bool = sleeps, _ done: () throws -> Bool) rethrows {
         var polls = 0, pause = firstPause
         while try !done() {
             polls += 1
-            if sleeps {
+            if sleeping {
                 var t = timespec(tv_sec: 0, tv_nsec: Int(pause * 1e9))
                 nanosleep(&t, nil)
                 pause = min(longestPause, pause * 2)

@@ -165,21 +165,22 @@ public final class Communicator: @unchecked Sendable {
         try check(rc, "\(what) on the \(name) group")
     }
 
-    /// Runs a blocking collective as `blocking`, or — when waits sleep (`IdleWait.sleeps`, agreed by
-    /// every rank at start-up, so a group's ranks all take the same branch) — starts its non-blocking
-    /// form with `start` and polls it with pauses, so a rank waiting for its group leaves its core.
+    /// Runs a blocking collective as `blocking`, or — when waits sleep (`sleeping`: by default
+    /// `IdleWait.sleeps`, agreed by every rank at start-up, so a group's ranks all take the same
+    /// branch) — starts its non-blocking form with `start` and polls it with pauses, so a rank waiting
+    /// for its group leaves its core.
     @inline(__always)
     private func collective(
-        _ bytes: Int, _ what: String, blocking: () -> Int32,
+        _ bytes: Int, _ what: String, sleeping: Bool = IdleWait.sleeps, blocking: () -> Int32,
         start: (_ request: UnsafeMutablePointer<MPI_Request?>) -> Int32
     ) throws {
         try timed(bytes, what) {
-            guard IdleWait.sleeps else { return blocking() }
+            guard sleeping else { return blocking() }
             var request: MPI_Request? = nil
             var rc = start(&request)
             guard rc == MPI_SUCCESS else { return rc }
             var flag: Int32 = 0
-            IdleWait.poll {
+            IdleWait.poll(sleeping: true) {
                 rc = MPI_Test(&request, &flag, mpi_status_ignore())
                 return rc != MPI_SUCCESS || flag != 0
             }
@@ -352,16 +353,23 @@ public final class Communicator: @unchecked Sendable {
             start: { MPI_Ibcast(x, Int32(count), mpi_float(), Int32(root), handle, $0) })
     }
 
-    /// Group rank `root`'s bytes on every rank (the length travels first); `bytes` is read on the root only.
-    public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
+    /// Group rank `root`'s bytes on every rank (the length travels first); `bytes` is read on the root
+    /// only. `idle`: the other ranks may wait long for it (a server's next request), so every rank of
+    /// the group — which must all pass the same `idle` — waits sleeping between polls.
+    public func broadcast(bytes: [UInt8], root: Int, idle: Bool = false) throws -> [UInt8] {
         if size == 1 { return bytes }
+        let sleeping = idle || IdleWait.sleeps
         var length = Int64(rank == root ? bytes.count : 0)
-        try timed(0, "MPI_Bcast(length) from rank \(root)") { MPI_Bcast(&length, 1, mpi_int64(), Int32(root), handle) }
+        try collective(
+            0, "MPI_Bcast(length) from rank \(root)", sleeping: sleeping,
+            blocking: { MPI_Bcast(&length, 1, mpi_int64(), Int32(root), handle) },
+            start: { MPI_Ibcast(&length, 1, mpi_int64(), Int32(root), handle, $0) })
         var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(length))
         try out.withUnsafeMutableBytes { raw in
-            try timed(rank == root ? raw.count : 0, "MPI_Bcast from rank \(root)") {
-                MPI_Bcast(raw.baseAddress, Int32(raw.count), mpi_byte(), Int32(root), handle)
-            }
+            try collective(
+                rank == root ? raw.count : 0, "MPI_Bcast from rank \(root)", sleeping: sleeping,
+                blocking: { MPI_Bcast(raw.baseAddress, Int32(raw.count), mpi_byte(), Int32(root), handle) },
+                start: { MPI_Ibcast(raw.baseAddress, Int32(raw.count), mpi_byte(), Int32(root), handle, $0) })
         }
         return out
     }

@@ -6,7 +6,9 @@
 // ranks generate it together (TextGenerator), so requests are served in arrival order, one batch
 // at a time, none lost. SIGTERM or SIGINT to rank 0 stops the server after the request in hand;
 // rank 0 then tells the other ranks to stop, and every rank exits 0. The other ranks ignore those
-// signals (mpirun forwards them to all) so they never stop inside a collective.
+// signals (mpirun forwards them to all) so they never stop inside a collective. While no request is
+// in hand they wait for the next asleep between polls (Communicator.broadcast's `idle`), not
+// spinning in MPI: an idle server takes no core.
 import ArgumentParser
 import Distributed
 import Foundation
@@ -73,12 +75,12 @@ struct Serve: ParsableCommand {
         }
         let world = session.runtime.world
         while case .generate(let request, let done) = queue.pop() {
-            _ = try world.broadcast(bytes: [1] + Array(try JSONEncoder().encode(request)), root: 0)
+            _ = try world.broadcast(bytes: [1] + Array(try JSONEncoder().encode(request)), root: 0, idle: true)
             do { done(.success(try session.generator.generate(request))) } catch let error as GenerationError {
                 done(.failure("\(error)"))
             }
         }
-        _ = try world.broadcast(bytes: [0], root: 0)
+        _ = try world.broadcast(bytes: [0], root: 0, idle: true)
         session.note("stopped")
     }
 
@@ -113,7 +115,7 @@ struct Serve: ParsableCommand {
     private func follow(_ session: GenerationSession) throws {
         let world = session.runtime.world
         while true {
-            let message = try Watchdog.shared.whileIdle { try world.broadcast(bytes: [], root: 0) }
+            let message = try Watchdog.shared.whileIdle { try world.broadcast(bytes: [], root: 0, idle: true) }
             guard message.first == 1 else { return }
             let request = try JSONDecoder().decode(GenerationRequest.self, from: Data(message.dropFirst()))
             do { _ = try session.generator.generate(request) } catch is GenerationError {}

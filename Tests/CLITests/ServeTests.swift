@@ -2,7 +2,8 @@
 // t = 2 under mpirun), real HTTP PUT requests go to /api (Tests/Scripts/serve_client.py), greedy
 // answers equal `megatron generate`'s text, seeded sampling repeats, tokens_to_generate 0 scores the
 // prompt, malformed and out-of-range requests get 400 with the reason, concurrent requests are all
-// answered, and SIGTERM stops the server with exit code 0. Needs ../shared's GPT-2 vocabulary.
+// answered, an idle server's ranks take almost no CPU, and SIGTERM stops the server with exit code
+// 0. Needs ../shared's GPT-2 vocabulary.
 import Foundation
 import TestSupport
 import XCTest
@@ -99,6 +100,27 @@ final class ServeTests: XCTestCase {
         return p.terminationStatus
     }
 
+    /// The processes whose parent is `pid` (/proc/*/stat).
+    func children(of pid: Int32) -> [Int32] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return all.compactMap(Int32.init).filter { statFields($0).dropFirst(1).first == "\(pid)" }
+    }
+
+    /// The fields of /proc/PID/stat after the command name: state, ppid, … (utime and stime at 11, 12).
+    func statFields(_ pid: Int32) -> [String] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return [] }
+        return text[text.index(after: close)...].split(separator: " ").map(String.init)
+    }
+
+    /// User and system CPU seconds `pid` has used.
+    func cpuSeconds(_ pid: Int32) -> Double {
+        let f = statFields(pid)
+        guard f.count > 12, let user = Double(f[11]), let system = Double(f[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// `megatron generate`'s greedy continuation of each prompt.
     func generated(_ dir: URL, tokens: Int) throws -> [String] {
         let file = dir.appendingPathComponent("prompts.txt")
@@ -191,6 +213,14 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(answers.first?.0, 200)
         XCTAssertEqual(
             (answers.first?.1 as? [String: Any])?["text"] as? [String], zip(prompts, want).map { $0 + $1 })
+        // Idle, the ranks wait for the next request asleep: over 2 s both together take well under a
+        // core-second (rank 1 waiting in MPI's own broadcast took about a core).
+        let ranks = children(of: server.processIdentifier)
+        XCTAssertEqual(ranks.count, 2, "the server's two ranks under mpirun")
+        let before = ranks.map(cpuSeconds).reduce(0, +)
+        sleep(2)
+        let idle = ranks.map(cpuSeconds).reduce(0, +) - before
+        XCTAssertLessThan(idle, 0.5, "an idle server's ranks took \(idle) s of CPU in 2 s")
         // mpirun forwards SIGTERM to every rank; rank 0 stops serving and tells the others, and the job
         // ends (mpirun's own status reports that it was signalled).
         XCTAssertNotNil(stop(server), "the job ends after SIGTERM")
