@@ -6,7 +6,7 @@
 # MPI, which only yields the core) and `sleep` (polling with pauses), the two alternated ROUNDS times
 # with their order swapped each round so the machine's drift falls on both. Per run: the median step
 # time of iterations 2..ITERS and the slowest of them; per layout: spin's median over sleep's.
-#   scripts/bench_idle_wait.sh              # 2 rounds of 8 iterations, ~10 minutes on 2 cores
+#   scripts/bench_idle_wait.sh              # 2 rounds of 8 iterations, ~8 minutes on 2 cores
 #   ROUNDS=3 ITERS=10 scripts/bench_idle_wait.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

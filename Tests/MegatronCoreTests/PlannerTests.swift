@@ -3,9 +3,9 @@
 // activations (BERT's inputs and heads included), BERT's masked-LM head on the masked rows, the
 // ring and fitted collective times, scatter/gather's all-gathers, memory per rank, the simulator
 // with per-stage costs; a measured LM-head row pass replaces its three memory passes; profiles
-// from before BERT hold causal attention; the compact layout form
-// round-trips and names bad keys; and the enumeration gives exactly the layouts the training
-// config's validation accepts (none invalid, every valid one considered).
+// from before BERT hold causal attention; the compact layout form round-trips and names bad keys;
+// and the enumeration gives exactly the layouts the training config's validation accepts (none
+// invalid, every valid one considered).
 import Foundation
 import MegatronCore
 import Tensor
@@ -200,8 +200,8 @@ final class PlannerTests: XCTestCase {
     func testMeasuredLogitRowPassReplacesThreeMemoryPasses() throws {
         // The GPT head of testBertHeadRunsOnTheMaskedRowsOnly: [256, 512] logits, 12 bytes per element
         // over 1 GB/s without a measurement; with the row pass measured at 1e8 elements/s (2 threads,
-        // this profile's one rank; fp32; width 500 — the nearest to 512), 256·512 / 1e8 s instead. The bf16 entry is not used
-        // by an fp32 layout, and a profile written back keeps the entries.
+        // this profile's one rank; fp32; width 500 — the nearest to 512), 256·512 / 1e8 s instead.
+        // The bf16 entry is not used by an fp32 layout, and a profile written back keeps the entries.
         var l = PlanLayout()
         l.microBatch = 8
         let before = try Planner(model: model(), profile: profile(), worldSize: 1).predict(l)
