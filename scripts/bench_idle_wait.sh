@@ -12,10 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
-if [[ -z "${BIN:-}" ]]; then
-    swift build -c release 2>&1 | grep -E "error|Build complete" || true
-fi
-BIN=${BIN:-.build/release/megatron}
+use_megatron_binary
 OUT=${OUT:-runs/bench_idle_wait}
 ROUNDS=${ROUNDS:-2}
 ITERS=${ITERS:-8}

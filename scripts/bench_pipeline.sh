@@ -15,10 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 ensure_packages
-if [[ -z "${BIN:-}" ]]; then
-    swift build -c release 2>&1 | grep -E "error|Build complete" || true
-fi
-BIN=${BIN:-.build/release/megatron}
+use_megatron_binary
 OUT=${OUT:-runs/bench_pipeline}
 ALL="1f1b 1f1b-balanced interleaved-v2 interleaved-v2-balanced zb-h1 zb-h1-balanced"
 ALL+=" 1f1b-sublayer interleaved-v2-sublayer zb-h1-sublayer"

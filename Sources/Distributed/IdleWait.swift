@@ -16,10 +16,12 @@ public enum IdleWait {
     nonisolated(unsafe) public private(set) static var sleeps = false
 
     /// Sleeps between polls for `sleep`, or for `auto` when, on any node of `world`, `ranksOnNode`
-    /// ranks of `threads` threads each want more than its `cores`. Every rank takes the same choice,
-    /// since a blocking collective and its non-blocking form do not match across a group's ranks.
+    /// ranks (this job's on this node) of `threads` threads each want more than its `cores` (this
+    /// process's). Every rank takes the same choice, since a blocking collective and its non-blocking
+    /// form do not match across a group's ranks.
     public static func configure(
-        _ mode: IdleWaitMode, ranksOnNode: Int, threads: Int, cores: Int, world: Communicator
+        _ mode: IdleWaitMode, threads: Int, world: Communicator, ranksOnNode: Int = MPIRuntime.ranksOnThisNode,
+        cores: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws {
         let wants = mode == .sleep || (mode == .auto && ranksOnNode * threads > cores)
         sleeps = try world.allReduceMax(wants ? 1 : 0) == 1

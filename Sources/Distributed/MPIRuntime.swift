@@ -26,6 +26,16 @@ func check(_ rc: Int32, _ what: @autoclosure () -> String) throws {
     if rc != MPI_SUCCESS { throw MPIError(operation: what(), code: rc) }
 }
 
+/// MPI_Test on `request` until it completes or fails (IdleWait.poll's pauses between tests); its code.
+func testUntilComplete(_ request: inout MPI_Request?, sleeping: Bool = IdleWait.sleeps) -> Int32 {
+    var rc = MPI_SUCCESS, flag: Int32 = 0
+    IdleWait.poll(sleeping: sleeping) {
+        rc = MPI_Test(&request, &flag, mpi_status_ignore())
+        return rc != MPI_SUCCESS || flag != 0
+    }
+    return rc
+}
+
 /// The MPI environment of this process. Create once with `MPIRuntime.start()`; pass it on.
 public final class MPIRuntime: @unchecked Sendable {
     public let world: Communicator
@@ -177,14 +187,8 @@ public final class Communicator: @unchecked Sendable {
         try timed(bytes, what) {
             guard sleeping else { return blocking() }
             var request: MPI_Request? = nil
-            var rc = start(&request)
-            guard rc == MPI_SUCCESS else { return rc }
-            var flag: Int32 = 0
-            IdleWait.poll(sleeping: true) {
-                rc = MPI_Test(&request, &flag, mpi_status_ignore())
-                return rc != MPI_SUCCESS || flag != 0
-            }
-            return rc
+            let rc = start(&request)
+            return rc == MPI_SUCCESS ? testUntilComplete(&request, sleeping: true) : rc
         }
     }
 
@@ -430,16 +434,7 @@ public final class Request: @unchecked Sendable {
         if completed { return }
         Watchdog.shared.enter("MPI_Wait", group: communicator.name, members: communicator.worldRanks)
         let t0 = MPI_Wtime()
-        var rc = MPI_SUCCESS
-        if IdleWait.sleeps {
-            var flag: Int32 = 0
-            IdleWait.poll {
-                rc = MPI_Test(&handle, &flag, mpi_status_ignore())
-                return rc != MPI_SUCCESS || flag != 0
-            }
-        } else {
-            rc = MPI_Wait(&handle, mpi_status_ignore())
-        }
+        let rc = IdleWait.sleeps ? testUntilComplete(&handle) : MPI_Wait(&handle, mpi_status_ignore())
         let t1 = MPI_Wtime()
         Watchdog.shared.leave()
         communicator.counters.seconds += t1 - t0

@@ -108,9 +108,7 @@ struct PlanCalibration {
         let world = runtime.world
         ThreadBudget.configure(threads: CLIThreads.resolve(0))
         // Ranks wait as training's do on this node (sleeping between polls where they outnumber cores).
-        try IdleWait.configure(
-            .auto, ranksOnNode: MPIRuntime.ranksOnThisNode, threads: ThreadBudget.threads,
-            cores: ProcessInfo.processInfo.activeProcessorCount, world: world)
+        try IdleWait.configure(.auto, threads: ThreadBudget.threads, world: world)
         let n = 1024
         var resident = 0.0
         do {

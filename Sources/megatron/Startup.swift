@@ -72,9 +72,7 @@ struct Startup {
         let threads = CLIThreads.resolve(cfg.numThreads)
         ThreadBudget.configure(threads: threads)
         do {
-            try IdleWait.configure(
-                cfg.idleWait, ranksOnNode: MPIRuntime.ranksOnThisNode, threads: threads,
-                cores: ProcessInfo.processInfo.activeProcessorCount, world: runtime.world)
+            try IdleWait.configure(cfg.idleWait, threads: threads, world: runtime.world)
         } catch {
             CLIErrors.fail(error, code: 1, runtime: runtime, rank: runtime.world.rank)
         }

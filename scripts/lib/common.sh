@@ -1,7 +1,8 @@
 # scripts/lib/common.sh — shared by the scripts: installing the Debian packages (python3-numpy and
 # python3-h5py only for the tests' independent MMIDIDX and checkpoint readers; iproute2 for the
 # two-host test's network namespaces), and the runtime
-# environment for MPI as root on a small machine, and building a base revision for the A/B scripts.
+# environment for MPI as root on a small machine, the binary the benchmarks run, and building a base
+# revision for the A/B scripts.
 # Source it; it defines functions and exports only.
 
 MEGATRON_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-dev hdf5-tools pkg-config python3-numpy python3-h5py iproute2)
@@ -20,6 +21,15 @@ ensure_packages() {
     fi
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Sets BIN to the megatron binary: as given (another build, for A/B runs), else this checkout's
+# release build, built first.
+use_megatron_binary() {
+    if [[ -z "${BIN:-}" ]]; then
+        swift build -c release 2>&1 | grep -E "error|Build complete" || true
+        BIN=.build/release/megatron
+    fi
 }
 
 # Open MPI as root, more ranks than cores, and the fast shared-memory transport.
