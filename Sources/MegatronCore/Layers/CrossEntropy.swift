@@ -60,39 +60,53 @@ public enum VocabCrossEntropy {
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
-            // Row r's target logit and Σexp (its exponentials kept when training), then (`gradient`)
-            // ∂loss/∂logits in place, rounded to the run's format (the products' 16-bit operand).
-            func statistics(_ r: Int) {
-                let t = Int(targets[c0 + r]) - v0, z = logits + r * v
-                sumAndTarget[rows + r] = t >= 0 && t < v ? z[t] : 0
-                sumAndTarget[r] = v > 0 ? expSum(z, width: v, shift: rowMax[r], store: training) : 0
-            }
-            func gradient(_ r: Int) {
-                logitsGradient(
-                    logits + r * v, width: v, target: Int(targets[c0 + r]) - v0, sum: sumAndTarget[r],
-                    scale: gradScale * (lossMask?[c0 + r] ?? 1))
-                precision.roundOnThisThread(logits + r * v, count: v)
+            // Row r's target logit (read before the row is overwritten), its gradient's scale, and —
+            // the vocab-parallel path, between its all-reduces — Σexp (the exponentials kept when
+            // training) and ∂loss/∂logits in place, rounded to the run's format.
+            func target(_ r: Int) -> Int { Int(targets[c0 + r]) - v0 }
+            func scale(_ r: Int) -> Float { gradScale * (lossMask?[c0 + r] ?? 1) }
+            func targetLogit(_ r: Int) {
+                let t = target(r)
+                sumAndTarget[rows + r] = t >= 0 && t < v ? logits[r * v + t] : 0
             }
             // On one tensor rank a training row is finished in one visit while it is in cache (a row
             // of logits is at most a few hundred KB); the vocab-parallel path needs its all-reduces
             // between those passes. The same operations on every element either way.
-            let oneVisit = training && tp.group == nil
-            ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                for r in rr {
-                    rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity
-                    if oneVisit { statistics(r); gradient(r) }
+            if training && tp.group == nil {
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr {
+                        targetLogit(r)
+                        (rowMax[r], sumAndTarget[r]) = finishRow(
+                            logits + r * v, width: v, target: target(r), scale: scale(r), precision: precision)
+                    }
                 }
-            }
-            if !oneVisit {
+            } else {
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
+                }
                 try tp.group?.allReduceMax(rowMax, count: rows)
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in for r in rr { statistics(r) } }
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr {
+                        targetLogit(r)
+                        sumAndTarget[r] =
+                            v > 0 ? expSum(logits + r * v, width: v, shift: rowMax[r], store: training) : 0
+                    }
+                }
                 try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
+                if training {
+                    ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                        for r in rr {
+                            let z = logits + r * v
+                            logitsGradient(z, width: v, target: target(r), sum: sumAndTarget[r], scale: scale(r))
+                            precision.roundOnThisThread(z, count: v)
+                        }
+                    }
+                }
             }
             recordLosses(
                 rowStats: rowStats, chunkRows: C, rows: rows, first: c0, rowLoss: rowLoss, lossMask: lossMask,
                 targetIsArgmax: targetIsArgmax)
             if let dx, let dembedding {
-                if !oneVisit { ThreadBudget.parallelFor(rows, grain: 4) { rr in for r in rr { gradient(r) } } }
                 if let dbias { ColumnSums.accumulate(logits, rows: rows, cols: v, into: dbias) }
                 productsBackward(
                     dlogits: logits, rows: rows, vocab: v, hidden: h, x: xc, embedding: embedding, dx: dx + c0 * h,
@@ -144,6 +158,22 @@ public enum VocabCrossEntropy {
             // The target's logit is the row maximum: it is the (greedy) prediction.
             targetIsArgmax?[c0 + r] = sumAndTarget[rows + r] >= rowMax[r]
         }
+    }
+
+    /// A training row of `v` logits on one tensor rank, in one visit while it is in cache: its
+    /// maximum, Σexp(z − max) with the exponentials kept, then ∂loss/∂logits (`scale`·(p − onehot))
+    /// in place, rounded to `precision`. Returns the maximum and the sum. (`plan --calibrate` times
+    /// this pass as the LM head's row rate.)
+    @inline(__always)
+    public static func finishRow(
+        _ z: UnsafeMutablePointer<Float>, width v: Int, target t: Int, scale g: Float, precision: Precision
+    ) -> (max: Float, sum: Float) {
+        guard v > 0 else { return (-.infinity, 0) }
+        let m = Kernels.rowMax(z, from: 0, valid: v)
+        let sum = expSum(z, width: v, shift: m, store: true)
+        logitsGradient(z, width: v, target: t, sum: sum, scale: g)
+        precision.roundOnThisThread(z, count: v)
+        return (m, sum)
     }
 
     /// ∂loss/∂logits of one row from its exponentials exp(z − max) in `z`: `scale`·(p − onehot), in place.

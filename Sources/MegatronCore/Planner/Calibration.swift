@@ -125,11 +125,10 @@ public enum Calibration {
                 let seconds = best {
                     ThreadBudget.parallelFor(rows, grain: 4) { rr in
                         for r in rr {
-                            let z = pz.value + r * v
-                            let m = Kernels.rowMax(z, from: 0, valid: v)
-                            ps.value[r] = VocabCrossEntropy.expSum(z, width: v, shift: m, store: true)
-                            VocabCrossEntropy.logitsGradient(z, width: v, target: r % v, sum: ps.value[r], scale: 1)
-                            precision.roundOnThisThread(z, count: v)
+                            ps.value[r] =
+                                VocabCrossEntropy.finishRow(
+                                    pz.value + r * v, width: v, target: r % v, scale: 1, precision: precision
+                                ).sum
                         }
                     }
                 }
