@@ -54,55 +54,15 @@ public enum VocabCrossEntropy {
         while c0 < n {
             let rows = min(C, n - c0)
             let xc = x + c0 * h
-            let rowMax = rowStats, sumAndTarget = rowStats + C  // [rows] max, then [rows] Σexp | [rows] target logit
             if v > 0 {
                 precision.gemm(
                     transB: true, m: rows, n: v, k: h, a: xc, lda: h, b: embedding, ldb: h, c: logits, ldc: v)
             }
             if let bias { addBias(bias, to: logits, rows: rows, width: v) }
-            // Row r's target logit (read before the row is overwritten), its gradient's scale, and —
-            // the vocab-parallel path, between its all-reduces — Σexp (the exponentials kept when
-            // training) and ∂loss/∂logits in place, rounded to the run's format.
-            func target(_ r: Int) -> Int { Int(targets[c0 + r]) - v0 }
-            func scale(_ r: Int) -> Float { gradScale * (lossMask?[c0 + r] ?? 1) }
-            func targetLogit(_ r: Int) {
-                let t = target(r)
-                sumAndTarget[rows + r] = t >= 0 && t < v ? logits[r * v + t] : 0
-            }
-            // On one tensor rank a training row is finished in one visit while it is in cache (a row
-            // of logits is at most a few hundred KB); the vocab-parallel path needs its all-reduces
-            // between those passes. The same operations on every element either way.
-            if training && tp.group == nil {
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                    for r in rr {
-                        targetLogit(r)
-                        (rowMax[r], sumAndTarget[r]) = finishRow(
-                            logits + r * v, width: v, target: target(r), scale: scale(r), precision: precision)
-                    }
-                }
-            } else {
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                    for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
-                }
-                try tp.group?.allReduceMax(rowMax, count: rows)
-                ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                    for r in rr {
-                        targetLogit(r)
-                        sumAndTarget[r] =
-                            v > 0 ? expSum(logits + r * v, width: v, shift: rowMax[r], store: training) : 0
-                    }
-                }
-                try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
-                if training {
-                    ThreadBudget.parallelFor(rows, grain: 4) { rr in
-                        for r in rr {
-                            let z = logits + r * v
-                            logitsGradient(z, width: v, target: target(r), sum: sumAndTarget[r], scale: scale(r))
-                            precision.roundOnThisThread(z, count: v)
-                        }
-                    }
-                }
-            }
+            try rowPasses(
+                logits: logits, rows: rows, width: v, firstColumn: v0, targets: targets + c0,
+                lossMask: lossMask.map { $0 + c0 }, gradScale: gradScale, rowStats: rowStats, chunkRows: C,
+                tensorParallel: tp, training: training, precision: precision)
             recordLosses(
                 rowStats: rowStats, chunkRows: C, rows: rows, first: c0, rowLoss: rowLoss, lossMask: lossMask,
                 targetIsArgmax: targetIsArgmax)
@@ -117,6 +77,59 @@ public enum VocabCrossEntropy {
         var total = 0.0
         for r in 0..<n { total += rowLoss[r] }
         return total
+    }
+
+    /// One chunk's rows after their logits: row r's target logit (read before the row is overwritten),
+    /// maximum and Σexp into `rowStats` (max, then Σexp | target logit, `chunkRows` apart) and, when
+    /// `training`, ∂loss/∂logits in place, rounded to the run's format — on the vocab-parallel path
+    /// with the all-reduces between the passes.
+    static func rowPasses(
+        logits: UnsafeMutablePointer<Float>, rows: Int, width v: Int, firstColumn v0: Int,
+        targets: UnsafePointer<Int32>, lossMask: UnsafePointer<Float>?, gradScale: Float,
+        rowStats: UnsafeMutablePointer<Float>, chunkRows C: Int, tensorParallel tp: TensorParallel, training: Bool,
+        precision: Precision
+    ) throws {
+        let rowMax = rowStats, sumAndTarget = rowStats + C
+        func target(_ r: Int) -> Int { Int(targets[r]) - v0 }
+        func scale(_ r: Int) -> Float { gradScale * (lossMask?[r] ?? 1) }
+        func targetLogit(_ r: Int) {
+            let t = target(r)
+            sumAndTarget[rows + r] = t >= 0 && t < v ? logits[r * v + t] : 0
+        }
+        // On one tensor rank a training row is finished in one visit while it is in cache (a row
+        // of logits is at most a few hundred KB); the vocab-parallel path needs its all-reduces
+        // between those passes. The same operations on every element either way.
+        if training && tp.group == nil {
+            ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                for r in rr {
+                    targetLogit(r)
+                    (rowMax[r], sumAndTarget[r]) = finishRow(
+                        logits + r * v, width: v, target: target(r), scale: scale(r), precision: precision)
+                }
+            }
+        } else {
+            ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                for r in rr { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, from: 0, valid: v) : -.infinity }
+            }
+            try tp.group?.allReduceMax(rowMax, count: rows)
+            ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                for r in rr {
+                    targetLogit(r)
+                    sumAndTarget[r] =
+                        v > 0 ? expSum(logits + r * v, width: v, shift: rowMax[r], store: training) : 0
+                }
+            }
+            try tp.group?.allReduceSum(sumAndTarget, count: 2 * rows)
+            if training {
+                ThreadBudget.parallelFor(rows, grain: 4) { rr in
+                    for r in rr {
+                        let z = logits + r * v
+                        logitsGradient(z, width: v, target: target(r), sum: sumAndTarget[r], scale: scale(r))
+                        precision.roundOnThisThread(z, count: v)
+                    }
+                }
+            }
+        }
     }
 
     /// The LM head's two products for one chunk of `rows` rows, from its ∂loss/∂logits (already in
