@@ -136,7 +136,7 @@ final class HostileConfigAndResumeTests: XCTestCase {
                         d = f[name]; v = d[()]; v[0] = float("nan"); d[...] = v
             """
         let py = try CLI.run(
-            ["python3", "-c", script, copy.appendingPathComponent(relative).path], in: dir, program: "/usr/bin/env")
+            ["-c", script, copy.appendingPathComponent(relative).path], in: dir, program: "/usr/bin/python3")
         XCTAssertEqual(py.code, 0, py.stderr)
         let nan = try CLI.run(tiny + ["--train-iters", "2", "--load", "nan"], in: dir)
         XCTAssertNotEqual(nan.code, 0)
