@@ -273,6 +273,39 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(loss(x, e2), loss(x, e))
     }
 
+    /// The LM head's one-visit row pass (which `plan --calibrate` also times): the row's maximum,
+    /// Σexp(z − max), and `scale`·(softmax − onehot) in place against Float64, over a width with a
+    /// vector tail; in bf16 every value is then a bf16 number near the fp32 one; an empty row or a
+    /// target outside the shard subtracts nothing.
+    func testFinishRowIsTheScaledSoftmaxGradient() {
+        let v = 37, target = 29, scale: Float = 0.75
+        var rnd = TestRandom(21)
+        let z = rnd.array(v).map { $0 * 4 }
+        let m = Double(z.max()!)
+        let sum = z.reduce(0.0) { $0 + exp(Double($1) - m) }
+        func reference(_ t: Int) -> [Double] {
+            (0..<v).map { Double(scale) * (exp(Double(z[$0]) - m) / sum - ($0 == t ? 1 : 0)) }
+        }
+        for precision in [Precision.fp32, .bf16] {
+            for t in [target, -1, v] {
+                var row = z
+                let out = VocabCrossEntropy.finishRow(&row, width: v, target: t, scale: scale, precision: precision)
+                XCTAssertEqual(Double(out.max), m)
+                XCTAssertEqual(Double(out.sum), sum, accuracy: 1e-6 * sum)
+                let tolerance = precision == .fp32 ? 1e-6 : 4e-3  // bf16: 8 significant bits
+                for (j, (got, want)) in zip(row, reference(t)).enumerated() {
+                    XCTAssertEqual(Double(got), want, accuracy: tolerance * max(1, abs(want)), "\(precision) [\(j)]")
+                    if precision == .bf16 { XCTAssertEqual(got.bitPattern & 0xFFFF, 0, "[\(j)] is not a bf16 value") }
+                }
+            }
+        }
+        var empty: [Float] = [1]
+        let none = VocabCrossEntropy.finishRow(&empty, width: 0, target: 0, scale: 1, precision: .fp32)
+        XCTAssertEqual(none.max, -.infinity)
+        XCTAssertEqual(none.sum, 0)
+        XCTAssertEqual(empty, [1], "an empty row is left alone")
+    }
+
     /// A zero-bubble F pass computes ∂x at once and leaves the embedding's gradient to the W pass;
     /// after it runs, both equal the fused backward's bit for bit, over several row chunks.
     func testVocabCrossEntropyDefersTheEmbeddingGradientExactly() throws {
