@@ -293,6 +293,8 @@ final class LayerGradientTests: XCTestCase {
                 XCTAssertEqual(Double(out.max), m)
                 XCTAssertEqual(Double(out.sum), sum, accuracy: 1e-6 * sum)
                 let tolerance = precision == .fp32 ? 1e-6 : 4e-3  // bf16: 8 significant bits
+                XCTAssertEqual(row.count, v)
+                XCTAssertEqual(reference(t).count, v)
                 for (j, (got, want)) in zip(row, reference(t)).enumerated() {
                     XCTAssertEqual(Double(got), want, accuracy: tolerance * max(1, abs(want)), "\(precision) [\(j)]")
                     if precision == .bf16 { XCTAssertEqual(got.bitPattern & 0xFFFF, 0, "[\(j)] is not a bf16 value") }
